@@ -1,0 +1,61 @@
+#include "support/net.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+namespace tunnel::test {
+namespace {
+
+sockaddr_in loopback_address(std::uint16_t port, const std::string& host) {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    if (::inet_pton(AF_INET, host.c_str(), &address.sin_addr) != 1)
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return address;
+}
+
+}  // namespace
+
+core::result<std::uint16_t> unused_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return core::fail(core::errc::io_error, std::string("socket: ") + std::strerror(errno));
+    auto address = loopback_address(0, "127.0.0.1");
+    socklen_t length = sizeof address;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+        const int err = errno;
+        ::close(fd);
+        return core::fail(core::errc::io_error,
+                          std::string("bind 127.0.0.1:0: ") + std::strerror(err));
+    }
+    ::close(fd);
+    return ntohs(address.sin_port);
+}
+
+bool port_accepts(std::uint16_t port, const std::string& host) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    const auto address = loopback_address(port, host);
+    const bool ok = ::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
+    ::close(fd);
+    return ok;
+}
+
+bool wait_for_port(std::uint16_t port, std::chrono::milliseconds timeout, const std::string& host) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        if (port_accepts(port, host)) return true;
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+}
+
+}  // namespace tunnel::test
