@@ -1,0 +1,41 @@
+#include "cli_common.hpp"
+
+#include <fmt/format.h>
+
+namespace tunnel::cli {
+
+void add_connection_flags(CLI::App& cmd, ssh::client_flags& flags, bool with_short_identity) {
+    cmd.add_option_function<uint16_t>("-p,--port", [&flags](uint16_t p) { flags.port = p; },
+                                      "Port to connect to on the remote host")
+        ->check(CLI::Range(1, 65535));
+    cmd.add_option_function<std::string>("-l,--login", [&flags](const std::string& u) { flags.user = u; },
+                                         "User to log in as");
+    cmd.add_option(with_short_identity ? "-i,--private-key" : "--private-key", flags.identity_files,
+                   "Identity (private key) file; may be repeated")
+        ->take_all();
+    cmd.add_option_function<std::string>("-F", [&flags](const std::string& f) { flags.config_file = f; },
+                                         "ssh_config file to use instead of ~/.ssh/config");
+    cmd.add_option("-o", flags.options, "ssh_config option as Key=Value, e.g. -o StrictHostKeyChecking=accept-new")
+        ->take_all();
+}
+
+int exit_code_for(const core::error& e) {
+    switch (e.code) {
+        case core::errc::invalid_argument:
+        case core::errc::not_found:
+        case core::errc::permission_denied:
+        case core::errc::denied:
+            return exit_usage;
+        case core::errc::timeout:
+            return exit_connection;
+        default:
+            return exit_connection;
+    }
+}
+
+int report(const core::error& e) {
+    fmt::print(stderr, "tunnel: {}\n", e.message);
+    return exit_code_for(e);
+}
+
+}  // namespace tunnel::cli

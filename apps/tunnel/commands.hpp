@@ -1,0 +1,14 @@
+// Each subcommand registers its flags and sets the function main runs.
+#pragma once
+
+#include <functional>
+
+#include <CLI/CLI.hpp>
+
+namespace tunnel::cli {
+
+using command_runner = std::function<int()>;
+
+void add_exec_command(CLI::App& app, command_runner& run);
+
+}  // namespace tunnel::cli

@@ -1,0 +1,178 @@
+// tunnel exec [opts] TARGET -- CMD...
+#include <unistd.h>
+
+#include <iostream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli_common.hpp"
+#include "commands.hpp"
+#include "core/asio.hpp"
+#include "core/duration.hpp"
+#include "core/terminal_prompt.hpp"
+#include "exec/executor.hpp"
+
+namespace tunnel::cli {
+
+namespace {
+
+struct exec_flags {
+    ssh::client_flags connection;
+    std::string target;
+    std::vector<std::string> command;
+    bool sudo = false;
+    std::string sudo_user;
+    bool ask_sudo_pass = false;
+    std::vector<std::string> env;
+    std::string cwd;
+    std::string timeout;
+    std::string stdin_path;
+    unsigned retries = 0;
+    bool pty = false;
+    bool json = false;
+    std::vector<std::string> rules;
+};
+
+void write_all(int fd, std::string_view data) {
+    while (!data.empty()) {
+        ssize_t n = ::write(fd, data.data(), data.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return;  // the reader went away; keep running so the exit status is right
+        }
+        data.remove_prefix(static_cast<std::size_t>(n));
+    }
+}
+
+core::result<exec::command> build_command(const exec_flags& f) {
+    exec::command cmd;
+    cmd.argv = f.command;
+    cmd.sudo = f.sudo || !f.sudo_user.empty() || f.ask_sudo_pass;
+    if (!f.sudo_user.empty()) cmd.sudo_user = f.sudo_user;
+    cmd.sudo_password = f.ask_sudo_pass;
+    for (const auto& kv : f.env) {
+        auto eq = kv.find('=');
+        if (eq == std::string::npos || eq == 0)
+            return core::fail(core::errc::invalid_argument,
+                              fmt::format("--env \"{}\": expected NAME=value, e.g. --env LANG=C.UTF-8", kv));
+        cmd.env.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+    }
+    if (!f.cwd.empty()) cmd.cwd = f.cwd;
+    cmd.pty = f.pty;
+    if (!f.timeout.empty()) {
+        auto d = core::parse_duration(f.timeout);
+        if (!d) return core::fail(core::errc::invalid_argument, "--timeout: " + d.error().message);
+        cmd.timeout = *d;
+    }
+    if (auto v = exec::validate(cmd); !v) return tl::unexpected(v.error());
+    return cmd;
+}
+
+nlohmann::json to_json(const exec::exec_result& r) {
+    return {{"destination", r.destination},
+            {"exit_status", r.signal ? nlohmann::json(nullptr) : nlohmann::json(r.exit_status)},
+            {"signal", r.signal ? nlohmann::json(*r.signal) : nlohmann::json(nullptr)},
+            {"timed_out", r.timed_out},
+            {"exit_code", r.exit_code()},
+            {"stdout", r.out},
+            {"stderr", r.err},
+            {"duration_ms", r.duration.count()},
+            {"attempts", r.attempts}};
+}
+
+int run_exec(const exec_flags& f) {
+    auto cmd = build_command(f);
+    if (!cmd) return report(cmd.error());
+    auto rules = exec::command_rules::parse(f.rules);
+    if (!rules) return report(rules.error());
+    if (auto allowed = cmd->argv.size() == 1 ? rules->check(cmd->argv.front()) : rules->check(cmd->argv); !allowed)
+        return report(allowed.error());
+
+    auto ctx = ssh::process_resolve_context();
+    auto config = ssh::load_ssh_config(f.connection, ctx);
+    if (!config) return report(config.error());
+    auto target = ssh::resolve_destination(*config, f.target, f.connection);
+    if (!target) return report(target.error());
+    target->ask_secret = [](std::string_view prompt) { return core::ask_secret(prompt); };
+
+    asio::io_context io;
+    exec::run_options options;
+    options.retries = f.retries;
+    options.capture = f.json;
+    if (f.ask_sudo_pass)
+        options.sudo_password = [] { return core::ask_secret("[sudo] password: "); };
+    if (!f.stdin_path.empty()) {
+        auto in = exec::open_input(io.get_executor(), f.stdin_path);
+        if (!in) return report(in.error());
+        options.input = std::move(*in);
+    }
+    exec::exec_events events;
+    if (!f.json) {
+        events.on_stdout = [](std::string_view d) { write_all(1, d); };
+        events.on_stderr = [](std::string_view d) { write_all(2, d); };
+    }
+    // The breaker must not cut short the retries the user asked for.
+    pool::breaker_registry breakers({std::max(5u, f.retries + 1), std::chrono::seconds(30)});
+    pool::session_pool pool(io.get_executor());
+    exec::executor runner(pool, breakers, std::move(*rules));
+
+    std::optional<core::result<exec::exec_result>> outcome;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            outcome = co_await runner.run(*target, *cmd, std::move(events), std::move(options));
+        },
+        [](std::exception_ptr e) {
+            if (e) std::rethrow_exception(e);
+        });
+    io.run();
+
+    if (!outcome || !*outcome) {
+        core::error e = outcome ? outcome->error() : core::error{core::errc::cancelled, "exec did not finish"};
+        if (f.json)
+            std::cout << nlohmann::json{{"destination", target->destination()},
+                                        {"error", e.message},
+                                        {"code", core::to_string(e.code)}}
+                             .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                      << "\n";
+        fmt::print(stderr, "tunnel: {}\n", e.message);
+        if (e.code == core::errc::permission_denied) return 1;  // sudo refused on the host
+        return exit_code_for(e);
+    }
+    const auto& r = **outcome;
+    if (f.json) std::cout << to_json(r).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    if (r.timed_out) fmt::print(stderr, "tunnel: command timed out after {} on {}\n", f.timeout, r.destination);
+    return r.exit_code();
+}
+
+}  // namespace
+
+void add_exec_command(CLI::App& app, command_runner& run) {
+    auto flags = std::make_shared<exec_flags>();
+    auto* cmd = app.add_subcommand("exec", "Run a command on a remote host");
+    cmd->footer(
+        "Examples:\n"
+        "  tunnel exec web1 -- uptime\n"
+        "  tunnel exec -p 2222 --sudo --env LANG=C --cwd /srv/app deploy@10.0.0.5 -- 'systemctl status app'\n"
+        "One argument after -- is a shell string; several are an argv, each quoted as given.\n"
+        "Exit status: the remote command's; 124 on timeout; 255 connection, auth or host-key failure; 2 bad usage.");
+    add_connection_flags(*cmd, flags->connection);
+    cmd->add_flag("--sudo", flags->sudo, "Run through sudo -n (fails fast if sudo wants a password)");
+    cmd->add_option("--sudo-user", flags->sudo_user, "Run through sudo as this user");
+    cmd->add_flag("--ask-sudo-pass", flags->ask_sudo_pass,
+                  "Answer sudo's password prompt (asked on the terminal or via SSH_ASKPASS)");
+    cmd->add_option("--env", flags->env, "Set NAME=value for the command (works without AcceptEnv)")->take_all();
+    cmd->add_option("--cwd", flags->cwd, "Working directory for the command");
+    cmd->add_option("--timeout", flags->timeout, "Kill the command after this long (e.g. 30s, 5m); exit 124");
+    cmd->add_option("--retries", flags->retries, "Retry connection failures this many times (never re-runs a command)");
+    cmd->add_flag("--pty,-t", flags->pty, "Allocate a pseudo-terminal");
+    cmd->add_option("--stdin", flags->stdin_path, "Feed this file (or - for our stdin) to the command's stdin");
+    cmd->add_flag("--json", flags->json, "Print one JSON object with status and output at the end");
+    cmd->add_option("--rule", flags->rules, "Command rule allow:GLOB or deny:GLOB (checked before sending)")->take_all();
+    cmd->add_option("target", flags->target, "[user@]host[:port] or an ssh_config alias")->required();
+    cmd->add_option("command", flags->command, "Command to run (after --)")->required();
+    cmd->callback([flags, &run] { run = [flags] { return run_exec(*flags); }; });
+}
+
+}  // namespace tunnel::cli

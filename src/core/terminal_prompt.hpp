@@ -1,0 +1,14 @@
+// Asking the user for a secret: from the controlling terminal with echo off,
+// else through an SSH_ASKPASS program (OpenSSH's rules). Never from argv.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace tunnel::core {
+
+// nullopt when there is no terminal and no askpass program to ask.
+[[nodiscard]] std::optional<std::string> ask_secret(std::string_view prompt);
+
+}  // namespace tunnel::core

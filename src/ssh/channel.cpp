@@ -1,0 +1,161 @@
+#include "ssh/channel.hpp"
+
+#include <fmt/format.h>
+
+namespace tunnel::ssh {
+
+namespace {
+
+int on_data(ssh_session, ssh_channel, void* data, uint32_t len, int is_stderr, void* user) {
+    auto& st = *static_cast<channel_state*>(user);
+    std::string& buf = is_stderr ? st.err : st.out;
+    if (buf.size() >= st.buffer_cap) return 0;  // libssh keeps it; drain() picks it up later
+    std::size_t take = std::min<std::size_t>(len, st.buffer_cap - buf.size());
+    buf.append(static_cast<const char*>(data), take);
+    return static_cast<int>(take);
+}
+
+void on_eof(ssh_session, ssh_channel, void* user) { static_cast<channel_state*>(user)->eof = true; }
+
+void on_close(ssh_session, ssh_channel, void* user) {
+    auto& st = *static_cast<channel_state*>(user);
+    st.closed = true;
+    st.eof = true;
+}
+
+void on_exit_status(ssh_session, ssh_channel, int status, void* user) {
+    static_cast<channel_state*>(user)->exit_status = status;
+}
+
+void on_exit_signal(ssh_session, ssh_channel, const char* signal, int core, const char*, const char*,
+                    void* user) {
+    auto& st = *static_cast<channel_state*>(user);
+    st.exit_signal = signal ? signal : "";
+    st.core_dumped = core != 0;
+}
+
+}  // namespace
+
+channel::channel(std::shared_ptr<session> s, channel_handle ch)
+    : session_(std::move(s)),
+      state_(std::make_unique<channel_state>()),
+      callbacks_(std::make_unique<ssh_channel_callbacks_struct>()),
+      channel_(std::move(ch)) {
+    auto& t = *callbacks_;
+    t.size = sizeof(t);
+    t.userdata = state_.get();
+    t.channel_data_function = on_data;
+    t.channel_eof_function = on_eof;
+    t.channel_close_function = on_close;
+    t.channel_exit_status_function = on_exit_status;
+    t.channel_exit_signal_function = on_exit_signal;
+    ssh_set_channel_callbacks(channel_.get(), &t);
+}
+
+channel::~channel() {
+    if (channel_ && callbacks_) ssh_remove_channel_callbacks(channel_.get(), callbacks_.get());
+}
+
+asio::awaitable<core::result<channel>> channel::open_session(std::shared_ptr<session> s,
+                                                             time_point deadline) {
+    channel_handle ch(ssh_channel_new(s->native()));
+    if (!ch) co_return core::fail(core::errc::resource_exhausted, "cannot allocate an SSH channel");
+    ssh_channel raw = ch.get();
+    channel c(s, std::move(ch));  // callbacks set before opening (ARCHITECTURE §5)
+    auto rc = co_await s->drive([raw] { return ssh_channel_open_session(raw); }, SSH_AGAIN, deadline);
+    if (!rc) co_return tl::unexpected(rc.error());
+    if (*rc != SSH_OK)
+        co_return core::fail(core::errc::channel_failed,
+                             fmt::format("{} refused a session channel: {}", s->options().destination(),
+                                         s->last_error()));
+    co_return c;
+}
+
+asio::awaitable<core::result<channel>> channel::open_direct_tcpip(std::shared_ptr<session> s,
+                                                                  std::string host, uint16_t port,
+                                                                  time_point deadline) {
+    channel_handle ch(ssh_channel_new(s->native()));
+    if (!ch) co_return core::fail(core::errc::resource_exhausted, "cannot allocate an SSH channel");
+    ssh_channel raw = ch.get();
+    channel c(s, std::move(ch));
+    auto rc = co_await s->drive(
+        [&] { return ssh_channel_open_forward(raw, host.c_str(), port, "127.0.0.1", 0); }, SSH_AGAIN,
+        deadline);
+    if (!rc) co_return tl::unexpected(rc.error());
+    if (*rc != SSH_OK)
+        co_return core::fail(core::errc::channel_failed,
+                             fmt::format("{} could not open a connection to {}:{}: {}",
+                                         s->options().destination(), host, port, s->last_error()));
+    co_return c;
+}
+
+asio::awaitable<core::result<void>> channel::request(const char* what, auto step,
+                                                     time_point deadline) {
+    auto rc = co_await session_->drive(step, SSH_AGAIN, deadline);
+    if (!rc) co_return tl::unexpected(rc.error());
+    if (*rc != SSH_OK)
+        co_return core::fail(core::errc::channel_failed,
+                             fmt::format("{} refused the {} request: {}", session_->options().destination(),
+                                         what, session_->last_error()));
+    co_return core::result<void>{};
+}
+
+asio::awaitable<core::result<void>> channel::request_pty(std::string term, int cols, int rows,
+                                                         time_point deadline) {
+    ssh_channel raw = channel_.get();
+    co_return co_await request(
+        "pty", [&] { return ssh_channel_request_pty_size(raw, term.c_str(), cols, rows); }, deadline);
+}
+
+asio::awaitable<core::result<void>> channel::request_exec(std::string command, time_point deadline) {
+    ssh_channel raw = channel_.get();
+    co_return co_await request(
+        "exec", [&] { return ssh_channel_request_exec(raw, command.c_str()); }, deadline);
+}
+
+asio::awaitable<core::result<void>> channel::request_subsystem(std::string name, time_point deadline) {
+    ssh_channel raw = channel_.get();
+    co_return co_await request(
+        "subsystem", [&] { return ssh_channel_request_subsystem(raw, name.c_str()); }, deadline);
+}
+
+core::result<std::size_t> channel::write_some(std::string_view data) {
+    std::size_t n = std::min<std::size_t>(data.size(), window());
+    if (n == 0) return 0;
+    int rc = ssh_channel_write(channel_.get(), data.data(), static_cast<uint32_t>(n));
+    if (rc == SSH_ERROR)
+        return core::fail(core::errc::disconnected,
+                          fmt::format("write to {} failed: {}", session_->options().destination(),
+                                      session_->last_error()));
+    return static_cast<std::size_t>(rc);
+}
+
+std::size_t channel::window() const noexcept { return ssh_channel_window_size(channel_.get()); }
+
+void channel::send_eof() {
+    if (ssh_channel_is_open(channel_.get())) ssh_channel_send_eof(channel_.get());
+}
+
+void channel::send_signal(const char* name) {
+    if (ssh_channel_is_open(channel_.get())) ssh_channel_request_send_signal(channel_.get(), name);
+}
+
+void channel::close() {
+    if (ssh_channel_is_open(channel_.get())) ssh_channel_close(channel_.get());
+}
+
+void channel::drain() {
+    char buf[64 * 1024];
+    for (int is_stderr = 0; is_stderr < 2; ++is_stderr) {
+        std::string& dst = is_stderr ? state_->err : state_->out;
+        while (dst.size() < state_->buffer_cap) {
+            int n = ssh_channel_read_nonblocking(channel_.get(), buf,
+                                                 static_cast<uint32_t>(std::min(sizeof buf, state_->buffer_cap - dst.size())),
+                                                 is_stderr);
+            if (n <= 0) break;
+            dst.append(buf, static_cast<std::size_t>(n));
+        }
+    }
+}
+
+}  // namespace tunnel::ssh

@@ -1,0 +1,74 @@
+// An SSH channel on a client session. libssh callbacks only append to the
+// buffers and flags in `channel_state`; coroutines read them after
+// session::wait() returns. The channel holds its session, so it can never
+// outlive it (STYLE 4).
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/asio.hpp"
+#include "core/error.hpp"
+#include "ssh/handles.hpp"
+#include "ssh/session.hpp"
+
+namespace tunnel::ssh {
+
+struct channel_state {
+    std::string out;  // stdout bytes not yet taken by the consumer
+    std::string err;  // stderr bytes not yet taken
+    bool eof = false;
+    bool closed = false;
+    std::optional<int> exit_status;
+    std::optional<std::string> exit_signal;  // "TERM", "KILL", ...
+    bool core_dumped = false;
+    std::size_t buffer_cap = 4 << 20;  // stop consuming above this; libssh holds the rest
+};
+
+class channel {
+public:
+    static asio::awaitable<core::result<channel>> open_session(std::shared_ptr<session> s,
+                                                               time_point deadline);
+    static asio::awaitable<core::result<channel>> open_direct_tcpip(std::shared_ptr<session> s,
+                                                                    std::string host, uint16_t port,
+                                                                    time_point deadline);
+
+    channel(channel&&) noexcept = default;
+    channel& operator=(channel&&) noexcept = default;
+    channel(const channel&) = delete;
+    channel& operator=(const channel&) = delete;
+    ~channel();
+
+    asio::awaitable<core::result<void>> request_pty(std::string term, int cols, int rows,
+                                                    time_point deadline);
+    asio::awaitable<core::result<void>> request_exec(std::string command, time_point deadline);
+    asio::awaitable<core::result<void>> request_subsystem(std::string name, time_point deadline);
+
+    // Queues up to what the remote window allows; returns the bytes accepted.
+    [[nodiscard]] core::result<std::size_t> write_some(std::string_view data);
+    [[nodiscard]] std::size_t window() const noexcept;
+    void send_eof();
+    void send_signal(const char* name);
+    void close();
+
+    // Moves bytes libssh kept back (because buffers were full) into the state.
+    void drain();
+
+    [[nodiscard]] channel_state& state() noexcept { return *state_; }
+    [[nodiscard]] session& owner() noexcept { return *session_; }
+    [[nodiscard]] bool finished() const noexcept { return state_->closed || (state_->eof && state_->exit_status.has_value()); }
+
+private:
+    channel(std::shared_ptr<session> s, channel_handle ch);
+    asio::awaitable<core::result<void>> request(const char* what, auto step, time_point deadline);
+
+    std::shared_ptr<session> session_;
+    std::unique_ptr<channel_state> state_;
+    std::unique_ptr<ssh_channel_callbacks_struct> callbacks_;  // stable address for libssh
+    channel_handle channel_;
+};
+
+}  // namespace tunnel::ssh

@@ -1,0 +1,55 @@
+// Everything needed to open one authenticated SSH session. Built by the CLI
+// (or a library user) from ssh_config resolution plus flags.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tunnel::ssh {
+
+enum class host_key_policy { strict, accept_new, accept_any };
+
+// Asks the user for a secret (password, passphrase). Returns nullopt when no
+// one can answer (no TTY, no askpass): the caller then gives up that method.
+using secret_prompt = std::function<std::optional<std::string>(std::string_view prompt)>;
+
+struct connect_options {
+    std::string host;  // network address or name to resolve (HostName)
+    uint16_t port = 22;
+    std::string user;
+
+    // Authentication, tried in OpenSSH's order: agent, identity files, password.
+    bool use_agent = true;
+    std::optional<std::string> identity_agent;  // socket path; default SSH_AUTH_SOCK
+    std::vector<std::string> identity_files;    // tried in order
+    bool skip_missing_identities = true;        // defaults may be absent; -i files are checked by the CLI
+    bool pubkey_authentication = true;
+    bool password_authentication = true;
+    bool batch_mode = false;  // never prompt
+    secret_prompt ask_secret;
+
+    // Host keys.
+    host_key_policy host_keys = host_key_policy::strict;
+    std::vector<std::string> user_known_hosts_files;
+    std::vector<std::string> global_known_hosts_files;
+
+    // Transport.
+    std::chrono::milliseconds connect_timeout{30'000};
+    std::chrono::seconds server_alive_interval{0};
+    int server_alive_count_max = 3;
+    std::optional<std::string> ciphers, kex_algorithms, macs, host_key_algorithms;
+    bool compression = false;
+
+    // ProxyJump hops, outermost first; each hop is a full session of its own.
+    std::vector<connect_options> jumps;
+
+    // "user@host:port": pool key and the name used in messages.
+    [[nodiscard]] std::string destination() const;
+};
+
+}  // namespace tunnel::ssh

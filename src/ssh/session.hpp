@@ -1,0 +1,92 @@
+// A connected, authenticated client SSH session running non-blocking on one
+// executor (ARCHITECTURE §4): the socket fd is registered with asio, libssh is
+// polled with a zero timeout when it is ready, and libssh callbacks only record
+// state that the waiting coroutines then read.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "core/asio.hpp"
+#include "core/error.hpp"
+#include "ssh/connect_options.hpp"
+#include "ssh/handles.hpp"
+
+namespace tunnel::ssh {
+
+using clock_type = std::chrono::steady_clock;
+using time_point = clock_type::time_point;
+
+class jump_bridge;
+
+class session : public std::enable_shared_from_this<session> {
+public:
+    // Connects (TCP or through ProxyJump hops), verifies the host key under the
+    // configured policy and authenticates, all within opts.connect_timeout.
+    static asio::awaitable<core::result<std::shared_ptr<session>>> connect(
+        asio::any_io_executor executor, connect_options opts);
+
+    session(const session&) = delete;
+    session& operator=(const session&) = delete;
+    ~session();
+
+    // Waits until the socket is ready (or `deadline`, or another waiter made
+    // progress), then lets libssh process what arrived. Callers re-check their
+    // own state after every return. Fails with timeout at the deadline and with
+    // disconnected when the session is gone or keepalives went unanswered.
+    asio::awaitable<core::result<void>> wait(time_point deadline);
+
+    // Runs `step` (a non-blocking libssh call) until it stops answering
+    // `again`, waiting for the socket in between.
+    template <class Step>
+    asio::awaitable<core::result<int>> drive(Step step, int again, time_point deadline) {
+        for (;;) {
+            int rc = step();
+            if (rc != again) co_return rc;
+            if (auto w = co_await wait(deadline); !w) co_return tl::unexpected(w.error());
+        }
+    }
+
+    // Wakes every waiter so it re-checks its state (e.g. new data to send).
+    void notify();
+
+    // Waits until libssh has written everything it queued.
+    asio::awaitable<core::result<void>> flush(time_point deadline);
+
+    // Cheap liveness check used before a pooled session is reused.
+    [[nodiscard]] bool alive();
+
+    [[nodiscard]] ssh_session native() const noexcept { return session_.get(); }
+    [[nodiscard]] const connect_options& options() const noexcept { return opts_; }
+    [[nodiscard]] const std::string& host_key_fingerprint() const noexcept { return fingerprint_; }
+    [[nodiscard]] asio::any_io_executor executor() { return fd_.get_executor(); }
+    [[nodiscard]] std::string last_error() const;
+
+    // Sends SSH_MSG_DISCONNECT and releases the socket.
+    void disconnect();
+
+private:
+    session(asio::any_io_executor executor, connect_options opts, session_handle s, int fd);
+
+    asio::awaitable<core::result<void>> handshake(time_point deadline);
+    core::result<void> verify_host_key();
+    asio::awaitable<core::result<void>> authenticate(time_point deadline);
+    asio::awaitable<core::result<bool>> try_identity(const std::string& path, time_point deadline,
+                                                     std::vector<std::string>& tried);
+    asio::awaitable<core::result<bool>> try_password(time_point deadline);
+    core::result<void> keepalive_tick();
+
+    connect_options opts_;
+    session_handle session_;
+    event_handle event_;
+    asio::posix::stream_descriptor fd_;  // not owning: libssh closes the fd
+    int waiters_ = 0;
+    time_point last_activity_;
+    int keepalives_unanswered_ = 0;
+    std::string fingerprint_;
+    std::shared_ptr<session> jump_;         // the hop this session is tunnelled through
+    std::shared_ptr<jump_bridge> bridge_;   // moves bytes between jump_ and our socketpair
+};
+
+}  // namespace tunnel::ssh
