@@ -67,7 +67,7 @@ std::optional<std::string> b64_decode(std::string_view in) {
         out += static_cast<char>((n >> 8) & 0xff);
         out += static_cast<char>(n & 0xff);
     }
-    out.resize(out.size() - pad);
+    out.erase(out.size() >= pad ? out.size() - pad : 0);
     return out;
 }
 
@@ -92,7 +92,9 @@ std::string hmac_sha1(std::string_view key, std::string_view data) {
 // The key type named inside an SSH public key blob (first string).
 std::optional<std::string_view> blob_key_type(std::string_view blob) {
     if (blob.size() < 4) return std::nullopt;
-    auto b = [&](std::size_t i) { return static_cast<uint32_t>(static_cast<unsigned char>(blob[i])); };
+    auto b = [&](std::size_t i) {
+        return static_cast<uint32_t>(static_cast<unsigned char>(blob[i]));
+    };
     uint32_t len = (b(0) << 24) | (b(1) << 16) | (b(2) << 8) | b(3);
     if (len == 0 || len > blob.size() - 4) return std::nullopt;
     return blob.substr(4, len);
@@ -114,7 +116,8 @@ bool hashed_matches(std::string_view field, std::string_view name) {
     auto hash = b64_decode(rest.substr(bar + 1));
     if (!salt || !hash) return false;
     std::string mine = hmac_sha1(*salt, name);
-    return mine.size() == hash->size() && CRYPTO_memcmp(mine.data(), hash->data(), mine.size()) == 0;
+    return mine.size() == hash->size() &&
+           CRYPTO_memcmp(mine.data(), hash->data(), mine.size()) == 0;
 }
 
 bool valid_hashed_field(std::string_view field) {
@@ -200,7 +203,8 @@ known_hosts known_hosts::load(const std::vector<std::string>& paths) {
         std::FILE* f = std::fopen(path.c_str(), "rb");
         if (!f) {
             if (errno != ENOENT)
-                kh.skipped_.push_back({path, 0, std::string("cannot read: ") + std::strerror(errno)});
+                kh.skipped_.push_back(
+                    {path, 0, std::string("cannot read: ") + std::strerror(errno)});
             continue;
         }
         std::string text;
@@ -233,7 +237,9 @@ void known_hosts::add_text(std::string_view text, std::string_view source_name) 
 
         auto fields = split_fields(line);
         if (fields.empty() || fields[0][0] == '#') continue;
-        auto skip = [&](std::string reason) { skipped_.push_back({path, line_no, std::move(reason)}); };
+        auto skip = [&](std::string reason) {
+            skipped_.push_back({path, line_no, std::move(reason)});
+        };
 
         entry e;
         e.path = path;
@@ -255,7 +261,8 @@ void known_hosts::add_text(std::string_view text, std::string_view source_name) 
             continue;
         }
         std::string_view hosts = fields[f], type = fields[f + 1], key = fields[f + 2];
-        if (std::all_of(type.begin(), type.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
+        if (std::all_of(type.begin(), type.end(),
+                        [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
             skip("SSH-1 RSA key (unsupported)");
             continue;
         }
@@ -350,7 +357,8 @@ core::result<void> known_hosts::append(const std::string& path, std::string_view
                    std::iscntrl(static_cast<unsigned char>(c)) || c == ',' || c == '*' || c == '?';
         }))
         return invalid("invalid host name '" + std::string(host) + "'");
-    if (!valid_key_type(key_type)) return invalid("invalid key type '" + std::string(key_type) + "'");
+    if (!valid_key_type(key_type))
+        return invalid("invalid key type '" + std::string(key_type) + "'");
     const std::string type = normalize_key_type(key_type);
     auto blob = b64_decode(key_base64);
     if (!blob) return invalid("key is not valid base64");
@@ -362,7 +370,8 @@ core::result<void> known_hosts::append(const std::string& path, std::string_view
     if (hash_host) {
         std::array<unsigned char, sha1_len> salt{};
         if (RAND_bytes(salt.data(), static_cast<int>(salt.size())) != 1)
-            return fail(errc::io_error, "cannot add host key to " + path + ": no random bytes for the salt");
+            return fail(errc::io_error,
+                        "cannot add host key to " + path + ": no random bytes for the salt");
         std::string_view s(reinterpret_cast<const char*>(salt.data()), salt.size());
         name = std::string(hash_magic) + b64_encode(s) + "|" + b64_encode(hmac_sha1(s, name));
     }
@@ -370,7 +379,8 @@ core::result<void> known_hosts::append(const std::string& path, std::string_view
 
     auto sys_fail = [&](const std::string& what, int err) {
         errc code = err == EACCES || err == EPERM ? errc::permission_denied : errc::io_error;
-        return fail(code, "cannot add host key to " + path + ": " + what + ": " + std::strerror(err));
+        return fail(code,
+                    "cannot add host key to " + path + ": " + what + ": " + std::strerror(err));
     };
 
     // Create the directory (e.g. ~/.ssh) if it is missing, private like ssh does.

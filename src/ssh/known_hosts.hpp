@@ -51,7 +51,7 @@ struct skipped_line {
 };
 
 class known_hosts {
-public:
+  public:
     known_hosts() = default;
 
     // Reads the files in order (user files, then global files). A missing
@@ -90,14 +90,14 @@ public:
     struct entry {
         enum class marker { none, revoked, cert_authority };
         marker mark = marker::none;
-        std::string hosts;      // pattern list, or the |1|salt|hash field
-        std::string key_type;   // normalised
-        std::string key_blob;   // decoded key
+        std::string hosts;     // pattern list, or the |1|salt|hash field
+        std::string key_type;  // normalised
+        std::string key_blob;  // decoded key
         std::string path;
         std::size_t line = 0;
     };
 
-private:
+  private:
     std::vector<entry> entries_;
     std::vector<skipped_line> skipped_;
 };

@@ -210,8 +210,7 @@ constexpr std::array keywords{
 };
 
 bool iequals(std::string_view a, std::string_view b) noexcept {
-    return a.size() == b.size() &&
-           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
                return std::tolower(static_cast<unsigned char>(x)) ==
                       std::tolower(static_cast<unsigned char>(y));
            });
@@ -238,7 +237,9 @@ std::string_view keyword_name(int id) noexcept {
 // ---------------------------------------------------------------------------
 // Line splitting (OpenSSH's strdelim for the keyword, argv_split for values)
 
-bool is_space(char c) noexcept { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+bool is_space(char c) noexcept {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
 struct split_line {
     std::string keyword;
@@ -291,8 +292,8 @@ core::result<std::optional<split_line>> split_config_line(std::string_view line)
             ++p;
         }
         if (quote != 0)
-            return fail(errc::invalid_argument,
-                        std::string("unterminated ") + quote + " quote; close it or escape it with \\");
+            return fail(errc::invalid_argument, std::string("unterminated ") + quote +
+                                                    " quote; close it or escape it with \\");
         out.args.push_back(std::move(arg));
     }
     return out;
@@ -301,7 +302,9 @@ core::result<std::optional<split_line>> split_config_line(std::string_view line)
 // ---------------------------------------------------------------------------
 // Values
 
-std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
+std::string quoted(std::string_view s) {
+    return "'" + std::string(s) + "'";
+}
 
 // OpenSSH's convtime: `90`, `30s`, `5m`, `1h30m`, `2d`, `1w`; units any case.
 std::optional<long long> parse_openssh_time(std::string_view v) {
@@ -319,12 +322,23 @@ std::optional<long long> parse_openssh_time(std::string_view v) {
         long long mult = 1;
         if (i < v.size()) {
             switch (std::tolower(static_cast<unsigned char>(v[i]))) {
-                case 's': mult = 1; break;
-                case 'm': mult = 60; break;
-                case 'h': mult = 3600; break;
-                case 'd': mult = 86400; break;
-                case 'w': mult = 604800; break;
-                default: return std::nullopt;
+                case 's':
+                    mult = 1;
+                    break;
+                case 'm':
+                    mult = 60;
+                    break;
+                case 'h':
+                    mult = 3600;
+                    break;
+                case 'd':
+                    mult = 86400;
+                    break;
+                case 'w':
+                    mult = 604800;
+                    break;
+                default:
+                    return std::nullopt;
             }
             ++i;
         }
@@ -356,8 +370,7 @@ core::result<uint16_t> parse_port_value(std::string_view v) {
 core::result<bool> parse_flag(std::string_view name, std::string_view v) {
     if (iequals(v, "yes") || iequals(v, "true")) return true;
     if (iequals(v, "no") || iequals(v, "false")) return false;
-    return fail(errc::invalid_argument,
-                std::string(name) + " must be yes or no, got " + quoted(v));
+    return fail(errc::invalid_argument, std::string(name) + " must be yes or no, got " + quoted(v));
 }
 
 // ---------------------------------------------------------------------------
@@ -393,9 +406,9 @@ core::result<std::string> expand_tokens(std::string_view in, std::string_view al
             if (allowed.find(t) == std::string_view::npos) {
                 std::string list;
                 for (char a : allowed) list += std::string(list.empty() ? "" : " ") + "%" + a;
-                return fail(errc::invalid_argument, "unknown token %" + std::string(1, t) +
-                                                        " in " + quoted(in) +
-                                                        " (supported here: " + list + ")");
+                return fail(errc::invalid_argument, "unknown token %" + std::string(1, t) + " in " +
+                                                        quoted(in) + " (supported here: " + list +
+                                                        ")");
             }
             if (t == '%')
                 out += '%';
@@ -407,14 +420,13 @@ core::result<std::string> expand_tokens(std::string_view in, std::string_view al
             if (close == std::string_view::npos)
                 return fail(errc::invalid_argument, "unterminated ${ in " + quoted(in));
             std::string name(in.substr(i + 2, close - i - 2));
-            if (name.empty())
-                return fail(errc::invalid_argument, "empty ${} in " + quoted(in));
+            if (name.empty()) return fail(errc::invalid_argument, "empty ${} in " + quoted(in));
             if (values) {
                 std::optional<std::string> v = ctx.getenv ? ctx.getenv(name) : std::nullopt;
                 if (!v)
-                    return fail(errc::invalid_argument, "environment variable " + name +
-                                                            " used in " + quoted(in) +
-                                                            " is not set");
+                    return fail(
+                        errc::invalid_argument,
+                        "environment variable " + name + " used in " + quoted(in) + " is not set");
                 out += *v;
             }
             i = close + 1;
@@ -507,9 +519,9 @@ const resolve_context& validation_context() {
 
 core::result<std::string_view> single_arg(int id, const std::vector<std::string>& args) {
     if (args.size() != 1)
-        return fail(errc::invalid_argument,
-                    std::string(keyword_name(id)) + " takes exactly one argument, got " +
-                        std::to_string(args.size()));
+        return fail(errc::invalid_argument, std::string(keyword_name(id)) +
+                                                " takes exactly one argument, got " +
+                                                std::to_string(args.size()));
     return std::string_view(args[0]);
 }
 
@@ -522,8 +534,7 @@ core::result<void> check_path_tokens(std::string_view v) {
 // Validates `args` for keyword `id` and, when `st` is set, applies them with
 // first-wins / accumulate semantics. Messages carry no location: callers
 // prefix "file:line: " or "-o ...: ".
-core::result<void> apply_option(int id, const std::vector<std::string>& args,
-                                resolve_state* st) {
+core::result<void> apply_option(int id, const std::vector<std::string>& args, resolve_state* st) {
     const std::string name(keyword_name(id));
     auto bad = [&](std::string_view v, std::string_view allowed) {
         return fail(errc::invalid_argument,
@@ -581,7 +592,8 @@ core::result<void> apply_option(int id, const std::vector<std::string>& args,
                     .push_back({std::string(*v), st->origin});
             return {};
         }
-        case k_identities_only: return flag(&host_config::identities_only);
+        case k_identities_only:
+            return flag(&host_config::identities_only);
         case k_identity_agent: {
             auto v = single_arg(id, args);
             if (!v) return tl::unexpected(v.error());
@@ -607,7 +619,8 @@ core::result<void> apply_option(int id, const std::vector<std::string>& args,
                     if (!hop)
                         return fail(errc::invalid_argument,
                                     "ProxyJump must be none or a comma-separated list of "
-                                    "[user@]host[:port]: " + hop.error().message);
+                                    "[user@]host[:port]: " +
+                                        hop.error().message);
                     hops.push_back(std::move(*hop));
                     start = comma + 1;
                 }
@@ -687,17 +700,22 @@ core::result<void> apply_option(int id, const std::vector<std::string>& args,
                 if (id == k_user_known_hosts_file) {
                     st->raw_user_known_hosts.emplace();
                     if (!none)
-                        for (const auto& a : args) st->raw_user_known_hosts->push_back({a, st->origin});
+                        for (const auto& a : args)
+                            st->raw_user_known_hosts->push_back({a, st->origin});
                 } else if (!none) {
                     st->cfg.global_known_hosts_files = args;
                 }
             }
             return {};
         }
-        case k_host_key_alias: return text(&host_config::host_key_alias);
-        case k_hash_known_hosts: return flag(&host_config::hash_known_hosts);
-        case k_batch_mode: return flag(&host_config::batch_mode);
-        case k_password_authentication: return flag(&host_config::password_authentication);
+        case k_host_key_alias:
+            return text(&host_config::host_key_alias);
+        case k_hash_known_hosts:
+            return flag(&host_config::hash_known_hosts);
+        case k_batch_mode:
+            return flag(&host_config::batch_mode);
+        case k_password_authentication:
+            return flag(&host_config::password_authentication);
         case k_pubkey_authentication: {
             auto v = single_arg(id, args);
             if (!v) return tl::unexpected(v.error());
@@ -712,20 +730,27 @@ core::result<void> apply_option(int id, const std::vector<std::string>& args,
             if (st && st->take(k_pubkey_authentication)) st->cfg.pubkey_authentication = on;
             return {};
         }
-        case k_compression: return flag(&host_config::compression);
-        case k_ciphers: return text(&host_config::ciphers);
-        case k_kex_algorithms: return text(&host_config::kex_algorithms);
-        case k_macs: return text(&host_config::macs);
-        case k_host_key_algorithms: return text(&host_config::host_key_algorithms);
+        case k_compression:
+            return flag(&host_config::compression);
+        case k_ciphers:
+            return text(&host_config::ciphers);
+        case k_kex_algorithms:
+            return text(&host_config::kex_algorithms);
+        case k_macs:
+            return text(&host_config::macs);
+        case k_host_key_algorithms:
+            return text(&host_config::host_key_algorithms);
         case k_log_level: {
             auto v = single_arg(id, args);
             if (!v) return tl::unexpected(v.error());
-            static constexpr std::array<std::string_view, 9> levels{
-                "QUIET", "FATAL", "ERROR", "INFO", "VERBOSE", "DEBUG", "DEBUG1", "DEBUG2", "DEBUG3"};
+            static constexpr std::array<std::string_view, 9> levels{"QUIET",  "FATAL",   "ERROR",
+                                                                    "INFO",   "VERBOSE", "DEBUG",
+                                                                    "DEBUG1", "DEBUG2",  "DEBUG3"};
             auto it = std::find_if(levels.begin(), levels.end(),
                                    [&](std::string_view l) { return iequals(l, *v); });
             if (it == levels.end())
-                return bad(*v, "QUIET, FATAL, ERROR, INFO, VERBOSE, DEBUG, DEBUG1, DEBUG2 or DEBUG3");
+                return bad(*v,
+                           "QUIET, FATAL, ERROR, INFO, VERBOSE, DEBUG, DEBUG1, DEBUG2 or DEBUG3");
             if (st && st->take(k_log_level)) st->cfg.log_level = std::string(*it);
             return {};
         }
@@ -771,8 +796,8 @@ core::result<void> apply_option(int id, const std::vector<std::string>& args,
                 for (const auto& a : args) {
                     if (a[0] == '-') {  // remove earlier patterns it matches
                         std::string_view pat = std::string_view(a).substr(1);
-                        std::erase_if(list,
-                                      [&](const std::string& s) { return core::glob_match(pat, s); });
+                        std::erase_if(
+                            list, [&](const std::string& s) { return core::glob_match(pat, s); });
                     } else if (std::find(list.begin(), list.end(), a) == list.end()) {
                         list.push_back(a);
                     }
@@ -784,8 +809,10 @@ core::result<void> apply_option(int id, const std::vector<std::string>& args,
             if (args.empty()) return bad("", "one or more keyword patterns");
             return {};
         }
-        case k_ignored: return {};
-        default: return fail(errc::invalid_argument, name + " is not valid here");
+        case k_ignored:
+            return {};
+        default:
+            return fail(errc::invalid_argument, name + " is not valid here");
     }
 }
 
@@ -797,7 +824,8 @@ constexpr std::string_view match_help =
 
 core::result<std::vector<std::string>> parse_match(const std::vector<std::string>& args) {
     if (args.empty())
-        return fail(errc::invalid_argument, "Match needs criteria (" + std::string(match_help) + ")");
+        return fail(errc::invalid_argument,
+                    "Match needs criteria (" + std::string(match_help) + ")");
     std::vector<std::string> out;  // pairs: criterion (maybe "!x"), argument
     for (std::size_t i = 0; i < args.size(); ++i) {
         std::string crit = lower(args[i]);
@@ -812,13 +840,12 @@ core::result<std::vector<std::string>> parse_match(const std::vector<std::string
             continue;
         }
         if (bare != "host" && bare != "originalhost" && bare != "user" && bare != "localuser")
-            return fail(errc::invalid_argument, "Match " + quoted(args[i]) +
-                                                    " is not supported (" +
+            return fail(errc::invalid_argument, "Match " + quoted(args[i]) + " is not supported (" +
                                                     std::string(match_help) + ")");
         if (i + 1 >= args.size() || args[i + 1].empty())
-            return fail(errc::invalid_argument,
-                        "Match " + std::string(bare) + " needs a pattern, e.g. Match " +
-                            std::string(bare) + " *.example.com");
+            return fail(errc::invalid_argument, "Match " + std::string(bare) +
+                                                    " needs a pattern, e.g. Match " +
+                                                    std::string(bare) + " *.example.com");
         out.push_back(crit);
         out.push_back(args[++i]);
     }
@@ -901,24 +928,21 @@ struct loader {
             return fail(errc::invalid_argument,
                         origin + ": Bad configuration option " + quoted(keyword) +
                             ": not an ssh_config keyword (check the spelling, or add "
-                            "'IgnoreUnknown " + keyword + "' before it to skip it)");
+                            "'IgnoreUnknown " +
+                            keyword + "' before it to skip it)");
         }
         switch (k->id) {
             case k_host: {
+                // Like OpenSSH, Host patterns are separated by whitespace only:
+                // `Host a,b` is one pattern that no real host name matches
+                // (`ssh -G` agrees). Match criteria take comma lists.
                 entry e{entry::kind::host, k_host, {}, origin};
-                for (const auto& a : args) {
-                    std::size_t start = 0;
-                    while (start <= a.size()) {
-                        auto comma = a.find(',', start);
-                        if (comma == std::string::npos) comma = a.size();
-                        auto pat = a.substr(start, comma - start);
-                        if (!pat.empty() && pat != "!") e.args.push_back(pat);
-                        start = comma + 1;
-                    }
-                }
+                for (const auto& a : args)
+                    if (!a.empty() && a != "!") e.args.push_back(a);
                 if (e.args.empty())
-                    return fail(errc::invalid_argument,
-                                origin + ": Host needs at least one pattern, e.g. Host *.example.com");
+                    return fail(
+                        errc::invalid_argument,
+                        origin + ": Host needs at least one pattern, e.g. Host *.example.com");
                 out.push_back(std::move(e));
                 return {};
             }
@@ -928,11 +952,13 @@ struct loader {
                 out.push_back(entry{entry::kind::match, k_match, std::move(*criteria), origin});
                 return {};
             }
-            case k_include: return include(args, origin, depth);
+            case k_include:
+                return include(args, origin, depth);
             case k_ignore_unknown:
                 for (const auto& a : args) ignore_unknown.push_back(a);
                 break;
-            default: break;
+            default:
+                break;
         }
         std::vector<std::string> values =
             k->id == k_proxy_command ? std::vector<std::string>{raw} : std::move(args);
@@ -950,9 +976,9 @@ struct loader {
         if (args.empty())
             return fail(errc::invalid_argument, origin + ": Include needs a file or glob");
         if (depth + 1 > max_include_depth)
-            return fail(errc::invalid_argument,
-                        origin + ": Include nested more than " +
-                            std::to_string(max_include_depth) + " deep (does a file include itself?)");
+            return fail(errc::invalid_argument, origin + ": Include nested more than " +
+                                                    std::to_string(max_include_depth) +
+                                                    " deep (does a file include itself?)");
         for (const auto& arg : args) {
             std::string path;
             if (arg == "~" || arg.starts_with("~/"))
@@ -960,8 +986,8 @@ struct loader {
             else if (arg.starts_with("/"))
                 path = arg;
             else if (arg.starts_with("~"))
-                return fail(errc::invalid_argument,
-                            origin + ": Include " + quoted(arg) + ": ~user paths are not supported");
+                return fail(errc::invalid_argument, origin + ": Include " + quoted(arg) +
+                                                        ": ~user paths are not supported");
             else
                 path = include_base + "/" + arg;
 
@@ -973,7 +999,8 @@ struct loader {
             }
             if (rc != 0) {
                 ::globfree(&g);
-                return fail(errc::io_error, origin + ": Include " + quoted(arg) + ": cannot expand glob");
+                return fail(errc::io_error,
+                            origin + ": Include " + quoted(arg) + ": cannot expand glob");
             }
             std::vector<std::string> files(g.gl_pathv, g.gl_pathv + g.gl_pathc);
             ::globfree(&g);
@@ -999,7 +1026,8 @@ struct loader {
             errc code = err == ENOENT   ? errc::not_found
                         : err == EACCES ? errc::permission_denied
                                         : errc::io_error;
-            return fail(code, prefix + "cannot read ssh config " + path + ": " + std::strerror(err));
+            return fail(code,
+                        prefix + "cannot read ssh config " + path + ": " + std::strerror(err));
         }
         std::string text;
         std::array<char, 8192> buf{};
@@ -1008,19 +1036,23 @@ struct loader {
             text.append(buf.data(), n);
             if (text.size() > 16 * 1024 * 1024) {
                 std::fclose(f);
-                return fail(errc::invalid_argument, prefix + "ssh config " + path + " is larger than 16 MiB");
+                return fail(errc::invalid_argument,
+                            prefix + "ssh config " + path + " is larger than 16 MiB");
             }
         }
         bool failed = std::ferror(f) != 0;
         int err = errno;
         std::fclose(f);
         if (failed)
-            return fail(errc::io_error, prefix + "cannot read ssh config " + path + ": " + std::strerror(err));
+            return fail(errc::io_error,
+                        prefix + "cannot read ssh config " + path + ": " + std::strerror(err));
         return parse_text(text, path, depth);
     }
 };
 
-std::string short_hostname(const std::string& h) { return h.substr(0, h.find('.')); }
+std::string short_hostname(const std::string& h) {
+    return h.substr(0, h.find('.'));
+}
 
 }  // namespace
 
@@ -1030,12 +1062,14 @@ std::string short_hostname(const std::string& h) { return h.substr(0, h.find('.'
 core::result<target> parse_target(std::string_view text) {
     const std::string shown = quoted(text);
     constexpr std::string_view form = "write [user@]host[:port], e.g. alice@db1:2222 or [::1]:2222";
-    if (text.empty()) return fail(errc::invalid_argument, "empty destination; " + std::string(form));
+    if (text.empty())
+        return fail(errc::invalid_argument, "empty destination; " + std::string(form));
     for (char c : text)
-        if (std::isspace(static_cast<unsigned char>(c)) || std::iscntrl(static_cast<unsigned char>(c)))
-            return fail(errc::invalid_argument,
-                        "destination " + shown + " contains whitespace or control characters; " +
-                            std::string(form));
+        if (std::isspace(static_cast<unsigned char>(c)) ||
+            std::iscntrl(static_cast<unsigned char>(c)))
+            return fail(errc::invalid_argument, "destination " + shown +
+                                                    " contains whitespace or control characters; " +
+                                                    std::string(form));
 
     std::string_view rest = text;
     bool uri = false;
@@ -1045,7 +1079,8 @@ core::result<target> parse_target(std::string_view text) {
         if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
         if (rest.find('/') != std::string_view::npos)
             return fail(errc::invalid_argument,
-                        "destination " + shown + " has a path; ssh:// destinations are ssh://[user@]host[:port]");
+                        "destination " + shown +
+                            " has a path; ssh:// destinations are ssh://[user@]host[:port]");
     }
 
     target t;
@@ -1055,7 +1090,8 @@ core::result<target> parse_target(std::string_view text) {
         if (uri) user = user.substr(0, user.find(';'));  // ssh://user;params@host
         if (user.empty())
             return fail(errc::invalid_argument,
-                        "empty user name in " + shown + "; write user@host, or just host to use the default user");
+                        "empty user name in " + shown +
+                            "; write user@host, or just host to use the default user");
         t.user = std::string(user);
         rest.remove_prefix(at_pos + 1);
     }
@@ -1065,20 +1101,23 @@ core::result<target> parse_target(std::string_view text) {
     if (!rest.empty() && rest[0] == '[') {
         auto close = rest.find(']');
         if (close == std::string_view::npos)
-            return fail(errc::invalid_argument,
-                        "missing ']' in " + shown + "; write IPv6 addresses as [::1] or [::1]:2222");
+            return fail(
+                errc::invalid_argument,
+                "missing ']' in " + shown + "; write IPv6 addresses as [::1] or [::1]:2222");
         t.host = std::string(rest.substr(1, close - 1));
         std::string_view after = rest.substr(close + 1);
         if (!after.empty()) {
             if (after[0] != ':')
-                return fail(errc::invalid_argument,
-                            "unexpected " + quoted(after) + " after ']' in " + shown + "; " + std::string(form));
+                return fail(errc::invalid_argument, "unexpected " + quoted(after) +
+                                                        " after ']' in " + shown + "; " +
+                                                        std::string(form));
             has_port = true;
             port = after.substr(1);
         }
     } else {
         auto first = rest.find(':');
-        if (first != std::string_view::npos && rest.find(':', first + 1) == std::string_view::npos) {
+        if (first != std::string_view::npos &&
+            rest.find(':', first + 1) == std::string_view::npos) {
             t.host = std::string(rest.substr(0, first));
             has_port = true;
             port = rest.substr(first + 1);
@@ -1086,8 +1125,9 @@ core::result<target> parse_target(std::string_view text) {
             t.host = std::string(rest);  // no colon, or a bare IPv6 address
         }
         if (t.host.find_first_of("[]") != std::string::npos)
-            return fail(errc::invalid_argument,
-                        "misplaced bracket in " + shown + "; write IPv6 addresses as [::1] or [::1]:2222");
+            return fail(
+                errc::invalid_argument,
+                "misplaced bracket in " + shown + "; write IPv6 addresses as [::1] or [::1]:2222");
     }
     if (t.host.empty())
         return fail(errc::invalid_argument, "missing host in " + shown + "; " + std::string(form));
@@ -1097,9 +1137,10 @@ core::result<target> parse_target(std::string_view text) {
     if (has_port) {
         auto p = parse_uint(port, 65535);
         if (!p || *p == 0)
-            return fail(errc::invalid_argument,
-                        "invalid port " + quoted(port) + " in " + shown +
-                            ": must be a number from 1 to 65535 (write host:2222, or omit :port for 22)");
+            return fail(
+                errc::invalid_argument,
+                "invalid port " + quoted(port) + " in " + shown +
+                    ": must be a number from 1 to 65535 (write host:2222, or omit :port for 22)");
         t.port = static_cast<uint16_t>(*p);
     }
     return t;
@@ -1120,7 +1161,8 @@ core::result<ssh_config> ssh_config::parse(std::string_view text, std::string_vi
     return cfg;
 }
 
-core::result<ssh_config> ssh_config::load_file(const std::string& path, const resolve_context& ctx) {
+core::result<ssh_config> ssh_config::load_file(const std::string& path,
+                                               const resolve_context& ctx) {
     ssh_config cfg;
     cfg.ctx_ = ctx;
     loader l{ctx, ctx.home + "/.ssh", cfg.entries_, {}};
@@ -1162,11 +1204,13 @@ core::result<void> ssh_config::add_override(std::string_view key_eq_value) {
     auto& [keyword, args, raw] = **split;
     const keyword_info* k = find_keyword(keyword);
     if (!k)
-        return fail(errc::invalid_argument,
-                    "unknown option " + origin + ": not an ssh_config keyword (see man 5 ssh_config)");
+        return fail(
+            errc::invalid_argument,
+            "unknown option " + origin + ": not an ssh_config keyword (see man 5 ssh_config)");
     if (k->id == k_host || k->id == k_match || k->id == k_include)
-        return fail(errc::invalid_argument, "option " + origin + ": " + std::string(k->name) +
-                                                " cannot be given with -o; put it in a file and use -F FILE");
+        return fail(errc::invalid_argument,
+                    "option " + origin + ": " + std::string(k->name) +
+                        " cannot be given with -o; put it in a file and use -F FILE");
     std::vector<std::string> values =
         k->id == k_proxy_command ? std::vector<std::string>{raw} : std::move(args);
     if (values.empty() || (values.size() == 1 && values[0].empty() && k->id != k_ignored))
@@ -1223,8 +1267,12 @@ core::result<host_config> ssh_config::resolve(std::string_view alias,
                     saved.pop_back();
                 }
                 break;
-            case entry::kind::host: active = !never_match && host_matches(e.args, st.alias); break;
-            case entry::kind::match: active = !never_match && match_matches(e.args, st); break;
+            case entry::kind::host:
+                active = !never_match && host_matches(e.args, st.alias);
+                break;
+            case entry::kind::match:
+                active = !never_match && match_matches(e.args, st);
+                break;
             case entry::kind::option:
                 if (active)
                     if (auto r = apply(e); !r) return tl::unexpected(r.error());
@@ -1240,19 +1288,30 @@ core::result<host_config> ssh_config::resolve(std::string_view alias,
     const std::string port_str = std::to_string(c.port);
     token_fn values = [&](char t) -> std::string {
         switch (t) {
-            case 'd': return ctx_.home;
-            case 'u': return ctx_.local_user;
-            case 'h': return c.hostname;
-            case 'n': return c.alias;
-            case 'r': return c.user;
-            case 'p': return port_str;
-            case 'l': return ctx_.local_hostname;
-            case 'L': return short_hostname(ctx_.local_hostname);
-            case 'C': return sha1_hex(ctx_.local_hostname + c.hostname + port_str + c.user);
-            default: return {};
+            case 'd':
+                return ctx_.home;
+            case 'u':
+                return ctx_.local_user;
+            case 'h':
+                return c.hostname;
+            case 'n':
+                return c.alias;
+            case 'r':
+                return c.user;
+            case 'p':
+                return port_str;
+            case 'l':
+                return ctx_.local_hostname;
+            case 'L':
+                return short_hostname(ctx_.local_hostname);
+            case 'C':
+                return sha1_hex(ctx_.local_hostname + c.hostname + port_str + c.user);
+            default:
+                return {};
         }
     };
-    auto expand = [&](const std::string& in, const std::string& origin) -> core::result<std::string> {
+    auto expand = [&](const std::string& in,
+                      const std::string& origin) -> core::result<std::string> {
         auto r = expand_tokens(in, path_tokens, true, &values, ctx_);
         if (!r) return tl::unexpected(at(origin, r.error()));
         return r;

@@ -4,7 +4,9 @@
 //
 //  * keywords are case-insensitive; `Key Value`, `Key=Value`, `Key = Value`;
 //    arguments may be double- or single-quoted; `#` starts a comment;
-//  * `Host` and `Match` start conditional blocks; `Include` (globs, relative
+//  * `Host PATTERN...` (whitespace-separated, `*`, `?`, `!` excludes) and
+//    `Match all|host|originalhost|user|localuser` (comma lists) start
+//    conditional blocks; `Include` (globs, relative
 //    to ~/.ssh, or /etc/ssh for the system file) is read in place, 16 deep;
 //  * for each keyword the FIRST value obtained wins, except IdentityFile,
 //    CertificateFile and SendEnv, which accumulate. `-o` overrides, `-l USER`
@@ -114,7 +116,7 @@ struct resolve_context {
 };
 
 class ssh_config {
-public:
+  public:
     // An empty configuration: only overrides and defaults apply.
     ssh_config() = default;
 
@@ -154,7 +156,7 @@ public:
         std::string origin;             // "file:line" or "-o Key=Value"
     };
 
-private:
+  private:
     resolve_context ctx_;
     std::vector<entry> overrides_;
     std::vector<entry> entries_;
