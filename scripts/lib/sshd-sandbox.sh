@@ -3,14 +3,24 @@
 # SANDBOX_KNOWN_HOSTS, SANDBOX_SSH_CONFIG (Host alias "sandbox"); sandbox_stop.
 # Own host key and client key in DIR, UsePAM no, SetEnv SHLVL=1 (ARCHITECTURE §7).
 
+# A random high port nobody listens on (sshd may still lose a race for it: sandbox_start retries).
 sandbox_free_port() {
-    python3 - <<'PY'
-import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()
-PY
+    local port
+    while :; do
+        port=$((20000 + RANDOM % 40000))
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
+    done
 }
 
 sandbox_start() {
+    local attempt
+    for attempt in 1 2 3 4 5; do
+        sandbox_start_once "$1" && return 0
+    done
+    return 1
+}
+
+sandbox_start_once() {
     local dir=$1
     mkdir -p "$dir" /run/sshd
     chmod 700 "$dir"
