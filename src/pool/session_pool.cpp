@@ -44,7 +44,7 @@ void session_pool::lease::mark_full() { entry_->max_channels = std::max<std::siz
 void session_pool::lease::discard() { entry_->broken = true; }
 
 session_pool::session_pool(asio::any_io_executor executor, pool_limits limits, const core::clock& clock,
-                           connector connect)
+                           connector connect, liveness_check alive)
     : executor_(executor),
       limits_(limits),
       clock_(clock),
@@ -52,6 +52,9 @@ session_pool::session_pool(asio::any_io_executor executor, pool_limits limits, c
                        : connector([](asio::any_io_executor ex, ssh::connect_options o) {
                              return ssh::session::connect(ex, std::move(o));
                          })),
+      alive_(alive ? std::move(alive) : liveness_check([](const std::shared_ptr<ssh::session>& s) {
+          return s->alive();
+      })),
       slot_freed_(executor) {
     slot_freed_.expires_at(asio::steady_timer::time_point::max());
 }
@@ -95,7 +98,7 @@ asio::awaitable<core::result<session_pool::lease>> session_pool::acquire(const s
             if (e->broken || now - e->created >= limits_.max_lifetime) continue;
             std::size_t cap = e->max_channels ? e->max_channels : limits_.max_channels_per_session;
             if (e->channels >= cap) continue;
-            if (e->channels == 0 && !e->session->alive()) {  // liveness before reuse
+            if (e->channels == 0 && !alive_(e->session)) {  // liveness before reuse
                 e->broken = true;
                 continue;
             }

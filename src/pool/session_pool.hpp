@@ -57,8 +57,13 @@ public:
         bool reused_ = false;
     };
 
+    // Liveness probe run on an idle session before it is reused.
+    using liveness_check = std::function<bool(const std::shared_ptr<ssh::session>&)>;
+
+    // `connect` and `alive` default to the real ones; tests inject their own.
     session_pool(asio::any_io_executor executor, pool_limits limits = {},
-                 const core::clock& clock = core::system_clock_source(), connector connect = {});
+                 const core::clock& clock = core::system_clock_source(), connector connect = {},
+                 liveness_check alive = {});
     ~session_pool();
 
     // A slot on a live session to `opts.destination()`, connecting if needed.
@@ -79,6 +84,7 @@ private:
     pool_limits limits_;
     const core::clock& clock_;
     connector connect_;
+    liveness_check alive_;
     std::list<std::shared_ptr<entry>> entries_;
     std::size_t connecting_ = 0;
     asio::steady_timer slot_freed_;
