@@ -12,11 +12,13 @@ void add_connection_flags(CLI::App& cmd, ssh::client_flags& flags, bool with_sho
                                          "User to log in as");
     cmd.add_option(with_short_identity ? "-i,--private-key" : "--private-key", flags.identity_files,
                    "Identity (private key) file; may be repeated")
-        ->take_all();
+        ->take_all()
+        ->allow_extra_args(false);  // one value per flag: never swallow TARGET or --
     cmd.add_option_function<std::string>("-F", [&flags](const std::string& f) { flags.config_file = f; },
                                          "ssh_config file to use instead of ~/.ssh/config");
     cmd.add_option("-o", flags.options, "ssh_config option as Key=Value, e.g. -o StrictHostKeyChecking=accept-new")
-        ->take_all();
+        ->take_all()
+        ->allow_extra_args(false);  // one value per flag: never swallow TARGET or --
 }
 
 int exit_code_for(const core::error& e) {

@@ -1,4 +1,5 @@
 // tunnel exec [opts] TARGET -- CMD...
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <iostream>
@@ -60,6 +61,10 @@ core::result<exec::command> build_command(const exec_flags& f) {
     }
     if (!f.cwd.empty()) cmd.cwd = f.cwd;
     cmd.pty = f.pty;
+    if (winsize ws{}; f.pty && ::ioctl(1, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) {
+        cmd.pty_columns = ws.ws_col;
+        cmd.pty_rows = ws.ws_row;
+    }
     if (!f.timeout.empty()) {
         auto d = core::parse_duration(f.timeout);
         if (!d) return core::fail(core::errc::invalid_argument, "--timeout: " + d.error().message);
@@ -122,6 +127,9 @@ int run_exec(const exec_flags& f) {
         io,
         [&]() -> asio::awaitable<void> {
             outcome = co_await runner.run(*target, *cmd, std::move(events), std::move(options));
+            // Done: pooled sessions (and a ProxyJump bridge's pending reads)
+            // would otherwise keep io.run() from ever returning.
+            io.stop();
         },
         [](std::exception_ptr e) {
             if (e) std::rethrow_exception(e);
@@ -162,14 +170,18 @@ void add_exec_command(CLI::App& app, command_runner& run) {
     cmd->add_option("--sudo-user", flags->sudo_user, "Run through sudo as this user");
     cmd->add_flag("--ask-sudo-pass", flags->ask_sudo_pass,
                   "Answer sudo's password prompt (asked on the terminal or via SSH_ASKPASS)");
-    cmd->add_option("--env", flags->env, "Set NAME=value for the command (works without AcceptEnv)")->take_all();
+    cmd->add_option("--env", flags->env, "Set NAME=value for the command (works without AcceptEnv)")
+        ->take_all()
+        ->allow_extra_args(false);  // one value per flag: never swallow TARGET or --
     cmd->add_option("--cwd", flags->cwd, "Working directory for the command");
     cmd->add_option("--timeout", flags->timeout, "Kill the command after this long (e.g. 30s, 5m); exit 124");
     cmd->add_option("--retries", flags->retries, "Retry connection failures this many times (never re-runs a command)");
     cmd->add_flag("--pty,-t", flags->pty, "Allocate a pseudo-terminal");
     cmd->add_option("--stdin", flags->stdin_path, "Feed this file (or - for our stdin) to the command's stdin");
     cmd->add_flag("--json", flags->json, "Print one JSON object with status and output at the end");
-    cmd->add_option("--rule", flags->rules, "Command rule allow:GLOB or deny:GLOB (checked before sending)")->take_all();
+    cmd->add_option("--rule", flags->rules, "Command rule allow:GLOB or deny:GLOB (checked before sending)")
+        ->take_all()
+        ->allow_extra_args(false);  // one value per flag: never swallow TARGET or --
     cmd->add_option("target", flags->target, "[user@]host[:port] or an ssh_config alias")->required();
     cmd->add_option("command", flags->command, "Command to run (after --)")->required();
     cmd->callback([flags, &run] { run = [flags] { return run_exec(*flags); }; });

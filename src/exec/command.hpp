@@ -22,6 +22,8 @@ struct command {
     std::vector<std::pair<std::string, std::string>> env;
     std::optional<std::string> cwd;
     bool pty = false;
+    int pty_columns = 80;  // terminal size to request with the pty
+    int pty_rows = 24;
     std::optional<std::chrono::milliseconds> timeout;
 
     // The command as the user wrote it (for rules, logs and messages).

@@ -83,6 +83,29 @@ struct stdin_state {
     bool released = true;  // false while sudo still owns stdin (password prompt)
 };
 
+// Fills `in->pending` from `src` and wakes the exec loop, until EOF or until
+// the command has finished (`done`: `in` is gone then).
+asio::awaitable<void> pump_input(std::shared_ptr<input_source> src, std::shared_ptr<bool> done, stdin_state* in,
+                                 std::shared_ptr<ssh::session> s) {
+    for (;;) {
+        auto chunk = co_await src->read();
+        if (*done) co_return;
+        if (!chunk || chunk->empty()) {
+            in->input_eof = true;
+            s->notify();
+            co_return;
+        }
+        in->pending += *chunk;
+        s->notify();
+        // Bounded: do not read more than 1 MiB ahead of the channel.
+        while (!*done && in->pending.size() > (1 << 20)) {
+            asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(5));
+            co_await t.async_wait(asio::use_awaitable);
+        }
+        if (*done) co_return;
+    }
+}
+
 }  // namespace
 
 int exec_result::exit_code() const {
@@ -164,7 +187,7 @@ asio::awaitable<core::result<exec_result>> executor::run(const ssh::connect_opti
                 co_return tl::unexpected(c.error());
             }
             if (cmd.pty) {
-                if (auto p = co_await c->request_pty("xterm-256color", 80, 24, setup_deadline); !p)
+                if (auto p = co_await c->request_pty("xterm-256color", cmd.pty_columns, cmd.pty_rows, setup_deadline); !p)
                     co_return tl::unexpected(p.error());
             }
             if (auto e = co_await c->request_exec(remote, setup_deadline); !e) co_return tl::unexpected(e.error());
@@ -201,27 +224,10 @@ asio::awaitable<core::result<exec_result>> executor::run(const ssh::connect_opti
     auto reader_done = std::make_shared<bool>(false);
     std::shared_ptr<input_source> src = std::move(options.input);
     if (src) {
-        asio::co_spawn(
-            co_await asio::this_coro::executor,
-            [src, reader_done, in_ptr = &in, s = lease->session()]() -> asio::awaitable<void> {
-                for (;;) {
-                    auto chunk = co_await src->read();
-                    if (*reader_done) co_return;  // the command finished meanwhile: `in` is gone
-                    if (!chunk || chunk->empty()) {
-                        in_ptr->input_eof = true;
-                        s->notify();
-                        co_return;
-                    }
-                    in_ptr->pending += *chunk;
-                    s->notify();
-                    // Bounded: do not read more than 1 MiB ahead of the channel.
-                    while (!*reader_done && in_ptr->pending.size() > (1 << 20)) {
-                        asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(5));
-                        co_await t.async_wait(asio::use_awaitable);
-                    }
-                    if (*reader_done) co_return;
-                }
-            },
+        // A named coroutine, not a capturing lambda: GCC 12 lost the
+        // captured shared_ptrs' references here (the reader's frame freed
+        // `reader_done` and `src` while this frame still used them).
+        asio::co_spawn(co_await asio::this_coro::executor, pump_input(src, reader_done, &in, lease->session()),
             asio::detached);
     } else {
         in.input_eof = true;
@@ -307,7 +313,10 @@ asio::awaitable<core::result<exec_result>> executor::run(const ssh::connect_opti
     if (st.exit_status) result.exit_status = *st.exit_status;
     if (st.exit_signal) result.signal = st.exit_signal;
     if (cmd.timeout && clock_type::now() - exec_started >= *cmd.timeout &&
-        (result.exit_status == 124 || result.exit_status == 128 + SIGKILL))
+        (result.exit_status == 124 || result.exit_status == 128 + SIGKILL ||
+         // `timeout -k` kills its whole process group, itself included, when
+         // the command ignored TERM: the host then reports signal KILL.
+         (result.signal && *result.signal == "KILL")))
         result.timed_out = true;
     if (!st.exit_status && !st.exit_signal && !result.timed_out) result.exit_status = 255;
 

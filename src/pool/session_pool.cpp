@@ -87,8 +87,15 @@ void session_pool::evict_expired() {
 
 asio::awaitable<core::result<session_pool::lease>> session_pool::acquire(const ssh::connect_options& opts) {
     const std::string key = opts.destination();
-    const auto deadline = ssh::clock_type::now() + opts.connect_timeout;
+    const auto started = ssh::clock_type::now();
+    const auto deadline = started + opts.connect_timeout;
+    bool waited_for_connect = false;
     for (;;) {
+        if (waited_for_connect) {
+            // The connect we waited for failed: that is our answer too.
+            if (auto f = last_failure_.find(key); f != last_failure_.end() && f->second.at >= started)
+                co_return tl::unexpected(f->second.error);
+        }
         evict_expired();
         const auto now = clock_.now();
         std::size_t for_key = 0;
@@ -105,11 +112,20 @@ asio::awaitable<core::result<session_pool::lease>> session_pool::acquire(const s
             ++e->channels;
             co_return lease(this, e, true);
         }
-        if (for_key < limits_.max_sessions_per_destination && session_count() < limits_.max_sessions_total) {
+        const std::size_t in_flight = connecting_to_[key];
+        waited_for_connect = in_flight > 0;
+        if (in_flight == 0 && for_key < limits_.max_sessions_per_destination &&
+            session_count() < limits_.max_sessions_total) {
             ++connecting_;
+            ++connecting_to_[key];
             auto s = co_await connect_(executor_, opts);
             --connecting_;
-            if (!s) co_return tl::unexpected(s.error());
+            --connecting_to_[key];
+            slot_freed_.cancel();  // wake the callers waiting for this connect
+            if (!s) {
+                last_failure_.insert_or_assign(key, connect_failure{s.error(), ssh::clock_type::now()});
+                co_return tl::unexpected(s.error());
+            }
             auto e = std::make_shared<entry>();
             e->destination = key;
             e->session = std::move(*s);

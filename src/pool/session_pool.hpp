@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <functional>
 #include <list>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -87,6 +88,16 @@ private:
     liveness_check alive_;
     std::list<std::shared_ptr<entry>> entries_;
     std::size_t connecting_ = 0;
+    // Connects in flight per destination: callers wait for them rather than
+    // opening one session each, and they count against the per-destination limit.
+    std::map<std::string, std::size_t, std::less<>> connecting_to_;
+    // The last failed connect per destination, handed to the callers that
+    // were waiting for it.
+    struct connect_failure {
+        core::error error;
+        ssh::time_point at;
+    };
+    std::map<std::string, connect_failure, std::less<>> last_failure_;
     asio::steady_timer slot_freed_;
 };
 

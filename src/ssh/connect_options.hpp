@@ -37,6 +37,8 @@ struct connect_options {
     host_key_policy host_keys = host_key_policy::strict;
     std::vector<std::string> user_known_hosts_files;
     std::vector<std::string> global_known_hosts_files;
+    std::optional<std::string> host_key_alias;  // name looked up in known_hosts instead of host:port
+    bool hash_known_hosts = false;              // hash the name when accept-new records a key
 
     // Transport.
     std::chrono::milliseconds connect_timeout{30'000};

@@ -55,6 +55,8 @@ core::result<connect_options> from_config(const ssh_config& config, const target
     o.host_keys = to_policy(hc->strict);
     o.user_known_hosts_files = hc->user_known_hosts_files;
     o.global_known_hosts_files = hc->global_known_hosts_files;
+    o.host_key_alias = hc->host_key_alias;
+    o.hash_known_hosts = hc->hash_known_hosts;
     if (hc->connect_timeout) o.connect_timeout = *hc->connect_timeout;
     o.server_alive_interval = hc->server_alive_interval;
     o.server_alive_count_max = hc->server_alive_count_max;

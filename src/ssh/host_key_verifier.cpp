@@ -28,6 +28,12 @@ std::string key_label(ssh_key key) {
 constexpr std::string_view default_algorithms =
     "ssh-ed25519,ecdsa-sha2-nistp521,ecdsa-sha2-nistp384,ecdsa-sha2-nistp256,rsa-sha2-512,rsa-sha2-256";
 
+// The name and port known_hosts is searched for: HostKeyAlias (port 22 form) or the real host:port.
+std::pair<std::string, uint16_t> lookup_name(const connect_options& opts) {
+    if (opts.host_key_alias) return {*opts.host_key_alias, 22};
+    return {opts.host, opts.port};
+}
+
 }  // namespace
 
 std::string fingerprint(ssh_key key) {
@@ -41,7 +47,8 @@ std::string fingerprint(ssh_key key) {
 
 std::string preferred_host_key_algorithms(const connect_options& opts) {
     auto kh = known_hosts::load(all_files(opts));
-    auto types = kh.key_types_for(opts.host, opts.port);
+    auto [host, port] = lookup_name(opts);
+    auto types = kh.key_types_for(host, port);
     if (types.empty()) return std::string(default_algorithms);
     std::string known = host_key_algorithms_for_types(types);
     std::string order = known;
@@ -71,7 +78,8 @@ core::result<std::string> check_host_key(const connect_options& opts, ssh_key se
     if (ssh_pki_export_pubkey_base64(server_key, &b64_raw) != SSH_OK)
         return core::fail(core::errc::protocol_error, "cannot encode the server's host key");
     ssh_string_handle b64(b64_raw);
-    const std::string name = known_hosts_name(opts.host, opts.port);
+    const auto [host, port] = lookup_name(opts);
+    const std::string name = known_hosts_name(host, port);
     const std::string label = fmt::format("{} key {}", key_label(server_key), fp);
 
     if (opts.host_keys == host_key_policy::accept_any) {
@@ -81,7 +89,7 @@ core::result<std::string> check_host_key(const connect_options& opts, ssh_key se
 
     auto kh = known_hosts::load(all_files(opts));
     for (const auto& s : kh.skipped()) spdlog::debug("{}:{}: ignored known_hosts line: {}", s.path, s.line, s.reason);
-    auto c = kh.check(opts.host, opts.port, type, b64.get());
+    auto c = kh.check(host, port, type, b64.get());
     const std::string user_file = opts.user_known_hosts_files.empty() ? "~/.ssh/known_hosts"
                                                                        : opts.user_known_hosts_files.front();
     switch (c.status) {
@@ -103,7 +111,7 @@ core::result<std::string> check_host_key(const connect_options& opts, ssh_key se
             break;
     }
     if (opts.host_keys == host_key_policy::accept_new) {
-        if (auto a = known_hosts::append(user_file, opts.host, opts.port, type, b64.get()); !a)
+        if (auto a = known_hosts::append(user_file, host, port, type, b64.get(), opts.hash_known_hosts); !a)
             return core::fail(a.error().code,
                               fmt::format("cannot record the host key of {}: {}", name, a.error().message));
         spdlog::warn("permanently added {} ({}) to {}", name, label, user_file);
