@@ -12,6 +12,7 @@
 #include "core/asio.hpp"
 #include "core/duration.hpp"
 #include "core/terminal_prompt.hpp"
+#include "exec/exec_config.hpp"
 #include "exec/executor.hpp"
 
 namespace tunnel::cli {
@@ -29,7 +30,7 @@ struct exec_flags {
     std::string cwd;
     std::string timeout;
     std::string stdin_path;
-    unsigned retries = 0;
+    std::optional<unsigned> retries;
     bool pty = false;
     bool json = false;
     std::vector<std::string> rules;
@@ -89,12 +90,17 @@ nlohmann::json to_json(const exec::exec_result& r) {
 int run_exec(const exec_flags& f) {
     auto cmd = build_command(f);
     if (!cmd) return report(cmd.error());
+    auto ctx = ssh::process_resolve_context();
+    auto settings = exec::load_exec_config(ctx.home);  // rules and defaults from the config file
+    if (!settings) return report(settings.error());
     auto rules = exec::command_rules::parse(f.rules);
     if (!rules) return report(rules.error());
+    for (const auto& r : settings->rules.rules()) rules->add(r);
+    if (!cmd->timeout && settings->timeout) cmd->timeout = settings->timeout;
+    const unsigned retries = f.retries.value_or(settings->retries.value_or(0));
     if (auto allowed = cmd->argv.size() == 1 ? rules->check(cmd->argv.front()) : rules->check(cmd->argv); !allowed)
         return report(allowed.error());
 
-    auto ctx = ssh::process_resolve_context();
     auto config = ssh::load_ssh_config(f.connection, ctx);
     if (!config) return report(config.error());
     auto target = ssh::resolve_destination(*config, f.target, f.connection);
@@ -103,7 +109,7 @@ int run_exec(const exec_flags& f) {
 
     asio::io_context io;
     exec::run_options options;
-    options.retries = f.retries;
+    options.retries = retries;
     options.capture = f.json;
     if (f.ask_sudo_pass)
         options.sudo_password = [] { return core::ask_secret("[sudo] password: "); };
@@ -118,7 +124,7 @@ int run_exec(const exec_flags& f) {
         events.on_stderr = [](std::string_view d) { write_all(2, d); };
     }
     // The breaker must not cut short the retries the user asked for.
-    pool::breaker_registry breakers({std::max(5u, f.retries + 1), std::chrono::seconds(30)});
+    pool::breaker_registry breakers({std::max(5u, retries + 1), std::chrono::seconds(30)});
     pool::session_pool pool(io.get_executor());
     exec::executor runner(pool, breakers, std::move(*rules));
 

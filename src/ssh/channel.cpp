@@ -12,6 +12,7 @@ int on_data(ssh_session, ssh_channel, void* data, uint32_t len, int is_stderr, v
     if (buf.size() >= st.buffer_cap) return 0;  // libssh keeps it; drain() picks it up later
     std::size_t take = std::min<std::size_t>(len, st.buffer_cap - buf.size());
     buf.append(static_cast<const char*>(data), take);
+    st.taken += take;
     return static_cast<int>(take);
 }
 
@@ -145,6 +146,18 @@ void channel::close() {
 }
 
 void channel::drain() {
+    if (state_->read_chunk > 64 * 1024 && state_->taken >= state_->read_chunk / 2) {
+        // One large read: libssh grows the receive window to what is asked
+        // (a data callback alone keeps it at 1,280,000 bytes).
+        state_->taken = 0;
+        std::string& dst = state_->out;
+        if (dst.size() < state_->buffer_cap) {
+            std::string& scratch = state_->scratch;
+            scratch.resize(std::min(state_->read_chunk, state_->buffer_cap - dst.size()));
+            int n = ssh_channel_read_timeout(channel_.get(), scratch.data(), static_cast<uint32_t>(scratch.size()), 0, 0);
+            if (n > 0) dst.append(scratch.data(), static_cast<std::size_t>(n));
+        }
+    }
     char buf[64 * 1024];
     for (int is_stderr = 0; is_stderr < 2; ++is_stderr) {
         std::string& dst = is_stderr ? state_->err : state_->out;
@@ -154,6 +167,7 @@ void channel::drain() {
                                                  is_stderr);
             if (n <= 0) break;
             dst.append(buf, static_cast<std::size_t>(n));
+            state_->taken += static_cast<std::size_t>(n);
         }
     }
 }

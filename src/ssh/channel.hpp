@@ -26,6 +26,12 @@ struct channel_state {
     std::optional<std::string> exit_signal;  // "TERM", "KILL", ...
     bool core_dumped = false;
     std::size_t buffer_cap = 4 << 20;  // stop consuming above this; libssh holds the rest
+    // drain() reads libssh's buffer in calls of this size. Above 64 KiB a call
+    // also grows libssh's receive window to this size (ARCHITECTURE §4: bulk
+    // paths read in >= 4 MiB calls); it does so once `taken` reaches half of it.
+    std::size_t read_chunk = 64 * 1024;
+    std::size_t taken = 0;  // bytes consumed since drain() last grew the window
+    std::string scratch;    // drain()'s buffer for large reads, kept between calls
 };
 
 class channel {

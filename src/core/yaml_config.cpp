@@ -1,0 +1,92 @@
+#include "core/yaml_config.hpp"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "core/duration.hpp"
+
+namespace tunnel::core {
+
+namespace {
+std::string where(const YAML::Node& node) {
+    auto m = node.Mark();
+    if (m.line < 0) return {};
+    return fmt::format(" (line {})", m.line + 1);
+}
+}  // namespace
+
+YAML::Node yaml_reader::parse(std::string_view text) {
+    try {
+        return YAML::Load(std::string(text));
+    } catch (const YAML::Exception& e) {
+        errors_.push_back(fmt::format("{}:{}:{}: invalid YAML: {}", source_, e.mark.line + 1, e.mark.column + 1, e.msg));
+        return {};
+    }
+}
+
+void yaml_reader::error(const std::string& path, std::string_view message) {
+    errors_.push_back(fmt::format("{}: {}: {}", source_, path, message));
+}
+
+bool yaml_reader::expect_map(const YAML::Node& map, const std::string& path,
+                             std::initializer_list<std::string_view> allowed) {
+    if (!map || map.IsNull()) return false;
+    if (!map.IsMap()) {
+        error(path, "must be a mapping of key: value" + where(map));
+        return false;
+    }
+    for (const auto& kv : map) {
+        auto key = kv.first.as<std::string>();
+        if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
+            error(path.empty() ? key : path + "." + key,
+                  fmt::format("unknown key{} (allowed: {})", where(kv.first), fmt::join(allowed, ", ")));
+    }
+    return true;
+}
+
+std::optional<std::string> yaml_reader::string(const YAML::Node& node, const std::string& path) {
+    if (!node.IsScalar()) {
+        error(path, "must be a string" + where(node));
+        return std::nullopt;
+    }
+    return node.as<std::string>();
+}
+
+std::optional<long long> yaml_reader::integer(const YAML::Node& node, const std::string& path, long long min,
+                                              long long max) {
+    long long v = 0;
+    if (!node.IsScalar() || !YAML::convert<long long>::decode(node, v) || v < min || v > max) {
+        error(path, fmt::format("must be a whole number from {} to {}{}", min, max, where(node)));
+        return std::nullopt;
+    }
+    return v;
+}
+
+std::optional<std::chrono::milliseconds> yaml_reader::duration(const YAML::Node& node, const std::string& path) {
+    auto s = string(node, path);
+    if (!s) return std::nullopt;
+    auto d = parse_duration(*s);
+    if (!d) {
+        error(path, d.error().message + where(node));
+        return std::nullopt;
+    }
+    return *d;
+}
+
+std::optional<std::vector<std::string>> yaml_reader::string_list(const YAML::Node& node, const std::string& path) {
+    if (!node.IsSequence()) {
+        error(path, "must be a list" + where(node));
+        return std::nullopt;
+    }
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < node.size(); ++i)
+        if (auto s = string(node[i], fmt::format("{}[{}]", path, i))) out.push_back(*s);
+    return out;
+}
+
+core::error yaml_reader::failure() const {
+    return {errc::invalid_argument, fmt::format("{}", fmt::join(errors_, "\n"))};
+}
+
+}  // namespace tunnel::core
