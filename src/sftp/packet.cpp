@@ -67,7 +67,7 @@ packet_writer& packet_writer::attrs(const file_attrs& a) {
     return *this;
 }
 
-std::string packet_writer::finish() && {
+std::string packet_writer::finish() {
     auto n = static_cast<std::uint32_t>(buf_.size() - 4);
     buf_[0] = static_cast<char>(n >> 24);
     buf_[1] = static_cast<char>(n >> 16);

@@ -133,7 +133,7 @@ public:
     packet_writer& attrs(const file_attrs& a);
 
     // The complete packet, length prefix included.
-    [[nodiscard]] std::string finish() &&;
+    [[nodiscard]] std::string finish();
 
 private:
     packet_writer() = default;

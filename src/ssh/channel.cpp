@@ -90,6 +90,33 @@ asio::awaitable<core::result<channel>> channel::open_direct_tcpip(std::shared_pt
     co_return c;
 }
 
+asio::awaitable<core::result<channel>> channel::open_direct_streamlocal(std::shared_ptr<session> s,
+                                                                        std::string path,
+                                                                        time_point deadline) {
+    channel_handle ch(ssh_channel_new(s->native()));
+    if (!ch) co_return core::fail(core::errc::resource_exhausted, "cannot allocate an SSH channel");
+    ssh_channel raw = ch.get();
+    channel c(s, std::move(ch));
+    auto rc = co_await s->drive(
+        [&] { return ssh_channel_open_forward_unix(raw, path.c_str(), "127.0.0.1", 0); }, SSH_AGAIN,
+        deadline);
+    if (!rc) co_return tl::unexpected(rc.error());
+    if (*rc != SSH_OK)
+        co_return core::fail(core::errc::channel_failed,
+                             fmt::format("{} could not open a connection to {}: {}",
+                                         s->options().destination(), path, s->last_error()));
+    co_return c;
+}
+
+std::optional<channel> channel::accept_forwarded(std::shared_ptr<session> s, int& destination_port) {
+    destination_port = 0;
+    ssh_channel raw = ssh_channel_open_forward_port(s->native(), 0, &destination_port, nullptr, nullptr);
+    if (!raw) return std::nullopt;
+    // Bytes that arrived before the callbacks were set wait in libssh's
+    // buffer; drain() picks them up.
+    return channel(std::move(s), channel_handle(raw));
+}
+
 asio::awaitable<core::result<void>> channel::request(const char* what, auto step,
                                                      time_point deadline) {
     auto rc = co_await session_->drive(step, SSH_AGAIN, deadline);

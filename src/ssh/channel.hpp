@@ -42,6 +42,16 @@ public:
                                                                     std::string host, uint16_t port,
                                                                     time_point deadline);
 
+    // direct-streamlocal@openssh.com: a Unix socket on the server.
+    static asio::awaitable<core::result<channel>> open_direct_streamlocal(std::shared_ptr<session> s,
+                                                                          std::string path,
+                                                                          time_point deadline);
+    // A forwarded-tcpip channel the server opened for a reverse forward
+    // (ssh_channel_listen_forward), if one is queued; never waits.
+    // `destination_port` is the server port the connection arrived on.
+    [[nodiscard]] static std::optional<channel> accept_forwarded(std::shared_ptr<session> s,
+                                                                 int& destination_port);
+
     channel(channel&&) noexcept = default;
     channel& operator=(channel&&) noexcept = default;
     channel(const channel&) = delete;

@@ -1,0 +1,541 @@
+#include "sftp/client.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <map>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+namespace tunnel::sftp {
+
+namespace {
+
+constexpr std::uint32_t sftp_version = 3;
+// Replies buffered on the channel before libssh is told to hold back; large
+// enough for 64 read replies in flight.
+constexpr std::size_t channel_buffer = 32u << 20;
+// drain() reads in calls of this size so libssh's receive window follows (§4).
+constexpr std::size_t channel_read_chunk = 8u << 20;
+// Requests queued beyond what the channel window accepts.
+constexpr std::size_t max_queued = 4u << 20;
+
+core::result<void> write_all_at(int fd, std::string_view data, std::uint64_t offset) {
+    while (!data.empty()) {
+        ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            int e = errno;
+            return core::fail(e == ENOSPC ? core::errc::resource_exhausted : core::errc::io_error,
+                              fmt::format("local write failed: {}", std::strerror(e)));
+        }
+        data.remove_prefix(static_cast<std::size_t>(n));
+        offset += static_cast<std::uint64_t>(n);
+    }
+    return {};
+}
+
+}  // namespace
+
+core::error status_error(const status_reply& s, std::string_view what) {
+    auto code = core::errc::io_error;
+    if (s.code == status_code::no_such_file) code = core::errc::not_found;
+    if (s.code == status_code::permission_denied) code = core::errc::permission_denied;
+    if (s.code == status_code::op_unsupported) code = core::errc::invalid_argument;
+    std::string detail = s.message.empty() ? std::string(to_string(s.code)) : s.message;
+    // OpenSSH says "Failure" for ENOSPC, EEXIST, ENOTEMPTY alike: keep its word.
+    return {code, fmt::format("{}: {}", what, detail)};
+}
+
+client::client(std::shared_ptr<ssh::session> s, ssh::channel ch, client_options options)
+    : session_(std::move(s)), channel_(std::move(ch)), options_(options), destination_(session_->options().destination()) {}
+
+client::~client() { channel_.close(); }
+
+asio::awaitable<core::result<std::unique_ptr<client>>> client::open(std::shared_ptr<ssh::session> s,
+                                                                    client_options options) {
+    options.chunk_size = std::clamp<std::size_t>(options.chunk_size, 1024, max_chunk);
+    options.max_inflight = std::max<std::size_t>(options.max_inflight, 1);
+    const auto deadline = ssh::clock_type::now() + options.timeout;
+    auto ch = co_await ssh::channel::open_session(s, deadline);
+    if (!ch) co_return tl::unexpected(ch.error());
+    if (auto r = co_await ch->request_subsystem("sftp", deadline); !r) {
+        auto e = r.error();
+        e.message += " (is the sftp subsystem enabled in sshd_config?)";
+        co_return tl::unexpected(e);
+    }
+    ch->state().buffer_cap = channel_buffer;
+    ch->state().read_chunk = channel_read_chunk;
+    std::unique_ptr<client> c(new client(std::move(s), std::move(*ch), options));
+    if (auto h = co_await c->handshake(); !h) co_return tl::unexpected(h.error());
+    co_return c;
+}
+
+asio::awaitable<core::result<void>> client::handshake() {
+    send(packet_writer::init(sftp_version).finish());
+    const auto until = deadline();
+    std::optional<reply> version;
+    while (!version) {
+        if (auto it = replies_.find(0); it != replies_.end() && it->second.type == fxp::version) {
+            version = std::move(it->second);
+            replies_.erase(it);
+            break;
+        }
+        if (auto s = co_await step(until); !s) co_return s;
+    }
+    auto v = parse_version(version->body);
+    if (!v) co_return tl::unexpected(v.error());
+    for (const auto& [name, data] : v->extensions) {
+        if (name == "posix-rename@openssh.com") ext_.posix_rename = true;
+        if (name == "fsync@openssh.com") ext_.fsync = true;
+        if (name == "statvfs@openssh.com") ext_.statvfs = true;
+        if (name == "hardlink@openssh.com") ext_.hardlink = true;
+        if (name == "limits@openssh.com") ext_.limits = true;
+    }
+    if (ext_.limits) {
+        auto id = next_id();
+        auto r = co_await call(packet_writer(fxp::extended, id).str("limits@openssh.com").finish(), id, "limits");
+        if (!r) co_return tl::unexpected(r.error());
+        if (r->type == fxp::extended_reply) {
+            auto l = parse_limits(r->body);
+            if (!l) co_return tl::unexpected(l.error());
+            std::uint64_t chunk = options_.chunk_size;
+            if (l->max_read_length) chunk = std::min(chunk, l->max_read_length);
+            if (l->max_write_length) chunk = std::min(chunk, l->max_write_length);
+            if (l->max_packet_length > 1024) chunk = std::min<std::uint64_t>(chunk, l->max_packet_length - 1024);
+            options_.chunk_size = static_cast<std::size_t>(std::max<std::uint64_t>(chunk, 1024));
+        }
+    }
+    spdlog::debug("sftp on {}: chunk {} bytes, {} in flight", destination_, options_.chunk_size, options_.max_inflight);
+    co_return core::result<void>{};
+}
+
+void client::send(std::string packet) {
+    if (out_off_ == outq_.size()) {
+        outq_ = std::move(packet);
+        out_off_ = 0;
+    } else {
+        outq_ += packet;
+    }
+}
+
+asio::awaitable<core::result<void>> client::step(ssh::time_point until) {
+    if (broken_) co_return tl::unexpected(broken_error_);
+    bool progressed = false;
+    // 1. Send what the window allows.
+    while (out_off_ < outq_.size()) {
+        auto n = channel_.write_some(std::string_view(outq_).substr(out_off_));
+        if (!n) {
+            broken_ = true;
+            broken_error_ = n.error();
+            co_return tl::unexpected(n.error());
+        }
+        if (*n == 0) break;
+        out_off_ += *n;
+        progressed = true;
+    }
+    if (out_off_ == outq_.size()) {
+        outq_.clear();
+        out_off_ = 0;
+    } else if (out_off_ > (1u << 20)) {
+        outq_.erase(0, out_off_);
+        out_off_ = 0;
+    }
+    // 2. Take what arrived.
+    channel_.drain();
+    auto& in = channel_.state().out;
+    std::size_t off = 0;
+    for (;;) {
+        auto f = next_frame(std::string_view(in).substr(off));
+        if (!f) {
+            broken_ = true;
+            broken_error_ = {core::errc::protocol_error, fmt::format("{}: {}", destination_, f.error().message)};
+            co_return tl::unexpected(broken_error_);
+        }
+        if (!*f) break;
+        auto& fr = **f;
+        replies_[fr.id] = reply{fr.type, std::string(fr.body)};
+        off += fr.size;
+        progressed = true;
+    }
+    if (off > 0) in.erase(0, off);
+    if (progressed) co_return core::result<void>{};
+    if (channel_.state().closed || channel_.state().eof) {
+        broken_ = true;
+        broken_error_ = {core::errc::disconnected, fmt::format("the SFTP server on {} closed the channel", destination_)};
+        co_return tl::unexpected(broken_error_);
+    }
+    auto w = co_await session_->wait(until);
+    if (!w) {
+        if (w.error().code == core::errc::timeout)
+            co_return core::fail(core::errc::timeout,
+                                 fmt::format("SFTP server on {} did not answer within {} ms", destination_,
+                                             options_.timeout.count()));
+        broken_ = true;
+        broken_error_ = w.error();
+        co_return w;
+    }
+    co_return core::result<void>{};
+}
+
+asio::awaitable<core::result<client::reply>> client::call(std::string packet, std::uint32_t id,
+                                                          std::string_view what) {
+    send(std::move(packet));
+    const auto until = deadline();
+    for (;;) {
+        if (auto it = replies_.find(id); it != replies_.end()) {
+            reply r = std::move(it->second);
+            replies_.erase(it);
+            co_return r;
+        }
+        if (auto s = co_await step(until); !s) {
+            auto e = s.error();
+            e.message = fmt::format("{}: {}", what, e.message);
+            co_return tl::unexpected(e);
+        }
+    }
+}
+
+core::error client::fail_status(const reply& r, std::string_view what) const {
+    if (r.type != fxp::status)
+        return {core::errc::protocol_error, fmt::format("{}: unexpected SFTP reply type {}", what, int(r.type))};
+    auto s = parse_status(r.body);
+    if (!s) return {core::errc::protocol_error, fmt::format("{}: {}", what, s.error().message)};
+    return status_error(*s, what);
+}
+
+asio::awaitable<core::result<void>> client::call_status(std::string packet, std::uint32_t id, std::string what) {
+    auto r = co_await call(std::move(packet), id, what);
+    if (!r) co_return tl::unexpected(r.error());
+    if (r->type == fxp::status) {
+        auto s = parse_status(r->body);
+        if (s && s->code == status_code::ok) co_return core::result<void>{};
+    }
+    co_return tl::unexpected(fail_status(*r, what));
+}
+
+asio::awaitable<core::result<file_attrs>> client::call_attrs(fxp type, std::string path, std::string what) {
+    auto id = next_id();
+    auto r = co_await call(packet_writer(type, id).str(path).finish(), id, what);
+    if (!r) co_return tl::unexpected(r.error());
+    if (r->type == fxp::attrs) co_return parse_attrs(r->body);
+    co_return tl::unexpected(fail_status(*r, what));
+}
+
+asio::awaitable<core::result<file_attrs>> client::stat(std::string path) {
+    co_return co_await call_attrs(fxp::stat, path, fmt::format("stat {}", path));
+}
+
+asio::awaitable<core::result<file_attrs>> client::lstat(std::string path) {
+    co_return co_await call_attrs(fxp::lstat, path, fmt::format("lstat {}", path));
+}
+
+asio::awaitable<core::result<file_attrs>> client::fstat(std::string handle) {
+    co_return co_await call_attrs(fxp::fstat, handle, "fstat");
+}
+
+asio::awaitable<core::result<std::string>> client::realpath(std::string path) {
+    auto id = next_id();
+    std::string what = fmt::format("realpath {}", path);
+    auto r = co_await call(packet_writer(fxp::realpath, id).str(path).finish(), id, what);
+    if (!r) co_return tl::unexpected(r.error());
+    if (r->type != fxp::name) co_return tl::unexpected(fail_status(*r, what));
+    auto n = parse_name(r->body);
+    if (!n) co_return tl::unexpected(n.error());
+    if (n->size() != 1) co_return core::fail(core::errc::protocol_error, what + ": expected one name");
+    co_return std::move(n->front().filename);
+}
+
+asio::awaitable<core::result<std::string>> client::readlink(std::string path) {
+    auto id = next_id();
+    std::string what = fmt::format("readlink {}", path);
+    auto r = co_await call(packet_writer(fxp::readlink, id).str(path).finish(), id, what);
+    if (!r) co_return tl::unexpected(r.error());
+    if (r->type != fxp::name) co_return tl::unexpected(fail_status(*r, what));
+    auto n = parse_name(r->body);
+    if (!n) co_return tl::unexpected(n.error());
+    if (n->size() != 1) co_return core::fail(core::errc::protocol_error, what + ": expected one name");
+    co_return std::move(n->front().filename);
+}
+
+asio::awaitable<core::result<std::vector<name_entry>>> client::list(std::string path) {
+    std::string what = fmt::format("list {}", path);
+    auto id = next_id();
+    auto r = co_await call(packet_writer(fxp::opendir, id).str(path).finish(), id, what);
+    if (!r) co_return tl::unexpected(r.error());
+    if (r->type != fxp::handle) co_return tl::unexpected(fail_status(*r, what));
+    auto handle = parse_handle(r->body);
+    if (!handle) co_return tl::unexpected(handle.error());
+    std::vector<name_entry> out;
+    for (;;) {
+        id = next_id();
+        r = co_await call(packet_writer(fxp::readdir, id).str(*handle).finish(), id, what);
+        if (!r) co_return tl::unexpected(r.error());
+        if (r->type == fxp::status) {
+            auto s = parse_status(r->body);
+            if (s && s->code == status_code::eof) break;
+            co_return tl::unexpected(fail_status(*r, what));
+        }
+        if (r->type != fxp::name) co_return tl::unexpected(fail_status(*r, what));
+        auto names = parse_name(r->body);
+        if (!names) co_return tl::unexpected(names.error());
+        for (auto& n : *names)
+            if (n.filename != "." && n.filename != "..") out.push_back(std::move(n));
+    }
+    (void)co_await close(*handle);
+    co_return out;
+}
+
+asio::awaitable<core::result<void>> client::mkdir(std::string path, std::uint32_t mode) {
+    auto id = next_id();
+    file_attrs a;
+    a.permissions = mode;
+    co_return co_await call_status(packet_writer(fxp::mkdir, id).str(path).attrs(a).finish(), id,
+                                   fmt::format("mkdir {}", path));
+}
+
+asio::awaitable<core::result<void>> client::rmdir(std::string path) {
+    auto id = next_id();
+    co_return co_await call_status(packet_writer(fxp::rmdir, id).str(path).finish(), id, fmt::format("rmdir {}", path));
+}
+
+asio::awaitable<core::result<void>> client::remove(std::string path) {
+    auto id = next_id();
+    co_return co_await call_status(packet_writer(fxp::remove, id).str(path).finish(), id,
+                                   fmt::format("remove {}", path));
+}
+
+asio::awaitable<core::result<void>> client::setstat(std::string path, file_attrs attrs) {
+    auto id = next_id();
+    co_return co_await call_status(packet_writer(fxp::setstat, id).str(path).attrs(attrs).finish(), id,
+                                   fmt::format("setstat {}", path));
+}
+
+asio::awaitable<core::result<void>> client::fsetstat(std::string handle, file_attrs attrs) {
+    auto id = next_id();
+    co_return co_await call_status(packet_writer(fxp::fsetstat, id).str(handle).attrs(attrs).finish(), id, "fsetstat");
+}
+
+asio::awaitable<core::result<void>> client::symlink(std::string target, std::string link_path) {
+    auto id = next_id();
+    co_return co_await call_status(packet_writer(fxp::symlink, id).str(target).str(link_path).finish(), id,
+                                   fmt::format("symlink {} -> {}", link_path, target));
+}
+
+asio::awaitable<core::result<void>> client::rename(std::string from, std::string to) {
+    auto id = next_id();
+    std::string what = fmt::format("rename {} to {}", from, to);
+    if (ext_.posix_rename)
+        co_return co_await call_status(
+            packet_writer(fxp::extended, id).str("posix-rename@openssh.com").str(from).str(to).finish(), id, what);
+    auto r = co_await call_status(packet_writer(fxp::rename, id).str(from).str(to).finish(), id, what);
+    if (r) co_return r;
+    // SFTP v3 rename refuses an existing target: remove it and try again.
+    if (auto st = co_await lstat(to); st && !st->is_dir()) {
+        if (auto rm = co_await remove(to); !rm) co_return rm;
+        id = next_id();
+        co_return co_await call_status(packet_writer(fxp::rename, id).str(from).str(to).finish(), id, what);
+    }
+    co_return r;
+}
+
+asio::awaitable<core::result<void>> client::hardlink(std::string from, std::string to) {
+    if (!ext_.hardlink)
+        co_return core::fail(core::errc::invalid_argument,
+                             fmt::format("{} does not offer hardlink@openssh.com", destination_));
+    auto id = next_id();
+    co_return co_await call_status(
+        packet_writer(fxp::extended, id).str("hardlink@openssh.com").str(from).str(to).finish(), id,
+        fmt::format("hardlink {} to {}", from, to));
+}
+
+asio::awaitable<core::result<fs_stats>> client::statvfs(std::string path) {
+    std::string what = fmt::format("statvfs {}", path);
+    if (!ext_.statvfs)
+        co_return core::fail(core::errc::invalid_argument, fmt::format("{} does not offer statvfs@openssh.com", destination_));
+    auto id = next_id();
+    auto r = co_await call(packet_writer(fxp::extended, id).str("statvfs@openssh.com").str(path).finish(), id, what);
+    if (!r) co_return tl::unexpected(r.error());
+    if (r->type != fxp::extended_reply) co_return tl::unexpected(fail_status(*r, what));
+    co_return parse_statvfs(r->body);
+}
+
+asio::awaitable<core::result<std::string>> client::open_file(std::string path, std::uint32_t flags, file_attrs attrs) {
+    auto id = next_id();
+    std::string what = fmt::format("open {}", path);
+    auto r = co_await call(packet_writer(fxp::open, id).str(path).u32(flags).attrs(attrs).finish(), id, what);
+    if (!r) co_return tl::unexpected(r.error());
+    if (r->type != fxp::handle) co_return tl::unexpected(fail_status(*r, what));
+    co_return parse_handle(r->body);
+}
+
+asio::awaitable<core::result<void>> client::close(std::string handle) {
+    auto id = next_id();
+    co_return co_await call_status(packet_writer(fxp::close, id).str(handle).finish(), id, "close");
+}
+
+asio::awaitable<core::result<void>> client::fsync(std::string handle) {
+    if (!ext_.fsync) co_return core::result<void>{};
+    auto id = next_id();
+    co_return co_await call_status(packet_writer(fxp::extended, id).str("fsync@openssh.com").str(handle).finish(), id,
+                                   "fsync");
+}
+
+asio::awaitable<core::result<void>> client::upload(int fd, std::string handle, std::uint64_t offset,
+                                                   std::uint64_t length, progress_fn progress) {
+    struct pending {
+        std::uint64_t offset;
+        std::size_t len;
+    };
+    std::unordered_map<std::uint32_t, pending> inflight;
+    const std::uint64_t end = offset + length;
+    std::string chunk(options_.chunk_size, '\0');
+    auto until = deadline();
+    while (offset < end || !inflight.empty()) {
+        while (offset < end && inflight.size() < options_.max_inflight && outq_.size() - out_off_ < max_queued) {
+            std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(options_.chunk_size, end - offset));
+            std::size_t got = 0;
+            while (got < n) {
+                ssize_t r = ::pread(fd, chunk.data() + got, n - got, static_cast<off_t>(offset + got));
+                if (r < 0 && errno == EINTR) continue;
+                if (r < 0)
+                    co_return core::fail(core::errc::io_error, fmt::format("local read failed: {}", std::strerror(errno)));
+                if (r == 0)
+                    co_return core::fail(core::errc::io_error, "the source file shrank while it was being copied");
+                got += static_cast<std::size_t>(r);
+            }
+            auto id = next_id();
+            send(packet_writer(fxp::write, id).str(handle).u64(offset).str(std::string_view(chunk.data(), n)).finish());
+            inflight.emplace(id, pending{offset, n});
+            offset += n;
+        }
+        if (auto s = co_await step(until); !s) co_return s;
+        for (auto it = inflight.begin(); it != inflight.end();) {
+            auto r = replies_.find(it->first);
+            if (r == replies_.end()) {
+                ++it;
+                continue;
+            }
+            auto st = r->second.type == fxp::status ? parse_status(r->second.body) : core::result<status_reply>{};
+            if (r->second.type != fxp::status || !st || st->code != status_code::ok) {
+                auto e = fail_status(r->second, fmt::format("write at offset {}", it->second.offset));
+                replies_.erase(r);
+                co_return tl::unexpected(e);
+            }
+            if (progress) progress(it->second.len);
+            replies_.erase(r);
+            it = inflight.erase(it);
+            until = deadline();
+        }
+    }
+    co_return core::result<void>{};
+}
+
+asio::awaitable<core::result<std::uint64_t>> client::read_pipelined(
+    std::string handle, std::uint64_t offset, std::uint64_t length,
+    std::function<core::result<void>(std::uint64_t, std::string_view)> on_data, bool in_order) {
+    struct pending {
+        std::uint32_t id;
+        std::uint64_t offset;
+        std::size_t len;
+    };
+    std::deque<pending> inflight;  // issue order
+    std::map<std::uint64_t, std::string> held;  // out-of-order data (in_order only)
+    std::uint64_t next = offset;           // next offset to request
+    std::uint64_t end = offset + length;   // lowered when the server reports EOF
+    std::uint64_t delivered = offset;      // in_order: next offset to hand out
+    std::uint64_t total = 0;
+    std::deque<std::pair<std::uint64_t, std::size_t>> gaps;  // short reads to ask again
+    auto until = deadline();
+    while (next < end || !inflight.empty() || !gaps.empty()) {
+        while (inflight.size() < options_.max_inflight && (!gaps.empty() || next < end)) {
+            std::uint64_t off;
+            std::size_t n;
+            if (!gaps.empty()) {
+                std::tie(off, n) = gaps.front();
+                gaps.pop_front();
+                if (off >= end) continue;
+            } else {
+                off = next;
+                n = static_cast<std::size_t>(std::min<std::uint64_t>(options_.chunk_size, end - next));
+                next += n;
+            }
+            auto id = next_id();
+            send(packet_writer(fxp::read, id).str(handle).u64(off).u32(static_cast<std::uint32_t>(n)).finish());
+            inflight.push_back({id, off, n});
+        }
+        if (inflight.empty()) break;
+        if (auto s = co_await step(until); !s) co_return tl::unexpected(s.error());
+        for (auto it = inflight.begin(); it != inflight.end();) {
+            auto r = replies_.find(it->id);
+            if (r == replies_.end()) {
+                ++it;
+                continue;
+            }
+            reply rep = std::move(r->second);
+            replies_.erase(r);
+            const pending p = *it;
+            it = inflight.erase(it);
+            until = deadline();
+            if (rep.type == fxp::status) {
+                auto st = parse_status(rep.body);
+                if (st && st->code == status_code::eof) {
+                    end = std::min(end, p.offset);  // the file is shorter than fstat said
+                    continue;
+                }
+                co_return tl::unexpected(fail_status(rep, fmt::format("read at offset {}", p.offset)));
+            }
+            if (rep.type != fxp::data) co_return tl::unexpected(fail_status(rep, "read"));
+            auto data = parse_data(rep.body);
+            if (!data) co_return tl::unexpected(data.error());
+            if (data->size() > p.len)
+                co_return core::fail(core::errc::protocol_error,
+                                     fmt::format("{} sent {} bytes for a {}-byte read", destination_, data->size(), p.len));
+            if (data->size() < p.len) gaps.emplace_back(p.offset + data->size(), p.len - data->size());
+            total += data->size();
+            if (!in_order) {
+                if (auto w = on_data(p.offset, *data); !w) co_return tl::unexpected(w.error());
+            } else {
+                held.emplace(p.offset, std::string(*data));
+            }
+        }
+        while (in_order && !held.empty() && held.begin()->first == delivered) {
+            auto node = held.extract(held.begin());
+            if (auto w = on_data(node.key(), node.mapped()); !w) co_return tl::unexpected(w.error());
+            delivered += node.mapped().size();
+        }
+    }
+    if (in_order && !held.empty())
+        co_return core::fail(core::errc::protocol_error, fmt::format("{} left a gap in a file read", destination_));
+    co_return total;
+}
+
+asio::awaitable<core::result<std::uint64_t>> client::download(std::string handle, int fd, std::uint64_t offset,
+                                                              std::uint64_t length, progress_fn progress) {
+    co_return co_await read_pipelined(
+        std::move(handle), offset, length,
+        [&](std::uint64_t off, std::string_view data) -> core::result<void> {
+            if (auto w = write_all_at(fd, data, off); !w) return w;
+            if (progress) progress(data.size());
+            return {};
+        },
+        false);
+}
+
+asio::awaitable<core::result<std::uint64_t>> client::read_stream(std::string handle, std::uint64_t offset,
+                                                                 std::uint64_t length,
+                                                                 std::function<void(std::string_view)> sink) {
+    co_return co_await read_pipelined(
+        std::move(handle), offset, length,
+        [&](std::uint64_t, std::string_view data) -> core::result<void> {
+            sink(data);
+            return {};
+        },
+        true);
+}
+
+}  // namespace tunnel::sftp
