@@ -58,6 +58,13 @@ void session::disconnect() {
     jump_.reset();
 }
 
+void session::abort() {
+    if (!fd_.is_open()) return;
+    boost::system::error_code ignored;
+    fd_.cancel(ignored);
+    (void)fd_.release();  // libssh still owns (and later closes) the fd
+}
+
 std::string session::last_error() const {
     if (!session_) return "session closed";
     const char* e = ssh_get_error(session_.get());

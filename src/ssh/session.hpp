@@ -66,6 +66,11 @@ public:
     // Sends SSH_MSG_DISCONNECT and releases the socket.
     void disconnect();
 
+    // Marks the session dead without freeing libssh state (channels that
+    // still hold the session stay valid): every current and later wait()
+    // fails with `disconnected`. For supervisors that noticed a dead peer.
+    void abort();
+
 private:
     session(asio::any_io_executor executor, connect_options opts, session_handle s, int fd);
 
