@@ -515,11 +515,14 @@ asio::awaitable<core::result<std::uint64_t>> client::read_pipelined(
 }
 
 asio::awaitable<core::result<std::uint64_t>> client::download(std::string handle, int fd, std::uint64_t offset,
-                                                              std::uint64_t length, progress_fn progress) {
+                                                              std::uint64_t length, progress_fn progress,
+                                                              bool sparse) {
     co_return co_await read_pipelined(
         std::move(handle), offset, length,
         [&](std::uint64_t off, std::string_view data) -> core::result<void> {
-            if (auto w = write_all_at(fd, data, off); !w) return w;
+            bool zeros = sparse && std::all_of(data.begin(), data.end(), [](char ch) { return ch == 0; });
+            if (!zeros)
+                if (auto w = write_all_at(fd, data, off); !w) return w;
             if (progress) progress(data.size());
             return {};
         },

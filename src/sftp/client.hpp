@@ -83,8 +83,11 @@ public:
                                                std::uint64_t length, progress_fn progress = {});
     // Reads [offset, offset+length) of the remote handle into local `fd` at the
     // same offsets. Returns the bytes read: fewer when the file ended early.
+    // `sparse`: chunks of zeros are not written (the caller sets the final
+    // size with ftruncate), so holes stay holes.
     asio::awaitable<core::result<std::uint64_t>> download(std::string handle, int fd, std::uint64_t offset,
-                                                          std::uint64_t length, progress_fn progress = {});
+                                                          std::uint64_t length, progress_fn progress = {},
+                                                          bool sparse = false);
     // Feeds [offset, offset+length) of the remote handle to `sink` in order.
     asio::awaitable<core::result<std::uint64_t>> read_stream(std::string handle, std::uint64_t offset,
                                                              std::uint64_t length,
