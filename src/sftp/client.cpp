@@ -158,7 +158,8 @@ asio::awaitable<core::result<void>> client::step(ssh::time_point until) {
         }
         if (!*f) break;
         auto& fr = **f;
-        replies_[fr.id] = reply{fr.type, std::string(fr.body)};
+        // VERSION carries the protocol version where replies carry an id.
+        replies_[fr.type == fxp::version ? 0 : fr.id] = reply{fr.type, std::string(fr.body)};
         off += fr.size;
         progressed = true;
     }

@@ -457,7 +457,6 @@ void record_failure(transfer_stats& stats, progress& p, const core::error& e) {
     ++stats.failed;
     stats.errors.push_back(e.message);
     p.finish();
-    spdlog::error("{}", e.message);
 }
 
 asio::awaitable<void> copy_files(remote_host& host, std::vector<file_task> tasks, bool up, const copy_options& o,
