@@ -113,8 +113,9 @@ int run_cp(const cp_flags& f) {
                                "tunnel: note: {} runs no commands (SFTP-only account): remote SHA-256 is computed "
                                "by reading files back\n",
                                host_text);
-                auto r = up ? co_await transfer::upload(**host, source_paths, dest->path, o, meter, stats)
-                            : co_await transfer::download(**host, source_paths, dest->path, o, meter, stats);
+                core::result<void> r;  // (no co_await inside ?: — g++ 12 miscompiles it)
+                if (up) r = co_await transfer::upload(**host, source_paths, dest->path, o, meter, stats);
+                else r = co_await transfer::download(**host, source_paths, dest->path, o, meter, stats);
                 if (!r) fatal = r.error();
             }
             io.stop();
@@ -134,7 +135,7 @@ int run_cp(const cp_flags& f) {
     if (fatal) return exit_code_for(*fatal);
     if (stats.failed == 0) return 0;
     // Nothing copied and every failure was bad input (missing source, ...): usage error.
-    return stats.files == 0 && stats.skipped == 0 ? exit_usage : 1;
+    return stats.files == 0 && stats.skipped == 0 && stats.only_input_errors ? exit_usage : 1;
 }
 
 }  // namespace

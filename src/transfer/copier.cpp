@@ -390,9 +390,11 @@ core::result<void> walk_local(const std::string& root, const std::string& rel, c
             ssize_t k = ::readlinkat(dfd, n.c_str(), buf, sizeof buf);
             if (k > 0) e.link_target.assign(buf, static_cast<std::size_t>(k));
         }
+        const bool is_dir = e.type == tree_entry::kind::dir;
+        const std::string sub = e.rel;  // `out` may reallocate below
         out.push_back(std::move(e));
-        if (out.back().type == tree_entry::kind::dir) {
-            auto r = walk_local(root, out.back().rel, filter, out);
+        if (is_dir) {
+            auto r = walk_local(root, sub, filter, out);
             if (!r) {
                 ::closedir(d);
                 return r;
@@ -456,6 +458,7 @@ asio::awaitable<void> run_workers(unsigned n, std::function<asio::awaitable<void
 void record_failure(transfer_stats& stats, progress& p, const core::error& e) {
     ++stats.failed;
     stats.errors.push_back(e.message);
+    if (e.code != core::errc::invalid_argument && e.code != core::errc::not_found) stats.only_input_errors = false;
     p.finish();
 }
 
@@ -476,14 +479,26 @@ asio::awaitable<void> copy_files(remote_host& host, std::vector<file_task> tasks
         }
         while (next < tasks.size()) {
             const auto& t = tasks[next++];
-            auto r = up ? co_await upload_file(host, **c, t.from, t.to, o, p)
-                        : co_await download_file(host, **c, t.from, t.to, o, p);
+            // (no co_await inside ?: — g++ 12 destroys its temporaries twice)
+            core::result<file_outcome> r;
+            if (up) r = co_await upload_file(host, **c, t.from, t.to, o, p);
+            else r = co_await download_file(host, **c, t.from, t.to, o, p);
             if (!r) record_failure(stats, p, r.error());
             else if (*r == file_outcome::skipped) ++stats.skipped;
             else ++stats.files;
         }
     });
 }
+
+// Entries below a directory that could not be created are left out.
+struct failed_dirs {
+    std::vector<std::string> rels;
+    [[nodiscard]] bool covers(const std::string& rel) const {
+        for (const auto& d : rels)
+            if (rel.size() > d.size() && rel.compare(0, d.size(), d) == 0 && rel[d.size()] == '/') return true;
+        return false;
+    }
+};
 
 core::result<void> make_local_dir(const std::string& path, std::uint32_t mode) {
     if (::mkdir(path.c_str(), mode) == 0) return {};
@@ -562,15 +577,21 @@ asio::awaitable<core::result<void>> upload(remote_host& host, std::vector<std::s
         top.mode = st.st_mode & 07777;
         top.mtime = st.st_mtim.tv_sec;
         dirs.emplace_back(target, top);
+        failed_dirs failed;
         for (const auto& e : *tree) {
+            if (failed.covers(e.rel)) continue;
             std::string to = join_path(target, e.rel);
             std::string from = join_path(src, e.rel);
             switch (e.type) {
                 case tree_entry::kind::dir: {
                     auto m = co_await c.mkdir(to, o.preserve ? e.mode : 0755);
                     if (!m) {
-                        auto t = co_await c.stat(to);
-                        if (!t || !t->is_dir()) record_failure(stats, p, m.error());
+                        auto t = co_await c.lstat(to);
+                        if (!t || !t->is_dir()) {
+                            record_failure(stats, p, m.error());
+                            failed.rels.push_back(e.rel);
+                            break;
+                        }
                     }
                     dirs.emplace_back(to, e);
                     break;
@@ -656,12 +677,18 @@ asio::awaitable<core::result<void>> download(remote_host& host, std::vector<std:
         top.mode = st->permissions.value_or(0755) & 07777;
         top.mtime = st->mtime.value_or(0);
         dirs.emplace_back(target, top);
+        failed_dirs failed;
         for (auto& e : *tree) {
+            if (failed.covers(e.rel)) continue;
             std::string to = join_path(target, e.rel);
             std::string from = join_path(src, e.rel);
             switch (e.type) {
                 case tree_entry::kind::dir:
-                    if (auto m = make_local_dir(to, 0700); !m) record_failure(stats, p, m.error());
+                    if (auto m = make_local_dir(to, 0700); !m) {
+                        record_failure(stats, p, m.error());
+                        failed.rels.push_back(e.rel);
+                        break;
+                    }
                     dirs.emplace_back(to, e);
                     break;
                 case tree_entry::kind::file:

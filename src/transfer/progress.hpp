@@ -20,6 +20,8 @@ struct transfer_stats {
     std::uint64_t dirs = 0;     // directories created
     std::uint64_t links = 0;    // symlinks created
     std::vector<std::string> errors;
+    // Every failure so far was bad input (missing path, not a directory, ...).
+    bool only_input_errors = true;
 };
 
 class progress {
