@@ -12,5 +12,6 @@ using command_runner = std::function<int()>;
 void add_exec_command(CLI::App& app, command_runner& run);
 void add_forward_command(CLI::App& app, command_runner& run);
 void add_cp_command(CLI::App& app, command_runner& run);
+void add_sync_command(CLI::App& app, command_runner& run);
 
 }  // namespace tunnel::cli

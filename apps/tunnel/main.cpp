@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
     cli::add_exec_command(app, run_selected);
     cli::add_forward_command(app, run_selected);
     cli::add_cp_command(app, run_selected);
+    cli::add_sync_command(app, run_selected);
 
     try {
         app.parse(argc, argv);

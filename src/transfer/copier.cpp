@@ -176,7 +176,7 @@ asio::awaitable<core::result<file_outcome>> upload_file(remote_host& host, sftp:
     auto existing = co_await c.stat(remote);
     if (existing && existing->is_dir())
         co_return core::fail(core::errc::invalid_argument, fmt::format("{} is a directory", rname(host, remote)));
-    if (existing && existing->size == size) {
+    if (existing && existing->size == size && !o.always) {
         bool same = false;
         if (o.checksum) {
             auto lh = sha256_file(local);
@@ -274,7 +274,7 @@ asio::awaitable<core::result<file_outcome>> download_file(remote_host& host, sft
             co_await close_remote();
             co_return core::fail(core::errc::invalid_argument, fmt::format("{} is a directory", local));
         }
-        if (static_cast<std::uint64_t>(existing.st_size) == size) {
+        if (static_cast<std::uint64_t>(existing.st_size) == size && !o.always) {
             bool same = false;
             if (o.checksum) {
                 auto lh = sha256_file(local);
@@ -434,11 +434,6 @@ asio::awaitable<core::result<void>> walk_remote(sftp::client& c, const std::stri
     co_return core::result<void>{};
 }
 
-struct file_task {
-    std::string from;
-    std::string to;
-};
-
 // Runs `work(slot)` on `n` concurrent coroutines and waits for all.
 asio::awaitable<void> run_workers(unsigned n, std::function<asio::awaitable<void>(unsigned)> work) {
     auto ex = co_await asio::this_coro::executor;
@@ -455,6 +450,9 @@ asio::awaitable<void> run_workers(unsigned n, std::function<asio::awaitable<void
     if (failure) std::rethrow_exception(failure);
 }
 
+
+}  // namespace
+
 void record_failure(transfer_stats& stats, progress& p, const core::error& e) {
     ++stats.failed;
     stats.errors.push_back(e.message);
@@ -462,8 +460,8 @@ void record_failure(transfer_stats& stats, progress& p, const core::error& e) {
     p.finish();
 }
 
-asio::awaitable<void> copy_files(remote_host& host, std::vector<file_task> tasks, bool up, const copy_options& o,
-                                 progress& p, transfer_stats& stats) {
+asio::awaitable<void> copy_file_tasks(remote_host& host, std::vector<file_task> tasks, bool up, const copy_options& o,
+                                      progress& p, transfer_stats& stats) {
     std::size_t next = 0;
     unsigned workers = std::max(1u, std::min<unsigned>(o.jobs, static_cast<unsigned>(std::max<std::size_t>(tasks.size(), 1))));
     co_await run_workers(workers, [&](unsigned slot) -> asio::awaitable<void> {
@@ -489,6 +487,8 @@ asio::awaitable<void> copy_files(remote_host& host, std::vector<file_task> tasks
         }
     });
 }
+
+namespace {
 
 // Entries below a directory that could not be created are left out.
 struct failed_dirs {
@@ -612,7 +612,7 @@ asio::awaitable<core::result<void>> upload(remote_host& host, std::vector<std::s
             }
         }
     }
-    co_await copy_files(host, std::move(tasks), true, o, p, stats);
+    co_await copy_file_tasks(host, std::move(tasks), true, o, p, stats);
     if (o.preserve) {
         // Deepest first, after the files: writing into a directory changes its mtime.
         for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) {
@@ -719,7 +719,7 @@ asio::awaitable<core::result<void>> download(remote_host& host, std::vector<std:
             }
         }
     }
-    co_await copy_files(host, std::move(tasks), false, o, p, stats);
+    co_await copy_file_tasks(host, std::move(tasks), false, o, p, stats);
     mode_t mask = ::umask(0);
     ::umask(mask);
     for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) {

@@ -26,6 +26,7 @@ struct copy_options {
     bool verify = false;    // SHA-256 of both ends compared after each copy
     bool checksum = false;  // unchanged = same SHA-256 (else same size and mtime)
     unsigned jobs = 1;      // files copied concurrently
+    bool always = false;    // copy without checking whether the destination is unchanged
 };
 
 // The temp name a copy to `path` writes first.
@@ -57,6 +58,16 @@ asio::awaitable<core::result<void>> upload(remote_host& host, std::vector<std::s
                                            const copy_options& o, progress& p, transfer_stats& stats);
 asio::awaitable<core::result<void>> download(remote_host& host, std::vector<std::string> sources, std::string dest,
                                              const copy_options& o, progress& p, transfer_stats& stats);
+
+// Copies each {from, to} pair (regular files) on up to o.jobs SFTP channels.
+struct file_task {
+    std::string from;
+    std::string to;
+};
+asio::awaitable<void> copy_file_tasks(remote_host& host, std::vector<file_task> tasks, bool upload,
+                                      const copy_options& o, progress& p, transfer_stats& stats);
+// Counts a failure and keeps its message.
+void record_failure(transfer_stats& stats, progress& p, const core::error& e);
 
 // A tree as listed on either side, paths '/'-separated relative to its root.
 struct tree_entry {

@@ -1,0 +1,127 @@
+// tunnel sync [opts] SRC DST   (directories; one side host:path)
+#include <unistd.h>
+
+#include <iostream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli_common.hpp"
+#include "commands.hpp"
+#include "core/asio.hpp"
+#include "transfer/location.hpp"
+#include "transfer/sync.hpp"
+#include "transfer/target.hpp"
+
+namespace tunnel::cli {
+
+namespace {
+
+struct sync_flags {
+    ssh::client_flags connection;
+    std::string src, dst;
+    std::vector<std::string> includes, excludes;
+    bool del = false;
+    bool dry_run = false;
+    bool checksum = false;
+    unsigned jobs = 4;
+    bool json = false;
+};
+
+int run_sync(const sync_flags& f) {
+    auto src = transfer::parse_location(f.src);
+    if (!src) return report(src.error());
+    auto dst = transfer::parse_location(f.dst);
+    if (!dst) return report(dst.error());
+    if (src->remote() == dst->remote())
+        return report({core::errc::invalid_argument,
+                       fmt::format("{} and {}: exactly one side must be remote (host:path)", f.src, f.dst)});
+    auto filter = transfer::path_filter::parse(f.includes, f.excludes);
+    if (!filter) return report(filter.error());
+    const bool up = dst->remote();
+    auto target = transfer::resolve_target(f.connection, up ? *dst->host : *src->host);
+    if (!target) return report(target.error());
+
+    transfer::sync_options o;
+    o.delete_extraneous = f.del;
+    o.dry_run = f.dry_run;
+    o.checksum = f.checksum;
+    o.jobs = std::max(1u, f.jobs);
+    o.filter = std::move(*filter);
+
+    asio::io_context io;
+    transfer::progress meter(!f.json && !f.dry_run && ::isatty(2));
+    transfer::transfer_stats stats;
+    std::optional<core::error> fatal;
+    nlohmann::json plan = nlohmann::json::array();
+    auto on_action = [&](const transfer::sync_action& a) {
+        if (!f.dry_run) return;
+        if (f.json) plan.push_back(a.describe());
+        else fmt::print("{}\n", a.describe());
+    };
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            auto host = co_await transfer::remote_host::connect(io.get_executor(), *target);
+            if (!host) {
+                fatal = host.error();
+            } else {
+                if (o.checksum && !co_await (*host)->exec_allowed())
+                    fmt::print(stderr,
+                               "tunnel: note: {} runs no commands (SFTP-only account): --checksum reads remote files "
+                               "back\n",
+                               up ? *dst->host : *src->host);
+                auto r = co_await transfer::sync_trees(**host, up, src->path, dst->path, o, meter, stats, on_action);
+                if (!r) fatal = r.error();
+            }
+            io.stop();
+        },
+        [](std::exception_ptr e) {
+            if (e) std::rethrow_exception(e);
+        });
+    io.run();
+    meter.finish();
+    for (const auto& e : stats.errors) fmt::print(stderr, "tunnel: {}\n", e);
+    if (fatal) fmt::print(stderr, "tunnel: {}\n", fatal->message);
+    if (f.json) {
+        auto j = transfer::summary_json(stats, meter.done(), meter.seconds());
+        j["dry_run"] = f.dry_run;
+        if (f.dry_run) j["plan"] = plan;
+        if (fatal) j["error"] = fatal->message;
+        std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    }
+    if (fatal) return exit_code_for(*fatal);
+    return stats.failed == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+void add_sync_command(CLI::App& app, command_runner& run) {
+    auto flags = std::make_shared<sync_flags>();
+    auto* cmd = app.add_subcommand("sync", "Make a directory match another one (like rsync -a SRC/ DST/)");
+    cmd->footer(
+        "Examples:\n"
+        "  tunnel sync ./site web1:/srv/www --delete --exclude '*.tmp' --exclude /.git/\n"
+        "  tunnel sync --dry-run web1:/etc/nginx ./nginx-backup\n"
+        "The contents of SRC go into DST (created if missing). Unchanged files (same size and mtime, or\n"
+        "--checksum) are not read. Globs: * within a name, ** across directories, leading / anchors at the\n"
+        "root, trailing / matches directories only; includes are checked before excludes.\n"
+        "Exit status: 0 in sync; 1 some entries failed; 2 bad usage; 255 connection failure.");
+    add_connection_flags(*cmd, flags->connection);
+    cmd->add_option("--include", flags->includes, "Glob of paths to keep even if an exclude matches; repeatable")
+        ->take_all()
+        ->allow_extra_args(false);
+    cmd->add_option("--exclude", flags->excludes, "Glob of paths to leave alone on both sides; repeatable")
+        ->take_all()
+        ->allow_extra_args(false);
+    cmd->add_flag("--delete", flags->del, "Delete destination entries that are not in the source");
+    cmd->add_flag("-n,--dry-run", flags->dry_run, "Print what would change and change nothing");
+    cmd->add_flag("--checksum", flags->checksum, "Compare SHA-256 of same-size files instead of mtimes");
+    cmd->add_option("--jobs,-j", flags->jobs, "Files copied concurrently")->capture_default_str();
+    cmd->add_flag("--json", flags->json, "Print a JSON summary (with the plan on --dry-run)");
+    cmd->add_option("src", flags->src, "Source directory: local path or [user@]host:path")->required();
+    cmd->add_option("dst", flags->dst, "Destination directory: local path or [user@]host:path")->required();
+    cmd->callback([flags, &run] { run = [flags] { return run_sync(*flags); }; });
+}
+
+}  // namespace tunnel::cli
