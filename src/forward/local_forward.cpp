@@ -150,6 +150,7 @@ asio::awaitable<void> local_forward::serve(stream_socket socket) {
         co_await asio::async_write(socket, asio::buffer(r), asio::redirect_error(asio::use_awaitable, ec));
     };
 
+    spdlog::debug("{}: new connection for {}", stats_->spec.text, target.to_string());
     auto session = co_await source_.acquire(ssh::clock_type::now() + options_.outage_wait);
     if (!session || stopped_) {
         ++stats_->failures;
@@ -159,8 +160,12 @@ asio::awaitable<void> local_forward::serve(stream_socket socket) {
         co_return;
     }
     const auto deadline = ssh::clock_type::now() + options_.open_timeout;
-    auto ch = target.is_unix() ? co_await ssh::channel::open_direct_streamlocal(session, target.path, deadline)
-                               : co_await ssh::channel::open_direct_tcpip(session, target.host, target.port, deadline);
+    // (No co_await inside ?: — g++ 12 mishandles the temporaries.)
+    core::result<ssh::channel> ch = core::fail(core::errc::invalid_argument, "unset");
+    if (target.is_unix())
+        ch = co_await ssh::channel::open_direct_streamlocal(session, target.path, deadline);
+    else
+        ch = co_await ssh::channel::open_direct_tcpip(session, target.host, target.port, deadline);
     if (!ch) {
         ++stats_->failures;
         stats_->last_error = ch.error().message;
@@ -174,6 +179,7 @@ asio::awaitable<void> local_forward::serve(stream_socket socket) {
         co_await asio::async_write(socket, asio::buffer(r), asio::redirect_error(asio::use_awaitable, ec));
         if (ec) co_return;
     }
+    spdlog::debug("{}: channel to {} open", stats_->spec.text, target.to_string());
     start_pump(std::move(*ch), std::move(socket), stats_, std::move(early));
 }
 

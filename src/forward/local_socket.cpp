@@ -127,9 +127,10 @@ asio::awaitable<core::result<stream_socket>> connect_stream(asio::any_io_executo
             resolver.cancel();
         }
     });
-    auto results = co_await resolver.async_resolve(where.host.empty() ? "localhost" : where.host,
-                                                   std::to_string(where.port),
-                                                   asio::redirect_error(asio::use_awaitable, ec));
+    // Plain locals: g++ 12 mishandles temporaries built inside a co_await expression.
+    const std::string host = where.host.empty() ? std::string("localhost") : where.host;
+    const std::string service = std::to_string(where.port);
+    auto results = co_await resolver.async_resolve(host, service, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
         timer.cancel();
         co_return core::fail(core::errc::connection_failed,

@@ -67,6 +67,7 @@ void remote_forward::carry(ssh::channel channel, std::chrono::milliseconds conne
                 ch.close();
                 co_return;
             }
+            spdlog::debug("{}: connected to {}", stats->spec.text, stats->spec.target.to_string());
             start_pump(std::move(ch), std::move(*s), stats);
         },
         asio::detached);

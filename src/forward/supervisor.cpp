@@ -208,15 +208,20 @@ asio::awaitable<core::result<void>> supervisor::serve(std::shared_ptr<ssh::sessi
         if (locals_[i]) set_state(*forward_stats_[i], forward_state::up);
     set_session(s);
 
+    any_remote_ = std::any_of(remotes_.begin(), remotes_.end(), [](const auto& r) { return r != nullptr; });
     auto next_retry = ssh::clock_type::now() + options_.forward_retry;
     while (!stopped_) {
         bool any_failed = false;
         for (std::size_t i = 0; i < remotes_.size(); ++i)
             any_failed |= remotes_[i] && forward_stats_[i]->state == forward_state::failed;
-        auto w = co_await s->wait(any_failed ? next_retry : ssh::time_point::max());
+        const auto until = any_failed ? next_retry : ssh::time_point::max();
+        auto w = co_await s->wait(until);
         // Reverse-forward connections queue in libssh: take them all.
         int port = 0;
-        while (auto ch = ssh::channel::accept_forwarded(s, port)) {
+        while (any_remote_) {
+            auto ch = ssh::channel::accept_forwarded(s, port);
+            if (!ch) break;
+            spdlog::debug("forwarded connection for the server's port {}", port);
             bool taken = false;
             for (auto& rf : remotes_) {
                 if (rf && rf->owns(port)) {

@@ -75,6 +75,7 @@ private:
     std::shared_ptr<ssh::session> current_;
     std::vector<asio::steady_timer*> acquirers_;
     asio::steady_timer pause_timer_;
+    bool any_remote_ = false;
     bool stopped_ = false;
 };
 

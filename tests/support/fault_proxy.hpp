@@ -1,0 +1,53 @@
+// A fault-injecting TCP proxy for tests (ARCHITECTURE §7): put it between a
+// client and a server, then make the link misbehave the ways real networks
+// do. Runs on its own threads; every method is thread-safe.
+//
+//   auto proxy = fault_proxy::start(sshd->port());
+//   proxy->set_mode(fault_mode::drop);   // bytes vanish, no FIN, no RST
+//   proxy->set_mode(fault_mode::pass);
+//   proxy->reset_all();                  // RST every open connection
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/error.hpp"
+
+namespace tunnel::test {
+
+enum class fault_mode {
+    pass,   // forward bytes both ways
+    drop,   // read and discard both ways: the peer hears nothing, TCP stays up
+    stall,  // stop reading: buffers fill up, the peer's writes block
+};
+
+class fault_proxy {
+public:
+    // Listens on 127.0.0.1:0 and forwards to 127.0.0.1:target_port.
+    [[nodiscard]] static core::result<std::unique_ptr<fault_proxy>> start(uint16_t target_port);
+    ~fault_proxy();
+    fault_proxy(const fault_proxy&) = delete;
+    fault_proxy& operator=(const fault_proxy&) = delete;
+
+    [[nodiscard]] uint16_t port() const noexcept { return port_; }
+    // Applies to open connections and to ones accepted later.
+    void set_mode(fault_mode mode) noexcept { mode_ = mode; }
+    // Aborts every open connection with a TCP RST on both sides.
+    void reset_all() noexcept { ++reset_generation_; }
+    // Connections accepted so far.
+    [[nodiscard]] int accepted() const noexcept { return accepted_; }
+
+    struct impl;
+
+private:
+    fault_proxy() = default;
+    uint16_t port_ = 0;
+    std::atomic<fault_mode> mode_{fault_mode::pass};
+    std::atomic<int> reset_generation_{0};
+    std::atomic<int> accepted_{0};
+    std::shared_ptr<impl> impl_;
+};
+
+}  // namespace tunnel::test
