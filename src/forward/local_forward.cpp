@@ -22,6 +22,17 @@ socks_reply reply_for(const core::error& e) {
     return socks_reply::general_failure;
 }
 
+// Closes with a FIN rather than a RST: discard what the client already sent
+// (unread input makes close() reset the connection).
+void close_cleanly(stream_socket& socket) {
+    boost::system::error_code ec;
+    std::array<char, 4096> sink;
+    socket.non_blocking(true, ec);
+    while (!ec && socket.available(ec) > 0) socket.read_some(asio::buffer(sink), ec);
+    socket.shutdown(asio::socket_base::shutdown_both, ec);
+    socket.close(ec);
+}
+
 }  // namespace
 
 core::result<std::shared_ptr<local_forward>> local_forward::open(asio::any_io_executor executor,
@@ -157,6 +168,7 @@ asio::awaitable<void> local_forward::serve(stream_socket socket) {
         spdlog::warn("{}: no SSH session within {} ms; closing the connection to {}", stats_->spec.text,
                      options_.outage_wait.count(), target.to_string());
         co_await answer(socks_reply::general_failure);
+        close_cleanly(socket);
         co_return;
     }
     const auto deadline = ssh::clock_type::now() + options_.open_timeout;
@@ -171,6 +183,7 @@ asio::awaitable<void> local_forward::serve(stream_socket socket) {
         stats_->last_error = ch.error().message;
         spdlog::warn("{}: cannot reach {}: {}", stats_->spec.text, target.to_string(), ch.error().message);
         co_await answer(reply_for(ch.error()));
+        close_cleanly(socket);
         co_return;
     }
     if (is_socks) {

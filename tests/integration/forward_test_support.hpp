@@ -35,11 +35,16 @@ struct forward_process {
     [[nodiscard]] std::string out() const { return read_text_file(out_path).value_or(""); }
 };
 
-// fixture_flags with -p replaced by `port` (to go through a proxy).
+// fixture_flags with -p replaced by `port` (to go through a proxy), and a
+// known_hosts file that knows the server's key under that port too.
 inline std::vector<std::string> flags_via(const sshd_fixture& sshd, uint16_t port) {
     auto flags = fixture_flags(sshd);
-    for (std::size_t i = 0; i + 1 < flags.size(); ++i)
+    const std::string kh = sshd.dir() + "/known_hosts_via_" + std::to_string(port);
+    (void)write_text_file(kh, "[127.0.0.1]:" + std::to_string(port) + " " + sshd.host_pubkey() + "\n");
+    for (std::size_t i = 0; i + 1 < flags.size(); ++i) {
         if (flags[i] == "-p") flags[i + 1] = std::to_string(port);
+        if (flags[i + 1].rfind("UserKnownHostsFile=", 0) == 0) flags[i + 1] = "UserKnownHostsFile=" + kh;
+    }
     return flags;
 }
 
