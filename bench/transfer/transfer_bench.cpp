@@ -1,0 +1,239 @@
+// bench/transfer: `tunnel cp` / `tunnel sync` vs OpenSSH sftp/scp and rsync,
+// same sshd, same cipher (aes128-gcm@openssh.com on both sides), interleaved
+// rounds, medians (shared/PEERS.md). Files live on tmpfs (/dev/shm) so the
+// disk is not what is measured (ours fsyncs every file; sftp and scp do not).
+//  1. 512 MiB upload and download on loopback: tunnel cp vs sftp put/get vs scp
+//  2. the same upload through a userspace proxy adding 10 ms RTT: vs sftp put
+//  3. sync of 10,000 small files with nothing changed: tunnel sync vs rsync -a
+// The last lines are the ratios: throughput ours/peer (higher is better) and
+// time ours/peer for the sync (lower is better).
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "delay_proxy.hpp"
+#include "support/process.hpp"
+#include "support/sshd_fixture.hpp"
+
+extern char** environ;
+
+namespace {
+
+using namespace tunnel;
+namespace fs = std::filesystem;
+using clk = std::chrono::steady_clock;
+constexpr const char* cipher = "aes128-gcm@openssh.com";
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// Runs argv with stdout/stderr to /dev/null (stderr kept on failure); wall seconds or -1.
+double time_process(const std::vector<std::string>& argv) {
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    auto start = clk::now();
+    pid_t pid;
+    if (posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ) != 0) return -1;
+    int status = 0;
+    waitpid(pid, &status, 0);
+    double t = std::chrono::duration<double>(clk::now() - start).count();
+    posix_spawn_file_actions_destroy(&fa);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fmt::print(stderr, "failed: {}\n", fmt::join(argv, " "));
+        return -1;
+    }
+    return t;
+}
+
+int arg_int(int argc, char** argv, const char* name, int def) {
+    for (int i = 1; i + 1 < argc; ++i)
+        if (std::strcmp(argv[i], name) == 0) return std::atoi(argv[i + 1]);
+    return def;
+}
+
+void write_random(const std::string& path, std::size_t size) {
+    std::ofstream out(path, std::ios::binary);
+    std::mt19937_64 rng(42);
+    std::vector<std::uint64_t> block(1 << 17);
+    for (std::size_t done = 0; done < size; done += block.size() * 8) {
+        for (auto& w : block) w = rng();
+        out.write(reinterpret_cast<const char*>(block.data()),
+                  static_cast<std::streamsize>(std::min(size - done, block.size() * 8)));
+    }
+}
+
+struct peer_run {
+    std::string name;
+    std::vector<std::string> argv;
+    std::vector<double> times;
+};
+
+// Interleaved rounds: A B C A B C ...; `before` runs untimed before each.
+void interleave(std::vector<peer_run>& runs, int rounds, const std::function<void()>& before) {
+    for (int r = 0; r < rounds; ++r)
+        for (auto& p : runs) {
+            if (before) before();
+            double t = time_process(p.argv);
+            if (t > 0) p.times.push_back(t);
+        }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const int size_mib = arg_int(argc, argv, "--size-mib", 512);
+    const int rounds = arg_int(argc, argv, "--rounds", 3);
+    const int wan_rounds = arg_int(argc, argv, "--wan-rounds", 2);
+    const int files = arg_int(argc, argv, "--files", 10000);
+    const int sync_rounds = arg_int(argc, argv, "--sync-rounds", 5);
+    const std::string tunnel_bin = TUNNEL_BINARY;
+
+    test::sshd_options so;
+    so.max_sessions = 64;
+    so.extra_config = {"LogLevel INFO", std::string("Ciphers ") + cipher};
+    auto sshd = test::sshd_fixture::start(so);
+    if (!sshd) {
+        fmt::print(stderr, "cannot start sshd: {}\n", sshd.error().message);
+        return 1;
+    }
+    auto home = test::temp_dir::create("tunnel-bench-home");
+    setenv("HOME", home->path().c_str(), 1);
+    unsetenv("SSH_AUTH_SOCK");
+    bench::delay_proxy proxy(sshd->port(), std::chrono::microseconds(5000));
+
+    // One known_hosts for the server and the proxy in front of it.
+    const std::string kh = home->file("known_hosts");
+    {
+        std::ofstream k(kh);
+        k << "[127.0.0.1]:" << sshd->port() << " " << sshd->host_pubkey() << "\n";
+        k << "[127.0.0.1]:" << proxy.port() << " " << sshd->host_pubkey() << "\n";
+    }
+    char shm_template[] = "/dev/shm/tunnel-bench-XXXXXX";
+    if (!::mkdtemp(shm_template)) {
+        fmt::print(stderr, "cannot create a directory in /dev/shm\n");
+        return 1;
+    }
+    const std::string data = shm_template;
+    struct cleanup_dir {
+        std::string path;
+        ~cleanup_dir() { fs::remove_all(path); }
+    } cleanup{data};
+
+    auto ssh_opts = [&](const char* port_flag, std::uint16_t port) {
+        return std::vector<std::string>{"-F",
+                                        "/dev/null",
+                                        port_flag,
+                                        std::to_string(port),
+                                        "-i",
+                                        sshd->client_key_path(),
+                                        "-o",
+                                        "UserKnownHostsFile=" + kh,
+                                        "-o",
+                                        "GlobalKnownHostsFile=/dev/null",
+                                        "-o",
+                                        "BatchMode=yes"};
+    };
+    auto cmd = [](std::vector<std::string> head, const std::vector<std::string>& mid, std::vector<std::string> tail) {
+        head.insert(head.end(), mid.begin(), mid.end());
+        head.insert(head.end(), tail.begin(), tail.end());
+        return head;
+    };
+    const std::string src = data + "/src.bin";
+    const std::string dst = data + "/dst.bin";
+    const std::string remote_src = "root@127.0.0.1:" + src;
+    const std::string remote_dst = "root@127.0.0.1:" + dst;
+    write_random(src, static_cast<std::size_t>(size_mib) << 20);
+    auto batch = [&](const std::string& name, const std::string& line) {
+        std::ofstream(data + "/" + name) << line << "\n";
+        return data + "/" + name;
+    };
+    const std::string put_batch = batch("put.batch", "put " + src + " " + dst);
+    const std::string get_batch = batch("get.batch", "get " + src + " " + dst);
+    auto rm_dst = [&] { fs::remove(dst); };
+    const double mib = size_mib;
+
+    auto tunnel_cp = [&](std::uint16_t port, std::string from, std::string to) {
+        return cmd({tunnel_bin, "cp"}, ssh_opts("-P", port), {"-o", std::string("Ciphers=") + cipher, from, to});
+    };
+    auto sftp = [&](std::uint16_t port, const std::string& b) {
+        return cmd({"sftp", "-q", "-b", b, "-c", cipher}, ssh_opts("-P", port), {"root@127.0.0.1"});
+    };
+    auto scp = [&](std::string from, std::string to) {
+        return cmd({"scp", "-q", "-c", cipher}, ssh_opts("-P", sshd->port()), {from, to});
+    };
+
+    fmt::print("transfer bench: {} MiB, {} rounds, cipher {}, files on tmpfs\n", size_mib, rounds, cipher);
+
+    // 1. Loopback upload and download.
+    std::vector<peer_run> up = {{"tunnel cp", tunnel_cp(sshd->port(), src, remote_dst), {}},
+                                {"sftp put", sftp(sshd->port(), put_batch), {}},
+                                {"scp", scp(src, remote_dst), {}}};
+    interleave(up, rounds, rm_dst);
+    std::vector<peer_run> down = {{"tunnel cp", tunnel_cp(sshd->port(), remote_src, dst), {}},
+                                  {"sftp get", sftp(sshd->port(), get_batch), {}},
+                                  {"scp", scp(remote_src, dst), {}}};
+    interleave(down, rounds, rm_dst);
+    auto rate = [&](const peer_run& p) { return p.times.empty() ? 0.0 : mib / median(p.times); };
+    for (auto* set : {&up, &down})
+        for (const auto& p : *set)
+            fmt::print("  {:8} {:10} {:8.1f} MiB/s  (median of {})\n", set == &up ? "upload" : "download", p.name,
+                       rate(p), p.times.size());
+
+    // 2. Upload through the 10 ms RTT proxy.
+    std::vector<peer_run> wan = {{"tunnel cp", tunnel_cp(proxy.port(), src, remote_dst), {}},
+                                 {"sftp put", sftp(proxy.port(), put_batch), {}}};
+    interleave(wan, wan_rounds, rm_dst);
+    for (const auto& p : wan) fmt::print("  upload 10ms RTT {:10} {:8.1f} MiB/s\n", p.name, rate(p));
+
+    // 3. Sync of many small files with nothing changed.
+    const std::string tree = data + "/tree";
+    const std::string mirror = data + "/mirror";
+    for (int i = 0; i < files; ++i) {
+        std::string dir = fmt::format("{}/d{:03}", tree, i / 100);
+        if (i % 100 == 0) fs::create_directories(dir);
+        std::ofstream(fmt::format("{}/f{:05}.txt", dir, i)) << std::string(100 + i % 50, 'a' + i % 26);
+    }
+    const std::string ssh_cmd = fmt::format(
+        "ssh -F /dev/null -p {} -i {} -o UserKnownHostsFile={} -o GlobalKnownHostsFile=/dev/null -o BatchMode=yes -c {}",
+        sshd->port(), sshd->client_key_path(), kh, cipher);
+    std::vector<std::string> rsync = {"rsync", "-a", "-e", ssh_cmd, tree + "/", "root@127.0.0.1:" + mirror + "/"};
+    std::vector<std::string> ours = cmd({tunnel_bin, "sync"}, ssh_opts("-p", sshd->port()),
+                                        {"-o", std::string("Ciphers=") + cipher, tree, "root@127.0.0.1:" + mirror});
+    if (time_process(rsync) < 0 || time_process(ours) < 0) return 1;  // populate; both then see nothing to do
+    std::vector<peer_run> sync = {{"tunnel sync", ours, {}}, {"rsync -a", rsync, {}}};
+    interleave(sync, sync_rounds, {});
+    for (const auto& p : sync)
+        fmt::print("  sync {} files, nothing changed: {:12} {:7.1f} ms\n", files, p.name, median(p.times) * 1000);
+
+    auto best = [&](const std::vector<peer_run>& set) { return std::max(rate(set[1]), rate(set[2])); };
+    fmt::print("ratio upload   tunnel/best(sftp,scp) {:.2f}  (aes128-gcm, loopback, higher is better)\n",
+               rate(up[0]) / best(up));
+    fmt::print("ratio download tunnel/best(sftp,scp) {:.2f}  (aes128-gcm, loopback, higher is better)\n",
+               rate(down[0]) / best(down));
+    fmt::print("ratio upload 10ms RTT tunnel/sftp    {:.2f}  (aes128-gcm, higher is better)\n",
+               rate(wan[0]) / rate(wan[1]));
+    fmt::print("ratio sync nothing-changed time tunnel/rsync {:.2f}  (lower is better)\n",
+               median(sync[0].times) / median(sync[1].times));
+    return 0;
+}
