@@ -215,6 +215,7 @@ socks_handshake::step socks_handshake::on_request4() {
             if (in_.size() - end > 255) return fail(reply4(false), "SOCKS4a host name too long");
             return {};
         }
+        if (nul2 - end > 255) return fail(reply4(false), "SOCKS4a host name too long");
         host = in_.substr(end, nul2 - end);
         end = nul2 + 1;
         if (!valid_domain(host)) return fail(reply4(false), "SOCKS4a request with an invalid host name");

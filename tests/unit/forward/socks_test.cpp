@@ -153,6 +153,11 @@ TEST(Socks, GarbageIsRefusedWithoutAReplyAndBounded) {
     auto e = endless.feed(bytes({4, 1, 0, 80, 1, 2, 3, 4}) + std::string(2000, 'a'));
     EXPECT_EQ(e.state, status::failed);
 
+    // Found by the fuzzer: a SOCKS4a name over 255 bytes arriving in one piece.
+    socks_handshake long_name;
+    auto l = long_name.feed(bytes({4, 1, 1, 0xbb, 0, 0, 0, 1, 0}) + std::string(300, 'h') + bytes({0}));
+    EXPECT_EQ(l.state, status::failed);
+
     socks_handshake after;
     (void)after.feed("x");
     EXPECT_EQ(after.feed(bytes({5, 1, 0})).state, status::failed) << "stays failed";
