@@ -44,6 +44,7 @@ struct cp_flags {
     bool checksum = false;
     unsigned jobs = 4;
     unsigned inflight = 64;
+    unsigned streams = 4;
     bool json = false;
 };
 
@@ -65,6 +66,7 @@ int run_cp(const cp_flags& f) {
     o.verify = f.verify;
     o.checksum = f.checksum;
     o.jobs = std::max(1u, f.jobs);
+    o.streams = std::max(1u, f.streams);
     if (!f.mode.empty()) {
         auto m = transfer::parse_mode(f.mode);
         if (!m) return report(m.error());
@@ -160,6 +162,8 @@ void add_cp_command(CLI::App& app, command_runner& run) {
     cmd->add_flag("--checksum", flags->checksum, "Skip files whose SHA-256 matches (not size and mtime)");
     cmd->add_option("--jobs,-j", flags->jobs, "Files copied concurrently")->capture_default_str();
     cmd->add_option("--inflight", flags->inflight, "SFTP requests in flight per file")->capture_default_str();
+    cmd->add_option("--streams", flags->streams, "SFTP channels per large upload (64 MiB and up, not with --resume)")
+        ->capture_default_str();
     cmd->add_flag("--json", flags->json, "Print a JSON summary at the end");
     cmd->add_option("paths", flags->paths, "SRC... DST, each a local path or [user@]host:path")->required();
     cmd->callback([flags, &run] { run = [flags] { return run_cp(*flags); }; });

@@ -115,20 +115,16 @@ asio::awaitable<core::result<void>> client::handshake() {
 }
 
 void client::send(std::string packet) {
-    if (out_off_ == outq_.size()) {
-        outq_ = std::move(packet);
-        out_off_ = 0;
-    } else {
-        outq_ += packet;
-    }
+    queued_ += packet.size();
+    outq_.push_back(std::move(packet));
 }
 
 asio::awaitable<core::result<void>> client::step(ssh::time_point until) {
     if (broken_) co_return tl::unexpected(broken_error_);
     bool progressed = false;
     // 1. Send what the window allows.
-    while (out_off_ < outq_.size()) {
-        auto n = channel_.write_some(std::string_view(outq_).substr(out_off_));
+    while (!outq_.empty()) {
+        auto n = channel_.write_some(std::string_view(outq_.front()).substr(out_off_));
         if (!n) {
             broken_ = true;
             broken_error_ = n.error();
@@ -136,14 +132,12 @@ asio::awaitable<core::result<void>> client::step(ssh::time_point until) {
         }
         if (*n == 0) break;
         out_off_ += *n;
+        queued_ -= *n;
         progressed = true;
-    }
-    if (out_off_ == outq_.size()) {
-        outq_.clear();
-        out_off_ = 0;
-    } else if (out_off_ > (1u << 20)) {
-        outq_.erase(0, out_off_);
-        out_off_ = 0;
+        if (out_off_ == outq_.front().size()) {
+            outq_.pop_front();
+            out_off_ = 0;
+        }
     }
     // 2. Take what arrived.
     channel_.drain();
@@ -394,14 +388,23 @@ asio::awaitable<core::result<void>> client::upload(int fd, std::string handle, s
     };
     std::unordered_map<std::uint32_t, pending> inflight;
     const std::uint64_t end = offset + length;
-    std::string chunk(options_.chunk_size, '\0');
     auto until = deadline();
     while (offset < end || !inflight.empty()) {
-        while (offset < end && inflight.size() < options_.max_inflight && outq_.size() - out_off_ < max_queued) {
+        while (offset < end && inflight.size() < options_.max_inflight && queued_ < max_queued) {
             std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(options_.chunk_size, end - offset));
+            auto id = next_id();
+            // The header, then the file's bytes read straight into the packet.
+            std::string packet = packet_writer(fxp::write, id).str(handle).u64(offset).u32(static_cast<std::uint32_t>(n)).finish();
+            const std::size_t header = packet.size();
+            packet.resize(header + n);
+            const auto total = static_cast<std::uint32_t>(packet.size() - 4);
+            packet[0] = static_cast<char>(total >> 24);
+            packet[1] = static_cast<char>(total >> 16);
+            packet[2] = static_cast<char>(total >> 8);
+            packet[3] = static_cast<char>(total);
             std::size_t got = 0;
             while (got < n) {
-                ssize_t r = ::pread(fd, chunk.data() + got, n - got, static_cast<off_t>(offset + got));
+                ssize_t r = ::pread(fd, packet.data() + header + got, n - got, static_cast<off_t>(offset + got));
                 if (r < 0 && errno == EINTR) continue;
                 if (r < 0)
                     co_return core::fail(core::errc::io_error, fmt::format("local read failed: {}", std::strerror(errno)));
@@ -409,8 +412,7 @@ asio::awaitable<core::result<void>> client::upload(int fd, std::string handle, s
                     co_return core::fail(core::errc::io_error, "the source file shrank while it was being copied");
                 got += static_cast<std::size_t>(r);
             }
-            auto id = next_id();
-            send(packet_writer(fxp::write, id).str(handle).u64(offset).str(std::string_view(chunk.data(), n)).finish());
+            send(std::move(packet));
             inflight.emplace(id, pending{offset, n});
             offset += n;
         }

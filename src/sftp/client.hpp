@@ -10,6 +10,7 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -126,8 +127,9 @@ private:
     extensions ext_;
     std::string destination_;
     std::uint32_t last_id_ = 0;
-    std::string outq_;
+    std::deque<std::string> outq_;  // whole packets; the front one is sent from out_off_
     std::size_t out_off_ = 0;
+    std::size_t queued_ = 0;  // bytes in outq_ not yet sent
     std::unordered_map<std::uint32_t, reply> replies_;
     bool broken_ = false;
     core::error broken_error_{core::errc::disconnected, ""};

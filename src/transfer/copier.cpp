@@ -120,6 +120,22 @@ asio::awaitable<core::result<void>> check_verified(remote_host& host, sftp::clie
     co_return core::result<void>{};
 }
 
+// Runs `work(slot)` on `n` concurrent coroutines and waits for all.
+asio::awaitable<void> run_workers(unsigned n, std::function<asio::awaitable<void>(unsigned)> work) {
+    auto ex = co_await asio::this_coro::executor;
+    asio::steady_timer done(ex, asio::steady_timer::time_point::max());
+    unsigned left = n;
+    std::exception_ptr failure;
+    for (unsigned i = 0; i < n; ++i)
+        asio::co_spawn(ex, work(i), [&](std::exception_ptr e) {
+            if (e && !failure) failure = e;
+            if (--left == 0) done.cancel();
+        });
+    boost::system::error_code ec;
+    co_await done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (failure) std::rethrow_exception(failure);
+}
+
 }  // namespace
 
 std::string temp_path_for(const std::string& path) {
@@ -188,7 +204,12 @@ asio::awaitable<core::result<file_outcome>> upload_file(remote_host& host, sftp:
         if (same) co_return file_outcome::skipped;
     }
 
-    const std::string temp = temp_path_for(remote);
+    // Large files go over several SFTP channels at once: the server grants
+    // each channel its own window (OpenSSH: 2 MiB), which bounds one channel
+    // to about 2 MiB per round trip. Such a copy cannot be resumed (its
+    // ranges complete out of order), so it uses its own temp name.
+    const unsigned streams = !o.resume && size >= o.stream_threshold ? std::max(1u, o.streams) : 1u;
+    const std::string temp = streams > 1 ? temp_path_for(remote) + "-multi" : temp_path_for(remote);
     std::uint64_t start = 0;
     if (o.resume) {
         auto t = co_await c.lstat(temp);
@@ -226,7 +247,41 @@ asio::awaitable<core::result<file_outcome>> upload_file(remote_host& host, sftp:
         co_return tl::unexpected(h.error());
     }
     p.advance(start);
-    auto up = co_await c.upload(fd.get(), *h, start, size - start, [&](std::uint64_t n) { p.advance(n); });
+    core::result<void> up;
+    if (streams == 1) {
+        up = co_await c.upload(fd.get(), *h, start, size - start, [&](std::uint64_t n) { p.advance(n); });
+    } else {
+        std::vector<std::unique_ptr<sftp::client>> extra;
+        for (unsigned i = 1; i < streams; ++i) {
+            auto e = co_await host.borrow_sftp();
+            if (!e) break;  // the server allows fewer channels: use what we have
+            extra.push_back(std::move(*e));
+        }
+        const std::uint64_t parts = extra.size() + 1;
+        const std::uint64_t chunk = c.chunk_size();
+        const std::uint64_t per = (size + parts - 1) / parts / chunk * chunk + chunk;
+        co_await run_workers(static_cast<unsigned>(parts), [&](unsigned i) -> asio::awaitable<void> {
+            const std::uint64_t lo = std::min<std::uint64_t>(size, i * per);
+            const std::uint64_t hi = std::min<std::uint64_t>(size, lo + per);
+            sftp::client& cc = i == 0 ? c : *extra[i - 1];
+            std::string handle = *h;
+            if (i > 0) {
+                auto oh = co_await cc.open_file(temp, sftp::open_write);
+                if (!oh) {
+                    if (up) up = tl::unexpected(oh.error());
+                    co_return;
+                }
+                handle = *oh;
+            }
+            auto r = co_await cc.upload(fd.get(), handle, lo, hi - lo, [&](std::uint64_t n) { p.advance(n); });
+            if (i > 0) {
+                auto closed = co_await cc.close(handle);
+                if (r && !closed) r = closed;
+            }
+            if (!r && up) up = r;
+        });
+        for (auto& e : extra) host.return_sftp(std::move(e));
+    }
     if (!up) {
         (void)co_await c.close(*h);
         co_return tl::unexpected(up.error());
@@ -434,21 +489,6 @@ asio::awaitable<core::result<void>> walk_remote(sftp::client& c, const std::stri
     co_return core::result<void>{};
 }
 
-// Runs `work(slot)` on `n` concurrent coroutines and waits for all.
-asio::awaitable<void> run_workers(unsigned n, std::function<asio::awaitable<void>(unsigned)> work) {
-    auto ex = co_await asio::this_coro::executor;
-    asio::steady_timer done(ex, asio::steady_timer::time_point::max());
-    unsigned left = n;
-    std::exception_ptr failure;
-    for (unsigned i = 0; i < n; ++i)
-        asio::co_spawn(ex, work(i), [&](std::exception_ptr e) {
-            if (e && !failure) failure = e;
-            if (--left == 0) done.cancel();
-        });
-    boost::system::error_code ec;
-    co_await done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    if (failure) std::rethrow_exception(failure);
-}
 
 
 }  // namespace

@@ -27,6 +27,10 @@ struct copy_options {
     bool checksum = false;  // unchanged = same SHA-256 (else same size and mtime)
     unsigned jobs = 1;      // files copied concurrently
     bool always = false;    // copy without checking whether the destination is unchanged
+    // Uploads of at least stream_threshold bytes (without --resume) use this
+    // many SFTP channels at once.
+    unsigned streams = 4;
+    std::uint64_t stream_threshold = 64u << 20;
 };
 
 // The temp name a copy to `path` writes first.

@@ -27,6 +27,18 @@ asio::awaitable<core::result<sftp::client*>> remote_host::sftp(std::size_t slot)
     co_return clients_[slot].get();
 }
 
+asio::awaitable<core::result<std::unique_ptr<sftp::client>>> remote_host::borrow_sftp() {
+    if (!spare_.empty()) {
+        auto c = std::move(spare_.back());
+        spare_.pop_back();
+        co_return c;
+    }
+    if (no_more_channels_) co_return core::fail(core::errc::resource_exhausted, "no more SFTP channels");
+    auto c = co_await sftp::client::open(session_, sftp_options_);
+    if (!c) no_more_channels_ = true;
+    co_return c;
+}
+
 asio::awaitable<core::result<command_output>> remote_host::run(std::string command, std::chrono::milliseconds timeout) {
     const auto deadline = ssh::clock_type::now() + timeout;
     auto ch = co_await ssh::channel::open_session(session_, deadline);

@@ -33,6 +33,9 @@ public:
 
     // The SFTP client for worker `slot` (0-based), opened on first use.
     asio::awaitable<core::result<sftp::client*>> sftp(std::size_t slot = 0);
+    // An extra client for a parallel stream (a spare one if any); give it back after.
+    asio::awaitable<core::result<std::unique_ptr<sftp::client>>> borrow_sftp();
+    void return_sftp(std::unique_ptr<sftp::client> c) { spare_.push_back(std::move(c)); }
 
     // True if the account runs commands (probed once with an `echo`).
     asio::awaitable<bool> exec_allowed();
@@ -47,6 +50,8 @@ private:
     std::shared_ptr<ssh::session> session_;
     sftp::client_options sftp_options_;
     std::vector<std::unique_ptr<sftp::client>> clients_;
+    std::vector<std::unique_ptr<sftp::client>> spare_;
+    bool no_more_channels_ = false;  // the server refused one: stop asking
     std::optional<bool> exec_allowed_;
 };
 

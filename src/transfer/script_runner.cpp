@@ -58,7 +58,7 @@ asio::awaitable<core::result<script_result>> run_script(pool::session_pool& pool
                              fmt::format("{} is not a regular file of at most 16 MiB", job.local_path));
     }
     char head[2] = {0, 0};
-    (void)::pread(fd, head, 2, 0);
+    if (::pread(fd, head, 2, 0) < 2) head[0] = 0;  // shorter than "#!": no shebang
 
     auto lease = co_await pool.acquire(target);
     if (!lease) {

@@ -207,6 +207,23 @@ TEST_F(TransferCp, InterruptedUploadResumesWithoutEverExposingAPartialFile) {
     EXPECT_LT(std::chrono::steady_clock::now() - start, 30s);
 }
 
+TEST_F(TransferCp, KilledMultiStreamUploadIsNeverResumedFromItsTemp) {
+    constexpr std::size_t size = 96u << 20;
+    write_random_file(local("big"), size, 11);
+    for (int delay_ms : {60, 150}) {
+        auto child = spawn_tunnel(cp_args(*sshd_, {"--streams", "4", local("big"), remote(far("big"))}), dir_->path(),
+                                  dir_->file("out.log"), dir_->file("err.log"));
+        ASSERT_TRUE(child);
+        if (child->wait(std::chrono::milliseconds(delay_ms))) continue;
+        child->signal(SIGKILL);
+        (void)child->wait(5s);
+        EXPECT_FALSE(fs::exists(far("big")) && hash(far("big")) != hash(local("big")));
+    }
+    auto r = run_tunnel(cp_args(*sshd_, {"--resume", local("big"), remote(far("big"))}));
+    ASSERT_TRUE(r.ok()) << r.describe();
+    EXPECT_EQ(hash(far("big")), hash(local("big")));
+}
+
 TEST_F(TransferCp, InterruptedDownloadResumes) {
     constexpr std::size_t size = 64u << 20;
     write_random_file(far("big"), size, 9);
