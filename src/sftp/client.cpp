@@ -77,6 +77,7 @@ asio::awaitable<core::result<std::unique_ptr<client>>> client::open(std::shared_
 
 asio::awaitable<core::result<void>> client::handshake() {
     send(packet_writer::init(sftp_version).finish());
+    const auto sent = ssh::clock_type::now();
     const auto until = deadline();
     std::optional<reply> version;
     while (!version) {
@@ -87,6 +88,7 @@ asio::awaitable<core::result<void>> client::handshake() {
         }
         if (auto s = co_await step(until); !s) co_return s;
     }
+    rtt_ = std::chrono::duration_cast<std::chrono::microseconds>(ssh::clock_type::now() - sent);
     auto v = parse_version(version->body);
     if (!v) co_return tl::unexpected(v.error());
     for (const auto& [name, data] : v->extensions) {
@@ -98,8 +100,11 @@ asio::awaitable<core::result<void>> client::handshake() {
     }
     if (ext_.limits) {
         auto id = next_id();
+        const auto asked = ssh::clock_type::now();
         auto r = co_await call(packet_writer(fxp::extended, id).str("limits@openssh.com").finish(), id, "limits");
         if (!r) co_return tl::unexpected(r.error());
+        // The server is running by now: a better round-trip estimate than INIT's.
+        rtt_ = std::chrono::duration_cast<std::chrono::microseconds>(ssh::clock_type::now() - asked);
         if (r->type == fxp::extended_reply) {
             auto l = parse_limits(r->body);
             if (!l) co_return tl::unexpected(l.error());

@@ -95,6 +95,8 @@ public:
                                                              std::function<void(std::string_view)> sink);
 
     [[nodiscard]] const extensions& ext() const noexcept { return ext_; }
+    // Round-trip time of the SFTP handshake: a hint for how far windows limit us.
+    [[nodiscard]] std::chrono::microseconds handshake_rtt() const noexcept { return rtt_; }
     [[nodiscard]] std::size_t chunk_size() const noexcept { return options_.chunk_size; }
     [[nodiscard]] const std::string& destination() const noexcept { return destination_; }
     [[nodiscard]] const std::shared_ptr<ssh::session>& session() const noexcept { return session_; }
@@ -126,6 +128,7 @@ private:
     client_options options_;
     extensions ext_;
     std::string destination_;
+    std::chrono::microseconds rtt_{0};
     std::uint32_t last_id_ = 0;
     std::deque<std::string> outq_;  // whole packets; the front one is sent from out_off_
     std::size_t out_off_ = 0;

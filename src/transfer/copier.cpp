@@ -208,7 +208,9 @@ asio::awaitable<core::result<file_outcome>> upload_file(remote_host& host, sftp:
     // each channel its own window (OpenSSH: 2 MiB), which bounds one channel
     // to about 2 MiB per round trip. Such a copy cannot be resumed (its
     // ranges complete out of order), so it uses its own temp name.
-    const unsigned streams = !o.resume && size >= o.stream_threshold ? std::max(1u, o.streams) : 1u;
+    // On a fast local link one channel is already CPU-bound, and more only compete for the cores.
+    const bool far_away = c.handshake_rtt() >= o.stream_min_rtt;
+    const unsigned streams = !o.resume && far_away && size >= o.stream_threshold ? std::max(1u, o.streams) : 1u;
     const std::string temp = streams > 1 ? temp_path_for(remote) + "-multi" : temp_path_for(remote);
     std::uint64_t start = 0;
     if (o.resume) {

@@ -5,6 +5,7 @@
 // that temp file after checking that its tail matches the source.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -31,6 +32,7 @@ struct copy_options {
     // many SFTP channels at once.
     unsigned streams = 4;
     std::uint64_t stream_threshold = 64u << 20;
+    std::chrono::microseconds stream_min_rtt{2000};  // ... when the link is at least this far away
 };
 
 // The temp name a copy to `path` writes first.
