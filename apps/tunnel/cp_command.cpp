@@ -45,6 +45,7 @@ struct cp_flags {
     unsigned jobs = 4;
     unsigned inflight = 64;
     unsigned streams = 4;
+    bool streams_given = false;  // explicit --streams: use them even on a near link
     bool json = false;
 };
 
@@ -67,6 +68,7 @@ int run_cp(const cp_flags& f) {
     o.checksum = f.checksum;
     o.jobs = std::max(1u, f.jobs);
     o.streams = std::max(1u, f.streams);
+    if (f.streams_given) o.stream_min_rtt = std::chrono::microseconds(0);
     if (!f.mode.empty()) {
         auto m = transfer::parse_mode(f.mode);
         if (!m) return report(m.error());
@@ -162,11 +164,16 @@ void add_cp_command(CLI::App& app, command_runner& run) {
     cmd->add_flag("--checksum", flags->checksum, "Skip files whose SHA-256 matches (not size and mtime)");
     cmd->add_option("--jobs,-j", flags->jobs, "Files copied concurrently")->capture_default_str();
     cmd->add_option("--inflight", flags->inflight, "SFTP requests in flight per file")->capture_default_str();
-    cmd->add_option("--streams", flags->streams, "SFTP channels per large upload (64 MiB and up, not with --resume)")
-        ->capture_default_str();
+    auto* streams = cmd->add_option("--streams", flags->streams,
+                                    "SFTP channels per large upload (64 MiB and up; by default only when the "
+                                    "round trip is 2 ms or more; not with --resume)")
+                        ->capture_default_str();
     cmd->add_flag("--json", flags->json, "Print a JSON summary at the end");
     cmd->add_option("paths", flags->paths, "SRC... DST, each a local path or [user@]host:path")->required();
-    cmd->callback([flags, &run] { run = [flags] { return run_cp(*flags); }; });
+    cmd->callback([flags, streams, &run] {
+        flags->streams_given = streams->count() > 0;
+        run = [flags] { return run_cp(*flags); };
+    });
 }
 
 }  // namespace tunnel::cli

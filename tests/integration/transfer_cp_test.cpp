@@ -222,6 +222,11 @@ TEST_F(TransferCp, KilledMultiStreamUploadIsNeverResumedFromItsTemp) {
     auto r = run_tunnel(cp_args(*sshd_, {"--resume", local("big"), remote(far("big"))}));
     ASSERT_TRUE(r.ok()) << r.describe();
     EXPECT_EQ(hash(far("big")), hash(local("big")));
+    // And an uninterrupted four-channel upload is byte for byte the source.
+    auto multi = run_tunnel(cp_args(*sshd_, {"--streams", "4", local("big"), remote(far("multi"))}));
+    ASSERT_TRUE(multi.ok()) << multi.describe();
+    EXPECT_EQ(hash(far("multi")), hash(local("big")));
+    EXPECT_FALSE(has_temp_files(dir_->file("remote")));
 }
 
 TEST_F(TransferCp, InterruptedDownloadResumes) {
