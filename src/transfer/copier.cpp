@@ -303,6 +303,10 @@ asio::awaitable<core::result<file_outcome>> upload_file(remote_host& host, sftp:
     if (!set) co_return tl::unexpected(set.error());
     if (!closed) co_return tl::unexpected(closed.error());
     if (auto r = co_await c.rename(temp, remote); !r) co_return tl::unexpected(r.error());
+    // A large file may have left the other kind of temp file behind when an
+    // earlier copy was killed: the target is complete now, so it is stale.
+    if (size >= o.stream_threshold)
+        (void)co_await c.remove(streams > 1 ? temp_path_for(remote) : temp_path_for(remote) + "-multi");
     if (o.verify)
         if (auto v = co_await check_verified(host, c, local, remote); !v) co_return tl::unexpected(v.error());
     co_return file_outcome::copied;
