@@ -243,7 +243,7 @@ int main(int argc, char** argv) {
         restart_ms.push_back(up_ms);
         fmt::print(stderr, "restart {}: sshd back after {:.0f} ms; recovered in {:.0f} ms vs {:.0f} ms\n", r + 1, up_ms,
                    *o, *s);
-        std::this_thread::sleep_for(1s);  // both settled before the next restart
+        std::this_thread::sleep_for(3s);  // both settled before the next restart
     }
     ours->terminate();
     peer->terminate();
@@ -262,6 +262,11 @@ int main(int argc, char** argv) {
                orc, src, median(restart_ms));
     fmt::print("throughput ratio, one stream (tunnel/ssh -L, higher is better): {:.2f}\n", o1 / s1);
     fmt::print("throughput ratio, 8 streams (tunnel/ssh -L, higher is better): {:.2f}\n", o8 / s8);
-    fmt::print("recovery time ratio (tunnel/autossh, lower is better): {:.2f}\n", orc / src);
+    // autossh lengthens its pause with each restart it has seen; the first
+    // restart shows the two tools fresh.
+    fmt::print("recovery time ratio, first restart (tunnel/autossh, lower is better): {:.2f}\n",
+               rec_ours.front() / rec_ssh.front());
+    fmt::print("recovery time ratio, median of {} restarts (tunnel/autossh, lower is better): {:.2f}\n", rounds,
+               orc / src);
     return 0;
 }
