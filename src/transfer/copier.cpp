@@ -305,8 +305,11 @@ asio::awaitable<core::result<file_outcome>> upload_file(remote_host& host, sftp:
     if (auto r = co_await c.rename(temp, remote); !r) co_return tl::unexpected(r.error());
     // A large file may have left the other kind of temp file behind when an
     // earlier copy was killed: the target is complete now, so it is stale.
-    if (size >= o.stream_threshold)
-        (void)co_await c.remove(streams > 1 ? temp_path_for(remote) : temp_path_for(remote) + "-multi");
+    if (size >= o.stream_threshold) {
+        std::string stale = temp_path_for(remote);  // (no ?: inside co_await — g++ 12)
+        if (streams == 1) stale += "-multi";
+        (void)co_await c.remove(stale);
+    }
     if (o.verify)
         if (auto v = co_await check_verified(host, c, local, remote); !v) co_return tl::unexpected(v.error());
     co_return file_outcome::copied;
@@ -611,7 +614,8 @@ asio::awaitable<core::result<void>> upload(remote_host& host, std::vector<std::s
             record_failure(stats, p, tree.error());
             continue;
         }
-        auto made = co_await c.mkdir(target, o.preserve ? (st.st_mode & 07777) : 0755);
+        const std::uint32_t top_mode = o.preserve ? (st.st_mode & 07777) : 0755;
+        auto made = co_await c.mkdir(target, top_mode);
         if (!made) {
             auto t = co_await c.stat(target);
             if (!t || !t->is_dir()) {
@@ -630,7 +634,8 @@ asio::awaitable<core::result<void>> upload(remote_host& host, std::vector<std::s
             std::string from = join_path(src, e.rel);
             switch (e.type) {
                 case tree_entry::kind::dir: {
-                    auto m = co_await c.mkdir(to, o.preserve ? e.mode : 0755);
+                    const std::uint32_t dir_mode = o.preserve ? e.mode : 0755;
+                    auto m = co_await c.mkdir(to, dir_mode);
                     if (!m) {
                         auto t = co_await c.lstat(to);
                         if (!t || !t->is_dir()) {
