@@ -185,7 +185,11 @@ int main(int argc, char** argv) {
     const std::string log_dir = home->path();
     test::spawn_options ours_opts;
     ours_opts.stdout_path = ours_opts.stderr_path = log_dir + "/ours.log";
-    auto ours = test::spawn(with({TUNNEL_BINARY, "forward"}, ours_bulk, ours_echo), ours_opts);
+    const bool show_log = arg_int(argc, argv, "--show-log", 0) != 0;
+    std::vector<std::string> ours_head{TUNNEL_BINARY};
+    if (show_log) ours_head.push_back("-v");
+    ours_head.push_back("forward");
+    auto ours = test::spawn(with(ours_head, ours_bulk, ours_echo), ours_opts);
     test::spawn_options peer_opts;
     peer_opts.env.set = {{"AUTOSSH_GATETIME", "0"}};
     peer_opts.stdout_path = peer_opts.stderr_path = log_dir + "/peer.log";
@@ -247,6 +251,7 @@ int main(int argc, char** argv) {
     }
     ours->terminate();
     peer->terminate();
+    if (show_log) fmt::print(stderr, "--- tunnel log ---\n{}", test::read_text_file(log_dir + "/ours.log").value_or(""));
 
     const double o1 = median(one_ours), s1 = median(one_ssh), o8 = median(par_ours), s8 = median(par_ssh);
     const double orc = median(rec_ours), src = median(rec_ssh);
