@@ -47,6 +47,8 @@ struct cp_flags {
     unsigned streams = 4;
     bool streams_given = false;  // explicit --streams: use them even on a near link
     bool json = false;
+    std::string owner, group;
+    bool sudo = false;
 };
 
 int run_cp(const cp_flags& f) {
@@ -75,6 +77,14 @@ int run_cp(const cp_flags& f) {
         o.mode = *m;
     }
 
+    if (!f.owner.empty()) o.owner = f.owner;
+    if (!f.group.empty()) o.group = f.group;
+    if ((o.owner || o.group) && !f.sudo)
+        return report({core::errc::invalid_argument, "--owner/--group change ownership with sudo on the host: add --sudo"});
+    for (const auto* name : {&f.owner, &f.group})
+        if (name->find_first_of(":/ \t\n") != std::string::npos)
+            return report({core::errc::invalid_argument, fmt::format("invalid user or group name \"{}\"", *name)});
+
     // One side local, the other one remote host.
     const bool up = dest->remote();
     std::string host_text;
@@ -95,6 +105,8 @@ int run_cp(const cp_flags& f) {
         source_paths.push_back(s.path);
     }
     if (up) host_text = *dest->host;
+    if ((o.owner || o.group) && !up)
+        return report({core::errc::invalid_argument, "--owner/--group apply to uploads only"});
 
     auto target = transfer::resolve_target(f.connection, host_text);
     if (!target) return report(target.error());
@@ -112,7 +124,14 @@ int run_cp(const cp_flags& f) {
             if (!host) {
                 fatal = host.error();
             } else {
-                if ((o.verify || o.checksum) && !co_await (*host)->exec_allowed())
+                const bool needs_exec = o.owner || o.group || o.verify || o.checksum;
+                const bool exec_ok = !needs_exec || co_await (*host)->exec_allowed();
+                if ((o.owner || o.group) && !exec_ok)
+                    fmt::print(stderr,
+                               "tunnel: note: {} runs no commands (SFTP-only account): --owner/--group cannot be "
+                               "applied\n",
+                               host_text);
+                if ((o.verify || o.checksum) && !exec_ok)
                     fmt::print(stderr,
                                "tunnel: note: {} runs no commands (SFTP-only account): remote SHA-256 is computed "
                                "by reading files back\n",
@@ -168,6 +187,9 @@ void add_cp_command(CLI::App& app, command_runner& run) {
                                     "SFTP channels per large upload (64 MiB and up; by default only when the "
                                     "round trip is 2 ms or more; not with --resume)")
                         ->capture_default_str();
+    cmd->add_option("--owner", flags->owner, "Owner for uploaded files (with --sudo: sudo -n chown on the host)");
+    cmd->add_option("--group", flags->group, "Group for uploaded files (with --sudo)");
+    cmd->add_flag("--sudo", flags->sudo, "Allow --owner/--group to run chown through sudo -n");
     cmd->add_flag("--json", flags->json, "Print a JSON summary at the end");
     cmd->add_option("paths", flags->paths, "SRC... DST, each a local path or [user@]host:path")->required();
     cmd->callback([flags, streams, &run] {

@@ -663,6 +663,11 @@ asio::awaitable<core::result<void>> upload(remote_host& host, std::vector<std::s
             }
         }
     }
+    std::vector<std::string> owned;
+    if (o.owner || o.group) {
+        for (const auto& d : dirs) owned.push_back(d.first);
+        for (const auto& t : tasks) owned.push_back(t.to);
+    }
     co_await copy_file_tasks(host, std::move(tasks), true, o, p, stats);
     if (o.preserve) {
         // Deepest first, after the files: writing into a directory changes its mtime.
@@ -671,6 +676,21 @@ asio::awaitable<core::result<void>> upload(remote_host& host, std::vector<std::s
             a.permissions = it->second.mode;
             a.atime = a.mtime = static_cast<std::uint32_t>(it->second.mtime);
             (void)co_await c.setstat(it->first, a);
+        }
+    }
+    if (!owned.empty()) {
+        // chown through sudo, many paths per command.
+        std::string spec = o.owner.value_or("") + (o.group ? ":" + *o.group : "");
+        for (std::size_t i = 0; i < owned.size();) {
+            std::string command = "sudo -n chown -h -- " + core::shell_quote(spec);
+            for (; i < owned.size() && command.size() < 64 * 1024; ++i) command += " " + core::shell_quote(owned[i]);
+            auto r = co_await host.run(command, std::chrono::minutes(5));
+            if (!r) record_failure(stats, p, r.error());
+            else if (r->exit_status != 0)
+                record_failure(stats, p, {core::errc::permission_denied,
+                                          fmt::format("chown {} on {} failed: {}", spec, host.destination(),
+                                                      r->err.empty() ? "exit status " + std::to_string(r->exit_status)
+                                                                     : r->err.substr(0, r->err.find('\n')))});
         }
     }
     co_return core::result<void>{};

@@ -27,6 +27,9 @@ struct copy_options {
     bool verify = false;    // SHA-256 of both ends compared after each copy
     bool checksum = false;  // unchanged = same SHA-256 (else same size and mtime)
     unsigned jobs = 1;      // files copied concurrently
+    // Uploads: owner and group of everything copied, set with `sudo -n chown`
+    // on the host after the copy (the CLI requires --sudo for them).
+    std::optional<std::string> owner, group;
     bool always = false;    // copy without checking whether the destination is unchanged
     // Uploads of at least stream_threshold bytes (without --resume) use this
     // many SFTP channels at once.

@@ -319,6 +319,19 @@ TEST_F(TransferCp, BadInputIsOneClearLine) {
     EXPECT_FALSE(fs::exists(far("f")));
 }
 
+TEST_F(TransferCp, OwnerAndGroupThroughSudo) {
+    write_random_file(local("f"), 10);
+    auto no_sudo = run_tunnel(cp_args(*sshd_, {"--owner", "nobody", local("f"), remote(far("f"))}));
+    EXPECT_EQ(no_sudo.exit_code, 2);
+    EXPECT_NE(no_sudo.err.find("--sudo"), std::string::npos) << no_sudo.err;
+    auto r = run_tunnel(cp_args(*sshd_, {"--sudo", "--owner", "nobody", "--group", "nogroup", local("f"), remote(far("f"))}));
+    ASSERT_TRUE(r.ok()) << r.describe();
+    struct stat st {};
+    ASSERT_EQ(::stat(far("f").c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, 65534u);
+    EXPECT_EQ(st.st_gid, 65534u);
+}
+
 TEST_F(TransferCp, ModeFlagSetsPermissions) {
     write_random_file(local("f"), 10);
     ::chmod(local("f").c_str(), 0644);
