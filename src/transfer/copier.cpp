@@ -286,7 +286,20 @@ asio::awaitable<core::result<file_outcome>> upload_file(remote_host& host, sftp:
     }
     if (!up) {
         (void)co_await c.close(*h);
-        co_return tl::unexpected(up.error());
+        auto e = up.error();
+        if (e.code != core::errc::disconnected && e.code != core::errc::timeout) {
+            // OpenSSH reports a full disk as a bare "Failure": say what it was.
+            if (c.ext().statvfs) {
+                auto vfs = co_await c.statvfs(dir_name(remote));
+                if (vfs && vfs->available_bytes() < c.chunk_size())
+                    e = {core::errc::resource_exhausted,
+                         fmt::format("{} is full: copying {} ({}) failed part way", rname(host, dir_name(remote)), local,
+                                     human_bytes(size))};
+            }
+            // Without --resume nothing will continue from it: give the space back.
+            if (!o.resume) (void)co_await c.remove(temp);
+        }
+        co_return tl::unexpected(e);
     }
     if (auto f = co_await c.fsync(*h); !f) {
         (void)co_await c.close(*h);
@@ -399,7 +412,10 @@ asio::awaitable<core::result<file_outcome>> download_file(remote_host& host, sft
     p.advance(start);
     auto got = co_await c.download(*h, fd.get(), start, size - start, [&](std::uint64_t n) { p.advance(n); }, true);
     co_await close_remote();
-    if (!got) co_return tl::unexpected(got.error());
+    if (!got) {
+        if (!o.resume && got.error().code != core::errc::disconnected) ::unlink(temp.c_str());
+        co_return tl::unexpected(got.error());
+    }
     if (::ftruncate(fd.get(), static_cast<off_t>(start + *got)) != 0) co_return tl::unexpected(errno_error("cannot size", temp));
     if (::fsync(fd.get()) != 0) co_return tl::unexpected(errno_error("cannot sync", temp));
     std::uint32_t perm = o.mode ? *o.mode : (attrs->permissions.value_or(0644) & 07777);

@@ -296,6 +296,30 @@ TEST_F(TransferCp, RefusesUploadThatCannotFit) {
     EXPECT_TRUE(listing) << "something was left in the full file system";
 }
 
+TEST_F(TransferCp, DiskFullPartWayLeavesNoPartialFiles) {
+    const std::string mnt = dir_->file("small");
+    ::mkdir(mnt.c_str(), 0755);
+    ASSERT_EQ(::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=16m"), 0) << std::strerror(errno);
+    fs::create_directories(local("two"));
+    write_random_file(local("two/a"), 10u << 20, 1);
+    write_random_file(local("two/b"), 10u << 20, 2);
+    // Each file fits on its own; both together do not.
+    auto r = run_tunnel(cp_args(*sshd_, {"-r", "--jobs", "2", local("two"), remote(mnt)}));
+    std::vector<std::string> left;
+    for (const auto& e : fs::recursive_directory_iterator(mnt)) left.push_back(e.path().filename().string());
+    const bool a_ok = fs::exists(mnt + "/two/a") && hash(mnt + "/two/a") == hash(local("two/a"));
+    const bool b_ok = fs::exists(mnt + "/two/b") && hash(mnt + "/two/b") == hash(local("two/b"));
+    const bool a_there = fs::exists(mnt + "/two/a"), b_there = fs::exists(mnt + "/two/b");
+    ::umount2(mnt.c_str(), MNT_DETACH);
+    EXPECT_EQ(r.exit_code, 1) << r.describe();
+    EXPECT_TRUE(r.err.find("is full") != std::string::npos || r.err.find("not enough space") != std::string::npos)
+        << r.err;
+    EXPECT_FALSE(a_ok && b_ok) << "both cannot fit";
+    EXPECT_EQ(a_there, a_ok);
+    EXPECT_EQ(b_there, b_ok);
+    for (const auto& name : left) EXPECT_EQ(name.find(".tunnel-part"), std::string::npos) << name;
+}
+
 TEST_F(TransferCp, BadInputIsOneClearLine) {
     auto missing = run_tunnel(cp_args(*sshd_, {local("nope"), remote(far("x"))}));
     EXPECT_EQ(missing.exit_code, 2) << missing.describe();
