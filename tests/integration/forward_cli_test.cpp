@@ -302,5 +302,48 @@ TEST_F(ForwardCli, UnixSocketListenerForLocalForward) {
     }, 10s)) << fp->err();
 }
 
+// A Unix-socket echo server (python3, in the background) at `path`.
+core::result<child_process> unix_echo(const std::string& path) {
+    auto c = spawn({"python3", "-c",
+                    "import socket,sys,threading\n"
+                    "s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(8)\n"
+                    "def serve(c):\n"
+                    "    while True:\n"
+                    "        d=c.recv(65536)\n"
+                    "        if not d: break\n"
+                    "        c.sendall(d)\n"
+                    "    c.shutdown(socket.SHUT_WR)\n"
+                    "while True:\n"
+                    "    c,_=s.accept(); threading.Thread(target=serve,args=(c,),daemon=True).start()\n",
+                    path});
+    if (!c) return c;
+    struct stat st {};
+    for (int i = 0; i < 500 && ::stat(path.c_str(), &st) != 0; ++i) std::this_thread::sleep_for(10ms);
+    return c;
+}
+
+TEST_F(ForwardCli, UnixSocketTargetsOnBothSides) {
+    auto dir = temp_dir::create();
+    ASSERT_TRUE(dir);
+    const auto path = dir->file("echo.sock");
+    auto server = unix_echo(path);
+    ASSERT_TRUE(server) << server.error().message;
+    const uint16_t lp = port(), rp = port();
+    // -L to a socket on the server (direct-streamlocal), -R to a socket here.
+    auto fp = start_forward(fixture_flags(*sshd), {"-L", fmt::format("{}:{}", lp, path), "-R", fmt::format("{}:{}", rp, path)});
+    ASSERT_TRUE(fp);
+    ASSERT_TRUE(wait_round_trip("127.0.0.1", lp, 10s)) << fp->err();
+    ASSERT_TRUE(wait_round_trip("127.0.0.1", rp, 10s)) << fp->err();
+    const auto data = random_bytes(4u << 20, 11);
+    for (uint16_t p : {lp, rp}) {
+        int fd = connect_tcp("127.0.0.1", p);
+        ASSERT_GE(fd, 0);
+        auto got = exchange(fd, data, 10000);
+        ::close(fd);
+        ASSERT_TRUE(got) << got.error().message;
+        EXPECT_EQ(sha256_hex(*got), sha256_hex(data)) << p;
+    }
+}
+
 }  // namespace
 }  // namespace tunnel::test::fwd
