@@ -169,7 +169,12 @@ asio::awaitable<core::result<void>> client::step(ssh::time_point until) {
         broken_error_ = {core::errc::disconnected, fmt::format("the SFTP server on {} closed the channel", destination_)};
         co_return tl::unexpected(broken_error_);
     }
-    auto w = co_await session_->wait(until);
+    // Blocked on the peer's window: another channel's call may process the
+    // window adjust (libssh has no callback for it), so look again soon.
+    const bool window_blocked = !outq_.empty() && channel_.window() == 0;
+    const auto wake = window_blocked ? std::min(until, ssh::clock_type::now() + std::chrono::milliseconds(20)) : until;
+    auto w = co_await session_->wait(wake);
+    if (!w && w.error().code == core::errc::timeout && wake < until) co_return core::result<void>{};
     if (!w) {
         if (w.error().code == core::errc::timeout)
             co_return core::fail(core::errc::timeout,

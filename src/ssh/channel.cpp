@@ -6,8 +6,13 @@ namespace tunnel::ssh {
 
 namespace {
 
+void note(channel_state& st) {
+    if (st.owner) st.owner->note_activity();
+}
+
 int on_data(ssh_session, ssh_channel, void* data, uint32_t len, int is_stderr, void* user) {
     auto& st = *static_cast<channel_state*>(user);
+    note(st);
     std::string& buf = is_stderr ? st.err : st.out;
     if (buf.size() >= st.buffer_cap) return 0;  // libssh keeps it; drain() picks it up later
     std::size_t take = std::min<std::size_t>(len, st.buffer_cap - buf.size());
@@ -16,15 +21,21 @@ int on_data(ssh_session, ssh_channel, void* data, uint32_t len, int is_stderr, v
     return static_cast<int>(take);
 }
 
-void on_eof(ssh_session, ssh_channel, void* user) { static_cast<channel_state*>(user)->eof = true; }
+void on_eof(ssh_session, ssh_channel, void* user) {
+    auto& st = *static_cast<channel_state*>(user);
+    note(st);
+    st.eof = true;
+}
 
 void on_close(ssh_session, ssh_channel, void* user) {
     auto& st = *static_cast<channel_state*>(user);
+    note(st);
     st.closed = true;
     st.eof = true;
 }
 
 void on_exit_status(ssh_session, ssh_channel, int status, void* user) {
+    note(*static_cast<channel_state*>(user));
     static_cast<channel_state*>(user)->exit_status = status;
 }
 
@@ -50,6 +61,7 @@ channel::channel(std::shared_ptr<session> s, channel_handle ch)
     t.channel_close_function = on_close;
     t.channel_exit_status_function = on_exit_status;
     t.channel_exit_signal_function = on_exit_signal;
+    state_->owner = session_.get();
     ssh_set_channel_callbacks(channel_.get(), &t);
 }
 
@@ -150,7 +162,9 @@ asio::awaitable<core::result<void>> channel::request_subsystem(std::string name,
 core::result<std::size_t> channel::write_some(std::string_view data) {
     std::size_t n = std::min<std::size_t>(data.size(), window());
     if (n == 0) return 0;
+    const auto before = session_->activity();
     int rc = ssh_channel_write(channel_.get(), data.data(), static_cast<uint32_t>(n));
+    if (session_->activity() != before) session_->notify();  // see session::note_activity
     if (rc == SSH_ERROR)
         return core::fail(core::errc::disconnected,
                           fmt::format("write to {} failed: {}", session_->options().destination(),
@@ -173,6 +187,14 @@ void channel::close() {
 }
 
 void channel::drain() {
+    // libssh's reads run its packet loop, which may deliver other channels'
+    // data while their coroutines sleep in session::wait(): wake them.
+    const auto before = session_->activity();
+    drain_reads();
+    if (session_->activity() != before) session_->notify();
+}
+
+void channel::drain_reads() {
     if (state_->read_chunk > 64 * 1024 && state_->taken >= state_->read_chunk / 2) {
         // One large read: libssh grows the receive window to what is asked
         // (a data callback alone keeps it at 1,280,000 bytes).

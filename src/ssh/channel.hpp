@@ -32,6 +32,7 @@ struct channel_state {
     std::size_t read_chunk = 64 * 1024;
     std::size_t taken = 0;  // bytes consumed since drain() last grew the window
     std::string scratch;    // drain()'s buffer for large reads, kept between calls
+    session* owner = nullptr;  // told about every callback (session::note_activity)
 };
 
 class channel {
@@ -79,6 +80,7 @@ public:
 
 private:
     channel(std::shared_ptr<session> s, channel_handle ch);
+    void drain_reads();
     asio::awaitable<core::result<void>> request(const char* what, auto step, time_point deadline);
 
     std::shared_ptr<session> session_;

@@ -51,6 +51,13 @@ public:
     // Wakes every waiter so it re-checks its state (e.g. new data to send).
     void notify();
 
+    // Counts channel events (data, EOF, close, exit status) delivered by
+    // libssh callbacks. libssh also runs its packet loop inside channel calls
+    // (reads, writes), outside wait(): a channel call that sees this change
+    // notify()s, so a waiter whose data was delivered that way wakes up.
+    void note_activity() noexcept { ++activity_; }
+    [[nodiscard]] std::uint64_t activity() const noexcept { return activity_; }
+
     // Waits until libssh has written everything it queued.
     asio::awaitable<core::result<void>> flush(time_point deadline);
 
@@ -87,6 +94,7 @@ private:
     event_handle event_;
     asio::posix::stream_descriptor fd_;  // not owning: libssh closes the fd
     int waiters_ = 0;
+    std::uint64_t activity_ = 0;
     time_point last_activity_;
     int keepalives_unanswered_ = 0;
     std::string fingerprint_;
