@@ -150,6 +150,9 @@ int run_cp(const cp_flags& f) {
     meter.finish();
     for (const auto& e : stats.errors) fmt::print(stderr, "tunnel: {}\n", e);
     if (fatal) fmt::print(stderr, "tunnel: {}\n", fatal->message);
+    if (!f.json && ::isatty(2) && !fatal)
+        fmt::print(stderr, "{} copied, {} unchanged (skipped), {} failed; {} in {:.1f}s\n", stats.files, stats.skipped,
+                   stats.failed, transfer::human_bytes(meter.done()), meter.seconds());
     if (f.json) {
         auto j = transfer::summary_json(stats, meter.done(), meter.seconds());
         if (fatal) j["error"] = fatal->message;

@@ -83,6 +83,9 @@ int run_sync(const sync_flags& f) {
     meter.finish();
     for (const auto& e : stats.errors) fmt::print(stderr, "tunnel: {}\n", e);
     if (fatal) fmt::print(stderr, "tunnel: {}\n", fatal->message);
+    if (!f.json && !f.dry_run && ::isatty(2) && !fatal)
+        fmt::print(stderr, "{} copied, {} unchanged, {} deleted, {} failed; {} in {:.1f}s\n", stats.files, stats.skipped,
+                   stats.deleted, stats.failed, transfer::human_bytes(meter.done()), meter.seconds());
     if (f.json) {
         auto j = transfer::summary_json(stats, meter.done(), meter.seconds());
         j["dry_run"] = f.dry_run;
