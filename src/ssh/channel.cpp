@@ -122,7 +122,9 @@ asio::awaitable<core::result<channel>> channel::open_direct_streamlocal(std::sha
 
 std::optional<channel> channel::accept_forwarded(std::shared_ptr<session> s, int& destination_port) {
     destination_port = 0;
+    const auto before = s->activity();
     ssh_channel raw = ssh_channel_open_forward_port(s->native(), 0, &destination_port, nullptr, nullptr);
+    if (s->activity() != before) s->notify();  // its packet loop may have fed other channels
     if (!raw) return std::nullopt;
     // Bytes that arrived before the callbacks were set wait in libssh's
     // buffer; drain() picks them up.

@@ -42,7 +42,11 @@ public:
     template <class Step>
     asio::awaitable<core::result<int>> drive(Step step, int again, time_point deadline) {
         for (;;) {
+            // The step runs libssh's packet loop: wake waiters whose channel
+            // events it delivered (see note_activity).
+            const auto before = activity_;
             int rc = step();
+            if (activity_ != before) notify();
             if (rc != again) co_return rc;
             if (auto w = co_await wait(deadline); !w) co_return tl::unexpected(w.error());
         }
