@@ -120,7 +120,13 @@ asio::awaitable<core::result<void>> client::handshake() {
 }
 
 void client::send(std::string packet) {
-    queued_ += packet.size();
+    out_packet o{std::make_unique_for_overwrite<char[]>(packet.size()), packet.size()};
+    std::memcpy(o.bytes.get(), packet.data(), packet.size());
+    send(std::move(o));
+}
+
+void client::send(out_packet packet) {
+    queued_ += packet.size;
     outq_.push_back(std::move(packet));
 }
 
@@ -129,7 +135,8 @@ asio::awaitable<core::result<void>> client::step(ssh::time_point until) {
     bool progressed = false;
     // 1. Send what the window allows.
     while (!outq_.empty()) {
-        auto n = channel_.write_some(std::string_view(outq_.front()).substr(out_off_));
+        const auto& front = outq_.front();
+        auto n = channel_.write_some(std::string_view(front.bytes.get() + out_off_, front.size - out_off_));
         if (!n) {
             broken_ = true;
             broken_error_ = n.error();
@@ -139,7 +146,7 @@ asio::awaitable<core::result<void>> client::step(ssh::time_point until) {
         out_off_ += *n;
         queued_ -= *n;
         progressed = true;
-        if (out_off_ == outq_.front().size()) {
+        if (out_off_ == outq_.front().size) {
             outq_.pop_front();
             out_off_ = 0;
         }
@@ -404,17 +411,18 @@ asio::awaitable<core::result<void>> client::upload(int fd, std::string handle, s
             std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(options_.chunk_size, end - offset));
             auto id = next_id();
             // The header, then the file's bytes read straight into the packet.
-            std::string packet = packet_writer(fxp::write, id).str(handle).u64(offset).u32(static_cast<std::uint32_t>(n)).finish();
-            const std::size_t header = packet.size();
-            packet.resize(header + n);
-            const auto total = static_cast<std::uint32_t>(packet.size() - 4);
-            packet[0] = static_cast<char>(total >> 24);
-            packet[1] = static_cast<char>(total >> 16);
-            packet[2] = static_cast<char>(total >> 8);
-            packet[3] = static_cast<char>(total);
+            const std::string head = packet_writer(fxp::write, id).str(handle).u64(offset).u32(static_cast<std::uint32_t>(n)).finish();
+            const std::size_t header = head.size();
+            out_packet packet{std::make_unique_for_overwrite<char[]>(header + n), header + n};
+            std::memcpy(packet.bytes.get(), head.data(), header);
+            const auto total = static_cast<std::uint32_t>(packet.size - 4);
+            packet.bytes[0] = static_cast<char>(total >> 24);
+            packet.bytes[1] = static_cast<char>(total >> 16);
+            packet.bytes[2] = static_cast<char>(total >> 8);
+            packet.bytes[3] = static_cast<char>(total);
             std::size_t got = 0;
             while (got < n) {
-                ssize_t r = ::pread(fd, packet.data() + header + got, n - got, static_cast<off_t>(offset + got));
+                ssize_t r = ::pread(fd, packet.bytes.get() + header + got, n - got, static_cast<off_t>(offset + got));
                 if (r < 0 && errno == EINTR) continue;
                 if (r < 0)
                     co_return core::fail(core::errc::io_error, fmt::format("local read failed: {}", std::strerror(errno)));

@@ -130,7 +130,12 @@ private:
     std::string destination_;
     std::chrono::microseconds rtt_{0};
     std::uint32_t last_id_ = 0;
-    std::deque<std::string> outq_;  // whole packets; the front one is sent from out_off_
+    struct out_packet {
+        std::unique_ptr<char[]> bytes;  // not zero-filled: file data is read straight into it
+        std::size_t size = 0;
+    };
+    void send(out_packet packet);
+    std::deque<out_packet> outq_;  // whole packets; the front one is sent from out_off_
     std::size_t out_off_ = 0;
     std::size_t queued_ = 0;  // bytes in outq_ not yet sent
     std::unordered_map<std::uint32_t, reply> replies_;
