@@ -164,6 +164,11 @@ asio::awaitable<core::result<void>> client::step(ssh::time_point until) {
         }
         if (!*f) break;
         auto& fr = **f;
+        if (fr.type == fxp::data && data_sink_ && data_sink_(fr.id, fr.body)) {
+            off += fr.size;
+            progressed = true;
+            continue;
+        }
         // VERSION carries the protocol version where replies carry an id.
         replies_[fr.type == fxp::version ? 0 : fr.id] = reply{fr.type, std::string(fr.body)};
         off += fr.size;
@@ -472,6 +477,27 @@ asio::awaitable<core::result<std::uint64_t>> client::read_pipelined(
     std::uint64_t total = 0;
     std::deque<std::pair<std::uint64_t, std::size_t>> gaps;  // short reads to ask again
     auto until = deadline();
+    std::optional<core::error> sink_error;
+    struct sink_reset {
+        client* self;
+        ~sink_reset() { self->data_sink_ = nullptr; }
+    } reset{this};
+    if (!in_order) {
+        data_sink_ = [&](std::uint32_t id, std::string_view body) -> bool {
+            auto it = std::find_if(inflight.begin(), inflight.end(), [id](const pending& q) { return q.id == id; });
+            if (it == inflight.end()) return false;
+            auto data = parse_data(body);
+            if (!data || data->size() > it->len) return false;  // the general path reports it
+            const pending p = *it;
+            inflight.erase(it);
+            until = deadline();
+            if (data->size() < p.len) gaps.emplace_back(p.offset + data->size(), p.len - data->size());
+            total += data->size();
+            if (!sink_error)
+                if (auto w = on_data(p.offset, *data); !w) sink_error = w.error();
+            return true;
+        };
+    }
     while (next < end || !inflight.empty() || !gaps.empty()) {
         while (inflight.size() < options_.max_inflight && (!gaps.empty() || next < end)) {
             std::uint64_t off;
@@ -491,6 +517,7 @@ asio::awaitable<core::result<std::uint64_t>> client::read_pipelined(
         }
         if (inflight.empty()) break;
         if (auto s = co_await step(until); !s) co_return tl::unexpected(s.error());
+        if (sink_error) co_return tl::unexpected(*sink_error);
         for (auto it = inflight.begin(); it != inflight.end();) {
             auto r = replies_.find(it->id);
             if (r == replies_.end()) {

@@ -139,6 +139,9 @@ private:
     std::size_t out_off_ = 0;
     std::size_t queued_ = 0;  // bytes in outq_ not yet sent
     std::unordered_map<std::uint32_t, reply> replies_;
+    // Bulk downloads take DATA replies straight from the channel buffer
+    // (no copy into replies_); returns false for replies it does not own.
+    std::function<bool(std::uint32_t id, std::string_view body)> data_sink_;
     bool broken_ = false;
     core::error broken_error_{core::errc::disconnected, ""};
 };
