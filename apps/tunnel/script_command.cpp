@@ -27,6 +27,7 @@ struct script_flags {
     std::string sudo_user;
     std::vector<std::string> env;
     std::string cwd;
+    std::string remote_tmp;
     std::string timeout;
     bool json = false;
 };
@@ -57,6 +58,13 @@ int run_script_command(const script_flags& f) {
         job.options.env.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
     }
     if (!f.cwd.empty()) job.options.cwd = f.cwd;
+    if (!f.remote_tmp.empty()) {
+        if (f.remote_tmp.front() != '/')
+            return report({core::errc::invalid_argument,
+                           fmt::format("--remote-tmp \"{}\": give an absolute directory on the host, e.g. /var/tmp",
+                                       f.remote_tmp)});
+        job.remote_tmp = f.remote_tmp;
+    }
     if (!f.timeout.empty()) {
         auto d = core::parse_duration(f.timeout);
         if (!d) return report({core::errc::invalid_argument, "--timeout: " + d.error().message});
@@ -133,6 +141,8 @@ void add_script_command(CLI::App& app, command_runner& run) {
     cmd->add_option("--sudo-user", flags->sudo_user, "Run through sudo as this user");
     cmd->add_option("--env", flags->env, "Set NAME=value for the script")->take_all()->allow_extra_args(false);
     cmd->add_option("--cwd", flags->cwd, "Working directory for the script");
+    cmd->add_option("--remote-tmp", flags->remote_tmp,
+                    "Directory on the host for the private script directory (default /tmp; use another if /tmp is noexec)");
     cmd->add_option("--timeout", flags->timeout, "Kill the script after this long (e.g. 30s, 5m); exit 124");
     cmd->add_flag("--json", flags->json, "Print one JSON object with status and output at the end");
     cmd->add_option("target", flags->target, "[user@]host[:port] or an ssh_config alias")->required();

@@ -45,16 +45,26 @@ protected:
         auto s = sshd_fixture::start();
         ASSERT_TRUE(s) << s.error().message;
         sshd_.emplace(std::move(*s));
-        auto d = temp_dir::create("tunnel-script");
+        auto d = temp_dir::create("tscript-test");
         ASSERT_TRUE(d);
         dir_.emplace(std::move(*d));
-        before_ = leftover_dirs("/tmp");
+        // Each test gets its own remote temp directory, so tests running in
+        // parallel never see each other's script directories.
+        remote_tmp_ = dir_->file("remote-tmp");
+        ASSERT_EQ(::mkdir(remote_tmp_.c_str(), 0755), 0);
     }
-    void TearDown() override { EXPECT_EQ(leftover_dirs("/tmp"), before_) << "a script directory was left behind"; }
+    void TearDown() override {
+        EXPECT_TRUE(leftover_dirs(remote_tmp_).empty()) << "a script directory was left behind";
+    }
+
+    std::vector<std::string> script_flags(std::vector<std::string> rest) {
+        rest.insert(rest.begin(), {"--remote-tmp", remote_tmp_});
+        return with_flags("script", *sshd_, std::move(rest));
+    }
 
     std::optional<sshd_fixture> sshd_;
     std::optional<temp_dir> dir_;
-    std::vector<std::string> before_;
+    std::string remote_tmp_;
 };
 
 TEST_F(TransferScript, ShebangArgumentsPrivateDirAndExitStatus) {
@@ -63,21 +73,23 @@ TEST_F(TransferScript, ShebangArgumentsPrivateDirAndExitStatus) {
                                 "#!/bin/sh\n"
                                 "printf '%s|' \"$@\"; echo\n"
                                 "stat -c %a \"$(dirname \"$0\")\"\n"
+                                "echo \"dir=$(dirname \"$0\")\"\n"
                                 "echo \"cwd=$(pwd) env=$GREETING\"\n"
                                 "exit 7\n"));
-    auto r = run_tunnel(with_flags("script", *sshd_,
+    auto r = run_tunnel(script_flags(
                                    {"--env", "GREETING=hi there", "--cwd", "/tmp", "root@127.0.0.1", script, "--", "a b",
                                     "$HOME", "it's"}));
     EXPECT_EQ(r.exit_code, 7) << r.describe();
     EXPECT_NE(r.out.find("a b|$HOME|it's|"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("\n700\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("dir=" + remote_tmp_ + "/tunnel-script-"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("cwd=/tmp env=hi there"), std::string::npos) << r.out;
 }
 
 TEST_F(TransferScript, InterpreterAndPlainShFallback) {
     const std::string py = dir_->file("hello.py");
     ASSERT_TRUE(write_text_file(py, "import sys\nprint('py', sys.argv[1:])\n"));
-    auto r = run_tunnel(with_flags("script", *sshd_, {"--interpreter", "python3", "--json", "root@127.0.0.1", py, "--", "x"}));
+    auto r = run_tunnel(script_flags({"--interpreter", "python3", "--json", "root@127.0.0.1", py, "--", "x"}));
     ASSERT_TRUE(r.ok()) << r.describe();
     auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["stdout"], "py ['x']\n");
@@ -85,7 +97,7 @@ TEST_F(TransferScript, InterpreterAndPlainShFallback) {
 
     const std::string sh = dir_->file("plain");
     ASSERT_TRUE(write_text_file(sh, "echo from-sh $#\n"));
-    auto p = run_tunnel(with_flags("script", *sshd_, {"root@127.0.0.1", sh}));
+    auto p = run_tunnel(script_flags({"root@127.0.0.1", sh}));
     ASSERT_TRUE(p.ok()) << p.describe();
     EXPECT_EQ(p.out, "from-sh 0\n");
 }
@@ -94,13 +106,13 @@ TEST_F(TransferScript, TimeoutStillCleansUp) {
     const std::string s = dir_->file("slow.sh");
     ASSERT_TRUE(write_text_file(s, "echo started\nsleep 60\n"));
     auto start = std::chrono::steady_clock::now();
-    auto r = run_tunnel(with_flags("script", *sshd_, {"--timeout", "1s", "root@127.0.0.1", s}));
+    auto r = run_tunnel(script_flags({"--timeout", "1s", "root@127.0.0.1", s}));
     EXPECT_EQ(r.exit_code, 124) << r.describe();
     EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(15));
 }
 
 TEST_F(TransferScript, MissingScriptIsOneLine) {
-    auto r = run_tunnel(with_flags("script", *sshd_, {"root@127.0.0.1", dir_->file("nope.sh")}));
+    auto r = run_tunnel(script_flags({"root@127.0.0.1", dir_->file("nope.sh")}));
     EXPECT_EQ(r.exit_code, 2);
     EXPECT_NE(r.err.find(dir_->file("nope.sh")), std::string::npos) << r.err;
 }
