@@ -310,9 +310,8 @@ asio::awaitable<core::result<void>> session::wait(time_point deadline) {
     });
     boost::system::error_code ec;
     ++waiters_;
-    co_await fd_.async_wait(want_write ? asio::posix::descriptor_base::wait_write
-                                       : asio::posix::descriptor_base::wait_read,
-                            asio::redirect_error(asio::use_awaitable, ec));
+    const auto what = want_write ? asio::posix::descriptor_base::wait_write : asio::posix::descriptor_base::wait_read;
+    co_await fd_.async_wait(what, asio::redirect_error(asio::use_awaitable, ec));
     --waiters_;
     timer.cancel();
     if (!session_ || !fd_.is_open())
