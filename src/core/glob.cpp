@@ -33,4 +33,22 @@ bool glob_match(std::string_view pattern, std::string_view text, bool fold_case)
     return p == pattern.size();
 }
 
+bool pattern_list_match(std::string_view list, std::string_view text, bool fold_case) noexcept {
+    bool matched = false;
+    std::size_t start = 0;
+    while (start <= list.size()) {
+        auto comma = list.find(',', start);
+        if (comma == std::string_view::npos) comma = list.size();
+        std::string_view pat = list.substr(start, comma - start);
+        const bool negated = !pat.empty() && pat[0] == '!';
+        if (negated) pat.remove_prefix(1);
+        if (!pat.empty() && glob_match(pat, text, fold_case)) {
+            if (negated) return false;
+            matched = true;
+        }
+        start = comma + 1;
+    }
+    return matched;
+}
+
 }  // namespace tunnel::core

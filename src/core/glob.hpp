@@ -11,4 +11,10 @@ namespace tunnel::core {
 [[nodiscard]] bool glob_match(std::string_view pattern, std::string_view text,
                               bool fold_case = false) noexcept;
 
+// OpenSSH's pattern lists (match_pattern_list): comma-separated globs, a
+// leading `!` negates. True when some positive pattern matches and no negated
+// one does. Used by ssh_config Match criteria and known_hosts host fields.
+[[nodiscard]] bool pattern_list_match(std::string_view list, std::string_view text,
+                                      bool fold_case = false) noexcept;
+
 }  // namespace tunnel::core

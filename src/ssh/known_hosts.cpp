@@ -131,21 +131,7 @@ bool valid_hashed_field(std::string_view field) {
 
 // OpenSSH's match_hostname: comma-separated patterns, `!` negates and wins.
 bool patterns_match(std::string_view list, std::string_view name) {
-    bool matched = false;
-    std::size_t start = 0;
-    while (start <= list.size()) {
-        auto comma = list.find(',', start);
-        if (comma == std::string_view::npos) comma = list.size();
-        std::string_view pat = list.substr(start, comma - start);
-        bool negated = !pat.empty() && pat[0] == '!';
-        if (negated) pat.remove_prefix(1);
-        if (!pat.empty() && core::glob_match(pat, name, true)) {
-            if (negated) return false;
-            matched = true;
-        }
-        start = comma + 1;
-    }
-    return matched;
+    return core::pattern_list_match(list, name, true);
 }
 
 bool entry_matches(const entry& e, std::string_view name) {

@@ -454,24 +454,9 @@ std::string sha1_hex(std::string_view data) {
 // ---------------------------------------------------------------------------
 // Patterns
 
-// OpenSSH's match_pattern_list: comma-separated, `!` negates; true when some
-// positive pattern matches and no negated one does.
+// OpenSSH's match_pattern_list (see core::pattern_list_match).
 bool match_pattern_list(std::string_view text, std::string_view list, bool fold_case) {
-    bool matched = false;
-    std::size_t start = 0;
-    while (start <= list.size()) {
-        auto comma = list.find(',', start);
-        if (comma == std::string_view::npos) comma = list.size();
-        std::string_view pat = list.substr(start, comma - start);
-        bool negated = !pat.empty() && pat[0] == '!';
-        if (negated) pat.remove_prefix(1);
-        if (!pat.empty() && core::glob_match(pat, text, fold_case)) {
-            if (negated) return false;
-            matched = true;
-        }
-        start = comma + 1;
-    }
-    return matched;
+    return core::pattern_list_match(list, text, fold_case);
 }
 
 // ---------------------------------------------------------------------------
