@@ -233,9 +233,12 @@ core::result<std::optional<split_line>> split_config_line(std::string_view line)
             }
             ++p;
         }
-        if (quote != 0)
-            return fail(errc::invalid_argument, std::string("unterminated ") + quote +
-                                                    " quote; close it or escape it with \\");
+        if (quote != 0) {
+            std::string msg = "unterminated ";
+            msg += quote;
+            msg += " quote; close it or escape it with \\";
+            return fail(errc::invalid_argument, std::move(msg));
+        }
         out.args.push_back(std::move(arg));
     }
     return out;
