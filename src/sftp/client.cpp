@@ -255,10 +255,9 @@ asio::awaitable<core::result<file_attrs>> client::fstat(std::string handle) {
     co_return co_await call_attrs(fxp::fstat, handle, "fstat");
 }
 
-asio::awaitable<core::result<std::string>> client::realpath(std::string path) {
+asio::awaitable<core::result<std::string>> client::call_one_name(fxp type, std::string path, std::string what) {
     auto id = next_id();
-    std::string what = fmt::format("realpath {}", path);
-    auto r = co_await call(packet_writer(fxp::realpath, id).str(path).finish(), id, what);
+    auto r = co_await call(packet_writer(type, id).str(path).finish(), id, what);
     if (!r) co_return tl::unexpected(r.error());
     if (r->type != fxp::name) co_return tl::unexpected(fail_status(*r, what));
     auto n = parse_name(r->body);
@@ -267,16 +266,14 @@ asio::awaitable<core::result<std::string>> client::realpath(std::string path) {
     co_return std::move(n->front().filename);
 }
 
+asio::awaitable<core::result<std::string>> client::realpath(std::string path) {
+    std::string what = fmt::format("realpath {}", path);
+    co_return co_await call_one_name(fxp::realpath, std::move(path), std::move(what));
+}
+
 asio::awaitable<core::result<std::string>> client::readlink(std::string path) {
-    auto id = next_id();
     std::string what = fmt::format("readlink {}", path);
-    auto r = co_await call(packet_writer(fxp::readlink, id).str(path).finish(), id, what);
-    if (!r) co_return tl::unexpected(r.error());
-    if (r->type != fxp::name) co_return tl::unexpected(fail_status(*r, what));
-    auto n = parse_name(r->body);
-    if (!n) co_return tl::unexpected(n.error());
-    if (n->size() != 1) co_return core::fail(core::errc::protocol_error, what + ": expected one name");
-    co_return std::move(n->front().filename);
+    co_return co_await call_one_name(fxp::readlink, std::move(path), std::move(what));
 }
 
 asio::awaitable<core::result<std::vector<name_entry>>> client::list(std::string path) {

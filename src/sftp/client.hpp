@@ -117,6 +117,8 @@ private:
     asio::awaitable<core::result<reply>> call(std::string packet, std::uint32_t id, std::string_view what);
     asio::awaitable<core::result<void>> call_status(std::string packet, std::uint32_t id, std::string what);
     asio::awaitable<core::result<file_attrs>> call_attrs(fxp type, std::string path, std::string what);
+    // A request on `path` whose answer is exactly one name (realpath, readlink).
+    asio::awaitable<core::result<std::string>> call_one_name(fxp type, std::string path, std::string what);
     asio::awaitable<core::result<std::uint64_t>> read_pipelined(
         std::string handle, std::uint64_t offset, std::uint64_t length,
         std::function<core::result<void>(std::uint64_t offset, std::string_view data)> on_data, bool in_order);
