@@ -1,10 +1,12 @@
 // Flag wiring shared by subcommands: connection flags, errors and exit codes.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
+#include "core/asio.hpp"
 #include "core/error.hpp"
 #include "ssh/destination.hpp"
 
@@ -19,6 +21,12 @@ void add_connection_flags(CLI::App& cmd, ssh::client_flags& flags, bool with_sho
 // Prints "tunnel: <message>" on stderr and returns the exit code for it:
 // 2 for bad input, 255 for connection/auth/host-key failures.
 int report(const core::error& e);
+
+// Runs `task` on `io` and returns when it has finished. The context is then
+// stopped: pooled sessions, jump bridges and stdin readers the task leaves
+// waiting would otherwise keep io.run() going forever. An exception escaping
+// the task is rethrown here (main reports it).
+void run_until_done(asio::io_context& io, std::function<asio::awaitable<void>()> task);
 
 // Exit code for an error without printing.
 int exit_code_for(const core::error& e);

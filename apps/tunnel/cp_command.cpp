@@ -117,36 +117,29 @@ int run_cp(const cp_flags& f) {
     std::optional<core::error> fatal;
     sftp::client_options so;
     so.max_inflight = std::max(1u, f.inflight);
-    asio::co_spawn(
-        io,
-        [&]() -> asio::awaitable<void> {
-            auto host = co_await transfer::remote_host::connect(io.get_executor(), *target, so);
-            if (!host) {
-                fatal = host.error();
-            } else {
-                const bool needs_exec = o.owner || o.group || o.verify || o.checksum;
-                const bool exec_ok = !needs_exec || co_await (*host)->exec_allowed();
-                if ((o.owner || o.group) && !exec_ok)
-                    fmt::print(stderr,
-                               "tunnel: note: {} runs no commands (SFTP-only account): --owner/--group cannot be "
-                               "applied\n",
-                               host_text);
-                if ((o.verify || o.checksum) && !exec_ok)
-                    fmt::print(stderr,
-                               "tunnel: note: {} runs no commands (SFTP-only account): remote SHA-256 is computed "
-                               "by reading files back\n",
-                               host_text);
-                core::result<void> r;  // (no co_await inside ?: — g++ 12 miscompiles it)
-                if (up) r = co_await transfer::upload(**host, source_paths, dest->path, o, meter, stats);
-                else r = co_await transfer::download(**host, source_paths, dest->path, o, meter, stats);
-                if (!r) fatal = r.error();
-            }
-            io.stop();
-        },
-        [](std::exception_ptr e) {
-            if (e) std::rethrow_exception(e);
-        });
-    io.run();
+    run_until_done(io, [&]() -> asio::awaitable<void> {
+        auto host = co_await transfer::remote_host::connect(io.get_executor(), *target, so);
+        if (!host) {
+            fatal = host.error();
+        } else {
+            const bool needs_exec = o.owner || o.group || o.verify || o.checksum;
+            const bool exec_ok = !needs_exec || co_await (*host)->exec_allowed();
+            if ((o.owner || o.group) && !exec_ok)
+                fmt::print(stderr,
+                           "tunnel: note: {} runs no commands (SFTP-only account): --owner/--group cannot be "
+                           "applied\n",
+                           host_text);
+            if ((o.verify || o.checksum) && !exec_ok)
+                fmt::print(stderr,
+                           "tunnel: note: {} runs no commands (SFTP-only account): remote SHA-256 is computed "
+                           "by reading files back\n",
+                           host_text);
+            core::result<void> r;  // (no co_await inside ?: — g++ 12 miscompiles it)
+            if (up) r = co_await transfer::upload(**host, source_paths, dest->path, o, meter, stats);
+            else r = co_await transfer::download(**host, source_paths, dest->path, o, meter, stats);
+            if (!r) fatal = r.error();
+        }
+    });
     meter.finish();
     for (const auto& e : stats.errors) fmt::print(stderr, "tunnel: {}\n", e);
     if (fatal) fmt::print(stderr, "tunnel: {}\n", fatal->message);

@@ -129,18 +129,9 @@ int run_exec(const exec_flags& f) {
     exec::executor runner(pool, breakers, std::move(*rules));
 
     std::optional<core::result<exec::exec_result>> outcome;
-    asio::co_spawn(
-        io,
-        [&]() -> asio::awaitable<void> {
-            outcome = co_await runner.run(*target, *cmd, std::move(events), std::move(options));
-            // Done: pooled sessions (and a ProxyJump bridge's pending reads)
-            // would otherwise keep io.run() from ever returning.
-            io.stop();
-        },
-        [](std::exception_ptr e) {
-            if (e) std::rethrow_exception(e);
-        });
-    io.run();
+    run_until_done(io, [&]() -> asio::awaitable<void> {
+        outcome = co_await runner.run(*target, *cmd, std::move(events), std::move(options));
+    });
 
     if (!outcome || !*outcome) {
         core::error e = outcome ? outcome->error() : core::error{core::errc::cancelled, "exec did not finish"};

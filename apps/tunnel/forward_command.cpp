@@ -127,18 +127,11 @@ int run_forward(const forward_flags& f) {
     });
 
     std::optional<core::result<void>> outcome;
-    asio::co_spawn(
-        io,
-        [&]() -> asio::awaitable<void> {
-            outcome = co_await (*sup)->run();
-            (*sup)->stop();
-            if (status) status->stop();
-            io.stop();
-        },
-        [](std::exception_ptr e) {
-            if (e) std::rethrow_exception(e);
-        });
-    io.run();
+    run_until_done(io, [&]() -> asio::awaitable<void> {
+        outcome = co_await (*sup)->run();
+        (*sup)->stop();
+        if (status) status->stop();
+    });
     if (by_signal) return 0;
     if (outcome && !*outcome) return report(outcome->error());
     return 0;

@@ -87,16 +87,9 @@ int run_script_command(const script_flags& f) {
     pool::session_pool pool(io.get_executor());
     exec::executor runner(pool, breakers);
     std::optional<core::result<transfer::script_result>> outcome;
-    asio::co_spawn(
-        io,
-        [&]() -> asio::awaitable<void> {
-            outcome = co_await transfer::run_script(pool, runner, *target, job, std::move(events), std::move(options));
-            io.stop();
-        },
-        [](std::exception_ptr e) {
-            if (e) std::rethrow_exception(e);
-        });
-    io.run();
+    run_until_done(io, [&]() -> asio::awaitable<void> {
+        outcome = co_await transfer::run_script(pool, runner, *target, job, std::move(events), std::move(options));
+    });
 
     if (!outcome || !*outcome) {
         core::error e = outcome ? outcome->error() : core::error{core::errc::cancelled, "script did not finish"};

@@ -59,27 +59,20 @@ int run_sync(const sync_flags& f) {
         if (f.json) plan.push_back(a.describe());
         else fmt::print("{}\n", a.describe());
     };
-    asio::co_spawn(
-        io,
-        [&]() -> asio::awaitable<void> {
-            auto host = co_await transfer::remote_host::connect(io.get_executor(), *target);
-            if (!host) {
-                fatal = host.error();
-            } else {
-                if (o.checksum && !co_await (*host)->exec_allowed())
-                    fmt::print(stderr,
-                               "tunnel: note: {} runs no commands (SFTP-only account): --checksum reads remote files "
-                               "back\n",
-                               up ? *dst->host : *src->host);
-                auto r = co_await transfer::sync_trees(**host, up, src->path, dst->path, o, meter, stats, on_action);
-                if (!r) fatal = r.error();
-            }
-            io.stop();
-        },
-        [](std::exception_ptr e) {
-            if (e) std::rethrow_exception(e);
-        });
-    io.run();
+    run_until_done(io, [&]() -> asio::awaitable<void> {
+        auto host = co_await transfer::remote_host::connect(io.get_executor(), *target);
+        if (!host) {
+            fatal = host.error();
+        } else {
+            if (o.checksum && !co_await (*host)->exec_allowed())
+                fmt::print(stderr,
+                           "tunnel: note: {} runs no commands (SFTP-only account): --checksum reads remote files "
+                           "back\n",
+                           up ? *dst->host : *src->host);
+            auto r = co_await transfer::sync_trees(**host, up, src->path, dst->path, o, meter, stats, on_action);
+            if (!r) fatal = r.error();
+        }
+    });
     meter.finish();
     for (const auto& e : stats.errors) fmt::print(stderr, "tunnel: {}\n", e);
     if (fatal) fmt::print(stderr, "tunnel: {}\n", fatal->message);
