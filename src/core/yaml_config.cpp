@@ -1,6 +1,7 @@
 #include "core/yaml_config.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 #include <fmt/format.h>
 
@@ -72,6 +73,24 @@ std::optional<std::chrono::milliseconds> yaml_reader::duration(const YAML::Node&
         return std::nullopt;
     }
     return *d;
+}
+
+std::optional<bool> yaml_reader::boolean(const YAML::Node& node, const std::string& path) {
+    bool v = false;
+    if (!node.IsScalar() || !YAML::convert<bool>::decode(node, v)) {
+        error(path, "must be true or false" + where(node));
+        return std::nullopt;
+    }
+    return v;
+}
+
+std::optional<double> yaml_reader::number(const YAML::Node& node, const std::string& path, double above, double max) {
+    double v = 0;
+    if (!node.IsScalar() || !YAML::convert<double>::decode(node, v) || !std::isfinite(v) || v <= above || v > max) {
+        error(path, fmt::format("must be a number > {} and <= {}{}", above, max, where(node)));
+        return std::nullopt;
+    }
+    return v;
 }
 
 std::optional<std::vector<std::string>> yaml_reader::string_list(const YAML::Node& node, const std::string& path) {

@@ -28,6 +28,9 @@ public:
     std::optional<std::string> string(const YAML::Node& node, const std::string& path);
     std::optional<long long> integer(const YAML::Node& node, const std::string& path, long long min, long long max);
     std::optional<std::chrono::milliseconds> duration(const YAML::Node& node, const std::string& path);
+    std::optional<bool> boolean(const YAML::Node& node, const std::string& path);
+    // A finite number > `above` and <= `max`.
+    std::optional<double> number(const YAML::Node& node, const std::string& path, double above, double max);
     std::optional<std::vector<std::string>> string_list(const YAML::Node& node, const std::string& path);
 
     void error(const std::string& path, std::string_view message);

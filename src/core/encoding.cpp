@@ -1,0 +1,92 @@
+#include "core/encoding.hpp"
+
+#include <array>
+
+#include <openssl/evp.h>
+
+namespace tunnel::core {
+
+namespace {
+constexpr std::string_view std_alphabet =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+constexpr std::string_view url_alphabet =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+std::string encode(std::string_view bytes, std::string_view alphabet, bool pad) {
+    std::string out;
+    out.reserve((bytes.size() + 2) / 3 * 4);
+    std::size_t i = 0;
+    auto at = [&](std::size_t k) {
+        return static_cast<unsigned>(static_cast<unsigned char>(bytes[k]));
+    };
+    for (; i + 3 <= bytes.size(); i += 3) {
+        unsigned v = (at(i) << 16) | (at(i + 1) << 8) | at(i + 2);
+        out += alphabet[(v >> 18) & 63];
+        out += alphabet[(v >> 12) & 63];
+        out += alphabet[(v >> 6) & 63];
+        out += alphabet[v & 63];
+    }
+    if (auto rest = bytes.size() - i; rest > 0) {
+        unsigned v = at(i) << 16;
+        if (rest == 2) v |= at(i + 1) << 8;
+        out += alphabet[(v >> 18) & 63];
+        out += alphabet[(v >> 12) & 63];
+        if (rest == 2) out += alphabet[(v >> 6) & 63];
+        if (pad) out.append(rest == 1 ? 2 : 1, '=');
+    }
+    return out;
+}
+}  // namespace
+
+std::string base64_encode(std::string_view bytes) {
+    return encode(bytes, std_alphabet, true);
+}
+std::string base64url_encode(std::string_view bytes) {
+    return encode(bytes, url_alphabet, false);
+}
+
+std::optional<std::string> base64url_decode(std::string_view text) {
+    while (!text.empty() && text.back() == '=') text.remove_suffix(1);
+    if (text.size() % 4 == 1) return std::nullopt;
+    std::string out;
+    out.reserve(text.size() * 3 / 4);
+    unsigned acc = 0;
+    int bits = 0;
+    for (char c : text) {
+        auto pos = url_alphabet.find(c);
+        if (pos == std::string_view::npos) return std::nullopt;
+        acc = (acc << 6) | static_cast<unsigned>(pos);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out += static_cast<char>((acc >> bits) & 0xff);
+        }
+    }
+    return out;
+}
+
+std::string hex_encode(std::string_view bytes) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(bytes.size() * 2);
+    for (unsigned char c : bytes) {
+        out += digits[c >> 4];
+        out += digits[c & 15];
+    }
+    return out;
+}
+
+std::string sha256(std::string_view bytes) {
+    std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
+    unsigned int len = 0;
+    EVP_Digest(bytes.data(), bytes.size(), md.data(), &len, EVP_sha256(), nullptr);
+    return std::string(reinterpret_cast<const char*>(md.data()), len);
+}
+
+std::string sha256_fingerprint(std::string_view bytes) {
+    auto b64 = base64_encode(sha256(bytes));
+    while (!b64.empty() && b64.back() == '=') b64.pop_back();
+    return "SHA256:" + b64;
+}
+
+}  // namespace tunnel::core

@@ -1,0 +1,26 @@
+// Byte encodings and digests shared by the relay's tokens, key fingerprints
+// and audit log: base64 (standard and URL-safe, RFC 4648), hex, SHA-256.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace tunnel::core {
+
+// Standard alphabet with '=' padding.
+[[nodiscard]] std::string base64_encode(std::string_view bytes);
+// URL-safe alphabet ('-', '_'), no padding (JWT, JWK).
+[[nodiscard]] std::string base64url_encode(std::string_view bytes);
+// URL-safe alphabet; padding optional. nullopt on any other character or an
+// impossible length.
+[[nodiscard]] std::optional<std::string> base64url_decode(std::string_view text);
+
+[[nodiscard]] std::string hex_encode(std::string_view bytes);  // lower case
+
+// The 32-byte SHA-256 digest.
+[[nodiscard]] std::string sha256(std::string_view bytes);
+// "SHA256:<base64 without padding>", as OpenSSH prints key fingerprints.
+[[nodiscard]] std::string sha256_fingerprint(std::string_view bytes);
+
+}  // namespace tunnel::core

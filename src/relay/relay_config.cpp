@@ -1,0 +1,400 @@
+#include "relay/relay_config.hpp"
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "core/duration.hpp"
+#include "core/yaml_config.hpp"
+
+namespace tunnel::relay {
+
+namespace {
+
+using core::errc;
+
+bool valid_domain(std::string_view d) {
+    if (d.empty() || d.size() > 253 || d.front() == '.' || d.back() == '.') return false;
+    std::size_t label = 0;
+    for (std::size_t i = 0; i < d.size(); ++i) {
+        char c = d[i];
+        if (c == '.') {
+            if (label == 0 || d[i - 1] == '-') return false;
+            label = 0;
+            continue;
+        }
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+        if (c == '-' && label == 0) return false;
+        if (++label > 63) return false;
+    }
+    return d.back() != '-';
+}
+
+std::string lower(std::string s) {
+    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
+void read_address(core::yaml_reader& r, const YAML::Node& node, const std::string& path,
+                  listen_address& out) {
+    if (!node) return;
+    auto s = r.string(node, path);
+    if (!s) return;
+    auto a = parse_listen_address(*s);
+    if (!a)
+        r.error(path, a.error().message);
+    else
+        out = *a;
+}
+
+void read_duration(core::yaml_reader& r, const YAML::Node& map, const std::string& section,
+                   const char* key, std::chrono::milliseconds& out) {
+    if (!map[key]) return;
+    auto path = section + "." + key;
+    if (auto d = r.duration(map[key], path)) {
+        if (d->count() <= 0)
+            r.error(path, "must be > 0");
+        else
+            out = *d;
+    }
+}
+
+void read_number(core::yaml_reader& r, const YAML::Node& map, const std::string& section,
+                 const char* key, double& out) {
+    if (!map[key]) return;
+    if (auto v = r.number(map[key], section + "." + key, 0, 1e6)) out = *v;
+}
+
+template <class Int>
+void read_integer(core::yaml_reader& r, const YAML::Node& map, const std::string& section,
+                  const char* key, long long min, long long max, Int& out) {
+    if (!map[key]) return;
+    if (auto v = r.integer(map[key], section + "." + key, min, max)) out = static_cast<Int>(*v);
+}
+
+void read_file_path(core::yaml_reader& r, const YAML::Node& map, const std::string& section,
+                    const char* key, std::string& out) {
+    if (!map[key]) return;
+    auto path = section.empty() ? std::string(key) : section + "." + key;
+    if (auto s = r.string(map[key], path)) {
+        if (s->empty())
+            r.error(path, "must not be empty");
+        else
+            out = *s;
+    }
+}
+
+}  // namespace
+
+bool listen_address::is_loopback() const noexcept {
+    if (host == "localhost" || host == "::1") return true;
+    return host.rfind("127.", 0) == 0;
+}
+
+std::string listen_address::to_string() const {
+    if (host.find(':') != std::string::npos) return fmt::format("[{}]:{}", host, port);
+    return fmt::format("{}:{}", host, port);
+}
+
+core::result<listen_address> parse_listen_address(std::string_view text) {
+    auto bad = [&](std::string_view why) {
+        return core::fail(
+            errc::invalid_argument,
+            fmt::format("address \"{}\": {}; write HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080",
+                        text, why));
+    };
+    listen_address out;
+    std::string_view port_text;
+    if (!text.empty() && text.front() == '[') {
+        auto close = text.find(']');
+        if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':')
+            return bad("missing ']:PORT'");
+        out.host = std::string(text.substr(1, close - 1));
+        port_text = text.substr(close + 2);
+        if (out.host.empty()) return bad("empty IPv6 address");
+    } else {
+        auto colon = text.rfind(':');
+        if (colon == std::string_view::npos) return bad("no port");
+        out.host = std::string(text.substr(0, colon));
+        if (out.host.find(':') != std::string::npos) return bad("put an IPv6 address in brackets");
+        port_text = text.substr(colon + 1);
+    }
+    for (char c : out.host)
+        if (std::isspace(static_cast<unsigned char>(c))) return bad("spaces in the host");
+    unsigned port = 0;
+    auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+    if (port_text.empty() || ec != std::errc() || end != port_text.data() + port_text.size() ||
+        port > 65535)
+        return bad("the port must be a number from 0 to 65535");
+    out.port = static_cast<std::uint16_t>(port);
+    return out;
+}
+
+std::vector<std::string> validate(const relay_config& c) {
+    std::vector<std::string> problems;
+    if (!c.tls && !c.allow_plaintext && !c.listen.is_loopback())
+        problems.push_back(
+            fmt::format("listen: plain HTTP on {} is not loopback; configure tls (cert_file, "
+                        "key_file) or set allow_plaintext: true",
+                        c.listen.host.empty() ? "all interfaces" : c.listen.host));
+    if (c.tls && (c.tls->cert_file.empty() || c.tls->key_file.empty()))
+        problems.push_back("tls: both cert_file and key_file are required");
+    if (c.listen.port != 0 && c.listen.port == c.admin_listen.port &&
+        (c.listen.host == c.admin_listen.host || c.listen.host.empty() ||
+         c.listen.host == "0.0.0.0" || c.admin_listen.host.empty() ||
+         c.admin_listen.host == "0.0.0.0"))
+        problems.push_back(
+            fmt::format("admin_listen: port {} is also the public listen port; use another",
+                        c.admin_listen.port));
+    if (!c.domain.empty() && !valid_domain(c.domain))
+        problems.push_back(
+            fmt::format("domain: \"{}\" is not a DNS name such as relay.example.com", c.domain));
+    const int sources =
+        !c.jwt.secret_file.empty() + !c.jwt.public_key_file.empty() + !c.jwt.jwks_file.empty();
+    if (sources != 1)
+        problems.push_back(fmt::format(
+            "jwt: set exactly one of secret_file, public_key_file, jwks_file ({} set)", sources));
+    if (!c.jwt.secret_file.empty() && c.jwt.algorithm != jwt_algorithm::hs256)
+        problems.push_back(fmt::format(
+            "jwt.algorithm: {} needs public_key_file or jwks_file; secret_file is for HS256",
+            to_string(c.jwt.algorithm)));
+    if ((!c.jwt.public_key_file.empty() || !c.jwt.jwks_file.empty()) &&
+        c.jwt.algorithm == jwt_algorithm::hs256)
+        problems.push_back(
+            "jwt.algorithm: public keys verify RS256 or ES256 tokens; set algorithm: RS256 or "
+            "ES256");
+    if (c.limits.tenant_burst < 1) problems.push_back("limits.tenant_burst: must be >= 1");
+    if (c.limits.route_burst < 1) problems.push_back("limits.route_burst: must be >= 1");
+    if (c.liveness.ping_timeout.count() <= 0 || c.liveness.ping_interval.count() <= 0)
+        problems.push_back("liveness: ping_interval and ping_timeout must be > 0");
+    return problems;
+}
+
+core::result<relay_config> parse_relay_config(std::string_view yaml_text,
+                                              const std::string& source) {
+    core::yaml_reader r(source);
+    relay_config c;
+    auto doc = r.parse(yaml_text);
+    if (!doc || doc.IsNull()) {
+        if (r.ok())
+            r.error("(document)",
+                    "is empty; the relay needs at least listen, host_key_file and jwt");
+        return tl::unexpected(r.failure());
+    }
+    if (!r.expect_map(
+            doc, "",
+            {"listen", "tls", "allow_plaintext", "admin_listen", "domain", "host_key_file",
+             "audit_log", "jwt", "limits", "breaker", "liveness", "shutdown"}))
+        return tl::unexpected(r.failure());
+
+    read_address(r, doc["listen"], "listen", c.listen);
+    read_address(r, doc["admin_listen"], "admin_listen", c.admin_listen);
+    if (auto tls = doc["tls"]; r.expect_map(tls, "tls", {"cert_file", "key_file"})) {
+        tls_config t;
+        read_file_path(r, tls, "tls", "cert_file", t.cert_file);
+        read_file_path(r, tls, "tls", "key_file", t.key_file);
+        if (!tls["cert_file"]) r.error("tls.cert_file", "is required when tls is set");
+        if (!tls["key_file"]) r.error("tls.key_file", "is required when tls is set");
+        c.tls = t;
+    }
+    if (doc["allow_plaintext"])
+        if (auto b = r.boolean(doc["allow_plaintext"], "allow_plaintext")) c.allow_plaintext = *b;
+    if (doc["domain"])
+        if (auto d = r.string(doc["domain"], "domain")) c.domain = lower(*d);
+    read_file_path(r, doc, "", "host_key_file", c.host_key_file);
+    if (!doc["host_key_file"])
+        r.error("host_key_file",
+                "is required: the relay's persistent SSH host key (created if missing)");
+    read_file_path(r, doc, "", "audit_log", c.audit_log);
+
+    auto jwt = doc["jwt"];
+    if (!jwt)
+        r.error("jwt",
+                "is required: set secret_file (HS256), public_key_file or jwks_file (RS256/ES256)");
+    if (r.expect_map(jwt, "jwt",
+                     {"secret_file", "public_key_file", "jwks_file", "algorithm", "audience",
+                      "issuer", "leeway"})) {
+        read_file_path(r, jwt, "jwt", "secret_file", c.jwt.secret_file);
+        read_file_path(r, jwt, "jwt", "public_key_file", c.jwt.public_key_file);
+        read_file_path(r, jwt, "jwt", "jwks_file", c.jwt.jwks_file);
+        if (jwt["algorithm"]) {
+            if (auto s = r.string(jwt["algorithm"], "jwt.algorithm")) {
+                if (auto a = parse_jwt_algorithm(*s))
+                    c.jwt.algorithm = *a;
+                else
+                    r.error("jwt.algorithm", a.error().message);
+            }
+        } else if (!jwt["secret_file"] && (jwt["public_key_file"] || jwt["jwks_file"])) {
+            r.error("jwt.algorithm",
+                    "is required with public_key_file or jwks_file: RS256 or ES256");
+        }
+        if (jwt["audience"]) c.jwt.audience = r.string(jwt["audience"], "jwt.audience");
+        if (jwt["issuer"]) c.jwt.issuer = r.string(jwt["issuer"], "jwt.issuer");
+        if (jwt["leeway"])
+            if (auto d = r.duration(jwt["leeway"], "jwt.leeway")) {
+                if (*d > std::chrono::minutes(10))
+                    r.error("jwt.leeway", "must be at most 10m");
+                else
+                    c.jwt.leeway = *d;
+            }
+    }
+
+    if (auto l = doc["limits"]; r.expect_map(
+            l, "limits",
+            {"tenant_rps", "tenant_burst", "route_rps", "route_burst", "max_streams_per_tunnel",
+             "max_header_bytes", "max_body_bytes", "header_read_timeout", "idle_timeout"})) {
+        read_number(r, l, "limits", "tenant_rps", c.limits.tenant_rps);
+        read_number(r, l, "limits", "tenant_burst", c.limits.tenant_burst);
+        read_number(r, l, "limits", "route_rps", c.limits.route_rps);
+        read_number(r, l, "limits", "route_burst", c.limits.route_burst);
+        read_integer(r, l, "limits", "max_streams_per_tunnel", 1, 1000000,
+                     c.limits.max_streams_per_tunnel);
+        read_integer(r, l, "limits", "max_header_bytes", 1024, 1 << 20, c.limits.max_header_bytes);
+        read_integer(r, l, "limits", "max_body_bytes", 0, 1LL << 40, c.limits.max_body_bytes);
+        read_duration(r, l, "limits", "header_read_timeout", c.limits.header_read_timeout);
+        read_duration(r, l, "limits", "idle_timeout", c.limits.idle_timeout);
+    }
+    if (auto b = doc["breaker"]; r.expect_map(b, "breaker", {"failures", "cooldown"})) {
+        read_integer(r, b, "breaker", "failures", 0, 1000000, c.breaker.failures);
+        read_duration(r, b, "breaker", "cooldown", c.breaker.cooldown);
+    }
+    if (auto lv = doc["liveness"];
+        r.expect_map(lv, "liveness", {"ping_interval", "ping_timeout"})) {
+        read_duration(r, lv, "liveness", "ping_interval", c.liveness.ping_interval);
+        read_duration(r, lv, "liveness", "ping_timeout", c.liveness.ping_timeout);
+    }
+    if (auto s = doc["shutdown"]; r.expect_map(s, "shutdown", {"drain_timeout"}))
+        read_duration(r, s, "shutdown", "drain_timeout", c.shutdown.drain_timeout);
+
+    // Cross-field rules only once every field read cleanly: otherwise they repeat the same problem.
+    if (r.ok())
+        for (const auto& p : validate(c)) {
+            auto colon = p.find(": ");
+            r.error(p.substr(0, colon), p.substr(colon + 2));
+        }
+    if (!r.ok()) return tl::unexpected(r.failure());
+    return c;
+}
+
+core::result<relay_config> load_relay_config(const std::string& path) {
+    std::ifstream in(path);
+    if (!in)
+        return core::fail(
+            errno == ENOENT ? errc::not_found : errc::permission_denied,
+            fmt::format("{}: cannot read the relay config: {}", path, std::strerror(errno)));
+    std::stringstream text;
+    text << in.rdbuf();
+    return parse_relay_config(text.str(), path);
+}
+
+core::result<relay_config> dev_config(std::string_view listen, std::string_view admin_listen,
+                                      const std::string& secret_file) {
+    relay_config c;
+    auto l = parse_listen_address(listen);
+    if (!l) return core::fail(errc::invalid_argument, "--listen: " + l.error().message);
+    auto a = parse_listen_address(admin_listen);
+    if (!a) return core::fail(errc::invalid_argument, "--admin-listen: " + a.error().message);
+    if (!l->is_loopback())
+        return core::fail(
+            errc::invalid_argument,
+            fmt::format(
+                "--listen {}: dev mode serves plain HTTP and only on loopback; use 127.0.0.1:PORT "
+                "or write a config file with tls",
+                listen));
+    if (!a->is_loopback())
+        return core::fail(
+            errc::invalid_argument,
+            fmt::format("--admin-listen {}: dev mode binds the admin listener to loopback only",
+                        admin_listen));
+    if (secret_file.empty())
+        return core::fail(errc::invalid_argument, "--jwt-secret-file is required in dev mode");
+    c.listen = *l;
+    c.admin_listen = *a;
+    c.jwt.secret_file = secret_file;
+    c.jwt.algorithm = jwt_algorithm::hs256;
+    c.limits.tenant_rps = 1000;
+    c.limits.tenant_burst = 2000;
+    c.limits.route_rps = 1000;
+    c.limits.route_burst = 2000;
+    c.limits.max_streams_per_tunnel = 256;
+    if (auto problems = validate(c); !problems.empty())
+        return core::fail(errc::invalid_argument, fmt::format("{}", fmt::join(problems, "\n")));
+    return c;
+}
+
+std::vector<std::string> describe(const relay_config& c) {
+    using core::format_duration;
+    std::vector<std::string> out;
+    auto or_none = [](const std::string& s) { return s.empty() ? std::string("(none)") : s; };
+    out.push_back(
+        fmt::format("listen: {} ({})", c.listen.to_string(), c.tls ? "TLS" : "plain HTTP"));
+    if (c.tls) {
+        out.push_back(fmt::format("tls.cert_file: {}", c.tls->cert_file));
+        out.push_back(fmt::format("tls.key_file: {}", c.tls->key_file));
+    }
+    out.push_back(fmt::format("allow_plaintext: {}", c.allow_plaintext));
+    out.push_back(fmt::format("admin_listen: {}", c.admin_listen.to_string()));
+    out.push_back(
+        fmt::format("domain: {}", c.domain.empty() ? "(none: path routing only)" : c.domain));
+    out.push_back(fmt::format("host_key_file: {}",
+                              c.host_key_file.empty() ? "(ephemeral key)" : c.host_key_file));
+    out.push_back(fmt::format("audit_log: {}", or_none(c.audit_log)));
+    if (!c.jwt.secret_file.empty())
+        out.push_back(fmt::format("jwt.secret_file: {}", c.jwt.secret_file));
+    if (!c.jwt.public_key_file.empty())
+        out.push_back(fmt::format("jwt.public_key_file: {}", c.jwt.public_key_file));
+    if (!c.jwt.jwks_file.empty()) out.push_back(fmt::format("jwt.jwks_file: {}", c.jwt.jwks_file));
+    out.push_back(fmt::format("jwt.algorithm: {}", to_string(c.jwt.algorithm)));
+    out.push_back(
+        fmt::format("jwt.audience: {}", c.jwt.audience ? *c.jwt.audience : "(not checked)"));
+    out.push_back(fmt::format("jwt.issuer: {}", c.jwt.issuer ? *c.jwt.issuer : "(not checked)"));
+    out.push_back(fmt::format("jwt.leeway: {}", format_duration(c.jwt.leeway)));
+    out.push_back(fmt::format("limits.tenant_rps: {}", c.limits.tenant_rps));
+    out.push_back(fmt::format("limits.tenant_burst: {}", c.limits.tenant_burst));
+    out.push_back(fmt::format("limits.route_rps: {}", c.limits.route_rps));
+    out.push_back(fmt::format("limits.route_burst: {}", c.limits.route_burst));
+    out.push_back(
+        fmt::format("limits.max_streams_per_tunnel: {}", c.limits.max_streams_per_tunnel));
+    out.push_back(fmt::format("limits.max_header_bytes: {}", c.limits.max_header_bytes));
+    out.push_back(fmt::format("limits.max_body_bytes: {}", c.limits.max_body_bytes));
+    out.push_back(fmt::format("limits.header_read_timeout: {}",
+                              format_duration(c.limits.header_read_timeout)));
+    out.push_back(fmt::format("limits.idle_timeout: {}", format_duration(c.limits.idle_timeout)));
+    out.push_back(fmt::format("breaker.failures: {}", c.breaker.failures));
+    out.push_back(fmt::format("breaker.cooldown: {}", format_duration(c.breaker.cooldown)));
+    out.push_back(
+        fmt::format("liveness.ping_interval: {}", format_duration(c.liveness.ping_interval)));
+    out.push_back(
+        fmt::format("liveness.ping_timeout: {}", format_duration(c.liveness.ping_timeout)));
+    out.push_back(
+        fmt::format("shutdown.drain_timeout: {}", format_duration(c.shutdown.drain_timeout)));
+    return out;
+}
+
+verifier_options verifier_options_for(const relay_config& c) {
+    verifier_options o;
+    using source = verifier_options::key_source;
+    if (!c.jwt.secret_file.empty()) {
+        o.source = source::secret_file;
+        o.path = c.jwt.secret_file;
+    } else if (!c.jwt.public_key_file.empty()) {
+        o.source = source::public_key_file;
+        o.path = c.jwt.public_key_file;
+    } else {
+        o.source = source::jwks_file;
+        o.path = c.jwt.jwks_file;
+    }
+    o.algorithm = c.jwt.algorithm;
+    o.rules.audience = c.jwt.audience;
+    o.rules.issuer = c.jwt.issuer;
+    o.rules.leeway = std::chrono::duration_cast<std::chrono::seconds>(c.jwt.leeway);
+    o.rules.default_max_streams = c.limits.max_streams_per_tunnel;
+    o.rules.default_rps = c.limits.tenant_rps;
+    return o;
+}
+
+}  // namespace tunnel::relay

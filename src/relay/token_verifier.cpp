@@ -1,0 +1,563 @@
+#include "relay/token_verifier.hpp"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <jwt.h>
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/param_build.h>
+#include <openssl/pem.h>
+#include <nlohmann/json.hpp>
+
+#include "core/encoding.hpp"
+#include "core/glob.hpp"
+#include "relay/public_route.hpp"
+
+namespace tunnel::relay {
+
+namespace {
+
+using json = nlohmann::json;
+using core::errc;
+
+// RAII for the C handles used here (STYLE 4).
+struct jwt_deleter {
+    void operator()(jwt_t* p) const noexcept { jwt_free(p); }
+};
+using jwt_handle = std::unique_ptr<jwt_t, jwt_deleter>;
+struct cstr_deleter {
+    void operator()(char* p) const noexcept { std::free(p); }
+};
+using cstr_handle = std::unique_ptr<char, cstr_deleter>;
+struct bio_deleter {
+    void operator()(BIO* p) const noexcept { BIO_free(p); }
+};
+using bio_handle = std::unique_ptr<BIO, bio_deleter>;
+struct pkey_deleter {
+    void operator()(EVP_PKEY* p) const noexcept { EVP_PKEY_free(p); }
+};
+using pkey_handle = std::unique_ptr<EVP_PKEY, pkey_deleter>;
+struct pkey_ctx_deleter {
+    void operator()(EVP_PKEY_CTX* p) const noexcept { EVP_PKEY_CTX_free(p); }
+};
+using pkey_ctx_handle = std::unique_ptr<EVP_PKEY_CTX, pkey_ctx_deleter>;
+struct bn_deleter {
+    void operator()(BIGNUM* p) const noexcept { BN_free(p); }
+};
+using bn_handle = std::unique_ptr<BIGNUM, bn_deleter>;
+struct param_bld_deleter {
+    void operator()(OSSL_PARAM_BLD* p) const noexcept { OSSL_PARAM_BLD_free(p); }
+};
+using param_bld_handle = std::unique_ptr<OSSL_PARAM_BLD, param_bld_deleter>;
+struct params_deleter {
+    void operator()(OSSL_PARAM* p) const noexcept { OSSL_PARAM_free(p); }
+};
+using params_handle = std::unique_ptr<OSSL_PARAM, params_deleter>;
+
+constexpr std::size_t max_token_bytes = 8192;
+constexpr std::size_t max_claims_bytes = 8192;
+constexpr std::size_t max_allow_entries = 256;
+
+token_error refuse(token_errc code, std::string message) {
+    return token_error{code, std::move(message)};
+}
+
+// A claim value quoted for a message: short, printable.
+std::string shown(std::string_view v) {
+    std::string out;
+    for (char c : v.substr(0, 64)) out += (c >= 0x20 && c < 0x7f && c != '"') ? c : '?';
+    if (v.size() > 64) out += "...";
+    return out;
+}
+
+jwt_alg_t to_libjwt(jwt_algorithm a) noexcept {
+    switch (a) {
+        case jwt_algorithm::hs256:
+            return JWT_ALG_HS256;
+        case jwt_algorithm::rs256:
+            return JWT_ALG_RS256;
+        case jwt_algorithm::es256:
+            return JWT_ALG_ES256;
+    }
+    return JWT_ALG_INVAL;
+}
+
+core::result<std::string> read_file(const std::string& path, std::string_view what) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+        return core::fail(errno == ENOENT ? errc::not_found : errc::permission_denied,
+                          fmt::format("{} {}: cannot read: {}", what, path, std::strerror(errno)));
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+std::string pem_of(EVP_PKEY* key) {
+    bio_handle bio(BIO_new(BIO_s_mem()));
+    if (!bio || PEM_write_bio_PUBKEY(bio.get(), key) != 1) return {};
+    char* data = nullptr;
+    long n = BIO_get_mem_data(bio.get(), &data);
+    return std::string(data, static_cast<std::size_t>(n));
+}
+
+// Checks that `pem` is a public key usable with `alg`; returns a message when not.
+std::optional<std::string> check_public_pem(const std::string& pem, jwt_algorithm alg) {
+    bio_handle bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+    pkey_handle key(bio ? PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr) : nullptr);
+    if (!key)
+        return "is not a PEM public key (-----BEGIN PUBLIC KEY-----); export it with `openssl pkey "
+               "-pubout`";
+    if (alg == jwt_algorithm::rs256 && !EVP_PKEY_is_a(key.get(), "RSA"))
+        return "is not an RSA public key, but the algorithm is RS256";
+    if (alg == jwt_algorithm::es256) {
+        if (!EVP_PKEY_is_a(key.get(), "EC"))
+            return "is not an EC public key, but the algorithm is ES256";
+        char group[64] = {};
+        std::size_t len = 0;
+        if (EVP_PKEY_get_utf8_string_param(key.get(), OSSL_PKEY_PARAM_GROUP_NAME, group,
+                                           sizeof group, &len) != 1 ||
+            std::string_view(group) != "prime256v1")
+            return "is not a P-256 (prime256v1) key, which ES256 requires";
+    }
+    if (alg == jwt_algorithm::hs256)
+        return "is a public key, but HS256 needs a shared secret (jwt.secret_file)";
+    return std::nullopt;
+}
+
+pkey_handle key_from_params(const char* type, OSSL_PARAM_BLD* bld) {
+    params_handle params(OSSL_PARAM_BLD_to_param(bld));
+    pkey_ctx_handle ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
+    EVP_PKEY* raw = nullptr;
+    if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
+        EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params.get()) != 1)
+        return nullptr;
+    return pkey_handle(raw);
+}
+
+std::optional<std::string> b64_member(const json& jwk, const char* name) {
+    auto it = jwk.find(name);
+    if (it == jwk.end() || !it->is_string()) return std::nullopt;
+    return core::base64url_decode(it->get_ref<const std::string&>());
+}
+
+// One JWK -> PEM; nullopt with `why` set when the key is not usable.
+std::optional<token_verifier::key_entry> jwk_to_entry(const json& jwk, std::string& why) {
+    if (!jwk.is_object()) return why = "not an object", std::nullopt;
+    auto kty = jwk.value("kty", std::string());
+    std::string kid =
+        jwk.contains("kid") && jwk["kid"].is_string() ? jwk["kid"].get<std::string>() : "";
+    if (auto use = jwk.find("use"); use != jwk.end() && *use != "sig")
+        return why = "use is not sig", std::nullopt;
+    std::optional<jwt_algorithm> declared;
+    if (auto alg = jwk.find("alg"); alg != jwk.end()) {
+        auto parsed = alg->is_string()
+                          ? parse_jwt_algorithm(alg->get<std::string>())
+                          : core::result<jwt_algorithm>(core::fail(errc::invalid_argument, ""));
+        if (!parsed) return why = "alg is not RS256 or ES256", std::nullopt;
+        declared = *parsed;
+    }
+    param_bld_handle bld(OSSL_PARAM_BLD_new());
+    if (!bld) return why = "out of memory", std::nullopt;
+    pkey_handle key;
+    jwt_algorithm alg{};
+    if (kty == "RSA") {
+        auto n = b64_member(jwk, "n");
+        auto e = b64_member(jwk, "e");
+        if (!n || !e || n->empty() || e->empty())
+            return why = "RSA key without valid n and e", std::nullopt;
+        bn_handle bn_n(BN_bin2bn(reinterpret_cast<const unsigned char*>(n->data()),
+                                 static_cast<int>(n->size()), nullptr));
+        bn_handle bn_e(BN_bin2bn(reinterpret_cast<const unsigned char*>(e->data()),
+                                 static_cast<int>(e->size()), nullptr));
+        if (!bn_n || !bn_e ||
+            OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, bn_n.get()) != 1 ||
+            OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_E, bn_e.get()) != 1)
+            return why = "RSA parameters rejected", std::nullopt;
+        key = key_from_params("RSA", bld.get());
+        alg = jwt_algorithm::rs256;
+    } else if (kty == "EC") {
+        if (jwk.value("crv", std::string()) != "P-256")
+            return why = "EC key on a curve other than P-256", std::nullopt;
+        auto x = b64_member(jwk, "x");
+        auto y = b64_member(jwk, "y");
+        if (!x || !y || x->size() != 32 || y->size() != 32)
+            return why = "EC key without 32-byte x and y", std::nullopt;
+        std::string point = "\x04" + *x + *y;
+        static const char group[] = "prime256v1";
+        if (OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, group, 0) != 1 ||
+            OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(),
+                                             point.size()) != 1)
+            return why = "EC parameters rejected", std::nullopt;
+        key = key_from_params("EC", bld.get());
+        alg = jwt_algorithm::es256;
+    } else {
+        return why = fmt::format("kty \"{}\" is not RSA or EC", shown(kty)), std::nullopt;
+    }
+    if (!key) return why = "OpenSSL refused the key parameters", std::nullopt;
+    if (declared && *declared != alg) return why = "alg does not fit the key type", std::nullopt;
+    auto pem = pem_of(key.get());
+    if (pem.empty()) return why = "cannot export the key as PEM", std::nullopt;
+    return token_verifier::key_entry{std::move(kid), alg, std::move(pem)};
+}
+
+std::optional<double> numeric(const json& v) {
+    if (!v.is_number()) return std::nullopt;
+    double d = v.get<double>();
+    if (!std::isfinite(d)) return std::nullopt;
+    return d;
+}
+
+}  // namespace
+
+std::string_view to_string(jwt_algorithm alg) noexcept {
+    switch (alg) {
+        case jwt_algorithm::hs256:
+            return "HS256";
+        case jwt_algorithm::rs256:
+            return "RS256";
+        case jwt_algorithm::es256:
+            return "ES256";
+    }
+    return "?";
+}
+
+core::result<jwt_algorithm> parse_jwt_algorithm(std::string_view text) {
+    std::string up(text);
+    for (auto& c : up) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (up == "HS256") return jwt_algorithm::hs256;
+    if (up == "RS256") return jwt_algorithm::rs256;
+    if (up == "ES256") return jwt_algorithm::es256;
+    return core::fail(
+        errc::invalid_argument,
+        fmt::format("unsupported JWT algorithm \"{}\"; use HS256, RS256 or ES256", shown(text)));
+}
+
+std::string_view to_string(token_errc code) noexcept {
+    switch (code) {
+        case token_errc::malformed:
+            return "invalid_token";
+        case token_errc::unsupported_alg:
+            return "unsupported_algorithm";
+        case token_errc::bad_signature:
+            return "bad_signature";
+        case token_errc::expired:
+            return "token_expired";
+        case token_errc::not_yet_valid:
+            return "token_not_yet_valid";
+        case token_errc::wrong_audience:
+            return "wrong_audience";
+        case token_errc::wrong_issuer:
+            return "wrong_issuer";
+        case token_errc::missing_claim:
+            return "missing_claim";
+        case token_errc::invalid_claim:
+            return "invalid_claim";
+    }
+    return "invalid_token";
+}
+
+bool may_publish(const tenant_policy& policy, std::string_view name) noexcept {
+    if (!valid_label(name)) return false;
+    for (const auto& glob : policy.allow)
+        if (core::glob_match(glob, name, true)) return true;
+    return false;
+}
+
+token_result<tenant_policy> map_claims(std::string_view claims_json, const claim_rules& rules,
+                                       std::chrono::system_clock::time_point now) {
+    if (claims_json.size() > max_claims_bytes)
+        return tl::unexpected(refuse(token_errc::malformed, "token claims are too large"));
+    auto claims = json::parse(claims_json, nullptr, false);
+    if (claims.is_discarded() || !claims.is_object())
+        return tl::unexpected(refuse(token_errc::malformed, "token claims are not a JSON object"));
+    const double now_s = std::chrono::duration<double>(now.time_since_epoch()).count();
+    const auto leeway = static_cast<double>(rules.leeway.count());
+    auto missing = [](std::string_view claim, std::string_view hint) {
+        return tl::unexpected(refuse(token_errc::missing_claim,
+                                     fmt::format("token has no \"{}\" claim; {}", claim, hint)));
+    };
+    auto invalid = [](std::string message) {
+        return tl::unexpected(refuse(token_errc::invalid_claim, std::move(message)));
+    };
+
+    tenant_policy policy;
+    // exp: required.
+    auto exp_it = claims.find("exp");
+    if (exp_it == claims.end())
+        return missing("exp", "tokens must expire: mint it with a ttl (tunnel token --ttl 1h)");
+    auto exp = numeric(*exp_it);
+    if (!exp || *exp < 0 || *exp > 1e11)
+        return invalid("\"exp\" must be a NumericDate (seconds since 1970)");
+    if (now_s >= *exp + leeway)
+        return tl::unexpected(
+            refuse(token_errc::expired, fmt::format("token expired {} s ago; mint a new one",
+                                                    static_cast<long long>(now_s - *exp))));
+    policy.expires = std::chrono::system_clock::time_point(
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(
+            std::chrono::duration<double>(*exp)));
+
+    if (auto nbf_it = claims.find("nbf"); nbf_it != claims.end()) {
+        auto nbf = numeric(*nbf_it);
+        if (!nbf) return invalid("\"nbf\" must be a NumericDate (seconds since 1970)");
+        if (now_s + leeway < *nbf)
+            return tl::unexpected(refuse(token_errc::not_yet_valid,
+                                         fmt::format("token is not valid for another {} s (nbf); "
+                                                     "check the clocks of the minter and the relay",
+                                                     static_cast<long long>(*nbf - now_s))));
+    }
+    if (auto iat_it = claims.find("iat"); iat_it != claims.end()) {
+        auto iat = numeric(*iat_it);
+        if (!iat) return invalid("\"iat\" must be a NumericDate (seconds since 1970)");
+        if (now_s + leeway < *iat)
+            return tl::unexpected(refuse(token_errc::not_yet_valid,
+                                         fmt::format("token was issued {} s in the future (iat); "
+                                                     "check the clocks of the minter and the relay",
+                                                     static_cast<long long>(*iat - now_s))));
+    }
+    if (rules.audience) {
+        auto aud = claims.find("aud");
+        bool ok = false;
+        if (aud != claims.end() && aud->is_string())
+            ok = aud->get_ref<const std::string&>() == *rules.audience;
+        if (aud != claims.end() && aud->is_array())
+            for (const auto& a : *aud)
+                ok = ok || (a.is_string() && a.get_ref<const std::string&>() == *rules.audience);
+        if (!ok)
+            return tl::unexpected(refuse(
+                token_errc::wrong_audience,
+                aud == claims.end()
+                    ? fmt::format("token has no \"aud\" claim; this relay requires audience \"{}\"",
+                                  shown(*rules.audience))
+                    : fmt::format("token is not for this relay: its audience is not \"{}\"",
+                                  shown(*rules.audience))));
+    }
+    if (rules.issuer) {
+        auto iss = claims.find("iss");
+        if (iss == claims.end() || !iss->is_string() ||
+            iss->get_ref<const std::string&>() != *rules.issuer)
+            return tl::unexpected(refuse(
+                token_errc::wrong_issuer,
+                iss == claims.end()
+                    ? fmt::format("token has no \"iss\" claim; this relay requires issuer \"{}\"",
+                                  shown(*rules.issuer))
+                    : fmt::format("token issuer is not \"{}\", the issuer this relay trusts",
+                                  shown(*rules.issuer))));
+    }
+
+    auto sub = claims.find("sub");
+    if (sub == claims.end())
+        return missing("sub", "the subject names the tenant (tunnel token --tenant T)");
+    if (!sub->is_string() || !valid_label(sub->get_ref<const std::string&>()))
+        return invalid("\"sub\" (the tenant) must be 1-63 characters of a-z, 0-9 and single '-'");
+    policy.tenant = sub->get<std::string>();
+
+    auto allow = claims.find("allow");
+    if (allow == claims.end())
+        return missing("allow",
+                       "it lists the service names the tenant may publish (--allow 'NAME,...')");
+    if (!allow->is_array() || allow->empty() || allow->size() > max_allow_entries)
+        return invalid(fmt::format("\"allow\" must be a non-empty list of at most {} name globs",
+                                   max_allow_entries));
+    for (const auto& g : *allow) {
+        if (!g.is_string()) return invalid("\"allow\" entries must be strings");
+        const auto& s = g.get_ref<const std::string&>();
+        bool ok = !s.empty() && s.size() <= 63;
+        for (char c : s)
+            ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '*' ||
+                        c == '?');
+        if (!ok)
+            return invalid(fmt::format(
+                "\"allow\" entry \"{}\" is not a name glob (a-z, 0-9, '-', '*', '?')", shown(s)));
+        policy.allow.push_back(s);
+    }
+
+    policy.max_streams = rules.default_max_streams;
+    if (auto ms = claims.find("max_streams"); ms != claims.end()) {
+        if (!ms->is_number_integer() || ms->get<long long>() < 1 || ms->get<long long>() > 1000000)
+            return invalid("\"max_streams\" must be a whole number from 1 to 1000000");
+        policy.max_streams = static_cast<unsigned>(ms->get<long long>());
+    }
+    policy.rps = rules.default_rps;
+    if (auto rps = claims.find("rps"); rps != claims.end()) {
+        auto v = numeric(*rps);
+        if (!v || *v <= 0 || *v > 1e6)
+            return invalid("\"rps\" must be a number > 0 and <= 1000000");
+        policy.rps = *v;
+    }
+    return policy;
+}
+
+core::result<std::string> read_secret_file(const std::string& path) {
+    auto text = read_file(path, "JWT secret file");
+    if (!text) return tl::unexpected(text.error());
+    while (!text->empty() && std::isspace(static_cast<unsigned char>(text->back())))
+        text->pop_back();
+    if (text->empty())
+        return core::fail(
+            errc::invalid_argument,
+            fmt::format("JWT secret file {} is empty; write a random secret into it, e.g. "
+                        "`head -c 32 /dev/urandom | base64 > {}`",
+                        path, path));
+    if (text->size() < 16)
+        return core::fail(
+            errc::invalid_argument,
+            fmt::format(
+                "JWT secret in {} is {} bytes; HS256 needs at least 16 (32 recommended), e.g. "
+                "`head -c 32 /dev/urandom | base64 > {}`",
+                path, text->size(), path));
+    return std::move(*text);
+}
+
+core::result<std::vector<token_verifier::key_entry>> jwks_to_pem(std::string_view jwks_json) {
+    auto doc = json::parse(jwks_json, nullptr, false);
+    if (doc.is_discarded() || !doc.is_object() || !doc.contains("keys") || !doc["keys"].is_array())
+        return core::fail(errc::invalid_argument,
+                          "not a JWKS document: expected {\"keys\": [...]}");
+    std::vector<token_verifier::key_entry> out;
+    std::vector<std::string> skipped;
+    for (std::size_t i = 0; i < doc["keys"].size(); ++i) {
+        std::string why;
+        if (auto entry = jwk_to_entry(doc["keys"][i], why))
+            out.push_back(std::move(*entry));
+        else
+            skipped.push_back(fmt::format("keys[{}]: {}", i, why));
+    }
+    if (out.empty())
+        return core::fail(
+            errc::invalid_argument,
+            fmt::format("no usable RSA or EC P-256 signing key{}{}", skipped.empty() ? "" : " (",
+                        skipped.empty() ? "" : fmt::format("{})", fmt::join(skipped, "; "))));
+    return out;
+}
+
+token_verifier::token_verifier(verifier_options options, std::vector<key_entry> keys,
+                               std::string fingerprint)
+    : options_(std::move(options)), keys_(std::move(keys)), fingerprint_(std::move(fingerprint)) {}
+
+core::result<token_verifier> token_verifier::load(const verifier_options& options) {
+    using source = verifier_options::key_source;
+    std::vector<key_entry> keys;
+    std::string fingerprint_input;
+    switch (options.source) {
+        case source::secret_file: {
+            if (options.algorithm != jwt_algorithm::hs256)
+                return core::fail(errc::invalid_argument,
+                                  fmt::format("jwt.secret_file is for HS256; for {} use "
+                                              "jwt.public_key_file or jwt.jwks_file",
+                                              to_string(options.algorithm)));
+            auto secret = read_secret_file(options.path);
+            if (!secret) return tl::unexpected(secret.error());
+            keys.push_back({"", jwt_algorithm::hs256, *secret});
+            fingerprint_input = std::move(*secret);
+            break;
+        }
+        case source::public_key_file: {
+            auto pem = read_file(options.path, "JWT public key file");
+            if (!pem) return tl::unexpected(pem.error());
+            if (auto why = check_public_pem(*pem, options.algorithm))
+                return core::fail(errc::invalid_argument,
+                                  fmt::format("JWT public key file {} {}", options.path, *why));
+            keys.push_back({"", options.algorithm, *pem});
+            fingerprint_input = std::move(*pem);
+            break;
+        }
+        case source::jwks_file: {
+            if (options.algorithm == jwt_algorithm::hs256)
+                return core::fail(
+                    errc::invalid_argument,
+                    "jwt.jwks_file holds public keys: set jwt.algorithm to RS256 or ES256");
+            auto text = read_file(options.path, "JWKS file");
+            if (!text) return tl::unexpected(text.error());
+            auto all = jwks_to_pem(*text);
+            if (!all)
+                return core::fail(
+                    errc::invalid_argument,
+                    fmt::format("JWKS file {}: {}", options.path, all.error().message));
+            for (auto& k : *all)
+                if (k.algorithm == options.algorithm) {
+                    fingerprint_input += k.material;
+                    keys.push_back(std::move(k));
+                }
+            if (keys.empty())
+                return core::fail(errc::invalid_argument,
+                                  fmt::format("JWKS file {} has no {} key", options.path,
+                                              to_string(options.algorithm)));
+            break;
+        }
+    }
+    auto fp = core::sha256_fingerprint(fingerprint_input);
+    return token_verifier(options, std::move(keys), std::move(fp));
+}
+
+token_result<tenant_policy> token_verifier::verify(std::string_view token) const {
+    return verify(token, std::chrono::system_clock::now());
+}
+
+token_result<tenant_policy> token_verifier::verify(
+    std::string_view token, std::chrono::system_clock::time_point now) const {
+    auto malformed = [](std::string why) {
+        return tl::unexpected(refuse(token_errc::malformed, std::move(why)));
+    };
+    if (token.empty()) return malformed("the bearer token is empty");
+    if (token.size() > max_token_bytes)
+        return malformed(fmt::format("token is longer than {} bytes", max_token_bytes));
+    auto dot1 = token.find('.');
+    auto dot2 = dot1 == std::string_view::npos ? dot1 : token.find('.', dot1 + 1);
+    if (dot2 == std::string_view::npos || token.find('.', dot2 + 1) != std::string_view::npos)
+        return malformed("token is not a JWT (header.payload.signature)");
+    auto header_bytes = core::base64url_decode(token.substr(0, dot1));
+    auto header =
+        header_bytes ? json::parse(*header_bytes, nullptr, false) : json(json::value_t::discarded);
+    if (header.is_discarded() || !header.is_object() || !header.contains("alg") ||
+        !header["alg"].is_string())
+        return malformed("token header is not base64url JSON with an \"alg\"");
+    const auto& alg_text = header["alg"].get_ref<const std::string&>();
+    const auto expected = options_.algorithm;
+    auto alg = parse_jwt_algorithm(alg_text);
+    if (!alg || *alg != expected || dot2 + 1 == token.size())
+        return tl::unexpected(
+            refuse(token_errc::unsupported_alg,
+                   fmt::format("token is signed with \"{}\"; this relay accepts only {} tokens",
+                               shown(alg_text), to_string(expected))));
+    std::string kid;
+    if (auto k = header.find("kid"); k != header.end() && k->is_string())
+        kid = k->get<std::string>();
+
+    const std::string nul_terminated(token);
+    bool kid_known = kid.empty();
+    for (const auto& key : keys_) {
+        if (key.algorithm != expected) continue;
+        if (!kid.empty() && !key.kid.empty() && key.kid != kid) continue;
+        kid_known = true;
+        jwt_t* raw = nullptr;
+        int rc = jwt_decode(&raw, nul_terminated.c_str(),
+                            reinterpret_cast<const unsigned char*>(key.material.data()),
+                            static_cast<int>(key.material.size()));
+        jwt_handle decoded(raw);
+        if (rc != 0 || !decoded) continue;
+        // libjwt 1.10 verifies with the token's algorithm: check it once more (ARCHITECTURE §5).
+        if (jwt_get_alg(decoded.get()) != to_libjwt(expected)) continue;
+        cstr_handle claims(jwt_get_grants_json(decoded.get(), nullptr));
+        if (!claims) return malformed("token claims are not a JSON object");
+        return map_claims(claims.get(), options_.rules, now);
+    }
+    if (!kid_known)
+        return tl::unexpected(refuse(
+            token_errc::bad_signature,
+            fmt::format("token names key id \"{}\", which this relay does not have", shown(kid))));
+    return tl::unexpected(
+        refuse(token_errc::bad_signature,
+               "token signature does not verify with this relay's key; mint it with the relay's "
+               "secret or signing key"));
+}
+
+}  // namespace tunnel::relay
