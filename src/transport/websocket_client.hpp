@@ -1,0 +1,102 @@
+// A WebSocket client that carries a byte stream (ARCHITECTURE §5, §6): the
+// relay's attach (`GET /v1/tunnel` + `Authorization: Bearer`), `tunnel
+// ws-connect`'s stdio bridge and SSH sessions over a relay all use it.
+//
+//   auto url = transport::parse_ws_url("wss://relay.example.com/v1/tunnel");
+//   auto ws = co_await transport::websocket_client::connect(executor, *url, options);
+//   co_await (*ws)->bridge(in_fd, out_fd);   // bytes both ways until either side ends
+//
+// Message boundaries mean nothing: every read takes whatever payload arrived
+// and every chunk read from the local side goes out as one binary message of
+// at most 1 MiB. Beast stays inside websocket_client.cpp.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/asio.hpp"
+#include "core/error.hpp"
+
+namespace tunnel::transport {
+
+struct ws_url {
+    bool tls = false;
+    std::string host;  // no brackets, even for IPv6 literals
+    uint16_t port = 0;
+    std::string target = "/";  // path and query
+
+    // What goes into the Host header: host, plus :port when not the scheme's default.
+    [[nodiscard]] std::string host_header() const;
+    // "wss://host:port/target", for messages (a URL never holds the token).
+    [[nodiscard]] std::string to_string() const;
+    // "host" or "[host]:port" (known_hosts spelling), the key of a pinned relay.
+    [[nodiscard]] std::string known_hosts_name() const;
+};
+
+// ws://host[:port][/path][?query] or wss://… Userinfo, fragments and other
+// schemes are refused with a message that says what to write instead.
+[[nodiscard]] core::result<ws_url> parse_ws_url(std::string_view text);
+
+struct ws_options {
+    std::string token;  // empty: no Authorization header
+    std::optional<std::string> ca_file;  // trust this CA bundle (PEM) in addition to the system's
+    bool insecure = false;               // no certificate or name check (the CLI warns)
+    std::chrono::milliseconds connect_timeout{15'000};  // TCP + TLS + upgrade
+    // No frame (data or pong) from the peer for this long ends the stream; a
+    // ping is sent when it has been silent for half of it.
+    std::chrono::milliseconds idle_timeout{30'000};
+};
+
+// What the relay said in its 101 response (RELAY-CONTRACT).
+struct ws_attach_info {
+    std::string tenant;      // Tunnel-Tenant
+    std::string public_url;  // Tunnel-Public-Url (path routing base)
+    std::string domain;      // Tunnel-Domain (host routing), may be empty
+};
+
+// The error for an HTTP answer other than 101 to the upgrade: 401 and 403
+// carry the relay's JSON `message`; anything else names the status.
+[[nodiscard]] core::error refusal_error(const ws_url& url, unsigned status, std::string_view reason,
+                                        std::string_view body);
+
+// Reads a token file: content with surrounding whitespace trimmed; empty,
+// multi-line or missing files are errors that name the file.
+[[nodiscard]] core::result<std::string> read_token_file(const std::string& path);
+
+class websocket_client : public std::enable_shared_from_this<websocket_client> {
+public:
+    struct impl;
+
+    // Resolves, connects, verifies TLS (unless insecure) and upgrades, all
+    // within options.connect_timeout.
+    static asio::awaitable<core::result<std::shared_ptr<websocket_client>>> connect(
+        asio::any_io_executor executor, ws_url url, ws_options options);
+
+    explicit websocket_client(std::unique_ptr<impl> i);
+    ~websocket_client();
+    websocket_client(const websocket_client&) = delete;
+    websocket_client& operator=(const websocket_client&) = delete;
+
+    [[nodiscard]] const ws_attach_info& attach_info() const noexcept;
+    [[nodiscard]] const ws_url& url() const noexcept;
+
+    // Moves bytes in_fd → WebSocket and WebSocket → out_fd until either side
+    // ends, then closes both (the fds are owned from here on; they may be
+    // pipes, sockets or a tty, and must be distinct numbers: dup() one end of
+    // a socketpair). End of in_fd closes the WebSocket normally. Returns an
+    // error when the WebSocket failed (peer silent past idle_timeout, reset,
+    // closed with a reason) rather than closing cleanly.
+    asio::awaitable<core::result<void>> bridge(int in_fd, int out_fd);
+
+    // Cuts the connection and ends a running bridge; idempotent.
+    void stop();
+
+private:
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace tunnel::transport
