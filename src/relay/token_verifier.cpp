@@ -265,6 +265,14 @@ std::string_view to_string(token_errc code) noexcept {
     return "invalid_token";
 }
 
+bool valid_name_glob(std::string_view glob) noexcept {
+    if (glob.empty() || glob.size() > 63) return false;
+    for (char c : glob)
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '*' || c == '?'))
+            return false;
+    return true;
+}
+
 bool may_publish(const tenant_policy& policy, std::string_view name) noexcept {
     if (!valid_label(name)) return false;
     for (const auto& glob : policy.allow)
@@ -370,11 +378,7 @@ token_result<tenant_policy> map_claims(std::string_view claims_json, const claim
     for (const auto& g : *allow) {
         if (!g.is_string()) return invalid("\"allow\" entries must be strings");
         const auto& s = g.get_ref<const std::string&>();
-        bool ok = !s.empty() && s.size() <= 63;
-        for (char c : s)
-            ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '*' ||
-                        c == '?');
-        if (!ok)
+        if (!valid_name_glob(s))
             return invalid(fmt::format(
                 "\"allow\" entry \"{}\" is not a name glob (a-z, 0-9, '-', '*', '?')", shown(s)));
         policy.allow.push_back(s);

@@ -63,6 +63,9 @@ struct tenant_policy {
     std::chrono::system_clock::time_point expires;  // `exp`
 };
 
+// An `allow` entry: 1..63 characters of a-z, 0-9, '-', '*', '?'.
+[[nodiscard]] bool valid_name_glob(std::string_view glob) noexcept;
+
 // True when `name` (a service name) matches one of the policy's globs
 // (core::glob_match; names are lower case, so is the match).
 [[nodiscard]] bool may_publish(const tenant_policy& policy, std::string_view name) noexcept;

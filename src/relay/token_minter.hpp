@@ -1,0 +1,42 @@
+// Mints HS256 relay tokens (`tunnel token`, tests, dev setups): the claims
+// token_verifier reads, signed with a shared secret file.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+
+namespace tunnel::relay {
+
+struct mint_request {
+    std::string secret_file;
+    std::string tenant;                // `sub`; lower-cased
+    std::vector<std::string> allow;    // name globs; lower-cased
+    std::chrono::milliseconds ttl{0};  // `exp` = now + ttl (whole seconds, rounded up)
+    std::optional<unsigned> max_streams;
+    std::optional<double> rps;
+    std::optional<std::string> audience;
+    std::optional<std::string> issuer;
+};
+
+struct minted_token {
+    std::string token;
+    std::string tenant;
+    std::chrono::system_clock::time_point expires;
+    std::vector<std::string> warnings;  // e.g. the secret file is readable by others
+};
+
+// Validates every field (tenant and globs syntax, ttl > 0 and <= 366 days,
+// max_streams >= 1, rps > 0, the secret file readable and >= 16 bytes) and
+// signs. Every problem is reported at once, one per line, naming the flag.
+[[nodiscard]] core::result<minted_token> mint_token(
+    const mint_request& request,
+    std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
+
+// Splits "a,b, c" into globs (empty entries dropped).
+[[nodiscard]] std::vector<std::string> split_allow_list(std::string_view list);
+
+}  // namespace tunnel::relay
