@@ -303,8 +303,9 @@ token_result<tenant_policy> map_claims(std::string_view claims_json, const claim
     if (exp_it == claims.end())
         return missing("exp", "tokens must expire: mint it with a ttl (tunnel token --ttl 1h)");
     auto exp = numeric(*exp_it);
-    if (!exp || *exp < 0 || *exp > 1e11)
-        return invalid("\"exp\" must be a NumericDate (seconds since 1970)");
+    // Before year 2200: system_clock counts nanoseconds in 64 bits (to 2262).
+    if (!exp || *exp < 0 || *exp > 7.2e9)
+        return invalid("\"exp\" must be a NumericDate (seconds since 1970) before the year 2200");
     if (now_s >= *exp + leeway)
         return tl::unexpected(
             refuse(token_errc::expired, fmt::format("token expired {} s ago; mint a new one",
