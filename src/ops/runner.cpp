@@ -241,6 +241,13 @@ asio::awaitable<host_recap> plan_runner::run_host(plan_host host) {
             }
         }
         auto c = s.mod->check(hs.f, hs.probes[i]);
+        if (!c && options_.check && recap.changed > 0 && c.error().code == core::errc::not_found) {
+            // In check mode earlier changes were not made, so what this step
+            // needs (a user, a package) may be missing only for that reason.
+            rep.changes.push_back(fmt::format("cannot check before earlier steps are applied: {}", c.error().message));
+            finish(step_status::changed);
+            continue;
+        }
         if (!c) {
             rep.message = fmt::format("{}: {}", rep.label, c.error().message);
             finish(step_status::failed);

@@ -1,0 +1,47 @@
+// Shared by the ops host tests: run `tunnel apply` against test hosts and read
+// a host's state through nsenter (works whatever the test did to sshd).
+#pragma once
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "support/test_hosts.hpp"
+#include "support/tunnel_cli.hpp"
+
+namespace tunnel::test::ops_hosts {
+
+// Connection flags for every host of `hosts` at once (the inventory names each key).
+inline std::vector<std::string> all_host_flags(const test_hosts& hosts) {
+    return {"-F", "/dev/null", "-o", "UserKnownHostsFile=" + hosts.known_hosts_all(), "-o",
+            "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"};
+}
+
+inline run_result apply(const test_hosts& hosts, const std::string& inventory, const std::string& plan,
+                        std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{"apply", plan, "-i", inventory};
+    for (auto& f : all_host_flags(hosts)) args.push_back(f);
+    for (auto& e : extra) args.push_back(e);
+    cli_options o;
+    o.timeout = std::chrono::seconds(240);
+    return run_tunnel(args, o);
+}
+
+inline std::string write_file(const temp_dir& dir, const std::string& name, const std::string& text) {
+    auto path = dir.file(name);
+    std::ofstream(path, std::ios::binary) << text;
+    return path;
+}
+
+// stdout of `sh -c COMMAND` inside host i, as root.
+inline std::string host_sh(const test_hosts& hosts, std::size_t i, const std::string& command) {
+    return hosts.exec(i, {"sh", "-c", command}).out;
+}
+
+inline bool contains(const std::string& haystack, const std::string& needle) {
+    return haystack.find(needle) != std::string::npos;
+}
+
+}  // namespace tunnel::test::ops_hosts
