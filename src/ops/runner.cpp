@@ -130,7 +130,15 @@ asio::awaitable<core::result<void>> plan_runner::verify_fresh_login(const plan_h
     auto executor = co_await asio::this_coro::executor;
     auto opts = h.options;
     opts.connect_timeout = options_.login_check_timeout;
+    // sshd re-executes itself on reload: its port is closed for a moment, so
+    // a refused connection is retried until the deadline; an auth failure is not.
+    const auto deadline = std::chrono::steady_clock::now() + options_.login_check_timeout;
     auto host = co_await transfer::remote_host::connect(executor, opts);
+    while (!host && host.error().code == core::errc::connection_failed && std::chrono::steady_clock::now() < deadline) {
+        asio::steady_timer pause(executor, std::chrono::milliseconds(100));
+        co_await pause.async_wait(asio::use_awaitable);
+        host = co_await transfer::remote_host::connect(executor, opts);
+    }
     if (!host) co_return tl::unexpected(host.error());
     auto r = co_await (*host)->run("true", options_.login_check_timeout);
     (*host)->session()->disconnect();
