@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "ssh/byte_stream.hpp"
+
 namespace tunnel::ssh {
 
 enum class host_key_policy { strict, accept_new, accept_any };
@@ -39,6 +41,8 @@ struct connect_options {
     std::vector<std::string> global_known_hosts_files;
     std::optional<std::string> host_key_alias;  // name looked up in known_hosts instead of host:port
     bool hash_known_hosts = false;              // hash the name when accept-new records a key
+    // "SHA256:..." : accept only the key with this fingerprint (known_hosts is not consulted).
+    std::optional<std::string> host_key_fingerprint;
 
     // Transport.
     std::chrono::milliseconds connect_timeout{30'000};
@@ -49,6 +53,10 @@ struct connect_options {
 
     // ProxyJump hops, outermost first; each hop is a full session of its own.
     std::vector<connect_options> jumps;
+    // When set, the session runs over the stream this opens (e.g. a WebSocket
+    // to a relay) instead of TCP to host:port or the jumps; host and port then
+    // only name the server (messages, known_hosts).
+    stream_opener open_stream;
 
     // "user@host:port": pool key and the name used in messages.
     [[nodiscard]] std::string destination() const;

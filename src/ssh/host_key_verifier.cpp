@@ -1,5 +1,8 @@
 #include "ssh/host_key_verifier.hpp"
 
+#include <fstream>
+#include <sstream>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -71,6 +74,27 @@ std::string preferred_host_key_algorithms(const connect_options& opts) {
     return order;
 }
 
+namespace {
+
+// The fingerprint of the key recorded at a known_hosts line ("SHA256:?" if unreadable).
+std::string fingerprint_at(const known_hosts_location& where) {
+    std::ifstream in(where.path);
+    std::string line;
+    for (std::size_t n = 0; n < where.line && std::getline(in, line);) ++n;
+    std::istringstream fields(line);
+    std::string first, type, b64;
+    fields >> first;
+    if (!first.empty() && first.front() == '@') fields >> first;  // marker, then host patterns
+    fields >> type >> b64;
+    ssh_key raw = nullptr;
+    if (b64.empty() || ssh_pki_import_pubkey_base64(b64.c_str(), ssh_key_type_from_name(type.c_str()), &raw) != SSH_OK)
+        return "SHA256:?";
+    key_handle key(raw);
+    return fingerprint(key.get());
+}
+
+}  // namespace
+
 core::result<std::string> check_host_key(const connect_options& opts, ssh_key server_key) {
     const std::string fp = fingerprint(server_key);
     const std::string type = ssh_key_type_to_char(ssh_key_type(server_key));
@@ -82,6 +106,14 @@ core::result<std::string> check_host_key(const connect_options& opts, ssh_key se
     const std::string name = known_hosts_name(host, port);
     const std::string label = fmt::format("{} key {}", key_label(server_key), fp);
 
+    if (opts.host_key_fingerprint) {
+        if (*opts.host_key_fingerprint == fp) return fp;
+        return core::fail(core::errc::host_key_changed,
+                          fmt::format("HOST KEY MISMATCH for {}: the server offers {}, but {} was pinned (someone may "
+                                      "be intercepting the connection). If the server's key really changed, check "
+                                      "the new fingerprint with its owner and pin that one",
+                                      name, label, *opts.host_key_fingerprint));
+    }
     if (opts.host_keys == host_key_policy::accept_any) {
         spdlog::warn("not checking the host key of {} ({}): StrictHostKeyChecking=no", name, label);
         return fp;
@@ -103,10 +135,11 @@ core::result<std::string> check_host_key(const connect_options& opts, ssh_key se
         case host_key_status::changed:
             return core::fail(
                 core::errc::host_key_changed,
-                fmt::format("HOST KEY CHANGED for {}: the server now offers {}, which does not match {}:{} "
+                fmt::format("HOST KEY CHANGED for {}: the server now offers {}, but {}:{} records {} "
                             "(someone may be intercepting the connection). If the change is expected, remove the "
                             "old entry with: ssh-keygen -R '{}' -f {}",
-                            name, label, c.where->path, c.where->line, name, c.where->path));
+                            name, label, c.where->path, c.where->line, fingerprint_at(*c.where), name,
+                            c.where->path));
         case host_key_status::unknown:
             break;
     }

@@ -21,16 +21,14 @@ asio::awaitable<core::result<std::pair<std::shared_ptr<jump_bridge>, int>>> jump
     auto ch = co_await channel::open_direct_tcpip(jump, host, port, deadline);
     if (!ch) co_return tl::unexpected(ch.error());
 
-    int fds[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) != 0)
-        co_return core::fail(core::errc::resource_exhausted,
-                             fmt::format("socketpair failed: {}", std::strerror(errno)));
+    auto fds = open_socketpair();
+    if (!fds) co_return tl::unexpected(fds.error());
     asio::local::stream_protocol::socket ours(jump->executor());
-    ours.assign(asio::local::stream_protocol(), fds[0]);
+    ours.assign(asio::local::stream_protocol(), fds->first);
     auto bridge = std::make_shared<jump_bridge>(std::move(*ch), std::move(ours));
     asio::co_spawn(jump->executor(), [b = bridge]() { return b->channel_to_socket(); }, asio::detached);
     asio::co_spawn(jump->executor(), [b = bridge]() { return b->socket_to_channel(); }, asio::detached);
-    co_return std::pair{bridge, fds[1]};
+    co_return std::pair{bridge, fds->second};
 }
 
 void jump_bridge::stop() {

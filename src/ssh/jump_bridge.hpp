@@ -9,18 +9,19 @@
 
 #include "core/asio.hpp"
 #include "core/error.hpp"
+#include "ssh/byte_stream.hpp"
 #include "ssh/channel.hpp"
 
 namespace tunnel::ssh {
 
-class jump_bridge : public std::enable_shared_from_this<jump_bridge> {
+class jump_bridge : public stream_pump, public std::enable_shared_from_this<jump_bridge> {
 public:
     // Opens the channel to host:port through `jump`; returns the bridge and the
     // fd to hand to the inner session (owned by the caller).
     static asio::awaitable<core::result<std::pair<std::shared_ptr<jump_bridge>, int>>> open(
         std::shared_ptr<session> jump, std::string host, uint16_t port, time_point deadline);
 
-    void stop();
+    void stop() override;
 
     jump_bridge(channel ch, asio::local::stream_protocol::socket socket);
 

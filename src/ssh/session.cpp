@@ -75,11 +75,18 @@ asio::awaitable<core::result<std::shared_ptr<session>>> session::connect(asio::a
                                                                          connect_options opts) {
     const auto deadline = clock_type::now() + opts.connect_timeout;
 
-    // 1. A byte stream to the server: TCP, or a channel through the last jump hop.
+    // 1. A byte stream to the server: the caller's transport, TCP, or a
+    // channel through the last jump hop.
     std::shared_ptr<session> jump;
-    std::shared_ptr<jump_bridge> bridge;
+    std::shared_ptr<stream_pump> bridge;
     int fd = -1;
-    if (!opts.jumps.empty()) {
+    if (opts.open_stream) {
+        auto opening = opts.open_stream(executor, deadline);
+        auto opened = co_await std::move(opening);
+        if (!opened) co_return tl::unexpected(opened.error());
+        fd = opened->fd;
+        bridge = std::move(opened->pump);
+    } else if (!opts.jumps.empty()) {
         auto hops = opts.jumps;
         connect_options outer = hops.back();
         hops.pop_back();
@@ -106,6 +113,7 @@ asio::awaitable<core::result<std::shared_ptr<session>>> session::connect(asio::a
     session_handle s(ssh_new());
     if (!s) {
         ::close(fd);
+        if (bridge) bridge->stop();
         co_return core::fail(core::errc::resource_exhausted, "cannot allocate an SSH session");
     }
     int off = 0, on = 1;

@@ -18,7 +18,7 @@ namespace tunnel::ssh {
 using clock_type = std::chrono::steady_clock;
 using time_point = clock_type::time_point;
 
-class jump_bridge;
+class stream_pump;
 
 class session : public std::enable_shared_from_this<session> {
 public:
@@ -103,7 +103,7 @@ private:
     int keepalives_unanswered_ = 0;
     std::string fingerprint_;
     std::shared_ptr<session> jump_;         // the hop this session is tunnelled through
-    std::shared_ptr<jump_bridge> bridge_;   // moves bytes between jump_ and our socketpair
+    std::shared_ptr<stream_pump> bridge_;   // moves bytes between the transport (jump_, a WebSocket) and our fd
 };
 
 }  // namespace tunnel::ssh
