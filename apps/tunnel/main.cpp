@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
     cli::add_audit_command(app, run_selected);
     cli::add_token_command(app, run_selected);
     cli::add_apply_command(app, run_selected);
+    cli::add_connect_command(app, run_selected);
 
     try {
         app.parse(argc, argv);

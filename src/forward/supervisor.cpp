@@ -185,7 +185,9 @@ asio::awaitable<bool> supervisor::request_remote(std::shared_ptr<ssh::session> s
     auto& rf = *remotes_[i];
     auto r = co_await rf.request(s, ssh::clock_type::now() + options_.open_timeout);
     if (!r) {
+        const bool first = rf.stats().state != forward_state::failed;
         set_state(rf.stats(), forward_state::failed, r.error().message);
+        if (first && options_.on_remote_refused) options_.on_remote_refused(rf.stats());
         co_return false;
     }
     set_state(rf.stats(), forward_state::up);

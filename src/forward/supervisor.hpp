@@ -33,6 +33,8 @@ struct supervisor_options {
     std::optional<socks_credentials> socks_auth;
     // Called when a -R forward is listening (its stats carry bound_port).
     std::function<void(const forward_stats&)> on_remote_listening;
+    // Called when the server refuses a -R (its stats carry last_error).
+    std::function<void(const forward_stats&)> on_remote_refused;
     // Supplies randomness to the backoff (tests).
     core::random_source random = core::default_random_source();
 };

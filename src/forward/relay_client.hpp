@@ -1,0 +1,74 @@
+// `tunnel connect`: publish local services through a relay (ARCHITECTURE §5,
+// §6, RELAY-CONTRACT). The relay is an SSH server reached over a WebSocket;
+// each exposed NAME is a reverse forward (`tcpip-forward` with bind address
+// NAME) that the forwarding supervisor keeps published across reconnects.
+//
+//   forward::relay_client_options o;
+//   o.url = *transport::parse_ws_url("wss://relay.example.com/v1/tunnel");
+//   o.ws.token = token;
+//   o.exposes = {*forward::parse_expose("llm=127.0.0.1:11434")};
+//   auto sup = forward::supervisor::create(executor, *forward::relay_supervisor_options(std::move(o)));
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/backoff.hpp"
+#include "forward/supervisor.hpp"
+#include "transport/websocket_client.hpp"
+
+namespace tunnel::forward {
+
+struct expose_spec {
+    std::string name;  // DNS label, lower-cased
+    endpoint target;   // HOST:PORT on this machine
+    std::string text;  // as typed
+};
+
+// NAME=HOST:PORT (NAME: [a-z0-9-], 1..63, not starting or ending with '-').
+[[nodiscard]] core::result<expose_spec> parse_expose(std::string_view text);
+
+// The token's `sub` claim (the tenant), read without verifying anything: the
+// relay verifies; the client only needs its SSH user name.
+[[nodiscard]] core::result<std::string> tenant_of_token(std::string_view token);
+
+// Public URLs of `name` from the relay's 101 headers: the path-routed one
+// (Tunnel-Public-Url + name + "/") and, when Tunnel-Domain is set, the
+// host-routed one (scheme://name--tenant.domain[:port]/).
+[[nodiscard]] std::vector<std::string> public_urls(const transport::ws_attach_info& attach, std::string_view name);
+
+// Where `tunnel connect` records relay host keys on first use.
+[[nodiscard]] std::string default_relay_known_hosts();
+
+struct relay_event {
+    enum class kind { attached, published, refused };
+    kind what = kind::attached;
+    std::string tenant;
+    std::string name;               // published/refused
+    std::string target;             // published/refused: HOST:PORT
+    std::vector<std::string> urls;  // published
+    std::string message;            // refused: why
+};
+
+struct relay_client_options {
+    transport::ws_url url;
+    transport::ws_options ws;  // token, TLS trust, timeouts
+    std::vector<expose_spec> exposes;
+    std::string known_hosts_file = default_relay_known_hosts();
+    std::optional<std::string> relay_host_key;  // "SHA256:..." pins the relay's SSH host key
+    std::chrono::seconds keepalive{15};         // SSH keepalive interval (3 unanswered: reconnect)
+    core::backoff_policy backoff{std::chrono::milliseconds(250), std::chrono::seconds(30), 0};
+    bool reconnect = true;
+    std::function<void(const relay_event&)> on_event;
+};
+
+// Checks the options and turns them into a supervisor's: target = the relay
+// over the WebSocket, user = the token's tenant, auth `none`, host key pinned
+// or recorded on first use; one reverse forward per exposed name.
+[[nodiscard]] core::result<supervisor_options> relay_supervisor_options(relay_client_options options);
+
+}  // namespace tunnel::forward

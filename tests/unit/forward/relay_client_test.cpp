@@ -1,0 +1,114 @@
+// tunnel connect's pure parts: --expose specs, the tenant from a token,
+// public URLs from the relay's 101 headers, supervisor options.
+#include <gtest/gtest.h>
+
+#include "forward/relay_client.hpp"
+
+namespace tunnel::forward {
+namespace {
+
+// header.payload.signature with payload {"sub":"<sub>","allow":["*"],"exp":4102444800}
+std::string token_with(const std::string& payload_b64url) { return "eyJhbGciOiJIUzI1NiJ9." + payload_b64url + ".c2ln"; }
+
+TEST(Expose, ParsesNameAndTarget) {
+    auto e = parse_expose("LLM=127.0.0.1:11434");
+    ASSERT_TRUE(e) << e.error().message;
+    EXPECT_EQ(e->name, "llm");
+    EXPECT_EQ(e->target.host, "127.0.0.1");
+    EXPECT_EQ(e->target.port, 11434);
+
+    auto v6 = parse_expose("web=[::1]:8080");
+    ASSERT_TRUE(v6) << v6.error().message;
+    EXPECT_EQ(v6->target.host, "::1");
+    EXPECT_EQ(v6->target.port, 8080);
+
+    auto bare = parse_expose("api=3000");
+    ASSERT_TRUE(bare) << bare.error().message;
+    EXPECT_EQ(bare->target.to_string(), "127.0.0.1:3000");
+}
+
+TEST(Expose, RefusesBadNamesAndTargets) {
+    for (const char* text : {"llm", "=127.0.0.1:1", "-a=127.0.0.1:1", "a-=127.0.0.1:1", "a_b=127.0.0.1:1",
+                             "a.b=127.0.0.1:1", "llm=127.0.0.1", "llm=127.0.0.1:0", "llm=host:port", "llm=",
+                             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa=1"}) {
+        auto e = parse_expose(text);
+        ASSERT_FALSE(e) << text;
+        EXPECT_EQ(e.error().code, core::errc::invalid_argument) << text;
+        EXPECT_NE(e.error().message.find("--expose"), std::string::npos) << e.error().message;
+    }
+}
+
+TEST(TenantOfToken, ReadsSubWithoutVerifying) {
+    // {"sub":"acme","allow":["*"]}
+    auto t = tenant_of_token(token_with("eyJzdWIiOiJhY21lIiwiYWxsb3ciOlsiKiJdfQ"));
+    ASSERT_TRUE(t) << t.error().message;
+    EXPECT_EQ(*t, "acme");
+}
+
+TEST(TenantOfToken, RefusesWhatIsNotAJwtWithATenant) {
+    EXPECT_FALSE(tenant_of_token("not-a-jwt"));
+    EXPECT_FALSE(tenant_of_token("a.b.c.d"));
+    EXPECT_FALSE(tenant_of_token(token_with("!!!")));
+    EXPECT_FALSE(tenant_of_token(token_with("eyJhbGxvdyI6WyIqIl19")));  // {"allow":["*"]}: no sub
+    EXPECT_FALSE(tenant_of_token(token_with("eyJzdWIiOiJBIEIifQ")));    // {"sub":"A B"}
+    auto e = tenant_of_token("secret-looking.value");
+    ASSERT_FALSE(e);
+    EXPECT_EQ(e.error().message.find("secret-looking"), std::string::npos) << "never echo a token";
+}
+
+TEST(PublicUrls, PathAndHostRouting) {
+    transport::ws_attach_info a;
+    a.tenant = "acme";
+    a.public_url = "https://relay.example.com:8443/t/acme/";
+    EXPECT_EQ(public_urls(a, "llm"), std::vector<std::string>{"https://relay.example.com:8443/t/acme/llm/"});
+    a.domain = "tunnels.example.com";
+    EXPECT_EQ(public_urls(a, "llm"), (std::vector<std::string>{"https://llm--acme.tunnels.example.com:8443/",
+                                                                "https://relay.example.com:8443/t/acme/llm/"}));
+    a.public_url = "http://127.0.0.1:8080/t/acme";
+    a.domain.clear();
+    EXPECT_EQ(public_urls(a, "web"), std::vector<std::string>{"http://127.0.0.1:8080/t/acme/web/"});
+    EXPECT_TRUE(public_urls({}, "web").empty());
+}
+
+TEST(RelaySupervisorOptions, OneReverseForwardPerNameOnDistinctPorts) {
+    relay_client_options o;
+    o.url = *transport::parse_ws_url("wss://relay.example.com:8443/v1/tunnel");
+    o.ws.token = token_with("eyJzdWIiOiJhY21lIiwiYWxsb3ciOlsiKiJdfQ");
+    o.exposes = {*parse_expose("llm=127.0.0.1:11434"), *parse_expose("web=127.0.0.1:8080")};
+    o.known_hosts_file = ::testing::TempDir() + "relay_known_hosts";
+    o.relay_host_key = "SHA256:abc";
+    auto s = relay_supervisor_options(o);
+    ASSERT_TRUE(s) << s.error().message;
+    EXPECT_EQ(s->target.user, "acme");
+    EXPECT_EQ(s->target.host, "relay.example.com");
+    EXPECT_EQ(s->target.port, 8443);
+    EXPECT_TRUE(static_cast<bool>(s->target.open_stream));
+    EXPECT_EQ(s->target.host_key_fingerprint, "SHA256:abc");
+    EXPECT_EQ(s->target.user_known_hosts_files, std::vector<std::string>{o.known_hosts_file});
+    ASSERT_EQ(s->forwards.size(), 2u);
+    EXPECT_EQ(s->forwards[0].listen.host, "llm");
+    EXPECT_EQ(s->forwards[1].listen.host, "web");
+    EXPECT_NE(s->forwards[0].listen.port, s->forwards[1].listen.port);
+    EXPECT_EQ(s->forwards[1].target.port, 8080);
+}
+
+TEST(RelaySupervisorOptions, RefusesDuplicatesMissingTokenAndBadPins) {
+    relay_client_options o;
+    o.url = *transport::parse_ws_url("ws://127.0.0.1:1/v1/tunnel");
+    o.ws.token = token_with("eyJzdWIiOiJhY21lIiwiYWxsb3ciOlsiKiJdfQ");
+    o.known_hosts_file = ::testing::TempDir() + "relay_known_hosts";
+    EXPECT_FALSE(relay_supervisor_options(o));  // nothing exposed
+    o.exposes = {*parse_expose("llm=1"), *parse_expose("LLM=2")};
+    auto dup = relay_supervisor_options(o);
+    ASSERT_FALSE(dup);
+    EXPECT_NE(dup.error().message.find("twice"), std::string::npos);
+    o.exposes.pop_back();
+    o.relay_host_key = "MD5:aa";
+    EXPECT_FALSE(relay_supervisor_options(o));
+    o.relay_host_key.reset();
+    o.ws.token.clear();
+    EXPECT_FALSE(relay_supervisor_options(o));
+}
+
+}  // namespace
+}  // namespace tunnel::forward
