@@ -19,5 +19,7 @@ void add_audit_command(CLI::App& app, command_runner& run);
 void add_token_command(CLI::App& app, command_runner& run);
 void add_apply_command(CLI::App& app, command_runner& run);
 void add_connect_command(CLI::App& app, command_runner& run);
+void add_audit_host_command(CLI::App& app, command_runner& run);
+void add_service_command(CLI::App& app, command_runner& run);
 
 }  // namespace tunnel::cli

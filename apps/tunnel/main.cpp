@@ -31,6 +31,8 @@ int main(int argc, char** argv) {
     cli::add_token_command(app, run_selected);
     cli::add_apply_command(app, run_selected);
     cli::add_connect_command(app, run_selected);
+    cli::add_audit_host_command(app, run_selected);
+    cli::add_service_command(app, run_selected);
 
     try {
         app.parse(argc, argv);
