@@ -213,11 +213,19 @@ public:
         bool enabled = p.get("svc.enabled").value_or("") == "enabled";
         bool active = p.get("svc.active").value_or("") == "active";
         std::string svc;
-        if (!enabled || !active) {
-            out.changes.emplace_back("enable and start fail2ban");
-            svc += "systemctl enable --now fail2ban\n";
+        if (!enabled) {
+            out.changes.emplace_back("enable fail2ban");
+            svc += "systemctl enable fail2ban\n";
         }
-        if (file.changed()) svc += "systemctl reload-or-restart fail2ban\n";
+        if (!active) out.changes.emplace_back("start fail2ban");
+        // The package starts fail2ban before our jails exist (on Debian 12 that
+        // start fails: no auth.log), so (re)start from a clean state and wait
+        // until the server answers.
+        if (!active || file.changed())
+            svc += "systemctl reset-failed fail2ban 2>/dev/null || true\nsystemctl restart fail2ban\n"
+                   "i=0; until fail2ban-client ping >/dev/null 2>&1; do i=$((i+1)); if [ $i -ge 100 ]; then "
+                   "echo 'fail2ban did not answer within 20s' >&2; systemctl status fail2ban --no-pager >&2; exit 1; fi; "
+                   "sleep 0.2; done\n";
         if (!svc.empty()) out.actions.push_back({"fail2ban service", "set -e\n" + svc, "", false, ""});
         return out;
     }
