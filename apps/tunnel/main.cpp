@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
     cli::add_connect_command(app, run_selected);
     cli::add_audit_host_command(app, run_selected);
     cli::add_service_command(app, run_selected);
+    cli::add_run_command(app, run_selected);
 
     try {
         app.parse(argc, argv);
