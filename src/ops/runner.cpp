@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "inventory/fanout.hpp"
 #include "transfer/remote_host.hpp"
 
 namespace tunnel::ops {
@@ -32,23 +33,6 @@ public:
 private:
     std::string data_;
 };
-
-bool is_unreachable(const core::error& e) {
-    using core::errc;
-    switch (e.code) {
-    case errc::connection_failed:
-    case errc::auth_failed:
-    case errc::auth_unavailable:
-    case errc::host_key_unknown:
-    case errc::host_key_changed:
-    case errc::circuit_open:
-    case errc::disconnected:
-    case errc::timeout:
-        return true;
-    default:
-        return false;
-    }
-}
 
 std::string first_line_trimmed(std::string s) {
     while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
@@ -200,7 +184,7 @@ asio::awaitable<host_recap> plan_runner::run_host(plan_host host) {
 
     auto facts_out = co_await run_script(hs.host, facts_script(), false, {});
     if (!facts_out) {
-        host_failure(facts_out.error(), is_unreachable(facts_out.error()));
+        host_failure(facts_out.error(), inventory::is_unreachable(facts_out.error()));
         co_return recap;
     }
     auto f = parse_facts(facts_out->out, hs.host.options.port);
@@ -244,7 +228,7 @@ asio::awaitable<host_recap> plan_runner::run_host(plan_host host) {
             auto pr = co_await probe(hs, k);
             if (!pr) {
                 rep.message = fmt::format("{}: reading the host's state: {}", rep.label, pr.error().message);
-                finish(is_unreachable(pr.error()) ? step_status::unreachable : step_status::failed);
+                finish(inventory::is_unreachable(pr.error()) ? step_status::unreachable : step_status::failed);
                 break;
             }
         }
@@ -275,7 +259,7 @@ asio::awaitable<host_recap> plan_runner::run_host(plan_host host) {
         hs.probes_valid = false;  // what later steps read may have changed
         if (!applied) {
             rep.message = fmt::format("{}: {}", rep.label, applied.error().message);
-            finish(is_unreachable(applied.error()) ? step_status::unreachable : step_status::failed);
+            finish(inventory::is_unreachable(applied.error()) ? step_status::unreachable : step_status::failed);
             break;
         }
         finish(step_status::changed);
@@ -338,37 +322,15 @@ nlohmann::json to_json(const host_recap& r) {
 }  // namespace tunnel::ops
 
 namespace tunnel::ops {
-namespace {
-struct fan_out_state {
-    plan_runner* runner;
-    std::vector<plan_host> hosts;
-    std::vector<host_recap> recaps;
-    std::size_t next = 0;
-    std::size_t running = 0;
-    asio::steady_timer done;
-};
-
-asio::awaitable<void> fan_out_worker(std::shared_ptr<fan_out_state> st) {
-    while (st->next < st->hosts.size()) {
-        auto i = st->next++;
-        st->recaps[i] = co_await st->runner->run_host(st->hosts[i]);
-    }
-    if (--st->running == 0) st->done.cancel();
-}
-}  // namespace
 
 asio::awaitable<std::vector<host_recap>> run_hosts(plan_runner& runner, std::vector<plan_host> hosts, unsigned forks) {
-    auto executor = co_await asio::this_coro::executor;
-    auto st = std::make_shared<fan_out_state>(
-        fan_out_state{&runner, std::move(hosts), {}, 0, 0, asio::steady_timer(executor, asio::steady_timer::time_point::max())});
-    st->recaps.resize(st->hosts.size());
-    for (std::size_t i = 0; i < st->hosts.size(); ++i) st->recaps[i].host = st->hosts[i].name;
-    const auto n = std::min<std::size_t>(std::max(1u, forks), st->hosts.size());
-    if (n == 0) co_return st->recaps;
-    st->running = n;
-    for (std::size_t i = 0; i < n; ++i) asio::co_spawn(executor, fan_out_worker(st), asio::detached);
-    boost::system::error_code ec;
-    co_await st->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    co_return st->recaps;
+    std::vector<host_recap> recaps(hosts.size());
+    for (std::size_t i = 0; i < hosts.size(); ++i) recaps[i].host = hosts[i].name;
+    // The closure lives in for_each_host's std::function until every host is done.
+    co_await inventory::for_each_host(hosts.size(), forks, [&](std::size_t i) -> asio::awaitable<void> {
+        recaps[i] = co_await runner.run_host(hosts[i]);
+    });
+    co_return recaps;
 }
+
 }  // namespace tunnel::ops

@@ -94,6 +94,7 @@ private:
 }  // namespace tunnel::ops
 
 namespace tunnel::ops {
-// Runs `runner.run_host` for every host, at most `forks` at a time; recaps in host order.
+// Runs `runner.run_host` for every host through inventory::for_each_host (at most
+// `forks` at a time); recaps in host order.
 asio::awaitable<std::vector<host_recap>> run_hosts(plan_runner& runner, std::vector<plan_host> hosts, unsigned forks);
 }  // namespace tunnel::ops
