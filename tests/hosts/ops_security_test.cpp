@@ -15,29 +15,19 @@ using namespace ops_hosts;
 class OpsHostSecurity : public ::testing::Test {
 protected:
     static void SetUpTestSuite() {
-        auto h = test_hosts::start(2);
-        ASSERT_TRUE(h) << h.error().message;
-        hosts_ = new test_hosts(std::move(*h));
-        auto d = temp_dir::create("ops-sec");
-        ASSERT_TRUE(d);
-        dir_ = new temp_dir(std::move(*d));
-        auto inv = hosts_->write_inventory("servers");
-        ASSERT_TRUE(inv);
-        inventory_ = *inv;
+        auto s = shared_hosts::start(2, "servers");
+        ASSERT_TRUE(s) << s.error().message;
+        shared_ = std::move(*s);
+        hosts_ = &shared_->hosts;
+        dir_ = &shared_->dir;
+        inventory_ = shared_->inventory;
     }
-    static void TearDownTestSuite() {
-        delete hosts_;
-        delete dir_;
-        hosts_ = nullptr;
-        dir_ = nullptr;
-    }
-    static test_hosts* hosts_;
-    static temp_dir* dir_;
-    static std::string inventory_;
+    static void TearDownTestSuite() { shared_.reset(); }
+    static inline std::unique_ptr<shared_hosts> shared_;
+    static inline test_hosts* hosts_ = nullptr;
+    static inline temp_dir* dir_ = nullptr;
+    static inline std::string inventory_;
 };
-test_hosts* OpsHostSecurity::hosts_ = nullptr;
-temp_dir* OpsHostSecurity::dir_ = nullptr;
-std::string OpsHostSecurity::inventory_;
 
 TEST_F(OpsHostSecurity, SshdHardeningCheckApplyReapply) {
     const auto h0 = (*hosts_)[0].name;

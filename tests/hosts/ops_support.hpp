@@ -3,6 +3,7 @@
 #pragma once
 
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,24 @@ inline std::string write_file(const temp_dir& dir, const std::string& name, cons
 inline std::string host_sh(const test_hosts& hosts, std::size_t i, const std::string& command) {
     return hosts.exec(i, {"sh", "-c", command}).out;
 }
+
+// Hosts, a temp dir and an inventory shared by the tests of one suite
+// (started in SetUpTestSuite, removed in TearDownTestSuite).
+struct shared_hosts {
+    test_hosts hosts;
+    temp_dir dir;
+    std::string inventory;
+
+    static core::result<std::unique_ptr<shared_hosts>> start(std::size_t count, const std::string& group) {
+        auto h = test_hosts::start(count);
+        if (!h) return tl::unexpected(h.error());
+        auto d = temp_dir::create("ops-hosts");
+        if (!d) return tl::unexpected(d.error());
+        auto inv = h->write_inventory(group);
+        if (!inv) return tl::unexpected(inv.error());
+        return std::unique_ptr<shared_hosts>(new shared_hosts{std::move(*h), std::move(*d), *inv});
+    }
+};
 
 inline bool contains(const std::string& haystack, const std::string& needle) {
     return haystack.find(needle) != std::string::npos;
