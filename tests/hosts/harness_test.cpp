@@ -83,8 +83,13 @@ TEST(TestHosts, TunnelExecReachesAHost) {
     args.insert(args.begin(), "exec");
     args.push_back("root@" + (*hosts)[0].ip);
     args.insert(args.end(), {"--", "hostname"});
-    auto r = run_tunnel(args);
-    ASSERT_TRUE(r.ok()) << r.describe();
+    cli_options o;
+    o.timeout = std::chrono::seconds(60);  // a loaded CI machine: first logins can be slow
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = run_tunnel(args, o);
+    ASSERT_TRUE(r.ok()) << r.describe() << " after "
+                        << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count()
+                        << " ms";
     EXPECT_EQ(trimmed(r.out), (*hosts)[0].name);
 }
 
