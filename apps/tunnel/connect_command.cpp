@@ -24,6 +24,7 @@ struct connect_flags {
     std::string ca_file;
     bool insecure = false;
     std::string relay_host_key;
+    std::string ciphers;
     std::string keepalive = "15s";
     std::string connect_timeout = "15s";
     bool no_reconnect = false;
@@ -76,6 +77,7 @@ int run_connect(const connect_flags& f) {
         o.exposes.push_back(std::move(*e));
     }
     if (!f.relay_host_key.empty()) o.relay_host_key = f.relay_host_key;
+    if (!f.ciphers.empty()) o.ciphers = f.ciphers;
     auto keepalive = core::parse_duration(f.keepalive);
     if (!keepalive || keepalive->count() < 1000)
         return report({core::errc::invalid_argument, "--keepalive: give a duration of at least 1s, e.g. 15s"});
@@ -139,6 +141,7 @@ void add_connect_command(CLI::App& app, command_runner& run) {
     cmd->add_flag("--insecure", flags->insecure, "Do not verify the relay's TLS certificate (throwaway tests only)");
     cmd->add_option("--relay-host-key", flags->relay_host_key,
                     "Accept only this relay SSH host key (SHA256:... as the relay prints it at start)");
+    cmd->add_option("--ciphers", flags->ciphers, "SSH ciphers to offer, comma-separated, e.g. aes128-gcm@openssh.com");
     cmd->add_option("--keepalive", flags->keepalive, "SSH keepalive interval; 3 unanswered mean reconnect")
         ->capture_default_str();
     cmd->add_option("--connect-timeout", flags->connect_timeout, "Deadline for TCP, TLS and the upgrade")

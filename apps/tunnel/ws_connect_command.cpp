@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 
 #include <fmt/format.h>
@@ -48,6 +49,8 @@ int run_ws_connect(const ws_connect_flags& f) {
     o.connect_timeout = *connect_timeout;
     o.idle_timeout = *idle_timeout;
 
+    // ssh closing the pipe is the normal end: an error on write, not a signal.
+    std::signal(SIGPIPE, SIG_IGN);
     // The bridge owns (and closes) what it is given: hand it copies of stdio.
     const int in = ::fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3);
     const int out = ::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);

@@ -164,6 +164,7 @@ core::result<supervisor_options> relay_supervisor_options(relay_client_options o
     t.host_key_fingerprint = options.relay_host_key;
     t.server_alive_interval = options.keepalive;
     t.server_alive_count_max = 3;
+    t.ciphers = options.ciphers;
     t.connect_timeout = options.ws.connect_timeout + std::chrono::seconds(15);
 
     // What the latest attach said, for the URLs printed once a name is up.

@@ -61,6 +61,7 @@ struct relay_client_options {
     std::string known_hosts_file = default_relay_known_hosts();
     std::optional<std::string> relay_host_key;  // "SHA256:..." pins the relay's SSH host key
     std::chrono::seconds keepalive{15};         // SSH keepalive interval (3 unanswered: reconnect)
+    std::optional<std::string> ciphers;         // SSH ciphers to offer (default: libssh's, chacha20 first)
     core::backoff_policy backoff{std::chrono::milliseconds(250), std::chrono::seconds(30), 0};
     bool reconnect = true;
     std::function<void(const relay_event&)> on_event;
