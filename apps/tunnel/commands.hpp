@@ -22,5 +22,6 @@ void add_connect_command(CLI::App& app, command_runner& run);
 void add_audit_host_command(CLI::App& app, command_runner& run);
 void add_service_command(CLI::App& app, command_runner& run);
 void add_run_command(CLI::App& app, command_runner& run);
+void add_relay_command(CLI::App& app, command_runner& run);
 
 }  // namespace tunnel::cli

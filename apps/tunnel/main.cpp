@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
     cli::add_audit_host_command(app, run_selected);
     cli::add_service_command(app, run_selected);
     cli::add_run_command(app, run_selected);
+    cli::add_relay_command(app, run_selected);
 
     try {
         app.parse(argc, argv);

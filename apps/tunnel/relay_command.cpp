@@ -1,0 +1,91 @@
+// tunnel relay --config FILE | --check-config FILE | --dev ...: the relay server.
+#include <csignal>
+#include <cstdio>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "cli_common.hpp"
+#include "commands.hpp"
+#include "core/asio.hpp"
+#include "relay/relay_config.hpp"
+#include "relay/relay_server.hpp"
+
+namespace tunnel::cli {
+
+namespace {
+
+struct relay_flags {
+    std::string config;
+    std::string check_config;
+    bool dev = false;
+    std::string listen = "127.0.0.1:8080";
+    std::string admin_listen = "127.0.0.1:9090";
+    std::string jwt_secret_file;
+};
+
+int run_relay(const relay_flags& f) {
+    if (!f.check_config.empty()) {
+        auto c = relay::load_relay_config(f.check_config);
+        if (!c) {
+            fmt::print(stderr, "{}\n", c.error().message);
+            return 1;
+        }
+        fmt::print("{}: OK\n", f.check_config);
+        return 0;
+    }
+    core::result<relay::relay_config> config = f.dev ? relay::dev_config(f.listen, f.admin_listen, f.jwt_secret_file)
+                                               : f.config.empty()
+                                                   ? core::result<relay::relay_config>(tl::unexpected(core::error{
+                                                         core::errc::invalid_argument,
+                                                         "give --config FILE, --check-config FILE or --dev "
+                                                         "(see 'tunnel relay --help')"}))
+                                                   : relay::load_relay_config(f.config);
+    if (!config) return report(config.error());
+    const auto described = relay::describe(*config);
+
+    asio::io_context io;
+    auto server = relay::relay_server::create(io, std::move(*config));
+    if (!server) return report(server.error());
+    auto& s = **server;
+    const char* scheme = s.tls() ? "https" : "http";
+    fmt::print("host key: {}\n", s.host_key_fingerprint());
+    fmt::print("public: {}://127.0.0.1:{}\n", scheme, s.public_port());
+    fmt::print("admin: http://127.0.0.1:{}\n", s.admin_port());
+    if (f.dev) {
+        fmt::print("dev mode (loopback only, plain HTTP, permissive limits):\n");
+        for (const auto& line : described) fmt::print("  {}\n", line);
+    }
+    std::fflush(stdout);
+
+    s.start();
+    asio::signal_set signals(io, SIGTERM, SIGINT);
+    signals.async_wait([&](boost::system::error_code ec, int sig) {
+        if (ec) return;
+        spdlog::info("signal {}: draining", sig);
+        s.shutdown([&io] { io.stop(); });
+    });
+    io.run();
+    return 0;
+}
+
+}  // namespace
+
+void add_relay_command(CLI::App& app, command_runner& run) {
+    auto f = std::make_shared<relay_flags>();
+    auto* cmd = app.add_subcommand("relay", "Run the relay: publish local services through SSH over WebSocket");
+    cmd->add_option("--config", f->config, "Relay configuration (YAML; see docs/relay.md)");
+    cmd->add_option("--check-config", f->check_config, "Validate a configuration file and exit 0 (valid) or 1");
+    cmd->add_flag("--dev", f->dev, "No config: loopback only, plain HTTP, an ephemeral host key, permissive limits");
+    cmd->add_option("--listen", f->listen, "Dev mode: public listener address")->capture_default_str();
+    cmd->add_option("--admin-listen", f->admin_listen, "Dev mode: admin listener address")->capture_default_str();
+    cmd->add_option("--jwt-secret-file", f->jwt_secret_file, "Dev mode: HS256 secret for tunnel tokens");
+    cmd->footer(
+        "Examples:\n"
+        "  tunnel relay --dev --listen 127.0.0.1:8080 --admin-listen 127.0.0.1:9090 --jwt-secret-file dev.secret\n"
+        "  tunnel relay --check-config /etc/tunnel/relay.yaml\n"
+        "  tunnel relay --config /etc/tunnel/relay.yaml");
+    cmd->callback([f, &run] { run = [f] { return run_relay(*f); }; });
+}
+
+}  // namespace tunnel::cli

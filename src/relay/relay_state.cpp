@@ -1,0 +1,74 @@
+#include "relay/relay_state.hpp"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "relay/public_route.hpp"
+
+namespace tunnel::relay {
+
+relay_state::relay_state(asio::io_context& io_context, relay_config cfg, token_verifier v, ssh::server_identity id)
+    : io(io_context), config(std::move(cfg)), verifier(std::move(v)), identity(std::move(id)) {}
+
+core::result<std::uint32_t> relay_state::publish(const std::shared_ptr<tunnel_entry>& t, const std::string& address,
+                                                 std::uint32_t port) {
+    auto name = normalize_label(address, "service name");
+    if (!name) return tl::unexpected(name.error());
+    if (std::chrono::system_clock::now() >= t->policy.expires)
+        return core::fail(core::errc::denied, "the tunnel's token has expired");
+    if (!may_publish(t->policy, *name))
+        return core::fail(core::errc::denied,
+                          fmt::format("the token of tenant {} does not allow the name {:?} (allowed: {})",
+                                      t->policy.tenant, *name, fmt::join(t->policy.allow, ", ")));
+    auto key = std::make_pair(t->policy.tenant, *name);
+    if (auto it = routes.find(key); it != routes.end() && it->second.get() != t.get())
+        return core::fail(core::errc::denied,
+                          fmt::format("{:?} is already published by another tunnel of tenant {}", *name,
+                                      t->policy.tenant));
+    const std::uint32_t bound = port == 0 ? 80 : port;
+    routes[key] = t;
+    t->names[*name] = bound;
+    return bound;
+}
+
+void relay_state::unpublish(const tunnel_entry& t, const std::string& address) {
+    std::string name = address;
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    auto key = std::make_pair(t.policy.tenant, name);
+    if (auto it = routes.find(key); it != routes.end() && it->second.get() == &t) routes.erase(it);
+}
+
+void relay_state::remove(std::uint64_t id) {
+    auto it = tunnels.find(id);
+    if (it == tunnels.end()) return;
+    auto t = it->second;
+    for (const auto& [name, port] : t->names) unpublish(*t, name);
+    t->names.clear();
+    tunnels.erase(it);
+}
+
+std::shared_ptr<tunnel_entry> relay_state::find(const std::string& tenant, const std::string& name) const {
+    auto it = routes.find(std::make_pair(tenant, name));
+    if (it == routes.end()) return nullptr;
+    return it->second;
+}
+
+void relay_state::audit(const std::string& event, const std::vector<std::pair<std::string, std::string>>& fields) {
+    // SEAM(relay-core observe/audit_log): until the hash-chained audit log
+    // lands, audit events go to the log as one JSON object each.
+    nlohmann::json j;
+    j["event"] = event;
+    for (const auto& [k, v] : fields) j[k] = v;
+    spdlog::info("audit {}", j.dump());
+}
+
+std::string relay_state::public_url(const std::string& tenant) const {
+    const std::string scheme = tls ? "https" : "http";
+    if (!config.domain.empty()) return fmt::format("{}://{}:{}/t/{}/", scheme, config.domain, public_port, tenant);
+    std::string host = config.listen.host.empty() || config.listen.host == "0.0.0.0" ? "127.0.0.1" : config.listen.host;
+    if (host.find(':') != std::string::npos) host = "[" + host + "]";
+    return fmt::format("{}://{}:{}/t/{}/", scheme, host, public_port, tenant);
+}
+
+}  // namespace tunnel::relay

@@ -1,0 +1,105 @@
+// What the relay's listeners share: the configuration, the verifier, the
+// host key, the attached tunnels and the route table keyed by
+// (tenant, name), limits, counters. Used from the relay's one thread only.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/asio.hpp"
+
+#include <boost/asio/ssl/context.hpp>
+
+#include "pool/circuit_breaker.hpp"
+#include "relay/rate_limiter.hpp"
+#include "relay/relay_config.hpp"
+#include "relay/token_verifier.hpp"
+#include "ssh/server_session.hpp"
+
+namespace tunnel::relay {
+
+// One attached client: its SSH session (over a WebSocket), the names it
+// published, its limits and counters.
+struct tunnel_entry {
+    std::uint64_t id = 0;
+    tenant_policy policy;
+    std::string peer;  // "ip:port" of the attaching client
+    std::chrono::system_clock::time_point attached_at;
+    std::shared_ptr<ssh::server_session> ssh;
+    std::map<std::string, std::uint32_t> names;  // published name -> forward port
+    unsigned active_streams = 0;
+    std::unique_ptr<pool::circuit_breaker> breaker;
+    std::uint64_t requests = 0;
+    std::uint64_t bytes_to_origin = 0;
+    std::uint64_t bytes_from_origin = 0;
+    bool closing = false;
+    std::function<void(const std::string& reason)> close;  // ends SSH and WebSocket with a reason
+    std::unique_ptr<asio::steady_timer> expiry;
+};
+
+// Counters for /metrics and diagnostics.
+struct relay_counters {
+    std::uint64_t attaches = 0;
+    std::uint64_t attach_refused = 0;
+    std::uint64_t detaches = 0;
+    std::uint64_t forwards_refused = 0;
+    std::uint64_t requests = 0;
+    std::uint64_t bad_requests = 0;
+    std::uint64_t rate_limited = 0;
+    std::uint64_t stream_limited = 0;
+    std::uint64_t breaker_refused = 0;
+    std::uint64_t origin_failures = 0;
+    std::uint64_t header_timeouts = 0;
+    std::uint64_t oversized = 0;
+};
+
+class relay_state {
+public:
+    relay_state(asio::io_context& io, relay_config config, token_verifier verifier, ssh::server_identity identity);
+
+    asio::io_context& io;
+    relay_config config;
+    token_verifier verifier;
+    ssh::server_identity identity;
+    rate_limiter limiter;
+    relay_counters counters;
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+
+    std::map<std::uint64_t, std::shared_ptr<tunnel_entry>> tunnels;
+    std::map<std::pair<std::string, std::string>, std::shared_ptr<tunnel_entry>> routes;  // (tenant, name)
+    std::uint64_t next_tunnel_id = 1;
+
+    std::optional<asio::ip::tcp::acceptor> public_acceptor;
+    std::optional<asio::ip::tcp::acceptor> admin_acceptor;
+    std::optional<asio::ssl::context> tls_context;
+
+    bool stopping = false;
+    unsigned in_flight = 0;  // public requests being proxied
+    std::function<void()> on_drained;  // set by shutdown: called when in_flight drops to 0
+
+    // Route table: a name belongs to at most one tunnel of a tenant.
+    [[nodiscard]] core::result<std::uint32_t> publish(const std::shared_ptr<tunnel_entry>& t, const std::string& name,
+                                                     std::uint32_t port);
+    void unpublish(const tunnel_entry& t, const std::string& name);
+    void remove(std::uint64_t id);
+    [[nodiscard]] std::shared_ptr<tunnel_entry> find(const std::string& tenant, const std::string& name) const;
+
+    // Audit events (attach, detach, denial, refusal, admin actions); the
+    // hash-chained log when configured.
+    void audit(const std::string& event, const std::vector<std::pair<std::string, std::string>>& fields);
+
+    // Public base URL for path routing of `tenant`, as told to clients.
+    [[nodiscard]] std::string public_url(const std::string& tenant) const;
+    std::uint16_t public_port = 0;
+    std::uint16_t admin_port = 0;
+    bool tls = false;
+};
+
+}  // namespace tunnel::relay
