@@ -1,0 +1,111 @@
+// A `tunnel relay` child process on 127.0.0.1 (ports chosen by the kernel and
+// read from its stdout), with a fresh HS256 secret, plus the pieces relay
+// tests need: tokens (minted by `tunnel token`, or hand-made bad ones),
+// clients (OpenSSH `ssh -R` through `tunnel ws-connect`), and raw HTTP.
+//
+//   auto relay = relay_fixture::start({});
+//   auto tok = relay->mint("alice", "llm");
+//   auto client = relay->publish("alice", *tok, "llm", origin->port());
+//   auto r = http_request(relay->public_port(), "GET /t/alice/llm/hello HTTP/1.1\r\nHost: x\r\n\r\n");
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "support/process.hpp"
+
+namespace tunnel::test {
+
+struct relay_options {
+    // YAML merged into the generated config (top-level keys other than
+    // listen, admin_listen, jwt, host_key_file, audit_log), e.g.
+    // "limits:\n  route_rps: 2\n". Empty: dev mode (`--dev`).
+    std::string extra_yaml;
+    bool audit_log = false;
+    std::chrono::milliseconds start_timeout{15'000};
+};
+
+// One `ssh -N -R NAME:80:127.0.0.1:PORT TENANT@relay` through ws-connect.
+class relay_client {
+public:
+    relay_client(relay_client&&) noexcept = default;
+    relay_client& operator=(relay_client&&) noexcept = default;
+    ~relay_client();
+
+    [[nodiscard]] child_process& process() { return *process_; }
+    [[nodiscard]] std::string log() const;
+
+private:
+    friend class relay_fixture;
+    relay_client(std::string log_path, child_process p) : log_path_(std::move(log_path)), process_(std::move(p)) {}
+    std::string log_path_;
+    std::optional<child_process> process_;
+};
+
+class relay_fixture {
+public:
+    [[nodiscard]] static core::result<relay_fixture> start(relay_options options);
+
+    relay_fixture(relay_fixture&&) noexcept = default;
+    relay_fixture& operator=(relay_fixture&&) noexcept = default;
+    ~relay_fixture();
+
+    [[nodiscard]] std::uint16_t public_port() const noexcept { return public_port_; }
+    [[nodiscard]] std::uint16_t admin_port() const noexcept { return admin_port_; }
+    [[nodiscard]] std::string attach_url() const;
+    [[nodiscard]] const std::string& secret_path() const noexcept { return secret_path_; }
+    [[nodiscard]] std::string audit_path() const { return dir_.file("audit.jsonl"); }
+    [[nodiscard]] std::string log() const;
+    [[nodiscard]] child_process& process() { return *process_; }
+
+    // `tunnel token --secret-file S --tenant T --allow A --ttl TTL [extra]`.
+    [[nodiscard]] core::result<std::string> mint(const std::string& tenant, const std::string& allow,
+                                                 const std::string& ttl = "1h",
+                                                 std::vector<std::string> extra = {}) const;
+    // A hand-made HS256 token with these JSON claims (signed with `secret`,
+    // or the relay's own secret), or with header {"alg":"none"} when alg_none.
+    [[nodiscard]] std::string craft(const std::string& claims_json, bool alg_none = false,
+                                    const std::string& secret = {}) const;
+    // Writes a token to a file in the fixture's directory; returns the path.
+    [[nodiscard]] std::string token_file(const std::string& token) const;
+
+    // Starts ssh -N -R NAME:80:127.0.0.1:PORT through ws-connect and waits
+    // until the admin API lists NAME for TENANT (unless wait is false).
+    [[nodiscard]] core::result<relay_client> publish(const std::string& tenant, const std::string& token,
+                                                     const std::string& name, std::uint16_t port,
+                                                     bool wait = true) const;
+
+    // GET of the admin listener; the body ("" on failure).
+    [[nodiscard]] std::string admin_get(const std::string& path) const;
+    // True when /api/v1/tunnels lists `name` for `tenant` within timeout.
+    [[nodiscard]] bool wait_published(const std::string& tenant, const std::string& name,
+                                      std::chrono::milliseconds timeout, bool published = true) const;
+
+private:
+    relay_fixture(temp_dir dir) : dir_(std::move(dir)) {}
+    temp_dir dir_;
+    std::string secret_path_;
+    std::optional<child_process> process_;
+    std::uint16_t public_port_ = 0;
+    std::uint16_t admin_port_ = 0;
+};
+
+struct http_reply {
+    int status = 0;
+    std::string head;
+    std::string body;  // de-chunked
+    std::string raw;
+};
+
+// Sends `request` on a new connection to 127.0.0.1:port and reads until the
+// peer closes (or the deadline). Parses the first response.
+[[nodiscard]] core::result<http_reply> http_request(std::uint16_t port, const std::string& request,
+                                                    std::chrono::milliseconds timeout = std::chrono::seconds(10));
+// Parses one HTTP response from `raw` (Content-Length, chunked or until end).
+[[nodiscard]] std::optional<http_reply> parse_http_reply(const std::string& raw);
+
+}  // namespace tunnel::test
