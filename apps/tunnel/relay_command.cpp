@@ -1,6 +1,7 @@
 // tunnel relay --config FILE | --check-config FILE | --dev ...: the relay server.
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -66,7 +67,12 @@ int run_relay(const relay_flags& f) {
         s.shutdown([&io] { io.stop(); });
     });
     io.run();
-    return 0;
+    // Drained and disconnected. Coroutine frames still parked on the
+    // io_context own relay state whose destructors would run inside the
+    // io_context's own destruction, after its services shut down: exit here.
+    std::fflush(stdout);
+    std::fflush(stderr);
+    std::_Exit(0);
 }
 
 }  // namespace

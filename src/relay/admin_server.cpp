@@ -73,38 +73,13 @@ admin_response diagnostics(relay_state& st) {
     return json_response(j);
 }
 
-// SEAM(relay-core observe/metrics): Prometheus text written here from the
-// relay's counters until the shared metrics registry lands.
 admin_response metrics(relay_state& st) {
-    const auto& c = st.counters;
-    std::string out;
-    auto counter = [&out](const char* name, const char* help, std::uint64_t v) {
-        out += fmt::format("# HELP {} {}\n# TYPE {} counter\n{} {}\n", name, help, name, name, v);
-    };
-    counter("relay_attaches_total", "Tunnels attached.", c.attaches);
-    counter("relay_attach_refused_total", "Attaches refused (token, auth, handshake).", c.attach_refused);
-    counter("relay_detaches_total", "Tunnels detached.", c.detaches);
-    counter("relay_forwards_refused_total", "tcpip-forward requests refused by policy.", c.forwards_refused);
-    counter("relay_requests_total", "Public HTTP requests received.", c.requests);
-    counter("relay_bad_requests_total", "Malformed or unroutable public requests.", c.bad_requests);
-    counter("relay_rate_limited_total", "Requests refused with 429.", c.rate_limited);
-    counter("relay_stream_limited_total", "Requests refused: tunnel stream cap.", c.stream_limited);
-    counter("relay_breaker_refused_total", "Requests refused: circuit open.", c.breaker_refused);
-    counter("relay_origin_failures_total", "Requests the origin did not answer.", c.origin_failures);
-    counter("relay_header_timeouts_total", "Connections dropped for a slow request head.", c.header_timeouts);
-    counter("relay_oversized_total", "Requests refused for header or body size.", c.oversized);
-    out += fmt::format("# HELP relay_active_tunnels Attached tunnels.\n# TYPE relay_active_tunnels gauge\n"
-                       "relay_active_tunnels {}\n",
-                       st.tunnels.size());
-    out += fmt::format("# HELP relay_in_flight_requests Requests being proxied.\n"
-                       "# TYPE relay_in_flight_requests gauge\nrelay_in_flight_requests {}\n",
-                       st.in_flight);
-    out += "# HELP relay_tunnel_breaker_open Per tunnel: 1 when its breaker is open.\n"
-           "# TYPE relay_tunnel_breaker_open gauge\n";
+    st.metrics.active_tunnels.with({}).set(static_cast<double>(st.tunnels.size()));
     for (const auto& [id, t] : st.tunnels)
-        out += fmt::format("relay_tunnel_breaker_open{{tenant=\"{}\"}} {}\n", t->policy.tenant,
-                           t->breaker->state() == pool::breaker_state::closed ? 0 : 1);
-    return {200, "text/plain; version=0.0.4", out};
+        for (const auto& [name, port] : t->names)
+            st.metrics.breaker_open.with({t->policy.tenant, name})
+                .set(t->breaker->state() == pool::breaker_state::closed ? 0 : 1);
+    return {200, std::string(observe::metrics_registry::content_type), st.registry.expose()};
 }
 
 }  // namespace

@@ -67,6 +67,7 @@ struct http_tracker::impl {
     std::unique_ptr<observer<false>> res;
     http_problem problem = http_problem::none;
     std::string detail;
+    bool fed = false;  // put_eof() must not be called before any byte (Beast asserts)
 
     void reset_response() {
         head = {};
@@ -128,6 +129,7 @@ std::size_t http_tracker::feed(std::string_view data) {
         boost::system::error_code ec;
         std::size_t n = p.put(data.substr(used), ec);
         used += n;
+        if (n > 0) p.fed = true;
         if (!ec && p.request && !had_header && p.header_done()) break;
         if (ec == http::error::need_more) break;
         if (ec) {
@@ -146,6 +148,11 @@ std::size_t http_tracker::feed(std::string_view data) {
 void http_tracker::feed_eof() {
     auto& p = *impl_;
     if (p.problem != http_problem::none || p.done()) return;
+    if (!p.fed) {
+        p.problem = http_problem::bad_message;
+        p.detail = "the connection closed before a message";
+        return;
+    }
     boost::system::error_code ec;
     if (p.request)
         p.req->put_eof(ec);

@@ -136,6 +136,7 @@ struct public_conn {
     bool in_eof = false;   // the caller closed (or the read failed)
     bool closed = false;
     bool upgraded = false;  // bytes flow raw both ways (WebSocket through the tunnel)
+    int last_status = 0;    // of the response (or error) sent last, for metrics
     core::wake_signal data_signal;  // the reader appended or hit EOF
     core::wake_signal room_signal;  // the consumer freed space
     // The channel of the last request, kept for the next one on this
@@ -219,6 +220,7 @@ asio::awaitable<void> send(public_conn& conn, std::string text) {
 asio::awaitable<void> send_error(public_conn& conn, int status, std::string_view code, std::string message,
                                  std::optional<long long> retry_after = std::nullopt) {
     std::string text = error_response(status, code, message, retry_after);
+    conn.last_status = status;
     co_await send(conn, std::move(text));
     conn.close();
 }
@@ -280,6 +282,7 @@ asio::awaitable<bool> write_channel(ssh::server_channel& ch, std::string_view te
 struct exchange_state {
     explicit exchange_state(const asio::any_io_executor& ex, http_tracker req)
         : request(std::move(req)), done_signal(ex) {}
+    steady::time_point start = steady::now();  // the head has been read
     http_tracker request;
     bool upgrade = false;
     bool request_done = false;
@@ -393,8 +396,15 @@ asio::awaitable<response_outcome> pump_response(std::shared_ptr<relay_state> rel
         if (n > 0) {
             chunk.assign(data.data(), n);
             ch.consume(n);
-            if (out.bytes == 0) t->breaker->on_success();
-            if (res.header_done()) out.status = res.head().status;
+            if (out.bytes == 0) {
+                t->breaker->on_success();
+                relay->metrics.ttfb.with({t->policy.tenant})
+                    .observe(std::chrono::duration<double>(steady::now() - ex->start).count());
+            }
+            if (res.header_done()) {
+                out.status = res.head().status;
+                conn->last_status = out.status;
+            }
             error_code ec;
             co_await conn->stream->write(asio::buffer(chunk), ec);
             if (ec) co_return out;  // the caller is gone
@@ -449,6 +459,24 @@ asio::awaitable<response_outcome> pump_response(std::shared_ptr<relay_state> rel
     }
 }
 
+// Records a public request in the metrics when it ends, however it ends.
+struct request_record {
+    std::shared_ptr<relay_state> relay;
+    std::shared_ptr<public_conn> conn;
+    steady::time_point start;
+    std::string tenant = "none";
+    std::string route = "none";
+    ~request_record() {
+        const int s = conn->last_status;
+        const char* cls = s >= 500 ? "5xx" : s >= 400 ? "4xx" : s >= 300 ? "3xx" : s >= 200 ? "2xx" : s >= 100 ? "1xx" : "none";
+        relay->metrics.requests.with({tenant, route, cls}).inc();
+        if (s > 0)
+            relay->metrics.latency.with({tenant}).observe(std::chrono::duration<double>(steady::now() - start).count());
+    }
+};
+
+void limit_hit(relay_state& relay, std::string_view which) { relay.metrics.limits_hit.with({which}).inc(); }
+
 // Decrements the in-flight counts when a proxied request ends, and tells a
 // draining shutdown when the last one did.
 struct flight_guard {
@@ -471,6 +499,8 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay, std::sh
                                      std::shared_ptr<exchange_state> ex, http_head head) {
     auto& cfg = relay->config;
     ++relay->counters.requests;
+    conn->last_status = 0;
+    request_record record{relay, conn, ex->start};
     if (relay->stopping) {
         co_await send_error(*conn, 503, "shutting_down", "the relay is shutting down; retry in a moment");
         co_return false;
@@ -484,6 +514,8 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay, std::sh
         co_return false;
     }
     const std::string label = fmt::format("{}/{}", route->tenant, route->name);
+    record.tenant = route->tenant;
+    record.route = route->name;
     auto t = relay->find(route->tenant, route->name);
     if (!t || t->closing || !t->ssh || t->ssh->closed()) {
         co_await send_error(*conn, 503, "tunnel_offline",
@@ -505,6 +537,7 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay, std::sh
         d = relay->limiter.acquire("route/" + label, {cfg.limits.route_rps, std::max(1.0, cfg.limits.route_burst)});
         if (!d.allowed) {
             ++relay->counters.rate_limited;
+            limit_hit(*relay, "route_rate");
             co_await send_error(*conn, 429, "rate_limited",
                                 fmt::format("{} is over its limit of {} requests per second; retry after {} s",
                                             label, cfg.limits.route_rps, d.retry_after_seconds()),
@@ -513,6 +546,7 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay, std::sh
         }
     } else {
         ++relay->counters.rate_limited;
+        limit_hit(*relay, "tenant_rate");
         co_await send_error(*conn, 429, "rate_limited",
                             fmt::format("tenant {} is over its limit of {} requests per second; retry after {} s",
                                         route->tenant, t->policy.rps, d.retry_after_seconds()),
@@ -521,6 +555,7 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay, std::sh
     }
     if (t->active_streams >= t->policy.max_streams) {
         ++relay->counters.stream_limited;
+        limit_hit(*relay, "streams");
         co_await send_error(*conn, 503, "stream_limit",
                             fmt::format("the tunnel for {} already carries {} concurrent requests (its limit)", label,
                                         t->policy.max_streams),
@@ -529,6 +564,7 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay, std::sh
     }
     if (!t->breaker->allow()) {
         ++relay->counters.breaker_refused;
+        limit_hit(*relay, "breaker");
         const auto wait = std::chrono::duration_cast<std::chrono::seconds>(t->breaker->retry_after()).count() + 1;
         co_await send_error(*conn, 503, "circuit_open",
                             fmt::format("the service behind {} failed {} times in a row; the relay fails fast for "
@@ -592,6 +628,10 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay, std::sh
         while (!ex->request_done) (void)co_await ex->done_signal.wait(steady::now() + std::chrono::seconds(5));
     }
     t->bytes_to_origin += ex->bytes_up;
+    relay->metrics.bytes.with({t->policy.tenant, "to_origin"}).inc(static_cast<double>(ex->bytes_up + text.size()));
+    relay->metrics.bytes.with({t->policy.tenant, "from_origin"}).inc(static_cast<double>(outcome.bytes));
+    relay->metrics.breaker_open.with({t->policy.tenant, route->name})
+        .set(t->breaker->state() == pool::breaker_state::closed ? 0 : 1);
     if (!keep || !ch.readable().empty()) conn->channel.reset();
     if (!outcome.complete && outcome.status == 0) spdlog::debug("{}: request ended early", label);
     co_return keep;
@@ -742,6 +782,7 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay, std::shared
         auto bound = r->publish(tt, address, port);
         if (!bound) {
             ++r->counters.forwards_refused;
+            r->metrics.forwards_refused.with({tt->policy.tenant}).inc();
             d.reason = bound.error().message;
             spdlog::warn("tunnel {} ({}): publish refused: {}", tt->id, tt->policy.tenant, d.reason);
             r->audit("publish_refused", {{"tenant", tt->policy.tenant}, {"name", address}, {"reason", d.reason},
@@ -774,17 +815,21 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay, std::shared
         if (!tt || !r) return;
         tt->closing = true;
         if (tt->expiry) tt->expiry->cancel();
+        for (const auto& [name, port] : tt->names) r->metrics.breaker_open.with({tt->policy.tenant, name}).set(0);
         if (r->tunnels.count(tt->id)) {
             ++r->counters.detaches;
+            r->metrics.detaches.with({}).inc();
             spdlog::info("tunnel {} ({}) detached: {}", tt->id, tt->policy.tenant, why.message);
             r->audit("detach", {{"tenant", tt->policy.tenant}, {"peer", tt->peer}, {"reason", why.message}});
         }
         r->remove(tt->id);
+        r->metrics.active_tunnels.with({}).set(static_cast<double>(r->tunnels.size()));
     };
 
     auto session = co_await ssh::server_session::accept(ex, fds[0], relay->identity, so, std::move(handlers));
     if (!session) {
         ++relay->counters.attach_refused;
+        relay->metrics.attaches.with({"failed"}).inc();
         spdlog::info("tunnel attach from {} ({}) failed: {}", peer, tenant, session.error().message);
         relay->audit("attach_failed", {{"tenant", tenant}, {"peer", peer}, {"reason", session.error().message}});
         link->close_code = websocket::close_code::policy_error;
@@ -798,6 +843,8 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay, std::shared
     t->ssh = *session;
     relay->tunnels[t->id] = t;
     ++relay->counters.attaches;
+    relay->metrics.attaches.with({"attached"}).inc();
+    relay->metrics.active_tunnels.with({}).set(static_cast<double>(relay->tunnels.size()));
     spdlog::info("tunnel {} attached: tenant {} from {}", t->id, tenant, peer);
     relay->audit("attach", {{"tenant", tenant}, {"peer", peer}, {"tunnel", std::to_string(t->id)}});
 
@@ -829,6 +876,7 @@ asio::awaitable<void> attach(std::shared_ptr<relay_state> relay, std::shared_ptr
     const std::string peer = fmt::format("{}:{}", conn->peer_ip, conn->peer_port);
     auto refuse = [&](int status, std::string code, std::string message) {
         ++relay->counters.attach_refused;
+        relay->metrics.attaches.with({"refused"}).inc();
         spdlog::info("tunnel attach from {} refused: {}", peer, message);
         relay->audit("attach_refused", {{"peer", peer}, {"error", code}, {"reason", message}});
         return error_response(status, code, message);
@@ -888,12 +936,14 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay, std::
                 switch (tracker.problem()) {
                     case http_problem::header_too_large:
                         ++relay->counters.oversized;
+                        limit_hit(*relay, "header_size");
                         co_await send_error(*conn, 431, "headers_too_large",
                                             fmt::format("the request head is larger than {} bytes",
                                                         limits.max_header_bytes));
                         break;
                     case http_problem::body_too_large:
                         ++relay->counters.oversized;
+                        limit_hit(*relay, "body_size");
                         co_await send_error(*conn, 413, "body_too_large",
                                             fmt::format("the request body is larger than {} bytes",
                                                         limits.max_body_bytes));
@@ -920,6 +970,7 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay, std::
             if (!more && timed_out) {
                 if (!conn->buffered().empty()) {
                     ++relay->counters.header_timeouts;
+                    limit_hit(*relay, "header_timeout");
                     co_await send_error(*conn, 408, "header_timeout",
                                         fmt::format("the request head did not arrive within {} ms",
                                                     limits.header_read_timeout.count()));
@@ -1043,6 +1094,11 @@ core::result<std::unique_ptr<relay_server>> relay_server::create(asio::io_contex
 
     auto state = std::make_shared<relay_state>(io, std::move(config), std::move(*verifier), std::move(*identity));
     auto& cfg = state->config;
+    if (!cfg.audit_log.empty()) {
+        auto log = observe::audit_log::open(cfg.audit_log);
+        if (!log) return tl::unexpected(log.error());
+        state->audit_log.emplace(std::move(*log));
+    }
     if (cfg.tls) {
         try {
             state->tls_context.emplace(ssl::context::tls_server);
@@ -1083,48 +1139,43 @@ void relay_server::shutdown(std::function<void()> done) {
     spdlog::info("shutting down: {} requests in flight, {} tunnels", st->in_flight, st->tunnels.size());
     st->audit("shutdown", {{"in_flight", std::to_string(st->in_flight)}});
 
-    auto finish = std::make_shared<std::function<void()>>();
-    *finish = [st, done, finish]() {
-        if (!*finish) return;
-        *finish = nullptr;  // once
+    // Runs once: disconnect every tunnel, give the disconnects up to a
+    // second to reach the clients, then `done`.
+    auto finished = std::make_shared<bool>(false);
+    auto finish = std::make_shared<std::function<void()>>([st, done, finished]() {
+        if (*finished) return;
+        *finished = true;
         st->on_drained = nullptr;
         auto tunnels = st->tunnels;
         for (auto& [id, t] : tunnels)
             if (t->close) t->close("relay shutting down");
-        // Let the disconnect messages reach the clients, up to a second.
         auto timer = std::make_shared<asio::steady_timer>(st->io);
-        auto deadline = steady::now() + std::chrono::seconds(1);
-        auto wait = std::make_shared<std::function<void()>>();
-        *wait = [st, timer, deadline, done, wait]() {
+        const auto deadline = steady::now() + std::chrono::seconds(1);
+        auto poll = std::make_shared<std::function<void()>>();
+        std::weak_ptr<std::function<void()>> weak_poll = poll;
+        *poll = [st, timer, deadline, done, weak_poll]() {
             if (st->tunnels.empty() || steady::now() >= deadline) {
                 error_code e;
                 if (st->admin_acceptor) st->admin_acceptor->close(e);
-                *wait = nullptr;
                 done();
                 return;
             }
             timer->expires_after(std::chrono::milliseconds(20));
-            timer->async_wait([wait](error_code) {
-                if (*wait) (*wait)();
-            });
+            timer->async_wait([keep = weak_poll.lock()](error_code) { (*keep)(); });
         };
-        (*wait)();
-    };
+        (*poll)();
+    });
     if (st->in_flight == 0) {
         asio::post(st->io, [finish] { (*finish)(); });
         return;
     }
-    st->on_drained = [finish] {
-        if (*finish) (*finish)();
-    };
+    st->on_drained = [finish] { (*finish)(); };
     auto drain = std::make_shared<asio::steady_timer>(st->io);
     drain->expires_after(st->config.shutdown.drain_timeout);
     drain->async_wait([drain, finish, st](error_code e) {
         if (e) return;
-        if (*finish) {
-            spdlog::warn("drain deadline passed with {} requests in flight", st->in_flight);
-            (*finish)();
-        }
+        if (st->in_flight > 0) spdlog::warn("drain deadline passed with {} requests in flight", st->in_flight);
+        (*finish)();
     });
 }
 

@@ -8,6 +8,23 @@
 
 namespace tunnel::relay {
 
+relay_metrics::relay_metrics(observe::metrics_registry& r)
+    : attaches(r.counter("relay_attaches_total", "Tunnel attach attempts by outcome.", {"outcome"})),
+      detaches(r.counter("relay_detaches_total", "Tunnels detached.")),
+      active_tunnels(r.gauge("relay_active_tunnels", "Attached tunnels.")),
+      forwards_refused(r.counter("relay_forwards_refused_total", "tcpip-forward requests refused by policy.",
+                                 {"tenant"})),
+      requests(r.counter("relay_requests_total", "Public requests by tenant, route and status class.",
+                         {"tenant", "route", "status"})),
+      bytes(r.counter("relay_bytes_total", "Bytes proxied by tenant and direction.", {"tenant", "direction"})),
+      latency(r.histogram("relay_request_seconds", "Public request latency (head read to last byte).",
+                          {"tenant"}, observe::default_latency_buckets())),
+      ttfb(r.histogram("relay_time_to_first_byte_seconds", "Head read to the first response byte.", {"tenant"},
+                       observe::default_latency_buckets())),
+      limits_hit(r.counter("relay_limits_hit_total", "Requests refused by a limit.", {"limit"})),
+      breaker_open(r.gauge("relay_breaker_open", "1 while a tunnel's circuit breaker is not closed.",
+                           {"tenant", "route"})) {}
+
 relay_state::relay_state(asio::io_context& io_context, relay_config cfg, token_verifier v, ssh::server_identity id)
     : io(io_context), config(std::move(cfg)), verifier(std::move(v)), identity(std::move(id)) {}
 
@@ -55,12 +72,14 @@ std::shared_ptr<tunnel_entry> relay_state::find(const std::string& tenant, const
 }
 
 void relay_state::audit(const std::string& event, const std::vector<std::pair<std::string, std::string>>& fields) {
-    // SEAM(relay-core observe/audit_log): until the hash-chained audit log
-    // lands, audit events go to the log as one JSON object each.
-    nlohmann::json j;
-    j["event"] = event;
+    nlohmann::json j = nlohmann::json::object();
     for (const auto& [k, v] : fields) j[k] = v;
-    spdlog::info("audit {}", j.dump());
+    if (audit_log) {
+        if (auto a = audit_log->append(event, j); !a)
+            spdlog::warn("audit log {}: {} (event {} not recorded)", audit_log->path(), a.error().message, event);
+    } else {
+        spdlog::debug("audit {} {}", event, j.dump());
+    }
 }
 
 std::string relay_state::public_url(const std::string& tenant) const {

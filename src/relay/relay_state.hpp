@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "core/asio.hpp"
+#include "observe/audit_log.hpp"
+#include "observe/metrics.hpp"
 
 #include <boost/asio/ssl/context.hpp>
 
@@ -60,6 +62,22 @@ struct relay_counters {
     std::uint64_t oversized = 0;
 };
 
+// The relay's Prometheus families (STYLE 12); label sets bounded by the
+// registry (tenant and route = published name; never paths).
+struct relay_metrics {
+    explicit relay_metrics(observe::metrics_registry& r);
+    observe::counter_family& attaches;          // {outcome}: attached, refused, failed
+    observe::counter_family& detaches;          // {}
+    observe::gauge_family& active_tunnels;      // {}
+    observe::counter_family& forwards_refused;  // {tenant}
+    observe::counter_family& requests;          // {tenant, route, status}: status class "2xx".."5xx"
+    observe::counter_family& bytes;             // {tenant, direction}: to_origin, from_origin
+    observe::histogram_family& latency;         // {tenant}: head read -> last response byte, seconds
+    observe::histogram_family& ttfb;            // {tenant}: head read -> first response byte, seconds
+    observe::counter_family& limits_hit;        // {limit}
+    observe::gauge_family& breaker_open;        // {tenant, route}: 1 while a tunnel's breaker is not closed
+};
+
 class relay_state {
 public:
     relay_state(asio::io_context& io, relay_config config, token_verifier verifier, ssh::server_identity identity);
@@ -70,6 +88,9 @@ public:
     ssh::server_identity identity;
     rate_limiter limiter;
     relay_counters counters;
+    observe::metrics_registry registry;
+    relay_metrics metrics{registry};
+    std::optional<observe::audit_log> audit_log;
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 
     std::map<std::uint64_t, std::shared_ptr<tunnel_entry>> tunnels;

@@ -304,7 +304,9 @@ TEST_F(RelayServer, StreamCapAnswers503) {
 }
 
 TEST_F(RelayServer, BreakerOpensAndRecovers) {
-    start_relay({.extra_yaml = "allow_plaintext: true\nbreaker:\n  failures: 2\n  cooldown: 1s\n"});
+    start_relay({.extra_yaml = "allow_plaintext: true\nbreaker:\n  failures: 2\n  cooldown: 1s\n"
+                               "limits:\n  tenant_rps: 1000\n  tenant_burst: 1000\n  route_rps: 1000\n"
+                               "  route_burst: 1000\n"});
     auto client = publish("alice", "llm", origin->port());
     EXPECT_EQ(request(get("/t/alice/llm/drop")).status, 502);
     EXPECT_EQ(request(get("/t/alice/llm/drop")).status, 502);
