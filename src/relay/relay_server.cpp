@@ -650,10 +650,18 @@ struct ws_link {
     std::string close_reason = "tunnel closed";
 };
 
+// Tunnel pumps start with small buffers (an idle tunnel costs little) and
+// grow to ws_chunk when reads fill them (bulk transfers).
+constexpr std::size_t idle_chunk = 16 * 1024;
+
+void grow_when_full(std::vector<char>& buf, std::size_t n) {
+    if (n == buf.size() && buf.size() < ws_chunk) buf.resize(std::min(ws_chunk, buf.size() * 4));
+}
+
 // WebSocket -> SSH server. Message boundaries mean nothing (contract).
 template <class S>
 asio::awaitable<void> ws_to_ssh(std::shared_ptr<ws_link<S>> link) {
-    std::vector<char> buf(ws_chunk);
+    std::vector<char> buf(idle_chunk);
     for (;;) {
         error_code ec;
         std::size_t n = co_await link->ws.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
@@ -661,6 +669,7 @@ asio::awaitable<void> ws_to_ssh(std::shared_ptr<ws_link<S>> link) {
             spdlog::debug("tunnel WebSocket read ended: {}", ec.message());
             break;
         }
+        grow_when_full(buf, n);
         co_await asio::async_write(link->pair, asio::buffer(buf.data(), n), asio::redirect_error(asio::use_awaitable, ec));
         if (ec) break;
     }
@@ -672,11 +681,12 @@ asio::awaitable<void> ws_to_ssh(std::shared_ptr<ws_link<S>> link) {
 // session ends.
 template <class S>
 asio::awaitable<void> ssh_to_ws(std::shared_ptr<ws_link<S>> link) {
-    std::vector<char> buf(ws_chunk);
+    std::vector<char> buf(idle_chunk);
     for (;;) {
         error_code ec;
         std::size_t n = co_await link->pair.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
         if (ec) break;
+        grow_when_full(buf, n);
         co_await link->ws.async_write(asio::buffer(buf.data(), n), asio::redirect_error(asio::use_awaitable, ec));
         if (ec) break;
     }

@@ -17,6 +17,7 @@
 #include "support/relay_fixture.hpp"
 #include "support/streaming_origin.hpp"
 #include "support/tcp_servers.hpp"
+#include "support/tunnel_cli.hpp"
 
 namespace tunnel::test {
 namespace {
@@ -393,6 +394,60 @@ TEST_F(RelayServer, GracefulShutdownDrainsAStreamingResponse) {
     ASSERT_TRUE(code.has_value());
     EXPECT_EQ(*code, 0);
     EXPECT_NE(relay->log().find("relay shutting down"), std::string::npos) << relay->log();
+}
+
+TEST_F(RelayServer, UpgradedConnectionsPassThroughRaw) {
+    start_relay();
+    auto client = publish("alice", "llm", origin->port());
+    int fd = connect_tcp("127.0.0.1", relay->public_port());
+    ASSERT_GE(fd, 0);
+    std::string req = "GET /t/alice/llm/upgrade HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n";
+    ASSERT_GT(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), 0);
+    std::string raw;
+    char buf[4096];
+    auto read_until = [&](const std::string& what) {
+        while (raw.find(what) == std::string::npos) {
+            pollfd p{fd, POLLIN, 0};
+            if (::poll(&p, 1, 5000) <= 0) return false;
+            ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+            if (n <= 0) return false;
+            raw.append(buf, static_cast<std::size_t>(n));
+        }
+        return true;
+    };
+    ASSERT_TRUE(read_until("\r\n\r\n")) << raw;
+    EXPECT_EQ(raw.substr(0, 12), "HTTP/1.1 101");
+    for (int i = 0; i < 3; ++i) {
+        std::string msg = fmt::format("frame-{}|", i);
+        ASSERT_GT(::send(fd, msg.data(), msg.size(), MSG_NOSIGNAL), 0);
+        EXPECT_TRUE(read_until(msg)) << raw;
+    }
+    ::close(fd);
+}
+
+TEST_F(RelayServer, TlsListenerAndAuditLog) {
+    relay_options o;
+    o.audit_log = true;
+    o.tls = true;
+    start_relay(o);
+    auto client = publish("alice", "llm", origin->port());
+    auto r = run({"curl", "-sS", "--max-time", "10", "--cacert", relay->cert_path(),
+                  fmt::format("https://127.0.0.1:{}/t/alice/llm/headers", relay->public_port())});
+    ASSERT_TRUE(r.ok()) << r.describe();
+    EXPECT_NE(r.out.find("X-Forwarded-Proto: https"), std::string::npos) << r.out;
+    // Plain HTTP on the TLS port gets nothing.
+    auto plain = http_request(relay->public_port(), get("/t/alice/llm/hello"), 3s);
+    EXPECT_FALSE(plain && plain->status == 200);
+
+    client.process().terminate();
+    ASSERT_TRUE(relay->wait_published("alice", "llm", 10s, false));
+    ASSERT_TRUE(streaming_origin::wait_until(
+        [&] { return read_text_file(relay->audit_path()).value_or("").find("\"detach\"") != std::string::npos; }, 5s));
+    auto audit = read_text_file(relay->audit_path()).value_or("");
+    EXPECT_NE(audit.find("\"event\":\"attach\""), std::string::npos) << audit;
+    EXPECT_NE(audit.find("\"event\":\"publish\""), std::string::npos) << audit;
+    auto verify = run({tunnel_binary(), "audit", "verify", relay->audit_path()});
+    EXPECT_TRUE(verify.ok()) << verify.describe();
 }
 
 }  // namespace

@@ -60,8 +60,15 @@ core::result<relay_fixture> relay_fixture::start(relay_options options) {
     std::string secret = random_bytes(32, static_cast<uint64_t>(::getpid()) * 7919 + 17);
     if (auto w = write_text_file(f.secret_path_, b64url(secret) + "\n", 0600); !w) return tl::unexpected(w.error());
 
+    f.tls_ = options.tls;
+    if (options.tls) {
+        auto r = run({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                      "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout",
+                      f.dir_.file("key.pem"), "-out", f.dir_.file("cert.pem")});
+        if (!r.ok()) return core::fail(core::errc::io_error, "openssl req failed: " + r.describe());
+    }
     std::vector<std::string> argv{tunnel_binary(), "-v", "relay"};
-    if (options.extra_yaml.empty() && !options.audit_log) {
+    if (options.extra_yaml.empty() && !options.audit_log && !options.tls) {
         argv.insert(argv.end(), {"--dev", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
                                  "--jwt-secret-file", f.secret_path_});
     } else {
@@ -69,6 +76,9 @@ core::result<relay_fixture> relay_fixture::start(relay_options options) {
             "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\nhost_key_file: {}\njwt:\n  secret_file: {}\n",
             f.dir_.file("host_key"), f.secret_path_);
         if (options.audit_log) yaml += fmt::format("audit_log: {}\n", f.dir_.file("audit.jsonl"));
+        if (options.tls)
+            yaml += fmt::format("tls:\n  cert_file: {}\n  key_file: {}\n", f.dir_.file("cert.pem"),
+                                f.dir_.file("key.pem"));
         yaml += options.extra_yaml;
         if (auto w = write_text_file(f.dir_.file("relay.yaml"), yaml); !w) return tl::unexpected(w.error());
         argv.insert(argv.end(), {"--config", f.dir_.file("relay.yaml")});
@@ -109,7 +119,9 @@ relay_fixture::~relay_fixture() {
     }
 }
 
-std::string relay_fixture::attach_url() const { return fmt::format("ws://127.0.0.1:{}/v1/tunnel", public_port_); }
+std::string relay_fixture::attach_url() const {
+    return fmt::format("{}://127.0.0.1:{}/v1/tunnel", tls_ ? "wss" : "ws", public_port_);
+}
 
 std::string relay_fixture::log() const { return read_text_file(dir_.file("relay.log")).value_or(""); }
 
@@ -146,8 +158,9 @@ core::result<relay_client> relay_fixture::publish(const std::string& tenant, con
                                                   const std::string& name, std::uint16_t port, bool wait) const {
     static int counter = 0;
     const std::string log_path = dir_.file(fmt::format("ssh-{}.log", ++counter));
-    const std::string proxy =
+    std::string proxy =
         fmt::format("{} ws-connect {} --token-file {}", tunnel_binary(), attach_url(), token_file(token));
+    if (tls_) proxy += " --ca-file " + cert_path();
     std::vector<std::string> argv{"ssh",
                                   "-F",
                                   "/dev/null",

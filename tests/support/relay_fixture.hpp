@@ -26,6 +26,9 @@ struct relay_options {
     // "limits:\n  route_rps: 2\n". Empty: dev mode (`--dev`).
     std::string extra_yaml;
     bool audit_log = false;
+    // TLS on the public listener with a self-signed certificate for
+    // 127.0.0.1 (cert_path() is what clients must trust).
+    bool tls = false;
     std::chrono::milliseconds start_timeout{15'000};
 };
 
@@ -59,6 +62,7 @@ public:
     [[nodiscard]] std::string attach_url() const;
     [[nodiscard]] const std::string& secret_path() const noexcept { return secret_path_; }
     [[nodiscard]] std::string audit_path() const { return dir_.file("audit.jsonl"); }
+    [[nodiscard]] std::string cert_path() const { return dir_.file("cert.pem"); }
     [[nodiscard]] std::string log() const;
     [[nodiscard]] child_process& process() { return *process_; }
 
@@ -92,6 +96,7 @@ private:
     std::optional<child_process> process_;
     std::uint16_t public_port_ = 0;
     std::uint16_t admin_port_ = 0;
+    bool tls_ = false;
 };
 
 struct http_reply {

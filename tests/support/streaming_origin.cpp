@@ -128,6 +128,16 @@ void serve(int fd, streaming_origin::state& st) {
             if (!send_all(fd, response(200, "OK", "slow\n"))) return;
         } else if (path == "/drop") {
             return;
+        } else if (path == "/upgrade") {
+            // A protocol switch (as a WebSocket origin does), then raw echo.
+            if (!send_all(fd, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n"))
+                return;
+            if (!buf.empty() && !send_all(fd, buf)) return;
+            char tmp[16384];
+            for (;;) {
+                ssize_t n = ::recv(fd, tmp, sizeof tmp, 0);
+                if (n <= 0 || !send_all(fd, std::string_view(tmp, static_cast<std::size_t>(n)))) return;
+            }
         } else if (path == "/stream") {
             const int n = std::stoi(query_value(target, "n", "5"));
             const int ms = std::stoi(query_value(target, "ms", "200"));
