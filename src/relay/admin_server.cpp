@@ -134,7 +134,7 @@ asio::awaitable<void> serve_admin(std::shared_ptr<relay_state> st, tcp::socket s
         std::size_t n = co_await sock.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
         if (ec) co_return;
         in.append(buf.data(), n);
-        (void)tracker.feed(in);
+        in.erase(0, tracker.feed(in));  // what the parser took is never fed again
         if (tracker.problem() != http_problem::none) co_return;
     }
     timer.cancel();

@@ -938,9 +938,11 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay, std::
         const auto now = steady::now();
         bool started = !conn->buffered().empty();
         auto deadline = now + (first || started ? limits.header_read_timeout : limits.idle_timeout);
-        std::size_t head_len = 0;
         for (;;) {
-            head_len = conn->buffered().empty() ? 0 : tracker.feed(conn->buffered());
+            // The head is rebuilt from the parsed fields for the origin, so
+            // what the parser took (it may take the request line before the
+            // rest arrives) is consumed at once and never fed twice.
+            if (!conn->buffered().empty()) conn->consume(tracker.feed(conn->buffered()));
             if (tracker.problem() != http_problem::none) {
                 ++relay->counters.bad_requests;
                 switch (tracker.problem()) {
@@ -994,7 +996,6 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay, std::
                 deadline = std::min(deadline, steady::now() + limits.header_read_timeout);
             }
         }
-        conn->consume(head_len);
         http_head head = tracker.head();
         if (first && path_of(head.target) == "/v1/tunnel") {
             co_await attach(relay, conn, std::move(head));
