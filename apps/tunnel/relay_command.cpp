@@ -44,6 +44,13 @@ int run_relay(const relay_flags& f) {
                                                    : relay::load_relay_config(f.config);
     if (!config) return report(config.error());
     const auto described = relay::describe(*config);
+    // Print the addresses as configured (the ports as bound): "0.0.0.0" / "[::]" mean every interface.
+    auto shown_host = [](const relay::listen_address& a) {
+        if (a.host.empty()) return std::string("0.0.0.0");
+        return a.host.find(':') != std::string::npos ? fmt::format("[{}]", a.host) : a.host;
+    };
+    const std::string public_host = shown_host(config->listen);
+    const std::string admin_host = shown_host(config->admin_listen);
 
     asio::io_context io;
     auto server = relay::relay_server::create(io, std::move(*config));
@@ -51,8 +58,8 @@ int run_relay(const relay_flags& f) {
     auto& s = **server;
     const char* scheme = s.tls() ? "https" : "http";
     fmt::print("host key: {}\n", s.host_key_fingerprint());
-    fmt::print("public: {}://127.0.0.1:{}\n", scheme, s.public_port());
-    fmt::print("admin: http://127.0.0.1:{}\n", s.admin_port());
+    fmt::print("public: {}://{}:{}\n", scheme, public_host, s.public_port());
+    fmt::print("admin: http://{}:{}\n", admin_host, s.admin_port());
     if (f.dev) {
         fmt::print("dev mode (loopback only, plain HTTP, permissive limits):\n");
         for (const auto& line : described) fmt::print("  {}\n", line);
