@@ -18,7 +18,13 @@ TEST(OpsHostFail2ban, Fail2banAndAutoUpdatesApplyReapplyCheck) {
     auto inv = hosts->write_inventory("one");
     ASSERT_TRUE(inv);
     const auto h = (*hosts)[0].name;
-    ASSERT_EQ(hosts->ssh(0, "apt-get update -q >/dev/null && echo ok", std::chrono::minutes(3)).out, "ok\n");
+    // The mirror is reached through the harness's proxy: retry transient fetch
+    // failures, and show apt's own words when it still fails.
+    auto update = hosts->ssh(0,
+                             "apt-get update -q -o Acquire::Retries=3 >/tmp/apt-update.log 2>&1 && echo ok"
+                             " || tail -n 5 /tmp/apt-update.log",
+                             std::chrono::minutes(3));
+    ASSERT_EQ(update.out, "ok\n") << "apt-get update on the test host failed:\n" << update.out << update.err;
     auto plan = write_file(*dir, "f2b.yaml", R"(- name: ban ssh guessers
   fail2ban: {jails: {sshd: {enabled: true, maxretry: 4, bantime: 1h}}}
 - name: security updates

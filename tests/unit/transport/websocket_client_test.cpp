@@ -2,6 +2,7 @@
 #include <fstream>
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "transport/websocket_client.hpp"
 
@@ -117,7 +118,10 @@ protected:
         return path_;
     }
     void TearDown() override { std::remove(path_.c_str()); }
-    std::string path_ = ::testing::TempDir() + "tunnel-token-test";
+    // One file per test and process: ctest runs the tests of this suite in parallel.
+    std::string path_ = ::testing::TempDir() + "tunnel-token-test-" +
+                        ::testing::UnitTest::GetInstance()->current_test_info()->name() + "-" +
+                        std::to_string(::getpid());
 };
 
 TEST_F(TokenFile, TrimsWhitespace) {
