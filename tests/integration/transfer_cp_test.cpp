@@ -199,7 +199,10 @@ TEST_F(TransferCp, InterruptedUploadResumesWithoutEverExposingAPartialFile) {
             break;
         }
     }
-    EXPECT_GE(killed, 20) << "the copy finished too fast to interrupt 20 times";
+    // Each resumed attempt makes progress, so how many kills fit before the copy
+    // completes depends on the machine's speed: require a handful, not a number
+    // that only a slow machine reaches.
+    EXPECT_GE(killed, 5) << "the copy finished too fast to interrupt it 5 times";
     auto last = run_tunnel(cp_args(*sshd_, {"--resume", "--verify", local("big"), remote(dest)}));
     ASSERT_TRUE(last.ok()) << last.describe();
     EXPECT_EQ(hash(dest), want);
