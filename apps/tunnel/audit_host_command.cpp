@@ -21,12 +21,8 @@ struct audit_flags {
 };
 
 int run_audit_host(const audit_flags& f) {
-    auto ctx = ssh::process_resolve_context();
-    auto config = ssh::load_ssh_config(f.connection, ctx);
-    if (!config) return report(config.error());
-    auto target = ssh::resolve_destination(*config, f.target, f.connection);
+    auto target = resolve_target(f.connection, f.target);
     if (!target) return report(target.error());
-    target->ask_secret = [](std::string_view prompt) { return core::ask_secret(prompt); };
 
     asio::io_context io;
     pool::session_pool pool(io.get_executor());

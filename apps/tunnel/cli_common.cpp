@@ -1,6 +1,12 @@
 #include "cli_common.hpp"
 
+#include <unistd.h>
+
+#include <cerrno>
+
 #include <fmt/format.h>
+
+#include "core/terminal_prompt.hpp"
 
 namespace tunnel::cli {
 
@@ -51,6 +57,27 @@ int exit_code_for(const core::error& e) {
 int report(const core::error& e) {
     fmt::print(stderr, "tunnel: {}\n", e.message);
     return exit_code_for(e);
+}
+
+void write_all(int fd, std::string_view data) {
+    while (!data.empty()) {
+        ssize_t n = ::write(fd, data.data(), data.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return;  // the reader went away; keep running so the exit status is right
+        }
+        data.remove_prefix(static_cast<std::size_t>(n));
+    }
+}
+
+core::result<ssh::connect_options> resolve_target(const ssh::client_flags& flags, const std::string& target) {
+    auto ctx = ssh::process_resolve_context();
+    auto config = ssh::load_ssh_config(flags, ctx);
+    if (!config) return tl::unexpected(config.error());
+    auto options = ssh::resolve_destination(*config, target, flags);
+    if (!options) return options;
+    options->ask_secret = [](std::string_view prompt) { return core::ask_secret(prompt); };
+    return options;
 }
 
 }  // namespace tunnel::cli

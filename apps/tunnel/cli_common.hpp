@@ -3,6 +3,7 @@
 
 #include <functional>
 #include <string>
+#include <string_view>
 
 #include <CLI/CLI.hpp>
 
@@ -14,6 +15,15 @@ namespace tunnel::cli {
 
 inline constexpr int exit_usage = 2;
 inline constexpr int exit_connection = 255;
+
+// Writes all of `data` to fd 1 or 2 (retrying short writes and EINTR);
+// output a reader stopped reading is dropped.
+void write_all(int fd, std::string_view data);
+
+// TARGET resolved through ~/.ssh/config and the connection flags, with
+// password and passphrase prompts on the terminal.
+[[nodiscard]] core::result<ssh::connect_options> resolve_target(const ssh::client_flags& flags,
+                                                                const std::string& target);
 
 // -p -l -i/--private-key -F -o, as ssh spells them.
 void add_connection_flags(CLI::App& cmd, ssh::client_flags& flags, bool with_short_identity = true);

@@ -36,17 +36,6 @@ struct exec_flags {
     std::vector<std::string> rules;
 };
 
-void write_all(int fd, std::string_view data) {
-    while (!data.empty()) {
-        ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return;  // the reader went away; keep running so the exit status is right
-        }
-        data.remove_prefix(static_cast<std::size_t>(n));
-    }
-}
-
 core::result<exec::command> build_command(const exec_flags& f) {
     exec::command cmd;
     cmd.argv = f.command;
@@ -101,11 +90,8 @@ int run_exec(const exec_flags& f) {
     if (auto allowed = cmd->argv.size() == 1 ? rules->check(cmd->argv.front()) : rules->check(cmd->argv); !allowed)
         return report(allowed.error());
 
-    auto config = ssh::load_ssh_config(f.connection, ctx);
-    if (!config) return report(config.error());
-    auto target = ssh::resolve_destination(*config, f.target, f.connection);
+    auto target = resolve_target(f.connection, f.target);
     if (!target) return report(target.error());
-    target->ask_secret = [](std::string_view prompt) { return core::ask_secret(prompt); };
 
     asio::io_context io;
     exec::run_options options;

@@ -67,12 +67,8 @@ int run_forward(const forward_flags& f) {
         o.outage_wait = *d;
     }
 
-    auto ctx = ssh::process_resolve_context();
-    auto config = ssh::load_ssh_config(f.connection, ctx);
-    if (!config) return report(config.error());
-    auto target = ssh::resolve_destination(*config, f.target, f.connection);
+    auto target = resolve_target(f.connection, f.target);
     if (!target) return report(target.error());
-    target->ask_secret = [](std::string_view prompt) { return core::ask_secret(prompt); };
     // Keepalives are what notice a peer that vanished without a word: on by
     // default here (15 s x 3), unlike ssh.
     if (!f.keepalive.empty()) {

@@ -38,17 +38,6 @@ struct run_flags {
     std::vector<std::string> command;
 };
 
-void write_all(int fd, std::string_view data) {
-    while (!data.empty()) {
-        ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return;
-        }
-        data.remove_prefix(static_cast<std::size_t>(n));
-    }
-}
-
 std::string seconds(std::chrono::milliseconds d) { return fmt::format("{:.2f}s", static_cast<double>(d.count()) / 1000.0); }
 
 std::string status_detail(const inventory::host_result& r) {

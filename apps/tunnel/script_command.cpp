@@ -32,17 +32,6 @@ struct script_flags {
     bool json = false;
 };
 
-void write_all(int fd, std::string_view data) {
-    while (!data.empty()) {
-        ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return;
-        }
-        data.remove_prefix(static_cast<std::size_t>(n));
-    }
-}
-
 int run_script_command(const script_flags& f) {
     transfer::script_job job;
     job.local_path = f.file;

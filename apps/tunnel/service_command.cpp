@@ -22,26 +22,11 @@ struct logs_flags {
     bool sudo = false;
 };
 
-void write_all(int fd, std::string_view data) {
-    while (!data.empty()) {
-        ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return;
-        }
-        data.remove_prefix(static_cast<std::size_t>(n));
-    }
-}
-
 int run_logs(const logs_flags& f) {
     auto line = ops::journal_command(f.unit, f.lines, f.follow);
     if (!line) return report(line.error());
-    auto ctx = ssh::process_resolve_context();
-    auto config = ssh::load_ssh_config(f.connection, ctx);
-    if (!config) return report(config.error());
-    auto target = ssh::resolve_destination(*config, f.target, f.connection);
+    auto target = resolve_target(f.connection, f.target);
     if (!target) return report(target.error());
-    target->ask_secret = [](std::string_view prompt) { return core::ask_secret(prompt); };
 
     asio::io_context io;
     pool::session_pool pool(io.get_executor());
