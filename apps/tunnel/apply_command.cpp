@@ -1,4 +1,5 @@
-// tunnel apply PLAN.yaml -i INVENTORY [--check] [--diff] [--limit PAT] [--forks N] [--fail-fast] [--json]
+// tunnel apply PLAN.yaml -i INVENTORY [--check] [--diff] [--limit PAT] [--forks N] [--fail-fast]
+// [--json]
 #include <iostream>
 
 #include <fmt/format.h>
@@ -42,13 +43,14 @@ int run_apply(const apply_flags& f) {
     }
     std::vector<std::string> names;
     for (const auto& h : *selected) names.push_back(h.name);
-    auto per_host = ops::steps_for_hosts(*p, names, [&](std::string_view pattern) -> core::result<std::vector<std::string>> {
-        auto hs = inv->select(pattern, inventory::unknown_names::error);
-        if (!hs) return tl::unexpected(hs.error());
-        std::vector<std::string> out;
-        for (const auto& h : *hs) out.push_back(h.name);
-        return out;
-    });
+    auto per_host = ops::steps_for_hosts(
+        *p, names, [&](std::string_view pattern) -> core::result<std::vector<std::string>> {
+            auto hs = inv->select(pattern, inventory::unknown_names::error);
+            if (!hs) return tl::unexpected(hs.error());
+            std::vector<std::string> out;
+            for (const auto& h : *hs) out.push_back(h.name);
+            return out;
+        });
     if (!per_host) return report(per_host.error());
 
     auto ctx = ssh::process_resolve_context();
@@ -89,8 +91,11 @@ int run_apply(const apply_flags& f) {
     if (f.json) {
         nlohmann::json recap = nlohmann::json::object();
         for (const auto& r : recaps) recap[r.host] = ops::to_json(r);
-        std::cout << nlohmann::json{{"plan", f.plan_file}, {"check", f.check}, {"steps", steps}, {"recap", recap}}.dump(
-                         -1, ' ', false, nlohmann::json::error_handler_t::replace)
+        std::cout << nlohmann::json{{"plan", f.plan_file},
+                                    {"check", f.check},
+                                    {"steps", steps},
+                                    {"recap", recap}}
+                         .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
                   << "\n";
     } else {
         std::size_t width = 0;
@@ -107,19 +112,25 @@ int run_apply(const apply_flags& f) {
 
 void add_apply_command(CLI::App& app, command_runner& run) {
     auto f = std::make_shared<apply_flags>();
-    auto* cmd = app.add_subcommand("apply", "Apply a plan (YAML steps) to inventory hosts; reports what changed");
+    auto* cmd = app.add_subcommand(
+        "apply", "Apply a plan (YAML steps) to inventory hosts; reports what changed");
     cmd->add_option("plan", f->plan_file, "Plan file (YAML list of steps)")->required();
-    cmd->add_option("-i,--inventory", f->inventory, "Inventory (YAML or INI file, or a comma-separated host list)")
+    cmd->add_option("-i,--inventory", f->inventory,
+                    "Inventory (YAML or INI file, or a comma-separated host list)")
         ->required();
     cmd->add_flag("--check", f->check, "Change nothing; report what would change");
     cmd->add_flag("--diff", f->diff, "Show file differences");
-    cmd->add_option("--limit", f->limit, "Only hosts matching this pattern (web, web:&prod, 'db*', ...)");
-    cmd->add_option("--forks", f->forks, "Hosts worked on at once")->check(CLI::Range(1, 1000))->capture_default_str();
+    cmd->add_option("--limit", f->limit,
+                    "Only hosts matching this pattern (web, web:&prod, 'db*', ...)");
+    cmd->add_option("--forks", f->forks, "Hosts worked on at once")
+        ->check(CLI::Range(1, 1000))
+        ->capture_default_str();
     cmd->add_flag("--fail-fast", f->fail_fast, "Stop every host after the first failed step");
     cmd->add_flag("--json", f->json, "One JSON document: every step's result and the recap");
     add_connection_flags(*cmd, f->connection, false);
-    cmd->footer("Example:\n  tunnel apply site.yaml -i hosts.ini --limit web --check --diff\n"
-                "Exit status: 0 all ok, 1 a step failed, 4 a host was unreachable, 2 bad input.");
+    cmd->footer(
+        "Example:\n  tunnel apply site.yaml -i hosts.ini --limit web --check --diff\n"
+        "Exit status: 0 all ok, 1 a step failed, 4 a host was unreachable, 2 bad input.");
     cmd->callback([f, &run] { run = [f] { return run_apply(*f); }; });
 }
 

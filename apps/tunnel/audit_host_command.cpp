@@ -34,8 +34,12 @@ int run_audit_host(const audit_flags& f) {
     exec::run_options options;
     options.capture = true;
     std::optional<core::result<exec::exec_result>> outcome;
-    run_until_done(io, [&]() -> asio::awaitable<void> { outcome = co_await runner.run(*target, cmd, {}, std::move(options)); });
-    if (!outcome || !*outcome) return report(outcome ? outcome->error() : core::error{core::errc::cancelled, "audit did not finish"});
+    run_until_done(io, [&]() -> asio::awaitable<void> {
+        outcome = co_await runner.run(*target, cmd, {}, std::move(options));
+    });
+    if (!outcome || !*outcome)
+        return report(outcome ? outcome->error()
+                              : core::error{core::errc::cancelled, "audit did not finish"});
     auto r = ops::evaluate_audit((*outcome)->out, target->port);
     if (!r) return report(r.error());
     if (f.json) {
@@ -52,13 +56,16 @@ int run_audit_host(const audit_flags& f) {
 
 void add_audit_host_command(CLI::App& app, command_runner& run) {
     auto f = std::make_shared<audit_flags>();
-    auto* cmd = app.add_subcommand("audit-host", "Audit a host's security settings (read-only): pass/warn/fail per check");
+    auto* cmd = app.add_subcommand(
+        "audit-host", "Audit a host's security settings (read-only): pass/warn/fail per check");
     cmd->add_option("target", f->target, "[user@]host[:port] or an ssh_config alias")->required();
-    cmd->add_flag("--sudo", f->sudo, "Read as root through sudo -n (sshd -T, /etc/shadow, firewall rules)");
+    cmd->add_flag("--sudo", f->sudo,
+                  "Read as root through sudo -n (sshd -T, /etc/shadow, firewall rules)");
     cmd->add_flag("--json", f->json, "One JSON document with every check and a summary");
     add_connection_flags(*cmd, f->connection);
-    cmd->footer("Example:\n  tunnel audit-host admin@web1 --sudo --json\n"
-                "Exit status: 0 no check failed, 1 at least one failed, 255 connection error.");
+    cmd->footer(
+        "Example:\n  tunnel audit-host admin@web1 --sudo --json\n"
+        "Exit status: 0 no check failed, 1 at least one failed, 255 connection error.");
     cmd->callback([f, &run] { run = [f] { return run_audit_host(*f); }; });
 }
 

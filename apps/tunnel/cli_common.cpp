@@ -11,18 +11,21 @@
 namespace tunnel::cli {
 
 void add_connection_flags(CLI::App& cmd, ssh::client_flags& flags, bool with_short_identity) {
-    cmd.add_option_function<uint16_t>("-p,--port", [&flags](uint16_t p) { flags.port = p; },
-                                      "Port to connect to on the remote host")
+    cmd.add_option_function<uint16_t>(
+           "-p,--port", [&flags](uint16_t p) { flags.port = p; },
+           "Port to connect to on the remote host")
         ->check(CLI::Range(1, 65535));
-    cmd.add_option_function<std::string>("-l,--login", [&flags](const std::string& u) { flags.user = u; },
-                                         "User to log in as");
+    cmd.add_option_function<std::string>(
+        "-l,--login", [&flags](const std::string& u) { flags.user = u; }, "User to log in as");
     cmd.add_option(with_short_identity ? "-i,--private-key" : "--private-key", flags.identity_files,
                    "Identity (private key) file; may be repeated")
         ->take_all()
         ->allow_extra_args(false);  // one value per flag: never swallow TARGET or --
-    cmd.add_option_function<std::string>("-F", [&flags](const std::string& f) { flags.config_file = f; },
-                                         "ssh_config file to use instead of ~/.ssh/config");
-    cmd.add_option("-o", flags.options, "ssh_config option as Key=Value, e.g. -o StrictHostKeyChecking=accept-new")
+    cmd.add_option_function<std::string>(
+        "-F", [&flags](const std::string& f) { flags.config_file = f; },
+        "ssh_config file to use instead of ~/.ssh/config");
+    cmd.add_option("-o", flags.options,
+                   "ssh_config option as Key=Value, e.g. -o StrictHostKeyChecking=accept-new")
         ->take_all()
         ->allow_extra_args(false);  // one value per flag: never swallow TARGET or --
 }
@@ -70,7 +73,8 @@ void write_all(int fd, std::string_view data) {
     }
 }
 
-core::result<ssh::connect_options> resolve_target(const ssh::client_flags& flags, const std::string& target) {
+core::result<ssh::connect_options> resolve_target(const ssh::client_flags& flags,
+                                                  const std::string& target) {
     auto ctx = ssh::process_resolve_context();
     auto config = ssh::load_ssh_config(flags, ctx);
     if (!config) return tl::unexpected(config.error());

@@ -4,8 +4,8 @@
 #include <cstdio>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "cli_common.hpp"
 #include "commands.hpp"
@@ -35,7 +35,9 @@ void print_event(const forward::relay_event& ev, bool json) {
     using kind = forward::relay_event::kind;
     if (json) {
         nlohmann::json j;
-        j["event"] = ev.what == kind::attached ? "attached" : ev.what == kind::published ? "published" : "refused";
+        j["event"] = ev.what == kind::attached    ? "attached"
+                     : ev.what == kind::published ? "published"
+                                                  : "refused";
         j["tenant"] = ev.tenant;
         if (ev.what != kind::attached) {
             j["name"] = ev.name;
@@ -62,15 +64,18 @@ int run_connect(const connect_flags& f) {
     if (!url) return report(url.error());
     o.url = std::move(*url);
     if (f.token_file.empty())
-        return report({core::errc::invalid_argument, "the relay needs a token: pass --token-file FILE"});
+        return report(
+            {core::errc::invalid_argument, "the relay needs a token: pass --token-file FILE"});
     auto token = transport::read_token_file(f.token_file);
     if (!token) return report(token.error());
     o.ws.token = std::move(*token);
     if (!f.ca_file.empty()) o.ws.ca_file = f.ca_file;
     o.ws.insecure = f.insecure;
     if (f.insecure && o.url.tls)
-        fmt::print(stderr, "tunnel connect: warning: --insecure: the relay's TLS certificate is not checked; "
-                           "anyone on the path can read the token\n");
+        fmt::print(
+            stderr,
+            "tunnel connect: warning: --insecure: the relay's TLS certificate is not checked; "
+            "anyone on the path can read the token\n");
     for (const auto& text : f.exposes) {
         auto e = forward::parse_expose(text);
         if (!e) return report(e.error());
@@ -80,11 +85,13 @@ int run_connect(const connect_flags& f) {
     if (!f.ciphers.empty()) o.ciphers = f.ciphers;
     auto keepalive = core::parse_duration(f.keepalive);
     if (!keepalive || keepalive->count() < 1000)
-        return report({core::errc::invalid_argument, "--keepalive: give a duration of at least 1s, e.g. 15s"});
+        return report({core::errc::invalid_argument,
+                       "--keepalive: give a duration of at least 1s, e.g. 15s"});
     o.keepalive = std::chrono::duration_cast<std::chrono::seconds>(*keepalive);
     auto connect_timeout = core::parse_duration(f.connect_timeout);
     if (!connect_timeout || connect_timeout->count() <= 0)
-        return report({core::errc::invalid_argument, "--connect-timeout: give a positive duration, e.g. 15s"});
+        return report({core::errc::invalid_argument,
+                       "--connect-timeout: give a positive duration, e.g. 15s"});
     o.ws.connect_timeout = *connect_timeout;
     o.ws.idle_timeout = std::max<std::chrono::milliseconds>(o.keepalive * 2, o.ws.idle_timeout);
     o.reconnect = !f.no_reconnect;
@@ -125,29 +132,43 @@ int run_connect(const connect_flags& f) {
 
 void add_connect_command(CLI::App& app, command_runner& run) {
     auto flags = std::make_shared<connect_flags>();
-    auto* cmd = app.add_subcommand("connect", "Publish local services through a relay (reconnecting by itself)");
+    auto* cmd = app.add_subcommand(
+        "connect", "Publish local services through a relay (reconnecting by itself)");
     cmd->footer(
         "Example:\n"
-        "  tunnel connect wss://relay.example.com/v1/tunnel --token-file ~/.config/tunnel/token \\\n"
+        "  tunnel connect wss://relay.example.com/v1/tunnel --token-file ~/.config/tunnel/token "
+        "\\\n"
         "      --expose llm=127.0.0.1:11434 --expose web=127.0.0.1:8080\n"
         "Prints each name's public URL. The relay's SSH host key is recorded on first use in\n"
         "~/.config/tunnel/relay_known_hosts; a changed key is refused.");
-    cmd->add_option("url", flags->url, "The relay's attach URL: wss://HOST[:PORT]/v1/tunnel (ws:// on loopback)")
+    cmd->add_option("url", flags->url,
+                    "The relay's attach URL: wss://HOST[:PORT]/v1/tunnel (ws:// on loopback)")
         ->required();
-    cmd->add_option("--token-file", flags->token_file, "File holding the bearer token (JWT) the relay issued")->required();
-    cmd->add_option("--expose", flags->exposes, "NAME=HOST:PORT: publish NAME, carried to HOST:PORT here (repeatable)")
+    cmd->add_option("--token-file", flags->token_file,
+                    "File holding the bearer token (JWT) the relay issued")
         ->required();
-    cmd->add_option("--ca-file", flags->ca_file, "Trust the CA certificates (PEM) in this file, e.g. a self-signed relay's");
-    cmd->add_flag("--insecure", flags->insecure, "Do not verify the relay's TLS certificate (throwaway tests only)");
-    cmd->add_option("--relay-host-key", flags->relay_host_key,
-                    "Accept only this relay SSH host key (SHA256:... as the relay prints it at start)");
-    cmd->add_option("--ciphers", flags->ciphers, "SSH ciphers to offer, comma-separated, e.g. aes128-gcm@openssh.com");
-    cmd->add_option("--keepalive", flags->keepalive, "SSH keepalive interval; 3 unanswered mean reconnect")
+    cmd->add_option("--expose", flags->exposes,
+                    "NAME=HOST:PORT: publish NAME, carried to HOST:PORT here (repeatable)")
+        ->required();
+    cmd->add_option("--ca-file", flags->ca_file,
+                    "Trust the CA certificates (PEM) in this file, e.g. a self-signed relay's");
+    cmd->add_flag("--insecure", flags->insecure,
+                  "Do not verify the relay's TLS certificate (throwaway tests only)");
+    cmd->add_option(
+        "--relay-host-key", flags->relay_host_key,
+        "Accept only this relay SSH host key (SHA256:... as the relay prints it at start)");
+    cmd->add_option("--ciphers", flags->ciphers,
+                    "SSH ciphers to offer, comma-separated, e.g. aes128-gcm@openssh.com");
+    cmd->add_option("--keepalive", flags->keepalive,
+                    "SSH keepalive interval; 3 unanswered mean reconnect")
         ->capture_default_str();
-    cmd->add_option("--connect-timeout", flags->connect_timeout, "Deadline for TCP, TLS and the upgrade")
+    cmd->add_option("--connect-timeout", flags->connect_timeout,
+                    "Deadline for TCP, TLS and the upgrade")
         ->capture_default_str();
-    cmd->add_flag("--no-reconnect", flags->no_reconnect, "Exit when the connection is lost instead of reconnecting");
-    cmd->add_flag("--json", flags->json, "One JSON event per line on stdout (attached, published, refused)");
+    cmd->add_flag("--no-reconnect", flags->no_reconnect,
+                  "Exit when the connection is lost instead of reconnecting");
+    cmd->add_flag("--json", flags->json,
+                  "One JSON event per line on stdout (attached, published, refused)");
     cmd->callback([flags, &run] { run = [flags] { return run_connect(*flags); }; });
 }
 

@@ -45,8 +45,9 @@ core::result<exec::command> build_command(const exec_flags& f) {
     for (const auto& kv : f.env) {
         auto eq = kv.find('=');
         if (eq == std::string::npos || eq == 0)
-            return core::fail(core::errc::invalid_argument,
-                              fmt::format("--env \"{}\": expected NAME=value, e.g. --env LANG=C.UTF-8", kv));
+            return core::fail(
+                core::errc::invalid_argument,
+                fmt::format("--env \"{}\": expected NAME=value, e.g. --env LANG=C.UTF-8", kv));
         cmd.env.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
     }
     if (!f.cwd.empty()) cmd.cwd = f.cwd;
@@ -87,7 +88,9 @@ int run_exec(const exec_flags& f) {
     for (const auto& r : settings->rules.rules()) rules->add(r);
     if (!cmd->timeout && settings->timeout) cmd->timeout = settings->timeout;
     const unsigned retries = f.retries.value_or(settings->retries.value_or(0));
-    if (auto allowed = cmd->argv.size() == 1 ? rules->check(cmd->argv.front()) : rules->check(cmd->argv); !allowed)
+    if (auto allowed =
+            cmd->argv.size() == 1 ? rules->check(cmd->argv.front()) : rules->check(cmd->argv);
+        !allowed)
         return report(allowed.error());
 
     auto target = resolve_target(f.connection, f.target);
@@ -120,7 +123,8 @@ int run_exec(const exec_flags& f) {
     });
 
     if (!outcome || !*outcome) {
-        core::error e = outcome ? outcome->error() : core::error{core::errc::cancelled, "exec did not finish"};
+        core::error e =
+            outcome ? outcome->error() : core::error{core::errc::cancelled, "exec did not finish"};
         if (f.json)
             std::cout << nlohmann::json{{"destination", target->destination()},
                                         {"error", e.message},
@@ -132,8 +136,11 @@ int run_exec(const exec_flags& f) {
         return exit_code_for(e);
     }
     const auto& r = **outcome;
-    if (f.json) std::cout << to_json(r).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
-    if (r.timed_out) fmt::print(stderr, "tunnel: command timed out after {} on {}\n", f.timeout, r.destination);
+    if (f.json)
+        std::cout << to_json(r).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                  << "\n";
+    if (r.timed_out)
+        fmt::print(stderr, "tunnel: command timed out after {} on {}\n", f.timeout, r.destination);
     return r.exit_code();
 }
 
@@ -145,11 +152,14 @@ void add_exec_command(CLI::App& app, command_runner& run) {
     cmd->footer(
         "Examples:\n"
         "  tunnel exec web1 -- uptime\n"
-        "  tunnel exec -p 2222 --sudo --env LANG=C --cwd /srv/app deploy@10.0.0.5 -- 'systemctl status app'\n"
+        "  tunnel exec -p 2222 --sudo --env LANG=C --cwd /srv/app deploy@10.0.0.5 -- 'systemctl "
+        "status app'\n"
         "One argument after -- is a shell string; several are an argv, each quoted as given.\n"
-        "Exit status: the remote command's; 124 on timeout; 255 connection, auth or host-key failure; 2 bad usage.");
+        "Exit status: the remote command's; 124 on timeout; 255 connection, auth or host-key "
+        "failure; 2 bad usage.");
     add_connection_flags(*cmd, flags->connection);
-    cmd->add_flag("--sudo", flags->sudo, "Run through sudo -n (fails fast if sudo wants a password)");
+    cmd->add_flag("--sudo", flags->sudo,
+                  "Run through sudo -n (fails fast if sudo wants a password)");
     cmd->add_option("--sudo-user", flags->sudo_user, "Run through sudo as this user");
     cmd->add_flag("--ask-sudo-pass", flags->ask_sudo_pass,
                   "Answer sudo's password prompt (asked on the terminal or via SSH_ASKPASS)");
@@ -157,15 +167,20 @@ void add_exec_command(CLI::App& app, command_runner& run) {
         ->take_all()
         ->allow_extra_args(false);  // one value per flag: never swallow TARGET or --
     cmd->add_option("--cwd", flags->cwd, "Working directory for the command");
-    cmd->add_option("--timeout", flags->timeout, "Kill the command after this long (e.g. 30s, 5m); exit 124");
-    cmd->add_option("--retries", flags->retries, "Retry connection failures this many times (never re-runs a command)");
+    cmd->add_option("--timeout", flags->timeout,
+                    "Kill the command after this long (e.g. 30s, 5m); exit 124");
+    cmd->add_option("--retries", flags->retries,
+                    "Retry connection failures this many times (never re-runs a command)");
     cmd->add_flag("--pty,-t", flags->pty, "Allocate a pseudo-terminal");
-    cmd->add_option("--stdin", flags->stdin_path, "Feed this file (or - for our stdin) to the command's stdin");
+    cmd->add_option("--stdin", flags->stdin_path,
+                    "Feed this file (or - for our stdin) to the command's stdin");
     cmd->add_flag("--json", flags->json, "Print one JSON object with status and output at the end");
-    cmd->add_option("--rule", flags->rules, "Command rule allow:GLOB or deny:GLOB (checked before sending)")
+    cmd->add_option("--rule", flags->rules,
+                    "Command rule allow:GLOB or deny:GLOB (checked before sending)")
         ->take_all()
         ->allow_extra_args(false);  // one value per flag: never swallow TARGET or --
-    cmd->add_option("target", flags->target, "[user@]host[:port] or an ssh_config alias")->required();
+    cmd->add_option("target", flags->target, "[user@]host[:port] or an ssh_config alias")
+        ->required();
     cmd->add_option("command", flags->command, "Command to run (after --)")->required();
     cmd->callback([flags, &run] { run = [flags] { return run_exec(*flags); }; });
 }

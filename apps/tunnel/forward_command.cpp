@@ -35,7 +35,9 @@ struct forward_flags {
 
 core::result<std::chrono::milliseconds> duration_flag(const char* name, const std::string& text) {
     auto d = core::parse_duration(text);
-    if (!d) return core::fail(core::errc::invalid_argument, fmt::format("{}: {}", name, d.error().message));
+    if (!d)
+        return core::fail(core::errc::invalid_argument,
+                          fmt::format("{}: {}", name, d.error().message));
     return *d;
 }
 
@@ -49,13 +51,15 @@ int run_forward(const forward_flags& f) {
         for (const auto& text : *texts) {
             auto spec = forward::parse_forward_spec(kind, text);
             if (!spec) return report(spec.error());
-            if (auto p = forward::check_privileged_port(*spec, ::geteuid()); !p) return report(p.error());
+            if (auto p = forward::check_privileged_port(*spec, ::geteuid()); !p)
+                return report(p.error());
             o.forwards.push_back(std::move(*spec));
         }
     }
     if (o.forwards.empty())
-        return report({core::errc::invalid_argument,
-                       "nothing to forward: give at least one -L, -R or -D (see 'tunnel forward --help')"});
+        return report(
+            {core::errc::invalid_argument,
+             "nothing to forward: give at least one -L, -R or -D (see 'tunnel forward --help')"});
     if (!f.socks_auth_file.empty()) {
         auto creds = forward::load_socks_credentials(f.socks_auth_file);
         if (!creds) return report(creds.error());
@@ -75,7 +79,8 @@ int run_forward(const forward_flags& f) {
         auto d = duration_flag("--keepalive", f.keepalive);
         if (!d) return report(d.error());
         target->server_alive_interval = std::chrono::duration_cast<std::chrono::seconds>(*d);
-        if (d->count() > 0 && target->server_alive_interval.count() == 0) target->server_alive_interval = std::chrono::seconds(1);
+        if (d->count() > 0 && target->server_alive_interval.count() == 0)
+            target->server_alive_interval = std::chrono::seconds(1);
     } else if (target->server_alive_interval.count() == 0) {
         target->server_alive_interval = std::chrono::seconds(15);
     }
@@ -89,7 +94,8 @@ int run_forward(const forward_flags& f) {
             fmt::print(stdout, "Allocated port {} for remote forward to {}\n", *fs.bound_port,
                        fs.spec.target.to_string());
         std::fflush(stdout);
-        spdlog::info("{} listening on the server's port {}", fs.spec.text, fs.bound_port.value_or(0));
+        spdlog::info("{} listening on the server's port {}", fs.spec.text,
+                     fs.bound_port.value_or(0));
     };
 
     asio::io_context io;
@@ -103,7 +109,8 @@ int run_forward(const forward_flags& f) {
             auto s = weak.lock();
             return s ? s->snapshot() : forward::supervisor_stats{};
         });
-        auto opened = forward::status_server::open(io.get_executor(), f.status_addr, std::move(table));
+        auto opened =
+            forward::status_server::open(io.get_executor(), f.status_addr, std::move(table));
         if (!opened) return report(opened.error());
         status = *opened;
         status->start();
@@ -137,39 +144,53 @@ int run_forward(const forward_flags& f) {
 
 void add_forward_command(CLI::App& app, command_runner& run) {
     auto flags = std::make_shared<forward_flags>();
-    auto* cmd = app.add_subcommand("forward", "Forward ports over SSH (-L, -R, -D), reconnecting by itself");
+    auto* cmd = app.add_subcommand("forward",
+                                   "Forward ports over SSH (-L, -R, -D), reconnecting by itself");
     cmd->footer(
         "Examples:\n"
         "  tunnel forward db-bastion -L 5432:db.internal:5432\n"
-        "  tunnel forward -o ServerAliveInterval=5 relay.example.com -R 0:127.0.0.1:8080 --status-addr 127.0.0.1:9100\n"
+        "  tunnel forward -o ServerAliveInterval=5 relay.example.com -R 0:127.0.0.1:8080 "
+        "--status-addr 127.0.0.1:9100\n"
         "  tunnel forward laptop-gw -D 1080 --socks-auth-file ~/.config/socks.pass\n"
-        "Specs as ssh(1): -L [bind:]port:host:hostport, -R [bind:]port:host:hostport (port 0: the server picks),\n"
-        "-D [bind:]port; Unix socket paths where OpenSSH allows them. Runs until SIGINT/SIGTERM (exit 0).\n"
+        "Specs as ssh(1): -L [bind:]port:host:hostport, -R [bind:]port:host:hostport (port 0: the "
+        "server picks),\n"
+        "-D [bind:]port; Unix socket paths where OpenSSH allows them. Runs until SIGINT/SIGTERM "
+        "(exit 0).\n"
         "Exit status: 2 bad usage; 255 connection, auth, host-key or listener failure.");
     add_connection_flags(*cmd, flags->connection);
     auto repeated = [&](const char* name, std::vector<std::string>& into, const char* help) {
         cmd->add_option(name, into, help)->take_all()->allow_extra_args(false);
     };
-    repeated("-L", flags->local, "Local forward [bind_address:]port:host:hostport; may be repeated");
-    repeated("-R", flags->remote, "Remote forward [bind_address:]port:host:hostport; may be repeated");
+    repeated("-L", flags->local,
+             "Local forward [bind_address:]port:host:hostport; may be repeated");
+    repeated("-R", flags->remote,
+             "Remote forward [bind_address:]port:host:hostport; may be repeated");
     repeated("-D", flags->dynamic, "SOCKS4a/5 proxy on [bind_address:]port; may be repeated");
     cmd->add_option("--keepalive", flags->keepalive,
                     "Keepalive interval (ServerAliveInterval; default 15s here, 0 disables)");
-    cmd->add_option_function<int>("--keepalive-count", [f = flags.get()](int n) { f->keepalive_count = n; },
-                                  "Unanswered keepalives before the link is declared dead (ServerAliveCountMax, default 3)")
+    cmd->add_option_function<int>(
+           "--keepalive-count", [f = flags.get()](int n) { f->keepalive_count = n; },
+           "Unanswered keepalives before the link is declared dead (ServerAliveCountMax, default "
+           "3)")
         ->check(CLI::Range(1, 1000));
-    cmd->add_flag("--no-reconnect", flags->no_reconnect, "Exit when the connection is lost instead of reconnecting");
-    cmd->add_option_function<unsigned>("--max-retries", [f = flags.get()](unsigned n) { f->max_retries = n; },
-                                       "Give up after this many failed reconnection attempts in a row (default: never)");
+    cmd->add_flag("--no-reconnect", flags->no_reconnect,
+                  "Exit when the connection is lost instead of reconnecting");
+    cmd->add_option_function<unsigned>(
+        "--max-retries", [f = flags.get()](unsigned n) { f->max_retries = n; },
+        "Give up after this many failed reconnection attempts in a row (default: never)");
     cmd->add_flag("--exit-on-forward-failure", flags->exit_on_forward_failure,
                   "Exit when a forward cannot be set up (like ssh -o ExitOnForwardFailure=yes)");
     cmd->add_option("--status-addr", flags->status_addr,
-                    "Serve /healthz, /metrics (Prometheus) and /status (JSON) on HOST:PORT, e.g. 127.0.0.1:9100");
-    cmd->add_option("--socks-auth-file", flags->socks_auth_file,
-                    "Require SOCKS5 username/password: a file holding one line user:password (mode 600)");
-    cmd->add_option("--outage-wait", flags->outage_wait,
-                    "How long a new local connection waits for a lost session to come back (default 10s)");
-    cmd->add_option("target", flags->target, "[user@]host[:port] or an ssh_config alias")->required();
+                    "Serve /healthz, /metrics (Prometheus) and /status (JSON) on HOST:PORT, e.g. "
+                    "127.0.0.1:9100");
+    cmd->add_option(
+        "--socks-auth-file", flags->socks_auth_file,
+        "Require SOCKS5 username/password: a file holding one line user:password (mode 600)");
+    cmd->add_option(
+        "--outage-wait", flags->outage_wait,
+        "How long a new local connection waits for a lost session to come back (default 10s)");
+    cmd->add_option("target", flags->target, "[user@]host[:port] or an ssh_config alias")
+        ->required();
     cmd->callback([flags, &run] { run = [flags] { return run_forward(*flags); }; });
 }
 

@@ -2,8 +2,8 @@
 #include <cstdio>
 #include <exception>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include "cli_common.hpp"
 #include "commands.hpp"
@@ -16,7 +16,8 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", "tunnel 0.1.0");
     std::string log_format = "text";
     int verbosity = 0;
-    app.add_option("--log-format", log_format, "Log format on stderr: text or json")->capture_default_str();
+    app.add_option("--log-format", log_format, "Log format on stderr: text or json")
+        ->capture_default_str();
     app.add_flag("-v,--verbose", verbosity, "More log output (-v info, -vv debug, -vvv trace)");
     app.footer("Run 'tunnel SUBCOMMAND --help' for a subcommand's options and an example.");
 
@@ -45,7 +46,8 @@ int main(int argc, char** argv) {
     } catch (const CLI::CallForVersion& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
-        std::string where = app.get_subcommands().empty() ? "" : " " + app.get_subcommands().front()->get_name();
+        std::string where =
+            app.get_subcommands().empty() ? "" : " " + app.get_subcommands().front()->get_name();
         fmt::print(stderr, "tunnel{}: {} (see 'tunnel{} --help')\n", where, e.what(), where);
         return cli::exit_usage;
     }

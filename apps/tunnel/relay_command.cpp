@@ -35,16 +35,17 @@ int run_relay(const relay_flags& f) {
         fmt::print("{}: OK\n", f.check_config);
         return 0;
     }
-    core::result<relay::relay_config> config = f.dev ? relay::dev_config(f.listen, f.admin_listen, f.jwt_secret_file)
-                                               : f.config.empty()
-                                                   ? core::result<relay::relay_config>(tl::unexpected(core::error{
-                                                         core::errc::invalid_argument,
-                                                         "give --config FILE, --check-config FILE or --dev "
-                                                         "(see 'tunnel relay --help')"}))
-                                                   : relay::load_relay_config(f.config);
+    core::result<relay::relay_config> config =
+        f.dev              ? relay::dev_config(f.listen, f.admin_listen, f.jwt_secret_file)
+        : f.config.empty() ? core::result<relay::relay_config>(tl::unexpected(
+                                 core::error{core::errc::invalid_argument,
+                                             "give --config FILE, --check-config FILE or --dev "
+                                             "(see 'tunnel relay --help')"}))
+                           : relay::load_relay_config(f.config);
     if (!config) return report(config.error());
     const auto described = relay::describe(*config);
-    // Print the addresses as configured (the ports as bound): "0.0.0.0" / "[::]" mean every interface.
+    // Print the addresses as configured (the ports as bound): "0.0.0.0" / "[::]" mean every
+    // interface.
     auto shown_host = [](const relay::listen_address& a) {
         if (a.host.empty()) return std::string("0.0.0.0");
         return a.host.find(':') != std::string::npos ? fmt::format("[{}]", a.host) : a.host;
@@ -86,16 +87,23 @@ int run_relay(const relay_flags& f) {
 
 void add_relay_command(CLI::App& app, command_runner& run) {
     auto f = std::make_shared<relay_flags>();
-    auto* cmd = app.add_subcommand("relay", "Run the relay: publish local services through SSH over WebSocket");
+    auto* cmd = app.add_subcommand(
+        "relay", "Run the relay: publish local services through SSH over WebSocket");
     cmd->add_option("--config", f->config, "Relay configuration (YAML; see docs/relay.md)");
-    cmd->add_option("--check-config", f->check_config, "Validate a configuration file and exit 0 (valid) or 1");
-    cmd->add_flag("--dev", f->dev, "No config: loopback only, plain HTTP, an ephemeral host key, permissive limits");
-    cmd->add_option("--listen", f->listen, "Dev mode: public listener address")->capture_default_str();
-    cmd->add_option("--admin-listen", f->admin_listen, "Dev mode: admin listener address")->capture_default_str();
-    cmd->add_option("--jwt-secret-file", f->jwt_secret_file, "Dev mode: HS256 secret for tunnel tokens");
+    cmd->add_option("--check-config", f->check_config,
+                    "Validate a configuration file and exit 0 (valid) or 1");
+    cmd->add_flag("--dev", f->dev,
+                  "No config: loopback only, plain HTTP, an ephemeral host key, permissive limits");
+    cmd->add_option("--listen", f->listen, "Dev mode: public listener address")
+        ->capture_default_str();
+    cmd->add_option("--admin-listen", f->admin_listen, "Dev mode: admin listener address")
+        ->capture_default_str();
+    cmd->add_option("--jwt-secret-file", f->jwt_secret_file,
+                    "Dev mode: HS256 secret for tunnel tokens");
     cmd->footer(
         "Examples:\n"
-        "  tunnel relay --dev --listen 127.0.0.1:8080 --admin-listen 127.0.0.1:9090 --jwt-secret-file dev.secret\n"
+        "  tunnel relay --dev --listen 127.0.0.1:8080 --admin-listen 127.0.0.1:9090 "
+        "--jwt-secret-file dev.secret\n"
         "  tunnel relay --check-config /etc/tunnel/relay.yaml\n"
         "  tunnel relay --config /etc/tunnel/relay.yaml");
     cmd->callback([f, &run] { run = [f] { return run_relay(*f); }; });

@@ -42,16 +42,19 @@ int run_script_command(const script_flags& f) {
     for (const auto& kv : f.env) {
         auto eq = kv.find('=');
         if (eq == std::string::npos || eq == 0)
-            return report({core::errc::invalid_argument,
-                           fmt::format("--env \"{}\": expected NAME=value, e.g. --env LANG=C.UTF-8", kv)});
+            return report(
+                {core::errc::invalid_argument,
+                 fmt::format("--env \"{}\": expected NAME=value, e.g. --env LANG=C.UTF-8", kv)});
         job.options.env.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
     }
     if (!f.cwd.empty()) job.options.cwd = f.cwd;
     if (!f.remote_tmp.empty()) {
         if (f.remote_tmp.front() != '/')
-            return report({core::errc::invalid_argument,
-                           fmt::format("--remote-tmp \"{}\": give an absolute directory on the host, e.g. /var/tmp",
-                                       f.remote_tmp)});
+            return report(
+                {core::errc::invalid_argument,
+                 fmt::format(
+                     "--remote-tmp \"{}\": give an absolute directory on the host, e.g. /var/tmp",
+                     f.remote_tmp)});
         job.remote_tmp = f.remote_tmp;
     }
     if (!f.timeout.empty()) {
@@ -60,7 +63,8 @@ int run_script_command(const script_flags& f) {
         job.options.timeout = *d;
     }
     if (::access(f.file.c_str(), R_OK) != 0)
-        return report({core::errc::not_found, fmt::format("cannot read script {}: {}", f.file, std::strerror(errno))});
+        return report({core::errc::not_found,
+                       fmt::format("cannot read script {}: {}", f.file, std::strerror(errno))});
     auto target = transfer::resolve_target(f.connection, f.target);
     if (!target) return report(target.error());
 
@@ -77,13 +81,18 @@ int run_script_command(const script_flags& f) {
     exec::executor runner(pool, breakers);
     std::optional<core::result<transfer::script_result>> outcome;
     run_until_done(io, [&]() -> asio::awaitable<void> {
-        outcome = co_await transfer::run_script(pool, runner, *target, job, std::move(events), std::move(options));
+        outcome = co_await transfer::run_script(pool, runner, *target, job, std::move(events),
+                                                std::move(options));
     });
 
     if (!outcome || !*outcome) {
-        core::error e = outcome ? outcome->error() : core::error{core::errc::cancelled, "script did not finish"};
+        core::error e = outcome ? outcome->error()
+                                : core::error{core::errc::cancelled, "script did not finish"};
         if (f.json)
-            std::cout << nlohmann::json{{"destination", target->destination()}, {"error", e.message}}.dump() << "\n";
+            std::cout << nlohmann::json{{"destination", target->destination()},
+                                        {"error", e.message}}
+                             .dump()
+                      << "\n";
         fmt::print(stderr, "tunnel: {}\n", e.message);
         if (e.code == core::errc::denied) return 1;
         return exit_code_for(e);
@@ -101,7 +110,9 @@ int run_script_command(const script_flags& f) {
                                     {"duration_ms", r.run.duration.count()}}
                          .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
                   << "\n";
-    if (r.run.timed_out) fmt::print(stderr, "tunnel: script timed out after {} on {}\n", f.timeout, r.run.destination);
+    if (r.run.timed_out)
+        fmt::print(stderr, "tunnel: script timed out after {} on {}\n", f.timeout,
+                   r.run.destination);
     return r.run.exit_code();
 }
 
@@ -109,25 +120,33 @@ int run_script_command(const script_flags& f) {
 
 void add_script_command(CLI::App& app, command_runner& run) {
     auto flags = std::make_shared<script_flags>();
-    auto* cmd = app.add_subcommand("script", "Upload a local script, run it on a host, and remove it");
+    auto* cmd =
+        app.add_subcommand("script", "Upload a local script, run it on a host, and remove it");
     cmd->footer(
         "Examples:\n"
         "  tunnel script web1 ./setup.sh -- --env prod\n"
         "  tunnel script --sudo --interpreter python3 --timeout 5m db1 migrate.py\n"
-        "The script goes to a new private directory (mode 0700) under /tmp, runs with --interpreter, else its\n"
+        "The script goes to a new private directory (mode 0700) under /tmp, runs with "
+        "--interpreter, else its\n"
         "#! line, else sh, and the directory is removed afterwards, also on failure or timeout.\n"
         "Exit status: the script's; 124 on timeout; 255 connection failure; 2 bad usage.");
     add_connection_flags(*cmd, flags->connection);
-    cmd->add_option("--interpreter", flags->interpreter, "Run the script with this program (e.g. python3, bash)");
+    cmd->add_option("--interpreter", flags->interpreter,
+                    "Run the script with this program (e.g. python3, bash)");
     cmd->add_flag("--sudo", flags->sudo, "Run through sudo -n");
     cmd->add_option("--sudo-user", flags->sudo_user, "Run through sudo as this user");
-    cmd->add_option("--env", flags->env, "Set NAME=value for the script")->take_all()->allow_extra_args(false);
+    cmd->add_option("--env", flags->env, "Set NAME=value for the script")
+        ->take_all()
+        ->allow_extra_args(false);
     cmd->add_option("--cwd", flags->cwd, "Working directory for the script");
     cmd->add_option("--remote-tmp", flags->remote_tmp,
-                    "Directory on the host for the private script directory (default /tmp; use another if /tmp is noexec)");
-    cmd->add_option("--timeout", flags->timeout, "Kill the script after this long (e.g. 30s, 5m); exit 124");
+                    "Directory on the host for the private script directory (default /tmp; use "
+                    "another if /tmp is noexec)");
+    cmd->add_option("--timeout", flags->timeout,
+                    "Kill the script after this long (e.g. 30s, 5m); exit 124");
     cmd->add_flag("--json", flags->json, "Print one JSON object with status and output at the end");
-    cmd->add_option("target", flags->target, "[user@]host[:port] or an ssh_config alias")->required();
+    cmd->add_option("target", flags->target, "[user@]host[:port] or an ssh_config alias")
+        ->required();
     cmd->add_option("file", flags->file, "Local script to run")->required();
     cmd->add_option("args", flags->args, "Arguments for the script (after --)");
     cmd->callback([flags, &run] { run = [flags] { return run_script_command(*flags); }; });

@@ -39,8 +39,12 @@ int run_logs(const logs_flags& f) {
     events.on_stdout = [](std::string_view d) { write_all(1, d); };
     events.on_stderr = [](std::string_view d) { write_all(2, d); };
     std::optional<core::result<exec::exec_result>> outcome;
-    run_until_done(io, [&]() -> asio::awaitable<void> { outcome = co_await runner.run(*target, cmd, std::move(events)); });
-    if (!outcome || !*outcome) return report(outcome ? outcome->error() : core::error{core::errc::cancelled, "logs did not finish"});
+    run_until_done(io, [&]() -> asio::awaitable<void> {
+        outcome = co_await runner.run(*target, cmd, std::move(events));
+    });
+    if (!outcome || !*outcome)
+        return report(outcome ? outcome->error()
+                              : core::error{core::errc::cancelled, "logs did not finish"});
     return (*outcome)->exit_code();
 }
 

@@ -34,8 +34,9 @@ int run_sync(const sync_flags& f) {
     auto dst = transfer::parse_location(f.dst);
     if (!dst) return report(dst.error());
     if (src->remote() == dst->remote())
-        return report({core::errc::invalid_argument,
-                       fmt::format("{} and {}: exactly one side must be remote (host:path)", f.src, f.dst)});
+        return report(
+            {core::errc::invalid_argument,
+             fmt::format("{} and {}: exactly one side must be remote (host:path)", f.src, f.dst)});
     auto filter = transfer::path_filter::parse(f.includes, f.excludes);
     if (!filter) return report(filter.error());
     const bool up = dst->remote();
@@ -56,8 +57,10 @@ int run_sync(const sync_flags& f) {
     nlohmann::json plan = nlohmann::json::array();
     auto on_action = [&](const transfer::sync_action& a) {
         if (!f.dry_run) return;
-        if (f.json) plan.push_back(a.describe());
-        else fmt::print("{}\n", a.describe());
+        if (f.json)
+            plan.push_back(a.describe());
+        else
+            fmt::print("{}\n", a.describe());
     };
     run_until_done(io, [&]() -> asio::awaitable<void> {
         auto host = co_await transfer::remote_host::connect(io.get_executor(), *target);
@@ -66,10 +69,12 @@ int run_sync(const sync_flags& f) {
         } else {
             if (o.checksum && !co_await (*host)->exec_allowed())
                 fmt::print(stderr,
-                           "tunnel: note: {} runs no commands (SFTP-only account): --checksum reads remote files "
+                           "tunnel: note: {} runs no commands (SFTP-only account): --checksum "
+                           "reads remote files "
                            "back\n",
                            up ? *dst->host : *src->host);
-            auto r = co_await transfer::sync_trees(**host, up, src->path, dst->path, o, meter, stats, on_action);
+            auto r = co_await transfer::sync_trees(**host, up, src->path, dst->path, o, meter,
+                                                   stats, on_action);
             if (!r) fatal = r.error();
         }
     });
@@ -77,8 +82,9 @@ int run_sync(const sync_flags& f) {
     for (const auto& e : stats.errors) fmt::print(stderr, "tunnel: {}\n", e);
     if (fatal) fmt::print(stderr, "tunnel: {}\n", fatal->message);
     if (!f.json && !f.dry_run && ::isatty(2) && !fatal)
-        fmt::print(stderr, "{} copied, {} unchanged, {} deleted, {} failed; {} in {:.1f}s\n", stats.files, stats.skipped,
-                   stats.deleted, stats.failed, transfer::human_bytes(meter.done()), meter.seconds());
+        fmt::print(stderr, "{} copied, {} unchanged, {} deleted, {} failed; {} in {:.1f}s\n",
+                   stats.files, stats.skipped, stats.deleted, stats.failed,
+                   transfer::human_bytes(meter.done()), meter.seconds());
     if (f.json) {
         auto j = transfer::summary_json(stats, meter.done(), meter.seconds());
         j["dry_run"] = f.dry_run;
@@ -94,29 +100,37 @@ int run_sync(const sync_flags& f) {
 
 void add_sync_command(CLI::App& app, command_runner& run) {
     auto flags = std::make_shared<sync_flags>();
-    auto* cmd = app.add_subcommand("sync", "Make a directory match another one (like rsync -a SRC/ DST/)");
+    auto* cmd =
+        app.add_subcommand("sync", "Make a directory match another one (like rsync -a SRC/ DST/)");
     cmd->footer(
         "Examples:\n"
         "  tunnel sync ./site web1:/srv/www --delete --exclude '*.tmp' --exclude /.git/\n"
         "  tunnel sync --dry-run web1:/etc/nginx ./nginx-backup\n"
-        "The contents of SRC go into DST (created if missing). Unchanged files (same size and mtime, or\n"
-        "--checksum) are not read. Globs: * within a name, ** across directories, leading / anchors at the\n"
+        "The contents of SRC go into DST (created if missing). Unchanged files (same size and "
+        "mtime, or\n"
+        "--checksum) are not read. Globs: * within a name, ** across directories, leading / "
+        "anchors at the\n"
         "root, trailing / matches directories only; includes are checked before excludes.\n"
         "Exit status: 0 in sync; 1 some entries failed; 2 bad usage; 255 connection failure.");
     add_connection_flags(*cmd, flags->connection);
-    cmd->add_option("--include", flags->includes, "Glob of paths to keep even if an exclude matches; repeatable")
+    cmd->add_option("--include", flags->includes,
+                    "Glob of paths to keep even if an exclude matches; repeatable")
         ->take_all()
         ->allow_extra_args(false);
-    cmd->add_option("--exclude", flags->excludes, "Glob of paths to leave alone on both sides; repeatable")
+    cmd->add_option("--exclude", flags->excludes,
+                    "Glob of paths to leave alone on both sides; repeatable")
         ->take_all()
         ->allow_extra_args(false);
     cmd->add_flag("--delete", flags->del, "Delete destination entries that are not in the source");
     cmd->add_flag("-n,--dry-run", flags->dry_run, "Print what would change and change nothing");
-    cmd->add_flag("--checksum", flags->checksum, "Compare SHA-256 of same-size files instead of mtimes");
+    cmd->add_flag("--checksum", flags->checksum,
+                  "Compare SHA-256 of same-size files instead of mtimes");
     cmd->add_option("--jobs,-j", flags->jobs, "Files copied concurrently")->capture_default_str();
     cmd->add_flag("--json", flags->json, "Print a JSON summary (with the plan on --dry-run)");
-    cmd->add_option("src", flags->src, "Source directory: local path or [user@]host:path")->required();
-    cmd->add_option("dst", flags->dst, "Destination directory: local path or [user@]host:path")->required();
+    cmd->add_option("src", flags->src, "Source directory: local path or [user@]host:path")
+        ->required();
+    cmd->add_option("dst", flags->dst, "Destination directory: local path or [user@]host:path")
+        ->required();
     cmd->callback([flags, &run] { run = [flags] { return run_sync(*flags); }; });
 }
 

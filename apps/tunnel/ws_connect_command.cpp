@@ -38,12 +38,18 @@ int run_ws_connect(const ws_connect_flags& f) {
     if (!f.ca_file.empty()) o.ca_file = f.ca_file;
     o.insecure = f.insecure;
     if (f.insecure && url->tls)
-        fmt::print(stderr, "tunnel ws-connect: warning: --insecure: the relay's TLS certificate is not checked; "
-                           "anyone on the path can read the token\n");
+        fmt::print(
+            stderr,
+            "tunnel ws-connect: warning: --insecure: the relay's TLS certificate is not checked; "
+            "anyone on the path can read the token\n");
     auto connect_timeout = core::parse_duration(f.connect_timeout);
-    if (!connect_timeout) return report({core::errc::invalid_argument, "--connect-timeout: " + connect_timeout.error().message});
+    if (!connect_timeout)
+        return report({core::errc::invalid_argument,
+                       "--connect-timeout: " + connect_timeout.error().message});
     auto idle_timeout = core::parse_duration(f.idle_timeout);
-    if (!idle_timeout) return report({core::errc::invalid_argument, "--idle-timeout: " + idle_timeout.error().message});
+    if (!idle_timeout)
+        return report(
+            {core::errc::invalid_argument, "--idle-timeout: " + idle_timeout.error().message});
     if (idle_timeout->count() < 1000)
         return report({core::errc::invalid_argument, "--idle-timeout: must be at least 1s"});
     o.connect_timeout = *connect_timeout;
@@ -76,19 +82,27 @@ int run_ws_connect(const ws_connect_flags& f) {
 
 void add_ws_connect_command(CLI::App& app, command_runner& run) {
     auto flags = std::make_shared<ws_connect_flags>();
-    auto* cmd = app.add_subcommand("ws-connect", "Bridge stdin/stdout to a relay's WebSocket (for ssh ProxyCommand)");
+    auto* cmd = app.add_subcommand(
+        "ws-connect", "Bridge stdin/stdout to a relay's WebSocket (for ssh ProxyCommand)");
     cmd->footer(
         "Example:\n"
-        "  ssh -o ProxyCommand='tunnel ws-connect wss://relay.example.com/v1/tunnel --token-file ~/.config/tunnel/token' \\\n"
+        "  ssh -o ProxyCommand='tunnel ws-connect wss://relay.example.com/v1/tunnel --token-file "
+        "~/.config/tunnel/token' \\\n"
         "      -N -R llm:80:127.0.0.1:11434 alice@relay.example.com\n"
         "The token is sent as 'Authorization: Bearer'; it never appears in the URL or in logs.");
-    cmd->add_option("url", flags->url, "ws://HOST[:PORT]/PATH or wss://HOST[:PORT]/PATH")->required();
+    cmd->add_option("url", flags->url, "ws://HOST[:PORT]/PATH or wss://HOST[:PORT]/PATH")
+        ->required();
     cmd->add_option("--token-file", flags->token_file, "File holding the bearer token (JWT)");
-    cmd->add_option("--ca-file", flags->ca_file, "Trust the CA certificates (PEM) in this file, e.g. a self-signed relay's");
-    cmd->add_flag("--insecure", flags->insecure, "Do not verify the relay's TLS certificate (throwaway tests only)");
-    cmd->add_option("--connect-timeout", flags->connect_timeout, "Deadline for TCP, TLS and the upgrade")->capture_default_str();
+    cmd->add_option("--ca-file", flags->ca_file,
+                    "Trust the CA certificates (PEM) in this file, e.g. a self-signed relay's");
+    cmd->add_flag("--insecure", flags->insecure,
+                  "Do not verify the relay's TLS certificate (throwaway tests only)");
+    cmd->add_option("--connect-timeout", flags->connect_timeout,
+                    "Deadline for TCP, TLS and the upgrade")
+        ->capture_default_str();
     cmd->add_option("--idle-timeout", flags->idle_timeout,
-                    "Give up when the relay sends nothing (not even a pong) for this long; pings at half of it")
+                    "Give up when the relay sends nothing (not even a pong) for this long; pings "
+                    "at half of it")
         ->capture_default_str();
     cmd->callback([flags, &run] { run = [flags] { return run_ws_connect(*flags); }; });
 }

@@ -25,7 +25,9 @@ namespace {
 using namespace tunnel;
 using clk = std::chrono::steady_clock;
 
-double ms_since(clk::time_point t) { return std::chrono::duration<double, std::milli>(clk::now() - t).count(); }
+double ms_since(clk::time_point t) {
+    return std::chrono::duration<double, std::milli>(clk::now() - t).count();
+}
 
 double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
@@ -76,8 +78,11 @@ int main(int argc, char** argv) {
     unsetenv("SSH_AUTH_SOCK");
     const std::string port = std::to_string(sshd->port());
     const std::string kh = "UserKnownHostsFile=" + sshd->known_hosts_path();
-    const std::vector<std::string> common = {"-p", port, "-i", sshd->client_key_path(), "-o", kh, "-o",
-                                             "GlobalKnownHostsFile=/dev/null", "-o", "BatchMode=yes"};
+    const std::vector<std::string> common = {"-p", port,
+                                             "-i", sshd->client_key_path(),
+                                             "-o", kh,
+                                             "-o", "GlobalKnownHostsFile=/dev/null",
+                                             "-o", "BatchMode=yes"};
     auto with = [&](std::vector<std::string> head, std::vector<std::string> tail) {
         head.insert(head.end(), common.begin(), common.end());
         head.insert(head.end(), tail.begin(), tail.end());
@@ -87,17 +92,21 @@ int main(int argc, char** argv) {
     const auto ssh_fresh = with({"ssh", "-o", "IdentitiesOnly=yes"}, {"root@127.0.0.1", "true"});
     // OpenSSH 9.2 defaults to the post-quantum sntrup761x25519 key exchange, libssh 0.10
     // to curve25519: also time ssh with our KEX so the protocol cost is compared like for like.
-    const auto ssh_fresh_kex = with({"ssh", "-o", "IdentitiesOnly=yes", "-o", "KexAlgorithms=curve25519-sha256"},
-                                    {"root@127.0.0.1", "true"});
+    const auto ssh_fresh_kex =
+        with({"ssh", "-o", "IdentitiesOnly=yes", "-o", "KexAlgorithms=curve25519-sha256"},
+             {"root@127.0.0.1", "true"});
 
     // (a) fresh processes, interleaved.
     std::vector<double> a_ours, a_ssh, a_ssh_kex;
     time_process(ours_fresh);
     time_process(ssh_fresh);  // warm the page cache for both
     for (int i = 0; i < fresh_runs; ++i) {
-        double o = time_process(ours_fresh), s = time_process(ssh_fresh), k = time_process(ssh_fresh_kex);
+        double o = time_process(ours_fresh), s = time_process(ssh_fresh),
+               k = time_process(ssh_fresh_kex);
         if (o < 0 || s < 0 || k < 0) {
-            fmt::print(stderr, "a run failed (tunnel {:.1f} ms, ssh {:.1f} ms, ssh same kex {:.1f} ms)\n", o, s, k);
+            fmt::print(stderr,
+                       "a run failed (tunnel {:.1f} ms, ssh {:.1f} ms, ssh same kex {:.1f} ms)\n",
+                       o, s, k);
             return 1;
         }
         a_ours.push_back(o);
@@ -107,8 +116,8 @@ int main(int argc, char** argv) {
 
     // (b) warm: libtunnel on one pooled session vs ssh through a ControlMaster.
     const std::string cm = "ControlPath=" + home->path() + "/cm-%C";
-    const auto ssh_mux = with({"ssh", "-o", "IdentitiesOnly=yes", "-o", "ControlMaster=auto", "-o", cm, "-o",
-                               "ControlPersist=60"},
+    const auto ssh_mux = with({"ssh", "-o", "IdentitiesOnly=yes", "-o", "ControlMaster=auto", "-o",
+                               cm, "-o", "ControlPersist=60"},
                               {"root@127.0.0.1", "true"});
     if (time_process(ssh_mux) < 0) {  // opens the master
         fmt::print(stderr, "cannot open the ssh ControlMaster\n");
@@ -144,7 +153,8 @@ int main(int argc, char** argv) {
         },
         asio::detached);
     io.run();
-    (void)test::run({"ssh", "-o", cm, "-O", "exit", "-p", port, "root@127.0.0.1"});  // close the master
+    (void)test::run(
+        {"ssh", "-o", cm, "-O", "exit", "-p", port, "root@127.0.0.1"});  // close the master
     if (failed) {
         fmt::print(stderr, "a warm run failed\n");
         return 1;
@@ -153,11 +163,14 @@ int main(int argc, char** argv) {
     const double ak = median(a_ssh_kex);
     const double ao = median(a_ours), as = median(a_ssh), bo = median(b_ours), bs = median(b_ssh);
     fmt::print("cipher: libssh and OpenSSH defaults (chacha20-poly1305), sshd on 127.0.0.1\n");
-    fmt::print("(a) fresh process, {} runs each: tunnel exec median {:.2f} ms, ssh median {:.2f} ms, "
-               "ssh -o KexAlgorithms=curve25519-sha256 median {:.2f} ms\n",
-               fresh_runs, ao, as, ak);
-    fmt::print("(b) warm session, {} runs each: libtunnel pooled median {:.3f} ms, ssh ControlMaster median {:.3f} ms\n",
-               warm_runs, bo, bs);
+    fmt::print(
+        "(a) fresh process, {} runs each: tunnel exec median {:.2f} ms, ssh median {:.2f} ms, "
+        "ssh -o KexAlgorithms=curve25519-sha256 median {:.2f} ms\n",
+        fresh_runs, ao, as, ak);
+    fmt::print(
+        "(b) warm session, {} runs each: libtunnel pooled median {:.3f} ms, ssh ControlMaster "
+        "median {:.3f} ms\n",
+        warm_runs, bo, bs);
     fmt::print("exec fresh ratio, same key exchange (tunnel/ssh curve25519): {:.2f}\n", ao / ak);
     fmt::print("exec fresh ratio (tunnel/ssh): {:.2f}\n", ao / as);
     fmt::print("exec warm ratio (tunnel pooled/ssh ControlMaster): {:.2f}\n", bo / bs);

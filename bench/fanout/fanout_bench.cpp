@@ -81,7 +81,8 @@ int main(int argc, char** argv) {
             return 1;
         }
         known_hosts += test::read_text_file(s->known_hosts_path()).value_or("");
-        inventory_yaml += fmt::format("    t{}: {{ansible_host: 127.0.0.1, ansible_port: {}}}\n", i, s->port());
+        inventory_yaml +=
+            fmt::format("    t{}: {{ansible_host: 127.0.0.1, ansible_port: {}}}\n", i, s->port());
         pssh_hosts += fmt::format("root@127.0.0.1:{}\n", s->port());
         ansible_ini += fmt::format("t{} ansible_host=127.0.0.1 ansible_port={}\n", i, s->port());
         servers.push_back(std::move(*s));
@@ -91,29 +92,55 @@ int main(int argc, char** argv) {
     (void)test::write_text_file(kh, known_hosts, 0600);
     (void)test::write_text_file(dir->file("inventory.yml"), inventory_yaml);
     (void)test::write_text_file(dir->file("pssh_hosts"), pssh_hosts);
-    const std::string ssh_opts =
-        fmt::format("-F /dev/null -o UserKnownHostsFile={} -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes", kh);
+    const std::string ssh_opts = fmt::format(
+        "-F /dev/null -o UserKnownHostsFile={} -o GlobalKnownHostsFile=/dev/null -o "
+        "StrictHostKeyChecking=yes",
+        kh);
     ansible_ini += fmt::format(
-        "[targets:vars]\nansible_user=root\nansible_ssh_private_key_file={}\nansible_ssh_common_args='{}'\n"
+        "[targets:vars]\nansible_user=root\nansible_ssh_private_key_file={}\nansible_ssh_common_"
+        "args='{}'\n"
         "ansible_python_interpreter=/usr/bin/python3\n",
         key, ssh_opts);
     (void)test::write_text_file(dir->file("inventory.ini"), ansible_ini);
 
     const std::string forks = std::to_string(targets);
-    const std::vector<std::string> ours = {TUNNEL_BINARY, "run", "-i", dir->file("inventory.yml"), "-F", "/dev/null",
-                                           "--private-key", key, "-o", "UserKnownHostsFile=" + kh, "-o",
-                                           "GlobalKnownHostsFile=/dev/null", "-l", "root", "--forks", forks, "--",
+    const std::vector<std::string> ours = {TUNNEL_BINARY,
+                                           "run",
+                                           "-i",
+                                           dir->file("inventory.yml"),
+                                           "-F",
+                                           "/dev/null",
+                                           "--private-key",
+                                           key,
+                                           "-o",
+                                           "UserKnownHostsFile=" + kh,
+                                           "-o",
+                                           "GlobalKnownHostsFile=/dev/null",
+                                           "-l",
+                                           "root",
+                                           "--forks",
+                                           forks,
+                                           "--",
                                            "uname -a"};
-    const std::vector<std::string> pssh = {"parallel-ssh", "-p", forks, "-h", dir->file("pssh_hosts"), "-x",
-                                           fmt::format("-i {} -o BatchMode=yes {}", key, ssh_opts), "-i", "uname -a"};
-    const std::vector<std::string> ansible = {"ansible", "all", "-i", dir->file("inventory.ini"), "-f", forks,
-                                              "-m", "command", "-a", "uname -a"};
+    const std::vector<std::string> pssh = {"parallel-ssh",
+                                           "-p",
+                                           forks,
+                                           "-h",
+                                           dir->file("pssh_hosts"),
+                                           "-x",
+                                           fmt::format("-i {} -o BatchMode=yes {}", key, ssh_opts),
+                                           "-i",
+                                           "uname -a"};
+    const std::vector<std::string> ansible = {
+        "ansible", "all", "-i",      dir->file("inventory.ini"), "-f", forks, "-m",
+        "command", "-a",  "uname -a"};
 
     // One unmeasured round: every tool must succeed on every target.
     for (const auto* cmd : {&ours, &pssh, &ansible}) {
         if (time_process(*cmd) < 0) {
             auto r = test::run(*cmd, {{}, std::nullopt, "", std::chrono::milliseconds(120'000)});
-            fmt::print(stderr, "{} failed: {}\n{}\n", (*cmd)[0], r.describe(), r.out.substr(0, 2000));
+            fmt::print(stderr, "{} failed: {}\n{}\n", (*cmd)[0], r.describe(),
+                       r.out.substr(0, 2000));
             return 1;
         }
     }
@@ -122,18 +149,21 @@ int main(int argc, char** argv) {
         t_ours.push_back(time_process(ours));
         t_pssh.push_back(time_process(pssh));
         t_ansible.push_back(time_process(ansible));
-        fmt::print("round {}: tunnel {:.0f} ms, parallel-ssh {:.0f} ms, ansible {:.0f} ms\n", r + 1, t_ours.back(),
-                   t_pssh.back(), t_ansible.back());
+        fmt::print("round {}: tunnel {:.0f} ms, parallel-ssh {:.0f} ms, ansible {:.0f} ms\n", r + 1,
+                   t_ours.back(), t_pssh.back(), t_ansible.back());
         if (t_ours.back() < 0 || t_pssh.back() < 0 || t_ansible.back() < 0) {
             fmt::print(stderr, "a run failed\n");
             return 1;
         }
     }
     const double m_ours = median(t_ours), m_pssh = median(t_pssh), m_ansible = median(t_ansible);
-    fmt::print("uname -a on {} sshd targets (loopback, chacha20 default), forks {}, median of {} interleaved rounds:\n",
-               targets, targets, rounds);
-    fmt::print("  tunnel run    {:8.0f} ms\n  parallel-ssh  {:8.0f} ms\n  ansible       {:8.0f} ms\n", m_ours, m_pssh,
-               m_ansible);
+    fmt::print(
+        "uname -a on {} sshd targets (loopback, chacha20 default), forks {}, median of {} "
+        "interleaved rounds:\n",
+        targets, targets, rounds);
+    fmt::print(
+        "  tunnel run    {:8.0f} ms\n  parallel-ssh  {:8.0f} ms\n  ansible       {:8.0f} ms\n",
+        m_ours, m_pssh, m_ansible);
     fmt::print("ratio tunnel/parallel-ssh: {:.3f} (target <= 0.3)\n", m_ours / m_pssh);
     fmt::print("ratio tunnel/ansible: {:.3f} (target <= 0.05)\n", m_ours / m_ansible);
     return 0;

@@ -103,22 +103,40 @@ int main(int argc, char** argv) {
 
     fmt::print("installing python3 on the 4 hosts for Ansible (not timed)...\n");
     for (std::size_t i = 0; i < hosts->size(); ++i) {
-        auto r = hosts->ssh(i, "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
-                               "python3 >/dev/null && echo ok",
-                            std::chrono::minutes(5));
+        auto r = hosts->ssh(
+            i,
+            "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
+            "python3 >/dev/null && echo ok",
+            std::chrono::minutes(5));
         if (r.out != "ok\n") {
-            fmt::print(stderr, "plan_bench: installing python3 on {} failed: {}\n", (*hosts)[i].name, r.describe());
+            fmt::print(stderr, "plan_bench: installing python3 on {} failed: {}\n",
+                       (*hosts)[i].name, r.describe());
             return 1;
         }
     }
 
-    std::vector<std::string> ours{tunnel_binary(), "apply", dir->file("plan.yaml"), "-i", *inv, "-F", "/dev/null",
-                                  "-o", "UserKnownHostsFile=" + kh, "-o", "GlobalKnownHostsFile=/dev/null",
-                                  "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "--forks", "4"};
+    std::vector<std::string> ours{tunnel_binary(),
+                                  "apply",
+                                  dir->file("plan.yaml"),
+                                  "-i",
+                                  *inv,
+                                  "-F",
+                                  "/dev/null",
+                                  "-o",
+                                  "UserKnownHostsFile=" + kh,
+                                  "-o",
+                                  "GlobalKnownHostsFile=/dev/null",
+                                  "-o",
+                                  "StrictHostKeyChecking=yes",
+                                  "-o",
+                                  "BatchMode=yes",
+                                  "--forks",
+                                  "4"};
     std::vector<std::string> peer{"ansible-playbook", "-i", *inv, "-f", "4", dir->file("play.yml")};
     run_options peer_env;
     peer_env.timeout = std::chrono::minutes(5);
-    peer_env.env.set = {{"ANSIBLE_SSH_COMMON_ARGS", "-o UserKnownHostsFile=" + kh + " -o GlobalKnownHostsFile=/dev/null"},
+    peer_env.env.set = {{"ANSIBLE_SSH_COMMON_ARGS",
+                         "-o UserKnownHostsFile=" + kh + " -o GlobalKnownHostsFile=/dev/null"},
                         {"ANSIBLE_HOST_KEY_CHECKING", "True"},
                         {"ANSIBLE_PYTHON_INTERPRETER", "/usr/bin/python3"},
                         {"ANSIBLE_NOCOLOR", "1"},
@@ -131,7 +149,8 @@ int main(int argc, char** argv) {
     for (auto* cmd : {&ours, &peer}) {
         auto r = run(*cmd, cmd == &ours ? ours_env : peer_env);
         if (!r.ok()) {
-            fmt::print(stderr, "plan_bench: first run of {} failed: {}\n{}\n", (*cmd)[0], r.describe(), r.out);
+            fmt::print(stderr, "plan_bench: first run of {} failed: {}\n{}\n", (*cmd)[0],
+                       r.describe(), r.out);
             return 1;
         }
     }
@@ -146,16 +165,19 @@ int main(int argc, char** argv) {
                                           : r.out.find("changed=0") != std::string::npos &&
                                                 r.out.find("changed=1") == std::string::npos;
             if (!r.ok() || !unchanged) {
-                fmt::print(stderr, "plan_bench: no-change run of {} failed or changed something: {}\n{}\n", (*cmd)[0],
-                           r.describe(), r.out);
+                fmt::print(stderr,
+                           "plan_bench: no-change run of {} failed or changed something: {}\n{}\n",
+                           (*cmd)[0], r.describe(), r.out);
                 return 1;
             }
             (cmd == &ours ? t_ours : t_peer).push_back(ms);
         }
     }
     const double ours_ms = median(t_ours), peer_ms = median(t_peer);
-    fmt::print("10-step plan, 4 hosts, no-change run (median of {}): tunnel apply {:.0f} ms, ansible-playbook {:.0f} ms\n",
-               rounds, ours_ms, peer_ms);
+    fmt::print(
+        "10-step plan, 4 hosts, no-change run (median of {}): tunnel apply {:.0f} ms, "
+        "ansible-playbook {:.0f} ms\n",
+        rounds, ours_ms, peer_ms);
     fmt::print("plan no-change run tunnel/ansible-playbook: {:.3f}\n", ours_ms / peer_ms);
     return 0;
 }

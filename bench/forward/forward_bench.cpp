@@ -48,7 +48,7 @@ int arg_int(int argc, char** argv, const char* name, int def) {
 // Reads until EOF, then answers with one byte so the sender knows every
 // byte arrived (the clock stops on that byte, not on the last send).
 class sink_server {
-public:
+  public:
     sink_server() {
         fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         sockaddr_in a{};
@@ -83,7 +83,7 @@ public:
     }
     uint16_t port() const { return port_; }
 
-private:
+  private:
     int fd_ = -1;
     uint16_t port_ = 0;
     std::atomic<bool> stop_{false};
@@ -163,11 +163,15 @@ int main(int argc, char** argv) {
     if (!echo) return 1;
 
     const std::string port = std::to_string(sshd->port());
-    const std::vector<std::string> common = {
-        "-F", "/dev/null", "-p", port, "-i", sshd->client_key_path(), "-o",
-        "UserKnownHostsFile=" + sshd->known_hosts_path(), "-o", "GlobalKnownHostsFile=/dev/null", "-o",
-        "BatchMode=yes", "-o", std::string("Ciphers=") + cipher, "-o", "ServerAliveInterval=5", "-o",
-        "ServerAliveCountMax=3"};
+    const std::vector<std::string> common = {"-F", "/dev/null",
+                                             "-p", port,
+                                             "-i", sshd->client_key_path(),
+                                             "-o", "UserKnownHostsFile=" + sshd->known_hosts_path(),
+                                             "-o", "GlobalKnownHostsFile=/dev/null",
+                                             "-o", "BatchMode=yes",
+                                             "-o", std::string("Ciphers=") + cipher,
+                                             "-o", "ServerAliveInterval=5",
+                                             "-o", "ServerAliveCountMax=3"};
     auto ports = [] {
         auto p = test::unused_port();
         return p ? *p : uint16_t{0};
@@ -175,7 +179,8 @@ int main(int argc, char** argv) {
     const uint16_t ours_bulk = ports(), ours_echo = ports(), ssh_bulk = ports(), ssh_echo = ports();
     auto with = [&](std::vector<std::string> head, uint16_t bulk, uint16_t echo_port) {
         head.insert(head.end(), common.begin(), common.end());
-        for (auto [lp, tp] : {std::pair{bulk, sink.port()}, std::pair{echo_port, (*echo)->port()}}) {
+        for (auto [lp, tp] :
+             {std::pair{bulk, sink.port()}, std::pair{echo_port, (*echo)->port()}}) {
             head.push_back("-L");
             head.push_back(fmt::format("127.0.0.1:{}:127.0.0.1:{}", lp, tp));
         }
@@ -193,10 +198,12 @@ int main(int argc, char** argv) {
     test::spawn_options peer_opts;
     peer_opts.env.set = {{"AUTOSSH_GATETIME", "0"}};
     peer_opts.stdout_path = peer_opts.stderr_path = log_dir + "/peer.log";
-    auto peer = test::spawn(with({"autossh", "-M", "0", "-N", "-o", "ExitOnForwardFailure=yes"}, ssh_bulk, ssh_echo),
-                            peer_opts);
+    auto peer = test::spawn(
+        with({"autossh", "-M", "0", "-N", "-o", "ExitOnForwardFailure=yes"}, ssh_bulk, ssh_echo),
+        peer_opts);
     if (!ours || !peer || !wait_echo(ours_echo, 10s) || !wait_echo(ssh_echo, 10s)) {
-        fmt::print(stderr, "forwards did not come up\n{}\n{}\n", test::read_text_file(log_dir + "/ours.log").value_or(""),
+        fmt::print(stderr, "forwards did not come up\n{}\n{}\n",
+                   test::read_text_file(log_dir + "/ours.log").value_or(""),
                    test::read_text_file(log_dir + "/peer.log").value_or(""));
         return 1;
     }
@@ -210,8 +217,9 @@ int main(int argc, char** argv) {
         one_ssh.push_back(push(ssh_bulk, big, 1));
         par_ours.push_back(push(ours_bulk, big, 8));
         par_ssh.push_back(push(ssh_bulk, big, 8));
-        fmt::print(stderr, "round {}: 1 stream {:.0f} vs {:.0f} MiB/s; 8 streams {:.0f} vs {:.0f} MiB/s\n", r + 1,
-                   one_ours.back(), one_ssh.back(), par_ours.back(), par_ssh.back());
+        fmt::print(stderr,
+                   "round {}: 1 stream {:.0f} vs {:.0f} MiB/s; 8 streams {:.0f} vs {:.0f} MiB/s\n",
+                   r + 1, one_ours.back(), one_ssh.back(), par_ours.back(), par_ssh.back());
     }
     for (int r = 0; r < rounds; ++r) {
         const auto t0 = clk::now();
@@ -239,39 +247,53 @@ int main(int argc, char** argv) {
         po.join();
         ps.join();
         if (!o || !s) {
-            fmt::print(stderr, "no recovery within 120 s (tunnel {}, autossh {})\n", o.has_value(), s.has_value());
+            fmt::print(stderr, "no recovery within 120 s (tunnel {}, autossh {})\n", o.has_value(),
+                       s.has_value());
             return 1;
         }
         rec_ours.push_back(*o);
         rec_ssh.push_back(*s);
         restart_ms.push_back(up_ms);
-        fmt::print(stderr, "restart {}: sshd back after {:.0f} ms; recovered in {:.0f} ms vs {:.0f} ms\n", r + 1, up_ms,
-                   *o, *s);
+        fmt::print(stderr,
+                   "restart {}: sshd back after {:.0f} ms; recovered in {:.0f} ms vs {:.0f} ms\n",
+                   r + 1, up_ms, *o, *s);
         std::this_thread::sleep_for(3s);  // both settled before the next restart
     }
     ours->terminate();
     peer->terminate();
-    if (show_log) fmt::print(stderr, "--- tunnel log ---\n{}", test::read_text_file(log_dir + "/ours.log").value_or(""));
+    if (show_log)
+        fmt::print(stderr, "--- tunnel log ---\n{}",
+                   test::read_text_file(log_dir + "/ours.log").value_or(""));
 
-    const double o1 = median(one_ours), s1 = median(one_ssh), o8 = median(par_ours), s8 = median(par_ssh);
+    const double o1 = median(one_ours), s1 = median(one_ssh), o8 = median(par_ours),
+                 s8 = median(par_ssh);
     const double orc = median(rec_ours), src = median(rec_ssh);
-    fmt::print("cipher: {} on both sides (sshd Ciphers and client -o Ciphers=), sshd on 127.0.0.1, {} rounds\n", cipher,
-               rounds);
-    fmt::print("(1) one stream, {} MiB: tunnel forward -L median {:.0f} MiB/s, ssh -L median {:.0f} MiB/s\n",
-               big >> 20, o1, s1);
-    fmt::print("(2) 8 streams, {} MiB total: tunnel forward median {:.0f} MiB/s, ssh -L median {:.0f} MiB/s\n",
-               big >> 20, o8, s8);
-    fmt::print("(3) recovery after sshd restart (ServerAliveInterval=5, CountMax=3), from the kill to data flowing "
-               "again: tunnel median {:.0f} ms, AUTOSSH_GATETIME=0 autossh -M 0 median {:.0f} ms "
-               "(sshd itself was back after a median {:.0f} ms)\n",
-               orc, src, median(restart_ms));
+    fmt::print(
+        "cipher: {} on both sides (sshd Ciphers and client -o Ciphers=), sshd on 127.0.0.1, {} "
+        "rounds\n",
+        cipher, rounds);
+    fmt::print(
+        "(1) one stream, {} MiB: tunnel forward -L median {:.0f} MiB/s, ssh -L median {:.0f} "
+        "MiB/s\n",
+        big >> 20, o1, s1);
+    fmt::print(
+        "(2) 8 streams, {} MiB total: tunnel forward median {:.0f} MiB/s, ssh -L median {:.0f} "
+        "MiB/s\n",
+        big >> 20, o8, s8);
+    fmt::print(
+        "(3) recovery after sshd restart (ServerAliveInterval=5, CountMax=3), from the kill to "
+        "data flowing "
+        "again: tunnel median {:.0f} ms, AUTOSSH_GATETIME=0 autossh -M 0 median {:.0f} ms "
+        "(sshd itself was back after a median {:.0f} ms)\n",
+        orc, src, median(restart_ms));
     fmt::print("throughput ratio, one stream (tunnel/ssh -L, higher is better): {:.2f}\n", o1 / s1);
     fmt::print("throughput ratio, 8 streams (tunnel/ssh -L, higher is better): {:.2f}\n", o8 / s8);
     // autossh lengthens its pause with each restart it has seen; the first
     // restart shows the two tools fresh.
     fmt::print("recovery time ratio, first restart (tunnel/autossh, lower is better): {:.2f}\n",
                rec_ours.front() / rec_ssh.front());
-    fmt::print("recovery time ratio, median of {} restarts (tunnel/autossh, lower is better): {:.2f}\n", rounds,
-               orc / src);
+    fmt::print(
+        "recovery time ratio, median of {} restarts (tunnel/autossh, lower is better): {:.2f}\n",
+        rounds, orc / src);
     return 0;
 }

@@ -51,7 +51,7 @@ int arg_int(int argc, char** argv, const char* name, int def) {
 // HTTP/1.1 origin: `GET /small` answers 5 bytes, anything else `bytes`
 // bytes (Content-Length, Connection: close), written 1 MiB at a time.
 class bulk_origin {
-public:
+  public:
     explicit bulk_origin(std::size_t bytes) : bytes_(bytes) {
         fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         sockaddr_in a{};
@@ -79,7 +79,7 @@ public:
     }
     uint16_t port() const { return port_; }
 
-private:
+  private:
     static void serve(int c, std::size_t n) {
         std::string head;
         char buf[4096];
@@ -93,7 +93,8 @@ private:
         }
         if (head.find(" /small ") != std::string::npos) n = 5;
         const std::string reply = fmt::format(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: "
+            "{}\r\nConnection: close\r\n\r\n",
             n);
         (void)::send(c, reply.data(), reply.size(), MSG_NOSIGNAL);
         static const std::string block(1 << 20, 'x');
@@ -122,7 +123,8 @@ double fetch(uint16_t port, const std::string& path, std::size_t* body_out = nul
     const auto start = clk::now();
     int fd = test::connect_tcp("127.0.0.1", port);
     if (fd < 0) return -1;
-    const std::string req = fmt::format("GET {} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
+    const std::string req =
+        fmt::format("GET {} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
     (void)::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
     std::vector<char> buf(1 << 20);
     std::string head;
@@ -139,7 +141,8 @@ double fetch(uint16_t port, const std::string& path, std::size_t* body_out = nul
             if (end == std::string::npos) continue;
             have_head = true;
             if (head.rfind("HTTP/1.1 200", 0) != 0) {
-                fmt::print(stderr, "GET {} on port {}: {}\n", path, port, head.substr(0, head.find("\r\n")));
+                fmt::print(stderr, "GET {} on port {}: {}\n", path, port,
+                           head.substr(0, head.find("\r\n")));
                 ::close(fd);
                 return -1;
             }
@@ -170,7 +173,9 @@ bool wait_fetch(uint16_t port, const std::string& path, std::chrono::millisecond
     return false;
 }
 
-std::string log_of(const std::string& path) { return test::read_text_file(path).value_or("(no log)"); }
+std::string log_of(const std::string& path) {
+    return test::read_text_file(path).value_or("(no log)");
+}
 
 }  // namespace
 
@@ -219,25 +224,33 @@ int main(int argc, char** args) {
     }
     const uint16_t ssh_default = ports(), ssh_gcm = ports(), ssh_ws = ports();
     auto ssh_l = [&](uint16_t lp, std::vector<std::string> extra) {
-        std::vector<std::string> argv{"ssh", "-F", "/dev/null", "-N", "-p", std::to_string(sshd->port()), "-i",
-                                      sshd->client_key_path(), "-o", "UserKnownHostsFile=" + sshd->known_hosts_path(),
-                                      "-o", "GlobalKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o",
-                                      "ExitOnForwardFailure=yes", "-L",
-                                      fmt::format("127.0.0.1:{}:127.0.0.1:{}", lp, origin.port())};
+        std::vector<std::string> argv{
+            "ssh",       "-F",
+            "/dev/null", "-N",
+            "-p",        std::to_string(sshd->port()),
+            "-i",        sshd->client_key_path(),
+            "-o",        "UserKnownHostsFile=" + sshd->known_hosts_path(),
+            "-o",        "GlobalKnownHostsFile=/dev/null",
+            "-o",        "BatchMode=yes",
+            "-o",        "ExitOnForwardFailure=yes",
+            "-L",        fmt::format("127.0.0.1:{}:127.0.0.1:{}", lp, origin.port())};
         argv.insert(argv.end(), extra.begin(), extra.end());
         argv.push_back("root@127.0.0.1");
         return argv;
     };
     if (!start(ssh_l(ssh_default, {}), "ssh-default.log") ||
         !start(ssh_l(ssh_gcm, {"-c", gcm}), "ssh-gcm.log") ||
-        !start(ssh_l(ssh_ws, {"-o", fmt::format("ProxyCommand=/usr/bin/python3 {} {}", WS_BRIDGE_SCRIPT, ws->url())}),
+        !start(ssh_l(ssh_ws, {"-o", fmt::format("ProxyCommand=/usr/bin/python3 {} {}",
+                                                WS_BRIDGE_SCRIPT, ws->url())}),
                "ssh-websockify.log"))
         return 1;
 
     // Ours: tunnel relay --dev and two tunnel connect (default cipher, GCM), one tenant each.
-    if (!test::write_text_file(home->file("secret"), "bench-secret-0123456789abcdef0123456789\n", 0600)) return 1;
-    if (!start({TUNNEL_BINARY, "relay", "--dev", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
-                "--jwt-secret-file", home->file("secret")},
+    if (!test::write_text_file(home->file("secret"), "bench-secret-0123456789abcdef0123456789\n",
+                               0600))
+        return 1;
+    if (!start({TUNNEL_BINARY, "relay", "--dev", "--listen", "127.0.0.1:0", "--admin-listen",
+                "127.0.0.1:0", "--jwt-secret-file", home->file("secret")},
                "relay.log"))
         return 1;
     uint16_t relay_port = 0;
@@ -246,7 +259,8 @@ int main(int argc, char** args) {
         const auto deadline = clk::now() + 15s;
         std::smatch m;
         std::string out;
-        while (clk::now() < deadline && !std::regex_search(out = log_of(home->file("relay.log")), m, public_re))
+        while (clk::now() < deadline &&
+               !std::regex_search(out = log_of(home->file("relay.log")), m, public_re))
             std::this_thread::sleep_for(20ms);
         if (m.empty()) {
             fmt::print(stderr, "the relay did not start:\n{}\n", out);
@@ -255,14 +269,19 @@ int main(int argc, char** args) {
         relay_port = static_cast<uint16_t>(std::stoi(m[1]));
     }
     for (const char* tenant : {"bench", "benchgcm"}) {
-        auto t = test::run({TUNNEL_BINARY, "token", "--secret-file", home->file("secret"), "--tenant", tenant, "--allow",
-                            "bulk", "--ttl", "2h"});
-        if (!t.ok() || !test::write_text_file(home->file(std::string(tenant) + ".token"), t.out, 0600)) {
+        auto t = test::run({TUNNEL_BINARY, "token", "--secret-file", home->file("secret"),
+                            "--tenant", tenant, "--allow", "bulk", "--ttl", "2h"});
+        if (!t.ok() ||
+            !test::write_text_file(home->file(std::string(tenant) + ".token"), t.out, 0600)) {
             fmt::print(stderr, "tunnel token failed: {}\n", t.describe());
             return 1;
         }
-        std::vector<std::string> argv{TUNNEL_BINARY, "connect", fmt::format("ws://127.0.0.1:{}/v1/tunnel", relay_port),
-                                      "--token-file", home->file(std::string(tenant) + ".token"), "--expose",
+        std::vector<std::string> argv{TUNNEL_BINARY,
+                                      "connect",
+                                      fmt::format("ws://127.0.0.1:{}/v1/tunnel", relay_port),
+                                      "--token-file",
+                                      home->file(std::string(tenant) + ".token"),
+                                      "--expose",
                                       fmt::format("bulk=127.0.0.1:{}", origin.port())};
         if (std::string(tenant) == "benchgcm") {
             argv.push_back("--ciphers");
@@ -279,17 +298,28 @@ int main(int argc, char** args) {
         std::vector<double> figures;
     };
     std::vector<setup> setups = {
-        {"tunnel connect + tunnel relay (chacha20-poly1305)", relay_port, ours_default, "bench-connect.log", {}},
+        {"tunnel connect + tunnel relay (chacha20-poly1305)",
+         relay_port,
+         ours_default,
+         "bench-connect.log",
+         {}},
         {"ssh -L to sshd (chacha20-poly1305)", ssh_default, "/", "ssh-default.log", {}},
-        {"tunnel connect + tunnel relay (aes128-gcm)", relay_port, ours_gcm, "benchgcm-connect.log", {}},
+        {"tunnel connect + tunnel relay (aes128-gcm)",
+         relay_port,
+         ours_gcm,
+         "benchgcm-connect.log",
+         {}},
         {"ssh -L to sshd (aes128-gcm)", ssh_gcm, "/", "ssh-gcm.log", {}},
-        {"websockify + ssh -L, python3-websockets ProxyCommand (chacha20-poly1305)", ssh_ws, "/",
-         "ssh-websockify.log", {}},
+        {"websockify + ssh -L, python3-websockets ProxyCommand (chacha20-poly1305)",
+         ssh_ws,
+         "/",
+         "ssh-websockify.log",
+         {}},
     };
     for (auto& s : setups) {
         if (!wait_fetch(s.port, s.path + "small", 30s)) {
-            fmt::print(stderr, "{} did not come up:\n{}\nrelay:\n{}\n", s.name, log_of(home->file(s.log)),
-                       log_of(home->file("relay.log")));
+            fmt::print(stderr, "{} did not come up:\n{}\nrelay:\n{}\n", s.name,
+                       log_of(home->file(s.log)), log_of(home->file("relay.log")));
             return 1;
         }
     }
@@ -298,7 +328,8 @@ int main(int argc, char** args) {
         for (auto& s : setups) {
             const double f = fetch(s.port, s.path);
             if (f < 0) {
-                fmt::print(stderr, "{}: the download failed\n{}\n", s.name, log_of(home->file(s.log)));
+                fmt::print(stderr, "{}: the download failed\n{}\n", s.name,
+                           log_of(home->file(s.log)));
                 return 1;
             }
             s.figures.push_back(f);
@@ -309,14 +340,17 @@ int main(int argc, char** args) {
     }
     children.clear();
 
-    fmt::print("{} MiB per download over HTTP/1.1 from one local origin, {} interleaved rounds, medians:\n", big >> 20,
-               rounds);
+    fmt::print(
+        "{} MiB per download over HTTP/1.1 from one local origin, {} interleaved rounds, "
+        "medians:\n",
+        big >> 20, rounds);
     for (auto& s : setups) fmt::print("  {}: {:.0f} MiB/s\n", s.name, median(s.figures));
     const double ours = median(setups[0].figures), ssh = median(setups[1].figures);
     const double ours_g = median(setups[2].figures), ssh_g = median(setups[3].figures);
     const double wsk = median(setups[4].figures);
     fmt::print("ratio tunnel relay / ssh -L, default cipher (target >= 0.9): {:.2f}\n", ours / ssh);
     fmt::print("ratio tunnel relay / ssh -L, aes128-gcm: {:.2f}\n", ours_g / ssh_g);
-    fmt::print("ratio tunnel relay / websockify + ssh -L, default cipher (target >= 1.5): {:.2f}\n", ours / wsk);
+    fmt::print("ratio tunnel relay / websockify + ssh -L, default cipher (target >= 1.5): {:.2f}\n",
+               ours / wsk);
     return 0;
 }

@@ -15,7 +15,7 @@
 namespace tunnel::bench {
 
 class delay_proxy {
-public:
+  public:
     delay_proxy(std::uint16_t target_port, std::chrono::microseconds one_way_delay);
     ~delay_proxy();
     delay_proxy(const delay_proxy&) = delete;
@@ -23,7 +23,7 @@ public:
 
     [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
 
-private:
+  private:
     void accept_loop();
 
     std::uint16_t target_port_;

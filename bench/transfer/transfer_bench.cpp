@@ -141,20 +141,15 @@ int main(int argc, char** argv) {
     } cleanup{data};
 
     auto ssh_opts = [&](const char* port_flag, std::uint16_t port) {
-        return std::vector<std::string>{"-F",
-                                        "/dev/null",
-                                        port_flag,
-                                        std::to_string(port),
-                                        "-i",
-                                        sshd->client_key_path(),
-                                        "-o",
-                                        "UserKnownHostsFile=" + kh,
-                                        "-o",
-                                        "GlobalKnownHostsFile=/dev/null",
-                                        "-o",
-                                        "BatchMode=yes"};
+        return std::vector<std::string>{"-F",      "/dev/null",
+                                        port_flag, std::to_string(port),
+                                        "-i",      sshd->client_key_path(),
+                                        "-o",      "UserKnownHostsFile=" + kh,
+                                        "-o",      "GlobalKnownHostsFile=/dev/null",
+                                        "-o",      "BatchMode=yes"};
     };
-    auto cmd = [](std::vector<std::string> head, const std::vector<std::string>& mid, std::vector<std::string> tail) {
+    auto cmd = [](std::vector<std::string> head, const std::vector<std::string>& mid,
+                  std::vector<std::string> tail) {
         head.insert(head.end(), mid.begin(), mid.end());
         head.insert(head.end(), tail.begin(), tail.end());
         return head;
@@ -174,7 +169,8 @@ int main(int argc, char** argv) {
     const double mib = size_mib;
 
     auto tunnel_cp = [&](std::uint16_t port, std::string from, std::string to) {
-        return cmd({tunnel_bin, "cp"}, ssh_opts("-P", port), {"-o", std::string("Ciphers=") + cipher, from, to});
+        return cmd({tunnel_bin, "cp"}, ssh_opts("-P", port),
+                   {"-o", std::string("Ciphers=") + cipher, from, to});
     };
     auto sftp = [&](std::uint16_t port, const std::string& b) {
         return cmd({"sftp", "-q", "-b", b, "-c", cipher}, ssh_opts("-P", port), {"root@127.0.0.1"});
@@ -183,7 +179,8 @@ int main(int argc, char** argv) {
         return cmd({"scp", "-q", "-c", cipher}, ssh_opts("-P", sshd->port()), {from, to});
     };
 
-    fmt::print("transfer bench: {} MiB, {} rounds, cipher {}, files on tmpfs\n", size_mib, rounds, cipher);
+    fmt::print("transfer bench: {} MiB, {} rounds, cipher {}, files on tmpfs\n", size_mib, rounds,
+               cipher);
 
     // 1. Loopback upload and download.
     std::vector<peer_run> up = {{"tunnel cp", tunnel_cp(sshd->port(), src, remote_dst), {}},
@@ -197,14 +194,15 @@ int main(int argc, char** argv) {
     auto rate = [&](const peer_run& p) { return p.times.empty() ? 0.0 : mib / median(p.times); };
     for (auto* set : {&up, &down})
         for (const auto& p : *set)
-            fmt::print("  {:8} {:10} {:8.1f} MiB/s  (median of {})\n", set == &up ? "upload" : "download", p.name,
-                       rate(p), p.times.size());
+            fmt::print("  {:8} {:10} {:8.1f} MiB/s  (median of {})\n",
+                       set == &up ? "upload" : "download", p.name, rate(p), p.times.size());
 
     // 2. Upload through the 10 ms RTT proxy.
     std::vector<peer_run> wan = {{"tunnel cp", tunnel_cp(proxy.port(), src, remote_dst), {}},
                                  {"sftp put", sftp(proxy.port(), put_batch), {}}};
     interleave(wan, wan_rounds, rm_dst);
-    for (const auto& p : wan) fmt::print("  upload 10ms RTT {:10} {:8.1f} MiB/s\n", p.name, rate(p));
+    for (const auto& p : wan)
+        fmt::print("  upload 10ms RTT {:10} {:8.1f} MiB/s\n", p.name, rate(p));
 
     // 3. Sync of many small files with nothing changed.
     const std::string tree = data + "/tree";
@@ -212,25 +210,35 @@ int main(int argc, char** argv) {
     for (int i = 0; i < files; ++i) {
         std::string dir = fmt::format("{}/d{:03}", tree, i / 100);
         if (i % 100 == 0) fs::create_directories(dir);
-        std::ofstream(fmt::format("{}/f{:05}.txt", dir, i)) << std::string(100 + i % 50, 'a' + i % 26);
+        std::ofstream(fmt::format("{}/f{:05}.txt", dir, i))
+            << std::string(100 + i % 50, 'a' + i % 26);
     }
     const std::string ssh_cmd = fmt::format(
-        "ssh -F /dev/null -p {} -i {} -o UserKnownHostsFile={} -o GlobalKnownHostsFile=/dev/null -o BatchMode=yes -c {}",
+        "ssh -F /dev/null -p {} -i {} -o UserKnownHostsFile={} -o GlobalKnownHostsFile=/dev/null "
+        "-o BatchMode=yes -c {}",
         sshd->port(), sshd->client_key_path(), kh, cipher);
-    std::vector<std::string> rsync = {"rsync", "-a", "-e", ssh_cmd, tree + "/", "root@127.0.0.1:" + mirror + "/"};
-    std::vector<std::string> ours = cmd({tunnel_bin, "sync"}, ssh_opts("-p", sshd->port()),
-                                        {"-o", std::string("Ciphers=") + cipher, tree, "root@127.0.0.1:" + mirror});
-    if (time_process(rsync) < 0 || time_process(ours) < 0) return 1;  // populate; both then see nothing to do
+    std::vector<std::string> rsync = {"rsync", "-a",       "-e",
+                                      ssh_cmd, tree + "/", "root@127.0.0.1:" + mirror + "/"};
+    std::vector<std::string> ours =
+        cmd({tunnel_bin, "sync"}, ssh_opts("-p", sshd->port()),
+            {"-o", std::string("Ciphers=") + cipher, tree, "root@127.0.0.1:" + mirror});
+    if (time_process(rsync) < 0 || time_process(ours) < 0)
+        return 1;  // populate; both then see nothing to do
     std::vector<peer_run> sync = {{"tunnel sync", ours, {}}, {"rsync -a", rsync, {}}};
     interleave(sync, sync_rounds, {});
     for (const auto& p : sync)
-        fmt::print("  sync {} files, nothing changed: {:12} {:7.1f} ms\n", files, p.name, median(p.times) * 1000);
+        fmt::print("  sync {} files, nothing changed: {:12} {:7.1f} ms\n", files, p.name,
+                   median(p.times) * 1000);
 
-    auto best = [&](const std::vector<peer_run>& set) { return std::max(rate(set[1]), rate(set[2])); };
-    fmt::print("ratio upload   tunnel/best(sftp,scp) {:.2f}  (aes128-gcm, loopback, higher is better)\n",
-               rate(up[0]) / best(up));
-    fmt::print("ratio download tunnel/best(sftp,scp) {:.2f}  (aes128-gcm, loopback, higher is better)\n",
-               rate(down[0]) / best(down));
+    auto best = [&](const std::vector<peer_run>& set) {
+        return std::max(rate(set[1]), rate(set[2]));
+    };
+    fmt::print(
+        "ratio upload   tunnel/best(sftp,scp) {:.2f}  (aes128-gcm, loopback, higher is better)\n",
+        rate(up[0]) / best(up));
+    fmt::print(
+        "ratio download tunnel/best(sftp,scp) {:.2f}  (aes128-gcm, loopback, higher is better)\n",
+        rate(down[0]) / best(down));
     fmt::print("ratio upload 10ms RTT tunnel/sftp    {:.2f}  (aes128-gcm, higher is better)\n",
                rate(wan[0]) / rate(wan[1]));
     fmt::print("ratio sync nothing-changed time tunnel/rsync {:.2f}  (lower is better)\n",

@@ -7,7 +7,8 @@ namespace tunnel::core {
 namespace {
 bool same(char a, char b, bool fold) noexcept {
     if (!fold) return a == b;
-    return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+    return std::tolower(static_cast<unsigned char>(a)) ==
+           std::tolower(static_cast<unsigned char>(b));
 }
 }  // namespace
 
@@ -16,7 +17,8 @@ bool glob_match(std::string_view pattern, std::string_view text, bool fold_case)
     std::size_t p = 0, t = 0;
     std::size_t star = std::string_view::npos, resume = 0;
     while (t < text.size()) {
-        if (p < pattern.size() && (pattern[p] == '?' || (pattern[p] != '*' && same(pattern[p], text[t], fold_case)))) {
+        if (p < pattern.size() &&
+            (pattern[p] == '?' || (pattern[p] != '*' && same(pattern[p], text[t], fold_case)))) {
             ++p;
             ++t;
         } else if (p < pattern.size() && pattern[p] == '*') {

@@ -16,7 +16,7 @@ namespace {
 std::optional<std::string> from_tty(std::string_view prompt) {
     int fd = ::open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) return std::nullopt;
-    termios old {};
+    termios old{};
     bool restore = ::tcgetattr(fd, &old) == 0;
     if (restore) {
         termios quiet = old;
@@ -53,7 +53,8 @@ std::optional<std::string> from_askpass(std::string_view prompt) {
     std::string answer;
     char buf[256];
     ssize_t n;
-    while ((n = ::read(out[0], buf, sizeof buf)) > 0) answer.append(buf, static_cast<std::size_t>(n));
+    while ((n = ::read(out[0], buf, sizeof buf)) > 0)
+        answer.append(buf, static_cast<std::size_t>(n));
     ::close(out[0]);
     int status = 0;
     ::waitpid(pid, &status, 0);

@@ -9,7 +9,7 @@
 namespace tunnel::core {
 
 class wake_signal {
-public:
+  public:
     explicit wake_signal(asio::any_io_executor executor) : timer_(std::move(executor)) {}
 
     void notify() {
@@ -33,7 +33,7 @@ public:
         co_return ec == asio::error::operation_aborted;
     }
 
-private:
+  private:
     asio::steady_timer timer_;
     bool pending_ = false;
 };

@@ -21,7 +21,8 @@ YAML::Node yaml_reader::parse(std::string_view text) {
     try {
         return YAML::Load(std::string(text));
     } catch (const YAML::Exception& e) {
-        errors_.push_back(fmt::format("{}:{}:{}: invalid YAML: {}", source_, e.mark.line + 1, e.mark.column + 1, e.msg));
+        errors_.push_back(fmt::format("{}:{}:{}: invalid YAML: {}", source_, e.mark.line + 1,
+                                      e.mark.column + 1, e.msg));
         return {};
     }
 }
@@ -41,7 +42,8 @@ bool yaml_reader::expect_map(const YAML::Node& map, const std::string& path,
         auto key = kv.first.as<std::string>();
         if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
             error(path.empty() ? key : path + "." + key,
-                  fmt::format("unknown key{} (allowed: {})", where(kv.first), fmt::join(allowed, ", ")));
+                  fmt::format("unknown key{} (allowed: {})", where(kv.first),
+                              fmt::join(allowed, ", ")));
     }
     return true;
 }
@@ -54,8 +56,8 @@ std::optional<std::string> yaml_reader::string(const YAML::Node& node, const std
     return node.as<std::string>();
 }
 
-std::optional<long long> yaml_reader::integer(const YAML::Node& node, const std::string& path, long long min,
-                                              long long max) {
+std::optional<long long> yaml_reader::integer(const YAML::Node& node, const std::string& path,
+                                              long long min, long long max) {
     long long v = 0;
     if (!node.IsScalar() || !YAML::convert<long long>::decode(node, v) || v < min || v > max) {
         error(path, fmt::format("must be a whole number from {} to {}{}", min, max, where(node)));
@@ -64,7 +66,8 @@ std::optional<long long> yaml_reader::integer(const YAML::Node& node, const std:
     return v;
 }
 
-std::optional<std::chrono::milliseconds> yaml_reader::duration(const YAML::Node& node, const std::string& path) {
+std::optional<std::chrono::milliseconds> yaml_reader::duration(const YAML::Node& node,
+                                                               const std::string& path) {
     auto s = string(node, path);
     if (!s) return std::nullopt;
     auto d = parse_duration(*s);
@@ -84,16 +87,19 @@ std::optional<bool> yaml_reader::boolean(const YAML::Node& node, const std::stri
     return v;
 }
 
-std::optional<double> yaml_reader::number(const YAML::Node& node, const std::string& path, double above, double max) {
+std::optional<double> yaml_reader::number(const YAML::Node& node, const std::string& path,
+                                          double above, double max) {
     double v = 0;
-    if (!node.IsScalar() || !YAML::convert<double>::decode(node, v) || !std::isfinite(v) || v <= above || v > max) {
+    if (!node.IsScalar() || !YAML::convert<double>::decode(node, v) || !std::isfinite(v) ||
+        v <= above || v > max) {
         error(path, fmt::format("must be a number > {} and <= {}{}", above, max, where(node)));
         return std::nullopt;
     }
     return v;
 }
 
-std::optional<std::vector<std::string>> yaml_reader::string_list(const YAML::Node& node, const std::string& path) {
+std::optional<std::vector<std::string>> yaml_reader::string_list(const YAML::Node& node,
+                                                                 const std::string& path) {
     if (!node.IsSequence()) {
         error(path, "must be a list" + where(node));
         return std::nullopt;

@@ -16,29 +16,34 @@
 namespace tunnel::core {
 
 class yaml_reader {
-public:
+  public:
     explicit yaml_reader(std::string source) : source_(std::move(source)) {}
 
     // Parses `text`; a syntax error is recorded (with line and column) and an empty node returned.
     YAML::Node parse(std::string_view text);
 
     // Records an error for every key of `map` not in `allowed`; false if `map` is not a map.
-    bool expect_map(const YAML::Node& map, const std::string& path, std::initializer_list<std::string_view> allowed);
+    bool expect_map(const YAML::Node& map, const std::string& path,
+                    std::initializer_list<std::string_view> allowed);
 
     std::optional<std::string> string(const YAML::Node& node, const std::string& path);
-    std::optional<long long> integer(const YAML::Node& node, const std::string& path, long long min, long long max);
-    std::optional<std::chrono::milliseconds> duration(const YAML::Node& node, const std::string& path);
+    std::optional<long long> integer(const YAML::Node& node, const std::string& path, long long min,
+                                     long long max);
+    std::optional<std::chrono::milliseconds> duration(const YAML::Node& node,
+                                                      const std::string& path);
     std::optional<bool> boolean(const YAML::Node& node, const std::string& path);
     // A finite number > `above` and <= `max`.
-    std::optional<double> number(const YAML::Node& node, const std::string& path, double above, double max);
-    std::optional<std::vector<std::string>> string_list(const YAML::Node& node, const std::string& path);
+    std::optional<double> number(const YAML::Node& node, const std::string& path, double above,
+                                 double max);
+    std::optional<std::vector<std::string>> string_list(const YAML::Node& node,
+                                                        const std::string& path);
 
     void error(const std::string& path, std::string_view message);
     [[nodiscard]] bool ok() const noexcept { return errors_.empty(); }
     // All problems, one per line, each prefixed with the source name.
     [[nodiscard]] core::error failure() const;
 
-private:
+  private:
     std::string source_;
     std::vector<std::string> errors_;
 };

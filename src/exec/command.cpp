@@ -12,33 +12,41 @@ std::string command::display() const {
 }
 
 core::result<void> validate(const command& cmd) {
-    if (cmd.argv.empty() || (cmd.argv.size() == 1 && cmd.argv.front().find_first_not_of(" \t\n") == std::string::npos))
-        return core::fail(core::errc::invalid_argument, "no command given: put it after --, e.g. tunnel exec HOST -- uptime");
+    if (cmd.argv.empty() ||
+        (cmd.argv.size() == 1 && cmd.argv.front().find_first_not_of(" \t\n") == std::string::npos))
+        return core::fail(core::errc::invalid_argument,
+                          "no command given: put it after --, e.g. tunnel exec HOST -- uptime");
     for (const auto& word : cmd.argv)
         if (word.find('\0') != std::string::npos)
-            return core::fail(core::errc::invalid_argument, "the command contains a NUL byte, which SSH cannot carry");
+            return core::fail(core::errc::invalid_argument,
+                              "the command contains a NUL byte, which SSH cannot carry");
     for (const auto& [name, value] : cmd.env) {
         if (!core::is_valid_env_name(name))
-            return core::fail(core::errc::invalid_argument,
-                              fmt::format("invalid environment variable name \"{}\": use letters, digits and _ "
-                                          "(not starting with a digit), as in --env NAME=value",
-                                          name));
+            return core::fail(
+                core::errc::invalid_argument,
+                fmt::format("invalid environment variable name \"{}\": use letters, digits and _ "
+                            "(not starting with a digit), as in --env NAME=value",
+                            name));
         if (value.find('\0') != std::string::npos)
-            return core::fail(core::errc::invalid_argument, fmt::format("--env {}: value contains a NUL byte", name));
+            return core::fail(core::errc::invalid_argument,
+                              fmt::format("--env {}: value contains a NUL byte", name));
     }
     if (cmd.cwd && cmd.cwd->empty())
-        return core::fail(core::errc::invalid_argument, "--cwd: empty directory; give a path such as /srv/app");
+        return core::fail(core::errc::invalid_argument,
+                          "--cwd: empty directory; give a path such as /srv/app");
     if (cmd.sudo_user && cmd.sudo_user->empty())
         return core::fail(core::errc::invalid_argument, "--sudo-user: empty user name");
     if (cmd.timeout && cmd.timeout->count() <= 0)
-        return core::fail(core::errc::invalid_argument, "--timeout: must be greater than zero, e.g. 30s");
+        return core::fail(core::errc::invalid_argument,
+                          "--timeout: must be greater than zero, e.g. 30s");
     return {};
 }
 
 std::string remote_command(const command& cmd, const sudo_markers* markers) {
     const std::string base = cmd.display();
     const bool sudo = cmd.sudo || cmd.sudo_user.has_value();
-    if (!sudo && cmd.env.empty() && !cmd.cwd && !cmd.timeout) return base;  // exactly what ssh would send
+    if (!sudo && cmd.env.empty() && !cmd.cwd && !cmd.timeout)
+        return base;  // exactly what ssh would send
 
     std::string inner;
     if (markers) inner += fmt::format("printf '%s\\n' {} >&2\n", core::shell_quote(markers->ready));
@@ -63,7 +71,8 @@ std::string remote_command(const command& cmd, const sudo_markers* markers) {
     }
     if (!cmd.env.empty()) {
         words.emplace_back("env");
-        for (const auto& [name, value] : cmd.env) words.push_back(core::shell_quote(name + "=" + value));
+        for (const auto& [name, value] : cmd.env)
+            words.push_back(core::shell_quote(name + "=" + value));
     }
     if (cmd.timeout) {
         words.emplace_back("timeout");

@@ -29,7 +29,8 @@ core::result<exec_config> parse_exec_config(std::string_view yaml_text, const st
                 }
             }
             if (exec["retries"])
-                if (auto v = r.integer(exec["retries"], "exec.retries", 0, 100)) cfg.retries = static_cast<unsigned>(*v);
+                if (auto v = r.integer(exec["retries"], "exec.retries", 0, 100))
+                    cfg.retries = static_cast<unsigned>(*v);
             if (exec["timeout"]) cfg.timeout = r.duration(exec["timeout"], "exec.timeout");
         }
     }
@@ -49,8 +50,9 @@ core::result<exec_config> load_exec_config(const std::string& home) {
     std::ifstream in(path);
     if (!in) {
         if (!required) return exec_config{};
-        return core::fail(core::errc::not_found,
-                          fmt::format("TUNNEL_CONFIG={}: cannot read the file: {}", path, std::strerror(errno)));
+        return core::fail(
+            core::errc::not_found,
+            fmt::format("TUNNEL_CONFIG={}: cannot read the file: {}", path, std::strerror(errno)));
     }
     std::stringstream text;
     text << in.rdbuf();

@@ -23,7 +23,8 @@ struct exec_config {
 };
 
 // Parses a whole config document; sections other than `exec` are left to their components.
-[[nodiscard]] core::result<exec_config> parse_exec_config(std::string_view yaml_text, const std::string& source);
+[[nodiscard]] core::result<exec_config> parse_exec_config(std::string_view yaml_text,
+                                                          const std::string& source);
 
 // Loads the user's config file: $TUNNEL_CONFIG if set (must exist), else
 // ~/.config/tunnel/config.yaml if it exists, else defaults.

@@ -21,9 +21,10 @@ using ssh::time_point;
 
 int signal_number(std::string_view name) {
     static constexpr std::pair<std::string_view, int> table[] = {
-        {"HUP", SIGHUP}, {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"ILL", SIGILL},   {"ABRT", SIGABRT},
-        {"FPE", SIGFPE}, {"KILL", SIGKILL}, {"SEGV", SIGSEGV}, {"PIPE", SIGPIPE}, {"ALRM", SIGALRM},
-        {"TERM", SIGTERM}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"BUS", SIGBUS},
+        {"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"ILL", SIGILL},
+        {"ABRT", SIGABRT}, {"FPE", SIGFPE},   {"KILL", SIGKILL}, {"SEGV", SIGSEGV},
+        {"PIPE", SIGPIPE}, {"ALRM", SIGALRM}, {"TERM", SIGTERM}, {"USR1", SIGUSR1},
+        {"USR2", SIGUSR2}, {"BUS", SIGBUS},
     };
     for (auto [n, v] : table)
         if (n == name) return v;
@@ -37,24 +38,26 @@ std::string random_token() {
 
 // Reads a regular file (always ready, so plain reads on the strand are fine).
 class file_input final : public input_source {
-public:
+  public:
     explicit file_input(int fd) : fd_(fd) {}
     ~file_input() override { ::close(fd_); }
     asio::awaitable<core::result<std::string>> read() override {
         std::string buf(256 * 1024, '\0');
         ssize_t n = ::read(fd_, buf.data(), buf.size());
-        if (n < 0) co_return core::fail(core::errc::io_error, fmt::format("reading stdin: {}", std::strerror(errno)));
+        if (n < 0)
+            co_return core::fail(core::errc::io_error,
+                                 fmt::format("reading stdin: {}", std::strerror(errno)));
         buf.resize(static_cast<std::size_t>(n));
         co_return buf;
     }
 
-private:
+  private:
     int fd_;
 };
 
 // Reads a pipe or terminal through asio, without blocking the strand.
 class stream_input final : public input_source {
-public:
+  public:
     stream_input(asio::any_io_executor ex, int fd) : fd_(ex, fd) {}
     void cancel() override {
         boost::system::error_code ignored;
@@ -63,14 +66,17 @@ public:
     asio::awaitable<core::result<std::string>> read() override {
         std::string buf(64 * 1024, '\0');
         boost::system::error_code ec;
-        std::size_t n = co_await fd_.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+        std::size_t n = co_await fd_.async_read_some(asio::buffer(buf),
+                                                     asio::redirect_error(asio::use_awaitable, ec));
         if (ec == asio::error::eof) co_return std::string{};
-        if (ec) co_return core::fail(core::errc::io_error, fmt::format("reading stdin: {}", ec.message()));
+        if (ec)
+            co_return core::fail(core::errc::io_error,
+                                 fmt::format("reading stdin: {}", ec.message()));
         buf.resize(n);
         co_return buf;
     }
 
-private:
+  private:
     asio::posix::stream_descriptor fd_;
 };
 
@@ -85,8 +91,8 @@ struct stdin_state {
 
 // Fills `in->pending` from `src` and wakes the exec loop, until EOF or until
 // the command has finished (`done`: `in` is gone then).
-asio::awaitable<void> pump_input(std::shared_ptr<input_source> src, std::shared_ptr<bool> done, stdin_state* in,
-                                 std::shared_ptr<ssh::session> s) {
+asio::awaitable<void> pump_input(std::shared_ptr<input_source> src, std::shared_ptr<bool> done,
+                                 stdin_state* in, std::shared_ptr<ssh::session> s) {
     for (;;) {
         auto chunk = co_await src->read();
         if (*done) co_return;
@@ -117,17 +123,20 @@ int exec_result::exit_code() const {
     return exit_status;
 }
 
-core::result<std::unique_ptr<input_source>> open_input(asio::any_io_executor executor, const std::string& path) {
-    int fd = path == "-" ? ::fcntl(0, F_DUPFD_CLOEXEC, 3) : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+core::result<std::unique_ptr<input_source>> open_input(asio::any_io_executor executor,
+                                                       const std::string& path) {
+    int fd =
+        path == "-" ? ::fcntl(0, F_DUPFD_CLOEXEC, 3) : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return core::fail(core::errc::not_found,
-                          fmt::format("cannot open stdin source {}: {}", path, std::strerror(errno)));
+        return core::fail(core::errc::not_found, fmt::format("cannot open stdin source {}: {}",
+                                                             path, std::strerror(errno)));
     struct stat st {};
     ::fstat(fd, &st);
     if (S_ISREG(st.st_mode)) return std::make_unique<file_input>(fd);
     if (S_ISDIR(st.st_mode)) {
         ::close(fd);
-        return core::fail(core::errc::invalid_argument, fmt::format("stdin source {} is a directory", path));
+        return core::fail(core::errc::invalid_argument,
+                          fmt::format("stdin source {} is a directory", path));
     }
     return std::make_unique<stream_input>(executor, fd);
 }
@@ -135,10 +144,13 @@ core::result<std::unique_ptr<input_source>> open_input(asio::any_io_executor exe
 executor::executor(pool::session_pool& pool, pool::breaker_registry& breakers, command_rules rules)
     : pool_(pool), breakers_(breakers), rules_(std::move(rules)) {}
 
-asio::awaitable<core::result<exec_result>> executor::run(const ssh::connect_options& target, const command& cmd,
-                                                         exec_events events, run_options options) {
+asio::awaitable<core::result<exec_result>> executor::run(const ssh::connect_options& target,
+                                                         const command& cmd, exec_events events,
+                                                         run_options options) {
     if (auto v = validate(cmd); !v) co_return tl::unexpected(v.error());
-    if (auto allowed = cmd.argv.size() == 1 ? rules_.check(cmd.argv.front()) : rules_.check(cmd.argv); !allowed)
+    if (auto allowed =
+            cmd.argv.size() == 1 ? rules_.check(cmd.argv.front()) : rules_.check(cmd.argv);
+        !allowed)
         co_return tl::unexpected(allowed.error());
 
     exec_result result;
@@ -154,7 +166,8 @@ asio::awaitable<core::result<exec_result>> executor::run(const ssh::connect_opti
     const std::string remote = remote_command(cmd, markers ? &*markers : nullptr);
     spdlog::debug("exec on {}: {}", result.destination, cmd.display());
 
-    core::backoff retry_delays(options.backoff, options.random ? options.random : core::default_random_source());
+    core::backoff retry_delays(options.backoff,
+                               options.random ? options.random : core::default_random_source());
     std::optional<pool::session_pool::lease> lease;
     std::optional<ssh::channel> ch;
     unsigned stale = 0;  // pooled sessions found dead at channel open: retried for free
@@ -163,10 +176,12 @@ asio::awaitable<core::result<exec_result>> executor::run(const ssh::connect_opti
         auto& breaker = breakers_.get(result.destination);
         core::result<void> failure;
         if (!breaker.allow()) {
-            co_return core::fail(core::errc::circuit_open,
-                                 fmt::format("{} failed {} times in a row; not trying again for {} (circuit breaker)",
-                                             result.destination, breaker.consecutive_failures(),
-                                             fmt::format("{}ms", breaker.retry_after().count())));
+            co_return core::fail(
+                core::errc::circuit_open,
+                fmt::format(
+                    "{} failed {} times in a row; not trying again for {} (circuit breaker)",
+                    result.destination, breaker.consecutive_failures(),
+                    fmt::format("{}ms", breaker.retry_after().count())));
         }
         auto l = co_await pool_.acquire(target);
         if (!l) {
@@ -179,7 +194,10 @@ asio::awaitable<core::result<exec_result>> executor::run(const ssh::connect_opti
             if (!c) {
                 if (l->reused() && stale < 3) {
                     // The pooled session died or hit MaxSessions: nothing ran; try another.
-                    if (c.error().code == core::errc::channel_failed) l->mark_full(); else l->discard();
+                    if (c.error().code == core::errc::channel_failed)
+                        l->mark_full();
+                    else
+                        l->discard();
                     ++stale;
                     --result.attempts;
                     continue;
@@ -187,19 +205,24 @@ asio::awaitable<core::result<exec_result>> executor::run(const ssh::connect_opti
                 co_return tl::unexpected(c.error());
             }
             if (cmd.pty) {
-                if (auto p = co_await c->request_pty("xterm-256color", cmd.pty_columns, cmd.pty_rows, setup_deadline); !p)
+                if (auto p = co_await c->request_pty("xterm-256color", cmd.pty_columns,
+                                                     cmd.pty_rows, setup_deadline);
+                    !p)
                     co_return tl::unexpected(p.error());
             }
-            if (auto e = co_await c->request_exec(remote, setup_deadline); !e) co_return tl::unexpected(e.error());
+            if (auto e = co_await c->request_exec(remote, setup_deadline); !e)
+                co_return tl::unexpected(e.error());
             lease.emplace(std::move(*l));
             ch.emplace(std::move(*c));
             break;
         }
         // Only failures before anything could have run are retried.
-        if (!failure.error().before_start() || result.attempts > options.retries) co_return tl::unexpected(failure.error());
+        if (!failure.error().before_start() || result.attempts > options.retries)
+            co_return tl::unexpected(failure.error());
         auto delay = retry_delays.delay(result.attempts - 1);
         if (events.on_retry) events.on_retry(result.attempts, failure.error(), delay);
-        spdlog::info("{}: {}; retrying in {}ms", result.destination, failure.error().message, delay.count());
+        spdlog::info("{}: {}; retrying in {}ms", result.destination, failure.error().message,
+                     delay.count());
         asio::steady_timer t(co_await asio::this_coro::executor, delay);
         co_await t.async_wait(asio::use_awaitable);
     }
@@ -211,10 +234,11 @@ asio::awaitable<core::result<exec_result>> executor::run(const ssh::connect_opti
     auto& st = ch->state();
     stdin_state in;
     in.released = !markers;
-    std::string sudo_scan;          // stderr held back while looking for the sudo markers
-    std::string stderr_head;        // the first bytes of stderr, to explain sudo failures
+    std::string sudo_scan;    // stderr held back while looking for the sudo markers
+    std::string stderr_head;  // the first bytes of stderr, to explain sudo failures
     auto deliver_err = [&](std::string_view data) {
-        if (stderr_head.size() < 4096) stderr_head.append(data.substr(0, 4096 - stderr_head.size()));
+        if (stderr_head.size() < 4096)
+            stderr_head.append(data.substr(0, 4096 - stderr_head.size()));
         if (options.capture) result.err.append(data);
         if (events.on_stderr) events.on_stderr(data);
     };
@@ -227,8 +251,8 @@ asio::awaitable<core::result<exec_result>> executor::run(const ssh::connect_opti
         // A named coroutine, not a capturing lambda: GCC 12 lost the
         // captured shared_ptrs' references here (the reader's frame freed
         // `reader_done` and `src` while this frame still used them).
-        asio::co_spawn(co_await asio::this_coro::executor, pump_input(src, reader_done, &in, lease->session()),
-            asio::detached);
+        asio::co_spawn(co_await asio::this_coro::executor,
+                       pump_input(src, reader_done, &in, lease->session()), asio::detached);
     } else {
         in.input_eof = true;
     }
@@ -254,9 +278,10 @@ asio::awaitable<core::result<exec_result>> executor::run(const ssh::connect_opti
                     if (!pass) {
                         stop_reader();
                         ch->close();
-                        co_return core::fail(core::errc::permission_denied,
-                                             fmt::format("sudo on {} asked for a password and none was given",
-                                                         result.destination));
+                        co_return core::fail(
+                            core::errc::permission_denied,
+                            fmt::format("sudo on {} asked for a password and none was given",
+                                        result.destination));
                     }
                     *pass += '\n';
                     in.pending.insert(0, *pass);  // goes out before any user stdin
@@ -301,15 +326,17 @@ asio::awaitable<core::result<exec_result>> executor::run(const ssh::connect_opti
             }
             stop_reader();
             lease->discard();
-            co_return core::fail(core::errc::disconnected,
-                                 fmt::format("{} while running \"{}\"; the command may have run partly",
-                                             w.error().message, cmd.display()));
+            co_return core::fail(
+                core::errc::disconnected,
+                fmt::format("{} while running \"{}\"; the command may have run partly",
+                            w.error().message, cmd.display()));
         }
     }
     stop_reader();
     if (!sudo_scan.empty()) deliver_err(sudo_scan);
 
-    result.duration = std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - started);
+    result.duration =
+        std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - started);
     if (st.exit_status) result.exit_status = *st.exit_status;
     if (st.exit_signal) result.signal = st.exit_signal;
     if (cmd.timeout && clock_type::now() - exec_started >= *cmd.timeout &&
@@ -323,10 +350,11 @@ asio::awaitable<core::result<exec_result>> executor::run(const ssh::connect_opti
     if (sudo && !cmd.sudo_password && result.exit_status == 1 &&
         (stderr_head.find("a password is required") != std::string::npos ||
          stderr_head.find("a terminal is required") != std::string::npos))
-        co_return core::fail(core::errc::permission_denied,
-                             fmt::format("sudo on {} needs a password: allow it without one (NOPASSWD in sudoers) "
-                                         "or pass --ask-sudo-pass",
-                                         result.destination));
+        co_return core::fail(
+            core::errc::permission_denied,
+            fmt::format("sudo on {} needs a password: allow it without one (NOPASSWD in sudoers) "
+                        "or pass --ask-sudo-pass",
+                        result.destination));
     co_return result;
 }
 

@@ -23,7 +23,7 @@ namespace tunnel::exec {
 
 struct exec_result {
     std::string destination;
-    int exit_status = -1;                // remote status; -1 when killed by a signal
+    int exit_status = -1;               // remote status; -1 when killed by a signal
     std::optional<std::string> signal;  // "TERM", "KILL", ... when the command died of one
     bool timed_out = false;
     std::string out;  // captured stdout (only when run_options::capture)
@@ -39,7 +39,8 @@ struct exec_result {
 struct exec_events {
     std::function<void(std::string_view)> on_stdout;
     std::function<void(std::string_view)> on_stderr;
-    std::function<void(unsigned attempt, const core::error&, std::chrono::milliseconds delay)> on_retry;
+    std::function<void(unsigned attempt, const core::error&, std::chrono::milliseconds delay)>
+        on_retry;
 };
 
 // Supplies the command's stdin. `read` returns the next chunk, an empty
@@ -66,13 +67,14 @@ struct run_options {
 };
 
 class executor {
-public:
+  public:
     executor(pool::session_pool& pool, pool::breaker_registry& breakers, command_rules rules = {});
 
-    asio::awaitable<core::result<exec_result>> run(const ssh::connect_options& target, const command& cmd,
-                                                   exec_events events = {}, run_options options = {});
+    asio::awaitable<core::result<exec_result>> run(const ssh::connect_options& target,
+                                                   const command& cmd, exec_events events = {},
+                                                   run_options options = {});
 
-private:
+  private:
     pool::session_pool& pool_;
     pool::breaker_registry& breakers_;
     command_rules rules_;

@@ -38,7 +38,9 @@ core::result<std::vector<std::string>> split_fields(std::string_view text, std::
     return fields;
 }
 
-bool is_path(std::string_view field) { return field.find('/') != std::string_view::npos; }
+bool is_path(std::string_view field) {
+    return field.find('/') != std::string_view::npos;
+}
 
 core::result<uint16_t> parse_port(std::string_view field, std::string_view whole, bool allow_zero) {
     unsigned value = 0;
@@ -46,15 +48,16 @@ core::result<uint16_t> parse_port(std::string_view field, std::string_view whole
     if (field.empty() || ec != std::errc{} || end != field.data() + field.size() || value > 65535 ||
         (value == 0 && !allow_zero))
         return core::fail(core::errc::invalid_argument,
-                          fmt::format("\"{}\": bad port \"{}\": use a number from {} to 65535", whole, field,
-                                      allow_zero ? 0 : 1));
+                          fmt::format("\"{}\": bad port \"{}\": use a number from {} to 65535",
+                                      whole, field, allow_zero ? 0 : 1));
     return static_cast<uint16_t>(value);
 }
 
 std::string_view usage(forward_kind kind) {
     switch (kind) {
         case forward_kind::local:
-            return "expected -L [bind_address:]port:host:hostport (or a Unix socket path on either side)";
+            return "expected -L [bind_address:]port:host:hostport (or a Unix socket path on either "
+                   "side)";
         case forward_kind::remote:
             return "expected -R [bind_address:]port:host:hostport (or port:/local/socket)";
         case forward_kind::dynamic:
@@ -79,9 +82,12 @@ std::string endpoint::to_string() const {
 
 std::string_view flag_of(forward_kind kind) noexcept {
     switch (kind) {
-        case forward_kind::local: return "-L";
-        case forward_kind::remote: return "-R";
-        case forward_kind::dynamic: return "-D";
+        case forward_kind::local:
+            return "-L";
+        case forward_kind::remote:
+            return "-R";
+        case forward_kind::dynamic:
+            return "-D";
     }
     return "-?";
 }
@@ -108,7 +114,8 @@ core::result<forward_spec> parse_forward_spec(forward_kind kind, std::string_vie
             if (!p) return tl::unexpected(bad(kind, text, fmt::format("bad port \"{}\"", f[0])));
             spec.listen.port = *p;
         } else if (f.size() == 2) {
-            if (is_path(f[0]) || is_path(f[1])) return tl::unexpected(bad(kind, text, "Unix sockets are not supported for -D"));
+            if (is_path(f[0]) || is_path(f[1]))
+                return tl::unexpected(bad(kind, text, "Unix sockets are not supported for -D"));
             auto p = parse_port(f[1], text, false);
             if (!p) return tl::unexpected(bad(kind, text, fmt::format("bad port \"{}\"", f[1])));
             spec.listen.host = f[0];
@@ -135,13 +142,16 @@ core::result<forward_spec> parse_forward_spec(forward_kind kind, std::string_vie
         if (listen_fields == 2) {
             spec.listen.host = f[0];
             if (spec.listen.host.empty())
-                return tl::unexpected(bad(kind, text, "empty bind address (use * for every interface)"));
+                return tl::unexpected(
+                    bad(kind, text, "empty bind address (use * for every interface)"));
         }
         auto p = parse_port(f[listen_fields - 1], text, kind == forward_kind::remote);
         if (!p) {
-            const char* why = kind == forward_kind::remote ? "bad listen port \"{}\": use 0 to 65535"
-                                                           : "bad listen port \"{}\": use 1 to 65535";
-            return tl::unexpected(bad(kind, text, fmt::format(fmt::runtime(why), f[listen_fields - 1])));
+            const char* why = kind == forward_kind::remote
+                                  ? "bad listen port \"{}\": use 0 to 65535"
+                                  : "bad listen port \"{}\": use 1 to 65535";
+            return tl::unexpected(
+                bad(kind, text, fmt::format(fmt::runtime(why), f[listen_fields - 1])));
         }
         spec.listen.port = *p;
         i = listen_fields;
@@ -151,27 +161,32 @@ core::result<forward_spec> parse_forward_spec(forward_kind kind, std::string_vie
         spec.target.path = f[i];
     } else if (rest == 2) {
         if (f[i].empty()) return tl::unexpected(bad(kind, text, "empty target host"));
-        if (is_path(f[i]) || is_path(f[i + 1])) return tl::unexpected(bad(kind, text, "a path where a host or port belongs"));
+        if (is_path(f[i]) || is_path(f[i + 1]))
+            return tl::unexpected(bad(kind, text, "a path where a host or port belongs"));
         auto p = parse_port(f[i + 1], text, false);
-        if (!p) return tl::unexpected(bad(kind, text, fmt::format("bad target port \"{}\": use 1 to 65535", f[i + 1])));
+        if (!p)
+            return tl::unexpected(
+                bad(kind, text, fmt::format("bad target port \"{}\": use 1 to 65535", f[i + 1])));
         spec.target.host = f[i];
         spec.target.port = *p;
     } else {
         return tl::unexpected(bad(kind, text, rest < 1 ? "missing target" : "too many fields"));
     }
     if (kind == forward_kind::remote && spec.listen.is_unix())
-        return tl::unexpected(bad(kind, text,
-                                  "remote Unix-socket listeners (streamlocal-forward) are not supported by libssh 0.10; "
-                                  "listen on a port instead"));
+        return tl::unexpected(bad(
+            kind, text,
+            "remote Unix-socket listeners (streamlocal-forward) are not supported by libssh 0.10; "
+            "listen on a port instead"));
     return spec;
 }
 
 core::result<void> check_privileged_port(const forward_spec& spec, uid_t uid) {
     if (spec.kind == forward_kind::remote || spec.listen.is_unix()) return {};
     if (spec.listen.port != 0 && spec.listen.port < 1024 && uid != 0)
-        return core::fail(core::errc::permission_denied,
-                          fmt::format("{}: privileged port {} can only be forwarded by root; use a port >= 1024",
-                                      spec.text, spec.listen.port));
+        return core::fail(
+            core::errc::permission_denied,
+            fmt::format("{}: privileged port {} can only be forwarded by root; use a port >= 1024",
+                        spec.text, spec.listen.port));
     return {};
 }
 

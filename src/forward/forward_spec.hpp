@@ -46,7 +46,8 @@ struct forward_spec {
 
 // Parses the argument of -L, -R or -D. Fails with invalid_argument and a
 // message that quotes the spec and shows the expected form.
-[[nodiscard]] core::result<forward_spec> parse_forward_spec(forward_kind kind, std::string_view text);
+[[nodiscard]] core::result<forward_spec> parse_forward_spec(forward_kind kind,
+                                                            std::string_view text);
 
 // A local listener on a port below 1024 needs root (as ssh(1) says
 // "Privileged ports can only be forwarded by root"). `uid` is injectable

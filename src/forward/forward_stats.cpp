@@ -24,9 +24,12 @@ std::string label(std::string_view v) {
 
 std::string kind_name(forward_kind k) {
     switch (k) {
-        case forward_kind::local: return "local";
-        case forward_kind::remote: return "remote";
-        case forward_kind::dynamic: return "dynamic";
+        case forward_kind::local:
+            return "local";
+        case forward_kind::remote:
+            return "remote";
+        case forward_kind::dynamic:
+            return "dynamic";
     }
     return "?";
 }
@@ -35,10 +38,14 @@ std::string kind_name(forward_kind k) {
 
 std::string_view to_string(forward_state state) noexcept {
     switch (state) {
-        case forward_state::starting: return "starting";
-        case forward_state::up: return "up";
-        case forward_state::down: return "down";
-        case forward_state::failed: return "failed";
+        case forward_state::starting:
+            return "starting";
+        case forward_state::up:
+            return "up";
+        case forward_state::down:
+            return "down";
+        case forward_state::failed:
+            return "failed";
     }
     return "?";
 }
@@ -56,7 +63,8 @@ std::string render_metrics(const supervisor_stats& s) {
         out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
     };
     header("tunnel_forward_connected", "gauge", "1 while the SSH session is up");
-    out += fmt::format("tunnel_forward_connected{{destination=\"{}\"}} {}\n", label(s.destination), s.connected ? 1 : 0);
+    out += fmt::format("tunnel_forward_connected{{destination=\"{}\"}} {}\n", label(s.destination),
+                       s.connected ? 1 : 0);
     header("tunnel_forward_connects_total", "counter", "SSH sessions established");
     out += fmt::format("tunnel_forward_connects_total {}\n", s.connects);
     header("tunnel_forward_reconnects_total", "counter", "SSH sessions established after a loss");
@@ -74,14 +82,17 @@ std::string render_metrics(const supervisor_stats& s) {
     };
     const metric per_forward[] = {
         {"tunnel_forward_up", "gauge", "1 when the forward is up",
-         [](const forward_stats& f) { return std::string(f.state == forward_state::up ? "1" : "0"); }},
+         [](const forward_stats& f) {
+             return std::string(f.state == forward_state::up ? "1" : "0");
+         }},
         {"tunnel_forward_bytes_out_total", "counter", "bytes carried towards the target",
          [](const forward_stats& f) { return std::to_string(f.bytes_out); }},
         {"tunnel_forward_bytes_in_total", "counter", "bytes carried back from the target",
          [](const forward_stats& f) { return std::to_string(f.bytes_in); }},
         {"tunnel_forward_connections_total", "counter", "connections accepted",
          [](const forward_stats& f) { return std::to_string(f.connections); }},
-        {"tunnel_forward_connection_failures_total", "counter", "connections that could not be carried",
+        {"tunnel_forward_connection_failures_total", "counter",
+         "connections that could not be carried",
          [](const forward_stats& f) { return std::to_string(f.failures); }},
         {"tunnel_forward_open_channels", "gauge", "channels open now",
          [](const forward_stats& f) { return std::to_string(f.open_channels); }},
@@ -89,14 +100,15 @@ std::string render_metrics(const supervisor_stats& s) {
     for (const auto& m : per_forward) {
         header(m.name, m.type, m.help);
         for (const auto& f : s.forwards)
-            out += fmt::format("{}{{forward=\"{}\",kind=\"{}\"}} {}\n", m.name, label(f.spec.text), kind_name(f.spec.kind),
-                               m.value(f));
+            out += fmt::format("{}{{forward=\"{}\",kind=\"{}\"}} {}\n", m.name, label(f.spec.text),
+                               kind_name(f.spec.kind), m.value(f));
     }
     header("tunnel_forward_state", "gauge", "1 for the current state of each forward");
     for (const auto& f : s.forwards)
-        for (auto st : {forward_state::starting, forward_state::up, forward_state::down, forward_state::failed})
-            out += fmt::format("tunnel_forward_state{{forward=\"{}\",state=\"{}\"}} {}\n", label(f.spec.text),
-                               to_string(st), f.state == st ? 1 : 0);
+        for (auto st : {forward_state::starting, forward_state::up, forward_state::down,
+                        forward_state::failed})
+            out += fmt::format("tunnel_forward_state{{forward=\"{}\",state=\"{}\"}} {}\n",
+                               label(f.spec.text), to_string(st), f.state == st ? 1 : 0);
     return out;
 }
 

@@ -19,11 +19,12 @@ enum class forward_state { starting, up, down, failed };
 struct forward_stats {
     forward_spec spec;
     forward_state state = forward_state::starting;
-    std::optional<uint16_t> bound_port;  // -R: the port the server listens on (allocated for port 0)
-    uint64_t bytes_out = 0;              // towards the target (client -> target)
-    uint64_t bytes_in = 0;               // back from the target
-    uint64_t connections = 0;            // accepted (local) or forwarded to us (remote)
-    uint64_t failures = 0;               // connections that could not be carried
+    std::optional<uint16_t>
+        bound_port;            // -R: the port the server listens on (allocated for port 0)
+    uint64_t bytes_out = 0;    // towards the target (client -> target)
+    uint64_t bytes_in = 0;     // back from the target
+    uint64_t connections = 0;  // accepted (local) or forwarded to us (remote)
+    uint64_t failures = 0;     // connections that could not be carried
     int64_t open_channels = 0;
     std::string last_error;
 };

@@ -35,10 +35,9 @@ void close_cleanly(stream_socket& socket) {
 
 }  // namespace
 
-core::result<std::shared_ptr<local_forward>> local_forward::open(asio::any_io_executor executor,
-                                                                 std::shared_ptr<forward_stats> stats,
-                                                                 session_source& source,
-                                                                 local_forward_options options) {
+core::result<std::shared_ptr<local_forward>> local_forward::open(
+    asio::any_io_executor executor, std::shared_ptr<forward_stats> stats, session_source& source,
+    local_forward_options options) {
     auto listeners = open_listeners(executor, stats->spec.listen, stats->spec.text);
     if (!listeners) return tl::unexpected(listeners.error());
     return std::make_shared<local_forward>(executor, std::move(stats), source, std::move(options),
@@ -56,7 +55,9 @@ local_forward::local_forward(asio::any_io_executor executor, std::shared_ptr<for
 
 void local_forward::start() {
     for (auto& l : listeners_)
-        asio::co_spawn(executor_, [self = shared_from_this(), &l]() { return self->accept_loop(l); }, asio::detached);
+        asio::co_spawn(
+            executor_, [self = shared_from_this(), &l]() { return self->accept_loop(l); },
+            asio::detached);
 }
 
 void local_forward::stop() {
@@ -73,7 +74,8 @@ asio::awaitable<void> local_forward::accept_loop(stream_acceptor& listener) {
     auto self = shared_from_this();
     while (!stopped_) {
         boost::system::error_code ec;
-        stream_socket socket = co_await listener.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+        stream_socket socket =
+            co_await listener.async_accept(asio::redirect_error(asio::use_awaitable, ec));
         if (stopped_) break;
         if (ec) {
             if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) break;
@@ -90,12 +92,15 @@ asio::awaitable<void> local_forward::accept_loop(stream_acceptor& listener) {
             continue;  // socket closes as it goes out of scope
         }
         set_no_delay(socket);
-        asio::co_spawn(executor_, [self, s = std::move(socket)]() mutable { return self->serve(std::move(s)); },
-                       asio::detached);
+        asio::co_spawn(
+            executor_,
+            [self, s = std::move(socket)]() mutable { return self->serve(std::move(s)); },
+            asio::detached);
     }
 }
 
-asio::awaitable<std::optional<socks_target>> local_forward::socks(stream_socket& socket, socks_handshake& hs,
+asio::awaitable<std::optional<socks_target>> local_forward::socks(stream_socket& socket,
+                                                                  socks_handshake& hs,
                                                                   std::string& early) {
     asio::steady_timer deadline(executor_, options_.handshake_timeout);
     bool expired = false;
@@ -109,7 +114,8 @@ asio::awaitable<std::optional<socks_target>> local_forward::socks(stream_socket&
     std::array<char, 512> buf;
     for (;;) {
         boost::system::error_code ec;
-        std::size_t n = co_await socket.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+        std::size_t n = co_await socket.async_read_some(
+            asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
         if (ec) {
             spdlog::info("{}: SOCKS client went away during the handshake{}", stats_->spec.text,
                          expired ? " (timed out)" : "");
@@ -117,7 +123,8 @@ asio::awaitable<std::optional<socks_target>> local_forward::socks(stream_socket&
         }
         auto step = hs.feed(std::string_view(buf.data(), n));
         if (!step.reply.empty()) {
-            co_await asio::async_write(socket, asio::buffer(step.reply), asio::redirect_error(asio::use_awaitable, ec));
+            co_await asio::async_write(socket, asio::buffer(step.reply),
+                                       asio::redirect_error(asio::use_awaitable, ec));
             if (ec) co_return std::nullopt;
         }
         if (step.state == socks_handshake::status::failed) {
@@ -158,15 +165,16 @@ asio::awaitable<void> local_forward::serve(stream_socket socket) {
         if (!is_socks) co_return;
         auto r = hs.final_reply(code);
         boost::system::error_code ec;
-        co_await asio::async_write(socket, asio::buffer(r), asio::redirect_error(asio::use_awaitable, ec));
+        co_await asio::async_write(socket, asio::buffer(r),
+                                   asio::redirect_error(asio::use_awaitable, ec));
     };
 
     spdlog::debug("{}: new connection for {}", stats_->spec.text, target.to_string());
     auto session = co_await source_.acquire(ssh::clock_type::now() + options_.outage_wait);
     if (!session || stopped_) {
         ++stats_->failures;
-        spdlog::warn("{}: no SSH session within {} ms; closing the connection to {}", stats_->spec.text,
-                     options_.outage_wait.count(), target.to_string());
+        spdlog::warn("{}: no SSH session within {} ms; closing the connection to {}",
+                     stats_->spec.text, options_.outage_wait.count(), target.to_string());
         co_await answer(socks_reply::general_failure);
         close_cleanly(socket);
         co_return;
@@ -181,7 +189,8 @@ asio::awaitable<void> local_forward::serve(stream_socket socket) {
     if (!ch) {
         ++stats_->failures;
         stats_->last_error = ch.error().message;
-        spdlog::warn("{}: cannot reach {}: {}", stats_->spec.text, target.to_string(), ch.error().message);
+        spdlog::warn("{}: cannot reach {}: {}", stats_->spec.text, target.to_string(),
+                     ch.error().message);
         co_await answer(reply_for(ch.error()));
         close_cleanly(socket);
         co_return;
@@ -189,7 +198,8 @@ asio::awaitable<void> local_forward::serve(stream_socket socket) {
     if (is_socks) {
         auto r = hs.final_reply(socks_reply::succeeded);
         boost::system::error_code ec;
-        co_await asio::async_write(socket, asio::buffer(r), asio::redirect_error(asio::use_awaitable, ec));
+        co_await asio::async_write(socket, asio::buffer(r),
+                                   asio::redirect_error(asio::use_awaitable, ec));
         if (ec) co_return;
     }
     spdlog::debug("{}: channel to {} open", stats_->spec.text, target.to_string());

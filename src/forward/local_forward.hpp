@@ -26,23 +26,24 @@ struct local_forward_options {
 };
 
 class local_forward : public std::enable_shared_from_this<local_forward> {
-public:
+  public:
     // Binds the listeners now, so a port in use is reported before connecting.
-    [[nodiscard]] static core::result<std::shared_ptr<local_forward>> open(asio::any_io_executor executor,
-                                                                           std::shared_ptr<forward_stats> stats,
-                                                                           session_source& source,
-                                                                           local_forward_options options);
+    [[nodiscard]] static core::result<std::shared_ptr<local_forward>> open(
+        asio::any_io_executor executor, std::shared_ptr<forward_stats> stats,
+        session_source& source, local_forward_options options);
     void start();
     void stop();
     [[nodiscard]] uint16_t port() const { return listening_port(listeners_); }
 
-    local_forward(asio::any_io_executor executor, std::shared_ptr<forward_stats> stats, session_source& source,
-                  local_forward_options options, std::vector<stream_acceptor> listeners);
+    local_forward(asio::any_io_executor executor, std::shared_ptr<forward_stats> stats,
+                  session_source& source, local_forward_options options,
+                  std::vector<stream_acceptor> listeners);
 
-private:
+  private:
     asio::awaitable<void> accept_loop(stream_acceptor& listener);
     asio::awaitable<void> serve(stream_socket socket);
-    asio::awaitable<std::optional<socks_target>> socks(stream_socket& socket, socks_handshake& hs, std::string& early);
+    asio::awaitable<std::optional<socks_target>> socks(stream_socket& socket, socks_handshake& hs,
+                                                       std::string& early);
 
     asio::any_io_executor executor_;
     std::shared_ptr<forward_stats> stats_;

@@ -12,7 +12,8 @@ namespace {
 
 using tcp = asio::ip::tcp;
 
-core::error listen_error(const std::string& where, const std::string& for_what, const std::string& why) {
+core::error listen_error(const std::string& where, const std::string& for_what,
+                         const std::string& why) {
     return {core::errc::io_error,
             fmt::format("cannot listen on {} for {}: {}", where, for_what, why)};
 }
@@ -20,7 +21,8 @@ core::error listen_error(const std::string& where, const std::string& for_what, 
 uint16_t port_of(const asio::generic::stream_protocol::endpoint& ep) {
     const sockaddr* sa = ep.data();
     if (sa->sa_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(sa)->sin_port);
-    if (sa->sa_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6*>(sa)->sin6_port);
+    if (sa->sa_family == AF_INET6)
+        return ntohs(reinterpret_cast<const sockaddr_in6*>(sa)->sin6_port);
     return 0;
 }
 
@@ -31,16 +33,19 @@ std::string show(const tcp::endpoint& e) {
 
 }  // namespace
 
-core::result<std::vector<stream_acceptor>> open_listeners(asio::any_io_executor executor, const endpoint& where,
+core::result<std::vector<stream_acceptor>> open_listeners(asio::any_io_executor executor,
+                                                          const endpoint& where,
                                                           const std::string& for_what) {
     std::vector<stream_acceptor> out;
     boost::system::error_code ec;
     if (where.is_unix()) {
         struct stat st {};
         if (::stat(where.path.c_str(), &st) == 0)
-            return tl::unexpected(listen_error(where.path, for_what, "the path already exists; remove it first"));
+            return tl::unexpected(
+                listen_error(where.path, for_what, "the path already exists; remove it first"));
         stream_acceptor a(executor);
-        asio::generic::stream_protocol::endpoint ep{asio::local::stream_protocol::endpoint(where.path)};
+        asio::generic::stream_protocol::endpoint ep{
+            asio::local::stream_protocol::endpoint(where.path)};
         a.open(ep.protocol(), ec);
         if (!ec) a.bind(ep, ec);
         if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
@@ -57,10 +62,12 @@ core::result<std::vector<stream_acceptor>> open_listeners(asio::any_io_executor 
         endpoints.emplace_back(asio::ip::make_address("::"), where.port);
     } else {
         tcp::resolver resolver(executor);
-        auto results = resolver.resolve(where.host, std::to_string(where.port), tcp::resolver::passive, ec);
+        auto results =
+            resolver.resolve(where.host, std::to_string(where.port), tcp::resolver::passive, ec);
         if (ec)
-            return tl::unexpected(listen_error(where.to_string(), for_what,
-                                               fmt::format("cannot resolve \"{}\": {}", where.host, ec.message())));
+            return tl::unexpected(
+                listen_error(where.to_string(), for_what,
+                             fmt::format("cannot resolve \"{}\": {}", where.host, ec.message())));
         for (const auto& r : results) endpoints.push_back(r.endpoint());
     }
     uint16_t port = where.port;
@@ -76,10 +83,12 @@ core::result<std::vector<stream_acceptor>> open_listeners(asio::any_io_executor 
             return tl::unexpected(listen_error(show(ep), for_what, ec.message()));
         }
         a.set_option(asio::socket_base::reuse_address(true), ec);
-        if (ep.address().is_v6() && where.host == "*") ::setsockopt(a.native_handle(), IPPROTO_IPV6, IPV6_V6ONLY, "\0\0\0\0", 4);
+        if (ep.address().is_v6() && where.host == "*")
+            ::setsockopt(a.native_handle(), IPPROTO_IPV6, IPV6_V6ONLY, "\0\0\0\0", 4);
         a.bind(gep, ec);
         if (ec) {
-            if (i > 0 && where.host.empty() && ec == boost::system::errc::address_not_available) continue;
+            if (i > 0 && where.host.empty() && ec == boost::system::errc::address_not_available)
+                continue;
             return tl::unexpected(listen_error(show(ep), for_what, ec.message()));
         }
         a.listen(asio::socket_base::max_listen_connections, ec);
@@ -87,7 +96,8 @@ core::result<std::vector<stream_acceptor>> open_listeners(asio::any_io_executor 
         out.push_back(std::move(a));
         if (port == 0) port = listening_port(out);
     }
-    if (out.empty()) return tl::unexpected(listen_error(where.to_string(), for_what, "no usable address"));
+    if (out.empty())
+        return tl::unexpected(listen_error(where.to_string(), for_what, "no usable address"));
     return out;
 }
 
@@ -102,16 +112,19 @@ uint16_t listening_port(const std::vector<stream_acceptor>& listeners) {
 
 void set_no_delay(stream_socket& socket) {
     int one = 1;
-    ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // EOPNOTSUPP on Unix: fine
+    ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_NODELAY, &one,
+                 sizeof one);  // EOPNOTSUPP on Unix: fine
 }
 
-asio::awaitable<core::result<stream_socket>> connect_stream(asio::any_io_executor executor, endpoint where,
+asio::awaitable<core::result<stream_socket>> connect_stream(asio::any_io_executor executor,
+                                                            endpoint where,
                                                             std::chrono::milliseconds timeout) {
     boost::system::error_code ec;
     asio::steady_timer timer(executor);
     if (where.is_unix()) {
         stream_socket s(executor);
-        asio::generic::stream_protocol::endpoint ep{asio::local::stream_protocol::endpoint(where.path)};
+        asio::generic::stream_protocol::endpoint ep{
+            asio::local::stream_protocol::endpoint(where.path)};
         co_await s.async_connect(ep, asio::redirect_error(asio::use_awaitable, ec));
         if (ec)
             co_return core::fail(core::errc::connection_failed,
@@ -130,11 +143,13 @@ asio::awaitable<core::result<stream_socket>> connect_stream(asio::any_io_executo
     // Plain locals: g++ 12 mishandles temporaries built inside a co_await expression.
     const std::string host = where.host.empty() ? std::string("localhost") : where.host;
     const std::string service = std::to_string(where.port);
-    auto results = co_await resolver.async_resolve(host, service, asio::redirect_error(asio::use_awaitable, ec));
+    auto results = co_await resolver.async_resolve(host, service,
+                                                   asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
         timer.cancel();
         co_return core::fail(core::errc::connection_failed,
-                             fmt::format("cannot resolve {}: {}", where.to_string(), expired ? "timed out" : ec.message()));
+                             fmt::format("cannot resolve {}: {}", where.to_string(),
+                                         expired ? "timed out" : ec.message()));
     }
     tcp::socket s(executor);
     auto* sp = &s;
@@ -149,7 +164,8 @@ asio::awaitable<core::result<stream_socket>> connect_stream(asio::any_io_executo
     timer.cancel();
     if (ec)
         co_return core::fail(core::errc::connection_failed,
-                             fmt::format("cannot connect to {}: {}", where.to_string(), expired ? "timed out" : ec.message()));
+                             fmt::format("cannot connect to {}: {}", where.to_string(),
+                                         expired ? "timed out" : ec.message()));
     auto protocol = s.local_endpoint(ec).protocol();
     stream_socket out(executor, asio::generic::stream_protocol(protocol), s.release());
     set_no_delay(out);

@@ -20,17 +20,15 @@ using stream_acceptor = asio::basic_socket_acceptor<asio::generic::stream_protoc
 // socket file (refused if the path exists). Fails with io_error naming the
 // address, e.g. "cannot listen on 127.0.0.1:8080 for -L 8080:db:5432:
 // Address already in use".
-[[nodiscard]] core::result<std::vector<stream_acceptor>> open_listeners(asio::any_io_executor executor,
-                                                                        const endpoint& where,
-                                                                        const std::string& for_what);
+[[nodiscard]] core::result<std::vector<stream_acceptor>> open_listeners(
+    asio::any_io_executor executor, const endpoint& where, const std::string& for_what);
 
 // The port the first listener actually got (for port 0), else 0.
 [[nodiscard]] uint16_t listening_port(const std::vector<stream_acceptor>& listeners);
 
 // Connects to a local TCP host:port (resolving names) or Unix path.
-[[nodiscard]] asio::awaitable<core::result<stream_socket>> connect_stream(asio::any_io_executor executor,
-                                                                          endpoint where,
-                                                                          std::chrono::milliseconds timeout);
+[[nodiscard]] asio::awaitable<core::result<stream_socket>> connect_stream(
+    asio::any_io_executor executor, endpoint where, std::chrono::milliseconds timeout);
 
 // TCP_NODELAY where it applies (ARCHITECTURE §4); harmless on Unix sockets.
 void set_no_delay(stream_socket& socket);

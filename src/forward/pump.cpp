@@ -11,9 +11,13 @@ namespace {
 constexpr auto forever = ssh::time_point::max();
 
 class pump : public std::enable_shared_from_this<pump> {
-public:
-    pump(ssh::channel ch, stream_socket socket, std::shared_ptr<forward_stats> stats, pump_limits limits)
-        : channel_(std::move(ch)), socket_(std::move(socket)), stats_(std::move(stats)), limits_(limits) {
+  public:
+    pump(ssh::channel ch, stream_socket socket, std::shared_ptr<forward_stats> stats,
+         pump_limits limits)
+        : channel_(std::move(ch)),
+          socket_(std::move(socket)),
+          stats_(std::move(stats)),
+          limits_(limits) {
         channel_.state().buffer_cap = limits_.channel_buffer;
         ++stats_->open_channels;
     }
@@ -31,7 +35,8 @@ public:
                 chunk.clear();
                 chunk.swap(st.out);
                 boost::system::error_code ec;
-                co_await asio::async_write(socket_, asio::buffer(chunk), asio::redirect_error(asio::use_awaitable, ec));
+                co_await asio::async_write(socket_, asio::buffer(chunk),
+                                           asio::redirect_error(asio::use_awaitable, ec));
                 if (ec) {
                     stop();
                     break;
@@ -64,7 +69,8 @@ public:
         std::string buf(limits_.read_chunk, '\0');
         while (!stopped_) {
             boost::system::error_code ec;
-            std::size_t n = co_await socket_.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+            std::size_t n = co_await socket_.async_read_some(
+                asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
             if (ec) {
                 if (ec == asio::error::eof && !stopped_) {
                     channel_.send_eof();
@@ -80,7 +86,7 @@ public:
         maybe_finish();
     }
 
-private:
+  private:
     asio::awaitable<bool> send(std::string_view pending) {
         auto& st = channel_.state();
         while (!pending.empty() && !stopped_) {
@@ -96,7 +102,8 @@ private:
             }
             pending.remove_prefix(*w);
             stats_->bytes_out += *w;
-            if (ssh_get_poll_flags(channel_.owner().native()) & SSH_WRITE_PENDING) channel_.owner().notify();
+            if (ssh_get_poll_flags(channel_.owner().native()) & SSH_WRITE_PENDING)
+                channel_.owner().notify();
             if (!pending.empty()) {
                 // Window exhausted: wait for the peer to open it again.
                 if (auto r = co_await channel_.owner().wait(forever); !r) {
@@ -145,10 +152,15 @@ private:
 void start_pump(ssh::channel channel, stream_socket socket, std::shared_ptr<forward_stats> stats,
                 std::string to_channel_first, pump_limits limits) {
     auto executor = channel.owner().executor();
-    auto p = std::make_shared<pump>(std::move(channel), std::move(socket), std::move(stats), limits);
-    asio::co_spawn(executor, [p]() { return p->channel_to_socket(); }, asio::detached);
+    auto p =
+        std::make_shared<pump>(std::move(channel), std::move(socket), std::move(stats), limits);
     asio::co_spawn(
-        executor, [p, first = std::move(to_channel_first)]() mutable { return p->socket_to_channel(std::move(first)); },
+        executor, [p]() { return p->channel_to_socket(); }, asio::detached);
+    asio::co_spawn(
+        executor,
+        [p, first = std::move(to_channel_first)]() mutable {
+            return p->socket_to_channel(std::move(first));
+        },
         asio::detached);
 }
 

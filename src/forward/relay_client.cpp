@@ -7,8 +7,8 @@
 #include <set>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "transport/websocket_stream.hpp"
 
@@ -22,7 +22,9 @@ constexpr uint16_t first_port = 80;
 
 bool valid_label(std::string_view s) {
     if (s.empty() || s.size() > 63 || s.front() == '-' || s.back() == '-') return false;
-    return std::all_of(s.begin(), s.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
+    return std::all_of(s.begin(), s.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+    });
 }
 
 std::optional<std::string> base64url_decode(std::string_view in) {
@@ -31,13 +33,20 @@ std::optional<std::string> base64url_decode(std::string_view in) {
     int bits = 0;
     for (char c : in) {
         int d;
-        if (c >= 'A' && c <= 'Z') d = c - 'A';
-        else if (c >= 'a' && c <= 'z') d = c - 'a' + 26;
-        else if (c >= '0' && c <= '9') d = c - '0' + 52;
-        else if (c == '-' || c == '+') d = 62;
-        else if (c == '_' || c == '/') d = 63;
-        else if (c == '=') break;
-        else return std::nullopt;
+        if (c >= 'A' && c <= 'Z')
+            d = c - 'A';
+        else if (c >= 'a' && c <= 'z')
+            d = c - 'a' + 26;
+        else if (c >= '0' && c <= '9')
+            d = c - '0' + 52;
+        else if (c == '-' || c == '+')
+            d = 62;
+        else if (c == '_' || c == '/')
+            d = 63;
+        else if (c == '=')
+            break;
+        else
+            return std::nullopt;
         value = (value << 6) | static_cast<unsigned>(d);
         bits += 6;
         if (bits >= 8) {
@@ -56,7 +65,8 @@ std::string port_suffix(std::string_view url) {
     authority = authority.substr(0, authority.find('/'));
     auto bracket = authority.rfind(']');
     auto colon = authority.rfind(':');
-    if (colon == std::string_view::npos || (bracket != std::string_view::npos && colon < bracket)) return {};
+    if (colon == std::string_view::npos || (bracket != std::string_view::npos && colon < bracket))
+        return {};
     return std::string(authority.substr(colon));
 }
 
@@ -65,25 +75,33 @@ std::string port_suffix(std::string_view url) {
 core::result<expose_spec> parse_expose(std::string_view text) {
     const auto eq = text.find('=');
     if (eq == std::string_view::npos)
-        return core::fail(core::errc::invalid_argument,
-                          fmt::format("--expose '{}': write NAME=HOST:PORT, e.g. --expose llm=127.0.0.1:11434", text));
+        return core::fail(
+            core::errc::invalid_argument,
+            fmt::format("--expose '{}': write NAME=HOST:PORT, e.g. --expose llm=127.0.0.1:11434",
+                        text));
     expose_spec e;
     e.text = std::string(text);
     e.name = std::string(text.substr(0, eq));
-    std::transform(e.name.begin(), e.name.end(), e.name.begin(), [](unsigned char c) { return std::tolower(c); });
+    std::transform(e.name.begin(), e.name.end(), e.name.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
     if (!valid_label(e.name))
-        return core::fail(core::errc::invalid_argument,
-                          fmt::format("--expose '{}': the name '{}' must be a DNS label: 1 to 63 of a-z, 0-9 and '-', "
-                                      "not starting or ending with '-'",
-                                      text, e.name));
+        return core::fail(
+            core::errc::invalid_argument,
+            fmt::format(
+                "--expose '{}': the name '{}' must be a DNS label: 1 to 63 of a-z, 0-9 and '-', "
+                "not starting or ending with '-'",
+                text, e.name));
     std::string target(text.substr(eq + 1));
-    if (!target.empty() && std::all_of(target.begin(), target.end(), [](unsigned char c) { return std::isdigit(c); }))
+    if (!target.empty() &&
+        std::all_of(target.begin(), target.end(), [](unsigned char c) { return std::isdigit(c); }))
         target = "127.0.0.1:" + target;  // a bare port is on this machine
-    auto spec = parse_forward_spec(forward_kind::remote, fmt::format("{}:{}:{}", e.name, first_port, target));
+    auto spec = parse_forward_spec(forward_kind::remote,
+                                   fmt::format("{}:{}:{}", e.name, first_port, target));
     if (!spec || spec->target.is_unix() || spec->target.port == 0)
-        return core::fail(core::errc::invalid_argument,
-                          fmt::format("--expose '{}': '{}' is not HOST:PORT (e.g. 127.0.0.1:8080, [::1]:8080)", text,
-                                      target));
+        return core::fail(
+            core::errc::invalid_argument,
+            fmt::format("--expose '{}': '{}' is not HOST:PORT (e.g. 127.0.0.1:8080, [::1]:8080)",
+                        text, target));
     e.target = spec->target;
     return e;
 }
@@ -93,24 +111,28 @@ core::result<std::string> tenant_of_token(std::string_view token) {
     const auto b = a == std::string_view::npos ? a : token.find('.', a + 1);
     if (b == std::string_view::npos || token.find('.', b + 1) != std::string_view::npos)
         return core::fail(core::errc::invalid_argument,
-                          "the token is not a JWT (expected three dot-separated parts); mint one with 'tunnel token'");
+                          "the token is not a JWT (expected three dot-separated parts); mint one "
+                          "with 'tunnel token'");
     auto payload = base64url_decode(token.substr(a + 1, b - a - 1));
     auto claims = payload ? nlohmann::json::parse(*payload, nullptr, false) : nlohmann::json();
     if (!claims.is_object())
-        return core::fail(core::errc::invalid_argument, "the token's payload is not a JSON object; is it a JWT?");
+        return core::fail(core::errc::invalid_argument,
+                          "the token's payload is not a JSON object; is it a JWT?");
     auto sub = claims.find("sub");
     if (sub == claims.end() || !sub->is_string() || !valid_label(sub->get<std::string>()))
-        return core::fail(core::errc::invalid_argument,
-                          "the token has no valid 'sub' claim (the tenant: 1 to 63 of a-z, 0-9 and '-')");
+        return core::fail(
+            core::errc::invalid_argument,
+            "the token has no valid 'sub' claim (the tenant: 1 to 63 of a-z, 0-9 and '-')");
     return sub->get<std::string>();
 }
 
-std::vector<std::string> public_urls(const transport::ws_attach_info& attach, std::string_view name) {
+std::vector<std::string> public_urls(const transport::ws_attach_info& attach,
+                                     std::string_view name) {
     std::vector<std::string> urls;
     if (!attach.domain.empty() && !attach.tenant.empty()) {
         const bool plain = attach.public_url.rfind("http://", 0) == 0;
-        urls.push_back(fmt::format("{}://{}--{}.{}{}/", plain ? "http" : "https", name, attach.tenant, attach.domain,
-                                   port_suffix(attach.public_url)));
+        urls.push_back(fmt::format("{}://{}--{}.{}{}/", plain ? "http" : "https", name,
+                                   attach.tenant, attach.domain, port_suffix(attach.public_url)));
     }
     if (!attach.public_url.empty()) {
         std::string base = attach.public_url;
@@ -134,20 +156,26 @@ core::result<supervisor_options> relay_supervisor_options(relay_client_options o
     std::set<std::string> names;
     for (const auto& e : options.exposes)
         if (!names.insert(e.name).second)
-            return core::fail(core::errc::invalid_argument,
-                              fmt::format("--expose: the name '{}' is given twice; each name is published once", e.name));
+            return core::fail(
+                core::errc::invalid_argument,
+                fmt::format("--expose: the name '{}' is given twice; each name is published once",
+                            e.name));
     if (options.exposes.size() > 1000u)
         return core::fail(core::errc::invalid_argument, "--expose: at most 1000 names per tunnel");
     if (options.ws.token.empty())
-        return core::fail(core::errc::invalid_argument, "the relay needs a token: pass --token-file FILE");
+        return core::fail(core::errc::invalid_argument,
+                          "the relay needs a token: pass --token-file FILE");
     auto tenant = tenant_of_token(options.ws.token);
     if (!tenant) return tl::unexpected(tenant.error());
     if (options.relay_host_key && options.relay_host_key->rfind("SHA256:", 0) != 0)
-        return core::fail(core::errc::invalid_argument,
-                          fmt::format("--relay-host-key '{}': give the SHA256:... fingerprint the relay prints at start",
-                                      *options.relay_host_key));
+        return core::fail(
+            core::errc::invalid_argument,
+            fmt::format(
+                "--relay-host-key '{}': give the SHA256:... fingerprint the relay prints at start",
+                *options.relay_host_key));
     std::error_code ec;
-    std::filesystem::create_directories(std::filesystem::path(options.known_hosts_file).parent_path(), ec);
+    std::filesystem::create_directories(
+        std::filesystem::path(options.known_hosts_file).parent_path(), ec);
 
     supervisor_options o;
     auto& t = o.target;
@@ -175,7 +203,8 @@ core::result<supervisor_options> relay_supervisor_options(relay_client_options o
         options.url, options.ws, [attached, on_event, user](const transport::ws_attach_info& info) {
             *attached = info;
             if (!info.tenant.empty() && info.tenant != user)
-                spdlog::warn("the relay names the tenant '{}' but the token says '{}'", info.tenant, user);
+                spdlog::warn("the relay names the tenant '{}' but the token says '{}'", info.tenant,
+                             user);
             relay_event ev;
             ev.what = relay_event::kind::attached;
             ev.tenant = info.tenant.empty() ? user : info.tenant;
@@ -207,9 +236,10 @@ core::result<supervisor_options> relay_supervisor_options(relay_client_options o
         ev.tenant = user;
         ev.name = fs.spec.listen.host;
         ev.target = fs.spec.target.to_string();
-        ev.message = fmt::format("the relay refused to publish '{}': is it in the token's allow list? (retrying "
-                                 "every few seconds)",
-                                 ev.name);
+        ev.message = fmt::format(
+            "the relay refused to publish '{}': is it in the token's allow list? (retrying "
+            "every few seconds)",
+            ev.name);
         on_event(ev);
     };
     o.backoff = options.backoff;

@@ -7,7 +7,8 @@
 //   o.url = *transport::parse_ws_url("wss://relay.example.com/v1/tunnel");
 //   o.ws.token = token;
 //   o.exposes = {*forward::parse_expose("llm=127.0.0.1:11434")};
-//   auto sup = forward::supervisor::create(executor, *forward::relay_supervisor_options(std::move(o)));
+//   auto sup = forward::supervisor::create(executor,
+//   *forward::relay_supervisor_options(std::move(o)));
 #pragma once
 
 #include <chrono>
@@ -39,7 +40,8 @@ struct expose_spec {
 // Public URLs of `name` from the relay's 101 headers: the path-routed one
 // (Tunnel-Public-Url + name + "/") and, when Tunnel-Domain is set, the
 // host-routed one (scheme://name--tenant.domain[:port]/).
-[[nodiscard]] std::vector<std::string> public_urls(const transport::ws_attach_info& attach, std::string_view name);
+[[nodiscard]] std::vector<std::string> public_urls(const transport::ws_attach_info& attach,
+                                                   std::string_view name);
 
 // Where `tunnel connect` records relay host keys on first use.
 [[nodiscard]] std::string default_relay_known_hosts();
@@ -61,7 +63,7 @@ struct relay_client_options {
     std::string known_hosts_file = default_relay_known_hosts();
     std::optional<std::string> relay_host_key;  // "SHA256:..." pins the relay's SSH host key
     std::chrono::seconds keepalive{15};         // SSH keepalive interval (3 unanswered: reconnect)
-    std::optional<std::string> ciphers;         // SSH ciphers to offer (default: libssh's, chacha20 first)
+    std::optional<std::string> ciphers;  // SSH ciphers to offer (default: libssh's, chacha20 first)
     core::backoff_policy backoff{std::chrono::milliseconds(250), std::chrono::seconds(30), 0};
     bool reconnect = true;
     std::function<void(const relay_event&)> on_event;
@@ -70,6 +72,7 @@ struct relay_client_options {
 // Checks the options and turns them into a supervisor's: target = the relay
 // over the WebSocket, user = the token's tenant, auth `none`, host key pinned
 // or recorded on first use; one reverse forward per exposed name.
-[[nodiscard]] core::result<supervisor_options> relay_supervisor_options(relay_client_options options);
+[[nodiscard]] core::result<supervisor_options> relay_supervisor_options(
+    relay_client_options options);
 
 }  // namespace tunnel::forward

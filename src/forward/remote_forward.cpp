@@ -10,12 +10,14 @@
 
 namespace tunnel::forward {
 
-asio::awaitable<core::result<uint16_t>> remote_forward::request(std::shared_ptr<ssh::session> session,
-                                                                 ssh::time_point deadline) {
+asio::awaitable<core::result<uint16_t>> remote_forward::request(
+    std::shared_ptr<ssh::session> session, ssh::time_point deadline) {
     const auto& spec = stats_->spec;
     // OpenSSH sends "localhost" for no bind address (loopback only under
     // GatewayPorts no) and "" for every interface.
-    std::string address = spec.listen.host.empty() ? "localhost" : spec.listen.host == "*" ? "" : spec.listen.host;
+    std::string address = spec.listen.host.empty()  ? "localhost"
+                          : spec.listen.host == "*" ? ""
+                                                    : spec.listen.host;
     const int wanted = stats_->bound_port.value_or(spec.listen.port);
     ssh_session raw = session->native();
 
@@ -27,25 +29,31 @@ asio::awaitable<core::result<uint16_t>> remote_forward::request(std::shared_ptr<
         int port_to_ask = attempt == 2 && stats_->bound_port && spec.listen.port == 0 ? 0 : wanted;
         int bound = 0;
         auto rc = co_await session->drive(
-            [&] { return ssh_channel_listen_forward(raw, address.empty() ? nullptr : address.c_str(), port_to_ask, &bound); },
+            [&] {
+                return ssh_channel_listen_forward(raw, address.empty() ? nullptr : address.c_str(),
+                                                  port_to_ask, &bound);
+            },
             SSH_AGAIN, deadline);
         if (!rc) co_return tl::unexpected(rc.error());
         if (*rc == SSH_OK) {
-            uint16_t port = port_to_ask != 0 ? static_cast<uint16_t>(port_to_ask) : static_cast<uint16_t>(bound);
+            uint16_t port = port_to_ask != 0 ? static_cast<uint16_t>(port_to_ask)
+                                             : static_cast<uint16_t>(bound);
             if (port == 0)
-                co_return core::fail(core::errc::protocol_error,
-                                     fmt::format("{}: the server did not say which port it allocated", spec.text));
+                co_return core::fail(
+                    core::errc::protocol_error,
+                    fmt::format("{}: the server did not say which port it allocated", spec.text));
             stats_->bound_port = port;
             co_return port;
         }
         why = session->last_error();
         if (!session->alive()) break;
     }
-    co_return core::fail(core::errc::channel_failed,
-                         fmt::format("{}: {} refused to listen on {}:{} ({}); check AllowTcpForwarding/GatewayPorts "
-                                     "on the server and that the port is free there",
-                                     spec.text, session->options().destination(),
-                                     address.empty() ? "*" : address, wanted, why));
+    co_return core::fail(
+        core::errc::channel_failed,
+        fmt::format("{}: {} refused to listen on {}:{} ({}); check AllowTcpForwarding/GatewayPorts "
+                    "on the server and that the port is free there",
+                    spec.text, session->options().destination(), address.empty() ? "*" : address,
+                    wanted, why));
 }
 
 bool remote_forward::owns(int port) const noexcept {
@@ -58,7 +66,8 @@ void remote_forward::carry(ssh::channel channel, std::chrono::milliseconds conne
     auto executor = channel.owner().executor();
     asio::co_spawn(
         executor,
-        [stats = stats_, ch = std::move(channel), executor, connect_timeout]() mutable -> asio::awaitable<void> {
+        [stats = stats_, ch = std::move(channel), executor,
+         connect_timeout]() mutable -> asio::awaitable<void> {
             auto s = co_await connect_stream(executor, stats->spec.target, connect_timeout);
             if (!s) {
                 ++stats->failures;

@@ -13,12 +13,13 @@
 namespace tunnel::forward {
 
 class remote_forward {
-public:
+  public:
     explicit remote_forward(std::shared_ptr<forward_stats> stats) : stats_(std::move(stats)) {}
 
     // Sends tcpip-forward and waits for the answer. On success bound_port()
     // is the port the server listens on.
-    asio::awaitable<core::result<uint16_t>> request(std::shared_ptr<ssh::session> session, ssh::time_point deadline);
+    asio::awaitable<core::result<uint16_t>> request(std::shared_ptr<ssh::session> session,
+                                                    ssh::time_point deadline);
 
     // Whether a forwarded channel that arrived on `port` belongs here.
     [[nodiscard]] bool owns(int port) const noexcept;
@@ -28,7 +29,7 @@ public:
 
     [[nodiscard]] forward_stats& stats() noexcept { return *stats_; }
 
-private:
+  private:
     std::shared_ptr<forward_stats> stats_;
 };
 

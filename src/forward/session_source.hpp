@@ -11,7 +11,7 @@
 namespace tunnel::forward {
 
 class session_source {
-public:
+  public:
     virtual ~session_source() = default;
     // The live session, waiting for one until `deadline`; null when there
     // is none by then or the source is stopping.

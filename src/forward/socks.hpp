@@ -42,7 +42,7 @@ struct socks_target {
 };
 
 class socks_handshake {
-public:
+  public:
     enum class status { need_more, ready, failed };
     struct step {
         status state = status::need_more;
@@ -68,7 +68,7 @@ public:
     // or the reason it could not be.
     [[nodiscard]] std::string final_reply(socks_reply code) const;
 
-private:
+  private:
     enum class phase { greeting, auth, request, done, failed };
     step fail(std::string reply, std::string error);
     step on_greeting();

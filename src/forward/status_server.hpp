@@ -27,27 +27,29 @@ struct status_endpoint {
 };
 
 // The /healthz, /metrics and /status table over a stats snapshot function.
-[[nodiscard]] std::vector<status_endpoint> forward_status_endpoints(std::function<supervisor_stats()> snapshot);
+[[nodiscard]] std::vector<status_endpoint> forward_status_endpoints(
+    std::function<supervisor_stats()> snapshot);
 
 // Answers one raw request ("GET /path HTTP/1.1\r\n...") from the table:
 // 404 for unknown paths, 405 for other methods, 400 for garbage.
-[[nodiscard]] http_response route_request(const std::vector<status_endpoint>& table, std::string_view request);
+[[nodiscard]] http_response route_request(const std::vector<status_endpoint>& table,
+                                          std::string_view request);
 
 [[nodiscard]] std::string serialize(const http_response& r);
 
 class status_server : public std::enable_shared_from_this<status_server> {
-public:
+  public:
     // Binds host:port now ("127.0.0.1:9100", "[::1]:0"); fails naming the address.
-    [[nodiscard]] static core::result<std::shared_ptr<status_server>> open(asio::any_io_executor executor,
-                                                                           std::string_view address,
-                                                                           std::vector<status_endpoint> table);
+    [[nodiscard]] static core::result<std::shared_ptr<status_server>> open(
+        asio::any_io_executor executor, std::string_view address,
+        std::vector<status_endpoint> table);
     void start();
     void stop();
     [[nodiscard]] uint16_t port() const;
 
     status_server(asio::ip::tcp::acceptor acceptor, std::vector<status_endpoint> table);
 
-private:
+  private:
     asio::awaitable<void> accept_loop();
     asio::awaitable<void> serve(asio::ip::tcp::socket socket);
 

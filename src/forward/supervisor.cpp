@@ -25,7 +25,9 @@ bool fatal_on_first_attempt(const core::error& e) {
     }
 }
 
-std::string ms(std::chrono::milliseconds d) { return core::format_duration(d); }
+std::string ms(std::chrono::milliseconds d) {
+    return core::format_duration(d);
+}
 
 }  // namespace
 
@@ -139,13 +141,14 @@ asio::awaitable<core::result<void>> supervisor::run() {
         if (!s) {
             ++stats_.connect_failures;
             stats_.last_error = s.error().message;
-            if (!ever_connected && fatal_on_first_attempt(s.error())) co_return tl::unexpected(s.error());
+            if (!ever_connected && fatal_on_first_attempt(s.error()))
+                co_return tl::unexpected(s.error());
             if (!options_.reconnect) co_return tl::unexpected(s.error());
             auto delay = retry.next();
             if (!delay)
                 co_return core::fail(s.error().code,
-                                     fmt::format("{} (gave up after {} attempts, --max-retries)", s.error().message,
-                                                 retry.failures()));
+                                     fmt::format("{} (gave up after {} attempts, --max-retries)",
+                                                 s.error().message, retry.failures()));
             spdlog::warn("{}; retrying in {}", s.error().message, ms(*delay));
             co_await pause(*delay);
             continue;
@@ -155,7 +158,8 @@ asio::awaitable<core::result<void>> supervisor::run() {
         if (ever_connected) {
             ++stats_.reconnects;
             spdlog::warn("reconnected to {} after {}", stats_.destination,
-                         ms(std::chrono::duration_cast<std::chrono::milliseconds>(ssh::clock_type::now() - lost_at)));
+                         ms(std::chrono::duration_cast<std::chrono::milliseconds>(
+                             ssh::clock_type::now() - lost_at)));
         } else {
             spdlog::info("connected to {}", stats_.destination);
         }
@@ -170,13 +174,15 @@ asio::awaitable<core::result<void>> supervisor::run() {
         ++stats_.disconnects;
         if (!served) {
             stats_.last_error = served.error().message;
-            if (served.error().code != core::errc::disconnected && served.error().code != core::errc::timeout)
+            if (served.error().code != core::errc::disconnected &&
+                served.error().code != core::errc::timeout)
                 co_return tl::unexpected(served.error());  // --exit-on-forward-failure
             spdlog::warn("{}; reconnecting", served.error().message);
         }
         if (!options_.reconnect)
-            co_return core::fail(core::errc::disconnected,
-                                 fmt::format("connection to {} lost (--no-reconnect)", stats_.destination));
+            co_return core::fail(
+                core::errc::disconnected,
+                fmt::format("connection to {} lost (--no-reconnect)", stats_.destination));
     }
     co_return core::result<void>{};
 }
@@ -200,17 +206,21 @@ asio::awaitable<core::result<void>> supervisor::serve(std::shared_ptr<ssh::sessi
     for (std::size_t i = 0; i < remotes_.size(); ++i) {
         if (!remotes_[i]) continue;
         if (!(co_await request_remote(s, i))) {
-            if (!s->alive()) co_return core::fail(core::errc::disconnected, "connection lost while requesting -R");
+            if (!s->alive())
+                co_return core::fail(core::errc::disconnected,
+                                     "connection lost while requesting -R");
             if (options_.exit_on_forward_failure)
-                co_return core::fail(core::errc::channel_failed,
-                                     remotes_[i]->stats().last_error + " (--exit-on-forward-failure)");
+                co_return core::fail(
+                    core::errc::channel_failed,
+                    remotes_[i]->stats().last_error + " (--exit-on-forward-failure)");
         }
     }
     for (std::size_t i = 0; i < locals_.size(); ++i)
         if (locals_[i]) set_state(*forward_stats_[i], forward_state::up);
     set_session(s);
 
-    any_remote_ = std::any_of(remotes_.begin(), remotes_.end(), [](const auto& r) { return r != nullptr; });
+    any_remote_ =
+        std::any_of(remotes_.begin(), remotes_.end(), [](const auto& r) { return r != nullptr; });
     auto next_retry = ssh::clock_type::now() + options_.forward_retry;
     while (!stopped_) {
         bool any_failed = false;
@@ -233,14 +243,18 @@ asio::awaitable<core::result<void>> supervisor::serve(std::shared_ptr<ssh::sessi
                 }
             }
             if (!taken) {
-                spdlog::warn("the server opened a forwarded connection for port {}, which we did not ask for", port);
+                spdlog::warn(
+                    "the server opened a forwarded connection for port {}, which we did not ask "
+                    "for",
+                    port);
                 ch->close();
             }
         }
         if (!w && w.error().code != core::errc::timeout) co_return tl::unexpected(w.error());
         if (any_failed && ssh::clock_type::now() >= next_retry) {
             for (std::size_t i = 0; i < remotes_.size(); ++i)
-                if (remotes_[i] && forward_stats_[i]->state == forward_state::failed) co_await request_remote(s, i);
+                if (remotes_[i] && forward_stats_[i]->state == forward_state::failed)
+                    co_await request_remote(s, i);
             next_retry = ssh::clock_type::now() + options_.forward_retry;
         }
     }

@@ -27,7 +27,8 @@ struct supervisor_options {
     core::backoff_policy backoff{std::chrono::milliseconds(250), std::chrono::seconds(30), 0};
     bool reconnect = true;                 // false: the first loss (or failed connect) ends run()
     bool exit_on_forward_failure = false;  // a -R the server refuses ends run()
-    std::chrono::milliseconds outage_wait{10'000};  // a local connection waits this long for a session
+    std::chrono::milliseconds outage_wait{
+        10'000};  // a local connection waits this long for a session
     std::chrono::milliseconds open_timeout{15'000};
     std::chrono::milliseconds forward_retry{5'000};  // re-request a refused -R this often
     std::optional<socks_credentials> socks_auth;
@@ -40,10 +41,10 @@ struct supervisor_options {
 };
 
 class supervisor : public session_source, public std::enable_shared_from_this<supervisor> {
-public:
+  public:
     // Binds every local listener (so "port in use" is reported at once).
-    [[nodiscard]] static core::result<std::shared_ptr<supervisor>> create(asio::any_io_executor executor,
-                                                                          supervisor_options options);
+    [[nodiscard]] static core::result<std::shared_ptr<supervisor>> create(
+        asio::any_io_executor executor, supervisor_options options);
 
     // Connects and keeps reconnecting until stop(), --max-retries attempts
     // failed in a row, or a fatal error (bad credentials or host key on the
@@ -61,7 +62,7 @@ public:
 
     supervisor(asio::any_io_executor executor, supervisor_options options);
 
-private:
+  private:
     asio::awaitable<core::result<void>> serve(std::shared_ptr<ssh::session> s);
     asio::awaitable<bool> request_remote(std::shared_ptr<ssh::session> s, std::size_t index);
     void set_session(std::shared_ptr<ssh::session> s);
@@ -72,8 +73,8 @@ private:
     supervisor_options options_;
     supervisor_stats stats_;
     std::vector<std::shared_ptr<forward_stats>> forward_stats_;
-    std::vector<std::shared_ptr<local_forward>> locals_;            // by forward index (null for -R)
-    std::vector<std::unique_ptr<remote_forward>> remotes_;          // by forward index (null for -L/-D)
+    std::vector<std::shared_ptr<local_forward>> locals_;    // by forward index (null for -R)
+    std::vector<std::unique_ptr<remote_forward>> remotes_;  // by forward index (null for -L/-D)
     std::shared_ptr<ssh::session> current_;
     std::vector<asio::steady_timer*> acquirers_;
     asio::steady_timer pause_timer_;

@@ -14,7 +14,7 @@ namespace tunnel::inventory {
 // The address (ansible_host, else the host's name) is looked up in ssh_config
 // exactly like exec's TARGET, so ssh_config aliases, HostName, ProxyJump and
 // IdentityFile apply. Ad-hoc hosts ([user@]host[:port]) resolve as exec does.
-[[nodiscard]] core::result<ssh::connect_options> connect_options_for(const host& h, const ssh::ssh_config& config,
-                                                                     const ssh::client_flags& flags);
+[[nodiscard]] core::result<ssh::connect_options> connect_options_for(
+    const host& h, const ssh::ssh_config& config, const ssh::client_flags& flags);
 
 }  // namespace tunnel::inventory

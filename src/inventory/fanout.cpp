@@ -12,7 +12,8 @@ namespace {
 using steady = std::chrono::steady_clock;
 
 struct pool_state {
-    pool_state(asio::any_io_executor ex, std::size_t n, std::function<asio::awaitable<void>(std::size_t)> w)
+    pool_state(asio::any_io_executor ex, std::size_t n,
+               std::function<asio::awaitable<void>(std::size_t)> w)
         : count(n), work(std::move(w)), done(ex, asio::steady_timer::time_point::max()) {}
     std::size_t next = 0;
     std::size_t count;
@@ -56,7 +57,8 @@ asio::awaitable<void> run_one(run_context* ctx, std::size_t i) {
     host_result r;
     r.name = target.name;
     if (!target.options) {
-        r.status = is_unreachable(target.options.error()) ? host_status::unreachable : host_status::failed;
+        r.status =
+            is_unreachable(target.options.error()) ? host_status::unreachable : host_status::failed;
         r.error = target.options.error().message;
     } else {
         ssh::connect_options opts = *target.options;
@@ -64,7 +66,8 @@ asio::awaitable<void> run_one(run_context* ctx, std::size_t i) {
         exec::command cmd = ctx->cmd;
         if (ctx->options.timeout) {
             opts.connect_timeout = std::min(opts.connect_timeout, *ctx->options.timeout);
-            cmd.timeout = cmd.timeout ? std::min(*cmd.timeout, *ctx->options.timeout) : *ctx->options.timeout;
+            cmd.timeout =
+                cmd.timeout ? std::min(*cmd.timeout, *ctx->options.timeout) : *ctx->options.timeout;
         }
         exec::exec_events ev;
         ev.on_stdout = [ctx, i](std::string_view d) { emit_chunk(ctx, i, output_stream::out, d); };
@@ -73,8 +76,10 @@ asio::awaitable<void> run_one(run_context* ctx, std::size_t i) {
         ro.capture = ctx->options.capture;
         auto res = co_await ctx->runner.run(opts, cmd, std::move(ev), std::move(ro));
         if (ctx->events.on_line) {
-            ctx->out_lines[i].flush([&](std::string_view l) { ctx->events.on_line(i, output_stream::out, l); });
-            ctx->err_lines[i].flush([&](std::string_view l) { ctx->events.on_line(i, output_stream::err, l); });
+            ctx->out_lines[i].flush(
+                [&](std::string_view l) { ctx->events.on_line(i, output_stream::out, l); });
+            ctx->err_lines[i].flush(
+                [&](std::string_view l) { ctx->events.on_line(i, output_stream::err, l); });
         }
         if (!res) {
             r.status = is_unreachable(res.error()) ? host_status::unreachable : host_status::failed;
@@ -87,7 +92,8 @@ asio::awaitable<void> run_one(run_context* ctx, std::size_t i) {
             r.err = std::move(res->err);
             r.status = r.exit_code == 0 ? host_status::ok : host_status::failed;
             if (r.timed_out)
-                r.error = fmt::format("timed out after {} ms", cmd.timeout ? cmd.timeout->count() : 0);
+                r.error =
+                    fmt::format("timed out after {} ms", cmd.timeout ? cmd.timeout->count() : 0);
             else if (r.signal)
                 r.error = "killed by signal " + *r.signal;
         }
@@ -101,9 +107,12 @@ asio::awaitable<void> run_one(run_context* ctx, std::size_t i) {
 
 std::string_view to_string(host_status s) noexcept {
     switch (s) {
-        case host_status::ok: return "ok";
-        case host_status::failed: return "failed";
-        case host_status::unreachable: return "unreachable";
+        case host_status::ok:
+            return "ok";
+        case host_status::failed:
+            return "failed";
+        case host_status::unreachable:
+            return "unreachable";
     }
     return "unknown";
 }
@@ -141,24 +150,33 @@ asio::awaitable<void> for_each_host(std::size_t count, std::size_t forks,
     if (state->failure) std::rethrow_exception(state->failure);
 }
 
-fanout_summary summarize(const std::vector<host_result>& results, std::chrono::milliseconds duration) {
+fanout_summary summarize(const std::vector<host_result>& results,
+                         std::chrono::milliseconds duration) {
     fanout_summary s;
     s.duration = duration;
     for (const auto& r : results) {
         switch (r.status) {
-            case host_status::ok: ++s.ok; break;
-            case host_status::failed: ++s.failed; break;
-            case host_status::unreachable: ++s.unreachable; break;
+            case host_status::ok:
+                ++s.ok;
+                break;
+            case host_status::failed:
+                ++s.failed;
+                break;
+            case host_status::unreachable:
+                ++s.unreachable;
+                break;
         }
     }
     return s;
 }
 
-asio::awaitable<std::vector<host_result>> run_on_hosts(exec::executor& runner, std::vector<fanout_target> targets,
+asio::awaitable<std::vector<host_result>> run_on_hosts(exec::executor& runner,
+                                                       std::vector<fanout_target> targets,
                                                        exec::command cmd, fanout_options options,
                                                        fanout_events events) {
     const std::size_t n = targets.size();
-    run_context ctx{runner, std::move(targets), std::move(cmd), options, std::move(events), {}, {}, {}};
+    run_context ctx{runner, std::move(targets), std::move(cmd), options, std::move(events), {}, {},
+                    {}};
     ctx.results.resize(n);
     ctx.out_lines.resize(n);
     ctx.err_lines.resize(n);

@@ -38,15 +38,16 @@ enum class host_status { ok, failed, unreachable };
 [[nodiscard]] bool is_unreachable(const core::error& e) noexcept;
 
 struct fanout_target {
-    std::string name;                            // inventory name, shown in output
-    core::result<ssh::connect_options> options;  // a resolution error makes the host fail without connecting
+    std::string name;  // inventory name, shown in output
+    core::result<ssh::connect_options>
+        options;  // a resolution error makes the host fail without connecting
 };
 
 struct host_result {
     std::string name;
     std::string destination;  // user@host:port, empty if it never resolved
     host_status status = host_status::unreachable;
-    int exit_code = -1;                  // the command's exit code (124 on timeout, 128+N on signal)
+    int exit_code = -1;  // the command's exit code (124 on timeout, 128+N on signal)
     std::optional<std::string> signal;
     bool timed_out = false;
     std::string out, err;  // captured output (fanout_options::capture)
@@ -78,23 +79,26 @@ struct fanout_summary {
     [[nodiscard]] std::size_t total() const noexcept { return ok + failed + unreachable; }
 };
 
-[[nodiscard]] fanout_summary summarize(const std::vector<host_result>& results, std::chrono::milliseconds duration);
+[[nodiscard]] fanout_summary summarize(const std::vector<host_result>& results,
+                                       std::chrono::milliseconds duration);
 
 // Runs `cmd` on every target through `runner` (results in target order).
-asio::awaitable<std::vector<host_result>> run_on_hosts(exec::executor& runner, std::vector<fanout_target> targets,
+asio::awaitable<std::vector<host_result>> run_on_hosts(exec::executor& runner,
+                                                       std::vector<fanout_target> targets,
                                                        exec::command cmd, fanout_options options,
                                                        fanout_events events = {});
 
 // Splits a byte stream into lines; keeps the unfinished tail for the next chunk.
 class line_splitter {
-public:
+  public:
     template <class F>
     void feed(std::string_view data, F&& emit) {
         while (!data.empty()) {
             auto nl = data.find('\n');
             if (nl == std::string_view::npos) {
                 partial_.append(data);
-                if (partial_.size() > max_line) flush(emit);  // no newline for too long: emit what we have
+                if (partial_.size() > max_line)
+                    flush(emit);  // no newline for too long: emit what we have
                 return;
             }
             partial_.append(data.substr(0, nl));
@@ -109,7 +113,7 @@ public:
         partial_.clear();
     }
 
-private:
+  private:
     static constexpr std::size_t max_line = 64 * 1024;
     std::string partial_;
 };

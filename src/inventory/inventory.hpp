@@ -32,7 +32,8 @@ struct host {
     // Variables after precedence (all < parent group < child group < host), a JSON object.
     nlohmann::json vars = nlohmann::json::object();
     connection_settings connection;
-    std::vector<std::string> groups;  // every group it belongs to, directly or through children; sorted
+    std::vector<std::string>
+        groups;  // every group it belongs to, directly or through children; sorted
     // Not in the inventory: `name` is a target ([user@]host[:port] or an
     // ~/.ssh/config alias) resolved exactly as `tunnel exec TARGET` does.
     bool ad_hoc = false;
@@ -44,7 +45,7 @@ enum class unknown_names { ad_hoc_targets, error };
 class inventory_builder;
 
 class inventory {
-public:
+  public:
     // Selects hosts by an Ansible pattern: `all` or `*`, a group, a host, a
     // glob (`web*`), `~regex`, combined with `:` or `,` (union), `:&x`
     // (intersection) and `:!x` (exclusion). Hosts come in inventory order,
@@ -60,12 +61,14 @@ public:
     [[nodiscard]] const std::vector<host>& hosts() const noexcept { return hosts_; }
     [[nodiscard]] const host* find_host(std::string_view name) const;
     [[nodiscard]] std::vector<std::string> group_names() const;
-    [[nodiscard]] bool has_group(std::string_view name) const { return members_.count(std::string(name)) > 0; }
+    [[nodiscard]] bool has_group(std::string_view name) const {
+        return members_.count(std::string(name)) > 0;
+    }
     // Direct and indirect members of a group, in inventory order.
     [[nodiscard]] std::vector<std::string> group_hosts(std::string_view name) const;
     [[nodiscard]] const std::string& source() const noexcept { return source_; }
 
-private:
+  private:
     friend class inventory_builder;
     std::string source_;
     std::vector<host> hosts_;                                  // inventory order
@@ -79,8 +82,10 @@ private:
 
 // Parsers, for tests and for inventories held in memory; `source` names the
 // text in error messages (file:line: ...).
-[[nodiscard]] core::result<inventory> parse_yaml_inventory(std::string_view text, const std::string& source);
-[[nodiscard]] core::result<inventory> parse_ini_inventory(std::string_view text, const std::string& source);
+[[nodiscard]] core::result<inventory> parse_yaml_inventory(std::string_view text,
+                                                           const std::string& source);
+[[nodiscard]] core::result<inventory> parse_ini_inventory(std::string_view text,
+                                                          const std::string& source);
 [[nodiscard]] core::result<inventory> parse_inline_inventory(std::string_view list);
 
 // Expands Ansible host ranges: `web[01:03]` -> web01 web02 web03, `db-[a:c]`,

@@ -12,7 +12,8 @@ namespace {
 constexpr std::string_view group_forbidden = " \t:,&!*?[]~=#;";
 constexpr std::string_view host_forbidden = " \t,#;=";
 
-std::optional<std::string> string_var(const nlohmann::json& vars, std::initializer_list<const char*> names,
+std::optional<std::string> string_var(const nlohmann::json& vars,
+                                      std::initializer_list<const char*> names,
                                       std::string& which) {
     for (const char* n : names) {
         auto it = vars.find(n);
@@ -40,11 +41,13 @@ core::result<connection_settings> connection_from_vars(const nlohmann::json& var
     std::string which;
     if (auto v = string_var(vars, {"ansible_host", "ansible_ssh_host"}, which)) {
         if (v->empty() || v->find_first_of(" \t/") != std::string::npos)
-            return core::fail(core::errc::invalid_argument,
-                              fmt::format("{}: must be a host name or address, e.g. {}: 10.0.0.5", which, which));
+            return core::fail(
+                core::errc::invalid_argument,
+                fmt::format("{}: must be a host name or address, e.g. {}: 10.0.0.5", which, which));
         c.address = *v;
     }
-    if (auto it = vars.find("ansible_port"); it != vars.end() || vars.contains("ansible_ssh_port")) {
+    if (auto it = vars.find("ansible_port");
+        it != vars.end() || vars.contains("ansible_ssh_port")) {
         const auto& p = it != vars.end() ? *it : vars["ansible_ssh_port"];
         which = it != vars.end() ? "ansible_port" : "ansible_ssh_port";
         long long port = -1;
@@ -52,12 +55,14 @@ core::result<connection_settings> connection_from_vars(const nlohmann::json& var
             port = p.get<long long>();
         } else if (p.is_string()) {
             const auto& s = p.get_ref<const std::string&>();
-            if (!s.empty() && s.size() <= 5 && std::all_of(s.begin(), s.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+            if (!s.empty() && s.size() <= 5 &&
+                std::all_of(s.begin(), s.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
                 port = std::stoll(s);
         }
         if (port < 1 || port > 65535)
-            return core::fail(core::errc::invalid_argument,
-                              fmt::format("{}: {} is not a port number from 1 to 65535", which, p.dump()));
+            return core::fail(
+                core::errc::invalid_argument,
+                fmt::format("{}: {} is not a port number from 1 to 65535", which, p.dump()));
         c.port = static_cast<uint16_t>(port);
     }
     if (auto v = string_var(vars, {"ansible_user", "ansible_ssh_user"}, which)) {
@@ -66,16 +71,20 @@ core::result<connection_settings> connection_from_vars(const nlohmann::json& var
                               fmt::format("{}: \"{}\" is not a user name", which, *v));
         c.user = *v;
     }
-    if (auto v = string_var(vars, {"ansible_ssh_private_key_file", "ansible_private_key_file"}, which)) {
+    if (auto v =
+            string_var(vars, {"ansible_ssh_private_key_file", "ansible_private_key_file"}, which)) {
         if (v->empty())
-            return core::fail(core::errc::invalid_argument, fmt::format("{}: must be the path of a private key", which));
+            return core::fail(core::errc::invalid_argument,
+                              fmt::format("{}: must be the path of a private key", which));
         c.private_key_file = expand_home(*v);
     }
-    if (auto it = vars.find("ansible_connection"); it != vars.end() && !(it->is_string() && *it == "ssh"))
-        return core::fail(core::errc::invalid_argument,
-                          fmt::format("ansible_connection: {} is not supported; tunnel connects over ssh only "
-                                      "(remove the variable or set it to ssh)",
-                                      it->dump()));
+    if (auto it = vars.find("ansible_connection");
+        it != vars.end() && !(it->is_string() && *it == "ssh"))
+        return core::fail(
+            core::errc::invalid_argument,
+            fmt::format("ansible_connection: {} is not supported; tunnel connects over ssh only "
+                        "(remove the variable or set it to ssh)",
+                        it->dump()));
     return c;
 }
 
@@ -87,20 +96,26 @@ void inventory_builder::error(const std::string& where, const std::string& messa
     errors_.push_back(fmt::format("{}: {}", where, message));
 }
 
-bool inventory_builder::check_name(const std::string& kind, const std::string& name, const std::string& where) {
+bool inventory_builder::check_name(const std::string& kind, const std::string& name,
+                                   const std::string& where) {
     const auto forbidden = kind == "group" ? group_forbidden : host_forbidden;
     if (name.empty()) {
         error(where, fmt::format("empty {} name", kind));
         return false;
     }
     if (auto pos = name.find_first_of(forbidden); pos != std::string::npos) {
-        error(where, fmt::format("{} name \"{}\" contains '{}', which patterns cannot select; use letters, digits, "
-                                 "'-', '_' and '.'",
-                                 kind, name, name[pos]));
+        error(
+            where,
+            fmt::format(
+                "{} name \"{}\" contains '{}', which patterns cannot select; use letters, digits, "
+                "'-', '_' and '.'",
+                kind, name, name[pos]));
         return false;
     }
     if (kind == "host" && (name[0] == '&' || name[0] == '!' || name[0] == '~')) {
-        error(where, fmt::format("host name \"{}\" starts with '{}', which patterns read as an operator", name, name[0]));
+        error(where,
+              fmt::format("host name \"{}\" starts with '{}', which patterns read as an operator",
+                          name, name[0]));
         return false;
     }
     return true;
@@ -112,7 +127,8 @@ void inventory_builder::add_group(const std::string& group, const std::string& w
     if (inserted) it->second.where = where;
 }
 
-void inventory_builder::add_child(const std::string& parent, const std::string& child, const std::string& where) {
+void inventory_builder::add_child(const std::string& parent, const std::string& child,
+                                  const std::string& where) {
     if (!check_name("group", child, where)) return;
     add_group(parent, where);
     add_group(child, where);
@@ -131,7 +147,8 @@ void inventory_builder::add_child(const std::string& parent, const std::string& 
     }
 }
 
-void inventory_builder::add_host(const std::string& group, const std::string& host, const std::string& where) {
+void inventory_builder::add_host(const std::string& group, const std::string& host,
+                                 const std::string& where) {
     if (!check_name("host", host, where)) return;
     add_group(group, where);
     auto [it, inserted] = hosts_.try_emplace(host);
@@ -143,11 +160,13 @@ void inventory_builder::add_host(const std::string& group, const std::string& ho
     if (std::find(members.begin(), members.end(), host) == members.end()) members.push_back(host);
 }
 
-void inventory_builder::set_group_var(const std::string& group, const std::string& key, nlohmann::json value) {
+void inventory_builder::set_group_var(const std::string& group, const std::string& key,
+                                      nlohmann::json value) {
     groups_[group].vars[key] = std::move(value);
 }
 
-void inventory_builder::set_host_var(const std::string& host, const std::string& key, nlohmann::json value) {
+void inventory_builder::set_host_var(const std::string& host, const std::string& key,
+                                     nlohmann::json value) {
     hosts_[host].vars[key] = std::move(value);
 }
 
@@ -163,7 +182,8 @@ void inventory_builder::check_cycles() {
                 auto from = std::find(stack.begin(), stack.end(), c);
                 std::vector<std::string> loop(from, stack.end());
                 loop.push_back(c);
-                error(groups_[c].where, fmt::format("groups form a cycle: {}", fmt::join(loop, " -> ")));
+                error(groups_[c].where,
+                      fmt::format("groups form a cycle: {}", fmt::join(loop, " -> ")));
                 return false;
             }
             if (colour[c] == 0 && !visit(c)) return false;
@@ -191,8 +211,13 @@ core::result<inventory> inventory_builder::finish() {
     if (ok()) check_cycles();
     for (const auto& [name, h] : hosts_)
         if (groups_.count(name) && name != "all")
-            error(h.where, fmt::format("\"{}\" is both a host and a group: rename one so patterns are unambiguous", name));
-    if (!ok()) return core::fail(core::errc::invalid_argument, fmt::format("{}", fmt::join(errors_, "\n")));
+            error(h.where,
+                  fmt::format(
+                      "\"{}\" is both a host and a group: rename one so patterns are unambiguous",
+                      name));
+    if (!ok())
+        return core::fail(core::errc::invalid_argument,
+                          fmt::format("{}", fmt::join(errors_, "\n")));
 
     // Direct groups of each host; a host in no group but all is in ungrouped.
     std::map<std::string, std::vector<std::string>> direct;
@@ -217,13 +242,15 @@ core::result<inventory> inventory_builder::finish() {
             auto g = todo.back();
             todo.pop_back();
             if (!all_groups.insert(g).second) continue;
-            if (auto p = parents_.find(g); p != parents_.end()) todo.insert(todo.end(), p->second.begin(), p->second.end());
+            if (auto p = parents_.find(g); p != parents_.end())
+                todo.insert(todo.end(), p->second.begin(), p->second.end());
         }
         // Ansible's order: shallower groups first, then by name; the host's own vars last.
         std::vector<std::string> order(all_groups.begin(), all_groups.end());
-        std::stable_sort(order.begin(), order.end(), [&](const std::string& a, const std::string& b) {
-            return depth(a, memo) < depth(b, memo);
-        });
+        std::stable_sort(order.begin(), order.end(),
+                         [&](const std::string& a, const std::string& b) {
+                             return depth(a, memo) < depth(b, memo);
+                         });
         host h;
         h.name = hname;
         for (const auto& g : order) h.vars.update(groups_[g].vars);
@@ -239,7 +266,9 @@ core::result<inventory> inventory_builder::finish() {
         for (const auto& g : h.groups) inv.members_[g].push_back(index);
         inv.hosts_.push_back(std::move(h));
     }
-    if (!ok()) return core::fail(core::errc::invalid_argument, fmt::format("{}", fmt::join(errors_, "\n")));
+    if (!ok())
+        return core::fail(core::errc::invalid_argument,
+                          fmt::format("{}", fmt::join(errors_, "\n")));
     return inv;
 }
 

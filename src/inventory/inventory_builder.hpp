@@ -16,7 +16,7 @@
 namespace tunnel::inventory {
 
 class inventory_builder {
-public:
+  public:
     explicit inventory_builder(std::string source);
 
     // `where` locates the definition for error messages ("hosts.ini:12", "all.children.web").
@@ -32,7 +32,7 @@ public:
     // Every recorded problem at once, or the inventory.
     [[nodiscard]] core::result<inventory> finish();
 
-private:
+  private:
     struct group_data {
         nlohmann::json vars = nlohmann::json::object();
         std::vector<std::string> children;

@@ -28,7 +28,8 @@ std::string trim(std::string_view s) {
 }
 
 bool all_digits(std::string_view s) {
-    return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
+    return !s.empty() &&
+           std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
 }
 
 // ---- YAML -------------------------------------------------------------------
@@ -55,24 +56,29 @@ nlohmann::json to_json(const YAML::Node& node) {
     const auto& s = node.Scalar();
     if (node.Tag() == "!") return s;  // quoted
     if (s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
-    static const char* const truthy[] = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"};
-    static const char* const falsy[] = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"};
+    static const char* const truthy[] = {"true", "True", "TRUE", "yes", "Yes",
+                                         "YES",  "on",   "On",   "ON"};
+    static const char* const falsy[] = {"false", "False", "FALSE", "no", "No",
+                                        "NO",    "off",   "Off",   "OFF"};
     for (const char* t : truthy)
         if (s == t) return true;
     for (const char* f : falsy)
         if (s == f) return false;
     long long i = 0;
-    if (YAML::convert<long long>::decode(node, i) && (all_digits(s) || (s.size() > 1 && (s[0] == '-' || s[0] == '+') && all_digits(s.substr(1)))))
+    if (YAML::convert<long long>::decode(node, i) &&
+        (all_digits(s) ||
+         (s.size() > 1 && (s[0] == '-' || s[0] == '+') && all_digits(s.substr(1)))))
         return i;
     double d = 0;
-    if (!s.empty() && (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-' || s[0] == '.') &&
+    if (!s.empty() &&
+        (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-' || s[0] == '.') &&
         YAML::convert<double>::decode(node, d))
         return d;
     return s;
 }
 
 class yaml_loader {
-public:
+  public:
     yaml_loader(inventory_builder& b, std::string source) : b_(b), source_(std::move(source)) {}
 
     std::string where(const YAML::Node& n, const std::string& path) const {
@@ -85,7 +91,8 @@ public:
         b_.add_group(name, where(node, path));
         if (!node || node.IsNull()) return;
         if (!node.IsMap()) {
-            b_.error(where(node, path), "a group must be a mapping with hosts, vars and/or children");
+            b_.error(where(node, path),
+                     "a group must be a mapping with hosts, vars and/or children");
             return;
         }
         for (const auto& kv : node) {
@@ -94,16 +101,20 @@ public:
             if (key == "hosts") {
                 hosts(name, kv.second, sub);
             } else if (key == "vars") {
-                vars(kv.second, sub, [&](const std::string& k, nlohmann::json v) { b_.set_group_var(name, k, std::move(v)); });
+                vars(kv.second, sub, [&](const std::string& k, nlohmann::json v) {
+                    b_.set_group_var(name, k, std::move(v));
+                });
             } else if (key == "children") {
                 children(name, kv.second, sub);
             } else {
-                b_.error(where(kv.first, sub), "unknown key (a group has hosts, vars and children; put variables under vars)");
+                b_.error(
+                    where(kv.first, sub),
+                    "unknown key (a group has hosts, vars and children; put variables under vars)");
             }
         }
     }
 
-private:
+  private:
     template <class Set>
     void vars(const YAML::Node& node, const std::string& path, Set set) {
         if (!node || node.IsNull()) return;
@@ -123,8 +134,9 @@ private:
     void hosts(const std::string& group, const YAML::Node& node, const std::string& path) {
         if (!node || node.IsNull()) return;
         if (!node.IsMap()) {
-            b_.error(where(node, path), "hosts must be a mapping of host name to its variables (or nothing), "
-                                        "e.g. hosts: {web1: {ansible_host: 10.0.0.5}}");
+            b_.error(where(node, path),
+                     "hosts must be a mapping of host name to its variables (or nothing), "
+                     "e.g. hosts: {web1: {ansible_host: 10.0.0.5}}");
             return;
         }
         for (const auto& kv : node) {
@@ -141,8 +153,9 @@ private:
                     b_.error(at, "a host's value must be a mapping of its variables, or nothing");
                     break;
                 }
-                vars(kv.second, path + "." + pattern,
-                     [&](const std::string& k, nlohmann::json v) { b_.set_host_var(h, k, std::move(v)); });
+                vars(kv.second, path + "." + pattern, [&](const std::string& k, nlohmann::json v) {
+                    b_.set_host_var(h, k, std::move(v));
+                });
             }
         }
     }
@@ -180,8 +193,10 @@ core::result<std::vector<word>> split_words(std::string_view line) {
     char quote = 0;
     for (char c : line) {
         if (quote) {
-            if (c == quote) quote = 0;
-            else cur.text += c;
+            if (c == quote)
+                quote = 0;
+            else
+                cur.text += c;
             continue;
         }
         if (c == ' ' || c == '\t' || c == '\r') {
@@ -199,7 +214,9 @@ core::result<std::vector<word>> split_words(std::string_view line) {
         }
         in_word = true;
     }
-    if (quote) return core::fail(core::errc::invalid_argument, fmt::format("unterminated {} quote", quote));
+    if (quote)
+        return core::fail(core::errc::invalid_argument,
+                          fmt::format("unterminated {} quote", quote));
     if (in_word) words.push_back(std::move(cur));
     return words;
 }
@@ -226,7 +243,8 @@ void load_ini(inventory_builder& b, std::string_view text, const std::string& so
         if (t.empty() || t[0] == '#' || t[0] == ';') continue;
         if (t[0] == '[') {
             auto close = t.find(']');
-            if (close == std::string::npos || trim(std::string_view(t).substr(close + 1)).size() > 0) {
+            if (close == std::string::npos ||
+                trim(std::string_view(t).substr(close + 1)).size() > 0) {
                 b.error(at, "a section header is [group], [group:vars] or [group:children]");
                 continue;
             }
@@ -235,10 +253,13 @@ void load_ini(inventory_builder& b, std::string_view text, const std::string& so
             if (auto colon = name.find(':'); colon != std::string::npos) {
                 auto suffix = name.substr(colon + 1);
                 name = name.substr(0, colon);
-                if (suffix == "vars") kind = section::vars;
-                else if (suffix == "children") kind = section::children;
+                if (suffix == "vars")
+                    kind = section::vars;
+                else if (suffix == "children")
+                    kind = section::children;
                 else {
-                    b.error(at, fmt::format("unknown section suffix :{} (use :vars or :children)", suffix));
+                    b.error(at, fmt::format("unknown section suffix :{} (use :vars or :children)",
+                                            suffix));
                     continue;
                 }
             }
@@ -262,7 +283,8 @@ void load_ini(inventory_builder& b, std::string_view text, const std::string& so
                 b.error(at, fmt::format("\"{}\" is not a variable name", key));
                 continue;
             }
-            bool quoted = value.size() >= 2 && (value.front() == '"' || value.front() == '\'') && value.back() == value.front();
+            bool quoted = value.size() >= 2 && (value.front() == '"' || value.front() == '\'') &&
+                          value.back() == value.front();
             if (quoted) value = value.substr(1, value.size() - 2);
             b.set_group_var(group, key, ini_value(value, quoted));
             continue;
@@ -277,7 +299,7 @@ void load_ini(inventory_builder& b, std::string_view text, const std::string& so
         auto name = (*words)[0].text;
         std::optional<std::string> port;
         if (auto colon = name.rfind(':'); colon != std::string::npos && name.find(':') == colon &&
-                                           all_digits(std::string_view(name).substr(colon + 1))) {
+                                          all_digits(std::string_view(name).substr(colon + 1))) {
             port = name.substr(colon + 1);
             name = name.substr(0, colon);
         }
@@ -292,11 +314,14 @@ void load_ini(inventory_builder& b, std::string_view text, const std::string& so
             const auto& w = (*words)[i].text;
             auto eq = w.find('=');
             if (eq == std::string::npos || eq == 0) {
-                b.error(at, fmt::format("\"{}\": host variables are written key=value after the host name", w));
+                b.error(at,
+                        fmt::format(
+                            "\"{}\": host variables are written key=value after the host name", w));
                 bad = true;
                 break;
             }
-            vars.emplace_back(w.substr(0, eq), ini_value(std::string_view(w).substr(eq + 1), (*words)[i].quoted));
+            vars.emplace_back(w.substr(0, eq),
+                              ini_value(std::string_view(w).substr(eq + 1), (*words)[i].quoted));
         }
         if (bad) continue;
         for (const auto& h : *names) {
@@ -326,29 +351,35 @@ core::result<std::vector<std::string>> expand_host_range(std::string_view name) 
     auto open = name.find('[');
     if (open == std::string_view::npos) {
         if (name.find(']') != std::string_view::npos)
-            return core::fail(core::errc::invalid_argument, fmt::format("host \"{}\": ']' without '['", name));
+            return core::fail(core::errc::invalid_argument,
+                              fmt::format("host \"{}\": ']' without '['", name));
         return std::vector<std::string>{std::string(name)};
     }
     auto close = name.find(']', open);
     if (close == std::string_view::npos)
-        return core::fail(core::errc::invalid_argument,
-                          fmt::format("host range \"{}\": missing ']' (write e.g. web[01:10])", name));
+        return core::fail(
+            core::errc::invalid_argument,
+            fmt::format("host range \"{}\": missing ']' (write e.g. web[01:10])", name));
     const auto inner = name.substr(open + 1, close - open - 1);
     std::vector<std::string> parts;
     for (std::size_t start = 0;;) {
         auto c = inner.find(':', start);
-        parts.emplace_back(inner.substr(start, c == std::string_view::npos ? std::string_view::npos : c - start));
+        parts.emplace_back(
+            inner.substr(start, c == std::string_view::npos ? std::string_view::npos : c - start));
         if (c == std::string_view::npos) break;
         start = c + 1;
     }
     auto bad = [&](std::string_view why) {
-        return core::fail(core::errc::invalid_argument,
-                          fmt::format("host range \"{}\": {} (write [01:10], [a:f] or [0:20:5])", name, why));
+        return core::fail(
+            core::errc::invalid_argument,
+            fmt::format("host range \"{}\": {} (write [01:10], [a:f] or [0:20:5])", name, why));
     };
-    if (parts.size() < 2 || parts.size() > 3) return bad("expected [start:end] or [start:end:step]");
+    if (parts.size() < 2 || parts.size() > 3)
+        return bad("expected [start:end] or [start:end:step]");
     long long step = 1;
     if (parts.size() == 3) {
-        if (!all_digits(parts[2]) || parts[2].size() > 9 || std::stoll(parts[2]) == 0) return bad("step must be a whole number > 0");
+        if (!all_digits(parts[2]) || parts[2].size() > 9 || std::stoll(parts[2]) == 0)
+            return bad("step must be a whole number > 0");
         step = std::stoll(parts[2]);
     }
     std::vector<std::string> items;
@@ -356,14 +387,17 @@ core::result<std::vector<std::string>> expand_host_range(std::string_view name) 
         if (parts[0].size() > 9 || parts[1].size() > 9) return bad("numbers too large");
         const long long a = std::stoll(parts[0]), z = std::stoll(parts[1]);
         if (a > z) return bad("start is after end");
-        if ((z - a) / step + 1 > static_cast<long long>(max_range_hosts)) return bad("too many hosts");
+        if ((z - a) / step + 1 > static_cast<long long>(max_range_hosts))
+            return bad("too many hosts");
         const bool padded = parts[0].size() > 1 && parts[0][0] == '0';
         for (long long i = a; i <= z; i += step)
             items.push_back(padded ? fmt::format("{:0{}}", i, parts[0].size()) : std::to_string(i));
-    } else if (parts[0].size() == 1 && parts[1].size() == 1 && std::isalpha(static_cast<unsigned char>(parts[0][0])) &&
+    } else if (parts[0].size() == 1 && parts[1].size() == 1 &&
+               std::isalpha(static_cast<unsigned char>(parts[0][0])) &&
                std::isalpha(static_cast<unsigned char>(parts[1][0]))) {
         if (parts[0][0] > parts[1][0]) return bad("start is after end");
-        for (long long c = parts[0][0]; c <= parts[1][0]; c += step) items.emplace_back(1, static_cast<char>(c));
+        for (long long c = parts[0][0]; c <= parts[1][0]; c += step)
+            items.emplace_back(1, static_cast<char>(c));
     } else {
         return bad("start and end must both be numbers or both single letters");
     }
@@ -384,14 +418,16 @@ core::result<inventory> parse_yaml_inventory(std::string_view text, const std::s
         root = YAML::Load(std::string(text));
     } catch (const YAML::Exception& e) {
         return core::fail(core::errc::invalid_argument,
-                          fmt::format("{}:{}:{}: invalid YAML: {}", source, e.mark.line + 1, e.mark.column + 1, e.msg));
+                          fmt::format("{}:{}:{}: invalid YAML: {}", source, e.mark.line + 1,
+                                      e.mark.column + 1, e.msg));
     }
     if (root.IsNull()) return b.finish();
     if (!root.IsMap())
-        return core::fail(core::errc::invalid_argument,
-                          fmt::format("{}: an inventory is a mapping of groups, starting with all:, e.g.\n"
-                                      "all:\n  hosts:\n    web1:\n      ansible_host: 10.0.0.5",
-                                      source));
+        return core::fail(
+            core::errc::invalid_argument,
+            fmt::format("{}: an inventory is a mapping of groups, starting with all:, e.g.\n"
+                        "all:\n  hosts:\n    web1:\n      ansible_host: 10.0.0.5",
+                        source));
     yaml_loader loader(b, source);
     for (const auto& kv : root) {
         const auto name = kv.first.as<std::string>();
@@ -412,7 +448,8 @@ core::result<inventory> parse_inline_inventory(std::string_view list) {
     std::size_t start = 0;
     while (start <= list.size()) {
         auto comma = list.find(',', start);
-        auto item = trim(list.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start));
+        auto item = trim(list.substr(
+            start, comma == std::string_view::npos ? std::string_view::npos : comma - start));
         start = comma == std::string_view::npos ? list.size() + 1 : comma + 1;
         if (item.empty()) continue;
         auto t = ssh::parse_target(item);
@@ -432,28 +469,36 @@ core::result<inventory> load_inventory(const std::string& path) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) {
         if (path.find(',') != std::string::npos) return parse_inline_inventory(path);
-        return core::fail(core::errc::not_found,
-                          fmt::format("inventory {}: {}: give an inventory file (YAML or INI) or a comma-separated "
-                                      "host list such as 'web1,web2,'",
-                                      path, std::strerror(errno)));
+        return core::fail(
+            core::errc::not_found,
+            fmt::format(
+                "inventory {}: {}: give an inventory file (YAML or INI) or a comma-separated "
+                "host list such as 'web1,web2,'",
+                path, std::strerror(errno)));
     }
     if (!S_ISREG(st.st_mode))
-        return core::fail(core::errc::invalid_argument, fmt::format("inventory {}: not a regular file", path));
-    if (static_cast<std::size_t>(st.st_size) > max_inventory_bytes)
         return core::fail(core::errc::invalid_argument,
-                          fmt::format("inventory {}: larger than {} MiB", path, max_inventory_bytes >> 20));
+                          fmt::format("inventory {}: not a regular file", path));
+    if (static_cast<std::size_t>(st.st_size) > max_inventory_bytes)
+        return core::fail(
+            core::errc::invalid_argument,
+            fmt::format("inventory {}: larger than {} MiB", path, max_inventory_bytes >> 20));
     std::ifstream in(path, std::ios::binary);
     if (!in)
-        return core::fail(core::errc::permission_denied, fmt::format("cannot read inventory {}: {}", path, std::strerror(errno)));
+        return core::fail(core::errc::permission_denied,
+                          fmt::format("cannot read inventory {}: {}", path, std::strerror(errno)));
     std::ostringstream ss;
     ss << in.rdbuf();
     const auto text = ss.str();
     auto ends_with = [&](std::string_view suffix) {
-        return path.size() >= suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
+        return path.size() >= suffix.size() &&
+               path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
     };
-    if (ends_with(".yml") || ends_with(".yaml") || ends_with(".json")) return parse_yaml_inventory(text, path);
+    if (ends_with(".yml") || ends_with(".yaml") || ends_with(".json"))
+        return parse_yaml_inventory(text, path);
     if (ends_with(".ini") || ends_with(".cfg")) return parse_ini_inventory(text, path);
-    return looks_like_yaml(text) ? parse_yaml_inventory(text, path) : parse_ini_inventory(text, path);
+    return looks_like_yaml(text) ? parse_yaml_inventory(text, path)
+                                 : parse_ini_inventory(text, path);
 }
 
 }  // namespace tunnel::inventory

@@ -4,10 +4,10 @@
 
 #include <fmt/chrono.h>
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 namespace tunnel::observe {
 
@@ -15,10 +15,11 @@ namespace {
 
 // {"ts":"…","level":"warn","msg":"…"}: the message is escaped by a real JSON encoder.
 class json_formatter final : public spdlog::formatter {
-public:
+  public:
     void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
         nlohmann::json j;
-        j["ts"] = fmt::format("{:%Y-%m-%dT%H:%M:%S}", fmt::gmtime(std::chrono::system_clock::to_time_t(msg.time)));
+        j["ts"] = fmt::format("{:%Y-%m-%dT%H:%M:%S}",
+                              fmt::gmtime(std::chrono::system_clock::to_time_t(msg.time)));
         j["level"] = std::string(spdlog::level::to_string_view(msg.level).data(),
                                  spdlog::level::to_string_view(msg.level).size());
         j["msg"] = std::string(msg.payload.data(), msg.payload.size());
@@ -26,7 +27,9 @@ public:
         dest.append(text.data(), text.data() + text.size());
         dest.push_back('\n');
     }
-    std::unique_ptr<spdlog::formatter> clone() const override { return std::make_unique<json_formatter>(); }
+    std::unique_ptr<spdlog::formatter> clone() const override {
+        return std::make_unique<json_formatter>();
+    }
 };
 
 }  // namespace

@@ -38,7 +38,7 @@ std::vector<std::string> split_on(std::string_view s, char sep) {
 }
 
 class user_module final : public module {
-public:
+  public:
     std::string name;
     std::string state = "present";
     std::optional<std::string> shell, home;
@@ -50,9 +50,10 @@ public:
     std::string_view kind() const override { return "user"; }
     std::string probe(const facts&) const override {
         auto q = shell_quote(name);
-        return fmt::format("getent passwd {0} | sed 's/^/u.pw /'; id -nG {0} 2>/dev/null | sed 's/^/u.groups /'; "
-                           "id -gn {0} 2>/dev/null | sed 's/^/u.primary /'\n",
-                           q);
+        return fmt::format(
+            "getent passwd {0} | sed 's/^/u.pw /'; id -nG {0} 2>/dev/null | sed 's/^/u.groups /'; "
+            "id -gn {0} 2>/dev/null | sed 's/^/u.primary /'\n",
+            q);
     }
     core::result<check_result> check(const facts&, const probe_data& p) const override {
         check_result out;
@@ -61,8 +62,9 @@ public:
         if (state == "absent") {
             if (pw) {
                 out.changes.push_back(fmt::format("remove user {}", name));
-                out.actions.push_back(
-                    {fmt::format("remove user {}", name), fmt::format("userdel {}{}\n", remove ? "-r " : "", q), "", false, ""});
+                out.actions.push_back({fmt::format("remove user {}", name),
+                                       fmt::format("userdel {}{}\n", remove ? "-r " : "", q), "",
+                                       false, ""});
             }
             return out;
         }
@@ -72,7 +74,8 @@ public:
             cmd += system && !home ? " -M" : " -m";
             if (home) cmd += " -d " + shell_quote(*home);
             if (shell) cmd += " -s " + shell_quote(*shell);
-            if (groups && !groups->empty()) cmd += " -G " + shell_quote(fmt::format("{}", fmt::join(*groups, ",")));
+            if (groups && !groups->empty())
+                cmd += " -G " + shell_quote(fmt::format("{}", fmt::join(*groups, ",")));
             cmd += " -- " + q;
             out.changes.push_back(fmt::format("create user {}", name));
             out.actions.push_back({fmt::format("create user {}", name), cmd + "\n", "", false, ""});
@@ -98,16 +101,26 @@ public:
             std::set<std::string> want(groups->begin(), groups->end());
             want.erase(primary);
             std::vector<std::string> add, drop;
-            std::set_difference(want.begin(), want.end(), have.begin(), have.end(), std::back_inserter(add));
-            if (!append) std::set_difference(have.begin(), have.end(), want.begin(), want.end(), std::back_inserter(drop));
-            if (!add.empty()) out.changes.push_back(fmt::format("add {} to groups {}", name, fmt::join(add, ", ")));
-            if (!drop.empty()) out.changes.push_back(fmt::format("remove {} from groups {}", name, fmt::join(drop, ", ")));
+            std::set_difference(want.begin(), want.end(), have.begin(), have.end(),
+                                std::back_inserter(add));
+            if (!append)
+                std::set_difference(have.begin(), have.end(), want.begin(), want.end(),
+                                    std::back_inserter(drop));
+            if (!add.empty())
+                out.changes.push_back(
+                    fmt::format("add {} to groups {}", name, fmt::join(add, ", ")));
+            if (!drop.empty())
+                out.changes.push_back(
+                    fmt::format("remove {} from groups {}", name, fmt::join(drop, ", ")));
             if (append && !add.empty())
-                s += fmt::format("usermod -a -G {} -- {}\n", shell_quote(fmt::format("{}", fmt::join(add, ","))), q);
+                s += fmt::format("usermod -a -G {} -- {}\n",
+                                 shell_quote(fmt::format("{}", fmt::join(add, ","))), q);
             else if (!add.empty() || !drop.empty())
-                s += fmt::format("usermod -G {} -- {}\n", shell_quote(fmt::format("{}", fmt::join(want, ","))), q);
+                s += fmt::format("usermod -G {} -- {}\n",
+                                 shell_quote(fmt::format("{}", fmt::join(want, ","))), q);
         }
-        if (out.changed()) out.actions.push_back({fmt::format("update user {}", name), s, "", false, ""});
+        if (out.changed())
+            out.actions.push_back({fmt::format("update user {}", name), s, "", false, ""});
         return out;
     }
 };
@@ -138,7 +151,8 @@ std::optional<key_line> parse_key_line(std::string_view line) {
             if (is_key_type(word)) {
                 key_line k;
                 k.options = std::string(line.substr(0, word_start));
-                while (!k.options.empty() && (k.options.back() == ' ' || k.options.back() == '\t')) k.options.pop_back();
+                while (!k.options.empty() && (k.options.back() == ' ' || k.options.back() == '\t'))
+                    k.options.pop_back();
                 k.type = std::string(word);
                 auto rest = split_words(line.substr(i));
                 if (rest.empty()) return std::nullopt;
@@ -164,7 +178,7 @@ std::string render_key(const key_line& k) {
 }
 
 class authorized_key_module final : public module {
-public:
+  public:
     std::string user;
     std::vector<key_line> keys;
     std::string state = "present";
@@ -174,17 +188,20 @@ public:
     std::string_view kind() const override { return "authorized_key"; }
     std::string probe(const facts&) const override {
         auto q = shell_quote(user);
-        return fmt::format("h=$(getent passwd {0} | cut -d: -f6); if [ -n \"$h\" ]; then echo \"ak.home $h\"; "
-                           "echo \"ak.ids $(id -un {0}) $(id -gn {0})\"; {1}{2} fi\n",
-                           q, probe_path("ak.dir", "\"$h/.ssh\"", false, true),
-                           probe_path("ak", "\"$h/.ssh/authorized_keys\"", true, true));
+        return fmt::format(
+            "h=$(getent passwd {0} | cut -d: -f6); if [ -n \"$h\" ]; then echo \"ak.home $h\"; "
+            "echo \"ak.ids $(id -un {0}) $(id -gn {0})\"; {1}{2} fi\n",
+            q, probe_path("ak.dir", "\"$h/.ssh\"", false, true),
+            probe_path("ak", "\"$h/.ssh/authorized_keys\"", true, true));
     }
     core::result<check_result> check(const facts&, const probe_data& p) const override {
         check_result out;
         auto home = p.get("ak.home");
         if (!home || home->empty())
-            return core::fail(core::errc::not_found,
-                              fmt::format("user {} does not exist on the host (create it with a user step first)", user));
+            return core::fail(
+                core::errc::not_found,
+                fmt::format("user {} does not exist on the host (create it with a user step first)",
+                            user));
         auto ids = split_words(p.get("ak.ids").value_or(""));
         std::string group = ids.size() > 1 ? ids[1] : user;
         auto have = read_path(p, "ak");
@@ -237,10 +254,11 @@ public:
         auto dir = read_path(p, "ak.dir");
         if (!dir.exists) {
             out.changes.push_back(fmt::format("create {}/.ssh", *home));
-            out.actions.push_back({"create .ssh",
-                                   fmt::format("install -d -m 700 -o {} -g {} -- {}\n", shell_quote(user),
-                                               shell_quote(group), shell_quote(*home + "/.ssh")),
-                                   "", false, ""});
+            out.actions.push_back(
+                {"create .ssh",
+                 fmt::format("install -d -m 700 -o {} -g {} -- {}\n", shell_quote(user),
+                             shell_quote(group), shell_quote(*home + "/.ssh")),
+                 "", false, ""});
         }
         file_write w{path, content, user, group, "0600", std::nullopt, false, false};
         check_file(w, have, out);
@@ -249,7 +267,7 @@ public:
 };
 
 class sudoers_module final : public module {
-public:
+  public:
     std::string name;
     std::vector<std::string> rules;
     std::string state = "present";
@@ -260,14 +278,17 @@ public:
         return s;
     }
     std::string_view kind() const override { return "sudoers"; }
-    std::string probe(const facts&) const override { return probe_path("s", path(), state == "present"); }
+    std::string probe(const facts&) const override {
+        return probe_path("s", path(), state == "present");
+    }
     core::result<check_result> check(const facts&, const probe_data& p) const override {
         check_result out;
         auto have = read_path(p, "s");
         if (state == "absent") {
             if (have.exists) {
                 out.changes.push_back(fmt::format("remove {}", path()));
-                out.actions.push_back({fmt::format("remove {}", path()), fmt::format("rm -f -- {}\n", path()), "", false, ""});
+                out.actions.push_back({fmt::format("remove {}", path()),
+                                       fmt::format("rm -f -- {}\n", path()), "", false, ""});
             }
             return out;
         }
@@ -279,9 +300,10 @@ public:
 
 }  // namespace
 
-std::unique_ptr<module> parse_user(core::yaml_reader& r, const YAML::Node& args, const std::string& path,
-                                   const parse_context&) {
-    if (!r.expect_map(args, path, {"name", "state", "shell", "groups", "append", "home", "system", "remove"})) {
+std::unique_ptr<module> parse_user(core::yaml_reader& r, const YAML::Node& args,
+                                   const std::string& path, const parse_context&) {
+    if (!r.expect_map(args, path,
+                      {"name", "state", "shell", "groups", "append", "home", "system", "remove"})) {
         if (!args || args.IsNull()) r.error(path, "needs at least name");
         return nullptr;
     }
@@ -292,13 +314,15 @@ std::unique_ptr<module> parse_user(core::yaml_reader& r, const YAML::Node& args,
         r.error(path + ".name", "is required");
     }
     if (args["state"])
-        if (auto v = read_choice(r, args["state"], path + ".state", {"present", "absent"})) m->state = *v;
+        if (auto v = read_choice(r, args["state"], path + ".state", {"present", "absent"}))
+            m->state = *v;
     if (args["shell"]) m->shell = read_path(r, args["shell"], path + ".shell");
     if (args["home"]) m->home = read_path(r, args["home"], path + ".home");
     if (args["groups"]) {
         if (auto v = read_strings(r, args["groups"], path + ".groups")) {
             for (std::size_t i = 0; i < v->size(); ++i)
-                if (!read_name(r, YAML::Node((*v)[i]), fmt::format("{}.groups[{}]", path, i))) return nullptr;
+                if (!read_name(r, YAML::Node((*v)[i]), fmt::format("{}.groups[{}]", path, i)))
+                    return nullptr;
             m->groups = *v;
         }
     }
@@ -308,8 +332,8 @@ std::unique_ptr<module> parse_user(core::yaml_reader& r, const YAML::Node& args,
     return m;
 }
 
-std::unique_ptr<module> parse_authorized_key(core::yaml_reader& r, const YAML::Node& args, const std::string& path,
-                                             const parse_context&) {
+std::unique_ptr<module> parse_authorized_key(core::yaml_reader& r, const YAML::Node& args,
+                                             const std::string& path, const parse_context&) {
     if (!r.expect_map(args, path, {"user", "key", "state", "exclusive", "options"})) {
         if (!args || args.IsNull()) r.error(path, "needs user and key");
         return nullptr;
@@ -327,8 +351,11 @@ std::unique_ptr<module> parse_authorized_key(core::yaml_reader& r, const YAML::N
                     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
                     auto k = parse_key_line(line);
                     if (!k) {
-                        r.error(path + ".key", fmt::format("'{}' is not a public key line (\"ssh-ed25519 AAAA... comment\")",
-                                                           line.substr(0, 40)));
+                        r.error(
+                            path + ".key",
+                            fmt::format(
+                                "'{}' is not a public key line (\"ssh-ed25519 AAAA... comment\")",
+                                line.substr(0, 40)));
                         continue;
                     }
                     m->keys.push_back(*k);
@@ -339,8 +366,10 @@ std::unique_ptr<module> parse_authorized_key(core::yaml_reader& r, const YAML::N
         r.error(path + ".key", "is required");
     }
     if (args["state"])
-        if (auto v = read_choice(r, args["state"], path + ".state", {"present", "absent"})) m->state = *v;
-    if (args["exclusive"]) m->exclusive = read_bool(r, args["exclusive"], path + ".exclusive").value_or(false);
+        if (auto v = read_choice(r, args["state"], path + ".state", {"present", "absent"}))
+            m->state = *v;
+    if (args["exclusive"])
+        m->exclusive = read_bool(r, args["exclusive"], path + ".exclusive").value_or(false);
     if (args["options"]) {
         if (auto v = r.string(args["options"], path + ".options")) {
             if (v->find('\n') != std::string::npos) r.error(path + ".options", "must be one line");
@@ -350,8 +379,8 @@ std::unique_ptr<module> parse_authorized_key(core::yaml_reader& r, const YAML::N
     return m;
 }
 
-std::unique_ptr<module> parse_sudoers(core::yaml_reader& r, const YAML::Node& args, const std::string& path,
-                                      const parse_context&) {
+std::unique_ptr<module> parse_sudoers(core::yaml_reader& r, const YAML::Node& args,
+                                      const std::string& path, const parse_context&) {
     if (!r.expect_map(args, path, {"name", "rules", "state"})) {
         if (!args || args.IsNull()) r.error(path, "needs name and rules");
         return nullptr;
@@ -364,15 +393,17 @@ std::unique_ptr<module> parse_sudoers(core::yaml_reader& r, const YAML::Node& ar
                 return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
             });
             if (!ok)
-                r.error(path + ".name",
-                        fmt::format("'{}': use letters, digits, _ and - only (sudo ignores names with '.' or '~')", *v));
+                r.error(path + ".name", fmt::format("'{}': use letters, digits, _ and - only (sudo "
+                                                    "ignores names with '.' or '~')",
+                                                    *v));
             m->name = *v;
         }
     } else {
         r.error(path + ".name", "is required");
     }
     if (args["state"])
-        if (auto v = read_choice(r, args["state"], path + ".state", {"present", "absent"})) m->state = *v;
+        if (auto v = read_choice(r, args["state"], path + ".state", {"present", "absent"}))
+            m->state = *v;
     if (args["rules"]) {
         if (auto v = read_strings(r, args["rules"], path + ".rules")) m->rules = *v;
     } else if (m->state == "present") {

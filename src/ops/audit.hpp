@@ -31,12 +31,14 @@ struct audit_report {
 // Read-only; run it as root (sudo) for sshd -T, /etc/shadow and sudoers.
 [[nodiscard]] std::string audit_script();
 // `ssh_port` is the port the audit connected to (the one expected to listen).
-[[nodiscard]] core::result<audit_report> evaluate_audit(std::string_view output, std::uint16_t ssh_port);
+[[nodiscard]] core::result<audit_report> evaluate_audit(std::string_view output,
+                                                        std::uint16_t ssh_port);
 
 [[nodiscard]] nlohmann::json to_json(const audit_report& r);
 [[nodiscard]] std::string format_audit(const audit_report& r, std::string_view target);
 
 // `journalctl -u UNIT -n N --no-pager [-f]`, the unit name checked.
-[[nodiscard]] core::result<std::string> journal_command(std::string_view unit, unsigned lines, bool follow);
+[[nodiscard]] core::result<std::string> journal_command(std::string_view unit, unsigned lines,
+                                                        bool follow);
 
 }  // namespace tunnel::ops

@@ -13,11 +13,22 @@ namespace tunnel::ops {
 struct operand {
     bool is_fact = false;
     std::string text;  // literal value or fact name
-    [[nodiscard]] std::string value(const facts& f) const { return is_fact ? f.get(text).value_or("") : text; }
+    [[nodiscard]] std::string value(const facts& f) const {
+        return is_fact ? f.get(text).value_or("") : text;
+    }
 };
 
 struct condition::node {
-    enum class kind { constant, equal, not_equal, in, not_in, negate, both, either } k = kind::constant;
+    enum class kind {
+        constant,
+        equal,
+        not_equal,
+        in,
+        not_in,
+        negate,
+        both,
+        either
+    } k = kind::constant;
     bool constant = false;
     operand left;
     std::vector<operand> right;  // one for == / !=, the list for in
@@ -47,7 +58,8 @@ core::result<std::vector<token>> tokenize(std::string_view s) {
         if (c == '\'' || c == '"') {
             auto end = s.find(c, i + 1);
             if (end == std::string_view::npos)
-                return core::fail(core::errc::invalid_argument, fmt::format("unterminated string at column {}", i + 1));
+                return core::fail(core::errc::invalid_argument,
+                                  fmt::format("unterminated string at column {}", i + 1));
             out.push_back({token::kind::string, std::string(s.substr(i + 1, end - i - 1)), i});
             i = end + 1;
             continue;
@@ -64,20 +76,21 @@ core::result<std::vector<token>> tokenize(std::string_view s) {
         }
         if (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-') {
             auto start = i;
-            while (i < s.size() && (std::isalnum(static_cast<unsigned char>(s[i])) || s[i] == '_' || s[i] == '.' ||
-                                    s[i] == '-'))
+            while (i < s.size() && (std::isalnum(static_cast<unsigned char>(s[i])) || s[i] == '_' ||
+                                    s[i] == '.' || s[i] == '-'))
                 ++i;
             out.push_back({token::kind::word, std::string(s.substr(start, i - start)), start});
             continue;
         }
-        return core::fail(core::errc::invalid_argument, fmt::format("unexpected '{}' at column {}", c, i + 1));
+        return core::fail(core::errc::invalid_argument,
+                          fmt::format("unexpected '{}' at column {}", c, i + 1));
     }
     out.push_back({token::kind::end, "", s.size()});
     return out;
 }
 
 class parser {
-public:
+  public:
     explicit parser(std::vector<token> t) : t_(std::move(t)) {}
 
     core::result<node_ptr> parse_all() {
@@ -87,9 +100,11 @@ public:
         return n;
     }
 
-private:
+  private:
     const token& peek() const { return t_[pos_]; }
-    bool is_word(std::string_view w) const { return peek().k == token::kind::word && peek().text == w; }
+    bool is_word(std::string_view w) const {
+        return peek().k == token::kind::word && peek().text == w;
+    }
     bool is_op(std::string_view o) const { return peek().k == token::kind::op && peek().text == o; }
     tl::unexpected<core::error> error(std::string_view what) const {
         auto shown = peek().k == token::kind::end ? std::string("end") : "'" + peek().text + "'";
@@ -149,12 +164,14 @@ private:
             if (t.text.rfind("facts.", 0) == 0) {
                 auto name = t.text.substr(6);
                 if (!facts{}.get(name))
-                    return error(fmt::format("unknown fact '{}' (known: {})", name, fmt::join(facts::names(), ", ")));
+                    return error(fmt::format("unknown fact '{}' (known: {})", name,
+                                             fmt::join(facts::names(), ", ")));
                 ++pos_;
                 return operand{true, name};
             }
-            if (std::all_of(t.text.begin(), t.text.end(),
-                            [](char c) { return std::isdigit(static_cast<unsigned char>(c)) || c == '.'; })) {
+            if (std::all_of(t.text.begin(), t.text.end(), [](char c) {
+                    return std::isdigit(static_cast<unsigned char>(c)) || c == '.';
+                })) {
                 ++pos_;
                 return operand{false, t.text};
             }
@@ -218,18 +235,25 @@ private:
 
 bool eval(const node& n, const facts& f) {
     switch (n.k) {
-    case node::kind::constant: return n.constant;
-    case node::kind::equal: return n.left.value(f) == n.right[0].value(f);
-    case node::kind::not_equal: return n.left.value(f) != n.right[0].value(f);
-    case node::kind::in:
-    case node::kind::not_in: {
-        auto v = n.left.value(f);
-        bool found = std::any_of(n.right.begin(), n.right.end(), [&](const operand& o) { return o.value(f) == v; });
-        return n.k == node::kind::in ? found : !found;
-    }
-    case node::kind::negate: return !eval(*n.a, f);
-    case node::kind::both: return eval(*n.a, f) && eval(*n.b, f);
-    case node::kind::either: return eval(*n.a, f) || eval(*n.b, f);
+        case node::kind::constant:
+            return n.constant;
+        case node::kind::equal:
+            return n.left.value(f) == n.right[0].value(f);
+        case node::kind::not_equal:
+            return n.left.value(f) != n.right[0].value(f);
+        case node::kind::in:
+        case node::kind::not_in: {
+            auto v = n.left.value(f);
+            bool found = std::any_of(n.right.begin(), n.right.end(),
+                                     [&](const operand& o) { return o.value(f) == v; });
+            return n.k == node::kind::in ? found : !found;
+        }
+        case node::kind::negate:
+            return !eval(*n.a, f);
+        case node::kind::both:
+            return eval(*n.a, f) && eval(*n.b, f);
+        case node::kind::either:
+            return eval(*n.a, f) || eval(*n.b, f);
     }
     return false;
 }
@@ -245,6 +269,8 @@ core::result<condition> condition::parse(std::string_view text) {
     return condition(std::string(text), *root);
 }
 
-bool condition::evaluate(const facts& f) const { return eval(*root_, f); }
+bool condition::evaluate(const facts& f) const {
+    return eval(*root_, f);
+}
 
 }  // namespace tunnel::ops

@@ -24,22 +24,26 @@ std::vector<std::string_view> split_lines(std::string_view s) {
 }
 
 struct edit {
-    char op;  // ' ', '-', '+'
+    char op;           // ' ', '-', '+'
     std::size_t a, b;  // line indexes in old/new (the one that applies)
 };
 
 // LCS table walk: fine for config-sized inputs (bounded by diff_max_lines).
-std::vector<edit> edits(const std::vector<std::string_view>& a, const std::vector<std::string_view>& b) {
+std::vector<edit> edits(const std::vector<std::string_view>& a,
+                        const std::vector<std::string_view>& b) {
     // Trim the common prefix and suffix first: most edits are small.
     std::size_t pre = 0;
     while (pre < a.size() && pre < b.size() && a[pre] == b[pre]) ++pre;
     std::size_t suf = 0;
-    while (suf < a.size() - pre && suf < b.size() - pre && a[a.size() - 1 - suf] == b[b.size() - 1 - suf]) ++suf;
+    while (suf < a.size() - pre && suf < b.size() - pre &&
+           a[a.size() - 1 - suf] == b[b.size() - 1 - suf])
+        ++suf;
     const std::size_t n = a.size() - pre - suf, m = b.size() - pre - suf;
     std::vector<std::vector<std::uint32_t>> lcs(n + 1, std::vector<std::uint32_t>(m + 1, 0));
     for (std::size_t i = n; i-- > 0;)
         for (std::size_t j = m; j-- > 0;)
-            lcs[i][j] = a[pre + i] == b[pre + j] ? lcs[i + 1][j + 1] + 1 : std::max(lcs[i + 1][j], lcs[i][j + 1]);
+            lcs[i][j] = a[pre + i] == b[pre + j] ? lcs[i + 1][j + 1] + 1
+                                                 : std::max(lcs[i + 1][j], lcs[i][j + 1]);
     std::vector<edit> out;
     for (std::size_t i = 0; i < pre; ++i) out.push_back({' ', i, i});
     std::size_t i = 0, j = 0;
@@ -61,8 +65,8 @@ std::vector<edit> edits(const std::vector<std::string_view>& a, const std::vecto
 
 }  // namespace
 
-std::string unified_diff(std::string_view old_text, std::string_view new_text, std::string_view old_name,
-                         std::string_view new_name, int context) {
+std::string unified_diff(std::string_view old_text, std::string_view new_text,
+                         std::string_view old_name, std::string_view new_name, int context) {
     if (old_text == new_text) return {};
     auto a = split_lines(old_text);
     auto b = split_lines(new_text);
@@ -110,8 +114,8 @@ std::string unified_diff(std::string_view old_text, std::string_view new_text, s
         if (!a_set) a_start = e[start].a;
         if (!b_set) b_start = e[start].b;
         // diff -u numbers lines from 1; an empty range names the line before it.
-        out += fmt::format("@@ -{},{} +{},{} @@\n", a_len ? a_start + 1 : a_start, a_len, b_len ? b_start + 1 : b_start,
-                           b_len);
+        out += fmt::format("@@ -{},{} +{},{} @@\n", a_len ? a_start + 1 : a_start, a_len,
+                           b_len ? b_start + 1 : b_start, b_len);
         out += body;
         k = end;
     }

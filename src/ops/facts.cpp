@@ -5,8 +5,9 @@
 namespace tunnel::ops {
 
 const std::vector<std::string_view>& facts::names() {
-    static const std::vector<std::string_view> n{"distro",  "distro_like", "version", "pkg_manager", "init_system",
-                                                 "firewall", "hostname",   "arch",    "user",        "ssh_port"};
+    static const std::vector<std::string_view> n{
+        "distro",   "distro_like", "version", "pkg_manager", "init_system",
+        "firewall", "hostname",    "arch",    "user",        "ssh_port"};
     return n;
 }
 
@@ -49,19 +50,29 @@ core::result<facts> parse_facts(std::string_view output, std::uint16_t ssh_port)
         if (eq == std::string_view::npos) continue;
         auto key = line.substr(0, eq);
         std::string value(line.substr(eq + 1));
-        if (key == "distro") f.distro = value, saw_distro = true;
-        else if (key == "distro_like") f.distro_like = value;
-        else if (key == "version") f.version = value;
-        else if (key == "pkg_manager") f.pkg_manager = value;
-        else if (key == "init_system") f.init_system = value;
-        else if (key == "firewall") f.firewall = value;
-        else if (key == "hostname") f.hostname = value;
-        else if (key == "arch") f.arch = value;
-        else if (key == "user") f.user = value;
+        if (key == "distro")
+            f.distro = value, saw_distro = true;
+        else if (key == "distro_like")
+            f.distro_like = value;
+        else if (key == "version")
+            f.version = value;
+        else if (key == "pkg_manager")
+            f.pkg_manager = value;
+        else if (key == "init_system")
+            f.init_system = value;
+        else if (key == "firewall")
+            f.firewall = value;
+        else if (key == "hostname")
+            f.hostname = value;
+        else if (key == "arch")
+            f.arch = value;
+        else if (key == "user")
+            f.user = value;
     }
     if (!saw_distro || f.user.empty())
         return core::fail(core::errc::protocol_error,
-                          "gathering facts: the host's answer was not understood (is its login shell POSIX sh-like?)");
+                          "gathering facts: the host's answer was not understood (is its login "
+                          "shell POSIX sh-like?)");
     return f;
 }
 

@@ -18,10 +18,11 @@ struct facts {
     std::string version;      // os-release VERSION_ID
     std::string pkg_manager;  // apt, dnf, yum, pacman, zypper, or "" when none was found
     std::string init_system;  // systemd, or the name of PID 1
-    std::string firewall;     // ufw, firewalld, nftables, iptables, or none (first found, in that order)
+    std::string
+        firewall;  // ufw, firewalld, nftables, iptables, or none (first found, in that order)
     std::string hostname;
-    std::string arch;         // uname -m
-    std::string user;         // the login user
+    std::string arch;             // uname -m
+    std::string user;             // the login user
     std::uint16_t ssh_port = 22;  // the port this tool's connection uses (known locally)
 
     // A fact by the name `when:` uses (`facts.NAME`); nullopt for an unknown name.

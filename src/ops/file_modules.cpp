@@ -15,11 +15,13 @@ using core::shell_quote;
 namespace {
 
 class file_module final : public module {
-public:
+  public:
     file_write want;
     std::string state = "present";
     std::string_view kind() const override { return "file"; }
-    std::string probe(const facts&) const override { return probe_path("f", want.path, state == "present"); }
+    std::string probe(const facts&) const override {
+        return probe_path("f", want.path, state == "present");
+    }
     core::result<check_result> check(const facts&, const probe_data& p) const override {
         check_result out;
         auto have = read_path(p, "f");
@@ -29,7 +31,8 @@ public:
                 if (have.content) out.diff = unified_diff_for_removal(*have.content);
                 std::string s = "set -e\n";
                 if (want.backup)
-                    s += fmt::format("cp -p -- {0} {0}.$(date +%Y%m%dT%H%M%S)~\n", shell_quote(want.path));
+                    s += fmt::format("cp -p -- {0} {0}.$(date +%Y%m%dT%H%M%S)~\n",
+                                     shell_quote(want.path));
                 s += fmt::format("rm -f -- {}\n", shell_quote(want.path));
                 out.actions.push_back({fmt::format("remove {}", want.path), s, "", false, ""});
             }
@@ -39,14 +42,14 @@ public:
         return out;
     }
 
-private:
+  private:
     std::string unified_diff_for_removal(const std::string& old) const {
         return unified_diff(old, "", want.path, "/dev/null");
     }
 };
 
 class directory_module final : public module {
-public:
+  public:
     std::string path;
     std::optional<std::string> owner, group, mode;
     std::string state = "present";
@@ -59,13 +62,15 @@ public:
         if (state == "absent") {
             if (have.exists) {
                 out.changes.push_back(fmt::format("remove {} ({})", path, have.type));
-                out.actions.push_back({fmt::format("remove {}", path), fmt::format("rm -rf -- {}\n", q), "", false, ""});
+                out.actions.push_back({fmt::format("remove {}", path),
+                                       fmt::format("rm -rf -- {}\n", q), "", false, ""});
             }
             return out;
         }
         if (have.exists && have.type != "directory")
             return core::fail(core::errc::invalid_argument,
-                              fmt::format("{} exists and is a {}, not a directory; remove it first", path, have.type));
+                              fmt::format("{} exists and is a {}, not a directory; remove it first",
+                                          path, have.type));
         std::string s = "set -e\n";
         if (!have.exists) {
             out.changes.push_back(fmt::format("create directory {}", path));
@@ -76,18 +81,25 @@ public:
             return m;
         };
         if (mode && (!have.exists || norm(*mode) != have.mode)) {
-            if (have.exists) out.changes.push_back(fmt::format("mode of {}: {} -> {}", path, have.mode, norm(*mode)));
+            if (have.exists)
+                out.changes.push_back(
+                    fmt::format("mode of {}: {} -> {}", path, have.mode, norm(*mode)));
             s += fmt::format("chmod {} -- {}\n", *mode, q);
         }
         if (owner && (!have.exists || *owner != have.owner)) {
-            if (have.exists) out.changes.push_back(fmt::format("owner of {}: {} -> {}", path, have.owner, *owner));
+            if (have.exists)
+                out.changes.push_back(
+                    fmt::format("owner of {}: {} -> {}", path, have.owner, *owner));
             s += fmt::format("chown -- {} {}\n", shell_quote(*owner), q);
         }
         if (group && (!have.exists || *group != have.group)) {
-            if (have.exists) out.changes.push_back(fmt::format("group of {}: {} -> {}", path, have.group, *group));
+            if (have.exists)
+                out.changes.push_back(
+                    fmt::format("group of {}: {} -> {}", path, have.group, *group));
             s += fmt::format("chgrp -- {} {}\n", shell_quote(*group), q);
         }
-        if (out.changed()) out.actions.push_back({fmt::format("directory {}", path), s, "", false, ""});
+        if (out.changed())
+            out.actions.push_back({fmt::format("directory {}", path), s, "", false, ""});
         return out;
     }
 };
@@ -95,14 +107,15 @@ public:
 // Runs a command unless `creates` exists or `unless` succeeds (always
 // reports changed otherwise, like Ansible's command module).
 class command_module final : public module {
-public:
+  public:
     std::string run;
     std::optional<std::string> creates, unless;
     std::string_view kind() const override { return "command"; }
     std::string probe(const facts&) const override {
         std::string s;
         if (creates) s += fmt::format("[ -e {} ] && echo cmd.skip\n", shell_quote(*creates));
-        if (unless) s += fmt::format("( {} ) >/dev/null 2>&1 </dev/null && echo cmd.skip\n", *unless);
+        if (unless)
+            s += fmt::format("( {} ) >/dev/null 2>&1 </dev/null && echo cmd.skip\n", *unless);
         return s;
     }
     core::result<check_result> check(const facts&, const probe_data& p) const override {
@@ -114,7 +127,8 @@ public:
     }
 };
 
-std::optional<std::string> read_local_file(core::yaml_reader& r, const std::string& file, const std::string& path) {
+std::optional<std::string> read_local_file(core::yaml_reader& r, const std::string& file,
+                                           const std::string& path) {
     std::ifstream in(file, std::ios::binary);
     if (!in) {
         r.error(path, fmt::format("cannot read {} (paths are relative to the plan file)", file));
@@ -127,9 +141,11 @@ std::optional<std::string> read_local_file(core::yaml_reader& r, const std::stri
 
 }  // namespace
 
-std::unique_ptr<module> parse_file(core::yaml_reader& r, const YAML::Node& args, const std::string& path,
-                                   const parse_context& ctx) {
-    if (!r.expect_map(args, path, {"path", "content", "src", "owner", "group", "mode", "backup", "state", "validate"})) {
+std::unique_ptr<module> parse_file(core::yaml_reader& r, const YAML::Node& args,
+                                   const std::string& path, const parse_context& ctx) {
+    if (!r.expect_map(
+            args, path,
+            {"path", "content", "src", "owner", "group", "mode", "backup", "state", "validate"})) {
         if (!args || args.IsNull()) r.error(path, "needs at least path and content or src");
         return nullptr;
     }
@@ -140,13 +156,16 @@ std::unique_ptr<module> parse_file(core::yaml_reader& r, const YAML::Node& args,
         r.error(path + ".path", "is required");
     }
     if (args["state"])
-        if (auto v = read_choice(r, args["state"], path + ".state", {"present", "absent"})) m->state = *v;
+        if (auto v = read_choice(r, args["state"], path + ".state", {"present", "absent"}))
+            m->state = *v;
     if (args["content"] && args["src"]) r.error(path, "give either content or src, not both");
     if (args["content"]) {
         if (auto v = r.string(args["content"], path + ".content")) m->want.content = *v;
     } else if (args["src"]) {
         if (auto v = r.string(args["src"], path + ".src")) {
-            auto file = (!v->empty() && v->front() == '/') || ctx.plan_dir.empty() ? *v : ctx.plan_dir + "/" + *v;
+            auto file = (!v->empty() && v->front() == '/') || ctx.plan_dir.empty()
+                            ? *v
+                            : ctx.plan_dir + "/" + *v;
             if (auto c = read_local_file(r, file, path + ".src")) m->want.content = *c;
         }
     } else if (m->state == "present") {
@@ -155,18 +174,20 @@ std::unique_ptr<module> parse_file(core::yaml_reader& r, const YAML::Node& args,
     if (args["owner"]) m->want.owner = read_name(r, args["owner"], path + ".owner");
     if (args["group"]) m->want.group = read_name(r, args["group"], path + ".group");
     if (args["mode"]) m->want.mode = read_mode(r, args["mode"], path + ".mode");
-    if (args["backup"]) m->want.backup = read_bool(r, args["backup"], path + ".backup").value_or(false);
+    if (args["backup"])
+        m->want.backup = read_bool(r, args["backup"], path + ".backup").value_or(false);
     if (args["validate"]) {
         if (auto v = r.string(args["validate"], path + ".validate")) {
-            if (v->find("%s") == std::string::npos) r.error(path + ".validate", "must contain %s (the new file's path)");
+            if (v->find("%s") == std::string::npos)
+                r.error(path + ".validate", "must contain %s (the new file's path)");
             m->want.validate = *v;
         }
     }
     return m;
 }
 
-std::unique_ptr<module> parse_directory(core::yaml_reader& r, const YAML::Node& args, const std::string& path,
-                                        const parse_context&) {
+std::unique_ptr<module> parse_directory(core::yaml_reader& r, const YAML::Node& args,
+                                        const std::string& path, const parse_context&) {
     if (!r.expect_map(args, path, {"path", "owner", "group", "mode", "state"})) {
         if (!args || args.IsNull()) r.error(path, "needs at least path");
         return nullptr;
@@ -181,12 +202,13 @@ std::unique_ptr<module> parse_directory(core::yaml_reader& r, const YAML::Node& 
     if (args["group"]) m->group = read_name(r, args["group"], path + ".group");
     if (args["mode"]) m->mode = read_mode(r, args["mode"], path + ".mode");
     if (args["state"])
-        if (auto v = read_choice(r, args["state"], path + ".state", {"present", "absent"})) m->state = *v;
+        if (auto v = read_choice(r, args["state"], path + ".state", {"present", "absent"}))
+            m->state = *v;
     return m;
 }
 
-std::unique_ptr<module> parse_command(core::yaml_reader& r, const YAML::Node& args, const std::string& path,
-                                      const parse_context&) {
+std::unique_ptr<module> parse_command(core::yaml_reader& r, const YAML::Node& args,
+                                      const std::string& path, const parse_context&) {
     auto m = std::make_unique<command_module>();
     if (args && args.IsScalar()) {
         m->run = args.as<std::string>();

@@ -14,10 +14,13 @@ using core::shell_quote;
 
 std::string ufw_rule_command(const firewall_rule& r) {
     if (!r.from) return fmt::format("ufw {} {}/{}", r.rule_action, r.port, r.proto);
-    return fmt::format("ufw {} from {} to any port {} proto {}", r.rule_action, *r.from, r.port, r.proto);
+    return fmt::format("ufw {} from {} to any port {} proto {}", r.rule_action, *r.from, r.port,
+                       r.proto);
 }
 
-std::string ufw_default_command(std::string_view policy) { return fmt::format("ufw default {} incoming", policy); }
+std::string ufw_default_command(std::string_view policy) {
+    return fmt::format("ufw default {} incoming", policy);
+}
 
 namespace {
 std::string dash_range(std::string port) {
@@ -36,12 +39,14 @@ std::string firewalld_rich_rule(const firewall_rule& r) {
 
 std::string firewalld_rule_command(const firewall_rule& r) {
     if (!r.from && r.rule_action == "allow")
-        return fmt::format("firewall-cmd --permanent --add-port={}/{}", dash_range(r.port), r.proto);
+        return fmt::format("firewall-cmd --permanent --add-port={}/{}", dash_range(r.port),
+                           r.proto);
     return "firewall-cmd --permanent --add-rich-rule=" + shell_quote(firewalld_rich_rule(r));
 }
 
 std::string firewalld_default_command(std::string_view policy) {
-    return fmt::format("firewall-cmd --permanent --set-target={}", policy == "allow" ? "ACCEPT" : "default");
+    return fmt::format("firewall-cmd --permanent --set-target={}",
+                       policy == "allow" ? "ACCEPT" : "default");
 }
 
 std::vector<std::string> iptables_rule_args(const firewall_rule& r) {
@@ -62,14 +67,19 @@ std::string iptables_default_command(std::string_view policy) {
 }
 
 std::string nftables_ruleset(const std::vector<firewall_rule>& rules, std::string_view policy) {
-    std::string s = "# Managed by tunnel (firewall step); local edits are overwritten.\n"
-                    "table inet tunnel\ndelete table inet tunnel\ntable inet tunnel {\n  chain input {\n";
-    s += fmt::format("    type filter hook input priority 0; policy {};\n", policy == "allow" ? "accept" : "drop");
+    std::string s =
+        "# Managed by tunnel (firewall step); local edits are overwritten.\n"
+        "table inet tunnel\ndelete table inet tunnel\ntable inet tunnel {\n  chain input {\n";
+    s += fmt::format("    type filter hook input priority 0; policy {};\n",
+                     policy == "allow" ? "accept" : "drop");
     s += "    ct state established,related accept\n    iif lo accept\n";
     for (const auto& r : rules) {
         std::string src;
-        if (r.from) src = fmt::format("{} saddr {} ", r.from->find(':') != std::string::npos ? "ip6" : "ip", *r.from);
-        s += fmt::format("    {}{} dport {} {}\n", src, r.proto, dash_range(r.port), r.rule_action == "allow" ? "accept" : "drop");
+        if (r.from)
+            src = fmt::format("{} saddr {} ", r.from->find(':') != std::string::npos ? "ip6" : "ip",
+                              *r.from);
+        s += fmt::format("    {}{} dport {} {}\n", src, r.proto, dash_range(r.port),
+                         r.rule_action == "allow" ? "accept" : "drop");
     }
     s += "  }\n}\n";
     return s;
@@ -85,45 +95,57 @@ bool covers(const std::string& port, std::uint16_t p) {
 }
 }  // namespace
 
-bool ssh_port_open(const std::vector<firewall_rule>& rules, std::string_view policy, std::uint16_t port) {
+bool ssh_port_open(const std::vector<firewall_rule>& rules, std::string_view policy,
+                   std::uint16_t port) {
     for (const auto& r : rules)
-        if (r.proto == "tcp" && !r.from && covers(r.port, port)) return r.rule_action == "allow";  // first match wins
+        if (r.proto == "tcp" && !r.from && covers(r.port, port))
+            return r.rule_action == "allow";  // first match wins
     return policy == "allow";
 }
 
 namespace {
 
 class firewall_module final : public module {
-public:
+  public:
     std::vector<firewall_rule> rules;
     std::optional<std::string> default_incoming;
     std::string tool = "auto";
     bool keep_ssh_open = true;
 
-    [[nodiscard]] std::string pick(const facts& f) const { return tool == "auto" ? f.firewall : tool; }
+    [[nodiscard]] std::string pick(const facts& f) const {
+        return tool == "auto" ? f.firewall : tool;
+    }
     // The rules to install: the SSH port's allow rule first when it is kept open.
-    [[nodiscard]] core::result<std::vector<firewall_rule>> effective(const facts& f, std::string_view policy) const {
+    [[nodiscard]] core::result<std::vector<firewall_rule>> effective(
+        const facts& f, std::string_view policy) const {
         auto all = rules;
         if (!keep_ssh_open) return all;
         for (const auto& r : rules)
-            if (r.proto == "tcp" && !r.from && covers(r.port, f.ssh_port) && r.rule_action == "deny")
-                return core::fail(core::errc::denied,
-                                  fmt::format("firewall: refused: rule '{} {}/tcp' would close the SSH port {} this "
-                                              "connection uses; nothing changed (set keep_ssh_open: false to allow it)",
-                                              r.rule_action, r.port, f.ssh_port));
+            if (r.proto == "tcp" && !r.from && covers(r.port, f.ssh_port) &&
+                r.rule_action == "deny")
+                return core::fail(
+                    core::errc::denied,
+                    fmt::format(
+                        "firewall: refused: rule '{} {}/tcp' would close the SSH port {} this "
+                        "connection uses; nothing changed (set keep_ssh_open: false to allow it)",
+                        r.rule_action, r.port, f.ssh_port));
         if (!ssh_port_open(all, policy, f.ssh_port))
-            all.insert(all.begin(), firewall_rule{std::to_string(f.ssh_port), "tcp", std::nullopt, "allow"});
+            all.insert(all.begin(),
+                       firewall_rule{std::to_string(f.ssh_port), "tcp", std::nullopt, "allow"});
         return all;
     }
 
     std::string_view kind() const override { return "firewall"; }
     std::string probe(const facts& f) const override {
         auto t = pick(f);
-        if (t == "ufw") return "ufw status verbose 2>/dev/null | sed -n 's/^Status: /ufw.status /p; s/^Default: /ufw.default /p'\n"
-                               "ufw show added 2>/dev/null | grep '^ufw ' | sed 's/^/ufw.rule /'\n";
+        if (t == "ufw")
+            return "ufw status verbose 2>/dev/null | sed -n 's/^Status: /ufw.status /p; "
+                   "s/^Default: /ufw.default /p'\n"
+                   "ufw show added 2>/dev/null | grep '^ufw ' | sed 's/^/ufw.rule /'\n";
         if (t == "firewalld")
             return "echo \"fwd.state $(firewall-cmd --state 2>/dev/null)\"\n"
-                   "for p in $(firewall-cmd --permanent --list-ports 2>/dev/null); do echo \"fwd.port $p\"; done\n"
+                   "for p in $(firewall-cmd --permanent --list-ports 2>/dev/null); do echo "
+                   "\"fwd.port $p\"; done\n"
                    "firewall-cmd --permanent --list-rich-rules 2>/dev/null | sed 's/^/fwd.rich /'\n"
                    "echo \"fwd.target $(firewall-cmd --permanent --get-target 2>/dev/null)\"\n";
         if (t == "nftables")
@@ -135,8 +157,10 @@ public:
             auto eff = effective(f, policy);
             if (eff)
                 for (std::size_t i = 0; i < eff->size(); ++i)
-                    s += fmt::format("iptables -C INPUT {} 2>/dev/null && echo ipt.have {}\n", shell_join(iptables_rule_args((*eff)[i])), i);
-            s += "iptables -C INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT 2>/dev/null && echo ipt.established\n";
+                    s += fmt::format("iptables -C INPUT {} 2>/dev/null && echo ipt.have {}\n",
+                                     shell_join(iptables_rule_args((*eff)[i])), i);
+            s += "iptables -C INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT "
+                 "2>/dev/null && echo ipt.established\n";
             return s;
         }
         return {};
@@ -146,7 +170,8 @@ public:
         check_result out;
         if (t == "ufw") {
             auto status = p.get("ufw.status").value_or("");
-            auto def = p.get("ufw.default").value_or("");  // "deny (incoming), allow (outgoing), ..."
+            auto def =
+                p.get("ufw.default").value_or("");  // "deny (incoming), allow (outgoing), ..."
             std::string have_policy = def.substr(0, def.find(' '));
             if (have_policy == "reject") have_policy = "deny";
             auto policy = default_incoming.value_or(have_policy.empty() ? "deny" : have_policy);
@@ -176,14 +201,18 @@ public:
         if (!eff) return tl::unexpected(eff.error());
         if (t == "firewalld") {
             if (p.get("fwd.state").value_or("") != "running")
-                return core::fail(core::errc::invalid_argument, "firewall: firewalld is installed but not running; start it first");
+                return core::fail(
+                    core::errc::invalid_argument,
+                    "firewall: firewalld is installed but not running; start it first");
             auto ports = p.all("fwd.port");
             auto rich = p.all("fwd.rich");
             std::string script = "set -e\n";
             for (const auto& r : *eff) {
-                bool have = !r.from && r.rule_action == "allow"
-                                ? std::find(ports.begin(), ports.end(), dash_range(r.port) + "/" + r.proto) != ports.end()
-                                : std::find(rich.begin(), rich.end(), firewalld_rich_rule(r)) != rich.end();
+                bool have =
+                    !r.from && r.rule_action == "allow"
+                        ? std::find(ports.begin(), ports.end(),
+                                    dash_range(r.port) + "/" + r.proto) != ports.end()
+                        : std::find(rich.begin(), rich.end(), firewalld_rich_rule(r)) != rich.end();
                 if (have) continue;
                 out.changes.push_back(firewalld_rule_command(r));
                 script += firewalld_rule_command(r) + "\n";
@@ -196,16 +225,25 @@ public:
                     script += firewalld_default_command(*default_incoming) + "\n";
                 }
             }
-            if (out.changed()) out.actions.push_back({"firewalld", script + "firewall-cmd --reload\n", "", false, ""});
+            if (out.changed())
+                out.actions.push_back(
+                    {"firewalld", script + "firewall-cmd --reload\n", "", false, ""});
             return out;
         }
         if (t == "nftables") {
-            file_write w{"/etc/nftables.d/tunnel.nft", nftables_ruleset(*eff, policy), "root", "root", "0600",
-                         "nft -c -f %s", false, true};
+            file_write w{"/etc/nftables.d/tunnel.nft",
+                         nftables_ruleset(*eff, policy),
+                         "root",
+                         "root",
+                         "0600",
+                         "nft -c -f %s",
+                         false,
+                         true};
             check_file(w, read_path(p, "nft"), out);
             if (out.changed() || !p.has("nft.loaded")) {
                 if (!out.changed()) out.changes.emplace_back("load table inet tunnel");
-                out.actions.push_back({"nft -f", "nft -f /etc/nftables.d/tunnel.nft\n", "", false, ""});
+                out.actions.push_back(
+                    {"nft -f", "nft -f /etc/nftables.d/tunnel.nft\n", "", false, ""});
             }
             return out;
         }
@@ -214,8 +252,9 @@ public:
             std::string script = "set -e\n";
             if (policy == "deny" && !p.has("ipt.established")) {
                 out.changes.emplace_back("accept established connections and loopback");
-                script += "iptables -I INPUT 1 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n"
-                          "iptables -I INPUT 2 -i lo -j ACCEPT\n";
+                script +=
+                    "iptables -I INPUT 1 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n"
+                    "iptables -I INPUT 2 -i lo -j ACCEPT\n";
             }
             for (std::size_t i = 0; i < eff->size(); ++i) {
                 if (std::find(have.begin(), have.end(), std::to_string(i)) != have.end()) continue;
@@ -232,14 +271,16 @@ public:
             return out;
         }
         return core::fail(core::errc::not_found,
-                          "firewall: no firewall tool on the host (ufw, firewalld, nftables, iptables); install one first, "
+                          "firewall: no firewall tool on the host (ufw, firewalld, nftables, "
+                          "iptables); install one first, "
                           "e.g. with a packages step");
     }
 };
 
 bool valid_port(const std::string& s) {
     auto one = [](std::string_view p) {
-        if (p.empty() || p.size() > 5 || !std::all_of(p.begin(), p.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        if (p.empty() || p.size() > 5 ||
+            !std::all_of(p.begin(), p.end(), [](char c) { return c >= '0' && c <= '9'; }))
             return false;
         auto n = std::strtoul(std::string(p).c_str(), nullptr, 10);
         return n >= 1 && n <= 65535;
@@ -257,20 +298,28 @@ bool valid_source(const std::string& s) {
 
 }  // namespace
 
-std::unique_ptr<module> parse_firewall(core::yaml_reader& r, const YAML::Node& args, const std::string& path,
-                                       const parse_context&) {
+std::unique_ptr<module> parse_firewall(core::yaml_reader& r, const YAML::Node& args,
+                                       const std::string& path, const parse_context&) {
     if (!r.expect_map(args, path, {"rules", "default_incoming", "tool", "keep_ssh_open"})) {
         if (!args || args.IsNull()) r.error(path, "needs rules and/or default_incoming");
         return nullptr;
     }
     auto m = std::make_unique<firewall_module>();
-    if (args["default_incoming"]) m->default_incoming = read_choice(r, args["default_incoming"], path + ".default_incoming", {"allow", "deny"});
+    if (args["default_incoming"])
+        m->default_incoming =
+            read_choice(r, args["default_incoming"], path + ".default_incoming", {"allow", "deny"});
     if (args["tool"])
-        if (auto v = read_choice(r, args["tool"], path + ".tool", {"auto", "ufw", "firewalld", "nftables", "iptables"})) m->tool = *v;
-    if (args["keep_ssh_open"]) m->keep_ssh_open = read_bool(r, args["keep_ssh_open"], path + ".keep_ssh_open").value_or(true);
+        if (auto v = read_choice(r, args["tool"], path + ".tool",
+                                 {"auto", "ufw", "firewalld", "nftables", "iptables"}))
+            m->tool = *v;
+    if (args["keep_ssh_open"])
+        m->keep_ssh_open =
+            read_bool(r, args["keep_ssh_open"], path + ".keep_ssh_open").value_or(true);
     if (const auto& rules = args["rules"]) {
         if (!rules.IsSequence()) {
-            r.error(path + ".rules", "must be a list of rules (\"22/tcp\", \"deny 23\", or {port, proto, from, action})");
+            r.error(path + ".rules",
+                    "must be a list of rules (\"22/tcp\", \"deny 23\", or {port, proto, from, "
+                    "action})");
             return m;
         }
         for (std::size_t i = 0; i < rules.size(); ++i) {
@@ -296,17 +345,23 @@ std::unique_ptr<module> parse_firewall(core::yaml_reader& r, const YAML::Node& a
                 }
                 if (n["proto"]) rule.proto = r.string(n["proto"], rp + ".proto").value_or("tcp");
                 if (n["from"]) {
-                    if (auto v = r.string(n["from"], rp + ".from"); v && *v != "any") rule.from = *v;
+                    if (auto v = r.string(n["from"], rp + ".from"); v && *v != "any")
+                        rule.from = *v;
                 }
-                if (n["action"]) rule.rule_action = r.string(n["action"], rp + ".action").value_or("allow");
+                if (n["action"])
+                    rule.rule_action = r.string(n["action"], rp + ".action").value_or("allow");
             } else {
                 continue;
             }
-            if (!valid_port(rule.port)) r.error(rp, fmt::format("'{}' is not a port (1-65535) or range (8000:8100)", rule.port));
-            if (rule.proto != "tcp" && rule.proto != "udp") r.error(rp, fmt::format("protocol '{}' must be tcp or udp", rule.proto));
+            if (!valid_port(rule.port))
+                r.error(rp, fmt::format("'{}' is not a port (1-65535) or range (8000:8100)",
+                                        rule.port));
+            if (rule.proto != "tcp" && rule.proto != "udp")
+                r.error(rp, fmt::format("protocol '{}' must be tcp or udp", rule.proto));
             if (rule.rule_action != "allow" && rule.rule_action != "deny")
                 r.error(rp, fmt::format("action '{}' must be allow or deny", rule.rule_action));
-            if (rule.from && !valid_source(*rule.from)) r.error(rp, fmt::format("from '{}' is not an address or CIDR", *rule.from));
+            if (rule.from && !valid_source(*rule.from))
+                r.error(rp, fmt::format("from '{}' is not an address or CIDR", *rule.from));
             m->rules.push_back(rule);
         }
     }

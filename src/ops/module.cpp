@@ -41,7 +41,9 @@ std::vector<std::string> probe_data::all(std::string_view key) const {
     return out;
 }
 
-std::string probe_data::decoded(std::string_view key) const { return base64_decode(get(key).value_or("")); }
+std::string probe_data::decoded(std::string_view key) const {
+    return base64_decode(get(key).value_or(""));
+}
 
 std::string base64_decode(std::string_view in) {
     static const auto table = [] {
@@ -84,14 +86,18 @@ std::string normal_mode(std::string_view m) {
 }
 }  // namespace
 
-std::string probe_path(std::string_view tag, std::string_view path, bool with_content, bool raw_path) {
+std::string probe_path(std::string_view tag, std::string_view path, bool with_content,
+                       bool raw_path) {
     std::string p = raw_path ? std::string(path) : shell_quote(path);
-    std::string s = fmt::format("p={}; if [ -e \"$p\" ] || [ -L \"$p\" ]; then stat -c '{}.stat %a %U %G %s %F' -- \"$p\";",
-                                p, tag);
+    std::string s = fmt::format(
+        "p={}; if [ -e \"$p\" ] || [ -L \"$p\" ]; then stat -c '{}.stat %a %U %G %s %F' -- \"$p\";",
+        p, tag);
     if (with_content)
         s += fmt::format(
-            " if [ -f \"$p\" ] && [ ! -L \"$p\" ]; then if [ \"$(stat -c %s -- \"$p\")\" -le {} ]; then printf '{}.b64 ';"
-            " base64 -w0 -- \"$p\"; echo; else printf '{}.sha256 '; sha256sum -- \"$p\" | cut -d' ' -f1; fi; fi;",
+            " if [ -f \"$p\" ] && [ ! -L \"$p\" ]; then if [ \"$(stat -c %s -- \"$p\")\" -le {} ]; "
+            "then printf '{}.b64 ';"
+            " base64 -w0 -- \"$p\"; echo; else printf '{}.sha256 '; sha256sum -- \"$p\" | cut -d' "
+            "' -f1; fi; fi;",
             probe_content_limit, tag, tag);
     s += fmt::format(" else echo {}.absent; fi\n", tag);
     return s;
@@ -123,9 +129,12 @@ path_state read_path(const probe_data& p, std::string_view tag) {
 }
 
 namespace {
-std::string ownership_commands(const std::optional<std::string>& owner, const std::optional<std::string>& group,
+std::string ownership_commands(const std::optional<std::string>& owner,
+                               const std::optional<std::string>& group,
                                const std::string& target_expr) {
-    if (owner && group) return fmt::format("chown -- {}:{} {}\n", shell_quote(*owner), shell_quote(*group), target_expr);
+    if (owner && group)
+        return fmt::format("chown -- {}:{} {}\n", shell_quote(*owner), shell_quote(*group),
+                           target_expr);
     if (owner) return fmt::format("chown -- {} {}\n", shell_quote(*owner), target_expr);
     if (group) return fmt::format("chgrp -- {} {}\n", shell_quote(*group), target_expr);
     return {};
@@ -147,15 +156,20 @@ action write_file_action(const file_write& w) {
     if (w.mode)
         s += fmt::format("chmod {} -- \"$t\"\n", *w.mode);
     else
-        s += "if [ -e \"$p\" ]; then chmod --reference=\"$p\" -- \"$t\"; else chmod 644 -- \"$t\"; fi\n";
+        s += "if [ -e \"$p\" ]; then chmod --reference=\"$p\" -- \"$t\"; else chmod 644 -- \"$t\"; "
+             "fi\n";
     if (w.validate) {
         std::string cmd = *w.validate;
-        for (auto at = cmd.find("%s"); at != std::string::npos; at = cmd.find("%s", at + 4)) cmd.replace(at, 2, "\"$t\"");
-        s += fmt::format("if ! out=$({} 2>&1); then printf 'validation failed (%s), nothing changed: %s\\n' {} \"$out\" >&2; "
-                         "exit 3; fi\n",
-                         cmd, shell_quote(*w.validate));
+        for (auto at = cmd.find("%s"); at != std::string::npos; at = cmd.find("%s", at + 4))
+            cmd.replace(at, 2, "\"$t\"");
+        s += fmt::format(
+            "if ! out=$({} 2>&1); then printf 'validation failed (%s), nothing changed: %s\\n' {} "
+            "\"$out\" >&2; "
+            "exit 3; fi\n",
+            cmd, shell_quote(*w.validate));
     }
-    if (w.backup) s += "if [ -e \"$p\" ]; then cp -p -- \"$p\" \"$p.$(date +%Y%m%dT%H%M%S)~\"; fi\n";
+    if (w.backup)
+        s += "if [ -e \"$p\" ]; then cp -p -- \"$p\" \"$p.$(date +%Y%m%dT%H%M%S)~\"; fi\n";
     s += "mv -f -- \"$t\" \"$p\"\ntrap - EXIT\n";
     a.script = std::move(s);
     return a;
@@ -183,41 +197,49 @@ void check_file(const file_write& want, const path_state& have, check_result& ou
     if (content_differs) {
         out.changes.push_back(fmt::format("update content of {}", want.path));
         if (have.content)
-            out.diff += unified_diff(*have.content, want.content, want.path + " (before)", want.path + " (after)");
+            out.diff += unified_diff(*have.content, want.content, want.path + " (before)",
+                                     want.path + " (after)");
         else
-            out.diff += fmt::format("--- {} (before)\n+++ {} (after)\n(large file: sha256 {} -> {})\n", want.path,
-                                    want.path, have.sha256.value_or("?"), sha256_hex(want.content));
+            out.diff += fmt::format(
+                "--- {} (before)\n+++ {} (after)\n(large file: sha256 {} -> {})\n", want.path,
+                want.path, have.sha256.value_or("?"), sha256_hex(want.content));
     }
     std::string fix;
     if (want.mode && normal_mode(*want.mode) != have.mode) {
-        out.changes.push_back(fmt::format("mode of {}: {} -> {}", want.path, have.mode, normal_mode(*want.mode)));
+        out.changes.push_back(
+            fmt::format("mode of {}: {} -> {}", want.path, have.mode, normal_mode(*want.mode)));
         fix += fmt::format("chmod {} -- {}\n", *want.mode, shell_quote(want.path));
     }
     std::optional<std::string> owner, group;
     if (want.owner && *want.owner != have.owner) {
-        out.changes.push_back(fmt::format("owner of {}: {} -> {}", want.path, have.owner, *want.owner));
+        out.changes.push_back(
+            fmt::format("owner of {}: {} -> {}", want.path, have.owner, *want.owner));
         owner = want.owner;
     }
     if (want.group && *want.group != have.group) {
-        out.changes.push_back(fmt::format("group of {}: {} -> {}", want.path, have.group, *want.group));
+        out.changes.push_back(
+            fmt::format("group of {}: {} -> {}", want.path, have.group, *want.group));
         group = want.group;
     }
     fix += ownership_commands(owner, group, shell_quote(want.path));
     if (content_differs) {
         out.actions.push_back(write_file_action(want));
     } else if (!fix.empty()) {
-        out.actions.push_back({fmt::format("set attributes of {}", want.path), "set -e\n" + fix, "", false, ""});
+        out.actions.push_back(
+            {fmt::format("set attributes of {}", want.path), "set -e\n" + fix, "", false, ""});
     }
 }
 
-std::optional<bool> read_bool(core::yaml_reader& r, const YAML::Node& node, const std::string& path) {
+std::optional<bool> read_bool(core::yaml_reader& r, const YAML::Node& node,
+                              const std::string& path) {
     bool v = false;
     if (node.IsScalar() && YAML::convert<bool>::decode(node, v)) return v;
     r.error(path, "must be true or false");
     return std::nullopt;
 }
 
-std::optional<std::string> read_choice(core::yaml_reader& r, const YAML::Node& node, const std::string& path,
+std::optional<std::string> read_choice(core::yaml_reader& r, const YAML::Node& node,
+                                       const std::string& path,
                                        std::initializer_list<std::string_view> allowed) {
     auto s = r.string(node, path);
     if (!s) return s;
@@ -234,12 +256,14 @@ std::optional<std::vector<std::string>> read_strings(core::yaml_reader& r, const
     return r.string_list(node, path);
 }
 
-std::optional<std::string> read_mode(core::yaml_reader& r, const YAML::Node& node, const std::string& path) {
+std::optional<std::string> read_mode(core::yaml_reader& r, const YAML::Node& node,
+                                     const std::string& path) {
     auto s = r.string(node, path);
     if (!s) return s;
     std::string_view v = *s;
     if (v.size() > 1 && v[0] == '0' && (v[1] == 'o' || v[1] == 'O')) v.remove_prefix(2);
-    bool ok = !v.empty() && v.size() <= 5 && std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '7'; });
+    bool ok = !v.empty() && v.size() <= 5 &&
+              std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '7'; });
     if (ok) {
         auto n = std::strtoul(std::string(v).c_str(), nullptr, 8);
         ok = n <= 07777;
@@ -249,22 +273,27 @@ std::optional<std::string> read_mode(core::yaml_reader& r, const YAML::Node& nod
     return std::nullopt;
 }
 
-std::optional<std::string> read_name(core::yaml_reader& r, const YAML::Node& node, const std::string& path) {
+std::optional<std::string> read_name(core::yaml_reader& r, const YAML::Node& node,
+                                     const std::string& path) {
     auto s = r.string(node, path);
     if (!s) return s;
     bool ok = !s->empty() && s->front() != '-' && s->size() <= 256 &&
               std::all_of(s->begin(), s->end(), [](char c) {
-                  return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' || c == '@' ||
-                         c == '+' || c == ':';
+                  return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' ||
+                         c == '.' || c == '@' || c == '+' || c == ':';
               });
     if (!ok) {
-        r.error(path, fmt::format("'{}' is not a valid name (letters, digits, _ - . @ + : ; not starting with -)", *s));
+        r.error(path,
+                fmt::format(
+                    "'{}' is not a valid name (letters, digits, _ - . @ + : ; not starting with -)",
+                    *s));
         return std::nullopt;
     }
     return s;
 }
 
-std::optional<std::string> read_path(core::yaml_reader& r, const YAML::Node& node, const std::string& path) {
+std::optional<std::string> read_path(core::yaml_reader& r, const YAML::Node& node,
+                                     const std::string& path) {
     auto s = r.string(node, path);
     if (!s) return s;
     if (s->empty() || s->front() != '/' || s->find('\n') != std::string::npos ||
@@ -284,10 +313,18 @@ struct registry_entry {
     module_parser parse;
 };
 constexpr registry_entry registry[] = {
-    {"user", parse_user},         {"authorized_key", parse_authorized_key}, {"directory", parse_directory},
-    {"file", parse_file},         {"sudoers", parse_sudoers},               {"packages", parse_packages},
-    {"service", parse_service},   {"sshd", parse_sshd},                     {"firewall", parse_firewall},
-    {"fail2ban", parse_fail2ban}, {"auto_updates", parse_auto_updates},     {"command", parse_command},
+    {"user", parse_user},
+    {"authorized_key", parse_authorized_key},
+    {"directory", parse_directory},
+    {"file", parse_file},
+    {"sudoers", parse_sudoers},
+    {"packages", parse_packages},
+    {"service", parse_service},
+    {"sshd", parse_sshd},
+    {"firewall", parse_firewall},
+    {"fail2ban", parse_fail2ban},
+    {"auto_updates", parse_auto_updates},
+    {"command", parse_command},
 };
 }  // namespace
 

@@ -23,10 +23,12 @@ namespace tunnel::ops {
 
 // The lines a step's probe printed, as `KEY VALUE...` (KEY has no spaces).
 class probe_data {
-public:
+  public:
     probe_data() = default;
     explicit probe_data(std::string_view text);
-    [[nodiscard]] bool has(std::string_view key) const { return values_.count(std::string(key)) > 0; }
+    [[nodiscard]] bool has(std::string_view key) const {
+        return values_.count(std::string(key)) > 0;
+    }
     // The first value of `key`, or nullopt.
     [[nodiscard]] std::optional<std::string> get(std::string_view key) const;
     // Every value of `key`, in order.
@@ -34,7 +36,7 @@ public:
     // The base64 value of `key`, decoded ("" when absent).
     [[nodiscard]] std::string decoded(std::string_view key) const;
 
-private:
+  private:
     std::multimap<std::string, std::string, std::less<>> values_;
 };
 
@@ -52,7 +54,8 @@ inline constexpr std::uint64_t probe_content_limit = 1u << 20;
 
 // A sh snippet printing `TAG.stat ...` / `TAG.b64 ...` / `TAG.absent` for PATH
 // (PATH may be a sh expression such as "$h/.ssh/authorized_keys" when `raw_path`).
-[[nodiscard]] std::string probe_path(std::string_view tag, std::string_view path, bool with_content, bool raw_path = false);
+[[nodiscard]] std::string probe_path(std::string_view tag, std::string_view path, bool with_content,
+                                     bool raw_path = false);
 [[nodiscard]] path_state read_path(const probe_data& p, std::string_view tag);
 
 // What a step does on the host. Every action is one sh script run in one
@@ -97,13 +100,14 @@ struct host_context {
 };
 
 class module {
-public:
+  public:
     virtual ~module() = default;
     [[nodiscard]] virtual std::string_view kind() const = 0;
     // A sh snippet printing the state `check` needs. Output lines are KEY VALUE.
     [[nodiscard]] virtual std::string probe(const facts& f) const = 0;
     // Desired vs current. An error fails the step (e.g. a refused firewall step).
-    [[nodiscard]] virtual core::result<check_result> check(const facts& f, const probe_data& p) const = 0;
+    [[nodiscard]] virtual core::result<check_result> check(const facts& f,
+                                                           const probe_data& p) const = 0;
 };
 
 // What a module's parser may need besides its arguments.
@@ -113,27 +117,33 @@ struct parse_context {
 
 // Reads a module's arguments (a mapping). Problems are recorded in `r` with
 // `path` (e.g. "step 3 (deploy user).user.shell"); nullptr when any.
-using module_parser = std::unique_ptr<module> (*)(core::yaml_reader& r, const YAML::Node& args, const std::string& path,
-                                                   const parse_context& ctx);
+using module_parser = std::unique_ptr<module> (*)(core::yaml_reader& r, const YAML::Node& args,
+                                                  const std::string& path,
+                                                  const parse_context& ctx);
 // The parser for a module name, or nullptr when unknown.
 [[nodiscard]] module_parser find_module(std::string_view name);
 [[nodiscard]] std::vector<std::string_view> module_names();
 
 // Small shared helpers for module parsers.
-[[nodiscard]] std::optional<bool> read_bool(core::yaml_reader& r, const YAML::Node& node, const std::string& path);
+[[nodiscard]] std::optional<bool> read_bool(core::yaml_reader& r, const YAML::Node& node,
+                                            const std::string& path);
 // One of `allowed`; records an error naming them otherwise.
-[[nodiscard]] std::optional<std::string> read_choice(core::yaml_reader& r, const YAML::Node& node,
-                                                     const std::string& path,
-                                                     std::initializer_list<std::string_view> allowed);
+[[nodiscard]] std::optional<std::string> read_choice(
+    core::yaml_reader& r, const YAML::Node& node, const std::string& path,
+    std::initializer_list<std::string_view> allowed);
 // A string or a list of strings.
-[[nodiscard]] std::optional<std::vector<std::string>> read_strings(core::yaml_reader& r, const YAML::Node& node,
+[[nodiscard]] std::optional<std::vector<std::string>> read_strings(core::yaml_reader& r,
+                                                                   const YAML::Node& node,
                                                                    const std::string& path);
 // "0640" / "640" / 0640 (YAML reads a bare 0640 as octal text): normalised to "640".
-[[nodiscard]] std::optional<std::string> read_mode(core::yaml_reader& r, const YAML::Node& node, const std::string& path);
+[[nodiscard]] std::optional<std::string> read_mode(core::yaml_reader& r, const YAML::Node& node,
+                                                   const std::string& path);
 // A user/group/unit/package-style name: no spaces, quotes, slashes or leading '-'.
-[[nodiscard]] std::optional<std::string> read_name(core::yaml_reader& r, const YAML::Node& node, const std::string& path);
+[[nodiscard]] std::optional<std::string> read_name(core::yaml_reader& r, const YAML::Node& node,
+                                                   const std::string& path);
 // An absolute path without NUL or newline.
-[[nodiscard]] std::optional<std::string> read_path(core::yaml_reader& r, const YAML::Node& node, const std::string& path);
+[[nodiscard]] std::optional<std::string> read_path(core::yaml_reader& r, const YAML::Node& node,
+                                                   const std::string& path);
 
 [[nodiscard]] std::string base64_decode(std::string_view in);
 

@@ -13,12 +13,16 @@ using core::shell_join;
 using core::shell_quote;
 
 namespace {
-std::string words(const std::vector<std::string>& names) { return shell_join(names); }
+std::string words(const std::vector<std::string>& names) {
+    return shell_join(names);
+}
 constexpr std::string_view apt_env = "DEBIAN_FRONTEND=noninteractive ";
-constexpr std::string_view apt_opts = "-y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold";
+constexpr std::string_view apt_opts =
+    "-y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold";
 }  // namespace
 
-std::optional<std::string> package_install_command(std::string_view manager, const std::vector<std::string>& names) {
+std::optional<std::string> package_install_command(std::string_view manager,
+                                                   const std::vector<std::string>& names) {
     auto n = words(names);
     if (manager == "apt") return fmt::format("{}apt-get install {} -- {}", apt_env, apt_opts, n);
     if (manager == "dnf" || manager == "yum") return fmt::format("{} install -y -- {}", manager, n);
@@ -27,7 +31,8 @@ std::optional<std::string> package_install_command(std::string_view manager, con
     return std::nullopt;
 }
 
-std::optional<std::string> package_remove_command(std::string_view manager, const std::vector<std::string>& names) {
+std::optional<std::string> package_remove_command(std::string_view manager,
+                                                  const std::vector<std::string>& names) {
     auto n = words(names);
     if (manager == "apt") return fmt::format("{}apt-get remove -y -q -- {}", apt_env, n);
     if (manager == "dnf" || manager == "yum") return fmt::format("{} remove -y -- {}", manager, n);
@@ -36,9 +41,11 @@ std::optional<std::string> package_remove_command(std::string_view manager, cons
     return std::nullopt;
 }
 
-std::optional<std::string> package_upgrade_command(std::string_view manager, const std::vector<std::string>& names) {
+std::optional<std::string> package_upgrade_command(std::string_view manager,
+                                                   const std::vector<std::string>& names) {
     auto n = words(names);
-    if (manager == "apt") return fmt::format("{}apt-get install --only-upgrade {} -- {}", apt_env, apt_opts, n);
+    if (manager == "apt")
+        return fmt::format("{}apt-get install --only-upgrade {} -- {}", apt_env, apt_opts, n);
     if (manager == "dnf" || manager == "yum") return fmt::format("{} upgrade -y -- {}", manager, n);
     if (manager == "pacman") return fmt::format("pacman -S --noconfirm -- {}", n);
     if (manager == "zypper") return fmt::format("zypper --non-interactive update -- {}", n);
@@ -53,33 +60,44 @@ std::optional<std::string> package_refresh_command(std::string_view manager) {
     return std::nullopt;
 }
 
-std::optional<std::string> package_query_command(std::string_view manager, const std::vector<std::string>& names,
+std::optional<std::string> package_query_command(std::string_view manager,
+                                                 const std::vector<std::string>& names,
                                                  bool with_updates) {
     auto n = words(names);
     std::string s;
     if (manager == "apt") {
-        s = fmt::format("dpkg-query -W -f='${{Package}} ${{db:Status-Status}} ${{Version}}\\n' -- {} 2>/dev/null | "
-                        "awk '$2==\"installed\"{{print \"pkg.installed\", $1, $3}}'\n",
-                        n);
+        s = fmt::format(
+            "dpkg-query -W -f='${{Package}} ${{db:Status-Status}} ${{Version}}\\n' -- {} "
+            "2>/dev/null | "
+            "awk '$2==\"installed\"{{print \"pkg.installed\", $1, $3}}'\n",
+            n);
         if (with_updates)
-            s += fmt::format("for n in {}; do apt-cache policy -- \"$n\" 2>/dev/null | awk -v n=\"$n\" "
-                             "'/Installed:/{{i=$2}} /Candidate:/{{c=$2}} END{{if (i!=\"\" && i!=\"(none)\" && c!=\"\" && "
-                             "c!=\"(none)\" && i!=c) print \"pkg.upgradable\", n}}'; done\n",
-                             n);
+            s += fmt::format(
+                "for n in {}; do apt-cache policy -- \"$n\" 2>/dev/null | awk -v n=\"$n\" "
+                "'/Installed:/{{i=$2}} /Candidate:/{{c=$2}} END{{if (i!=\"\" && i!=\"(none)\" && "
+                "c!=\"\" && "
+                "c!=\"(none)\" && i!=c) print \"pkg.upgradable\", n}}'; done\n",
+                n);
     } else if (manager == "dnf" || manager == "yum" || manager == "zypper") {
-        s = fmt::format("rpm -q --qf 'pkg.installed %{{NAME}} %{{VERSION}}-%{{RELEASE}}\\n' -- {} 2>/dev/null | "
-                        "grep '^pkg.installed '\n",
-                        n);
+        s = fmt::format(
+            "rpm -q --qf 'pkg.installed %{{NAME}} %{{VERSION}}-%{{RELEASE}}\\n' -- {} 2>/dev/null "
+            "| "
+            "grep '^pkg.installed '\n",
+            n);
         if (with_updates && manager != "zypper")
-            s += fmt::format("{} -q check-update -- {} 2>/dev/null | awk 'NF==3{{sub(/\\.[^.]*$/, \"\", $1); "
-                             "print \"pkg.upgradable\", $1}}'\n",
-                             manager, n);
+            s += fmt::format(
+                "{} -q check-update -- {} 2>/dev/null | awk 'NF==3{{sub(/\\.[^.]*$/, \"\", $1); "
+                "print \"pkg.upgradable\", $1}}'\n",
+                manager, n);
         else if (with_updates)
-            s += "zypper -q --non-interactive list-updates 2>/dev/null | awk -F'|' 'NR>2{gsub(/ /, \"\", $3); "
+            s += "zypper -q --non-interactive list-updates 2>/dev/null | awk -F'|' 'NR>2{gsub(/ /, "
+                 "\"\", $3); "
                  "print \"pkg.upgradable\", $3}'\n";
     } else if (manager == "pacman") {
         s = fmt::format("pacman -Q -- {} 2>/dev/null | sed 's/^/pkg.installed /'\n", n);
-        if (with_updates) s += fmt::format("pacman -Qu -- {} 2>/dev/null | awk '{{print \"pkg.upgradable\", $1}}'\n", n);
+        if (with_updates)
+            s += fmt::format(
+                "pacman -Qu -- {} 2>/dev/null | awk '{{print \"pkg.upgradable\", $1}}'\n", n);
     } else {
         return std::nullopt;
     }
@@ -96,13 +114,16 @@ std::set<std::string> installed_names(const probe_data& p) {
 
 core::result<std::string> need_manager(const facts& f, std::string_view step) {
     if (f.pkg_manager.empty())
-        return core::fail(core::errc::not_found,
-                          fmt::format("{}: no package manager found on the host (apt, dnf, yum, pacman, zypper)", step));
+        return core::fail(
+            core::errc::not_found,
+            fmt::format("{}: no package manager found on the host (apt, dnf, yum, pacman, zypper)",
+                        step));
     return f.pkg_manager;
 }
 
 // Adds the install action for `names` missing from the probe.
-void ensure_installed(const facts& f, const std::vector<std::string>& names, const probe_data& p, check_result& out) {
+void ensure_installed(const facts& f, const std::vector<std::string>& names, const probe_data& p,
+                      check_result& out) {
     auto have = installed_names(p);
     std::vector<std::string> missing;
     for (const auto& n : names)
@@ -114,7 +135,7 @@ void ensure_installed(const facts& f, const std::vector<std::string>& names, con
 }
 
 class packages_module final : public module {
-public:
+  public:
     std::vector<std::string> names;
     std::string state = "present";
     bool update_cache = false;
@@ -132,7 +153,9 @@ public:
                 if (have.count(n)) todo.push_back(n);
             if (todo.empty()) return out;
             out.changes.push_back(fmt::format("remove {}", fmt::join(todo, ", ")));
-            out.actions.push_back({"remove packages", *package_remove_command(f.pkg_manager, todo) + "\n", "", false, ""});
+            out.actions.push_back({"remove packages",
+                                   *package_remove_command(f.pkg_manager, todo) + "\n", "", false,
+                                   ""});
             return out;
         }
         std::string script;
@@ -142,7 +165,8 @@ public:
         for (const auto& n : names) {
             if (!have.count(n))
                 missing.push_back(n);
-            else if (state == "latest" && std::find(upgradable.begin(), upgradable.end(), n) != upgradable.end())
+            else if (state == "latest" &&
+                     std::find(upgradable.begin(), upgradable.end(), n) != upgradable.end())
                 outdated.push_back(n);
         }
         if (!missing.empty()) {
@@ -165,7 +189,7 @@ bool is_ini_name(std::string_view s) {
 }
 
 class fail2ban_module final : public module {
-public:
+  public:
     std::vector<std::pair<std::string, std::vector<std::pair<std::string, std::string>>>> jails;
     static constexpr std::string_view path = "/etc/fail2ban/jail.d/tunnel.local";
 
@@ -187,7 +211,8 @@ public:
     }
     std::string_view kind() const override { return "fail2ban"; }
     std::string probe(const facts& f) const override {
-        return package_query_command(f.pkg_manager, packages(f), false).value_or("") + probe_path("jail", path, true) +
+        return package_query_command(f.pkg_manager, packages(f), false).value_or("") +
+               probe_path("jail", path, true) +
                "echo \"svc.enabled $(systemctl is-enabled fail2ban 2>/dev/null)\"; "
                "echo \"svc.active $(systemctl is-active fail2ban 2>/dev/null)\"\n";
     }
@@ -197,17 +222,21 @@ public:
         ensure_installed(f, packages(f), p, out);
         auto have = read_path(p, "jail");
         check_result file;
-        file_write w{std::string(path), render(f), "root", "root", "0644", std::nullopt, true, true};
+        file_write w{std::string(path), render(f), "root", "root", "0644",
+                     std::nullopt,      true,      true};
         check_file(w, have, file);
         out.diff = file.diff;
         for (auto& c : file.changes) out.changes.push_back(c);
         if (file.changed()) {
-            // fail2ban has no per-file check: write, test the whole config, put the old one back if refused.
+            // fail2ban has no per-file check: write, test the whole config, put the old one back if
+            // refused.
             auto a = write_file_action(w);
-            a.script += "if ! out=$(fail2ban-client -t 2>&1); then if ls \"$p\".*~ >/dev/null 2>&1; then "
-                        "cp -p -- \"$(ls -t \"$p\".*~ | head -1)\" \"$p\"; else rm -f -- \"$p\"; fi; "
-                        "printf 'fail2ban-client -t refused the jails, previous config restored: %s\\n' \"$out\" >&2; "
-                        "exit 3; fi\n";
+            a.script +=
+                "if ! out=$(fail2ban-client -t 2>&1); then if ls \"$p\".*~ >/dev/null 2>&1; then "
+                "cp -p -- \"$(ls -t \"$p\".*~ | head -1)\" \"$p\"; else rm -f -- \"$p\"; fi; "
+                "printf 'fail2ban-client -t refused the jails, previous config restored: %s\\n' "
+                "\"$out\" >&2; "
+                "exit 3; fi\n";
             out.actions.push_back(std::move(a));
         }
         bool enabled = p.get("svc.enabled").value_or("") == "enabled";
@@ -222,17 +251,21 @@ public:
         // start fails: no auth.log), so (re)start from a clean state and wait
         // until the server answers.
         if (!active || file.changed())
-            svc += "systemctl reset-failed fail2ban 2>/dev/null || true\nsystemctl restart fail2ban\n"
-                   "i=0; until fail2ban-client ping >/dev/null 2>&1; do i=$((i+1)); if [ $i -ge 100 ]; then "
-                   "echo 'fail2ban did not answer within 20s' >&2; systemctl status fail2ban --no-pager >&2; exit 1; fi; "
-                   "sleep 0.2; done\n";
-        if (!svc.empty()) out.actions.push_back({"fail2ban service", "set -e\n" + svc, "", false, ""});
+            svc +=
+                "systemctl reset-failed fail2ban 2>/dev/null || true\nsystemctl restart fail2ban\n"
+                "i=0; until fail2ban-client ping >/dev/null 2>&1; do i=$((i+1)); if [ $i -ge 100 "
+                "]; then "
+                "echo 'fail2ban did not answer within 20s' >&2; systemctl status fail2ban "
+                "--no-pager >&2; exit 1; fi; "
+                "sleep 0.2; done\n";
+        if (!svc.empty())
+            out.actions.push_back({"fail2ban service", "set -e\n" + svc, "", false, ""});
         return out;
     }
 };
 
 class auto_updates_module final : public module {
-public:
+  public:
     bool enabled = true;
     static constexpr std::string_view apt_path = "/etc/apt/apt.conf.d/20auto-upgrades";
     static constexpr std::string_view dnf_timer = "dnf-automatic-install.timer";
@@ -243,7 +276,8 @@ public:
                    probe_path("conf", apt_path, true);
         if (f.pkg_manager == "dnf" || f.pkg_manager == "yum")
             return package_query_command(f.pkg_manager, {"dnf-automatic"}, false).value_or("") +
-                   fmt::format("echo \"timer.enabled $(systemctl is-enabled {} 2>/dev/null)\"\n", dnf_timer);
+                   fmt::format("echo \"timer.enabled $(systemctl is-enabled {} 2>/dev/null)\"\n",
+                               dnf_timer);
         return {};
     }
     core::result<check_result> check(const facts& f, const probe_data& p) const override {
@@ -252,10 +286,16 @@ public:
             if (enabled) ensure_installed(f, {"unattended-upgrades"}, p, out);
             const char* v = enabled ? "1" : "0";
             file_write w{std::string(apt_path),
-                         fmt::format("// Managed by tunnel (auto_updates step)\nAPT::Periodic::Update-Package-Lists \"{}\";\n"
+                         fmt::format("// Managed by tunnel (auto_updates "
+                                     "step)\nAPT::Periodic::Update-Package-Lists \"{}\";\n"
                                      "APT::Periodic::Unattended-Upgrade \"{}\";\n",
                                      v, v),
-                         "root", "root", "0644", std::nullopt, false, false};
+                         "root",
+                         "root",
+                         "0644",
+                         std::nullopt,
+                         false,
+                         false};
             check_file(w, read_path(p, "conf"), out);
             return out;
         }
@@ -265,16 +305,21 @@ public:
                 ensure_installed(f, {"dnf-automatic"}, p, out);
                 if (!on) {
                     out.changes.push_back(fmt::format("enable {}", dnf_timer));
-                    out.actions.push_back({"enable timer", fmt::format("systemctl enable --now {}\n", dnf_timer), "", false, ""});
+                    out.actions.push_back({"enable timer",
+                                           fmt::format("systemctl enable --now {}\n", dnf_timer),
+                                           "", false, ""});
                 }
             } else if (on) {
                 out.changes.push_back(fmt::format("disable {}", dnf_timer));
-                out.actions.push_back({"disable timer", fmt::format("systemctl disable --now {}\n", dnf_timer), "", false, ""});
+                out.actions.push_back({"disable timer",
+                                       fmt::format("systemctl disable --now {}\n", dnf_timer), "",
+                                       false, ""});
             }
             return out;
         }
         return core::fail(core::errc::invalid_argument,
-                          fmt::format("auto_updates supports apt (unattended-upgrades) and dnf/yum (dnf-automatic) hosts; "
+                          fmt::format("auto_updates supports apt (unattended-upgrades) and dnf/yum "
+                                      "(dnf-automatic) hosts; "
                                       "this one uses '{}'",
                                       f.pkg_manager.empty() ? "none" : f.pkg_manager));
     }
@@ -289,8 +334,8 @@ std::string scalar_text(const YAML::Node& n) {
 
 }  // namespace
 
-std::unique_ptr<module> parse_packages(core::yaml_reader& r, const YAML::Node& args, const std::string& path,
-                                       const parse_context&) {
+std::unique_ptr<module> parse_packages(core::yaml_reader& r, const YAML::Node& args,
+                                       const std::string& path, const parse_context&) {
     if (!r.expect_map(args, path, {"names", "state", "update_cache"})) {
         if (!args || args.IsNull()) r.error(path, "needs names");
         return nullptr;
@@ -307,15 +352,20 @@ std::unique_ptr<module> parse_packages(core::yaml_reader& r, const YAML::Node& a
         r.error(path + ".names", "is required");
     }
     if (args["state"])
-        if (auto v = read_choice(r, args["state"], path + ".state", {"present", "absent", "latest"})) m->state = *v;
-    if (args["update_cache"]) m->update_cache = read_bool(r, args["update_cache"], path + ".update_cache").value_or(false);
+        if (auto v =
+                read_choice(r, args["state"], path + ".state", {"present", "absent", "latest"}))
+            m->state = *v;
+    if (args["update_cache"])
+        m->update_cache =
+            read_bool(r, args["update_cache"], path + ".update_cache").value_or(false);
     return m;
 }
 
-std::unique_ptr<module> parse_fail2ban(core::yaml_reader& r, const YAML::Node& args, const std::string& path,
-                                       const parse_context&) {
+std::unique_ptr<module> parse_fail2ban(core::yaml_reader& r, const YAML::Node& args,
+                                       const std::string& path, const parse_context&) {
     if (!r.expect_map(args, path, {"jails"})) {
-        if (!args || args.IsNull()) r.error(path, "needs jails (e.g. jails: {sshd: {enabled: true, maxretry: 5}})");
+        if (!args || args.IsNull())
+            r.error(path, "needs jails (e.g. jails: {sshd: {enabled: true, maxretry: 5}})");
         return nullptr;
     }
     auto m = std::make_unique<fail2ban_module>();
@@ -329,19 +379,23 @@ std::unique_ptr<module> parse_fail2ban(core::yaml_reader& r, const YAML::Node& a
         auto jp = path + ".jails." + name;
         if (!is_ini_name(name)) r.error(jp, "jail names use letters, digits, _ and -");
         if (!j.second.IsMap()) {
-            r.error(jp, "must be a mapping of setting: value (enabled, port, maxretry, bantime, findtime, ...)");
+            r.error(jp,
+                    "must be a mapping of setting: value (enabled, port, maxretry, bantime, "
+                    "findtime, ...)");
             continue;
         }
         std::vector<std::pair<std::string, std::string>> settings;
         for (const auto& kv : j.second) {
             auto key = kv.first.as<std::string>();
-            if (!is_ini_name(key)) r.error(jp + "." + key, "setting names use letters, digits, _ and -");
+            if (!is_ini_name(key))
+                r.error(jp + "." + key, "setting names use letters, digits, _ and -");
             if (kv.second.IsScalar()) {
                 auto v = scalar_text(kv.second);
                 if (v.find('\n') != std::string::npos) r.error(jp + "." + key, "must be one line");
                 settings.emplace_back(key, v);
             } else if (kv.second.IsSequence()) {
-                if (auto l = r.string_list(kv.second, jp + "." + key)) settings.emplace_back(key, fmt::format("{}", fmt::join(*l, ",")));
+                if (auto l = r.string_list(kv.second, jp + "." + key))
+                    settings.emplace_back(key, fmt::format("{}", fmt::join(*l, ",")));
             } else {
                 r.error(jp + "." + key, "must be a value or a list");
             }
@@ -351,12 +405,13 @@ std::unique_ptr<module> parse_fail2ban(core::yaml_reader& r, const YAML::Node& a
     return m;
 }
 
-std::unique_ptr<module> parse_auto_updates(core::yaml_reader& r, const YAML::Node& args, const std::string& path,
-                                           const parse_context&) {
+std::unique_ptr<module> parse_auto_updates(core::yaml_reader& r, const YAML::Node& args,
+                                           const std::string& path, const parse_context&) {
     auto m = std::make_unique<auto_updates_module>();
     if (!args || args.IsNull()) return m;
     if (!r.expect_map(args, path, {"enabled"})) return nullptr;
-    if (args["enabled"]) m->enabled = read_bool(r, args["enabled"], path + ".enabled").value_or(true);
+    if (args["enabled"])
+        m->enabled = read_bool(r, args["enabled"], path + ".enabled").value_or(true);
     return m;
 }
 

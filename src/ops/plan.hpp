@@ -38,7 +38,8 @@ struct plan {
 };
 
 // `file` names the plan in messages; `src:` paths resolve against `plan_dir`.
-[[nodiscard]] core::result<plan> parse_plan(std::string_view text, const std::string& file, const std::string& plan_dir);
+[[nodiscard]] core::result<plan> parse_plan(std::string_view text, const std::string& file,
+                                            const std::string& plan_dir);
 [[nodiscard]] core::result<plan> load_plan(const std::string& path);
 
 }  // namespace tunnel::ops

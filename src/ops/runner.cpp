@@ -11,11 +11,16 @@ namespace tunnel::ops {
 
 std::string_view to_string(step_status s) noexcept {
     switch (s) {
-    case step_status::ok: return "ok";
-    case step_status::changed: return "changed";
-    case step_status::failed: return "failed";
-    case step_status::skipped: return "skipped";
-    case step_status::unreachable: return "unreachable";
+        case step_status::ok:
+            return "ok";
+        case step_status::changed:
+            return "changed";
+        case step_status::failed:
+            return "failed";
+        case step_status::skipped:
+            return "skipped";
+        case step_status::unreachable:
+            return "unreachable";
     }
     return "?";
 }
@@ -26,11 +31,13 @@ constexpr std::string_view script_prologue = "PATH=\"$PATH:/usr/sbin:/sbin\"; ex
 
 // A script's stdin from memory (file contents for write actions).
 class string_input final : public exec::input_source {
-public:
+  public:
     explicit string_input(std::string data) : data_(std::move(data)) {}
-    asio::awaitable<core::result<std::string>> read() override { co_return std::exchange(data_, std::string()); }
+    asio::awaitable<core::result<std::string>> read() override {
+        co_return std::exchange(data_, std::string());
+    }
 
-private:
+  private:
     std::string data_;
 };
 
@@ -49,16 +56,19 @@ std::string random_marker() {
 struct plan_runner::host_state {
     plan_host host;
     facts f;
-    std::vector<bool> applies;             // per plan step: selected by hosts: and when:
+    std::vector<bool> applies;                 // per plan step: selected by hosts: and when:
     std::map<std::size_t, probe_data> probes;  // by plan step index (0-based)
     bool probes_valid = false;
 };
 
-plan_runner::plan_runner(exec::executor& exec, const plan& p, apply_options options, report_fn on_report)
+plan_runner::plan_runner(exec::executor& exec, const plan& p, apply_options options,
+                         report_fn on_report)
     : exec_(exec), plan_(p), options_(options), on_report_(std::move(on_report)) {}
 
-asio::awaitable<core::result<exec::exec_result>> plan_runner::run_script(const plan_host& h, std::string script,
-                                                                          bool sudo, std::string input) {
+asio::awaitable<core::result<exec::exec_result>> plan_runner::run_script(const plan_host& h,
+                                                                         std::string script,
+                                                                         bool sudo,
+                                                                         std::string input) {
     exec::command cmd;
     cmd.argv = {"sh", "-c", std::string(script_prologue) + script};
     cmd.sudo = sudo;
@@ -77,7 +87,8 @@ asio::awaitable<core::result<void>> plan_runner::probe(host_state& hs, std::size
         if (!hs.applies[i]) continue;
         const auto& s = plan_.steps[i];
         sudo = sudo || s.sudo;
-        script += fmt::format("echo '{} {}'\n( :\n{}\n) 2>/dev/null </dev/null\n", marker, i, s.mod->probe(hs.f));
+        script += fmt::format("echo '{} {}'\n( :\n{}\n) 2>/dev/null </dev/null\n", marker, i,
+                              s.mod->probe(hs.f));
     }
     hs.probes.clear();
     hs.probes_valid = true;
@@ -86,13 +97,15 @@ asio::awaitable<core::result<void>> plan_runner::probe(host_state& hs, std::size
     if (!r) co_return tl::unexpected(r.error());
     if (r->exit_status == 1 && sudo && r->out.empty())
         co_return core::fail(core::errc::permission_denied,
-                             fmt::format("reading the host's state with sudo failed: {}", first_line_trimmed(r->err)));
+                             fmt::format("reading the host's state with sudo failed: {}",
+                                         first_line_trimmed(r->err)));
     // Split the output at the markers.
     std::string_view out = r->out;
     std::optional<std::size_t> current;
     std::size_t section_start = 0;
     auto close_section = [&](std::size_t end) {
-        if (current) hs.probes[*current] = probe_data(out.substr(section_start, end - section_start));
+        if (current)
+            hs.probes[*current] = probe_data(out.substr(section_start, end - section_start));
     };
     std::size_t pos = 0;
     while (pos < out.size()) {
@@ -101,7 +114,8 @@ asio::awaitable<core::result<void>> plan_runner::probe(host_state& hs, std::size
         auto line = out.substr(pos, line_end - pos);
         if (line.rfind(marker, 0) == 0) {
             close_section(pos);
-            current = std::strtoull(std::string(line.substr(marker.size() + 1)).c_str(), nullptr, 10);
+            current =
+                std::strtoull(std::string(line.substr(marker.size() + 1)).c_str(), nullptr, 10);
             section_start = line_end + 1;
         }
         pos = line_end + 1;
@@ -118,7 +132,8 @@ asio::awaitable<core::result<void>> plan_runner::verify_fresh_login(const plan_h
     // a refused connection is retried until the deadline; an auth failure is not.
     const auto deadline = std::chrono::steady_clock::now() + options_.login_check_timeout;
     auto host = co_await transfer::remote_host::connect(executor, opts);
-    while (!host && host.error().code == core::errc::connection_failed && std::chrono::steady_clock::now() < deadline) {
+    while (!host && host.error().code == core::errc::connection_failed &&
+           std::chrono::steady_clock::now() < deadline) {
         asio::steady_timer pause(executor, std::chrono::milliseconds(100));
         co_await pause.async_wait(asio::use_awaitable);
         host = co_await transfer::remote_host::connect(executor, opts);
@@ -129,21 +144,24 @@ asio::awaitable<core::result<void>> plan_runner::verify_fresh_login(const plan_h
     if (!r) co_return tl::unexpected(r.error());
     if (r->exit_status != 0)
         co_return core::fail(core::errc::auth_failed,
-                             fmt::format("a command on the new connection exited with {}: {}", r->exit_status,
-                                         first_line_trimmed(r->err)));
+                             fmt::format("a command on the new connection exited with {}: {}",
+                                         r->exit_status, first_line_trimmed(r->err)));
     co_return core::result<void>{};
 }
 
-asio::awaitable<core::result<void>> plan_runner::apply(host_state& hs, const step& s, const check_result& c) {
+asio::awaitable<core::result<void>> plan_runner::apply(host_state& hs, const step& s,
+                                                       const check_result& c) {
     for (const auto& a : c.actions) {
         auto r = co_await run_script(hs.host, a.script, s.sudo, a.input);
         if (!r) co_return tl::unexpected(r.error());
         if (r->exit_status != 0) {
             auto err = first_line_trimmed(r->err.empty() ? r->out : r->err);
             if (r->exit_status == 1 && s.sudo && err.find("sudo") != std::string::npos)
-                co_return core::fail(core::errc::permission_denied, fmt::format("{}: {}", a.description, err));
-            co_return core::fail(core::errc::io_error,
-                                 fmt::format("{} failed (exit {}): {}", a.description, r->exit_status, err));
+                co_return core::fail(core::errc::permission_denied,
+                                     fmt::format("{}: {}", a.description, err));
+            co_return core::fail(
+                core::errc::io_error,
+                fmt::format("{} failed (exit {}): {}", a.description, r->exit_status, err));
         }
         if (a.verify_fresh_login) {
             auto login = co_await verify_fresh_login(hs.host);
@@ -152,10 +170,11 @@ asio::awaitable<core::result<void>> plan_runner::apply(host_state& hs, const ste
                 bool restored = rb && rb->exit_status == 0;
                 co_return core::fail(
                     core::errc::denied,
-                    fmt::format("a fresh SSH login failed after the change ({}); {}", login.error().message,
-                                restored ? "the previous config was restored and sshd reloaded"
-                                         : "restoring the previous config ALSO failed: " +
-                                               (rb ? first_line_trimmed(rb->err) : rb.error().message)));
+                    fmt::format(
+                        "a fresh SSH login failed after the change ({}); {}", login.error().message,
+                        restored ? "the previous config was restored and sshd reloaded"
+                                 : "restoring the previous config ALSO failed: " +
+                                       (rb ? first_line_trimmed(rb->err) : rb.error().message)));
             }
         }
     }
@@ -176,8 +195,10 @@ asio::awaitable<host_recap> plan_runner::run_host(plan_host host) {
         rep.label = unreachable ? "connect" : "gather facts";
         rep.status = unreachable ? step_status::unreachable : step_status::failed;
         rep.message = e.message;
-        if (unreachable) ++recap.unreachable;
-        else ++recap.failed;
+        if (unreachable)
+            ++recap.unreachable;
+        else
+            ++recap.failed;
         if (options_.fail_fast) stop_ = true;
         on_report_(rep);
     };
@@ -194,7 +215,8 @@ asio::awaitable<host_recap> plan_runner::run_host(plan_host host) {
     }
     hs.f = std::move(*f);
     hs.applies.assign(plan_.steps.size(), false);
-    for (auto i : hs.host.steps) hs.applies[i] = !plan_.steps[i].when || plan_.steps[i].when->evaluate(hs.f);
+    for (auto i : hs.host.steps)
+        hs.applies[i] = !plan_.steps[i].when || plan_.steps[i].when->evaluate(hs.f);
 
     for (std::size_t k = 0; k < hs.host.steps.size(); ++k) {
         if (stop_) break;
@@ -208,13 +230,24 @@ asio::awaitable<host_recap> plan_runner::run_host(plan_host host) {
         rep.module = std::string(s.mod->kind());
         auto finish = [&](step_status st) {
             rep.status = st;
-            rep.duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+            rep.duration = std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::steady_clock::now() - started);
             switch (st) {
-            case step_status::ok: ++recap.ok; break;
-            case step_status::changed: ++recap.changed; break;
-            case step_status::failed: ++recap.failed; break;
-            case step_status::skipped: ++recap.skipped; break;
-            case step_status::unreachable: ++recap.unreachable; break;
+                case step_status::ok:
+                    ++recap.ok;
+                    break;
+                case step_status::changed:
+                    ++recap.changed;
+                    break;
+                case step_status::failed:
+                    ++recap.failed;
+                    break;
+                case step_status::skipped:
+                    ++recap.skipped;
+                    break;
+                case step_status::unreachable:
+                    ++recap.unreachable;
+                    break;
             }
             if (st == step_status::failed && options_.fail_fast) stop_ = true;
             on_report_(rep);
@@ -227,8 +260,10 @@ asio::awaitable<host_recap> plan_runner::run_host(plan_host host) {
         if (!hs.probes_valid) {
             auto pr = co_await probe(hs, k);
             if (!pr) {
-                rep.message = fmt::format("{}: reading the host's state: {}", rep.label, pr.error().message);
-                finish(inventory::is_unreachable(pr.error()) ? step_status::unreachable : step_status::failed);
+                rep.message =
+                    fmt::format("{}: reading the host's state: {}", rep.label, pr.error().message);
+                finish(inventory::is_unreachable(pr.error()) ? step_status::unreachable
+                                                             : step_status::failed);
                 break;
             }
         }
@@ -236,7 +271,8 @@ asio::awaitable<host_recap> plan_runner::run_host(plan_host host) {
         if (!c && options_.check && recap.changed > 0 && c.error().code == core::errc::not_found) {
             // In check mode earlier changes were not made, so what this step
             // needs (a user, a package) may be missing only for that reason.
-            rep.changes.push_back(fmt::format("cannot check before earlier steps are applied: {}", c.error().message));
+            rep.changes.push_back(fmt::format("cannot check before earlier steps are applied: {}",
+                                              c.error().message));
             finish(step_status::changed);
             continue;
         }
@@ -259,7 +295,8 @@ asio::awaitable<host_recap> plan_runner::run_host(plan_host host) {
         hs.probes_valid = false;  // what later steps read may have changed
         if (!applied) {
             rep.message = fmt::format("{}: {}", rep.label, applied.error().message);
-            finish(inventory::is_unreachable(applied.error()) ? step_status::unreachable : step_status::failed);
+            finish(inventory::is_unreachable(applied.error()) ? step_status::unreachable
+                                                              : step_status::failed);
             break;
         }
         finish(step_status::changed);
@@ -279,36 +316,45 @@ core::result<std::vector<std::vector<std::size_t>>> steps_for_hosts(
             auto sel = select(pattern);
             if (!sel)
                 return core::fail(sel.error().code,
-                                  fmt::format("{}: {}.hosts: {}", p.file, p.steps[i].label(), sel.error().message));
+                                  fmt::format("{}: {}.hosts: {}", p.file, p.steps[i].label(),
+                                              sel.error().message));
             it = cache.emplace(pattern, std::move(*sel)).first;
         }
         for (std::size_t h = 0; h < hosts.size(); ++h)
-            if (std::find(it->second.begin(), it->second.end(), hosts[h]) != it->second.end()) out[h].push_back(i);
+            if (std::find(it->second.begin(), it->second.end(), hosts[h]) != it->second.end())
+                out[h].push_back(i);
     }
     return out;
 }
 
 std::string format_recap(const host_recap& r, std::size_t name_width) {
     return fmt::format("{:<{}}  ok={} changed={} failed={} skipped={} unreachable={}", r.host,
-                       std::max(name_width, r.host.size()), r.ok, r.changed, r.failed, r.skipped, r.unreachable);
+                       std::max(name_width, r.host.size()), r.ok, r.changed, r.failed, r.skipped,
+                       r.unreachable);
 }
 
 std::string format_report(const step_report& r, bool check, bool with_diff) {
     std::string status(to_string(r.status));
     if (check && r.status == step_status::changed) status = "changed (check: not applied)";
     std::string s = fmt::format("{}: {} {}", r.host, status, r.label);
-    if (!r.message.empty() && r.status != step_status::failed && r.status != step_status::unreachable)
+    if (!r.message.empty() && r.status != step_status::failed &&
+        r.status != step_status::unreachable)
         s += fmt::format(" ({})", r.message);
     s += "\n";
-    if (r.status == step_status::failed || r.status == step_status::unreachable) s += fmt::format("  {}\n", r.message);
+    if (r.status == step_status::failed || r.status == step_status::unreachable)
+        s += fmt::format("  {}\n", r.message);
     for (const auto& c : r.changes) s += fmt::format("  - {}\n", c);
     if (with_diff && !r.diff.empty()) s += r.diff;
     return s;
 }
 
 nlohmann::json to_json(const step_report& r) {
-    nlohmann::json j{{"host", r.host},     {"step", r.step},       {"label", r.label},
-                     {"module", r.module}, {"status", to_string(r.status)}, {"changes", r.changes},
+    nlohmann::json j{{"host", r.host},
+                     {"step", r.step},
+                     {"label", r.label},
+                     {"module", r.module},
+                     {"status", to_string(r.status)},
+                     {"changes", r.changes},
                      {"duration_ms", r.duration.count()}};
     if (!r.diff.empty()) j["diff"] = r.diff;
     if (!r.message.empty()) j["message"] = r.message;
@@ -316,20 +362,26 @@ nlohmann::json to_json(const step_report& r) {
 }
 
 nlohmann::json to_json(const host_recap& r) {
-    return {{"ok", r.ok}, {"changed", r.changed}, {"failed", r.failed}, {"skipped", r.skipped}, {"unreachable", r.unreachable}};
+    return {{"ok", r.ok},
+            {"changed", r.changed},
+            {"failed", r.failed},
+            {"skipped", r.skipped},
+            {"unreachable", r.unreachable}};
 }
 
 }  // namespace tunnel::ops
 
 namespace tunnel::ops {
 
-asio::awaitable<std::vector<host_recap>> run_hosts(plan_runner& runner, std::vector<plan_host> hosts, unsigned forks) {
+asio::awaitable<std::vector<host_recap>> run_hosts(plan_runner& runner,
+                                                   std::vector<plan_host> hosts, unsigned forks) {
     std::vector<host_recap> recaps(hosts.size());
     for (std::size_t i = 0; i < hosts.size(); ++i) recaps[i].host = hosts[i].name;
     // The closure lives in for_each_host's std::function until every host is done.
-    co_await inventory::for_each_host(hosts.size(), forks, [&](std::size_t i) -> asio::awaitable<void> {
-        recaps[i] = co_await runner.run_host(hosts[i]);
-    });
+    co_await inventory::for_each_host(hosts.size(), forks,
+                                      [&](std::size_t i) -> asio::awaitable<void> {
+                                          recaps[i] = co_await runner.run_host(hosts[i]);
+                                      });
     co_return recaps;
 }
 

@@ -41,7 +41,8 @@ struct host_recap {
 struct plan_host {
     std::string name;
     ssh::connect_options options;
-    std::vector<std::size_t> steps;  // 0-based indexes into plan::steps selected for this host (by `hosts:`)
+    std::vector<std::size_t>
+        steps;  // 0-based indexes into plan::steps selected for this host (by `hosts:`)
 };
 
 struct apply_options {
@@ -52,7 +53,7 @@ struct apply_options {
 };
 
 class plan_runner {
-public:
+  public:
     using report_fn = std::function<void(const step_report&)>;
     plan_runner(exec::executor& exec, const plan& p, apply_options options, report_fn on_report);
 
@@ -63,9 +64,10 @@ public:
     // Set when a step failed and fail_fast is on: hosts stop before their next step.
     [[nodiscard]] bool stopped() const noexcept { return stop_; }
 
-private:
+  private:
     struct host_state;
-    asio::awaitable<core::result<exec::exec_result>> run_script(const plan_host& h, std::string script, bool sudo,
+    asio::awaitable<core::result<exec::exec_result>> run_script(const plan_host& h,
+                                                                std::string script, bool sudo,
                                                                 std::string input);
     asio::awaitable<core::result<void>> probe(host_state& hs, std::size_t from);
     asio::awaitable<core::result<void>> apply(host_state& hs, const step& s, const check_result& c);
@@ -96,5 +98,6 @@ private:
 namespace tunnel::ops {
 // Runs `runner.run_host` for every host through inventory::for_each_host (at most
 // `forks` at a time); recaps in host order.
-asio::awaitable<std::vector<host_recap>> run_hosts(plan_runner& runner, std::vector<plan_host> hosts, unsigned forks);
+asio::awaitable<std::vector<host_recap>> run_hosts(plan_runner& runner,
+                                                   std::vector<plan_host> hosts, unsigned forks);
 }  // namespace tunnel::ops

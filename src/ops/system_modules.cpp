@@ -14,7 +14,8 @@ using core::shell_quote;
 std::string render_unit(const unit_fields& u) {
     std::string s = "# Managed by tunnel (service step); local edits are overwritten.\n";
     bool first = true;
-    auto section = [&](std::string_view name, const std::vector<std::pair<std::string, std::string>>& kv) {
+    auto section = [&](std::string_view name,
+                       const std::vector<std::pair<std::string, std::string>>& kv) {
         if (kv.empty()) return;
         if (!first) s += "\n";
         first = false;
@@ -36,12 +37,13 @@ std::string render_sshd_settings(const std::vector<std::pair<std::string, std::s
 namespace {
 
 std::string reload_sshd_script() {
-    return "if [ -d /run/systemd/system ]; then systemctl reload ssh 2>/dev/null || systemctl reload sshd; "
+    return "if [ -d /run/systemd/system ]; then systemctl reload ssh 2>/dev/null || systemctl "
+           "reload sshd; "
            "else kill -HUP \"$(cat /run/sshd.pid)\"; fi\n";
 }
 
 class service_module final : public module {
-public:
+  public:
     std::string name;  // with its .service (or other) suffix
     std::optional<std::string> state;
     std::optional<bool> enabled;
@@ -52,22 +54,25 @@ public:
     [[nodiscard]] std::string unit_path() const { return "/etc/systemd/system/" + name; }
     std::string_view kind() const override { return "service"; }
     std::string probe(const facts&) const override {
-        std::string s = fmt::format("systemctl show -p LoadState -p ActiveState -p UnitFileState -- {} 2>/dev/null | "
-                                    "sed 's/=/ /; s/^/svc./'\n",
-                                    shell_quote(name));
+        std::string s = fmt::format(
+            "systemctl show -p LoadState -p ActiveState -p UnitFileState -- {} 2>/dev/null | "
+            "sed 's/=/ /; s/^/svc./'\n",
+            shell_quote(name));
         if (unit) s += probe_path("unit", unit_path(), true);
         return s;
     }
     core::result<check_result> check(const facts& f, const probe_data& p) const override {
         check_result out;
         if (f.init_system != "systemd")
-            return core::fail(core::errc::invalid_argument,
-                              fmt::format("service: the host runs {} as init, not systemd", f.init_system));
+            return core::fail(
+                core::errc::invalid_argument,
+                fmt::format("service: the host runs {} as init, not systemd", f.init_system));
         const auto q = shell_quote(name);
         bool unit_changed = false;
         std::string script = "set -e\n";
         if (unit) {
-            file_write w{unit_path(), render_unit(*unit), "root", "root", "0644", std::nullopt, false, false};
+            file_write w{unit_path(), render_unit(*unit), "root", "root",
+                         "0644",      std::nullopt,       false,  false};
             check_result file;
             check_file(w, read_path(p, "unit"), file);
             unit_changed = file.changed();
@@ -79,8 +84,10 @@ public:
                 script += "systemctl daemon-reload\n";
             }
         } else if (p.get("svc.LoadState").value_or("") == "not-found") {
-            return core::fail(core::errc::not_found,
-                              fmt::format("unit {} is not installed on the host (give unit: fields to create it)", name));
+            return core::fail(
+                core::errc::not_found,
+                fmt::format("unit {} is not installed on the host (give unit: fields to create it)",
+                            name));
         }
         // A unit that does not exist yet (created above) reads as inactive/disabled.
         auto active = unit_changed && p.get("svc.LoadState").value_or("") == "not-found"
@@ -116,51 +123,64 @@ public:
             script += fmt::format("systemctl restart -- {}\n", q);
         } else if (state == "reloaded") {
             out.changes.push_back(fmt::format("reload {}", name));
-            script += running ? fmt::format("systemctl reload -- {}\n", q) : fmt::format("systemctl start -- {}\n", q);
+            script += running ? fmt::format("systemctl reload -- {}\n", q)
+                              : fmt::format("systemctl start -- {}\n", q);
         }
         if (wait_state && out.changed()) {
             auto secs = std::max<long long>(1, (wait_timeout.count() + 999) / 1000);
             script += fmt::format(
-                "end=$(( $(date +%s) + {0} )); while :; do s=$(systemctl is-active -- {1} || true); "
+                "end=$(( $(date +%s) + {0} )); while :; do s=$(systemctl is-active -- {1} || "
+                "true); "
                 "[ \"$s\" = {2} ] && break; if [ \"$(date +%s)\" -ge \"$end\" ]; then "
                 "echo \"{3} is $s, not {2}, after {0}s\" >&2; exit 1; fi; sleep 0.2; done\n",
                 secs, q, shell_quote(*wait_state), name);
         }
-        if (script != "set -e\n") out.actions.push_back({fmt::format("systemctl {}", name), script, "", false, ""});
+        if (script != "set -e\n")
+            out.actions.push_back({fmt::format("systemctl {}", name), script, "", false, ""});
         return out;
     }
 };
 
 class sshd_module final : public module {
-public:
+  public:
     std::vector<std::pair<std::string, std::string>> settings;
     std::string file_name = "00-tunnel.conf";
     [[nodiscard]] std::string path() const { return "/etc/ssh/sshd_config.d/" + file_name; }
     std::string_view kind() const override { return "sshd"; }
     std::string probe(const facts&) const override {
         return probe_path("conf", path(), true) +
-               "grep -Eiq '^[[:space:]]*Include[[:space:]]+/etc/ssh/sshd_config\\.d/\\*\\.conf' /etc/ssh/sshd_config "
+               "grep -Eiq '^[[:space:]]*Include[[:space:]]+/etc/ssh/sshd_config\\.d/\\*\\.conf' "
+               "/etc/ssh/sshd_config "
                "&& echo sshd.include\n";
     }
     core::result<check_result> check(const facts&, const probe_data& p) const override {
         check_result out;
-        file_write w{path(), render_sshd_settings(settings), "root", "root", "0644", std::nullopt, false, true};
+        file_write w{
+            path(), render_sshd_settings(settings), "root", "root", "0644", std::nullopt, false,
+            true};
         check_file(w, read_path(p, "conf"), out);
         if (!out.changed()) return out;
         if (!p.has("sshd.include"))
-            return core::fail(core::errc::invalid_argument,
-                              "sshd: /etc/ssh/sshd_config has no 'Include /etc/ssh/sshd_config.d/*.conf' line, so a "
-                              "drop-in would have no effect; add it at the top of sshd_config first");
-        // Write, `sshd -t`, reload; the runner then logs in afresh and runs `rollback` if it cannot.
+            return core::fail(
+                core::errc::invalid_argument,
+                "sshd: /etc/ssh/sshd_config has no 'Include /etc/ssh/sshd_config.d/*.conf' line, "
+                "so a "
+                "drop-in would have no effect; add it at the top of sshd_config first");
+        // Write, `sshd -t`, reload; the runner then logs in afresh and runs `rollback` if it
+        // cannot.
         action a;
         a.description = fmt::format("sshd drop-in {}", path());
         a.input = w.content;
         a.script = fmt::format(
-            "set -e\np={0}\nd=/etc/ssh/sshd_config.d\nb=\"$d/.{1}.tunnel-previous\"\nmkdir -p -- \"$d\"\n"
+            "set -e\np={0}\nd=/etc/ssh/sshd_config.d\nb=\"$d/.{1}.tunnel-previous\"\nmkdir -p -- "
+            "\"$d\"\n"
             "if [ -e \"$p\" ]; then cp -p -- \"$p\" \"$b\"; else rm -f -- \"$b\"; fi\n"
-            "t=$(mktemp \"$d/.tunnel-XXXXXX\")\ncat > \"$t\"\nchmod 644 -- \"$t\"\nmv -f -- \"$t\" \"$p\"\n"
-            "if ! out=$(sshd -t 2>&1); then if [ -e \"$b\" ]; then mv -f -- \"$b\" \"$p\"; else rm -f -- \"$p\"; fi\n"
-            "  printf 'sshd -t refused the new settings; previous config kept: %s\\n' \"$out\" >&2; exit 3; fi\n{2}",
+            "t=$(mktemp \"$d/.tunnel-XXXXXX\")\ncat > \"$t\"\nchmod 644 -- \"$t\"\nmv -f -- \"$t\" "
+            "\"$p\"\n"
+            "if ! out=$(sshd -t 2>&1); then if [ -e \"$b\" ]; then mv -f -- \"$b\" \"$p\"; else rm "
+            "-f -- \"$p\"; fi\n"
+            "  printf 'sshd -t refused the new settings; previous config kept: %s\\n' \"$out\" "
+            ">&2; exit 3; fi\n{2}",
             shell_quote(path()), file_name, reload_sshd_script());
         a.verify_fresh_login = true;
         a.rollback = fmt::format(
@@ -173,10 +193,13 @@ public:
 };
 
 bool is_word(std::string_view s) {
-    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)); });
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c));
+    });
 }
 
-std::optional<std::string> joined(core::yaml_reader& r, const YAML::Node& n, const std::string& path, std::string_view sep) {
+std::optional<std::string> joined(core::yaml_reader& r, const YAML::Node& n,
+                                  const std::string& path, std::string_view sep) {
     if (n.IsSequence()) {
         auto l = r.string_list(n, path);
         if (!l) return std::nullopt;
@@ -187,8 +210,8 @@ std::optional<std::string> joined(core::yaml_reader& r, const YAML::Node& n, con
 
 }  // namespace
 
-std::unique_ptr<module> parse_service(core::yaml_reader& r, const YAML::Node& args, const std::string& path,
-                                      const parse_context&) {
+std::unique_ptr<module> parse_service(core::yaml_reader& r, const YAML::Node& args,
+                                      const std::string& path, const parse_context&) {
     if (!r.expect_map(args, path, {"name", "state", "enabled", "unit", "wait_for", "timeout"})) {
         if (!args || args.IsNull()) r.error(path, "needs at least name");
         return nullptr;
@@ -202,10 +225,13 @@ std::unique_ptr<module> parse_service(core::yaml_reader& r, const YAML::Node& ar
     } else {
         r.error(path + ".name", "is required");
     }
-    if (args["state"]) m->state = read_choice(r, args["state"], path + ".state", {"started", "stopped", "restarted", "reloaded"});
+    if (args["state"])
+        m->state = read_choice(r, args["state"], path + ".state",
+                               {"started", "stopped", "restarted", "reloaded"});
     if (args["enabled"]) m->enabled = read_bool(r, args["enabled"], path + ".enabled");
     if (args["wait_for"])
-        m->wait_state = read_choice(r, args["wait_for"], path + ".wait_for", {"active", "inactive", "failed"});
+        m->wait_state =
+            read_choice(r, args["wait_for"], path + ".wait_for", {"active", "inactive", "failed"});
     if (args["timeout"]) {
         if (!args["wait_for"]) r.error(path + ".timeout", "only applies with wait_for");
         if (auto d = r.duration(args["timeout"], path + ".timeout")) m->wait_timeout = *d;
@@ -213,41 +239,54 @@ std::unique_ptr<module> parse_service(core::yaml_reader& r, const YAML::Node& ar
     if (const auto& u = args["unit"]) {
         const auto up = path + ".unit";
         if (r.expect_map(u, up,
-                         {"Description", "Documentation", "After", "Wants", "Requires", "Type", "ExecStart",
-                          "ExecStartPre", "ExecReload", "ExecStop", "User", "Group", "WorkingDirectory", "Environment",
-                          "EnvironmentFile", "Restart", "RestartSec", "TimeoutStopSec", "WantedBy"})) {
+                         {"Description", "Documentation", "After", "Wants", "Requires", "Type",
+                          "ExecStart", "ExecStartPre", "ExecReload", "ExecStop", "User", "Group",
+                          "WorkingDirectory", "Environment", "EnvironmentFile", "Restart",
+                          "RestartSec", "TimeoutStopSec", "WantedBy"})) {
             unit_fields f;
-            auto put = [&](std::vector<std::pair<std::string, std::string>>& sec, const char* key, std::string_view sep) {
+            auto put = [&](std::vector<std::pair<std::string, std::string>>& sec, const char* key,
+                           std::string_view sep) {
                 if (!u[key]) return;
                 if (auto v = joined(r, u[key], up + "." + key, sep)) {
-                    if (v->find('\n') != std::string::npos) r.error(up + "." + key, "must be one line");
+                    if (v->find('\n') != std::string::npos)
+                        r.error(up + "." + key, "must be one line");
                     sec.emplace_back(key, *v);
                 }
             };
-            for (const char* k : {"Description", "Documentation", "After", "Wants", "Requires"}) put(f.unit, k, " ");
-            for (const char* k : {"Type", "ExecStartPre", "ExecStart", "ExecReload", "ExecStop", "User", "Group",
-                                  "WorkingDirectory", "EnvironmentFile", "Restart", "RestartSec", "TimeoutStopSec"})
+            for (const char* k : {"Description", "Documentation", "After", "Wants", "Requires"})
+                put(f.unit, k, " ");
+            for (const char* k :
+                 {"Type", "ExecStartPre", "ExecStart", "ExecReload", "ExecStop", "User", "Group",
+                  "WorkingDirectory", "EnvironmentFile", "Restart", "RestartSec", "TimeoutStopSec"})
                 put(f.service, k, " ");
             if (const auto& env = u["Environment"]) {
                 auto add = [&](const std::string& k, const std::string& v) {
-                    if (!core::is_valid_env_name(k)) r.error(up + ".Environment." + k, "is not a valid variable name");
-                    if (v.find('"') != std::string::npos || v.find('\n') != std::string::npos || v.find('\\') != std::string::npos)
-                        r.error(up + ".Environment." + k, "must not contain quotes, backslashes or newlines");
+                    if (!core::is_valid_env_name(k))
+                        r.error(up + ".Environment." + k, "is not a valid variable name");
+                    if (v.find('"') != std::string::npos || v.find('\n') != std::string::npos ||
+                        v.find('\\') != std::string::npos)
+                        r.error(up + ".Environment." + k,
+                                "must not contain quotes, backslashes or newlines");
                     f.service.emplace_back("Environment", fmt::format("\"{}={}\"", k, v));
                 };
                 if (env.IsMap()) {
-                    for (const auto& kv : env) add(kv.first.as<std::string>(), kv.second.as<std::string>());
+                    for (const auto& kv : env)
+                        add(kv.first.as<std::string>(), kv.second.as<std::string>());
                 } else if (auto l = read_strings(r, env, up + ".Environment")) {
                     for (const auto& item : *l) {
                         auto eq = item.find('=');
-                        if (eq == std::string::npos) r.error(up + ".Environment", fmt::format("'{}' is not NAME=value", item));
-                        else add(item.substr(0, eq), item.substr(eq + 1));
+                        if (eq == std::string::npos)
+                            r.error(up + ".Environment",
+                                    fmt::format("'{}' is not NAME=value", item));
+                        else
+                            add(item.substr(0, eq), item.substr(eq + 1));
                     }
                 }
             }
             if (!u["ExecStart"]) r.error(up + ".ExecStart", "is required to create a unit");
             if (u["WantedBy"]) {
-                if (auto v = joined(r, u["WantedBy"], up + ".WantedBy", " ")) f.install.emplace_back("WantedBy", *v);
+                if (auto v = joined(r, u["WantedBy"], up + ".WantedBy", " "))
+                    f.install.emplace_back("WantedBy", *v);
             } else {
                 f.install.emplace_back("WantedBy", "multi-user.target");
             }
@@ -257,18 +296,21 @@ std::unique_ptr<module> parse_service(core::yaml_reader& r, const YAML::Node& ar
     return m;
 }
 
-std::unique_ptr<module> parse_sshd(core::yaml_reader& r, const YAML::Node& args, const std::string& path,
-                                   const parse_context&) {
+std::unique_ptr<module> parse_sshd(core::yaml_reader& r, const YAML::Node& args,
+                                   const std::string& path, const parse_context&) {
     if (!r.expect_map(args, path, {"settings", "file"})) {
-        if (!args || args.IsNull()) r.error(path, "needs settings (e.g. settings: {PasswordAuthentication: false})");
+        if (!args || args.IsNull())
+            r.error(path, "needs settings (e.g. settings: {PasswordAuthentication: false})");
         return nullptr;
     }
     auto m = std::make_unique<sshd_module>();
     if (args["file"]) {
         if (auto v = r.string(args["file"], path + ".file")) {
-            bool ok = v->size() > 5 && v->substr(v->size() - 5) == ".conf" && v->find('/') == std::string::npos &&
-                      v->front() != '.';
-            if (!ok) r.error(path + ".file", "must be a file name ending in .conf (in /etc/ssh/sshd_config.d)");
+            bool ok = v->size() > 5 && v->substr(v->size() - 5) == ".conf" &&
+                      v->find('/') == std::string::npos && v->front() != '.';
+            if (!ok)
+                r.error(path + ".file",
+                        "must be a file name ending in .conf (in /etc/ssh/sshd_config.d)");
             m->file_name = *v;
         }
     }
@@ -281,7 +323,9 @@ std::unique_ptr<module> parse_sshd(core::yaml_reader& r, const YAML::Node& args,
         auto key = kv.first.as<std::string>();
         auto kp = path + ".settings." + key;
         if (!is_word(key) || key == "Match" || key == "Include") {
-            r.error(kp, "must be an sshd_config keyword (Match and Include blocks are not supported here)");
+            r.error(
+                kp,
+                "must be an sshd_config keyword (Match and Include blocks are not supported here)");
             continue;
         }
         std::string lower;

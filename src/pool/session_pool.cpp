@@ -19,14 +19,17 @@ struct session_pool::entry {
 
 core::result<void> validate(const pool_limits& l) {
     if (l.max_sessions_per_destination == 0)
-        return core::fail(core::errc::invalid_argument, "pool.max_sessions_per_destination: must be > 0");
+        return core::fail(core::errc::invalid_argument,
+                          "pool.max_sessions_per_destination: must be > 0");
     if (l.max_sessions_total < l.max_sessions_per_destination)
         return core::fail(core::errc::invalid_argument,
                           "pool.max_sessions_total: must be >= max_sessions_per_destination");
     if (l.max_channels_per_session == 0)
-        return core::fail(core::errc::invalid_argument, "pool.max_channels_per_session: must be > 0");
+        return core::fail(core::errc::invalid_argument,
+                          "pool.max_channels_per_session: must be > 0");
     if (l.idle_timeout.count() <= 0 || l.max_lifetime.count() <= 0)
-        return core::fail(core::errc::invalid_argument, "pool.idle_timeout/max_lifetime: must be > 0");
+        return core::fail(core::errc::invalid_argument,
+                          "pool.idle_timeout/max_lifetime: must be > 0");
     return {};
 }
 
@@ -37,14 +40,20 @@ session_pool::lease::~lease() {
     if (pool_ && entry_) pool_->release(*entry_);
 }
 
-const std::shared_ptr<ssh::session>& session_pool::lease::session() const { return entry_->session; }
+const std::shared_ptr<ssh::session>& session_pool::lease::session() const {
+    return entry_->session;
+}
 
-void session_pool::lease::mark_full() { entry_->max_channels = std::max<std::size_t>(1, entry_->channels - 1); }
+void session_pool::lease::mark_full() {
+    entry_->max_channels = std::max<std::size_t>(1, entry_->channels - 1);
+}
 
-void session_pool::lease::discard() { entry_->broken = true; }
+void session_pool::lease::discard() {
+    entry_->broken = true;
+}
 
-session_pool::session_pool(asio::any_io_executor executor, pool_limits limits, const core::clock& clock,
-                           connector connect, liveness_check alive)
+session_pool::session_pool(asio::any_io_executor executor, pool_limits limits,
+                           const core::clock& clock, connector connect, liveness_check alive)
     : executor_(executor),
       limits_(limits),
       clock_(clock),
@@ -67,11 +76,13 @@ void session_pool::release(entry& e) {
     slot_freed_.cancel();  // wake acquirers waiting for a slot
 }
 
-std::size_t session_pool::session_count() const noexcept { return entries_.size() + connecting_; }
+std::size_t session_pool::session_count() const noexcept {
+    return entries_.size() + connecting_;
+}
 
 std::size_t session_pool::session_count(const std::string& destination) const {
-    return static_cast<std::size_t>(
-        std::count_if(entries_.begin(), entries_.end(), [&](auto& e) { return e->destination == destination; }));
+    return static_cast<std::size_t>(std::count_if(
+        entries_.begin(), entries_.end(), [&](auto& e) { return e->destination == destination; }));
 }
 
 void session_pool::evict_expired() {
@@ -85,7 +96,8 @@ void session_pool::evict_expired() {
     });
 }
 
-asio::awaitable<core::result<session_pool::lease>> session_pool::acquire(const ssh::connect_options& opts) {
+asio::awaitable<core::result<session_pool::lease>> session_pool::acquire(
+    const ssh::connect_options& opts) {
     const std::string key = opts.destination();
     const auto started = ssh::clock_type::now();
     const auto deadline = started + opts.connect_timeout;
@@ -93,7 +105,8 @@ asio::awaitable<core::result<session_pool::lease>> session_pool::acquire(const s
     for (;;) {
         if (waited_for_connect) {
             // The connect we waited for failed: that is our answer too.
-            if (auto f = last_failure_.find(key); f != last_failure_.end() && f->second.at >= started)
+            if (auto f = last_failure_.find(key);
+                f != last_failure_.end() && f->second.at >= started)
                 co_return tl::unexpected(f->second.error);
         }
         evict_expired();
@@ -123,7 +136,8 @@ asio::awaitable<core::result<session_pool::lease>> session_pool::acquire(const s
             --connecting_to_[key];
             slot_freed_.cancel();  // wake the callers waiting for this connect
             if (!s) {
-                last_failure_.insert_or_assign(key, connect_failure{s.error(), ssh::clock_type::now()});
+                last_failure_.insert_or_assign(key,
+                                               connect_failure{s.error(), ssh::clock_type::now()});
                 co_return tl::unexpected(s.error());
             }
             auto e = std::make_shared<entry>();

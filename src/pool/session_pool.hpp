@@ -30,7 +30,7 @@ struct pool_limits {
 [[nodiscard]] core::result<void> validate(const pool_limits& limits);
 
 class session_pool {
-public:
+  public:
     using connector = std::function<asio::awaitable<core::result<std::shared_ptr<ssh::session>>>(
         asio::any_io_executor, ssh::connect_options)>;
 
@@ -38,7 +38,7 @@ public:
 
     // A channel slot on a pooled session; gives the slot back when destroyed.
     class lease {
-    public:
+      public:
         lease(lease&&) noexcept = default;
         lease& operator=(lease&&) noexcept = default;
         ~lease();
@@ -50,7 +50,7 @@ public:
         // The session is broken: never hand it out again.
         void discard();
 
-    private:
+      private:
         friend class session_pool;
         lease(session_pool* pool, std::shared_ptr<entry> e, bool reused);
         session_pool* pool_ = nullptr;
@@ -78,7 +78,7 @@ public:
     [[nodiscard]] std::size_t session_count(const std::string& destination) const;
     [[nodiscard]] const pool_limits& limits() const noexcept { return limits_; }
 
-private:
+  private:
     void release(entry& e);
 
     asio::any_io_executor executor_;

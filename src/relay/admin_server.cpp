@@ -1,8 +1,8 @@
 #include "relay/admin_server.hpp"
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "relay/http_tracker.hpp"
 #include "relay/relay_state.hpp"
@@ -19,8 +19,8 @@ std::string iso_time(std::chrono::system_clock::time_point t) {
     auto secs = std::chrono::system_clock::to_time_t(t);
     std::tm tm{};
     gmtime_r(&secs, &tm);
-    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                       tm.tm_hour, tm.tm_min, tm.tm_sec);
+    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                       tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 nlohmann::json tunnel_json(const tunnel_entry& t) {
@@ -54,7 +54,8 @@ admin_response tunnels(relay_state& st) {
 admin_response diagnostics(relay_state& st) {
     const auto& c = st.counters;
     nlohmann::json j;
-    j["uptime_seconds"] = std::chrono::duration_cast<std::chrono::seconds>(steady::now() - st.started).count();
+    j["uptime_seconds"] =
+        std::chrono::duration_cast<std::chrono::seconds>(steady::now() - st.started).count();
     j["stopping"] = st.stopping;
     j["tls"] = st.tls;
     j["public_port"] = st.public_port;
@@ -64,12 +65,18 @@ admin_response diagnostics(relay_state& st) {
     j["routes"] = st.routes.size();
     j["in_flight"] = st.in_flight;
     j["rate_limit_buckets"] = st.limiter.size();
-    j["counters"] = {{"attaches", c.attaches},           {"attach_refused", c.attach_refused},
-                     {"detaches", c.detaches},           {"forwards_refused", c.forwards_refused},
-                     {"requests", c.requests},           {"bad_requests", c.bad_requests},
-                     {"rate_limited", c.rate_limited},   {"stream_limited", c.stream_limited},
-                     {"breaker_refused", c.breaker_refused}, {"origin_failures", c.origin_failures},
-                     {"header_timeouts", c.header_timeouts}, {"oversized", c.oversized}};
+    j["counters"] = {{"attaches", c.attaches},
+                     {"attach_refused", c.attach_refused},
+                     {"detaches", c.detaches},
+                     {"forwards_refused", c.forwards_refused},
+                     {"requests", c.requests},
+                     {"bad_requests", c.bad_requests},
+                     {"rate_limited", c.rate_limited},
+                     {"stream_limited", c.stream_limited},
+                     {"breaker_refused", c.breaker_refused},
+                     {"origin_failures", c.origin_failures},
+                     {"header_timeouts", c.header_timeouts},
+                     {"oversized", c.oversized}};
     return json_response(j);
 }
 
@@ -87,7 +94,10 @@ admin_response metrics(relay_state& st) {
 std::vector<admin_endpoint> admin_endpoints() {
     std::vector<admin_endpoint> table;
     table.push_back({"/healthz", "200 while the process serves requests",
-                     [](relay_state&) { return admin_response{200, "text/plain", "ok\n"}; }, false});
+                     [](relay_state&) {
+                         return admin_response{200, "text/plain", "ok\n"};
+                     },
+                     false});
     table.push_back({"/readyz", "200 when accepting tunnels and requests, 503 while shutting down",
                      [](relay_state& st) {
                          return st.stopping ? admin_response{503, "text/plain", "shutting down\n"}
@@ -95,7 +105,8 @@ std::vector<admin_endpoint> admin_endpoints() {
                      },
                      false});
     table.push_back({"/metrics", "Prometheus metrics", metrics, false});
-    table.push_back({"/api/v1/tunnels", "attached tunnels, their names, limits and counters (JSON)", tunnels, false});
+    table.push_back({"/api/v1/tunnels", "attached tunnels, their names, limits and counters (JSON)",
+                     tunnels, false});
     table.push_back({"/api/v1/diagnostics", "relay state and counters (JSON)", diagnostics, false});
     return table;
 }
@@ -111,10 +122,14 @@ admin_response help() {
 }
 
 std::string render(const admin_response& r) {
-    const char* reason = r.status == 200 ? "OK" : r.status == 404 ? "Not Found" : r.status == 405 ? "Method Not Allowed"
-                                                   : r.status == 503 ? "Service Unavailable" : "Error";
-    return fmt::format("HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-                       r.status, reason, r.content_type, r.body.size(), r.body);
+    const char* reason = r.status == 200   ? "OK"
+                         : r.status == 404 ? "Not Found"
+                         : r.status == 405 ? "Method Not Allowed"
+                         : r.status == 503 ? "Service Unavailable"
+                                           : "Error";
+    return fmt::format(
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        r.status, reason, r.content_type, r.body.size(), r.body);
 }
 
 asio::awaitable<void> serve_admin(std::shared_ptr<relay_state> st, tcp::socket sock) {
@@ -131,7 +146,8 @@ asio::awaitable<void> serve_admin(std::shared_ptr<relay_state> st, tcp::socket s
     });
     while (!tracker.header_done()) {
         error_code ec;
-        std::size_t n = co_await sock.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+        std::size_t n = co_await sock.async_read_some(
+            asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
         if (ec) co_return;
         in.append(buf.data(), n);
         in.erase(0, tracker.feed(in));  // what the parser took is never fed again
@@ -140,24 +156,30 @@ asio::awaitable<void> serve_admin(std::shared_ptr<relay_state> st, tcp::socket s
     timer.cancel();
     const auto& head = tracker.head();
     std::string path = head.target.substr(0, head.target.find('?'));
-    admin_response r{404, "application/json", R"({"error":"not_found","message":"see /help"})" "\n"};
+    admin_response r{404, "application/json",
+                     R"({"error":"not_found","message":"see /help"})"
+                     "\n"};
     if (path == "/help" || path == "/") {
         r = help();
     } else {
         for (const auto& e : admin_endpoints()) {
             if (e.path != path) continue;
             if (e.mutates && head.method != "POST") {
-                r = {405, "application/json", R"({"error":"method_not_allowed","message":"use POST"})" "\n"};
+                r = {405, "application/json",
+                     R"({"error":"method_not_allowed","message":"use POST"})"
+                     "\n"};
             } else {
                 r = e.handler(*st);
-                if (e.mutates) st->audit("admin", {{"path", path}, {"status", std::to_string(r.status)}});
+                if (e.mutates)
+                    st->audit("admin", {{"path", path}, {"status", std::to_string(r.status)}});
             }
             break;
         }
     }
     std::string text = render(r);
     error_code ec;
-    co_await asio::async_write(sock, asio::buffer(text), asio::redirect_error(asio::use_awaitable, ec));
+    co_await asio::async_write(sock, asio::buffer(text),
+                               asio::redirect_error(asio::use_awaitable, ec));
     sock.shutdown(tcp::socket::shutdown_both, ec);
 }
 

@@ -12,7 +12,8 @@ namespace http = beast::http;
 
 const std::string* http_head::find(std::string_view name) const {
     for (const auto& f : fields)
-        if (f.name.size() == name.size() && ::strncasecmp(f.name.data(), name.data(), name.size()) == 0)
+        if (f.name.size() == name.size() &&
+            ::strncasecmp(f.name.data(), name.data(), name.size()) == 0)
             return &f.value;
     return nullptr;
 }
@@ -21,14 +22,15 @@ namespace {
 
 template <bool IsRequest>
 class observer final : public http::basic_parser<IsRequest> {
-public:
+  public:
     explicit observer(http_head& head) : head_(head) {}
 
-private:
+  private:
     using error_code = boost::system::error_code;
     using string_view = beast::string_view;
 
-    void on_request_impl(http::verb, string_view method, string_view target, int version, error_code&) override {
+    void on_request_impl(http::verb, string_view method, string_view target, int version,
+                         error_code&) override {
         head_.method.assign(method.data(), method.size());
         head_.target.assign(target.data(), target.size());
         head_.version = version;
@@ -38,7 +40,8 @@ private:
         head_.version = version;
     }
     void on_field_impl(http::field, string_view name, string_view value, error_code&) override {
-        head_.fields.push_back({std::string(name.data(), name.size()), std::string(value.data(), value.size())});
+        head_.fields.push_back(
+            {std::string(name.data(), name.size()), std::string(value.data(), value.size())});
     }
     void on_header_impl(error_code&) override {
         head_.keep_alive = this->keep_alive();
@@ -49,7 +52,9 @@ private:
     void on_body_init_impl(boost::optional<std::uint64_t> const&, error_code&) override {}
     std::size_t on_body_impl(string_view body, error_code&) override { return body.size(); }
     void on_chunk_header_impl(std::uint64_t, string_view, error_code&) override {}
-    std::size_t on_chunk_body_impl(std::uint64_t, string_view body, error_code&) override { return body.size(); }
+    std::size_t on_chunk_body_impl(std::uint64_t, string_view body, error_code&) override {
+        return body.size();
+    }
     void on_finish_impl(error_code&) override {}
 
     http_head& head_;
@@ -73,12 +78,15 @@ struct http_tracker::impl {
         head = {};
         res = std::make_unique<observer<false>>(head);
         res->eager(true);
-        res->body_limit(std::numeric_limits<std::uint64_t>::max());  // boost::none trips a Beast 1.74 bug
+        res->body_limit(
+            std::numeric_limits<std::uint64_t>::max());  // boost::none trips a Beast 1.74 bug
         res->header_limit(64 * 1024);
         if (head_request) res->skip(true);
     }
 
-    [[nodiscard]] bool header_done() const { return request ? req->is_header_done() : res->is_header_done(); }
+    [[nodiscard]] bool header_done() const {
+        return request ? req->is_header_done() : res->is_header_done();
+    }
     [[nodiscard]] bool done() const { return request ? req->is_done() : res->is_done(); }
 
     std::size_t put(std::string_view data, boost::system::error_code& ec) {
@@ -136,7 +144,8 @@ std::size_t http_tracker::feed(std::string_view data) {
             p.fail(ec);
             return 0;
         }
-        if (!p.request && p.done() && p.head.status >= 100 && p.head.status < 200 && p.head.status != 101) {
+        if (!p.request && p.done() && p.head.status >= 100 && p.head.status < 200 &&
+            p.head.status != 101) {
             p.reset_response();  // interim response (100 Continue): the final one follows
             continue;
         }
@@ -161,10 +170,20 @@ void http_tracker::feed_eof() {
     if (ec) p.fail(ec);
 }
 
-bool http_tracker::header_done() const noexcept { return impl_->header_done(); }
-bool http_tracker::done() const noexcept { return impl_->done(); }
-const http_head& http_tracker::head() const noexcept { return impl_->head; }
-http_problem http_tracker::problem() const noexcept { return impl_->problem; }
-const std::string& http_tracker::problem_detail() const noexcept { return impl_->detail; }
+bool http_tracker::header_done() const noexcept {
+    return impl_->header_done();
+}
+bool http_tracker::done() const noexcept {
+    return impl_->done();
+}
+const http_head& http_tracker::head() const noexcept {
+    return impl_->head;
+}
+http_problem http_tracker::problem() const noexcept {
+    return impl_->problem;
+}
+const std::string& http_tracker::problem_detail() const noexcept {
+    return impl_->detail;
+}
 
 }  // namespace tunnel::relay

@@ -16,7 +16,7 @@
 namespace tunnel::relay {
 
 struct http_field {
-    std::string name;   // as received
+    std::string name;  // as received
     std::string value;
 };
 
@@ -46,9 +46,10 @@ enum class http_problem {
 };
 
 class http_tracker {
-public:
+  public:
     // Request heads up to `header_limit` bytes, bodies up to `body_limit`.
-    [[nodiscard]] static http_tracker for_request(std::uint32_t header_limit, std::uint64_t body_limit);
+    [[nodiscard]] static http_tracker for_request(std::uint32_t header_limit,
+                                                  std::uint64_t body_limit);
     // `head_request`: the response to a HEAD has no body. 1xx interim
     // responses other than 101 are passed over: done() waits for the final one.
     [[nodiscard]] static http_tracker for_response(bool head_request);
@@ -60,8 +61,8 @@ public:
     // Parses from the front of `data`; returns how many bytes belong to the
     // message so far (0 while a head is incomplete: call again with more).
     // Stops at the end of the message and, for requests, at the end of the
-    // head (so the first non-zero result is the head's length). On a problem returns 0 and problem()
-    // says which.
+    // head (so the first non-zero result is the head's length). On a problem returns 0 and
+    // problem() says which.
     std::size_t feed(std::string_view data);
     // The peer closed: ends a body delimited by the connection's end.
     void feed_eof();
@@ -72,7 +73,7 @@ public:
     [[nodiscard]] http_problem problem() const noexcept;
     [[nodiscard]] const std::string& problem_detail() const noexcept;
 
-private:
+  private:
     struct impl;
     explicit http_tracker(std::unique_ptr<impl> p);
     std::unique_ptr<impl> impl_;

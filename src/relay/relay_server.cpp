@@ -8,8 +8,8 @@
 #include <type_traits>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "core/beast.hpp"
 #include "core/wake_signal.hpp"
@@ -28,7 +28,7 @@ using error_code = boost::system::error_code;
 namespace websocket = beast::websocket;
 namespace ssl = asio::ssl;
 
-constexpr std::size_t ws_chunk = 256 * 1024;       // WebSocket messages and socketpair reads (§5)
+constexpr std::size_t ws_chunk = 256 * 1024;  // WebSocket messages and socketpair reads (§5)
 constexpr std::size_t public_read_chunk = 64 * 1024;
 constexpr std::size_t public_buffer_cap = 1 << 20;  // unsent caller bytes held per connection
 constexpr auto channel_open_timeout = std::chrono::seconds(10);
@@ -37,19 +37,32 @@ constexpr auto channel_open_timeout = std::chrono::seconds(10);
 
 std::string_view reason_phrase(int status) {
     switch (status) {
-        case 400: return "Bad Request";
-        case 401: return "Unauthorized";
-        case 403: return "Forbidden";
-        case 404: return "Not Found";
-        case 408: return "Request Timeout";
-        case 413: return "Payload Too Large";
-        case 426: return "Upgrade Required";
-        case 429: return "Too Many Requests";
-        case 431: return "Request Header Fields Too Large";
-        case 502: return "Bad Gateway";
-        case 503: return "Service Unavailable";
-        case 504: return "Gateway Timeout";
-        default: return "Error";
+        case 400:
+            return "Bad Request";
+        case 401:
+            return "Unauthorized";
+        case 403:
+            return "Forbidden";
+        case 404:
+            return "Not Found";
+        case 408:
+            return "Request Timeout";
+        case 413:
+            return "Payload Too Large";
+        case 426:
+            return "Upgrade Required";
+        case 429:
+            return "Too Many Requests";
+        case 431:
+            return "Request Header Fields Too Large";
+        case 502:
+            return "Bad Gateway";
+        case 503:
+            return "Service Unavailable";
+        case 504:
+            return "Gateway Timeout";
+        default:
+            return "Error";
     }
 }
 
@@ -62,8 +75,9 @@ std::string error_response(int status, std::string_view code, std::string_view m
     j["message"] = message;
     std::string body = j.dump();
     body += '\n';
-    std::string out = fmt::format("HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-                                  status, reason_phrase(status), body.size());
+    std::string out =
+        fmt::format("HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+                    status, reason_phrase(status), body.size());
     if (retry_after) out += fmt::format("Retry-After: {}\r\n", *retry_after);
     out += "Connection: close\r\nCache-Control: no-store\r\n\r\n";
     out += body;
@@ -75,7 +89,7 @@ std::string error_response(int status, std::string_view code, std::string_view m
 // The public side of a connection, plain or TLS; the proxy is written once
 // against this.
 class public_stream {
-public:
+  public:
     virtual ~public_stream() = default;
     virtual asio::awaitable<std::size_t> read_some(asio::mutable_buffer b, error_code& ec) = 0;
     virtual asio::awaitable<void> write(asio::const_buffer b, error_code& ec) = 0;
@@ -86,14 +100,15 @@ public:
 
 template <class S>
 class stream_impl final : public public_stream {
-public:
+  public:
     template <class... A>
     explicit stream_impl(A&&... a) : s_(std::forward<A>(a)...) {}
 
     S& next() { return s_; }
 
     asio::awaitable<std::size_t> read_some(asio::mutable_buffer b, error_code& ec) override {
-        std::size_t n = co_await s_.async_read_some(b, asio::redirect_error(asio::use_awaitable, ec));
+        std::size_t n =
+            co_await s_.async_read_some(b, asio::redirect_error(asio::use_awaitable, ec));
         co_return n;
     }
     asio::awaitable<void> write(asio::const_buffer b, error_code& ec) override {
@@ -111,7 +126,7 @@ public:
     }
     [[nodiscard]] bool secure() const override { return !std::is_same_v<S, tcp::socket>; }
 
-private:
+  private:
     S s_;
 };
 
@@ -121,7 +136,8 @@ using tls_stream = stream_impl<ssl::stream<tcp::socket>>;
 // ---------------------------------------------------------------- public connections
 
 struct public_conn {
-    public_conn(const asio::any_io_executor& ex, std::shared_ptr<public_stream> s, const tcp::endpoint& peer)
+    public_conn(const asio::any_io_executor& ex, std::shared_ptr<public_stream> s,
+                const tcp::endpoint& peer)
         : stream(std::move(s)),
           peer_ip(peer.address().to_string()),
           peer_port(peer.port()),
@@ -135,8 +151,8 @@ struct public_conn {
     std::size_t head = 0;  // consumed prefix of `in`
     bool in_eof = false;   // the caller closed (or the read failed)
     bool closed = false;
-    bool upgraded = false;  // bytes flow raw both ways (WebSocket through the tunnel)
-    int last_status = 0;    // of the response (or error) sent last, for metrics
+    bool upgraded = false;          // bytes flow raw both ways (WebSocket through the tunnel)
+    int last_status = 0;            // of the response (or error) sent last, for metrics
     core::wake_signal data_signal;  // the reader appended or hit EOF
     core::wake_signal room_signal;  // the consumer freed space
     // The channel of the last request, kept for the next one on this
@@ -145,7 +161,9 @@ struct public_conn {
     std::uint64_t channel_tunnel = 0;
     std::string channel_name;
 
-    [[nodiscard]] std::string_view buffered() const noexcept { return std::string_view(in).substr(head); }
+    [[nodiscard]] std::string_view buffered() const noexcept {
+        return std::string_view(in).substr(head);
+    }
     void consume(std::size_t n) {
         head = std::min(head + n, in.size());
         if (head == in.size()) {
@@ -217,7 +235,8 @@ asio::awaitable<void> send(public_conn& conn, std::string text) {
     co_await conn.stream->write(asio::buffer(text), ec);
 }
 
-asio::awaitable<void> send_error(public_conn& conn, int status, std::string_view code, std::string message,
+asio::awaitable<void> send_error(public_conn& conn, int status, std::string_view code,
+                                 std::string message,
                                  std::optional<long long> retry_after = std::nullopt) {
     std::string text = error_response(status, code, message, retry_after);
     conn.last_status = status;
@@ -232,7 +251,8 @@ std::string_view path_of(std::string_view target) {
 
 bool iequals(std::string_view a, std::string_view b) {
     return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+               return std::tolower(static_cast<unsigned char>(x)) ==
+                      std::tolower(static_cast<unsigned char>(y));
            });
 }
 
@@ -256,7 +276,8 @@ std::string origin_head(const http_head& head, const std::string& target, const 
     }
     out += "X-Forwarded-For: ";
     out += conn.peer_ip;
-    out += conn.stream->secure() ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n";
+    out += conn.stream->secure() ? "\r\nX-Forwarded-Proto: https\r\n"
+                                 : "\r\nX-Forwarded-Proto: http\r\n";
     if (const auto* host = head.find("Host")) {
         out += "X-Forwarded-Host: ";
         out += *host;
@@ -268,7 +289,8 @@ std::string origin_head(const http_head& head, const std::string& target, const 
 
 // Writes conn.buffered()[offset, offset+n) or `text` to the channel as the
 // peer's window allows. False when the channel closed or the deadline passed.
-asio::awaitable<bool> write_channel(ssh::server_channel& ch, std::string_view text, steady::time_point deadline) {
+asio::awaitable<bool> write_channel(ssh::server_channel& ch, std::string_view text,
+                                    steady::time_point deadline) {
     std::size_t sent = 0;
     while (sent < text.size()) {
         auto w = ch.write_some(text.substr(sent));
@@ -293,7 +315,8 @@ struct exchange_state {
 
 // Caller -> origin: the request body (raw, as the tracker delimits it), or
 // everything for an upgraded connection.
-asio::awaitable<void> pump_request(std::shared_ptr<relay_state> relay, std::shared_ptr<public_conn> conn,
+asio::awaitable<void> pump_request(std::shared_ptr<relay_state> relay,
+                                   std::shared_ptr<public_conn> conn,
                                    std::shared_ptr<exchange_state> ex) {
     ssh::server_channel& ch = *conn->channel;  // kept until request_done (proxy_exchange waits)
     const auto idle = relay->config.limits.idle_timeout;
@@ -360,7 +383,8 @@ struct response_outcome {
 // Origin -> caller: forwards response bytes as they arrive (each chunk is
 // written to the caller before the next is read), watching where the
 // response ends.
-asio::awaitable<response_outcome> pump_response(std::shared_ptr<relay_state> relay, std::shared_ptr<public_conn> conn,
+asio::awaitable<response_outcome> pump_response(std::shared_ptr<relay_state> relay,
+                                                std::shared_ptr<public_conn> conn,
                                                 std::shared_ptr<exchange_state> ex,
                                                 std::shared_ptr<tunnel_entry> t, bool head_request,
                                                 std::string route_label) {
@@ -380,14 +404,16 @@ asio::awaitable<response_outcome> pump_response(std::shared_ptr<relay_state> rel
             } else {
                 n = res.feed(data);
                 if (res.problem() != http_problem::none) {
-                    spdlog::warn("{}: malformed response from the origin: {}", route_label, res.problem_detail());
+                    spdlog::warn("{}: malformed response from the origin: {}", route_label,
+                                 res.problem_detail());
                     if (out.bytes == 0) {
                         t->breaker->on_failure();
                         ++relay->counters.origin_failures;
                         out.status = 502;
-                        co_await send_error(*conn, 502, "bad_origin_response",
-                                            fmt::format("the service behind {} sent a malformed HTTP response: {}",
-                                                        route_label, res.problem_detail()));
+                        co_await send_error(
+                            *conn, 502, "bad_origin_response",
+                            fmt::format("the service behind {} sent a malformed HTTP response: {}",
+                                        route_label, res.problem_detail()));
                     }
                     co_return out;
                 }
@@ -436,10 +462,11 @@ asio::awaitable<response_outcome> pump_response(std::shared_ptr<relay_state> rel
                 t->breaker->on_failure();
                 ++relay->counters.origin_failures;
                 out.status = 502;
-                co_await send_error(*conn, 502, "origin_closed",
-                                    fmt::format("the tunnel client closed the connection to {} without an answer: "
-                                                "is the local service it exposes running?",
-                                                route_label));
+                co_await send_error(
+                    *conn, 502, "origin_closed",
+                    fmt::format("the tunnel client closed the connection to {} without an answer: "
+                                "is the local service it exposes running?",
+                                route_label));
             }
             co_return out;
         }
@@ -451,8 +478,8 @@ asio::awaitable<response_outcome> pump_response(std::shared_ptr<relay_state> rel
                 ++relay->counters.origin_failures;
                 out.status = 504;
                 co_await send_error(*conn, 504, "origin_timeout",
-                                    fmt::format("the service behind {} sent nothing for {} ms", route_label,
-                                                idle.count()));
+                                    fmt::format("the service behind {} sent nothing for {} ms",
+                                                route_label, idle.count()));
             }
             co_return out;
         }
@@ -468,14 +495,22 @@ struct request_record {
     std::string route = "none";
     ~request_record() {
         const int s = conn->last_status;
-        const char* cls = s >= 500 ? "5xx" : s >= 400 ? "4xx" : s >= 300 ? "3xx" : s >= 200 ? "2xx" : s >= 100 ? "1xx" : "none";
+        const char* cls = s >= 500   ? "5xx"
+                          : s >= 400 ? "4xx"
+                          : s >= 300 ? "3xx"
+                          : s >= 200 ? "2xx"
+                          : s >= 100 ? "1xx"
+                                     : "none";
         relay->metrics.requests.with({tenant, route, cls}).inc();
         if (s > 0)
-            relay->metrics.latency.with({tenant}).observe(std::chrono::duration<double>(steady::now() - start).count());
+            relay->metrics.latency.with({tenant}).observe(
+                std::chrono::duration<double>(steady::now() - start).count());
     }
 };
 
-void limit_hit(relay_state& relay, std::string_view which) { relay.metrics.limits_hit.with({which}).inc(); }
+void limit_hit(relay_state& relay, std::string_view which) {
+    relay.metrics.limits_hit.with({which}).inc();
+}
 
 // Decrements the in-flight counts when a proxied request ends, and tells a
 // draining shutdown when the last one did.
@@ -495,14 +530,16 @@ struct flight_guard {
 
 // One request on a public connection, after its head was read. Returns
 // whether the connection may carry another request.
-asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay, std::shared_ptr<public_conn> conn,
+asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
+                                     std::shared_ptr<public_conn> conn,
                                      std::shared_ptr<exchange_state> ex, http_head head) {
     auto& cfg = relay->config;
     ++relay->counters.requests;
     conn->last_status = 0;
     request_record record{relay, conn, ex->start};
     if (relay->stopping) {
-        co_await send_error(*conn, 503, "shutting_down", "the relay is shutting down; retry in a moment");
+        co_await send_error(*conn, 503, "shutting_down",
+                            "the relay is shutting down; retry in a moment");
         co_return false;
     }
     const std::string* host = head.find("Host");
@@ -510,7 +547,8 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay, std::sh
     if (!route) {
         ++relay->counters.bad_requests;
         const int status = route.error().code == core::errc::not_found ? 404 : 400;
-        co_await send_error(*conn, status, status == 404 ? "no_route" : "bad_route", route.error().message);
+        co_await send_error(*conn, status, status == 404 ? "no_route" : "bad_route",
+                            route.error().message);
         co_return false;
     }
     const std::string label = fmt::format("{}/{}", route->tenant, route->name);
@@ -518,59 +556,69 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay, std::sh
     record.route = route->name;
     auto t = relay->find(route->tenant, route->name);
     if (!t || t->closing || !t->ssh || t->ssh->closed()) {
-        co_await send_error(*conn, 503, "tunnel_offline",
-                            fmt::format("no tunnel of tenant {} publishes {:?} right now: start `tunnel connect` "
-                                        "with --expose {}=HOST:PORT",
-                                        route->tenant, route->name, route->name));
+        co_await send_error(
+            *conn, 503, "tunnel_offline",
+            fmt::format("no tunnel of tenant {} publishes {:?} right now: start `tunnel connect` "
+                        "with --expose {}=HOST:PORT",
+                        route->tenant, route->name, route->name));
         co_return false;
     }
     // Policy on every request, not only at attach.
-    if (std::chrono::system_clock::now() >= t->policy.expires || !may_publish(t->policy, route->name)) {
-        co_await send_error(*conn, 403, "policy", fmt::format("the token of tenant {} no longer allows {:?}",
-                                                              route->tenant, route->name));
+    if (std::chrono::system_clock::now() >= t->policy.expires ||
+        !may_publish(t->policy, route->name)) {
+        co_await send_error(*conn, 403, "policy",
+                            fmt::format("the token of tenant {} no longer allows {:?}",
+                                        route->tenant, route->name));
         co_return false;
     }
-    const double tenant_ratio = cfg.limits.tenant_rps > 0 ? cfg.limits.tenant_burst / cfg.limits.tenant_rps : 2.0;
+    const double tenant_ratio =
+        cfg.limits.tenant_rps > 0 ? cfg.limits.tenant_burst / cfg.limits.tenant_rps : 2.0;
     auto d = relay->limiter.acquire("tenant/" + route->tenant,
                                     {t->policy.rps, std::max(1.0, t->policy.rps * tenant_ratio)});
     if (d.allowed) {
-        d = relay->limiter.acquire("route/" + label, {cfg.limits.route_rps, std::max(1.0, cfg.limits.route_burst)});
+        d = relay->limiter.acquire("route/" + label,
+                                   {cfg.limits.route_rps, std::max(1.0, cfg.limits.route_burst)});
         if (!d.allowed) {
             ++relay->counters.rate_limited;
             limit_hit(*relay, "route_rate");
-            co_await send_error(*conn, 429, "rate_limited",
-                                fmt::format("{} is over its limit of {} requests per second; retry after {} s",
-                                            label, cfg.limits.route_rps, d.retry_after_seconds()),
-                                d.retry_after_seconds());
+            co_await send_error(
+                *conn, 429, "rate_limited",
+                fmt::format("{} is over its limit of {} requests per second; retry after {} s",
+                            label, cfg.limits.route_rps, d.retry_after_seconds()),
+                d.retry_after_seconds());
             co_return false;
         }
     } else {
         ++relay->counters.rate_limited;
         limit_hit(*relay, "tenant_rate");
-        co_await send_error(*conn, 429, "rate_limited",
-                            fmt::format("tenant {} is over its limit of {} requests per second; retry after {} s",
-                                        route->tenant, t->policy.rps, d.retry_after_seconds()),
-                            d.retry_after_seconds());
+        co_await send_error(
+            *conn, 429, "rate_limited",
+            fmt::format("tenant {} is over its limit of {} requests per second; retry after {} s",
+                        route->tenant, t->policy.rps, d.retry_after_seconds()),
+            d.retry_after_seconds());
         co_return false;
     }
     if (t->active_streams >= t->policy.max_streams) {
         ++relay->counters.stream_limited;
         limit_hit(*relay, "streams");
-        co_await send_error(*conn, 503, "stream_limit",
-                            fmt::format("the tunnel for {} already carries {} concurrent requests (its limit)", label,
-                                        t->policy.max_streams),
-                            1);
+        co_await send_error(
+            *conn, 503, "stream_limit",
+            fmt::format("the tunnel for {} already carries {} concurrent requests (its limit)",
+                        label, t->policy.max_streams),
+            1);
         co_return false;
     }
     if (!t->breaker->allow()) {
         ++relay->counters.breaker_refused;
         limit_hit(*relay, "breaker");
-        const auto wait = std::chrono::duration_cast<std::chrono::seconds>(t->breaker->retry_after()).count() + 1;
-        co_await send_error(*conn, 503, "circuit_open",
-                            fmt::format("the service behind {} failed {} times in a row; the relay fails fast for "
-                                        "{} s before trying it again",
-                                        label, t->breaker->consecutive_failures(), wait),
-                            wait);
+        const auto wait =
+            std::chrono::duration_cast<std::chrono::seconds>(t->breaker->retry_after()).count() + 1;
+        co_await send_error(
+            *conn, 503, "circuit_open",
+            fmt::format("the service behind {} failed {} times in a row; the relay fails fast for "
+                        "{} s before trying it again",
+                        label, t->breaker->consecutive_failures(), wait),
+            wait);
         co_return false;
     }
     ++relay->in_flight;
@@ -589,9 +637,10 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay, std::sh
         if (!ch) {
             t->breaker->on_failure();
             ++relay->counters.origin_failures;
-            co_await send_error(*conn, 502, "origin_unreachable",
-                                fmt::format("the tunnel client could not reach the service behind {}: {}", label,
-                                            ch.error().message));
+            co_await send_error(
+                *conn, 502, "origin_unreachable",
+                fmt::format("the tunnel client could not reach the service behind {}: {}", label,
+                            ch.error().message));
             co_return false;
         }
         conn->channel = std::move(*ch);
@@ -604,8 +653,9 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay, std::sh
     if (!co_await write_channel(ch, text, steady::now() + idle)) {
         t->breaker->on_failure();
         conn->channel.reset();
-        co_await send_error(*conn, 502, "origin_unreachable",
-                            fmt::format("the tunnel to {} closed while the request was sent", label));
+        co_await send_error(
+            *conn, 502, "origin_unreachable",
+            fmt::format("the tunnel to {} closed while the request was sent", label));
         co_return false;
     }
     t->bytes_to_origin += text.size();
@@ -614,10 +664,12 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay, std::sh
     if (!ex->upgrade && ex->request.done()) {
         ex->request_done = true;
     } else {
-        asio::co_spawn(co_await asio::this_coro::executor, pump_request(relay, conn, ex), asio::detached);
+        asio::co_spawn(co_await asio::this_coro::executor, pump_request(relay, conn, ex),
+                       asio::detached);
     }
     auto outcome = co_await pump_response(relay, conn, ex, t, head.method == "HEAD", label);
-    bool keep = outcome.complete && outcome.keep_alive && head.keep_alive && !conn->upgraded && !conn->in_eof;
+    bool keep = outcome.complete && outcome.keep_alive && head.keep_alive && !conn->upgraded &&
+                !conn->in_eof;
     if (!ex->request_done) {
         // The origin answered before the whole body was sent (or the exchange
         // failed): stop the body pump; this connection cannot carry more.
@@ -625,11 +677,14 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay, std::sh
         ex->abort = true;
         ch.close();
         conn->data_signal.notify();
-        while (!ex->request_done) (void)co_await ex->done_signal.wait(steady::now() + std::chrono::seconds(5));
+        while (!ex->request_done)
+            (void)co_await ex->done_signal.wait(steady::now() + std::chrono::seconds(5));
     }
     t->bytes_to_origin += ex->bytes_up;
-    relay->metrics.bytes.with({t->policy.tenant, "to_origin"}).inc(static_cast<double>(ex->bytes_up + text.size()));
-    relay->metrics.bytes.with({t->policy.tenant, "from_origin"}).inc(static_cast<double>(outcome.bytes));
+    relay->metrics.bytes.with({t->policy.tenant, "to_origin"})
+        .inc(static_cast<double>(ex->bytes_up + text.size()));
+    relay->metrics.bytes.with({t->policy.tenant, "from_origin"})
+        .inc(static_cast<double>(outcome.bytes));
     relay->metrics.breaker_open.with({t->policy.tenant, route->name})
         .set(t->breaker->state() == pool::breaker_state::closed ? 0 : 1);
     if (!keep || !ch.readable().empty()) conn->channel.reset();
@@ -664,13 +719,15 @@ asio::awaitable<void> ws_to_ssh(std::shared_ptr<ws_link<S>> link) {
     std::vector<char> buf(idle_chunk);
     for (;;) {
         error_code ec;
-        std::size_t n = co_await link->ws.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+        std::size_t n = co_await link->ws.async_read_some(
+            asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
         if (ec) {
             spdlog::debug("tunnel WebSocket read ended: {}", ec.message());
             break;
         }
         grow_when_full(buf, n);
-        co_await asio::async_write(link->pair, asio::buffer(buf.data(), n), asio::redirect_error(asio::use_awaitable, ec));
+        co_await asio::async_write(link->pair, asio::buffer(buf.data(), n),
+                                   asio::redirect_error(asio::use_awaitable, ec));
         if (ec) break;
     }
     error_code ignored;
@@ -684,10 +741,12 @@ asio::awaitable<void> ssh_to_ws(std::shared_ptr<ws_link<S>> link) {
     std::vector<char> buf(idle_chunk);
     for (;;) {
         error_code ec;
-        std::size_t n = co_await link->pair.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+        std::size_t n = co_await link->pair.async_read_some(
+            asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
         if (ec) break;
         grow_when_full(buf, n);
-        co_await link->ws.async_write(asio::buffer(buf.data(), n), asio::redirect_error(asio::use_awaitable, ec));
+        co_await link->ws.async_write(asio::buffer(buf.data(), n),
+                                      asio::redirect_error(asio::use_awaitable, ec));
         if (ec) break;
     }
     if (link->ws.is_open()) {
@@ -701,14 +760,16 @@ asio::awaitable<void> ssh_to_ws(std::shared_ptr<ws_link<S>> link) {
 }
 
 template <class S>
-asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay, std::shared_ptr<stream_impl<S>> stream,
-                                 http_head head, tenant_policy policy, std::string peer) {
+asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
+                                 std::shared_ptr<stream_impl<S>> stream, http_head head,
+                                 tenant_policy policy, std::string peer) {
     auto& cfg = relay->config;
     auto ex = co_await asio::this_coro::executor;
 
     int fds[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) != 0) {
-        std::string text = error_response(503, "resource_exhausted", "the relay cannot create a socket pair");
+        std::string text =
+            error_response(503, "resource_exhausted", "the relay cannot create a socket pair");
         error_code ec;
         co_await stream->write(asio::buffer(text), ec);
         stream->close();
@@ -743,13 +804,14 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay, std::shared
             p.remove_prefix(comma + 1);
         }
     }
-    ws.set_option(websocket::stream_base::decorator([tenant, url, domain, offers_ssh](websocket::response_type& res) {
-        res.set(beast::http::field::server, "tunnel-relay");
-        res.set("Tunnel-Tenant", tenant);
-        res.set("Tunnel-Public-Url", url);
-        if (!domain.empty()) res.set("Tunnel-Domain", domain);
-        if (offers_ssh) res.set(beast::http::field::sec_websocket_protocol, "ssh");
-    }));
+    ws.set_option(websocket::stream_base::decorator(
+        [tenant, url, domain, offers_ssh](websocket::response_type& res) {
+            res.set(beast::http::field::server, "tunnel-relay");
+            res.set("Tunnel-Tenant", tenant);
+            res.set("Tunnel-Public-Url", url);
+            if (!domain.empty()) res.set("Tunnel-Domain", domain);
+            if (offers_ssh) res.set(beast::http::field::sec_websocket_protocol, "ssh");
+        }));
 
     beast::http::request<beast::http::empty_body> req;
     req.method_string(head.method);
@@ -759,7 +821,8 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay, std::shared
     error_code ec;
     co_await ws.async_accept(req, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
-        spdlog::info("tunnel attach from {} failed during the WebSocket handshake: {}", peer, ec.message());
+        spdlog::info("tunnel attach from {} failed during the WebSocket handshake: {}", peer,
+                     ec.message());
         ::close(fds[0]);
         stream->close();
         co_return;
@@ -779,7 +842,9 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay, std::shared
     so.user = tenant;
     so.keepalive_interval = cfg.liveness.ping_interval;
     so.keepalive_count_max = std::max<int>(
-        1, static_cast<int>(cfg.liveness.ping_timeout / std::max(cfg.liveness.ping_interval, std::chrono::milliseconds(1))) + 1);
+        1, static_cast<int>(cfg.liveness.ping_timeout /
+                            std::max(cfg.liveness.ping_interval, std::chrono::milliseconds(1))) +
+               1);
     std::weak_ptr<tunnel_entry> weak = t;
     std::weak_ptr<relay_state> weak_relay = relay;
     std::weak_ptr<ws_link<S>> weak_link = link;
@@ -794,8 +859,11 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay, std::shared
             ++r->counters.forwards_refused;
             r->metrics.forwards_refused.with({tt->policy.tenant}).inc();
             d.reason = bound.error().message;
-            spdlog::warn("tunnel {} ({}): publish refused: {}", tt->id, tt->policy.tenant, d.reason);
-            r->audit("publish_refused", {{"tenant", tt->policy.tenant}, {"name", address}, {"reason", d.reason},
+            spdlog::warn("tunnel {} ({}): publish refused: {}", tt->id, tt->policy.tenant,
+                         d.reason);
+            r->audit("publish_refused", {{"tenant", tt->policy.tenant},
+                                         {"name", address},
+                                         {"reason", d.reason},
                                          {"peer", tt->peer}});
             return d;
         }
@@ -825,23 +893,28 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay, std::shared
         if (!tt || !r) return;
         tt->closing = true;
         if (tt->expiry) tt->expiry->cancel();
-        for (const auto& [name, port] : tt->names) r->metrics.breaker_open.with({tt->policy.tenant, name}).set(0);
+        for (const auto& [name, port] : tt->names)
+            r->metrics.breaker_open.with({tt->policy.tenant, name}).set(0);
         if (r->tunnels.count(tt->id)) {
             ++r->counters.detaches;
             r->metrics.detaches.with({}).inc();
             spdlog::info("tunnel {} ({}) detached: {}", tt->id, tt->policy.tenant, why.message);
-            r->audit("detach", {{"tenant", tt->policy.tenant}, {"peer", tt->peer}, {"reason", why.message}});
+            r->audit("detach",
+                     {{"tenant", tt->policy.tenant}, {"peer", tt->peer}, {"reason", why.message}});
         }
         r->remove(tt->id);
         r->metrics.active_tunnels.with({}).set(static_cast<double>(r->tunnels.size()));
     };
 
-    auto session = co_await ssh::server_session::accept(ex, fds[0], relay->identity, so, std::move(handlers));
+    auto session =
+        co_await ssh::server_session::accept(ex, fds[0], relay->identity, so, std::move(handlers));
     if (!session) {
         ++relay->counters.attach_refused;
         relay->metrics.attaches.with({"failed"}).inc();
-        spdlog::info("tunnel attach from {} ({}) failed: {}", peer, tenant, session.error().message);
-        relay->audit("attach_failed", {{"tenant", tenant}, {"peer", peer}, {"reason", session.error().message}});
+        spdlog::info("tunnel attach from {} ({}) failed: {}", peer, tenant,
+                     session.error().message);
+        relay->audit("attach_failed",
+                     {{"tenant", tenant}, {"peer", peer}, {"reason", session.error().message}});
         link->close_code = websocket::close_code::policy_error;
         link->close_reason = session.error().message.substr(0, 120);
         error_code ignored;
@@ -862,15 +935,16 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay, std::shared
     t->close = [weak_link, weak_session](const std::string& reason) {
         if (auto l = weak_link.lock()) {
             l->close_reason = reason;
-            l->close_code = reason.rfind("relay shutting down", 0) == 0 ? websocket::close_code::going_away
-                                                                       : websocket::close_code::policy_error;
+            l->close_code = reason.rfind("relay shutting down", 0) == 0
+                                ? websocket::close_code::going_away
+                                : websocket::close_code::policy_error;
         }
         if (auto s = weak_session.lock()) s->disconnect(reason);
     };
     // The token's expiry closes the tunnel with a reason.
     t->expiry = std::make_unique<asio::steady_timer>(ex);
-    t->expiry->expires_after(std::chrono::duration_cast<steady::duration>(policy.expires -
-                                                                          std::chrono::system_clock::now()));
+    t->expiry->expires_after(std::chrono::duration_cast<steady::duration>(
+        policy.expires - std::chrono::system_clock::now()));
     t->expiry->async_wait([weak, weak_relay](error_code e) {
         if (e) return;
         auto tt = weak.lock();
@@ -882,7 +956,8 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay, std::shared
 }
 
 // Authenticates an attach and hands the stream to run_tunnel.
-asio::awaitable<void> attach(std::shared_ptr<relay_state> relay, std::shared_ptr<public_conn> conn, http_head head) {
+asio::awaitable<void> attach(std::shared_ptr<relay_state> relay, std::shared_ptr<public_conn> conn,
+                             http_head head) {
     const std::string peer = fmt::format("{}:{}", conn->peer_ip, conn->peer_port);
     auto refuse = [&](int status, std::string code, std::string message) {
         ++relay->counters.attach_refused;
@@ -892,31 +967,37 @@ asio::awaitable<void> attach(std::shared_ptr<relay_state> relay, std::shared_ptr
         return error_response(status, code, message);
     };
     if (relay->stopping) {
-        co_await send(*conn, refuse(503, "shutting_down", "the relay is shutting down; attach again in a moment"));
+        co_await send(*conn, refuse(503, "shutting_down",
+                                    "the relay is shutting down; attach again in a moment"));
         conn->close();
         co_return;
     }
     const std::string* auth = head.find("Authorization");
     std::string_view token;
-    if (auth && auth->size() > 7 && iequals(std::string_view(*auth).substr(0, 7), "Bearer ")) token = std::string_view(*auth).substr(7);
+    if (auth && auth->size() > 7 && iequals(std::string_view(*auth).substr(0, 7), "Bearer "))
+        token = std::string_view(*auth).substr(7);
     while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
     if (token.empty()) {
-        co_await send(*conn, refuse(401, "missing_token",
-                                    "the attach request has no 'Authorization: Bearer <JWT>' header: pass "
-                                    "--token-file FILE"));
+        co_await send(*conn,
+                      refuse(401, "missing_token",
+                             "the attach request has no 'Authorization: Bearer <JWT>' header: pass "
+                             "--token-file FILE"));
         conn->close();
         co_return;
     }
     auto policy = relay->verifier.verify(token);
     if (!policy) {
-        co_await send(*conn, refuse(401, std::string(to_string(policy.error().code)), policy.error().message));
+        co_await send(*conn, refuse(401, std::string(to_string(policy.error().code)),
+                                    policy.error().message));
         conn->close();
         co_return;
     }
     if (!head.upgrade) {
-        co_await send(*conn, refuse(426, "upgrade_required",
-                                    "GET /v1/tunnel must be a WebSocket upgrade (use tunnel connect or tunnel "
-                                    "ws-connect)"));
+        co_await send(
+            *conn,
+            refuse(426, "upgrade_required",
+                   "GET /v1/tunnel must be a WebSocket upgrade (use tunnel connect or tunnel "
+                   "ws-connect)"));
         conn->close();
         co_return;
     }
@@ -928,13 +1009,14 @@ asio::awaitable<void> attach(std::shared_ptr<relay_state> relay, std::shared_ptr
 
 // ---------------------------------------------------------------- connections
 
-asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay, std::shared_ptr<public_conn> conn) {
+asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
+                                       std::shared_ptr<public_conn> conn) {
     auto& limits = relay->config.limits;
     auto ex = co_await asio::this_coro::executor;
     bool first = true;
     while (!conn->closed) {
-        auto tracker = http_tracker::for_request(static_cast<std::uint32_t>(limits.max_header_bytes),
-                                                 limits.max_body_bytes);
+        auto tracker = http_tracker::for_request(
+            static_cast<std::uint32_t>(limits.max_header_bytes), limits.max_body_bytes);
         const auto now = steady::now();
         bool started = !conn->buffered().empty();
         auto deadline = now + (first || started ? limits.header_read_timeout : limits.idle_timeout);
@@ -961,8 +1043,9 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay, std::
                                                         limits.max_body_bytes));
                         break;
                     default:
-                        co_await send_error(*conn, 400, "bad_request",
-                                            fmt::format("malformed HTTP request: {}", tracker.problem_detail()));
+                        co_await send_error(
+                            *conn, 400, "bad_request",
+                            fmt::format("malformed HTTP request: {}", tracker.problem_detail()));
                 }
                 co_return;
             }
@@ -1028,10 +1111,12 @@ asio::awaitable<void> serve_socket(std::shared_ptr<relay_state> relay, tcp::sock
             timer.async_wait([s](error_code e) {
                 if (!e) s->cancel();
             });
-            co_await s->next().async_handshake(ssl::stream_base::server, asio::redirect_error(asio::use_awaitable, ec));
+            co_await s->next().async_handshake(ssl::stream_base::server,
+                                               asio::redirect_error(asio::use_awaitable, ec));
             timer.cancel();
             if (ec) {
-                spdlog::debug("TLS handshake with {} failed: {}", peer.address().to_string(), ec.message());
+                spdlog::debug("TLS handshake with {} failed: {}", peer.address().to_string(),
+                              ec.message());
                 s->close();
                 co_return;
             }
@@ -1051,9 +1136,11 @@ asio::awaitable<void> accept_public(std::shared_ptr<relay_state> relay) {
     auto& acceptor = *relay->public_acceptor;
     for (;;) {
         error_code ec;
-        tcp::socket sock = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+        tcp::socket sock =
+            co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
         if (ec) {
-            if (ec == asio::error::operation_aborted || !acceptor.is_open() || relay->stopping) break;
+            if (ec == asio::error::operation_aborted || !acceptor.is_open() || relay->stopping)
+                break;
             spdlog::warn("accept on the public listener failed: {}", ec.message());
             continue;
         }
@@ -1061,7 +1148,8 @@ asio::awaitable<void> accept_public(std::shared_ptr<relay_state> relay) {
     }
 }
 
-core::result<tcp::acceptor> bind_listener(asio::io_context& io, const listen_address& where, const char* what) {
+core::result<tcp::acceptor> bind_listener(asio::io_context& io, const listen_address& where,
+                                          const char* what) {
     error_code ec;
     auto host = where.host.empty() ? std::string("0.0.0.0") : where.host;
     if (host == "localhost") host = "127.0.0.1";
@@ -1076,8 +1164,8 @@ core::result<tcp::acceptor> bind_listener(asio::io_context& io, const listen_add
     if (!ec) acc.bind(ep, ec);
     if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
     if (ec)
-        return core::fail(core::errc::io_error,
-                          fmt::format("cannot listen on {} for the {}: {}", where.to_string(), what, ec.message()));
+        return core::fail(core::errc::io_error, fmt::format("cannot listen on {} for the {}: {}",
+                                                            where.to_string(), what, ec.message()));
     return acc;
 }
 
@@ -1094,16 +1182,20 @@ relay_server::~relay_server() {
     if (state_->admin_acceptor) state_->admin_acceptor->close(ignored);
 }
 
-core::result<std::unique_ptr<relay_server>> relay_server::create(asio::io_context& io, relay_config config) {
+core::result<std::unique_ptr<relay_server>> relay_server::create(asio::io_context& io,
+                                                                 relay_config config) {
     if (auto problems = validate(config); !problems.empty())
-        return core::fail(core::errc::invalid_argument, fmt::format("{}", fmt::join(problems, "\n")));
+        return core::fail(core::errc::invalid_argument,
+                          fmt::format("{}", fmt::join(problems, "\n")));
     auto verifier = token_verifier::load(verifier_options_for(config));
     if (!verifier) return tl::unexpected(verifier.error());
-    auto identity = config.host_key_file.empty() ? ssh::server_identity::ephemeral()
-                                                 : ssh::server_identity::load_or_generate(config.host_key_file);
+    auto identity = config.host_key_file.empty()
+                        ? ssh::server_identity::ephemeral()
+                        : ssh::server_identity::load_or_generate(config.host_key_file);
     if (!identity) return tl::unexpected(identity.error());
 
-    auto state = std::make_shared<relay_state>(io, std::move(config), std::move(*verifier), std::move(*identity));
+    auto state = std::make_shared<relay_state>(io, std::move(config), std::move(*verifier),
+                                               std::move(*identity));
     auto& cfg = state->config;
     if (!cfg.audit_log.empty()) {
         auto log = observe::audit_log::open(cfg.audit_log);
@@ -1114,14 +1206,16 @@ core::result<std::unique_ptr<relay_server>> relay_server::create(asio::io_contex
         try {
             state->tls_context.emplace(ssl::context::tls_server);
             auto& ctx = *state->tls_context;
-            ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-                            ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+            ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                            ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                            ssl::context::no_tlsv1_1);
             ctx.use_certificate_chain_file(cfg.tls->cert_file);
             ctx.use_private_key_file(cfg.tls->key_file, ssl::context::pem);
         } catch (const boost::system::system_error& e) {
-            return core::fail(core::errc::invalid_argument,
-                              fmt::format("cannot load the TLS certificate {} / key {}: {}", cfg.tls->cert_file,
-                                          cfg.tls->key_file, e.code().message()));
+            return core::fail(
+                core::errc::invalid_argument,
+                fmt::format("cannot load the TLS certificate {} / key {}: {}", cfg.tls->cert_file,
+                            cfg.tls->key_file, e.code().message()));
         }
         state->tls = true;
     }
@@ -1147,7 +1241,8 @@ void relay_server::shutdown(std::function<void()> done) {
     st->stopping = true;
     error_code ignored;
     st->public_acceptor->close(ignored);
-    spdlog::info("shutting down: {} requests in flight, {} tunnels", st->in_flight, st->tunnels.size());
+    spdlog::info("shutting down: {} requests in flight, {} tunnels", st->in_flight,
+                 st->tunnels.size());
     st->audit("shutdown", {{"in_flight", std::to_string(st->in_flight)}});
 
     // Runs once: disconnect every tunnel, give the disconnects up to a
@@ -1185,15 +1280,26 @@ void relay_server::shutdown(std::function<void()> done) {
     drain->expires_after(st->config.shutdown.drain_timeout);
     drain->async_wait([drain, finish, st](error_code e) {
         if (e) return;
-        if (st->in_flight > 0) spdlog::warn("drain deadline passed with {} requests in flight", st->in_flight);
+        if (st->in_flight > 0)
+            spdlog::warn("drain deadline passed with {} requests in flight", st->in_flight);
         (*finish)();
     });
 }
 
-std::uint16_t relay_server::public_port() const { return state_->public_port; }
-std::uint16_t relay_server::admin_port() const { return state_->admin_port; }
-const std::string& relay_server::host_key_fingerprint() const { return state_->identity.fingerprint(); }
-const std::string& relay_server::jwt_key_fingerprint() const { return state_->verifier.key_fingerprint(); }
-bool relay_server::tls() const { return state_->tls; }
+std::uint16_t relay_server::public_port() const {
+    return state_->public_port;
+}
+std::uint16_t relay_server::admin_port() const {
+    return state_->admin_port;
+}
+const std::string& relay_server::host_key_fingerprint() const {
+    return state_->identity.fingerprint();
+}
+const std::string& relay_server::jwt_key_fingerprint() const {
+    return state_->verifier.key_fingerprint();
+}
+bool relay_server::tls() const {
+    return state_->tls;
+}
 
 }  // namespace tunnel::relay

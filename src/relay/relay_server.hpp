@@ -25,10 +25,11 @@ namespace tunnel::relay {
 class relay_state;
 
 class relay_server {
-public:
+  public:
     // Loads keys (JWT, host key, TLS) and binds both listeners; nothing is
     // accepted until start().
-    [[nodiscard]] static core::result<std::unique_ptr<relay_server>> create(asio::io_context& io, relay_config config);
+    [[nodiscard]] static core::result<std::unique_ptr<relay_server>> create(asio::io_context& io,
+                                                                            relay_config config);
 
     relay_server(const relay_server&) = delete;
     relay_server& operator=(const relay_server&) = delete;
@@ -48,7 +49,7 @@ public:
     [[nodiscard]] const std::string& jwt_key_fingerprint() const;
     [[nodiscard]] bool tls() const;
 
-private:
+  private:
     explicit relay_server(std::shared_ptr<relay_state> state);
     std::shared_ptr<relay_state> state_;
 };

@@ -70,17 +70,19 @@ struct relay_metrics {
     observe::counter_family& detaches;          // {}
     observe::gauge_family& active_tunnels;      // {}
     observe::counter_family& forwards_refused;  // {tenant}
-    observe::counter_family& requests;          // {tenant, route, status}: status class "2xx".."5xx"
-    observe::counter_family& bytes;             // {tenant, direction}: to_origin, from_origin
-    observe::histogram_family& latency;         // {tenant}: head read -> last response byte, seconds
-    observe::histogram_family& ttfb;            // {tenant}: head read -> first response byte, seconds
-    observe::counter_family& limits_hit;        // {limit}
-    observe::gauge_family& breaker_open;        // {tenant, route}: 1 while a tunnel's breaker is not closed
+    observe::counter_family& requests;    // {tenant, route, status}: status class "2xx".."5xx"
+    observe::counter_family& bytes;       // {tenant, direction}: to_origin, from_origin
+    observe::histogram_family& latency;   // {tenant}: head read -> last response byte, seconds
+    observe::histogram_family& ttfb;      // {tenant}: head read -> first response byte, seconds
+    observe::counter_family& limits_hit;  // {limit}
+    observe::gauge_family&
+        breaker_open;  // {tenant, route}: 1 while a tunnel's breaker is not closed
 };
 
 class relay_state {
-public:
-    relay_state(asio::io_context& io, relay_config config, token_verifier verifier, ssh::server_identity identity);
+  public:
+    relay_state(asio::io_context& io, relay_config config, token_verifier verifier,
+                ssh::server_identity identity);
 
     asio::io_context& io;
     relay_config config;
@@ -94,7 +96,8 @@ public:
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 
     std::map<std::uint64_t, std::shared_ptr<tunnel_entry>> tunnels;
-    std::map<std::pair<std::string, std::string>, std::shared_ptr<tunnel_entry>> routes;  // (tenant, name)
+    std::map<std::pair<std::string, std::string>, std::shared_ptr<tunnel_entry>>
+        routes;  // (tenant, name)
     std::uint64_t next_tunnel_id = 1;
 
     std::optional<asio::ip::tcp::acceptor> public_acceptor;
@@ -102,19 +105,21 @@ public:
     std::optional<asio::ssl::context> tls_context;
 
     bool stopping = false;
-    unsigned in_flight = 0;  // public requests being proxied
+    unsigned in_flight = 0;            // public requests being proxied
     std::function<void()> on_drained;  // set by shutdown: called when in_flight drops to 0
 
     // Route table: a name belongs to at most one tunnel of a tenant.
-    [[nodiscard]] core::result<std::uint32_t> publish(const std::shared_ptr<tunnel_entry>& t, const std::string& name,
-                                                     std::uint32_t port);
+    [[nodiscard]] core::result<std::uint32_t> publish(const std::shared_ptr<tunnel_entry>& t,
+                                                      const std::string& name, std::uint32_t port);
     void unpublish(const tunnel_entry& t, const std::string& name);
     void remove(std::uint64_t id);
-    [[nodiscard]] std::shared_ptr<tunnel_entry> find(const std::string& tenant, const std::string& name) const;
+    [[nodiscard]] std::shared_ptr<tunnel_entry> find(const std::string& tenant,
+                                                     const std::string& name) const;
 
     // Audit events (attach, detach, denial, refusal, admin actions); the
     // hash-chained log when configured.
-    void audit(const std::string& event, const std::vector<std::pair<std::string, std::string>>& fields);
+    void audit(const std::string& event,
+               const std::vector<std::pair<std::string, std::string>>& fields);
 
     // Public base URL for path routing of `tenant`, as told to clients.
     [[nodiscard]] std::string public_url(const std::string& tenant) const;

@@ -52,9 +52,14 @@ core::error status_error(const status_reply& s, std::string_view what) {
 }
 
 client::client(std::shared_ptr<ssh::session> s, ssh::channel ch, client_options options)
-    : session_(std::move(s)), channel_(std::move(ch)), options_(options), destination_(session_->options().destination()) {}
+    : session_(std::move(s)),
+      channel_(std::move(ch)),
+      options_(options),
+      destination_(session_->options().destination()) {}
 
-client::~client() { channel_.close(); }
+client::~client() {
+    channel_.close();
+}
 
 asio::awaitable<core::result<std::unique_ptr<client>>> client::open(std::shared_ptr<ssh::session> s,
                                                                     client_options options) {
@@ -101,21 +106,25 @@ asio::awaitable<core::result<void>> client::handshake() {
     if (ext_.limits) {
         auto id = next_id();
         const auto asked = ssh::clock_type::now();
-        auto r = co_await call(packet_writer(fxp::extended, id).str("limits@openssh.com").finish(), id, "limits");
+        auto r = co_await call(packet_writer(fxp::extended, id).str("limits@openssh.com").finish(),
+                               id, "limits");
         if (!r) co_return tl::unexpected(r.error());
         // The server is running by now: a better round-trip estimate than INIT's.
-        rtt_ = std::chrono::duration_cast<std::chrono::microseconds>(ssh::clock_type::now() - asked);
+        rtt_ =
+            std::chrono::duration_cast<std::chrono::microseconds>(ssh::clock_type::now() - asked);
         if (r->type == fxp::extended_reply) {
             auto l = parse_limits(r->body);
             if (!l) co_return tl::unexpected(l.error());
             std::uint64_t chunk = options_.chunk_size;
             if (l->max_read_length) chunk = std::min(chunk, l->max_read_length);
             if (l->max_write_length) chunk = std::min(chunk, l->max_write_length);
-            if (l->max_packet_length > 1024) chunk = std::min<std::uint64_t>(chunk, l->max_packet_length - 1024);
+            if (l->max_packet_length > 1024)
+                chunk = std::min<std::uint64_t>(chunk, l->max_packet_length - 1024);
             options_.chunk_size = static_cast<std::size_t>(std::max<std::uint64_t>(chunk, 1024));
         }
     }
-    spdlog::debug("sftp on {}: chunk {} bytes, {} in flight", destination_, options_.chunk_size, options_.max_inflight);
+    spdlog::debug("sftp on {}: chunk {} bytes, {} in flight", destination_, options_.chunk_size,
+                  options_.max_inflight);
     co_return core::result<void>{};
 }
 
@@ -136,7 +145,8 @@ asio::awaitable<core::result<void>> client::step(ssh::time_point until) {
     // 1. Send what the window allows.
     while (!outq_.empty()) {
         const auto& front = outq_.front();
-        auto n = channel_.write_some(std::string_view(front.bytes.get() + out_off_, front.size - out_off_));
+        auto n = channel_.write_some(
+            std::string_view(front.bytes.get() + out_off_, front.size - out_off_));
         if (!n) {
             broken_ = true;
             broken_error_ = n.error();
@@ -159,7 +169,8 @@ asio::awaitable<core::result<void>> client::step(ssh::time_point until) {
         auto f = next_frame(std::string_view(in).substr(off));
         if (!f) {
             broken_ = true;
-            broken_error_ = {core::errc::protocol_error, fmt::format("{}: {}", destination_, f.error().message)};
+            broken_error_ = {core::errc::protocol_error,
+                             fmt::format("{}: {}", destination_, f.error().message)};
             co_return tl::unexpected(broken_error_);
         }
         if (!*f) break;
@@ -178,20 +189,23 @@ asio::awaitable<core::result<void>> client::step(ssh::time_point until) {
     if (progressed) co_return core::result<void>{};
     if (channel_.state().closed || channel_.state().eof) {
         broken_ = true;
-        broken_error_ = {core::errc::disconnected, fmt::format("the SFTP server on {} closed the channel", destination_)};
+        broken_error_ = {core::errc::disconnected,
+                         fmt::format("the SFTP server on {} closed the channel", destination_)};
         co_return tl::unexpected(broken_error_);
     }
     // Blocked on the peer's window: another channel's call may process the
     // window adjust (libssh has no callback for it), so look again soon.
     const bool window_blocked = !outq_.empty() && channel_.window() == 0;
-    const auto wake = window_blocked ? std::min(until, ssh::clock_type::now() + std::chrono::milliseconds(20)) : until;
+    const auto wake = window_blocked
+                          ? std::min(until, ssh::clock_type::now() + std::chrono::milliseconds(20))
+                          : until;
     auto w = co_await session_->wait(wake);
     if (!w && w.error().code == core::errc::timeout && wake < until) co_return core::result<void>{};
     if (!w) {
         if (w.error().code == core::errc::timeout)
             co_return core::fail(core::errc::timeout,
-                                 fmt::format("SFTP server on {} did not answer within {} ms", destination_,
-                                             options_.timeout.count()));
+                                 fmt::format("SFTP server on {} did not answer within {} ms",
+                                             destination_, options_.timeout.count()));
         broken_ = true;
         broken_error_ = w.error();
         co_return w;
@@ -219,13 +233,15 @@ asio::awaitable<core::result<client::reply>> client::call(std::string packet, st
 
 core::error client::fail_status(const reply& r, std::string_view what) const {
     if (r.type != fxp::status)
-        return {core::errc::protocol_error, fmt::format("{}: unexpected SFTP reply type {}", what, int(r.type))};
+        return {core::errc::protocol_error,
+                fmt::format("{}: unexpected SFTP reply type {}", what, int(r.type))};
     auto s = parse_status(r.body);
     if (!s) return {core::errc::protocol_error, fmt::format("{}: {}", what, s.error().message)};
     return status_error(*s, what);
 }
 
-asio::awaitable<core::result<void>> client::call_status(std::string packet, std::uint32_t id, std::string what) {
+asio::awaitable<core::result<void>> client::call_status(std::string packet, std::uint32_t id,
+                                                        std::string what) {
     auto r = co_await call(std::move(packet), id, what);
     if (!r) co_return tl::unexpected(r.error());
     if (r->type == fxp::status) {
@@ -235,7 +251,8 @@ asio::awaitable<core::result<void>> client::call_status(std::string packet, std:
     co_return tl::unexpected(fail_status(*r, what));
 }
 
-asio::awaitable<core::result<file_attrs>> client::call_attrs(fxp type, std::string path, std::string what) {
+asio::awaitable<core::result<file_attrs>> client::call_attrs(fxp type, std::string path,
+                                                             std::string what) {
     auto id = next_id();
     auto r = co_await call(packet_writer(type, id).str(path).finish(), id, what);
     if (!r) co_return tl::unexpected(r.error());
@@ -255,14 +272,16 @@ asio::awaitable<core::result<file_attrs>> client::fstat(std::string handle) {
     co_return co_await call_attrs(fxp::fstat, handle, "fstat");
 }
 
-asio::awaitable<core::result<std::string>> client::call_one_name(fxp type, std::string path, std::string what) {
+asio::awaitable<core::result<std::string>> client::call_one_name(fxp type, std::string path,
+                                                                 std::string what) {
     auto id = next_id();
     auto r = co_await call(packet_writer(type, id).str(path).finish(), id, what);
     if (!r) co_return tl::unexpected(r.error());
     if (r->type != fxp::name) co_return tl::unexpected(fail_status(*r, what));
     auto n = parse_name(r->body);
     if (!n) co_return tl::unexpected(n.error());
-    if (n->size() != 1) co_return core::fail(core::errc::protocol_error, what + ": expected one name");
+    if (n->size() != 1)
+        co_return core::fail(core::errc::protocol_error, what + ": expected one name");
     co_return std::move(n->front().filename);
 }
 
@@ -314,7 +333,8 @@ asio::awaitable<core::result<void>> client::mkdir(std::string path, std::uint32_
 
 asio::awaitable<core::result<void>> client::rmdir(std::string path) {
     auto id = next_id();
-    co_return co_await call_status(packet_writer(fxp::rmdir, id).str(path).finish(), id, fmt::format("rmdir {}", path));
+    co_return co_await call_status(packet_writer(fxp::rmdir, id).str(path).finish(), id,
+                                   fmt::format("rmdir {}", path));
 }
 
 asio::awaitable<core::result<void>> client::remove(std::string path) {
@@ -325,34 +345,42 @@ asio::awaitable<core::result<void>> client::remove(std::string path) {
 
 asio::awaitable<core::result<void>> client::setstat(std::string path, file_attrs attrs) {
     auto id = next_id();
-    co_return co_await call_status(packet_writer(fxp::setstat, id).str(path).attrs(attrs).finish(), id,
-                                   fmt::format("setstat {}", path));
+    co_return co_await call_status(packet_writer(fxp::setstat, id).str(path).attrs(attrs).finish(),
+                                   id, fmt::format("setstat {}", path));
 }
 
 asio::awaitable<core::result<void>> client::fsetstat(std::string handle, file_attrs attrs) {
     auto id = next_id();
-    co_return co_await call_status(packet_writer(fxp::fsetstat, id).str(handle).attrs(attrs).finish(), id, "fsetstat");
+    co_return co_await call_status(
+        packet_writer(fxp::fsetstat, id).str(handle).attrs(attrs).finish(), id, "fsetstat");
 }
 
 asio::awaitable<core::result<void>> client::symlink(std::string target, std::string link_path) {
     auto id = next_id();
-    co_return co_await call_status(packet_writer(fxp::symlink, id).str(target).str(link_path).finish(), id,
-                                   fmt::format("symlink {} -> {}", link_path, target));
+    co_return co_await call_status(
+        packet_writer(fxp::symlink, id).str(target).str(link_path).finish(), id,
+        fmt::format("symlink {} -> {}", link_path, target));
 }
 
 asio::awaitable<core::result<void>> client::rename(std::string from, std::string to) {
     auto id = next_id();
     std::string what = fmt::format("rename {} to {}", from, to);
     if (ext_.posix_rename)
-        co_return co_await call_status(
-            packet_writer(fxp::extended, id).str("posix-rename@openssh.com").str(from).str(to).finish(), id, what);
-    auto r = co_await call_status(packet_writer(fxp::rename, id).str(from).str(to).finish(), id, what);
+        co_return co_await call_status(packet_writer(fxp::extended, id)
+                                           .str("posix-rename@openssh.com")
+                                           .str(from)
+                                           .str(to)
+                                           .finish(),
+                                       id, what);
+    auto r =
+        co_await call_status(packet_writer(fxp::rename, id).str(from).str(to).finish(), id, what);
     if (r) co_return r;
     // SFTP v3 rename refuses an existing target: remove it and try again.
     if (auto st = co_await lstat(to); st && !st->is_dir()) {
         if (auto rm = co_await remove(to); !rm) co_return rm;
         id = next_id();
-        co_return co_await call_status(packet_writer(fxp::rename, id).str(from).str(to).finish(), id, what);
+        co_return co_await call_status(packet_writer(fxp::rename, id).str(from).str(to).finish(),
+                                       id, what);
     }
     co_return r;
 }
@@ -370,18 +398,22 @@ asio::awaitable<core::result<void>> client::hardlink(std::string from, std::stri
 asio::awaitable<core::result<fs_stats>> client::statvfs(std::string path) {
     std::string what = fmt::format("statvfs {}", path);
     if (!ext_.statvfs)
-        co_return core::fail(core::errc::invalid_argument, fmt::format("{} does not offer statvfs@openssh.com", destination_));
+        co_return core::fail(core::errc::invalid_argument,
+                             fmt::format("{} does not offer statvfs@openssh.com", destination_));
     auto id = next_id();
-    auto r = co_await call(packet_writer(fxp::extended, id).str("statvfs@openssh.com").str(path).finish(), id, what);
+    auto r = co_await call(
+        packet_writer(fxp::extended, id).str("statvfs@openssh.com").str(path).finish(), id, what);
     if (!r) co_return tl::unexpected(r.error());
     if (r->type != fxp::extended_reply) co_return tl::unexpected(fail_status(*r, what));
     co_return parse_statvfs(r->body);
 }
 
-asio::awaitable<core::result<std::string>> client::open_file(std::string path, std::uint32_t flags, file_attrs attrs) {
+asio::awaitable<core::result<std::string>> client::open_file(std::string path, std::uint32_t flags,
+                                                             file_attrs attrs) {
     auto id = next_id();
     std::string what = fmt::format("open {}", path);
-    auto r = co_await call(packet_writer(fxp::open, id).str(path).u32(flags).attrs(attrs).finish(), id, what);
+    auto r = co_await call(packet_writer(fxp::open, id).str(path).u32(flags).attrs(attrs).finish(),
+                           id, what);
     if (!r) co_return tl::unexpected(r.error());
     if (r->type != fxp::handle) co_return tl::unexpected(fail_status(*r, what));
     co_return parse_handle(r->body);
@@ -395,8 +427,9 @@ asio::awaitable<core::result<void>> client::close(std::string handle) {
 asio::awaitable<core::result<void>> client::fsync(std::string handle) {
     if (!ext_.fsync) co_return core::result<void>{};
     auto id = next_id();
-    co_return co_await call_status(packet_writer(fxp::extended, id).str("fsync@openssh.com").str(handle).finish(), id,
-                                   "fsync");
+    co_return co_await call_status(
+        packet_writer(fxp::extended, id).str("fsync@openssh.com").str(handle).finish(), id,
+        "fsync");
 }
 
 asio::awaitable<core::result<void>> client::upload(int fd, std::string handle, std::uint64_t offset,
@@ -410,10 +443,15 @@ asio::awaitable<core::result<void>> client::upload(int fd, std::string handle, s
     auto until = deadline();
     while (offset < end || !inflight.empty()) {
         while (offset < end && inflight.size() < options_.max_inflight && queued_ < max_queued) {
-            std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(options_.chunk_size, end - offset));
+            std::size_t n = static_cast<std::size_t>(
+                std::min<std::uint64_t>(options_.chunk_size, end - offset));
             auto id = next_id();
             // The header, then the file's bytes read straight into the packet.
-            const std::string head = packet_writer(fxp::write, id).str(handle).u64(offset).u32(static_cast<std::uint32_t>(n)).finish();
+            const std::string head = packet_writer(fxp::write, id)
+                                         .str(handle)
+                                         .u64(offset)
+                                         .u32(static_cast<std::uint32_t>(n))
+                                         .finish();
             const std::size_t header = head.size();
             out_packet packet{std::make_unique_for_overwrite<char[]>(header + n), header + n};
             std::memcpy(packet.bytes.get(), head.data(), header);
@@ -424,12 +462,15 @@ asio::awaitable<core::result<void>> client::upload(int fd, std::string handle, s
             packet.bytes[3] = static_cast<char>(total);
             std::size_t got = 0;
             while (got < n) {
-                ssize_t r = ::pread(fd, packet.bytes.get() + header + got, n - got, static_cast<off_t>(offset + got));
+                ssize_t r = ::pread(fd, packet.bytes.get() + header + got, n - got,
+                                    static_cast<off_t>(offset + got));
                 if (r < 0 && errno == EINTR) continue;
                 if (r < 0)
-                    co_return core::fail(core::errc::io_error, fmt::format("local read failed: {}", std::strerror(errno)));
+                    co_return core::fail(core::errc::io_error, fmt::format("local read failed: {}",
+                                                                           std::strerror(errno)));
                 if (r == 0)
-                    co_return core::fail(core::errc::io_error, "the source file shrank while it was being copied");
+                    co_return core::fail(core::errc::io_error,
+                                         "the source file shrank while it was being copied");
                 got += static_cast<std::size_t>(r);
             }
             send(std::move(packet));
@@ -443,9 +484,11 @@ asio::awaitable<core::result<void>> client::upload(int fd, std::string handle, s
                 ++it;
                 continue;
             }
-            auto st = r->second.type == fxp::status ? parse_status(r->second.body) : core::result<status_reply>{};
+            auto st = r->second.type == fxp::status ? parse_status(r->second.body)
+                                                    : core::result<status_reply>{};
             if (r->second.type != fxp::status || !st || st->code != status_code::ok) {
-                auto e = fail_status(r->second, fmt::format("write at offset {}", it->second.offset));
+                auto e =
+                    fail_status(r->second, fmt::format("write at offset {}", it->second.offset));
                 replies_.erase(r);
                 co_return tl::unexpected(e);
             }
@@ -466,11 +509,11 @@ asio::awaitable<core::result<std::uint64_t>> client::read_pipelined(
         std::uint64_t offset;
         std::size_t len;
     };
-    std::deque<pending> inflight;  // issue order
+    std::deque<pending> inflight;               // issue order
     std::map<std::uint64_t, std::string> held;  // out-of-order data (in_order only)
-    std::uint64_t next = offset;           // next offset to request
-    std::uint64_t end = offset + length;   // lowered when the server reports EOF
-    std::uint64_t delivered = offset;      // in_order: next offset to hand out
+    std::uint64_t next = offset;                // next offset to request
+    std::uint64_t end = offset + length;        // lowered when the server reports EOF
+    std::uint64_t delivered = offset;           // in_order: next offset to hand out
     std::uint64_t total = 0;
     std::deque<std::pair<std::uint64_t, std::size_t>> gaps;  // short reads to ask again
     auto until = deadline();
@@ -481,14 +524,16 @@ asio::awaitable<core::result<std::uint64_t>> client::read_pipelined(
     } reset{this};
     if (!in_order) {
         data_sink_ = [&](std::uint32_t id, std::string_view body) -> bool {
-            auto it = std::find_if(inflight.begin(), inflight.end(), [id](const pending& q) { return q.id == id; });
+            auto it = std::find_if(inflight.begin(), inflight.end(),
+                                   [id](const pending& q) { return q.id == id; });
             if (it == inflight.end()) return false;
             auto data = parse_data(body);
             if (!data || data->size() > it->len) return false;  // the general path reports it
             const pending p = *it;
             inflight.erase(it);
             until = deadline();
-            if (data->size() < p.len) gaps.emplace_back(p.offset + data->size(), p.len - data->size());
+            if (data->size() < p.len)
+                gaps.emplace_back(p.offset + data->size(), p.len - data->size());
             total += data->size();
             if (!sink_error)
                 if (auto w = on_data(p.offset, *data); !w) sink_error = w.error();
@@ -505,11 +550,16 @@ asio::awaitable<core::result<std::uint64_t>> client::read_pipelined(
                 if (off >= end) continue;
             } else {
                 off = next;
-                n = static_cast<std::size_t>(std::min<std::uint64_t>(options_.chunk_size, end - next));
+                n = static_cast<std::size_t>(
+                    std::min<std::uint64_t>(options_.chunk_size, end - next));
                 next += n;
             }
             auto id = next_id();
-            send(packet_writer(fxp::read, id).str(handle).u64(off).u32(static_cast<std::uint32_t>(n)).finish());
+            send(packet_writer(fxp::read, id)
+                     .str(handle)
+                     .u64(off)
+                     .u32(static_cast<std::uint32_t>(n))
+                     .finish());
             inflight.push_back({id, off, n});
         }
         if (inflight.empty()) break;
@@ -532,15 +582,18 @@ asio::awaitable<core::result<std::uint64_t>> client::read_pipelined(
                     end = std::min(end, p.offset);  // the file is shorter than fstat said
                     continue;
                 }
-                co_return tl::unexpected(fail_status(rep, fmt::format("read at offset {}", p.offset)));
+                co_return tl::unexpected(
+                    fail_status(rep, fmt::format("read at offset {}", p.offset)));
             }
             if (rep.type != fxp::data) co_return tl::unexpected(fail_status(rep, "read"));
             auto data = parse_data(rep.body);
             if (!data) co_return tl::unexpected(data.error());
             if (data->size() > p.len)
                 co_return core::fail(core::errc::protocol_error,
-                                     fmt::format("{} sent {} bytes for a {}-byte read", destination_, data->size(), p.len));
-            if (data->size() < p.len) gaps.emplace_back(p.offset + data->size(), p.len - data->size());
+                                     fmt::format("{} sent {} bytes for a {}-byte read",
+                                                 destination_, data->size(), p.len));
+            if (data->size() < p.len)
+                gaps.emplace_back(p.offset + data->size(), p.len - data->size());
             total += data->size();
             if (!in_order) {
                 if (auto w = on_data(p.offset, *data); !w) co_return tl::unexpected(w.error());
@@ -550,22 +603,26 @@ asio::awaitable<core::result<std::uint64_t>> client::read_pipelined(
         }
         while (in_order && !held.empty() && held.begin()->first == delivered) {
             auto node = held.extract(held.begin());
-            if (auto w = on_data(node.key(), node.mapped()); !w) co_return tl::unexpected(w.error());
+            if (auto w = on_data(node.key(), node.mapped()); !w)
+                co_return tl::unexpected(w.error());
             delivered += node.mapped().size();
         }
     }
     if (in_order && !held.empty())
-        co_return core::fail(core::errc::protocol_error, fmt::format("{} left a gap in a file read", destination_));
+        co_return core::fail(core::errc::protocol_error,
+                             fmt::format("{} left a gap in a file read", destination_));
     co_return total;
 }
 
-asio::awaitable<core::result<std::uint64_t>> client::download(std::string handle, int fd, std::uint64_t offset,
-                                                              std::uint64_t length, progress_fn progress,
-                                                              bool sparse) {
+asio::awaitable<core::result<std::uint64_t>> client::download(std::string handle, int fd,
+                                                              std::uint64_t offset,
+                                                              std::uint64_t length,
+                                                              progress_fn progress, bool sparse) {
     co_return co_await read_pipelined(
         std::move(handle), offset, length,
         [&](std::uint64_t off, std::string_view data) -> core::result<void> {
-            bool zeros = sparse && std::all_of(data.begin(), data.end(), [](char ch) { return ch == 0; });
+            bool zeros =
+                sparse && std::all_of(data.begin(), data.end(), [](char ch) { return ch == 0; });
             if (!zeros)
                 if (auto w = write_all_at(fd, data, off); !w) return w;
             if (progress) progress(data.size());
@@ -574,9 +631,9 @@ asio::awaitable<core::result<std::uint64_t>> client::download(std::string handle
         false);
 }
 
-asio::awaitable<core::result<std::uint64_t>> client::read_stream(std::string handle, std::uint64_t offset,
-                                                                 std::uint64_t length,
-                                                                 std::function<void(std::string_view)> sink) {
+asio::awaitable<core::result<std::uint64_t>> client::read_stream(
+    std::string handle, std::uint64_t offset, std::uint64_t length,
+    std::function<void(std::string_view)> sink) {
     co_return co_await read_pipelined(
         std::move(handle), offset, length,
         [&](std::uint64_t, std::string_view data) -> core::result<void> {

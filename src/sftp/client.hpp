@@ -10,8 +10,8 @@
 #pragma once
 
 #include <chrono>
-#include <deque>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -29,7 +29,8 @@ namespace tunnel::sftp {
 
 struct client_options {
     std::size_t max_inflight = 64;
-    std::size_t chunk_size = 255 * 1024;  // lowered to the server's limits@openssh.com; never above 256 KiB
+    std::size_t chunk_size =
+        255 * 1024;  // lowered to the server's limits@openssh.com; never above 256 KiB
     // A request (or, in bulk transfers, progress) must arrive within this.
     std::chrono::milliseconds timeout{60'000};
 };
@@ -48,9 +49,9 @@ struct extensions {
 using progress_fn = std::function<void(std::uint64_t)>;
 
 class client {
-public:
-    static asio::awaitable<core::result<std::unique_ptr<client>>> open(std::shared_ptr<ssh::session> s,
-                                                                       client_options options = {});
+  public:
+    static asio::awaitable<core::result<std::unique_ptr<client>>> open(
+        std::shared_ptr<ssh::session> s, client_options options = {});
     client(const client&) = delete;
     client& operator=(const client&) = delete;
     ~client();
@@ -59,7 +60,8 @@ public:
     asio::awaitable<core::result<file_attrs>> lstat(std::string path);
     asio::awaitable<core::result<std::string>> realpath(std::string path);
     asio::awaitable<core::result<std::string>> readlink(std::string path);
-    asio::awaitable<core::result<std::vector<name_entry>>> list(std::string path);  // without . and ..
+    asio::awaitable<core::result<std::vector<name_entry>>> list(
+        std::string path);  // without . and ..
     asio::awaitable<core::result<void>> mkdir(std::string path, std::uint32_t mode);
     asio::awaitable<core::result<void>> rmdir(std::string path);
     asio::awaitable<core::result<void>> remove(std::string path);
@@ -72,7 +74,8 @@ public:
     asio::awaitable<core::result<void>> hardlink(std::string from, std::string to);
     asio::awaitable<core::result<fs_stats>> statvfs(std::string path);
 
-    asio::awaitable<core::result<std::string>> open_file(std::string path, std::uint32_t flags, file_attrs attrs = {});
+    asio::awaitable<core::result<std::string>> open_file(std::string path, std::uint32_t flags,
+                                                         file_attrs attrs = {});
     asio::awaitable<core::result<void>> close(std::string handle);
     asio::awaitable<core::result<file_attrs>> fstat(std::string handle);
     asio::awaitable<core::result<void>> fsetstat(std::string handle, file_attrs attrs);
@@ -86,13 +89,15 @@ public:
     // same offsets. Returns the bytes read: fewer when the file ended early.
     // `sparse`: chunks of zeros are not written (the caller sets the final
     // size with ftruncate), so holes stay holes.
-    asio::awaitable<core::result<std::uint64_t>> download(std::string handle, int fd, std::uint64_t offset,
-                                                          std::uint64_t length, progress_fn progress = {},
+    asio::awaitable<core::result<std::uint64_t>> download(std::string handle, int fd,
+                                                          std::uint64_t offset,
+                                                          std::uint64_t length,
+                                                          progress_fn progress = {},
                                                           bool sparse = false);
     // Feeds [offset, offset+length) of the remote handle to `sink` in order.
-    asio::awaitable<core::result<std::uint64_t>> read_stream(std::string handle, std::uint64_t offset,
-                                                             std::uint64_t length,
-                                                             std::function<void(std::string_view)> sink);
+    asio::awaitable<core::result<std::uint64_t>> read_stream(
+        std::string handle, std::uint64_t offset, std::uint64_t length,
+        std::function<void(std::string_view)> sink);
 
     [[nodiscard]] const extensions& ext() const noexcept { return ext_; }
     // Round-trip time of the SFTP handshake: a hint for how far windows limit us.
@@ -101,7 +106,7 @@ public:
     [[nodiscard]] const std::string& destination() const noexcept { return destination_; }
     [[nodiscard]] const std::shared_ptr<ssh::session>& session() const noexcept { return session_; }
 
-private:
+  private:
     struct reply {
         fxp type{};
         std::string body;
@@ -114,15 +119,22 @@ private:
     void send(std::string packet);
     // Moves bytes both ways once; waits for the socket only when nothing moved.
     asio::awaitable<core::result<void>> step(ssh::time_point deadline);
-    asio::awaitable<core::result<reply>> call(std::string packet, std::uint32_t id, std::string_view what);
-    asio::awaitable<core::result<void>> call_status(std::string packet, std::uint32_t id, std::string what);
-    asio::awaitable<core::result<file_attrs>> call_attrs(fxp type, std::string path, std::string what);
+    asio::awaitable<core::result<reply>> call(std::string packet, std::uint32_t id,
+                                              std::string_view what);
+    asio::awaitable<core::result<void>> call_status(std::string packet, std::uint32_t id,
+                                                    std::string what);
+    asio::awaitable<core::result<file_attrs>> call_attrs(fxp type, std::string path,
+                                                         std::string what);
     // A request on `path` whose answer is exactly one name (realpath, readlink).
-    asio::awaitable<core::result<std::string>> call_one_name(fxp type, std::string path, std::string what);
+    asio::awaitable<core::result<std::string>> call_one_name(fxp type, std::string path,
+                                                             std::string what);
     asio::awaitable<core::result<std::uint64_t>> read_pipelined(
         std::string handle, std::uint64_t offset, std::uint64_t length,
-        std::function<core::result<void>(std::uint64_t offset, std::string_view data)> on_data, bool in_order);
-    [[nodiscard]] ssh::time_point deadline() const { return ssh::clock_type::now() + options_.timeout; }
+        std::function<core::result<void>(std::uint64_t offset, std::string_view data)> on_data,
+        bool in_order);
+    [[nodiscard]] ssh::time_point deadline() const {
+        return ssh::clock_type::now() + options_.timeout;
+    }
     core::error fail_status(const reply& r, std::string_view what) const;
 
     std::shared_ptr<ssh::session> session_;

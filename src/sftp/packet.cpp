@@ -86,7 +86,8 @@ core::result<std::uint8_t> packet_reader::u8() {
 core::result<std::uint32_t> packet_reader::u32() {
     if (rest_.size() < 4) return malformed("truncated uint32");
     auto b = reinterpret_cast<const unsigned char*>(rest_.data());
-    std::uint32_t v = (std::uint32_t{b[0]} << 24) | (std::uint32_t{b[1]} << 16) | (std::uint32_t{b[2]} << 8) | b[3];
+    std::uint32_t v = (std::uint32_t{b[0]} << 24) | (std::uint32_t{b[1]} << 16) |
+                      (std::uint32_t{b[2]} << 8) | b[3];
     rest_.remove_prefix(4);
     return v;
 }
@@ -155,7 +156,8 @@ core::result<std::optional<frame>> next_frame(std::string_view buf, std::uint32_
     packet_reader r(buf);
     std::uint32_t len = *r.u32();
     if (len < 5) return malformed(fmt::format("packet length {} is too short", len));
-    if (len > limit) return malformed(fmt::format("packet length {} exceeds the limit of {}", len, limit));
+    if (len > limit)
+        return malformed(fmt::format("packet length {} exceeds the limit of {}", len, limit));
     if (buf.size() - 4 < len) return std::optional<frame>{};
     packet_reader body(buf.substr(4, len));
     frame f;
@@ -211,7 +213,8 @@ core::result<std::vector<name_entry>> parse_name(std::string_view body) {
     packet_reader r(body);
     auto count = r.u32();
     if (!count) return tl::unexpected(count.error());
-    if (*count > r.remaining() / min_name_entry) return malformed("name count larger than the packet");
+    if (*count > r.remaining() / min_name_entry)
+        return malformed("name count larger than the packet");
     std::vector<name_entry> out;
     out.reserve(*count);
     for (std::uint32_t i = 0; i < *count; ++i) {
@@ -234,8 +237,8 @@ core::result<file_attrs> parse_attrs(std::string_view body) {
 core::result<fs_stats> parse_statvfs(std::string_view body) {
     packet_reader r(body);
     fs_stats s;
-    for (auto* field : {&s.bsize, &s.frsize, &s.blocks, &s.bfree, &s.bavail, &s.files, &s.ffree, &s.favail, &s.fsid,
-                        &s.flag, &s.namemax}) {
+    for (auto* field : {&s.bsize, &s.frsize, &s.blocks, &s.bfree, &s.bavail, &s.files, &s.ffree,
+                        &s.favail, &s.fsid, &s.flag, &s.namemax}) {
         auto v = r.u64();
         if (!v) return tl::unexpected(v.error());
         *field = *v;
@@ -246,7 +249,8 @@ core::result<fs_stats> parse_statvfs(std::string_view body) {
 core::result<server_limits> parse_limits(std::string_view body) {
     packet_reader r(body);
     server_limits l;
-    for (auto* field : {&l.max_packet_length, &l.max_read_length, &l.max_write_length, &l.max_open_handles}) {
+    for (auto* field :
+         {&l.max_packet_length, &l.max_read_length, &l.max_write_length, &l.max_open_handles}) {
         auto v = r.u64();
         if (!v) return tl::unexpected(v.error());
         *field = *v;
@@ -256,15 +260,24 @@ core::result<server_limits> parse_limits(std::string_view body) {
 
 std::string_view to_string(status_code code) noexcept {
     switch (code) {
-        case status_code::ok: return "ok";
-        case status_code::eof: return "end of file";
-        case status_code::no_such_file: return "no such file or directory";
-        case status_code::permission_denied: return "permission denied";
-        case status_code::failure: return "failure";
-        case status_code::bad_message: return "bad message";
-        case status_code::no_connection: return "no connection";
-        case status_code::connection_lost: return "connection lost";
-        case status_code::op_unsupported: return "operation unsupported";
+        case status_code::ok:
+            return "ok";
+        case status_code::eof:
+            return "end of file";
+        case status_code::no_such_file:
+            return "no such file or directory";
+        case status_code::permission_denied:
+            return "permission denied";
+        case status_code::failure:
+            return "failure";
+        case status_code::bad_message:
+            return "bad message";
+        case status_code::no_connection:
+            return "no connection";
+        case status_code::connection_lost:
+            return "connection lost";
+        case status_code::op_unsupported:
+            return "operation unsupported";
     }
     return "unknown status";
 }

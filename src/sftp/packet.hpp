@@ -86,9 +86,15 @@ struct file_attrs {
     std::optional<std::uint32_t> permissions;  // includes S_IFMT type bits from servers
     std::optional<std::uint32_t> atime, mtime;
 
-    [[nodiscard]] bool is_dir() const noexcept { return permissions && (*permissions & 0170000) == 0040000; }
-    [[nodiscard]] bool is_reg() const noexcept { return permissions && (*permissions & 0170000) == 0100000; }
-    [[nodiscard]] bool is_link() const noexcept { return permissions && (*permissions & 0170000) == 0120000; }
+    [[nodiscard]] bool is_dir() const noexcept {
+        return permissions && (*permissions & 0170000) == 0040000;
+    }
+    [[nodiscard]] bool is_reg() const noexcept {
+        return permissions && (*permissions & 0170000) == 0100000;
+    }
+    [[nodiscard]] bool is_link() const noexcept {
+        return permissions && (*permissions & 0170000) == 0120000;
+    }
 };
 
 struct name_entry {
@@ -106,12 +112,15 @@ struct status_reply {
 struct fs_stats {
     std::uint64_t bsize = 0, frsize = 0, blocks = 0, bfree = 0, bavail = 0;
     std::uint64_t files = 0, ffree = 0, favail = 0, fsid = 0, flag = 0, namemax = 0;
-    [[nodiscard]] std::uint64_t available_bytes() const noexcept { return bavail * (frsize ? frsize : bsize); }
+    [[nodiscard]] std::uint64_t available_bytes() const noexcept {
+        return bavail * (frsize ? frsize : bsize);
+    }
 };
 
 // limits@openssh.com reply.
 struct server_limits {
-    std::uint64_t max_packet_length = 0, max_read_length = 0, max_write_length = 0, max_open_handles = 0;
+    std::uint64_t max_packet_length = 0, max_read_length = 0, max_write_length = 0,
+                  max_open_handles = 0;
 };
 
 struct version_reply {
@@ -121,7 +130,7 @@ struct version_reply {
 
 // Builds one request: the 4-byte length is filled in by finish().
 class packet_writer {
-public:
+  public:
     packet_writer(fxp type, std::uint32_t id);
     // SSH_FXP_INIT carries a version where other packets carry an id.
     static packet_writer init(std::uint32_t version);
@@ -135,14 +144,14 @@ public:
     // The complete packet, length prefix included.
     [[nodiscard]] std::string finish();
 
-private:
+  private:
     packet_writer() = default;
     std::string buf_;
 };
 
 // Bounds-checked reader over one packet body.
 class packet_reader {
-public:
+  public:
     explicit packet_reader(std::string_view body) noexcept : rest_(body) {}
     [[nodiscard]] core::result<std::uint8_t> u8();
     [[nodiscard]] core::result<std::uint32_t> u32();
@@ -151,7 +160,7 @@ public:
     [[nodiscard]] core::result<file_attrs> attrs();
     [[nodiscard]] std::size_t remaining() const noexcept { return rest_.size(); }
 
-private:
+  private:
     std::string_view rest_;
 };
 
@@ -165,7 +174,8 @@ struct frame {
 
 // Splits the next packet off `buf`: nullopt when more bytes are needed, an
 // error when the length is zero or above `limit`.
-[[nodiscard]] core::result<std::optional<frame>> next_frame(std::string_view buf, std::uint32_t limit = max_packet);
+[[nodiscard]] core::result<std::optional<frame>> next_frame(std::string_view buf,
+                                                            std::uint32_t limit = max_packet);
 
 // Body decoders (the body as in frame::body).
 [[nodiscard]] core::result<version_reply> parse_version(std::string_view body);

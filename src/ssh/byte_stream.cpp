@@ -12,7 +12,8 @@ namespace tunnel::ssh {
 core::result<std::pair<int, int>> open_socketpair() {
     int fds[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) != 0)
-        return core::fail(core::errc::resource_exhausted, fmt::format("socketpair failed: {}", std::strerror(errno)));
+        return core::fail(core::errc::resource_exhausted,
+                          fmt::format("socketpair failed: {}", std::strerror(errno)));
     // Bulk paths move megabytes at a time (ARCHITECTURE §4): big socket buffers.
     const int size = 1 << 20;
     for (int fd : fds) {

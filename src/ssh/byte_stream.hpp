@@ -15,7 +15,7 @@ namespace tunnel::ssh {
 // Keeps the transport behind a socketpair moving; stop() cuts it (the
 // session's end then reads EOF). Owned by the session that uses it.
 class stream_pump {
-public:
+  public:
     virtual ~stream_pump() = default;
     virtual void stop() = 0;
 };

@@ -39,8 +39,8 @@ void on_exit_status(ssh_session, ssh_channel, int status, void* user) {
     static_cast<channel_state*>(user)->exit_status = status;
 }
 
-void on_exit_signal(ssh_session, ssh_channel, const char* signal, int core, const char*, const char*,
-                    void* user) {
+void on_exit_signal(ssh_session, ssh_channel, const char* signal, int core, const char*,
+                    const char*, void* user) {
     auto& st = *static_cast<channel_state*>(user);
     st.exit_signal = signal ? signal : "";
     st.core_dumped = core != 0;
@@ -75,12 +75,13 @@ asio::awaitable<core::result<channel>> channel::open_session(std::shared_ptr<ses
     if (!ch) co_return core::fail(core::errc::resource_exhausted, "cannot allocate an SSH channel");
     ssh_channel raw = ch.get();
     channel c(s, std::move(ch));  // callbacks set before opening (ARCHITECTURE §5)
-    auto rc = co_await s->drive([raw] { return ssh_channel_open_session(raw); }, SSH_AGAIN, deadline);
+    auto rc =
+        co_await s->drive([raw] { return ssh_channel_open_session(raw); }, SSH_AGAIN, deadline);
     if (!rc) co_return tl::unexpected(rc.error());
     if (*rc != SSH_OK)
         co_return core::fail(core::errc::channel_failed,
-                             fmt::format("{} refused a session channel: {}", s->options().destination(),
-                                         s->last_error()));
+                             fmt::format("{} refused a session channel: {}",
+                                         s->options().destination(), s->last_error()));
     co_return c;
 }
 
@@ -92,8 +93,8 @@ asio::awaitable<core::result<channel>> channel::open_direct_tcpip(std::shared_pt
     ssh_channel raw = ch.get();
     channel c(s, std::move(ch));
     auto rc = co_await s->drive(
-        [&] { return ssh_channel_open_forward(raw, host.c_str(), port, "127.0.0.1", 0); }, SSH_AGAIN,
-        deadline);
+        [&] { return ssh_channel_open_forward(raw, host.c_str(), port, "127.0.0.1", 0); },
+        SSH_AGAIN, deadline);
     if (!rc) co_return tl::unexpected(rc.error());
     if (*rc != SSH_OK)
         co_return core::fail(core::errc::channel_failed,
@@ -120,10 +121,12 @@ asio::awaitable<core::result<channel>> channel::open_direct_streamlocal(std::sha
     co_return c;
 }
 
-std::optional<channel> channel::accept_forwarded(std::shared_ptr<session> s, int& destination_port) {
+std::optional<channel> channel::accept_forwarded(std::shared_ptr<session> s,
+                                                 int& destination_port) {
     destination_port = 0;
     const auto before = s->activity();
-    ssh_channel raw = ssh_channel_open_forward_port(s->native(), 0, &destination_port, nullptr, nullptr);
+    ssh_channel raw =
+        ssh_channel_open_forward_port(s->native(), 0, &destination_port, nullptr, nullptr);
     if (s->activity() != before) s->notify();  // its packet loop may have fed other channels
     if (!raw) return std::nullopt;
     // Bytes that arrived before the callbacks were set wait in libssh's
@@ -136,9 +139,10 @@ asio::awaitable<core::result<void>> channel::request(const char* what, auto step
     auto rc = co_await session_->drive(step, SSH_AGAIN, deadline);
     if (!rc) co_return tl::unexpected(rc.error());
     if (*rc != SSH_OK)
-        co_return core::fail(core::errc::channel_failed,
-                             fmt::format("{} refused the {} request: {}", session_->options().destination(),
-                                         what, session_->last_error()));
+        co_return core::fail(
+            core::errc::channel_failed,
+            fmt::format("{} refused the {} request: {}", session_->options().destination(), what,
+                        session_->last_error()));
     co_return core::result<void>{};
 }
 
@@ -146,16 +150,19 @@ asio::awaitable<core::result<void>> channel::request_pty(std::string term, int c
                                                          time_point deadline) {
     ssh_channel raw = channel_.get();
     co_return co_await request(
-        "pty", [&] { return ssh_channel_request_pty_size(raw, term.c_str(), cols, rows); }, deadline);
+        "pty", [&] { return ssh_channel_request_pty_size(raw, term.c_str(), cols, rows); },
+        deadline);
 }
 
-asio::awaitable<core::result<void>> channel::request_exec(std::string command, time_point deadline) {
+asio::awaitable<core::result<void>> channel::request_exec(std::string command,
+                                                          time_point deadline) {
     ssh_channel raw = channel_.get();
     co_return co_await request(
         "exec", [&] { return ssh_channel_request_exec(raw, command.c_str()); }, deadline);
 }
 
-asio::awaitable<core::result<void>> channel::request_subsystem(std::string name, time_point deadline) {
+asio::awaitable<core::result<void>> channel::request_subsystem(std::string name,
+                                                               time_point deadline) {
     ssh_channel raw = channel_.get();
     co_return co_await request(
         "subsystem", [&] { return ssh_channel_request_subsystem(raw, name.c_str()); }, deadline);
@@ -174,7 +181,9 @@ core::result<std::size_t> channel::write_some(std::string_view data) {
     return static_cast<std::size_t>(rc);
 }
 
-std::size_t channel::window() const noexcept { return ssh_channel_window_size(channel_.get()); }
+std::size_t channel::window() const noexcept {
+    return ssh_channel_window_size(channel_.get());
+}
 
 void channel::send_eof() {
     if (ssh_channel_is_open(channel_.get())) ssh_channel_send_eof(channel_.get());
@@ -205,7 +214,8 @@ void channel::drain_reads() {
         if (dst.size() < state_->buffer_cap) {
             std::string& scratch = state_->scratch;
             scratch.resize(std::min(state_->read_chunk, state_->buffer_cap - dst.size()));
-            int n = ssh_channel_read_timeout(channel_.get(), scratch.data(), static_cast<uint32_t>(scratch.size()), 0, 0);
+            int n = ssh_channel_read_timeout(channel_.get(), scratch.data(),
+                                             static_cast<uint32_t>(scratch.size()), 0, 0);
             if (n > 0) dst.append(scratch.data(), static_cast<std::size_t>(n));
         }
     }
@@ -213,9 +223,10 @@ void channel::drain_reads() {
     for (int is_stderr = 0; is_stderr < 2; ++is_stderr) {
         std::string& dst = is_stderr ? state_->err : state_->out;
         while (dst.size() < state_->buffer_cap) {
-            int n = ssh_channel_read_nonblocking(channel_.get(), buf,
-                                                 static_cast<uint32_t>(std::min(sizeof buf, state_->buffer_cap - dst.size())),
-                                                 is_stderr);
+            int n = ssh_channel_read_nonblocking(
+                channel_.get(), buf,
+                static_cast<uint32_t>(std::min(sizeof buf, state_->buffer_cap - dst.size())),
+                is_stderr);
             if (n <= 0) break;
             dst.append(buf, static_cast<std::size_t>(n));
             state_->taken += static_cast<std::size_t>(n);

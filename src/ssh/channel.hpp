@@ -30,13 +30,13 @@ struct channel_state {
     // also grows libssh's receive window to this size (ARCHITECTURE §4: bulk
     // paths read in >= 4 MiB calls); it does so once `taken` reaches half of it.
     std::size_t read_chunk = 64 * 1024;
-    std::size_t taken = 0;  // bytes consumed since drain() last grew the window
-    std::string scratch;    // drain()'s buffer for large reads, kept between calls
+    std::size_t taken = 0;     // bytes consumed since drain() last grew the window
+    std::string scratch;       // drain()'s buffer for large reads, kept between calls
     session* owner = nullptr;  // told about every callback (session::note_activity)
 };
 
 class channel {
-public:
+  public:
     static asio::awaitable<core::result<channel>> open_session(std::shared_ptr<session> s,
                                                                time_point deadline);
     static asio::awaitable<core::result<channel>> open_direct_tcpip(std::shared_ptr<session> s,
@@ -44,9 +44,8 @@ public:
                                                                     time_point deadline);
 
     // direct-streamlocal@openssh.com: a Unix socket on the server.
-    static asio::awaitable<core::result<channel>> open_direct_streamlocal(std::shared_ptr<session> s,
-                                                                          std::string path,
-                                                                          time_point deadline);
+    static asio::awaitable<core::result<channel>> open_direct_streamlocal(
+        std::shared_ptr<session> s, std::string path, time_point deadline);
     // A forwarded-tcpip channel the server opened for a reverse forward
     // (ssh_channel_listen_forward), if one is queued; never waits.
     // `destination_port` is the server port the connection arrived on.
@@ -76,9 +75,11 @@ public:
 
     [[nodiscard]] channel_state& state() noexcept { return *state_; }
     [[nodiscard]] session& owner() noexcept { return *session_; }
-    [[nodiscard]] bool finished() const noexcept { return state_->closed || (state_->eof && state_->exit_status.has_value()); }
+    [[nodiscard]] bool finished() const noexcept {
+        return state_->closed || (state_->eof && state_->exit_status.has_value());
+    }
 
-private:
+  private:
     channel(std::shared_ptr<session> s, channel_handle ch);
     void drain_reads();
     asio::awaitable<core::result<void>> request(const char* what, auto step, time_point deadline);

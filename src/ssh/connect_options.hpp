@@ -29,7 +29,7 @@ struct connect_options {
     bool use_agent = true;
     std::optional<std::string> identity_agent;  // socket path; default SSH_AUTH_SOCK
     std::vector<std::string> identity_files;    // tried in order
-    bool skip_missing_identities = true;        // defaults may be absent; -i files are checked by the CLI
+    bool skip_missing_identities = true;  // defaults may be absent; -i files are checked by the CLI
     bool pubkey_authentication = true;
     bool password_authentication = true;
     bool batch_mode = false;  // never prompt
@@ -39,8 +39,9 @@ struct connect_options {
     host_key_policy host_keys = host_key_policy::strict;
     std::vector<std::string> user_known_hosts_files;
     std::vector<std::string> global_known_hosts_files;
-    std::optional<std::string> host_key_alias;  // name looked up in known_hosts instead of host:port
-    bool hash_known_hosts = false;              // hash the name when accept-new records a key
+    std::optional<std::string>
+        host_key_alias;             // name looked up in known_hosts instead of host:port
+    bool hash_known_hosts = false;  // hash the name when accept-new records a key
     // "SHA256:..." : accept only the key with this fingerprint (known_hosts is not consulted).
     std::optional<std::string> host_key_fingerprint;
 

@@ -17,18 +17,24 @@ constexpr int max_jump_depth = 8;
 
 host_key_policy to_policy(strict_host_key_checking s) {
     switch (s) {
-        case strict_host_key_checking::yes: return host_key_policy::strict;
-        case strict_host_key_checking::accept_new: return host_key_policy::accept_new;
-        case strict_host_key_checking::no: return host_key_policy::accept_any;
+        case strict_host_key_checking::yes:
+            return host_key_policy::strict;
+        case strict_host_key_checking::accept_new:
+            return host_key_policy::accept_new;
+        case strict_host_key_checking::no:
+            return host_key_policy::accept_any;
     }
     return host_key_policy::strict;
 }
 
 core::result<connect_options> from_config(const ssh_config& config, const target& t,
-                                          const std::vector<std::string>& explicit_keys, int depth) {
+                                          const std::vector<std::string>& explicit_keys,
+                                          int depth) {
     if (depth > max_jump_depth)
-        return core::fail(core::errc::invalid_argument,
-                          fmt::format("ProxyJump chain deeper than {} hops: check for a loop in ssh_config", max_jump_depth));
+        return core::fail(
+            core::errc::invalid_argument,
+            fmt::format("ProxyJump chain deeper than {} hops: check for a loop in ssh_config",
+                        max_jump_depth));
     auto hc = config.resolve(t.host, t.user, t.port);
     if (!hc) return tl::unexpected(hc.error());
 
@@ -38,7 +44,8 @@ core::result<connect_options> from_config(const ssh_config& config, const target
     o.user = hc->user;
     o.identity_files = explicit_keys;  // -i first, then IdentityFile, as ssh does
     for (const auto& f : hc->identity_files)
-        if (std::find(o.identity_files.begin(), o.identity_files.end(), f) == o.identity_files.end())
+        if (std::find(o.identity_files.begin(), o.identity_files.end(), f) ==
+            o.identity_files.end())
             o.identity_files.push_back(f);
     o.skip_missing_identities = true;  // -i files were checked up front; config ones may be stale
     o.use_agent = !hc->identities_only;
@@ -66,8 +73,9 @@ core::result<connect_options> from_config(const ssh_config& config, const target
     o.host_key_algorithms = hc->host_key_algorithms;
     o.compression = hc->compression;
     if (hc->proxy_command)
-        return core::fail(core::errc::invalid_argument,
-                          fmt::format("{}: ProxyCommand is not supported yet; use ProxyJump instead", t.host));
+        return core::fail(
+            core::errc::invalid_argument,
+            fmt::format("{}: ProxyCommand is not supported yet; use ProxyJump instead", t.host));
     // Each hop is resolved through the same config (its own HostName, User, keys...).
     for (const auto& hop : hc->proxy_jump) {
         auto j = from_config(config, hop, explicit_keys, depth + 1);
@@ -99,8 +107,9 @@ resolve_context process_resolve_context() {
 }
 
 core::result<ssh_config> load_ssh_config(const client_flags& flags, const resolve_context& ctx) {
-    core::result<ssh_config> cfg = flags.config_file ? ssh_config::load_file(*flags.config_file, ctx)
-                                                     : ssh_config::load_default(ctx);
+    core::result<ssh_config> cfg = flags.config_file
+                                       ? ssh_config::load_file(*flags.config_file, ctx)
+                                       : ssh_config::load_default(ctx);
     if (!cfg) return cfg;
     for (const auto& o : flags.options)
         if (auto r = cfg->add_override(o); !r) return tl::unexpected(r.error());
@@ -110,26 +119,31 @@ core::result<ssh_config> load_ssh_config(const client_flags& flags, const resolv
 core::result<void> check_identity_file(const std::string& path) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0)
-        return core::fail(core::errc::not_found,
-                          fmt::format("identity file {}: {}: give the path of a private key with -i",
-                                      path, std::strerror(errno)));
+        return core::fail(
+            core::errc::not_found,
+            fmt::format("identity file {}: {}: give the path of a private key with -i", path,
+                        std::strerror(errno)));
     if (!S_ISREG(st.st_mode))
-        return core::fail(core::errc::invalid_argument, fmt::format("identity file {} is not a regular file", path));
+        return core::fail(core::errc::invalid_argument,
+                          fmt::format("identity file {} is not a regular file", path));
     if (st.st_mode & 077)
-        return core::fail(core::errc::permission_denied,
-                          fmt::format("permissions {:04o} for identity file {} are too open: the key must not be "
-                                      "readable by others; run chmod 600 {}",
-                                      st.st_mode & 07777, path, path));
+        return core::fail(
+            core::errc::permission_denied,
+            fmt::format("permissions {:04o} for identity file {} are too open: the key must not be "
+                        "readable by others; run chmod 600 {}",
+                        st.st_mode & 07777, path, path));
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return core::fail(core::errc::permission_denied,
-                          fmt::format("cannot read identity file {}: {}", path, std::strerror(errno)));
+        return core::fail(
+            core::errc::permission_denied,
+            fmt::format("cannot read identity file {}: {}", path, std::strerror(errno)));
     ::close(fd);
     return {};
 }
 
-core::result<connect_options> resolve_destination(const ssh_config& config, std::string_view target_text,
-                                                   const client_flags& flags) {
+core::result<connect_options> resolve_destination(const ssh_config& config,
+                                                  std::string_view target_text,
+                                                  const client_flags& flags) {
     auto t = parse_target(target_text);
     if (!t) return tl::unexpected(t.error());
     // -l and -p give way to user@ and :port in the target, as with ssh.

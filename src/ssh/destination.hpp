@@ -13,23 +13,25 @@
 namespace tunnel::ssh {
 
 struct client_flags {
-    std::optional<std::string> user;            // -l
-    std::optional<uint16_t> port;               // -p
-    std::vector<std::string> identity_files;    // -i / --private-key, in order
-    std::optional<std::string> config_file;     // -F (replaces ~/.ssh/config and the system file)
-    std::vector<std::string> options;           // -o Key=Value
+    std::optional<std::string> user;          // -l
+    std::optional<uint16_t> port;             // -p
+    std::vector<std::string> identity_files;  // -i / --private-key, in order
+    std::optional<std::string> config_file;   // -F (replaces ~/.ssh/config and the system file)
+    std::vector<std::string> options;         // -o Key=Value
 };
 
 // The resolve context of this process: $HOME (or the passwd entry), the login name, the host name.
 [[nodiscard]] resolve_context process_resolve_context();
 
 // Loads ssh_config per `flags` (-F, else ~/.ssh/config then /etc/ssh/ssh_config) with -o applied.
-[[nodiscard]] core::result<ssh_config> load_ssh_config(const client_flags& flags, const resolve_context& ctx);
+[[nodiscard]] core::result<ssh_config> load_ssh_config(const client_flags& flags,
+                                                       const resolve_context& ctx);
 
 // Resolves TARGET ([user@]host[:port] or an ssh_config alias) into options
 // ready for session::connect. Explicit -i files are checked here: missing,
 // unreadable or group/world-accessible keys are refused before anything is sent.
-[[nodiscard]] core::result<connect_options> resolve_destination(const ssh_config& config, std::string_view target_text,
+[[nodiscard]] core::result<connect_options> resolve_destination(const ssh_config& config,
+                                                                std::string_view target_text,
                                                                 const client_flags& flags);
 
 // An explicit identity file must exist, be readable and be private (0600-like).

@@ -14,7 +14,8 @@ namespace {
 
 std::vector<std::string> all_files(const connect_options& opts) {
     std::vector<std::string> files = opts.user_known_hosts_files;
-    files.insert(files.end(), opts.global_known_hosts_files.begin(), opts.global_known_hosts_files.end());
+    files.insert(files.end(), opts.global_known_hosts_files.begin(),
+                 opts.global_known_hosts_files.end());
     return files;
 }
 
@@ -29,7 +30,8 @@ std::string key_label(ssh_key key) {
 
 // Default libssh 0.10 host-key algorithm preference (same set as OpenSSH 9.2 minus certificates).
 constexpr std::string_view default_algorithms =
-    "ssh-ed25519,ecdsa-sha2-nistp521,ecdsa-sha2-nistp384,ecdsa-sha2-nistp256,rsa-sha2-512,rsa-sha2-256";
+    "ssh-ed25519,ecdsa-sha2-nistp521,ecdsa-sha2-nistp384,ecdsa-sha2-nistp256,rsa-sha2-512,rsa-sha2-"
+    "256";
 
 // The name and port known_hosts is searched for: HostKeyAlias (port 22 form) or the real host:port.
 std::pair<std::string, uint16_t> lookup_name(const connect_options& opts) {
@@ -42,7 +44,8 @@ std::pair<std::string, uint16_t> lookup_name(const connect_options& opts) {
 std::string fingerprint(ssh_key key) {
     unsigned char* raw = nullptr;
     size_t len = 0;
-    if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &raw, &len) != SSH_OK) return "SHA256:?";
+    if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &raw, &len) != SSH_OK)
+        return "SHA256:?";
     hash_handle hash(raw);
     ssh_string_handle text(ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash.get(), len));
     return text ? std::string(text.get()) : std::string("SHA256:?");
@@ -87,7 +90,8 @@ std::string fingerprint_at(const known_hosts_location& where) {
     if (!first.empty() && first.front() == '@') fields >> first;  // marker, then host patterns
     fields >> type >> b64;
     ssh_key raw = nullptr;
-    if (b64.empty() || ssh_pki_import_pubkey_base64(b64.c_str(), ssh_key_type_from_name(type.c_str()), &raw) != SSH_OK)
+    if (b64.empty() || ssh_pki_import_pubkey_base64(
+                           b64.c_str(), ssh_key_type_from_name(type.c_str()), &raw) != SSH_OK)
         return "SHA256:?";
     key_handle key(raw);
     return fingerprint(key.get());
@@ -108,11 +112,13 @@ core::result<std::string> check_host_key(const connect_options& opts, ssh_key se
 
     if (opts.host_key_fingerprint) {
         if (*opts.host_key_fingerprint == fp) return fp;
-        return core::fail(core::errc::host_key_changed,
-                          fmt::format("HOST KEY MISMATCH for {}: the server offers {}, but {} was pinned (someone may "
-                                      "be intercepting the connection). If the server's key really changed, check "
-                                      "the new fingerprint with its owner and pin that one",
-                                      name, label, *opts.host_key_fingerprint));
+        return core::fail(
+            core::errc::host_key_changed,
+            fmt::format(
+                "HOST KEY MISMATCH for {}: the server offers {}, but {} was pinned (someone may "
+                "be intercepting the connection). If the server's key really changed, check "
+                "the new fingerprint with its owner and pin that one",
+                name, label, *opts.host_key_fingerprint));
     }
     if (opts.host_keys == host_key_policy::accept_any) {
         spdlog::warn("not checking the host key of {} ({}): StrictHostKeyChecking=no", name, label);
@@ -120,45 +126,55 @@ core::result<std::string> check_host_key(const connect_options& opts, ssh_key se
     }
 
     auto kh = known_hosts::load(all_files(opts));
-    for (const auto& s : kh.skipped()) spdlog::debug("{}:{}: ignored known_hosts line: {}", s.path, s.line, s.reason);
+    for (const auto& s : kh.skipped())
+        spdlog::debug("{}:{}: ignored known_hosts line: {}", s.path, s.line, s.reason);
     auto c = kh.check(host, port, type, b64.get());
-    const std::string user_file = opts.user_known_hosts_files.empty() ? "~/.ssh/known_hosts"
-                                                                       : opts.user_known_hosts_files.front();
+    const std::string user_file = opts.user_known_hosts_files.empty()
+                                      ? "~/.ssh/known_hosts"
+                                      : opts.user_known_hosts_files.front();
     switch (c.status) {
         case host_key_status::match:
             return fp;
         case host_key_status::revoked:
-            return core::fail(core::errc::host_key_changed,
-                              fmt::format("the host key of {} ({}) is marked @revoked in {}:{}: refusing to connect",
-                                          name, label, c.where ? c.where->path : user_file,
-                                          c.where ? c.where->line : 0));
+            return core::fail(
+                core::errc::host_key_changed,
+                fmt::format(
+                    "the host key of {} ({}) is marked @revoked in {}:{}: refusing to connect",
+                    name, label, c.where ? c.where->path : user_file, c.where ? c.where->line : 0));
         case host_key_status::changed:
             return core::fail(
                 core::errc::host_key_changed,
-                fmt::format("HOST KEY CHANGED for {}: the server now offers {}, but {}:{} records {} "
-                            "(someone may be intercepting the connection). If the change is expected, remove the "
-                            "old entry with: ssh-keygen -R '{}' -f {}",
-                            name, label, c.where->path, c.where->line, fingerprint_at(*c.where), name,
-                            c.where->path));
+                fmt::format(
+                    "HOST KEY CHANGED for {}: the server now offers {}, but {}:{} records {} "
+                    "(someone may be intercepting the connection). If the change is expected, "
+                    "remove the "
+                    "old entry with: ssh-keygen -R '{}' -f {}",
+                    name, label, c.where->path, c.where->line, fingerprint_at(*c.where), name,
+                    c.where->path));
         case host_key_status::unknown:
             break;
     }
     if (opts.host_keys == host_key_policy::accept_new) {
-        if (auto a = known_hosts::append(user_file, host, port, type, b64.get(), opts.hash_known_hosts); !a)
-            return core::fail(a.error().code,
-                              fmt::format("cannot record the host key of {}: {}", name, a.error().message));
+        if (auto a =
+                known_hosts::append(user_file, host, port, type, b64.get(), opts.hash_known_hosts);
+            !a)
+            return core::fail(a.error().code, fmt::format("cannot record the host key of {}: {}",
+                                                          name, a.error().message));
         spdlog::warn("permanently added {} ({}) to {}", name, label, user_file);
         return fp;
     }
     std::string other;
     if (!c.other_key_types.empty())
-        other = fmt::format(" ({} has a key of another type ({}) on record: the server may have changed its keys)",
-                            name, fmt::join(c.other_key_types, ", "));
-    return core::fail(core::errc::host_key_unknown,
-                      fmt::format("host key of {} is not known ({}){}: check the fingerprint with the host's owner, "
-                                  "then add it with `ssh-keyscan -p {} {} >> {}` or connect once with "
-                                  "-o StrictHostKeyChecking=accept-new",
-                                  name, label, other, opts.port, opts.host, user_file));
+        other = fmt::format(
+            " ({} has a key of another type ({}) on record: the server may have changed its keys)",
+            name, fmt::join(c.other_key_types, ", "));
+    return core::fail(
+        core::errc::host_key_unknown,
+        fmt::format(
+            "host key of {} is not known ({}){}: check the fingerprint with the host's owner, "
+            "then add it with `ssh-keyscan -p {} {} >> {}` or connect once with "
+            "-o StrictHostKeyChecking=accept-new",
+            name, label, other, opts.port, opts.host, user_file));
 }
 
 }  // namespace tunnel::ssh

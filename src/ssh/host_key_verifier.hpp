@@ -14,7 +14,8 @@ namespace tunnel::ssh {
 // host_key_unknown / host_key_changed errors name the fingerprint and the file
 // (and line) to fix. With accept-new an unknown key is appended to the first
 // user known_hosts file.
-[[nodiscard]] core::result<std::string> check_host_key(const connect_options& opts, ssh_key server_key);
+[[nodiscard]] core::result<std::string> check_host_key(const connect_options& opts,
+                                                       ssh_key server_key);
 
 // Host-key algorithms ordered so that types already known for this host come
 // first (as OpenSSH does): otherwise a server with several keys could offer

@@ -26,8 +26,10 @@ asio::awaitable<core::result<std::pair<std::shared_ptr<jump_bridge>, int>>> jump
     asio::local::stream_protocol::socket ours(jump->executor());
     ours.assign(asio::local::stream_protocol(), fds->first);
     auto bridge = std::make_shared<jump_bridge>(std::move(*ch), std::move(ours));
-    asio::co_spawn(jump->executor(), [b = bridge]() { return b->channel_to_socket(); }, asio::detached);
-    asio::co_spawn(jump->executor(), [b = bridge]() { return b->socket_to_channel(); }, asio::detached);
+    asio::co_spawn(
+        jump->executor(), [b = bridge]() { return b->channel_to_socket(); }, asio::detached);
+    asio::co_spawn(
+        jump->executor(), [b = bridge]() { return b->socket_to_channel(); }, asio::detached);
     co_return std::pair{bridge, fds->second};
 }
 
@@ -54,7 +56,8 @@ asio::awaitable<void> jump_bridge::channel_to_socket() {
         }
         if (st.eof) break;
         if (auto w = co_await channel_.owner().wait(forever); !w) {
-            spdlog::debug("jump host {}: {}", channel_.owner().options().destination(), w.error().message);
+            spdlog::debug("jump host {}: {}", channel_.owner().options().destination(),
+                          w.error().message);
             break;
         }
     }
@@ -67,8 +70,8 @@ asio::awaitable<void> jump_bridge::socket_to_channel() {
     std::array<char, 64 * 1024> buf;
     while (!stopped_) {
         boost::system::error_code ec;
-        std::size_t n = co_await socket_.async_read_some(asio::buffer(buf),
-                                                         asio::redirect_error(asio::use_awaitable, ec));
+        std::size_t n = co_await socket_.async_read_some(
+            asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
         if (ec) break;
         std::string_view pending(buf.data(), n);
         while (!pending.empty() && !stopped_) {

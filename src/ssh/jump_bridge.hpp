@@ -15,7 +15,7 @@
 namespace tunnel::ssh {
 
 class jump_bridge : public stream_pump, public std::enable_shared_from_this<jump_bridge> {
-public:
+  public:
     // Opens the channel to host:port through `jump`; returns the bridge and the
     // fd to hand to the inner session (owned by the caller).
     static asio::awaitable<core::result<std::pair<std::shared_ptr<jump_bridge>, int>>> open(
@@ -25,7 +25,7 @@ public:
 
     jump_bridge(channel ch, asio::local::stream_protocol::socket socket);
 
-private:
+  private:
     asio::awaitable<void> channel_to_socket();
     asio::awaitable<void> socket_to_channel();
 

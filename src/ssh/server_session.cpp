@@ -24,31 +24,36 @@ core::result<server_identity> server_identity::load_or_generate(const std::strin
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) {
         if (errno != ENOENT)
-            return core::fail(core::errc::io_error,
-                              fmt::format("cannot read host key {}: {}", path, std::strerror(errno)));
+            return core::fail(core::errc::io_error, fmt::format("cannot read host key {}: {}", path,
+                                                                std::strerror(errno)));
         if (ssh_pki_generate(SSH_KEYTYPE_ED25519, 0, &raw) != SSH_OK)
             return core::fail(core::errc::io_error, "cannot generate an ed25519 host key");
         key_handle fresh(raw);
         char* text = nullptr;
-        if (ssh_pki_export_privkey_base64(fresh.get(), nullptr, nullptr, nullptr, &text) != SSH_OK || !text)
+        if (ssh_pki_export_privkey_base64(fresh.get(), nullptr, nullptr, nullptr, &text) !=
+                SSH_OK ||
+            !text)
             return core::fail(core::errc::io_error, "cannot encode the generated host key");
         std::string pem(text);
         ssh_string_free_char(text);
         int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd < 0)
-            return core::fail(core::errc::io_error, fmt::format("cannot create host key {}: {} (is its directory "
-                                                                "writable?)",
-                                                                path, std::strerror(errno)));
+            return core::fail(core::errc::io_error,
+                              fmt::format("cannot create host key {}: {} (is its directory "
+                                          "writable?)",
+                                          path, std::strerror(errno)));
         bool ok = ::write(fd, pem.data(), pem.size()) == static_cast<ssize_t>(pem.size());
         ok = (::close(fd) == 0) && ok;
-        if (!ok) return core::fail(core::errc::io_error, fmt::format("cannot write host key {}", path));
+        if (!ok)
+            return core::fail(core::errc::io_error, fmt::format("cannot write host key {}", path));
         spdlog::info("generated a new ed25519 host key in {}", path);
         raw = fresh.release();
     } else {
         if ((st.st_mode & 077) != 0)
-            return core::fail(core::errc::permission_denied,
-                              fmt::format("host key {} is readable by others (mode {:o}): run chmod 600 {}", path,
-                                          st.st_mode & 0777, path));
+            return core::fail(
+                core::errc::permission_denied,
+                fmt::format("host key {} is readable by others (mode {:o}): run chmod 600 {}", path,
+                            st.st_mode & 0777, path));
         if (ssh_pki_import_privkey_file(path.c_str(), nullptr, nullptr, nullptr, &raw) != SSH_OK)
             return core::fail(core::errc::invalid_argument,
                               fmt::format("{} is not an unencrypted OpenSSH private key", path));
@@ -71,7 +76,8 @@ core::result<server_identity> server_identity::from_key(key_handle key, const st
     ssh_bind_options_set(bind.get(), SSH_BIND_OPTIONS_PROCESS_CONFIG, &off);
     // The bind takes ownership of the key.
     if (ssh_bind_options_set(bind.get(), SSH_BIND_OPTIONS_IMPORT_KEY, key.get()) != SSH_OK)
-        return core::fail(core::errc::invalid_argument, fmt::format("libssh refused the host key {}", what));
+        return core::fail(core::errc::invalid_argument,
+                          fmt::format("libssh refused the host key {}", what));
     (void)key.release();
     return server_identity(std::move(bind), std::move(fp));
 }
@@ -123,8 +129,8 @@ void on_channel_close(ssh_session, ssh_channel, void* user) {
 
 // ---------------------------------------------------------------- session
 
-server_session::server_session(asio::any_io_executor executor, server_options options, server_handlers handlers,
-                               session_handle s, int fd)
+server_session::server_session(asio::any_io_executor executor, server_options options,
+                               server_handlers handlers, session_handle s, int fd)
     : options_(std::move(options)),
       handlers_(std::move(handlers)),
       session_(std::move(s)),
@@ -165,7 +171,8 @@ asio::awaitable<core::result<std::shared_ptr<server_session>>> server_session::a
     if (ssh_bind_accept_fd(identity.native(), s.get(), fd) != SSH_OK) {
         std::string why = ssh_get_error(identity.native());
         ::close(fd);
-        co_return core::fail(core::errc::protocol_error, fmt::format("cannot start the SSH server: {}", why));
+        co_return core::fail(core::errc::protocol_error,
+                             fmt::format("cannot start the SSH server: {}", why));
     }
     ssh_set_blocking(s.get(), 0);
     ssh_set_auth_methods(s.get(), SSH_AUTH_METHOD_NONE);
@@ -183,8 +190,9 @@ asio::awaitable<core::result<std::shared_ptr<server_session>>> server_session::a
     self->arm();
     while (!self->authenticated_) {
         if (self->closed_)
-            co_return core::fail(core::errc::auth_failed,
-                                 fmt::format("SSH client left before authenticating: {}", self->last_error()));
+            co_return core::fail(
+                core::errc::auth_failed,
+                fmt::format("SSH client left before authenticating: {}", self->last_error()));
         bool woke = co_await self->auth_signal_->wait(deadline);
         if (!woke && !self->authenticated_) {
             self->disconnect("authentication timed out");
@@ -200,7 +208,8 @@ asio::awaitable<core::result<void>> server_session::handshake(steady::time_point
         int rc = ssh_handle_key_exchange(session_.get());
         if (rc == SSH_OK) co_return core::result<void>{};
         if (rc != SSH_AGAIN)
-            co_return core::fail(core::errc::protocol_error, fmt::format("SSH key exchange failed: {}", last_error()));
+            co_return core::fail(core::errc::protocol_error,
+                                 fmt::format("SSH key exchange failed: {}", last_error()));
         const bool want_write = (ssh_get_poll_flags(session_.get()) & SSH_WRITE_PENDING) != 0;
         asio::steady_timer timer(fd_.get_executor());
         timer.expires_at(deadline);
@@ -215,7 +224,8 @@ asio::awaitable<core::result<void>> server_session::handshake(steady::time_point
         if (steady::now() >= deadline)
             co_return core::fail(core::errc::timeout, "SSH key exchange timed out");
         if (ec && ec != asio::error::operation_aborted)
-            co_return core::fail(core::errc::disconnected, fmt::format("SSH key exchange: {}", ec.message()));
+            co_return core::fail(core::errc::disconnected,
+                                 fmt::format("SSH key exchange: {}", ec.message()));
     }
 }
 
@@ -234,8 +244,8 @@ int server_session::handle_message(ssh_message msg) {
             authenticated_ = true;
             return 0;
         }
-        spdlog::info("SSH auth refused: user {:?} method {} (expected user {:?}, method none)", user ? user : "",
-                     subtype, options_.user);
+        spdlog::info("SSH auth refused: user {:?} method {} (expected user {:?}, method none)",
+                     user ? user : "", subtype, options_.user);
         ssh_message_auth_set_methods(msg, SSH_AUTH_METHOD_NONE);
         return 1;
     }
@@ -244,7 +254,8 @@ int server_session::handle_message(ssh_message msg) {
             const char* addr = ssh_message_global_request_address(msg);
             const int port = ssh_message_global_request_port(msg);
             forward_decision d;
-            if (handlers_.on_forward) d = handlers_.on_forward(addr ? addr : "", static_cast<std::uint32_t>(port));
+            if (handlers_.on_forward)
+                d = handlers_.on_forward(addr ? addr : "", static_cast<std::uint32_t>(port));
             if (!d.accepted) return 1;
             ssh_message_global_request_reply_success(msg, static_cast<uint16_t>(d.bound_port));
             return 0;
@@ -252,7 +263,8 @@ int server_session::handle_message(ssh_message msg) {
         if (subtype == SSH_GLOBAL_REQUEST_CANCEL_TCPIP_FORWARD) {
             const char* addr = ssh_message_global_request_address(msg);
             const int port = ssh_message_global_request_port(msg);
-            if (handlers_.on_cancel) handlers_.on_cancel(addr ? addr : "", static_cast<std::uint32_t>(port));
+            if (handlers_.on_cancel)
+                handlers_.on_cancel(addr ? addr : "", static_cast<std::uint32_t>(port));
             ssh_message_global_request_reply_success(msg, 0);
             return 0;
         }
@@ -265,22 +277,25 @@ void server_session::arm() {
     std::weak_ptr<server_session> weak = weak_from_this();
     if (!read_armed_) {
         read_armed_ = true;
-        fd_.async_wait(asio::posix::descriptor_base::wait_read, [weak](boost::system::error_code ec) {
-            if (auto self = weak.lock()) {
-                self->read_armed_ = false;
-                self->on_ready(ec, true);
-            }
-        });
+        fd_.async_wait(asio::posix::descriptor_base::wait_read,
+                       [weak](boost::system::error_code ec) {
+                           if (auto self = weak.lock()) {
+                               self->read_armed_ = false;
+                               self->on_ready(ec, true);
+                           }
+                       });
     }
-    const bool want_write = session_ && (ssh_get_poll_flags(session_.get()) & SSH_WRITE_PENDING) != 0;
+    const bool want_write =
+        session_ && (ssh_get_poll_flags(session_.get()) & SSH_WRITE_PENDING) != 0;
     if (want_write && !write_armed_) {
         write_armed_ = true;
-        fd_.async_wait(asio::posix::descriptor_base::wait_write, [weak](boost::system::error_code ec) {
-            if (auto self = weak.lock()) {
-                self->write_armed_ = false;
-                self->on_ready(ec, false);
-            }
-        });
+        fd_.async_wait(asio::posix::descriptor_base::wait_write,
+                       [weak](boost::system::error_code ec) {
+                           if (auto self = weak.lock()) {
+                               self->write_armed_ = false;
+                               self->on_ready(ec, false);
+                           }
+                       });
     }
 }
 
@@ -339,8 +354,10 @@ void server_session::wake_channels(bool packet_loop_ran) {
 
 void server_session::check_closed() {
     if (closed_ || !session_) return;
-    if ((ssh_get_status(session_.get()) & (SSH_CLOSED | SSH_CLOSED_ERROR)) || !ssh_is_connected(session_.get()))
-        finish({core::errc::disconnected, fmt::format("SSH client disconnected: {}", last_error())});
+    if ((ssh_get_status(session_.get()) & (SSH_CLOSED | SSH_CLOSED_ERROR)) ||
+        !ssh_is_connected(session_.get()))
+        finish(
+            {core::errc::disconnected, fmt::format("SSH client disconnected: {}", last_error())});
 }
 
 void server_session::finish(core::error why) {
@@ -405,29 +422,37 @@ void server_session::schedule_keepalive() {
     });
 }
 
-void server_session::attach(channel_state* st) { channels_.push_back(st); }
+void server_session::attach(channel_state* st) {
+    channels_.push_back(st);
+}
 
-void server_session::detach(channel_state* st) { std::erase(channels_, st); }
+void server_session::detach(channel_state* st) {
+    std::erase(channels_, st);
+}
 
 asio::awaitable<core::result<std::unique_ptr<server_channel>>> server_session::open_forwarded(
     std::string address, std::uint32_t port, std::string origin_ip, std::uint32_t origin_port,
     steady::time_point deadline) {
-    if (closed_) co_return core::fail(core::errc::disconnected, "the tunnel's SSH session is closed");
+    if (closed_)
+        co_return core::fail(core::errc::disconnected, "the tunnel's SSH session is closed");
     channel_handle raw(ssh_channel_new(session_.get()));
-    if (!raw) co_return core::fail(core::errc::resource_exhausted, "cannot allocate an SSH channel");
+    if (!raw)
+        co_return core::fail(core::errc::resource_exhausted, "cannot allocate an SSH channel");
     std::unique_ptr<server_channel> ch(new server_channel(shared_from_this(), std::move(raw)));
     ssh_channel c = ch->channel_.get();
     for (;;) {
-        int rc = ssh_channel_open_reverse_forward(c, address.c_str(), static_cast<int>(port), origin_ip.c_str(),
-                                                  static_cast<int>(origin_port));
+        int rc = ssh_channel_open_reverse_forward(c, address.c_str(), static_cast<int>(port),
+                                                  origin_ip.c_str(), static_cast<int>(origin_port));
         after_call();
         if (rc == SSH_OK) co_return ch;
         if (rc != SSH_AGAIN || closed_)
             co_return core::fail(core::errc::channel_failed,
-                                 fmt::format("the tunnel client refused a connection to {}:{}: {}", address, port,
-                                             last_error()));
+                                 fmt::format("the tunnel client refused a connection to {}:{}: {}",
+                                             address, port, last_error()));
         bool woke = co_await ch->state_->signal.wait(deadline);
-        if (!woke) co_return core::fail(core::errc::timeout, "the tunnel client did not open the channel in time");
+        if (!woke)
+            co_return core::fail(core::errc::timeout,
+                                 "the tunnel client did not open the channel in time");
     }
 }
 
@@ -487,17 +512,22 @@ void server_channel::drain() {
     if (session_->closed() || !channel_) return;
     char buf[64 * 1024];
     while (st.buffered() < st.cap) {
-        int n = ssh_channel_read_nonblocking(channel_.get(), buf,
-                                             static_cast<uint32_t>(std::min(sizeof buf, st.cap - st.buffered())), 0);
+        int n = ssh_channel_read_nonblocking(
+            channel_.get(), buf,
+            static_cast<uint32_t>(std::min(sizeof buf, st.cap - st.buffered())), 0);
         if (n <= 0) break;
         st.in.append(buf, static_cast<std::size_t>(n));
     }
     session_->after_call();
 }
 
-bool server_channel::eof() const noexcept { return state_->eof && state_->buffered() == 0; }
+bool server_channel::eof() const noexcept {
+    return state_->eof && state_->buffered() == 0;
+}
 
-bool server_channel::closed() const noexcept { return state_->closed || session_->closed(); }
+bool server_channel::closed() const noexcept {
+    return state_->closed || session_->closed();
+}
 
 core::result<std::size_t> server_channel::write_some(std::string_view data) {
     if (closed()) return core::fail(core::errc::disconnected, "the tunnel channel is closed");

@@ -36,7 +36,7 @@ namespace tunnel::ssh {
 // The relay's persistent host key (ed25519) and the libssh bind that hands
 // it to every accepted session.
 class server_identity {
-public:
+  public:
     // Loads the OpenSSH private key at `path`, or generates an ed25519 key
     // there (mode 0600) when the file does not exist.
     [[nodiscard]] static core::result<server_identity> load_or_generate(const std::string& path);
@@ -47,7 +47,7 @@ public:
     [[nodiscard]] const std::string& fingerprint() const noexcept { return fingerprint_; }
     [[nodiscard]] ssh_bind native() const noexcept { return bind_.get(); }
 
-private:
+  private:
     struct bind_deleter {
         void operator()(ssh_bind b) const noexcept { ssh_bind_free(b); }
     };
@@ -61,7 +61,7 @@ private:
 
 struct server_options {
     std::string user;  // the only user accepted; auth method `none`
-    std::chrono::milliseconds handshake_timeout{10'000};  // key exchange + auth
+    std::chrono::milliseconds handshake_timeout{10'000};   // key exchange + auth
     std::chrono::milliseconds keepalive_interval{15'000};  // silence before a keepalive; 0 = off
     int keepalive_count_max = 3;                           // unanswered keepalives before giving up
     std::size_t channel_buffer_cap = 1 << 20;              // per channel, bytes from the peer
@@ -82,12 +82,12 @@ struct server_handlers {
 class server_channel;
 
 class server_session : public std::enable_shared_from_this<server_session> {
-public:
+  public:
     // Takes `fd` (closed by libssh), runs the key exchange and waits for the
     // client to authenticate as options.user within options.handshake_timeout.
     static asio::awaitable<core::result<std::shared_ptr<server_session>>> accept(
-        asio::any_io_executor executor, int fd, const server_identity& identity, server_options options,
-        server_handlers handlers);
+        asio::any_io_executor executor, int fd, const server_identity& identity,
+        server_options options, server_handlers handlers);
 
     server_session(const server_session&) = delete;
     server_session& operator=(const server_session&) = delete;
@@ -116,7 +116,7 @@ public:
     // callbacks ran and re-arm the fd (libssh may have queued output).
     void after_call();
 
-private:
+  private:
     friend class server_channel;
     server_session(asio::any_io_executor executor, server_options options, server_handlers handlers,
                    session_handle s, int fd);
@@ -152,7 +152,7 @@ private:
 // A forwarded-tcpip channel on a server_session; holds the session so it can
 // never outlive it.
 class server_channel {
-public:
+  public:
     ~server_channel();
     server_channel(const server_channel&) = delete;
     server_channel& operator=(const server_channel&) = delete;
@@ -176,7 +176,7 @@ public:
 
     [[nodiscard]] server_session& session() noexcept { return *session_; }
 
-private:
+  private:
     friend class server_session;
     server_channel(std::shared_ptr<server_session> s, channel_handle ch);
     void drain();

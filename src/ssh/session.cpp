@@ -28,7 +28,8 @@ bool file_exists(const std::string& path) {
 // during key exchange is a connection failure (retryable, nothing ran yet).
 core::error handshake_error(const connect_options& o, std::string_view detail) {
     auto code = core::errc::connection_failed;
-    if (detail.find("negotiat") != std::string_view::npos || detail.find("no match") != std::string_view::npos)
+    if (detail.find("negotiat") != std::string_view::npos ||
+        detail.find("no match") != std::string_view::npos)
         code = core::errc::protocol_error;
     return {code, fmt::format("SSH handshake with {} failed: {}", o.destination(), detail)};
 }
@@ -36,9 +37,14 @@ core::error handshake_error(const connect_options& o, std::string_view detail) {
 }  // namespace
 
 session::session(asio::any_io_executor executor, connect_options opts, session_handle s, int fd)
-    : opts_(std::move(opts)), session_(std::move(s)), fd_(executor, fd), last_activity_(clock_type::now()) {}
+    : opts_(std::move(opts)),
+      session_(std::move(s)),
+      fd_(executor, fd),
+      last_activity_(clock_type::now()) {}
 
-session::~session() { disconnect(); }
+session::~session() {
+    disconnect();
+}
 
 void session::disconnect() {
     if (!session_) return;
@@ -71,8 +77,8 @@ std::string session::last_error() const {
     return e && *e ? e : "unknown error";
 }
 
-asio::awaitable<core::result<std::shared_ptr<session>>> session::connect(asio::any_io_executor executor,
-                                                                         connect_options opts) {
+asio::awaitable<core::result<std::shared_ptr<session>>> session::connect(
+    asio::any_io_executor executor, connect_options opts) {
     const auto deadline = clock_type::now() + opts.connect_timeout;
 
     // 1. A byte stream to the server: the caller's transport, TCP, or a
@@ -91,7 +97,8 @@ asio::awaitable<core::result<std::shared_ptr<session>>> session::connect(asio::a
         connect_options outer = hops.back();
         hops.pop_back();
         outer.jumps = std::move(hops);  // earlier hops carry this one
-        outer.connect_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
+        outer.connect_timeout =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
         auto j = co_await connect(executor, outer);
         if (!j) {
             auto e = j.error();
@@ -124,7 +131,7 @@ asio::awaitable<core::result<std::shared_ptr<session>>> session::connect(asio::a
     set_option(s.get(), SSH_OPTIONS_USER, opts.user.c_str());
     set_option(s.get(), SSH_OPTIONS_FD, &fd);
     set_option(s.get(), SSH_OPTIONS_NODELAY, &on);
-    set_option(s.get(), SSH_OPTIONS_KNOWNHOSTS, "/dev/null");        // we verify host keys ourselves
+    set_option(s.get(), SSH_OPTIONS_KNOWNHOSTS, "/dev/null");  // we verify host keys ourselves
     set_option(s.get(), SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null");
     if (opts.ciphers) {
         set_option(s.get(), SSH_OPTIONS_CIPHERS_C_S, opts.ciphers->c_str());
@@ -134,11 +141,13 @@ asio::awaitable<core::result<std::shared_ptr<session>>> session::connect(asio::a
         set_option(s.get(), SSH_OPTIONS_HMAC_C_S, opts.macs->c_str());
         set_option(s.get(), SSH_OPTIONS_HMAC_S_C, opts.macs->c_str());
     }
-    if (opts.kex_algorithms) set_option(s.get(), SSH_OPTIONS_KEY_EXCHANGE, opts.kex_algorithms->c_str());
+    if (opts.kex_algorithms)
+        set_option(s.get(), SSH_OPTIONS_KEY_EXCHANGE, opts.kex_algorithms->c_str());
     std::string hostkeys = opts.host_key_algorithms.value_or(preferred_host_key_algorithms(opts));
     if (!hostkeys.empty()) set_option(s.get(), SSH_OPTIONS_HOSTKEYS, hostkeys.c_str());
     if (opts.compression) set_option(s.get(), SSH_OPTIONS_COMPRESSION, "yes");
-    if (opts.identity_agent) set_option(s.get(), SSH_OPTIONS_IDENTITY_AGENT, opts.identity_agent->c_str());
+    if (opts.identity_agent)
+        set_option(s.get(), SSH_OPTIONS_IDENTITY_AGENT, opts.identity_agent->c_str());
     ssh_set_blocking(s.get(), 0);
 
     std::shared_ptr<session> self(new session(executor, std::move(opts), std::move(s), fd));
@@ -161,7 +170,8 @@ asio::awaitable<core::result<void>> session::handshake(time_point deadline) {
     if (!rc) {
         if (rc.error().code == core::errc::timeout)
             co_return core::fail(core::errc::timeout,
-                                 fmt::format("SSH handshake with {} timed out (ConnectTimeout)", opts_.destination()));
+                                 fmt::format("SSH handshake with {} timed out (ConnectTimeout)",
+                                             opts_.destination()));
         co_return tl::unexpected(rc.error());
     }
     if (*rc != SSH_OK) co_return tl::unexpected(handshake_error(opts_, last_error()));
@@ -171,8 +181,9 @@ asio::awaitable<core::result<void>> session::handshake(time_point deadline) {
 core::result<void> session::verify_host_key() {
     ssh_key raw = nullptr;
     if (ssh_get_server_publickey(session_.get(), &raw) != SSH_OK)
-        return core::fail(core::errc::protocol_error,
-                          fmt::format("{} sent no host key: {}", opts_.destination(), last_error()));
+        return core::fail(
+            core::errc::protocol_error,
+            fmt::format("{} sent no host key: {}", opts_.destination(), last_error()));
     key_handle key(raw);
     auto checked = check_host_key(opts_, key.get());
     if (!checked) return tl::unexpected(checked.error());
@@ -182,7 +193,8 @@ core::result<void> session::verify_host_key() {
 
 asio::awaitable<core::result<void>> session::authenticate(time_point deadline) {
     ssh_session s = session_.get();
-    auto none = co_await drive([s] { return ssh_userauth_none(s, nullptr); }, SSH_AUTH_AGAIN, deadline);
+    auto none =
+        co_await drive([s] { return ssh_userauth_none(s, nullptr); }, SSH_AUTH_AGAIN, deadline);
     if (!none) co_return tl::unexpected(none.error());
     if (*none == SSH_AUTH_SUCCESS) co_return core::result<void>{};
     if (*none == SSH_AUTH_ERROR)
@@ -194,9 +206,11 @@ asio::awaitable<core::result<void>> session::authenticate(time_point deadline) {
     std::vector<std::string> tried;
     if ((methods & SSH_AUTH_METHOD_PUBLICKEY) && opts_.pubkey_authentication) {
         if (opts_.use_agent) {
-            const char* sock = opts_.identity_agent ? opts_.identity_agent->c_str() : std::getenv("SSH_AUTH_SOCK");
+            const char* sock =
+                opts_.identity_agent ? opts_.identity_agent->c_str() : std::getenv("SSH_AUTH_SOCK");
             if (sock && *sock && file_exists(sock)) {
-                auto rc = co_await drive([s] { return ssh_userauth_agent(s, nullptr); }, SSH_AUTH_AGAIN, deadline);
+                auto rc = co_await drive([s] { return ssh_userauth_agent(s, nullptr); },
+                                         SSH_AUTH_AGAIN, deadline);
                 if (!rc) co_return tl::unexpected(rc.error());
                 if (*rc == SSH_AUTH_SUCCESS) co_return core::result<void>{};
                 tried.emplace_back("ssh-agent");
@@ -208,8 +222,8 @@ asio::awaitable<core::result<void>> session::authenticate(time_point deadline) {
             if (*ok) co_return core::result<void>{};
         }
     }
-    if ((methods & (SSH_AUTH_METHOD_PASSWORD | SSH_AUTH_METHOD_INTERACTIVE)) && opts_.password_authentication &&
-        !opts_.batch_mode && opts_.ask_secret) {
+    if ((methods & (SSH_AUTH_METHOD_PASSWORD | SSH_AUTH_METHOD_INTERACTIVE)) &&
+        opts_.password_authentication && !opts_.batch_mode && opts_.ask_secret) {
         auto ok = co_await try_password(deadline);
         if (!ok) co_return tl::unexpected(ok.error());
         if (*ok) co_return core::result<void>{};
@@ -222,18 +236,22 @@ asio::awaitable<core::result<void>> session::authenticate(time_point deadline) {
     if (methods & SSH_AUTH_METHOD_INTERACTIVE) offered.emplace_back("keyboard-interactive");
     co_return core::fail(
         core::errc::auth_failed,
-        fmt::format("permission denied for {} (server accepts: {}; tried: {}): pass the right key with -i, "
-                    "load it into ssh-agent, or check the server's authorized_keys",
-                    opts_.destination(), offered.empty() ? "none" : fmt::format("{}", fmt::join(offered, ",")),
-                    tried.empty() ? "nothing" : fmt::format("{}", fmt::join(tried, ", "))));
+        fmt::format(
+            "permission denied for {} (server accepts: {}; tried: {}): pass the right key with -i, "
+            "load it into ssh-agent, or check the server's authorized_keys",
+            opts_.destination(),
+            offered.empty() ? "none" : fmt::format("{}", fmt::join(offered, ",")),
+            tried.empty() ? "nothing" : fmt::format("{}", fmt::join(tried, ", "))));
 }
 
-asio::awaitable<core::result<bool>> session::try_identity(const std::string& path, time_point deadline,
+asio::awaitable<core::result<bool>> session::try_identity(const std::string& path,
+                                                          time_point deadline,
                                                           std::vector<std::string>& tried) {
     ssh_session s = session_.get();
     if (!file_exists(path)) {
         if (opts_.skip_missing_identities) co_return false;
-        co_return core::fail(core::errc::not_found, fmt::format("identity file {} does not exist", path));
+        co_return core::fail(core::errc::not_found,
+                             fmt::format("identity file {} does not exist", path));
     }
     tried.push_back(path);
     ssh_key raw = nullptr;
@@ -243,12 +261,14 @@ asio::awaitable<core::result<bool>> session::try_identity(const std::string& pat
         // and only prompt for the passphrase when it would accept the key.
         ssh_key pub_raw = nullptr;
         if (ssh_pki_import_pubkey_file((path + ".pub").c_str(), &pub_raw) != SSH_OK) {
-            spdlog::debug("skipping identity {}: cannot load it without a passphrase and no .pub beside it", path);
+            spdlog::debug(
+                "skipping identity {}: cannot load it without a passphrase and no .pub beside it",
+                path);
             co_return false;
         }
         key_handle pub(pub_raw);
-        auto q = co_await drive([&] { return ssh_userauth_try_publickey(s, nullptr, pub.get()); }, SSH_AUTH_AGAIN,
-                                deadline);
+        auto q = co_await drive([&] { return ssh_userauth_try_publickey(s, nullptr, pub.get()); },
+                                SSH_AUTH_AGAIN, deadline);
         if (!q) co_return tl::unexpected(q.error());
         if (*q != SSH_AUTH_SUCCESS || !opts_.ask_secret || opts_.batch_mode) co_return false;
         auto pass = opts_.ask_secret(fmt::format("Enter passphrase for key '{}': ", path));
@@ -261,11 +281,13 @@ asio::awaitable<core::result<bool>> session::try_identity(const std::string& pat
         }
     }
     key_handle key(raw);
-    auto a = co_await drive([&] { return ssh_userauth_publickey(s, nullptr, key.get()); }, SSH_AUTH_AGAIN, deadline);
+    auto a = co_await drive([&] { return ssh_userauth_publickey(s, nullptr, key.get()); },
+                            SSH_AUTH_AGAIN, deadline);
     if (!a) co_return tl::unexpected(a.error());
     if (*a == SSH_AUTH_ERROR)
-        co_return core::fail(core::errc::auth_unavailable,
-                             fmt::format("authentication with {} failed: {}", opts_.destination(), last_error()));
+        co_return core::fail(
+            core::errc::auth_unavailable,
+            fmt::format("authentication with {} failed: {}", opts_.destination(), last_error()));
     co_return *a == SSH_AUTH_SUCCESS;
 }
 
@@ -277,16 +299,18 @@ asio::awaitable<core::result<bool>> session::try_password(time_point deadline) {
         if (!pass) co_return false;
         core::result<int> rc;
         if (methods & SSH_AUTH_METHOD_PASSWORD) {
-            rc = co_await drive([&] { return ssh_userauth_password(s, nullptr, pass->c_str()); }, SSH_AUTH_AGAIN,
-                                deadline);
+            rc = co_await drive([&] { return ssh_userauth_password(s, nullptr, pass->c_str()); },
+                                SSH_AUTH_AGAIN, deadline);
         } else {
             // keyboard-interactive: answer every echo-off prompt with the password.
-            rc = co_await drive([s] { return ssh_userauth_kbdint(s, nullptr, nullptr); }, SSH_AUTH_AGAIN, deadline);
+            rc = co_await drive([s] { return ssh_userauth_kbdint(s, nullptr, nullptr); },
+                                SSH_AUTH_AGAIN, deadline);
             while (rc && *rc == SSH_AUTH_INFO) {
                 int n = ssh_userauth_kbdint_getnprompts(s);
-                for (int i = 0; i < n; ++i) ssh_userauth_kbdint_setanswer(s, static_cast<unsigned>(i), pass->c_str());
-                rc = co_await drive([s] { return ssh_userauth_kbdint(s, nullptr, nullptr); }, SSH_AUTH_AGAIN,
-                                    deadline);
+                for (int i = 0; i < n; ++i)
+                    ssh_userauth_kbdint_setanswer(s, static_cast<unsigned>(i), pass->c_str());
+                rc = co_await drive([s] { return ssh_userauth_kbdint(s, nullptr, nullptr); },
+                                    SSH_AUTH_AGAIN, deadline);
             }
         }
         std::fill(pass->begin(), pass->end(), '\0');
@@ -294,8 +318,8 @@ asio::awaitable<core::result<bool>> session::try_password(time_point deadline) {
         if (*rc == SSH_AUTH_SUCCESS) co_return true;
         if (*rc == SSH_AUTH_ERROR)
             co_return core::fail(core::errc::auth_unavailable,
-                                 fmt::format("password authentication with {} failed: {}", opts_.destination(),
-                                             last_error()));
+                                 fmt::format("password authentication with {} failed: {}",
+                                             opts_.destination(), last_error()));
         spdlog::warn("permission denied, please try again");
     }
     co_return false;
@@ -303,7 +327,8 @@ asio::awaitable<core::result<bool>> session::try_password(time_point deadline) {
 
 asio::awaitable<core::result<void>> session::wait(time_point deadline) {
     if (!session_ || !fd_.is_open())
-        co_return core::fail(core::errc::disconnected, fmt::format("session to {} is closed", opts_.destination()));
+        co_return core::fail(core::errc::disconnected,
+                             fmt::format("session to {} is closed", opts_.destination()));
 
     // Keepalives (ServerAliveInterval) bound how long a silent peer can hold us.
     time_point wake = deadline;
@@ -318,26 +343,30 @@ asio::awaitable<core::result<void>> session::wait(time_point deadline) {
     });
     boost::system::error_code ec;
     ++waiters_;
-    const auto what = want_write ? asio::posix::descriptor_base::wait_write : asio::posix::descriptor_base::wait_read;
+    const auto what = want_write ? asio::posix::descriptor_base::wait_write
+                                 : asio::posix::descriptor_base::wait_read;
     co_await fd_.async_wait(what, asio::redirect_error(asio::use_awaitable, ec));
     --waiters_;
     timer.cancel();
     if (!session_ || !fd_.is_open())
-        co_return core::fail(core::errc::disconnected, fmt::format("session to {} is closed", opts_.destination()));
+        co_return core::fail(core::errc::disconnected,
+                             fmt::format("session to {} is closed", opts_.destination()));
 
     if (ec == asio::error::operation_aborted) {
         // Woken by a timer (ours or another waiter's) or by a waiter that made progress.
         const auto now = clock_type::now();
         if (now >= deadline)
-            co_return core::fail(core::errc::timeout, fmt::format("{}: deadline passed", opts_.destination()));
+            co_return core::fail(core::errc::timeout,
+                                 fmt::format("{}: deadline passed", opts_.destination()));
         if (keepalive && now >= last_activity_ + opts_.server_alive_interval) {
             if (auto k = keepalive_tick(); !k) co_return k;
         }
         co_return core::result<void>{};
     }
     if (ec)
-        co_return core::fail(core::errc::disconnected,
-                             fmt::format("session to {} failed: {}", opts_.destination(), ec.message()));
+        co_return core::fail(
+            core::errc::disconnected,
+            fmt::format("session to {} failed: {}", opts_.destination(), ec.message()));
 
     last_activity_ = clock_type::now();
     keepalives_unanswered_ = 0;
@@ -350,8 +379,9 @@ asio::awaitable<core::result<void>> session::wait(time_point deadline) {
     if (ssh_get_status(session_.get()) & (SSH_CLOSED | SSH_CLOSED_ERROR)) {
         // Wake everyone so they see the session is gone.
         if (waiters_ > 0) fd_.cancel();
-        co_return core::fail(core::errc::disconnected,
-                             fmt::format("connection to {} closed: {}", opts_.destination(), last_error()));
+        co_return core::fail(
+            core::errc::disconnected,
+            fmt::format("connection to {} closed: {}", opts_.destination(), last_error()));
     }
     if (waiters_ > 0) fd_.cancel();  // others may have data now
     co_return core::result<void>{};
@@ -376,7 +406,8 @@ void session::notify() {
 bool session::alive() {
     if (!session_ || !fd_.is_open() || !ssh_is_connected(session_.get())) return false;
     if (event_) ssh_event_dopoll(event_.get(), 0);
-    return ssh_is_connected(session_.get()) && !(ssh_get_status(session_.get()) & (SSH_CLOSED | SSH_CLOSED_ERROR));
+    return ssh_is_connected(session_.get()) &&
+           !(ssh_get_status(session_.get()) & (SSH_CLOSED | SSH_CLOSED_ERROR));
 }
 
 asio::awaitable<core::result<void>> session::flush(time_point deadline) {

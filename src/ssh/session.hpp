@@ -21,7 +21,7 @@ using time_point = clock_type::time_point;
 class stream_pump;
 
 class session : public std::enable_shared_from_this<session> {
-public:
+  public:
     // Connects (TCP or through ProxyJump hops), verifies the host key under the
     // configured policy and authenticates, all within opts.connect_timeout.
     static asio::awaitable<core::result<std::shared_ptr<session>>> connect(
@@ -82,7 +82,7 @@ public:
     // fails with `disconnected`. For supervisors that noticed a dead peer.
     void abort();
 
-private:
+  private:
     session(asio::any_io_executor executor, connect_options opts, session_handle s, int fd);
 
     asio::awaitable<core::result<void>> handshake(time_point deadline);
@@ -102,8 +102,9 @@ private:
     time_point last_activity_;
     int keepalives_unanswered_ = 0;
     std::string fingerprint_;
-    std::shared_ptr<session> jump_;         // the hop this session is tunnelled through
-    std::shared_ptr<stream_pump> bridge_;   // moves bytes between the transport (jump_, a WebSocket) and our fd
+    std::shared_ptr<session> jump_;  // the hop this session is tunnelled through
+    std::shared_ptr<stream_pump>
+        bridge_;  // moves bytes between the transport (jump_, a WebSocket) and our fd
 };
 
 }  // namespace tunnel::ssh

@@ -12,7 +12,6 @@
 #include <limits>
 #include <tuple>
 
-
 #include "core/glob.hpp"
 #include "ssh/ssh_config_syntax.hpp"
 

@@ -84,7 +84,8 @@ struct split_line {
 inline constexpr std::string_view path_tokens = "%CdhLlnpru";
 inline constexpr std::string_view hostname_tokens = "%h";
 using token_fn = std::function<std::string(char)>;
-// Expands `~`, `%x` and `${VAR}`; with `values == nullptr` only checks the syntax (used when loading).
+// Expands `~`, `%x` and `${VAR}`; with `values == nullptr` only checks the syntax (used when
+// loading).
 [[nodiscard]] core::result<std::string> expand_tokens(std::string_view in, std::string_view allowed,
                                                       bool tilde_and_env, const token_fn* values,
                                                       const resolve_context& ctx);

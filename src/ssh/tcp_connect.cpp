@@ -40,14 +40,16 @@ asio::awaitable<core::result<int>> tcp_connect(asio::any_io_executor executor, s
     if (ec == asio::error::operation_aborted || clock_type::now() >= deadline)
         co_return core::fail(core::errc::timeout, fmt::format("resolving {} timed out", host));
     if (ec)
-        co_return core::fail(core::errc::connection_failed,
-                             fmt::format("cannot resolve {}: {} (check the host name or HostName in ssh_config)",
-                                         host, ec.message()));
+        co_return core::fail(
+            core::errc::connection_failed,
+            fmt::format("cannot resolve {}: {} (check the host name or HostName in ssh_config)",
+                        host, ec.message()));
 
     tcp::socket socket(executor);
     {
         deadline_guard guard(executor, deadline, socket);
-        co_await asio::async_connect(socket, endpoints, asio::redirect_error(asio::use_awaitable, ec));
+        co_await asio::async_connect(socket, endpoints,
+                                     asio::redirect_error(asio::use_awaitable, ec));
     }
     if (ec == asio::error::operation_aborted || (ec && clock_type::now() >= deadline))
         co_return core::fail(core::errc::timeout,

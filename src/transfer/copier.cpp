@@ -34,7 +34,7 @@ core::error errno_error(std::string_view what, const std::string& path, int e = 
 }
 
 class fd_guard {
-public:
+  public:
     explicit fd_guard(int fd = -1) noexcept : fd_(fd) {}
     fd_guard(const fd_guard&) = delete;
     fd_guard& operator=(const fd_guard&) = delete;
@@ -45,7 +45,7 @@ public:
         fd_ = -1;
     }
 
-private:
+  private:
     int fd_;
 };
 
@@ -70,7 +70,8 @@ std::string rname(remote_host& h, std::string_view path) {
     return fmt::format("{}:{}", h.session()->options().host, path);
 }
 
-core::result<std::string> pread_block(int fd, std::uint64_t offset, std::size_t n, const std::string& path) {
+core::result<std::string> pread_block(int fd, std::uint64_t offset, std::size_t n,
+                                      const std::string& path) {
     std::string buf(n, '\0');
     std::size_t got = 0;
     while (got < n) {
@@ -85,8 +86,8 @@ core::result<std::string> pread_block(int fd, std::uint64_t offset, std::size_t 
 }
 
 // Reads [offset, offset+n) of a remote file.
-asio::awaitable<core::result<std::string>> remote_block(sftp::client& c, std::string path, std::uint64_t offset,
-                                                        std::size_t n) {
+asio::awaitable<core::result<std::string>> remote_block(sftp::client& c, std::string path,
+                                                        std::uint64_t offset, std::size_t n) {
     auto h = co_await c.open_file(path, sftp::open_read);
     if (!h) co_return tl::unexpected(h.error());
     std::string out;
@@ -107,16 +108,18 @@ std::optional<std::uint64_t> local_free(const std::string& dir) {
     return static_cast<std::uint64_t>(v.f_bavail) * v.f_frsize;
 }
 
-asio::awaitable<core::result<void>> check_verified(remote_host& host, sftp::client& c, const std::string& local,
+asio::awaitable<core::result<void>> check_verified(remote_host& host, sftp::client& c,
+                                                   const std::string& local,
                                                    const std::string& remote) {
     auto lh = sha256_file(local);
     if (!lh) co_return tl::unexpected(lh.error());
     auto rh = co_await sha256_remote(host, c, remote);
     if (!rh) co_return tl::unexpected(rh.error());
     if (*lh != *rh)
-        co_return core::fail(core::errc::io_error, fmt::format("verification failed: SHA-256 of {} ({}) differs from {} ({})",
-                                                              local, lh->substr(0, 16), rname(host, remote),
-                                                              rh->substr(0, 16)));
+        co_return core::fail(
+            core::errc::io_error,
+            fmt::format("verification failed: SHA-256 of {} ({}) differs from {} ({})", local,
+                        lh->substr(0, 16), rname(host, remote), rh->substr(0, 16)));
     co_return core::result<void>{};
 }
 
@@ -161,9 +164,11 @@ core::result<std::string> sha256_file(const std::string& path) {
     return h.hex();
 }
 
-asio::awaitable<core::result<std::string>> sha256_remote(remote_host& host, sftp::client& c, std::string path) {
+asio::awaitable<core::result<std::string>> sha256_remote(remote_host& host, sftp::client& c,
+                                                         std::string path) {
     if (co_await host.exec_allowed()) {
-        auto r = co_await host.run("sha256sum -- " + core::shell_quote(path), std::chrono::minutes(30));
+        auto r =
+            co_await host.run("sha256sum -- " + core::shell_quote(path), std::chrono::minutes(30));
         if (r && r->exit_status == 0 && r->out.size() >= 64) co_return r->out.substr(0, 64);
         spdlog::debug("sha256sum on {} failed; reading the file back instead", host.destination());
     }
@@ -172,26 +177,30 @@ asio::awaitable<core::result<std::string>> sha256_remote(remote_host& host, sftp
     auto st = co_await c.fstat(*h);
     if (!st) co_return tl::unexpected(st.error());
     sha256 hash;
-    auto r = co_await c.read_stream(*h, 0, st->size.value_or(0), [&](std::string_view d) { hash.update(d); });
+    auto r = co_await c.read_stream(*h, 0, st->size.value_or(0),
+                                    [&](std::string_view d) { hash.update(d); });
     (void)co_await c.close(*h);
     if (!r) co_return tl::unexpected(r.error());
     co_return hash.hex();
 }
 
-asio::awaitable<core::result<file_outcome>> upload_file(remote_host& host, sftp::client& c, std::string local,
-                                                        std::string remote, const copy_options& o, progress& p) {
+asio::awaitable<core::result<file_outcome>> upload_file(remote_host& host, sftp::client& c,
+                                                        std::string local, std::string remote,
+                                                        const copy_options& o, progress& p) {
     fd_guard fd(::open(local.c_str(), O_RDONLY | O_CLOEXEC));
     if (fd.get() < 0) co_return tl::unexpected(errno_error("cannot open", local));
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) co_return tl::unexpected(errno_error("cannot stat", local));
     if (!S_ISREG(st.st_mode))
-        co_return core::fail(core::errc::invalid_argument, fmt::format("{} is not a regular file", local));
+        co_return core::fail(core::errc::invalid_argument,
+                             fmt::format("{} is not a regular file", local));
     const auto size = static_cast<std::uint64_t>(st.st_size);
     p.start_file(local);
 
     auto existing = co_await c.stat(remote);
     if (existing && existing->is_dir())
-        co_return core::fail(core::errc::invalid_argument, fmt::format("{} is a directory", rname(host, remote)));
+        co_return core::fail(core::errc::invalid_argument,
+                             fmt::format("{} is a directory", rname(host, remote)));
     if (existing && existing->size == size && !o.always) {
         bool same = false;
         if (o.checksum) {
@@ -199,7 +208,8 @@ asio::awaitable<core::result<file_outcome>> upload_file(remote_host& host, sftp:
             auto rh = co_await sha256_remote(host, c, remote);
             same = lh && rh && *lh == *rh;
         } else {
-            same = existing->mtime && static_cast<std::int64_t>(*existing->mtime) == st.st_mtim.tv_sec;
+            same =
+                existing->mtime && static_cast<std::int64_t>(*existing->mtime) == st.st_mtim.tv_sec;
         }
         if (same) co_return file_outcome::skipped;
     }
@@ -210,7 +220,8 @@ asio::awaitable<core::result<file_outcome>> upload_file(remote_host& host, sftp:
     // ranges complete out of order), so it uses its own temp name.
     // On a fast local link one channel is already CPU-bound, and more only compete for the cores.
     const bool far_away = c.handshake_rtt() >= o.stream_min_rtt;
-    const unsigned streams = !o.resume && far_away && size >= o.stream_threshold ? std::max(1u, o.streams) : 1u;
+    const unsigned streams =
+        !o.resume && far_away && size >= o.stream_threshold ? std::max(1u, o.streams) : 1u;
     const std::string temp = streams > 1 ? temp_path_for(remote) + "-multi" : temp_path_for(remote);
     std::uint64_t start = 0;
     if (o.resume) {
@@ -222,7 +233,8 @@ asio::awaitable<core::result<file_outcome>> upload_file(remote_host& host, sftp:
                 auto theirs = co_await remote_block(c, temp, start - n, n);
                 auto ours = pread_block(fd.get(), start - n, n, local);
                 if (!theirs || !ours || *theirs != *ours) {
-                    spdlog::warn("{}: the partial copy does not match the source; starting over", rname(host, temp));
+                    spdlog::warn("{}: the partial copy does not match the source; starting over",
+                                 rname(host, temp));
                     start = 0;
                 }
             }
@@ -232,10 +244,11 @@ asio::awaitable<core::result<file_outcome>> upload_file(remote_host& host, sftp:
     if (c.ext().statvfs) {
         auto vfs = co_await c.statvfs(dir_name(remote));
         if (vfs && vfs->available_bytes() < size - start)
-            co_return core::fail(core::errc::resource_exhausted,
-                                 fmt::format("not enough space on {} for {}: {} needed, {} available",
-                                             rname(host, dir_name(remote)), local, human_bytes(size - start),
-                                             human_bytes(vfs->available_bytes())));
+            co_return core::fail(
+                core::errc::resource_exhausted,
+                fmt::format("not enough space on {} for {}: {} needed, {} available",
+                            rname(host, dir_name(remote)), local, human_bytes(size - start),
+                            human_bytes(vfs->available_bytes())));
     }
 
     sftp::file_attrs create;
@@ -245,13 +258,15 @@ asio::awaitable<core::result<file_outcome>> upload_file(remote_host& host, sftp:
     if (!h) {
         if (h.error().code == core::errc::not_found)
             co_return core::fail(core::errc::not_found,
-                                 fmt::format("destination directory {} does not exist", rname(host, dir_name(remote))));
+                                 fmt::format("destination directory {} does not exist",
+                                             rname(host, dir_name(remote))));
         co_return tl::unexpected(h.error());
     }
     p.advance(start);
     core::result<void> up;
     if (streams == 1) {
-        up = co_await c.upload(fd.get(), *h, start, size - start, [&](std::uint64_t n) { p.advance(n); });
+        up = co_await c.upload(fd.get(), *h, start, size - start,
+                               [&](std::uint64_t n) { p.advance(n); });
     } else {
         std::vector<std::unique_ptr<sftp::client>> extra;
         for (unsigned i = 1; i < streams; ++i) {
@@ -262,26 +277,28 @@ asio::awaitable<core::result<file_outcome>> upload_file(remote_host& host, sftp:
         const std::uint64_t parts = extra.size() + 1;
         const std::uint64_t chunk = c.chunk_size();
         const std::uint64_t per = (size + parts - 1) / parts / chunk * chunk + chunk;
-        co_await run_workers(static_cast<unsigned>(parts), [&](unsigned i) -> asio::awaitable<void> {
-            const std::uint64_t lo = std::min<std::uint64_t>(size, i * per);
-            const std::uint64_t hi = std::min<std::uint64_t>(size, lo + per);
-            sftp::client& cc = i == 0 ? c : *extra[i - 1];
-            std::string handle = *h;
-            if (i > 0) {
-                auto oh = co_await cc.open_file(temp, sftp::open_write);
-                if (!oh) {
-                    if (up) up = tl::unexpected(oh.error());
-                    co_return;
+        co_await run_workers(
+            static_cast<unsigned>(parts), [&](unsigned i) -> asio::awaitable<void> {
+                const std::uint64_t lo = std::min<std::uint64_t>(size, i * per);
+                const std::uint64_t hi = std::min<std::uint64_t>(size, lo + per);
+                sftp::client& cc = i == 0 ? c : *extra[i - 1];
+                std::string handle = *h;
+                if (i > 0) {
+                    auto oh = co_await cc.open_file(temp, sftp::open_write);
+                    if (!oh) {
+                        if (up) up = tl::unexpected(oh.error());
+                        co_return;
+                    }
+                    handle = *oh;
                 }
-                handle = *oh;
-            }
-            auto r = co_await cc.upload(fd.get(), handle, lo, hi - lo, [&](std::uint64_t n) { p.advance(n); });
-            if (i > 0) {
-                auto closed = co_await cc.close(handle);
-                if (r && !closed) r = closed;
-            }
-            if (!r && up) up = r;
-        });
+                auto r = co_await cc.upload(fd.get(), handle, lo, hi - lo,
+                                            [&](std::uint64_t n) { p.advance(n); });
+                if (i > 0) {
+                    auto closed = co_await cc.close(handle);
+                    if (r && !closed) r = closed;
+                }
+                if (!r && up) up = r;
+            });
         for (auto& e : extra) host.return_sftp(std::move(e));
     }
     if (!up) {
@@ -293,8 +310,8 @@ asio::awaitable<core::result<file_outcome>> upload_file(remote_host& host, sftp:
                 auto vfs = co_await c.statvfs(dir_name(remote));
                 if (vfs && vfs->available_bytes() < c.chunk_size())
                     e = {core::errc::resource_exhausted,
-                         fmt::format("{} is full: copying {} ({}) failed part way", rname(host, dir_name(remote)), local,
-                                     human_bytes(size))};
+                         fmt::format("{} is full: copying {} ({}) failed part way",
+                                     rname(host, dir_name(remote)), local, human_bytes(size))};
             }
             // Without --resume nothing will continue from it: give the space back.
             if (!o.resume) (void)co_await c.remove(temp);
@@ -324,12 +341,14 @@ asio::awaitable<core::result<file_outcome>> upload_file(remote_host& host, sftp:
         (void)co_await c.remove(stale);
     }
     if (o.verify)
-        if (auto v = co_await check_verified(host, c, local, remote); !v) co_return tl::unexpected(v.error());
+        if (auto v = co_await check_verified(host, c, local, remote); !v)
+            co_return tl::unexpected(v.error());
     co_return file_outcome::copied;
 }
 
-asio::awaitable<core::result<file_outcome>> download_file(remote_host& host, sftp::client& c, std::string remote,
-                                                          std::string local, const copy_options& o, progress& p) {
+asio::awaitable<core::result<file_outcome>> download_file(remote_host& host, sftp::client& c,
+                                                          std::string remote, std::string local,
+                                                          const copy_options& o, progress& p) {
     p.start_file(rname(host, remote));
     auto h = co_await c.open_file(remote, sftp::open_read);
     if (!h) co_return tl::unexpected(h.error());
@@ -341,7 +360,8 @@ asio::awaitable<core::result<file_outcome>> download_file(remote_host& host, sft
     }
     if (!attrs->is_reg()) {
         co_await close_remote();
-        co_return core::fail(core::errc::invalid_argument, fmt::format("{} is not a regular file", rname(host, remote)));
+        co_return core::fail(core::errc::invalid_argument,
+                             fmt::format("{} is not a regular file", rname(host, remote)));
     }
     const std::uint64_t size = attrs->size.value_or(0);
 
@@ -349,7 +369,8 @@ asio::awaitable<core::result<file_outcome>> download_file(remote_host& host, sft
     if (::stat(local.c_str(), &existing) == 0) {
         if (S_ISDIR(existing.st_mode)) {
             co_await close_remote();
-            co_return core::fail(core::errc::invalid_argument, fmt::format("{} is a directory", local));
+            co_return core::fail(core::errc::invalid_argument,
+                                 fmt::format("{} is a directory", local));
         }
         if (static_cast<std::uint64_t>(existing.st_size) == size && !o.always) {
             bool same = false;
@@ -358,7 +379,8 @@ asio::awaitable<core::result<file_outcome>> download_file(remote_host& host, sft
                 auto rh = co_await sha256_remote(host, c, remote);
                 same = lh && rh && *lh == *rh;
             } else {
-                same = attrs->mtime && static_cast<std::int64_t>(*attrs->mtime) == existing.st_mtim.tv_sec;
+                same = attrs->mtime &&
+                       static_cast<std::int64_t>(*attrs->mtime) == existing.st_mtim.tv_sec;
             }
             if (same) {
                 co_await close_remote();
@@ -371,7 +393,8 @@ asio::awaitable<core::result<file_outcome>> download_file(remote_host& host, sft
     struct stat dst_dir {};
     if (::stat(dir.c_str(), &dst_dir) != 0 || !S_ISDIR(dst_dir.st_mode)) {
         co_await close_remote();
-        co_return core::fail(core::errc::not_found, fmt::format("destination directory {} does not exist", dir));
+        co_return core::fail(core::errc::not_found,
+                             fmt::format("destination directory {} does not exist", dir));
     }
     const std::string temp = temp_path_for(local);
     std::uint64_t start = 0;
@@ -380,7 +403,9 @@ asio::awaitable<core::result<file_outcome>> download_file(remote_host& host, sft
         static_cast<std::uint64_t>(ts.st_size) <= size) {
         start = resume_offset(static_cast<std::uint64_t>(ts.st_size), window_bytes(c, host));
     }
-    fd_guard fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (start == 0 ? O_TRUNC : 0), 0600));
+    fd_guard fd(::open(temp.c_str(),
+                       O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (start == 0 ? O_TRUNC : 0),
+                       0600));
     if (fd.get() < 0) {
         auto e = errno_error("cannot create", temp);
         co_await close_remote();
@@ -391,7 +416,8 @@ asio::awaitable<core::result<file_outcome>> download_file(remote_host& host, sft
         fd_guard rfd(::open(temp.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
         auto ours = pread_block(rfd.get(), start - n, n, temp);
         std::string theirs;
-        auto r = co_await c.read_stream(*h, start - n, n, [&](std::string_view d) { theirs.append(d); });
+        auto r =
+            co_await c.read_stream(*h, start - n, n, [&](std::string_view d) { theirs.append(d); });
         if (!r || !ours || *ours != theirs) {
             spdlog::warn("{}: the partial copy does not match the source; starting over", temp);
             start = 0;
@@ -405,18 +431,21 @@ asio::awaitable<core::result<file_outcome>> download_file(remote_host& host, sft
     if (auto free = local_free(dir); free && *free < size - start) {
         co_await close_remote();
         ::unlink(temp.c_str());
-        co_return core::fail(core::errc::resource_exhausted,
-                             fmt::format("not enough space in {} for {}: {} needed, {} available", dir,
-                                         rname(host, remote), human_bytes(size - start), human_bytes(*free)));
+        co_return core::fail(
+            core::errc::resource_exhausted,
+            fmt::format("not enough space in {} for {}: {} needed, {} available", dir,
+                        rname(host, remote), human_bytes(size - start), human_bytes(*free)));
     }
     p.advance(start);
-    auto got = co_await c.download(*h, fd.get(), start, size - start, [&](std::uint64_t n) { p.advance(n); }, true);
+    auto got = co_await c.download(
+        *h, fd.get(), start, size - start, [&](std::uint64_t n) { p.advance(n); }, true);
     co_await close_remote();
     if (!got) {
         if (!o.resume && got.error().code != core::errc::disconnected) ::unlink(temp.c_str());
         co_return tl::unexpected(got.error());
     }
-    if (::ftruncate(fd.get(), static_cast<off_t>(start + *got)) != 0) co_return tl::unexpected(errno_error("cannot size", temp));
+    if (::ftruncate(fd.get(), static_cast<off_t>(start + *got)) != 0)
+        co_return tl::unexpected(errno_error("cannot size", temp));
     if (::fsync(fd.get()) != 0) co_return tl::unexpected(errno_error("cannot sync", temp));
     std::uint32_t perm = o.mode ? *o.mode : (attrs->permissions.value_or(0644) & 07777);
     if (!o.mode && !o.preserve) {
@@ -428,12 +457,15 @@ asio::awaitable<core::result<file_outcome>> download_file(remote_host& host, sft
     if (o.preserve && attrs->mtime) {
         struct timespec times[2] = {{static_cast<time_t>(attrs->atime.value_or(*attrs->mtime)), 0},
                                     {static_cast<time_t>(*attrs->mtime), 0}};
-        if (::futimens(fd.get(), times) != 0) co_return tl::unexpected(errno_error("cannot set times on", temp));
+        if (::futimens(fd.get(), times) != 0)
+            co_return tl::unexpected(errno_error("cannot set times on", temp));
     }
     fd.reset();
-    if (::rename(temp.c_str(), local.c_str()) != 0) co_return tl::unexpected(errno_error("cannot rename onto", local));
+    if (::rename(temp.c_str(), local.c_str()) != 0)
+        co_return tl::unexpected(errno_error("cannot rename onto", local));
     if (o.verify)
-        if (auto v = co_await check_verified(host, c, local, remote); !v) co_return tl::unexpected(v.error());
+        if (auto v = co_await check_verified(host, c, local, remote); !v)
+            co_return tl::unexpected(v.error());
     co_return file_outcome::copied;
 }
 
@@ -441,8 +473,8 @@ asio::awaitable<core::result<file_outcome>> download_file(remote_host& host, sft
 
 namespace {
 
-core::result<void> walk_local(const std::string& root, const std::string& rel, const path_filter* filter,
-                              std::vector<tree_entry>& out) {
+core::result<void> walk_local(const std::string& root, const std::string& rel,
+                              const path_filter* filter, std::vector<tree_entry>& out) {
     std::string dir = rel.empty() ? root : join_path(root, rel);
     DIR* d = ::opendir(dir.c_str());
     if (!d) return tl::unexpected(errno_error("cannot list", dir));
@@ -461,9 +493,12 @@ core::result<void> walk_local(const std::string& root, const std::string& rel, c
         e.size = static_cast<std::uint64_t>(st.st_size);
         e.mode = st.st_mode & 07777;
         e.mtime = st.st_mtim.tv_sec;
-        if (S_ISREG(st.st_mode)) e.type = tree_entry::kind::file;
-        else if (S_ISDIR(st.st_mode)) e.type = tree_entry::kind::dir;
-        else if (S_ISLNK(st.st_mode)) e.type = tree_entry::kind::link;
+        if (S_ISREG(st.st_mode))
+            e.type = tree_entry::kind::file;
+        else if (S_ISDIR(st.st_mode))
+            e.type = tree_entry::kind::dir;
+        else if (S_ISLNK(st.st_mode))
+            e.type = tree_entry::kind::link;
         if (filter && filter->excluded(e.rel, e.type == tree_entry::kind::dir)) continue;
         if (e.type == tree_entry::kind::link) {
             char buf[4096];
@@ -485,25 +520,31 @@ core::result<void> walk_local(const std::string& root, const std::string& rel, c
     return {};
 }
 
-asio::awaitable<core::result<void>> walk_remote(sftp::client& c, const std::string& root, const std::string& rel,
-                                                const path_filter* filter, std::vector<tree_entry>& out) {
+asio::awaitable<core::result<void>> walk_remote(sftp::client& c, const std::string& root,
+                                                const std::string& rel, const path_filter* filter,
+                                                std::vector<tree_entry>& out) {
     std::string dir = rel.empty() ? root : join_path(root, rel);
     auto names = co_await c.list(dir);
     if (!names) co_return tl::unexpected(names.error());
-    std::sort(names->begin(), names->end(), [](const auto& a, const auto& b) { return a.filename < b.filename; });
+    std::sort(names->begin(), names->end(),
+              [](const auto& a, const auto& b) { return a.filename < b.filename; });
     for (auto& n : *names) {
         if (!safe_entry_name(n.filename))
-            co_return core::fail(core::errc::protocol_error,
-                                 fmt::format("refusing remote name \"{}\" in {}: it would escape the destination",
-                                             n.filename, dir));
+            co_return core::fail(
+                core::errc::protocol_error,
+                fmt::format("refusing remote name \"{}\" in {}: it would escape the destination",
+                            n.filename, dir));
         tree_entry e;
         e.rel = rel.empty() ? n.filename : rel + "/" + n.filename;
         e.size = n.attrs.size.value_or(0);
         e.mode = n.attrs.permissions.value_or(0) & 07777;
         e.mtime = n.attrs.mtime.value_or(0);
-        if (n.attrs.is_reg()) e.type = tree_entry::kind::file;
-        else if (n.attrs.is_dir()) e.type = tree_entry::kind::dir;
-        else if (n.attrs.is_link()) e.type = tree_entry::kind::link;
+        if (n.attrs.is_reg())
+            e.type = tree_entry::kind::file;
+        else if (n.attrs.is_dir())
+            e.type = tree_entry::kind::dir;
+        else if (n.attrs.is_link())
+            e.type = tree_entry::kind::link;
         if (filter && filter->excluded(e.rel, e.type == tree_entry::kind::dir)) continue;
         out.push_back(std::move(e));
         if (out.back().type == tree_entry::kind::dir) {
@@ -514,21 +555,22 @@ asio::awaitable<core::result<void>> walk_remote(sftp::client& c, const std::stri
     co_return core::result<void>{};
 }
 
-
-
 }  // namespace
 
 void record_failure(transfer_stats& stats, progress& p, const core::error& e) {
     ++stats.failed;
     stats.errors.push_back(e.message);
-    if (e.code != core::errc::invalid_argument && e.code != core::errc::not_found) stats.only_input_errors = false;
+    if (e.code != core::errc::invalid_argument && e.code != core::errc::not_found)
+        stats.only_input_errors = false;
     p.finish();
 }
 
-asio::awaitable<void> copy_file_tasks(remote_host& host, std::vector<file_task> tasks, bool up, const copy_options& o,
-                                      progress& p, transfer_stats& stats) {
+asio::awaitable<void> copy_file_tasks(remote_host& host, std::vector<file_task> tasks, bool up,
+                                      const copy_options& o, progress& p, transfer_stats& stats) {
     std::size_t next = 0;
-    unsigned workers = std::max(1u, std::min<unsigned>(o.jobs, static_cast<unsigned>(std::max<std::size_t>(tasks.size(), 1))));
+    unsigned workers = std::max(
+        1u,
+        std::min<unsigned>(o.jobs, static_cast<unsigned>(std::max<std::size_t>(tasks.size(), 1))));
     co_await run_workers(workers, [&](unsigned slot) -> asio::awaitable<void> {
         auto c = co_await host.sftp(slot);
         if (!c) {
@@ -544,11 +586,16 @@ asio::awaitable<void> copy_file_tasks(remote_host& host, std::vector<file_task> 
             const auto& t = tasks[next++];
             // (no co_await inside ?: — g++ 12 destroys its temporaries twice)
             core::result<file_outcome> r;
-            if (up) r = co_await upload_file(host, **c, t.from, t.to, o, p);
-            else r = co_await download_file(host, **c, t.from, t.to, o, p);
-            if (!r) record_failure(stats, p, r.error());
-            else if (*r == file_outcome::skipped) ++stats.skipped;
-            else ++stats.files;
+            if (up)
+                r = co_await upload_file(host, **c, t.from, t.to, o, p);
+            else
+                r = co_await download_file(host, **c, t.from, t.to, o, p);
+            if (!r)
+                record_failure(stats, p, r.error());
+            else if (*r == file_outcome::skipped)
+                ++stats.skipped;
+            else
+                ++stats.files;
         }
     });
 }
@@ -560,7 +607,8 @@ struct failed_dirs {
     std::vector<std::string> rels;
     [[nodiscard]] bool covers(const std::string& rel) const {
         for (const auto& d : rels)
-            if (rel.size() > d.size() && rel.compare(0, d.size(), d) == 0 && rel[d.size()] == '/') return true;
+            if (rel.size() > d.size() && rel.compare(0, d.size(), d) == 0 && rel[d.size()] == '/')
+                return true;
         return false;
     }
 };
@@ -574,38 +622,45 @@ core::result<void> make_local_dir(const std::string& path, std::uint32_t mode) {
         if (S_ISLNK(st.st_mode))
             return core::fail(core::errc::permission_denied,
                               fmt::format("refusing to write through the symlink {}", path));
-        return core::fail(core::errc::invalid_argument, fmt::format("{} exists and is not a directory", path));
+        return core::fail(core::errc::invalid_argument,
+                          fmt::format("{} exists and is not a directory", path));
     }
     return tl::unexpected(errno_error("cannot create directory", path, e));
 }
 
 }  // namespace
 
-core::result<std::vector<tree_entry>> list_local_tree(const std::string& root, const path_filter* filter) {
+core::result<std::vector<tree_entry>> list_local_tree(const std::string& root,
+                                                      const path_filter* filter) {
     std::vector<tree_entry> out;
     if (auto r = walk_local(root, "", filter, out); !r) return tl::unexpected(r.error());
     return out;
 }
 
-asio::awaitable<core::result<std::vector<tree_entry>>> list_remote_tree(sftp::client& c, std::string root,
+asio::awaitable<core::result<std::vector<tree_entry>>> list_remote_tree(sftp::client& c,
+                                                                        std::string root,
                                                                         const path_filter* filter) {
     std::vector<tree_entry> out;
-    if (auto r = co_await walk_remote(c, root, "", filter, out); !r) co_return tl::unexpected(r.error());
+    if (auto r = co_await walk_remote(c, root, "", filter, out); !r)
+        co_return tl::unexpected(r.error());
     co_return out;
 }
 
-asio::awaitable<core::result<void>> upload(remote_host& host, std::vector<std::string> sources, std::string dest,
-                                           const copy_options& o, progress& p, transfer_stats& stats) {
+asio::awaitable<core::result<void>> upload(remote_host& host, std::vector<std::string> sources,
+                                           std::string dest, const copy_options& o, progress& p,
+                                           transfer_stats& stats) {
     auto c0 = co_await host.sftp(0);
     if (!c0) co_return tl::unexpected(c0.error());
     sftp::client& c = **c0;
     auto dst = co_await c.stat(dest);
     const bool dest_is_dir = dst && dst->is_dir();
     if (sources.size() > 1 && !dest_is_dir)
-        co_return core::fail(dst ? core::errc::invalid_argument : core::errc::not_found,
-                             fmt::format("{} is not a directory (several sources need one)", rname(host, dest)));
+        co_return core::fail(
+            dst ? core::errc::invalid_argument : core::errc::not_found,
+            fmt::format("{} is not a directory (several sources need one)", rname(host, dest)));
     if (!dst && !dest.empty() && dest.back() == '/')
-        co_return core::fail(core::errc::not_found, fmt::format("directory {} does not exist", rname(host, dest)));
+        co_return core::fail(core::errc::not_found,
+                             fmt::format("directory {} does not exist", rname(host, dest)));
 
     std::vector<file_task> tasks;
     std::vector<std::pair<std::string, tree_entry>> dirs;  // remote path, entry: times set last
@@ -622,7 +677,9 @@ asio::awaitable<core::result<void>> upload(remote_host& host, std::vector<std::s
             continue;
         }
         if (!o.recursive) {
-            record_failure(stats, p, {core::errc::invalid_argument, fmt::format("{} is a directory (use -r)", src)});
+            record_failure(
+                stats, p,
+                {core::errc::invalid_argument, fmt::format("{} is a directory (use -r)", src)});
             continue;
         }
         auto tree = list_local_tree(src, nullptr);
@@ -669,8 +726,10 @@ asio::awaitable<core::result<void>> upload(remote_host& host, std::vector<std::s
                     break;
                 case tree_entry::kind::link: {
                     (void)co_await c.remove(to);
-                    if (auto l = co_await c.symlink(e.link_target, to); !l) record_failure(stats, p, l.error());
-                    else ++stats.links;
+                    if (auto l = co_await c.symlink(e.link_target, to); !l)
+                        record_failure(stats, p, l.error());
+                    else
+                        ++stats.links;
                     break;
                 }
                 case tree_entry::kind::other:
@@ -699,21 +758,26 @@ asio::awaitable<core::result<void>> upload(remote_host& host, std::vector<std::s
         std::string spec = o.owner.value_or("") + (o.group ? ":" + *o.group : "");
         for (std::size_t i = 0; i < owned.size();) {
             std::string command = "sudo -n chown -h -- " + core::shell_quote(spec);
-            for (; i < owned.size() && command.size() < 64 * 1024; ++i) command += " " + core::shell_quote(owned[i]);
+            for (; i < owned.size() && command.size() < 64 * 1024; ++i)
+                command += " " + core::shell_quote(owned[i]);
             auto r = co_await host.run(command, std::chrono::minutes(5));
-            if (!r) record_failure(stats, p, r.error());
+            if (!r)
+                record_failure(stats, p, r.error());
             else if (r->exit_status != 0)
-                record_failure(stats, p, {core::errc::permission_denied,
-                                          fmt::format("chown {} on {} failed: {}", spec, host.destination(),
-                                                      r->err.empty() ? "exit status " + std::to_string(r->exit_status)
-                                                                     : r->err.substr(0, r->err.find('\n')))});
+                record_failure(
+                    stats, p,
+                    {core::errc::permission_denied,
+                     fmt::format("chown {} on {} failed: {}", spec, host.destination(),
+                                 r->err.empty() ? "exit status " + std::to_string(r->exit_status)
+                                                : r->err.substr(0, r->err.find('\n')))});
         }
     }
     co_return core::result<void>{};
 }
 
-asio::awaitable<core::result<void>> download(remote_host& host, std::vector<std::string> sources, std::string dest,
-                                             const copy_options& o, progress& p, transfer_stats& stats) {
+asio::awaitable<core::result<void>> download(remote_host& host, std::vector<std::string> sources,
+                                             std::string dest, const copy_options& o, progress& p,
+                                             transfer_stats& stats) {
     auto c0 = co_await host.sftp(0);
     if (!c0) co_return tl::unexpected(c0.error());
     sftp::client& c = **c0;
@@ -724,7 +788,8 @@ asio::awaitable<core::result<void>> download(remote_host& host, std::vector<std:
         co_return core::fail(dest_exists ? core::errc::invalid_argument : core::errc::not_found,
                              fmt::format("{} is not a directory (several sources need one)", dest));
     if (!dest_exists && !dest.empty() && dest.back() == '/')
-        co_return core::fail(core::errc::not_found, fmt::format("directory {} does not exist", dest));
+        co_return core::fail(core::errc::not_found,
+                             fmt::format("directory {} does not exist", dest));
 
     std::vector<file_task> tasks;
     std::vector<std::pair<std::string, tree_entry>> dirs;
@@ -736,8 +801,10 @@ asio::awaitable<core::result<void>> download(remote_host& host, std::vector<std:
         }
         std::string name = base_name(src);
         if (dest_is_dir && !safe_entry_name(name)) {
-            record_failure(stats, p, {core::errc::invalid_argument,
-                                      fmt::format("cannot name a copy of {} inside {}", rname(host, src), dest)});
+            record_failure(
+                stats, p,
+                {core::errc::invalid_argument,
+                 fmt::format("cannot name a copy of {} inside {}", rname(host, src), dest)});
             continue;
         }
         std::string target = dest_is_dir ? join_path(dest, name) : dest;
@@ -748,7 +815,8 @@ asio::awaitable<core::result<void>> download(remote_host& host, std::vector<std:
         }
         if (!o.recursive) {
             record_failure(stats, p,
-                           {core::errc::invalid_argument, fmt::format("{} is a directory (use -r)", rname(host, src))});
+                           {core::errc::invalid_argument,
+                            fmt::format("{} is a directory (use -r)", rname(host, src))});
             continue;
         }
         auto tree = co_await list_remote_tree(c, src, nullptr);
@@ -789,19 +857,24 @@ asio::awaitable<core::result<void>> download(remote_host& host, std::vector<std:
                         break;
                     }
                     if (link_escapes(e.rel, *t)) {
-                        record_failure(stats, p,
-                                       {core::errc::permission_denied,
-                                        fmt::format("refusing {}: the symlink points outside the destination ({})",
-                                                    rname(host, from), *t)});
+                        record_failure(
+                            stats, p,
+                            {core::errc::permission_denied,
+                             fmt::format(
+                                 "refusing {}: the symlink points outside the destination ({})",
+                                 rname(host, from), *t)});
                         break;
                     }
                     ::unlink(to.c_str());
-                    if (::symlink(t->c_str(), to.c_str()) != 0) record_failure(stats, p, errno_error("cannot create symlink", to));
-                    else ++stats.links;
+                    if (::symlink(t->c_str(), to.c_str()) != 0)
+                        record_failure(stats, p, errno_error("cannot create symlink", to));
+                    else
+                        ++stats.links;
                     break;
                 }
                 case tree_entry::kind::other:
-                    spdlog::warn("skipping {}: not a regular file, directory or symlink", rname(host, from));
+                    spdlog::warn("skipping {}: not a regular file, directory or symlink",
+                                 rname(host, from));
                     break;
             }
         }

@@ -21,7 +21,7 @@ namespace tunnel::transfer {
 
 struct copy_options {
     bool recursive = false;
-    bool preserve = false;  // -p: mode and mtime (sync always preserves)
+    bool preserve = false;              // -p: mode and mtime (sync always preserves)
     std::optional<std::uint32_t> mode;  // --mode: permission bits for created files
     bool resume = false;
     bool verify = false;    // SHA-256 of both ends compared after each copy
@@ -30,7 +30,7 @@ struct copy_options {
     // Uploads: owner and group of everything copied, set with `sudo -n chown`
     // on the host after the copy (the CLI requires --sudo for them).
     std::optional<std::string> owner, group;
-    bool always = false;    // copy without checking whether the destination is unchanged
+    bool always = false;  // copy without checking whether the destination is unchanged
     // Uploads of at least stream_threshold bytes (without --resume) use this
     // many SFTP channels at once.
     unsigned streams = 4;
@@ -50,23 +50,28 @@ struct copy_options {
 [[nodiscard]] core::result<std::string> sha256_file(const std::string& path);
 // SHA-256 of a remote file: `sha256sum` when the account runs commands, else
 // read back over SFTP.
-asio::awaitable<core::result<std::string>> sha256_remote(remote_host& host, sftp::client& c, std::string path);
+asio::awaitable<core::result<std::string>> sha256_remote(remote_host& host, sftp::client& c,
+                                                         std::string path);
 
 enum class file_outcome { copied, skipped };
 
 // One regular file each way. `remote`/`local` name the final destination.
-asio::awaitable<core::result<file_outcome>> upload_file(remote_host& host, sftp::client& c, std::string local,
-                                                        std::string remote, const copy_options& o, progress& p);
-asio::awaitable<core::result<file_outcome>> download_file(remote_host& host, sftp::client& c, std::string remote,
-                                                          std::string local, const copy_options& o, progress& p);
+asio::awaitable<core::result<file_outcome>> upload_file(remote_host& host, sftp::client& c,
+                                                        std::string local, std::string remote,
+                                                        const copy_options& o, progress& p);
+asio::awaitable<core::result<file_outcome>> download_file(remote_host& host, sftp::client& c,
+                                                          std::string remote, std::string local,
+                                                          const copy_options& o, progress& p);
 
 // What `tunnel cp` does: every source (a file, or a tree with -r) to `dest`,
 // scp's rules for naming (an existing directory receives sources by name).
 // Per-file failures are counted in `stats` and the rest continue.
-asio::awaitable<core::result<void>> upload(remote_host& host, std::vector<std::string> sources, std::string dest,
-                                           const copy_options& o, progress& p, transfer_stats& stats);
-asio::awaitable<core::result<void>> download(remote_host& host, std::vector<std::string> sources, std::string dest,
-                                             const copy_options& o, progress& p, transfer_stats& stats);
+asio::awaitable<core::result<void>> upload(remote_host& host, std::vector<std::string> sources,
+                                           std::string dest, const copy_options& o, progress& p,
+                                           transfer_stats& stats);
+asio::awaitable<core::result<void>> download(remote_host& host, std::vector<std::string> sources,
+                                             std::string dest, const copy_options& o, progress& p,
+                                             transfer_stats& stats);
 
 // Copies each {from, to} pair (regular files) on up to o.jobs SFTP channels.
 struct file_task {
@@ -91,8 +96,10 @@ struct tree_entry {
 
 // Lists `root` (a directory) depth-first, parents before children, skipping
 // what `filter` excludes (an excluded directory is not entered).
-[[nodiscard]] core::result<std::vector<tree_entry>> list_local_tree(const std::string& root, const path_filter* filter);
-asio::awaitable<core::result<std::vector<tree_entry>>> list_remote_tree(sftp::client& c, std::string root,
+[[nodiscard]] core::result<std::vector<tree_entry>> list_local_tree(const std::string& root,
+                                                                    const path_filter* filter);
+asio::awaitable<core::result<std::vector<tree_entry>>> list_remote_tree(sftp::client& c,
+                                                                        std::string root,
                                                                         const path_filter* filter);
 
 }  // namespace tunnel::transfer

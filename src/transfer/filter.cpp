@@ -97,15 +97,19 @@ core::result<void> validate_glob(std::string_view pattern) {
             if (j < pattern.size() && pattern[j] == ']') ++j;
             while (j < pattern.size() && pattern[j] != ']') ++j;
             if (j >= pattern.size())
-                return core::fail(core::errc::invalid_argument,
-                                  fmt::format("invalid glob \"{}\": '[' at position {} is never closed", pattern, i + 1));
+                return core::fail(
+                    core::errc::invalid_argument,
+                    fmt::format("invalid glob \"{}\": '[' at position {} is never closed", pattern,
+                                i + 1));
             i = j;
         }
     }
     return {};
 }
 
-bool path_glob_match(std::string_view pattern, std::string_view text) noexcept { return match_from(pattern, text); }
+bool path_glob_match(std::string_view pattern, std::string_view text) noexcept {
+    return match_from(pattern, text);
+}
 
 core::result<path_filter> path_filter::parse(const std::vector<std::string>& includes,
                                              const std::vector<std::string>& excludes) {
@@ -123,8 +127,11 @@ core::result<path_filter> path_filter::parse(const std::vector<std::string>& inc
             r.anchored = true;
             p.remove_prefix(1);
         }
-        if (p.empty()) return core::fail(core::errc::invalid_argument, fmt::format("invalid glob \"{}\"", text));
-        r.whole_path = r.anchored || p.find('/') != std::string_view::npos || p.find("**") != std::string_view::npos;
+        if (p.empty())
+            return core::fail(core::errc::invalid_argument,
+                              fmt::format("invalid glob \"{}\"", text));
+        r.whole_path = r.anchored || p.find('/') != std::string_view::npos ||
+                       p.find("**") != std::string_view::npos;
         r.pattern = std::string(p);
         f.rules_.push_back(std::move(r));
         return {};
@@ -140,7 +147,8 @@ bool path_filter::matches(const rule& r, std::string_view rel, bool is_dir) {
     if (r.dir_only && !is_dir) return false;
     if (!r.whole_path) {
         auto slash = rel.rfind('/');
-        return path_glob_match(r.pattern, slash == std::string_view::npos ? rel : rel.substr(slash + 1));
+        return path_glob_match(r.pattern,
+                               slash == std::string_view::npos ? rel : rel.substr(slash + 1));
     }
     if (r.anchored) return path_glob_match(r.pattern, rel);
     // Unanchored with '/': any tail of the path starting at a component.

@@ -24,14 +24,14 @@ namespace tunnel::transfer {
 [[nodiscard]] core::result<void> validate_glob(std::string_view pattern);
 
 class path_filter {
-public:
+  public:
     [[nodiscard]] static core::result<path_filter> parse(const std::vector<std::string>& includes,
                                                          const std::vector<std::string>& excludes);
     // `rel` is '/'-separated relative to the root, without a leading '/'.
     [[nodiscard]] bool excluded(std::string_view rel, bool is_dir) const;
     [[nodiscard]] bool empty() const noexcept { return rules_.empty(); }
 
-private:
+  private:
     struct rule {
         bool include = false;
         bool anchored = false;

@@ -6,16 +6,20 @@
 
 namespace tunnel::transfer {
 
-std::string location::display() const { return host ? fmt::format("{}:{}", *host, path) : path; }
+std::string location::display() const {
+    return host ? fmt::format("{}:{}", *host, path) : path;
+}
 
 core::result<location> parse_location(std::string_view text) {
     if (text.empty()) return core::fail(core::errc::invalid_argument, "empty path");
-    if (text.front() == '/' || text.front() == '.') return location{std::nullopt, std::string(text)};
+    if (text.front() == '/' || text.front() == '.')
+        return location{std::nullopt, std::string(text)};
     std::string_view host;
     std::string_view path;
     auto at = text.find('@');
     auto bracket = text.find('[');
-    if (bracket != std::string_view::npos && (bracket == 0 || (at != std::string_view::npos && bracket == at + 1))) {
+    if (bracket != std::string_view::npos &&
+        (bracket == 0 || (at != std::string_view::npos && bracket == at + 1))) {
         auto close = text.find("]:", bracket);
         if (close == std::string_view::npos) return location{std::nullopt, std::string(text)};
         host = text.substr(0, close + 1);
@@ -24,20 +28,24 @@ core::result<location> parse_location(std::string_view text) {
         h += text.substr(bracket + 1, close - bracket - 1);
         if (path.empty())
             return core::fail(core::errc::invalid_argument,
-                              fmt::format("\"{}\" names a host but no path: write {}:PATH (or {}:. for the home directory)",
+                              fmt::format("\"{}\" names a host but no path: write {}:PATH (or {}:. "
+                                          "for the home directory)",
                                           text, host, host));
         return location{h, std::string(path)};
     }
     auto colon = text.find(':');
     auto slash = text.find('/');
-    if (colon == std::string_view::npos || (slash != std::string_view::npos && slash < colon) || colon == 0)
+    if (colon == std::string_view::npos || (slash != std::string_view::npos && slash < colon) ||
+        colon == 0)
         return location{std::nullopt, std::string(text)};
     host = text.substr(0, colon);
     path = text.substr(colon + 1);
     if (path.empty())
-        return core::fail(core::errc::invalid_argument,
-                          fmt::format("\"{}\" names a host but no path: write {}:PATH (or {}:. for the home directory)",
-                                      text, host, host));
+        return core::fail(
+            core::errc::invalid_argument,
+            fmt::format(
+                "\"{}\" names a host but no path: write {}:PATH (or {}:. for the home directory)",
+                text, host, host));
     return location{std::string(host), std::string(path)};
 }
 
@@ -66,8 +74,8 @@ std::string join_path(std::string_view a, std::string_view b) {
 }
 
 bool safe_entry_name(std::string_view name) noexcept {
-    return !name.empty() && name != "." && name != ".." && name.find('/') == std::string_view::npos &&
-           name.find('\0') == std::string_view::npos;
+    return !name.empty() && name != "." && name != ".." &&
+           name.find('/') == std::string_view::npos && name.find('\0') == std::string_view::npos;
 }
 
 bool link_escapes(std::string_view link_rel, std::string_view target) noexcept {

@@ -19,7 +19,9 @@ std::string human_bytes(std::uint64_t bytes) {
 
 progress::progress(bool draw) : draw_(draw), start_(std::chrono::steady_clock::now()) {}
 
-progress::~progress() { finish(); }
+progress::~progress() {
+    finish();
+}
 
 double progress::seconds() const {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
@@ -48,10 +50,14 @@ void progress::draw(bool force) {
         auto left = static_cast<long>(static_cast<double>(total_ - done_) / rate);
         eta = fmt::format("{}:{:02}", left / 60, left % 60);
     }
-    int pct = total_ ? static_cast<int>(100.0 * static_cast<double>(done_) / static_cast<double>(total_)) : 100;
-    std::string name = current_.size() > 40 ? "..." + current_.substr(current_.size() - 37) : current_;
-    fmt::print(stderr, "\r\033[K{:<40} {:>10} / {:<10} {:3}% {:>10}/s ETA {}", name, human_bytes(done_),
-               human_bytes(total_), pct, human_bytes(static_cast<std::uint64_t>(rate)), eta);
+    int pct =
+        total_ ? static_cast<int>(100.0 * static_cast<double>(done_) / static_cast<double>(total_))
+               : 100;
+    std::string name =
+        current_.size() > 40 ? "..." + current_.substr(current_.size() - 37) : current_;
+    fmt::print(stderr, "\r\033[K{:<40} {:>10} / {:<10} {:3}% {:>10}/s ETA {}", name,
+               human_bytes(done_), human_bytes(total_), pct,
+               human_bytes(static_cast<std::uint64_t>(rate)), eta);
     std::fflush(stderr);
 }
 

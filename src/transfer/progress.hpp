@@ -25,7 +25,7 @@ struct transfer_stats {
 };
 
 class progress {
-public:
+  public:
     // `draw`: usually isatty(2).
     explicit progress(bool draw);
     ~progress();
@@ -38,7 +38,7 @@ public:
     [[nodiscard]] std::uint64_t done() const noexcept { return done_; }
     [[nodiscard]] double seconds() const;
 
-private:
+  private:
     void draw(bool force);
     bool draw_;
     std::uint64_t total_ = 0;

@@ -10,9 +10,8 @@ namespace tunnel::transfer {
 remote_host::remote_host(std::shared_ptr<ssh::session> s, sftp::client_options sftp)
     : session_(std::move(s)), sftp_options_(sftp) {}
 
-asio::awaitable<core::result<std::shared_ptr<remote_host>>> remote_host::connect(asio::any_io_executor executor,
-                                                                                 ssh::connect_options target,
-                                                                                 sftp::client_options sftp) {
+asio::awaitable<core::result<std::shared_ptr<remote_host>>> remote_host::connect(
+    asio::any_io_executor executor, ssh::connect_options target, sftp::client_options sftp) {
     auto s = co_await ssh::session::connect(executor, std::move(target));
     if (!s) co_return tl::unexpected(s.error());
     co_return std::make_shared<remote_host>(std::move(*s), sftp);
@@ -33,17 +32,20 @@ asio::awaitable<core::result<std::unique_ptr<sftp::client>>> remote_host::borrow
         spare_.pop_back();
         co_return c;
     }
-    if (no_more_channels_) co_return core::fail(core::errc::resource_exhausted, "no more SFTP channels");
+    if (no_more_channels_)
+        co_return core::fail(core::errc::resource_exhausted, "no more SFTP channels");
     auto c = co_await sftp::client::open(session_, sftp_options_);
     if (!c) no_more_channels_ = true;
     co_return c;
 }
 
-asio::awaitable<core::result<command_output>> remote_host::run(std::string command, std::chrono::milliseconds timeout) {
+asio::awaitable<core::result<command_output>> remote_host::run(std::string command,
+                                                               std::chrono::milliseconds timeout) {
     const auto deadline = ssh::clock_type::now() + timeout;
     auto ch = co_await ssh::channel::open_session(session_, deadline);
     if (!ch) co_return tl::unexpected(ch.error());
-    if (auto r = co_await ch->request_exec(command, deadline); !r) co_return tl::unexpected(r.error());
+    if (auto r = co_await ch->request_exec(command, deadline); !r)
+        co_return tl::unexpected(r.error());
     ch->send_eof();
     while (!ch->finished()) {
         ch->drain();
@@ -68,7 +70,8 @@ asio::awaitable<bool> remote_host::exec_allowed() {
     // Under `ForceCommand internal-sftp` the request is accepted but runs an
     // SFTP server instead, which prints nothing and exits at our EOF.
     auto r = co_await run("echo tunnel-exec-probe", std::chrono::seconds(10));
-    exec_allowed_ = r && r->exit_status == 0 && r->out.find("tunnel-exec-probe") != std::string::npos;
+    exec_allowed_ =
+        r && r->exit_status == 0 && r->out.find("tunnel-exec-probe") != std::string::npos;
     if (!*exec_allowed_) spdlog::debug("{} runs no commands (SFTP-only account?)", destination());
     co_return *exec_allowed_;
 }

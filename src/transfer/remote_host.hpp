@@ -24,10 +24,10 @@ struct command_output {
 };
 
 class remote_host {
-public:
-    static asio::awaitable<core::result<std::shared_ptr<remote_host>>> connect(asio::any_io_executor executor,
-                                                                               ssh::connect_options target,
-                                                                               sftp::client_options sftp = {});
+  public:
+    static asio::awaitable<core::result<std::shared_ptr<remote_host>>> connect(
+        asio::any_io_executor executor, ssh::connect_options target,
+        sftp::client_options sftp = {});
     // Wraps a session the caller already has (e.g. from a pool).
     remote_host(std::shared_ptr<ssh::session> s, sftp::client_options sftp);
 
@@ -40,13 +40,16 @@ public:
     // True if the account runs commands (probed once with an `echo`).
     asio::awaitable<bool> exec_allowed();
     // Runs `command` (a shell string) to completion and captures its output.
-    asio::awaitable<core::result<command_output>> run(std::string command, std::chrono::milliseconds timeout);
+    asio::awaitable<core::result<command_output>> run(std::string command,
+                                                      std::chrono::milliseconds timeout);
 
     [[nodiscard]] const std::shared_ptr<ssh::session>& session() const noexcept { return session_; }
     [[nodiscard]] std::string destination() const { return session_->options().destination(); }
-    [[nodiscard]] const sftp::client_options& sftp_options() const noexcept { return sftp_options_; }
+    [[nodiscard]] const sftp::client_options& sftp_options() const noexcept {
+        return sftp_options_;
+    }
 
-private:
+  private:
     std::shared_ptr<ssh::session> session_;
     sftp::client_options sftp_options_;
     std::vector<std::unique_ptr<sftp::client>> clients_;

@@ -43,19 +43,23 @@ std::vector<std::string> script_argv(std::string_view script_text, const std::st
     return argv;
 }
 
-asio::awaitable<core::result<script_result>> run_script(pool::session_pool& pool, exec::executor& runner,
-                                                        const ssh::connect_options& target, script_job job,
-                                                        exec::exec_events events, exec::run_options options) {
+asio::awaitable<core::result<script_result>> run_script(pool::session_pool& pool,
+                                                        exec::executor& runner,
+                                                        const ssh::connect_options& target,
+                                                        script_job job, exec::exec_events events,
+                                                        exec::run_options options) {
     int fd = ::open(job.local_path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        co_return core::fail(errno == ENOENT ? core::errc::not_found : core::errc::io_error,
-                             fmt::format("cannot open script {}: {}", job.local_path, std::strerror(errno)));
+        co_return core::fail(
+            errno == ENOENT ? core::errc::not_found : core::errc::io_error,
+            fmt::format("cannot open script {}: {}", job.local_path, std::strerror(errno)));
     struct stat st {};
     ::fstat(fd, &st);
     if (!S_ISREG(st.st_mode) || static_cast<std::size_t>(st.st_size) > max_script) {
         ::close(fd);
-        co_return core::fail(core::errc::invalid_argument,
-                             fmt::format("{} is not a regular file of at most 16 MiB", job.local_path));
+        co_return core::fail(
+            core::errc::invalid_argument,
+            fmt::format("{} is not a regular file of at most 16 MiB", job.local_path));
     }
     char head[2] = {0, 0};
     if (::pread(fd, head, 2, 0) < 2) head[0] = 0;  // shorter than "#!": no shebang
@@ -68,10 +72,12 @@ asio::awaitable<core::result<script_result>> run_script(pool::session_pool& pool
     remote_host host(lease->session(), {});
     if (!co_await host.exec_allowed()) {
         ::close(fd);
-        co_return core::fail(core::errc::denied,
-                             fmt::format("{} runs no commands (an SFTP-only account, e.g. ForceCommand internal-sftp): "
-                                         "tunnel script needs to run one; use tunnel cp to copy files there",
-                                         target.destination()));
+        co_return core::fail(
+            core::errc::denied,
+            fmt::format(
+                "{} runs no commands (an SFTP-only account, e.g. ForceCommand internal-sftp): "
+                "tunnel script needs to run one; use tunnel cp to copy files there",
+                target.destination()));
     }
     auto c = co_await host.sftp(0);
     if (!c) {
@@ -97,7 +103,8 @@ asio::awaitable<core::result<script_result>> run_script(pool::session_pool& pool
     {
         sftp::file_attrs a;
         a.permissions = 0700;
-        auto h = co_await (*c)->open_file(remote_file, sftp::open_write | sftp::open_creat | sftp::open_excl, a);
+        auto h = co_await (*c)->open_file(remote_file,
+                                          sftp::open_write | sftp::open_creat | sftp::open_excl, a);
         if (!h) {
             uploaded = tl::unexpected(h.error());
         } else {

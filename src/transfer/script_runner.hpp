@@ -25,7 +25,8 @@ struct script_job {
 };
 
 // The argv that runs `remote_file`: interpreter, shebang (executed directly) or sh.
-[[nodiscard]] std::vector<std::string> script_argv(std::string_view script_text, const std::string& remote_file,
+[[nodiscard]] std::vector<std::string> script_argv(std::string_view script_text,
+                                                   const std::string& remote_file,
                                                    const std::optional<std::string>& interpreter,
                                                    const std::vector<std::string>& args);
 
@@ -35,8 +36,10 @@ struct script_result {
     bool cleaned_up = false;
 };
 
-asio::awaitable<core::result<script_result>> run_script(pool::session_pool& pool, exec::executor& runner,
-                                                        const ssh::connect_options& target, script_job job,
-                                                        exec::exec_events events, exec::run_options options);
+asio::awaitable<core::result<script_result>> run_script(pool::session_pool& pool,
+                                                        exec::executor& runner,
+                                                        const ssh::connect_options& target,
+                                                        script_job job, exec::exec_events events,
+                                                        exec::run_options options);
 
 }  // namespace tunnel::transfer

@@ -30,11 +30,14 @@ struct dest_side {
     bool remote;
     std::string root;
 
-    [[nodiscard]] std::string path(const std::string& rel) const { return rel.empty() ? root : join_path(root, rel); }
+    [[nodiscard]] std::string path(const std::string& rel) const {
+        return rel.empty() ? root : join_path(root, rel);
+    }
 
     asio::awaitable<core::result<void>> mkdir(const std::string& rel, std::uint32_t mode) {
         if (remote) co_return co_await c.mkdir(path(rel), mode);
-        if (::mkdir(path(rel).c_str(), mode) != 0) co_return tl::unexpected(local_error("cannot create directory", path(rel)));
+        if (::mkdir(path(rel).c_str(), mode) != 0)
+            co_return tl::unexpected(local_error("cannot create directory", path(rel)));
         co_return core::result<void>{};
     }
     asio::awaitable<core::result<void>> remove(const std::string& rel, bool dir) {
@@ -50,14 +53,16 @@ struct dest_side {
             co_return tl::unexpected(local_error("cannot create symlink", path(rel)));
         co_return core::result<void>{};
     }
-    asio::awaitable<core::result<void>> set_attrs(const std::string& rel, std::uint32_t mode, std::int64_t mtime) {
+    asio::awaitable<core::result<void>> set_attrs(const std::string& rel, std::uint32_t mode,
+                                                  std::int64_t mtime) {
         if (remote) {
             sftp::file_attrs a;
             a.permissions = mode;
             a.atime = a.mtime = static_cast<std::uint32_t>(mtime);
             co_return co_await c.setstat(path(rel), a);
         }
-        if (::chmod(path(rel).c_str(), mode) != 0) co_return tl::unexpected(local_error("cannot chmod", path(rel)));
+        if (::chmod(path(rel).c_str(), mode) != 0)
+            co_return tl::unexpected(local_error("cannot chmod", path(rel)));
         struct timespec t[2] = {{mtime, 0}, {mtime, 0}};
         if (::utimensat(AT_FDCWD, path(rel).c_str(), t, AT_SYMLINK_NOFOLLOW) != 0)
             co_return tl::unexpected(local_error("cannot set times on", path(rel)));
@@ -66,38 +71,51 @@ struct dest_side {
 };
 
 bool is_under(const std::string& rel, const std::string& dir) {
-    return rel.size() > dir.size() && rel.compare(0, dir.size(), dir) == 0 && rel[dir.size()] == '/';
+    return rel.size() > dir.size() && rel.compare(0, dir.size(), dir) == 0 &&
+           rel[dir.size()] == '/';
 }
 
 }  // namespace
 
 std::string sync_action::describe() const {
     switch (type) {
-        case kind::mkdir: return fmt::format("mkdir  {}/", rel.empty() ? "." : rel);
-        case kind::copy: return detail.empty() ? fmt::format("copy   {}", rel) : fmt::format("copy   {} ({})", rel, detail);
-        case kind::link: return fmt::format("link   {} -> {}", rel, detail);
-        case kind::remove: return fmt::format("delete {}", rel);
-        case kind::rmdir: return fmt::format("delete {}/", rel);
-        case kind::attrs: return fmt::format("attrs  {}{}", rel, detail.empty() ? "" : " (" + detail + ")");
+        case kind::mkdir:
+            return fmt::format("mkdir  {}/", rel.empty() ? "." : rel);
+        case kind::copy:
+            return detail.empty() ? fmt::format("copy   {}", rel)
+                                  : fmt::format("copy   {} ({})", rel, detail);
+        case kind::link:
+            return fmt::format("link   {} -> {}", rel, detail);
+        case kind::remove:
+            return fmt::format("delete {}", rel);
+        case kind::rmdir:
+            return fmt::format("delete {}/", rel);
+        case kind::attrs:
+            return fmt::format("attrs  {}{}", rel, detail.empty() ? "" : " (" + detail + ")");
     }
     return rel;
 }
 
-asio::awaitable<core::result<void>> sync_trees(remote_host& host, bool upload, std::string src, std::string dst,
-                                               const sync_options& o, progress& p, transfer_stats& stats,
+asio::awaitable<core::result<void>> sync_trees(remote_host& host, bool upload, std::string src,
+                                               std::string dst, const sync_options& o, progress& p,
+                                               transfer_stats& stats,
                                                std::function<void(const sync_action&)> on_action) {
     auto c0 = co_await host.sftp(0);
     if (!c0) co_return tl::unexpected(c0.error());
     sftp::client& c = **c0;
-    auto rname = [&](const std::string& path) { return fmt::format("{}:{}", host.session()->options().host, path); };
+    auto rname = [&](const std::string& path) {
+        return fmt::format("{}:{}", host.session()->options().host, path);
+    };
 
     // 1. Both listings.
     std::vector<tree_entry> src_tree;
     if (upload) {
         struct stat st {};
-        if (::stat(src.c_str(), &st) != 0) co_return tl::unexpected(local_error("cannot read", src));
+        if (::stat(src.c_str(), &st) != 0)
+            co_return tl::unexpected(local_error("cannot read", src));
         if (!S_ISDIR(st.st_mode))
-            co_return core::fail(core::errc::invalid_argument, fmt::format("{} is not a directory", src));
+            co_return core::fail(core::errc::invalid_argument,
+                                 fmt::format("{} is not a directory", src));
         auto t = list_local_tree(src, &o.filter);
         if (!t) co_return tl::unexpected(t.error());
         src_tree = std::move(*t);
@@ -105,7 +123,8 @@ asio::awaitable<core::result<void>> sync_trees(remote_host& host, bool upload, s
         auto st = co_await c.stat(src);
         if (!st) co_return tl::unexpected(st.error());
         if (!st->is_dir())
-            co_return core::fail(core::errc::invalid_argument, fmt::format("{} is not a directory", rname(src)));
+            co_return core::fail(core::errc::invalid_argument,
+                                 fmt::format("{} is not a directory", rname(src)));
         auto t = co_await list_remote_tree(c, src, &o.filter);
         if (!t) co_return tl::unexpected(t.error());
         src_tree = std::move(*t);
@@ -116,7 +135,8 @@ asio::awaitable<core::result<void>> sync_trees(remote_host& host, bool upload, s
     if (upload) {
         auto st = co_await c.stat(dst);
         if (st && !st->is_dir())
-            co_return core::fail(core::errc::invalid_argument, fmt::format("{} is not a directory", rname(dst)));
+            co_return core::fail(core::errc::invalid_argument,
+                                 fmt::format("{} is not a directory", rname(dst)));
         dst_exists = st.has_value();
         if (dst_exists) {
             auto t = co_await list_remote_tree(c, dst, &o.filter);
@@ -127,7 +147,8 @@ asio::awaitable<core::result<void>> sync_trees(remote_host& host, bool upload, s
         struct stat st {};
         if (::lstat(dst.c_str(), &st) == 0) {
             if (!S_ISDIR(st.st_mode))
-                co_return core::fail(core::errc::invalid_argument, fmt::format("{} is not a directory", dst));
+                co_return core::fail(core::errc::invalid_argument,
+                                     fmt::format("{} is not a directory", dst));
             dst_exists = true;
             auto t = list_local_tree(dst, &o.filter);
             if (!t) co_return tl::unexpected(t.error());
@@ -145,15 +166,17 @@ asio::awaitable<core::result<void>> sync_trees(remote_host& host, bool upload, s
             parent_ok = ::stat(parent.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
         }
         if (!parent_ok)
-            co_return core::fail(core::errc::not_found, fmt::format("destination directory {} does not exist",
-                                                                    upload ? rname(parent) : parent));
+            co_return core::fail(core::errc::not_found,
+                                 fmt::format("destination directory {} does not exist",
+                                             upload ? rname(parent) : parent));
     }
 
     std::unordered_map<std::string, const tree_entry*> dst_map;
     for (const auto& e : dst_tree) dst_map.emplace(e.rel, &e);
 
     // Remote link targets are not in listings: read them when needed.
-    auto remote_link = [&](const std::string& root, const std::string& rel) -> asio::awaitable<std::string> {
+    auto remote_link = [&](const std::string& root,
+                           const std::string& rel) -> asio::awaitable<std::string> {
         auto t = co_await c.readlink(join_path(root, rel));
         co_return t ? *t : std::string();
     };
@@ -175,8 +198,10 @@ asio::awaitable<core::result<void>> sync_trees(remote_host& host, bool upload, s
                 for (const auto& x : dst_tree)
                     if (is_under(x.rel, d->rel)) under.push_back(&x);
                 for (auto u = under.rbegin(); u != under.rend(); ++u) {
-                    replace.push_back({(*u)->type == kind::dir ? sync_action::kind::rmdir : sync_action::kind::remove,
-                                       (*u)->rel, {}});
+                    replace.push_back({(*u)->type == kind::dir ? sync_action::kind::rmdir
+                                                               : sync_action::kind::remove,
+                                       (*u)->rel,
+                                       {}});
                     claimed.insert((*u)->rel);
                 }
                 replace.push_back({sync_action::kind::rmdir, d->rel, {}});
@@ -192,8 +217,10 @@ asio::awaitable<core::result<void>> sync_trees(remote_host& host, bool upload, s
                 break;
             case kind::file: {
                 std::string why;
-                if (!d) why = "new";
-                else if (d->size != e.size) why = "size differs";
+                if (!d)
+                    why = "new";
+                else if (d->size != e.size)
+                    why = "size differs";
                 else if (o.checksum) {
                     auto sp = upload ? join_path(src, e.rel) : join_path(dst, e.rel);
                     auto rp = upload ? join_path(dst, e.rel) : join_path(src, e.rel);
@@ -207,7 +234,8 @@ asio::awaitable<core::result<void>> sync_trees(remote_host& host, bool upload, s
                     copies.push_back({sync_action::kind::copy, e.rel, why});
                 } else {
                     ++stats.skipped;
-                    if (d->mode != e.mode || d->mtime != e.mtime) attrs.push_back({sync_action::kind::attrs, e.rel, "mode"});
+                    if (d->mode != e.mode || d->mtime != e.mtime)
+                        attrs.push_back({sync_action::kind::attrs, e.rel, "mode"});
                 }
                 break;
             }
@@ -215,9 +243,11 @@ asio::awaitable<core::result<void>> sync_trees(remote_host& host, bool upload, s
                 std::string target = e.link_target;  // (no co_await inside ?: — g++ 12)
                 if (!upload) target = co_await remote_link(src, e.rel);
                 if (!upload && link_escapes(e.rel, target)) {
-                    record_failure(stats, p, {core::errc::permission_denied,
-                                              fmt::format("refusing {}: the symlink points outside the destination ({})",
-                                                          rname(join_path(src, e.rel)), target)});
+                    record_failure(
+                        stats, p,
+                        {core::errc::permission_denied,
+                         fmt::format("refusing {}: the symlink points outside the destination ({})",
+                                     rname(join_path(src, e.rel)), target)});
                     break;
                 }
                 if (d) {
@@ -236,13 +266,17 @@ asio::awaitable<core::result<void>> sync_trees(remote_host& host, bool upload, s
     for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) {
         auto d = dst_map.find((*it)->rel);
         // Writing into a directory changes its mtime: set every touched or new one.
-        bool touched = d == dst_map.end() || d->second->mode != (*it)->mode || d->second->mtime != (*it)->mtime;
+        bool touched = d == dst_map.end() || d->second->mode != (*it)->mode ||
+                       d->second->mtime != (*it)->mtime;
         if (touched) attrs.push_back({sync_action::kind::attrs, (*it)->rel, "directory"});
     }
     if (o.delete_extraneous) {
         for (auto it = dst_tree.rbegin(); it != dst_tree.rend(); ++it) {
             if (claimed.count(it->rel)) continue;
-            deletes.push_back({it->type == kind::dir ? sync_action::kind::rmdir : sync_action::kind::remove, it->rel, {}});
+            deletes.push_back(
+                {it->type == kind::dir ? sync_action::kind::rmdir : sync_action::kind::remove,
+                 it->rel,
+                 {}});
         }
     }
 
@@ -263,12 +297,16 @@ asio::awaitable<core::result<void>> sync_trees(remote_host& host, bool upload, s
 
     // 3. Carry it out.
     for (const auto& a : replace) {
-        if (auto r = co_await dest.remove(a.rel, a.type == sync_action::kind::rmdir); !r) record_failure(stats, p, r.error());
-        else ++stats.deleted;
+        if (auto r = co_await dest.remove(a.rel, a.type == sync_action::kind::rmdir); !r)
+            record_failure(stats, p, r.error());
+        else
+            ++stats.deleted;
     }
     for (const auto& a : mkdirs) {
-        if (auto r = co_await dest.mkdir(a.rel, 0700); !r) record_failure(stats, p, r.error());
-        else ++stats.dirs;
+        if (auto r = co_await dest.mkdir(a.rel, 0700); !r)
+            record_failure(stats, p, r.error());
+        else
+            ++stats.dirs;
     }
     std::vector<file_task> tasks;
     for (const auto& a : copies) {
@@ -281,25 +319,32 @@ asio::awaitable<core::result<void>> sync_trees(remote_host& host, bool upload, s
     co.jobs = o.jobs;
     co_await copy_file_tasks(host, std::move(tasks), upload, co, p, stats);
     for (const auto& a : links) {
-        if (auto r = co_await dest.symlink(a.detail, a.rel); !r) record_failure(stats, p, r.error());
-        else ++stats.links;
+        if (auto r = co_await dest.symlink(a.detail, a.rel); !r)
+            record_failure(stats, p, r.error());
+        else
+            ++stats.links;
     }
     for (const auto& a : deletes) {
-        if (auto r = co_await dest.remove(a.rel, a.type == sync_action::kind::rmdir); !r) record_failure(stats, p, r.error());
-        else ++stats.deleted;
+        if (auto r = co_await dest.remove(a.rel, a.type == sync_action::kind::rmdir); !r)
+            record_failure(stats, p, r.error());
+        else
+            ++stats.deleted;
     }
     for (const auto& a : attrs) {
         const tree_entry* e = a.rel.empty() ? nullptr : src_map.at(a.rel);
         if (!e) continue;
-        if (auto r = co_await dest.set_attrs(a.rel, e->mode, e->mtime); !r) record_failure(stats, p, r.error());
+        if (auto r = co_await dest.set_attrs(a.rel, e->mode, e->mtime); !r)
+            record_failure(stats, p, r.error());
     }
     if (!dst_exists) {
         // The root itself takes the source root's mode.
         if (upload) {
             struct stat st {};
-            if (::stat(src.c_str(), &st) == 0) (void)co_await dest.set_attrs("", st.st_mode & 07777, st.st_mtim.tv_sec);
+            if (::stat(src.c_str(), &st) == 0)
+                (void)co_await dest.set_attrs("", st.st_mode & 07777, st.st_mtim.tv_sec);
         } else if (auto st = co_await c.stat(src); st) {
-            (void)co_await dest.set_attrs("", st->permissions.value_or(0755) & 07777, st->mtime.value_or(0));
+            (void)co_await dest.set_attrs("", st->permissions.value_or(0755) & 07777,
+                                          st->mtime.value_or(0));
         }
     }
     co_return core::result<void>{};

@@ -38,8 +38,9 @@ struct sync_action {
 
 // Plans and (unless dry_run) carries out the sync. `upload`: SRC local,
 // DST remote; else the reverse. Every planned action is passed to `on_action`.
-asio::awaitable<core::result<void>> sync_trees(remote_host& host, bool upload, std::string src, std::string dst,
-                                               const sync_options& o, progress& p, transfer_stats& stats,
+asio::awaitable<core::result<void>> sync_trees(remote_host& host, bool upload, std::string src,
+                                               std::string dst, const sync_options& o, progress& p,
+                                               transfer_stats& stats,
                                                std::function<void(const sync_action&)> on_action);
 
 }  // namespace tunnel::transfer

@@ -6,7 +6,8 @@
 
 namespace tunnel::transfer {
 
-core::result<ssh::connect_options> resolve_target(const ssh::client_flags& flags, std::string_view host_text) {
+core::result<ssh::connect_options> resolve_target(const ssh::client_flags& flags,
+                                                  std::string_view host_text) {
     auto ctx = ssh::process_resolve_context();
     auto config = ssh::load_ssh_config(flags, ctx);
     if (!config) return tl::unexpected(config.error());
@@ -26,8 +27,9 @@ core::result<std::uint32_t> parse_mode(std::string_view text) {
     if (v > 07777) goto bad;
     return v;
 bad:
-    return core::fail(core::errc::invalid_argument,
-                      fmt::format("--mode \"{}\": expected octal permission bits such as 0644 or 750", text));
+    return core::fail(
+        core::errc::invalid_argument,
+        fmt::format("--mode \"{}\": expected octal permission bits such as 0644 or 750", text));
 }
 
 nlohmann::json summary_json(const transfer_stats& stats, std::uint64_t bytes, double seconds) {

@@ -22,6 +22,7 @@ namespace tunnel::transfer {
 [[nodiscard]] core::result<std::uint32_t> parse_mode(std::string_view text);
 
 // {"files","bytes","skipped","failed","deleted","seconds","mib_per_s","errors"}
-[[nodiscard]] nlohmann::json summary_json(const transfer_stats& stats, std::uint64_t bytes, double seconds);
+[[nodiscard]] nlohmann::json summary_json(const transfer_stats& stats, std::uint64_t bytes,
+                                          double seconds);
 
 }  // namespace tunnel::transfer

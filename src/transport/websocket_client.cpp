@@ -13,8 +13,8 @@
 #include <vector>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "core/beast.hpp"
 #include "core/duration.hpp"
@@ -39,13 +39,15 @@ constexpr std::size_t write_buffer = 256 * 1024;
 
 std::string lower(std::string_view s) {
     std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+    std::transform(out.begin(), out.end(), out.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
     return out;
 }
 
 bool is_ip_literal(const std::string& host) {
     unsigned char buf[16];
-    return ::inet_pton(AF_INET, host.c_str(), buf) == 1 || ::inet_pton(AF_INET6, host.c_str(), buf) == 1;
+    return ::inet_pton(AF_INET, host.c_str(), buf) == 1 ||
+           ::inet_pton(AF_INET6, host.c_str(), buf) == 1;
 }
 
 // Printable, one line, bounded: a refusal body quoted in an error message.
@@ -58,7 +60,8 @@ std::string printable(std::string_view s, std::size_t limit = 200) {
 }
 
 std::chrono::milliseconds remaining(time_point deadline) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     return std::max(left, std::chrono::milliseconds(1));
 }
 
@@ -68,28 +71,35 @@ std::chrono::milliseconds remaining(time_point deadline) {
 
 core::result<ws_url> parse_ws_url(std::string_view text) {
     auto bad = [&](std::string_view why) {
-        return core::fail(core::errc::invalid_argument, fmt::format("bad relay URL '{}': {}", text, why));
+        return core::fail(core::errc::invalid_argument,
+                          fmt::format("bad relay URL '{}': {}", text, why));
     };
     ws_url u;
     const auto colon = text.find("://");
-    if (colon == std::string_view::npos) return bad("write it as ws://HOST[:PORT]/PATH or wss://HOST[:PORT]/PATH");
+    if (colon == std::string_view::npos)
+        return bad("write it as ws://HOST[:PORT]/PATH or wss://HOST[:PORT]/PATH");
     const auto scheme = lower(text.substr(0, colon));
     if (scheme == "wss") {
         u.tls = true;
     } else if (scheme == "ws") {
         u.tls = false;
     } else if (scheme == "https" || scheme == "http") {
-        return bad(fmt::format("scheme {} is not a WebSocket URL; use {}://", scheme, scheme == "https" ? "wss" : "ws"));
+        return bad(fmt::format("scheme {} is not a WebSocket URL; use {}://", scheme,
+                               scheme == "https" ? "wss" : "ws"));
     } else {
         return bad(fmt::format("unknown scheme '{}'; use ws:// or wss://", scheme));
     }
     auto rest = text.substr(colon + 3);
-    if (rest.find('#') != std::string_view::npos) return bad("a fragment (#...) has no meaning here; remove it");
+    if (rest.find('#') != std::string_view::npos)
+        return bad("a fragment (#...) has no meaning here; remove it");
     const auto path_at = rest.find_first_of("/?");
     auto authority = rest.substr(0, path_at);
-    std::string_view target = path_at == std::string_view::npos ? std::string_view{} : rest.substr(path_at);
+    std::string_view target =
+        path_at == std::string_view::npos ? std::string_view{} : rest.substr(path_at);
     if (authority.find('@') != std::string_view::npos)
-        return bad("credentials in the URL are not accepted; put the token in a file and pass --token-file");
+        return bad(
+            "credentials in the URL are not accepted; put the token in a file and pass "
+            "--token-file");
     std::string_view port_text;
     if (!authority.empty() && authority.front() == '[') {
         const auto close = authority.find(']');
@@ -104,7 +114,8 @@ core::result<ws_url> parse_ws_url(std::string_view text) {
     } else {
         const auto c = authority.rfind(':');
         if (c != std::string_view::npos) {
-            if (authority.find(':') != c) return bad("an IPv6 address must be written in brackets: [::1]");
+            if (authority.find(':') != c)
+                return bad("an IPv6 address must be written in brackets: [::1]");
             port_text = authority.substr(c + 1);
             if (port_text.empty()) return bad("empty port after ':'");
             authority = authority.substr(0, c);
@@ -115,8 +126,10 @@ core::result<ws_url> parse_ws_url(std::string_view text) {
     u.port = u.tls ? 443 : 80;
     if (!port_text.empty()) {
         unsigned value = 0;
-        auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
-        if (ec != std::errc{} || end != port_text.data() + port_text.size() || value == 0 || value > 65535)
+        auto [end, ec] =
+            std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
+        if (ec != std::errc{} || end != port_text.data() + port_text.size() || value == 0 ||
+            value > 65535)
             return bad(fmt::format("port '{}' is not a number from 1 to 65535", port_text));
         u.port = static_cast<uint16_t>(value);
     }
@@ -128,7 +141,8 @@ core::result<ws_url> parse_ws_url(std::string_view text) {
         u.target = std::string(target);
     }
     for (unsigned char c : u.target)
-        if (c <= 0x20 || c >= 0x7f) return bad("the path holds spaces or control characters; percent-encode them");
+        if (c <= 0x20 || c >= 0x7f)
+            return bad("the path holds spaces or control characters; percent-encode them");
     return u;
 }
 
@@ -138,7 +152,9 @@ std::string ws_url::host_header() const {
     return h;
 }
 
-std::string ws_url::to_string() const { return fmt::format("{}://{}{}", tls ? "wss" : "ws", host_header(), target); }
+std::string ws_url::to_string() const {
+    return fmt::format("{}://{}{}", tls ? "wss" : "ws", host_header(), target);
+}
 
 std::string ws_url::known_hosts_name() const {
     return port == 22 ? host : fmt::format("[{}]:{}", host, port);
@@ -146,39 +162,48 @@ std::string ws_url::known_hosts_name() const {
 
 // ---------------------------------------------------------------- refusals, token
 
-core::error refusal_error(const ws_url& url, unsigned status, std::string_view reason, std::string_view body) {
+core::error refusal_error(const ws_url& url, unsigned status, std::string_view reason,
+                          std::string_view body) {
     std::string code, message;
     auto json = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
     if (json.is_object()) {
-        if (auto it = json.find("error"); it != json.end() && it->is_string()) code = printable(it->get<std::string>(), 60);
+        if (auto it = json.find("error"); it != json.end() && it->is_string())
+            code = printable(it->get<std::string>(), 60);
         if (auto it = json.find("message"); it != json.end() && it->is_string())
             message = printable(it->get<std::string>(), 400);
     } else if (!body.empty()) {
         message = printable(body);
     }
-    const std::string what =
-        code.empty() ? fmt::format("HTTP {} {}", status, reason) : fmt::format("HTTP {} {}", status, code);
+    const std::string what = code.empty() ? fmt::format("HTTP {} {}", status, reason)
+                                          : fmt::format("HTTP {} {}", status, code);
     const std::string detail = message.empty() ? std::string{} : ": " + message;
     switch (status) {
         case 401:
-            return {core::errc::auth_failed,
-                    fmt::format("relay {} refused the token ({}){}{}", url.to_string(), what, detail,
-                                message.empty() ? "; check --token-file (expired, or minted for another relay?)" : "")};
+            return {
+                core::errc::auth_failed,
+                fmt::format("relay {} refused the token ({}){}{}", url.to_string(), what, detail,
+                            message.empty()
+                                ? "; check --token-file (expired, or minted for another relay?)"
+                                : "")};
         case 403:
-            return {core::errc::auth_failed, fmt::format("relay {} refused the tunnel ({}){}", url.to_string(), what, detail)};
+            return {core::errc::auth_failed, fmt::format("relay {} refused the tunnel ({}){}",
+                                                         url.to_string(), what, detail)};
         case 404:
             return {core::errc::invalid_argument,
-                    fmt::format("{} is not a tunnel endpoint ({}){}; the relay's attach path is /v1/tunnel",
-                                url.to_string(), what, detail)};
+                    fmt::format(
+                        "{} is not a tunnel endpoint ({}){}; the relay's attach path is /v1/tunnel",
+                        url.to_string(), what, detail)};
         case 429:
         case 502:
         case 503:
         case 504:
             return {core::errc::connection_failed,
-                    fmt::format("relay {} is not taking tunnels now ({}){}", url.to_string(), what, detail)};
+                    fmt::format("relay {} is not taking tunnels now ({}){}", url.to_string(), what,
+                                detail)};
         default:
             return {core::errc::protocol_error,
-                    fmt::format("{} answered {} instead of upgrading to WebSocket{}", url.to_string(), what, detail)};
+                    fmt::format("{} answered {} instead of upgrading to WebSocket{}",
+                                url.to_string(), what, detail)};
     }
 }
 
@@ -192,12 +217,15 @@ core::result<std::string> read_token_file(const std::string& path) {
     std::string text = ss.str();
     const auto first = text.find_first_not_of(" \t\r\n");
     if (first == std::string::npos)
-        return core::fail(core::errc::invalid_argument, fmt::format("token file {} is empty", path));
+        return core::fail(core::errc::invalid_argument,
+                          fmt::format("token file {} is empty", path));
     const auto last = text.find_last_not_of(" \t\r\n");
     text = text.substr(first, last - first + 1);
     if (text.find_first_of(" \t\r\n") != std::string::npos)
-        return core::fail(core::errc::invalid_argument,
-                          fmt::format("token file {} holds more than one word; it must hold only the token", path));
+        return core::fail(
+            core::errc::invalid_argument,
+            fmt::format("token file {} holds more than one word; it must hold only the token",
+                        path));
     return text;
 }
 
@@ -217,29 +245,35 @@ struct websocket_client::impl {
     error_code ws_error;       // how the WebSocket side ended
     std::string close_reason;  // the peer's close frame, if any
 
-    beast::tcp_stream& tcp() { return plain ? beast::get_lowest_layer(*plain) : beast::get_lowest_layer(*secure); }
+    beast::tcp_stream& tcp() {
+        return plain ? beast::get_lowest_layer(*plain) : beast::get_lowest_layer(*secure);
+    }
 };
 
 namespace {
 
 using impl = websocket_client::impl;
 
-asio::awaitable<core::result<void>> connect_tcp(beast::tcp_stream& stream, const ws_url& url, time_point deadline) {
+asio::awaitable<core::result<void>> connect_tcp(beast::tcp_stream& stream, const ws_url& url,
+                                                time_point deadline) {
     tcp::resolver resolver(stream.get_executor());
     error_code ec;
     auto endpoints = co_await resolver.async_resolve(url.host, std::to_string(url.port),
                                                      asio::redirect_error(asio::use_awaitable, ec));
     if (ec)
-        co_return core::fail(core::errc::connection_failed,
-                             fmt::format("cannot resolve relay host {}: {}", url.host, ec.message()));
+        co_return core::fail(
+            core::errc::connection_failed,
+            fmt::format("cannot resolve relay host {}: {}", url.host, ec.message()));
     stream.expires_at(deadline);
     co_await stream.async_connect(endpoints, asio::redirect_error(asio::use_awaitable, ec));
     if (ec == beast::error::timeout)
-        co_return core::fail(core::errc::timeout,
-                             fmt::format("connecting to {} timed out (--connect-timeout)", url.to_string()));
+        co_return core::fail(
+            core::errc::timeout,
+            fmt::format("connecting to {} timed out (--connect-timeout)", url.to_string()));
     if (ec)
-        co_return core::fail(core::errc::connection_failed,
-                             fmt::format("cannot connect to {}: {}", url.to_string(), ec.message()));
+        co_return core::fail(
+            core::errc::connection_failed,
+            fmt::format("cannot connect to {}: {}", url.to_string(), ec.message()));
     stream.socket().set_option(tcp::no_delay(true), ec);
     co_return core::result<void>{};
 }
@@ -252,16 +286,17 @@ core::result<std::unique_ptr<ssl::context>> make_tls_context(const ws_options& o
     if (o.ca_file) {
         ctx->load_verify_file(*o.ca_file, ec);
         if (ec)
-            return core::fail(core::errc::invalid_argument,
-                              fmt::format("cannot load --ca-file {}: {} (it must hold PEM certificates)", *o.ca_file,
-                                          ec.message()));
+            return core::fail(
+                core::errc::invalid_argument,
+                fmt::format("cannot load --ca-file {}: {} (it must hold PEM certificates)",
+                            *o.ca_file, ec.message()));
     }
     ctx->set_verify_mode(o.insecure ? ssl::verify_none : ssl::verify_peer);
     return ctx;
 }
 
-asio::awaitable<core::result<void>> tls_handshake(tls_ws& ws, const ws_url& url, const ws_options& o,
-                                                  time_point deadline) {
+asio::awaitable<core::result<void>> tls_handshake(tls_ws& ws, const ws_url& url,
+                                                  const ws_options& o, time_point deadline) {
     SSL* native = ws.next_layer().native_handle();
     if (!is_ip_literal(url.host)) SSL_set_tlsext_host_name(native, url.host.c_str());
     if (!o.insecure) {
@@ -273,20 +308,24 @@ asio::awaitable<core::result<void>> tls_handshake(tls_ws& ws, const ws_url& url,
     }
     beast::get_lowest_layer(ws).expires_at(deadline);
     error_code ec;
-    co_await ws.next_layer().async_handshake(ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
+    co_await ws.next_layer().async_handshake(ssl::stream_base::client,
+                                             asio::redirect_error(asio::use_awaitable, ec));
     if (!ec) co_return core::result<void>{};
     if (ec == beast::error::timeout)
-        co_return core::fail(core::errc::timeout, fmt::format("TLS handshake with {} timed out", url.to_string()));
+        co_return core::fail(core::errc::timeout,
+                             fmt::format("TLS handshake with {} timed out", url.to_string()));
     const long verify = SSL_get_verify_result(native);
     if (verify != X509_V_OK)
-        co_return core::fail(
-            core::errc::host_key_unknown,
-            fmt::format("the TLS certificate of {} is not trusted: {}. If the relay uses a self-signed certificate, "
-                        "pass it with --ca-file FILE (--insecure skips the check, for throwaway tests only)",
-                        url.host_header(), X509_verify_cert_error_string(verify)));
-    co_return core::fail(core::errc::connection_failed,
-                         fmt::format("TLS handshake with {} failed: {} (is it a wss:// endpoint? try ws://)",
-                                     url.to_string(), ec.message()));
+        co_return core::fail(core::errc::host_key_unknown,
+                             fmt::format("the TLS certificate of {} is not trusted: {}. If the "
+                                         "relay uses a self-signed certificate, "
+                                         "pass it with --ca-file FILE (--insecure skips the check, "
+                                         "for throwaway tests only)",
+                                         url.host_header(), X509_verify_cert_error_string(verify)));
+    co_return core::fail(
+        core::errc::connection_failed,
+        fmt::format("TLS handshake with {} failed: {} (is it a wss:// endpoint? try ws://)",
+                    url.to_string(), ec.message()));
 }
 
 template <class Ws>
@@ -298,7 +337,8 @@ asio::awaitable<core::result<void>> upgrade(Ws& ws, impl& im, time_point deadlin
     t.keep_alive_pings = true;
     ws.set_option(t);
     ws.set_option(websocket::stream_base::decorator(
-        [auth = im.options.token.empty() ? std::string{} : "Bearer " + im.options.token](websocket::request_type& req) {
+        [auth = im.options.token.empty() ? std::string{} : "Bearer " + im.options.token](
+            websocket::request_type& req) {
             if (!auth.empty()) req.set(http::field::authorization, auth);
             req.set(http::field::user_agent, "tunnel/0.1");
         }));
@@ -309,16 +349,19 @@ asio::awaitable<core::result<void>> upgrade(Ws& ws, impl& im, time_point deadlin
 
     websocket::response_type res;
     error_code ec;
-    co_await ws.async_handshake(res, im.url.host_header(), im.url.target, asio::redirect_error(asio::use_awaitable, ec));
+    co_await ws.async_handshake(res, im.url.host_header(), im.url.target,
+                                asio::redirect_error(asio::use_awaitable, ec));
     if (ec == websocket::error::upgrade_declined)
-        co_return tl::unexpected(refusal_error(im.url, res.result_int(),
-                                               std::string_view(res.reason().data(), res.reason().size()), res.body()));
+        co_return tl::unexpected(
+            refusal_error(im.url, res.result_int(),
+                          std::string_view(res.reason().data(), res.reason().size()), res.body()));
     if (ec == beast::error::timeout)
         co_return core::fail(core::errc::timeout,
                              fmt::format("WebSocket upgrade at {} timed out", im.url.to_string()));
     if (ec)
-        co_return core::fail(core::errc::connection_failed,
-                             fmt::format("WebSocket upgrade at {} failed: {}", im.url.to_string(), ec.message()));
+        co_return core::fail(
+            core::errc::connection_failed,
+            fmt::format("WebSocket upgrade at {} failed: {}", im.url.to_string(), ec.message()));
     im.info.tenant = std::string(res["Tunnel-Tenant"]);
     im.info.public_url = std::string(res["Tunnel-Public-Url"]);
     im.info.domain = std::string(res["Tunnel-Domain"]);
@@ -342,10 +385,12 @@ asio::awaitable<void> ws_to_local(std::shared_ptr<websocket_client> self, Ws& ws
     std::vector<char> buf(max_message);
     error_code ec;
     for (;;) {
-        std::size_t n = co_await ws.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+        std::size_t n = co_await ws.async_read_some(asio::buffer(buf),
+                                                    asio::redirect_error(asio::use_awaitable, ec));
         if (ec) break;
         error_code wec;
-        co_await asio::async_write(*im.out, asio::buffer(buf.data(), n), asio::redirect_error(asio::use_awaitable, wec));
+        co_await asio::async_write(*im.out, asio::buffer(buf.data(), n),
+                                   asio::redirect_error(asio::use_awaitable, wec));
         if (wec) break;  // the local reader went away: nothing more to do
     }
     if (ec) {
@@ -354,7 +399,8 @@ asio::awaitable<void> ws_to_local(std::shared_ptr<websocket_client> self, Ws& ws
             const auto& why = ws.reason();
             if (!why.reason.empty())
                 im.close_reason = printable(std::string_view(why.reason.data(), why.reason.size()));
-            else if (why.code != websocket::close_code::normal && why.code != websocket::close_code::none)
+            else if (why.code != websocket::close_code::normal &&
+                     why.code != websocket::close_code::none)
                 im.close_reason = fmt::format("close code {}", static_cast<unsigned>(why.code));
         }
     }
@@ -371,15 +417,18 @@ asio::awaitable<void> local_to_ws(std::shared_ptr<websocket_client> self, Ws& ws
     std::vector<char> buf(max_message);
     error_code ec;
     for (;;) {
-        std::size_t n = co_await im.in->async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+        std::size_t n = co_await im.in->async_read_some(
+            asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
         if (ec) break;
         error_code wec;
-        co_await ws.async_write(asio::buffer(buf.data(), n), asio::redirect_error(asio::use_awaitable, wec));
+        co_await ws.async_write(asio::buffer(buf.data(), n),
+                                asio::redirect_error(asio::use_awaitable, wec));
         if (wec) break;
     }
     if (ec == asio::error::eof && !im.stopped && ws.is_open()) {
         error_code cec;
-        co_await ws.async_close(websocket::close_code::normal, asio::redirect_error(asio::use_awaitable, cec));
+        co_await ws.async_close(websocket::close_code::normal,
+                                asio::redirect_error(asio::use_awaitable, cec));
     }
     finish(im);
 }
@@ -396,8 +445,12 @@ void start_pumps(std::shared_ptr<websocket_client> self, Ws& ws, impl& im) {
 websocket_client::websocket_client(std::unique_ptr<impl> i) : impl_(std::move(i)) {}
 websocket_client::~websocket_client() = default;
 
-const ws_attach_info& websocket_client::attach_info() const noexcept { return impl_->info; }
-const ws_url& websocket_client::url() const noexcept { return impl_->url; }
+const ws_attach_info& websocket_client::attach_info() const noexcept {
+    return impl_->info;
+}
+const ws_url& websocket_client::url() const noexcept {
+    return impl_->url;
+}
 
 asio::awaitable<core::result<std::shared_ptr<websocket_client>>> websocket_client::connect(
     asio::any_io_executor executor, ws_url url, ws_options options) {
@@ -457,14 +510,16 @@ asio::awaitable<core::result<void>> websocket_client::bridge(int in_fd, int out_
     if (ec == websocket::error::closed) {
         if (im.close_reason.empty()) co_return core::result<void>{};
         co_return core::fail(core::errc::disconnected,
-                             fmt::format("relay {} closed the connection: {}", im.url.host_header(), im.close_reason));
+                             fmt::format("relay {} closed the connection: {}", im.url.host_header(),
+                                         im.close_reason));
     }
     if (ec == beast::error::timeout)
-        co_return core::fail(core::errc::disconnected,
-                             fmt::format("relay {} stopped answering: no data or pong for {}", im.url.host_header(),
-                                         core::format_duration(im.options.idle_timeout)));
-    co_return core::fail(core::errc::disconnected,
-                         fmt::format("WebSocket to {} failed: {}", im.url.host_header(), ec.message()));
+        co_return core::fail(
+            core::errc::disconnected,
+            fmt::format("relay {} stopped answering: no data or pong for {}", im.url.host_header(),
+                        core::format_duration(im.options.idle_timeout)));
+    co_return core::fail(core::errc::disconnected, fmt::format("WebSocket to {} failed: {}",
+                                                               im.url.host_header(), ec.message()));
 }
 
 }  // namespace tunnel::transport

@@ -42,7 +42,7 @@ struct ws_url {
 [[nodiscard]] core::result<ws_url> parse_ws_url(std::string_view text);
 
 struct ws_options {
-    std::string token;  // empty: no Authorization header
+    std::string token;                   // empty: no Authorization header
     std::optional<std::string> ca_file;  // trust this CA bundle (PEM) in addition to the system's
     bool insecure = false;               // no certificate or name check (the CLI warns)
     std::chrono::milliseconds connect_timeout{15'000};  // TCP + TLS + upgrade
@@ -68,7 +68,7 @@ struct ws_attach_info {
 [[nodiscard]] core::result<std::string> read_token_file(const std::string& path);
 
 class websocket_client : public std::enable_shared_from_this<websocket_client> {
-public:
+  public:
     struct impl;
 
     // Resolves, connects, verifies TLS (unless insecure) and upgrades, all
@@ -95,7 +95,7 @@ public:
     // Cuts the connection and ends a running bridge; idempotent.
     void stop();
 
-private:
+  private:
     std::unique_ptr<impl> impl_;
 };
 

@@ -14,11 +14,11 @@ namespace tunnel::transport {
 namespace {
 
 class websocket_pump : public ssh::stream_pump {
-public:
+  public:
     explicit websocket_pump(std::shared_ptr<websocket_client> ws) : ws_(std::move(ws)) {}
     void stop() override { ws_->stop(); }
 
-private:
+  private:
     std::shared_ptr<websocket_client> ws_;
 };
 
@@ -27,12 +27,14 @@ asio::awaitable<void> run_bridge(std::shared_ptr<websocket_client> ws, int in_fd
     if (!r) spdlog::warn("{}", r.error().message);
 }
 
-asio::awaitable<core::result<ssh::byte_stream>> open_websocket(asio::any_io_executor executor, ws_url url,
-                                                               ws_options options,
-                                                               std::function<void(const ws_attach_info&)> on_attach,
-                                                               std::chrono::steady_clock::time_point deadline) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    options.connect_timeout = std::max(std::min(options.connect_timeout, left), std::chrono::milliseconds(1));
+asio::awaitable<core::result<ssh::byte_stream>> open_websocket(
+    asio::any_io_executor executor, ws_url url, ws_options options,
+    std::function<void(const ws_attach_info&)> on_attach,
+    std::chrono::steady_clock::time_point deadline) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    options.connect_timeout =
+        std::max(std::min(options.connect_timeout, left), std::chrono::milliseconds(1));
     auto ws = co_await websocket_client::connect(executor, std::move(url), std::move(options));
     if (!ws) co_return tl::unexpected(ws.error());
     auto fds = ssh::open_socketpair();
@@ -42,7 +44,8 @@ asio::awaitable<core::result<ssh::byte_stream>> open_websocket(asio::any_io_exec
     if (write_end < 0) {
         ::close(fds->first);
         ::close(fds->second);
-        co_return core::fail(core::errc::resource_exhausted, fmt::format("dup failed: {}", std::strerror(errno)));
+        co_return core::fail(core::errc::resource_exhausted,
+                             fmt::format("dup failed: {}", std::strerror(errno)));
     }
     if (on_attach) on_attach((*ws)->attach_info());
     asio::co_spawn(executor, run_bridge(*ws, fds->first, write_end), asio::detached);
@@ -51,7 +54,8 @@ asio::awaitable<core::result<ssh::byte_stream>> open_websocket(asio::any_io_exec
 
 }  // namespace
 
-ssh::stream_opener websocket_opener(ws_url url, ws_options options, std::function<void(const ws_attach_info&)> on_attach) {
+ssh::stream_opener websocket_opener(ws_url url, ws_options options,
+                                    std::function<void(const ws_attach_info&)> on_attach) {
     return [url = std::move(url), options = std::move(options), on_attach = std::move(on_attach)](
                asio::any_io_executor executor, std::chrono::steady_clock::time_point deadline) {
         return open_websocket(std::move(executor), url, options, on_attach, deadline);

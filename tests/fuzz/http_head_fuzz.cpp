@@ -22,7 +22,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     while (!in.empty() || !pending.empty()) {
         // Offer what is pending plus the next read, as the proxy does.
         std::size_t take = in.size() < step ? in.size() : step;
-        std::string_view offered(pending.empty() ? in.data() : pending.data(), pending.size() + take);
+        std::string_view offered(pending.empty() ? in.data() : pending.data(),
+                                 pending.size() + take);
         in.remove_prefix(take);
         std::size_t used = tracker.feed(offered);
         if (used > offered.size()) std::abort();

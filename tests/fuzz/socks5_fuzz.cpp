@@ -16,7 +16,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const bool with_auth = (data[0] & 0x40) != 0;
     std::string_view in(reinterpret_cast<const char*>(data + 1), size - 1);
 
-    socks_handshake hs(with_auth ? std::optional<socks_credentials>(socks_credentials{"user", "pass"}) : std::nullopt);
+    socks_handshake hs(with_auth
+                           ? std::optional<socks_credentials>(socks_credentials{"user", "pass"})
+                           : std::nullopt);
     while (!in.empty()) {
         auto n = std::min(segment, in.size());
         auto step = hs.feed(in.substr(0, n));

@@ -22,7 +22,8 @@ TEST(TestHosts, BootWithSystemdAndSshd) {
     ASSERT_EQ(hosts->size(), 2u);
     EXPECT_NE((*hosts)[0].ip, (*hosts)[1].ip);
     for (std::size_t i = 0; i < hosts->size(); ++i) {
-        auto r = hosts->ssh(i, "hostname; systemctl is-system-running --wait; cat /proc/1/comm; id -un");
+        auto r =
+            hosts->ssh(i, "hostname; systemctl is-system-running --wait; cat /proc/1/comm; id -un");
         ASSERT_TRUE(r.ok()) << r.describe();
         EXPECT_EQ(r.out, fmt::format("{}\nrunning\nsystemd\nroot\n", (*hosts)[i].name)) << r.out;
         // nsenter reaches the same host without ssh.
@@ -50,7 +51,8 @@ TEST(TestHosts, StopFastThenBootKeepsTheDisk) {
 TEST(TestHosts, OrderlyRestart) {
     auto hosts = test_hosts::start(1);
     ASSERT_TRUE(hosts) << hosts.error().message;
-    auto first = hosts->ssh(0, "cat /proc/1/stat | cut -d' ' -f22");  // init start time: changes per boot
+    auto first =
+        hosts->ssh(0, "cat /proc/1/stat | cut -d' ' -f22");  // init start time: changes per boot
     ASSERT_TRUE(first.ok()) << first.describe();
     ASSERT_TRUE(hosts->restart(0));
     auto second = hosts->ssh(0, "cat /proc/1/stat | cut -d' ' -f22");
@@ -61,17 +63,21 @@ TEST(TestHosts, OrderlyRestart) {
 TEST(TestHosts, AptWorksOnlyThroughTheHarnessProxy) {
     auto hosts = test_hosts::start(1);
     ASSERT_TRUE(hosts) << hosts.error().message;
-    auto r = hosts->ssh(0, "apt-get update -q -o Acquire::Retries=2 >/tmp/apt.log 2>&1; echo rc=$?; "
-                           "apt-cache policy sudo | grep -c Candidate",
+    auto r = hosts->ssh(0,
+                        "apt-get update -q -o Acquire::Retries=2 >/tmp/apt.log 2>&1; echo rc=$?; "
+                        "apt-cache policy sudo | grep -c Candidate",
                         std::chrono::seconds(120));
     ASSERT_TRUE(r.ok()) << r.describe();
     EXPECT_EQ(r.out, "rc=0\n1\n") << hosts->ssh(0, "cat /tmp/apt.log").out;
     // Any other destination is refused by the proxy; without it there is no route out.
-    auto other = hosts->ssh(0, "exec 3<>/dev/tcp/10.213.79.1/3142 && printf 'GET http://example.com/ HTTP/1.0\\r\\n\\r\\n' >&3 "
-                               "&& head -1 <&3");
+    auto other = hosts->ssh(0,
+                            "exec 3<>/dev/tcp/10.213.79.1/3142 && printf 'GET http://example.com/ "
+                            "HTTP/1.0\\r\\n\\r\\n' >&3 "
+                            "&& head -1 <&3");
     ASSERT_TRUE(other.ok()) << other.describe();
     EXPECT_NE(other.out.find("403"), std::string::npos) << other.out;
-    auto direct = hosts->ssh(0, "timeout 5 bash -c 'exec 3<>/dev/tcp/151.101.2.132/80' 2>&1; echo rc=$?");
+    auto direct =
+        hosts->ssh(0, "timeout 5 bash -c 'exec 3<>/dev/tcp/151.101.2.132/80' 2>&1; echo rc=$?");
     ASSERT_TRUE(direct.ok()) << direct.describe();
     EXPECT_NE(direct.out, "rc=0\n") << "a test host reached the internet directly";
 }
@@ -88,7 +94,9 @@ TEST(TestHosts, TunnelExecReachesAHost) {
     const auto t0 = std::chrono::steady_clock::now();
     auto r = run_tunnel(args, o);
     ASSERT_TRUE(r.ok()) << r.describe() << " after "
-                        << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count()
+                        << std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::steady_clock::now() - t0)
+                               .count()
                         << " ms";
     EXPECT_EQ(trimmed(r.out), (*hosts)[0].name);
 }

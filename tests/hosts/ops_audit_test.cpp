@@ -40,7 +40,8 @@ TEST(OpsHostAudit, VerdictsFollowTheHostAndServiceLogsReadTheJournal) {
     EXPECT_EQ(v["sshd.password_authentication"], pw == "no\n" ? "pass" : "fail") << before.out;
     EXPECT_EQ(v["fail2ban"], "warn");
 
-    auto plan = write_file(*dir, "harden.yaml", R"(- sshd: {settings: {PasswordAuthentication: false, MaxAuthTries: 3}}
+    auto plan = write_file(*dir, "harden.yaml",
+                           R"(- sshd: {settings: {PasswordAuthentication: false, MaxAuthTries: 3}}
 - firewall: {default_incoming: deny, rules: []}
 )");
     auto applied = apply(*hosts, *inv, plan);
@@ -64,7 +65,8 @@ TEST(OpsHostAudit, VerdictsFollowTheHostAndServiceLogsReadTheJournal) {
     args.push_back("200");
     auto journal = run_tunnel(args);
     EXPECT_EQ(journal.exit_code, 0) << journal.describe();
-    EXPECT_TRUE(contains(journal.out, "Reloading") || contains(journal.out, "reload")) << journal.out;
+    EXPECT_TRUE(contains(journal.out, "Reloading") || contains(journal.out, "reload"))
+        << journal.out;
     auto bad = run_tunnel({"service", "logs", "root@" + (*hosts)[0].ip, "-evil"});
     EXPECT_NE(bad.exit_code, 0);
 }

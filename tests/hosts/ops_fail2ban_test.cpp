@@ -20,11 +20,13 @@ TEST(OpsHostFail2ban, Fail2banAndAutoUpdatesApplyReapplyCheck) {
     const auto h = (*hosts)[0].name;
     // The mirror is reached through the harness's proxy: retry transient fetch
     // failures, and show apt's own words when it still fails.
-    auto update = hosts->ssh(0,
-                             "apt-get update -q -o Acquire::Retries=3 >/tmp/apt-update.log 2>&1 && echo ok"
-                             " || tail -n 5 /tmp/apt-update.log",
-                             std::chrono::minutes(3));
-    ASSERT_EQ(update.out, "ok\n") << "apt-get update on the test host failed:\n" << update.out << update.err;
+    auto update =
+        hosts->ssh(0,
+                   "apt-get update -q -o Acquire::Retries=3 >/tmp/apt-update.log 2>&1 && echo ok"
+                   " || tail -n 5 /tmp/apt-update.log",
+                   std::chrono::minutes(3));
+    ASSERT_EQ(update.out, "ok\n") << "apt-get update on the test host failed:\n"
+                                  << update.out << update.err;
     auto plan = write_file(*dir, "f2b.yaml", R"(- name: ban ssh guessers
   fail2ban: {jails: {sshd: {enabled: true, maxretry: 4, bantime: 1h}}}
 - name: security updates
@@ -35,15 +37,22 @@ TEST(OpsHostFail2ban, Fail2banAndAutoUpdatesApplyReapplyCheck) {
     ASSERT_EQ(check.exit_code, 0) << check.describe() << check.out;
     EXPECT_TRUE(contains(check.out, "install fail2ban, python3-systemd")) << check.out;
     EXPECT_TRUE(contains(check.out, "+maxretry = 4")) << check.out;
-    EXPECT_EQ(host_sh(*hosts, 0, "command -v fail2ban-client; ls /etc/apt/apt.conf.d/20auto-upgrades 2>/dev/null"), "");
+    EXPECT_EQ(
+        host_sh(*hosts, 0,
+                "command -v fail2ban-client; ls /etc/apt/apt.conf.d/20auto-upgrades 2>/dev/null"),
+        "");
 
     auto r = apply(*hosts, *inv, plan);
     ASSERT_EQ(r.exit_code, 0) << r.describe() << r.out;
     EXPECT_TRUE(contains(r.out, h + "  ok=0 changed=2 failed=0")) << r.out;
-    EXPECT_EQ(host_sh(*hosts, 0, "systemctl is-active fail2ban; fail2ban-client status sshd | grep -c 'Currently banned'"),
+    EXPECT_EQ(host_sh(*hosts, 0,
+                      "systemctl is-active fail2ban; fail2ban-client status sshd | grep -c "
+                      "'Currently banned'"),
               "active\n1\n");
     EXPECT_EQ(host_sh(*hosts, 0, "fail2ban-client get sshd maxretry"), "4\n");
-    EXPECT_EQ(host_sh(*hosts, 0, "apt-config dump APT::Periodic::Unattended-Upgrade; dpkg-query -W -f='${db:Status-Status}' unattended-upgrades"),
+    EXPECT_EQ(host_sh(*hosts, 0,
+                      "apt-config dump APT::Periodic::Unattended-Upgrade; dpkg-query -W "
+                      "-f='${db:Status-Status}' unattended-upgrades"),
               "APT::Periodic::Unattended-Upgrade \"1\";\ninstalled");
 
     auto again = apply(*hosts, *inv, plan);

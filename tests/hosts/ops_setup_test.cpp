@@ -14,7 +14,7 @@ namespace {
 using namespace ops_hosts;
 
 class OpsHostSetup : public ::testing::Test {
-protected:
+  protected:
     static void SetUpTestSuite() {
         auto s = shared_hosts::start(2, "web");
         ASSERT_TRUE(s) << s.error().message;
@@ -22,7 +22,8 @@ protected:
         hosts_ = &shared_->hosts;
         dir_ = &shared_->dir;
         inventory_ = shared_->inventory;
-        auto kg = run({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "deploy@test", "-f", dir_->file("deploy")});
+        auto kg = run({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "deploy@test", "-f",
+                       dir_->file("deploy")});
         ASSERT_TRUE(kg.ok()) << kg.describe();
     }
     static void TearDownTestSuite() { shared_.reset(); }
@@ -40,7 +41,8 @@ std::string slurp(const std::string& path) {
 TEST_F(OpsHostSetup, SetupModulesCheckApplyReapplyAndDiff) {
     auto pub = slurp(dir_->file("deploy.pub"));
     while (!pub.empty() && pub.back() == '\n') pub.pop_back();
-    auto plan = write_file(*dir_, "setup.yaml", fmt::format(R"(- name: deploy user
+    auto plan = write_file(*dir_, "setup.yaml",
+                           fmt::format(R"(- name: deploy user
   user: {{name: deploy, shell: /bin/bash, groups: [sudo, adm]}}
 - name: deploy key
   authorized_key: {{user: deploy, key: "{}", options: 'from="10.213.79.0/24"'}}
@@ -63,17 +65,19 @@ TEST_F(OpsHostSetup, SetupModulesCheckApplyReapplyAndDiff) {
   when: facts.distro != 'debian'
   file: {{path: /srv/never, content: x}}
 )",
-                                                            pub));
+                                       pub));
     // Check mode: everything would change, nothing does.
     auto check = apply(*hosts_, inventory_, plan, {"--check", "--diff"});
     ASSERT_EQ(check.exit_code, 0) << check.describe() << check.out;
     const auto h0 = (*hosts_)[0].name, h1 = (*hosts_)[1].name;
-    EXPECT_TRUE(contains(check.out, h0 + "  ok=0 changed=6 failed=0 skipped=1 unreachable=0")) << check.out;
+    EXPECT_TRUE(contains(check.out, h0 + "  ok=0 changed=6 failed=0 skipped=1 unreachable=0"))
+        << check.out;
     EXPECT_TRUE(contains(check.out, "+port = 8080")) << check.out;
     EXPECT_TRUE(contains(check.out, "+ExecStart=/bin/sleep infinity")) << check.out;
     for (std::size_t i = 0; i < 2; ++i) {
-        EXPECT_EQ(host_sh(*hosts_, i, "getent passwd deploy; ls -d /srv/app /etc/sudoers.d/deploy-app "
-                                      "/etc/systemd/system/app.service 2>/dev/null"),
+        EXPECT_EQ(host_sh(*hosts_, i,
+                          "getent passwd deploy; ls -d /srv/app /etc/sudoers.d/deploy-app "
+                          "/etc/systemd/system/app.service 2>/dev/null"),
                   "");
     }
 
@@ -86,27 +90,38 @@ TEST_F(OpsHostSetup, SetupModulesCheckApplyReapplyAndDiff) {
         EXPECT_EQ(j["recap"][h]["failed"], 0);
     }
     for (std::size_t i = 0; i < 2; ++i) {
-        EXPECT_EQ(host_sh(*hosts_, i, "id -nG deploy | tr ' ' '\\n' | sort | tr '\\n' ' '"), "adm deploy sudo ");
+        EXPECT_EQ(host_sh(*hosts_, i, "id -nG deploy | tr ' ' '\\n' | sort | tr '\\n' ' '"),
+                  "adm deploy sudo ");
         EXPECT_EQ(host_sh(*hosts_, i, "getent passwd deploy | cut -d: -f7"), "/bin/bash\n");
-        EXPECT_EQ(host_sh(*hosts_, i, "cat ~deploy/.ssh/authorized_keys"), "from=\"10.213.79.0/24\" " + pub + "\n");
-        EXPECT_EQ(host_sh(*hosts_, i, "stat -c '%a %U %G' ~deploy/.ssh ~deploy/.ssh/authorized_keys /srv/app /srv/app/app.conf"),
+        EXPECT_EQ(host_sh(*hosts_, i, "cat ~deploy/.ssh/authorized_keys"),
+                  "from=\"10.213.79.0/24\" " + pub + "\n");
+        EXPECT_EQ(host_sh(*hosts_, i,
+                          "stat -c '%a %U %G' ~deploy/.ssh ~deploy/.ssh/authorized_keys /srv/app "
+                          "/srv/app/app.conf"),
                   "700 deploy deploy\n600 deploy deploy\n750 deploy deploy\n640 deploy root\n");
         EXPECT_EQ(host_sh(*hosts_, i, "cat /srv/app/app.conf"), "port = 8080\n");
-        EXPECT_EQ(host_sh(*hosts_, i, "stat -c '%a %U' /etc/sudoers.d/deploy-app && visudo -cf /etc/sudoers.d/deploy-app >/dev/null && echo valid"),
+        EXPECT_EQ(host_sh(*hosts_, i,
+                          "stat -c '%a %U' /etc/sudoers.d/deploy-app && visudo -cf "
+                          "/etc/sudoers.d/deploy-app >/dev/null && echo valid"),
                   "440 root\nvalid\n");
-        EXPECT_EQ(host_sh(*hosts_, i, "systemctl is-active app; systemctl is-enabled app; ps -o user= -C sleep"),
-                  "active\nenabled\ndeploy\n");
+        EXPECT_EQ(
+            host_sh(*hosts_, i,
+                    "systemctl is-active app; systemctl is-enabled app; ps -o user= -C sleep"),
+            "active\nenabled\ndeploy\n");
     }
     // The key, the sudoers rule and the service work together: deploy logs in and restarts the app.
     auto login = run({"ssh", "-F", "/dev/null", "-i", dir_->file("deploy"), "-o",
                       "UserKnownHostsFile=" + (*hosts_)[0].known_hosts_path, "-o", "BatchMode=yes",
-                      "deploy@" + (*hosts_)[0].ip, "sudo -n /usr/bin/systemctl restart app.service && echo restarted"});
+                      "deploy@" + (*hosts_)[0].ip,
+                      "sudo -n /usr/bin/systemctl restart app.service && echo restarted"});
     EXPECT_EQ(login.out, "restarted\n") << login.describe();
 
     auto again = apply(*hosts_, inventory_, plan);
     ASSERT_EQ(again.exit_code, 0) << again.describe() << again.out;
-    EXPECT_TRUE(contains(again.out, h0 + "  ok=6 changed=0 failed=0 skipped=1 unreachable=0")) << again.out;
-    EXPECT_TRUE(contains(again.out, h1 + "  ok=6 changed=0 failed=0 skipped=1 unreachable=0")) << again.out;
+    EXPECT_TRUE(contains(again.out, h0 + "  ok=6 changed=0 failed=0 skipped=1 unreachable=0"))
+        << again.out;
+    EXPECT_TRUE(contains(again.out, h1 + "  ok=6 changed=0 failed=0 skipped=1 unreachable=0"))
+        << again.out;
 
     // Drift on one host: --diff shows it, the old version is kept as a backup.
     host_sh(*hosts_, 1, "echo 'port = 9999' > /srv/app/app.conf");
@@ -115,7 +130,8 @@ TEST_F(OpsHostSetup, SetupModulesCheckApplyReapplyAndDiff) {
     EXPECT_TRUE(contains(drift.out, "-port = 9999\n+port = 8080\n")) << drift.out;
     EXPECT_TRUE(contains(drift.out, h0 + "  ok=6 changed=0")) << drift.out;
     EXPECT_TRUE(contains(drift.out, h1 + "  ok=5 changed=1")) << drift.out;
-    EXPECT_EQ(host_sh(*hosts_, 1, "cat /srv/app/app.conf; cat /srv/app/app.conf.*~"), "port = 8080\nport = 9999\n");
+    EXPECT_EQ(host_sh(*hosts_, 1, "cat /srv/app/app.conf; cat /srv/app/app.conf.*~"),
+              "port = 8080\nport = 9999\n");
 }
 
 TEST_F(OpsHostSetup, InvalidSudoersRuleIsRefusedAndNothingChanges) {
@@ -133,13 +149,16 @@ TEST_F(OpsHostSetup, InvalidSudoersRuleIsRefusedAndNothingChanges) {
     EXPECT_TRUE(contains(r.out, h0 + "  ok=0 changed=0 failed=1 skipped=0 unreachable=0")) << r.out;
     EXPECT_FALSE(contains(r.out, h1)) << r.out;  // --limit
     EXPECT_EQ(host_sh(*hosts_, 0, "ls -A /etc/sudoers.d; sha256sum /etc/sudoers"), before);
-    EXPECT_EQ(host_sh(*hosts_, 0, "ls /root/after-sudoers 2>&1 >/dev/null | wc -l"), "1\n");  // later steps did not run
+    EXPECT_EQ(host_sh(*hosts_, 0, "ls /root/after-sudoers 2>&1 >/dev/null | wc -l"),
+              "1\n");  // later steps did not run
     EXPECT_EQ(hosts_->ssh(0, "sudo -n true && echo sudo-ok").out, "sudo-ok\n");
 }
 
 TEST_F(OpsHostSetup, PackagesWithAptPresentThenAbsent) {
     const auto h0 = (*hosts_)[0].name;
-    auto present = write_file(*dir_, "pkg.yaml", "- packages: {names: [tree], update_cache: true}\n  hosts: " + h0 + "\n");
+    auto present =
+        write_file(*dir_, "pkg.yaml",
+                   "- packages: {names: [tree], update_cache: true}\n  hosts: " + h0 + "\n");
     auto r = apply(*hosts_, inventory_, present);
     ASSERT_EQ(r.exit_code, 0) << r.describe() << r.out;
     EXPECT_TRUE(contains(r.out, "install tree")) << r.out;
@@ -147,7 +166,8 @@ TEST_F(OpsHostSetup, PackagesWithAptPresentThenAbsent) {
     auto again = apply(*hosts_, inventory_, present);
     EXPECT_TRUE(contains(again.out, h0 + "  ok=1 changed=0")) << again.out;
 
-    auto absent = write_file(*dir_, "pkg-absent.yaml", "- packages: {names: [tree], state: absent}\n  hosts: " + h0 + "\n");
+    auto absent = write_file(*dir_, "pkg-absent.yaml",
+                             "- packages: {names: [tree], state: absent}\n  hosts: " + h0 + "\n");
     auto check = apply(*hosts_, inventory_, absent, {"--check"});
     EXPECT_TRUE(contains(check.out, "remove tree")) << check.out;
     EXPECT_EQ(host_sh(*hosts_, 0, "dpkg-query -W -f='${db:Status-Status}' tree"), "installed");

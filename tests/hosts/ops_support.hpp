@@ -16,12 +16,15 @@ namespace tunnel::test::ops_hosts {
 
 // Connection flags for every host of `hosts` at once (the inventory names each key).
 inline std::vector<std::string> all_host_flags(const test_hosts& hosts) {
-    return {"-F", "/dev/null", "-o", "UserKnownHostsFile=" + hosts.known_hosts_all(), "-o",
-            "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"};
+    return {"-F", "/dev/null",
+            "-o", "UserKnownHostsFile=" + hosts.known_hosts_all(),
+            "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", "StrictHostKeyChecking=yes",
+            "-o", "BatchMode=yes"};
 }
 
-inline run_result apply(const test_hosts& hosts, const std::string& inventory, const std::string& plan,
-                        std::vector<std::string> extra = {}) {
+inline run_result apply(const test_hosts& hosts, const std::string& inventory,
+                        const std::string& plan, std::vector<std::string> extra = {}) {
     std::vector<std::string> args{"apply", plan, "-i", inventory};
     for (auto& f : all_host_flags(hosts)) args.push_back(f);
     for (auto& e : extra) args.push_back(e);
@@ -30,7 +33,8 @@ inline run_result apply(const test_hosts& hosts, const std::string& inventory, c
     return run_tunnel(args, o);
 }
 
-inline std::string write_file(const temp_dir& dir, const std::string& name, const std::string& text) {
+inline std::string write_file(const temp_dir& dir, const std::string& name,
+                              const std::string& text) {
     auto path = dir.file(name);
     std::ofstream(path, std::ios::binary) << text;
     return path;
@@ -48,7 +52,8 @@ struct shared_hosts {
     temp_dir dir;
     std::string inventory;
 
-    static core::result<std::unique_ptr<shared_hosts>> start(std::size_t count, const std::string& group) {
+    static core::result<std::unique_ptr<shared_hosts>> start(std::size_t count,
+                                                             const std::string& group) {
         auto h = test_hosts::start(count);
         if (!h) return tl::unexpected(h.error());
         auto d = temp_dir::create("ops-hosts");

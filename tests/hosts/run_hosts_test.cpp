@@ -21,9 +21,19 @@ TEST(RunOnTestHosts, OneHostStoppedMidRunOthersSucceed) {
     ASSERT_TRUE(inventory) << inventory.error().message;
     auto home = temp_dir::create("tunnel-run-hosts");
     ASSERT_TRUE(home);
-    std::vector<std::string> args{"run", "-i", *inventory, "-F", "/dev/null", "-o",
-                                  "UserKnownHostsFile=" + hosts->known_hosts_all(), "-o",
-                                  "StrictHostKeyChecking=yes", "--timeout", "20s", "--json", "--",
+    std::vector<std::string> args{"run",
+                                  "-i",
+                                  *inventory,
+                                  "-F",
+                                  "/dev/null",
+                                  "-o",
+                                  "UserKnownHostsFile=" + hosts->known_hosts_all(),
+                                  "-o",
+                                  "StrictHostKeyChecking=yes",
+                                  "--timeout",
+                                  "20s",
+                                  "--json",
+                                  "--",
                                   "touch /run/started; sleep 3; hostname"};
     auto child = spawn_tunnel(args, home->path(), home->file("out.json"), home->file("err.txt"));
     ASSERT_TRUE(child) << child.error().message;

@@ -26,7 +26,7 @@ std::string fingerprint_of(const std::string& pubkey_line, const temp_dir& dir) 
 }
 
 class ConnectCli : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         auto s = sshd_fixture::start();
         ASSERT_TRUE(s) << s.error().message;
@@ -39,9 +39,10 @@ protected:
         auto h = temp_dir::create("tunnel-connect-home");
         ASSERT_TRUE(h);
         home.emplace(std::move(*h));
-        ASSERT_TRUE(write_text_file(home->file("secret"), "0123456789abcdef0123456789abcdef\n", 0600));
-        auto t = run_tunnel({"token", "--secret-file", home->file("secret"), "--tenant", "acme", "--allow", "llm",
-                             "--ttl", "1h"},
+        ASSERT_TRUE(
+            write_text_file(home->file("secret"), "0123456789abcdef0123456789abcdef\n", 0600));
+        auto t = run_tunnel({"token", "--secret-file", home->file("secret"), "--tenant", "acme",
+                             "--allow", "llm", "--ttl", "1h"},
                             cli());
         ASSERT_TRUE(t.ok()) << t.describe();
         ASSERT_TRUE(write_text_file(home->file("token"), t.out, 0600));
@@ -53,8 +54,9 @@ protected:
         return o;
     }
     run_result connect(std::vector<std::string> extra = {}) {
-        std::vector<std::string> args{"connect", ws->url(), "--token-file", home->file("token"), "--expose",
-                                      "llm=127.0.0.1:9", "--no-reconnect"};
+        std::vector<std::string> args{"connect",           ws->url(),  "--token-file",
+                                      home->file("token"), "--expose", "llm=127.0.0.1:9",
+                                      "--no-reconnect"};
         args.insert(args.end(), extra.begin(), extra.end());
         return run_tunnel(args, cli());
     }
@@ -72,7 +74,8 @@ TEST_F(ConnectCli, FirstUseRecordsTheRelayHostKeyUnderTheUrlsHostAndPort) {
     EXPECT_NE(r.err.find("permission denied for acme@"), std::string::npos) << r.err;
     auto recorded = read_text_file(known_hosts);
     ASSERT_TRUE(recorded) << r.err;
-    EXPECT_NE(recorded->find(fmt::format("[127.0.0.1]:{} {}", ws->port(), sshd->host_pubkey())), std::string::npos)
+    EXPECT_NE(recorded->find(fmt::format("[127.0.0.1]:{} {}", ws->port(), sshd->host_pubkey())),
+              std::string::npos)
         << *recorded;
 
     // The second run finds it and gets as far again.
@@ -87,7 +90,8 @@ TEST_F(ConnectCli, ChangedRelayHostKeyIsRefusedWithBothFingerprints) {
     auto old_pub = read_text_file(home->file("old.pub"));
     ASSERT_TRUE(old_pub);
     ASSERT_TRUE(run({"mkdir", "-p", home->file(".config/tunnel")}).ok());
-    ASSERT_TRUE(write_text_file(known_hosts, fmt::format("[127.0.0.1]:{} {}", ws->port(), *old_pub)));
+    ASSERT_TRUE(
+        write_text_file(known_hosts, fmt::format("[127.0.0.1]:{} {}", ws->port(), *old_pub)));
     auto r = connect();
     EXPECT_EQ(r.exit_code, 255) << r.describe();
     EXPECT_NE(r.err.find("HOST KEY CHANGED"), std::string::npos) << r.err;
@@ -102,13 +106,15 @@ TEST_F(ConnectCli, ChangedRelayHostKeyIsRefusedWithBothFingerprints) {
 
 TEST_F(ConnectCli, PinnedRelayHostKeyMustMatch) {
     const auto real_fp = fingerprint_of(sshd->host_pubkey(), *home);
-    auto wrong = connect({"--relay-host-key", "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"});
+    auto wrong =
+        connect({"--relay-host-key", "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"});
     EXPECT_EQ(wrong.exit_code, 255) << wrong.describe();
     EXPECT_NE(wrong.err.find("HOST KEY MISMATCH"), std::string::npos) << wrong.err;
     EXPECT_NE(wrong.err.find(real_fp), std::string::npos) << wrong.err;
 
     auto right = connect({"--relay-host-key", real_fp});
-    EXPECT_NE(right.err.find("permission denied"), std::string::npos) << right.err;  // past the key check
+    EXPECT_NE(right.err.find("permission denied"), std::string::npos)
+        << right.err;  // past the key check
 }
 
 TEST_F(ConnectCli, BadInputFailsBeforeConnecting) {
@@ -118,7 +124,8 @@ TEST_F(ConnectCli, BadInputFailsBeforeConnecting) {
     EXPECT_EQ(bad_expose.exit_code, 2) << bad_expose.describe();
     EXPECT_NE(bad_expose.err.find("DNS label"), std::string::npos) << bad_expose.err;
     ASSERT_TRUE(write_text_file(home->file("garbage"), "not-a-jwt\n", 0600));
-    auto bad_token = run_tunnel({"connect", ws->url(), "--token-file", home->file("garbage"), "--expose", "a=1"}, cli());
+    auto bad_token = run_tunnel(
+        {"connect", ws->url(), "--token-file", home->file("garbage"), "--expose", "a=1"}, cli());
     EXPECT_EQ(bad_token.exit_code, 2) << bad_token.describe();
     EXPECT_NE(bad_token.err.find("not a JWT"), std::string::npos) << bad_token.err;
     EXPECT_EQ(bad_token.err.find("not-a-jwt"), std::string::npos) << "never echo the token";

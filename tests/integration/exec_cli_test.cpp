@@ -31,18 +31,22 @@ using steady = std::chrono::steady_clock;
 
 std::size_t count_of(const std::string& text, std::string_view needle) {
     std::size_t n = 0;
-    for (auto p = text.find(needle); p != std::string::npos; p = text.find(needle, p + needle.size())) ++n;
+    for (auto p = text.find(needle); p != std::string::npos;
+         p = text.find(needle, p + needle.size()))
+        ++n;
     return n;
 }
 
 std::string lower(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    std::transform(s.begin(), s.end(), s.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     return s;
 }
 
 // Errors are one line on stderr, starting with "tunnel".
 ::testing::AssertionResult one_error_line(const run_result& r) {
-    if (r.err.rfind("tunnel", 0) != 0) return ::testing::AssertionFailure() << "stderr does not start with \"tunnel\": " << r.err;
+    if (r.err.rfind("tunnel", 0) != 0)
+        return ::testing::AssertionFailure() << "stderr does not start with \"tunnel\": " << r.err;
     if (count_of(r.err, "\n") != 1 || r.err.back() != '\n')
         return ::testing::AssertionFailure() << "stderr is not exactly one line: [" << r.err << "]";
     return ::testing::AssertionSuccess();
@@ -90,7 +94,9 @@ std::string fresh_key(const temp_dir& dir, const std::string& name) {
 
 // Connection flags without a key or known_hosts choice: the test adds them.
 std::vector<std::string> bare_flags(const sshd_fixture& sshd) {
-    return {"-F", "/dev/null", "-p", std::to_string(sshd.port()), "-o", "GlobalKnownHostsFile=/dev/null",
+    return {"-F", "/dev/null",
+            "-p", std::to_string(sshd.port()),
+            "-o", "GlobalKnownHostsFile=/dev/null",
             "-o", "BatchMode=yes"};
 }
 
@@ -130,11 +136,14 @@ class ExecCli : public ::testing::Test {
         scratch.emplace(std::move(*d));
     }
 
-    run_result exec(std::vector<std::string> extra, std::vector<std::string> command, cli_options options = {}) {
+    run_result exec(std::vector<std::string> extra, std::vector<std::string> command,
+                    cli_options options = {}) {
         return run_tunnel(exec_args(*sshd, std::move(extra), std::move(command)), options);
     }
 
-    std::string diag(const run_result& r) const { return r.describe() + "\nstdout: " + r.out + "\nsshd log:\n" + sshd->log(); }
+    std::string diag(const run_result& r) const {
+        return r.describe() + "\nstdout: " + r.out + "\nsshd log:\n" + sshd->log();
+    }
 
     std::optional<sshd_fixture> sshd;
     std::optional<temp_dir> scratch;
@@ -158,13 +167,24 @@ TEST_F(ExecCli, RemoteExitStatusIsPropagated) {
 TEST_F(ExecCli, RefusedPortExits255WithOneLine) {
     auto port = unused_port();
     ASSERT_TRUE(port);
-    const std::vector<std::string> args = {"exec", "-F", "/dev/null", "-p", std::to_string(*port), "-i", sshd->client_key_path(),
-            "-o", "BatchMode=yes", "root@127.0.0.1", "--", "true"};
+    const std::vector<std::string> args = {"exec",
+                                           "-F",
+                                           "/dev/null",
+                                           "-p",
+                                           std::to_string(*port),
+                                           "-i",
+                                           sshd->client_key_path(),
+                                           "-o",
+                                           "BatchMode=yes",
+                                           "root@127.0.0.1",
+                                           "--",
+                                           "true"};
     const auto t0 = steady::now();
     auto r = run_tunnel(args);
     EXPECT_EQ(r.exit_code, 255) << r.describe();
     EXPECT_TRUE(one_error_line(r));
-    EXPECT_NE(r.err.find(std::to_string(*port)), std::string::npos) << "the message names the port: " << r.err;
+    EXPECT_NE(r.err.find(std::to_string(*port)), std::string::npos)
+        << "the message names the port: " << r.err;
     EXPECT_LT(steady::now() - t0, 5s);
 }
 
@@ -187,8 +207,8 @@ TEST_F(ExecCli, EnvValuesKeepSpacesQuotesAndDollars) {
     const std::string spaced = "a  b c";
     const std::string quoted = R"(it's "quoted" \back)";
     const std::string dollars = "$HOME `id` $(id) ${X} ;|&";
-    auto r = exec({"--env", "SPACED=" + spaced, "--env", "QUOTED=" + quoted, "--env", "DOLLARS=" + dollars,
-                   "--env", "EMPTY="},
+    auto r = exec({"--env", "SPACED=" + spaced, "--env", "QUOTED=" + quoted, "--env",
+                   "DOLLARS=" + dollars, "--env", "EMPTY="},
                   {R"(printf '[%s]\n' "$SPACED" "$QUOTED" "$DOLLARS" "${EMPTY-unset}")"});
     ASSERT_EQ(r.exit_code, 0) << diag(r);
     EXPECT_EQ(r.out, "[" + spaced + "]\n[" + quoted + "]\n[" + dollars + "]\n[]\n");
@@ -222,7 +242,8 @@ TEST_F(ExecCli, SudoRunsAsRoot) {
 }
 
 TEST_F(ExecCli, SudoUserRunsAsThatUser) {
-    auto r = exec({"--sudo-user", "nobody", "--env", "WHO=x y"}, {"id -un; printf '%s\\n' \"$WHO\""});
+    auto r =
+        exec({"--sudo-user", "nobody", "--env", "WHO=x y"}, {"id -un; printf '%s\\n' \"$WHO\""});
     ASSERT_EQ(r.exit_code, 0) << diag(r);
     EXPECT_EQ(r.out, "nobody\nx y\n") << "env must survive sudo's environment reset";
 }
@@ -311,8 +332,9 @@ TEST_F(ExecCli, JsonReportsConnectionError) {
 TEST_F(ExecCli, OutputIsStreamedAsItArrives) {
     const auto out = scratch->file("stream.out");
     const auto err = scratch->file("stream.err");
-    auto child = spawn_tunnel(exec_args(*sshd, {}, {"for i in 1 2 3 4 5 6; do echo line$i; sleep 0.2; done"}),
-                              scratch->path(), out, err);
+    auto child = spawn_tunnel(
+        exec_args(*sshd, {}, {"for i in 1 2 3 4 5 6; do echo line$i; sleep 0.2; done"}),
+        scratch->path(), out, err);
     ASSERT_TRUE(child) << child.error().message;
     const auto t0 = steady::now();
     std::optional<steady::time_point> first_line;
@@ -354,7 +376,8 @@ TEST_F(ExecCli, TimeoutKillsCommand) {
 TEST_F(ExecCli, TimeoutKillsBackgroundChildren) {
     const auto marker = "sleep " + unique_sleep_argument();
     const auto t0 = steady::now();
-    auto r = exec({"--timeout", "1s"}, {"sh -c '" + marker + " & " + marker + "; wait'"}, with_timeout(15'000ms));
+    auto r = exec({"--timeout", "1s"}, {"sh -c '" + marker + " & " + marker + "; wait'"},
+                  with_timeout(15'000ms));
     const auto took = steady::now() - t0;
     EXPECT_EQ(r.exit_code, 124) << diag(r);
     EXPECT_LT(took, 5s);
@@ -366,7 +389,8 @@ TEST_F(ExecCli, TimeoutKillsBackgroundChildren) {
 TEST_F(ExecCli, TimeoutKillsCommandThatIgnoresTerm) {
     const auto marker = "sleep " + unique_sleep_argument();
     const auto t0 = steady::now();
-    auto r = exec({"--timeout", "1s"}, {"trap '' TERM; " + marker + "; echo survived"}, with_timeout(15'000ms));
+    auto r = exec({"--timeout", "1s"}, {"trap '' TERM; " + marker + "; echo survived"},
+                  with_timeout(15'000ms));
     const auto took = steady::now() - t0;
     EXPECT_EQ(r.exit_code, 124) << diag(r);
     EXPECT_EQ(r.out.find("survived"), std::string::npos);
@@ -416,7 +440,8 @@ TEST_F(ExecCli, ConfigFileAlias) {
     auto r = run_tunnel({"exec", "-F", config, "my-alias", "--", "echo $SSH_CONNECTION"});
     ASSERT_EQ(r.exit_code, 0) << diag(r);
     // "client_ip client_port server_ip server_port"
-    EXPECT_NE(r.out.find(" 127.0.0.1 " + std::to_string(sshd->port()) + "\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find(" 127.0.0.1 " + std::to_string(sshd->port()) + "\n"), std::string::npos)
+        << r.out;
 }
 
 TEST_F(ExecCli, DashOPortOverridesConfigFile) {
@@ -433,7 +458,8 @@ TEST_F(ExecCli, DashOPortOverridesConfigFile) {
     // And to a port nobody listens on: refused, naming that port.
     auto dead = unused_port();
     ASSERT_TRUE(dead);
-    auto refused = run_tunnel({"exec", "-F", config, "-o", "Port=" + std::to_string(*dead), "my-alias", "--", "true"});
+    auto refused = run_tunnel(
+        {"exec", "-F", config, "-o", "Port=" + std::to_string(*dead), "my-alias", "--", "true"});
     EXPECT_EQ(refused.exit_code, 255) << refused.describe();
     EXPECT_NE(refused.err.find(std::to_string(*dead)), std::string::npos) << refused.err;
 }
@@ -455,7 +481,8 @@ TEST_F(ExecCli, ProxyJumpGoesThroughTheJumpHost) {
     auto config_via = [&](sshd_fixture& hop) {
         const auto hop_config = read_text_file(hop.write_ssh_config({}, "jumphost"));
         EXPECT_TRUE(hop_config);
-        return sshd->write_ssh_config(hop_config.value_or("") + "Host target\n  ProxyJump jumphost\n", "target");
+        return sshd->write_ssh_config(
+            hop_config.value_or("") + "Host target\n  ProxyJump jumphost\n", "target");
     };
 
     const auto jump_log_before = jump->log();
@@ -466,16 +493,19 @@ TEST_F(ExecCli, ProxyJumpGoesThroughTheJumpHost) {
     EXPECT_NE(jump_log.find("Accepted publickey for root"), std::string::npos) << jump_log;
     EXPECT_NE(sshd->log().find("Accepted publickey for root"), std::string::npos);
 
-    auto refused = run_tunnel({"exec", "-F", config_via(*no_forward), "target", "--", "echo via-jump"});
+    auto refused =
+        run_tunnel({"exec", "-F", config_via(*no_forward), "target", "--", "echo via-jump"});
     EXPECT_EQ(refused.exit_code, 255) << refused.describe();
     EXPECT_EQ(refused.out, "");
     EXPECT_TRUE(one_error_line(refused));
     EXPECT_NE(no_forward->log().find("Accepted publickey for root"), std::string::npos)
-        << "the refusing jump host was never used:\n" << no_forward->log();
+        << "the refusing jump host was never used:\n"
+        << no_forward->log();
 
     jump->stop();
     auto down = run_tunnel({"exec", "-F", config_via(*jump), "target", "--", "echo via-jump"});
-    EXPECT_EQ(down.exit_code, 255) << "a stopped jump host must stop the connection: " << down.describe();
+    EXPECT_EQ(down.exit_code, 255)
+        << "a stopped jump host must stop the connection: " << down.describe();
 }
 
 // --- authentication --------------------------------------------------------
@@ -485,7 +515,8 @@ TEST_F(ExecCli, AgentAuthentication) {
     ASSERT_TRUE(agent) << agent.error().message;
     ASSERT_TRUE(agent->add_key(sshd->client_key_path()));
     auto args = concat(concat({"exec"}, bare_flags(*sshd)),
-                       {"-o", "UserKnownHostsFile=" + sshd->known_hosts_path(), "root@127.0.0.1", "--", "echo agent"});
+                       {"-o", "UserKnownHostsFile=" + sshd->known_hosts_path(), "root@127.0.0.1",
+                        "--", "echo agent"});
     auto r = run_tunnel(args, with_env(agent->env()));
     ASSERT_EQ(r.exit_code, 0) << diag(r);
     EXPECT_EQ(r.out, "agent\n");
@@ -494,8 +525,9 @@ TEST_F(ExecCli, AgentAuthentication) {
 TEST_F(ExecCli, EmptyAgentAndNoKeyIsPermissionDenied) {
     auto agent = ssh_agent_fixture::start();
     ASSERT_TRUE(agent) << agent.error().message;
-    auto args = concat(concat({"exec"}, bare_flags(*sshd)),
-                       {"-o", "UserKnownHostsFile=" + sshd->known_hosts_path(), "root@127.0.0.1", "--", "true"});
+    auto args = concat(
+        concat({"exec"}, bare_flags(*sshd)),
+        {"-o", "UserKnownHostsFile=" + sshd->known_hosts_path(), "root@127.0.0.1", "--", "true"});
     auto r = run_tunnel(args, with_env(agent->env()));
     EXPECT_EQ(r.exit_code, 255) << r.describe();
     EXPECT_NE(lower(r.err).find("permission denied"), std::string::npos) << r.err;
@@ -505,8 +537,8 @@ TEST_F(ExecCli, EmptyAgentAndNoKeyIsPermissionDenied) {
 TEST_F(ExecCli, WrongKeyIsPermissionDenied) {
     const auto key = fresh_key(*scratch, "stranger");
     auto args = concat(concat({"exec"}, bare_flags(*sshd)),
-                       {"-i", key, "-o", "UserKnownHostsFile=" + sshd->known_hosts_path(), "root@127.0.0.1", "--",
-                        "true"});
+                       {"-i", key, "-o", "UserKnownHostsFile=" + sshd->known_hosts_path(),
+                        "root@127.0.0.1", "--", "true"});
     auto r = run_tunnel(args);
     EXPECT_EQ(r.exit_code, 255) << r.describe();
     EXPECT_NE(lower(r.err).find("permission denied"), std::string::npos) << r.err;
@@ -518,9 +550,10 @@ TEST_F(ExecCli, WrongKeyIsPermissionDenied) {
 class ExecCliHostKeys : public ExecCli {
   protected:
     run_result with_known_hosts(const std::string& known_hosts, const std::string& policy) {
-        auto args = concat(concat({"exec"}, bare_flags(*sshd)),
-                           {"-i", sshd->client_key_path(), "-o", "UserKnownHostsFile=" + known_hosts, "-o",
-                            "StrictHostKeyChecking=" + policy, "root@127.0.0.1", "--", "echo in"});
+        auto args =
+            concat(concat({"exec"}, bare_flags(*sshd)),
+                   {"-i", sshd->client_key_path(), "-o", "UserKnownHostsFile=" + known_hosts, "-o",
+                    "StrictHostKeyChecking=" + policy, "root@127.0.0.1", "--", "echo in"});
         return run_tunnel(args);
     }
     std::string name() const { return "[127.0.0.1]:" + std::to_string(sshd->port()); }
@@ -568,9 +601,11 @@ TEST_F(ExecCliHostKeys, ChangedKeyIsRefusedUnderYesAndAcceptNew) {
         auto r = with_known_hosts(known, policy);
         EXPECT_EQ(r.exit_code, 255) << policy << ": " << r.describe();
         EXPECT_EQ(r.out, "") << policy;
-        EXPECT_NE(r.err.find(known + ":2"), std::string::npos) << policy << ": expected " << known << ":2 in " << r.err;
+        EXPECT_NE(r.err.find(known + ":2"), std::string::npos)
+            << policy << ": expected " << known << ":2 in " << r.err;
         EXPECT_TRUE(one_error_line(r)) << policy;
-        EXPECT_EQ(read_text_file(known).value_or(""), content) << policy << " must leave known_hosts alone";
+        EXPECT_EQ(read_text_file(known).value_or(""), content)
+            << policy << " must leave known_hosts alone";
     }
 
     auto r = with_known_hosts(known, "no");
@@ -590,7 +625,8 @@ class silent_listener {
         addr.sin_family = AF_INET;
         addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         socklen_t len = sizeof addr;
-        if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(fd_, 16) != 0 ||
+        if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+            ::listen(fd_, 16) != 0 ||
             ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
             return;
         port_ = ntohs(addr.sin_port);
@@ -622,10 +658,11 @@ class ExecCliBadInput : public ExecCli {
     // Every flag a user would pass, aimed at the silent listener.
     std::vector<std::string> args(std::vector<std::string> extra, std::vector<std::string> command,
                                   std::string target = "root@127.0.0.1") {
-        auto a = concat({"exec", "-F", "/dev/null", "-p", std::to_string(listener.port()), "-i",
-                         sshd->client_key_path(), "-o", "UserKnownHostsFile=" + sshd->known_hosts_path(), "-o",
-                         "BatchMode=yes", "-o", "ConnectTimeout=2"},
-                        extra);
+        auto a =
+            concat({"exec", "-F", "/dev/null", "-p", std::to_string(listener.port()), "-i",
+                    sshd->client_key_path(), "-o", "UserKnownHostsFile=" + sshd->known_hosts_path(),
+                    "-o", "BatchMode=yes", "-o", "ConnectTimeout=2"},
+                   extra);
         a.push_back(std::move(target));
         a.emplace_back("--");
         return concat(a, command);
@@ -658,7 +695,9 @@ TEST_F(ExecCliBadInput, MalformedTargets) {
     expect_rejected(args({}, {"true"}, "a b"), "space in host");
 }
 
-TEST_F(ExecCliBadInput, UnknownFlag) { expect_rejected(args({"--frobnicate"}, {"true"}), "unknown flag"); }
+TEST_F(ExecCliBadInput, UnknownFlag) {
+    expect_rejected(args({"--frobnicate"}, {"true"}), "unknown flag");
+}
 
 TEST_F(ExecCliBadInput, MissingKeyFile) {
     expect_rejected(args({"-i", scratch->file("no-such-key")}, {"true"}), "missing key");

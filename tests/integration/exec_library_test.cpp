@@ -25,7 +25,9 @@ using steady = std::chrono::steady_clock;
 
 std::size_t count_of(const std::string& text, std::string_view needle) {
     std::size_t n = 0;
-    for (auto p = text.find(needle); p != std::string::npos; p = text.find(needle, p + needle.size())) ++n;
+    for (auto p = text.find(needle); p != std::string::npos;
+         p = text.find(needle, p + needle.size()))
+        ++n;
     return n;
 }
 
@@ -64,10 +66,11 @@ template <class T>
 T run_on(asio::io_context& io, asio::awaitable<T> work) {
     std::optional<T> out;
     io.restart();
-    asio::co_spawn(io, [&]() -> asio::awaitable<void> { out.emplace(co_await std::move(work)); },
-                   [](std::exception_ptr e) {
-                       if (e) std::rethrow_exception(e);
-                   });
+    asio::co_spawn(
+        io, [&]() -> asio::awaitable<void> { out.emplace(co_await std::move(work)); },
+        [](std::exception_ptr e) {
+            if (e) std::rethrow_exception(e);
+        });
     io.run();
     return std::move(*out);
 }
@@ -85,7 +88,8 @@ struct counted_pool {
 };
 
 std::string describe(const core::result<exec::exec_result>& r) {
-    if (!r) return "error " + std::string(core::to_string(r.error().code)) + ": " + r.error().message;
+    if (!r)
+        return "error " + std::string(core::to_string(r.error().code)) + ": " + r.error().message;
     return "exit " + std::to_string(r->exit_code()) + " out [" + r->out + "] err [" + r->err + "]";
 }
 
@@ -133,8 +137,8 @@ TEST_F(ExecLibrary, StreamsEventsAndCapturesOutput) {
     exec::exec_events events;
     events.on_stdout = [&](std::string_view d) { streamed_out += d; };
     events.on_stderr = [&](std::string_view d) { streamed_err += d; };
-    auto r = run_on(io, runner.run(target_of(*sshd), shell("echo o; echo e >&2; exit 7"), std::move(events),
-                                   capturing()));
+    auto r = run_on(io, runner.run(target_of(*sshd), shell("echo o; echo e >&2; exit 7"),
+                                   std::move(events), capturing()));
     ASSERT_TRUE(r) << describe(r);
     EXPECT_EQ(r->exit_code(), 7);
     EXPECT_EQ(r->out, "o\n");
@@ -201,8 +205,11 @@ TEST_F(ExecLibrary, RetriesStopAtTheBreaker) {
     options.backoff = {1ms, 1ms, 0};
     unsigned retries_seen = 0;
     exec::exec_events events;
-    events.on_retry = [&](unsigned, const core::error&, std::chrono::milliseconds) { ++retries_seen; };
-    auto r = run_on(io, runner.run(target_of(*sshd), shell("true"), std::move(events), std::move(options)));
+    events.on_retry = [&](unsigned, const core::error&, std::chrono::milliseconds) {
+        ++retries_seen;
+    };
+    auto r = run_on(
+        io, runner.run(target_of(*sshd), shell("true"), std::move(events), std::move(options)));
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, core::errc::circuit_open) << r.error().message;
     EXPECT_EQ(p.connects.load(), 2);
@@ -216,7 +223,8 @@ TEST_F(ExecLibrary, SequentialExecsReuseOneSession) {
     exec::executor runner(p.pool, breakers);
     const auto target = target_of(*sshd);
     for (int i = 0; i < 20; ++i) {
-        auto r = run_on(io, runner.run(target, shell("echo " + std::to_string(i)), {}, capturing()));
+        auto r =
+            run_on(io, runner.run(target, shell("echo " + std::to_string(i)), {}, capturing()));
         ASSERT_TRUE(r) << i << ": " << describe(r);
         EXPECT_EQ(r->exit_code(), 0);
         EXPECT_EQ(r->out, std::to_string(i) + "\n");
@@ -228,16 +236,18 @@ TEST_F(ExecLibrary, SequentialExecsReuseOneSession) {
 }
 
 // Runs `n` commands at once (each `sleep hold; echo i`) and checks every one.
-void run_concurrently(asio::io_context& io, exec::executor& runner, const ssh::connect_options& target, int n,
-                      const char* hold) {
-    std::vector<std::optional<core::result<exec::exec_result>>> results(static_cast<std::size_t>(n));
+void run_concurrently(asio::io_context& io, exec::executor& runner,
+                      const ssh::connect_options& target, int n, const char* hold) {
+    std::vector<std::optional<core::result<exec::exec_result>>> results(
+        static_cast<std::size_t>(n));
     io.restart();
     for (int i = 0; i < n; ++i) {
         asio::co_spawn(
             io,
             [&, i]() -> asio::awaitable<void> {
                 results[static_cast<std::size_t>(i)] = co_await runner.run(
-                    target, shell(std::string("sleep ") + hold + "; echo " + std::to_string(i)), {}, capturing());
+                    target, shell(std::string("sleep ") + hold + "; echo " + std::to_string(i)), {},
+                    capturing());
             },
             [](std::exception_ptr e) {
                 if (e) std::rethrow_exception(e);

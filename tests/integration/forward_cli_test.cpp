@@ -16,7 +16,7 @@ namespace {
 constexpr std::size_t big = 64u << 20;
 
 class ForwardCli : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         auto s = sshd_fixture::start();
         ASSERT_TRUE(s) << s.error().message;
@@ -36,7 +36,8 @@ protected:
 
 TEST_F(ForwardCli, LocalForwardCarries64MiBBothWaysIntact) {
     const uint16_t lp = port();
-    auto fp = start_forward(fixture_flags(*sshd), {"-L", fmt::format("{}:127.0.0.1:{}", lp, echo->port())});
+    auto fp = start_forward(fixture_flags(*sshd),
+                            {"-L", fmt::format("{}:127.0.0.1:{}", lp, echo->port())});
     ASSERT_TRUE(fp) << fp.error().message;
     ASSERT_TRUE(wait_round_trip("127.0.0.1", lp, 10s)) << fp->err();
 
@@ -52,7 +53,8 @@ TEST_F(ForwardCli, LocalForwardCarries64MiBBothWaysIntact) {
 
 TEST_F(ForwardCli, RemoteForwardCarries64MiBBothWaysIntact) {
     const uint16_t rp = port();
-    auto fp = start_forward(fixture_flags(*sshd), {"-R", fmt::format("{}:127.0.0.1:{}", rp, echo->port())});
+    auto fp = start_forward(fixture_flags(*sshd),
+                            {"-R", fmt::format("{}:127.0.0.1:{}", rp, echo->port())});
     ASSERT_TRUE(fp) << fp.error().message;
     ASSERT_TRUE(wait_round_trip("127.0.0.1", rp, 10s)) << fp->err();
 
@@ -67,8 +69,9 @@ TEST_F(ForwardCli, RemoteForwardCarries64MiBBothWaysIntact) {
 
 TEST_F(ForwardCli, RemotePortZeroReportsTheAllocatedPort) {
     const uint16_t sp = port();
-    auto fp = start_forward(fixture_flags(*sshd), {"-R", fmt::format("0:127.0.0.1:{}", echo->port()), "--status-addr",
-                                                   fmt::format("127.0.0.1:{}", sp)});
+    auto fp =
+        start_forward(fixture_flags(*sshd), {"-R", fmt::format("0:127.0.0.1:{}", echo->port()),
+                                             "--status-addr", fmt::format("127.0.0.1:{}", sp)});
     ASSERT_TRUE(fp) << fp.error().message;
     std::smatch m;
     std::string out;
@@ -98,16 +101,23 @@ TEST_F(ForwardCli, DynamicForwardServesCurlThroughSocks5HostnameSocks5AndSocks4a
     const auto url_ip = fmt::format("http://127.0.0.1:{}/", (*origin)->port());
     // The connection succeeds only once the session is up: retry a little.
     run_result r;
-    ASSERT_TRUE(eventually([&] {
-        r = run({"curl", "-sS", "--max-time", "5", "--socks5-hostname", fmt::format("127.0.0.1:{}", dp), url_name});
-        return r.ok();
-    }, 10s)) << r.describe() << "\n" << fp->err();
+    ASSERT_TRUE(eventually(
+        [&] {
+            r = run({"curl", "-sS", "--max-time", "5", "--socks5-hostname",
+                     fmt::format("127.0.0.1:{}", dp), url_name});
+            return r.ok();
+        },
+        10s))
+        << r.describe() << "\n"
+        << fp->err();
     EXPECT_EQ(r.out, "hello through socks\n");
 
-    r = run({"curl", "-sS", "--max-time", "5", "--socks5", fmt::format("127.0.0.1:{}", dp), url_ip});
+    r = run(
+        {"curl", "-sS", "--max-time", "5", "--socks5", fmt::format("127.0.0.1:{}", dp), url_ip});
     EXPECT_TRUE(r.ok()) << r.describe();
     EXPECT_EQ(r.out, "hello through socks\n");
-    r = run({"curl", "-sS", "--max-time", "5", "--socks4a", fmt::format("127.0.0.1:{}", dp), url_name});
+    r = run(
+        {"curl", "-sS", "--max-time", "5", "--socks4a", fmt::format("127.0.0.1:{}", dp), url_name});
     EXPECT_TRUE(r.ok()) << r.describe();
     EXPECT_EQ(r.out, "hello through socks\n");
     EXPECT_EQ((*origin)->requests(), 3);
@@ -121,7 +131,8 @@ TEST_F(ForwardCli, DynamicForwardRequiresUserPasswordFromFileAndSurvivesGarbage)
     const auto creds = dir->file("socks.pass");
     ASSERT_TRUE(write_text_file(creds, "alice:s3cret\n", 0600));
     const uint16_t dp = port();
-    auto fp = start_forward(fixture_flags(*sshd), {"-D", std::to_string(dp), "--socks-auth-file", creds});
+    auto fp =
+        start_forward(fixture_flags(*sshd), {"-D", std::to_string(dp), "--socks-auth-file", creds});
     ASSERT_TRUE(fp) << fp.error().message;
     ASSERT_TRUE(wait_for_port(dp, 10s));
     const auto proxy = fmt::format("127.0.0.1:{}", dp);
@@ -136,15 +147,22 @@ TEST_F(ForwardCli, DynamicForwardRequiresUserPasswordFromFileAndSurvivesGarbage)
     EXPECT_TRUE(g->empty());  // closed without a reply
 
     run_result r;
-    ASSERT_TRUE(eventually([&] {
-        r = run({"curl", "-sS", "--max-time", "5", "--socks5-hostname", proxy, "-U", "alice:s3cret", url});
-        return r.ok();
-    }, 10s)) << r.describe() << "\n" << fp->err();
+    ASSERT_TRUE(eventually(
+        [&] {
+            r = run({"curl", "-sS", "--max-time", "5", "--socks5-hostname", proxy, "-U",
+                     "alice:s3cret", url});
+            return r.ok();
+        },
+        10s))
+        << r.describe() << "\n"
+        << fp->err();
     EXPECT_EQ(r.out, "secret page\n");
 
-    r = run({"curl", "-sS", "--max-time", "5", "--socks5-hostname", proxy, "-U", "alice:wrong", url});
+    r = run(
+        {"curl", "-sS", "--max-time", "5", "--socks5-hostname", proxy, "-U", "alice:wrong", url});
     EXPECT_FALSE(r.ok());
-    r = run({"curl", "-sS", "--max-time", "5", "--socks5-hostname", proxy, url});  // no credentials offered
+    r = run({"curl", "-sS", "--max-time", "5", "--socks5-hostname", proxy,
+             url});  // no credentials offered
     EXPECT_FALSE(r.ok());
     EXPECT_EQ((*origin)->requests(), 1);
     const auto log = fp->err();
@@ -162,7 +180,8 @@ TEST_F(ForwardCli, Ipv6LoopbackOnBothSides) {
     auto sshd6 = sshd_fixture::start(so);
     ASSERT_TRUE(sshd6) << sshd6.error().message;
     const uint16_t lp = port();
-    auto fp = start_forward(fixture_flags(*sshd6), {"-L", fmt::format("[::1]:{}:[::1]:{}", lp, (*echo6)->port())});
+    auto fp = start_forward(fixture_flags(*sshd6),
+                            {"-L", fmt::format("[::1]:{}:[::1]:{}", lp, (*echo6)->port())});
     ASSERT_TRUE(fp) << fp.error().message;
     ASSERT_TRUE(wait_round_trip("::1", lp, 10s)) << fp->err();
     const auto data = random_bytes(1 << 20, 3);
@@ -177,8 +196,9 @@ TEST_F(ForwardCli, Ipv6LoopbackOnBothSides) {
 
 TEST_F(ForwardCli, StatusEndpointsAndCleanExitOnSigterm) {
     const uint16_t lp = port(), sp = port();
-    auto fp = start_forward(fixture_flags(*sshd), {"-L", fmt::format("{}:127.0.0.1:{}", lp, echo->port()),
-                                                   "--status-addr", fmt::format("127.0.0.1:{}", sp)});
+    auto fp =
+        start_forward(fixture_flags(*sshd), {"-L", fmt::format("{}:127.0.0.1:{}", lp, echo->port()),
+                                             "--status-addr", fmt::format("127.0.0.1:{}", sp)});
     ASSERT_TRUE(fp) << fp.error().message;
     ASSERT_TRUE(wait_round_trip("127.0.0.1", lp, 10s)) << fp->err();
     ASSERT_TRUE(round_trip("127.0.0.1", lp, std::string(100000, 'x')));
@@ -188,8 +208,10 @@ TEST_F(ForwardCli, StatusEndpointsAndCleanExitOnSigterm) {
     EXPECT_EQ(health->status, 200);
     auto metrics = http_get(sp, "/metrics");
     ASSERT_TRUE(metrics);
-    EXPECT_NE(metrics->body.find("# TYPE tunnel_forward_bytes_out_total counter"), std::string::npos);
-    static const std::regex bytes_re(R"(tunnel_forward_bytes_out_total\{forward="-L [^"]+",kind="local"\} (\d+))");
+    EXPECT_NE(metrics->body.find("# TYPE tunnel_forward_bytes_out_total counter"),
+              std::string::npos);
+    static const std::regex bytes_re(
+        R"(tunnel_forward_bytes_out_total\{forward="-L [^"]+",kind="local"\} (\d+))");
     std::smatch m;
     ASSERT_TRUE(std::regex_search(metrics->body, m, bytes_re)) << metrics->body;
     EXPECT_GE(std::stoull(m[1]), 100004u);
@@ -212,12 +234,18 @@ TEST_F(ForwardCli, StatusEndpointsAndCleanExitOnSigterm) {
 
 TEST_F(ForwardCli, HealthzIs503WhileTheServerIsDown) {
     const uint16_t lp = port(), sp = port();
-    auto fp = start_forward(fixture_flags(*sshd), {"-L", fmt::format("{}:127.0.0.1:{}", lp, echo->port()),
-                                                   "--status-addr", fmt::format("127.0.0.1:{}", sp)});
+    auto fp =
+        start_forward(fixture_flags(*sshd), {"-L", fmt::format("{}:127.0.0.1:{}", lp, echo->port()),
+                                             "--status-addr", fmt::format("127.0.0.1:{}", sp)});
     ASSERT_TRUE(fp);
     ASSERT_TRUE(wait_round_trip("127.0.0.1", lp, 10s)) << fp->err();
     sshd->stop();
-    EXPECT_TRUE(eventually([&] { auto h = http_get(sp, "/healthz"); return h && h->status == 503; }, 5s));
+    EXPECT_TRUE(eventually(
+        [&] {
+            auto h = http_get(sp, "/healthz");
+            return h && h->status == 503;
+        },
+        5s));
     EXPECT_TRUE(port_accepts(lp)) << "the -L listener keeps listening during the outage";
 }
 
@@ -226,11 +254,14 @@ TEST_F(ForwardCli, PortAlreadyInUseIsAClearErrorNamingTheAddress) {
     auto r = run_tunnel([&] {
         auto a = fixture_flags(*sshd);
         a.insert(a.begin(), "forward");
-        a.insert(a.end(), {"-L", fmt::format("127.0.0.1:{}:127.0.0.1:22", echo->port()), "root@127.0.0.1"});
+        a.insert(a.end(),
+                 {"-L", fmt::format("127.0.0.1:{}:127.0.0.1:22", echo->port()), "root@127.0.0.1"});
         return a;
     }());
     EXPECT_EQ(r.exit_code, 255) << r.describe();
-    EXPECT_NE(r.err.find(fmt::format("cannot listen on 127.0.0.1:{}", echo->port())), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(fmt::format("cannot listen on 127.0.0.1:{}", echo->port())),
+              std::string::npos)
+        << r.err;
     EXPECT_NE(r.err.find("Address already in use"), std::string::npos) << r.err;
 }
 
@@ -259,8 +290,9 @@ TEST_F(ForwardCli, BadFlagsExitTwoWithOneLine) {
 
 TEST_F(ForwardCli, UnknownTargetHostIsLoggedAndOtherForwardsKeepWorking) {
     const uint16_t bad_lp = port(), good_lp = port();
-    auto fp = start_forward(fixture_flags(*sshd), {"-L", fmt::format("{}:no-such-host.invalid:80", bad_lp), "-L",
-                                                   fmt::format("{}:127.0.0.1:{}", good_lp, echo->port())});
+    auto fp = start_forward(fixture_flags(*sshd),
+                            {"-L", fmt::format("{}:no-such-host.invalid:80", bad_lp), "-L",
+                             fmt::format("{}:127.0.0.1:{}", good_lp, echo->port())});
     ASSERT_TRUE(fp);
     ASSERT_TRUE(wait_round_trip("127.0.0.1", good_lp, 10s)) << fp->err();
     int fd = connect_tcp("127.0.0.1", bad_lp);
@@ -269,7 +301,9 @@ TEST_F(ForwardCli, UnknownTargetHostIsLoggedAndOtherForwardsKeepWorking) {
     ::close(fd);
     ASSERT_TRUE(got) << got.error().message;
     EXPECT_TRUE(got->empty()) << "closed without data";
-    EXPECT_TRUE(eventually([&] { return fp->err().find("cannot reach no-such-host.invalid:80") != std::string::npos; }, 5s))
+    EXPECT_TRUE(eventually(
+        [&] { return fp->err().find("cannot reach no-such-host.invalid:80") != std::string::npos; },
+        5s))
         << fp->err();
     EXPECT_TRUE(round_trip("127.0.0.1", good_lp));
     EXPECT_TRUE(fp->child->running());
@@ -279,46 +313,55 @@ TEST_F(ForwardCli, ExitOnForwardFailureWhenTheServerRefusesRemotePort) {
     // The echo server already listens on its port on this (the server's) host.
     auto args = fixture_flags(*sshd);
     args.insert(args.begin(), "forward");
-    args.insert(args.end(), {"--exit-on-forward-failure", "-R", fmt::format("{}:127.0.0.1:1", echo->port()),
-                             "root@127.0.0.1"});
+    args.insert(args.end(), {"--exit-on-forward-failure", "-R",
+                             fmt::format("{}:127.0.0.1:1", echo->port()), "root@127.0.0.1"});
     auto r = run_tunnel(args);
     EXPECT_NE(r.exit_code, 0) << r.describe();
     EXPECT_FALSE(r.timed_out);
-    EXPECT_NE(r.err.find("refused to listen on localhost:" + std::to_string(echo->port())), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("refused to listen on localhost:" + std::to_string(echo->port())),
+              std::string::npos)
+        << r.err;
 }
 
 TEST_F(ForwardCli, UnixSocketListenerForLocalForward) {
     auto dir = temp_dir::create();
     ASSERT_TRUE(dir);
     const auto path = dir->file("fwd.sock");
-    auto fp = start_forward(fixture_flags(*sshd), {"-L", fmt::format("{}:127.0.0.1:{}", path, echo->port())});
+    auto fp = start_forward(fixture_flags(*sshd),
+                            {"-L", fmt::format("{}:127.0.0.1:{}", path, echo->port())});
     ASSERT_TRUE(fp);
-    ASSERT_TRUE(eventually([&] {
-        auto r = run({"python3", "-c",
-                      "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b'unix!');"
-                      " s.shutdown(1); print(s.recv(100).decode())",
-                      path});
-        return r.ok() && r.out == "unix!\n";
-    }, 10s)) << fp->err();
+    ASSERT_TRUE(eventually(
+        [&] {
+            auto r = run({"python3", "-c",
+                          "import socket,sys; s=socket.socket(socket.AF_UNIX); "
+                          "s.connect(sys.argv[1]); s.sendall(b'unix!');"
+                          " s.shutdown(1); print(s.recv(100).decode())",
+                          path});
+            return r.ok() && r.out == "unix!\n";
+        },
+        10s))
+        << fp->err();
 }
 
 // A Unix-socket echo server (python3, in the background) at `path`.
 core::result<child_process> unix_echo(const std::string& path) {
-    auto c = spawn({"python3", "-c",
-                    "import socket,sys,threading\n"
-                    "s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(8)\n"
-                    "def serve(c):\n"
-                    "    while True:\n"
-                    "        d=c.recv(65536)\n"
-                    "        if not d: break\n"
-                    "        c.sendall(d)\n"
-                    "    c.shutdown(socket.SHUT_WR)\n"
-                    "while True:\n"
-                    "    c,_=s.accept(); threading.Thread(target=serve,args=(c,),daemon=True).start()\n",
-                    path});
+    auto c =
+        spawn({"python3", "-c",
+               "import socket,sys,threading\n"
+               "s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(8)\n"
+               "def serve(c):\n"
+               "    while True:\n"
+               "        d=c.recv(65536)\n"
+               "        if not d: break\n"
+               "        c.sendall(d)\n"
+               "    c.shutdown(socket.SHUT_WR)\n"
+               "while True:\n"
+               "    c,_=s.accept(); threading.Thread(target=serve,args=(c,),daemon=True).start()\n",
+               path});
     if (!c) return c;
     struct stat st {};
-    for (int i = 0; i < 500 && ::stat(path.c_str(), &st) != 0; ++i) std::this_thread::sleep_for(10ms);
+    for (int i = 0; i < 500 && ::stat(path.c_str(), &st) != 0; ++i)
+        std::this_thread::sleep_for(10ms);
     return c;
 }
 
@@ -330,7 +373,8 @@ TEST_F(ForwardCli, UnixSocketTargetsOnBothSides) {
     ASSERT_TRUE(server) << server.error().message;
     const uint16_t lp = port(), rp = port();
     // -L to a socket on the server (direct-streamlocal), -R to a socket here.
-    auto fp = start_forward(fixture_flags(*sshd), {"-L", fmt::format("{}:{}", lp, path), "-R", fmt::format("{}:{}", rp, path)});
+    auto fp = start_forward(fixture_flags(*sshd), {"-L", fmt::format("{}:{}", lp, path), "-R",
+                                                   fmt::format("{}:{}", rp, path)});
     ASSERT_TRUE(fp);
     ASSERT_TRUE(wait_round_trip("127.0.0.1", lp, 10s)) << fp->err();
     ASSERT_TRUE(wait_round_trip("127.0.0.1", rp, 10s)) << fp->err();

@@ -10,7 +10,7 @@ namespace tunnel::test::fwd {
 namespace {
 
 class ForwardRecovery : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         auto s = sshd_fixture::start();
         ASSERT_TRUE(s) << s.error().message;
@@ -23,8 +23,14 @@ protected:
         lp = *p;
     }
     std::vector<std::string> fast_keepalive() {
-        return {"--keepalive", "1s", "--keepalive-count", "2", "-o", "ConnectTimeout=2",
-                "-L", fmt::format("{}:127.0.0.1:{}", lp, echo->port())};
+        return {"--keepalive",
+                "1s",
+                "--keepalive-count",
+                "2",
+                "-o",
+                "ConnectTimeout=2",
+                "-L",
+                fmt::format("{}:127.0.0.1:{}", lp, echo->port())};
     }
     std::optional<sshd_fixture> sshd;
     std::unique_ptr<echo_server> echo;
@@ -45,7 +51,8 @@ TEST_F(ForwardRecovery, SshdRestartedOnTheSamePortForwardsComeBackByThemselves) 
     const auto t0 = steady::now();
     auto back = wait_round_trip("127.0.0.1", lp, 15s);
     ASSERT_TRUE(back) << fp->err();
-    EXPECT_TRUE(wait_round_trip("127.0.0.1", *rp, 5s)) << "-R requested again after the reconnect\n" << fp->err();
+    EXPECT_TRUE(wait_round_trip("127.0.0.1", *rp, 5s)) << "-R requested again after the reconnect\n"
+                                                       << fp->err();
     const auto recovery = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0);
     EXPECT_LT(recovery, 10s) << "loose bound; the benchmark measures the real figure";
     EXPECT_NE(fp->err().find("reconnected to root@127.0.0.1"), std::string::npos) << fp->err();
@@ -62,7 +69,8 @@ TEST_F(ForwardRecovery, SilentDropIsDetectedByKeepaliveAndRecovered) {
 
     (*proxy)->set_mode(fault_mode::drop);
     // 1 s x 2 keepalives unanswered: declared dead within a few seconds, not never.
-    ASSERT_TRUE(eventually([&] { return fp->err().find("stopped answering keepalives") != std::string::npos; }, 8s))
+    ASSERT_TRUE(eventually(
+        [&] { return fp->err().find("stopped answering keepalives") != std::string::npos; }, 8s))
         << fp->err();
     (*proxy)->set_mode(fault_mode::pass);
     ASSERT_TRUE(wait_round_trip("127.0.0.1", lp, 10s)) << fp->err();
@@ -77,7 +85,8 @@ TEST_F(ForwardRecovery, StalledLinkIsDetectedAndRecovered) {
     ASSERT_TRUE(wait_round_trip("127.0.0.1", lp, 10s)) << fp->err();
 
     (*proxy)->set_mode(fault_mode::stall);
-    ASSERT_TRUE(eventually([&] { return fp->err().find("stopped answering keepalives") != std::string::npos; }, 8s))
+    ASSERT_TRUE(eventually(
+        [&] { return fp->err().find("stopped answering keepalives") != std::string::npos; }, 8s))
         << fp->err();
     (*proxy)->set_mode(fault_mode::pass);
     ASSERT_TRUE(wait_round_trip("127.0.0.1", lp, 10s)) << fp->err();
@@ -103,8 +112,9 @@ TEST_F(ForwardRecovery, StalledTargetDoesNotSlowAnotherForwardOnTheSameSession) 
     ASSERT_TRUE(stalled);
     auto sp = unused_port();
     ASSERT_TRUE(sp);
-    auto fp = start_forward(fixture_flags(*sshd), {"-L", fmt::format("{}:127.0.0.1:{}", lp, echo->port()), "-L",
-                                                   fmt::format("{}:127.0.0.1:{}", *sp, (*stalled)->port())});
+    auto fp = start_forward(fixture_flags(*sshd),
+                            {"-L", fmt::format("{}:127.0.0.1:{}", lp, echo->port()), "-L",
+                             fmt::format("{}:127.0.0.1:{}", *sp, (*stalled)->port())});
     ASSERT_TRUE(fp);
     ASSERT_TRUE(wait_round_trip("127.0.0.1", lp, 10s)) << fp->err();
     ASSERT_TRUE(wait_round_trip("127.0.0.1", *sp, 10s)) << fp->err();
@@ -119,7 +129,8 @@ TEST_F(ForwardRecovery, StalledTargetDoesNotSlowAnotherForwardOnTheSameSession) 
     std::thread pusher([&] { stalled_result = exchange(sfd, stalled_data, 20000); });
 
     // Meanwhile 16 MiB must flow through the other forward, well within the stall.
-    std::this_thread::sleep_for(300ms);  // let the stalled channel fill its windows (not synchronisation)
+    std::this_thread::sleep_for(
+        300ms);  // let the stalled channel fill its windows (not synchronisation)
     const auto data = random_bytes(16u << 20, 8);
     const auto t0 = steady::now();
     int fd = connect_tcp("127.0.0.1", lp);
@@ -129,7 +140,8 @@ TEST_F(ForwardRecovery, StalledTargetDoesNotSlowAnotherForwardOnTheSameSession) 
     const auto took = steady::now() - t0;
     ASSERT_TRUE(got) << got.error().message << "\n" << fp->err();
     EXPECT_EQ(sha256_hex(*got), sha256_hex(data));
-    EXPECT_LT(steady::now() - stall_start, 5s) << "the other forward finished while the target was still stalled";
+    EXPECT_LT(steady::now() - stall_start, 5s)
+        << "the other forward finished while the target was still stalled";
     EXPECT_LT(took, 4s);
 
     // Release the stall: the stalled stream completes intact too.
@@ -137,16 +149,20 @@ TEST_F(ForwardRecovery, StalledTargetDoesNotSlowAnotherForwardOnTheSameSession) 
     (*stalled)->set_paused(false);
     pusher.join();
     ::close(sfd);
-    ASSERT_TRUE(stalled_result && *stalled_result) << (stalled_result && !*stalled_result ? stalled_result->error().message : "");
+    ASSERT_TRUE(stalled_result && *stalled_result)
+        << (stalled_result && !*stalled_result ? stalled_result->error().message : "");
     EXPECT_EQ(sha256_hex(**stalled_result), sha256_hex(stalled_data));
 }
 
 TEST_F(ForwardRecovery, LocalClientsWaitDuringAnOutageThenGetACleanClose) {
-    auto fp = start_forward(fixture_flags(*sshd), {"--outage-wait", "1s", "-L", fmt::format("{}:127.0.0.1:{}", lp, echo->port())});
+    auto fp = start_forward(
+        fixture_flags(*sshd),
+        {"--outage-wait", "1s", "-L", fmt::format("{}:127.0.0.1:{}", lp, echo->port())});
     ASSERT_TRUE(fp);
     ASSERT_TRUE(wait_round_trip("127.0.0.1", lp, 10s)) << fp->err();
     sshd->stop();
-    ASSERT_TRUE(eventually([&] { return fp->err().find("retrying in") != std::string::npos; }, 5s)) << fp->err();
+    ASSERT_TRUE(eventually([&] { return fp->err().find("retrying in") != std::string::npos; }, 5s))
+        << fp->err();
     const auto t0 = steady::now();
     int fd = connect_tcp("127.0.0.1", lp);
     ASSERT_GE(fd, 0) << "still listening during the outage";
@@ -160,7 +176,9 @@ TEST_F(ForwardRecovery, LocalClientsWaitDuringAnOutageThenGetACleanClose) {
 }
 
 TEST_F(ForwardRecovery, MaxRetriesGivesUp) {
-    auto fp = start_forward(fixture_flags(*sshd), {"--max-retries", "2", "-L", fmt::format("{}:127.0.0.1:{}", lp, echo->port())});
+    auto fp = start_forward(
+        fixture_flags(*sshd),
+        {"--max-retries", "2", "-L", fmt::format("{}:127.0.0.1:{}", lp, echo->port())});
     ASSERT_TRUE(fp);
     ASSERT_TRUE(wait_round_trip("127.0.0.1", lp, 10s)) << fp->err();
     sshd->stop();

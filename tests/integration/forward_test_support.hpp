@@ -40,16 +40,19 @@ struct forward_process {
 inline std::vector<std::string> flags_via(const sshd_fixture& sshd, uint16_t port) {
     auto flags = fixture_flags(sshd);
     const std::string kh = sshd.dir() + "/known_hosts_via_" + std::to_string(port);
-    (void)write_text_file(kh, "[127.0.0.1]:" + std::to_string(port) + " " + sshd.host_pubkey() + "\n");
+    (void)write_text_file(kh,
+                          "[127.0.0.1]:" + std::to_string(port) + " " + sshd.host_pubkey() + "\n");
     for (std::size_t i = 0; i + 1 < flags.size(); ++i) {
         if (flags[i] == "-p") flags[i + 1] = std::to_string(port);
-        if (flags[i + 1].rfind("UserKnownHostsFile=", 0) == 0) flags[i + 1] = "UserKnownHostsFile=" + kh;
+        if (flags[i + 1].rfind("UserKnownHostsFile=", 0) == 0)
+            flags[i + 1] = "UserKnownHostsFile=" + kh;
     }
     return flags;
 }
 
 // `tunnel -v forward FLAGS... EXTRA... root@127.0.0.1` in the background.
-inline core::result<forward_process> start_forward(std::vector<std::string> flags, std::vector<std::string> extra) {
+inline core::result<forward_process> start_forward(std::vector<std::string> flags,
+                                                   std::vector<std::string> extra) {
     auto home = temp_dir::create("tunnel-fwd-home");
     if (!home) return tl::unexpected(home.error());
     forward_process p{std::move(*home), "", "", std::nullopt};
@@ -76,7 +79,8 @@ inline bool round_trip(const std::string& host, uint16_t port, const std::string
 }
 
 // Polls round_trip until it works or `timeout` passes; returns the time it took.
-inline std::optional<std::chrono::milliseconds> wait_round_trip(const std::string& host, uint16_t port,
+inline std::optional<std::chrono::milliseconds> wait_round_trip(const std::string& host,
+                                                                uint16_t port,
                                                                 std::chrono::milliseconds timeout) {
     const auto start = steady::now();
     while (steady::now() - start < timeout) {

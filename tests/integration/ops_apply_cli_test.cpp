@@ -26,10 +26,12 @@ std::string slurp(const std::string& path) {
     return ss.str();
 }
 
-void spit(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
+void spit(const std::string& path, const std::string& text) {
+    std::ofstream(path, std::ios::binary) << text;
+}
 
 class OpsApplyCli : public ::testing::Test {
-protected:
+  protected:
     static void SetUpTestSuite() {
         auto s = sshd_fixture::start();
         ASSERT_TRUE(s) << s.error().message;
@@ -43,13 +45,16 @@ protected:
         auto d = temp_dir::create("ops-apply");
         ASSERT_TRUE(d) << d.error().message;
         dir_.emplace(std::move(*d));
-        spit(dir_->file("hosts.ini"), fmt::format("[locals]\nlocal ansible_host=127.0.0.1 ansible_port={} ansible_user=root\n",
-                                                  sshd_->port()));
+        spit(dir_->file("hosts.ini"),
+             fmt::format(
+                 "[locals]\nlocal ansible_host=127.0.0.1 ansible_port={} ansible_user=root\n",
+                 sshd_->port()));
     }
     // apply's connection flags: the fixture's, with --private-key for -i.
     std::vector<std::string> apply_args(const std::string& plan, std::vector<std::string> extra,
                                         const std::string& inventory = "") {
-        std::vector<std::string> args{"apply", plan, "-i", inventory.empty() ? dir_->file("hosts.ini") : inventory};
+        std::vector<std::string> args{"apply", plan, "-i",
+                                      inventory.empty() ? dir_->file("hosts.ini") : inventory};
         auto flags = fixture_flags(*sshd_);
         for (std::size_t i = 0; i < flags.size(); ++i) {
             if (flags[i] == "-p") {
@@ -91,7 +96,9 @@ TEST_F(OpsApplyCli, AppliesThenReportsNothingChangedOnTheSecondRun) {
     auto plan = files_plan();
     auto first = run_tunnel(apply_args(plan, {}));
     ASSERT_EQ(first.exit_code, 0) << first.describe() << first.out;
-    EXPECT_NE(first.out.find("local  ok=0 changed=2 failed=0 skipped=1 unreachable=0"), std::string::npos) << first.out;
+    EXPECT_NE(first.out.find("local  ok=0 changed=2 failed=0 skipped=1 unreachable=0"),
+              std::string::npos)
+        << first.out;
     EXPECT_EQ(slurp(dir_->file("app/app.conf")), "port = 8080\nworkers = 4\n");
     struct stat st {};
     ASSERT_EQ(::stat(dir_->file("app/app.conf").c_str(), &st), 0);
@@ -119,7 +126,9 @@ TEST_F(OpsApplyCli, CheckModeChangesNothingAndDiffShowsTheEdit) {
     auto check = run_tunnel(apply_args(plan, {"--check", "--diff"}));
     ASSERT_EQ(check.exit_code, 0) << check.describe();
     EXPECT_NE(check.out.find("-port = 9090\n+port = 8080\n"), std::string::npos) << check.out;
-    EXPECT_NE(check.out.find("mode of " + dir_->file("app/app.conf") + ": 644 -> 640"), std::string::npos) << check.out;
+    EXPECT_NE(check.out.find("mode of " + dir_->file("app/app.conf") + ": 644 -> 640"),
+              std::string::npos)
+        << check.out;
     EXPECT_NE(check.out.find("changed=1"), std::string::npos) << check.out;
     // Nothing changed on the host.
     EXPECT_EQ(slurp(dir_->file("app/app.conf")), edited);
@@ -139,12 +148,17 @@ TEST_F(OpsApplyCli, UnreachableHostIsReportedWhileTheOtherContinues) {
     auto closed = unused_port();
     ASSERT_TRUE(closed);
     auto inv = dir_->file("two.ini");
-    spit(inv, fmt::format("[all]\nlocal ansible_host=127.0.0.1 ansible_port={}\ndead ansible_host=127.0.0.1 ansible_port={}\n",
+    spit(inv, fmt::format("[all]\nlocal ansible_host=127.0.0.1 ansible_port={}\ndead "
+                          "ansible_host=127.0.0.1 ansible_port={}\n",
                           sshd_->port(), *closed));
     auto r = run_tunnel(apply_args(files_plan(), {"-l", "root"}, inv));
     EXPECT_EQ(r.exit_code, 4) << r.describe() << r.out;
-    EXPECT_NE(r.out.find("local  ok=0 changed=2 failed=0 skipped=1 unreachable=0"), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("dead   ok=0 changed=0 failed=0 skipped=0 unreachable=1"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("local  ok=0 changed=2 failed=0 skipped=1 unreachable=0"),
+              std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("dead   ok=0 changed=0 failed=0 skipped=0 unreachable=1"),
+              std::string::npos)
+        << r.out;
     EXPECT_EQ(slurp(dir_->file("app/app.conf")), "port = 8080\nworkers = 4\n");
 }
 
@@ -166,12 +180,17 @@ TEST_F(OpsApplyCli, FailingStepStopsItsHostAndNamesTheStep) {
 }
 
 TEST_F(OpsApplyCli, PlanErrorsNameFileStepAndKey) {
-    auto plan = write_plan("- name: typo\n  file: {path: /tmp/x, contnet: y}\n- name: two modules\n  file: {path: /tmp/x, "
-                           "content: y}\n  directory: {path: /tmp/y}\n- frobnicate: {}\n");
+    auto plan = write_plan(
+        "- name: typo\n  file: {path: /tmp/x, contnet: y}\n- name: two modules\n  file: {path: "
+        "/tmp/x, "
+        "content: y}\n  directory: {path: /tmp/y}\n- frobnicate: {}\n");
     auto r = run_tunnel(apply_args(plan, {}));
     EXPECT_EQ(r.exit_code, 2) << r.describe();
-    EXPECT_NE(r.err.find(plan + ": step 1 (typo).file.contnet: unknown key"), std::string::npos) << r.err;
-    EXPECT_NE(r.err.find("step 2 (two modules).directory: a step has exactly one module"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(plan + ": step 1 (typo).file.contnet: unknown key"), std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("step 2 (two modules).directory: a step has exactly one module"),
+              std::string::npos)
+        << r.err;
     EXPECT_NE(r.err.find("step 3.frobnicate: unknown module"), std::string::npos) << r.err;
 }
 

@@ -32,17 +32,18 @@ bool eventually(Pred pred, std::chrono::milliseconds timeout) {
 }
 
 class RelayConnect : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         auto h = temp_dir::create("tunnel-relay-connect");
         ASSERT_TRUE(h);
         home.emplace(std::move(*h));
-        ASSERT_TRUE(write_text_file(home->file("secret"), "relay-connect-test-secret-0123456789abcdef\n", 0600));
+        ASSERT_TRUE(write_text_file(home->file("secret"),
+                                    "relay-connect-test-secret-0123456789abcdef\n", 0600));
         auto o = http_origin::start("hello from the origin");
         ASSERT_TRUE(o) << o.error().message;
         origin = std::move(*o);
-        auto t = run_tunnel({"token", "--secret-file", home->file("secret"), "--tenant", "acme", "--allow", "web,api-*",
-                             "--ttl", "1h"},
+        auto t = run_tunnel({"token", "--secret-file", home->file("secret"), "--tenant", "acme",
+                             "--allow", "web,api-*", "--ttl", "1h"},
                             cli());
         ASSERT_TRUE(t.ok()) << t.describe();
         ASSERT_TRUE(write_text_file(home->file("token"), t.out, 0600));
@@ -62,15 +63,17 @@ protected:
     void start_relay(const std::string& key_file) {
         relay.reset();
         if (!std::ifstream(home->file(key_file))) {
-            auto k = run({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", home->file(key_file)});
+            auto k =
+                run({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", home->file(key_file)});
             ASSERT_TRUE(k.ok()) << k.describe();
         }
         const auto config = home->file("relay.yaml");
-        ASSERT_TRUE(write_text_file(config, fmt::format("listen: 127.0.0.1:{}\n"
-                                                        "admin_listen: 127.0.0.1:0\n"
-                                                        "host_key_file: {}\n"
-                                                        "jwt:\n  secret_file: {}\n",
-                                                        relay_port, home->file(key_file), home->file("secret"))));
+        ASSERT_TRUE(write_text_file(
+            config, fmt::format("listen: 127.0.0.1:{}\n"
+                                "admin_listen: 127.0.0.1:0\n"
+                                "host_key_file: {}\n"
+                                "jwt:\n  secret_file: {}\n",
+                                relay_port, home->file(key_file), home->file("secret"))));
         const auto log = home->file(fmt::format("relay-{}.log", ++relay_starts));
         spawn_options so;
         so.stdout_path = so.stderr_path = log;
@@ -82,7 +85,10 @@ protected:
             std::smatch m;
             std::string out;
             const bool up = eventually(
-                [&] { return out = read_text_file(log).value_or(""), std::regex_search(out, m, key_re) || !c->running(); },
+                [&] {
+                    return out = read_text_file(log).value_or(""),
+                           std::regex_search(out, m, key_re) || !c->running();
+                },
                 15s);
             if (up && c->running() && port_accepts(relay_port)) {
                 relay_key = m[1];
@@ -96,15 +102,18 @@ protected:
 
     std::string url() const { return fmt::format("ws://127.0.0.1:{}/v1/tunnel", relay_port); }
 
-    core::result<child_process> start_connect(std::vector<std::string> exposes, const std::string& name,
+    core::result<child_process> start_connect(std::vector<std::string> exposes,
+                                              const std::string& name,
                                               std::vector<std::string> args_extra = {}) {
-        std::vector<std::string> args{"connect", url(), "--token-file", home->file("token"), "--json", "--keepalive", "2s"};
+        std::vector<std::string> args{
+            "connect", url(), "--token-file", home->file("token"), "--json", "--keepalive", "2s"};
         args.insert(args.end(), args_extra.begin(), args_extra.end());
         for (auto& e : exposes) {
             args.push_back("--expose");
             args.push_back(e);
         }
-        return spawn_tunnel(args, home->path(), home->file(name + ".out"), home->file(name + ".err"));
+        return spawn_tunnel(args, home->path(), home->file(name + ".out"),
+                            home->file(name + ".err"));
     }
 
     std::vector<nlohmann::json> events(const std::string& name) const {
@@ -152,7 +161,9 @@ TEST_F(RelayConnect, PublishesServesRequestsAndRepublishesAfterARelayRestart) {
     EXPECT_EQ(published["tenant"], "acme");
     ASSERT_FALSE(published["urls"].empty()) << published.dump();
     const std::string public_url = published["urls"].back();
-    EXPECT_NE(public_url.find(fmt::format("127.0.0.1:{}/t/acme/web/", relay_port)), std::string::npos) << public_url;
+    EXPECT_NE(public_url.find(fmt::format("127.0.0.1:{}/t/acme/web/", relay_port)),
+              std::string::npos)
+        << public_url;
 
     auto r = curl(public_url);
     ASSERT_TRUE(r.ok()) << r.describe() << "\n" << read_text_file(home->file("c.err")).value_or("");
@@ -177,8 +188,10 @@ TEST_F(RelayConnect, NameOutsideTheTokensAllowListIsRefused) {
                             fmt::format("api-v1=127.0.0.1:{}", origin->port())},
                            "c");
     ASSERT_TRUE(c) << c.error().message;
-    ASSERT_TRUE(eventually([&] { return count("c", "refused") >= 1 && count("c", "published") >= 1; }, 20s))
-        << read_text_file(home->file("c.out")).value_or("") << read_text_file(home->file("c.err")).value_or("");
+    ASSERT_TRUE(
+        eventually([&] { return count("c", "refused") >= 1 && count("c", "published") >= 1; }, 20s))
+        << read_text_file(home->file("c.out")).value_or("")
+        << read_text_file(home->file("c.err")).value_or("");
     for (auto& e : events("c")) {
         if (e["event"] == "refused") {
             EXPECT_EQ(e["name"], "secret");
@@ -210,7 +223,8 @@ TEST_F(RelayConnect, PinnedKeyWorksAndAChangedRelayKeyIsRefused) {
 
     start_relay("other_host_key");  // same address, new identity
     ASSERT_NE(relay_key, before);
-    auto r = run_tunnel({"connect", url(), "--token-file", home->file("token"), "--expose", expose, "--no-reconnect"},
+    auto r = run_tunnel({"connect", url(), "--token-file", home->file("token"), "--expose", expose,
+                         "--no-reconnect"},
                         cli());
     EXPECT_EQ(r.exit_code, 255) << r.describe();
     EXPECT_NE(r.err.find("HOST KEY CHANGED"), std::string::npos) << r.err;
@@ -220,13 +234,15 @@ TEST_F(RelayConnect, PinnedKeyWorksAndAChangedRelayKeyIsRefused) {
 }
 
 TEST_F(RelayConnect, BadTokenIsRefusedWithTheRelaysReason) {
-    ASSERT_TRUE(write_text_file(home->file("other-secret"), "some-other-secret-0123456789abcdef\n", 0600));
-    auto t = run_tunnel({"token", "--secret-file", home->file("other-secret"), "--tenant", "acme", "--allow", "web",
-                         "--ttl", "1h"},
+    ASSERT_TRUE(
+        write_text_file(home->file("other-secret"), "some-other-secret-0123456789abcdef\n", 0600));
+    auto t = run_tunnel({"token", "--secret-file", home->file("other-secret"), "--tenant", "acme",
+                         "--allow", "web", "--ttl", "1h"},
                         cli());
     ASSERT_TRUE(t.ok()) << t.describe();
     ASSERT_TRUE(write_text_file(home->file("bad-token"), t.out, 0600));
-    auto r = run_tunnel({"connect", url(), "--token-file", home->file("bad-token"), "--expose", "web=1"}, cli());
+    auto r = run_tunnel(
+        {"connect", url(), "--token-file", home->file("bad-token"), "--expose", "web=1"}, cli());
     EXPECT_EQ(r.exit_code, 255) << r.describe();
     EXPECT_NE(r.err.find("HTTP 401"), std::string::npos) << r.err;
     EXPECT_EQ(r.err.find(t.out.substr(0, 20)), std::string::npos) << "never print the token";

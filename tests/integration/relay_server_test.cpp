@@ -26,13 +26,15 @@ using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
 
 std::string get(const std::string& path, const std::string& extra = "") {
-    return fmt::format("GET {} HTTP/1.1\r\nHost: relay.test\r\n{}Connection: close\r\n\r\n", path, extra);
+    return fmt::format("GET {} HTTP/1.1\r\nHost: relay.test\r\n{}Connection: close\r\n\r\n", path,
+                       extra);
 }
 
 std::string attach_request(const std::string& token) {
     std::string auth = token.empty() ? "" : fmt::format("Authorization: Bearer {}\r\n", token);
     return fmt::format(
-        "GET /v1/tunnel HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "GET /v1/tunnel HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: "
+        "Upgrade\r\n"
         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{}\r\n",
         auth);
 }
@@ -42,10 +44,12 @@ std::string error_code_of(const http_reply& r) {
     return j.is_object() ? j.value("error", "") : "";
 }
 
-long long now_s() { return static_cast<long long>(std::time(nullptr)); }
+long long now_s() {
+    return static_cast<long long>(std::time(nullptr));
+}
 
 class RelayServer : public ::testing::Test {
-protected:
+  protected:
     void start_relay(relay_options o = {}) {
         auto r = relay_fixture::start(std::move(o));
         ASSERT_TRUE(r) << r.error().message;
@@ -56,8 +60,10 @@ protected:
     }
 
     relay_client publish(const std::string& tenant, const std::string& name, std::uint16_t port,
-                         const std::string& extra_allow = "", std::vector<std::string> token_extra = {}) {
-        auto tok = relay->mint(tenant, extra_allow.empty() ? name : extra_allow, "1h", std::move(token_extra));
+                         const std::string& extra_allow = "",
+                         std::vector<std::string> token_extra = {}) {
+        auto tok = relay->mint(tenant, extra_allow.empty() ? name : extra_allow, "1h",
+                               std::move(token_extra));
         EXPECT_TRUE(tok) << tok.error().message;
         auto c = relay->publish(tenant, *tok, name, port);
         EXPECT_TRUE(c) << c.error().message;
@@ -93,7 +99,8 @@ TEST_F(RelayServer, AttachPublishAndRoundTrip) {
 
     // Chunked request body, streamed to the origin and echoed back.
     r = request(
-        "POST /t/alice/llm/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        "POST /t/alice/llm/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: "
+        "close\r\n\r\n"
         "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
     EXPECT_EQ(r.status, 200);
     EXPECT_EQ(r.body, "hello world");
@@ -101,7 +108,8 @@ TEST_F(RelayServer, AttachPublishAndRoundTrip) {
     // Two requests on one keep-alive connection reuse one channel (one origin connection).
     const int before = origin->connections();
     r = request(
-        "GET /t/alice/llm/hello HTTP/1.1\r\nHost: x\r\n\r\nGET /t/alice/llm/hello HTTP/1.1\r\nHost: x\r\n"
+        "GET /t/alice/llm/hello HTTP/1.1\r\nHost: x\r\n\r\nGET /t/alice/llm/hello "
+        "HTTP/1.1\r\nHost: x\r\n"
         "Connection: close\r\n\r\n");
     EXPECT_EQ(r.status, 200);
     EXPECT_EQ(origin->connections() - before, 1);
@@ -144,10 +152,13 @@ TEST_F(RelayServer, StreamingResponseArrivesIncrementally) {
     ASSERT_EQ(lines.size(), 5u) << raw;
     EXPECT_NE(raw.find("application/x-ndjson"), std::string::npos);
     // Lines were produced 250 ms apart: they must not arrive bunched.
-    auto spread = std::chrono::duration_cast<std::chrono::milliseconds>(lines.back().first - lines.front().first);
+    auto spread = std::chrono::duration_cast<std::chrono::milliseconds>(lines.back().first -
+                                                                        lines.front().first);
     EXPECT_GE(spread.count(), 700) << "NDJSON lines arrived bunched";
     for (std::size_t i = 1; i < lines.size(); ++i)
-        EXPECT_GE(std::chrono::duration_cast<std::chrono::milliseconds>(lines[i].first - lines[i - 1].first).count(),
+        EXPECT_GE(std::chrono::duration_cast<std::chrono::milliseconds>(lines[i].first -
+                                                                        lines[i - 1].first)
+                      .count(),
                   100);
 }
 
@@ -180,19 +191,19 @@ TEST_F(RelayServer, AttachRefusesBadTokens) {
     EXPECT_EQ(missing.status, 401);
     EXPECT_EQ(error_code_of(missing), "missing_token");
 
-    auto expired = request(attach_request(
-        relay->craft(fmt::format(R"({{"sub":"alice","exp":{},"allow":["llm"]}})", now_s() - 3600))));
+    auto expired = request(attach_request(relay->craft(
+        fmt::format(R"({{"sub":"alice","exp":{},"allow":["llm"]}})", now_s() - 3600))));
     EXPECT_EQ(expired.status, 401);
     EXPECT_EQ(error_code_of(expired), "token_expired") << expired.body;
 
-    auto forged = request(attach_request(relay->craft(
-        fmt::format(R"({{"sub":"alice","exp":{},"allow":["llm"]}})", now_s() + 3600), false,
-        "another-secret-of-enough-length")));
+    auto forged = request(attach_request(
+        relay->craft(fmt::format(R"({{"sub":"alice","exp":{},"allow":["llm"]}})", now_s() + 3600),
+                     false, "another-secret-of-enough-length")));
     EXPECT_EQ(forged.status, 401);
     EXPECT_EQ(error_code_of(forged), "bad_signature") << forged.body;
 
-    auto none = request(attach_request(
-        relay->craft(fmt::format(R"({{"sub":"alice","exp":{},"allow":["llm"]}})", now_s() + 3600), true)));
+    auto none = request(attach_request(relay->craft(
+        fmt::format(R"({{"sub":"alice","exp":{},"allow":["llm"]}})", now_s() + 3600), true)));
     EXPECT_EQ(none.status, 401);
     EXPECT_EQ(error_code_of(none), "unsupported_algorithm") << none.body;
 
@@ -260,7 +271,8 @@ TEST_F(RelayServer, TenantsAreIsolated) {
 
 TEST_F(RelayServer, TokenExpiringMidTunnelClosesIt) {
     start_relay();
-    auto tok = relay->craft(fmt::format(R"({{"sub":"alice","exp":{},"allow":["llm"]}})", now_s() + 8));
+    auto tok =
+        relay->craft(fmt::format(R"({{"sub":"alice","exp":{},"allow":["llm"]}})", now_s() + 8));
     auto c = relay->publish("alice", tok, "llm", origin->port());
     ASSERT_TRUE(c) << c.error().message;
     EXPECT_EQ(request(get("/t/alice/llm/hello")).status, 200);
@@ -270,7 +282,8 @@ TEST_F(RelayServer, TokenExpiringMidTunnelClosesIt) {
 }
 
 TEST_F(RelayServer, RateLimitAndStreamCap) {
-    start_relay({.extra_yaml = "allow_plaintext: true\nlimits:\n  route_rps: 1\n  route_burst: 2\n"});
+    start_relay(
+        {.extra_yaml = "allow_plaintext: true\nlimits:\n  route_rps: 1\n  route_burst: 2\n"});
     auto client = publish("alice", "llm", origin->port());
     int limited = 0;
     std::string retry_after;
@@ -279,7 +292,8 @@ TEST_F(RelayServer, RateLimitAndStreamCap) {
         if (r.status == 429) {
             ++limited;
             EXPECT_EQ(error_code_of(r), "rate_limited");
-            if (auto p = r.head.find("Retry-After: "); p != std::string::npos) retry_after = r.head.substr(p + 13, 1);
+            if (auto p = r.head.find("Retry-After: "); p != std::string::npos)
+                retry_after = r.head.substr(p + 13, 1);
         }
     }
     EXPECT_GE(limited, 3);
@@ -305,9 +319,10 @@ TEST_F(RelayServer, StreamCapAnswers503) {
 }
 
 TEST_F(RelayServer, BreakerOpensAndRecovers) {
-    start_relay({.extra_yaml = "allow_plaintext: true\nbreaker:\n  failures: 2\n  cooldown: 1s\n"
-                               "limits:\n  tenant_rps: 1000\n  tenant_burst: 1000\n  route_rps: 1000\n"
-                               "  route_burst: 1000\n"});
+    start_relay({.extra_yaml =
+                     "allow_plaintext: true\nbreaker:\n  failures: 2\n  cooldown: 1s\n"
+                     "limits:\n  tenant_rps: 1000\n  tenant_burst: 1000\n  route_rps: 1000\n"
+                     "  route_burst: 1000\n"});
     auto client = publish("alice", "llm", origin->port());
     EXPECT_EQ(request(get("/t/alice/llm/drop")).status, 502);
     EXPECT_EQ(request(get("/t/alice/llm/drop")).status, 502);
@@ -316,14 +331,16 @@ TEST_F(RelayServer, BreakerOpensAndRecovers) {
     EXPECT_EQ(error_code_of(open), "circuit_open");
     EXPECT_NE(open.head.find("Retry-After:"), std::string::npos);
     // After the cool-down one probe goes through and closes the breaker.
-    bool recovered = streaming_origin::wait_until([&] { return request(get("/t/alice/llm/hello")).status == 200; }, 5s);
+    bool recovered = streaming_origin::wait_until(
+        [&] { return request(get("/t/alice/llm/hello")).status == 200; }, 5s);
     EXPECT_TRUE(recovered);
     EXPECT_EQ(request(get("/t/alice/llm/hello")).status, 200);
 }
 
 TEST_F(RelayServer, OversizedAndSlowHeaders) {
     start_relay({.extra_yaml = "allow_plaintext: true\nlimits:\n  header_read_timeout: 1s\n"});
-    auto big = request(fmt::format("GET /t/a/b/ HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", std::string(20000, 'a')));
+    auto big = request(fmt::format("GET /t/a/b/ HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+                                   std::string(20000, 'a')));
     EXPECT_EQ(big.status, 431);
 
     // A head that never completes is answered 408 and dropped.
@@ -349,13 +366,16 @@ TEST_F(RelayServer, OversizedAndSlowHeaders) {
 }
 
 TEST_F(RelayServer, StalledClientIsDetectedAndRequestsFailFast) {
-    start_relay({.extra_yaml = "allow_plaintext: true\nliveness:\n  ping_interval: 1s\n  ping_timeout: 1s\n"});
+    start_relay(
+        {.extra_yaml =
+             "allow_plaintext: true\nliveness:\n  ping_interval: 1s\n  ping_timeout: 1s\n"});
     auto client = publish("alice", "llm", origin->port());
     EXPECT_EQ(request(get("/t/alice/llm/hello")).status, 200);
     client.process().signal(SIGSTOP);
     const auto stopped = steady::now();
     EXPECT_TRUE(relay->wait_published("alice", "llm", 15s, false)) << relay->log();
-    const auto detected = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - stopped);
+    const auto detected =
+        std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - stopped);
     EXPECT_LT(detected.count(), 8000);
     const auto t0 = steady::now();
     auto r = request(get("/t/alice/llm/hello"));
@@ -401,7 +421,9 @@ TEST_F(RelayServer, UpgradedConnectionsPassThroughRaw) {
     auto client = publish("alice", "llm", origin->port());
     int fd = connect_tcp("127.0.0.1", relay->public_port());
     ASSERT_GE(fd, 0);
-    std::string req = "GET /t/alice/llm/upgrade HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n";
+    std::string req =
+        "GET /t/alice/llm/upgrade HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\nConnection: "
+        "Upgrade\r\n\r\n";
     ASSERT_GT(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), 0);
     std::string raw;
     char buf[4096];
@@ -442,7 +464,11 @@ TEST_F(RelayServer, TlsListenerAndAuditLog) {
     client.process().terminate();
     ASSERT_TRUE(relay->wait_published("alice", "llm", 10s, false));
     ASSERT_TRUE(streaming_origin::wait_until(
-        [&] { return read_text_file(relay->audit_path()).value_or("").find("\"detach\"") != std::string::npos; }, 5s));
+        [&] {
+            return read_text_file(relay->audit_path()).value_or("").find("\"detach\"") !=
+                   std::string::npos;
+        },
+        5s));
     auto audit = read_text_file(relay->audit_path()).value_or("");
     EXPECT_NE(audit.find("\"event\":\"attach\""), std::string::npos) << audit;
     EXPECT_NE(audit.find("\"event\":\"publish\""), std::string::npos) << audit;

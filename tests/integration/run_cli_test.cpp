@@ -21,7 +21,7 @@ namespace {
 using namespace std::chrono_literals;
 
 class RunCli : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         auto d = temp_dir::create("tunnel-run-test");
         ASSERT_TRUE(d) << d.error().message;
@@ -36,10 +36,14 @@ protected:
             sshd_.push_back(std::move(*s));
         }
         ASSERT_TRUE(write_text_file(dir_->file("known_hosts"), known_hosts, 0600));
-        std::string inv = "all:\n  vars:\n    ansible_host: 127.0.0.1\n    ansible_user: root\n  children:\n";
-        inv += fmt::format("    web:\n      hosts:\n        web1: {{ansible_port: {}}}\n        web2: {{ansible_port: {}}}\n",
-                           sshd_[0].port(), sshd_[1].port());
-        inv += fmt::format("    db:\n      hosts:\n        db1: {{ansible_port: {}}}\n", sshd_[2].port());
+        std::string inv =
+            "all:\n  vars:\n    ansible_host: 127.0.0.1\n    ansible_user: root\n  children:\n";
+        inv += fmt::format(
+            "    web:\n      hosts:\n        web1: {{ansible_port: {}}}\n        web2: "
+            "{{ansible_port: {}}}\n",
+            sshd_[0].port(), sshd_[1].port());
+        inv += fmt::format("    db:\n      hosts:\n        db1: {{ansible_port: {}}}\n",
+                           sshd_[2].port());
         ASSERT_TRUE(write_text_file(dir_->file("inventory.yml"), inv));
     }
 
@@ -105,8 +109,9 @@ TEST_F(RunCli, LimitPatternsSelectHosts) {
 }
 
 TEST_F(RunCli, FailedHostsSetExitOneAndJsonHasEveryResult) {
-    const std::string cmd = fmt::format("if [ \"${{SSH_CONNECTION##* }}\" = {} ]; then echo bad; exit 3; fi; echo good",
-                                        sshd_[1].port());
+    const std::string cmd =
+        fmt::format("if [ \"${{SSH_CONNECTION##* }}\" = {} ]; then echo bad; exit 3; fi; echo good",
+                    sshd_[1].port());
     auto r = run_tunnel(args({"--json"}, {cmd}));
     EXPECT_EQ(r.exit_code, 1) << r.describe();
     auto doc = parse_json(r);
@@ -119,7 +124,8 @@ TEST_F(RunCli, FailedHostsSetExitOneAndJsonHasEveryResult) {
     EXPECT_EQ((*web2)["exit_code"], 3);
     EXPECT_EQ((*web2)["stdout"], "bad\n");
     EXPECT_EQ((*host_entry(doc, "web1"))["stdout"], "good\n");
-    EXPECT_EQ((*host_entry(doc, "db1"))["destination"], fmt::format("root@127.0.0.1:{}", sshd_[2].port()));
+    EXPECT_EQ((*host_entry(doc, "db1"))["destination"],
+              fmt::format("root@127.0.0.1:{}", sshd_[2].port()));
     EXPECT_TRUE(r.err.empty()) << "--json must keep stderr quiet: " << r.err;
 }
 
@@ -135,17 +141,21 @@ TEST_F(RunCli, ServerKilledMidRunIsUnreachableWhileOthersSucceed) {
     auto home = temp_dir::create("tunnel-run-home");
     ASSERT_TRUE(home);
     const std::string marks = dir_->path();
-    const std::string cmd = fmt::format("touch {}/started.${{SSH_CONNECTION##* }}; sleep 3; echo finished", marks);
-    auto child = spawn_tunnel(args({"--json"}, {cmd}), home->path(), dir_->file("out.json"), dir_->file("err.txt"));
+    const std::string cmd =
+        fmt::format("touch {}/started.${{SSH_CONNECTION##* }}; sleep 3; echo finished", marks);
+    auto child = spawn_tunnel(args({"--json"}, {cmd}), home->path(), dir_->file("out.json"),
+                              dir_->file("err.txt"));
     ASSERT_TRUE(child) << child.error().message;
     // Wait until every host is running the command, then kill web2's server.
     const auto deadline = std::chrono::steady_clock::now() + 20s;
     auto started = [&] {
         for (const auto& s : sshd_)
-            if (!std::filesystem::exists(fmt::format("{}/started.{}", marks, s.port()))) return false;
+            if (!std::filesystem::exists(fmt::format("{}/started.{}", marks, s.port())))
+                return false;
         return true;
     };
-    while (!started() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(20ms);
+    while (!started() && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(20ms);
     ASSERT_TRUE(started()) << "the command did not start on every host";
     sshd_[1].stop();
     auto code = child->wait(30s);
@@ -168,17 +178,20 @@ TEST_F(RunCli, StalledHostIsBoundedByItsTimeout) {
     (*silent)->set_paused(true);
     auto inv = read_text_file(dir_->file("inventory.yml"));
     ASSERT_TRUE(inv);
-    ASSERT_TRUE(write_text_file(dir_->file("with_stalled.yml"),
-                                *inv + fmt::format("    stalled:\n      hosts:\n        hung: {{ansible_port: {}}}\n",
-                                                   (*silent)->port())));
+    ASSERT_TRUE(write_text_file(
+        dir_->file("with_stalled.yml"),
+        *inv + fmt::format("    stalled:\n      hosts:\n        hung: {{ansible_port: {}}}\n",
+                           (*silent)->port())));
     const auto t0 = std::chrono::steady_clock::now();
-    auto r = run_tunnel(args({"--timeout", "2s", "--json"}, {"echo ok"}, dir_->file("with_stalled.yml")));
+    auto r = run_tunnel(
+        args({"--timeout", "2s", "--json"}, {"echo ok"}, dir_->file("with_stalled.yml")));
     const auto took = std::chrono::steady_clock::now() - t0;
     EXPECT_EQ(r.exit_code, 4) << r.describe() << r.out;
     auto doc = parse_json(r);
     EXPECT_EQ(doc["summary"]["ok"], 3) << r.out;
     EXPECT_EQ((*host_entry(doc, "hung"))["status"], "unreachable") << r.out;
-    EXPECT_LT((*host_entry(doc, "web1"))["duration_ms"].get<long>(), 1500) << "a stalled host held a healthy one";
+    EXPECT_LT((*host_entry(doc, "web1"))["duration_ms"].get<long>(), 1500)
+        << "a stalled host held a healthy one";
     EXPECT_LT(took, 15s);
 }
 
@@ -196,7 +209,8 @@ TEST_F(RunCli, BadUsageIsRefusedWithAHint) {
 }
 
 TEST_F(RunCli, AdHocTargetsFromAnInlineList) {
-    const std::string list = fmt::format("root@127.0.0.1:{},root@127.0.0.1:{},", sshd_[0].port(), sshd_[2].port());
+    const std::string list =
+        fmt::format("root@127.0.0.1:{},root@127.0.0.1:{},", sshd_[0].port(), sshd_[2].port());
     auto r = run_tunnel(args({"--json"}, {"echo hi"}, list));
     ASSERT_EQ(r.exit_code, 0) << r.describe() << r.out;
     auto doc = parse_json(r);

@@ -28,9 +28,13 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 std::vector<std::string> scp_flags(const sshd_fixture& sshd) {
-    return {"-F", "/dev/null", "-P", std::to_string(sshd.port()), "-i", sshd.client_key_path(), "-o",
-            "UserKnownHostsFile=" + sshd.known_hosts_path(), "-o", "GlobalKnownHostsFile=/dev/null", "-o",
-            "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"};
+    return {"-F", "/dev/null",
+            "-P", std::to_string(sshd.port()),
+            "-i", sshd.client_key_path(),
+            "-o", "UserKnownHostsFile=" + sshd.known_hosts_path(),
+            "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", "StrictHostKeyChecking=yes",
+            "-o", "BatchMode=yes"};
 }
 
 std::vector<std::string> cp_args(const sshd_fixture& sshd, std::vector<std::string> rest) {
@@ -41,7 +45,9 @@ std::vector<std::string> cp_args(const sshd_fixture& sshd, std::vector<std::stri
     return args;
 }
 
-std::string remote(const std::string& path) { return "root@127.0.0.1:" + path; }
+std::string remote(const std::string& path) {
+    return "root@127.0.0.1:" + path;
+}
 
 void write_random_file(const std::string& path, std::size_t size, unsigned seed = 1) {
     std::mt19937_64 rng(seed);
@@ -66,7 +72,7 @@ bool has_temp_files(const std::string& dir) {
 }
 
 class TransferCp : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         auto s = sshd_fixture::start();
         ASSERT_TRUE(s) << s.error().message;
@@ -134,18 +140,21 @@ TEST_F(TransferCp, RecursiveTreeKeepsModesAndTimes) {
     ::chmod((src + "/a/b/secret").c_str(), 0600);
     ::chmod((src + "/a").c_str(), 0750);
     ASSERT_EQ(::symlink("a/run.sh", (src + "/link").c_str()), 0);
-    const std::vector<std::string> paths = {"", "/a", "/a/b", "/empty", "/top.txt", "/a/run.sh", "/a/b/secret"};
+    const std::vector<std::string> paths = {"",         "/a",        "/a/b",       "/empty",
+                                            "/top.txt", "/a/run.sh", "/a/b/secret"};
     for (const auto& p : paths) {
         struct timespec t[2] = {{1600000000, 0}, {1600000000 + static_cast<long>(p.size()), 0}};
         ::utimensat(AT_FDCWD, (src + p).c_str(), t, 0);
     }
-    auto up = run_tunnel(cp_args(*sshd_, {"-r", "-p", "--jobs", "3", src, remote(dir_->file("remote"))}));
+    auto up =
+        run_tunnel(cp_args(*sshd_, {"-r", "-p", "--jobs", "3", src, remote(dir_->file("remote"))}));
     ASSERT_TRUE(up.ok()) << up.describe();
     auto down = run_tunnel(cp_args(*sshd_, {"-r", "-p", remote(far("tree")), dir_->file("back")}));
     ASSERT_TRUE(down.ok()) << down.describe();
     for (const auto& root : {far("tree"), back("tree")}) {
         for (const auto& p : paths) {
-            struct stat a {}, b {};
+            struct stat a {
+            }, b{};
             ASSERT_EQ(::lstat((src + p).c_str(), &a), 0);
             ASSERT_EQ(::lstat((root + p).c_str(), &b), 0) << root + p;
             EXPECT_EQ(a.st_mode, b.st_mode) << root + p;
@@ -180,8 +189,9 @@ TEST_F(TransferCp, InterruptedUploadResumesWithoutEverExposingAPartialFile) {
     int killed = 0;
     auto start = std::chrono::steady_clock::now();
     for (int attempt = 0; attempt < 60 && killed < 20; ++attempt) {
-        auto child = spawn_tunnel(cp_args(*sshd_, {"--resume", "--inflight", "16", local("big"), remote(dest)}),
-                                  dir_->path(), dir_->file("out.log"), dir_->file("err.log"));
+        auto child = spawn_tunnel(
+            cp_args(*sshd_, {"--resume", "--inflight", "16", local("big"), remote(dest)}),
+            dir_->path(), dir_->file("out.log"), dir_->file("err.log"));
         ASSERT_TRUE(child) << child.error().message;
         // A random point in the copy: the process is killed, not asked.
         auto delay = std::chrono::milliseconds(40 + rng() % 260);
@@ -214,8 +224,9 @@ TEST_F(TransferCp, KilledMultiStreamUploadIsNeverResumedFromItsTemp) {
     constexpr std::size_t size = 96u << 20;
     write_random_file(local("big"), size, 11);
     for (int delay_ms : {60, 150}) {
-        auto child = spawn_tunnel(cp_args(*sshd_, {"--streams", "4", local("big"), remote(far("big"))}), dir_->path(),
-                                  dir_->file("out.log"), dir_->file("err.log"));
+        auto child =
+            spawn_tunnel(cp_args(*sshd_, {"--streams", "4", local("big"), remote(far("big"))}),
+                         dir_->path(), dir_->file("out.log"), dir_->file("err.log"));
         ASSERT_TRUE(child);
         if (child->wait(std::chrono::milliseconds(delay_ms))) continue;
         child->signal(SIGKILL);
@@ -226,7 +237,8 @@ TEST_F(TransferCp, KilledMultiStreamUploadIsNeverResumedFromItsTemp) {
     ASSERT_TRUE(r.ok()) << r.describe();
     EXPECT_EQ(hash(far("big")), hash(local("big")));
     // And an uninterrupted four-channel upload is byte for byte the source.
-    auto multi = run_tunnel(cp_args(*sshd_, {"--streams", "4", local("big"), remote(far("multi"))}));
+    auto multi =
+        run_tunnel(cp_args(*sshd_, {"--streams", "4", local("big"), remote(far("multi"))}));
     ASSERT_TRUE(multi.ok()) << multi.describe();
     EXPECT_EQ(hash(far("multi")), hash(local("big")));
     EXPECT_FALSE(has_temp_files(dir_->file("remote")));
@@ -239,8 +251,9 @@ TEST_F(TransferCp, InterruptedDownloadResumes) {
     std::mt19937 rng(std::random_device{}());
     int killed = 0;
     for (int attempt = 0; attempt < 20 && killed < 5; ++attempt) {
-        auto child = spawn_tunnel(cp_args(*sshd_, {"--resume", "--inflight", "16", remote(far("big")), back("big")}),
-                                  dir_->path(), dir_->file("out.log"), dir_->file("err.log"));
+        auto child = spawn_tunnel(
+            cp_args(*sshd_, {"--resume", "--inflight", "16", remote(far("big")), back("big")}),
+            dir_->path(), dir_->file("out.log"), dir_->file("err.log"));
         ASSERT_TRUE(child);
         if (child->wait(std::chrono::milliseconds(40 + rng() % 200))) break;
         child->signal(SIGKILL);
@@ -309,13 +322,15 @@ TEST_F(TransferCp, DiskFullPartWayLeavesNoPartialFiles) {
     // Each file fits on its own; both together do not.
     auto r = run_tunnel(cp_args(*sshd_, {"-r", "--jobs", "2", local("two"), remote(mnt)}));
     std::vector<std::string> left;
-    for (const auto& e : fs::recursive_directory_iterator(mnt)) left.push_back(e.path().filename().string());
+    for (const auto& e : fs::recursive_directory_iterator(mnt))
+        left.push_back(e.path().filename().string());
     const bool a_ok = fs::exists(mnt + "/two/a") && hash(mnt + "/two/a") == hash(local("two/a"));
     const bool b_ok = fs::exists(mnt + "/two/b") && hash(mnt + "/two/b") == hash(local("two/b"));
     const bool a_there = fs::exists(mnt + "/two/a"), b_there = fs::exists(mnt + "/two/b");
     ::umount2(mnt.c_str(), MNT_DETACH);
     EXPECT_EQ(r.exit_code, 1) << r.describe();
-    EXPECT_TRUE(r.err.find("is full") != std::string::npos || r.err.find("not enough space") != std::string::npos)
+    EXPECT_TRUE(r.err.find("is full") != std::string::npos ||
+                r.err.find("not enough space") != std::string::npos)
         << r.err;
     EXPECT_FALSE(a_ok && b_ok) << "both cannot fit";
     EXPECT_EQ(a_there, a_ok);
@@ -351,7 +366,8 @@ TEST_F(TransferCp, OwnerAndGroupThroughSudo) {
     auto no_sudo = run_tunnel(cp_args(*sshd_, {"--owner", "nobody", local("f"), remote(far("f"))}));
     EXPECT_EQ(no_sudo.exit_code, 2);
     EXPECT_NE(no_sudo.err.find("--sudo"), std::string::npos) << no_sudo.err;
-    auto r = run_tunnel(cp_args(*sshd_, {"--sudo", "--owner", "nobody", "--group", "nogroup", local("f"), remote(far("f"))}));
+    auto r = run_tunnel(cp_args(*sshd_, {"--sudo", "--owner", "nobody", "--group", "nogroup",
+                                         local("f"), remote(far("f"))}));
     ASSERT_TRUE(r.ok()) << r.describe();
     struct stat st {};
     ASSERT_EQ(::stat(far("f").c_str(), &st), 0);

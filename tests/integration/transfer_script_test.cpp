@@ -20,7 +20,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::vector<std::string> with_flags(const std::string& sub, const sshd_fixture& sshd, std::vector<std::string> rest) {
+std::vector<std::string> with_flags(const std::string& sub, const sshd_fixture& sshd,
+                                    std::vector<std::string> rest) {
     std::vector<std::string> args = {sub};
     auto f = fixture_flags(sshd);
     if (sub == "cp") f[2] = "-P";  // scp spells the port -P
@@ -40,7 +41,7 @@ std::vector<std::string> leftover_dirs(const std::string& marker_dir) {
 }
 
 class TransferScript : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         auto s = sshd_fixture::start();
         ASSERT_TRUE(s) << s.error().message;
@@ -76,9 +77,8 @@ TEST_F(TransferScript, ShebangArgumentsPrivateDirAndExitStatus) {
                                 "echo \"dir=$(dirname \"$0\")\"\n"
                                 "echo \"cwd=$(pwd) env=$GREETING\"\n"
                                 "exit 7\n"));
-    auto r = run_tunnel(script_flags(
-                                   {"--env", "GREETING=hi there", "--cwd", "/tmp", "root@127.0.0.1", script, "--", "a b",
-                                    "$HOME", "it's"}));
+    auto r = run_tunnel(script_flags({"--env", "GREETING=hi there", "--cwd", "/tmp",
+                                      "root@127.0.0.1", script, "--", "a b", "$HOME", "it's"}));
     EXPECT_EQ(r.exit_code, 7) << r.describe();
     EXPECT_NE(r.out.find("a b|$HOME|it's|"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("\n700\n"), std::string::npos) << r.out;
@@ -89,7 +89,8 @@ TEST_F(TransferScript, ShebangArgumentsPrivateDirAndExitStatus) {
 TEST_F(TransferScript, InterpreterAndPlainShFallback) {
     const std::string py = dir_->file("hello.py");
     ASSERT_TRUE(write_text_file(py, "import sys\nprint('py', sys.argv[1:])\n"));
-    auto r = run_tunnel(script_flags({"--interpreter", "python3", "--json", "root@127.0.0.1", py, "--", "x"}));
+    auto r = run_tunnel(
+        script_flags({"--interpreter", "python3", "--json", "root@127.0.0.1", py, "--", "x"}));
     ASSERT_TRUE(r.ok()) << r.describe();
     auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["stdout"], "py ['x']\n");
@@ -130,18 +131,21 @@ TEST(TransferSftpOnly, CopySyncAndVerifyWorkScriptIsRefused) {
     for (std::size_t i = 0; i < data.size(); i += 4096) data[i] = static_cast<char>(i / 4096);
     ASSERT_TRUE(write_text_file(d->file("f"), data));
 
-    auto up = run_tunnel(with_flags("cp", *sshd, {"--verify", d->file("f"), "root@127.0.0.1:" + d->file("g")}));
+    auto up = run_tunnel(
+        with_flags("cp", *sshd, {"--verify", d->file("f"), "root@127.0.0.1:" + d->file("g")}));
     ASSERT_TRUE(up.ok()) << up.describe();
     EXPECT_NE(up.err.find("SFTP-only"), std::string::npos) << up.err;
     EXPECT_EQ(*transfer::sha256_file(d->file("g")), *transfer::sha256_file(d->file("f")));
 
-    auto down = run_tunnel(with_flags("cp", *sshd, {"root@127.0.0.1:" + d->file("g"), d->file("h")}));
+    auto down =
+        run_tunnel(with_flags("cp", *sshd, {"root@127.0.0.1:" + d->file("g"), d->file("h")}));
     ASSERT_TRUE(down.ok()) << down.describe();
     EXPECT_EQ(*read_text_file(d->file("h")), data);
 
     fs::create_directories(d->file("tree/sub"));
     ASSERT_TRUE(write_text_file(d->file("tree/sub/a"), "a"));
-    auto sync = run_tunnel(with_flags("sync", *sshd, {"--checksum", d->file("tree"), "root@127.0.0.1:" + d->file("mirror")}));
+    auto sync = run_tunnel(with_flags(
+        "sync", *sshd, {"--checksum", d->file("tree"), "root@127.0.0.1:" + d->file("mirror")}));
     ASSERT_TRUE(sync.ok()) << sync.describe();
     EXPECT_EQ(*read_text_file(d->file("mirror/sub/a")), "a");
 

@@ -30,7 +30,9 @@ std::vector<std::string> sync_args(const sshd_fixture& sshd, std::vector<std::st
     return args;
 }
 
-std::string remote(const std::string& path) { return "root@127.0.0.1:" + path; }
+std::string remote(const std::string& path) {
+    return "root@127.0.0.1:" + path;
+}
 
 void put(const std::string& path, std::string_view text, long mtime = 1700000000) {
     fs::create_directories(fs::path(path).parent_path());
@@ -42,12 +44,14 @@ void put(const std::string& path, std::string_view text, long mtime = 1700000000
 // rel path -> "type size mode mtime [content|target]" for a whole tree.
 std::map<std::string, std::string> snapshot(const std::string& root, bool with_dir_mtime = true) {
     std::map<std::string, std::string> out;
-    for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator(); ++it) {
+    for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator();
+         ++it) {
         struct stat st {};
         ::lstat(it->path().c_str(), &st);
         std::string rel = fs::relative(it->path(), root).string();
         std::string v = fmt::format("{:o}", st.st_mode);
-        if (S_ISREG(st.st_mode)) v += " " + std::to_string(st.st_mtim.tv_sec) + " " + *read_text_file(it->path());
+        if (S_ISREG(st.st_mode))
+            v += " " + std::to_string(st.st_mtim.tv_sec) + " " + *read_text_file(it->path());
         if (S_ISDIR(st.st_mode) && with_dir_mtime) v += " " + std::to_string(st.st_mtim.tv_sec);
         if (S_ISLNK(st.st_mode)) v += " -> " + fs::read_symlink(it->path()).string();
         out[rel] = v;
@@ -56,7 +60,7 @@ std::map<std::string, std::string> snapshot(const std::string& root, bool with_d
 }
 
 class TransferSync : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         auto s = sshd_fixture::start();
         ASSERT_TRUE(s) << s.error().message;
@@ -118,8 +122,9 @@ TEST_F(TransferSync, IncludeExcludeAndDelete) {
     put(dst + "/stale.txt", "old");
     put(dst + "/sub/stale/x", "old");
     put(dst + "/protected.log", "excluded at the destination too");
-    auto r = run_tunnel(sync_args(*sshd_, {"--include", "keep.log", "--exclude", "*.log", "--exclude", "/build/",
-                                           "--exclude", "docs/*.tmp", "--delete", src_, remote(dst)}));
+    auto r = run_tunnel(
+        sync_args(*sshd_, {"--include", "keep.log", "--exclude", "*.log", "--exclude", "/build/",
+                           "--exclude", "docs/*.tmp", "--delete", src_, remote(dst)}));
     ASSERT_TRUE(r.ok()) << r.describe();
     EXPECT_TRUE(fs::exists(dst + "/a.txt"));
     EXPECT_TRUE(fs::exists(dst + "/sub/keep.log"));
@@ -163,7 +168,8 @@ TEST_F(TransferSync, ChecksumCatchesSameSizeSameMtimeChanges) {
 }
 
 TEST_F(TransferSync, BadInputIsOneClearLine) {
-    auto glob = run_tunnel(sync_args(*sshd_, {"--exclude", "[oops", src_, remote(dir_->file("dst"))}));
+    auto glob =
+        run_tunnel(sync_args(*sshd_, {"--exclude", "[oops", src_, remote(dir_->file("dst"))}));
     EXPECT_EQ(glob.exit_code, 2);
     EXPECT_NE(glob.err.find("[oops"), std::string::npos) << glob.err;
     auto missing = run_tunnel(sync_args(*sshd_, {dir_->file("nope"), remote(dir_->file("dst"))}));

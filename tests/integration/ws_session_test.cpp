@@ -1,8 +1,8 @@
 // An SSH session over a WebSocket (connect_options::open_stream with
 // transport::websocket_opener) through Debian's websockify to a real sshd,
 // and the host-key pinning the relay client relies on.
-#include <gtest/gtest.h>
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include "core/asio.hpp"
 #include "exec/executor.hpp"
@@ -23,16 +23,17 @@ template <class T>
 T run_on(asio::io_context& io, asio::awaitable<T> work) {
     std::optional<T> out;
     io.restart();
-    asio::co_spawn(io, [&]() -> asio::awaitable<void> { out.emplace(co_await std::move(work)); },
-                   [](std::exception_ptr e) {
-                       if (e) std::rethrow_exception(e);
-                   });
+    asio::co_spawn(
+        io, [&]() -> asio::awaitable<void> { out.emplace(co_await std::move(work)); },
+        [](std::exception_ptr e) {
+            if (e) std::rethrow_exception(e);
+        });
     io.run();
     return std::move(*out);
 }
 
 class WsSession : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         auto s = sshd_fixture::start();
         ASSERT_TRUE(s) << s.error().message;
@@ -44,10 +45,12 @@ protected:
         ws.emplace(std::move(*w));
     }
 
-    ssh::connect_options target(std::function<void(const transport::ws_attach_info&)> on_attach = {}) const {
+    ssh::connect_options target(
+        std::function<void(const transport::ws_attach_info&)> on_attach = {}) const {
         ssh::connect_options o;
         o.host = "127.0.0.1";
-        o.port = sshd->port();  // names the server in known_hosts; the bytes go through the WebSocket
+        o.port =
+            sshd->port();  // names the server in known_hosts; the bytes go through the WebSocket
         o.user = "root";
         o.use_agent = false;
         o.identity_files = {sshd->client_key_path()};
@@ -68,7 +71,8 @@ protected:
 };
 
 // Connects, runs `script` and disconnects (so the WebSocket pump ends too).
-asio::awaitable<core::result<exec::exec_result>> connect_and_run(asio::any_io_executor ex, ssh::connect_options o,
+asio::awaitable<core::result<exec::exec_result>> connect_and_run(asio::any_io_executor ex,
+                                                                 ssh::connect_options o,
                                                                  std::string script) {
     pool::session_pool pool(ex, {}, core::system_clock_source(),
                             [](asio::any_io_executor e, ssh::connect_options c) {
@@ -86,7 +90,8 @@ asio::awaitable<core::result<exec::exec_result>> connect_and_run(asio::any_io_ex
 
 // Connects, disconnects, and returns the host key fingerprint (the WebSocket
 // pump keeps the io_context busy while a session is open).
-asio::awaitable<core::result<std::string>> connect_once(asio::any_io_executor ex, ssh::connect_options o) {
+asio::awaitable<core::result<std::string>> connect_once(asio::any_io_executor ex,
+                                                        ssh::connect_options o) {
     auto s = co_await ssh::session::connect(ex, std::move(o));
     if (!s) co_return tl::unexpected(s.error());
     std::string fp = (*s)->host_key_fingerprint();
@@ -96,8 +101,10 @@ asio::awaitable<core::result<std::string>> connect_once(asio::any_io_executor ex
 
 TEST_F(WsSession, ExecRunsAndBulkOutputArrivesWhole) {
     int attaches = 0;
-    auto r = run_on(io, connect_and_run(io.get_executor(), target([&](const transport::ws_attach_info&) { ++attaches; }),
-                                        "echo via-ws; head -c 33554432 /dev/zero | tr '\\0' x"));
+    auto r =
+        run_on(io, connect_and_run(io.get_executor(),
+                                   target([&](const transport::ws_attach_info&) { ++attaches; }),
+                                   "echo via-ws; head -c 33554432 /dev/zero | tr '\\0' x"));
     ASSERT_TRUE(r) << r.error().message << "\nwebsockify: " << ws->log();
     EXPECT_EQ(r->exit_code(), 0) << r->err;
     EXPECT_EQ(r->out.rfind("via-ws\n", 0), 0u);
@@ -122,7 +129,8 @@ TEST_F(WsSession, PinnedFingerprintIsEnforced) {
     ASSERT_FALSE(refused);
     EXPECT_EQ(refused.error().code, core::errc::host_key_changed);
     EXPECT_NE(refused.error().message.find(fp), std::string::npos) << refused.error().message;
-    EXPECT_NE(refused.error().message.find("SHA256:AAAA"), std::string::npos) << refused.error().message;
+    EXPECT_NE(refused.error().message.find("SHA256:AAAA"), std::string::npos)
+        << refused.error().message;
 }
 
 TEST_F(WsSession, ChangedKeyNamesBothFingerprints) {
@@ -142,7 +150,8 @@ TEST_F(WsSession, ChangedKeyNamesBothFingerprints) {
     auto r = run_on(io, connect_once(io.get_executor(), o));
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, core::errc::host_key_changed);
-    EXPECT_NE(r.error().message.find(old_fp.substr(0, old_fp.find(' '))), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find(old_fp.substr(0, old_fp.find(' '))), std::string::npos)
+        << r.error().message;
     EXPECT_NE(r.error().message.find("ssh-keygen -R"), std::string::npos) << r.error().message;
 }
 

@@ -71,9 +71,11 @@ core::result<std::unique_ptr<fault_proxy>> fault_proxy::start(uint16_t target_po
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(im->listen_fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(im->listen_fd, 64) != 0) {
+    if (::bind(im->listen_fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::listen(im->listen_fd, 64) != 0) {
         ::close(im->listen_fd);
-        return core::fail(core::errc::io_error, std::string("fault_proxy: ") + std::strerror(errno));
+        return core::fail(core::errc::io_error,
+                          std::string("fault_proxy: ") + std::strerror(errno));
     }
     socklen_t len = sizeof a;
     ::getsockname(im->listen_fd, reinterpret_cast<sockaddr*>(&a), &len);
@@ -117,11 +119,13 @@ core::result<std::unique_ptr<fault_proxy>> fault_proxy::start(uint16_t target_po
                         continue;
                     }
                     pollfd fds[2] = {{client, static_cast<short>(client_open ? POLLIN : 0), 0},
-                                    {server, static_cast<short>(server_open ? POLLIN : 0), 0}};
+                                     {server, static_cast<short>(server_open ? POLLIN : 0), 0}};
                     if (::poll(fds, 2, 20) <= 0) continue;
                     const bool discard = mode == fault_mode::drop;
-                    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) client_open = forward_once(client, server, discard);
-                    if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) server_open = forward_once(server, client, discard);
+                    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR))
+                        client_open = forward_once(client, server, discard);
+                    if (fds[1].revents & (POLLIN | POLLHUP | POLLERR))
+                        server_open = forward_once(server, client, discard);
                     open = client_open || server_open;
                 }
                 ::close(client);

@@ -24,7 +24,7 @@ enum class fault_mode {
 };
 
 class fault_proxy {
-public:
+  public:
     // Listens on 127.0.0.1:0 and forwards to 127.0.0.1:target_port.
     [[nodiscard]] static core::result<std::unique_ptr<fault_proxy>> start(uint16_t target_port);
     ~fault_proxy();
@@ -41,7 +41,7 @@ public:
 
     struct impl;
 
-private:
+  private:
     fault_proxy() = default;
     uint16_t port_ = 0;
     std::atomic<fault_mode> mode_{fault_mode::pass};

@@ -8,9 +8,9 @@
 #include <thread>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <nlohmann/json.hpp>
 
 #include "support/net.hpp"
 #include "support/tcp_servers.hpp"
@@ -26,7 +26,8 @@ std::string b64url(std::string_view in) {
     std::string out;
     out.resize(4 * ((in.size() + 2) / 3) + 1);
     int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                            reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+                            reinterpret_cast<const unsigned char*>(in.data()),
+                            static_cast<int>(in.size()));
     out.resize(static_cast<std::size_t>(n));
     while (!out.empty() && out.back() == '=') out.pop_back();
     for (auto& c : out) {
@@ -50,7 +51,9 @@ relay_client::~relay_client() {
     }
 }
 
-std::string relay_client::log() const { return read_text_file(log_path_).value_or(""); }
+std::string relay_client::log() const {
+    return read_text_file(log_path_).value_or("");
+}
 
 core::result<relay_fixture> relay_fixture::start(relay_options options) {
     auto dir = temp_dir::create("tunnel-relay");
@@ -58,29 +61,33 @@ core::result<relay_fixture> relay_fixture::start(relay_options options) {
     relay_fixture f(std::move(*dir));
     f.secret_path_ = f.dir_.file("jwt.secret");
     std::string secret = random_bytes(32, static_cast<uint64_t>(::getpid()) * 7919 + 17);
-    if (auto w = write_text_file(f.secret_path_, b64url(secret) + "\n", 0600); !w) return tl::unexpected(w.error());
+    if (auto w = write_text_file(f.secret_path_, b64url(secret) + "\n", 0600); !w)
+        return tl::unexpected(w.error());
 
     f.tls_ = options.tls;
     if (options.tls) {
-        auto r = run({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                      "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout",
+        auto r = run({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                      "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                      "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout",
                       f.dir_.file("key.pem"), "-out", f.dir_.file("cert.pem")});
         if (!r.ok()) return core::fail(core::errc::io_error, "openssl req failed: " + r.describe());
     }
     std::vector<std::string> argv{tunnel_binary(), "-v", "relay"};
     if (options.extra_yaml.empty() && !options.audit_log && !options.tls) {
-        argv.insert(argv.end(), {"--dev", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
-                                 "--jwt-secret-file", f.secret_path_});
+        argv.insert(argv.end(), {"--dev", "--listen", "127.0.0.1:0", "--admin-listen",
+                                 "127.0.0.1:0", "--jwt-secret-file", f.secret_path_});
     } else {
         std::string yaml = fmt::format(
-            "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\nhost_key_file: {}\njwt:\n  secret_file: {}\n",
+            "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\nhost_key_file: {}\njwt:\n  "
+            "secret_file: {}\n",
             f.dir_.file("host_key"), f.secret_path_);
         if (options.audit_log) yaml += fmt::format("audit_log: {}\n", f.dir_.file("audit.jsonl"));
         if (options.tls)
             yaml += fmt::format("tls:\n  cert_file: {}\n  key_file: {}\n", f.dir_.file("cert.pem"),
                                 f.dir_.file("key.pem"));
         yaml += options.extra_yaml;
-        if (auto w = write_text_file(f.dir_.file("relay.yaml"), yaml); !w) return tl::unexpected(w.error());
+        if (auto w = write_text_file(f.dir_.file("relay.yaml"), yaml); !w)
+            return tl::unexpected(w.error());
         argv.insert(argv.end(), {"--config", f.dir_.file("relay.yaml")});
     }
     spawn_options so;
@@ -95,11 +102,13 @@ core::result<relay_fixture> relay_fixture::start(relay_options options) {
         auto out = read_text_file(f.dir_.file("relay.out")).value_or("");
         auto pub = out.find("public: ");
         auto adm = out.find("admin: ");
-        if (pub != std::string::npos && adm != std::string::npos && out.find('\n', adm) != std::string::npos) {
+        if (pub != std::string::npos && adm != std::string::npos &&
+            out.find('\n', adm) != std::string::npos) {
             auto port_of = [&](std::size_t at) {
                 auto eol = out.find('\n', at);
                 auto colon = out.rfind(':', eol);
-                return static_cast<std::uint16_t>(std::stoi(out.substr(colon + 1, eol - colon - 1)));
+                return static_cast<std::uint16_t>(
+                    std::stoi(out.substr(colon + 1, eol - colon - 1)));
             };
             f.public_port_ = port_of(pub);
             f.admin_port_ = port_of(adm);
@@ -123,27 +132,33 @@ std::string relay_fixture::attach_url() const {
     return fmt::format("{}://127.0.0.1:{}/v1/tunnel", tls_ ? "wss" : "ws", public_port_);
 }
 
-std::string relay_fixture::log() const { return read_text_file(dir_.file("relay.log")).value_or(""); }
+std::string relay_fixture::log() const {
+    return read_text_file(dir_.file("relay.log")).value_or("");
+}
 
 core::result<std::string> relay_fixture::mint(const std::string& tenant, const std::string& allow,
-                                              const std::string& ttl, std::vector<std::string> extra) const {
-    std::vector<std::string> args{"token", "--secret-file", secret_path_, "--tenant", tenant, "--allow", allow,
-                                  "--ttl", ttl};
+                                              const std::string& ttl,
+                                              std::vector<std::string> extra) const {
+    std::vector<std::string> args{"token",   "--secret-file", secret_path_, "--tenant", tenant,
+                                  "--allow", allow,           "--ttl",      ttl};
     args.insert(args.end(), extra.begin(), extra.end());
     auto r = run_tunnel(args);
-    if (!r.ok()) return core::fail(core::errc::invalid_argument, "tunnel token failed: " + r.describe());
+    if (!r.ok())
+        return core::fail(core::errc::invalid_argument, "tunnel token failed: " + r.describe());
     return trim(r.out);
 }
 
-std::string relay_fixture::craft(const std::string& claims_json, bool alg_none, const std::string& secret) const {
-    std::string header = alg_none ? R"({"alg":"none","typ":"JWT"})" : R"({"alg":"HS256","typ":"JWT"})";
+std::string relay_fixture::craft(const std::string& claims_json, bool alg_none,
+                                 const std::string& secret) const {
+    std::string header =
+        alg_none ? R"({"alg":"none","typ":"JWT"})" : R"({"alg":"HS256","typ":"JWT"})";
     std::string signing = b64url(header) + "." + b64url(claims_json);
     if (alg_none) return signing + ".";
     std::string key = secret.empty() ? trim(read_text_file(secret_path_).value_or("")) : secret;
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
-    HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(signing.data()),
-         signing.size(), mac, &len);
+    HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+         reinterpret_cast<const unsigned char*>(signing.data()), signing.size(), mac, &len);
     return signing + "." + b64url(std::string(reinterpret_cast<char*>(mac), len));
 }
 
@@ -154,12 +169,13 @@ std::string relay_fixture::token_file(const std::string& token) const {
     return path;
 }
 
-core::result<relay_client> relay_fixture::publish(const std::string& tenant, const std::string& token,
-                                                  const std::string& name, std::uint16_t port, bool wait) const {
+core::result<relay_client> relay_fixture::publish(const std::string& tenant,
+                                                  const std::string& token, const std::string& name,
+                                                  std::uint16_t port, bool wait) const {
     static int counter = 0;
     const std::string log_path = dir_.file(fmt::format("ssh-{}.log", ++counter));
-    std::string proxy =
-        fmt::format("{} ws-connect {} --token-file {}", tunnel_binary(), attach_url(), token_file(token));
+    std::string proxy = fmt::format("{} ws-connect {} --token-file {}", tunnel_binary(),
+                                    attach_url(), token_file(token));
     if (tls_) proxy += " --ca-file " + cert_path();
     std::vector<std::string> argv{"ssh",
                                   "-F",
@@ -188,12 +204,14 @@ core::result<relay_client> relay_fixture::publish(const std::string& tenant, con
     relay_client c(log_path, std::move(*child));
     if (wait && !wait_published(tenant, name, 15s))
         return core::fail(core::errc::timeout,
-                          fmt::format("{} was not published for {}: ssh: {} relay: {}", name, tenant, c.log(), log()));
+                          fmt::format("{} was not published for {}: ssh: {} relay: {}", name,
+                                      tenant, c.log(), log()));
     return c;
 }
 
 std::string relay_fixture::admin_get(const std::string& path) const {
-    auto r = http_request(admin_port_, fmt::format("GET {} HTTP/1.1\r\nHost: admin\r\n\r\n", path), 5s);
+    auto r =
+        http_request(admin_port_, fmt::format("GET {} HTTP/1.1\r\nHost: admin\r\n\r\n", path), 5s);
     return r ? r->body : std::string();
 }
 
@@ -245,7 +263,9 @@ std::optional<http_reply> parse_http_reply(const std::string& raw) {
 core::result<http_reply> http_request(std::uint16_t port, const std::string& request,
                                       std::chrono::milliseconds timeout) {
     int fd = connect_tcp("127.0.0.1", port, static_cast<int>(timeout.count()));
-    if (fd < 0) return core::fail(core::errc::connection_failed, fmt::format("cannot connect to port {}", port));
+    if (fd < 0)
+        return core::fail(core::errc::connection_failed,
+                          fmt::format("cannot connect to port {}", port));
     std::string_view out = request;
     while (!out.empty()) {
         ssize_t n = ::send(fd, out.data(), out.size(), MSG_NOSIGNAL);
@@ -256,7 +276,8 @@ core::result<http_reply> http_request(std::uint16_t port, const std::string& req
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     char buf[16384];
     for (;;) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) break;
         pollfd p{fd, POLLIN, 0};
         if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
@@ -267,9 +288,11 @@ core::result<http_reply> http_request(std::uint16_t port, const std::string& req
         // not hold us until the deadline.
         if (auto r = parse_http_reply(raw)) {
             std::string lower = r->head;
-            for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+            for (auto& c : lower)
+                c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
             const bool chunked = lower.find("transfer-encoding: chunked") != std::string::npos;
-            if (chunked && raw.size() >= 5 && raw.compare(raw.size() - 5, 5, "0\r\n\r\n") == 0) break;
+            if (chunked && raw.size() >= 5 && raw.compare(raw.size() - 5, 5, "0\r\n\r\n") == 0)
+                break;
             if (!chunked && lower.find("content-length:") != std::string::npos &&
                 r->raw.size() >= r->head.size() + r->body.size() &&
                 r->body.size() == std::stoul(lower.substr(lower.find("content-length:") + 15)))
@@ -278,7 +301,9 @@ core::result<http_reply> http_request(std::uint16_t port, const std::string& req
     }
     ::close(fd);
     auto r = parse_http_reply(raw);
-    if (!r) return core::fail(core::errc::protocol_error, fmt::format("no HTTP response: {:?}", raw.substr(0, 200)));
+    if (!r)
+        return core::fail(core::errc::protocol_error,
+                          fmt::format("no HTTP response: {:?}", raw.substr(0, 200)));
     return *r;
 }
 

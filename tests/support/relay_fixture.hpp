@@ -6,7 +6,8 @@
 //   auto relay = relay_fixture::start({});
 //   auto tok = relay->mint("alice", "llm");
 //   auto client = relay->publish("alice", *tok, "llm", origin->port());
-//   auto r = http_request(relay->public_port(), "GET /t/alice/llm/hello HTTP/1.1\r\nHost: x\r\n\r\n");
+//   auto r = http_request(relay->public_port(), "GET /t/alice/llm/hello HTTP/1.1\r\nHost:
+//   x\r\n\r\n");
 #pragma once
 
 #include <chrono>
@@ -34,7 +35,7 @@ struct relay_options {
 
 // One `ssh -N -R NAME:80:127.0.0.1:PORT TENANT@relay` through ws-connect.
 class relay_client {
-public:
+  public:
     relay_client(relay_client&&) noexcept = default;
     relay_client& operator=(relay_client&&) noexcept = default;
     ~relay_client();
@@ -42,15 +43,16 @@ public:
     [[nodiscard]] child_process& process() { return *process_; }
     [[nodiscard]] std::string log() const;
 
-private:
+  private:
     friend class relay_fixture;
-    relay_client(std::string log_path, child_process p) : log_path_(std::move(log_path)), process_(std::move(p)) {}
+    relay_client(std::string log_path, child_process p)
+        : log_path_(std::move(log_path)), process_(std::move(p)) {}
     std::string log_path_;
     std::optional<child_process> process_;
 };
 
 class relay_fixture {
-public:
+  public:
     [[nodiscard]] static core::result<relay_fixture> start(relay_options options);
 
     relay_fixture(relay_fixture&&) noexcept = default;
@@ -67,7 +69,8 @@ public:
     [[nodiscard]] child_process& process() { return *process_; }
 
     // `tunnel token --secret-file S --tenant T --allow A --ttl TTL [extra]`.
-    [[nodiscard]] core::result<std::string> mint(const std::string& tenant, const std::string& allow,
+    [[nodiscard]] core::result<std::string> mint(const std::string& tenant,
+                                                 const std::string& allow,
                                                  const std::string& ttl = "1h",
                                                  std::vector<std::string> extra = {}) const;
     // A hand-made HS256 token with these JSON claims (signed with `secret`,
@@ -79,7 +82,8 @@ public:
 
     // Starts ssh -N -R NAME:80:127.0.0.1:PORT through ws-connect and waits
     // until the admin API lists NAME for TENANT (unless wait is false).
-    [[nodiscard]] core::result<relay_client> publish(const std::string& tenant, const std::string& token,
+    [[nodiscard]] core::result<relay_client> publish(const std::string& tenant,
+                                                     const std::string& token,
                                                      const std::string& name, std::uint16_t port,
                                                      bool wait = true) const;
 
@@ -87,9 +91,10 @@ public:
     [[nodiscard]] std::string admin_get(const std::string& path) const;
     // True when /api/v1/tunnels lists `name` for `tenant` within timeout.
     [[nodiscard]] bool wait_published(const std::string& tenant, const std::string& name,
-                                      std::chrono::milliseconds timeout, bool published = true) const;
+                                      std::chrono::milliseconds timeout,
+                                      bool published = true) const;
 
-private:
+  private:
     relay_fixture(temp_dir dir) : dir_(std::move(dir)) {}
     temp_dir dir_;
     std::string secret_path_;
@@ -108,8 +113,9 @@ struct http_reply {
 
 // Sends `request` on a new connection to 127.0.0.1:port and reads until the
 // peer closes (or the deadline). Parses the first response.
-[[nodiscard]] core::result<http_reply> http_request(std::uint16_t port, const std::string& request,
-                                                    std::chrono::milliseconds timeout = std::chrono::seconds(10));
+[[nodiscard]] core::result<http_reply> http_request(
+    std::uint16_t port, const std::string& request,
+    std::chrono::milliseconds timeout = std::chrono::seconds(10));
 // Parses one HTTP response from `raw` (Content-Length, chunked or until end).
 [[nodiscard]] std::optional<http_reply> parse_http_reply(const std::string& raw);
 

@@ -52,14 +52,16 @@ bool read_more(int fd, std::string& buf) {
     return true;
 }
 
-std::string query_value(const std::string& target, const std::string& key, const std::string& fallback) {
+std::string query_value(const std::string& target, const std::string& key,
+                        const std::string& fallback) {
     auto q = target.find('?');
     if (q == std::string::npos) return fallback;
     std::string rest = target.substr(q + 1);
     std::size_t pos = 0;
     while (pos < rest.size()) {
         auto amp = rest.find('&', pos);
-        std::string item = rest.substr(pos, amp == std::string::npos ? std::string::npos : amp - pos);
+        std::string item =
+            rest.substr(pos, amp == std::string::npos ? std::string::npos : amp - pos);
         auto eq = item.find('=');
         if (eq != std::string::npos && item.substr(0, eq) == key) return item.substr(eq + 1);
         if (amp == std::string::npos) break;
@@ -73,9 +75,10 @@ std::string lower(std::string s) {
     return s;
 }
 
-std::string response(int status, std::string_view reason, std::string_view body, std::string_view type = "text/plain") {
-    return fmt::format("HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\r\n{}", status, reason, type,
-                       body.size(), body);
+std::string response(int status, std::string_view reason, std::string_view body,
+                     std::string_view type = "text/plain") {
+    return fmt::format("HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\r\n{}", status,
+                       reason, type, body.size(), body);
 }
 
 void serve(int fd, streaming_origin::state& st) {
@@ -124,25 +127,31 @@ void serve(int fd, streaming_origin::state& st) {
         } else if (path == "/echo" && method == "POST") {
             if (!send_all(fd, response(200, "OK", body, "application/octet-stream"))) return;
         } else if (path == "/slow") {
-            std::this_thread::sleep_for(std::chrono::milliseconds(std::stoi(query_value(target, "ms", "1000"))));
+            std::this_thread::sleep_for(
+                std::chrono::milliseconds(std::stoi(query_value(target, "ms", "1000"))));
             if (!send_all(fd, response(200, "OK", "slow\n"))) return;
         } else if (path == "/drop") {
             return;
         } else if (path == "/upgrade") {
             // A protocol switch (as a WebSocket origin does), then raw echo.
-            if (!send_all(fd, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n"))
+            if (!send_all(fd,
+                          "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: "
+                          "Upgrade\r\n\r\n"))
                 return;
             if (!buf.empty() && !send_all(fd, buf)) return;
             char tmp[16384];
             for (;;) {
                 ssize_t n = ::recv(fd, tmp, sizeof tmp, 0);
-                if (n <= 0 || !send_all(fd, std::string_view(tmp, static_cast<std::size_t>(n)))) return;
+                if (n <= 0 || !send_all(fd, std::string_view(tmp, static_cast<std::size_t>(n))))
+                    return;
             }
         } else if (path == "/stream") {
             const int n = std::stoi(query_value(target, "n", "5"));
             const int ms = std::stoi(query_value(target, "ms", "200"));
-            if (!send_all(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: "
-                              "chunked\r\nCache-Control: no-cache\r\n\r\n")) {
+            if (!send_all(
+                    fd,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: "
+                    "chunked\r\nCache-Control: no-cache\r\n\r\n")) {
                 ++st.aborted;
                 return;
             }
@@ -182,9 +191,11 @@ core::result<std::unique_ptr<streaming_origin>> streaming_origin::start() {
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t len = sizeof a;
-    if (::bind(st->listen_fd, reinterpret_cast<sockaddr*>(&a), len) != 0 || ::listen(st->listen_fd, 128) != 0) {
+    if (::bind(st->listen_fd, reinterpret_cast<sockaddr*>(&a), len) != 0 ||
+        ::listen(st->listen_fd, 128) != 0) {
         ::close(st->listen_fd);
-        return core::fail(core::errc::io_error, fmt::format("streaming origin: {}", std::strerror(errno)));
+        return core::fail(core::errc::io_error,
+                          fmt::format("streaming origin: {}", std::strerror(errno)));
     }
     ::getsockname(st->listen_fd, reinterpret_cast<sockaddr*>(&a), &len);
     st->port = ntohs(a.sin_port);
@@ -225,11 +236,23 @@ streaming_origin::~streaming_origin() {
     for (int fd : state_->fds) ::close(fd);
 }
 
-std::uint16_t streaming_origin::port() const noexcept { return state_->port; }
-int streaming_origin::connections() const noexcept { return state_->connections; }
-int streaming_origin::open_connections() const noexcept { return state_->open; }
-int streaming_origin::requests() const noexcept { return state_->requests; }
-int streaming_origin::streams_aborted() const noexcept { return state_->aborted; }
-int streaming_origin::streams_completed() const noexcept { return state_->completed; }
+std::uint16_t streaming_origin::port() const noexcept {
+    return state_->port;
+}
+int streaming_origin::connections() const noexcept {
+    return state_->connections;
+}
+int streaming_origin::open_connections() const noexcept {
+    return state_->open;
+}
+int streaming_origin::requests() const noexcept {
+    return state_->requests;
+}
+int streaming_origin::streams_aborted() const noexcept {
+    return state_->aborted;
+}
+int streaming_origin::streams_completed() const noexcept {
+    return state_->completed;
+}
 
 }  // namespace tunnel::test

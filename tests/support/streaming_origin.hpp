@@ -26,17 +26,17 @@
 namespace tunnel::test {
 
 class streaming_origin {
-public:
+  public:
     [[nodiscard]] static core::result<std::unique_ptr<streaming_origin>> start();
     ~streaming_origin();
     streaming_origin(const streaming_origin&) = delete;
     streaming_origin& operator=(const streaming_origin&) = delete;
 
     [[nodiscard]] std::uint16_t port() const noexcept;
-    [[nodiscard]] int connections() const noexcept;          // accepted so far
-    [[nodiscard]] int open_connections() const noexcept;     // accepted and not yet closed
+    [[nodiscard]] int connections() const noexcept;       // accepted so far
+    [[nodiscard]] int open_connections() const noexcept;  // accepted and not yet closed
     [[nodiscard]] int requests() const noexcept;
-    [[nodiscard]] int streams_aborted() const noexcept;      // /stream writes failed: the peer left
+    [[nodiscard]] int streams_aborted() const noexcept;  // /stream writes failed: the peer left
     [[nodiscard]] int streams_completed() const noexcept;
 
     // Polls until pred() or timeout; returns pred().
@@ -45,7 +45,7 @@ public:
 
     struct state;
 
-private:
+  private:
     streaming_origin() = default;
     std::shared_ptr<state> state_;
 };

@@ -21,10 +21,11 @@
 namespace tunnel::test {
 
 class tcp_server_base {
-public:
+  public:
     using handler = std::function<void(int fd, tcp_server_base& self)>;
 
-    static core::result<std::shared_ptr<tcp_server_base>> start(const std::string& host, handler h) {
+    static core::result<std::shared_ptr<tcp_server_base>> start(const std::string& host,
+                                                                handler h) {
         auto s = std::make_shared<tcp_server_base>();
         const bool v6 = host.find(':') != std::string::npos;
         s->fd_ = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -43,14 +44,16 @@ public:
             ::inet_pton(AF_INET, host.c_str(), &a->sin_addr);
             len = sizeof *a;
         }
-        if (::bind(s->fd_, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(s->fd_, 128) != 0) {
+        if (::bind(s->fd_, reinterpret_cast<sockaddr*>(&ss), len) != 0 ||
+            ::listen(s->fd_, 128) != 0) {
             auto e = std::string(std::strerror(errno));
             ::close(s->fd_);
             s->fd_ = -1;
             return core::fail(core::errc::io_error, fmt::format("test server on {}: {}", host, e));
         }
         ::getsockname(s->fd_, reinterpret_cast<sockaddr*>(&ss), &len);
-        s->port_ = ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+        s->port_ = ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                            : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
         s->handler_ = std::move(h);
         std::weak_ptr<tcp_server_base> weak = s;
         s->acceptor_ = std::thread([raw = s.get()] { raw->accept_loop(); });
@@ -79,7 +82,7 @@ public:
     std::atomic<int> accepted{0};
     std::atomic<int> served{0};
 
-private:
+  private:
     void accept_loop() {
         while (!stopping_) {
             pollfd pf{fd_, POLLIN, 0};
@@ -162,11 +165,18 @@ core::result<std::unique_ptr<echo_server>> echo_server::start(const std::string&
 echo_server::~echo_server() {
     if (base_) base_->stop();
 }
-uint16_t echo_server::port() const noexcept { return base_->port(); }
-void echo_server::set_paused(bool paused) noexcept { base_->paused = paused; }
-int echo_server::accepted() const noexcept { return base_->accepted; }
+uint16_t echo_server::port() const noexcept {
+    return base_->port();
+}
+void echo_server::set_paused(bool paused) noexcept {
+    base_->paused = paused;
+}
+int echo_server::accepted() const noexcept {
+    return base_->accepted;
+}
 
-core::result<std::unique_ptr<http_origin>> http_origin::start(std::string body, const std::string& host) {
+core::result<std::unique_ptr<http_origin>> http_origin::start(std::string body,
+                                                              const std::string& host) {
     auto base = tcp_server_base::start(host, [body](int fd, tcp_server_base& self) {
         std::string req;
         char buf[4096];
@@ -178,8 +188,10 @@ core::result<std::unique_ptr<http_origin>> http_origin::start(std::string body, 
             req.append(buf, static_cast<std::size_t>(n));
         }
         ++self.served;
-        auto resp = fmt::format("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-                                body.size(), body);
+        auto resp = fmt::format(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: "
+            "close\r\n\r\n{}",
+            body.size(), body);
         send_all(fd, resp.data(), resp.size());
         ::shutdown(fd, SHUT_WR);
         pollfd pf{fd, POLLIN, 0};
@@ -193,8 +205,12 @@ core::result<std::unique_ptr<http_origin>> http_origin::start(std::string body, 
 http_origin::~http_origin() {
     if (base_) base_->stop();
 }
-uint16_t http_origin::port() const noexcept { return base_->port(); }
-int http_origin::requests() const noexcept { return base_->served; }
+uint16_t http_origin::port() const noexcept {
+    return base_->port();
+}
+int http_origin::requests() const noexcept {
+    return base_->served;
+}
 
 int connect_tcp(const std::string& host, uint16_t port, int timeout_ms) {
     const bool v6 = host.find(':') != std::string::npos;
@@ -235,7 +251,8 @@ core::result<std::string> exchange(int fd, const std::string& data, int timeout_
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     bool timed_out = false, failed = false;
     for (;;) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) {
             timed_out = true;
             break;
@@ -254,9 +271,12 @@ core::result<std::string> exchange(int fd, const std::string& data, int timeout_
     if (timed_out || failed) ::shutdown(fd, SHUT_RDWR);  // unblocks the sender
     sender.join();
     if (timed_out)
-        return core::fail(core::errc::timeout, fmt::format("exchange timed out after {} of {} bytes came back",
-                                                          got.size(), data.size()));
-    if (failed || !send_ok) return core::fail(core::errc::io_error, fmt::format("exchange failed after {} bytes", got.size()));
+        return core::fail(core::errc::timeout,
+                          fmt::format("exchange timed out after {} of {} bytes came back",
+                                      got.size(), data.size()));
+    if (failed || !send_ok)
+        return core::fail(core::errc::io_error,
+                          fmt::format("exchange failed after {} bytes", got.size()));
     return got;
 }
 

@@ -17,29 +17,30 @@ class tcp_server_base;
 // Echoes every byte back; half-closes after the client's EOF. While paused
 // its connections read nothing (so senders block on flow control).
 class echo_server {
-public:
+  public:
     // host: "127.0.0.1" or "::1"; port 0 chooses one.
-    [[nodiscard]] static core::result<std::unique_ptr<echo_server>> start(const std::string& host = "127.0.0.1");
+    [[nodiscard]] static core::result<std::unique_ptr<echo_server>> start(
+        const std::string& host = "127.0.0.1");
     ~echo_server();
     [[nodiscard]] uint16_t port() const noexcept;
     void set_paused(bool paused) noexcept;
     [[nodiscard]] int accepted() const noexcept;
 
-private:
+  private:
     echo_server() = default;
     std::shared_ptr<tcp_server_base> base_;
 };
 
 // HTTP/1.1: reads a request head, answers 200 with `body`, closes.
 class http_origin {
-public:
-    [[nodiscard]] static core::result<std::unique_ptr<http_origin>> start(std::string body,
-                                                                         const std::string& host = "127.0.0.1");
+  public:
+    [[nodiscard]] static core::result<std::unique_ptr<http_origin>> start(
+        std::string body, const std::string& host = "127.0.0.1");
     ~http_origin();
     [[nodiscard]] uint16_t port() const noexcept;
     [[nodiscard]] int requests() const noexcept;
 
-private:
+  private:
     http_origin() = default;
     std::shared_ptr<tcp_server_base> base_;
 };

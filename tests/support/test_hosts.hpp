@@ -66,8 +66,9 @@ class test_hosts {
                                  const std::string& user = "root") const;
     // Runs argv inside the host as root through nsenter: works even when sshd
     // or the firewall is broken (use it to read the host's state in checks).
-    [[nodiscard]] run_result exec(std::size_t i, std::vector<std::string> argv,
-                                  std::chrono::milliseconds timeout = std::chrono::seconds(60)) const;
+    [[nodiscard]] run_result exec(
+        std::size_t i, std::vector<std::string> argv,
+        std::chrono::milliseconds timeout = std::chrono::seconds(60)) const;
 
     // Flags that make `tunnel exec/run/apply` reach host i and nothing else:
     // -F /dev/null --private-key KEY -o UserKnownHostsFile=KH
@@ -78,14 +79,16 @@ class test_hosts {
     // Writes a YAML inventory: group `all` with each host (ansible_host,
     // ansible_user root, ansible_ssh_private_key_file), under `group`
     // when given. Returns its path (in a temp dir owned by the fixture).
-    [[nodiscard]] core::result<std::string> write_inventory(const std::string& group = "testhosts") const;
+    [[nodiscard]] core::result<std::string> write_inventory(
+        const std::string& group = "testhosts") const;
 
     // The harness script (tests/hosts/testhost) and its state directory.
     [[nodiscard]] static std::string script();
     [[nodiscard]] static std::string run_dir();
 
   private:
-    test_hosts(temp_dir dir, std::vector<test_host> hosts) : dir_(std::move(dir)), hosts_(std::move(hosts)) {}
+    test_hosts(temp_dir dir, std::vector<test_host> hosts)
+        : dir_(std::move(dir)), hosts_(std::move(hosts)) {}
     void remove_all() noexcept;
 
     temp_dir dir_;

@@ -20,7 +20,8 @@ env_change hermetic_env(const std::string& home, env_change extra) {
 
 }  // namespace
 
-run_result run_cli(const std::string& binary, std::vector<std::string> args, const cli_options& options) {
+run_result run_cli(const std::string& binary, std::vector<std::string> args,
+                   const cli_options& options) {
     std::optional<temp_dir> own_home;
     std::string home = options.home;
     if (home.empty()) {
@@ -53,20 +54,13 @@ core::result<child_process> spawn_cli(const std::string& binary, std::vector<std
 }
 
 std::vector<std::string> fixture_flags(const sshd_fixture& sshd) {
-    return {"-F",
-            "/dev/null",
-            "-p",
-            std::to_string(sshd.port()),
-            "-i",
-            sshd.client_key_path(),
-            "-o",
-            "UserKnownHostsFile=" + sshd.known_hosts_path(),
-            "-o",
-            "GlobalKnownHostsFile=/dev/null",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "BatchMode=yes"};
+    return {"-F", "/dev/null",
+            "-p", std::to_string(sshd.port()),
+            "-i", sshd.client_key_path(),
+            "-o", "UserKnownHostsFile=" + sshd.known_hosts_path(),
+            "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", "StrictHostKeyChecking=yes",
+            "-o", "BatchMode=yes"};
 }
 
 std::vector<std::string> exec_args(const sshd_fixture& sshd, std::vector<std::string> extra,

@@ -31,9 +31,9 @@ namespace tunnel::test {
 }
 
 struct cli_options {
-    env_change env;                           // on top of the hermetic defaults
-    std::optional<std::string> stdin_text;    // nullopt: /dev/null
-    std::string home;                         // empty: a fresh temp dir for this run
+    env_change env;                         // on top of the hermetic defaults
+    std::optional<std::string> stdin_text;  // nullopt: /dev/null
+    std::string home;                       // empty: a fresh temp dir for this run
     std::chrono::milliseconds timeout{20'000};
 };
 
@@ -42,19 +42,23 @@ struct cli_options {
 // may set them again).
 [[nodiscard]] run_result run_cli(const std::string& binary, std::vector<std::string> args,
                                  const cli_options& options = {});
-[[nodiscard]] inline run_result run_tunnel(std::vector<std::string> args, const cli_options& options = {}) {
+[[nodiscard]] inline run_result run_tunnel(std::vector<std::string> args,
+                                           const cli_options& options = {}) {
     return run_cli(tunnel_binary(), std::move(args), options);
 }
 
 // The same in the background; output goes to the files in `files`.
 // `home` must be a directory that outlives the child.
-[[nodiscard]] core::result<child_process> spawn_cli(const std::string& binary, std::vector<std::string> args,
-                                                    const std::string& home, const std::string& stdout_path,
-                                                    const std::string& stderr_path, env_change env = {});
-[[nodiscard]] inline core::result<child_process> spawn_tunnel(std::vector<std::string> args, const std::string& home,
+[[nodiscard]] core::result<child_process> spawn_cli(
+    const std::string& binary, std::vector<std::string> args, const std::string& home,
+    const std::string& stdout_path, const std::string& stderr_path, env_change env = {});
+[[nodiscard]] inline core::result<child_process> spawn_tunnel(std::vector<std::string> args,
+                                                              const std::string& home,
                                                               const std::string& stdout_path,
-                                                              const std::string& stderr_path, env_change env = {}) {
-    return spawn_cli(tunnel_binary(), std::move(args), home, stdout_path, stderr_path, std::move(env));
+                                                              const std::string& stderr_path,
+                                                              env_change env = {}) {
+    return spawn_cli(tunnel_binary(), std::move(args), home, stdout_path, stderr_path,
+                     std::move(env));
 }
 
 // Connection flags that reach `sshd` with its client key and known_hosts and
@@ -64,7 +68,8 @@ struct cli_options {
 [[nodiscard]] std::vector<std::string> fixture_flags(const sshd_fixture& sshd);
 
 // {"exec", fixture_flags..., extra..., "root@127.0.0.1", "--", command...}
-[[nodiscard]] std::vector<std::string> exec_args(const sshd_fixture& sshd, std::vector<std::string> extra,
+[[nodiscard]] std::vector<std::string> exec_args(const sshd_fixture& sshd,
+                                                 std::vector<std::string> extra,
                                                  std::vector<std::string> command);
 
 }  // namespace tunnel::test

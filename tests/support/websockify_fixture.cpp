@@ -12,8 +12,9 @@ core::result<websockify_fixture> websockify_fixture::start(websockify_options op
     auto dir = temp_dir::create("tunnel-websockify");
     if (!dir) return tl::unexpected(dir.error());
     if (options.tls) {
-        auto r = run({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                      "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout",
+        auto r = run({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                      "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                      "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout",
                       dir->file("key.pem"), "-out", dir->file("cert.pem")});
         if (!r.ok()) return core::fail(core::errc::io_error, "openssl req failed: " + r.describe());
     }
@@ -36,7 +37,8 @@ core::result<websockify_fixture> websockify_fixture::start(websockify_options op
         auto child = spawn(argv, so);
         if (!child) return tl::unexpected(child.error());
         while (std::chrono::steady_clock::now() < deadline && child->running()) {
-            if (port_accepts(*port)) return websockify_fixture(std::move(*dir), std::move(*child), *port, options.tls);
+            if (port_accepts(*port))
+                return websockify_fixture(std::move(*dir), std::move(*child), *port, options.tls);
             if (wait_for_port(*port, std::chrono::milliseconds(100))) continue;
         }
         child->terminate();
@@ -57,7 +59,9 @@ std::string websockify_fixture::url() const {
     return fmt::format("{}://127.0.0.1:{}/", tls_ ? "wss" : "ws", port_);
 }
 
-std::string websockify_fixture::log() const { return read_text_file(dir_.file("websockify.log")).value_or(""); }
+std::string websockify_fixture::log() const {
+    return read_text_file(dir_.file("websockify.log")).value_or("");
+}
 
 void websockify_fixture::pause() const {
     if (process_) process_->signal(SIGSTOP);

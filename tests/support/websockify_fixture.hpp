@@ -29,7 +29,7 @@ struct websockify_options {
 };
 
 class websockify_fixture {
-public:
+  public:
     [[nodiscard]] static core::result<websockify_fixture> start(websockify_options options);
 
     websockify_fixture(websockify_fixture&&) noexcept = default;
@@ -45,7 +45,7 @@ public:
     void pause() const;
     void resume() const;
 
-private:
+  private:
     websockify_fixture(temp_dir dir, child_process process, uint16_t port, bool tls)
         : dir_(std::move(dir)), process_(std::move(process)), port_(port), tls_(tls) {}
     temp_dir dir_;

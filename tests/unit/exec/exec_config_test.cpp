@@ -6,7 +6,8 @@ namespace tunnel::exec {
 namespace {
 
 TEST(ExecConfig, ReadsRulesRetriesAndTimeout) {
-    auto c = parse_exec_config("exec:\n  rules: ['deny:rm *', 'allow:*']\n  retries: 3\n  timeout: 5m\n", "cfg.yaml");
+    auto c = parse_exec_config(
+        "exec:\n  rules: ['deny:rm *', 'allow:*']\n  retries: 3\n  timeout: 5m\n", "cfg.yaml");
     ASSERT_TRUE(c) << c.error().message;
     EXPECT_EQ(c->rules.rules().size(), 2u);
     EXPECT_FALSE(c->rules.check("rm -rf /"));
@@ -23,7 +24,8 @@ TEST(ExecConfig, EmptyDocumentIsDefaults) {
 }
 
 TEST(ExecConfig, EveryProblemIsReportedWithItsPath) {
-    auto c = parse_exec_config("exec:\n  rules: ['maybe:x']\n  retries: -1\n  timeout: 5x\n  colour: red\n", "cfg.yaml");
+    auto c = parse_exec_config(
+        "exec:\n  rules: ['maybe:x']\n  retries: -1\n  timeout: 5x\n  colour: red\n", "cfg.yaml");
     ASSERT_FALSE(c);
     const auto& m = c.error().message;
     EXPECT_NE(m.find("cfg.yaml: exec.rules[0]"), std::string::npos) << m;

@@ -53,7 +53,8 @@ TEST(ForwardSpec, UnixSocketsWhereOpenSshAllowsThem) {
     EXPECT_TRUE(c.target.is_unix());
     auto d = ok(forward_kind::remote, "9000:/run/local.sock");
     EXPECT_EQ(d.target.path, "/run/local.sock");
-    EXPECT_NE(err(forward_kind::remote, "/remote.sock:h:1").find("not supported"), std::string::npos);
+    EXPECT_NE(err(forward_kind::remote, "/remote.sock:h:1").find("not supported"),
+              std::string::npos);
 }
 
 TEST(ForwardSpec, RemoteAllowsPortZero) {
@@ -94,7 +95,8 @@ TEST(ForwardSpec, PrivilegedPortsNeedRoot) {
     auto r = check_privileged_port(low, 1000);
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, core::errc::permission_denied);
-    EXPECT_NE(r.error().message.find("privileged port 80 can only be forwarded by root"), std::string::npos);
+    EXPECT_NE(r.error().message.find("privileged port 80 can only be forwarded by root"),
+              std::string::npos);
     EXPECT_TRUE(check_privileged_port(low, 0));
     EXPECT_TRUE(check_privileged_port(ok(forward_kind::local, "1024:h:1"), 1000));
     EXPECT_FALSE(check_privileged_port(ok(forward_kind::dynamic, "1023"), 1000));

@@ -8,7 +8,9 @@ namespace tunnel::forward {
 namespace {
 
 // header.payload.signature with payload {"sub":"<sub>","allow":["*"],"exp":4102444800}
-std::string token_with(const std::string& payload_b64url) { return "eyJhbGciOiJIUzI1NiJ9." + payload_b64url + ".c2ln"; }
+std::string token_with(const std::string& payload_b64url) {
+    return "eyJhbGciOiJIUzI1NiJ9." + payload_b64url + ".c2ln";
+}
 
 TEST(Expose, ParsesNameAndTarget) {
     auto e = parse_expose("LLM=127.0.0.1:11434");
@@ -28,9 +30,10 @@ TEST(Expose, ParsesNameAndTarget) {
 }
 
 TEST(Expose, RefusesBadNamesAndTargets) {
-    for (const char* text : {"llm", "=127.0.0.1:1", "-a=127.0.0.1:1", "a-=127.0.0.1:1", "a_b=127.0.0.1:1",
-                             "a.b=127.0.0.1:1", "llm=127.0.0.1", "llm=127.0.0.1:0", "llm=host:port", "llm=",
-                             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa=1"}) {
+    for (const char* text :
+         {"llm", "=127.0.0.1:1", "-a=127.0.0.1:1", "a-=127.0.0.1:1", "a_b=127.0.0.1:1",
+          "a.b=127.0.0.1:1", "llm=127.0.0.1", "llm=127.0.0.1:0", "llm=host:port",
+          "llm=", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa=1"}) {
         auto e = parse_expose(text);
         ASSERT_FALSE(e) << text;
         EXPECT_EQ(e.error().code, core::errc::invalid_argument) << text;
@@ -60,10 +63,12 @@ TEST(PublicUrls, PathAndHostRouting) {
     transport::ws_attach_info a;
     a.tenant = "acme";
     a.public_url = "https://relay.example.com:8443/t/acme/";
-    EXPECT_EQ(public_urls(a, "llm"), std::vector<std::string>{"https://relay.example.com:8443/t/acme/llm/"});
+    EXPECT_EQ(public_urls(a, "llm"),
+              std::vector<std::string>{"https://relay.example.com:8443/t/acme/llm/"});
     a.domain = "tunnels.example.com";
-    EXPECT_EQ(public_urls(a, "llm"), (std::vector<std::string>{"https://llm--acme.tunnels.example.com:8443/",
-                                                                "https://relay.example.com:8443/t/acme/llm/"}));
+    EXPECT_EQ(public_urls(a, "llm"),
+              (std::vector<std::string>{"https://llm--acme.tunnels.example.com:8443/",
+                                        "https://relay.example.com:8443/t/acme/llm/"}));
     a.public_url = "http://127.0.0.1:8080/t/acme";
     a.domain.clear();
     EXPECT_EQ(public_urls(a, "web"), std::vector<std::string>{"http://127.0.0.1:8080/t/acme/web/"});

@@ -32,7 +32,8 @@ TEST(Socks5, NoAuthConnectIpv4) {
 }
 
 TEST(Socks5, DomainAndIpv6AndByteByByte) {
-    std::string all = bytes({5, 2, 2, 0}) + bytes({5, 1, 0, 3, 11}) + "example.org" + bytes({0, 80});
+    std::string all =
+        bytes({5, 2, 2, 0}) + bytes({5, 1, 0, 3, 11}) + "example.org" + bytes({0, 80});
     socks_handshake hs;
     std::string replies;
     socks_handshake::step last;
@@ -155,7 +156,8 @@ TEST(Socks, GarbageIsRefusedWithoutAReplyAndBounded) {
 
     // Found by the fuzzer: a SOCKS4a name over 255 bytes arriving in one piece.
     socks_handshake long_name;
-    auto l = long_name.feed(bytes({4, 1, 1, 0xbb, 0, 0, 0, 1, 0}) + std::string(300, 'h') + bytes({0}));
+    auto l =
+        long_name.feed(bytes({4, 1, 1, 0xbb, 0, 0, 0, 1, 0}) + std::string(300, 'h') + bytes({0}));
     EXPECT_EQ(l.state, status::failed);
 
     socks_handshake after;
@@ -167,9 +169,7 @@ TEST(SocksCredentials, LoadsOneLineAndRefusesLooseModes) {
     char dir_template[] = "/tmp/socks-test-XXXXXX";
     ASSERT_TRUE(mkdtemp(dir_template));
     const std::string path = std::string(dir_template) + "/pass";
-    {
-        std::ofstream(path) << "bob:pa:ss\n";
-    }
+    { std::ofstream(path) << "bob:pa:ss\n"; }
     ::chmod(path.c_str(), 0644);
     auto loose = load_socks_credentials(path);
     ASSERT_FALSE(loose);
@@ -179,9 +179,7 @@ TEST(SocksCredentials, LoadsOneLineAndRefusesLooseModes) {
     ASSERT_TRUE(c) << c.error().message;
     EXPECT_EQ(c->user, "bob");
     EXPECT_EQ(c->password, "pa:ss");
-    {
-        std::ofstream(path) << "nocolon\n";
-    }
+    { std::ofstream(path) << "nocolon\n"; }
     EXPECT_FALSE(load_socks_credentials(path));
     EXPECT_FALSE(load_socks_credentials(path + ".missing"));
     std::remove(path.c_str());

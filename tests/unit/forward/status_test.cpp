@@ -40,14 +40,19 @@ TEST(ForwardStats, HealthyOnlyWhenConnectedAndEveryForwardUp) {
 TEST(ForwardStats, PrometheusText) {
     auto text = render_metrics(sample());
     EXPECT_NE(text.find("# TYPE tunnel_forward_bytes_out_total counter\n"), std::string::npos);
-    EXPECT_NE(text.find("tunnel_forward_bytes_out_total{forward=\"-L 8080:db:5432\",kind=\"local\"} 10\n"),
-              std::string::npos)
+    EXPECT_NE(
+        text.find(
+            "tunnel_forward_bytes_out_total{forward=\"-L 8080:db:5432\",kind=\"local\"} 10\n"),
+        std::string::npos)
         << text;
-    EXPECT_NE(text.find("tunnel_forward_open_channels{forward=\"-L 8080:db:5432\",kind=\"local\"} 3\n"),
-              std::string::npos);
+    EXPECT_NE(
+        text.find("tunnel_forward_open_channels{forward=\"-L 8080:db:5432\",kind=\"local\"} 3\n"),
+        std::string::npos);
     EXPECT_NE(text.find("tunnel_forward_reconnects_total 1\n"), std::string::npos);
-    EXPECT_NE(text.find("tunnel_forward_state{forward=\"-R 0:127.0.0.1:80\",state=\"up\"} 1\n"), std::string::npos);
-    EXPECT_NE(text.find("tunnel_forward_state{forward=\"-R 0:127.0.0.1:80\",state=\"down\"} 0\n"), std::string::npos);
+    EXPECT_NE(text.find("tunnel_forward_state{forward=\"-R 0:127.0.0.1:80\",state=\"up\"} 1\n"),
+              std::string::npos);
+    EXPECT_NE(text.find("tunnel_forward_state{forward=\"-R 0:127.0.0.1:80\",state=\"down\"} 0\n"),
+              std::string::npos);
     // Every sample line is "name{labels} value" or "name value".
     std::istringstream in(text);
     for (std::string line; std::getline(in, line);) {
@@ -78,10 +83,13 @@ TEST(StatusRouting, TableDrivesRoutesAndHelp) {
     EXPECT_EQ(route_request(table, "").status, 400);
     auto help = route_request(table, "GET /help HTTP/1.1\r\n\r\n");
     EXPECT_EQ(help.status, 200);
-    for (const auto* p : {"/healthz", "/metrics", "/status", "/help"}) EXPECT_NE(help.body.find(p), std::string::npos);
+    for (const auto* p : {"/healthz", "/metrics", "/status", "/help"})
+        EXPECT_NE(help.body.find(p), std::string::npos);
     auto wire = serialize({200, "text/plain", "ok\n"});
-    EXPECT_EQ(wire, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nCache-Control: no-store\r\n"
-                    "Connection: close\r\n\r\nok\n");
+    EXPECT_EQ(wire,
+              "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nCache-Control: "
+              "no-store\r\n"
+              "Connection: close\r\n\r\nok\n");
 }
 
 }  // namespace

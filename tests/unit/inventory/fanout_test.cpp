@@ -17,7 +17,8 @@ struct probe {
 asio::awaitable<void> slow_item(probe* p, std::size_t i) {
     p->started.push_back(i);
     p->peak = std::max(p->peak, ++p->running);
-    asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(i == 0 ? 50 : 2));
+    asio::steady_timer t(co_await asio::this_coro::executor,
+                         std::chrono::milliseconds(i == 0 ? 50 : 2));
     co_await t.async_wait(asio::use_awaitable);
     --p->running;
 }
@@ -30,7 +31,8 @@ asio::awaitable<void> failing_item(std::size_t i) {
 TEST(Fanout, ForksBoundConcurrencyAndEveryItemRuns) {
     asio::io_context io;
     probe p;
-    asio::co_spawn(io, for_each_host(10, 3, [&p](std::size_t i) { return slow_item(&p, i); }), asio::detached);
+    asio::co_spawn(io, for_each_host(10, 3, [&p](std::size_t i) { return slow_item(&p, i); }),
+                   asio::detached);
     io.run();
     EXPECT_EQ(p.peak, 3u);
     EXPECT_EQ(p.started.size(), 10u);
@@ -43,8 +45,10 @@ TEST(Fanout, ForksBoundConcurrencyAndEveryItemRuns) {
 TEST(Fanout, MoreForksThanItemsAndZeroItems) {
     asio::io_context io;
     probe p;
-    asio::co_spawn(io, for_each_host(2, 50, [&p](std::size_t i) { return slow_item(&p, i); }), asio::detached);
-    asio::co_spawn(io, for_each_host(0, 50, [&p](std::size_t i) { return slow_item(&p, i); }), asio::detached);
+    asio::co_spawn(io, for_each_host(2, 50, [&p](std::size_t i) { return slow_item(&p, i); }),
+                   asio::detached);
+    asio::co_spawn(io, for_each_host(0, 50, [&p](std::size_t i) { return slow_item(&p, i); }),
+                   asio::detached);
     io.run();
     EXPECT_EQ(p.started.size(), 2u);
 }

@@ -91,7 +91,8 @@ TEST(InventoryYaml, GroupsChildrenAndRanges) {
     EXPECT_EQ(names(inv.select("all")),
               (std::vector<std::string>{"bastion", "web01", "web02", "web03", "db1", "db2"}));
     EXPECT_EQ(names(inv.select("web")), (std::vector<std::string>{"web01", "web02", "web03"}));
-    EXPECT_EQ(names(inv.select("prod")), (std::vector<std::string>{"web01", "web02", "web03", "db1", "db2"}));
+    EXPECT_EQ(names(inv.select("prod")),
+              (std::vector<std::string>{"web01", "web02", "web03", "db1", "db2"}));
     EXPECT_EQ(names(inv.select("ungrouped")), (std::vector<std::string>{"bastion"}));
     EXPECT_EQ(inv.group_hosts("web_canary"), (std::vector<std::string>{"web03"}));
     const host* w3 = inv.find_host("web03");
@@ -103,8 +104,8 @@ TEST(InventoryYaml, VariablePrecedenceLikeAnsible) {
     auto inv = yaml(fleet_yaml);
     // host > child group > parent group > all
     EXPECT_EQ(inv.find_host("web03")->vars["tier"], "host-level");
-    EXPECT_EQ(inv.find_host("web01")->vars["tier"], "web");     // web (depth 2) beats prod (depth 1)
-    EXPECT_EQ(inv.find_host("db2")->vars["tier"], "prod");      // prod beats all
+    EXPECT_EQ(inv.find_host("web01")->vars["tier"], "web");  // web (depth 2) beats prod (depth 1)
+    EXPECT_EQ(inv.find_host("db2")->vars["tier"], "prod");   // prod beats all
     EXPECT_EQ(inv.find_host("bastion")->vars["tier"], "base");  // all only
     EXPECT_EQ(inv.find_host("web02")->vars["http_port"], 80);   // YAML numbers stay numbers
     EXPECT_EQ(inv.find_host("web02")->vars["env"], "production");
@@ -125,14 +126,17 @@ TEST(InventoryYaml, ConnectionVariables) {
 
 TEST(InventoryPatterns, UnionIntersectionExclusionGlobs) {
     auto inv = yaml(fleet_yaml);
-    EXPECT_EQ(names(inv.select("web:db")), (std::vector<std::string>{"web01", "web02", "web03", "db1", "db2"}));
+    EXPECT_EQ(names(inv.select("web:db")),
+              (std::vector<std::string>{"web01", "web02", "web03", "db1", "db2"}));
     EXPECT_EQ(names(inv.select("web,db")), names(inv.select("web:db")));
     EXPECT_EQ(names(inv.select("web:&web_canary")), (std::vector<std::string>{"web03"}));
     EXPECT_EQ(names(inv.select("prod:!web")), (std::vector<std::string>{"db1", "db2"}));
     EXPECT_EQ(names(inv.select("all:!prod")), (std::vector<std::string>{"bastion"}));
     EXPECT_EQ(names(inv.select("web0*")), (std::vector<std::string>{"web01", "web02", "web03"}));
-    EXPECT_EQ(names(inv.select("d*")), (std::vector<std::string>{"db1", "db2"}));  // group db and hosts db*
-    EXPECT_EQ(names(inv.select("*canary")), (std::vector<std::string>{"web03"}));  // glob over group names
+    EXPECT_EQ(names(inv.select("d*")),
+              (std::vector<std::string>{"db1", "db2"}));  // group db and hosts db*
+    EXPECT_EQ(names(inv.select("*canary")),
+              (std::vector<std::string>{"web03"}));  // glob over group names
     EXPECT_EQ(names(inv.select("~web0[12]")), (std::vector<std::string>{"web01", "web02"}));
     EXPECT_EQ(names(inv.select("*")).size(), 6u);
     EXPECT_EQ(names(inv.select("db1")), (std::vector<std::string>{"db1"}));
@@ -153,7 +157,8 @@ TEST(InventoryPatterns, UnknownNamesAreAdHocTargetsOrErrors) {
     auto strict = inv.select("webz", unknown_names::error);
     ASSERT_FALSE(strict);
     EXPECT_EQ(strict.error().code, core::errc::not_found);
-    EXPECT_NE(strict.error().message.find("no host or group named \"webz\""), std::string::npos) << strict.error().message;
+    EXPECT_NE(strict.error().message.find("no host or group named \"webz\""), std::string::npos)
+        << strict.error().message;
     auto bad_excl = inv.select("web:!dbz");
     ASSERT_FALSE(bad_excl);
     EXPECT_NE(bad_excl.error().message.find("dbz"), std::string::npos);
@@ -166,7 +171,8 @@ TEST(InventoryPatterns, LimitNarrowsASelection) {
     auto inv = yaml(fleet_yaml);
     auto all = inv.select("all");
     ASSERT_TRUE(all);
-    EXPECT_EQ(names(inv.limit(*all, "web:!web_canary")), (std::vector<std::string>{"web01", "web02"}));
+    EXPECT_EQ(names(inv.limit(*all, "web:!web_canary")),
+              (std::vector<std::string>{"web01", "web02"}));
     EXPECT_EQ(names(inv.limit(*all, "db2")), (std::vector<std::string>{"db2"}));
     auto bad = inv.limit(*all, "nosuch");
     ASSERT_FALSE(bad);
@@ -179,10 +185,13 @@ TEST(InventoryYaml, StrictValidationSaysWhere) {
     e = yaml_error("all:\n  hosts:\n    - web1\n");
     EXPECT_NE(e.find("inv.yml:3: all.hosts: hosts must be a mapping"), std::string::npos) << e;
     e = yaml_error("all:\n  hosts:\n    web1:\n      ansible_port: 70000\n");
-    EXPECT_NE(e.find("host web1: ansible_port: 70000 is not a port number"), std::string::npos) << e;
+    EXPECT_NE(e.find("host web1: ansible_port: 70000 is not a port number"), std::string::npos)
+        << e;
     e = yaml_error("all:\n  hosts:\n    web1: 3\n");
     EXPECT_NE(e.find("must be a mapping of its variables"), std::string::npos) << e;
-    e = yaml_error("all:\n  children:\n    a:\n      children:\n        b:\n          children:\n            a:\n");
+    e = yaml_error(
+        "all:\n  children:\n    a:\n      children:\n        b:\n          children:\n            "
+        "a:\n");
     EXPECT_NE(e.find("cycle"), std::string::npos) << e;
     e = yaml_error("all:\n  hosts: {web: }\n  children:\n    web:\n");
     EXPECT_NE(e.find("both a host and a group"), std::string::npos) << e;
@@ -232,7 +241,8 @@ TEST(InventoryIni, SectionsVarsChildrenRanges) {
     auto inv = ini(fleet_ini);
     EXPECT_EQ(names(inv.select("all")),
               (std::vector<std::string>{"bastion", "web01", "web02", "web03", "web04", "db1"}));
-    EXPECT_EQ(names(inv.select("prod:!db")), (std::vector<std::string>{"web01", "web02", "web03", "web04"}));
+    EXPECT_EQ(names(inv.select("prod:!db")),
+              (std::vector<std::string>{"web01", "web02", "web03", "web04"}));
     EXPECT_EQ(names(inv.select("ungrouped")), (std::vector<std::string>{"bastion"}));
     const host* w4 = inv.find_host("web04");
     ASSERT_NE(w4, nullptr);
@@ -251,7 +261,9 @@ TEST(InventoryIni, ErrorsNameFileAndLine) {
     auto e = ini_error("[web]\nw1\n[web:varz]\n");
     EXPECT_NE(e.find("hosts.ini:3: unknown section suffix :varz"), std::string::npos) << e;
     e = ini_error("[web]\nw1 port\n");
-    EXPECT_NE(e.find("hosts.ini:2: \"port\": host variables are written key=value"), std::string::npos) << e;
+    EXPECT_NE(e.find("hosts.ini:2: \"port\": host variables are written key=value"),
+              std::string::npos)
+        << e;
     e = ini_error("[web:vars]\njust-a-word\n");
     EXPECT_NE(e.find("hosts.ini:2: expected key=value"), std::string::npos) << e;
     e = ini_error("[web\n");
@@ -263,8 +275,10 @@ TEST(InventoryIni, ErrorsNameFileAndLine) {
 }
 
 TEST(InventoryRanges, Expansion) {
-    EXPECT_EQ(*expand_host_range("web[01:03]"), (std::vector<std::string>{"web01", "web02", "web03"}));
-    EXPECT_EQ(*expand_host_range("n[0:10:5].x"), (std::vector<std::string>{"n0.x", "n5.x", "n10.x"}));
+    EXPECT_EQ(*expand_host_range("web[01:03]"),
+              (std::vector<std::string>{"web01", "web02", "web03"}));
+    EXPECT_EQ(*expand_host_range("n[0:10:5].x"),
+              (std::vector<std::string>{"n0.x", "n5.x", "n10.x"}));
     EXPECT_EQ(*expand_host_range("db-[a:c]"), (std::vector<std::string>{"db-a", "db-b", "db-c"}));
     EXPECT_EQ(expand_host_range("r[1:2]c[1:2]")->size(), 4u);
     EXPECT_EQ(*expand_host_range("plain"), (std::vector<std::string>{"plain"}));
@@ -286,7 +300,7 @@ TEST(InventoryInline, CommaListOfTargets) {
 }
 
 class InventoryFiles : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         dir_ = std::filesystem::temp_directory_path() / ("inv-test-" + std::to_string(::getpid()));
         std::filesystem::create_directories(dir_);
@@ -320,7 +334,8 @@ TEST_F(InventoryFiles, FormatFromExtensionOrContent) {
 
 TEST_F(InventoryFiles, ConnectOptionsFromHostVarsFlagsAndSshConfig) {
     auto key = write("key", "not really a key");
-    std::filesystem::permissions(key, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    std::filesystem::permissions(
+        key, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
     auto cfg_path = write("ssh_config",
                           "Host web01\n  HostName 192.0.2.11\n  User cfguser\n  Port 2022\n"
                           "Host myalias\n  HostName 192.0.2.99\n  Port 2999\n");
@@ -329,11 +344,12 @@ TEST_F(InventoryFiles, ConnectOptionsFromHostVarsFlagsAndSshConfig) {
     ctx.local_user = "me";
     auto config = ssh::ssh_config::load_file(cfg_path, ctx);
     ASSERT_TRUE(config) << config.error().message;
-    auto inv = parse_yaml_inventory(fmt::format("all:\n  hosts:\n    web01:\n    web02:\n      ansible_host: 192.0.2.12\n"
-                                                "      ansible_port: 2202\n      ansible_user: deploy\n"
-                                                "      ansible_ssh_private_key_file: {}\n",
-                                                key),
-                                    "inv.yml");
+    auto inv = parse_yaml_inventory(
+        fmt::format("all:\n  hosts:\n    web01:\n    web02:\n      ansible_host: 192.0.2.12\n"
+                    "      ansible_port: 2202\n      ansible_user: deploy\n"
+                    "      ansible_ssh_private_key_file: {}\n",
+                    key),
+        "inv.yml");
     ASSERT_TRUE(inv) << inv.error().message;
     ssh::client_flags flags;
     flags.user = "cliuser";
@@ -369,11 +385,13 @@ TEST_F(InventoryFiles, ConnectOptionsFromHostVarsFlagsAndSshConfig) {
     EXPECT_EQ(direct->user, "root");
 
     // A key file that is missing is refused before anything is sent.
-    auto bad = parse_yaml_inventory("all:\n  hosts:\n    w:\n      ansible_ssh_private_key_file: /nonexistent/key\n", "i.yml");
+    auto bad = parse_yaml_inventory(
+        "all:\n  hosts:\n    w:\n      ansible_ssh_private_key_file: /nonexistent/key\n", "i.yml");
     ASSERT_TRUE(bad);
     auto refused = connect_options_for(bad->hosts()[0], *config, flags);
     ASSERT_FALSE(refused);
-    EXPECT_NE(refused.error().message.find("host w: identity file /nonexistent/key"), std::string::npos)
+    EXPECT_NE(refused.error().message.find("host w: identity file /nonexistent/key"),
+              std::string::npos)
         << refused.error().message;
 }
 

@@ -12,12 +12,15 @@ std::string verdict_of(const audit_report& r, std::string_view id) {
 }
 
 TEST(OpsAudit, VerdictsFromHostOutput) {
-    auto weak = evaluate_audit("audit.uid 0\nsshd passwordauthentication yes\nsshd permitrootlogin yes\nsshd maxauthtries 6\n"
-                               "sshd ciphers aes128-cbc,aes128-ctr\nsshd macs hmac-sha2-256\nsshd kexalgorithms curve25519-sha256\n"
-                               "listen 0.0.0.0:22\nlisten 0.0.0.0:5432\nlisten 127.0.0.1:6379\nfw.ufw inactive\n"
-                               "sudo.group sudo alice,bob\nsudo.rule bob ALL=(ALL) NOPASSWD: ALL\npw.user alice\n"
-                               "updates.security 3\nf2b.missing\n",
-                               22);
+    auto weak = evaluate_audit(
+        "audit.uid 0\nsshd passwordauthentication yes\nsshd permitrootlogin yes\nsshd maxauthtries "
+        "6\n"
+        "sshd ciphers aes128-cbc,aes128-ctr\nsshd macs hmac-sha2-256\nsshd kexalgorithms "
+        "curve25519-sha256\n"
+        "listen 0.0.0.0:22\nlisten 0.0.0.0:5432\nlisten 127.0.0.1:6379\nfw.ufw inactive\n"
+        "sudo.group sudo alice,bob\nsudo.rule bob ALL=(ALL) NOPASSWD: ALL\npw.user alice\n"
+        "updates.security 3\nf2b.missing\n",
+        22);
     ASSERT_TRUE(weak) << weak.error().message;
     EXPECT_EQ(verdict_of(*weak, "sshd.password_authentication"), "fail");
     EXPECT_EQ(verdict_of(*weak, "sshd.permit_root_login"), "fail");
@@ -30,10 +33,11 @@ TEST(OpsAudit, VerdictsFromHostOutput) {
     EXPECT_EQ(verdict_of(*weak, "updates.security"), "fail");
     EXPECT_EQ(verdict_of(*weak, "fail2ban"), "warn");
 
-    auto strong = evaluate_audit("audit.uid 0\nsshd passwordauthentication no\nsshd permitrootlogin prohibit-password\n"
-                                 "sshd maxauthtries 3\nsshd ciphers chacha20-poly1305@openssh.com\nlisten 0.0.0.0:2222\n"
-                                 "listen [::1]:25\nfw.ufw active\nupdates.security 0\nf2b.active active\nf2b.jails sshd\n",
-                                 2222);
+    auto strong = evaluate_audit(
+        "audit.uid 0\nsshd passwordauthentication no\nsshd permitrootlogin prohibit-password\n"
+        "sshd maxauthtries 3\nsshd ciphers chacha20-poly1305@openssh.com\nlisten 0.0.0.0:2222\n"
+        "listen [::1]:25\nfw.ufw active\nupdates.security 0\nf2b.active active\nf2b.jails sshd\n",
+        2222);
     ASSERT_TRUE(strong);
     EXPECT_EQ(strong->count(verdict::fail), 0u) << format_audit(*strong, "h");
     EXPECT_EQ(strong->count(verdict::warn), 0u) << format_audit(*strong, "h");
@@ -43,7 +47,8 @@ TEST(OpsAudit, VerdictsFromHostOutput) {
 
 TEST(OpsAudit, JournalCommand) {
     EXPECT_EQ(*journal_command("nginx", 100, false), "journalctl --no-pager -u nginx -n 100");
-    EXPECT_EQ(*journal_command("app@1.service", 5, true), "journalctl --no-pager -u app@1.service -n 5 -f");
+    EXPECT_EQ(*journal_command("app@1.service", 5, true),
+              "journalctl --no-pager -u app@1.service -n 5 -f");
     EXPECT_FALSE(journal_command("-f", 5, false));
     EXPECT_FALSE(journal_command("a;b", 5, false));
     EXPECT_FALSE(journal_command("", 5, false));

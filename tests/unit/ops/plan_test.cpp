@@ -7,7 +7,9 @@
 namespace tunnel::ops {
 namespace {
 
-core::result<plan> parse(std::string_view text) { return parse_plan(text, "site.yaml", "."); }
+core::result<plan> parse(std::string_view text) {
+    return parse_plan(text, "site.yaml", ".");
+}
 
 TEST(OpsPlan, ParsesStepsWithNameHostsSudoAndWhen) {
     auto p = parse(R"(- name: deploy user
@@ -53,16 +55,20 @@ TEST(OpsPlan, EveryProblemNamesFileStepAndKey) {
     ASSERT_FALSE(p);
     const auto& m = p.error().message;
     for (const char* want :
-         {"site.yaml: step 1 (typo).file.contnet: unknown key", "site.yaml: step 2 (bad type).user.groups: must be a list",
-          "step 3 (bad mode).directory.mode: '999' is not an octal mode", "step 4.frobnicate: unknown module or key",
-          "step 5 (no module): has no module", "step 6 (bad when).when: unknown fact 'nope'",
-          "step 7 (relative).directory.path: 'srv' must be an absolute path", "step 8.sudo: must be true or false",
+         {"site.yaml: step 1 (typo).file.contnet: unknown key",
+          "site.yaml: step 2 (bad type).user.groups: must be a list",
+          "step 3 (bad mode).directory.mode: '999' is not an octal mode",
+          "step 4.frobnicate: unknown module or key", "step 5 (no module): has no module",
+          "step 6 (bad when).when: unknown fact 'nope'",
+          "step 7 (relative).directory.path: 'srv' must be an absolute path",
+          "step 8.sudo: must be true or false",
           "step 9 (two).directory: a step has exactly one module"})
         EXPECT_NE(m.find(want), std::string::npos) << want << "\n---\n" << m;
 }
 
 TEST(OpsPlan, RejectsNonListPlansAndBadYaml) {
-    EXPECT_NE(parse("a: b\n").error().message.find("a plan is a YAML list of steps"), std::string::npos);
+    EXPECT_NE(parse("a: b\n").error().message.find("a plan is a YAML list of steps"),
+              std::string::npos);
     EXPECT_NE(parse("").error().message.find("empty"), std::string::npos);
     EXPECT_NE(parse("- [\n").error().message.find("site.yaml:"), std::string::npos);
 }
@@ -73,35 +79,45 @@ TEST(OpsPlan, ModuleArgumentsAreChecked) {
         const char* message;
     };
     for (const auto& b : std::initializer_list<bad>{
-             {"- sudoers: {name: my.rules, rules: ['x ALL=(ALL) ALL']}", "sudo ignores names with '.'"},
-             {"- packages: {names: [nginx], state: newest}", "'newest' is not one of: present, absent, latest"},
+             {"- sudoers: {name: my.rules, rules: ['x ALL=(ALL) ALL']}",
+              "sudo ignores names with '.'"},
+             {"- packages: {names: [nginx], state: newest}",
+              "'newest' is not one of: present, absent, latest"},
              {"- packages: {state: present}", "packages.names: is required"},
-             {"- service: {name: web, state: running}", "'running' is not one of: started, stopped"},
+             {"- service: {name: web, state: running}",
+              "'running' is not one of: started, stopped"},
              {"- service: {name: web, unit: {Description: x}}", "unit.ExecStart: is required"},
-             {"- service: {name: web, unit: {ExecStart: /bin/true, Bogus: 1}}", "unit.Bogus: unknown key"},
+             {"- service: {name: web, unit: {ExecStart: /bin/true, Bogus: 1}}",
+              "unit.Bogus: unknown key"},
              {"- sshd: {settings: {}}", "sshd.settings: must be a non-empty mapping"},
              {"- sshd: {settings: {Match: all}}", "Match and Include blocks are not supported"},
              {"- firewall: {rules: ['99999/tcp']}", "'99999' is not a port"},
-             {"- firewall: {rules: [{port: 22, proto: icmp}]}", "protocol 'icmp' must be tcp or udp"},
+             {"- firewall: {rules: [{port: 22, proto: icmp}]}",
+              "protocol 'icmp' must be tcp or udp"},
              {"- firewall: {default_incoming: reject}", "'reject' is not one of: allow, deny"},
              {"- authorized_key: {user: deploy, key: 'not a key'}", "is not a public key line"},
              {"- file: {path: /etc/x}", "needs content or src"},
-             {"- file: {path: /etc/x, src: does-not-exist.txt}", "cannot read ./does-not-exist.txt"},
+             {"- file: {path: /etc/x, src: does-not-exist.txt}",
+              "cannot read ./does-not-exist.txt"},
              {"- file: {path: /etc/x, content: a, validate: 'visudo -cf'}", "must contain %s"},
              {"- user: {name: '-rf'}", "is not a valid name"},
              {"- fail2ban: {jails: [sshd]}", "must be a mapping of jail name"},
-             {"- auto_updates: {enabled: sometimes}", "auto_updates.enabled: must be true or false"},
+             {"- auto_updates: {enabled: sometimes}",
+              "auto_updates.enabled: must be true or false"},
          }) {
         auto p = parse(b.yaml);
         ASSERT_FALSE(p) << b.yaml;
-        EXPECT_NE(p.error().message.find(b.message), std::string::npos) << b.yaml << "\n---\n" << p.error().message;
+        EXPECT_NE(p.error().message.find(b.message), std::string::npos) << b.yaml << "\n---\n"
+                                                                        << p.error().message;
     }
 }
 
 facts debian() {
-    auto f = parse_facts("distro=debian\ndistro_like=\nversion=12\npkg_manager=apt\ninit_system=systemd\nfirewall=ufw\n"
-                         "hostname=h1\narch=x86_64\nuser=root\n",
-                         2222);
+    auto f = parse_facts(
+        "distro=debian\ndistro_like=\nversion=12\npkg_manager=apt\ninit_system=systemd\nfirewall="
+        "ufw\n"
+        "hostname=h1\narch=x86_64\nuser=root\n",
+        2222);
     EXPECT_TRUE(f);
     return *f;
 }
@@ -131,7 +147,8 @@ TEST(OpsCondition, Evaluates) {
              {"facts.version == 12", true},
              {"facts.distro == 'ubuntu' or facts.version == '12'", true},
              {"facts.distro == 'ubuntu' or facts.version == '12' and facts.arch == 'arm'", false},
-             {"(facts.distro == 'ubuntu' or facts.version == '12') and not facts.arch == 'arm'", true},
+             {"(facts.distro == 'ubuntu' or facts.version == '12') and not facts.arch == 'arm'",
+              true},
              {"not (facts.firewall in [])", true},
              {"true and not false", true},
          }) {
@@ -153,7 +170,8 @@ TEST(OpsCondition, ParseErrorsSayWhere) {
          }) {
         auto c = condition::parse(text);
         ASSERT_FALSE(c) << text;
-        EXPECT_NE(c.error().message.find(msg), std::string::npos) << text << ": " << c.error().message;
+        EXPECT_NE(c.error().message.find(msg), std::string::npos)
+            << text << ": " << c.error().message;
     }
 }
 

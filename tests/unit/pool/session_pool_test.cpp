@@ -16,23 +16,28 @@ struct pool_harness {
     session_pool pool;
 
     explicit pool_harness(pool_limits limits)
-        : pool(io.get_executor(), limits, clock,
-               [this](asio::any_io_executor, ssh::connect_options)
-                   -> asio::awaitable<core::result<std::shared_ptr<ssh::session>>> {
-                   ++connects;
-                   co_return std::shared_ptr<ssh::session>{};  // bookkeeping only: never dereferenced
-               },
-               [this](const std::shared_ptr<ssh::session>&) { return alive; }) {}
+        : pool(
+              io.get_executor(), limits, clock,
+              [this](asio::any_io_executor, ssh::connect_options)
+                  -> asio::awaitable<core::result<std::shared_ptr<ssh::session>>> {
+                  ++connects;
+                  co_return std::shared_ptr<ssh::session>{};  // bookkeeping only: never
+                                                              // dereferenced
+              },
+              [this](const std::shared_ptr<ssh::session>&) { return alive; }) {}
 
     // Acquires `n` leases and keeps them until `hold` is cleared.
     std::vector<session_pool::lease> acquire(const ssh::connect_options& o, int n) {
         std::vector<session_pool::lease> out;
-        asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-            for (int i = 0; i < n; ++i) {
-                auto l = co_await pool.acquire(o);
-                if (l) out.push_back(std::move(*l));
-            }
-        }, asio::detached);
+        asio::co_spawn(
+            io,
+            [&]() -> asio::awaitable<void> {
+                for (int i = 0; i < n; ++i) {
+                    auto l = co_await pool.acquire(o);
+                    if (l) out.push_back(std::move(*l));
+                }
+            },
+            asio::detached);
         io.run();
         io.restart();
         return out;

@@ -7,7 +7,8 @@ namespace {
 
 TEST(RelayHttpTracker, RequestHeadLengthThenChunkedBody) {
     auto t = http_tracker::for_request(8192, 1 << 20);
-    const std::string head = "POST /t/a/b/x?y=1 HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+    const std::string head =
+        "POST /t/a/b/x?y=1 HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
     const std::string body = "5\r\nhello\r\n0\r\n\r\n";
     const std::string next = "GET / HTTP/1.1\r\n";
     std::string all = head + body + next;
@@ -87,7 +88,9 @@ TEST(RelayHttpTracker, ResponsesEndWhereTheyEnd) {
 
 TEST(RelayHttpTracker, StreamedChunksAreConsumedAsTheyArrive) {
     auto t = http_tracker::for_response(false);
-    std::string head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: application/x-ndjson\r\n\r\n";
+    std::string head =
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: "
+        "application/x-ndjson\r\n\r\n";
     EXPECT_EQ(t.feed(head), head.size());
     EXPECT_FALSE(t.done());
     // A chunk's data is taken (so forwarded) as soon as it arrives; only its

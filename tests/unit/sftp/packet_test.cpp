@@ -6,10 +6,13 @@ namespace tunnel::sftp {
 namespace {
 
 std::string be32(std::uint32_t v) {
-    return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8), static_cast<char>(v)};
+    return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
+            static_cast<char>(v)};
 }
 
-std::string str(std::string_view s) { return be32(static_cast<std::uint32_t>(s.size())) + std::string(s); }
+std::string str(std::string_view s) {
+    return be32(static_cast<std::uint32_t>(s.size())) + std::string(s);
+}
 
 // A reply as a server would send it: length, type, id, body.
 std::string reply(fxp type, std::uint32_t id, const std::string& body) {
@@ -83,8 +86,9 @@ TEST(SftpPacket, StringLongerThanPacketIsAnError) {
 }
 
 TEST(SftpPacket, NameReply) {
-    std::string body = be32(2) + str("a.txt") + str("-rw-r--r-- a.txt") + be32(attr_size) + be32(0) + be32(5) +
-                       str("dir") + str("") + be32(attr_permissions) + be32(040755);
+    std::string body = be32(2) + str("a.txt") + str("-rw-r--r-- a.txt") + be32(attr_size) +
+                       be32(0) + be32(5) + str("dir") + str("") + be32(attr_permissions) +
+                       be32(040755);
     auto n = parse_name(body);
     ASSERT_TRUE(n) << n.error().message;
     ASSERT_EQ(n->size(), 2u);
@@ -105,7 +109,8 @@ TEST(SftpPacket, ExtendedAttrCountIsBounded) {
 }
 
 TEST(SftpPacket, VersionExtensions) {
-    auto v = parse_version(str("posix-rename@openssh.com") + str("1") + str("limits@openssh.com") + str("1"));
+    auto v = parse_version(str("posix-rename@openssh.com") + str("1") + str("limits@openssh.com") +
+                           str("1"));
     ASSERT_TRUE(v);
     ASSERT_EQ(v->extensions.size(), 2u);
     EXPECT_EQ(v->extensions[1].first, "limits@openssh.com");

@@ -46,7 +46,8 @@ TEST(TransferLocation, PathHelpers) {
 
 TEST(TransferLocation, UnsafeNamesAndEscapingLinks) {
     EXPECT_TRUE(safe_entry_name("ok.txt"));
-    for (const char* bad : {"", ".", "..", "a/b", "../x", "/etc"}) EXPECT_FALSE(safe_entry_name(bad)) << bad;
+    for (const char* bad : {"", ".", "..", "a/b", "../x", "/etc"})
+        EXPECT_FALSE(safe_entry_name(bad)) << bad;
     EXPECT_TRUE(link_escapes("a", "/etc/passwd"));
     EXPECT_TRUE(link_escapes("a", "../x"));
     EXPECT_TRUE(link_escapes("d/a", "../../x"));

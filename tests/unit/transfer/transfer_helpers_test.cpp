@@ -23,15 +23,18 @@ TEST(TransferHelpers, ParseMode) {
     EXPECT_EQ(*parse_mode("0640"), 0640u);
     EXPECT_EQ(*parse_mode("755"), 0755u);
     EXPECT_EQ(*parse_mode("4755"), 04755u);
-    for (const char* bad : {"", "999", "0x1ff", "77777", "rwx"}) EXPECT_FALSE(parse_mode(bad)) << bad;
+    for (const char* bad : {"", "999", "0x1ff", "77777", "rwx"})
+        EXPECT_FALSE(parse_mode(bad)) << bad;
 }
 
 TEST(TransferHelpers, ScriptArgvPicksInterpreterShebangOrSh) {
     using v = std::vector<std::string>;
     EXPECT_EQ(script_argv("#!/bin/bash\n", "/tmp/d/s", std::nullopt, {}), (v{"exec", "/tmp/d/s"}));
-    EXPECT_EQ(script_argv("#!/bin/bash\n", "/tmp/d/s", std::nullopt, {"a b"}), (v{"/tmp/d/s", "a b"}));
+    EXPECT_EQ(script_argv("#!/bin/bash\n", "/tmp/d/s", std::nullopt, {"a b"}),
+              (v{"/tmp/d/s", "a b"}));
     EXPECT_EQ(script_argv("echo hi", "/tmp/d/s", std::nullopt, {}), (v{"sh", "/tmp/d/s"}));
-    EXPECT_EQ(script_argv("#!/bin/sh", "/tmp/d/s", std::string("python3"), {"x"}), (v{"python3", "/tmp/d/s", "x"}));
+    EXPECT_EQ(script_argv("#!/bin/sh", "/tmp/d/s", std::string("python3"), {"x"}),
+              (v{"python3", "/tmp/d/s", "x"}));
 }
 
 TEST(TransferHelpers, SyncActionsDescribeThemselves) {

@@ -69,14 +69,16 @@ TEST(WsUrl, RefusesWhatItCannotUseAndSaysWhatToWrite) {
         auto u = parse_ws_url(c.text);
         ASSERT_FALSE(u) << c.text;
         EXPECT_EQ(u.error().code, core::errc::invalid_argument) << c.text;
-        EXPECT_NE(u.error().message.find(c.hint), std::string::npos) << c.text << ": " << u.error().message;
+        EXPECT_NE(u.error().message.find(c.hint), std::string::npos)
+            << c.text << ": " << u.error().message;
     }
 }
 
 TEST(WsRefusal, UnauthorizedCarriesTheRelaysMessage) {
     auto url = *parse_ws_url("wss://relay:8443/v1/tunnel");
-    auto e = refusal_error(url, 401, "Unauthorized",
-                           R"({"error":"token_expired","message":"the token expired at 2026-01-01T00:00:00Z; mint a new one"})");
+    auto e = refusal_error(
+        url, 401, "Unauthorized",
+        R"({"error":"token_expired","message":"the token expired at 2026-01-01T00:00:00Z; mint a new one"})");
     EXPECT_EQ(e.code, core::errc::auth_failed);
     EXPECT_NE(e.message.find("401 token_expired"), std::string::npos) << e.message;
     EXPECT_NE(e.message.find("mint a new one"), std::string::npos) << e.message;
@@ -92,7 +94,9 @@ TEST(WsRefusal, UnauthorizedWithoutBodyPointsAtTheTokenFile) {
 
 TEST(WsRefusal, ForbiddenIsDeniedAndOthersNameTheStatus) {
     auto url = *parse_ws_url("ws://relay/v1/tunnel");
-    auto forbidden = refusal_error(url, 403, "Forbidden", R"({"error":"tenant_disabled","message":"tenant acme is disabled"})");
+    auto forbidden =
+        refusal_error(url, 403, "Forbidden",
+                      R"({"error":"tenant_disabled","message":"tenant acme is disabled"})");
     EXPECT_EQ(forbidden.code, core::errc::auth_failed);  // fatal, not retried
     EXPECT_NE(forbidden.message.find("tenant acme is disabled"), std::string::npos);
 
@@ -112,7 +116,7 @@ TEST(WsRefusal, ForbiddenIsDeniedAndOthersNameTheStatus) {
 }
 
 class TokenFile : public ::testing::Test {
-protected:
+  protected:
     std::string write(const std::string& content) {
         std::ofstream(path_, std::ios::binary) << content;
         return path_;
