@@ -13,7 +13,9 @@
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <nlohmann/json.hpp>
@@ -503,6 +505,28 @@ core::result<token_verifier> token_verifier::load(const verifier_options& option
     return token_verifier(options, std::move(keys), std::move(fp));
 }
 
+namespace {
+
+// libjwt 1.10 compares HMAC signatures with strcmp (jwt-openssl.c,
+// jwt_verify_sha_hmac), which leaks how many leading characters of a forged
+// signature are right. HS256 tokens are therefore checked here first, in
+// constant time; libjwt only ever sees tokens whose MAC is already known good.
+bool hs256_signature_matches(std::string_view signing_input, std::string_view signature_b64,
+                             const std::string& secret) {
+    auto signature = core::base64url_decode(signature_b64);
+    if (!signature || signature->size() != 32) return false;
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_len = 0;
+    if (HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+             reinterpret_cast<const unsigned char*>(signing_input.data()), signing_input.size(),
+             mac, &mac_len) == nullptr ||
+        mac_len != 32)
+        return false;
+    return CRYPTO_memcmp(mac, signature->data(), 32) == 0;
+}
+
+}  // namespace
+
 token_result<tenant_policy> token_verifier::verify(std::string_view token) const {
     return verify(token, std::chrono::system_clock::now());
 }
@@ -543,6 +567,9 @@ token_result<tenant_policy> token_verifier::verify(
         if (key.algorithm != expected) continue;
         if (!kid.empty() && !key.kid.empty() && key.kid != kid) continue;
         kid_known = true;
+        if (expected == jwt_algorithm::hs256 &&
+            !hs256_signature_matches(token.substr(0, dot2), token.substr(dot2 + 1), key.material))
+            continue;
         jwt_t* raw = nullptr;
         int rc = jwt_decode(&raw, nul_terminated.c_str(),
                             reinterpret_cast<const unsigned char*>(key.material.data()),

@@ -227,6 +227,27 @@ TEST_F(TokenVerifier, TamperedPayloadRefused) {
     EXPECT_EQ(hs256().verify(forged, now_).error().code, token_errc::bad_signature);
 }
 
+// HS256 MACs are compared by us in constant time before libjwt (which uses
+// strcmp) sees the token: near misses, truncations and extensions of a good
+// signature are all refused, and the good one still passes.
+TEST_F(TokenVerifier, Hs256SignatureNearMissesRefused) {
+    auto token = sign(claims(), JWT_ALG_HS256, secret_);
+    auto v = hs256();
+    ASSERT_TRUE(v.verify(token, now_));
+    auto dot2 = token.rfind('.');
+    auto flip_last = token;
+    flip_last.back() = flip_last.back() == 'A' ? 'B' : 'A';
+    auto flip_first = token;
+    flip_first[dot2 + 1] = flip_first[dot2 + 1] == 'A' ? 'B' : 'A';
+    for (const auto& forged :
+         {flip_last, flip_first, token.substr(0, token.size() - 1), token + "A",
+          token + "==", token.substr(0, dot2 + 1) + std::string(43, 'A')}) {
+        auto p = v.verify(forged, now_);
+        ASSERT_FALSE(p) << forged;
+        EXPECT_EQ(p.error().code, token_errc::bad_signature) << forged;
+    }
+}
+
 TEST_F(TokenVerifier, AudienceAndIssuer) {
     claim_rules rules;
     rules.audience = "relay-1";
