@@ -8,7 +8,7 @@ descriptors for: a relay without a connection cap runs out of them (EMFILE),
 its accept loop spins and new legitimate connections wait. A relay that raises
 its own soft limit, or caps connections per source address, passes. The
 attackers use their own loopback addresses (127.0.0.2 idle, 127.0.0.3
-slowloris), the legitimate load 127.0.0.1.
+slowloris); the legitimate load comes from 48 others (127.0.1.N, legit.py).
 
 Checks: zero legitimate failures; the relay never comes within 16 of its
 descriptor limit; with limits.max_connections_per_ip configured (FUTURE_LIMITS

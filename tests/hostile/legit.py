@@ -14,6 +14,9 @@ The mix (request k, by k mod 20):
   19    GET  /upgrade with Upgrade: a 101, then raw bytes echoed (new connection)
 A keep-alive connection the relay closed while idle is retried once on a new
 connection, as HTTP clients do (RFC 9112 §9.3.1); such retries are counted.
+Each worker is a separate client with its own source address, 127.0.1.N: the
+legitimate load comes from many callers with a few connections each, so a
+per-address cap in the relay never has a reason to refuse it.
 """
 import json
 import queue
@@ -49,10 +52,10 @@ def chunked(body, k):
 
 
 class Legit:
-    def __init__(self, port, prefix="/t/acme/web", rate=200, workers=48, deadline=8.0,
-                 src_ip="127.0.0.1"):
+    def __init__(self, port, prefix="/t/acme/web", rate=200, workers=48, deadline=8.0):
         self.port, self.prefix, self.rate = port, prefix, rate
-        self.deadline, self.src_ip = deadline, src_ip
+        self.deadline = deadline
+        self.local = threading.local()
         self.q = queue.Queue()
         self.stop_ev = threading.Event()
         self.lock = threading.Lock()
@@ -62,8 +65,8 @@ class Legit:
         self.by_kind = {}
         self.ka_retries = 0
         self.issued = 0
-        self.threads = [threading.Thread(target=self._worker, daemon=True)
-                        for _ in range(workers)]
+        self.threads = [threading.Thread(target=self._worker, args=("127.0.1.%d" % (n + 1),),
+                                         daemon=True) for n in range(workers)]
         self.sched = threading.Thread(target=self._schedule, daemon=True)
 
     # ------------------------------------------------------------------ control
@@ -97,7 +100,8 @@ class Legit:
             self.issued = k
 
     # ------------------------------------------------------------------ work
-    def _worker(self):
+    def _worker(self, src_ip):
+        self.local.src_ip = src_ip
         conn = None
         while True:
             item = self.q.get()
@@ -133,7 +137,7 @@ class Legit:
         return max(0.2, self.deadline - (time.monotonic() - due))
 
     def _new(self, due):
-        return httpc.Conn(self.port, self.src_ip, self._left(due))
+        return httpc.Conn(self.port, self.local.src_ip, self._left(due))
 
     def _ka(self, conn, req, due, check):
         """req on the keep-alive connection; one retry on a new connection when
