@@ -10,6 +10,7 @@
 
 #include "core/spawn.hpp"
 #include "core/wake_signal.hpp"
+#include "relay/admission.hpp"
 #include "relay/public_connection.hpp"
 #include "relay/public_route.hpp"
 #include "relay/relay_state.hpp"
@@ -302,88 +303,23 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
     ++relay->counters.requests;
     conn->last_status = 0;
     request_record record{relay, conn, ex->start};
-    if (relay->stopping) {
-        co_await send_error(*conn, 503, "shutting_down",
-                            "the relay is shutting down; retry in a moment");
+    if (const auto a = check_stopping(relay->stopping); !a.admitted()) {
+        co_await send_refusal(*relay, *conn, a);
         co_return false;
     }
     const std::string* host = head.find("Host");
     auto route = route_request(host ? *host : std::string_view{}, head.target, cfg.domain);
-    if (!route) {
-        ++relay->counters.bad_requests;
-        const int status = route.error().code == core::errc::not_found ? 404 : 400;
-        co_await send_error(*conn, status, status == 404 ? "no_route" : "bad_route",
-                            route.error().message);
+    if (const auto a = check_route(route); !a.admitted()) {
+        co_await send_refusal(*relay, *conn, a);
         co_return false;
     }
     const std::string label = fmt::format("{}/{}", route->tenant, route->name);
     record.tenant = route->tenant;
     record.route = route->name;
     auto t = relay->find(route->tenant, route->name);
-    if (!t || t->closing || !t->ssh || t->ssh->closed()) {
-        co_await send_error(
-            *conn, 503, "tunnel_offline",
-            fmt::format("no tunnel of tenant {} publishes {:?} right now: start `tunnel connect` "
-                        "with --expose {}=HOST:PORT",
-                        route->tenant, route->name, route->name));
-        co_return false;
-    }
-    // Policy on every request, not only at attach.
-    if (std::chrono::system_clock::now() >= t->policy.expires ||
-        !may_publish(t->policy, route->name)) {
-        co_await send_error(*conn, 403, "policy",
-                            fmt::format("the token of tenant {} no longer allows {:?}",
-                                        route->tenant, route->name));
-        co_return false;
-    }
-    const double tenant_ratio =
-        cfg.limits.tenant_rps > 0 ? cfg.limits.tenant_burst / cfg.limits.tenant_rps : 2.0;
-    auto d = relay->limiter.acquire("tenant/" + route->tenant,
-                                    {t->policy.rps, std::max(1.0, t->policy.rps * tenant_ratio)});
-    if (d.allowed) {
-        d = relay->limiter.acquire("route/" + label,
-                                   {cfg.limits.route_rps, std::max(1.0, cfg.limits.route_burst)});
-        if (!d.allowed) {
-            ++relay->counters.rate_limited;
-            limit_hit(*relay, "route_rate");
-            co_await send_error(
-                *conn, 429, "rate_limited",
-                fmt::format("{} is over its limit of {} requests per second; retry after {} s",
-                            label, cfg.limits.route_rps, d.retry_after_seconds()),
-                d.retry_after_seconds());
-            co_return false;
-        }
-    } else {
-        ++relay->counters.rate_limited;
-        limit_hit(*relay, "tenant_rate");
-        co_await send_error(
-            *conn, 429, "rate_limited",
-            fmt::format("tenant {} is over its limit of {} requests per second; retry after {} s",
-                        route->tenant, t->policy.rps, d.retry_after_seconds()),
-            d.retry_after_seconds());
-        co_return false;
-    }
-    if (t->active_streams >= t->policy.max_streams) {
-        ++relay->counters.stream_limited;
-        limit_hit(*relay, "streams");
-        co_await send_error(
-            *conn, 503, "stream_limit",
-            fmt::format("the tunnel for {} already carries {} concurrent requests (its limit)",
-                        label, t->policy.max_streams),
-            1);
-        co_return false;
-    }
-    if (!t->breaker->allow()) {
-        ++relay->counters.breaker_refused;
-        limit_hit(*relay, "breaker");
-        const auto wait =
-            std::chrono::duration_cast<std::chrono::seconds>(t->breaker->retry_after()).count() + 1;
-        co_await send_error(
-            *conn, 503, "circuit_open",
-            fmt::format("the service behind {} failed {} times in a row; the relay fails fast for "
-                        "{} s before trying it again",
-                        label, t->breaker->consecutive_failures(), wait),
-            wait);
+    if (const auto a = admit(*relay, *route, t.get(), std::chrono::system_clock::now());
+        !a.admitted()) {
+        co_await send_refusal(*relay, *conn, a);
         co_return false;
     }
     ++relay->in_flight;

@@ -90,15 +90,17 @@ asio::awaitable<void> send_error(public_conn& conn, int status, std::string_view
     conn.close();
 }
 
+asio::awaitable<void> send_refusal(relay_state& relay, public_conn& conn,
+                                   const admission& refused) {
+    count_refusal(relay, refused);
+    co_await send_error(conn, refused.status, refused.code, refused.message, refused.retry_after);
+}
+
 bool iequals(std::string_view a, std::string_view b) {
     return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
                return std::tolower(static_cast<unsigned char>(x)) ==
                       std::tolower(static_cast<unsigned char>(y));
            });
-}
-
-void limit_hit(relay_state& relay, std::string_view which) {
-    relay.metrics.limits_hit.with({which}).inc();
 }
 
 // ---------------------------------------------------------------- reading
@@ -174,28 +176,9 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
             // what the parser took (it may take the request line before the
             // rest arrives) is consumed at once and never fed twice.
             if (!conn->buffered().empty()) conn->consume(tracker.feed(conn->buffered()));
-            if (tracker.problem() != http_problem::none) {
-                ++relay->counters.bad_requests;
-                switch (tracker.problem()) {
-                    case http_problem::header_too_large:
-                        ++relay->counters.oversized;
-                        limit_hit(*relay, "header_size");
-                        co_await send_error(*conn, 431, "headers_too_large",
-                                            fmt::format("the request head is larger than {} bytes",
-                                                        limits.max_header_bytes));
-                        break;
-                    case http_problem::body_too_large:
-                        ++relay->counters.oversized;
-                        limit_hit(*relay, "body_size");
-                        co_await send_error(*conn, 413, "body_too_large",
-                                            fmt::format("the request body is larger than {} bytes",
-                                                        limits.max_body_bytes));
-                        break;
-                    default:
-                        co_await send_error(
-                            *conn, 400, "bad_request",
-                            fmt::format("malformed HTTP request: {}", tracker.problem_detail()));
-                }
+            if (const auto a = check_head(tracker.problem(), tracker.problem_detail(), limits);
+                !a.admitted()) {
+                co_await send_refusal(*relay, *conn, a);
                 co_return;
             }
             if (tracker.header_done()) break;

@@ -17,6 +17,7 @@
 
 #include "core/beast.hpp"
 #include "core/wake_signal.hpp"
+#include "relay/admission.hpp"
 #include "ssh/server_session.hpp"
 
 namespace tunnel::relay {
@@ -142,11 +143,11 @@ asio::awaitable<void> send_error(public_conn& conn, int status, std::string_view
                                  std::string message,
                                  std::optional<long long> retry_after = std::nullopt);
 
+// Counts a refusal (count_refusal) and answers it with send_error.
+asio::awaitable<void> send_refusal(relay_state& relay, public_conn& conn, const admission& refused);
+
 // ASCII case-insensitive equality (header names, auth schemes).
 [[nodiscard]] bool iequals(std::string_view a, std::string_view b);
-
-// Counts a limit that was hit (limits_hit{limit}).
-void limit_hit(relay_state& relay, std::string_view which);
 
 // Accepts on state->public_acceptor until it is closed; each socket is served
 // by its own coroutine.
