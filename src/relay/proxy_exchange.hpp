@@ -1,0 +1,24 @@
+// Proxying one public request over a forwarded-tcpip channel of the tunnel
+// that publishes its route (ARCHITECTURE §5): the head rewritten for the
+// origin, the body and the response pumped as they arrive, keep-alive reuse
+// of the channel, the request's metrics. Internal to relay/.
+#pragma once
+
+#include <memory>
+
+#include "core/asio.hpp"
+#include "relay/http_tracker.hpp"
+
+namespace tunnel::relay {
+
+class relay_state;
+struct public_conn;
+
+// One request on a public connection, after its head was read by `request`
+// (which then delimits the body). Answers errors itself (JSON, connection
+// closed). Returns whether the connection may carry another request.
+asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
+                                     std::shared_ptr<public_conn> conn, http_tracker request,
+                                     http_head head);
+
+}  // namespace tunnel::relay

@@ -1,0 +1,156 @@
+// The relay's public (caller-facing) side (ARCHITECTURE §5): the accept loop,
+// one connection per accepted socket (plain or TLS behind public_stream),
+// request heads read with deadlines, JSON error responses, and the serve loop
+// that hands the first request to the tunnel attach (tunnel_attach.hpp) or
+// every request to the proxy (proxy_exchange.hpp). Internal to relay/.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include "core/beast.hpp"
+#include "core/wake_signal.hpp"
+#include "relay/admission.hpp"
+#include "ssh/server_session.hpp"
+
+namespace tunnel::relay {
+
+class relay_state;
+
+// The public side of a connection, plain or TLS; the proxy is written once
+// against this.
+class public_stream {
+  public:
+    virtual ~public_stream() = default;
+    virtual asio::awaitable<std::size_t> read_some(asio::mutable_buffer b,
+                                                   boost::system::error_code& ec) = 0;
+    virtual asio::awaitable<void> write(asio::const_buffer b, boost::system::error_code& ec) = 0;
+    virtual void cancel() = 0;
+    virtual void close() = 0;
+    [[nodiscard]] virtual bool secure() const = 0;
+};
+
+// public_stream over a socket or an ssl::stream; the attach takes next() for
+// its WebSocket.
+template <class S>
+class stream_impl final : public public_stream {
+  public:
+    template <class... A>
+    explicit stream_impl(A&&... a) : s_(std::forward<A>(a)...) {}
+
+    S& next() { return s_; }
+
+    asio::awaitable<std::size_t> read_some(asio::mutable_buffer b,
+                                           boost::system::error_code& ec) override {
+        std::size_t n =
+            co_await s_.async_read_some(b, asio::redirect_error(asio::use_awaitable, ec));
+        co_return n;
+    }
+    asio::awaitable<void> write(asio::const_buffer b, boost::system::error_code& ec) override {
+        co_await asio::async_write(s_, b, asio::redirect_error(asio::use_awaitable, ec));
+    }
+    void cancel() override {
+        boost::system::error_code ignored;
+        beast::get_lowest_layer(s_).cancel(ignored);
+    }
+    void close() override {
+        boost::system::error_code ignored;
+        auto& sock = beast::get_lowest_layer(s_);
+        sock.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+        sock.close(ignored);
+    }
+    [[nodiscard]] bool secure() const override { return !std::is_same_v<S, asio::ip::tcp::socket>; }
+
+  private:
+    S s_;
+};
+
+using plain_stream = stream_impl<asio::ip::tcp::socket>;
+using tls_stream = stream_impl<asio::ssl::stream<asio::ip::tcp::socket>>;
+
+// One public connection: its stream, the caller bytes read but not yet
+// forwarded, and the channel kept for keep-alive reuse.
+struct public_conn {
+    public_conn(const asio::any_io_executor& ex, std::shared_ptr<public_stream> s,
+                const asio::ip::tcp::endpoint& peer)
+        : stream(std::move(s)),
+          peer_ip(peer.address().to_string()),
+          peer_port(peer.port()),
+          data_signal(ex),
+          room_signal(ex) {}
+
+    std::shared_ptr<public_stream> stream;
+    std::string peer_ip;
+    std::uint16_t peer_port;
+    std::string in;        // caller bytes not yet forwarded
+    std::size_t head = 0;  // consumed prefix of `in`
+    bool in_eof = false;   // the caller closed (or the read failed)
+    bool closed = false;
+    bool upgraded = false;          // bytes flow raw both ways (WebSocket through the tunnel)
+    int last_status = 0;            // of the response (or error) sent last, for metrics
+    core::wake_signal data_signal;  // the reader appended or hit EOF
+    core::wake_signal room_signal;  // the consumer freed space
+    // The channel of the last request, kept for the next one on this
+    // connection to the same tunnel and name (keep-alive reuse).
+    std::unique_ptr<ssh::server_channel> channel;
+    std::uint64_t channel_tunnel = 0;
+    std::string channel_name;
+
+    [[nodiscard]] std::string_view buffered() const noexcept {
+        return std::string_view(in).substr(head);
+    }
+    void consume(std::size_t n) {
+        head = std::min(head + n, in.size());
+        if (head == in.size()) {
+            in.clear();
+            head = 0;
+        } else if (head >= 64 * 1024) {
+            in.erase(0, head);
+            head = 0;
+        }
+        room_signal.notify();
+    }
+    void close() {
+        if (closed) return;
+        closed = true;
+        stream->close();
+        data_signal.notify();
+        room_signal.notify();
+    }
+};
+
+// "Not Found" for 404; "Error" for a status the relay does not send.
+[[nodiscard]] std::string_view reason_phrase(int status);
+
+// A JSON error response: {"error": code, "message": message}; always closes
+// the connection (the request body, if any, was not read).
+[[nodiscard]] std::string error_response(int status, std::string_view code,
+                                         std::string_view message,
+                                         std::optional<long long> retry_after = std::nullopt);
+
+// Writes `text` to the caller; a failed write is ignored (the reader sees it).
+asio::awaitable<void> send(public_conn& conn, std::string text);
+
+// Sends error_response(...), records the status for metrics, closes `conn`.
+asio::awaitable<void> send_error(public_conn& conn, int status, std::string_view code,
+                                 std::string message,
+                                 std::optional<long long> retry_after = std::nullopt);
+
+// Counts a refusal (count_refusal) and answers it with send_error.
+asio::awaitable<void> send_refusal(relay_state& relay, public_conn& conn, const admission& refused);
+
+// ASCII case-insensitive equality (header names, auth schemes).
+[[nodiscard]] bool iequals(std::string_view a, std::string_view b);
+
+// Accepts on state->public_acceptor until it is closed; each socket is served
+// by its own coroutine.
+asio::awaitable<void> accept_public(std::shared_ptr<relay_state> relay);
+
+}  // namespace tunnel::relay
