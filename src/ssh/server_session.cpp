@@ -92,6 +92,9 @@ struct server_session::channel_state {
     bool eof = false;
     bool closed = false;
     bool dirty = false;  // a callback ran since the last wake-up
+    // ssh_disconnect() freed the libssh channel (it frees every channel of
+    // its session): the server_channel must not touch or free it again.
+    bool orphaned = false;
     ssh_channel native = nullptr;
     uint32_t last_window = 0;  // to notice window adjusts libssh took in during a call
     bool last_open = false;
@@ -394,7 +397,11 @@ void server_session::disconnect(const std::string& reason) {
         ssh_event_remove_session(event_.get(), session_.get());
         event_.reset();
     }
-    ssh_disconnect(session_.get());  // sends SSH_MSG_DISCONNECT and closes the fd
+    for (auto* st : channels_) {
+        st->orphaned = true;
+        st->native = nullptr;
+    }
+    ssh_disconnect(session_.get());  // sends SSH_MSG_DISCONNECT, closes the fd, frees the channels
     finish({core::errc::disconnected, reason});
 }
 
@@ -453,6 +460,9 @@ asio::awaitable<core::result<std::unique_ptr<server_channel>>> server_session::o
         if (!woke)
             co_return core::fail(core::errc::timeout,
                                  "the tunnel client did not open the channel in time");
+        if (closed_)  // (a disconnect has freed `c`)
+            co_return core::fail(core::errc::disconnected,
+                                 "the tunnel's SSH session closed while a channel was opening");
     }
 }
 
@@ -478,6 +488,10 @@ server_channel::server_channel(std::shared_ptr<server_session> s, channel_handle
 
 server_channel::~server_channel() {
     session_->detach(state_.get());
+    if (state_->orphaned) {
+        (void)channel_.release();  // already freed by ssh_disconnect
+        return;
+    }
     if (channel_) {
         ssh_remove_channel_callbacks(channel_.get(), callbacks_.get());
         state_->native = nullptr;
