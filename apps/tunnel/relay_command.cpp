@@ -1,7 +1,6 @@
 // tunnel relay --config FILE | --check-config FILE | --dev ...: the relay server.
 #include <csignal>
 #include <cstdio>
-#include <cstdlib>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -68,19 +67,24 @@ int run_relay(const relay_flags& f) {
     std::fflush(stdout);
 
     s.start();
+    // The first signal drains (relay_server::shutdown); a second one closes at
+    // once. Either way the relay closes everything it owns, so run() returns
+    // by itself once the last coroutine has finished.
     asio::signal_set signals(io, SIGTERM, SIGINT);
     signals.async_wait([&](boost::system::error_code ec, int sig) {
         if (ec) return;
-        spdlog::info("signal {}: draining", sig);
-        s.shutdown([&io] { io.stop(); });
+        spdlog::info("signal {}: draining (a second signal closes at once)", sig);
+        s.shutdown([&signals] { signals.cancel(); });
+        signals.async_wait([&](boost::system::error_code again, int sig2) {
+            if (again) return;
+            spdlog::warn("signal {} again: closing at once", sig2);
+            s.close();
+        });
     });
     io.run();
-    // Drained and disconnected. Coroutine frames still parked on the
-    // io_context own relay state whose destructors would run inside the
-    // io_context's own destruction, after its services shut down: exit here.
-    std::fflush(stdout);
-    std::fflush(stderr);
-    std::_Exit(0);
+    // Nothing is left on the io_context: the relay's state goes before it does.
+    server->reset();
+    return 0;
 }
 
 }  // namespace

@@ -153,6 +153,16 @@ asio::awaitable<bool> read_inline(public_conn& conn, steady::time_point deadline
     co_return true;
 }
 
+// Registers a public connection (or its stream, before there is one) in
+// relay.owned: a shutdown closes it whatever it is doing (TLS handshake, head
+// read, proxying, idle keep-alive).
+template <class T>
+core::close_registry::handle owned_by(relay_state& relay, const std::shared_ptr<T>& c) {
+    return relay.owned.add("public connection", [weak = std::weak_ptr<T>(c)] {
+        if (auto p = weak.lock()) p->close();
+    });
+}
+
 std::string_view path_of(std::string_view target) {
     auto q = target.find('?');
     return q == std::string_view::npos ? target : target.substr(0, q);
@@ -221,7 +231,7 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
             core::spawn(ex, read_public(conn), "relay public connection reader");
         }
         bool keep = co_await proxy_exchange(relay, conn, std::move(tracker), std::move(head));
-        if (!keep) break;
+        if (!keep || relay->stopping) break;  // draining: no next request on this connection
     }
     conn->channel.reset();
     conn->close();
@@ -234,9 +244,11 @@ asio::awaitable<void> serve_socket(std::shared_ptr<relay_state> relay, tcp::sock
     sock.set_option(tcp::no_delay(true), ec);
     auto ex = co_await asio::this_coro::executor;
     std::shared_ptr<public_stream> stream;
+    core::close_registry::handle owned;
     try {
         if (relay->tls_context) {
             auto s = std::make_shared<tls_stream>(std::move(sock), *relay->tls_context);
+            owned = owned_by(*relay, s);
             asio::steady_timer timer(ex);
             timer.expires_after(relay->config.limits.header_read_timeout);
             timer.async_wait([s](error_code e) {
@@ -256,6 +268,7 @@ asio::awaitable<void> serve_socket(std::shared_ptr<relay_state> relay, tcp::sock
             stream = std::make_shared<plain_stream>(std::move(sock));
         }
         auto conn = std::make_shared<public_conn>(ex, stream, peer);
+        owned = owned_by(*relay, conn);
         co_await serve_connection(relay, conn);
     } catch (const std::exception& e) {
         spdlog::error("public connection from {}: {}", peer.address().to_string(), e.what());

@@ -1,13 +1,17 @@
 #include "relay/relay_server.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "core/beast.hpp"
 #include "core/spawn.hpp"
+#include "core/wake_signal.hpp"
 #include "relay/admin_server.hpp"
 #include "relay/public_connection.hpp"
 #include "relay/relay_state.hpp"
@@ -42,17 +46,92 @@ core::result<tcp::acceptor> bind_listener(asio::io_context& io, const listen_add
     return acc;
 }
 
+// Closes everything the relay owns: both listeners, then every registered
+// public connection, tunnel and timer (relay_state::owned). What those were
+// doing completes with an error, so every coroutine the relay started ends.
+void close_everything(relay_state& st) {
+    st.stopping = true;
+    error_code ignored;
+    if (st.public_acceptor) st.public_acceptor->close(ignored);
+    // The admin listener (observe/admin_http_server after the admin rewrite:
+    // its close(), which also ends its open connections, is to be called
+    // here). Until then an admin connection ends by its own read deadline.
+    if (st.admin_acceptor) st.admin_acceptor->close(ignored);
+    if (!st.owned.closing() && st.owned.size() > 0) spdlog::info("closing {}", st.owned.describe());
+    st.owned.close_all();
+}
+
+}  // namespace
+
+struct relay_server::shutdown_state {
+    bool started = false;
+    bool finished = false;
+    std::vector<std::function<void()>> done;
+};
+
+namespace {
+
+// relay_server::shutdown: drain, tell the tunnels, close the rest.
+asio::awaitable<void> drain_and_close(std::shared_ptr<relay_state> st,
+                                      std::shared_ptr<relay_server::shutdown_state> sd) {
+    const auto ex = co_await asio::this_coro::executor;
+    st->stopping = true;
+    error_code ignored;
+    if (st->public_acceptor) st->public_acceptor->close(ignored);
+    spdlog::info("shutting down: {} requests in flight, {} tunnels", st->in_flight,
+                 st->tunnels.size());
+    st->audit("shutdown", {{"in_flight", std::to_string(st->in_flight)}});
+
+    // Woken when the last in-flight request ends, and by a close().
+    auto wake = std::make_shared<core::wake_signal>(ex);
+    auto owned = st->owned.add("shutdown timer", [wake] { wake->notify(); });
+
+    // 1. In-flight requests finish (new ones are answered 503), up to the deadline.
+    const auto drain_until = steady::now() + st->config.shutdown.drain_timeout;
+    while (st->in_flight > 0 && !st->owned.closing()) {
+        st->on_drained = [wake] { wake->notify(); };
+        if (!co_await wake->wait(drain_until)) break;
+    }
+    st->on_drained = nullptr;
+    if (st->in_flight > 0 && !st->owned.closing())
+        spdlog::warn("drain deadline ({} ms) passed with {} requests in flight: closing them",
+                     st->config.shutdown.drain_timeout.count(), st->in_flight);
+
+    // 2. Every tunnel: SSH disconnect and WebSocket close 1001 "relay
+    // shutting down"; up to a second for them to reach the clients.
+    if (!st->owned.closing()) {
+        auto tunnels = st->tunnels;
+        for (auto& [id, t] : tunnels)
+            if (t->close) t->close("relay shutting down");
+        const auto grace_until = steady::now() + std::chrono::seconds(1);
+        while (st->owned.count("tunnel") > 0 && !st->owned.closing() && steady::now() < grace_until)
+            (void)co_await wake->wait(
+                std::min(grace_until, steady::now() + std::chrono::milliseconds(20)));
+    }
+
+    // 3. Whatever is left: idle connections, requests past the deadline, tunnels
+    // that did not finish closing, the admin listener.
+    owned.reset();
+    close_everything(*st);
+    sd->finished = true;
+    auto done = std::move(sd->done);
+    for (auto& d : done)
+        if (d) d();
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- relay_server
 
-relay_server::relay_server(std::shared_ptr<relay_state> state) : state_(std::move(state)) {}
+relay_server::relay_server(std::shared_ptr<relay_state> state)
+    : state_(std::move(state)), shutdown_(std::make_shared<shutdown_state>()) {}
 
 relay_server::~relay_server() {
-    if (!state_) return;
-    error_code ignored;
-    if (state_->public_acceptor) state_->public_acceptor->close(ignored);
-    if (state_->admin_acceptor) state_->admin_acceptor->close(ignored);
+    close();
+}
+
+void relay_server::close() {
+    if (state_) close_everything(*state_);
 }
 
 core::result<std::unique_ptr<relay_server>> relay_server::create(asio::io_context& io,
@@ -109,53 +188,15 @@ void relay_server::start() {
 }
 
 void relay_server::shutdown(std::function<void()> done) {
-    auto st = state_;
-    if (st->stopping) return;
-    st->stopping = true;
-    error_code ignored;
-    st->public_acceptor->close(ignored);
-    spdlog::info("shutting down: {} requests in flight, {} tunnels", st->in_flight,
-                 st->tunnels.size());
-    st->audit("shutdown", {{"in_flight", std::to_string(st->in_flight)}});
-
-    // Runs once: disconnect every tunnel, give the disconnects up to a
-    // second to reach the clients, then `done`.
-    auto finished = std::make_shared<bool>(false);
-    auto finish = std::make_shared<std::function<void()>>([st, done, finished]() {
-        if (*finished) return;
-        *finished = true;
-        st->on_drained = nullptr;
-        auto tunnels = st->tunnels;
-        for (auto& [id, t] : tunnels)
-            if (t->close) t->close("relay shutting down");
-        auto timer = std::make_shared<asio::steady_timer>(st->io);
-        const auto deadline = steady::now() + std::chrono::seconds(1);
-        auto poll = std::make_shared<std::function<void()>>();
-        std::weak_ptr<std::function<void()>> weak_poll = poll;
-        *poll = [st, timer, deadline, done, weak_poll]() {
-            if (st->tunnels.empty() || steady::now() >= deadline) {
-                error_code e;
-                if (st->admin_acceptor) st->admin_acceptor->close(e);
-                done();
-                return;
-            }
-            timer->expires_after(std::chrono::milliseconds(20));
-            timer->async_wait([keep = weak_poll.lock()](error_code) { (*keep)(); });
-        };
-        (*poll)();
-    });
-    if (st->in_flight == 0) {
-        asio::post(st->io, [finish] { (*finish)(); });
-        return;
-    }
-    st->on_drained = [finish] { (*finish)(); };
-    auto drain = std::make_shared<asio::steady_timer>(st->io);
-    drain->expires_after(st->config.shutdown.drain_timeout);
-    drain->async_wait([drain, finish, st](error_code e) {
-        if (e) return;
-        if (st->in_flight > 0)
-            spdlog::warn("drain deadline passed with {} requests in flight", st->in_flight);
-        (*finish)();
+    asio::dispatch(state_->io, [st = state_, sd = shutdown_, done = std::move(done)]() mutable {
+        if (sd->finished) {
+            if (done) done();
+            return;
+        }
+        sd->done.push_back(std::move(done));
+        if (sd->started) return;
+        sd->started = true;
+        core::spawn(st->io, drain_and_close(st, sd), "relay shutdown");
     });
 }
 

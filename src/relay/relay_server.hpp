@@ -8,6 +8,19 @@
 // Everything runs on the io_context given to create(), from one thread:
 // each tunnel's SSH session, its WebSocket and the public connections routed
 // to it share that thread, so no object is touched from two threads.
+//
+// Stopping: shutdown() (graceful) or close() (at once) close everything the
+// relay owns (listeners, public connections, tunnels, timers: relay_state's
+// `owned` registry), so every coroutine the relay started completes and
+// io_context::run() returns by itself. Then destroy the relay_server, then
+// the io_context:
+//
+//   asio::io_context io;
+//   std::unique_ptr<relay_server> relay = ...;   // relay_server::create(io, config)
+//   relay->start();
+//   ... relay->shutdown([] { /* drained and closed */ });
+//   io.run();          // returns once the last connection is closed
+//   relay = nullptr;   // before io goes away
 #pragma once
 
 #include <chrono>
@@ -39,9 +52,18 @@ class relay_server {
 
     // Graceful shutdown: stop accepting, answer new requests on open
     // connections with 503, wait for in-flight requests up to the drain
-    // deadline, then disconnect every tunnel ("relay shutting down") and call
-    // `done`.
+    // deadline (shutdown.drain_timeout), disconnect every tunnel ("relay
+    // shutting down", WebSocket close 1001) and give that up to a second to
+    // reach the clients, then close() and call `done` (on the io_context's
+    // thread). Safe to call from any thread; a second call only adds `done`.
     void shutdown(std::function<void()> done);
+
+    // Closes everything at once: listeners, public connections (in-flight
+    // requests are cut), tunnels (SSH disconnect "relay closed"), timers; a
+    // shutdown in progress finishes at once. Call it on the io_context's
+    // thread, or while the io_context is not running. Idempotent; the
+    // destructor calls it.
+    void close();
 
     [[nodiscard]] std::uint16_t public_port() const;
     [[nodiscard]] std::uint16_t admin_port() const;
@@ -49,9 +71,12 @@ class relay_server {
     [[nodiscard]] const std::string& jwt_key_fingerprint() const;
     [[nodiscard]] bool tls() const;
 
+    struct shutdown_state;  // shutdown()'s callbacks, shared with its coroutine
+
   private:
     explicit relay_server(std::shared_ptr<relay_state> state);
     std::shared_ptr<relay_state> state_;
+    std::shared_ptr<shutdown_state> shutdown_;
 };
 
 }  // namespace tunnel::relay

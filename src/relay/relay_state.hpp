@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/asio.hpp"
+#include "core/close_registry.hpp"
 #include "observe/audit_log.hpp"
 #include "observe/metrics.hpp"
 
@@ -44,6 +45,7 @@ struct tunnel_entry {
     bool closing = false;
     std::function<void(const std::string& reason)> close;  // ends SSH and WebSocket with a reason
     std::unique_ptr<asio::steady_timer> expiry;
+    core::close_registry::handle owned;  // in relay_state::owned while attached
 };
 
 // Counters for /metrics and diagnostics.
@@ -107,6 +109,11 @@ class relay_state {
     bool stopping = false;
     unsigned in_flight = 0;            // public requests being proxied
     std::function<void()> on_drained;  // set by shutdown: called when in_flight drops to 0
+
+    // Everything the relay must close for its io_context to run out of work
+    // (relay_server::shutdown / close): public connections, tunnels (SSH
+    // session, WebSocket and pumps), timers. Owners register and keep the handle.
+    core::close_registry owned;
 
     // Route table: a name belongs to at most one tunnel of a tenant.
     [[nodiscard]] core::result<std::uint32_t> publish(const std::shared_ptr<tunnel_entry>& t,

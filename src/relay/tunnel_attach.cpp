@@ -38,6 +38,14 @@ struct ws_link {
     asio::posix::stream_descriptor pair;  // the relay's end of the socketpair to libssh
     websocket::close_code close_code = websocket::close_code::normal;
     std::string close_reason = "tunnel closed";
+    core::close_registry::handle owned;  // "tunnel" in relay_state::owned while a pump runs
+
+    // Ends both pumps: libssh sees EOF, the WebSocket's socket is closed.
+    void close() {
+        error_code ignored;
+        pair.close(ignored);
+        stream->close();
+    }
 };
 
 // Tunnel pumps start with small buffers (an idle tunnel costs little) and
@@ -111,6 +119,11 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
         co_return;
     }
     auto link = std::make_shared<ws_link<S>>(stream, ex, fds[1]);
+    // From here the pumps own the link; shutdown closes it (which also ends
+    // an SSH handshake still in progress: libssh sees EOF).
+    link->owned = relay->owned.add("tunnel", [weak = std::weak_ptr<ws_link<S>>(link)] {
+        if (auto l = weak.lock()) l->close();
+    });
     auto& ws = link->ws;
     ws.auto_fragment(false);
     ws.write_buffer_bytes(ws_chunk);
@@ -288,6 +301,13 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
         r->audit("token_expired", {{"tenant", tt->policy.tenant}, {"peer", tt->peer}});
         if (tt->close) tt->close("token expired: attach again with a fresh token");
     });
+    // A hard close (relay_server::close) disconnects it (which also cancels
+    // the expiry timer); a graceful shutdown has done so before with "relay
+    // shutting down", and does so here for a tunnel that attached meanwhile.
+    t->owned = relay->owned.add("attached tunnel", [weak] {
+        if (auto tt = weak.lock(); tt && tt->close) tt->close("relay closed");
+    });
+    if (relay->stopping && !t->closing) t->close("relay shutting down");
 }
 
 }  // namespace
