@@ -129,6 +129,13 @@ core::result<std::string> tenant_of_token(std::string_view token) {
 std::vector<std::string> public_urls(const transport::ws_attach_info& attach,
                                      std::string_view name) {
     std::vector<std::string> urls;
+    // The relay's URL for each published name, "{name}" standing for it.
+    if (const auto at = attach.public_url.find("{name}"); at != std::string::npos) {
+        std::string url = attach.public_url;
+        url.replace(at, 6, name);
+        return {url};
+    }
+    // Older relays: a path-routing base, and Tunnel-Domain for host routing.
     if (!attach.domain.empty() && !attach.tenant.empty()) {
         const bool plain = attach.public_url.rfind("http://", 0) == 0;
         urls.push_back(fmt::format("{}://{}--{}.{}{}/", plain ? "http" : "https", name,

@@ -37,9 +37,11 @@ struct expose_spec {
 // relay verifies; the client only needs its SSH user name.
 [[nodiscard]] core::result<std::string> tenant_of_token(std::string_view token);
 
-// Public URLs of `name` from the relay's 101 headers: the path-routed one
-// (Tunnel-Public-Url + name + "/") and, when Tunnel-Domain is set, the
-// host-routed one (scheme://name--tenant.domain[:port]/).
+// Public URLs of `name` from the relay's 101 headers: Tunnel-Public-Url with
+// `name` for "{name}" (host-routed https://name--tenant.domain/ or path-routed
+// .../t/tenant/name/, as the relay's routing decides). From older relays
+// (no "{name}"): the host-routed one when Tunnel-Domain is set, then the
+// path-routed one (Tunnel-Public-Url + name + "/").
 [[nodiscard]] std::vector<std::string> public_urls(const transport::ws_attach_info& attach,
                                                    std::string_view name);
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -14,6 +15,7 @@
 #include "relay/public_connection.hpp"
 #include "relay/public_route.hpp"
 #include "relay/relay_state.hpp"
+#include "relay/response_head_filter.hpp"
 
 namespace tunnel::relay {
 
@@ -79,6 +81,9 @@ struct exchange_state {
     bool abort = false;
     std::uint64_t bytes_up = 0;
     core::wake_signal done_signal;
+    // Path-routed requests: every tenant shares the relay's browser origin,
+    // so Service-Worker-Allowed never reaches the caller (docs/relay.md).
+    std::optional<response_head_filter> head_filter;
 };
 
 // Caller -> origin: the request body (raw, as the tracker delimits it), or
@@ -199,8 +204,9 @@ asio::awaitable<response_outcome> pump_response(std::shared_ptr<relay_state> rel
                 out.status = res.head().status;
                 conn->last_status = out.status;
             }
+            if (ex->head_filter && !ex->head_filter->done()) chunk = ex->head_filter->feed(chunk);
             error_code ec;
-            co_await conn->stream->write(asio::buffer(chunk), ec);
+            if (!chunk.empty()) co_await conn->stream->write(asio::buffer(chunk), ec);
             if (ec) co_return out;  // the caller is gone
             out.bytes += n;
             t->bytes_from_origin += n;
@@ -308,12 +314,14 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
         co_return false;
     }
     const std::string* host = head.find("Host");
-    auto route = route_request(host ? *host : std::string_view{}, head.target, cfg.domain);
+    auto route =
+        route_request(host ? *host : std::string_view{}, head.target, cfg.domain, routing_of(cfg));
     if (const auto a = check_route(route); !a.admitted()) {
         co_await send_refusal(*relay, *conn, a);
         co_return false;
     }
     const std::string label = fmt::format("{}/{}", route->tenant, route->name);
+    if (!route->by_host) ex->head_filter.emplace("Service-Worker-Allowed");
     record.tenant = route->tenant;
     record.route = route->name;
     auto t = relay->find(route->tenant, route->name);

@@ -37,6 +37,28 @@ std::string_view strip_port(std::string_view host) noexcept {
 
 }  // namespace
 
+std::string_view to_string(routing_mode mode) noexcept {
+    switch (mode) {
+        case routing_mode::host:
+            return "host";
+        case routing_mode::path:
+            return "path";
+        case routing_mode::both:
+            return "both";
+    }
+    return "host";
+}
+
+core::result<routing_mode> parse_routing_mode(std::string_view text) {
+    for (auto m : {routing_mode::host, routing_mode::path, routing_mode::both})
+        if (iequals(text, to_string(m))) return m;
+    return core::fail(core::errc::invalid_argument,
+                      fmt::format("\"{}\" is not a routing mode: write host (each service its own "
+                                  "origin, needs domain), path (/t/<tenant>/<name>/, one shared "
+                                  "origin) or both",
+                                  text));
+}
+
 bool valid_label(std::string_view label) noexcept {
     if (label.empty() || label.size() > 63) return false;
     if (label.front() == '-' || label.back() == '-') return false;
@@ -125,6 +147,28 @@ core::result<public_route> route_request(std::string_view host, std::string_view
             : fmt::format("no tunnel route for host \"{}\"; use <name>--<tenant>.{} or "
                           "/t/<tenant>/<name>/...",
                           strip_port(host), domain));
+}
+
+core::result<public_route> route_request(std::string_view host, std::string_view target,
+                                         std::string_view domain, routing_mode mode) {
+    if (routes_by_host(mode))
+        if (auto r = route_by_host(host, domain, target)) return std::move(*r);
+    auto by_path = route_by_path(target);
+    if (by_path && routes_by_path(mode)) return std::move(*by_path);
+    if (by_path && *by_path)
+        return core::fail(core::errc::not_found,
+                          fmt::format("path routing is off on this relay (routing: host): each "
+                                      "service has its own origin; use {}--{}.{}",
+                                      (*by_path)->name, (*by_path)->tenant, domain));
+    if (!routes_by_host(mode))
+        return core::fail(
+            core::errc::not_found,
+            fmt::format("no tunnel route in \"{}\"; use /t/<tenant>/<name>/...", target));
+    if (!routes_by_path(mode))
+        return core::fail(core::errc::not_found,
+                          fmt::format("no tunnel route for host \"{}\"; use <name>--<tenant>.{}",
+                                      strip_port(host), domain));
+    return route_request(host, target, domain);
 }
 
 }  // namespace tunnel::relay

@@ -6,6 +6,11 @@
 //
 // Names and tenants are DNS labels (see valid_label); both forms are
 // case-insensitive and yield lower-case labels.
+//
+// Under path routing every tenant's service shares the relay's one browser
+// origin (cookies, service workers, same-site requests); host routing gives
+// each published name its own origin. The relay's `routing` key chooses which
+// forms it serves (routing_mode).
 #pragma once
 
 #include <optional>
@@ -27,6 +32,23 @@ namespace tunnel::relay {
 // `what` names the thing in the message ("tenant", "service name").
 [[nodiscard]] core::result<std::string> normalize_label(std::string_view label,
                                                         std::string_view what);
+
+// Which routing forms the relay serves (the config's `routing` key).
+enum class routing_mode {
+    host,  // only Host: <name>--<tenant>.<domain>; /t/... is 404
+    path,  // only /t/<tenant>/<name>/...; tenants share one origin
+    both,  // host first, then path
+};
+
+[[nodiscard]] std::string_view to_string(routing_mode mode) noexcept;
+// "host", "path" or "both" (case-insensitive); the message lists them.
+[[nodiscard]] core::result<routing_mode> parse_routing_mode(std::string_view text);
+[[nodiscard]] constexpr bool routes_by_host(routing_mode m) noexcept {
+    return m != routing_mode::path;
+}
+[[nodiscard]] constexpr bool routes_by_path(routing_mode m) noexcept {
+    return m != routing_mode::host;
+}
 
 struct public_route {
     std::string tenant;
@@ -54,5 +76,12 @@ struct public_route {
 [[nodiscard]] core::result<public_route> route_request(std::string_view host,
                                                        std::string_view target,
                                                        std::string_view domain);
+
+// Only the forms `mode` enables. Under routing_mode::host a /t/... target is
+// errc::not_found, and the message names the host-routed URL to use instead;
+// under routing_mode::path the Host header is not looked at.
+[[nodiscard]] core::result<public_route> route_request(std::string_view host,
+                                                       std::string_view target,
+                                                       std::string_view domain, routing_mode mode);
 
 }  // namespace tunnel::relay

@@ -134,6 +134,11 @@ core::result<listen_address> parse_listen_address(std::string_view text) {
     return out;
 }
 
+routing_mode routing_of(const relay_config& c) noexcept {
+    if (c.routing) return *c.routing;
+    return c.domain.empty() ? routing_mode::path : routing_mode::host;
+}
+
 std::vector<std::string> validate(const relay_config& c) {
     std::vector<std::string> problems;
     if (!c.tls && !c.allow_plaintext && !c.listen.is_loopback())
@@ -153,6 +158,11 @@ std::vector<std::string> validate(const relay_config& c) {
     if (!c.domain.empty() && !valid_domain(c.domain))
         problems.push_back(
             fmt::format("domain: \"{}\" is not a DNS name such as relay.example.com", c.domain));
+    if (c.routing && routes_by_host(*c.routing) && c.domain.empty())
+        problems.push_back(fmt::format(
+            "routing: {} needs domain (host routing serves <name>--<tenant>.<domain>); set domain "
+            "or routing: path",
+            to_string(*c.routing)));
     const int sources =
         !c.jwt.secret_file.empty() + !c.jwt.public_key_file.empty() + !c.jwt.jwks_file.empty();
     if (sources != 1)
@@ -187,8 +197,8 @@ core::result<relay_config> parse_relay_config(std::string_view yaml_text,
     }
     if (!r.expect_map(
             doc, "",
-            {"listen", "tls", "allow_plaintext", "admin_listen", "domain", "host_key_file",
-             "audit_log", "jwt", "limits", "breaker", "liveness", "shutdown"}))
+            {"listen", "tls", "allow_plaintext", "admin_listen", "domain", "routing",
+             "host_key_file", "audit_log", "jwt", "limits", "breaker", "liveness", "shutdown"}))
         return tl::unexpected(r.failure());
 
     read_address(r, doc["listen"], "listen", c.listen);
@@ -205,6 +215,13 @@ core::result<relay_config> parse_relay_config(std::string_view yaml_text,
         if (auto b = r.boolean(doc["allow_plaintext"], "allow_plaintext")) c.allow_plaintext = *b;
     if (doc["domain"])
         if (auto d = r.string(doc["domain"], "domain")) c.domain = lower(*d);
+    if (doc["routing"])
+        if (auto m = r.string(doc["routing"], "routing")) {
+            if (auto mode = parse_routing_mode(*m))
+                c.routing = *mode;
+            else
+                r.error("routing", mode.error().message);
+        }
     read_file_path(r, doc, "", "host_key_file", c.host_key_file);
     if (!doc["host_key_file"])
         r.error("host_key_file",
@@ -340,6 +357,10 @@ std::vector<std::string> describe(const relay_config& c) {
     out.push_back(fmt::format("admin_listen: {}", c.admin_listen.to_string()));
     out.push_back(
         fmt::format("domain: {}", c.domain.empty() ? "(none: path routing only)" : c.domain));
+    out.push_back(fmt::format("routing: {}{}", to_string(routing_of(c)),
+                              c.routing          ? ""
+                              : c.domain.empty() ? " (default without a domain)"
+                                                 : " (default with a domain)"));
     out.push_back(fmt::format("host_key_file: {}",
                               c.host_key_file.empty() ? "(ephemeral key)" : c.host_key_file));
     out.push_back(fmt::format("audit_log: {}", or_none(c.audit_log)));

@@ -7,6 +7,7 @@
 //   tls: {cert_file: /etc/tunnel/relay.crt, key_file: /etc/tunnel/relay.key}
 //   admin_listen: 127.0.0.1:9090
 //   domain: relay.example.com
+//   routing: host
 //   host_key_file: /var/lib/tunnel/relay_host_ed25519
 //   audit_log: /var/log/tunnel/audit.jsonl
 //   jwt: {secret_file: /etc/tunnel/jwt.secret, algorithm: HS256, audience: relay}
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "relay/public_route.hpp"
 #include "relay/token_verifier.hpp"
 
 namespace tunnel::relay {
@@ -84,7 +86,9 @@ struct relay_config {
     std::optional<tls_config> tls;  // absent: plain HTTP (loopback or allow_plaintext only)
     bool allow_plaintext = false;
     listen_address admin_listen{"127.0.0.1", 9090};
-    std::string domain;         // empty: no host routing
+    std::string domain;  // empty: no host routing
+    // Absent: routing_of() decides (host with a domain, path without).
+    std::optional<routing_mode> routing;
     std::string host_key_file;  // empty only in dev mode: an ephemeral key
     std::string audit_log;      // empty: no audit log
     jwt_config jwt;
@@ -101,6 +105,10 @@ struct relay_config {
 [[nodiscard]] core::result<relay_config> parse_relay_config(std::string_view yaml_text,
                                                             const std::string& source);
 [[nodiscard]] core::result<relay_config> load_relay_config(const std::string& path);
+
+// The routing forms served: `routing` when set, else host when a domain is
+// set (each service its own browser origin) and path otherwise (dev).
+[[nodiscard]] routing_mode routing_of(const relay_config& config) noexcept;
 
 // Cross-field rules, shared by the parser and dev_config; every problem listed.
 [[nodiscard]] std::vector<std::string> validate(const relay_config& config);

@@ -183,6 +183,15 @@ core::result<std::unique_ptr<relay_server>> relay_server::create(asio::io_contex
 }
 
 void relay_server::start() {
+    const auto routing = routing_of(state_->config);
+    if (routes_by_path(routing))
+        spdlog::warn(
+            "routing: {}: path-routed services (/t/<tenant>/<name>/) of every tenant share one "
+            "browser origin, so one tenant's pages can read another's cookies and call its API "
+            "with the visitor's credentials (Service-Worker-Allowed is dropped from their "
+            "responses). For tenants that do not trust each other set domain (a dedicated "
+            "registrable domain, or one on the Public Suffix List) and routing: host",
+            to_string(routing));
     core::spawn(state_->io, accept_public(state_), "relay public accept loop");
     start_admin(state_);
 }

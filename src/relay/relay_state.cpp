@@ -92,15 +92,18 @@ void relay_state::audit(const std::string& event,
     }
 }
 
-std::string relay_state::public_url(const std::string& tenant) const {
+std::string relay_state::public_url(const std::string& tenant, const std::string& name) const {
     const std::string scheme = tls ? "https" : "http";
-    if (!config.domain.empty())
-        return fmt::format("{}://{}:{}/t/{}/", scheme, config.domain, public_port, tenant);
-    std::string host = config.listen.host.empty() || config.listen.host == "0.0.0.0"
-                           ? "127.0.0.1"
-                           : config.listen.host;
+    const bool default_port = public_port == (tls ? 443 : 80);
+    const std::string port = default_port ? std::string() : fmt::format(":{}", public_port);
+    if (routes_by_host(routing_of(config)) && !config.domain.empty())
+        return fmt::format("{}://{}--{}.{}{}/", scheme, name, tenant, config.domain, port);
+    std::string host = config.domain;
+    if (host.empty())
+        host = config.listen.host.empty() || config.listen.host == "0.0.0.0" ? "127.0.0.1"
+                                                                             : config.listen.host;
     if (host.find(':') != std::string::npos) host = "[" + host + "]";
-    return fmt::format("{}://{}:{}/t/{}/", scheme, host, public_port, tenant);
+    return fmt::format("{}://{}{}/t/{}/{}/", scheme, host, port, tenant, name);
 }
 
 }  // namespace tunnel::relay

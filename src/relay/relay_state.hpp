@@ -128,8 +128,13 @@ class relay_state {
     void audit(const std::string& event,
                const std::vector<std::pair<std::string, std::string>>& fields);
 
-    // Public base URL for path routing of `tenant`, as told to clients.
-    [[nodiscard]] std::string public_url(const std::string& tenant) const;
+    // The public URL of `name` published by `tenant`, as told to clients:
+    // host-routed (scheme://<name>--<tenant>.<domain>[:port]/) when the
+    // routing mode serves hosts, else path-routed
+    // (scheme://<host>[:port]/t/<tenant>/<name>/). The port is left out when
+    // it is the scheme's default. With name "{name}" it is the template the
+    // attach's 101 carries (Tunnel-Public-Url).
+    [[nodiscard]] std::string public_url(const std::string& tenant, const std::string& name) const;
     std::uint16_t public_port = 0;
     std::uint16_t admin_port = 0;
     bool tls = false;

@@ -137,8 +137,10 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
     ws.set_option(timeouts);
 
     std::string tenant = policy.tenant;
-    std::string url = relay->public_url(tenant);
-    std::string domain = cfg.domain;
+    // One URL per published name; the client puts the name in for {name}.
+    std::string url = relay->public_url(tenant, "{name}");
+    const routing_mode routing = routing_of(cfg);
+    std::string domain = routes_by_host(routing) ? cfg.domain : std::string();
     bool offers_ssh = false;
     if (const auto* protocols = head.find("Sec-WebSocket-Protocol")) {
         std::string_view p = *protocols;
@@ -153,10 +155,11 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
         }
     }
     ws.set_option(websocket::stream_base::decorator(
-        [tenant, url, domain, offers_ssh](websocket::response_type& res) {
+        [tenant, url, domain, routing, offers_ssh](websocket::response_type& res) {
             res.set(beast::http::field::server, "tunnel-relay");
             res.set("Tunnel-Tenant", tenant);
             res.set("Tunnel-Public-Url", url);
+            res.set("Tunnel-Routing", std::string(to_string(routing)));
             if (!domain.empty()) res.set("Tunnel-Domain", domain);
             if (offers_ssh) res.set(beast::http::field::sec_websocket_protocol, "ssh");
         }));

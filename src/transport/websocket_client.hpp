@@ -54,7 +54,7 @@ struct ws_options {
 // What the relay said in its 101 response (RELAY-CONTRACT).
 struct ws_attach_info {
     std::string tenant;      // Tunnel-Tenant
-    std::string public_url;  // Tunnel-Public-Url (path routing base)
+    std::string public_url;  // Tunnel-Public-Url ("{name}" for the published name)
     std::string domain;      // Tunnel-Domain (host routing), may be empty
 };
 

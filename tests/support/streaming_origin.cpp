@@ -130,6 +130,14 @@ void serve(int fd, streaming_origin::state& st) {
             std::this_thread::sleep_for(
                 std::chrono::milliseconds(std::stoi(query_value(target, "ms", "1000"))));
             if (!send_all(fd, response(200, "OK", "slow\n"))) return;
+        } else if (path == "/sw.js") {
+            // A service worker script that asks for the whole origin as its scope.
+            const std::string_view js = "self.addEventListener('fetch', () => {});\n";
+            if (!send_all(fd, fmt::format("HTTP/1.1 200 OK\r\nContent-Type: text/javascript\r\n"
+                                          "Service-Worker-Allowed: /\r\nContent-Length: {}\r\n"
+                                          "\r\n{}",
+                                          js.size(), js)))
+                return;
         } else if (path == "/drop") {
             return;
         } else if (path == "/upgrade") {

@@ -7,6 +7,7 @@
 //                          M ms ({"i":k}); stops when the caller is gone
 //   GET  /slow?ms=M        200 "slow\n" after M ms
 //   POST /echo             200, the request body back (Content-Length or chunked)
+//   GET  /sw.js            200 text/javascript with Service-Worker-Allowed: /
 //   GET  /drop             closes the connection without answering
 //   GET  /upgrade          101 Switching Protocols, then echoes raw bytes
 //   anything else          404

@@ -75,6 +75,18 @@ TEST(PublicUrls, PathAndHostRouting) {
     EXPECT_TRUE(public_urls({}, "web").empty());
 }
 
+TEST(PublicUrls, TheRelaysTemplateGivesOneUrlPerName) {
+    transport::ws_attach_info a;
+    a.tenant = "acme";
+    a.domain = "relay.example.com";
+    a.public_url = "https://{name}--acme.relay.example.com/";
+    EXPECT_EQ(public_urls(a, "llm"),
+              std::vector<std::string>{"https://llm--acme.relay.example.com/"});
+    a.domain.clear();
+    a.public_url = "http://127.0.0.1:8080/t/acme/{name}/";
+    EXPECT_EQ(public_urls(a, "web"), std::vector<std::string>{"http://127.0.0.1:8080/t/acme/web/"});
+}
+
 TEST(RelaySupervisorOptions, OneReverseForwardPerNameOnDistinctPorts) {
     relay_client_options o;
     o.url = *transport::parse_ws_url("wss://relay.example.com:8443/v1/tunnel");
