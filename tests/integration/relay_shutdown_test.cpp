@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -23,6 +24,7 @@
 #include "relay/relay_server.hpp"
 #include "support/net.hpp"
 #include "support/process.hpp"
+#include "support/relay_fixture.hpp"
 #include "support/streaming_origin.hpp"
 #include "support/tcp_servers.hpp"
 #include "support/tunnel_cli.hpp"
@@ -272,6 +274,37 @@ TEST_F(RelayShutdown, CloseEndsEverythingAtOnce) {
     EXPECT_LT(returned_at - asked, 2s) << "close() does not wait for the 30 s drain";
     runner.join();
     server.reset();
+}
+
+// `tunnel relay` as a process: SIGTERM drains (30 s here), a second SIGTERM
+// closes at once, and the process exits 0 because run() returned.
+TEST(RelayShutdownProcess, SecondSignalClosesAtOnceAndTheProcessExits) {
+    auto relay = relay_fixture::start({.extra_yaml = "shutdown:\n  drain_timeout: 30s\n"});
+    ASSERT_TRUE(relay) << relay.error().message;
+    auto origin = streaming_origin::start();
+    ASSERT_TRUE(origin) << origin.error().message;
+    auto tok = relay->mint("acme", "llm");
+    ASSERT_TRUE(tok) << tok.error().message;
+    auto client = relay->publish("acme", *tok, "llm", (*origin)->port());
+    ASSERT_TRUE(client) << client.error().message;
+    int fd = connect_tcp("127.0.0.1", relay->public_port());
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(send_all(fd, get("/t/acme/llm/stream?n=400&ms=50")));
+    auto first = read_from(fd, steady::now() + 10s, "{\"i\":0}");
+    ASSERT_NE(first.bytes.find("{\"i\":0}"), std::string::npos) << first.bytes;
+
+    relay->process().signal(SIGTERM);
+    EXPECT_FALSE(relay->process().wait(1s).has_value()) << "the first signal drains";
+    const auto second = steady::now();
+    relay->process().signal(SIGTERM);
+    auto code = relay->process().wait(5s);
+    ASSERT_TRUE(code.has_value()) << relay->log();
+    EXPECT_EQ(*code, 0) << relay->log();
+    EXPECT_LT(steady::now() - second, 3s);
+    EXPECT_NE(relay->log().find("closing at once"), std::string::npos) << relay->log();
+    auto rest = read_from(fd, steady::now() + 5s);
+    EXPECT_TRUE(rest.eof || rest.reset);
+    ::close(fd);
 }
 
 }  // namespace
