@@ -12,10 +12,15 @@ namespace tunnel::ops {
 using core::shell_join;
 using core::shell_quote;
 
+// Every field is validated at plan time (digits, ':', tcp/udp, allow/deny, address
+// characters) and quoted here anyway; valid values read the same quoted, so the commands
+// still match `ufw show added`.
 std::string ufw_rule_command(const firewall_rule& r) {
-    if (!r.from) return fmt::format("ufw {} {}/{}", r.rule_action, r.port, r.proto);
-    return fmt::format("ufw {} from {} to any port {} proto {}", r.rule_action, *r.from, r.port,
-                       r.proto);
+    if (!r.from)
+        return fmt::format("ufw {} {}", shell_quote(r.rule_action),
+                           shell_quote(r.port + "/" + r.proto));
+    return fmt::format("ufw {} from {} to any port {} proto {}", shell_quote(r.rule_action),
+                       shell_quote(*r.from), shell_quote(r.port), shell_quote(r.proto));
 }
 
 std::string ufw_default_command(std::string_view policy) {
@@ -39,8 +44,8 @@ std::string firewalld_rich_rule(const firewall_rule& r) {
 
 std::string firewalld_rule_command(const firewall_rule& r) {
     if (!r.from && r.rule_action == "allow")
-        return fmt::format("firewall-cmd --permanent --add-port={}/{}", dash_range(r.port),
-                           r.proto);
+        return "firewall-cmd --permanent " +
+               shell_quote(fmt::format("--add-port={}/{}", dash_range(r.port), r.proto));
     return "firewall-cmd --permanent --add-rich-rule=" + shell_quote(firewalld_rich_rule(r));
 }
 
@@ -239,12 +244,12 @@ class firewall_module final : public module {
                          "nft -c -f %s",
                          false,
                          true};
-            check_file(w, read_path(p, "nft"), out);
-            if (out.changed() || !p.has("nft.loaded")) {
-                if (!out.changed()) out.changes.emplace_back("load table inet tunnel");
-                out.actions.push_back(
-                    {"nft -f", "nft -f /etc/nftables.d/tunnel.nft\n", "", false, ""});
-            }
+            if (auto c = check_file(w, read_path(p, "nft"), out); !c)
+                if (out.changed() || !p.has("nft.loaded")) {
+                    if (!out.changed()) out.changes.emplace_back("load table inet tunnel");
+                    out.actions.push_back(
+                        {"nft -f", "nft -f /etc/nftables.d/tunnel.nft\n", "", false, ""});
+                }
             return out;
         }
         if (t == "iptables") {

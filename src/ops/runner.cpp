@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "inventory/fanout.hpp"
+#include "ops/safe_path.hpp"
 #include "transfer/remote_host.hpp"
 
 namespace tunnel::ops {
@@ -26,8 +27,6 @@ std::string_view to_string(step_status s) noexcept {
 }
 
 namespace {
-
-constexpr std::string_view script_prologue = "PATH=\"$PATH:/usr/sbin:/sbin\"; export PATH\n";
 
 // A script's stdin from memory (file contents for write actions).
 class string_input final : public exec::input_source {
@@ -70,7 +69,9 @@ asio::awaitable<core::result<exec::exec_result>> plan_runner::run_script(const p
                                                                          bool sudo,
                                                                          std::string input) {
     exec::command cmd;
-    cmd.argv = {"sh", "-c", std::string(script_prologue) + script};
+    // Every script gets the race-free path functions (safe_path.hpp).
+    static const std::string prologue = script_prologue();
+    cmd.argv = {"sh", "-c", prologue + script};
     cmd.sudo = sudo;
     exec::run_options ro;
     ro.capture = true;
