@@ -1,7 +1,7 @@
 // What keeps `tunnel apply` from being turned against the host it manages:
-// sshd drop-in names that reach a root shell are validated, authorized_key
-// refuses a ~/.ssh that is not the user's real directory, and a probe's
-// refusal fails the step.
+// sshd drop-in names that reach a root shell are validated, the firewall keeps
+// sshd's own ports open (not the port this tool dialled through a forward),
+// and facts read that port from $SSH_CONNECTION.
 #include <gtest/gtest.h>
 
 #include "ops/modules.hpp"
@@ -48,9 +48,99 @@ TEST(OpsSshdDropIn, AValidNameIsWrittenAndRolledBackUnderThatName) {
         << a.rollback;
 }
 
+TEST(OpsFacts, SshPortIsTheOneSshdAcceptedTheConnectionOn) {
+    const std::string base =
+        "distro=debian\npkg_manager=apt\ninit_system=systemd\nfirewall=ufw\nuser=root\n";
+    // Dialled 40022 on a forwarder; sshd itself took the connection on 22.
+    auto f = parse_facts(base + "ssh_connection=10.213.79.1 51234 10.213.79.10 22\n", 40022);
+    ASSERT_TRUE(f) << f.error().message;
+    EXPECT_EQ(f->ssh_port, 22);
+    EXPECT_EQ(f->dialled_port, 40022);
+    EXPECT_EQ(f->get("ssh_port"), "22");
+    for (const char* odd : {"", "10.0.0.1 5 10.0.0.2", "a b c d", "1 2 3 0", "1 2 3 65536",
+                            "1 2 3 22 5", "1 2 3 2x"}) {
+        auto g = parse_facts(base + "ssh_connection=" + odd + "\n", 2222);
+        ASSERT_TRUE(g) << odd;
+        EXPECT_EQ(g->ssh_port, 2222) << "'" << odd << "' should fall back to the dialled port";
+    }
+}
+
+facts behind_forward() {
+    facts f;
+    f.distro = "debian";
+    f.pkg_manager = "apt";
+    f.init_system = "systemd";
+    f.user = "root";
+    f.ssh_port = 22;         // sshd's own
+    f.dialled_port = 40022;  // the forwarder's
+    return f;
+}
+
 const module& only_module(const core::result<plan>& p) {
     EXPECT_TRUE(p) << p.error().message;
     return *p->steps.at(0).mod;
+}
+
+TEST(OpsFirewall, KeepsSshdsOwnPortsOpenNotTheDialledOne) {
+    auto f = behind_forward();
+    f.firewall = "ufw";
+    auto plan =
+        parse_plan("- firewall: {default_incoming: deny, rules: ['80/tcp']}", "p.yaml", ".");
+    const auto& m = only_module(plan);
+    EXPECT_NE(m.probe(f).find("sshd -T"), std::string::npos);
+    auto c = m.check(f, probe_data("ssh.listen 22\nssh.listen 2222\nufw.status inactive\n"
+                                   "ufw.default allow (incoming)\n"));
+    ASSERT_TRUE(c) << c.error().message;
+    const std::vector<std::string> want{"ufw allow 22/tcp", "ufw allow 2222/tcp",
+                                        "ufw allow 80/tcp", "ufw default deny incoming",
+                                        "ufw enable"};
+    EXPECT_EQ(c->changes, want);
+    ASSERT_EQ(c->actions.size(), 1u);
+    EXPECT_EQ(c->actions[0].script.find("40022"), std::string::npos) << c->actions[0].script;
+
+    // Without sshd -T (no root) the port from $SSH_CONNECTION is still kept.
+    auto alone = m.check(f, probe_data("ufw.status inactive\nufw.default allow (incoming)\n"));
+    ASSERT_TRUE(alone);
+    EXPECT_EQ(alone->changes.at(0), "ufw allow 22/tcp");
+
+    // Every tool: nftables ruleset and iptables commands name 22 and 2222, never 40022.
+    f.firewall = "nftables";
+    auto n = m.check(f, probe_data("ssh.listen 2222\nnft.absent\n"));
+    ASSERT_TRUE(n) << n.error().message;
+    EXPECT_NE(n->diff.find("+    tcp dport 22 accept\n+    tcp dport 2222 accept\n"),
+              std::string::npos)
+        << n->diff;
+    EXPECT_EQ(n->diff.find("40022"), std::string::npos) << n->diff;
+    f.firewall = "iptables";
+    EXPECT_NE(m.probe(f).find("for fw_p in 22 $fw_ports"), std::string::npos) << m.probe(f);
+    auto i = m.check(f, probe_data("ssh.listen 2222\nipt.sshopen 22\nipt.have 0\n"
+                                   "ipt.established\nipt.policy DROP\n"));
+    ASSERT_TRUE(i) << i.error().message;
+    const std::vector<std::string> only_2222{"iptables -A INPUT -p tcp --dport 2222 -j ACCEPT"};
+    EXPECT_EQ(i->changes, only_2222);
+}
+
+TEST(OpsFirewall, ARuleClosingAPortSshdListensOnIsRefused) {
+    auto f = behind_forward();
+    f.firewall = "ufw";
+    auto closing = parse_plan("- firewall: {rules: ['deny 22/tcp']}", "p.yaml", ".");
+    auto c = only_module(closing).check(f, probe_data("ufw.status active\n"));
+    ASSERT_FALSE(c) << "deny 22 accepted although sshd took this connection on 22";
+    EXPECT_NE(c.error().message.find("would close the SSH port 22 this connection uses (sshd's "
+                                     "own port; this tool dialled 40022"),
+              std::string::npos)
+        << c.error().message;
+    // The dialled port is the forwarder's, not this host's: closing it is fine.
+    auto other = parse_plan("- firewall: {rules: ['deny 40022/tcp']}", "p.yaml", ".");
+    EXPECT_TRUE(only_module(other).check(f, probe_data("ufw.status active\n")));
+
+    auto second = parse_plan("- firewall: {rules: ['deny 2222/tcp']}", "p.yaml", ".");
+    auto d = only_module(second).check(f, probe_data("ssh.listen 22\nssh.listen 2222\n"
+                                                     "ufw.status active\n"));
+    ASSERT_FALSE(d);
+    EXPECT_NE(d.error().message.find("would close port 2222, on which sshd listens"),
+              std::string::npos)
+        << d.error().message;
 }
 
 TEST(OpsAuthorizedKey, RefusesUnlessSshIsARealDirectoryOfTheUserAndTheFileIsRegular) {
