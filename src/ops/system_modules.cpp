@@ -36,10 +36,18 @@ std::string render_sshd_settings(const std::vector<std::pair<std::string, std::s
 
 namespace {
 
+// sshd re-executes itself on SIGHUP; until its old listening socket is gone a new
+// connection is still served under the old config, so the fresh-login check that
+// follows could pass against a config that locks everyone out. Wait (up to 5 s) for the
+// listening sockets (their inodes) to change.
 std::string reload_sshd_script() {
-    return "if [ -d /run/systemd/system ]; then systemctl reload ssh 2>/dev/null || systemctl "
-           "reload sshd; "
-           "else kill -HUP \"$(cat /run/sshd.pid)\"; fi\n";
+    return "sshd_socks() { ss -ltnHep 2>/dev/null | sed -n '/\"sshd\"/s/.* "
+           "ino:\\([0-9]*\\).*/\\1/p' | "
+           "sort | tr '\\n' ' '; }\nsshd_before=$(sshd_socks)\n"
+           "if [ -d /run/systemd/system ]; then systemctl reload ssh 2>/dev/null || systemctl "
+           "reload sshd; else kill -HUP \"$(cat /run/sshd.pid)\"; fi\n"
+           "if [ -n \"$sshd_before\" ]; then i=0; while [ $i -lt 100 ] && [ \"$(sshd_socks)\" = "
+           "\"$sshd_before\" ]; do sleep 0.05; i=$((i + 1)); done; fi\n";
 }
 
 class service_module final : public module {
