@@ -89,8 +89,9 @@ std::string normal_mode(std::string_view m) {
 
 std::string probe_path(std::string_view tag, std::string_view path, bool with_content,
                        bool raw_path) {
-    return fmt::format("( tw_probe {} {}{} )\n", tag,
-                       raw_path ? std::string(path) : shell_quote(path),
+    // No subshell (a fork each): tw_probe leaves the shell in PATH's directory, and every
+    // probe uses absolute paths; the runner runs each step's probe in a subshell of its own.
+    return fmt::format("tw_probe {} {}{}\n", tag, raw_path ? std::string(path) : shell_quote(path),
                        with_content ? " content" : "");
 }
 

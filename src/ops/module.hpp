@@ -61,6 +61,7 @@ inline constexpr std::uint64_t probe_content_limit = 1u << 20;
 
 // A sh snippet printing `TAG.stat ...` / `TAG.b64 ...` / `TAG.absent` /
 // `TAG.refused ...` for PATH, reached race-free (tw_probe in safe_path.cpp).
+// It leaves the shell in PATH's directory: what follows must use absolute paths.
 // PATH may be a sh expression such as "$h/.ssh/authorized_keys" when `raw_path`.
 [[nodiscard]] std::string probe_path(std::string_view tag, std::string_view path, bool with_content,
                                      bool raw_path = false);

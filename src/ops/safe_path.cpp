@@ -13,33 +13,60 @@ namespace {
 // module's own variables. Messages go to tw_err; tw_die prints it and exits 4.
 constexpr std::string_view library = R"SH(unset CDPATH
 tw_me=$(id -u)
-tw_staged= tw_s=
+tw_staged= tw_s= tw_at=
+tw_nl='
+'
 tw_die() { printf '%s\n' "${tw_err:-failed}" >&2; exit 4; }
 tw_here() { tw_h=$(pwd -P); if [ "$tw_h" = / ]; then printf /; else printf '%s/' "$tw_h"; fi; }
+# tw_at: "UID MODE DEV:INODE USER GROUP" of the current directory, one stat per directory entered.
+tw_look() { tw_at=$(stat -c '%u %a %d:%i %U %G' .); }
+# tw_enter stats / and every prefix of its path in one go (tw_pre, a line each). While the
+# walk has gone only through directories only root (and this user) can change, and through no
+# link, nobody else can have changed which directory a prefix names, and nobody else can make
+# a directory trusted (that takes chown or chmod by its owner, root), so the next line
+# describes the directory just entered. After a link, "..", or a directory others can change,
+# each directory is looked at (stat) once entered.
+tw_next() {
+  if [ -n "$tw_pre" ]; then
+    tw_at=${tw_pre%%"$tw_nl"*}
+    case $tw_pre in *"$tw_nl"*) tw_pre=${tw_pre#*"$tw_nl"} ;; *) tw_pre= ;; esac
+  else
+    tw_look
+  fi
+}
 # Can only root and this script's user change the current directory's entries?
 tw_trusted() {
-  set -- $(stat -c '%u %a' . 2>/dev/null)
+  set -- $tw_at
   { [ "${1:-x}" = 0 ] || [ "${1:-x}" = "$tw_me" ]; } && [ $((0${2:-7} & 022)) -eq 0 ]
 }
 # Who else can (for messages).
 tw_who() {
-  set -- $(stat -c '%U %G %a' . 2>/dev/null)
-  if [ $((0${3:-2} & 002)) -ne 0 ]; then echo 'every user'
-  elif [ $((0$3 & 020)) -ne 0 ] && [ "$1" = root ]; then echo "group $2"
-  elif [ $((0$3 & 020)) -ne 0 ]; then echo "user $1 and group $2"
-  else echo "user $1"; fi
+  set -- $tw_at
+  if [ $((0${2:-2} & 002)) -ne 0 ]; then echo 'every user'
+  elif [ $((0$2 & 020)) -ne 0 ] && [ "$4" = root ]; then echo "group $5"
+  elif [ $((0$2 & 020)) -ne 0 ]; then echo "user $4 and group $5"
+  else echo "user $4"; fi
 }
 # tw_enter DIR [create]: cd into absolute DIR one component at a time (see safe_path.hpp).
 # Fails with tw_err set; tw_missing=1 when a component does not exist.
 tw_enter() {
-  tw_rest=$1 tw_hops=0 tw_err= tw_missing=
-  cd -P / || { tw_err='cannot enter /'; return 1; }
+  tw_path=$1 tw_create=${2:-} tw_rest=$1 tw_hops=0 tw_err= tw_missing= tw_p= tw_r=$1
+  set -- /
+  while [ -n "$tw_r" ]; do
+    tw_x=${tw_r%%/*}
+    case $tw_r in */*) tw_r=${tw_r#*/} ;; *) tw_r= ;; esac
+    case $tw_x in '' | .) continue ;; ..) break ;; esac
+    tw_p=$tw_p/$tw_x
+    set -- "$@" "$tw_p"
+  done
+  tw_pre=$(stat -c '%u %a %d:%i %U %G' -- "$@" 2>/dev/null)
+  cd -P / && tw_next || { tw_err='cannot enter /'; return 1; }
   while [ -n "$tw_rest" ]; do
     tw_c=${tw_rest%%/*}
     case $tw_rest in */*) tw_rest=${tw_rest#*/} ;; *) tw_rest= ;; esac
     case $tw_c in
     '' | .) continue ;;
-    ..) cd -P .. || return 1; continue ;;
+    ..) tw_pre=; cd -P .. && tw_look || return 1; continue ;;
     esac
     tw_up=
     if tw_trusted; then
@@ -47,26 +74,34 @@ tw_enter() {
         tw_hops=$((tw_hops + 1))
         tw_t=$(readlink -- "./$tw_c") || tw_t=
         if [ "$tw_hops" -gt 40 ] || [ -z "$tw_t" ]; then
-          tw_err="$1: cannot resolve the symbolic link $(tw_here)$tw_c"; return 1
+          tw_err="$tw_path: cannot resolve the symbolic link $(tw_here)$tw_c"; return 1
         fi
-        case $tw_t in /*) cd -P / || return 1 ;; esac
-        tw_rest=$tw_t/$tw_rest
+        case $tw_t in /*) cd -P / && tw_look || return 1 ;; esac
+        tw_rest=$tw_t/$tw_rest tw_pre=
         continue
       fi
     elif [ -L "./$tw_c" ]; then
       tw_err="$(tw_here)$tw_c is a symbolic link in $(pwd -P), which $(tw_who) can change: refusing to follow it as $(id -un) (it could point at another account's files); replace it with a real directory"
       return 1
     else
-      tw_up=$(stat -c %d:%i .)
+      set -- $tw_at
+      tw_up=$3 tw_pre=
     fi
     if [ ! -e "./$tw_c" ]; then
-      if [ "${2:-}" != create ]; then tw_err="$(tw_here)$tw_c does not exist"; tw_missing=1; return 1; fi
+      if [ "$tw_create" != create ]; then tw_err="$(tw_here)$tw_c does not exist"; tw_missing=1; return 1; fi
       mkdir -- "./$tw_c" || { tw_err="cannot create $(tw_here)$tw_c"; return 1; }
     fi
     if [ ! -d "./$tw_c" ]; then tw_err="$(tw_here)$tw_c is not a directory"; return 1; fi
     cd -P -- "./$tw_c" || { tw_err="cannot enter $(tw_here)$tw_c"; return 1; }
-    if [ -n "$tw_up" ] && [ "$(stat -c %d:%i ..)" != "$tw_up" ]; then
-      tw_err="$1: $tw_c was replaced by a symbolic link while it was being entered (it is in a directory someone else can change): refusing"
+    if [ -z "$tw_up" ]; then
+      tw_next || return 1
+      continue
+    fi
+    # Entered from a directory others can change: its .. must be where we came from.
+    set -- $(stat -c '%u %a %d:%i %U %G' . ..)
+    tw_at="$1 $2 $3 $4 $5"
+    if [ "${8:-}" != "$tw_up" ]; then
+      tw_err="$tw_path: $tw_c was replaced by a symbolic link while it was being entered (it is in a directory someone else can change): refusing"
       return 1
     fi
   done
@@ -92,7 +127,9 @@ tw_probe() {
     return 0
   fi
   set -- "$tw_tag" "$2"
-  if [ "$2" -le "$tw_limit" ]; then
+  if [ "$2" -le "$tw_limit" ] && [ -n "$tw_safe" ]; then
+    printf '%s.b64 ' "$1"; base64 -w0 -- "./$tw_n"; echo
+  elif [ "$2" -le "$tw_limit" ]; then
     printf '%s.b64 ' "$1"; dd if="./$tw_n" iflag=nofollow,nonblock status=none | base64 -w0; echo
   else
     printf '%s.sha256 ' "$1"; dd if="./$tw_n" iflag=nofollow,nonblock status=none | sha256sum | cut -d' ' -f1
@@ -107,10 +144,12 @@ tw_replaceable() {
 # Makes and enters a 0700 staging directory here: only this user can change its entries,
 # and nobody else can move it to another parent, so .. stays the target directory.
 tw_stage() {
-  tw_up=$(stat -c %d:%i .) && tw_s=$(mktemp -d ./.tunnel-XXXXXX) ||
-    { tw_err="cannot create a temporary directory in $(pwd -P)"; return 1; }
+  set -- $tw_at
+  tw_up=$3
+  tw_s=$(mktemp -d ./.tunnel-XXXXXX) || { tw_err="cannot create a temporary directory in $(pwd -P)"; return 1; }
   cd -P -- "$tw_s" || { tw_err="cannot enter $(tw_here)$tw_s"; return 1; }
-  if [ "$(stat -c %d:%i ..) $(stat -c '%u %a' .)" != "$tw_up $tw_me 700" ]; then
+  set -- $(stat -c '%u %a %d:%i' . ..)
+  if [ "$1 $2 ${6:-}" != "$tw_me 700 $tw_up" ]; then
     tw_err="the temporary directory $tw_s was replaced while it was being entered: refusing"; return 1
   fi
   tw_staged=1
