@@ -102,6 +102,35 @@ TEST_F(OpsSafePath, WriteThroughALinkedDirectoryIsRefusedAndTheVictimUntouched) 
     EXPECT_EQ(entries, 2u) << "a temp file or backup was left in the victim directory";
 }
 
+TEST_F(OpsSafePath, ALinkSwappedInAfterTheCheckIsCaughtOnceInside) {
+    // The race, made deterministic: `cd` is wrapped (a function wins over the builtin) so the
+    // real ~/.ssh is swapped for a link to the victim between the link check and the cd.
+    const auto before = facts_of(victim_ + "/authorized_keys");
+    user_dir(home_ + "/.ssh");
+    ops::file_write w{home_ + "/.ssh/authorized_keys",
+                      "ssh-ed25519 USERKEY u\n",
+                      "65534",
+                      "65534",
+                      "0600",
+                      std::nullopt,
+                      false,
+                      false};
+    auto a = ops::write_file_action(w);
+    const std::string swap = "cd() { if [ \"$3\" = ./.ssh ]; then mv ./.ssh ./.ssh-real && ln -s " +
+                             victim_ + " ./.ssh; fi; command cd \"$@\"; }\n";
+    auto r = sh(swap + a.script, a.input);
+    EXPECT_EQ(r.exit_code, 4) << r.describe();
+    EXPECT_NE(r.err.find(".ssh was replaced by a symbolic link while it was being entered"),
+              std::string::npos)
+        << r.err;
+    EXPECT_TRUE(fs::is_symlink(home_ + "/.ssh"))
+        << "the swap did not happen: the test tests nothing";
+    EXPECT_EQ(facts_of(victim_ + "/authorized_keys"), before);
+    std::size_t entries = 0;
+    for ([[maybe_unused]] const auto& e : fs::directory_iterator(victim_)) ++entries;
+    EXPECT_EQ(entries, 2u);
+}
+
 TEST_F(OpsSafePath, ALinkThroughARootOwnedLinkIsStillChecked) {
     // A root-owned link into the user's tree (trusted itself) leads through the user's link.
     const auto before = facts_of(victim_ + "/authorized_keys");
