@@ -202,67 +202,61 @@ asio::awaitable<void> end_without_answer(relay_state& relay, public_conn& conn, 
     co_await send_error(conn, answer.status, answer.code, std::move(answer.message));
 }
 
+// Writes `pending` to the caller and clears it; false when the caller is
+// gone.
+asio::awaitable<bool> flush_to_caller(public_conn& conn, std::string& pending) {
+    if (pending.empty()) co_return true;
+    error_code ec;
+    co_await conn.stream->write(asio::buffer(pending), ec);
+    pending.clear();
+    co_return !ec;
+}
+
 // Origin -> caller. Each response head is rebuilt for the caller
 // (response_for_caller: hop-by-hop fields dropped); the body bytes are
-// forwarded raw as they arrive (each chunk is written to the caller before
-// the next is read), watching where the response ends. After a 101 to a
-// request that asked for it, everything is raw both ways.
+// forwarded raw as they arrive, watching where the response ends. What the
+// channel holds is written in one go (a head with the body bytes behind
+// it), and always before the next wait: a streamed chunk reaches the caller
+// before the next is read. After a 101 to a request that asked for it,
+// everything is raw both ways.
 asio::awaitable<response_outcome> pump_response(std::shared_ptr<relay_state> relay,
                                                 std::shared_ptr<public_conn> conn,
                                                 std::shared_ptr<exchange_state> ex,
                                                 std::shared_ptr<tunnel_entry> t,
                                                 const http_head& request, std::string route_label) {
+    constexpr std::size_t max_pending = 256 * 1024;
     ssh::server_channel& ch = *conn->channel;
     auto res = http_tracker::for_response(request.method == "HEAD");
     response_outcome out;
     bool raw = false;         // after a 101: bytes pass through unparsed
     bool in_body = false;     // the final head was sent; bytes are its body
     bool first_head = false;  // some head (even 100 Continue) came
-    std::string chunk;
+    std::string pending;      // for the caller, written before the next wait
     const auto idle = relay->config.limits.idle_timeout;
     auto deadline = steady::now() + idle;
-    error_code ec;
     for (;;) {
         const std::string_view data = ch.readable();
-        if (!data.empty()) {
-            if (raw) {
-                chunk.assign(data);
-                ch.consume(chunk.size());
-                co_await conn->stream->write(asio::buffer(chunk), ec);
-                if (ec) co_return out;
-                out.bytes += chunk.size();
-                t->bytes_from_origin += chunk.size();
-                continue;
+        std::size_t n = 0;
+        if (!data.empty()) n = raw ? data.size() : res.feed(data);
+        if (res.problem() != http_problem::none) {
+            spdlog::warn("{}: malformed response from the origin: {}", route_label,
+                         res.problem_detail());
+            if (!co_await flush_to_caller(*conn, pending)) co_return out;
+            if (!in_body)
+                co_await end_without_answer(*relay, *conn, *ex, exchange_end::origin_bad_response,
+                                            route_label, res.problem_detail(), out);
+            co_return out;
+        }
+        if (n > 0) {
+            deadline = steady::now() + idle;
+            t->bytes_from_origin += n;
+            if (raw || in_body) {
+                pending.append(data.data(), n);
+                out.bytes += n;
             }
-            const std::size_t n = res.feed(data);
-            if (res.problem() != http_problem::none) {
-                spdlog::warn("{}: malformed response from the origin: {}", route_label,
-                             res.problem_detail());
-                if (!in_body)
-                    co_await end_without_answer(*relay, *conn, *ex,
-                                                exchange_end::origin_bad_response, route_label,
-                                                res.problem_detail(), out);
-                co_return out;
-            }
-            if (n > 0) {
-                deadline = steady::now() + idle;
-                if (in_body) {
-                    chunk.assign(data.data(), n);
-                    ch.consume(n);
-                    co_await conn->stream->write(asio::buffer(chunk), ec);
-                    if (ec) co_return out;  // the caller is gone
-                    out.bytes += n;
-                    t->bytes_from_origin += n;
-                    if (res.done()) {
-                        out.complete = true;
-                        co_return out;
-                    }
-                    continue;
-                }
-                // Head bytes: taken by the parser, rebuilt once it is whole.
-                ch.consume(n);
-                t->bytes_from_origin += n;
-                if (!res.header_done()) continue;
+            ch.consume(n);  // `data` is not used after this
+            if (!raw && !in_body && res.header_done()) {
+                // A whole head (its bytes were taken by the parser): rebuilt.
                 const http_head& h = res.head();
                 if (!first_head) {
                     first_head = true;
@@ -275,6 +269,7 @@ asio::awaitable<response_outcome> pump_response(std::shared_ptr<relay_state> rel
                     text = response_for_caller(h, {}, false);
                 } else if (h.status == 101) {
                     if (!ex->upgrade) {
+                        if (!co_await flush_to_caller(*conn, pending)) co_return out;
                         out.status = 502;
                         co_await send_error(
                             *conn, 502, "bad_origin_response",
@@ -285,6 +280,8 @@ asio::awaitable<response_outcome> pump_response(std::shared_ptr<relay_state> rel
                     }
                     text = response_for_caller(h, {}, true);
                     raw = true;
+                    conn->upgraded = true;
+                    conn->data_signal.notify();  // pump_request goes raw
                 } else {
                     out.keep_alive =
                         h.keep_alive && request.keep_alive && ex->body_done && !conn->in_eof;
@@ -298,19 +295,21 @@ asio::awaitable<response_outcome> pump_response(std::shared_ptr<relay_state> rel
                     out.status = h.status;
                     conn->last_status = h.status;
                 }
-                co_await conn->stream->write(asio::buffer(text), ec);
-                if (ec) co_return out;
+                pending += text;
                 out.bytes += text.size();
-                if (raw) {
-                    conn->upgraded = true;
-                    conn->data_signal.notify();  // pump_request goes raw
-                } else if (in_body && res.done()) {
-                    out.complete = true;  // no body (HEAD, 204, 304, Content-Length: 0)
-                    co_return out;
-                }
-                continue;
             }
+            if (in_body && res.done()) {
+                out.complete = true;
+                (void)co_await flush_to_caller(*conn, pending);
+                co_return out;
+            }
+            // More is waiting in the channel: take it before writing.
+            if (!ch.readable().empty() && pending.size() < max_pending) continue;
+            if (!co_await flush_to_caller(*conn, pending)) co_return out;  // the caller is gone
+            continue;
         }
+        // Nothing more to take now: the caller gets what there is first.
+        if (!co_await flush_to_caller(*conn, pending)) co_return out;
         if (ch.eof() || ch.closed()) {
             if (raw) {
                 out.complete = true;
