@@ -190,7 +190,7 @@ class authorized_key_module final : public module {
         auto q = shell_quote(user);
         return fmt::format(
             "h=$(getent passwd {0} | cut -d: -f6); if [ -n \"$h\" ]; then echo \"ak.home $h\"; "
-            "echo \"ak.ids $(id -un {0}) $(id -gn {0})\"; {1}{2} fi\n",
+            "echo \"ak.ids $(id -un {0}) $(id -gn {0})\"\n{1}{2}fi\n",
             q, probe_path("ak.dir", "\"$h/.ssh\"", false, true),
             probe_path("ak", "\"$h/.ssh/authorized_keys\"", true, true));
     }
@@ -204,7 +204,37 @@ class authorized_key_module final : public module {
                             user));
         auto ids = split_words(p.get("ak.ids").value_or(""));
         std::string group = ids.size() > 1 ? ids[1] : user;
+        auto dir_path = *home + "/.ssh";
+        auto path = dir_path + "/authorized_keys";
+        // Root writes here for the user: only into a real directory that is the user's,
+        // never through a link (which could point at root's or another account's keys).
+        auto dir = read_path(p, "ak.dir");
+        if (dir.refused) return core::fail(core::errc::denied, *dir.refused);
+        if (dir.exists && dir.type == "symbolic link")
+            return core::fail(
+                core::errc::denied,
+                fmt::format("{} is a symbolic link: refusing to write {}'s keys through it (it "
+                            "could point at another account's .ssh); replace it with a real "
+                            "directory owned by {} (mode 700)",
+                            dir_path, user, user));
+        if (dir.exists && dir.type != "directory")
+            return core::fail(core::errc::denied,
+                              fmt::format("{} is a {}, not a directory: replace it with a "
+                                          "directory owned by {} (mode 700)",
+                                          dir_path, dir.type, user));
+        if (dir.exists && dir.owner != user)
+            return core::fail(
+                core::errc::denied,
+                fmt::format("{} is owned by {}, not {}: refusing to write {}'s keys there; fix "
+                            "with chown {} {}",
+                            dir_path, dir.owner, user, user, user, dir_path));
         auto have = read_path(p, "ak");
+        if (have.refused) return core::fail(core::errc::denied, *have.refused);
+        if (have.exists && have.type != "regular file" && have.type != "regular empty file")
+            return core::fail(core::errc::denied,
+                              fmt::format("{} is a {}, not a regular file: refusing to read or "
+                                          "replace it; remove it and run again",
+                                          path, have.type));
         std::string old = have.content.value_or("");
         std::vector<std::string> lines = split_on(old, '\n');
         if (!lines.empty() && lines.back().empty()) lines.pop_back();
@@ -250,18 +280,18 @@ class authorized_key_module final : public module {
         std::string content;
         for (const auto& l : result) content += l + "\n";
         if (content == old || (!have.exists && content.empty())) return out;
-        auto path = *home + "/.ssh/authorized_keys";
-        auto dir = read_path(p, "ak.dir");
         if (!dir.exists) {
-            out.changes.push_back(fmt::format("create {}/.ssh", *home));
+            out.changes.push_back(fmt::format("create {}", dir_path));
+            // mkdir never follows a link; chown -h changes a link swapped in, not its target.
             out.actions.push_back(
                 {"create .ssh",
-                 fmt::format("install -d -m 700 -o {} -g {} -- {}\n", shell_quote(user),
-                             shell_quote(group), shell_quote(*home + "/.ssh")),
+                 fmt::format("set -e\ntw_enter {} || tw_die\nif [ ! -d .ssh ] || [ -L .ssh ]; "
+                             "then (umask 077; mkdir -- ./.ssh); fi\nchown -h -- {} ./.ssh\n",
+                             shell_quote(*home), shell_quote(user + ":" + group)),
                  "", false, ""});
         }
         file_write w{path, content, user, group, "0600", std::nullopt, false, false};
-        check_file(w, have, out);
+        if (auto c = check_file(w, have, out); !c) return tl::unexpected(c.error());
         return out;
     }
 };
@@ -288,12 +318,12 @@ class sudoers_module final : public module {
             if (have.exists) {
                 out.changes.push_back(fmt::format("remove {}", path()));
                 out.actions.push_back({fmt::format("remove {}", path()),
-                                       fmt::format("rm -f -- {}\n", path()), "", false, ""});
+                                       remove_script(path(), false, false), "", false, ""});
             }
             return out;
         }
         file_write w{path(), content(), "root", "root", "0440", "visudo -cf %s", false, false};
-        check_file(w, have, out);
+        if (auto c = check_file(w, have, out); !c) return tl::unexpected(c.error());
         return out;
     }
 };

@@ -35,12 +35,35 @@ if [ -d /run/systemd/system ]; then echo init_system=systemd; else echo "init_sy
 fw=none; if command -v ufw >/dev/null 2>&1; then fw=ufw; elif command -v firewall-cmd >/dev/null 2>&1; then fw=firewalld;
   elif command -v nft >/dev/null 2>&1; then fw=nftables; elif command -v iptables >/dev/null 2>&1; then fw=iptables; fi
 echo "firewall=$fw"; echo "hostname=$(hostname 2>/dev/null || cat /etc/hostname)"; echo "arch=$(uname -m)"; echo "user=$(id -un)"
+echo "ssh_connection=${SSH_CONNECTION:-}"
 )SH";
 }
 
-core::result<facts> parse_facts(std::string_view output, std::uint16_t ssh_port) {
+namespace {
+// "CLIENT_IP CLIENT_PORT SERVER_IP SERVER_PORT" -> SERVER_PORT.
+std::optional<std::uint16_t> server_port(std::string_view ssh_connection) {
+    std::vector<std::string_view> fields;
+    while (!ssh_connection.empty()) {
+        auto sp = ssh_connection.find(' ');
+        auto word = ssh_connection.substr(0, sp);
+        if (!word.empty()) fields.push_back(word);
+        ssh_connection.remove_prefix(sp == std::string_view::npos ? ssh_connection.size() : sp + 1);
+    }
+    if (fields.size() != 4 || fields[3].empty() || fields[3].size() > 5) return std::nullopt;
+    unsigned long port = 0;
+    for (char c : fields[3]) {
+        if (c < '0' || c > '9') return std::nullopt;
+        port = port * 10 + static_cast<unsigned long>(c - '0');
+    }
+    if (port < 1 || port > 65535) return std::nullopt;
+    return static_cast<std::uint16_t>(port);
+}
+}  // namespace
+
+core::result<facts> parse_facts(std::string_view output, std::uint16_t dialled_port) {
     facts f;
-    f.ssh_port = ssh_port;
+    f.ssh_port = dialled_port;
+    f.dialled_port = dialled_port;
     bool saw_distro = false;
     while (!output.empty()) {
         auto nl = output.find('\n');
@@ -68,6 +91,9 @@ core::result<facts> parse_facts(std::string_view output, std::uint16_t ssh_port)
             f.arch = value;
         else if (key == "user")
             f.user = value;
+        else if (key == "ssh_connection") {
+            if (auto port = server_port(value)) f.ssh_port = *port;
+        }
     }
     if (!saw_distro || f.user.empty())
         return core::fail(core::errc::protocol_error,

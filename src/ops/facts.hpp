@@ -21,9 +21,13 @@ struct facts {
     std::string
         firewall;  // ufw, firewalld, nftables, iptables, or none (first found, in that order)
     std::string hostname;
-    std::string arch;             // uname -m
-    std::string user;             // the login user
-    std::uint16_t ssh_port = 22;  // the port this tool's connection uses (known locally)
+    std::string arch;  // uname -m
+    std::string user;  // the login user
+    // The port sshd accepted this connection on: the 4th field of the login's
+    // $SSH_CONNECTION, which behind NAT or a port forward differs from the
+    // port dialled; the dialled port when the host does not say.
+    std::uint16_t ssh_port = 22;
+    std::uint16_t dialled_port = 22;  // the port this tool connected to (known locally)
 
     // A fact by the name `when:` uses (`facts.NAME`); nullopt for an unknown name.
     [[nodiscard]] std::optional<std::string> get(std::string_view name) const;
@@ -32,10 +36,11 @@ struct facts {
 };
 
 // The script that prints `key=value` lines parse_facts reads. Runs without
-// root; reads /etc/os-release and looks for tools on PATH (+ /usr/sbin, /sbin).
+// root; reads /etc/os-release, looks for tools on PATH (+ /usr/sbin, /sbin)
+// and prints $SSH_CONNECTION.
 [[nodiscard]] std::string facts_script();
 
-// Reads the script's output.
-[[nodiscard]] core::result<facts> parse_facts(std::string_view output, std::uint16_t ssh_port);
+// Reads the script's output; `dialled_port` is the port this tool connected to.
+[[nodiscard]] core::result<facts> parse_facts(std::string_view output, std::uint16_t dialled_port);
 
 }  // namespace tunnel::ops

@@ -25,20 +25,19 @@ class file_module final : public module {
     core::result<check_result> check(const facts&, const probe_data& p) const override {
         check_result out;
         auto have = read_path(p, "f");
+        if (state == "absent" && have.refused)
+            return core::fail(core::errc::denied, fmt::format("{}: {}", want.path, *have.refused));
         if (state == "absent") {
             if (have.exists) {
                 out.changes.push_back(fmt::format("remove {}", want.path));
                 if (have.content) out.diff = unified_diff_for_removal(*have.content);
-                std::string s = "set -e\n";
-                if (want.backup)
-                    s += fmt::format("cp -p -- {0} {0}.$(date +%Y%m%dT%H%M%S)~\n",
-                                     shell_quote(want.path));
-                s += fmt::format("rm -f -- {}\n", shell_quote(want.path));
-                out.actions.push_back({fmt::format("remove {}", want.path), s, "", false, ""});
+                out.actions.push_back({fmt::format("remove {}", want.path),
+                                       remove_script(want.path, false, want.backup), "", false,
+                                       ""});
             }
             return out;
         }
-        check_file(want, have, out);
+        if (auto c = check_file(want, have, out); !c) return tl::unexpected(c.error());
         return out;
     }
 
@@ -58,12 +57,13 @@ class directory_module final : public module {
     core::result<check_result> check(const facts&, const probe_data& p) const override {
         check_result out;
         auto have = read_path(p, "d");
-        const auto q = shell_quote(path);
+        if (have.refused)
+            return core::fail(core::errc::denied, fmt::format("{}: {}", path, *have.refused));
         if (state == "absent") {
             if (have.exists) {
                 out.changes.push_back(fmt::format("remove {} ({})", path, have.type));
                 out.actions.push_back({fmt::format("remove {}", path),
-                                       fmt::format("rm -rf -- {}\n", q), "", false, ""});
+                                       remove_script(path, true, false), "", false, ""});
             }
             return out;
         }
@@ -71,35 +71,34 @@ class directory_module final : public module {
             return core::fail(core::errc::invalid_argument,
                               fmt::format("{} exists and is a {}, not a directory; remove it first",
                                           path, have.type));
-        std::string s = "set -e\n";
-        if (!have.exists) {
-            out.changes.push_back(fmt::format("create directory {}", path));
-            s += fmt::format("mkdir -p -- {}\n", q);
-        }
+        if (!have.exists) out.changes.push_back(fmt::format("create directory {}", path));
         auto norm = [](std::string m) {
             while (m.size() > 1 && m.front() == '0') m.erase(0, 1);
             return m;
         };
+        std::optional<std::string> set_mode, set_owner, set_group;
         if (mode && (!have.exists || norm(*mode) != have.mode)) {
             if (have.exists)
                 out.changes.push_back(
                     fmt::format("mode of {}: {} -> {}", path, have.mode, norm(*mode)));
-            s += fmt::format("chmod {} -- {}\n", *mode, q);
+            set_mode = mode;
         }
         if (owner && (!have.exists || *owner != have.owner)) {
             if (have.exists)
                 out.changes.push_back(
                     fmt::format("owner of {}: {} -> {}", path, have.owner, *owner));
-            s += fmt::format("chown -- {} {}\n", shell_quote(*owner), q);
+            set_owner = owner;
         }
         if (group && (!have.exists || *group != have.group)) {
             if (have.exists)
                 out.changes.push_back(
                     fmt::format("group of {}: {} -> {}", path, have.group, *group));
-            s += fmt::format("chgrp -- {} {}\n", shell_quote(*group), q);
+            set_group = group;
         }
         if (out.changed())
-            out.actions.push_back({fmt::format("directory {}", path), s, "", false, ""});
+            out.actions.push_back({fmt::format("directory {}", path),
+                                   directory_script(path, set_owner, set_group, set_mode), "",
+                                   false, ""});
         return out;
     }
 };

@@ -12,10 +12,15 @@ namespace tunnel::ops {
 using core::shell_join;
 using core::shell_quote;
 
+// Every field is validated at plan time (digits, ':', tcp/udp, allow/deny, address
+// characters) and quoted here anyway; valid values read the same quoted, so the commands
+// still match `ufw show added`.
 std::string ufw_rule_command(const firewall_rule& r) {
-    if (!r.from) return fmt::format("ufw {} {}/{}", r.rule_action, r.port, r.proto);
-    return fmt::format("ufw {} from {} to any port {} proto {}", r.rule_action, *r.from, r.port,
-                       r.proto);
+    if (!r.from)
+        return fmt::format("ufw {} {}", shell_quote(r.rule_action),
+                           shell_quote(r.port + "/" + r.proto));
+    return fmt::format("ufw {} from {} to any port {} proto {}", shell_quote(r.rule_action),
+                       shell_quote(*r.from), shell_quote(r.port), shell_quote(r.proto));
 }
 
 std::string ufw_default_command(std::string_view policy) {
@@ -39,8 +44,8 @@ std::string firewalld_rich_rule(const firewall_rule& r) {
 
 std::string firewalld_rule_command(const firewall_rule& r) {
     if (!r.from && r.rule_action == "allow")
-        return fmt::format("firewall-cmd --permanent --add-port={}/{}", dash_range(r.port),
-                           r.proto);
+        return "firewall-cmd --permanent " +
+               shell_quote(fmt::format("--add-port={}/{}", dash_range(r.port), r.proto));
     return "firewall-cmd --permanent --add-rich-rule=" + shell_quote(firewalld_rich_rule(r));
 }
 
@@ -105,6 +110,21 @@ bool ssh_port_open(const std::vector<firewall_rule>& rules, std::string_view pol
 
 namespace {
 
+// The ports to keep open: the one sshd accepted this connection on, and every
+// port `sshd -T` says it listens on.
+std::vector<std::uint16_t> ssh_ports(const facts& f, const probe_data& p) {
+    std::vector<std::uint16_t> out{f.ssh_port};
+    for (const auto& v : p.all("ssh.listen")) {
+        auto n = std::strtoul(v.c_str(), nullptr, 10);
+        if (n >= 1 && n <= 65535 && v.size() <= 5 &&
+            std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; }))
+            out.push_back(static_cast<std::uint16_t>(n));
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+}
+
 class firewall_module final : public module {
   public:
     std::vector<firewall_rule> rules;
@@ -115,50 +135,75 @@ class firewall_module final : public module {
     [[nodiscard]] std::string pick(const facts& f) const {
         return tool == "auto" ? f.firewall : tool;
     }
-    // The rules to install: the SSH port's allow rule first when it is kept open.
-    [[nodiscard]] core::result<std::vector<firewall_rule>> effective(
-        const facts& f, std::string_view policy) const {
-        auto all = rules;
-        if (!keep_ssh_open) return all;
-        for (const auto& r : rules)
-            if (r.proto == "tcp" && !r.from && covers(r.port, f.ssh_port) &&
-                r.rule_action == "deny")
-                return core::fail(
-                    core::errc::denied,
-                    fmt::format(
-                        "firewall: refused: rule '{} {}/tcp' would close the SSH port {} this "
-                        "connection uses; nothing changed (set keep_ssh_open: false to allow it)",
-                        r.rule_action, r.port, f.ssh_port));
-        if (!ssh_port_open(all, policy, f.ssh_port))
-            all.insert(all.begin(),
-                       firewall_rule{std::to_string(f.ssh_port), "tcp", std::nullopt, "allow"});
-        return all;
+    // The rules to install: an allow rule for each SSH port not otherwise open, first, when the
+    // SSH ports are kept open (`added` of them).
+    struct rule_set {
+        std::vector<firewall_rule> rules;
+        std::size_t added = 0;
+    };
+    [[nodiscard]] core::result<rule_set> effective(const facts& f, std::string_view policy,
+                                                   const std::vector<std::uint16_t>& ports) const {
+        rule_set out;
+        out.rules = rules;
+        if (!keep_ssh_open) return out;
+        for (auto port : ports)
+            for (const auto& r : rules)
+                if (r.proto == "tcp" && !r.from && covers(r.port, port) && r.rule_action == "deny")
+                    return core::fail(
+                        core::errc::denied,
+                        fmt::format("firewall: refused: rule '{} {}/tcp' would close {}; nothing "
+                                    "changed (set keep_ssh_open: false to allow it)",
+                                    r.rule_action, r.port, describe_port(f, port)));
+        std::vector<firewall_rule> keep;
+        for (auto port : ports)
+            if (!ssh_port_open(rules, policy, port))
+                keep.push_back(firewall_rule{std::to_string(port), "tcp", std::nullopt, "allow"});
+        out.added = keep.size();
+        out.rules.insert(out.rules.begin(), keep.begin(), keep.end());
+        return out;
+    }
+    [[nodiscard]] static std::string describe_port(const facts& f, std::uint16_t port) {
+        if (port != f.ssh_port) return fmt::format("port {}, on which sshd listens", port);
+        if (f.dialled_port != f.ssh_port)
+            return fmt::format(
+                "the SSH port {} this connection uses (sshd's own port; this tool dialled {}, "
+                "which something in between forwards)",
+                port, f.dialled_port);
+        return fmt::format("the SSH port {} this connection uses", port);
     }
 
     std::string_view kind() const override { return "firewall"; }
     std::string probe(const facts& f) const override {
         auto t = pick(f);
+        // Every port sshd listens on (needs root; nothing without), as `ssh.listen PORT`.
+        std::string s =
+            "fw_ports=$(sshd -T 2>/dev/null | awk '$1==\"port\"{print $2} "
+            "$1==\"listenaddress\"{n=split($2,a,\":\"); print a[n]}' | sort -un)\n"
+            "for fw_p in $fw_ports; do echo \"ssh.listen $fw_p\"; done\n";
         if (t == "ufw")
-            return "ufw status verbose 2>/dev/null | sed -n 's/^Status: /ufw.status /p; "
+            return s +
+                   "ufw status verbose 2>/dev/null | sed -n 's/^Status: /ufw.status /p; "
                    "s/^Default: /ufw.default /p'\n"
                    "ufw show added 2>/dev/null | grep '^ufw ' | sed 's/^/ufw.rule /'\n";
         if (t == "firewalld")
-            return "echo \"fwd.state $(firewall-cmd --state 2>/dev/null)\"\n"
+            return s +
+                   "echo \"fwd.state $(firewall-cmd --state 2>/dev/null)\"\n"
                    "for p in $(firewall-cmd --permanent --list-ports 2>/dev/null); do echo "
                    "\"fwd.port $p\"; done\n"
                    "firewall-cmd --permanent --list-rich-rules 2>/dev/null | sed 's/^/fwd.rich /'\n"
                    "echo \"fwd.target $(firewall-cmd --permanent --get-target 2>/dev/null)\"\n";
         if (t == "nftables")
-            return probe_path("nft", "/etc/nftables.d/tunnel.nft", true) +
+            return s + probe_path("nft", "/etc/nftables.d/tunnel.nft", true) +
                    "nft list table inet tunnel >/dev/null 2>&1 && echo nft.loaded\n";
         if (t == "iptables") {
-            std::string s = "iptables -S INPUT 2>/dev/null | sed -n 's/^-P INPUT /ipt.policy /p'\n";
-            auto policy = default_incoming.value_or("allow");
-            auto eff = effective(f, policy);
-            if (eff)
-                for (std::size_t i = 0; i < eff->size(); ++i)
-                    s += fmt::format("iptables -C INPUT {} 2>/dev/null && echo ipt.have {}\n",
-                                     shell_join(iptables_rule_args((*eff)[i])), i);
+            s += "iptables -S INPUT 2>/dev/null | sed -n 's/^-P INPUT /ipt.policy /p'\n";
+            for (std::size_t i = 0; i < rules.size(); ++i)
+                s += fmt::format("iptables -C INPUT {} 2>/dev/null && echo ipt.have {}\n",
+                                 shell_join(iptables_rule_args(rules[i])), i);
+            s += fmt::format(
+                "for fw_p in {} $fw_ports; do iptables -C INPUT -p tcp --dport \"$fw_p\" -j ACCEPT "
+                "2>/dev/null && echo \"ipt.sshopen $fw_p\"; done\n",
+                f.ssh_port);
             s += "iptables -C INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT "
                  "2>/dev/null && echo ipt.established\n";
             return s;
@@ -168,6 +213,7 @@ class firewall_module final : public module {
     core::result<check_result> check(const facts& f, const probe_data& p) const override {
         auto t = pick(f);
         check_result out;
+        const auto keep_open = ssh_ports(f, p);
         if (t == "ufw") {
             auto status = p.get("ufw.status").value_or("");
             auto def =
@@ -175,11 +221,11 @@ class firewall_module final : public module {
             std::string have_policy = def.substr(0, def.find(' '));
             if (have_policy == "reject") have_policy = "deny";
             auto policy = default_incoming.value_or(have_policy.empty() ? "deny" : have_policy);
-            auto eff = effective(f, policy);
+            auto eff = effective(f, policy, keep_open);
             if (!eff) return tl::unexpected(eff.error());
             auto have = p.all("ufw.rule");
             std::string script = "set -e\n";
-            for (const auto& r : *eff) {
+            for (const auto& r : eff->rules) {
                 auto cmd = ufw_rule_command(r);
                 if (std::find(have.begin(), have.end(), cmd) != have.end()) continue;
                 out.changes.push_back(cmd);
@@ -197,7 +243,7 @@ class firewall_module final : public module {
             return out;
         }
         auto policy = default_incoming.value_or("allow");
-        auto eff = effective(f, policy);
+        auto eff = effective(f, policy, keep_open);
         if (!eff) return tl::unexpected(eff.error());
         if (t == "firewalld") {
             if (p.get("fwd.state").value_or("") != "running")
@@ -207,7 +253,7 @@ class firewall_module final : public module {
             auto ports = p.all("fwd.port");
             auto rich = p.all("fwd.rich");
             std::string script = "set -e\n";
-            for (const auto& r : *eff) {
+            for (const auto& r : eff->rules) {
                 bool have =
                     !r.from && r.rule_action == "allow"
                         ? std::find(ports.begin(), ports.end(),
@@ -232,14 +278,15 @@ class firewall_module final : public module {
         }
         if (t == "nftables") {
             file_write w{"/etc/nftables.d/tunnel.nft",
-                         nftables_ruleset(*eff, policy),
+                         nftables_ruleset(eff->rules, policy),
                          "root",
                          "root",
                          "0600",
                          "nft -c -f %s",
                          false,
                          true};
-            check_file(w, read_path(p, "nft"), out);
+            if (auto c = check_file(w, read_path(p, "nft"), out); !c)
+                return tl::unexpected(c.error());
             if (out.changed() || !p.has("nft.loaded")) {
                 if (!out.changed()) out.changes.emplace_back("load table inet tunnel");
                 out.actions.push_back(
@@ -256,9 +303,15 @@ class firewall_module final : public module {
                     "iptables -I INPUT 1 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n"
                     "iptables -I INPUT 2 -i lo -j ACCEPT\n";
             }
-            for (std::size_t i = 0; i < eff->size(); ++i) {
-                if (std::find(have.begin(), have.end(), std::to_string(i)) != have.end()) continue;
-                auto cmd = "iptables -A INPUT " + shell_join(iptables_rule_args((*eff)[i]));
+            auto open = p.all("ipt.sshopen");
+            for (std::size_t i = 0; i < eff->rules.size(); ++i) {
+                const auto& r = eff->rules[i];
+                bool present = i < eff->added
+                                   ? std::find(open.begin(), open.end(), r.port) != open.end()
+                                   : std::find(have.begin(), have.end(),
+                                               std::to_string(i - eff->added)) != have.end();
+                if (present) continue;
+                auto cmd = "iptables -A INPUT " + shell_join(iptables_rule_args(r));
                 out.changes.push_back(cmd);
                 script += cmd + "\n";
             }

@@ -9,6 +9,7 @@
 #include "core/shell_quote.hpp"
 #include "ops/diff.hpp"
 #include "ops/modules.hpp"
+#include "ops/safe_path.hpp"
 
 namespace tunnel::ops {
 
@@ -88,23 +89,16 @@ std::string normal_mode(std::string_view m) {
 
 std::string probe_path(std::string_view tag, std::string_view path, bool with_content,
                        bool raw_path) {
-    std::string p = raw_path ? std::string(path) : shell_quote(path);
-    std::string s = fmt::format(
-        "p={}; if [ -e \"$p\" ] || [ -L \"$p\" ]; then stat -c '{}.stat %a %U %G %s %F' -- \"$p\";",
-        p, tag);
-    if (with_content)
-        s += fmt::format(
-            " if [ -f \"$p\" ] && [ ! -L \"$p\" ]; then if [ \"$(stat -c %s -- \"$p\")\" -le {} ]; "
-            "then printf '{}.b64 ';"
-            " base64 -w0 -- \"$p\"; echo; else printf '{}.sha256 '; sha256sum -- \"$p\" | cut -d' "
-            "' -f1; fi; fi;",
-            probe_content_limit, tag, tag);
-    s += fmt::format(" else echo {}.absent; fi\n", tag);
-    return s;
+    // No subshell (a fork each): tw_probe leaves the shell in PATH's directory, and every
+    // probe uses absolute paths; the runner runs each step's probe in a subshell of its own.
+    return fmt::format("tw_probe {} {}{}\n", tag, raw_path ? std::string(path) : shell_quote(path),
+                       with_content ? " content" : "");
 }
 
 path_state read_path(const probe_data& p, std::string_view tag) {
     path_state st;
+    if (auto why = p.get(fmt::format("{}.refused", tag))) st.refused = *why;
+    if (auto who = p.get(fmt::format("{}.untrusted", tag))) st.others_can_change = *who;
     auto stat = p.get(fmt::format("{}.stat", tag));
     if (!stat) return st;
     st.exists = true;
@@ -129,14 +123,13 @@ path_state read_path(const probe_data& p, std::string_view tag) {
 }
 
 namespace {
+// chown/chgrp of `target` (a name in the current directory).
 std::string ownership_commands(const std::optional<std::string>& owner,
-                               const std::optional<std::string>& group,
-                               const std::string& target_expr) {
+                               const std::optional<std::string>& group, std::string_view target) {
     if (owner && group)
-        return fmt::format("chown -- {}:{} {}\n", shell_quote(*owner), shell_quote(*group),
-                           target_expr);
-    if (owner) return fmt::format("chown -- {} {}\n", shell_quote(*owner), target_expr);
-    if (group) return fmt::format("chgrp -- {} {}\n", shell_quote(*group), target_expr);
+        return fmt::format("chown -- {} {}\n", shell_quote(*owner + ":" + *group), target);
+    if (owner) return fmt::format("chown -- {} {}\n", shell_quote(*owner), target);
+    if (group) return fmt::format("chgrp -- {} {}\n", shell_quote(*group), target);
     return {};
 }
 }  // namespace
@@ -145,41 +138,72 @@ action write_file_action(const file_write& w) {
     action a;
     a.description = fmt::format("write {}", w.path);
     a.input = w.content;
-    std::string s = fmt::format("set -e\np={}\nd=$(dirname -- \"$p\")\n", shell_quote(w.path));
-    if (w.make_parent) s += "mkdir -p -- \"$d\"\n";
-    s += "t=$(mktemp \"$d/.tunnel-XXXXXX\")\ntrap 'rm -f -- \"$t\"' EXIT\ncat > \"$t\"\n";
+    const auto [dir, name] = split_path(w.path);
+    // p: the target (fail2ban's restore step uses it); t: the new file (for validate).
+    std::string s = fmt::format(
+        "set -e\np={}\nn={}\ntw_enter {}{} || tw_die\ntw_replaceable \"$n\" || tw_die\n"
+        "tw_stage || tw_die\ntrap tw_unstage EXIT\ncat > ./new\nt=$(pwd -P)/new\n",
+        shell_quote(w.path), shell_quote(name), shell_quote(dir), w.make_parent ? " create" : "");
     // Unspecified owner/group/mode: keep the current file's, else root's defaults.
-    if (w.owner || w.group)
-        s += ownership_commands(w.owner, w.group, "\"$t\"");
-    else
-        s += "if [ -e \"$p\" ]; then chown --reference=\"$p\" -- \"$t\"; fi\n";
-    if (w.mode)
-        s += fmt::format("chmod {} -- \"$t\"\n", *w.mode);
-    else
-        s += "if [ -e \"$p\" ]; then chmod --reference=\"$p\" -- \"$t\"; else chmod 644 -- \"$t\"; "
+    if (w.owner || w.group) {
+        s += ownership_commands(w.owner, w.group, "./new");
+        if (!w.mode) s += "tw_ref \"$n\"\n";
+    } else {
+        s += "tw_ref \"$n\"\nif [ -n \"$tw_ref_owner\" ]; then chown -- \"$tw_ref_owner\" ./new; "
              "fi\n";
+    }
+    if (w.mode)
+        s += fmt::format("chmod -- {} ./new\n", shell_quote(*w.mode));
+    else
+        s += "chmod -- \"${tw_ref_mode:-644}\" ./new\n";
     if (w.validate) {
         std::string cmd = *w.validate;
         for (auto at = cmd.find("%s"); at != std::string::npos; at = cmd.find("%s", at + 4))
             cmd.replace(at, 2, "\"$t\"");
         s += fmt::format(
             "if ! out=$({} 2>&1); then printf 'validation failed (%s), nothing changed: %s\\n' {} "
-            "\"$out\" >&2; "
-            "exit 3; fi\n",
+            "\"$out\" >&2; exit 3; fi\n",
             cmd, shell_quote(*w.validate));
     }
-    if (w.backup)
-        s += "if [ -e \"$p\" ]; then cp -p -- \"$p\" \"$p.$(date +%Y%m%dT%H%M%S)~\"; fi\n";
-    s += "mv -f -- \"$t\" \"$p\"\ntrap - EXIT\n";
+    if (w.backup) s += "tw_backup \"$n\"\n";
+    s += "mv -fT -- ./new \"../$n\"\ntw_unstage\ntrap - EXIT\n";
     a.script = std::move(s);
     return a;
 }
 
-void check_file(const file_write& want, const path_state& have, check_result& out) {
+std::string directory_script(const std::string& path, const std::optional<std::string>& owner,
+                             const std::optional<std::string>& group,
+                             const std::optional<std::string>& mode) {
+    std::string s = fmt::format("set -e\ntw_enter {} create || tw_die\n", shell_quote(path));
+    if (mode) s += fmt::format("chmod -- {} .\n", shell_quote(*mode));
+    s += ownership_commands(owner, group, ".");
+    return s;
+}
+
+std::string remove_script(const std::string& path, bool recursive, bool backup) {
+    const auto [dir, name] = split_path(path);
+    std::string s = fmt::format(
+        "set -e\nn={}\nif ! tw_enter {}; then [ -n \"$tw_missing\" ] && exit 0; tw_die; fi\n",
+        shell_quote(name), shell_quote(dir));
+    if (backup)
+        s += "if [ -f \"./$n\" ] && [ ! -L \"./$n\" ]; then tw_stage || tw_die; trap tw_unstage "
+             "EXIT; tw_backup \"$n\"; tw_unstage; trap - EXIT; fi\n";
+    s += fmt::format("rm -{}f -- \"./$n\"\n", recursive ? "r" : "");
+    return s;
+}
+
+core::result<void> check_file(const file_write& want, const path_state& have, check_result& out) {
+    if (have.refused)
+        return core::fail(core::errc::denied, fmt::format("{}: {}", want.path, *have.refused));
+    if (have.exists && have.type == "directory")
+        return core::fail(
+            core::errc::invalid_argument,
+            fmt::format("{} is a directory; a file cannot replace it (remove it first)",
+                        want.path));
     if (have.exists && have.type != "regular file" && have.type != "regular empty file") {
         out.changes.push_back(fmt::format("replace {} ({}) with a file", want.path, have.type));
         out.actions.push_back(write_file_action(want));
-        return;
+        return {};
     }
     bool content_differs = !have.exists;
     if (have.exists) {
@@ -192,7 +216,7 @@ void check_file(const file_write& want, const path_state& have, check_result& ou
         out.changes.push_back(fmt::format("create {}", want.path));
         out.diff += unified_diff("", want.content, "/dev/null", want.path);
         out.actions.push_back(write_file_action(want));
-        return;
+        return {};
     }
     if (content_differs) {
         out.changes.push_back(fmt::format("update content of {}", want.path));
@@ -204,30 +228,34 @@ void check_file(const file_write& want, const path_state& have, check_result& ou
                 "--- {} (before)\n+++ {} (after)\n(large file: sha256 {} -> {})\n", want.path,
                 want.path, have.sha256.value_or("?"), sha256_hex(want.content));
     }
-    std::string fix;
+    bool attributes_differ = false;
     if (want.mode && normal_mode(*want.mode) != have.mode) {
         out.changes.push_back(
             fmt::format("mode of {}: {} -> {}", want.path, have.mode, normal_mode(*want.mode)));
-        fix += fmt::format("chmod {} -- {}\n", *want.mode, shell_quote(want.path));
+        attributes_differ = true;
     }
-    std::optional<std::string> owner, group;
     if (want.owner && *want.owner != have.owner) {
         out.changes.push_back(
             fmt::format("owner of {}: {} -> {}", want.path, have.owner, *want.owner));
-        owner = want.owner;
+        attributes_differ = true;
     }
     if (want.group && *want.group != have.group) {
         out.changes.push_back(
             fmt::format("group of {}: {} -> {}", want.path, have.group, *want.group));
-        group = want.group;
+        attributes_differ = true;
     }
-    fix += ownership_commands(owner, group, shell_quote(want.path));
     if (content_differs) {
         out.actions.push_back(write_file_action(want));
-    } else if (!fix.empty()) {
-        out.actions.push_back(
-            {fmt::format("set attributes of {}", want.path), "set -e\n" + fix, "", false, ""});
+    } else if (attributes_differ) {
+        // chmod by path follows symbolic links and races with renames in a directory others
+        // can change; writing the same content with the new attributes does neither.
+        auto same = want;
+        same.backup = false;
+        auto a = write_file_action(same);
+        a.description = fmt::format("set attributes of {}", want.path);
+        out.actions.push_back(std::move(a));
     }
+    return {};
 }
 
 std::optional<bool> read_bool(core::yaml_reader& r, const YAML::Node& node,

@@ -40,7 +40,8 @@ class probe_data {
     std::multimap<std::string, std::string, std::less<>> values_;
 };
 
-// State of one path as probe_path printed it.
+// State of one path as probe_path printed it (the entry itself: a symbolic
+// link is reported as one, never followed).
 struct path_state {
     bool exists = false;
     std::string type;  // "regular file", "directory", "symbolic link", ...
@@ -49,11 +50,19 @@ struct path_state {
     std::uint64_t size = 0;
     std::optional<std::string> content;  // regular files up to probe_content_limit
     std::optional<std::string> sha256;   // larger regular files
+    // Who besides root (and the script's user) can change the directory it is
+    // in ("deploy", "every user"); nullopt when nobody.
+    std::optional<std::string> others_can_change;
+    // Why the probe would not read it (a symbolic link on the way in a
+    // directory others can change, a hard-linked file there); see safe_path.hpp.
+    std::optional<std::string> refused;
 };
 inline constexpr std::uint64_t probe_content_limit = 1u << 20;
 
-// A sh snippet printing `TAG.stat ...` / `TAG.b64 ...` / `TAG.absent` for PATH
-// (PATH may be a sh expression such as "$h/.ssh/authorized_keys" when `raw_path`).
+// A sh snippet printing `TAG.stat ...` / `TAG.b64 ...` / `TAG.absent` /
+// `TAG.refused ...` for PATH, reached race-free (tw_probe in safe_path.cpp).
+// It leaves the shell in PATH's directory: what follows must use absolute paths.
+// PATH may be a sh expression such as "$h/.ssh/authorized_keys" when `raw_path`.
 [[nodiscard]] std::string probe_path(std::string_view tag, std::string_view path, bool with_content,
                                      bool raw_path = false);
 [[nodiscard]] path_state read_path(const probe_data& p, std::string_view tag);
@@ -77,10 +86,12 @@ struct check_result {
     [[nodiscard]] bool changed() const noexcept { return !changes.empty(); }
 };
 
-// How a managed file is put in place: written to a temp file beside it,
-// validated (`validate` with %s for the temp path), given owner/group/mode,
-// the old version copied to PATH.YYYYmmddTHHMMSS~ when `backup`, then
-// renamed over PATH (atomic: readers see the old or the new file).
+// How a managed file is put in place: its directory is entered race-free
+// (tw_enter), the content written to a file in a fresh 0700 staging directory
+// beside it, validated (`validate` with %s for that file's path), given
+// owner/group/mode, the old version copied to PATH.YYYYmmddTHHMMSS~ when
+// `backup`, then renamed over PATH (atomic: readers see the old or the new
+// file; a symbolic link at PATH is replaced, never followed).
 struct file_write {
     std::string path;
     std::string content;
@@ -92,8 +103,20 @@ struct file_write {
 [[nodiscard]] action write_file_action(const file_write& w);
 
 // Compares a desired file with its probed state: adds the changes, the diff
-// and the write action to `out` when it differs. `label` names it in messages.
-void check_file(const file_write& want, const path_state& have, check_result& out);
+// and the write action to `out` when it differs. Fails when the probe refused
+// the path (the message says which component and what to fix).
+[[nodiscard]] core::result<void> check_file(const file_write& want, const path_state& have,
+                                            check_result& out);
+
+// The sh commands that bring a directory to its state: entered race-free
+// (created with its parents when missing), then chmod/chown/chgrp on `.`.
+[[nodiscard]] std::string directory_script(const std::string& path,
+                                           const std::optional<std::string>& owner,
+                                           const std::optional<std::string>& group,
+                                           const std::optional<std::string>& mode);
+// Removes PATH (a file, or a directory tree with `recursive`), reached
+// race-free; keeps a PATH.YYYYmmddTHHMMSS~ copy of a regular file when `backup`.
+[[nodiscard]] std::string remove_script(const std::string& path, bool recursive, bool backup);
 
 struct host_context {
     const facts& host_facts;

@@ -78,6 +78,9 @@ struct unit_fields {
 [[nodiscard]] std::string render_unit(const unit_fields& u);
 
 // ---- sshd ----
+// A drop-in name for /etc/ssh/sshd_config.d: [A-Za-z0-9._-]+ ending in .conf,
+// not starting with '.' (sshd's Include glob skips those).
+[[nodiscard]] bool is_sshd_dropin_name(std::string_view name);
 // The drop-in text for sshd settings (keyword value lines, in order).
 [[nodiscard]] std::string render_sshd_settings(
     const std::vector<std::pair<std::string, std::string>>& settings);

@@ -224,7 +224,7 @@ class fail2ban_module final : public module {
         check_result file;
         file_write w{std::string(path), render(f), "root", "root", "0644",
                      std::nullopt,      true,      true};
-        check_file(w, have, file);
+        if (auto c = check_file(w, have, file); !c) return tl::unexpected(c.error());
         out.diff = file.diff;
         for (auto& c : file.changes) out.changes.push_back(c);
         if (file.changed()) {
@@ -296,7 +296,8 @@ class auto_updates_module final : public module {
                          std::nullopt,
                          false,
                          false};
-            check_file(w, read_path(p, "conf"), out);
+            if (auto c = check_file(w, read_path(p, "conf"), out); !c)
+                return tl::unexpected(c.error());
             return out;
         }
         if (f.pkg_manager == "dnf" || f.pkg_manager == "yum") {

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "inventory/fanout.hpp"
+#include "ops/safe_path.hpp"
 #include "transfer/remote_host.hpp"
 
 namespace tunnel::ops {
@@ -27,7 +28,7 @@ std::string_view to_string(step_status s) noexcept {
 
 namespace {
 
-constexpr std::string_view script_prologue = "PATH=\"$PATH:/usr/sbin:/sbin\"; export PATH\n";
+constexpr std::string_view path_prologue = "PATH=\"$PATH:/usr/sbin:/sbin\"; export PATH\n";
 
 // A script's stdin from memory (file contents for write actions).
 class string_input final : public exec::input_source {
@@ -65,12 +66,13 @@ plan_runner::plan_runner(exec::executor& exec, const plan& p, apply_options opti
                          report_fn on_report)
     : exec_(exec), plan_(p), options_(options), on_report_(std::move(on_report)) {}
 
-asio::awaitable<core::result<exec::exec_result>> plan_runner::run_script(const plan_host& h,
-                                                                         std::string script,
-                                                                         bool sudo,
-                                                                         std::string input) {
+asio::awaitable<core::result<exec::exec_result>> plan_runner::run_script(
+    const plan_host& h, std::string script, bool sudo, std::string input, bool with_library) {
     exec::command cmd;
-    cmd.argv = {"sh", "-c", std::string(script_prologue) + script};
+    // Probes and actions get the race-free path functions (safe_path.hpp).
+    static const std::string prologue = script_prologue();
+    cmd.argv = {"sh", "-c",
+                (with_library ? prologue : std::string(path_prologue)) + std::move(script)};
     cmd.sudo = sudo;
     exec::run_options ro;
     ro.capture = true;
@@ -203,7 +205,7 @@ asio::awaitable<host_recap> plan_runner::run_host(plan_host host) {
         on_report_(rep);
     };
 
-    auto facts_out = co_await run_script(hs.host, facts_script(), false, {});
+    auto facts_out = co_await run_script(hs.host, facts_script(), false, {}, false);
     if (!facts_out) {
         host_failure(facts_out.error(), inventory::is_unreachable(facts_out.error()));
         co_return recap;

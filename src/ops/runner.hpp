@@ -66,9 +66,11 @@ class plan_runner {
 
   private:
     struct host_state;
+    // `with_library`: prepend the race-free path functions (safe_path.hpp); facts need none.
     asio::awaitable<core::result<exec::exec_result>> run_script(const plan_host& h,
                                                                 std::string script, bool sudo,
-                                                                std::string input);
+                                                                std::string input,
+                                                                bool with_library = true);
     asio::awaitable<core::result<void>> probe(host_state& hs, std::size_t from);
     asio::awaitable<core::result<void>> apply(host_state& hs, const step& s, const check_result& c);
     asio::awaitable<core::result<void>> verify_fresh_login(const plan_host& h);

@@ -36,10 +36,18 @@ std::string render_sshd_settings(const std::vector<std::pair<std::string, std::s
 
 namespace {
 
+// sshd re-executes itself on SIGHUP; until its old listening socket is gone a new
+// connection is still served under the old config, so the fresh-login check that
+// follows could pass against a config that locks everyone out. Wait (up to 5 s) for the
+// listening sockets (their inodes) to change.
 std::string reload_sshd_script() {
-    return "if [ -d /run/systemd/system ]; then systemctl reload ssh 2>/dev/null || systemctl "
-           "reload sshd; "
-           "else kill -HUP \"$(cat /run/sshd.pid)\"; fi\n";
+    return "sshd_socks() { ss -ltnHep 2>/dev/null | sed -n '/\"sshd\"/s/.* "
+           "ino:\\([0-9]*\\).*/\\1/p' | "
+           "sort | tr '\\n' ' '; }\nsshd_before=$(sshd_socks)\n"
+           "if [ -d /run/systemd/system ]; then systemctl reload ssh 2>/dev/null || systemctl "
+           "reload sshd; else kill -HUP \"$(cat /run/sshd.pid)\"; fi\n"
+           "if [ -n \"$sshd_before\" ]; then i=0; while [ $i -lt 100 ] && [ \"$(sshd_socks)\" = "
+           "\"$sshd_before\" ]; do sleep 0.05; i=$((i + 1)); done; fi\n";
 }
 
 class service_module final : public module {
@@ -74,7 +82,8 @@ class service_module final : public module {
             file_write w{unit_path(), render_unit(*unit), "root", "root",
                          "0644",      std::nullopt,       false,  false};
             check_result file;
-            check_file(w, read_path(p, "unit"), file);
+            if (auto c = check_file(w, read_path(p, "unit"), file); !c)
+                return tl::unexpected(c.error());
             unit_changed = file.changed();
             for (auto& c : file.changes) out.changes.push_back(c);
             out.diff = file.diff;
@@ -132,8 +141,9 @@ class service_module final : public module {
                 "end=$(( $(date +%s) + {0} )); while :; do s=$(systemctl is-active -- {1} || "
                 "true); "
                 "[ \"$s\" = {2} ] && break; if [ \"$(date +%s)\" -ge \"$end\" ]; then "
-                "echo \"{3} is $s, not {2}, after {0}s\" >&2; exit 1; fi; sleep 0.2; done\n",
-                secs, q, shell_quote(*wait_state), name);
+                "printf '%s is %s, not %s, after %ss\\n' {1} \"$s\" {2} {0} >&2; exit 1; fi; sleep "
+                "0.2; done\n",
+                secs, q, shell_quote(*wait_state));
         }
         if (script != "set -e\n")
             out.actions.push_back({fmt::format("systemctl {}", name), script, "", false, ""});
@@ -158,7 +168,7 @@ class sshd_module final : public module {
         file_write w{
             path(), render_sshd_settings(settings), "root", "root", "0644", std::nullopt, false,
             true};
-        check_file(w, read_path(p, "conf"), out);
+        if (auto c = check_file(w, read_path(p, "conf"), out); !c) return tl::unexpected(c.error());
         if (!out.changed()) return out;
         if (!p.has("sshd.include"))
             return core::fail(
@@ -171,26 +181,42 @@ class sshd_module final : public module {
         action a;
         a.description = fmt::format("sshd drop-in {}", path());
         a.input = w.content;
+        const auto q = shell_quote(path());
+        const auto previous =
+            shell_quote("/etc/ssh/sshd_config.d/." + file_name + ".tunnel-previous");
         a.script = fmt::format(
-            "set -e\np={0}\nd=/etc/ssh/sshd_config.d\nb=\"$d/.{1}.tunnel-previous\"\nmkdir -p -- "
-            "\"$d\"\n"
+            "set -e\np={0}\nd=/etc/ssh/sshd_config.d\nb={1}\nmkdir -p -- \"$d\"\n"
             "if [ -e \"$p\" ]; then cp -p -- \"$p\" \"$b\"; else rm -f -- \"$b\"; fi\n"
-            "t=$(mktemp \"$d/.tunnel-XXXXXX\")\ncat > \"$t\"\nchmod 644 -- \"$t\"\nmv -f -- \"$t\" "
-            "\"$p\"\n"
-            "if ! out=$(sshd -t 2>&1); then if [ -e \"$b\" ]; then mv -f -- \"$b\" \"$p\"; else rm "
-            "-f -- \"$p\"; fi\n"
+            "t=$(mktemp \"$d/.tunnel-XXXXXX\")\ncat > \"$t\"\nchmod 644 -- \"$t\"\n"
+            "mv -fT -- \"$t\" \"$p\"\n"
+            "if ! out=$(sshd -t 2>&1); then if [ -e \"$b\" ]; then mv -fT -- \"$b\" \"$p\"; "
+            "else rm -f -- \"$p\"; fi\n"
             "  printf 'sshd -t refused the new settings; previous config kept: %s\\n' \"$out\" "
             ">&2; exit 3; fi\n{2}",
-            shell_quote(path()), file_name, reload_sshd_script());
+            q, previous, reload_sshd_script());
         a.verify_fresh_login = true;
         a.rollback = fmt::format(
-            "p={0}\nb=/etc/ssh/sshd_config.d/.{1}.tunnel-previous\n"
-            "if [ -e \"$b\" ]; then mv -f -- \"$b\" \"$p\"; else rm -f -- \"$p\"; fi\n{2}",
-            shell_quote(path()), file_name, reload_sshd_script());
+            "p={0}\nb={1}\n"
+            "if [ -e \"$b\" ]; then mv -fT -- \"$b\" \"$p\"; else rm -f -- \"$p\"; fi\n{2}",
+            q, previous, reload_sshd_script());
         out.actions = {std::move(a)};
         return out;
     }
 };
+
+}  // namespace
+
+bool is_sshd_dropin_name(std::string_view s) {
+    constexpr std::string_view suffix = ".conf";
+    return s.size() > suffix.size() && s.size() <= 255 && s.front() != '.' &&
+           s.substr(s.size() - suffix.size()) == suffix &&
+           std::all_of(s.begin(), s.end(), [](char c) {
+               return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
+                      c == '-';
+           });
+}
+
+namespace {
 
 bool is_word(std::string_view s) {
     return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
@@ -306,11 +332,13 @@ std::unique_ptr<module> parse_sshd(core::yaml_reader& r, const YAML::Node& args,
     auto m = std::make_unique<sshd_module>();
     if (args["file"]) {
         if (auto v = r.string(args["file"], path + ".file")) {
-            bool ok = v->size() > 5 && v->substr(v->size() - 5) == ".conf" &&
-                      v->find('/') == std::string::npos && v->front() != '.';
-            if (!ok)
+            // The name goes into shell commands run as root: letters, digits, '.', '_', '-' only.
+            if (!is_sshd_dropin_name(*v))
                 r.error(path + ".file",
-                        "must be a file name ending in .conf (in /etc/ssh/sshd_config.d)");
+                        fmt::format("'{}' is not a drop-in file name: use letters, digits, '.', "
+                                    "'_' and '-', end it in .conf, do not start it with '.' (the "
+                                    "file is created in /etc/ssh/sshd_config.d)",
+                                    *v));
             m->file_name = *v;
         }
     }

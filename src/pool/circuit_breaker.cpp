@@ -22,26 +22,38 @@ circuit_breaker::circuit_breaker(breaker_settings settings, const core::clock& c
     : settings_(settings), clock_(clock) {}
 
 bool circuit_breaker::allow() {
+    return begin_attempt() != breaker_attempt::refused;
+}
+
+breaker_attempt circuit_breaker::begin_attempt() {
     std::lock_guard lock(mutex_);
     switch (state_) {
         case breaker_state::closed:
-            return true;
+            return breaker_attempt::allowed;
         case breaker_state::open: {
             const auto now = clock_.now();
-            if (now < opened_at_ + settings_.cool_down) return false;
+            if (now < opened_at_ + settings_.cool_down) return breaker_attempt::refused;
             state_ = breaker_state::half_open;
             probe_started_at_ = now;
-            return true;
+            probe_out_ = true;
+            return breaker_attempt::probe;
         }
         case breaker_state::half_open: {
             // The outstanding probe never reported: let another one through.
             const auto now = clock_.now();
-            if (now < probe_started_at_ + settings_.cool_down) return false;
+            if (probe_out_ && now < probe_started_at_ + settings_.cool_down)
+                return breaker_attempt::refused;
             probe_started_at_ = now;
-            return true;
+            probe_out_ = true;
+            return breaker_attempt::probe;
         }
     }
-    return false;
+    return breaker_attempt::refused;
+}
+
+void circuit_breaker::release_probe() {
+    std::lock_guard lock(mutex_);
+    if (state_ == breaker_state::half_open) probe_out_ = false;
 }
 
 void circuit_breaker::on_success() {
@@ -49,6 +61,7 @@ void circuit_breaker::on_success() {
     if (state_ == breaker_state::open) return;
     state_ = breaker_state::closed;
     failures_ = 0;
+    probe_out_ = false;
 }
 
 void circuit_breaker::on_failure() {
@@ -72,6 +85,7 @@ void circuit_breaker::on_failure() {
 void circuit_breaker::open_locked(core::clock::time_point now) {
     state_ = breaker_state::open;
     opened_at_ = now;
+    probe_out_ = false;
 }
 
 breaker_state circuit_breaker::state() const {
@@ -89,6 +103,7 @@ std::chrono::milliseconds circuit_breaker::retry_after() const {
             until = opened_at_ + settings_.cool_down;
             break;
         case breaker_state::half_open:
+            if (!probe_out_) return std::chrono::milliseconds::zero();
             until = probe_started_at_ + settings_.cool_down;
             break;
     }

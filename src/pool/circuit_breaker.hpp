@@ -16,6 +16,13 @@
 
 namespace tunnel::pool {
 
+// What begin_attempt() decided.
+enum class breaker_attempt {
+    refused,
+    allowed,  // closed: an ordinary attempt
+    probe,    // the half-open probe: its outcome decides the state
+};
+
 enum class breaker_state {
     closed,     // attempts go through; failures are counted
     open,       // attempts are refused until the cool-down has passed
@@ -47,7 +54,8 @@ struct breaker_settings {
 // ignored: they neither close it nor extend the cool-down. Outcomes are not
 // tied to attempts, so in half_open any reported outcome counts as the
 // probe's. If a probe never reports, another probe is allowed cool_down
-// after it started.
+// after it started; a probe that ends without a verdict (release_probe())
+// lets the next attempt be the probe at once.
 //
 // Thread-safe: all members may be called concurrently.
 class circuit_breaker {
@@ -62,6 +70,13 @@ class circuit_breaker {
     // True if an attempt may be made now. In the open state, the first call
     // after the cool-down returns true and makes that attempt the probe.
     [[nodiscard]] bool allow();
+    // allow(), saying whether the attempt is the probe.
+    [[nodiscard]] breaker_attempt begin_attempt();
+
+    // The probe ended without telling anything about the destination (its
+    // caller went away or sent garbage): in half_open, the next attempt may
+    // be a probe at once. No effect in other states.
+    void release_probe();
 
     void on_success();
     void on_failure();
@@ -90,6 +105,7 @@ class circuit_breaker {
     unsigned failures_ = 0;
     core::clock::time_point opened_at_{};         // valid when open
     core::clock::time_point probe_started_at_{};  // valid when half_open
+    bool probe_out_ = false;                      // half_open: a probe has not reported
 };
 
 struct breaker_status {

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "relay/proxy_headers.hpp"
 #include "relay/relay_state.hpp"
 
 namespace tunnel::relay {
@@ -71,6 +72,13 @@ admission check_stopping(bool stopping) {
                   "the relay is shutting down; retry in a moment");
 }
 
+admission check_framing(const http_head& head) {
+    auto problem = framing_problem(head);
+    if (!problem) return {};
+    return refuse(refusal::bad_request, 400, "bad_request",
+                  fmt::format("malformed HTTP request: {}", *problem));
+}
+
 admission check_route(const core::result<public_route>& route) {
     if (route) return {};
     if (route.error().code == core::errc::not_found)
@@ -128,7 +136,11 @@ admission check_streams(const public_route& route, const tunnel_entry& t) {
 }
 
 admission check_breaker(const public_route& route, pool::circuit_breaker& breaker) {
-    if (breaker.allow()) return {};
+    if (const auto attempt = breaker.begin_attempt(); attempt != pool::breaker_attempt::refused) {
+        admission a;
+        a.probe = attempt == pool::breaker_attempt::probe;
+        return a;
+    }
     const auto wait =
         std::chrono::duration_cast<std::chrono::seconds>(breaker.retry_after()).count() + 1;
     return refuse(

@@ -3,6 +3,8 @@
 //
 //   check_head     431 / 413 / 400   the head as the tracker parsed it
 //   check_stopping 503               the relay is shutting down
+//   check_framing  400               Transfer-Encoding / Content-Length / Host
+//                                    (proxy_headers.hpp: framing_problem)
 //   check_route    404 / 400         Host or /t/<tenant>/<name>/ names a route
 //   check_tunnel   503               a live tunnel publishes it
 //   check_policy   403               its token still allows the name
@@ -58,6 +60,8 @@ struct admission {
     std::string code;                      // its JSON "error"
     std::string message;                   // its JSON "message": what happened, what to do
     std::optional<long long> retry_after;  // seconds, for a Retry-After header
+    // Admitted as the tunnel breaker's half-open probe (check_breaker).
+    bool probe = false;
 
     [[nodiscard]] bool admitted() const noexcept { return reason == refusal::none; }
     // The limits_hit{limit} label of a refusal by a configured limit
@@ -71,6 +75,9 @@ struct admission {
                                    const limits_config& limits);
 
 [[nodiscard]] admission check_stopping(bool stopping);
+
+// A request whose body length is ambiguous (framing_problem) is 400.
+[[nodiscard]] admission check_framing(const http_head& head);
 
 // The result of route_request(): not_found is 404, anything else 400.
 [[nodiscard]] admission check_route(const core::result<public_route>& route);
@@ -94,8 +101,9 @@ struct admission {
 // The tunnel's concurrent requests against its token's max_streams.
 [[nodiscard]] admission check_streams(const public_route& route, const tunnel_entry& t);
 
-// breaker.allow(); when refused, Retry-After is the rest of the cool-down
-// in whole seconds plus one.
+// breaker.begin_attempt(); when refused, Retry-After is the rest of the
+// cool-down in whole seconds plus one. An admitted probe has `probe` set:
+// the proxy must settle it (exchange_outcome.hpp: breaker_ticket).
 [[nodiscard]] admission check_breaker(const public_route& route, pool::circuit_breaker& breaker);
 
 // check_tunnel, check_policy, check_rates, check_streams and check_breaker

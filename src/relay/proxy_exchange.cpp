@@ -12,10 +12,11 @@
 #include "core/spawn.hpp"
 #include "core/wake_signal.hpp"
 #include "relay/admission.hpp"
+#include "relay/exchange_outcome.hpp"
+#include "relay/proxy_headers.hpp"
 #include "relay/public_connection.hpp"
 #include "relay/public_route.hpp"
 #include "relay/relay_state.hpp"
-#include "relay/response_head_filter.hpp"
 
 namespace tunnel::relay {
 
@@ -26,39 +27,8 @@ using error_code = boost::system::error_code;
 
 constexpr auto channel_open_timeout = std::chrono::seconds(10);
 
-// The head sent to the origin: the target without the /t/<tenant>/<name>
-// prefix, caller-supplied X-Forwarded-* replaced by ours.
-std::string origin_head(const http_head& head, const std::string& target, const public_conn& conn) {
-    std::string out;
-    out.reserve(512);
-    out += head.method;
-    out += ' ';
-    out += target;
-    out += head.version == 10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n";
-    for (const auto& f : head.fields) {
-        if (iequals(f.name, "X-Forwarded-For") || iequals(f.name, "X-Forwarded-Proto") ||
-            iequals(f.name, "X-Forwarded-Host"))
-            continue;
-        out += f.name;
-        out += ": ";
-        out += f.value;
-        out += "\r\n";
-    }
-    out += "X-Forwarded-For: ";
-    out += conn.peer_ip;
-    out += conn.stream->secure() ? "\r\nX-Forwarded-Proto: https\r\n"
-                                 : "\r\nX-Forwarded-Proto: http\r\n";
-    if (const auto* host = head.find("Host")) {
-        out += "X-Forwarded-Host: ";
-        out += *host;
-        out += "\r\n";
-    }
-    out += "\r\n";
-    return out;
-}
-
-// Writes conn.buffered()[offset, offset+n) or `text` to the channel as the
-// peer's window allows. False when the channel closed or the deadline passed.
+// Writes `text` to the channel as the peer's window allows. False when the
+// channel closed or the deadline passed.
 asio::awaitable<bool> write_channel(ssh::server_channel& ch, std::string_view text,
                                     steady::time_point deadline) {
     std::size_t sent = 0;
@@ -72,189 +42,320 @@ asio::awaitable<bool> write_channel(ssh::server_channel& ch, std::string_view te
 }
 
 struct exchange_state {
-    explicit exchange_state(const asio::any_io_executor& ex, http_tracker req)
-        : request(std::move(req)), done_signal(ex) {}
+    exchange_state(const asio::any_io_executor& ex, http_tracker req, pool::circuit_breaker& b,
+                   bool probe)
+        : request(std::move(req)), ticket(b, probe), done_signal(ex) {}
     steady::time_point start = steady::now();  // the head has been read
     http_tracker request;
-    bool upgrade = false;
-    bool request_done = false;
-    bool abort = false;
+    breaker_ticket ticket;
+    bool upgrade = false;    // the request asks for a protocol switch
+    bool reused = false;     // the channel carried an earlier request (keep-alive)
+    bool body_done = false;  // the whole request reached the channel
+    steady::time_point body_done_at{};
+    bool pump_done = false;      // pump_request returned (or was never needed)
+    bool abort = false;          // pump_request must stop
+    bool response_over = false;  // pump_response returned: no 101 is coming
+    // Why pump_request ended the exchange, if it did (exchange_outcome.hpp).
+    std::optional<exchange_end> body_end;
+    std::string body_detail;
     std::uint64_t bytes_up = 0;
     core::wake_signal done_signal;
+
+    void finish_body() {
+        body_done = true;
+        body_done_at = steady::now();
+    }
     // Path-routed requests: every tenant shares the relay's browser origin,
     // so Service-Worker-Allowed never reaches the caller (docs/relay.md).
-    std::optional<response_head_filter> head_filter;
+    bool drop_service_worker_allowed = false;
 };
 
-// Caller -> origin: the request body (raw, as the tracker delimits it), or
-// everything for an upgraded connection.
+// Writes conn->buffered()[0, n) to the channel: views are re-taken after
+// every wait (the reader may have grown the buffer meanwhile). False when the
+// channel closed or its window stayed shut until `idle` passed
+// (`timed_out`).
+asio::awaitable<bool> forward_buffered(public_conn& conn, ssh::server_channel& ch, std::size_t n,
+                                       std::chrono::milliseconds idle, bool& timed_out) {
+    std::size_t sent = 0;
+    while (sent < n) {
+        auto w = ch.write_some(conn.buffered().substr(sent, n - sent));
+        if (!w) co_return false;
+        sent += *w;
+        if (sent < n && !co_await ch.wait_writable(steady::now() + idle)) {
+            timed_out = !ch.closed();
+            co_return false;
+        }
+    }
+    co_return true;
+}
+
+// Caller -> origin. First the request body, raw, as the tracker delimits
+// it; a body the tracker refuses, a caller that stalls or hangs up, end the
+// exchange here (body_end) and close the channel. Then, for a request that
+// asked to switch protocols, it waits: after the origin's 101 every caller
+// byte goes through raw; after any other answer it stops, and the bytes
+// that follow are the next request, parsed like the first.
 asio::awaitable<void> pump_request(std::shared_ptr<relay_state> relay,
                                    std::shared_ptr<public_conn> conn,
                                    std::shared_ptr<exchange_state> ex) {
-    ssh::server_channel& ch = *conn->channel;  // kept until request_done (proxy_exchange waits)
+    ssh::server_channel& ch = *conn->channel;  // kept until pump_done (proxy_exchange waits)
     const auto idle = relay->config.limits.idle_timeout;
-    while (!ex->abort && !ch.closed()) {
-        const std::size_t avail = conn->buffered().size();
+    auto end_exchange = [&](exchange_end end) {
+        if (!ex->body_end) ex->body_end = end;
+        ch.close();  // pump_response wakes up and answers
+    };
+    while (!ex->body_done && !ex->abort && !ch.closed()) {
         std::size_t n = 0;
-        if (avail > 0) {
-            if (conn->upgraded || ex->upgrade) {
-                n = avail;
-            } else {
-                n = ex->request.feed(conn->buffered());
-                if (ex->request.problem() != http_problem::none) {
-                    ex->abort = true;
-                    ch.close();
-                    break;
-                }
+        if (!conn->buffered().empty()) {
+            n = ex->request.feed(conn->buffered());
+            if (ex->request.problem() != http_problem::none) {
+                ex->body_detail = ex->request.problem_detail();
+                end_exchange(end_for_body_problem(ex->request.problem()));
+                break;
             }
         }
         if (n == 0) {
             if (conn->in_eof) {
-                if (ex->upgrade) ch.send_eof();
+                end_exchange(exchange_end::caller_gone);
                 break;
             }
-            const auto deadline = ex->upgrade ? steady::time_point::max() : steady::now() + idle;
-            if (!co_await conn->data_signal.wait(deadline)) {
-                ex->abort = true;  // a caller that stalls mid-body
-                ch.close();
+            if (!co_await conn->data_signal.wait(steady::now() + idle)) {
+                if (!ex->abort) end_exchange(exchange_end::caller_stalled);
                 break;
             }
             continue;
         }
-        // Write straight from the connection buffer: views are re-taken after
-        // every wait (the reader may have grown the buffer meanwhile).
-        std::size_t sent = 0;
-        bool ok = true;
-        while (sent < n) {
-            auto w = ch.write_some(conn->buffered().substr(sent, n - sent));
-            if (!w) {
-                ok = false;
-                break;
-            }
-            sent += *w;
-            if (sent < n && !co_await ch.wait_writable(steady::now() + idle)) {
-                ok = false;
-                break;
-            }
+        bool timed_out = false;
+        if (!co_await forward_buffered(*conn, ch, n, idle, timed_out)) {
+            // The origin stopped taking the body: not an answer, and not a
+            // verdict either (the request never reached it whole).
+            if (timed_out) end_exchange(exchange_end::origin_timeout);
+            break;
         }
-        if (!ok) break;
         conn->consume(n);
         ex->bytes_up += n;
-        if (!ex->upgrade && ex->request.done()) break;
+        if (ex->request.done()) ex->finish_body();
     }
-    ex->request_done = true;
+    if (ex->upgrade && ex->body_done) {
+        while (!conn->upgraded && !ex->response_over && !ex->abort && !ch.closed())
+            (void)co_await conn->data_signal.wait(steady::time_point::max());
+        while (conn->upgraded && !ex->abort && !ch.closed()) {
+            const std::size_t n = conn->buffered().size();
+            if (n == 0) {
+                if (conn->in_eof) {
+                    ch.send_eof();
+                    break;
+                }
+                (void)co_await conn->data_signal.wait(steady::time_point::max());
+                continue;
+            }
+            bool timed_out = false;
+            if (!co_await forward_buffered(*conn, ch, n, idle, timed_out)) break;
+            conn->consume(n);
+            ex->bytes_up += n;
+        }
+    }
+    ex->pump_done = true;
     ex->done_signal.notify();
 }
 
 struct response_outcome {
     bool complete = false;    // the whole response reached the caller
-    bool keep_alive = false;  // and the connection and channel may carry another
+    bool keep_alive = false;  // and the caller was told the connection stays open
     int status = 0;
     std::uint64_t bytes = 0;
 };
 
-// Origin -> caller: forwards response bytes as they arrive (each chunk is
-// written to the caller before the next is read), watching where the
-// response ends.
+// The end of an exchange without a response head: the breaker's verdict,
+// the counters, and the answer (none when the caller is gone).
+asio::awaitable<void> end_without_answer(relay_state& relay, public_conn& conn, exchange_state& ex,
+                                         exchange_end end, std::string_view route_label,
+                                         std::string_view detail, response_outcome& out) {
+    // A kept-alive channel that the origin closes as the next request
+    // arrives says nothing about the origin (it was closing an idle one).
+    const bool sent = ex.body_done && !(ex.reused && end == exchange_end::origin_closed);
+    if (ex.ticket.settle(end, sent) == breaker_verdict::failure) ++relay.counters.origin_failures;
+    const auto& limits = relay.config.limits;
+    switch (end) {
+        case exchange_end::caller_bad_body:
+            ++relay.counters.bad_requests;
+            break;
+        case exchange_end::caller_body_too_large:
+            ++relay.counters.bad_requests;
+            ++relay.counters.oversized;
+            limit_hit(relay, "body_size");
+            break;
+        case exchange_end::caller_stalled:
+            limit_hit(relay, "body_timeout");
+            break;
+        default:
+            break;
+    }
+    const std::string size = fmt::format("{} bytes", limits.max_body_bytes);
+    auto answer =
+        answer_for(end, route_label, limits.idle_timeout,
+                   end == exchange_end::caller_body_too_large ? std::string_view(size) : detail);
+    if (answer.status == 0) {
+        conn.close();
+        co_return;
+    }
+    if (!callers_fault(end))
+        spdlog::warn("{}: {} ({})", route_label, answer.message, to_string(end));
+    out.status = answer.status;
+    co_await send_error(conn, answer.status, answer.code, std::move(answer.message));
+}
+
+// Writes `pending` to the caller and clears it; false when the caller is
+// gone.
+asio::awaitable<bool> flush_to_caller(public_conn& conn, std::string& pending) {
+    if (pending.empty()) co_return true;
+    error_code ec;
+    co_await conn.stream->write(asio::buffer(pending), ec);
+    pending.clear();
+    co_return !ec;
+}
+
+// Origin -> caller. Each response head is rebuilt for the caller
+// (response_for_caller: hop-by-hop fields dropped); the body bytes are
+// forwarded raw as they arrive, watching where the response ends. What the
+// channel holds is written in one go (a head with the body bytes behind
+// it), and always before the next wait: a streamed chunk reaches the caller
+// before the next is read. After a 101 to a request that asked for it,
+// everything is raw both ways.
 asio::awaitable<response_outcome> pump_response(std::shared_ptr<relay_state> relay,
                                                 std::shared_ptr<public_conn> conn,
                                                 std::shared_ptr<exchange_state> ex,
-                                                std::shared_ptr<tunnel_entry> t, bool head_request,
-                                                std::string route_label) {
+                                                std::shared_ptr<tunnel_entry> t,
+                                                const http_head& request, std::string route_label) {
+    constexpr std::size_t max_pending = 256 * 1024;
     ssh::server_channel& ch = *conn->channel;
-    auto res = http_tracker::for_response(head_request);
+    auto res = http_tracker::for_response(request.method == "HEAD");
     response_outcome out;
-    bool raw = false;
-    std::string chunk;
+    bool raw = false;         // after a 101: bytes pass through unparsed
+    bool in_body = false;     // the final head was sent; bytes are its body
+    bool first_head = false;  // some head (even 100 Continue) came
+    std::string pending;      // for the caller, written before the next wait
     const auto idle = relay->config.limits.idle_timeout;
     auto deadline = steady::now() + idle;
     for (;;) {
         const std::string_view data = ch.readable();
         std::size_t n = 0;
-        if (!data.empty()) {
-            if (raw) {
-                n = data.size();
-            } else {
-                n = res.feed(data);
-                if (res.problem() != http_problem::none) {
-                    spdlog::warn("{}: malformed response from the origin: {}", route_label,
-                                 res.problem_detail());
-                    if (out.bytes == 0) {
-                        t->breaker->on_failure();
-                        ++relay->counters.origin_failures;
+        if (!data.empty()) n = raw ? data.size() : res.feed(data);
+        if (res.problem() != http_problem::none) {
+            spdlog::warn("{}: malformed response from the origin: {}", route_label,
+                         res.problem_detail());
+            if (!co_await flush_to_caller(*conn, pending)) co_return out;
+            if (!in_body)
+                co_await end_without_answer(*relay, *conn, *ex, exchange_end::origin_bad_response,
+                                            route_label, res.problem_detail(), out);
+            co_return out;
+        }
+        if (n > 0) {
+            deadline = steady::now() + idle;
+            t->bytes_from_origin += n;
+            if (raw || in_body) {
+                pending.append(data.data(), n);
+                out.bytes += n;
+            }
+            ch.consume(n);  // `data` is not used after this
+            if (!raw && !in_body && res.header_done()) {
+                // A whole head (its bytes were taken by the parser): rebuilt.
+                const http_head& h = res.head();
+                if (!first_head) {
+                    first_head = true;
+                    (void)ex->ticket.settle(exchange_end::answered, ex->body_done);
+                    relay->metrics.ttfb.with({t->policy.tenant})
+                        .observe(std::chrono::duration<double>(steady::now() - ex->start).count());
+                }
+                std::string text;
+                if (res.interim()) {
+                    text = response_for_caller(h, {}, false);
+                } else if (h.status == 101) {
+                    if (!ex->upgrade) {
+                        if (!co_await flush_to_caller(*conn, pending)) co_return out;
                         out.status = 502;
                         co_await send_error(
                             *conn, 502, "bad_origin_response",
-                            fmt::format("the service behind {} sent a malformed HTTP response: {}",
-                                        route_label, res.problem_detail()));
+                            fmt::format("the service behind {} switched protocols although the "
+                                        "request did not ask it to",
+                                        route_label));
+                        co_return out;
                     }
-                    co_return out;
+                    text = response_for_caller(h, {}, true);
+                    raw = true;
+                    conn->upgraded = true;
+                    conn->data_signal.notify();  // pump_request goes raw
+                } else {
+                    // (A draining relay closes the connection after this response.)
+                    out.keep_alive = h.keep_alive && request.keep_alive && ex->body_done &&
+                                     !conn->in_eof && !relay->stopping;
+                    const std::string_view connection = !out.keep_alive         ? "close"
+                                                        : request.version == 10 ? "keep-alive"
+                                                                                : "";
+                    text = response_for_caller(h, connection, false);
+                    in_body = true;
                 }
+                if (!res.interim()) {
+                    out.status = h.status;
+                    conn->last_status = h.status;
+                }
+                if (ex->drop_service_worker_allowed)
+                    text = drop_field(text, "Service-Worker-Allowed");
+                pending += text;
+                out.bytes += text.size();
             }
-        }
-        if (n > 0) {
-            chunk.assign(data.data(), n);
-            ch.consume(n);
-            if (out.bytes == 0) {
-                t->breaker->on_success();
-                relay->metrics.ttfb.with({t->policy.tenant})
-                    .observe(std::chrono::duration<double>(steady::now() - ex->start).count());
-            }
-            if (res.header_done()) {
-                out.status = res.head().status;
-                conn->last_status = out.status;
-            }
-            if (ex->head_filter && !ex->head_filter->done()) chunk = ex->head_filter->feed(chunk);
-            error_code ec;
-            if (!chunk.empty()) co_await conn->stream->write(asio::buffer(chunk), ec);
-            if (ec) co_return out;  // the caller is gone
-            out.bytes += n;
-            t->bytes_from_origin += n;
-            if (!raw && res.header_done() && res.head().status == 101 && ex->upgrade) {
-                raw = true;
-                conn->upgraded = true;
-            }
-            if (!raw && res.done()) {
+            if (in_body && res.done()) {
                 out.complete = true;
-                out.keep_alive = res.head().keep_alive;
+                (void)co_await flush_to_caller(*conn, pending);
                 co_return out;
             }
-            deadline = steady::now() + idle;
+            // More is waiting in the channel: take it before writing.
+            if (!ch.readable().empty() && pending.size() < max_pending) continue;
+            if (!co_await flush_to_caller(*conn, pending)) co_return out;  // the caller is gone
             continue;
         }
+        // Nothing more to take now: the caller gets what there is first.
+        if (!co_await flush_to_caller(*conn, pending)) co_return out;
         if (ch.eof() || ch.closed()) {
             if (raw) {
                 out.complete = true;
                 co_return out;
             }
-            res.feed_eof();
-            if (res.done() && res.problem() == http_problem::none) {
-                out.complete = true;  // a body delimited by the connection's end
+            if (in_body) {
+                res.feed_eof();
+                if (res.done() && res.problem() == http_problem::none)
+                    out.complete = true;  // a body delimited by the connection's end
                 co_return out;
             }
-            if (out.bytes == 0 && !conn->in_eof) {
-                t->breaker->on_failure();
-                ++relay->counters.origin_failures;
-                out.status = 502;
-                co_await send_error(
-                    *conn, 502, "origin_closed",
-                    fmt::format("the tunnel client closed the connection to {} without an answer: "
-                                "is the local service it exposes running?",
-                                route_label));
+            const request_progress p{ex->body_done, conn->in_eof, ex->body_end};
+            co_await end_without_answer(*relay, *conn, *ex, end_without_head(false, p), route_label,
+                                        ex->body_detail, out);
+            co_return out;
+        }
+        if (conn->in_eof && !raw) {  // the caller hung up
+            if (!in_body) {
+                const request_progress p{ex->body_done, true, ex->body_end};
+                co_await end_without_answer(*relay, *conn, *ex, end_without_head(false, p),
+                                            route_label, ex->body_detail, out);
             }
             co_return out;
         }
-        if (conn->in_eof && !ex->upgrade) co_return out;  // caller hung up
         const auto wait_until = raw ? steady::time_point::max() : deadline;
         if (!co_await ch.wait_readable(wait_until)) {
-            if (out.bytes == 0) {
-                t->breaker->on_failure();
-                ++relay->counters.origin_failures;
-                out.status = 504;
-                co_await send_error(*conn, 504, "origin_timeout",
-                                    fmt::format("the service behind {} sent nothing for {} ms",
-                                                route_label, idle.count()));
+            if (in_body) co_return out;  // the origin went quiet mid-response
+            // The time for the head runs from when the whole request was
+            // sent: a body still coming in is pump_request's to time.
+            if (!ex->body_done && !ex->body_end) {
+                deadline = steady::now() + idle;
+                continue;
             }
+            if (ex->body_done && steady::now() < ex->body_done_at + idle) {
+                deadline = ex->body_done_at + idle;
+                continue;
+            }
+            const request_progress p{ex->body_done, conn->in_eof, ex->body_end};
+            co_await end_without_answer(*relay, *conn, *ex, end_without_head(true, p), route_label,
+                                        ex->body_detail, out);
             co_return out;
         }
     }
@@ -304,12 +405,16 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
                                      std::shared_ptr<public_conn> conn, http_tracker request,
                                      http_head head) {
     const auto executor = co_await asio::this_coro::executor;
-    auto ex = std::make_shared<exchange_state>(executor, std::move(request));
+    const auto start = steady::now();
     auto& cfg = relay->config;
     ++relay->counters.requests;
     conn->last_status = 0;
-    request_record record{relay, conn, ex->start};
+    request_record record{relay, conn, start};
     if (const auto a = check_stopping(relay->stopping); !a.admitted()) {
+        co_await send_refusal(*relay, *conn, a);
+        co_return false;
+    }
+    if (const auto a = check_framing(head); !a.admitted()) {
         co_await send_refusal(*relay, *conn, a);
         co_return false;
     }
@@ -321,35 +426,37 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
         co_return false;
     }
     const std::string label = fmt::format("{}/{}", route->tenant, route->name);
-    if (!route->by_host) ex->head_filter.emplace("Service-Worker-Allowed");
     record.tenant = route->tenant;
     record.route = route->name;
     auto t = relay->find(route->tenant, route->name);
-    if (const auto a = admit(*relay, *route, t.get(), std::chrono::system_clock::now());
-        !a.admitted()) {
-        co_await send_refusal(*relay, *conn, a);
+    const auto admitted = admit(*relay, *route, t.get(), std::chrono::system_clock::now());
+    if (!admitted.admitted()) {
+        co_await send_refusal(*relay, *conn, admitted);
         co_return false;
     }
     ++relay->in_flight;
     ++t->active_streams;
     ++t->requests;
     flight_guard guard{relay, t};
+    auto ex =
+        std::make_shared<exchange_state>(executor, std::move(request), *t->breaker, admitted.probe);
+    ex->start = start;
+    ex->drop_service_worker_allowed = !route->by_host;
+    response_outcome outcome;
 
     // A channel: the previous request's if it went to the same place.
     if (conn->channel && (conn->channel_tunnel != t->id || conn->channel_name != route->name ||
                           conn->channel->closed() || conn->channel->eof()))
         conn->channel.reset();
+    const bool reused = conn->channel != nullptr;
+    ex->reused = reused;
     if (!conn->channel) {
         const std::uint32_t port = t->names.count(route->name) ? t->names[route->name] : 80;
         auto ch = co_await t->ssh->open_forwarded(route->name, port, conn->peer_ip, conn->peer_port,
                                                   steady::now() + channel_open_timeout);
         if (!ch) {
-            t->breaker->on_failure();
-            ++relay->counters.origin_failures;
-            co_await send_error(
-                *conn, 502, "origin_unreachable",
-                fmt::format("the tunnel client could not reach the service behind {}: {}", label,
-                            ch.error().message));
+            co_await end_without_answer(*relay, *conn, *ex, exchange_end::origin_unreachable, label,
+                                        ch.error().message, outcome);
             co_return false;
         }
         conn->channel = std::move(*ch);
@@ -358,34 +465,40 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
     }
     ssh::server_channel& ch = *conn->channel;
     const auto idle = cfg.limits.idle_timeout;
-    std::string text = origin_head(head, route->target, *conn);
+    const std::string text =
+        request_for_origin(head, route->target, forwarding{conn->peer_ip, conn->stream->secure()});
     if (!co_await write_channel(ch, text, steady::now() + idle)) {
-        t->breaker->on_failure();
         conn->channel.reset();
-        co_await send_error(
-            *conn, 502, "origin_unreachable",
-            fmt::format("the tunnel to {} closed while the request was sent", label));
+        // A kept-alive channel the origin was closing says nothing about it.
+        const auto end = reused ? exchange_end::origin_closed : exchange_end::origin_unreachable;
+        co_await end_without_answer(*relay, *conn, *ex, end, label,
+                                    "the tunnel closed while the request was sent", outcome);
         co_return false;
     }
     t->bytes_to_origin += text.size();
 
     ex->upgrade = head.upgrade;
-    if (!ex->upgrade && ex->request.done()) {
-        ex->request_done = true;
+    if (ex->request.done()) ex->finish_body();
+    if (ex->body_done && !ex->upgrade) {
+        ex->pump_done = true;
     } else {
         core::spawn(executor, pump_request(relay, conn, ex), "relay request body pump");
     }
-    auto outcome = co_await pump_response(relay, conn, ex, t, head.method == "HEAD", label);
-    bool keep = outcome.complete && outcome.keep_alive && head.keep_alive && !conn->upgraded &&
-                !conn->in_eof;
-    if (!ex->request_done) {
-        // The origin answered before the whole body was sent (or the exchange
-        // failed): stop the body pump; this connection cannot carry more.
-        keep = false;
-        ex->abort = true;
-        ch.close();
+    outcome = co_await pump_response(relay, conn, ex, t, head, label);
+    ex->response_over = true;
+    bool keep =
+        outcome.complete && outcome.keep_alive && !conn->upgraded && !conn->in_eof && ex->body_done;
+    if (!ex->pump_done) {
+        // The origin answered before the whole body was sent, the exchange
+        // failed, or an upgraded connection ended: stop the pump. Waiting for
+        // a 101 that did not come is the only case that keeps the connection.
+        if (!ex->body_done || conn->upgraded) {
+            keep = false;
+            ex->abort = true;
+            ch.close();
+        }
         conn->data_signal.notify();
-        while (!ex->request_done)
+        while (!ex->pump_done)
             (void)co_await ex->done_signal.wait(steady::now() + std::chrono::seconds(5));
     }
     t->bytes_to_origin += ex->bytes_up;

@@ -1,7 +1,9 @@
 // Proxying one public request over a forwarded-tcpip channel of the tunnel
-// that publishes its route (ARCHITECTURE §5): the head rewritten for the
-// origin, the body and the response pumped as they arrive, keep-alive reuse
-// of the channel, the request's metrics. Internal to relay/.
+// that publishes its route (ARCHITECTURE §5): the heads rebuilt both ways
+// (proxy_headers.hpp), the body and the response pumped raw as they arrive,
+// a raw pipe only after the origin's 101 to a real upgrade, keep-alive reuse
+// of the channel, the breaker told only about the origin's side
+// (exchange_outcome.hpp), the request's metrics. Internal to relay/.
 #pragma once
 
 #include <memory>

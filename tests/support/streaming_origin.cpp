@@ -140,6 +140,13 @@ void serve(int fd, streaming_origin::state& st) {
                 return;
         } else if (path == "/drop") {
             return;
+        } else if (path == "/hop") {
+            // Hop-by-hop fields in a response (the relay must drop them).
+            if (!send_all(fd,
+                          "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n"
+                          "Connection: X-Hop-Resp\r\nX-Hop-Resp: 1\r\nKeep-Alive: timeout=5\r\n"
+                          "Proxy-Authenticate: Basic\r\nUpgrade: h2c\r\nX-Kept: yes\r\n\r\nhop\n"))
+                return;
         } else if (path == "/upgrade") {
             // A protocol switch (as a WebSocket origin does), then raw echo.
             if (!send_all(fd,

@@ -9,7 +9,10 @@
 //   POST /echo             200, the request body back (Content-Length or chunked)
 //   GET  /sw.js            200 text/javascript with Service-Worker-Allowed: /
 //   GET  /drop             closes the connection without answering
-//   GET  /upgrade          101 Switching Protocols, then echoes raw bytes
+//   GET  /hop              200 "hop\n" with hop-by-hop fields (Connection: X-Hop-Resp,
+//                          X-Hop-Resp, Keep-Alive, Proxy-Authenticate, Upgrade) and X-Kept
+//   GET  /upgrade          101 Switching Protocols (whatever the request), then echoes raw
+//                          bytes
 //   anything else          404
 //
 // Counters let tests see what the relay did to the origin: connections

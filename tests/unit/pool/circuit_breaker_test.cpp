@@ -113,6 +113,45 @@ TEST_F(Breaker, LostProbeIsReplacedAfterCoolDown) {
     EXPECT_FALSE(breaker_.allow());
 }
 
+TEST_F(Breaker, BeginAttemptSaysWhichAttemptIsTheProbe) {
+    EXPECT_EQ(breaker_.begin_attempt(), breaker_attempt::allowed);
+    fail_times(3);
+    EXPECT_EQ(breaker_.begin_attempt(), breaker_attempt::refused);
+    clock_.advance(10s);
+    EXPECT_EQ(breaker_.begin_attempt(), breaker_attempt::probe);
+    EXPECT_EQ(breaker_.begin_attempt(), breaker_attempt::refused);
+    breaker_.on_success();
+    EXPECT_EQ(breaker_.begin_attempt(), breaker_attempt::allowed);
+}
+
+TEST_F(Breaker, ReleasedProbeLetsTheNextAttemptProbeAtOnce) {
+    fail_times(3);
+    clock_.advance(10s);
+    ASSERT_EQ(breaker_.begin_attempt(), breaker_attempt::probe);
+    EXPECT_GT(breaker_.retry_after(), 0ms);
+    // The probe's caller went away: no verdict, and no waiting a cool-down
+    // for the next probe either.
+    breaker_.release_probe();
+    EXPECT_EQ(breaker_.state(), breaker_state::half_open);
+    EXPECT_EQ(breaker_.retry_after(), 0ms);
+    EXPECT_EQ(breaker_.consecutive_failures(), 3u);
+    EXPECT_EQ(breaker_.begin_attempt(), breaker_attempt::probe);
+    EXPECT_EQ(breaker_.begin_attempt(), breaker_attempt::refused);  // one probe at a time
+    breaker_.on_failure();
+    EXPECT_EQ(breaker_.state(), breaker_state::open);
+    EXPECT_EQ(breaker_.begin_attempt(), breaker_attempt::refused);
+}
+
+TEST_F(Breaker, ReleaseOutsideHalfOpenChangesNothing) {
+    breaker_.release_probe();
+    EXPECT_EQ(breaker_.state(), breaker_state::closed);
+    fail_times(3);
+    breaker_.release_probe();
+    EXPECT_EQ(breaker_.state(), breaker_state::open);
+    EXPECT_FALSE(breaker_.allow());
+    EXPECT_EQ(breaker_.retry_after(), 10s);
+}
+
 TEST(BreakerSettings, ZeroThresholdNeverOpens) {
     core::manual_clock clock;
     circuit_breaker breaker({0, 10s}, clock);

@@ -90,6 +90,19 @@ TEST(RelayAdmission, MalformedHeadIs400WithTheParserDetail) {
     EXPECT_TRUE(a.limit().empty());
 }
 
+TEST(RelayAdmission, AmbiguousFramingIs400) {
+    http_head head;
+    head.method = "POST";
+    head.fields = {{"Host", "h"}, {"Transfer-Encoding", "gzip, chunked"}};
+    auto a = check_framing(head);
+    EXPECT_EQ(a.reason, refusal::bad_request);
+    EXPECT_EQ(a.status, 400);
+    EXPECT_EQ(a.code, "bad_request");
+    EXPECT_NE(a.message.find("only \"chunked\""), std::string::npos) << a.message;
+    head.fields = {{"Host", "h"}, {"Transfer-Encoding", "chunked"}};
+    EXPECT_TRUE(check_framing(head).admitted());
+}
+
 TEST(RelayAdmission, StoppingIs503) {
     EXPECT_TRUE(check_stopping(false).admitted());
     auto a = check_stopping(true);
@@ -249,8 +262,17 @@ TEST(RelayAdmission, OpenBreakerIs503UntilTheCoolDownPasses) {
     clock.advance(4s);
     EXPECT_EQ(check_breaker(r, breaker).retry_after, 7);
     clock.advance(6s);
-    EXPECT_TRUE(check_breaker(r, breaker).admitted());  // the half-open probe
+    const auto probe = check_breaker(r, breaker);
+    EXPECT_TRUE(probe.admitted());  // the half-open probe
+    EXPECT_TRUE(probe.probe);
     EXPECT_EQ(check_breaker(r, breaker).reason, refusal::circuit_open);
+    // Given back without a verdict (its caller failed): the next is a probe.
+    breaker.release_probe();
+    EXPECT_TRUE(check_breaker(r, breaker).probe);
+    breaker.on_success();
+    const auto closed = check_breaker(r, breaker);
+    EXPECT_TRUE(closed.admitted());
+    EXPECT_FALSE(closed.probe);
 }
 
 // count_refusal against a real relay_state: the counters and limits_hit.

@@ -55,20 +55,35 @@ TEST(RelayHttpTracker, LimitsAndMalformedHeads) {
 
 TEST(RelayHttpTracker, ResponsesEndWhereTheyEnd) {
     auto cl = http_tracker::for_response(false);
-    const std::string r = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc";
-    EXPECT_EQ(cl.feed(r + "extra"), r.size());
-    EXPECT_TRUE(cl.done());
+    const std::string h = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n";
+    const std::string all = h + "abcextra";
+    // The head first (the relay rebuilds it), then the body up to its end.
+    EXPECT_EQ(cl.feed(all), h.size());
+    EXPECT_TRUE(cl.header_done());
+    EXPECT_FALSE(cl.done());
     EXPECT_EQ(cl.head().status, 200);
+    EXPECT_EQ(cl.head().reason, "OK");
     EXPECT_TRUE(cl.head().keep_alive);
+    EXPECT_EQ(cl.feed(std::string_view(all).substr(h.size())), 3u);
+    EXPECT_TRUE(cl.done());
 
     // A HEAD response has no body even with a Content-Length.
     auto head = http_tracker::for_response(true);
     (void)head.feed("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
     EXPECT_TRUE(head.done());
 
-    // 100 Continue is passed over; the final response decides.
+    // 100 Continue is a head of its own; the final response decides.
     auto cont = http_tracker::for_response(false);
-    (void)cont.feed("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n");
+    const std::string interim = "HTTP/1.1 100 Continue\r\n\r\n";
+    const std::string both = interim + "HTTP/1.1 204 No Content\r\n\r\n";
+    EXPECT_EQ(cont.feed(both), interim.size());
+    EXPECT_TRUE(cont.header_done());
+    EXPECT_TRUE(cont.interim());
+    EXPECT_FALSE(cont.done());
+    EXPECT_EQ(cont.head().status, 100);
+    EXPECT_EQ(cont.feed(std::string_view(both).substr(interim.size())),
+              both.size() - interim.size());
+    EXPECT_FALSE(cont.interim());
     EXPECT_TRUE(cont.done());
     EXPECT_EQ(cont.head().status, 204);
 
@@ -93,6 +108,7 @@ TEST(RelayHttpTracker, StreamedChunksAreConsumedAsTheyArrive) {
         "application/x-ndjson\r\n\r\n";
     EXPECT_EQ(t.feed(head), head.size());
     EXPECT_FALSE(t.done());
+    EXPECT_FALSE(t.interim());
     // A chunk's data is taken (so forwarded) as soon as it arrives; only its
     // trailing CRLF waits for what follows.
     std::string in = "8\r\n{\"i\":0}\n\r\n";
@@ -103,6 +119,73 @@ TEST(RelayHttpTracker, StreamedChunksAreConsumedAsTheyArrive) {
     in += "0\r\n\r\n";
     EXPECT_EQ(t.feed(in), in.size());
     EXPECT_TRUE(t.done());
+}
+
+// Feeds `text` in reads of `step` bytes, as the relay does (what the parser
+// took is never offered again); returns the tracker's problem.
+http_problem feed_in_steps(http_tracker& t, const std::string& text, std::size_t step) {
+    std::string in;
+    for (std::size_t at = 0; at < text.size() && !t.header_done(); at += step) {
+        in += text.substr(at, step);
+        in.erase(0, t.feed(in));
+        if (t.problem() != http_problem::none) break;
+    }
+    return t.problem();
+}
+
+std::string head_of_size(std::size_t size) {
+    // A request line, Host, then small fields, padded to exactly `size`.
+    std::string head = "GET /t/acme/web/hello HTTP/1.1\r\nHost: x\r\n";
+    for (int n = 0; head.size() + 112 < size; ++n)
+        head += "X-H" + std::to_string(n) + ": " + std::string(40, 'b') + "\r\n";
+    const std::size_t pad = size - head.size() - 2 - 6;  // "X-P: " + "\r\n" + final "\r\n"
+    head += "X-P: " + std::string(pad - 1, 'p') + "\r\n\r\n";
+    EXPECT_EQ(head.size(), size);
+    return head;
+}
+
+TEST(RelayHttpTracker, HeadLimitCountsTheWholeHeadHoweverItArrives) {
+    const std::uint32_t limit = 16384;
+    // 400 small fields, 19.9 KB: Beast checks its limit per read and takes
+    // complete lines early, so in pieces this head used to get through.
+    std::string many = "GET /t/acme/web/hello HTTP/1.1\r\nHost: x\r\n";
+    for (int n = 0; n < 400; ++n)
+        many += "X-H" + std::to_string(n) + ": " + std::string(40, 'b') + "\r\n";
+    many += "\r\n";
+    ASSERT_GT(many.size(), 19000u);
+    for (std::size_t step : {1u, 7u, 512u, 1460u, 4096u, 16384u, 65536u}) {
+        auto t = http_tracker::for_request(limit, 1 << 20);
+        EXPECT_EQ(feed_in_steps(t, many, step), http_problem::header_too_large)
+            << "reads of " << step;
+    }
+    // Exactly at the limit is accepted, one byte over is not, in any reads.
+    for (std::size_t step : {1u, 100u, 1460u, 16384u}) {
+        auto at = http_tracker::for_request(limit, 1 << 20);
+        EXPECT_EQ(feed_in_steps(at, head_of_size(limit), step), http_problem::none) << step;
+        EXPECT_TRUE(at.header_done()) << step;
+        auto over = http_tracker::for_request(limit, 1 << 20);
+        EXPECT_EQ(feed_in_steps(over, head_of_size(limit + 1), step),
+                  http_problem::header_too_large)
+            << step;
+    }
+    // A long request line and long fields in one read add up too.
+    auto halves = http_tracker::for_request(limit, 1 << 20);
+    (void)halves.feed("GET /" + std::string(10000, 'a') +
+                      " HTTP/1.1\r\nHost: x\r\nX: " + std::string(10000, 'b') + "\r\n\r\n");
+    EXPECT_EQ(halves.problem(), http_problem::header_too_large);
+}
+
+TEST(RelayHttpTracker, UpgradeNeedsAnUpgradeField) {
+    auto bare = http_tracker::for_request(8192, 1024);
+    (void)bare.feed("GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\n\r\n");
+    ASSERT_TRUE(bare.header_done());
+    EXPECT_FALSE(bare.head().upgrade);
+    auto ws = http_tracker::for_request(8192, 1024);
+    (void)ws.feed("GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+    EXPECT_TRUE(ws.head().upgrade);
+    auto no_option = http_tracker::for_request(8192, 1024);
+    (void)no_option.feed("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n");
+    EXPECT_FALSE(no_option.head().upgrade);
 }
 
 }  // namespace

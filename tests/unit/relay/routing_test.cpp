@@ -1,6 +1,6 @@
 // Finding 4 (tenants share one browser origin under path routing): the
 // `routing` key, the routing decision per mode, the URL the relay hands out,
-// and the filter that keeps Service-Worker-Allowed from path-routed callers.
+// and the step that keeps Service-Worker-Allowed from path-routed callers.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -10,10 +10,10 @@
 #include <string>
 
 #include "core/asio.hpp"
+#include "relay/proxy_headers.hpp"
 #include "relay/public_route.hpp"
 #include "relay/relay_config.hpp"
 #include "relay/relay_state.hpp"
-#include "relay/response_head_filter.hpp"
 
 namespace tunnel::relay {
 namespace {
@@ -212,52 +212,26 @@ TEST_F(RelayPublicUrl, PathRoutedWithoutADomainOrUnderRoutingPath) {
 
 // ---------------------------------------------------------------- Service-Worker-Allowed
 
-TEST(ResponseHeadFilter, DropsTheFieldAndPassesTheBodyUnchanged) {
-    response_head_filter f("Service-Worker-Allowed");
-    const std::string body = "Service-Worker-Allowed: / in the body stays\r\n\r\n";
-    auto out = f.feed(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/javascript\r\nservice-worker-allowed: /\r\n"
-        "Content-Length: " +
-        std::to_string(body.size()) + "\r\n\r\n" + body);
-    EXPECT_TRUE(f.done());
-    EXPECT_EQ(out, "HTTP/1.1 200 OK\r\nContent-Type: text/javascript\r\nContent-Length: " +
-                       std::to_string(body.size()) + "\r\n\r\n" + body);
-    EXPECT_EQ(f.feed("more"), "more");
+TEST(ServiceWorkerAllowed, DroppedFromARebuiltResponseHead) {
+    http_head h;
+    h.status = 200;
+    h.reason = "OK";
+    h.fields = {{"Content-Type", "text/javascript"},
+                {"service-worker-allowed", "/"},
+                {"Content-Length", "10"}};
+    EXPECT_EQ(drop_field(response_for_caller(h, "close", false), "Service-Worker-Allowed"),
+              "HTTP/1.1 200 OK\r\nContent-Type: text/javascript\r\nContent-Length: 10\r\n"
+              "Connection: close\r\n\r\n");
+    // Interim heads too (103 Early Hints may carry any field).
+    http_head hints;
+    hints.status = 103;
+    hints.reason = "Early Hints";
+    hints.fields = {{"Service-Worker-Allowed", "/"}, {"Link", "</a.css>"}};
+    EXPECT_EQ(drop_field(response_for_caller(hints, {}, false), "Service-Worker-Allowed"),
+              "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n");
 }
 
-TEST(ResponseHeadFilter, HoldsAHeadThatArrivesInPieces) {
-    const std::string response =
-        "HTTP/1.1 200 OK\r\nService-Worker-Allowed: /\r\nX-Keep: 1\r\n\r\nbody";
-    for (std::size_t split = 1; split < response.size(); ++split) {
-        response_head_filter f("Service-Worker-Allowed");
-        std::string out = f.feed(response.substr(0, split));
-        if (split < response.find("\r\n\r\n") + 4) {
-            EXPECT_TRUE(out.empty()) << split;
-            EXPECT_EQ(f.held(), split);
-        }
-        out += f.feed(response.substr(split));
-        EXPECT_EQ(out, "HTTP/1.1 200 OK\r\nX-Keep: 1\r\n\r\nbody") << split;
-    }
-}
-
-TEST(ResponseHeadFilter, InterimHeadsAreFilteredAndReleasedAtOnce) {
-    response_head_filter f("Service-Worker-Allowed");
-    EXPECT_EQ(f.feed("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\n"
-                     "Service-Worker-Allowed: /\r\nLink: </a.css>\r\n\r\nHTTP/1.1 2"),
-              "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n");
-    EXPECT_FALSE(f.done());
-    EXPECT_EQ(f.feed("00 OK\r\nService-Worker-Allowed: /\r\n\r\n"), "HTTP/1.1 200 OK\r\n\r\n");
-    EXPECT_TRUE(f.done());
-}
-
-TEST(ResponseHeadFilter, SwitchingProtocolsIsTheFinalHead) {
-    response_head_filter f("Service-Worker-Allowed");
-    EXPECT_EQ(f.feed("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\n\r\nraw\r\n\r\nbytes"),
-              "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\n\r\nraw\r\n\r\nbytes");
-    EXPECT_TRUE(f.done());
-}
-
-TEST(ResponseHeadFilter, FoldedContinuationLinesGoWithTheirField) {
+TEST(ServiceWorkerAllowed, FoldedContinuationLinesGoWithTheirField) {
     EXPECT_EQ(drop_field("HTTP/1.1 200 OK\r\nService-Worker-Allowed: /a\r\n /b\r\n\tc\r\nX: 1\r\n"
                          "Y: 2\r\n z\r\n\r\n",
                          "Service-Worker-Allowed"),
