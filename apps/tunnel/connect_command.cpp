@@ -11,7 +11,7 @@
 #include "commands.hpp"
 #include "core/asio.hpp"
 #include "core/duration.hpp"
-#include "forward/relay_client.hpp"
+#include "relay/relay_client.hpp"
 
 namespace tunnel::cli {
 
@@ -31,8 +31,8 @@ struct connect_flags {
     bool json = false;
 };
 
-void print_event(const forward::relay_event& ev, bool json) {
-    using kind = forward::relay_event::kind;
+void print_event(const relay::relay_event& ev, bool json) {
+    using kind = relay::relay_event::kind;
     if (json) {
         nlohmann::json j;
         j["event"] = ev.what == kind::attached    ? "attached"
@@ -59,7 +59,7 @@ void print_event(const forward::relay_event& ev, bool json) {
 }
 
 int run_connect(const connect_flags& f) {
-    forward::relay_client_options o;
+    relay::relay_client_options o;
     auto url = transport::parse_ws_url(f.url);
     if (!url) return report(url.error());
     o.url = std::move(*url);
@@ -77,7 +77,7 @@ int run_connect(const connect_flags& f) {
             "tunnel connect: warning: --insecure: the relay's TLS certificate is not checked; "
             "anyone on the path can read the token\n");
     for (const auto& text : f.exposes) {
-        auto e = forward::parse_expose(text);
+        auto e = relay::parse_expose(text);
         if (!e) return report(e.error());
         o.exposes.push_back(std::move(*e));
     }
@@ -95,9 +95,9 @@ int run_connect(const connect_flags& f) {
     o.ws.connect_timeout = *connect_timeout;
     o.ws.idle_timeout = std::max<std::chrono::milliseconds>(o.keepalive * 2, o.ws.idle_timeout);
     o.reconnect = !f.no_reconnect;
-    o.on_event = [json = f.json](const forward::relay_event& ev) { print_event(ev, json); };
+    o.on_event = [json = f.json](const relay::relay_event& ev) { print_event(ev, json); };
 
-    auto sup_options = forward::relay_supervisor_options(std::move(o));
+    auto sup_options = relay::relay_supervisor_options(std::move(o));
     if (!sup_options) return report(sup_options.error());
     asio::io_context io;
     auto sup = forward::supervisor::create(io.get_executor(), std::move(*sup_options));

@@ -1,4 +1,4 @@
-#include "forward/relay_client.hpp"
+#include "relay/relay_client.hpp"
 
 #include <algorithm>
 #include <cstdlib>
@@ -10,52 +10,22 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "core/encoding.hpp"
+#include "relay/public_route.hpp"
 #include "transport/websocket_stream.hpp"
 
-namespace tunnel::forward {
+namespace tunnel::relay {
+
+using forward::forward_kind;
+using forward::forward_spec;
+using forward::forward_stats;
+using forward::supervisor_options;
 
 namespace {
 
 // First reverse-forward port; each exposed name gets its own (80, 81, ...)
 // so the relay's forwarded-tcpip channels say which name they are for.
 constexpr uint16_t first_port = 80;
-
-bool valid_label(std::string_view s) {
-    if (s.empty() || s.size() > 63 || s.front() == '-' || s.back() == '-') return false;
-    return std::all_of(s.begin(), s.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
-    });
-}
-
-std::optional<std::string> base64url_decode(std::string_view in) {
-    std::string out;
-    unsigned value = 0;
-    int bits = 0;
-    for (char c : in) {
-        int d;
-        if (c >= 'A' && c <= 'Z')
-            d = c - 'A';
-        else if (c >= 'a' && c <= 'z')
-            d = c - 'a' + 26;
-        else if (c >= '0' && c <= '9')
-            d = c - '0' + 52;
-        else if (c == '-' || c == '+')
-            d = 62;
-        else if (c == '_' || c == '/')
-            d = 63;
-        else if (c == '=')
-            break;
-        else
-            return std::nullopt;
-        value = (value << 6) | static_cast<unsigned>(d);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out.push_back(static_cast<char>((value >> bits) & 0xff));
-        }
-    }
-    return out;
-}
 
 // ":8443" from "https://relay:8443/t/acme/", "" when the URL has no port.
 std::string port_suffix(std::string_view url) {
@@ -89,14 +59,14 @@ core::result<expose_spec> parse_expose(std::string_view text) {
             core::errc::invalid_argument,
             fmt::format(
                 "--expose '{}': the name '{}' must be a DNS label: 1 to 63 of a-z, 0-9 and '-', "
-                "not starting or ending with '-'",
+                "not starting or ending with '-', without '--'",
                 text, e.name));
     std::string target(text.substr(eq + 1));
     if (!target.empty() &&
         std::all_of(target.begin(), target.end(), [](unsigned char c) { return std::isdigit(c); }))
         target = "127.0.0.1:" + target;  // a bare port is on this machine
-    auto spec = parse_forward_spec(forward_kind::remote,
-                                   fmt::format("{}:{}:{}", e.name, first_port, target));
+    auto spec = forward::parse_forward_spec(forward_kind::remote,
+                                            fmt::format("{}:{}:{}", e.name, first_port, target));
     if (!spec || spec->target.is_unix() || spec->target.port == 0)
         return core::fail(
             core::errc::invalid_argument,
@@ -113,7 +83,7 @@ core::result<std::string> tenant_of_token(std::string_view token) {
         return core::fail(core::errc::invalid_argument,
                           "the token is not a JWT (expected three dot-separated parts); mint one "
                           "with 'tunnel token'");
-    auto payload = base64url_decode(token.substr(a + 1, b - a - 1));
+    auto payload = core::base64url_decode(token.substr(a + 1, b - a - 1));
     auto claims = payload ? nlohmann::json::parse(*payload, nullptr, false) : nlohmann::json();
     if (!claims.is_object())
         return core::fail(core::errc::invalid_argument,
@@ -247,4 +217,4 @@ core::result<supervisor_options> relay_supervisor_options(relay_client_options o
     return o;
 }
 
-}  // namespace tunnel::forward
+}  // namespace tunnel::relay

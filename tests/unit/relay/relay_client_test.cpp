@@ -2,9 +2,9 @@
 // public URLs from the relay's 101 headers, supervisor options.
 #include <gtest/gtest.h>
 
-#include "forward/relay_client.hpp"
+#include "relay/relay_client.hpp"
 
-namespace tunnel::forward {
+namespace tunnel::relay {
 namespace {
 
 // header.payload.signature with payload {"sub":"<sub>","allow":["*"],"exp":4102444800}
@@ -116,4 +116,4 @@ TEST(RelaySupervisorOptions, RefusesDuplicatesMissingTokenAndBadPins) {
 }
 
 }  // namespace
-}  // namespace tunnel::forward
+}  // namespace tunnel::relay

@@ -3,12 +3,12 @@
 // each exposed NAME is a reverse forward (`tcpip-forward` with bind address
 // NAME) that the forwarding supervisor keeps published across reconnects.
 //
-//   forward::relay_client_options o;
+//   relay::relay_client_options o;
 //   o.url = *transport::parse_ws_url("wss://relay.example.com/v1/tunnel");
 //   o.ws.token = token;
-//   o.exposes = {*forward::parse_expose("llm=127.0.0.1:11434")};
+//   o.exposes = {*relay::parse_expose("llm=127.0.0.1:11434")};
 //   auto sup = forward::supervisor::create(executor,
-//   *forward::relay_supervisor_options(std::move(o)));
+//   *relay::relay_supervisor_options(std::move(o)));
 #pragma once
 
 #include <chrono>
@@ -22,15 +22,15 @@
 #include "forward/supervisor.hpp"
 #include "transport/websocket_client.hpp"
 
-namespace tunnel::forward {
+namespace tunnel::relay {
 
 struct expose_spec {
-    std::string name;  // DNS label, lower-cased
-    endpoint target;   // HOST:PORT on this machine
-    std::string text;  // as typed
+    std::string name;          // DNS label, lower-cased
+    forward::endpoint target;  // HOST:PORT on this machine
+    std::string text;          // as typed
 };
 
-// NAME=HOST:PORT (NAME: [a-z0-9-], 1..63, not starting or ending with '-').
+// NAME=HOST:PORT (NAME: a relay label, see valid_label: [a-z0-9-], 1..63, no "--").
 [[nodiscard]] core::result<expose_spec> parse_expose(std::string_view text);
 
 // The token's `sub` claim (the tenant), read without verifying anything: the
@@ -72,7 +72,7 @@ struct relay_client_options {
 // Checks the options and turns them into a supervisor's: target = the relay
 // over the WebSocket, user = the token's tenant, auth `none`, host key pinned
 // or recorded on first use; one reverse forward per exposed name.
-[[nodiscard]] core::result<supervisor_options> relay_supervisor_options(
+[[nodiscard]] core::result<forward::supervisor_options> relay_supervisor_options(
     relay_client_options options);
 
-}  // namespace tunnel::forward
+}  // namespace tunnel::relay
