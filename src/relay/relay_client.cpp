@@ -135,6 +135,9 @@ core::result<supervisor_options> relay_supervisor_options(relay_client_options o
     if (options.ws.token.empty())
         return core::fail(core::errc::invalid_argument,
                           "the relay needs a token: pass --token-file FILE");
+    if (auto plain = transport::check_plaintext(options.url, true, options.ws.allow_plaintext);
+        !plain)
+        return tl::unexpected(plain.error());
     auto tenant = tenant_of_token(options.ws.token);
     if (!tenant) return tl::unexpected(tenant.error());
     if (options.relay_host_key && options.relay_host_key->rfind("SHA256:", 0) != 0)
@@ -163,6 +166,17 @@ core::result<supervisor_options> relay_supervisor_options(relay_client_options o
     t.server_alive_interval = options.keepalive;
     t.server_alive_count_max = 3;
     t.ciphers = options.ciphers;
+    t.on_host_key_recorded = [on_event = options.on_event](const std::string& name,
+                                                           const std::string& fingerprint,
+                                                           const std::string& file) {
+        if (!on_event) return;
+        relay_event ev;
+        ev.what = relay_event::kind::host_key_recorded;
+        ev.relay = name;
+        ev.fingerprint = fingerprint;
+        ev.known_hosts_file = file;
+        on_event(ev);
+    };
     t.connect_timeout = options.ws.connect_timeout + std::chrono::seconds(15);
 
     // What the latest attach said, for the URLs printed once a name is up.

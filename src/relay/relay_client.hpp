@@ -47,18 +47,23 @@ struct expose_spec {
 [[nodiscard]] std::string default_relay_known_hosts();
 
 struct relay_event {
-    enum class kind { attached, published, refused };
+    enum class kind { attached, published, refused, host_key_recorded };
     kind what = kind::attached;
     std::string tenant;
     std::string name;               // published/refused
     std::string target;             // published/refused: HOST:PORT
     std::vector<std::string> urls;  // published
     std::string message;            // refused: why
+    // host_key_recorded: the relay's SSH host key, seen for the first time and
+    // recorded (trust on first use): compare it with what the relay printed.
+    std::string relay;             // known_hosts name, "[relay.example.com]:443"
+    std::string fingerprint;       // "SHA256:..."
+    std::string known_hosts_file;  // where it was recorded
 };
 
 struct relay_client_options {
     transport::ws_url url;
-    transport::ws_options ws;  // token, TLS trust, timeouts
+    transport::ws_options ws;  // token, TLS trust, timeouts, allow_plaintext
     std::vector<expose_spec> exposes;
     std::string known_hosts_file = default_relay_known_hosts();
     std::optional<std::string> relay_host_key;  // "SHA256:..." pins the relay's SSH host key
@@ -71,7 +76,9 @@ struct relay_client_options {
 
 // Checks the options and turns them into a supervisor's: target = the relay
 // over the WebSocket, user = the token's tenant, auth `none`, host key pinned
-// or recorded on first use; one reverse forward per exposed name.
+// or recorded on first use (reported as a host_key_recorded event); one
+// reverse forward per exposed name. Refuses ws:// to a host that is not
+// loopback unless ws.allow_plaintext (transport::check_plaintext).
 [[nodiscard]] core::result<forward::supervisor_options> relay_supervisor_options(
     relay_client_options options);
 

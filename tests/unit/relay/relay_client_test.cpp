@@ -115,5 +115,37 @@ TEST(RelaySupervisorOptions, RefusesDuplicatesMissingTokenAndBadPins) {
     EXPECT_FALSE(relay_supervisor_options(o));
 }
 
+TEST(RelaySupervisorOptions, RefusesCleartextTokensToOtherHosts) {
+    relay_client_options o;
+    o.ws.token = token_with("eyJzdWIiOiJhY21lIiwiYWxsb3ciOlsiKiJdfQ");
+    o.exposes = {*parse_expose("llm=1")};
+    o.known_hosts_file = ::testing::TempDir() + "relay_known_hosts";
+    for (auto url : {"ws://192.0.2.1:1/v1/tunnel", "ws://relay.example.com/v1/tunnel",
+                     "ws://[2001:db8::1]:8080/v1/tunnel", "ws://0.0.0.0:1/v1/tunnel",
+                     "ws://localhost.example.com/v1/tunnel"}) {
+        o.url = *transport::parse_ws_url(url);
+        o.ws.allow_plaintext = false;
+        auto s = relay_supervisor_options(o);
+        ASSERT_FALSE(s) << url;
+        EXPECT_NE(s.error().message.find("cleartext"), std::string::npos) << s.error().message;
+        EXPECT_NE(s.error().message.find("--allow-plaintext"), std::string::npos);
+        EXPECT_NE(s.error().message.find("wss://"), std::string::npos);
+        o.ws.allow_plaintext = true;
+        EXPECT_TRUE(relay_supervisor_options(o)) << url;
+    }
+    o.ws.allow_plaintext = false;
+    for (auto url : {"ws://127.0.0.1:1/v1/tunnel", "ws://127.9.8.7:1/", "ws://[::1]:1/",
+                     "ws://localhost:1/", "wss://relay.example.com/v1/tunnel"}) {
+        o.url = *transport::parse_ws_url(url);
+        EXPECT_TRUE(relay_supervisor_options(o)) << url;
+    }
+    EXPECT_TRUE(transport::is_loopback_host("::ffff:127.0.0.1"));
+    EXPECT_FALSE(transport::is_loopback_host("::ffff:10.0.0.1"));
+    EXPECT_FALSE(transport::is_loopback_host("127.0.0.1.nip.io"));
+    EXPECT_TRUE(
+        transport::check_plaintext(*transport::parse_ws_url("ws://192.0.2.1/"), false, false))
+        << "no token, nothing to leak (ws-connect without --token-file)";
+}
+
 }  // namespace
 }  // namespace tunnel::relay
