@@ -24,6 +24,7 @@ struct connect_flags {
     std::string ca_file;
     bool insecure = false;
     bool allow_plaintext = false;
+    relay::access_flags access;
     std::string relay_host_key;
     std::string ciphers;
     std::string keepalive = "15s";
@@ -57,7 +58,8 @@ void print_event(const relay::relay_event& ev, bool json) {
                 j = {{"event", ev.what == kind::published ? "published" : "refused"},
                      {"tenant", ev.tenant},
                      {"name", ev.name},
-                     {"target", ev.target}};
+                     {"target", ev.target},
+                     {"access", ev.access.empty() ? "relay default" : ev.access}};
                 if (ev.what == kind::published) j["urls"] = ev.urls;
                 if (ev.what == kind::refused) j["message"] = ev.message;
                 break;
@@ -66,7 +68,8 @@ void print_event(const relay::relay_event& ev, bool json) {
     } else if (ev.what == kind::attached) {
         spdlog::info("attached to the relay as tenant {}", ev.tenant);
     } else if (ev.what == kind::published) {
-        fmt::print(stdout, "{} -> {}: {}\n", ev.name, ev.target,
+        fmt::print(stdout, "{} -> {}{}: {}\n", ev.name, ev.target,
+                   ev.access.empty() ? std::string() : fmt::format(" (access {})", ev.access),
                    ev.urls.empty() ? std::string("published (the relay sent no public URL)")
                                    : fmt::format("{}", fmt::join(ev.urls, "  ")));
     } else if (ev.what == kind::refused) {
@@ -102,6 +105,8 @@ int run_connect(const connect_flags& f) {
         if (!e) return report(e.error());
         o.exposes.push_back(std::move(*e));
     }
+    if (auto access = relay::apply_access(o.exposes, f.access); !access)
+        return report(access.error());
     if (!f.relay_host_key.empty()) o.relay_host_key = f.relay_host_key;
     if (!f.ciphers.empty()) o.ciphers = f.ciphers;
     auto keepalive = core::parse_duration(f.keepalive);
@@ -159,10 +164,10 @@ void add_connect_command(CLI::App& app, command_runner& run) {
         "Example:\n"
         "  tunnel connect wss://relay.example.com/v1/tunnel --token-file ~/.config/tunnel/token "
         "\\\n"
-        "      --expose llm=127.0.0.1:11434 --expose web=127.0.0.1:8080\n"
+        "      --expose llm=127.0.0.1:11434 --expose web=127.0.0.1:8080 --access llm=token\n"
         "Prints each name's public URL. The relay's SSH host key is recorded on first use in\n"
         "~/.config/tunnel/relay_known_hosts (its fingerprint is printed then); a changed key is\n"
-        "refused.");
+        "refused. With --access token, visitors need a token from `tunnel token --visitor`.");
     cmd->add_option("url", flags->url,
                     "The relay's attach URL: wss://HOST[:PORT]/v1/tunnel (ws:// on loopback, or "
                     "with --allow-plaintext)")
@@ -179,6 +184,13 @@ void add_connect_command(CLI::App& app, command_runner& run) {
                   "Do not verify the relay's TLS certificate (throwaway tests only)");
     cmd->add_flag("--allow-plaintext", flags->allow_plaintext,
                   "Allow ws:// to a host that is not loopback (the token travels in cleartext)");
+    cmd->add_option("--access", flags->access.access,
+                    "Who may call the names: public, token, basic or ip; NAME=MODE for one name "
+                    "(repeatable; default: the relay decides, normally public)");
+    cmd->add_option("--allow-ip", flags->access.allow_ips,
+                    "CIDR networks let in by --access ip, comma-separated (repeatable)");
+    cmd->add_option("--htpasswd", flags->access.htpasswd_file,
+                    "user:hash lines (yescrypt or bcrypt) for --access basic");
     cmd->add_option(
         "--relay-host-key", flags->relay_host_key,
         "Accept only this relay SSH host key (SHA256:... as the relay prints it at start)");

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <set>
 
@@ -12,6 +13,8 @@
 
 #include "core/encoding.hpp"
 #include "relay/public_route.hpp"
+#include "relay/publish_request.hpp"
+#include "relay/token_minter.hpp"
 #include "transport/websocket_stream.hpp"
 
 namespace tunnel::relay {
@@ -74,6 +77,88 @@ core::result<expose_spec> parse_expose(std::string_view text) {
                         text, target));
     e.target = spec->target;
     return e;
+}
+
+core::result<void> apply_access(std::vector<expose_spec>& exposes, const access_flags& flags) {
+    auto bad = [](std::string message) {
+        return core::fail(core::errc::invalid_argument, std::move(message));
+    };
+    std::optional<access_mode> all;
+    std::map<std::string, access_mode> per_name;
+    for (const auto& text : flags.access) {
+        const auto eq = text.find('=');
+        auto mode = parse_access_mode(eq == std::string::npos ? text : text.substr(eq + 1));
+        if (!mode) return bad(fmt::format("--access '{}': {}", text, mode.error().message));
+        if (eq == std::string::npos) {
+            if (all)
+                return bad("--access MODE is given twice; give it once, or NAME=MODE per name");
+            all = *mode;
+            continue;
+        }
+        const auto name = text.substr(0, eq);
+        if (std::none_of(exposes.begin(), exposes.end(),
+                         [&](const expose_spec& e) { return e.name == name; }))
+            return bad(fmt::format("--access '{}': no --expose publishes '{}'", text, name));
+        if (!per_name.emplace(name, *mode).second)
+            return bad(fmt::format("--access: '{}' is given twice", name));
+    }
+    std::optional<ip_allow_list> ips;
+    if (!flags.allow_ips.empty()) {
+        std::vector<std::string> cidrs;
+        for (const auto& list : flags.allow_ips)
+            for (auto& c : split_allow_list(list)) cidrs.push_back(std::move(c));
+        auto parsed = ip_allow_list::parse(cidrs);
+        if (!parsed) return bad("--allow-ip: " + parsed.error().message);
+        ips = std::move(*parsed);
+    }
+    std::shared_ptr<const htpasswd> users;
+    if (!flags.htpasswd_file.empty()) {
+        auto list = htpasswd::load(flags.htpasswd_file);
+        if (!list) return bad("--htpasswd: " + list.error().message);
+        if (list->entries().size() > max_publish_users)
+            return bad(
+                fmt::format("--htpasswd {}: {} users; at most {} travel with a publish "
+                            "request (keep larger lists in the relay's config)",
+                            flags.htpasswd_file, list->entries().size(), max_publish_users));
+        users = std::make_shared<const htpasswd>(std::move(*list));
+    }
+    bool uses_ip = false, uses_basic = false;
+    for (auto& e : exposes) {
+        auto it = per_name.find(e.name);
+        std::optional<access_mode> mode = it != per_name.end() ? it->second : all;
+        if (!mode) {
+            e.access.reset();
+            continue;
+        }
+        access_policy p;
+        p.mode = *mode;
+        if (*mode == access_mode::ip) {
+            if (!ips)
+                return bad(
+                    fmt::format("--access ip for '{}' needs --allow-ip CIDR,... (the "
+                                "networks to let in)",
+                                e.name));
+            p.allow_ips = *ips;
+            uses_ip = true;
+        }
+        if (*mode == access_mode::basic) {
+            if (!users)
+                return bad(fmt::format(
+                    "--access basic for '{}' needs --htpasswd FILE (user:hash lines, e.g. from "
+                    "`htpasswd -nB USER`)",
+                    e.name));
+            p.users = users;
+            uses_basic = true;
+        }
+        // What the relay will parse: refuse here what it would refuse there.
+        auto wire = encode_publish_request(e.name, p);
+        if (auto back = parse_publish_request(wire); !back)
+            return bad(fmt::format("--expose {}: {}", e.name, back.error().message));
+        e.access = std::move(p);
+    }
+    if (ips && !uses_ip) return bad("--allow-ip is for names published with --access ip");
+    if (users && !uses_basic) return bad("--htpasswd is for names published with --access basic");
+    return {};
 }
 
 core::result<std::string> tenant_of_token(std::string_view token) {
@@ -199,31 +284,44 @@ core::result<supervisor_options> relay_supervisor_options(relay_client_options o
         const auto& e = options.exposes[i];
         forward_spec s;
         s.kind = forward_kind::remote;
-        s.listen.host = e.name;
+        s.listen.host = encode_publish_request(e.name, e.access);
         s.listen.port = static_cast<uint16_t>(first_port + i);
         s.target = e.target;
         s.text = "--expose " + e.text;
         o.forwards.push_back(std::move(s));
     }
-    o.on_remote_listening = [attached, on_event, user](const forward_stats& fs) {
+    // The name and access mode of a forward, from its bind address.
+    auto describe = [](const forward_stats& fs, relay_event& ev) {
+        auto request = parse_publish_request(fs.spec.listen.host);
+        ev.name =
+            request ? request->name : fs.spec.listen.host.substr(0, fs.spec.listen.host.find(';'));
+        ev.access = request && request->access ? request->access->describe() : std::string();
+        ev.target = fs.spec.target.to_string();
+    };
+    o.on_remote_listening = [attached, on_event, user, describe](const forward_stats& fs) {
         relay_event ev;
         ev.what = relay_event::kind::published;
         ev.tenant = attached->tenant.empty() ? user : attached->tenant;
-        ev.name = fs.spec.listen.host;
-        ev.target = fs.spec.target.to_string();
+        describe(fs, ev);
         ev.urls = public_urls(*attached, ev.name);
         on_event(ev);
     };
-    o.on_remote_refused = [on_event, user](const forward_stats& fs) {
+    o.on_remote_refused = [on_event, user, describe](const forward_stats& fs) {
         relay_event ev;
         ev.what = relay_event::kind::refused;
         ev.tenant = user;
-        ev.name = fs.spec.listen.host;
-        ev.target = fs.spec.target.to_string();
-        ev.message = fmt::format(
-            "the relay refused to publish '{}': is it in the token's allow list? (retrying "
-            "every few seconds)",
-            ev.name);
+        describe(fs, ev);
+        ev.message = ev.access.empty()
+                         ? fmt::format(
+                               "the relay refused to publish '{}': is it in the token's allow "
+                               "list, and does the token allow public names? (retrying every few "
+                               "seconds)",
+                               ev.name)
+                         : fmt::format(
+                               "the relay refused to publish '{}' with access {}: is it in the "
+                               "token's allow list, does the token allow that access mode, and "
+                               "does the relay know visitor access? (retrying every few seconds)",
+                               ev.name, ev.access);
         on_event(ev);
     };
     o.backoff = options.backoff;

@@ -1,7 +1,8 @@
 // `tunnel connect`: publish local services through a relay (ARCHITECTURE §5,
 // §6, RELAY-CONTRACT). The relay is an SSH server reached over a WebSocket;
 // each exposed NAME is a reverse forward (`tcpip-forward` with bind address
-// NAME) that the forwarding supervisor keeps published across reconnects.
+// NAME, plus its visitor access when one is chosen: publish_request.hpp) that
+// the forwarding supervisor keeps published across reconnects.
 //
 //   relay::relay_client_options o;
 //   o.url = *transport::parse_ws_url("wss://relay.example.com/v1/tunnel");
@@ -20,18 +21,36 @@
 
 #include "core/backoff.hpp"
 #include "forward/supervisor.hpp"
+#include "relay/visitor_access.hpp"
 #include "transport/websocket_client.hpp"
 
 namespace tunnel::relay {
 
 struct expose_spec {
-    std::string name;          // DNS label, lower-cased
-    forward::endpoint target;  // HOST:PORT on this machine
-    std::string text;          // as typed
+    std::string name;                     // DNS label, lower-cased
+    forward::endpoint target;             // HOST:PORT on this machine
+    std::string text;                     // as typed
+    std::optional<access_policy> access;  // who may call it; absent: the relay's default
 };
 
 // NAME=HOST:PORT (NAME: a relay label, see valid_label: [a-z0-9-], 1..63, no "--").
 [[nodiscard]] core::result<expose_spec> parse_expose(std::string_view text);
+
+// --access, --allow-ip and --htpasswd as typed.
+struct access_flags {
+    std::vector<std::string> access;     // "token" (every name) or "llm=token" (one name)
+    std::vector<std::string> allow_ips;  // CIDRs, comma-separated or repeated (access ip)
+    std::string htpasswd_file;           // user:hash lines (access basic)
+};
+
+// Gives each expose its access: the NAME=MODE entry for it, else the entry
+// without a name, else none (the relay decides). Every problem is an error
+// before anything connects: an unknown mode or name, a name given twice, ip
+// without --allow-ip, basic without --htpasswd, --allow-ip/--htpasswd that no
+// name uses, a request the relay would refuse to parse (it is checked with
+// the relay's own parse_publish_request).
+[[nodiscard]] core::result<void> apply_access(std::vector<expose_spec>& exposes,
+                                              const access_flags& flags);
 
 // The token's `sub` claim (the tenant), read without verifying anything: the
 // relay verifies; the client only needs its SSH user name.
@@ -50,8 +69,9 @@ struct relay_event {
     enum class kind { attached, published, refused, host_key_recorded };
     kind what = kind::attached;
     std::string tenant;
-    std::string name;               // published/refused
-    std::string target;             // published/refused: HOST:PORT
+    std::string name;    // published/refused
+    std::string target;  // published/refused: HOST:PORT
+    std::string access;  // published/refused: "public", "token", ... ("" = relay default)
     std::vector<std::string> urls;  // published
     std::string message;            // refused: why
     // host_key_recorded: the relay's SSH host key, seen for the first time and

@@ -324,5 +324,29 @@ TEST_F(RelayConnect, CleartextTokenToAHostThatIsNotLoopbackNeedsAllowPlaintext) 
         << read_text_file(home->file("loopback.err")).value_or("");
 }
 
+TEST_F(RelayConnect, ANameAskedWithAccessTokenIsNeverServedToAnonymousCallers) {
+    // Whatever the relay does with the request (a relay that does not know
+    // visitor access refuses the publish; one that does answers 401), an
+    // anonymous caller never reaches the origin.
+    auto c = start_connect({fmt::format("web=127.0.0.1:{}", origin->port())}, "c",
+                           {"--access", "token"});
+    ASSERT_TRUE(c) << c.error().message;
+    ASSERT_TRUE(
+        eventually([&] { return count("c", "published") + count("c", "refused") >= 1; }, 20s))
+        << read_text_file(home->file("c.err")).value_or("");
+    for (auto& e : events("c")) {
+        if (e["event"] == "published" || e["event"] == "refused") {
+            EXPECT_EQ(e["access"], "token");
+        }
+    }
+    run_options o;
+    o.timeout = 15s;
+    auto r = run({"curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10",
+                  fmt::format("http://127.0.0.1:{}/t/acme/web/", relay_port)},
+                 o);
+    EXPECT_NE(r.out, "200") << r.describe();
+    EXPECT_EQ(origin->requests(), 0);
+}
+
 }  // namespace
 }  // namespace tunnel::test
