@@ -11,7 +11,7 @@
 #include "commands.hpp"
 #include "core/asio.hpp"
 #include "core/duration.hpp"
-#include "forward/relay_client.hpp"
+#include "relay/relay_client.hpp"
 
 namespace tunnel::cli {
 
@@ -23,6 +23,8 @@ struct connect_flags {
     std::vector<std::string> exposes;
     std::string ca_file;
     bool insecure = false;
+    bool allow_plaintext = false;
+    relay::access_flags access;
     std::string relay_host_key;
     std::string ciphers;
     std::string keepalive = "15s";
@@ -31,38 +33,60 @@ struct connect_flags {
     bool json = false;
 };
 
-void print_event(const forward::relay_event& ev, bool json) {
-    using kind = forward::relay_event::kind;
+void print_event(const relay::relay_event& ev, bool json) {
+    using kind = relay::relay_event::kind;
+    if (ev.what == kind::host_key_recorded)  // on stderr in both modes: it is about trust
+        fmt::print(stderr,
+                   "tunnel connect: first connection to {}: its SSH host key is {}; recorded in "
+                   "{} (trust on first use). Check it against the fingerprint the relay prints "
+                   "at start; pin it with --relay-host-key {}\n",
+                   ev.relay, ev.fingerprint, ev.known_hosts_file, ev.fingerprint);
     if (json) {
         nlohmann::json j;
-        j["event"] = ev.what == kind::attached    ? "attached"
-                     : ev.what == kind::published ? "published"
-                                                  : "refused";
-        j["tenant"] = ev.tenant;
-        if (ev.what != kind::attached) {
-            j["name"] = ev.name;
-            j["target"] = ev.target;
+        switch (ev.what) {
+            case kind::attached:
+                j = {{"event", "attached"}, {"tenant", ev.tenant}};
+                break;
+            case kind::host_key_recorded:
+                j = {{"event", "host_key_recorded"},
+                     {"relay", ev.relay},
+                     {"fingerprint", ev.fingerprint},
+                     {"known_hosts", ev.known_hosts_file}};
+                break;
+            case kind::published:
+            case kind::refused:
+                j = {{"event", ev.what == kind::published ? "published" : "refused"},
+                     {"tenant", ev.tenant},
+                     {"name", ev.name},
+                     {"target", ev.target},
+                     {"access", ev.access.empty() ? "relay default" : ev.access}};
+                if (ev.what == kind::published) j["urls"] = ev.urls;
+                if (ev.what == kind::refused) j["message"] = ev.message;
+                break;
         }
-        if (ev.what == kind::published) j["urls"] = ev.urls;
-        if (ev.what == kind::refused) j["message"] = ev.message;
         fmt::print(stdout, "{}\n", j.dump());
     } else if (ev.what == kind::attached) {
         spdlog::info("attached to the relay as tenant {}", ev.tenant);
     } else if (ev.what == kind::published) {
-        fmt::print(stdout, "{} -> {}: {}\n", ev.name, ev.target,
+        fmt::print(stdout, "{} -> {}{}: {}\n", ev.name, ev.target,
+                   ev.access.empty() ? std::string() : fmt::format(" (access {})", ev.access),
                    ev.urls.empty() ? std::string("published (the relay sent no public URL)")
                                    : fmt::format("{}", fmt::join(ev.urls, "  ")));
-    } else {
+    } else if (ev.what == kind::refused) {
         fmt::print(stderr, "tunnel: {}\n", ev.message);
     }
     std::fflush(stdout);
 }
 
 int run_connect(const connect_flags& f) {
-    forward::relay_client_options o;
+    relay::relay_client_options o;
     auto url = transport::parse_ws_url(f.url);
     if (!url) return report(url.error());
+    // Before the token is even read: never toward a network in cleartext.
+    if (auto plain = transport::check_plaintext(*url, true, f.allow_plaintext); !plain)
+        return report(plain.error());
     o.url = std::move(*url);
+    o.ws.allow_plaintext = f.allow_plaintext;
     if (f.token_file.empty())
         return report(
             {core::errc::invalid_argument, "the relay needs a token: pass --token-file FILE"});
@@ -77,10 +101,12 @@ int run_connect(const connect_flags& f) {
             "tunnel connect: warning: --insecure: the relay's TLS certificate is not checked; "
             "anyone on the path can read the token\n");
     for (const auto& text : f.exposes) {
-        auto e = forward::parse_expose(text);
+        auto e = relay::parse_expose(text);
         if (!e) return report(e.error());
         o.exposes.push_back(std::move(*e));
     }
+    if (auto access = relay::apply_access(o.exposes, f.access); !access)
+        return report(access.error());
     if (!f.relay_host_key.empty()) o.relay_host_key = f.relay_host_key;
     if (!f.ciphers.empty()) o.ciphers = f.ciphers;
     auto keepalive = core::parse_duration(f.keepalive);
@@ -95,9 +121,9 @@ int run_connect(const connect_flags& f) {
     o.ws.connect_timeout = *connect_timeout;
     o.ws.idle_timeout = std::max<std::chrono::milliseconds>(o.keepalive * 2, o.ws.idle_timeout);
     o.reconnect = !f.no_reconnect;
-    o.on_event = [json = f.json](const forward::relay_event& ev) { print_event(ev, json); };
+    o.on_event = [json = f.json](const relay::relay_event& ev) { print_event(ev, json); };
 
-    auto sup_options = forward::relay_supervisor_options(std::move(o));
+    auto sup_options = relay::relay_supervisor_options(std::move(o));
     if (!sup_options) return report(sup_options.error());
     asio::io_context io;
     auto sup = forward::supervisor::create(io.get_executor(), std::move(*sup_options));
@@ -138,11 +164,13 @@ void add_connect_command(CLI::App& app, command_runner& run) {
         "Example:\n"
         "  tunnel connect wss://relay.example.com/v1/tunnel --token-file ~/.config/tunnel/token "
         "\\\n"
-        "      --expose llm=127.0.0.1:11434 --expose web=127.0.0.1:8080\n"
+        "      --expose llm=127.0.0.1:11434 --expose web=127.0.0.1:8080 --access llm=token\n"
         "Prints each name's public URL. The relay's SSH host key is recorded on first use in\n"
-        "~/.config/tunnel/relay_known_hosts; a changed key is refused.");
+        "~/.config/tunnel/relay_known_hosts (its fingerprint is printed then); a changed key is\n"
+        "refused. With --access token, visitors need a token from `tunnel token --visitor`.");
     cmd->add_option("url", flags->url,
-                    "The relay's attach URL: wss://HOST[:PORT]/v1/tunnel (ws:// on loopback)")
+                    "The relay's attach URL: wss://HOST[:PORT]/v1/tunnel (ws:// on loopback, or "
+                    "with --allow-plaintext)")
         ->required();
     cmd->add_option("--token-file", flags->token_file,
                     "File holding the bearer token (JWT) the relay issued")
@@ -154,6 +182,15 @@ void add_connect_command(CLI::App& app, command_runner& run) {
                     "Trust the CA certificates (PEM) in this file, e.g. a self-signed relay's");
     cmd->add_flag("--insecure", flags->insecure,
                   "Do not verify the relay's TLS certificate (throwaway tests only)");
+    cmd->add_flag("--allow-plaintext", flags->allow_plaintext,
+                  "Allow ws:// to a host that is not loopback (the token travels in cleartext)");
+    cmd->add_option("--access", flags->access.access,
+                    "Who may call the names: public, token, basic or ip; NAME=MODE for one name "
+                    "(repeatable; default: the relay decides, normally public)");
+    cmd->add_option("--allow-ip", flags->access.allow_ips,
+                    "CIDR networks let in by --access ip, comma-separated (repeatable)");
+    cmd->add_option("--htpasswd", flags->access.htpasswd_file,
+                    "user:hash lines (yescrypt or bcrypt) for --access basic");
     cmd->add_option(
         "--relay-host-key", flags->relay_host_key,
         "Accept only this relay SSH host key (SHA256:... as the relay prints it at start)");
@@ -168,7 +205,8 @@ void add_connect_command(CLI::App& app, command_runner& run) {
     cmd->add_flag("--no-reconnect", flags->no_reconnect,
                   "Exit when the connection is lost instead of reconnecting");
     cmd->add_flag("--json", flags->json,
-                  "One JSON event per line on stdout (attached, published, refused)");
+                  "One JSON event per line on stdout (attached, host_key_recorded, published, "
+                  "refused)");
     cmd->callback([flags, &run] { run = [flags] { return run_connect(*flags); }; });
 }
 

@@ -1,4 +1,5 @@
-// tunnel token: mints an HS256 relay token (RELAY contract claims).
+// tunnel token: mints an HS256 relay token (RELAY contract claims): a tunnel
+// token for a publisher, or with --visitor a visitor token for a caller.
 #include <iostream>
 #include <memory>
 
@@ -23,10 +24,55 @@ struct token_flags {
     std::optional<double> rps;
     std::optional<std::string> audience;
     std::optional<std::string> issuer;
+    std::vector<std::string> access;
+    bool visitor = false;
     bool json = false;
 };
 
+int print_minted(const relay::minted_token& minted, bool json) {
+    for (const auto& w : minted.warnings) fmt::print(stderr, "tunnel token: warning: {}\n", w);
+    if (json) {
+        auto exp =
+            std::chrono::duration_cast<std::chrono::seconds>(minted.expires.time_since_epoch())
+                .count();
+        std::cout << nlohmann::json{{"token", minted.token},
+                                    {"tenant", minted.tenant},
+                                    {"exp", exp}}
+                         .dump()
+                  << "\n";
+    } else {
+        std::cout << minted.token << "\n";
+    }
+    return 0;
+}
+
+int run_visitor_token(const token_flags& f) {
+    std::vector<std::string> wrong;
+    if (f.max_streams) wrong.push_back("--max-streams");
+    if (f.rps) wrong.push_back("--rps");
+    if (f.audience) wrong.push_back("--audience");
+    if (f.issuer) wrong.push_back("--issuer");
+    if (!f.access.empty()) wrong.push_back("--access");
+    if (!wrong.empty())
+        return report({core::errc::invalid_argument,
+                       fmt::format("--visitor: {} {} for tunnel tokens only; a visitor token "
+                                   "names a tenant, its services (--allow) and a --ttl",
+                                   fmt::join(wrong, ", "), wrong.size() == 1 ? "is" : "are")});
+    relay::visitor_mint_request req;
+    req.secret_file = f.secret_file;
+    req.tenant = f.tenant;
+    for (const auto& a : f.allow)
+        for (auto& g : relay::split_allow_list(a)) req.allow.push_back(std::move(g));
+    auto ttl = core::parse_duration(f.ttl);
+    if (!ttl) return report({core::errc::invalid_argument, "--ttl: " + ttl.error().message});
+    req.ttl = *ttl;
+    auto minted = relay::mint_visitor_token(req);
+    if (!minted) return report(minted.error());
+    return print_minted(*minted, f.json);
+}
+
 int run_token_command(const token_flags& f) {
+    if (f.visitor) return run_visitor_token(f);
     relay::mint_request req;
     req.secret_file = f.secret_file;
     req.tenant = f.tenant;
@@ -39,22 +85,10 @@ int run_token_command(const token_flags& f) {
     req.rps = f.rps;
     req.audience = f.audience;
     req.issuer = f.issuer;
+    req.access = f.access;
     auto minted = relay::mint_token(req);
     if (!minted) return report(minted.error());
-    for (const auto& w : minted->warnings) fmt::print(stderr, "tunnel token: warning: {}\n", w);
-    if (f.json) {
-        auto exp =
-            std::chrono::duration_cast<std::chrono::seconds>(minted->expires.time_since_epoch())
-                .count();
-        std::cout << nlohmann::json{{"token", minted->token},
-                                    {"tenant", minted->tenant},
-                                    {"exp", exp}}
-                         .dump()
-                  << "\n";
-    } else {
-        std::cout << minted->token << "\n";
-    }
-    return 0;
+    return print_minted(*minted, f.json);
 }
 
 }  // namespace
@@ -69,15 +103,21 @@ void add_token_command(CLI::App& app, command_runner& run) {
         "  tunnel token --secret-file jwt.secret --tenant acme --allow 'llm,web-*' --ttl 12h > "
         "acme.token\n"
         "  tunnel connect wss://relay:8443/v1/tunnel --token-file acme.token --expose "
-        "llm=127.0.0.1:11434");
+        "llm=127.0.0.1:11434 --access token\n"
+        "  tunnel token --visitor --secret-file visitor.secret --tenant acme --allow llm --ttl 1h "
+        "> visitor.token\n"
+        "  curl -H \"Authorization: Bearer $(cat visitor.token)\" "
+        "https://llm--acme.relay.example.com/");
     auto flags = std::make_shared<token_flags>();
     cmd->add_option("--secret-file", flags->secret_file,
-                    "The relay's HS256 secret (jwt.secret_file)")
+                    "The relay's HS256 secret (jwt.secret_file; with --visitor: "
+                    "visitors.secret_file)")
         ->required();
     cmd->add_option("--tenant", flags->tenant, "Tenant (the token's sub): a-z, 0-9, '-'")
         ->required();
     cmd->add_option("--allow", flags->allow,
-                    "Service names the tenant may publish, globs, comma-separated")
+                    "Service names the tenant may publish (with --visitor: may call), globs, "
+                    "comma-separated")
         ->required();
     cmd->add_option("--ttl", flags->ttl, "Lifetime, e.g. 30m, 12h")->required();
     cmd->add_option("--max-streams", flags->max_streams,
@@ -87,6 +127,12 @@ void add_token_command(CLI::App& app, command_runner& run) {
     cmd->add_option("--audience", flags->audience,
                     "aud claim (when the relay checks jwt.audience)");
     cmd->add_option("--issuer", flags->issuer, "iss claim (when the relay checks jwt.issuer)");
+    cmd->add_option("--access", flags->access,
+                    "Visitor access modes the publisher may choose: public, token, basic, ip, "
+                    "comma-separated (default: all)");
+    cmd->add_flag("--visitor", flags->visitor,
+                  "Mint a visitor token (to call --allow NAMES of --tenant) instead of a tunnel "
+                  "token");
     cmd->add_flag("--json", flags->json, "Print {token, tenant, exp} as JSON");
     cmd->callback([flags, &run] { run = [flags] { return run_token_command(*flags); }; });
 }

@@ -22,6 +22,7 @@ struct ws_connect_flags {
     std::string token_file;
     std::string ca_file;
     bool insecure = false;
+    bool allow_plaintext = false;
     std::string connect_timeout = "15s";
     std::string idle_timeout = "30s";
 };
@@ -29,7 +30,11 @@ struct ws_connect_flags {
 int run_ws_connect(const ws_connect_flags& f) {
     auto url = transport::parse_ws_url(f.url);
     if (!url) return report(url.error());
+    if (auto plain = transport::check_plaintext(*url, !f.token_file.empty(), f.allow_plaintext);
+        !plain)
+        return report(plain.error());
     transport::ws_options o;
+    o.allow_plaintext = f.allow_plaintext;
     if (!f.token_file.empty()) {
         auto token = transport::read_token_file(f.token_file);
         if (!token) return report(token.error());
@@ -97,6 +102,8 @@ void add_ws_connect_command(CLI::App& app, command_runner& run) {
                     "Trust the CA certificates (PEM) in this file, e.g. a self-signed relay's");
     cmd->add_flag("--insecure", flags->insecure,
                   "Do not verify the relay's TLS certificate (throwaway tests only)");
+    cmd->add_flag("--allow-plaintext", flags->allow_plaintext,
+                  "Send the token over ws:// to a host that is not loopback (cleartext)");
     cmd->add_option("--connect-timeout", flags->connect_timeout,
                     "Deadline for TCP, TLS and the upgrade")
         ->capture_default_str();

@@ -45,6 +45,29 @@ std::string base64url_encode(std::string_view bytes) {
     return encode(bytes, url_alphabet, false);
 }
 
+std::optional<std::string> base64_decode(std::string_view text) {
+    if (text.size() % 4 != 0) return std::nullopt;
+    std::size_t pad = 0;
+    while (pad < 2 && pad < text.size() && text[text.size() - 1 - pad] == '=') ++pad;
+    const auto body = text.substr(0, text.size() - pad);
+    std::string out;
+    out.reserve(body.size() * 3 / 4);
+    unsigned acc = 0;
+    int bits = 0;
+    for (char c : body) {
+        auto pos = std_alphabet.find(c);
+        if (pos == std::string_view::npos) return std::nullopt;
+        acc = (acc << 6) | static_cast<unsigned>(pos);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out += static_cast<char>((acc >> bits) & 0xff);
+        }
+    }
+    if ((acc & ((1u << bits) - 1)) != 0) return std::nullopt;  // trailing bits must be zero
+    return out;
+}
+
 std::optional<std::string> base64url_decode(std::string_view text) {
     while (!text.empty() && text.back() == '=') text.remove_suffix(1);
     if (text.size() % 4 == 1) return std::nullopt;

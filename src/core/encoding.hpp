@@ -10,6 +10,9 @@ namespace tunnel::core {
 
 // Standard alphabet with '=' padding.
 [[nodiscard]] std::string base64_encode(std::string_view bytes);
+// Standard alphabet, padding required (HTTP Basic credentials). nullopt on any
+// other character, missing or misplaced padding, or non-zero trailing bits.
+[[nodiscard]] std::optional<std::string> base64_decode(std::string_view text);
 // URL-safe alphabet ('-', '_'), no padding (JWT, JWK).
 [[nodiscard]] std::string base64url_encode(std::string_view bytes);
 // URL-safe alphabet; padding optional. nullopt on any other character or an

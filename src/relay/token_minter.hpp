@@ -1,5 +1,7 @@
 // Mints HS256 relay tokens (`tunnel token`, tests, dev setups): the claims
-// token_verifier reads, signed with a shared secret file.
+// token_verifier reads, signed with a shared secret file. Tunnel tokens
+// (publishers) and visitor tokens (`tunnel token --visitor`, see
+// visitor_token.hpp) are minted by separate functions and never mix.
 #pragma once
 
 #include <chrono>
@@ -20,6 +22,15 @@ struct mint_request {
     std::optional<double> rps;
     std::optional<std::string> audience;
     std::optional<std::string> issuer;
+    std::vector<std::string>
+        access;  // `access`: visitor access modes allowed; empty = claim absent
+};
+
+struct visitor_mint_request {
+    std::string secret_file;           // the relay's visitor secret
+    std::string tenant;                // `sub`; lower-cased
+    std::vector<std::string> allow;    // `svc`: service-name globs; lower-cased
+    std::chrono::milliseconds ttl{0};  // `exp` = now + ttl (whole seconds, rounded up)
 };
 
 struct minted_token {
@@ -34,6 +45,12 @@ struct minted_token {
 // signs. Every problem is reported at once, one per line, naming the flag.
 [[nodiscard]] core::result<minted_token> mint_token(
     const mint_request& request,
+    std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
+
+// A visitor token: typ/aud "tunnel-visitor", sub, svc, iat, exp and a
+// random jti. Same checks as mint_token (tenant, globs, ttl, secret file).
+[[nodiscard]] core::result<minted_token> mint_visitor_token(
+    const visitor_mint_request& request,
     std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
 
 // Splits "a,b, c" into globs (empty entries dropped).

@@ -263,6 +263,8 @@ std::string_view to_string(token_errc code) noexcept {
             return "missing_claim";
         case token_errc::invalid_claim:
             return "invalid_claim";
+        case token_errc::wrong_type:
+            return "wrong_token_type";
     }
     return "invalid_token";
 }
@@ -298,6 +300,12 @@ token_result<tenant_policy> map_claims(std::string_view claims_json, const claim
     auto invalid = [](std::string message) {
         return tl::unexpected(refuse(token_errc::invalid_claim, std::move(message)));
     };
+
+    // A visitor token (visitor_token.hpp) never attaches a tunnel.
+    if (auto typ = claims.find("typ"); typ != claims.end() && *typ == "tunnel-visitor")
+        return tl::unexpected(refuse(token_errc::wrong_type,
+                                     "this is a visitor token; attaching a tunnel needs a tunnel "
+                                     "token (tunnel token without --visitor)"));
 
     tenant_policy policy;
     // exp: required.
@@ -399,6 +407,11 @@ token_result<tenant_policy> map_claims(std::string_view claims_json, const claim
         if (!v || *v <= 0 || *v > 1e6)
             return invalid("\"rps\" must be a number > 0 and <= 1000000");
         policy.rps = *v;
+    }
+    if (auto access = claims.find("access"); access != claims.end()) {
+        auto modes = parse_access_claim(*access);
+        if (!modes) return invalid(modes.error().message);
+        policy.access = *modes;
     }
     return policy;
 }
@@ -533,6 +546,12 @@ token_result<tenant_policy> token_verifier::verify(std::string_view token) const
 
 token_result<tenant_policy> token_verifier::verify(
     std::string_view token, std::chrono::system_clock::time_point now) const {
+    auto claims = verified_claims(token);
+    if (!claims) return tl::unexpected(claims.error());
+    return map_claims(*claims, options_.rules, now);
+}
+
+token_result<std::string> token_verifier::verified_claims(std::string_view token) const {
     auto malformed = [](std::string why) {
         return tl::unexpected(refuse(token_errc::malformed, std::move(why)));
     };
@@ -580,7 +599,7 @@ token_result<tenant_policy> token_verifier::verify(
         if (jwt_get_alg(decoded.get()) != to_libjwt(expected)) continue;
         cstr_handle claims(jwt_get_grants_json(decoded.get(), nullptr));
         if (!claims) return malformed("token claims are not a JSON object");
-        return map_claims(claims.get(), options_.rules, now);
+        return std::string(claims.get());
     }
     if (!kid_known)
         return tl::unexpected(refuse(

@@ -22,6 +22,7 @@
 #include <tl/expected.hpp>
 
 #include "core/error.hpp"
+#include "relay/access_mode.hpp"
 
 namespace tunnel::relay {
 
@@ -43,6 +44,7 @@ enum class token_errc {
     wrong_issuer,     // "wrong_issuer"
     missing_claim,    // "missing_claim": sub, exp or allow absent
     invalid_claim,    // "invalid_claim": a claim of the wrong type or value
+    wrong_type,       // "wrong_token_type": a visitor token where a tunnel token belongs, or back
 };
 [[nodiscard]] std::string_view to_string(token_errc code) noexcept;
 
@@ -60,6 +62,7 @@ struct tenant_policy {
     std::vector<std::string> allow;                 // `allow`: service-name globs
     unsigned max_streams = 0;                       // `max_streams` or the configured default
     double rps = 0;                                 // `rps` or the configured default
+    access_modes access = access_modes::all();      // `access`: visitor access modes it may choose
     std::chrono::system_clock::time_point expires;  // `exp`
 };
 
@@ -80,7 +83,10 @@ struct claim_rules {
 };
 
 // The pure claims -> policy mapping (fuzzed by tests/fuzz/jwt_claims_fuzz):
-// `claims_json` is the token's decoded payload.
+// `claims_json` is the token's decoded payload. A visitor token (`typ`
+// "tunnel-visitor", see visitor_token.hpp) is refused with wrong_type. The
+// optional `access` claim (a list of "public", "token", "basic", "ip") narrows
+// the visitor access modes the tenant may choose; without it, all four.
 [[nodiscard]] token_result<tenant_policy> map_claims(std::string_view claims_json,
                                                      const claim_rules& rules,
                                                      std::chrono::system_clock::time_point now);
@@ -108,6 +114,11 @@ class token_verifier {
     [[nodiscard]] token_result<tenant_policy> verify(std::string_view token) const;
     [[nodiscard]] token_result<tenant_policy> verify(
         std::string_view token, std::chrono::system_clock::time_point now) const;
+    // The token's decoded claims (JSON) once its signature verified with one
+    // of the keys and its `alg` is the configured one; no claim is checked.
+    // verify() maps them with map_claims; visitor tokens with
+    // map_visitor_claims (visitor_token.hpp).
+    [[nodiscard]] token_result<std::string> verified_claims(std::string_view token) const;
 
     // "SHA256:<base64>" of the key material, for logs (never the key itself).
     [[nodiscard]] const std::string& key_fingerprint() const noexcept { return fingerprint_; }

@@ -44,6 +44,11 @@ struct connect_options {
     bool hash_known_hosts = false;  // hash the name when accept-new records a key
     // "SHA256:..." : accept only the key with this fingerprint (known_hosts is not consulted).
     std::optional<std::string> host_key_fingerprint;
+    // Called when accept-new records a key seen for the first time (TOFU):
+    // the known_hosts name ("[relay]:8443"), its "SHA256:..." and the file.
+    std::function<void(const std::string& name, const std::string& fingerprint,
+                       const std::string& file)>
+        on_host_key_recorded;
 
     // Transport.
     std::chrono::milliseconds connect_timeout{30'000};

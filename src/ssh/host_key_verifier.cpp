@@ -161,6 +161,7 @@ core::result<std::string> check_host_key(const connect_options& opts, ssh_key se
             return core::fail(a.error().code, fmt::format("cannot record the host key of {}: {}",
                                                           name, a.error().message));
         spdlog::warn("permanently added {} ({}) to {}", name, label, user_file);
+        if (opts.on_host_key_recorded) opts.on_host_key_recorded(name, fp, user_file);
         return fp;
     }
     std::string other;

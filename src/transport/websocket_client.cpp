@@ -69,6 +69,29 @@ std::chrono::milliseconds remaining(time_point deadline) {
 
 // ---------------------------------------------------------------- URL
 
+bool is_loopback_host(std::string_view host) noexcept {
+    if (host == "localhost") return true;
+    if (host.size() > 45) return false;
+    const std::string z(host);
+    in_addr v4{};
+    if (::inet_pton(AF_INET, z.c_str(), &v4) == 1)
+        return reinterpret_cast<const unsigned char*>(&v4)[0] == 127;
+    in6_addr v6{};
+    if (::inet_pton(AF_INET6, z.c_str(), &v6) != 1) return false;
+    if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
+    return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
+}
+
+core::result<void> check_plaintext(const ws_url& url, bool sends_token, bool allow_plaintext) {
+    if (url.tls || !sends_token || allow_plaintext || is_loopback_host(url.host)) return {};
+    return core::fail(
+        core::errc::invalid_argument,
+        fmt::format("refusing to send the token in cleartext to {}: ws:// to a host that is not "
+                    "loopback lets anyone on the network path read the token and attach as you. "
+                    "Use wss://{}, or pass --allow-plaintext if this network is trusted",
+                    url.to_string(), url.host_header() + url.target));
+}
+
 core::result<ws_url> parse_ws_url(std::string_view text) {
     auto bad = [&](std::string_view why) {
         return core::fail(core::errc::invalid_argument,
@@ -454,6 +477,8 @@ const ws_url& websocket_client::url() const noexcept {
 
 asio::awaitable<core::result<std::shared_ptr<websocket_client>>> websocket_client::connect(
     asio::any_io_executor executor, ws_url url, ws_options options) {
+    if (auto plain = check_plaintext(url, !options.token.empty(), options.allow_plaintext); !plain)
+        co_return tl::unexpected(plain.error());
     const auto deadline = std::chrono::steady_clock::now() + options.connect_timeout;
     auto im = std::make_unique<impl>();
     im->url = std::move(url);

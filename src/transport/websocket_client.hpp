@@ -41,8 +41,19 @@ struct ws_url {
 // schemes are refused with a message that says what to write instead.
 [[nodiscard]] core::result<ws_url> parse_ws_url(std::string_view text);
 
+// 127.0.0.0/8, ::1, ::ffff:127.x.y.z and "localhost". Other names are not
+// resolved: a name that happens to resolve to loopback is not trusted to.
+[[nodiscard]] bool is_loopback_host(std::string_view host) noexcept;
+
+// A token must not cross a network in cleartext: refuses ws:// to a host
+// that is not loopback when a token would be sent, unless `allow_plaintext`
+// (--allow-plaintext). The message says why and what to do instead.
+[[nodiscard]] core::result<void> check_plaintext(const ws_url& url, bool sends_token,
+                                                 bool allow_plaintext);
+
 struct ws_options {
     std::string token;                   // empty: no Authorization header
+    bool allow_plaintext = false;        // send the token over ws:// to a non-loopback host
     std::optional<std::string> ca_file;  // trust this CA bundle (PEM) in addition to the system's
     bool insecure = false;               // no certificate or name check (the CLI warns)
     std::chrono::milliseconds connect_timeout{15'000};  // TCP + TLS + upgrade

@@ -77,10 +77,18 @@ TEST_F(ConnectCli, FirstUseRecordsTheRelayHostKeyUnderTheUrlsHostAndPort) {
     EXPECT_NE(recorded->find(fmt::format("[127.0.0.1]:{} {}", ws->port(), sshd->host_pubkey())),
               std::string::npos)
         << *recorded;
+    // Trust on first use is said out loud, with the fingerprint to compare.
+    const auto fp = fingerprint_of(sshd->host_pubkey(), *home);
+    ASSERT_FALSE(fp.empty());
+    EXPECT_NE(r.err.find(fmt::format("first connection to [127.0.0.1]:{}: its SSH host key is {}",
+                                     ws->port(), fp)),
+              std::string::npos)
+        << r.err;
 
     // The second run finds it and gets as far again.
     auto again = connect();
     EXPECT_NE(again.err.find("permission denied"), std::string::npos) << again.err;
+    EXPECT_EQ(again.err.find("first connection"), std::string::npos) << again.err;
     EXPECT_EQ(read_text_file(known_hosts).value_or(""), *recorded);
 }
 

@@ -248,5 +248,105 @@ TEST_F(RelayConnect, BadTokenIsRefusedWithTheRelaysReason) {
     EXPECT_EQ(r.err.find(t.out.substr(0, 20)), std::string::npos) << "never print the token";
 }
 
+TEST_F(RelayConnect, FirstUsePrintsTheRelayHostKeyFingerprintOnce) {
+    const std::string expose = fmt::format("web=127.0.0.1:{}", origin->port());
+    auto first = start_connect({expose}, "first");
+    ASSERT_TRUE(first) << first.error().message;
+    ASSERT_TRUE(eventually([&] { return count("first", "published") >= 1; }, 20s))
+        << read_text_file(home->file("first.err")).value_or("");
+    const auto err = read_text_file(home->file("first.err")).value_or("");
+    const auto relay_name = fmt::format("[127.0.0.1]:{}", relay_port);
+    EXPECT_NE(err.find(fmt::format("first connection to {}: its SSH host key is {}", relay_name,
+                                   relay_key)),
+              std::string::npos)
+        << err;
+    ASSERT_EQ(count("first", "host_key_recorded"), 1);
+    for (auto& e : events("first"))
+        if (e["event"] == "host_key_recorded") {
+            EXPECT_EQ(e["fingerprint"], relay_key);
+            EXPECT_EQ(e["relay"], relay_name);
+            EXPECT_NE(e["known_hosts"].get<std::string>().find("relay_known_hosts"),
+                      std::string::npos);
+        }
+    first->terminate();
+
+    // Known from now on: nothing to report.
+    auto second = start_connect({expose}, "second");
+    ASSERT_TRUE(second) << second.error().message;
+    ASSERT_TRUE(eventually([&] { return count("second", "published") >= 1; }, 20s));
+    EXPECT_EQ(count("second", "host_key_recorded"), 0);
+    EXPECT_EQ(read_text_file(home->file("second.err")).value_or("").find("first connection"),
+              std::string::npos);
+}
+
+TEST_F(RelayConnect, CleartextTokenToAHostThatIsNotLoopbackNeedsAllowPlaintext) {
+    // 192.0.2.1 (TEST-NET-1) would swallow a SYN for the whole --connect-timeout:
+    // a quick exit 2 shows nothing was attempted.
+    for (std::vector<std::string> args :
+         {std::vector<std::string>{"connect", "ws://192.0.2.1:1/v1/tunnel", "--token-file",
+                                   home->file("token"), "--expose", "web=1", "--connect-timeout",
+                                   "60s", "--no-reconnect"},
+          std::vector<std::string>{"ws-connect", "ws://192.0.2.1:1/v1/tunnel", "--token-file",
+                                   home->file("token"), "--connect-timeout", "60s"}}) {
+        const auto start = std::chrono::steady_clock::now();
+        auto r = run_tunnel(args, cli());
+        EXPECT_LT(std::chrono::steady_clock::now() - start, 10s) << "no connection attempt";
+        EXPECT_EQ(r.exit_code, 2) << r.describe();
+        EXPECT_NE(r.err.find("cleartext"), std::string::npos) << r.err;
+        EXPECT_NE(r.err.find("wss://192.0.2.1"), std::string::npos) << r.err;
+        EXPECT_NE(r.err.find("--allow-plaintext"), std::string::npos) << r.err;
+    }
+
+    // 0.0.0.0 is not loopback by name, but Linux connects it to this host: it
+    // stands in for a trusted private address without traffic leaving 127.0.0.1.
+    const std::string expose = fmt::format("web=127.0.0.1:{}", origin->port());
+    const auto any = fmt::format("ws://0.0.0.0:{}/v1/tunnel", relay_port);
+    auto refused = run_tunnel(
+        {"connect", any, "--token-file", home->file("token"), "--expose", expose, "--no-reconnect"},
+        cli());
+    EXPECT_EQ(refused.exit_code, 2) << refused.describe();
+    EXPECT_NE(refused.err.find("cleartext"), std::string::npos) << refused.err;
+
+    auto allowed = spawn_tunnel({"connect", any, "--token-file", home->file("token"), "--json",
+                                 "--allow-plaintext", "--expose", expose},
+                                home->path(), home->file("plain.out"), home->file("plain.err"));
+    ASSERT_TRUE(allowed) << allowed.error().message;
+    ASSERT_TRUE(eventually([&] { return count("plain", "published") >= 1; }, 20s))
+        << read_text_file(home->file("plain.err")).value_or("");
+    auto r = curl(fmt::format("http://127.0.0.1:{}/t/acme/web/", relay_port));
+    EXPECT_EQ(r.out, "hello from the origin") << r.describe();
+    allowed->terminate();
+
+    // Loopback needs no flag (the other tests here run on ws://127.0.0.1).
+    auto loopback = start_connect({expose}, "loopback");
+    ASSERT_TRUE(loopback) << loopback.error().message;
+    ASSERT_TRUE(eventually([&] { return count("loopback", "published") >= 1; }, 20s))
+        << read_text_file(home->file("loopback.err")).value_or("");
+}
+
+TEST_F(RelayConnect, ANameAskedWithAccessTokenIsNeverServedToAnonymousCallers) {
+    // Whatever the relay does with the request (a relay that does not know
+    // visitor access refuses the publish; one that does answers 401), an
+    // anonymous caller never reaches the origin.
+    auto c = start_connect({fmt::format("web=127.0.0.1:{}", origin->port())}, "c",
+                           {"--access", "token"});
+    ASSERT_TRUE(c) << c.error().message;
+    ASSERT_TRUE(
+        eventually([&] { return count("c", "published") + count("c", "refused") >= 1; }, 20s))
+        << read_text_file(home->file("c.err")).value_or("");
+    for (auto& e : events("c")) {
+        if (e["event"] == "published" || e["event"] == "refused") {
+            EXPECT_EQ(e["access"], "token");
+        }
+    }
+    run_options o;
+    o.timeout = 15s;
+    auto r = run({"curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10",
+                  fmt::format("http://127.0.0.1:{}/t/acme/web/", relay_port)},
+                 o);
+    EXPECT_NE(r.out, "200") << r.describe();
+    EXPECT_EQ(origin->requests(), 0);
+}
+
 }  // namespace
 }  // namespace tunnel::test

@@ -11,6 +11,7 @@
 
 #include "observe/audit_log.hpp"
 #include "relay/token_verifier.hpp"
+#include "relay/visitor_token.hpp"
 #include "support/process.hpp"
 #include "support/tunnel_cli.hpp"
 
@@ -72,6 +73,37 @@ TEST_F(RelayTokenCli, MintedTokenVerifies) {
     claim_rules other;
     other.audience = "relay-2";
     EXPECT_EQ(verifier(other).verify(token).error().code, token_errc::wrong_audience);
+}
+
+TEST_F(RelayTokenCli, VisitorTokenVerifiesAsAVisitorTokenOnly) {
+    auto r = run_tunnel({"token", "--visitor", "--secret-file", secret_, "--tenant", "acme",
+                         "--allow", "llm", "--ttl", "1h"});
+    ASSERT_TRUE(r.ok()) << r.describe();
+    auto token = r.out.substr(0, r.out.find('\n'));
+    auto visitors =
+        token_verifier::load(visitor_verifier_options(secret_, std::chrono::seconds(30)));
+    ASSERT_TRUE(visitors) << visitors.error().message;
+    auto g = verify_visitor_token(*visitors, token, std::chrono::system_clock::now());
+    ASSERT_TRUE(g) << g.error().message;
+    EXPECT_TRUE(grants(*g, "acme", "llm"));
+    EXPECT_FALSE(grants(*g, "acme", "web"));
+    EXPECT_EQ(verifier().verify(token).error().code, token_errc::wrong_type)
+        << "a visitor token never attaches a tunnel";
+
+    // Tunnel-token flags make no sense for a visitor.
+    auto bad = run_tunnel({"token", "--visitor", "--secret-file", secret_, "--tenant", "acme",
+                           "--allow", "llm", "--ttl", "1h", "--rps", "5", "--access", "token"});
+    EXPECT_EQ(bad.exit_code, 2) << bad.describe();
+    EXPECT_NE(bad.err.find("--rps, --access are for tunnel tokens only"), std::string::npos)
+        << bad.err;
+
+    // --access narrows what a publisher may choose.
+    auto narrowed = run_tunnel({"token", "--secret-file", secret_, "--tenant", "acme", "--allow",
+                                "llm", "--ttl", "1h", "--access", "token,basic"});
+    ASSERT_TRUE(narrowed.ok()) << narrowed.describe();
+    auto p = verifier().verify(narrowed.out.substr(0, narrowed.out.find('\n')));
+    ASSERT_TRUE(p) << p.error().message;
+    EXPECT_EQ(p->access.to_string(), "token, basic");
 }
 
 TEST_F(RelayTokenCli, JsonOutputAndBadInput) {

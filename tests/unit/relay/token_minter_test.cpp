@@ -102,6 +102,27 @@ TEST_F(TokenMinter, LimitsAndWarnings) {
     EXPECT_EQ(t->warnings[0].find("a-very-secret"), std::string::npos);
 }
 
+TEST_F(TokenMinter, AccessClaim) {
+    auto r = request();
+    r.access = {"token, basic", "token"};
+    auto t = mint_token(r, now_);
+    ASSERT_TRUE(t) << t.error().message;
+    auto p = verifier().verify(t->token, now_);
+    ASSERT_TRUE(p) << p.error().message;
+    EXPECT_TRUE(p->access.contains(access_mode::token));
+    EXPECT_TRUE(p->access.contains(access_mode::basic));
+    EXPECT_FALSE(p->access.contains(access_mode::public_));
+    r.access = {"token,open"};
+    auto bad = mint_token(r, now_);
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().message.find("--access"), std::string::npos) << bad.error().message;
+    EXPECT_EQ(verifier().verify(mint_token(request(), now_)->token, now_)->access,
+              access_modes::all());
+    r = request();
+    r.audience = "tunnel-visitor";
+    EXPECT_FALSE(mint_token(r, now_)) << "the visitor audience is reserved";
+}
+
 TEST(TokenMinterAllowList, Splits) {
     EXPECT_EQ(split_allow_list("llm, web-*,,x "), (std::vector<std::string>{"llm", "web-*", "x"}));
     EXPECT_TRUE(split_allow_list("").empty());

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <memory>
 
+#include <fmt/format.h>
 #include <jwt.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
@@ -422,6 +423,42 @@ TEST(TokenClaims, MapClaimsIsPure) {
     EXPECT_EQ(p->tenant, "t1");
     EXPECT_EQ(map_claims("[]", rules, now).error().code, token_errc::malformed);
     EXPECT_EQ(map_claims("{", rules, now).error().code, token_errc::malformed);
+}
+
+TEST(TokenClaims, AccessClaimNarrowsVisitorAccessModes) {
+    claim_rules rules;
+    auto now = std::chrono::system_clock::time_point(std::chrono::seconds(1000));
+    auto all = map_claims(R"({"sub":"t1","allow":["*"],"exp":2000})", rules, now);
+    ASSERT_TRUE(all);
+    EXPECT_EQ(all->access, access_modes::all()) << "no claim: every mode";
+    auto some = map_claims(
+        R"({"sub":"t1","allow":["*"],"exp":2000,"access":["token","basic","token"]})", rules, now);
+    ASSERT_TRUE(some) << some.error().message;
+    EXPECT_TRUE(some->access.contains(access_mode::token));
+    EXPECT_TRUE(some->access.contains(access_mode::basic));
+    EXPECT_FALSE(some->access.contains(access_mode::public_));
+    EXPECT_FALSE(some->access.contains(access_mode::ip));
+    for (auto bad : {R"("token")", "[]", R"(["Token"])", R"(["token",1])", R"(["open"])",
+                     R"(["public","token","basic","ip","ip"])", "null"}) {
+        auto p = map_claims(
+            fmt::format(R"({{"sub":"t1","allow":["*"],"exp":2000,"access":{}}})", bad), rules, now);
+        ASSERT_FALSE(p) << bad;
+        EXPECT_EQ(p.error().code, token_errc::invalid_claim) << bad;
+    }
+}
+
+TEST(TokenClaims, VisitorTokenNeverAttachesATunnel) {
+    claim_rules rules;
+    auto now = std::chrono::system_clock::time_point(std::chrono::seconds(1000));
+    // Even with an allow list added, a visitor-typed token is refused.
+    auto p = map_claims(
+        R"({"typ":"tunnel-visitor","aud":"tunnel-visitor","sub":"t1","svc":["llm"],"allow":["*"],"exp":2000})",
+        rules, now);
+    ASSERT_FALSE(p);
+    EXPECT_EQ(p.error().code, token_errc::wrong_type);
+    EXPECT_EQ(to_string(p.error().code), "wrong_token_type");
+    // Other `typ` values (an IdP's "Bearer") are not ours to judge.
+    EXPECT_TRUE(map_claims(R"({"typ":"Bearer","sub":"t1","allow":["*"],"exp":2000})", rules, now));
 }
 
 TEST(TokenClaims, AlgorithmNames) {

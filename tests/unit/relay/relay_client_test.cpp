@@ -2,9 +2,10 @@
 // public URLs from the relay's 101 headers, supervisor options.
 #include <gtest/gtest.h>
 
-#include "forward/relay_client.hpp"
+#include "relay/publish_request.hpp"
+#include "relay/relay_client.hpp"
 
-namespace tunnel::forward {
+namespace tunnel::relay {
 namespace {
 
 // header.payload.signature with payload {"sub":"<sub>","allow":["*"],"exp":4102444800}
@@ -127,5 +128,84 @@ TEST(RelaySupervisorOptions, RefusesDuplicatesMissingTokenAndBadPins) {
     EXPECT_FALSE(relay_supervisor_options(o));
 }
 
+TEST(RelaySupervisorOptions, RefusesCleartextTokensToOtherHosts) {
+    relay_client_options o;
+    o.ws.token = token_with("eyJzdWIiOiJhY21lIiwiYWxsb3ciOlsiKiJdfQ");
+    o.exposes = {*parse_expose("llm=1")};
+    o.known_hosts_file = ::testing::TempDir() + "relay_known_hosts";
+    for (auto url : {"ws://192.0.2.1:1/v1/tunnel", "ws://relay.example.com/v1/tunnel",
+                     "ws://[2001:db8::1]:8080/v1/tunnel", "ws://0.0.0.0:1/v1/tunnel",
+                     "ws://localhost.example.com/v1/tunnel"}) {
+        o.url = *transport::parse_ws_url(url);
+        o.ws.allow_plaintext = false;
+        auto s = relay_supervisor_options(o);
+        ASSERT_FALSE(s) << url;
+        EXPECT_NE(s.error().message.find("cleartext"), std::string::npos) << s.error().message;
+        EXPECT_NE(s.error().message.find("--allow-plaintext"), std::string::npos);
+        EXPECT_NE(s.error().message.find("wss://"), std::string::npos);
+        o.ws.allow_plaintext = true;
+        EXPECT_TRUE(relay_supervisor_options(o)) << url;
+    }
+    o.ws.allow_plaintext = false;
+    for (auto url : {"ws://127.0.0.1:1/v1/tunnel", "ws://127.9.8.7:1/", "ws://[::1]:1/",
+                     "ws://localhost:1/", "wss://relay.example.com/v1/tunnel"}) {
+        o.url = *transport::parse_ws_url(url);
+        EXPECT_TRUE(relay_supervisor_options(o)) << url;
+    }
+    EXPECT_TRUE(transport::is_loopback_host("::ffff:127.0.0.1"));
+    EXPECT_FALSE(transport::is_loopback_host("::ffff:10.0.0.1"));
+    EXPECT_FALSE(transport::is_loopback_host("127.0.0.1.nip.io"));
+    EXPECT_TRUE(
+        transport::check_plaintext(*transport::parse_ws_url("ws://192.0.2.1/"), false, false))
+        << "no token, nothing to leak (ws-connect without --token-file)";
+}
+
+TEST(RelayAccess, FlagsGiveEachNameItsAccessOnTheWire) {
+    std::vector<expose_spec> exposes{*parse_expose("llm=1"), *parse_expose("web=2"),
+                                     *parse_expose("api=3")};
+    access_flags f;
+    f.access = {"token", "api=ip"};
+    f.allow_ips = {"10.0.0.0/8, 192.168.0.0/16", "2001:db8::/32"};
+    auto ok = apply_access(exposes, f);
+    ASSERT_TRUE(ok) << ok.error().message;
+    EXPECT_EQ(exposes[0].access->mode, access_mode::token);
+    EXPECT_EQ(exposes[1].access->mode, access_mode::token);
+    EXPECT_EQ(exposes[2].access->mode, access_mode::ip);
+    EXPECT_EQ(exposes[2].access->allow_ips.networks().size(), 3u);
+
+    relay_client_options o;
+    o.url = *transport::parse_ws_url("wss://relay.example.com/v1/tunnel");
+    o.ws.token = token_with("eyJzdWIiOiJhY21lIiwiYWxsb3ciOlsiKiJdfQ");
+    o.exposes = exposes;
+    o.known_hosts_file = ::testing::TempDir() + "relay_known_hosts";
+    auto s = relay_supervisor_options(o);
+    ASSERT_TRUE(s) << s.error().message;
+    EXPECT_EQ(s->forwards[0].listen.host, "llm;access=token");
+    EXPECT_EQ(s->forwards[2].listen.host,
+              "api;access=ip;ip=10.0.0.0/8,192.168.0.0/16,2001:db8::/32");
+    for (const auto& fw : s->forwards) EXPECT_TRUE(parse_publish_request(fw.listen.host));
+}
+
+TEST(RelayAccess, FlagProblemsFailBeforeConnecting) {
+    auto fails = [](access_flags f, std::string_view says) {
+        std::vector<expose_spec> exposes{*parse_expose("llm=1"), *parse_expose("web=2")};
+        auto r = apply_access(exposes, f);
+        ASSERT_FALSE(r) << says;
+        EXPECT_NE(r.error().message.find(says), std::string::npos) << r.error().message;
+    };
+    fails({{"tokens"}, {}, {}}, "not an access mode");
+    fails({{"token", "public"}, {}, {}}, "given twice");
+    fails({{"llm=token", "llm=public"}, {}, {}}, "given twice");
+    fails({{"nosuch=token"}, {}, {}}, "no --expose publishes 'nosuch'");
+    fails({{"ip"}, {}, {}}, "needs --allow-ip");
+    fails({{"basic"}, {}, {}}, "needs --htpasswd");
+    fails({{"token"}, {"10.0.0.0/8"}, {}}, "--allow-ip is for names published with --access ip");
+    fails({{"ip"}, {"10.0.0.1/8"}, {}}, "did you mean 10.0.0.0/8");
+    fails({{"basic"}, {}, "/nonexistent/htpasswd"}, "--htpasswd");
+    std::vector<expose_spec> untouched{*parse_expose("llm=1")};
+    EXPECT_TRUE(apply_access(untouched, {}));
+    EXPECT_FALSE(untouched[0].access) << "no --access: the relay decides";
+}
+
 }  // namespace
-}  // namespace tunnel::forward
+}  // namespace tunnel::relay

@@ -1,8 +1,9 @@
-#include "forward/relay_client.hpp"
+#include "relay/relay_client.hpp"
 
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <set>
 
@@ -10,52 +11,24 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "core/encoding.hpp"
+#include "relay/public_route.hpp"
+#include "relay/publish_request.hpp"
+#include "relay/token_minter.hpp"
 #include "transport/websocket_stream.hpp"
 
-namespace tunnel::forward {
+namespace tunnel::relay {
+
+using forward::forward_kind;
+using forward::forward_spec;
+using forward::forward_stats;
+using forward::supervisor_options;
 
 namespace {
 
 // First reverse-forward port; each exposed name gets its own (80, 81, ...)
 // so the relay's forwarded-tcpip channels say which name they are for.
 constexpr uint16_t first_port = 80;
-
-bool valid_label(std::string_view s) {
-    if (s.empty() || s.size() > 63 || s.front() == '-' || s.back() == '-') return false;
-    return std::all_of(s.begin(), s.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
-    });
-}
-
-std::optional<std::string> base64url_decode(std::string_view in) {
-    std::string out;
-    unsigned value = 0;
-    int bits = 0;
-    for (char c : in) {
-        int d;
-        if (c >= 'A' && c <= 'Z')
-            d = c - 'A';
-        else if (c >= 'a' && c <= 'z')
-            d = c - 'a' + 26;
-        else if (c >= '0' && c <= '9')
-            d = c - '0' + 52;
-        else if (c == '-' || c == '+')
-            d = 62;
-        else if (c == '_' || c == '/')
-            d = 63;
-        else if (c == '=')
-            break;
-        else
-            return std::nullopt;
-        value = (value << 6) | static_cast<unsigned>(d);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out.push_back(static_cast<char>((value >> bits) & 0xff));
-        }
-    }
-    return out;
-}
 
 // ":8443" from "https://relay:8443/t/acme/", "" when the URL has no port.
 std::string port_suffix(std::string_view url) {
@@ -89,14 +62,14 @@ core::result<expose_spec> parse_expose(std::string_view text) {
             core::errc::invalid_argument,
             fmt::format(
                 "--expose '{}': the name '{}' must be a DNS label: 1 to 63 of a-z, 0-9 and '-', "
-                "not starting or ending with '-'",
+                "not starting or ending with '-', without '--'",
                 text, e.name));
     std::string target(text.substr(eq + 1));
     if (!target.empty() &&
         std::all_of(target.begin(), target.end(), [](unsigned char c) { return std::isdigit(c); }))
         target = "127.0.0.1:" + target;  // a bare port is on this machine
-    auto spec = parse_forward_spec(forward_kind::remote,
-                                   fmt::format("{}:{}:{}", e.name, first_port, target));
+    auto spec = forward::parse_forward_spec(forward_kind::remote,
+                                            fmt::format("{}:{}:{}", e.name, first_port, target));
     if (!spec || spec->target.is_unix() || spec->target.port == 0)
         return core::fail(
             core::errc::invalid_argument,
@@ -106,6 +79,88 @@ core::result<expose_spec> parse_expose(std::string_view text) {
     return e;
 }
 
+core::result<void> apply_access(std::vector<expose_spec>& exposes, const access_flags& flags) {
+    auto bad = [](std::string message) {
+        return core::fail(core::errc::invalid_argument, std::move(message));
+    };
+    std::optional<access_mode> all;
+    std::map<std::string, access_mode> per_name;
+    for (const auto& text : flags.access) {
+        const auto eq = text.find('=');
+        auto mode = parse_access_mode(eq == std::string::npos ? text : text.substr(eq + 1));
+        if (!mode) return bad(fmt::format("--access '{}': {}", text, mode.error().message));
+        if (eq == std::string::npos) {
+            if (all)
+                return bad("--access MODE is given twice; give it once, or NAME=MODE per name");
+            all = *mode;
+            continue;
+        }
+        const auto name = text.substr(0, eq);
+        if (std::none_of(exposes.begin(), exposes.end(),
+                         [&](const expose_spec& e) { return e.name == name; }))
+            return bad(fmt::format("--access '{}': no --expose publishes '{}'", text, name));
+        if (!per_name.emplace(name, *mode).second)
+            return bad(fmt::format("--access: '{}' is given twice", name));
+    }
+    std::optional<ip_allow_list> ips;
+    if (!flags.allow_ips.empty()) {
+        std::vector<std::string> cidrs;
+        for (const auto& list : flags.allow_ips)
+            for (auto& c : split_allow_list(list)) cidrs.push_back(std::move(c));
+        auto parsed = ip_allow_list::parse(cidrs);
+        if (!parsed) return bad("--allow-ip: " + parsed.error().message);
+        ips = std::move(*parsed);
+    }
+    std::shared_ptr<const htpasswd> users;
+    if (!flags.htpasswd_file.empty()) {
+        auto list = htpasswd::load(flags.htpasswd_file);
+        if (!list) return bad("--htpasswd: " + list.error().message);
+        if (list->entries().size() > max_publish_users)
+            return bad(
+                fmt::format("--htpasswd {}: {} users; at most {} travel with a publish "
+                            "request (keep larger lists in the relay's config)",
+                            flags.htpasswd_file, list->entries().size(), max_publish_users));
+        users = std::make_shared<const htpasswd>(std::move(*list));
+    }
+    bool uses_ip = false, uses_basic = false;
+    for (auto& e : exposes) {
+        auto it = per_name.find(e.name);
+        std::optional<access_mode> mode = it != per_name.end() ? it->second : all;
+        if (!mode) {
+            e.access.reset();
+            continue;
+        }
+        access_policy p;
+        p.mode = *mode;
+        if (*mode == access_mode::ip) {
+            if (!ips)
+                return bad(
+                    fmt::format("--access ip for '{}' needs --allow-ip CIDR,... (the "
+                                "networks to let in)",
+                                e.name));
+            p.allow_ips = *ips;
+            uses_ip = true;
+        }
+        if (*mode == access_mode::basic) {
+            if (!users)
+                return bad(fmt::format(
+                    "--access basic for '{}' needs --htpasswd FILE (user:hash lines, e.g. from "
+                    "`htpasswd -nB USER`)",
+                    e.name));
+            p.users = users;
+            uses_basic = true;
+        }
+        // What the relay will parse: refuse here what it would refuse there.
+        auto wire = encode_publish_request(e.name, p);
+        if (auto back = parse_publish_request(wire); !back)
+            return bad(fmt::format("--expose {}: {}", e.name, back.error().message));
+        e.access = std::move(p);
+    }
+    if (ips && !uses_ip) return bad("--allow-ip is for names published with --access ip");
+    if (users && !uses_basic) return bad("--htpasswd is for names published with --access basic");
+    return {};
+}
+
 core::result<std::string> tenant_of_token(std::string_view token) {
     const auto a = token.find('.');
     const auto b = a == std::string_view::npos ? a : token.find('.', a + 1);
@@ -113,7 +168,7 @@ core::result<std::string> tenant_of_token(std::string_view token) {
         return core::fail(core::errc::invalid_argument,
                           "the token is not a JWT (expected three dot-separated parts); mint one "
                           "with 'tunnel token'");
-    auto payload = base64url_decode(token.substr(a + 1, b - a - 1));
+    auto payload = core::base64url_decode(token.substr(a + 1, b - a - 1));
     auto claims = payload ? nlohmann::json::parse(*payload, nullptr, false) : nlohmann::json();
     if (!claims.is_object())
         return core::fail(core::errc::invalid_argument,
@@ -172,6 +227,9 @@ core::result<supervisor_options> relay_supervisor_options(relay_client_options o
     if (options.ws.token.empty())
         return core::fail(core::errc::invalid_argument,
                           "the relay needs a token: pass --token-file FILE");
+    if (auto plain = transport::check_plaintext(options.url, true, options.ws.allow_plaintext);
+        !plain)
+        return tl::unexpected(plain.error());
     auto tenant = tenant_of_token(options.ws.token);
     if (!tenant) return tl::unexpected(tenant.error());
     if (options.relay_host_key && options.relay_host_key->rfind("SHA256:", 0) != 0)
@@ -200,6 +258,17 @@ core::result<supervisor_options> relay_supervisor_options(relay_client_options o
     t.server_alive_interval = options.keepalive;
     t.server_alive_count_max = 3;
     t.ciphers = options.ciphers;
+    t.on_host_key_recorded = [on_event = options.on_event](const std::string& name,
+                                                           const std::string& fingerprint,
+                                                           const std::string& file) {
+        if (!on_event) return;
+        relay_event ev;
+        ev.what = relay_event::kind::host_key_recorded;
+        ev.relay = name;
+        ev.fingerprint = fingerprint;
+        ev.known_hosts_file = file;
+        on_event(ev);
+    };
     t.connect_timeout = options.ws.connect_timeout + std::chrono::seconds(15);
 
     // What the latest attach said, for the URLs printed once a name is up.
@@ -222,31 +291,44 @@ core::result<supervisor_options> relay_supervisor_options(relay_client_options o
         const auto& e = options.exposes[i];
         forward_spec s;
         s.kind = forward_kind::remote;
-        s.listen.host = e.name;
+        s.listen.host = encode_publish_request(e.name, e.access);
         s.listen.port = static_cast<uint16_t>(first_port + i);
         s.target = e.target;
         s.text = "--expose " + e.text;
         o.forwards.push_back(std::move(s));
     }
-    o.on_remote_listening = [attached, on_event, user](const forward_stats& fs) {
+    // The name and access mode of a forward, from its bind address.
+    auto describe = [](const forward_stats& fs, relay_event& ev) {
+        auto request = parse_publish_request(fs.spec.listen.host);
+        ev.name =
+            request ? request->name : fs.spec.listen.host.substr(0, fs.spec.listen.host.find(';'));
+        ev.access = request && request->access ? request->access->describe() : std::string();
+        ev.target = fs.spec.target.to_string();
+    };
+    o.on_remote_listening = [attached, on_event, user, describe](const forward_stats& fs) {
         relay_event ev;
         ev.what = relay_event::kind::published;
         ev.tenant = attached->tenant.empty() ? user : attached->tenant;
-        ev.name = fs.spec.listen.host;
-        ev.target = fs.spec.target.to_string();
+        describe(fs, ev);
         ev.urls = public_urls(*attached, ev.name);
         on_event(ev);
     };
-    o.on_remote_refused = [on_event, user](const forward_stats& fs) {
+    o.on_remote_refused = [on_event, user, describe](const forward_stats& fs) {
         relay_event ev;
         ev.what = relay_event::kind::refused;
         ev.tenant = user;
-        ev.name = fs.spec.listen.host;
-        ev.target = fs.spec.target.to_string();
-        ev.message = fmt::format(
-            "the relay refused to publish '{}': is it in the token's allow list? (retrying "
-            "every few seconds)",
-            ev.name);
+        describe(fs, ev);
+        ev.message = ev.access.empty()
+                         ? fmt::format(
+                               "the relay refused to publish '{}': is it in the token's allow "
+                               "list, and does the token allow public names? (retrying every few "
+                               "seconds)",
+                               ev.name)
+                         : fmt::format(
+                               "the relay refused to publish '{}' with access {}: is it in the "
+                               "token's allow list, does the token allow that access mode, and "
+                               "does the relay know visitor access? (retrying every few seconds)",
+                               ev.name, ev.access);
         on_event(ev);
     };
     o.backoff = options.backoff;
@@ -254,4 +336,4 @@ core::result<supervisor_options> relay_supervisor_options(relay_client_options o
     return o;
 }
 
-}  // namespace tunnel::forward
+}  // namespace tunnel::relay
