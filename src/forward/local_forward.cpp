@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/log_text.hpp"
 #include "forward/pump.hpp"
 
 namespace tunnel::forward {
@@ -169,7 +170,8 @@ asio::awaitable<void> local_forward::serve(stream_socket socket) {
                                    asio::redirect_error(asio::use_awaitable, ec));
     };
 
-    spdlog::debug("{}: new connection for {}", stats_->spec.text, target.to_string());
+    spdlog::debug("{}: new connection for {}", stats_->spec.text,
+                  core::log_text(target.to_string()));
     auto session = co_await source_.acquire(ssh::clock_type::now() + options_.outage_wait);
     if (!session || stopped_) {
         ++stats_->failures;
@@ -189,8 +191,8 @@ asio::awaitable<void> local_forward::serve(stream_socket socket) {
     if (!ch) {
         ++stats_->failures;
         stats_->last_error = ch.error().message;
-        spdlog::warn("{}: cannot reach {}: {}", stats_->spec.text, target.to_string(),
-                     ch.error().message);
+        spdlog::warn("{}: cannot reach {}: {}", stats_->spec.text,
+                     core::log_text(target.to_string()), ch.error().message);
         co_await answer(reply_for(ch.error()));
         close_cleanly(socket);
         co_return;
@@ -202,7 +204,7 @@ asio::awaitable<void> local_forward::serve(stream_socket socket) {
                                    asio::redirect_error(asio::use_awaitable, ec));
         if (ec) co_return;
     }
-    spdlog::debug("{}: channel to {} open", stats_->spec.text, target.to_string());
+    spdlog::debug("{}: channel to {} open", stats_->spec.text, core::log_text(target.to_string()));
     start_pump(std::move(*ch), std::move(socket), stats_, std::move(early));
 }
 

@@ -8,6 +8,8 @@
 #include <fmt/format.h>
 #include <openssl/crypto.h>
 
+#include "core/log_text.hpp"
+
 namespace tunnel::forward {
 
 namespace {
@@ -170,7 +172,8 @@ socks_handshake::step socks_handshake::on_auth() {
     std::string_view user(in_.data() + 2, ulen);
     std::string_view pass(in_.data() + 3 + ulen, plen);
     const bool ok = equal_secret(user, required_->user) & equal_secret(pass, required_->password);
-    std::string who(user);
+    // The name is the client's choice: escaped and capped before it reaches a log.
+    std::string who = core::log_text(user, 64);
     in_.erase(0, 3 + ulen + plen);
     if (!ok)
         return fail(std::string{'\x01', '\x01'},

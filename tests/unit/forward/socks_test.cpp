@@ -114,6 +114,19 @@ TEST(Socks5, UsernamePassword) {
     EXPECT_EQ(n.reply, bytes({5, 0xff}));
 }
 
+TEST(Socks5, AnUntrustedUserNameIsEscapedBeforeItReachesTheLog) {
+    socks_credentials c{"alice", "s3cret"};
+    socks_handshake hs(c);
+    (void)hs.feed(bytes({5, 1, 2}));
+    // A user name that would forge a log line and clear the terminal.
+    const std::string user = "x\nINFO admin logged in\x1b[2J";
+    auto f = hs.feed(bytes({1, static_cast<int>(user.size())}) + user + bytes({1}) + "p");
+    EXPECT_EQ(f.state, status::failed);
+    EXPECT_EQ(f.error.find('\n'), std::string::npos) << f.error;
+    EXPECT_EQ(f.error.find('\x1b'), std::string::npos) << f.error;
+    EXPECT_NE(f.error.find("x\\x0aINFO admin logged in\\x1b[2J"), std::string::npos) << f.error;
+}
+
 TEST(Socks4, Socks4AndSocks4a) {
     socks_handshake v4;
     auto r = v4.feed(bytes({4, 1, 0, 80, 192, 168, 1, 2}) + "user" + bytes({0}));
