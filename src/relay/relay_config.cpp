@@ -179,6 +179,14 @@ std::vector<std::string> validate(const relay_config& c) {
             "ES256");
     if (c.limits.tenant_burst < 1) problems.push_back("limits.tenant_burst: must be >= 1");
     if (c.limits.route_burst < 1) problems.push_back("limits.route_burst: must be >= 1");
+    if (c.limits.max_connections != 0 && c.limits.max_unauthenticated > c.limits.max_connections)
+        problems.push_back(
+            fmt::format("limits.max_unauthenticated: {} is more than limits.max_connections ({})",
+                        c.limits.max_unauthenticated, c.limits.max_connections));
+    if (c.limits.max_tunnel_buffer_bytes < c.limits.max_channel_buffer_bytes)
+        problems.push_back(fmt::format(
+            "limits.max_tunnel_buffer_bytes: {} is less than limits.max_channel_buffer_bytes ({})",
+            c.limits.max_tunnel_buffer_bytes, c.limits.max_channel_buffer_bytes));
     if (c.liveness.ping_timeout.count() <= 0 || c.liveness.ping_interval.count() <= 0)
         problems.push_back("liveness: ping_interval and ping_timeout must be > 0");
     return problems;
@@ -260,10 +268,28 @@ core::result<relay_config> parse_relay_config(std::string_view yaml_text,
             }
     }
 
-    if (auto l = doc["limits"]; r.expect_map(
-            l, "limits",
-            {"tenant_rps", "tenant_burst", "route_rps", "route_burst", "max_streams_per_tunnel",
-             "max_header_bytes", "max_body_bytes", "header_read_timeout", "idle_timeout"})) {
+    if (auto l = doc["limits"]; r.expect_map(l, "limits",
+                                             {"tenant_rps",
+                                              "tenant_burst",
+                                              "route_rps",
+                                              "route_burst",
+                                              "max_streams_per_tunnel",
+                                              "max_header_bytes",
+                                              "max_body_bytes",
+                                              "header_read_timeout",
+                                              "idle_timeout",
+                                              "write_timeout",
+                                              "min_body_rate",
+                                              "min_body_rate_grace",
+                                              "max_connections",
+                                              "max_connections_per_ip",
+                                              "max_unauthenticated",
+                                              "attach_refusals_per_ip",
+                                              "attach_refusal_window",
+                                              "max_tunnels_per_tenant",
+                                              "max_names_per_tenant",
+                                              "max_channel_buffer_bytes",
+                                              "max_tunnel_buffer_bytes"})) {
         read_number(r, l, "limits", "tenant_rps", c.limits.tenant_rps);
         read_number(r, l, "limits", "tenant_burst", c.limits.tenant_burst);
         read_number(r, l, "limits", "route_rps", c.limits.route_rps);
@@ -274,6 +300,35 @@ core::result<relay_config> parse_relay_config(std::string_view yaml_text,
         read_integer(r, l, "limits", "max_body_bytes", 0, 1LL << 40, c.limits.max_body_bytes);
         read_duration(r, l, "limits", "header_read_timeout", c.limits.header_read_timeout);
         read_duration(r, l, "limits", "idle_timeout", c.limits.idle_timeout);
+        read_duration(r, l, "limits", "write_timeout", c.limits.write_timeout);
+        if (l["min_body_rate"]) {  // 0 turns it off
+            if (auto v = r.number(l["min_body_rate"], "limits.min_body_rate", -1, 1e9)) {
+                if (*v < 0)
+                    r.error("limits.min_body_rate", "must be >= 0 (0 turns the rate off)");
+                else
+                    c.limits.min_body_rate = *v;
+            }
+        }
+        read_duration(r, l, "limits", "min_body_rate_grace", c.limits.min_body_rate_grace);
+        read_integer(r, l, "limits", "max_connections", 0, 10000000, c.limits.max_connections);
+        read_integer(r, l, "limits", "max_connections_per_ip", 1, 10000000,
+                     c.limits.max_connections_per_ip);
+        read_integer(r, l, "limits", "max_unauthenticated", 0, 10000000,
+                     c.limits.max_unauthenticated);
+        read_integer(r, l, "limits", "attach_refusals_per_ip", 1, 1000000,
+                     c.limits.attach_refusals_per_ip);
+        read_duration(r, l, "limits", "attach_refusal_window", c.limits.attach_refusal_window);
+        read_integer(r, l, "limits", "max_tunnels_per_tenant", 1, 1000000,
+                     c.limits.max_tunnels_per_tenant);
+        read_integer(r, l, "limits", "max_names_per_tenant", 1, 1000000,
+                     c.limits.max_names_per_tenant);
+        // Below 3 MiB a client that respects the window could be taken for one
+        // that does not: the relay holds up to 1 MiB per channel and libssh up to
+        // ~1.9 MB more (its window is 1,280,000 bytes, re-opened at half).
+        read_integer(r, l, "limits", "max_channel_buffer_bytes", 3 << 20, 1LL << 32,
+                     c.limits.max_channel_buffer_bytes);
+        read_integer(r, l, "limits", "max_tunnel_buffer_bytes", 3 << 20, 1LL << 40,
+                     c.limits.max_tunnel_buffer_bytes);
     }
     if (auto b = doc["breaker"]; r.expect_map(b, "breaker", {"failures", "cooldown"})) {
         read_integer(r, b, "breaker", "failures", 0, 1000000, c.breaker.failures);
@@ -338,6 +393,9 @@ core::result<relay_config> dev_config(std::string_view listen, std::string_view 
     c.limits.route_rps = 1000;
     c.limits.route_burst = 2000;
     c.limits.max_streams_per_tunnel = 256;
+    // Tests and demos run every client from 127.0.0.1.
+    c.limits.max_connections_per_ip = 4096;
+    c.limits.attach_refusals_per_ip = 1000;
     if (auto problems = validate(c); !problems.empty())
         return core::fail(errc::invalid_argument, fmt::format("{}", fmt::join(problems, "\n")));
     return c;
@@ -385,6 +443,27 @@ std::vector<std::string> describe(const relay_config& c) {
     out.push_back(fmt::format("limits.header_read_timeout: {}",
                               format_duration(c.limits.header_read_timeout)));
     out.push_back(fmt::format("limits.idle_timeout: {}", format_duration(c.limits.idle_timeout)));
+    out.push_back(fmt::format("limits.write_timeout: {}", format_duration(c.limits.write_timeout)));
+    out.push_back(fmt::format("limits.min_body_rate: {}", c.limits.min_body_rate));
+    out.push_back(fmt::format("limits.min_body_rate_grace: {}",
+                              format_duration(c.limits.min_body_rate_grace)));
+    auto or_auto = [](unsigned v) { return v == 0 ? std::string("auto") : std::to_string(v); };
+    out.push_back(fmt::format("limits.max_connections: {}", or_auto(c.limits.max_connections)));
+    out.push_back(
+        fmt::format("limits.max_connections_per_ip: {}", c.limits.max_connections_per_ip));
+    out.push_back(
+        fmt::format("limits.max_unauthenticated: {}", or_auto(c.limits.max_unauthenticated)));
+    out.push_back(
+        fmt::format("limits.attach_refusals_per_ip: {}", c.limits.attach_refusals_per_ip));
+    out.push_back(fmt::format("limits.attach_refusal_window: {}",
+                              format_duration(c.limits.attach_refusal_window)));
+    out.push_back(
+        fmt::format("limits.max_tunnels_per_tenant: {}", c.limits.max_tunnels_per_tenant));
+    out.push_back(fmt::format("limits.max_names_per_tenant: {}", c.limits.max_names_per_tenant));
+    out.push_back(
+        fmt::format("limits.max_channel_buffer_bytes: {}", c.limits.max_channel_buffer_bytes));
+    out.push_back(
+        fmt::format("limits.max_tunnel_buffer_bytes: {}", c.limits.max_tunnel_buffer_bytes));
     out.push_back(fmt::format("breaker.failures: {}", c.breaker.failures));
     out.push_back(fmt::format("breaker.cooldown: {}", format_duration(c.breaker.cooldown)));
     out.push_back(
@@ -415,6 +494,8 @@ verifier_options verifier_options_for(const relay_config& c) {
     o.rules.leeway = std::chrono::duration_cast<std::chrono::seconds>(c.jwt.leeway);
     o.rules.default_max_streams = c.limits.max_streams_per_tunnel;
     o.rules.default_rps = c.limits.tenant_rps;
+    o.rules.max_tunnels = c.limits.max_tunnels_per_tenant;
+    o.rules.max_names = c.limits.max_names_per_tenant;
     return o;
 }
 

@@ -65,6 +65,33 @@ struct limits_config {
     std::size_t max_body_bytes = 64 * 1024 * 1024;
     std::chrono::milliseconds header_read_timeout{std::chrono::seconds(10)};
     std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};
+    // Callers that stall: every write to a caller must make progress within
+    // write_timeout; while the relay waits on a caller's body (a request body
+    // it sends, a response body it reads) the caller must move min_body_rate
+    // bytes/s on average and may fall behind by at most min_body_rate_grace
+    // (body_rate.hpp). min_body_rate 0 turns the rate off.
+    std::chrono::milliseconds write_timeout{std::chrono::seconds(30)};
+    double min_body_rate = 1024;
+    std::chrono::milliseconds min_body_rate_grace{std::chrono::seconds(10)};
+    // Public connections: in all, per source address (IPv6 by /64), and
+    // those that have not sent a complete first request head yet. 0 = auto:
+    // max_connections fits under the open-file limit (relay_server::create),
+    // max_unauthenticated is half of it.
+    unsigned max_connections = 0;
+    unsigned max_connections_per_ip = 256;
+    unsigned max_unauthenticated = 0;
+    // Refused attaches per source address within the window before further
+    // attempts are answered 429 without being verified or audited.
+    unsigned attach_refusals_per_ip = 10;
+    std::chrono::milliseconds attach_refusal_window{std::chrono::seconds(60)};
+    // Per tenant, narrowed by the token's max_tunnels / max_names claims.
+    unsigned max_tunnels_per_tenant = 16;
+    unsigned max_names_per_tenant = 64;
+    // Bytes of a tunnel client's data the relay holds for one channel, and
+    // for all channels of one tunnel; a client past either ignores the SSH
+    // window and its tunnel is closed.
+    std::size_t max_channel_buffer_bytes = std::size_t{4} << 20;
+    std::size_t max_tunnel_buffer_bytes = std::size_t{256} << 20;
 };
 
 struct breaker_config {

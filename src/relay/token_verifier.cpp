@@ -70,7 +70,7 @@ constexpr std::size_t max_claims_bytes = 8192;
 constexpr std::size_t max_allow_entries = 256;
 
 token_error refuse(token_errc code, std::string message) {
-    return token_error{code, std::move(message)};
+    return token_error{code, std::move(message), {}};
 }
 
 // A claim value quoted for a message: short, printable.
@@ -350,26 +350,35 @@ token_result<tenant_policy> map_claims(std::string_view claims_json, const claim
         if (aud != claims.end() && aud->is_array())
             for (const auto& a : *aud)
                 ok = ok || (a.is_string() && a.get_ref<const std::string&>() == *rules.audience);
+        // The 401 body does not name the configured audience (it would tell a
+        // stranger what to put in a forged or phished token); the log does.
         if (!ok)
-            return tl::unexpected(refuse(
+            return tl::unexpected(token_error{
                 token_errc::wrong_audience,
+                aud == claims.end() ? "token has no \"aud\" claim, which this relay requires; "
+                                      "mint it for this relay"
+                                    : "token is not for this relay (wrong audience); mint it for "
+                                      "this relay",
                 aud == claims.end()
                     ? fmt::format("token has no \"aud\" claim; this relay requires audience \"{}\"",
                                   shown(*rules.audience))
-                    : fmt::format("token is not for this relay: its audience is not \"{}\"",
-                                  shown(*rules.audience))));
+                    : fmt::format("token audience {} is not \"{}\"", shown(aud->dump()),
+                                  shown(*rules.audience))});
     }
     if (rules.issuer) {
         auto iss = claims.find("iss");
         if (iss == claims.end() || !iss->is_string() ||
             iss->get_ref<const std::string&>() != *rules.issuer)
-            return tl::unexpected(refuse(
+            return tl::unexpected(token_error{
                 token_errc::wrong_issuer,
+                iss == claims.end() ? "token has no \"iss\" claim, which this relay requires; "
+                                      "mint it with the issuer this relay trusts"
+                                    : "token issuer is not one this relay trusts",
                 iss == claims.end()
                     ? fmt::format("token has no \"iss\" claim; this relay requires issuer \"{}\"",
                                   shown(*rules.issuer))
-                    : fmt::format("token issuer is not \"{}\", the issuer this relay trusts",
-                                  shown(*rules.issuer))));
+                    : fmt::format("token issuer {} is not \"{}\", the issuer this relay trusts",
+                                  shown(iss->dump()), shown(*rules.issuer))});
     }
 
     auto sub = claims.find("sub");
@@ -401,6 +410,20 @@ token_result<tenant_policy> map_claims(std::string_view claims_json, const claim
             return invalid("\"max_streams\" must be a whole number from 1 to 1000000");
         policy.max_streams = static_cast<unsigned>(ms->get<long long>());
     }
+    // Per-tenant caps: a claim narrows the relay's limit, never widens it.
+    auto narrowed = [&](const char* claim, unsigned limit, unsigned& out) -> bool {
+        out = limit;
+        auto it = claims.find(claim);
+        if (it == claims.end()) return true;
+        if (!it->is_number_integer() || it->get<long long>() < 1 || it->get<long long>() > 1000000)
+            return false;
+        out = std::min(limit, static_cast<unsigned>(it->get<long long>()));
+        return true;
+    };
+    if (!narrowed("max_tunnels", rules.max_tunnels, policy.max_tunnels))
+        return invalid("\"max_tunnels\" must be a whole number from 1 to 1000000");
+    if (!narrowed("max_names", rules.max_names, policy.max_names))
+        return invalid("\"max_names\" must be a whole number from 1 to 1000000");
     policy.rps = rules.default_rps;
     if (auto rps = claims.find("rps"); rps != claims.end()) {
         auto v = numeric(*rps);

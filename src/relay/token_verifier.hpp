@@ -50,7 +50,8 @@ enum class token_errc {
 
 struct token_error {
     token_errc code;
-    std::string message;
+    std::string message;  // for the caller (the 401 body): never the relay's configured aud/iss
+    std::string detail;   // for the relay's log only (may name them); empty = same as message
 };
 
 template <class T>
@@ -58,11 +59,13 @@ using token_result = tl::expected<T, token_error>;
 
 // What a verified token lets its tenant do.
 struct tenant_policy {
-    std::string tenant;                             // `sub`
-    std::vector<std::string> allow;                 // `allow`: service-name globs
-    unsigned max_streams = 0;                       // `max_streams` or the configured default
-    double rps = 0;                                 // `rps` or the configured default
-    access_modes access = access_modes::all();      // `access`: visitor access modes it may choose
+    std::string tenant;                         // `sub`
+    std::vector<std::string> allow;             // `allow`: service-name globs
+    unsigned max_streams = 0;                   // `max_streams` or the configured default
+    double rps = 0;                             // `rps` or the configured default
+    access_modes access = access_modes::all();  // `access`: visitor access modes it may choose
+    unsigned max_tunnels = 0;  // `max_tunnels`, at most the configured per-tenant limit
+    unsigned max_names = 0;    // `max_names`, at most the configured per-tenant limit
     std::chrono::system_clock::time_point expires;  // `exp`
 };
 
@@ -80,6 +83,9 @@ struct claim_rules {
     std::chrono::seconds leeway{30};      // clock skew allowed for exp/nbf/iat
     unsigned default_max_streams = 64;    // when `max_streams` is absent
     double default_rps = 50;              // when `rps` is absent
+    // Per-tenant caps; the `max_tunnels` / `max_names` claims may only narrow them.
+    unsigned max_tunnels = 16;
+    unsigned max_names = 64;
 };
 
 // The pure claims -> policy mapping (fuzzed by tests/fuzz/jwt_claims_fuzz):

@@ -95,6 +95,67 @@ TEST(RelayConfig, MinimalUsesDefaults) {
     EXPECT_EQ(c->jwt.leeway, 30s);
 }
 
+TEST(RelayConfig, LimitsForHostileCallers) {
+    auto c = parse_relay_config(R"(listen: 127.0.0.1:0
+host_key_file: hk
+jwt: {secret_file: s}
+limits:
+  write_timeout: 15s
+  min_body_rate: 0
+  min_body_rate_grace: 5s
+  max_connections: 900
+  max_connections_per_ip: 256
+  max_unauthenticated: 300
+  attach_refusals_per_ip: 5
+  attach_refusal_window: 30s
+  max_tunnels_per_tenant: 3
+  max_names_per_tenant: 7
+  max_channel_buffer_bytes: 8388608
+  max_tunnel_buffer_bytes: 67108864
+)",
+                                "r.yaml");
+    ASSERT_TRUE(c) << c.error().message;
+    EXPECT_EQ(c->limits.write_timeout, 15s);
+    EXPECT_EQ(c->limits.min_body_rate, 0);
+    EXPECT_EQ(c->limits.min_body_rate_grace, 5s);
+    EXPECT_EQ(c->limits.max_connections, 900u);
+    EXPECT_EQ(c->limits.max_connections_per_ip, 256u);
+    EXPECT_EQ(c->limits.max_unauthenticated, 300u);
+    EXPECT_EQ(c->limits.attach_refusals_per_ip, 5u);
+    EXPECT_EQ(c->limits.attach_refusal_window, 30s);
+    EXPECT_EQ(c->limits.max_tunnels_per_tenant, 3u);
+    EXPECT_EQ(c->limits.max_names_per_tenant, 7u);
+    EXPECT_EQ(c->limits.max_channel_buffer_bytes, 8388608u);
+    EXPECT_EQ(c->limits.max_tunnel_buffer_bytes, 67108864u);
+    EXPECT_EQ(verifier_options_for(*c).rules.max_tunnels, 3u);
+    EXPECT_EQ(verifier_options_for(*c).rules.max_names, 7u);
+
+    auto bad = parse_relay_config(R"(listen: 127.0.0.1:0
+host_key_file: hk
+jwt: {secret_file: s}
+limits:
+  min_body_rate: -1
+  max_connections: 10
+  max_unauthenticated: 20
+  max_channel_buffer_bytes: 1048576
+  write_timeout: 0s
+)",
+                                  "r.yaml");
+    ASSERT_FALSE(bad);
+    const auto& m = bad.error().message;
+    EXPECT_NE(m.find("limits.min_body_rate"), std::string::npos) << m;
+    EXPECT_NE(m.find("limits.max_channel_buffer_bytes"), std::string::npos) << m;
+    EXPECT_NE(m.find("limits.write_timeout"), std::string::npos) << m;
+    auto cross = parse_relay_config(R"(listen: 127.0.0.1:0
+host_key_file: hk
+jwt: {secret_file: s}
+limits: {max_connections: 10, max_unauthenticated: 20}
+)",
+                                    "r.yaml");
+    ASSERT_FALSE(cross);
+    EXPECT_NE(cross.error().message.find("limits.max_unauthenticated"), std::string::npos);
+}
+
 TEST(RelayConfig, EveryProblemReportedWithItsPath) {
     auto c = parse_relay_config(R"(
 listen: nowhere

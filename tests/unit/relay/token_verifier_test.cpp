@@ -461,6 +461,48 @@ TEST(TokenClaims, VisitorTokenNeverAttachesATunnel) {
     EXPECT_TRUE(map_claims(R"({"typ":"Bearer","sub":"t1","allow":["*"],"exp":2000})", rules, now));
 }
 
+TEST(TokenClaims, ARefusalMessageNeverNamesTheConfiguredAudienceOrIssuer) {
+    claim_rules rules;
+    rules.audience = "secret-audience";
+    rules.issuer = "secret-issuer";
+    auto now = std::chrono::system_clock::time_point(std::chrono::seconds(1000));
+    for (const char* claims : {R"({"sub":"t1","allow":["*"],"exp":2000})",
+                               R"({"sub":"t1","allow":["*"],"exp":2000,"aud":"x"})",
+                               R"({"sub":"t1","allow":["*"],"exp":2000,"aud":"secret-audience"})",
+                               R"({"sub":"t1","allow":["*"],"exp":2000,"aud":"secret-audience",)"
+                               R"("iss":"x"})"}) {
+        auto p = map_claims(claims, rules, now);
+        ASSERT_FALSE(p) << claims;
+        EXPECT_EQ(p.error().message.find("secret-"), std::string::npos) << p.error().message;
+        // The relay's own log gets the detail.
+        EXPECT_NE(p.error().detail.find("secret-"), std::string::npos) << p.error().detail;
+    }
+}
+
+TEST(TokenClaims, TenantCapClaimsOnlyNarrowTheRelaysLimits) {
+    claim_rules rules;
+    rules.max_tunnels = 4;
+    rules.max_names = 10;
+    auto now = std::chrono::system_clock::time_point(std::chrono::seconds(1000));
+    auto p = map_claims(R"({"sub":"t1","allow":["*"],"exp":2000})", rules, now);
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->max_tunnels, 4u);
+    EXPECT_EQ(p->max_names, 10u);
+    p = map_claims(R"({"sub":"t1","allow":["*"],"exp":2000,"max_tunnels":1,"max_names":3})", rules,
+                   now);
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->max_tunnels, 1u);
+    EXPECT_EQ(p->max_names, 3u);
+    p = map_claims(R"({"sub":"t1","allow":["*"],"exp":2000,"max_tunnels":100,"max_names":500})",
+                   rules, now);
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->max_tunnels, 4u);  // a token cannot raise the relay's cap
+    EXPECT_EQ(p->max_names, 10u);
+    for (const char* bad : {R"({"sub":"t1","allow":["*"],"exp":2000,"max_tunnels":0})",
+                            R"({"sub":"t1","allow":["*"],"exp":2000,"max_names":"2"})"})
+        EXPECT_EQ(map_claims(bad, rules, now).error().code, token_errc::invalid_claim) << bad;
+}
+
 TEST(TokenClaims, AlgorithmNames) {
     EXPECT_EQ(*parse_jwt_algorithm("rs256"), jwt_algorithm::rs256);
     EXPECT_FALSE(parse_jwt_algorithm("none"));
