@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/log_text.hpp"
 #include "ssh/host_key_verifier.hpp"
 
 namespace tunnel::ssh {
@@ -89,6 +90,7 @@ struct server_session::channel_state {
     std::string in;        // bytes from the peer
     std::size_t head = 0;  // consumed prefix of `in`
     std::size_t cap = 1 << 20;
+    std::size_t held_by_libssh[2] = {0, 0};  // data, extended data: what our callback left
     bool eof = false;
     bool closed = false;
     bool dirty = false;  // a callback ran since the last wake-up
@@ -102,16 +104,27 @@ struct server_session::channel_state {
     core::wake_signal write_signal;  // the packet loop ran: the window may have grown
 
     [[nodiscard]] std::size_t buffered() const noexcept { return in.size() - head; }
+    // Everything held for this channel: our buffer and libssh's.
+    [[nodiscard]] std::size_t held() const noexcept {
+        return buffered() + held_by_libssh[0] + held_by_libssh[1];
+    }
 };
 
 namespace {
 
-int on_channel_data(ssh_session, ssh_channel, void* data, uint32_t len, int, void* user) {
+int on_channel_data(ssh_session, ssh_channel, void* data, uint32_t len, int is_stderr, void* user) {
+    // `len` is all libssh holds for the channel (it offers its whole buffer
+    // on every packet): what we do not take stays there, so it is counted.
     auto& st = *static_cast<server_session::channel_state*>(user);
     st.dirty = true;
-    if (st.buffered() >= st.cap) return 0;  // libssh keeps the rest; drain() picks it up
+    auto& held = st.held_by_libssh[is_stderr ? 1 : 0];
+    if (st.buffered() >= st.cap) {
+        held = len;  // libssh keeps the rest; drain() picks it up
+        return 0;
+    }
     std::size_t take = std::min<std::size_t>(len, st.cap - st.buffered());
     st.in.append(static_cast<const char*>(data), take);
+    held = len - take;
     return static_cast<int>(take);
 }
 
@@ -247,8 +260,8 @@ int server_session::handle_message(ssh_message msg) {
             authenticated_ = true;
             return 0;
         }
-        spdlog::info("SSH auth refused: user {:?} method {} (expected user {:?}, method none)",
-                     user ? user : "", subtype, options_.user);
+        spdlog::info("SSH auth refused: user \"{}\" method {} (expected user {:?}, method none)",
+                     core::log_text(user ? user : "", 64), subtype, options_.user);
         ssh_message_auth_set_methods(msg, SSH_AUTH_METHOD_NONE);
         return 1;
     }
@@ -325,6 +338,7 @@ void server_session::poll() {
     in_poll_ = true;
     ssh_event_dopoll(event_.get(), 0);
     in_poll_ = false;
+    check_buffers();
     wake_channels(true);
     if (authenticated_) auth_signal_->notify();
     check_closed();
@@ -332,6 +346,7 @@ void server_session::poll() {
 
 void server_session::after_call() {
     if (in_poll_) return;
+    check_buffers();
     wake_channels(false);
     check_closed();
     arm();
@@ -353,6 +368,34 @@ void server_session::wake_channels(bool packet_loop_ran) {
         st->signal.notify();
         st->write_signal.notify();
     }
+}
+
+void server_session::check_buffers() {
+    if (closed_ || overflow_closing_) return;
+    std::size_t total = 0;
+    std::size_t worst = 0;
+    for (const auto* st : channels_) {
+        total += st->held();
+        worst = std::max(worst, st->held());
+    }
+    std::string why;
+    if (worst > options_.channel_buffer_limit)
+        why = fmt::format(
+            "the tunnel client sent {} bytes on one channel that the relay has not forwarded yet "
+            "(limit {}): it ignores the SSH window",
+            worst, options_.channel_buffer_limit);
+    else if (total > options_.session_buffer_limit)
+        why = fmt::format(
+            "the tunnel client sent {} bytes over its channels that the relay has not forwarded "
+            "yet (limit {}): it ignores the SSH window",
+            total, options_.session_buffer_limit);
+    if (why.empty()) return;
+    // Closed from the executor, not from inside whatever libssh call or
+    // channel method noticed it.
+    overflow_closing_ = true;
+    asio::post(fd_.get_executor(), [weak = weak_from_this(), why]() {
+        if (auto self = weak.lock()) self->close_with({core::errc::resource_exhausted, why});
+    });
 }
 
 void server_session::check_closed() {
@@ -386,7 +429,12 @@ void server_session::finish(core::error why) {
 }
 
 void server_session::disconnect(const std::string& reason) {
+    close_with({core::errc::disconnected, reason});
+}
+
+void server_session::close_with(core::error why) {
     if (closed_ || !session_) return;
+    const std::string reason = why.message.substr(0, 200);
     ssh_session_set_disconnect_message(session_.get(), reason.c_str());
     if (fd_.is_open()) {
         boost::system::error_code ignored;
@@ -402,7 +450,7 @@ void server_session::disconnect(const std::string& reason) {
         st->native = nullptr;
     }
     ssh_disconnect(session_.get());  // sends SSH_MSG_DISCONNECT, closes the fd, frees the channels
-    finish({core::errc::disconnected, reason});
+    finish(std::move(why));
 }
 
 void server_session::schedule_keepalive() {
@@ -531,7 +579,9 @@ void server_channel::drain() {
             static_cast<uint32_t>(std::min(sizeof buf, st.cap - st.buffered())), 0);
         if (n <= 0) break;
         st.in.append(buf, static_cast<std::size_t>(n));
+        st.held_by_libssh[0] -= std::min<std::size_t>(st.held_by_libssh[0], n);
     }
+    if (st.buffered() < st.cap) st.held_by_libssh[0] = 0;  // libssh had no more
     session_->after_call();
 }
 

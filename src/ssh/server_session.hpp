@@ -14,6 +14,11 @@
 //
 // libssh callbacks only record state; channels are woken after the packet
 // loop returns, never from inside it, and no fd is added or removed there.
+//
+// libssh 0.10 accepts channel data beyond the window it granted and keeps
+// what our callback does not take in an unbounded buffer; the session counts
+// what it holds per channel and closes a peer that goes past
+// server_options::channel_buffer_limit / session_buffer_limit.
 #pragma once
 
 #include <chrono>
@@ -65,6 +70,13 @@ struct server_options {
     std::chrono::milliseconds keepalive_interval{15'000};  // silence before a keepalive; 0 = off
     int keepalive_count_max = 3;                           // unanswered keepalives before giving up
     std::size_t channel_buffer_cap = 1 << 20;              // per channel, bytes from the peer
+    // What the relay may hold of the peer's data, per channel (our buffer
+    // plus what libssh keeps when that is full) and for all channels. A peer
+    // that respects the window never comes near (at most channel_buffer_cap
+    // plus ~1.9 MB per channel: libssh's window is 1,280,000 bytes, re-opened
+    // at half); one that ignores it is disconnected with errc::resource_exhausted.
+    std::size_t channel_buffer_limit = std::size_t{4} << 20;
+    std::size_t session_buffer_limit = std::size_t{256} << 20;
 };
 
 struct forward_decision {
@@ -131,6 +143,8 @@ class server_session : public std::enable_shared_from_this<server_session> {
     void check_closed();
     void finish(core::error why);
     void schedule_keepalive();
+    void check_buffers();
+    void close_with(core::error why);
 
     server_options options_;
     server_handlers handlers_;
@@ -144,6 +158,7 @@ class server_session : public std::enable_shared_from_this<server_session> {
     bool closed_ = false;
     bool in_poll_ = false;
     std::chrono::steady_clock::time_point last_read_;
+    bool overflow_closing_ = false;
     int keepalives_unanswered_ = 0;
     std::unique_ptr<core::wake_signal> auth_signal_;
     std::vector<channel_state*> channels_;
