@@ -43,6 +43,10 @@ std::string_view admission::limit() const noexcept {
             return "streams";
         case refusal::circuit_open:
             return "breaker";
+        case refusal::tenant_tunnels:
+            return "tunnels_per_tenant";
+        case refusal::tenant_names:
+            return "names_per_tenant";
         default:
             return {};
     }
@@ -161,6 +165,24 @@ admission admit(relay_state& relay, const public_route& route, tunnel_entry* t,
     return check_breaker(route, *t->breaker);
 }
 
+admission check_tenant_tunnels(const tenant_policy& policy, unsigned tunnels) {
+    if (tunnels < policy.max_tunnels) return {};
+    return refuse(refusal::tenant_tunnels, 429, "tunnel_limit",
+                  fmt::format("tenant {} already has {} tunnels attached, its limit; close one "
+                              "(or wait for a dropped one to be noticed) and attach again",
+                              policy.tenant, tunnels),
+                  5);
+}
+
+admission check_tenant_names(const tenant_policy& policy, std::string_view name, unsigned names,
+                             bool already_published) {
+    if (already_published || names < policy.max_names) return {};
+    return refuse(refusal::tenant_names, 429, "name_limit",
+                  fmt::format("tenant {} already publishes {} names, its limit; {:?} was not "
+                              "published (unpublish another name first)",
+                              policy.tenant, names, name));
+}
+
 void limit_hit(relay_state& relay, std::string_view which) {
     relay.metrics.limits_hit.with({which}).inc();
 }
@@ -188,6 +210,8 @@ void count_refusal(relay_state& relay, const admission& decision) {
         case refusal::circuit_open:
             ++c.breaker_refused;
             break;
+        case refusal::tenant_tunnels:
+        case refusal::tenant_names:
         case refusal::none:
         case refusal::shutting_down:
         case refusal::tunnel_offline:

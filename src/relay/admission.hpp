@@ -12,6 +12,9 @@
 //   check_streams  503 + Retry-After concurrent requests on the tunnel
 //   check_breaker  503 + Retry-After the tunnel's circuit breaker
 //
+// and for tunnels: check_tenant_tunnels (attach) and check_tenant_names
+// (tcpip-forward), 429 past the tenant's caps.
+//
 // (admit() runs the last five in order.)
 // Each returns a decision value and does no I/O; rate buckets and the breaker
 // are stateful (a check that passes takes a token or the half-open probe),
@@ -51,6 +54,8 @@ enum class refusal {
     route_rate,        // 429 rate_limited
     stream_limit,      // 503 stream_limit
     circuit_open,      // 503 circuit_open
+    tenant_tunnels,    // 429 tunnel_limit: an attach past the tenant's max_tunnels
+    tenant_names,      // 429 name_limit: a tcpip-forward past the tenant's max_names
 };
 
 // A decision: admitted, or the error response to answer with.
@@ -111,6 +116,14 @@ struct admission {
 // it); the first refusal, or admitted.
 [[nodiscard]] admission admit(relay_state& relay, const public_route& route, tunnel_entry* t,
                               std::chrono::system_clock::time_point now);
+
+// Per-tenant caps (limits.max_tunnels_per_tenant / max_names_per_tenant,
+// narrowed by the token): `tunnels` the tenant has attached or attaching,
+// `names` it publishes (not counting `name` when this tunnel publishes it
+// already).
+[[nodiscard]] admission check_tenant_tunnels(const tenant_policy& policy, unsigned tunnels);
+[[nodiscard]] admission check_tenant_names(const tenant_policy& policy, std::string_view name,
+                                           unsigned names, bool already_published);
 
 // Counts a limit that was hit (limits_hit{limit}).
 void limit_hit(relay_state& relay, std::string_view which);

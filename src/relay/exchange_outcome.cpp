@@ -83,6 +83,8 @@ exchange_answer answer_for(exchange_end end, std::string_view route_label,
             return {413, "body_too_large",
                     fmt::format("the request body is larger than {}", detail)};
         case exchange_end::caller_stalled:
+            // `detail`: why, when it was not the idle timeout (limits.min_body_rate).
+            if (!detail.empty()) return {408, "body_timeout", std::string(detail)};
             return {408, "body_timeout",
                     fmt::format("the request body stopped arriving for {} ms: send it in one go",
                                 idle_timeout.count())};

@@ -12,6 +12,7 @@
 #include "core/spawn.hpp"
 #include "core/wake_signal.hpp"
 #include "relay/admission.hpp"
+#include "relay/body_rate.hpp"
 #include "relay/exchange_outcome.hpp"
 #include "relay/proxy_headers.hpp"
 #include "relay/public_connection.hpp"
@@ -99,7 +100,11 @@ asio::awaitable<void> pump_request(std::shared_ptr<relay_state> relay,
                                    std::shared_ptr<public_conn> conn,
                                    std::shared_ptr<exchange_state> ex) {
     ssh::server_channel& ch = *conn->channel;  // kept until pump_done (proxy_exchange waits)
-    const auto idle = relay->config.limits.idle_timeout;
+    const auto& limits = relay->config.limits;
+    const auto idle = limits.idle_timeout;
+    // limits.min_body_rate: only the waits for caller bytes are charged to
+    // the caller, never the waits for the origin's window.
+    body_rate rate(limits.min_body_rate, limits.min_body_rate_grace);
     auto end_exchange = [&](exchange_end end) {
         if (!ex->body_end) ex->body_end = end;
         ch.close();  // pump_response wakes up and answers
@@ -119,8 +124,23 @@ asio::awaitable<void> pump_request(std::shared_ptr<relay_state> relay,
                 end_exchange(exchange_end::caller_gone);
                 break;
             }
-            if (!co_await conn->data_signal.wait(steady::now() + idle)) {
-                if (!ex->abort) end_exchange(exchange_end::caller_stalled);
+            const auto waited_from = steady::now();
+            const bool by_rate = rate.budget() < steady::duration(idle);
+            const auto deadline = waited_from + std::min<steady::duration>(idle, rate.budget());
+            const bool woke = co_await conn->data_signal.wait(deadline);
+            rate.record(steady::now() - waited_from, 0);
+            if (!woke) {
+                if (!ex->abort) {
+                    relay->metrics.callers_cut_off.with({by_rate ? "body_rate" : "idle"}).inc();
+                    if (by_rate) {
+                        limit_hit(*relay, "body_rate");
+                        ex->body_detail = fmt::format(
+                            "the request body arrived slower than {} bytes/s: send it faster or "
+                            "in one go",
+                            limits.min_body_rate);
+                    }
+                    end_exchange(exchange_end::caller_stalled);
+                }
                 break;
             }
             continue;
@@ -133,6 +153,7 @@ asio::awaitable<void> pump_request(std::shared_ptr<relay_state> relay,
             break;
         }
         conn->consume(n);
+        rate.record(steady::duration::zero(), n);
         ex->bytes_up += n;
         if (ex->request.done()) ex->finish_body();
     }
@@ -206,13 +227,26 @@ asio::awaitable<void> end_without_answer(relay_state& relay, public_conn& conn, 
 }
 
 // Writes `pending` to the caller and clears it; false when the caller is
-// gone.
-asio::awaitable<bool> flush_to_caller(public_conn& conn, std::string& pending) {
+// gone or too slow: a write that makes no progress within
+// limits.write_timeout, or (with `rate`) a reader below limits.min_body_rate.
+// A slow caller's connection is closed, so the exchange ends, the channel is
+// closed with it (the origin sees the abort) and the stream slot is freed.
+asio::awaitable<bool> flush_to_caller(relay_state& relay, public_conn& conn, std::string& pending,
+                                      body_rate* rate) {
     if (pending.empty()) co_return true;
-    error_code ec;
-    co_await conn.stream->write(asio::buffer(pending), ec);
+    const std::string_view bytes = pending;
+    const auto wrote = co_await write_caller(conn, bytes, rate);
     pending.clear();
-    co_return !ec;
+    if (wrote == write_outcome::done) co_return true;
+    if (wrote != write_outcome::failed) {
+        const char* why = wrote == write_outcome::too_slow ? "body_rate" : "write_timeout";
+        relay.metrics.callers_cut_off.with({why}).inc();
+        limit_hit(relay, why);
+        spdlog::debug("caller {} too slow ({}): cut off", conn.peer_ip, why);
+    }
+    conn.in_eof = true;
+    conn.close();
+    co_return false;
 }
 
 // Origin -> caller. Each response head is rebuilt for the caller
@@ -235,8 +269,13 @@ asio::awaitable<response_outcome> pump_response(std::shared_ptr<relay_state> rel
     bool in_body = false;     // the final head was sent; bytes are its body
     bool first_head = false;  // some head (even 100 Continue) came
     std::string pending;      // for the caller, written before the next wait
-    const auto idle = relay->config.limits.idle_timeout;
+    const auto& limits = relay->config.limits;
+    const auto idle = limits.idle_timeout;
     auto deadline = steady::now() + idle;
+    // The caller must take the response at limits.min_body_rate (the time
+    // spent waiting for the origin is not charged); raw bytes are exempt.
+    body_rate rate(limits.min_body_rate, limits.min_body_rate_grace);
+    auto flush = [&] { return flush_to_caller(*relay, *conn, pending, raw ? nullptr : &rate); };
     for (;;) {
         const std::string_view data = ch.readable();
         std::size_t n = 0;
@@ -244,7 +283,7 @@ asio::awaitable<response_outcome> pump_response(std::shared_ptr<relay_state> rel
         if (res.problem() != http_problem::none) {
             spdlog::warn("{}: malformed response from the origin: {}", route_label,
                          res.problem_detail());
-            if (!co_await flush_to_caller(*conn, pending)) co_return out;
+            if (!co_await flush()) co_return out;
             if (!in_body)
                 co_await end_without_answer(*relay, *conn, *ex, exchange_end::origin_bad_response,
                                             route_label, res.problem_detail(), out);
@@ -272,7 +311,7 @@ asio::awaitable<response_outcome> pump_response(std::shared_ptr<relay_state> rel
                     text = response_for_caller(h, {}, false);
                 } else if (h.status == 101) {
                     if (!ex->upgrade) {
-                        if (!co_await flush_to_caller(*conn, pending)) co_return out;
+                        if (!co_await flush()) co_return out;
                         out.status = 502;
                         co_await send_error(
                             *conn, 502, "bad_origin_response",
@@ -306,16 +345,16 @@ asio::awaitable<response_outcome> pump_response(std::shared_ptr<relay_state> rel
             }
             if (in_body && res.done()) {
                 out.complete = true;
-                (void)co_await flush_to_caller(*conn, pending);
+                (void)co_await flush();
                 co_return out;
             }
             // More is waiting in the channel: take it before writing.
             if (!ch.readable().empty() && pending.size() < max_pending) continue;
-            if (!co_await flush_to_caller(*conn, pending)) co_return out;  // the caller is gone
+            if (!co_await flush()) co_return out;  // the caller is gone
             continue;
         }
         // Nothing more to take now: the caller gets what there is first.
-        if (!co_await flush_to_caller(*conn, pending)) co_return out;
+        if (!co_await flush()) co_return out;
         if (ch.eof() || ch.closed()) {
             if (raw) {
                 out.complete = true;
@@ -426,9 +465,14 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
         co_return false;
     }
     const std::string label = fmt::format("{}/{}", route->tenant, route->name);
-    record.tenant = route->tenant;
-    record.route = route->name;
     auto t = relay->find(route->tenant, route->name);
+    // Per-tenant/route series only for a route a tunnel publishes: callers
+    // naming made-up tenants or names must not fill the bounded label sets
+    // (and push real tenants into "other"); theirs count under "none".
+    if (t) {
+        record.tenant = route->tenant;
+        record.route = route->name;
+    }
     const auto admitted = admit(*relay, *route, t.get(), std::chrono::system_clock::now());
     if (!admitted.admitted()) {
         co_await send_refusal(*relay, *conn, admitted);

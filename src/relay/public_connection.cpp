@@ -77,9 +77,44 @@ std::string error_response(int status, std::string_view code, std::string_view m
     return out;
 }
 
+asio::awaitable<write_outcome> write_caller(public_conn& conn, std::string_view data,
+                                            body_rate* rate) {
+    auto ex = co_await asio::this_coro::executor;
+    std::size_t sent = 0;
+    while (sent < data.size()) {
+        if (conn.closed) co_return write_outcome::failed;
+        // The deadline of this write: no progress within write_timeout, or
+        // the caller's rate credit running out, whichever comes first.
+        steady::duration budget = conn.write_timeout;
+        const bool by_rate = rate && rate->enabled() && rate->budget() < budget;
+        if (by_rate) budget = rate->budget();
+        if (budget <= steady::duration::zero()) co_return write_outcome::too_slow;
+        asio::steady_timer timer(ex);
+        timer.expires_after(budget);
+        auto armed = std::make_shared<bool>(true);
+        auto fired = std::make_shared<bool>(false);
+        timer.async_wait([stream = conn.stream, armed, fired](error_code e) {
+            if (e || !*armed) return;
+            *fired = true;
+            stream->cancel();
+        });
+        const auto start = steady::now();
+        error_code ec;
+        auto buf = asio::buffer(data.data() + sent, data.size() - sent);
+        const std::size_t n = co_await conn.stream->write_some(buf, ec);
+        *armed = false;
+        timer.cancel();
+        if (rate) rate->record(steady::now() - start, n);
+        sent += n;
+        if (*fired) co_return by_rate ? write_outcome::too_slow : write_outcome::write_timeout;
+        if (ec) co_return write_outcome::failed;
+    }
+    co_return write_outcome::done;
+}
+
 asio::awaitable<void> send(public_conn& conn, std::string text) {
-    error_code ec;
-    co_await conn.stream->write(asio::buffer(text), ec);
+    const std::string_view view = text;
+    (void)co_await write_caller(conn, view);
 }
 
 asio::awaitable<void> send_error(public_conn& conn, int status, std::string_view code,
@@ -171,7 +206,8 @@ std::string_view path_of(std::string_view target) {
 // ---------------------------------------------------------------- connections
 
 asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
-                                       std::shared_ptr<public_conn> conn) {
+                                       std::shared_ptr<public_conn> conn,
+                                       connection_gate::ticket& ticket) {
     auto& limits = relay->config.limits;
     auto ex = co_await asio::this_coro::executor;
     bool first = true;
@@ -221,6 +257,8 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
                 deadline = std::min(deadline, steady::now() + limits.header_read_timeout);
             }
         }
+        // A complete first head: no longer counted against max_unauthenticated.
+        if (first) ticket.authenticated();
         http_head head = tracker.head();
         if (first && path_of(head.target) == "/v1/tunnel") {
             co_await attach(relay, conn, std::move(head));
@@ -237,10 +275,9 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
     conn->close();
 }
 
-asio::awaitable<void> serve_socket(std::shared_ptr<relay_state> relay, tcp::socket sock) {
+asio::awaitable<void> serve_socket(std::shared_ptr<relay_state> relay, tcp::socket sock,
+                                   tcp::endpoint peer, connection_gate::ticket ticket) {
     error_code ec;
-    const auto peer = sock.remote_endpoint(ec);
-    if (ec) co_return;
     sock.set_option(tcp::no_delay(true), ec);
     auto ex = co_await asio::this_coro::executor;
     std::shared_ptr<public_stream> stream;
@@ -269,7 +306,8 @@ asio::awaitable<void> serve_socket(std::shared_ptr<relay_state> relay, tcp::sock
         }
         auto conn = std::make_shared<public_conn>(ex, stream, peer);
         owned = owned_by(*relay, conn);
-        co_await serve_connection(relay, conn);
+        conn->write_timeout = relay->config.limits.write_timeout;
+        co_await serve_connection(relay, conn, ticket);
     } catch (const std::exception& e) {
         spdlog::error("public connection from {}: {}", peer.address().to_string(), e.what());
         if (stream) stream->close();
@@ -280,8 +318,41 @@ asio::awaitable<void> serve_socket(std::shared_ptr<relay_state> relay, tcp::sock
 
 // ---------------------------------------------------------------- accept loop
 
+namespace {
+
+// An accept error's label for relay_accept_errors_total.
+std::string_view accept_error_label(const error_code& ec) {
+    if (ec == asio::error::no_descriptors) return "emfile";
+    if (ec == boost::system::errc::too_many_files_open_in_system) return "enfile";
+    if (ec == asio::error::no_buffer_space) return "enobufs";
+    if (ec == asio::error::no_memory) return "enomem";
+    if (ec == asio::error::connection_aborted) return "econnaborted";
+    return "other";
+}
+
+// Errors about one connection that went away before it was accepted: the
+// next accept is fine. Anything else (out of descriptors or memory) fails
+// again at once until something changes, so the loop backs off.
+bool transient(const error_code& ec) {
+    return ec == asio::error::connection_aborted || ec == asio::error::connection_reset ||
+           ec == boost::system::errc::protocol_error || ec == asio::error::try_again ||
+           ec == asio::error::interrupted;
+}
+
+constexpr auto accept_backoff_min = std::chrono::milliseconds(50);
+constexpr auto accept_backoff_max = std::chrono::seconds(1);
+
+}  // namespace
+
 asio::awaitable<void> accept_public(std::shared_ptr<relay_state> relay) {
     auto& acceptor = *relay->public_acceptor;
+    asio::steady_timer backoff_timer(relay->io);
+    steady::duration backoff{0};
+    std::uint64_t burst = 0;  // failed accepts since the last success
+    // Summaries of throttled attach refusals, for as long as the listener is open.
+    auto summaries = std::make_shared<asio::steady_timer>(relay->io);
+    core::spawn(relay->io, report_attach_refusals(relay, summaries),
+                "relay attach refusal summaries");
     for (;;) {
         error_code ec;
         tcp::socket sock =
@@ -289,11 +360,51 @@ asio::awaitable<void> accept_public(std::shared_ptr<relay_state> relay) {
         if (ec) {
             if (ec == asio::error::operation_aborted || !acceptor.is_open() || relay->stopping)
                 break;
-            spdlog::warn("accept on the public listener failed: {}", ec.message());
+            relay->metrics.accept_errors.with({accept_error_label(ec)}).inc();
+            if (transient(ec)) continue;
+            // Out of descriptors (EMFILE) or memory: the same accept fails at
+            // once until a connection closes. Back off 50 ms, doubling to 1 s,
+            // and say so once per burst instead of once per failure.
+            if (burst++ == 0)
+                spdlog::warn(
+                    "accept on the public listener failed: {}; backing off (up to {} ms) until "
+                    "it recovers ({} public connections open, limits.max_connections {})",
+                    ec.message(), accept_backoff_max.count(), relay->connections.open(),
+                    relay->connections.caps().max_connections);
+            backoff = backoff == steady::duration{0}
+                          ? steady::duration(accept_backoff_min)
+                          : std::min<steady::duration>(backoff * 2, accept_backoff_max);
+            backoff_timer.expires_after(backoff);
+            error_code ignored;
+            co_await backoff_timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
             continue;
         }
-        core::spawn(relay->io, serve_socket(relay, std::move(sock)), "relay public connection");
+        if (burst > 0) {
+            spdlog::info("the public listener accepts again after {} failed accepts", burst);
+            burst = 0;
+            backoff = steady::duration{0};
+        }
+        const auto peer = sock.remote_endpoint(ec);
+        if (ec) continue;  // gone already
+        auto ticket = relay->connections.admit(source_key(peer.address()));
+        if (!ticket) {
+            // Over a cap: close at once, before reading anything.
+            relay->metrics.connections_refused.with({to_string(ticket.error())}).inc();
+            limit_hit(*relay, to_string(ticket.error()));
+            sock.close(ec);
+            continue;
+        }
+        relay->metrics.open_connections.with({}).set(relay->connections.open());
+        core::spawn(
+            relay->io,
+            [](std::shared_ptr<relay_state> r, tcp::socket s, tcp::endpoint p,
+               connection_gate::ticket t) -> asio::awaitable<void> {
+                co_await serve_socket(r, std::move(s), p, std::move(t));
+                r->metrics.open_connections.with({}).set(r->connections.open());
+            }(relay, std::move(sock), peer, std::move(*ticket)),
+            "relay public connection");
     }
+    summaries->cancel();
 }
 
 }  // namespace tunnel::relay

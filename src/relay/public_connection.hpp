@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -18,6 +19,7 @@
 #include "core/beast.hpp"
 #include "core/wake_signal.hpp"
 #include "relay/admission.hpp"
+#include "relay/body_rate.hpp"
 #include "ssh/server_session.hpp"
 
 namespace tunnel::relay {
@@ -32,6 +34,8 @@ class public_stream {
     virtual asio::awaitable<std::size_t> read_some(asio::mutable_buffer b,
                                                    boost::system::error_code& ec) = 0;
     virtual asio::awaitable<void> write(asio::const_buffer b, boost::system::error_code& ec) = 0;
+    virtual asio::awaitable<std::size_t> write_some(asio::const_buffer b,
+                                                    boost::system::error_code& ec) = 0;
     virtual void cancel() = 0;
     virtual void close() = 0;
     [[nodiscard]] virtual bool secure() const = 0;
@@ -55,6 +59,12 @@ class stream_impl final : public public_stream {
     }
     asio::awaitable<void> write(asio::const_buffer b, boost::system::error_code& ec) override {
         co_await asio::async_write(s_, b, asio::redirect_error(asio::use_awaitable, ec));
+    }
+    asio::awaitable<std::size_t> write_some(asio::const_buffer b,
+                                            boost::system::error_code& ec) override {
+        std::size_t n =
+            co_await s_.async_write_some(b, asio::redirect_error(asio::use_awaitable, ec));
+        co_return n;
     }
     void cancel() override {
         boost::system::error_code ignored;
@@ -102,6 +112,8 @@ struct public_conn {
     std::unique_ptr<ssh::server_channel> channel;
     std::uint64_t channel_tunnel = 0;
     std::string channel_name;
+    // limits.write_timeout: how long one write to the caller may make no progress.
+    std::chrono::milliseconds write_timeout{std::chrono::seconds(30)};
 
     [[nodiscard]] std::string_view buffered() const noexcept {
         return std::string_view(in).substr(head);
@@ -135,7 +147,24 @@ struct public_conn {
                                          std::string_view message,
                                          std::optional<long long> retry_after = std::nullopt);
 
-// Writes `text` to the caller; a failed write is ignored (the reader sees it).
+// How a write to the caller ended.
+enum class write_outcome {
+    done,
+    failed,         // the caller is gone (or the connection was closed)
+    write_timeout,  // one write made no progress within conn.write_timeout
+    too_slow,       // the caller fell below the minimum body rate (body_rate.hpp)
+};
+
+// Writes `data` to the caller. Every write must make progress within
+// conn.write_timeout, and with `rate` the caller must keep up with it (the
+// time spent waiting to write is charged to it, the bytes written credited).
+// On write_timeout or too_slow the stream is cancelled (the connection is
+// done for); the caller closes it.
+asio::awaitable<write_outcome> write_caller(public_conn& conn, std::string_view data,
+                                            body_rate* rate = nullptr);
+
+// Writes `text` to the caller within conn.write_timeout; a failed write is
+// ignored (the reader sees it).
 asio::awaitable<void> send(public_conn& conn, std::string text);
 
 // Sends error_response(...), records the status for metrics, closes `conn`.

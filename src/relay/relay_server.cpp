@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/beast.hpp"
+#include "core/fd_limit.hpp"
 #include "core/spawn.hpp"
 #include "core/wake_signal.hpp"
 #include "relay/admin_server.hpp"
@@ -145,6 +146,19 @@ core::result<std::unique_ptr<relay_server>> relay_server::create(asio::io_contex
                         ? ssh::server_identity::ephemeral()
                         : ssh::server_identity::load_or_generate(config.host_key_file);
     if (!identity) return tl::unexpected(identity.error());
+
+    // Descriptors: raise the soft limit to the hard one, and size the
+    // connection caps left on auto to fit under it (connection_gate.hpp).
+    std::uint64_t nofile = 1024;
+    if (auto fds = core::raise_nofile_limit())
+        nofile = fds->soft;
+    else
+        spdlog::warn("{}", fds.error().message);
+    std::vector<std::string> warnings;
+    const auto caps = resolve_connection_caps(config.limits, nofile, warnings);
+    for (const auto& w : warnings) spdlog::warn("{}", w);
+    config.limits.max_connections = caps.max_connections;
+    config.limits.max_unauthenticated = caps.max_unauthenticated;
 
     auto state = std::make_shared<relay_state>(io, std::move(config), std::move(*verifier),
                                                std::move(*identity));

@@ -28,7 +28,22 @@ relay_metrics::relay_metrics(observe::metrics_registry& r)
       limits_hit(r.counter("relay_limits_hit_total", "Requests refused by a limit.", {"limit"})),
       breaker_open(r.gauge("relay_breaker_open",
                            "1 while a tunnel's circuit breaker is not closed.",
-                           {"tenant", "route"})) {}
+                           {"tenant", "route"})),
+      open_connections(r.gauge("relay_public_connections", "Open public connections.")),
+      connections_refused(r.counter("relay_connections_refused_total",
+                                    "Public connections closed at once by a cap.", {"cap"})),
+      accept_errors(r.counter("relay_accept_errors_total", "Failed accepts on the public listener.",
+                              {"error"})),
+      callers_cut_off(r.counter("relay_callers_cut_off_total",
+                                "Requests ended because the caller was too slow.", {"why"})),
+      attach_throttled(r.counter("relay_attach_throttled_total",
+                                 "Attach attempts answered 429 unverified: their source had too "
+                                 "many refusals in the window.")),
+      tenant_limits(r.counter("relay_tenant_limits_total",
+                              "Attaches and forwards refused by a per-tenant cap.", {"limit"})),
+      tunnel_overflows(r.counter("relay_tunnel_overflows_total",
+                                 "Tunnels closed because the client ignored the SSH window.",
+                                 {"tenant"})) {}
 
 relay_state::relay_state(asio::io_context& io_context, relay_config cfg, token_verifier v,
                          ssh::server_identity id)

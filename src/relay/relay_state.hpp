@@ -21,7 +21,9 @@
 #include <boost/asio/ssl/context.hpp>
 
 #include "pool/circuit_breaker.hpp"
+#include "relay/connection_gate.hpp"
 #include "relay/rate_limiter.hpp"
+#include "relay/refusal_throttle.hpp"
 #include "relay/relay_config.hpp"
 #include "relay/token_verifier.hpp"
 #include "ssh/server_session.hpp"
@@ -79,6 +81,15 @@ struct relay_metrics {
     observe::counter_family& limits_hit;  // {limit}
     observe::gauge_family&
         breaker_open;  // {tenant, route}: 1 while a tunnel's breaker is not closed
+    // Public connections (finding 6) and slow callers (finding 5).
+    observe::gauge_family& open_connections;       // {}
+    observe::counter_family& connections_refused;  // {cap}: max_connections, ..._per_ip, ...
+    observe::counter_family& accept_errors;        // {error}: emfile, enfile, enobufs, ...
+    observe::counter_family& callers_cut_off;      // {why}: write_timeout, body_rate
+    observe::counter_family& attach_throttled;     // {}: attaches answered 429 unverified
+    observe::counter_family& tenant_limits;        // {limit}: tunnels, names
+    observe::counter_family& tunnel_overflows;     // {tenant}: tunnels closed for ignoring
+                                                   // the SSH window
 };
 
 class relay_state {
@@ -95,6 +106,14 @@ class relay_state {
     observe::metrics_registry registry;
     relay_metrics metrics{registry};
     std::optional<observe::audit_log> audit_log;
+    // Caps on public connections (limits.max_connections etc., resolved by
+    // relay_server::create), refused attaches per source, and attaches of a
+    // tenant past the token check that are not in `tunnels` yet (so
+    // concurrent attaches cannot slip past limits.max_tunnels_per_tenant).
+    connection_gate connections{caps_of(config.limits)};
+    refusal_throttle attach_refusals{
+        {config.limits.attach_refusals_per_ip, config.limits.attach_refusal_window}};
+    std::map<std::string, unsigned> attaching;
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 
     std::map<std::uint64_t, std::shared_ptr<tunnel_entry>> tunnels;

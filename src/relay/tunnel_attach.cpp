@@ -13,8 +13,12 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/log_text.hpp"
 #include "core/spawn.hpp"
+#include "relay/admission.hpp"
+#include "relay/connection_gate.hpp"
 #include "relay/public_connection.hpp"
+#include "relay/public_route.hpp"
 #include "relay/relay_state.hpp"
 
 namespace tunnel::relay {
@@ -54,6 +58,51 @@ constexpr std::size_t idle_chunk = 16 * 1024;
 
 void grow_when_full(std::vector<char>& buf, std::size_t n) {
     if (n == buf.size() && buf.size() < ws_chunk) buf.resize(std::min(ws_chunk, buf.size() * 4));
+}
+
+// An attach of `tenant` past the token check and not yet in relay.tunnels:
+// counted against limits.max_tunnels_per_tenant until it is registered or
+// fails, so concurrent attaches cannot slip past the cap.
+class attaching_slot {
+  public:
+    attaching_slot(std::shared_ptr<relay_state> relay, std::string tenant)
+        : relay_(std::move(relay)), tenant_(std::move(tenant)) {
+        ++relay_->attaching[tenant_];
+    }
+    attaching_slot(attaching_slot&& o) noexcept
+        : relay_(std::move(o.relay_)), tenant_(std::move(o.tenant_)) {}
+    attaching_slot(const attaching_slot&) = delete;
+    attaching_slot& operator=(const attaching_slot&) = delete;
+    attaching_slot& operator=(attaching_slot&&) = delete;
+    ~attaching_slot() { release(); }
+    void release() {
+        if (!relay_) return;
+        auto it = relay_->attaching.find(tenant_);
+        if (it != relay_->attaching.end() && --it->second == 0) relay_->attaching.erase(it);
+        relay_.reset();
+    }
+
+  private:
+    std::shared_ptr<relay_state> relay_;
+    std::string tenant_;
+};
+
+// Tunnels of `tenant` attached (and not closing) or attaching.
+unsigned tunnels_of(const relay_state& relay, const std::string& tenant) {
+    unsigned n = 0;
+    for (const auto& [id, t] : relay.tunnels)
+        if (t->policy.tenant == tenant && !t->closing) ++n;
+    if (auto it = relay.attaching.find(tenant); it != relay.attaching.end()) n += it->second;
+    return n;
+}
+
+// Names `tenant` publishes, through any of its tunnels.
+unsigned names_of(const relay_state& relay, const std::string& tenant) {
+    unsigned n = 0;
+    for (auto it = relay.routes.lower_bound({tenant, std::string()});
+         it != relay.routes.end() && it->first.first == tenant; ++it)
+        ++n;
+    return n;
 }
 
 // WebSocket -> SSH server. Message boundaries mean nothing (contract).
@@ -105,7 +154,7 @@ asio::awaitable<void> ssh_to_ws(std::shared_ptr<ws_link<S>> link) {
 template <class S>
 asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
                                  std::shared_ptr<stream_impl<S>> stream, http_head head,
-                                 tenant_policy policy, std::string peer) {
+                                 tenant_policy policy, std::string peer, attaching_slot slot) {
     auto& cfg = relay->config;
     auto ex = co_await asio::this_coro::executor;
 
@@ -192,6 +241,8 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
     ssh::server_options so;
     so.user = tenant;
     so.keepalive_interval = cfg.liveness.ping_interval;
+    so.channel_buffer_limit = cfg.limits.max_channel_buffer_bytes;
+    so.session_buffer_limit = cfg.limits.max_tunnel_buffer_bytes;
     so.keepalive_count_max = std::max<int>(
         1, static_cast<int>(cfg.liveness.ping_timeout /
                             std::max(cfg.liveness.ping_interval, std::chrono::milliseconds(1))) +
@@ -205,15 +256,35 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
         auto tt = weak.lock();
         auto r = weak_relay.lock();
         if (!tt || !r) return d;
+        // The tenant's cap on names, over all its tunnels (a name this tunnel
+        // publishes already is a re-request, not a new name).
+        if (auto name = normalize_label(address, "service name")) {
+            const auto a = check_tenant_names(tt->policy, *name, names_of(*r, tt->policy.tenant),
+                                              tt->names.count(*name) > 0);
+            if (!a.admitted()) {
+                count_refusal(*r, a);
+                r->metrics.tenant_limits.with({"names"}).inc();
+                r->metrics.forwards_refused.with({tt->policy.tenant}).inc();
+                d.reason = a.message;
+                spdlog::warn("tunnel {} ({}): publish refused: {}", tt->id, tt->policy.tenant,
+                             d.reason);
+                r->audit("publish_refused", {{"tenant", tt->policy.tenant},
+                                             {"name", *name},
+                                             {"error", a.code},
+                                             {"reason", d.reason},
+                                             {"peer", tt->peer}});
+                return d;
+            }
+        }
         auto bound = r->publish(tt, address, port);
         if (!bound) {
             ++r->counters.forwards_refused;
             r->metrics.forwards_refused.with({tt->policy.tenant}).inc();
-            d.reason = bound.error().message;
+            d.reason = core::log_text(bound.error().message, 256);
             spdlog::warn("tunnel {} ({}): publish refused: {}", tt->id, tt->policy.tenant,
                          d.reason);
             r->audit("publish_refused", {{"tenant", tt->policy.tenant},
-                                         {"name", address},
+                                         {"name", core::log_text(address, 64)},
                                          {"reason", d.reason},
                                          {"peer", tt->peer}});
             return d;
@@ -232,7 +303,7 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
         std::string name = address;
         for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
         tt->names.erase(name);
-        r->audit("unpublish", {{"tenant", tt->policy.tenant}, {"name", name}});
+        r->audit("unpublish", {{"tenant", tt->policy.tenant}, {"name", core::log_text(name, 64)}});
     };
     handlers.on_closed = [weak, weak_relay, weak_link](const core::error& why) {
         if (auto l = weak_link.lock()) {
@@ -246,6 +317,15 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
         if (tt->expiry) tt->expiry->cancel();
         for (const auto& [name, port] : tt->names)
             r->metrics.breaker_open.with({tt->policy.tenant, name}).set(0);
+        if (why.code == core::errc::resource_exhausted) {
+            // The client sent past the SSH window (server_session closed it).
+            r->metrics.tunnel_overflows.with({tt->policy.tenant}).inc();
+            limit_hit(*r, "tunnel_buffer");
+            spdlog::warn("tunnel {} ({}) from {} closed: {}", tt->id, tt->policy.tenant, tt->peer,
+                         why.message);
+            r->audit("tunnel_overflow",
+                     {{"tenant", tt->policy.tenant}, {"peer", tt->peer}, {"reason", why.message}});
+        }
         if (r->tunnels.count(tt->id)) {
             ++r->counters.detaches;
             r->metrics.detaches.with({}).inc();
@@ -276,6 +356,7 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
     }
     t->ssh = *session;
     relay->tunnels[t->id] = t;
+    slot.release();  // counted in relay->tunnels from here
     ++relay->counters.attaches;
     relay->metrics.attaches.with({"attached"}).inc();
     relay->metrics.active_tunnels.with({}).set(static_cast<double>(relay->tunnels.size()));
@@ -319,12 +400,43 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
 asio::awaitable<void> attach(std::shared_ptr<relay_state> relay, std::shared_ptr<public_conn> conn,
                              http_head head) {
     const std::string peer = fmt::format("{}:{}", conn->peer_ip, conn->peer_port);
-    auto refuse = [&](int status, std::string code, std::string message) {
+    error_code addr_ec;
+    const auto address = asio::ip::make_address(conn->peer_ip, addr_ec);
+    const std::string source = addr_ec ? conn->peer_ip : source_key(address);
+    // A source with too many refusals in the window gets 429 before its token
+    // is looked at, and no log or audit record per attempt (one summary per
+    // window instead: report_attach_refusals).
+    if (const auto v = relay->attach_refusals.check(source); v.throttled) {
+        relay->metrics.attach_throttled.with({}).inc();
+        relay->metrics.attaches.with({"throttled"}).inc();
+        limit_hit(*relay, "attach_refusals");
+        std::string answer = error_response(429, "too_many_refusals",
+                                            fmt::format("too many refused attach attempts from "
+                                                        "this address; retry after {} s",
+                                                        v.retry_after_seconds()),
+                                            v.retry_after_seconds());
+        co_await send(*conn, std::move(answer));
+        conn->close();
+        co_return;
+    }
+    // `message` goes into the response; `detail` (default: the message) only
+    // into the log and the audit log, escaped and capped.
+    auto refuse = [&](int status, std::string code, std::string message, std::string detail = {}) {
         ++relay->counters.attach_refused;
         relay->metrics.attaches.with({"refused"}).inc();
-        spdlog::info("tunnel attach from {} refused: {}", peer, message);
-        relay->audit("attach_refused", {{"peer", peer}, {"error", code}, {"reason", message}});
-        return error_response(status, code, message);
+        const std::string logged = core::log_text(detail.empty() ? message : detail, 256);
+        spdlog::info("tunnel attach from {} refused: {}", peer, logged);
+        relay->audit("attach_refused", {{"peer", peer}, {"error", code}, {"reason", logged}});
+        if (relay->attach_refusals.record_refusal(source))
+            spdlog::warn(
+                "tunnel attach from {}: {} refusals within {} s; further attempts from it are "
+                "answered 429 without a log or audit record until the window ends",
+                source, relay->config.limits.attach_refusals_per_ip,
+                std::chrono::duration_cast<std::chrono::seconds>(
+                    relay->config.limits.attach_refusal_window)
+                    .count());
+        return error_response(status, code, message,
+                              status == 429 ? std::optional<long long>(5) : std::nullopt);
     };
     if (relay->stopping) {
         co_await send(*conn, refuse(503, "shutting_down",
@@ -348,7 +460,7 @@ asio::awaitable<void> attach(std::shared_ptr<relay_state> relay, std::shared_ptr
     auto policy = relay->verifier.verify(token);
     if (!policy) {
         co_await send(*conn, refuse(401, std::string(to_string(policy.error().code)),
-                                    policy.error().message));
+                                    policy.error().message, policy.error().detail));
         conn->close();
         co_return;
     }
@@ -361,10 +473,50 @@ asio::awaitable<void> attach(std::shared_ptr<relay_state> relay, std::shared_ptr
         conn->close();
         co_return;
     }
+    if (const auto a = check_tenant_tunnels(*policy, tunnels_of(*relay, policy->tenant));
+        !a.admitted()) {
+        count_refusal(*relay, a);
+        relay->metrics.tenant_limits.with({"tunnels"}).inc();
+        std::string answer = refuse(a.status, a.code, a.message);
+        co_await send(*conn, std::move(answer));
+        conn->close();
+        co_return;
+    }
+    attaching_slot slot(relay, policy->tenant);
     if (auto p = std::dynamic_pointer_cast<tls_stream>(conn->stream))
-        co_await run_tunnel(relay, p, std::move(head), std::move(*policy), peer);
+        co_await run_tunnel(relay, p, std::move(head), std::move(*policy), peer, std::move(slot));
     else if (auto q = std::dynamic_pointer_cast<plain_stream>(conn->stream))
-        co_await run_tunnel(relay, q, std::move(head), std::move(*policy), peer);
+        co_await run_tunnel(relay, q, std::move(head), std::move(*policy), peer, std::move(slot));
+}
+
+namespace {
+
+void report_summaries(relay_state& relay, const std::vector<refusal_throttle::summary>& all) {
+    for (const auto& s : all) {
+        const auto window_s = std::chrono::duration_cast<std::chrono::seconds>(s.window).count();
+        spdlog::warn(
+            "tunnel attach from {}: {} refused and {} more answered 429 unverified "
+            "within {} s",
+            s.source, s.refusals, s.suppressed, window_s);
+        relay.audit("attach_refusals_throttled", {{"source", s.source},
+                                                  {"refused", std::to_string(s.refusals)},
+                                                  {"throttled", std::to_string(s.suppressed)},
+                                                  {"window_s", std::to_string(window_s)}});
+    }
+}
+
+}  // namespace
+
+asio::awaitable<void> report_attach_refusals(std::shared_ptr<relay_state> relay,
+                                             std::shared_ptr<asio::steady_timer> timer) {
+    for (;;) {
+        timer->expires_after(std::chrono::seconds(1));
+        error_code ec;
+        co_await timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        if (ec || relay->stopping) break;
+        report_summaries(*relay, relay->attach_refusals.take_ended());
+    }
+    report_summaries(*relay, relay->attach_refusals.take_all());
 }
 
 }  // namespace tunnel::relay

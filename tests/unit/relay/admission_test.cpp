@@ -245,6 +245,26 @@ TEST(RelayAdmission, StreamCapIs503) {
               "the tunnel for acme/llm already carries 2 concurrent requests (its limit)");
 }
 
+TEST(RelayAdmission, TenantCapsAre429) {
+    tenant_policy p;
+    p.tenant = "acme";
+    p.max_tunnels = 2;
+    p.max_names = 3;
+    EXPECT_TRUE(check_tenant_tunnels(p, 1).admitted());
+    auto a = check_tenant_tunnels(p, 2);
+    EXPECT_EQ(a.status, 429);
+    EXPECT_EQ(a.code, "tunnel_limit");
+    EXPECT_EQ(a.limit(), "tunnels_per_tenant");
+    EXPECT_NE(a.message.find("acme"), std::string::npos) << a.message;
+    EXPECT_TRUE(check_tenant_names(p, "web", 2, false).admitted());
+    EXPECT_TRUE(check_tenant_names(p, "web", 3, true).admitted());  // re-requested: not new
+    a = check_tenant_names(p, "web", 3, false);
+    EXPECT_EQ(a.status, 429);
+    EXPECT_EQ(a.code, "name_limit");
+    EXPECT_EQ(a.limit(), "names_per_tenant");
+    EXPECT_NE(a.message.find("\"web\""), std::string::npos) << a.message;
+}
+
 TEST(RelayAdmission, OpenBreakerIs503UntilTheCoolDownPasses) {
     core::manual_clock clock;
     pool::circuit_breaker breaker({2, 10s}, clock);
