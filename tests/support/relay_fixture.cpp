@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <sstream>
 #include <thread>
 
 #include <fmt/format.h>
@@ -72,8 +73,10 @@ core::result<relay_fixture> relay_fixture::start(relay_options options) {
                       f.dir_.file("key.pem"), "-out", f.dir_.file("cert.pem")});
         if (!r.ok()) return core::fail(core::errc::io_error, "openssl req failed: " + r.describe());
     }
-    std::vector<std::string> argv{tunnel_binary(), "-v", "relay"};
-    if (options.extra_yaml.empty() && !options.audit_log && !options.tls) {
+    std::vector<std::string> argv = options.command_prefix;
+    argv.insert(argv.end(), {tunnel_binary(), "-v", "relay"});
+    if (options.extra_yaml.empty() && options.jwt_yaml.empty() && !options.audit_log &&
+        !options.tls) {
         argv.insert(argv.end(), {"--dev", "--listen", "127.0.0.1:0", "--admin-listen",
                                  "127.0.0.1:0", "--jwt-secret-file", f.secret_path_});
     } else {
@@ -81,6 +84,7 @@ core::result<relay_fixture> relay_fixture::start(relay_options options) {
             "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\nhost_key_file: {}\njwt:\n  "
             "secret_file: {}\n",
             f.dir_.file("host_key"), f.secret_path_);
+        yaml += options.jwt_yaml;
         if (options.audit_log) yaml += fmt::format("audit_log: {}\n", f.dir_.file("audit.jsonl"));
         if (options.tls)
             yaml += fmt::format("tls:\n  cert_file: {}\n  key_file: {}\n", f.dir_.file("cert.pem"),
@@ -207,6 +211,48 @@ core::result<relay_client> relay_fixture::publish(const std::string& tenant,
                           fmt::format("{} was not published for {}: ssh: {} relay: {}", name,
                                       tenant, c.log(), log()));
     return c;
+}
+
+core::result<relay_client> relay_fixture::connect(
+    const std::string& token, const std::vector<std::pair<std::string, std::uint16_t>>& expose,
+    bool wait, std::vector<std::string> extra_args) const {
+    static int counter = 0;
+    const std::string log_path = dir_.file(fmt::format("connect-{}.log", ++counter));
+    std::vector<std::string> args{"connect", attach_url(), "--token-file", token_file(token),
+                                  "--json"};
+    if (tls_) args.insert(args.end(), {"--ca-file", cert_path()});
+    for (const auto& [name, port] : expose)
+        args.insert(args.end(), {"--expose", fmt::format("{}=127.0.0.1:{}", name, port)});
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    auto child = spawn_tunnel(args, dir_.path(), log_path, log_path);
+    if (!child) return tl::unexpected(child.error());
+    relay_client c(log_path, std::move(*child));
+    if (!wait) return c;
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    for (;;) {
+        std::size_t answered = 0;
+        for (const auto& [name, port] : expose) {
+            bool seen = false;
+            std::istringstream lines(c.log());
+            for (std::string line; std::getline(lines, line);) {
+                auto j = nlohmann::json::parse(line, nullptr, false);
+                if (j.is_object() && j.value("name", "") == name &&
+                    (j.value("event", "") == "published" || j.value("event", "") == "refused"))
+                    seen = true;
+            }
+            answered += seen ? 1 : 0;
+        }
+        if (answered == expose.size()) return c;
+        if (!c.process().running() || std::chrono::steady_clock::now() >= deadline)
+            return core::fail(core::errc::timeout,
+                              fmt::format("tunnel connect did not report its names: {} relay: {}",
+                                          c.log(), log()));
+        std::this_thread::sleep_for(20ms);
+    }
+}
+
+int relay_fixture::pid() const {
+    return process_ ? static_cast<int>(process_->pid()) : -1;
 }
 
 std::string relay_fixture::admin_get(const std::string& path) const {

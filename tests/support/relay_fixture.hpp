@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/error.hpp"
@@ -31,6 +32,10 @@ struct relay_options {
     // 127.0.0.1 (cert_path() is what clients must trust).
     bool tls = false;
     std::chrono::milliseconds start_timeout{15'000};
+    // Lines added to the generated jwt: section, e.g. "  audience: relay\n".
+    std::string jwt_yaml{};
+    // Put before `tunnel relay ...`, e.g. {"prlimit", "--nofile=64:64", "--"}.
+    std::vector<std::string> command_prefix{};
 };
 
 // One `ssh -N -R NAME:80:127.0.0.1:PORT TENANT@relay` through ws-connect.
@@ -86,6 +91,17 @@ class relay_fixture {
                                                      const std::string& token,
                                                      const std::string& name, std::uint16_t port,
                                                      bool wait = true) const;
+
+    // `tunnel connect ATTACH_URL --token-file T --expose NAME=127.0.0.1:PORT...
+    // --json` (events and log in one file: relay_client::log()); waits until
+    // the client reported every name published or refused (unless wait is
+    // false).
+    [[nodiscard]] core::result<relay_client> connect(
+        const std::string& token, const std::vector<std::pair<std::string, std::uint16_t>>& expose,
+        bool wait = true, std::vector<std::string> extra_args = {}) const;
+
+    // The relay's process id (for /proc: descriptors, limits, CPU time).
+    [[nodiscard]] int pid() const;
 
     // GET of the admin listener; the body ("" on failure).
     [[nodiscard]] std::string admin_get(const std::string& path) const;

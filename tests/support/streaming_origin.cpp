@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <mutex>
@@ -26,6 +27,8 @@ struct streaming_origin::state {
     std::atomic<int> requests{0};
     std::atomic<int> aborted{0};
     std::atomic<int> completed{0};
+    std::atomic<int> bigs_aborted{0};
+    std::atomic<int> bigs_completed{0};
     std::thread acceptor;
     std::mutex mutex;
     std::vector<std::thread> workers;
@@ -138,6 +141,22 @@ void serve(int fd, streaming_origin::state& st) {
                                           "\r\n{}",
                                           js.size(), js)))
                 return;
+        } else if (path == "/big") {
+            const auto size = std::stoull(query_value(target, "size", "1048576"));
+            bool ok = send_all(fd, fmt::format("HTTP/1.1 200 OK\r\nContent-Type: "
+                                               "application/octet-stream\r\nContent-Length: "
+                                               "{}\r\n\r\n",
+                                               size));
+            const std::string block(64 * 1024, 'b');
+            for (unsigned long long sent = 0; ok && sent < size; sent += block.size())
+                ok = send_all(fd, std::string_view(block).substr(
+                                      0, static_cast<std::size_t>(std::min<unsigned long long>(
+                                             block.size(), size - sent))));
+            if (!ok) {
+                ++st.bigs_aborted;
+                return;
+            }
+            ++st.bigs_completed;
         } else if (path == "/drop") {
             return;
         } else if (path == "/hop") {
@@ -268,6 +287,12 @@ int streaming_origin::streams_aborted() const noexcept {
 }
 int streaming_origin::streams_completed() const noexcept {
     return state_->completed;
+}
+int streaming_origin::bigs_aborted() const noexcept {
+    return state_->bigs_aborted;
+}
+int streaming_origin::bigs_completed() const noexcept {
+    return state_->bigs_completed;
 }
 
 }  // namespace tunnel::test

@@ -13,6 +13,7 @@
 //                          X-Hop-Resp, Keep-Alive, Proxy-Authenticate, Upgrade) and X-Kept
 //   GET  /upgrade          101 Switching Protocols (whatever the request), then echoes raw
 //                          bytes
+//   GET  /big?size=N       200, N bytes (Content-Length), written 64 KiB at a time
 //   anything else          404
 //
 // Counters let tests see what the relay did to the origin: connections
@@ -42,6 +43,8 @@ class streaming_origin {
     [[nodiscard]] int requests() const noexcept;
     [[nodiscard]] int streams_aborted() const noexcept;  // /stream writes failed: the peer left
     [[nodiscard]] int streams_completed() const noexcept;
+    [[nodiscard]] int bigs_aborted() const noexcept;  // /big writes failed: the peer left
+    [[nodiscard]] int bigs_completed() const noexcept;
 
     // Polls until pred() or timeout; returns pred().
     template <class Pred>
