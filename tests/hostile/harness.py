@@ -52,10 +52,10 @@ FUTURE_LIMITS = {
     # legitimate load, so a per-IP cap keeps them from taking every descriptor).
     "max_connections": 900,
     "max_connections_per_ip": 256,
-    # finding 5: a write deadline and a minimum body rate (names not settled;
-    # the slow-reader checks hold for any bound under ~45 s).
-    # "write_timeout": "15s",
-    # "min_body_rate": 1024,
+    # finding 5: a write deadline and a minimum body rate (the slow-reader
+    # checks hold for any bound under ~45 s).
+    "write_timeout": "15s",
+    "min_body_rate": 1024,
 }
 # ---------------------------------------------------------------------------
 
