@@ -207,7 +207,6 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
         if (!tt || !r) return d;
         auto bound = r->publish(tt, address, port);
         if (!bound) {
-            ++r->counters.forwards_refused;
             r->metrics.forwards_refused.with({tt->policy.tenant}).inc();
             d.reason = bound.error().message;
             spdlog::warn("tunnel {} ({}): publish refused: {}", tt->id, tt->policy.tenant,
@@ -247,7 +246,6 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
         for (const auto& [name, port] : tt->names)
             r->metrics.breaker_open.with({tt->policy.tenant, name}).set(0);
         if (r->tunnels.count(tt->id)) {
-            ++r->counters.detaches;
             r->metrics.detaches.with({}).inc();
             spdlog::info("tunnel {} ({}) detached: {}", tt->id, tt->policy.tenant, why.message);
             r->audit("detach",
@@ -260,7 +258,6 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
     auto session =
         co_await ssh::server_session::accept(ex, fds[0], relay->identity, so, std::move(handlers));
     if (!session) {
-        ++relay->counters.attach_refused;
         relay->metrics.attaches.with({"failed"}).inc();
         spdlog::info("tunnel attach from {} ({}) failed: {}", peer, tenant,
                      session.error().message);
@@ -276,7 +273,6 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
     }
     t->ssh = *session;
     relay->tunnels[t->id] = t;
-    ++relay->counters.attaches;
     relay->metrics.attaches.with({"attached"}).inc();
     relay->metrics.active_tunnels.with({}).set(static_cast<double>(relay->tunnels.size()));
     spdlog::info("tunnel {} attached: tenant {} from {}", t->id, tenant, peer);
@@ -320,7 +316,6 @@ asio::awaitable<void> attach(std::shared_ptr<relay_state> relay, std::shared_ptr
                              http_head head) {
     const std::string peer = fmt::format("{}:{}", conn->peer_ip, conn->peer_port);
     auto refuse = [&](int status, std::string code, std::string message) {
-        ++relay->counters.attach_refused;
         relay->metrics.attaches.with({"refused"}).inc();
         spdlog::info("tunnel attach from {} refused: {}", peer, message);
         relay->audit("attach_refused", {{"peer", peer}, {"error", code}, {"reason", message}});
@@ -358,6 +353,13 @@ asio::awaitable<void> attach(std::shared_ptr<relay_state> relay, std::shared_ptr
             refuse(426, "upgrade_required",
                    "GET /v1/tunnel must be a WebSocket upgrade (use tunnel connect or tunnel "
                    "ws-connect)"));
+        conn->close();
+        co_return;
+    }
+    // Fail closed: an attach the audit log cannot record does not happen.
+    if (!relay->audit("attach_authorized", {{"tenant", policy->tenant}, {"peer", peer}})) {
+        co_await send(*conn, refuse(503, "audit_unavailable",
+                                    "the relay cannot write its audit log; attach again later"));
         conn->close();
         co_return;
     }

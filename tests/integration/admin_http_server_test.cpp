@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <future>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -15,6 +16,8 @@
 
 #include "observe/admin_http_server.hpp"
 #include "observe/metrics.hpp"
+#include "relay/relay_config.hpp"
+#include "relay/relay_server.hpp"
 #include "support/net.hpp"
 #include "support/process.hpp"
 #include "support/relay_fixture.hpp"
@@ -252,6 +255,44 @@ TEST(AdminHttpServer, AcceptErrorsBackOffInsteadOfSpinning) {
         answered = r && r->status == 200;
     }
     EXPECT_TRUE(answered);
+}
+
+// The relay in-process: its shutdown closes the admin server and its open
+// connections, so run() returns (no io.stop(), no _Exit).
+TEST(AdminHttpServer, RelayShutdownClosesTheAdminListenerAndItsConnections) {
+    auto dir = temp_dir::create("relay-inproc");
+    ASSERT_TRUE(dir);
+    ASSERT_TRUE(write_text_file(dir->file("jwt.secret"), "0123456789abcdef0123456789abcdef\n"));
+    auto config = relay::dev_config("127.0.0.1:0", "127.0.0.1:0", dir->file("jwt.secret"));
+    ASSERT_TRUE(config) << config.error().message;
+    config->shutdown.drain_timeout = 1s;
+    asio::io_context io;
+    auto server = relay::relay_server::create(io, std::move(*config));
+    ASSERT_TRUE(server) << server.error().message;
+    (*server)->start();
+    std::promise<void> ran;
+    auto returned = ran.get_future();
+    std::thread runner([&] {
+        io.run();
+        ran.set_value();
+    });
+    const auto admin = (*server)->admin_port();
+    ASSERT_EQ(http_request(admin, get("/healthz"))->status, 200);
+    int idle = connect_tcp("127.0.0.1", admin);  // an admin connection that says nothing
+    ASSERT_GE(idle, 0);
+    std::this_thread::sleep_for(50ms);
+    bool done = false;
+    const auto t0 = steady::now();
+    asio::post(io, [&] { (*server)->shutdown([&] { done = true; }); });
+    const bool stopped = returned.wait_for(5s) == std::future_status::ready;
+    if (!stopped) io.stop();  // so the test ends either way
+    runner.join();
+    EXPECT_TRUE(done);
+    EXPECT_TRUE(stopped) << "run() did not return within 5 s of the shutdown";
+    EXPECT_LT(steady::now() - t0, 5s);
+    EXPECT_TRUE(closed_by_peer(idle, 1s));
+    ::close(idle);
+    EXPECT_FALSE(port_accepts(admin));
 }
 
 }  // namespace
