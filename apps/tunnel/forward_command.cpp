@@ -29,6 +29,7 @@ struct forward_flags {
     std::optional<unsigned> max_retries;
     bool exit_on_forward_failure = false;
     std::string status_addr;
+    std::string status_token_file;
     std::string socks_auth_file;
     std::string outage_wait;
 };
@@ -102,18 +103,21 @@ int run_forward(const forward_flags& f) {
     auto sup = forward::supervisor::create(io.get_executor(), std::move(o));
     if (!sup) return report(sup.error());
 
-    std::shared_ptr<forward::status_server> status;
+    std::shared_ptr<observe::admin_http_server> status;
     if (!f.status_addr.empty()) {
         std::weak_ptr<forward::supervisor> weak = *sup;
-        auto table = forward::forward_status_endpoints([weak] {
+        auto reads = std::make_shared<forward::forward_status>([weak] {
             auto s = weak.lock();
             return s ? s->snapshot() : forward::supervisor_stats{};
         });
-        auto opened =
-            forward::status_server::open(io.get_executor(), f.status_addr, std::move(table));
+        auto opened = forward::open_status_server(io.get_executor(),
+                                                  {f.status_addr, f.status_token_file}, reads);
         if (!opened) return report(opened.error());
         status = *opened;
         status->start();
+    } else if (!f.status_token_file.empty()) {
+        return report({core::errc::invalid_argument,
+                       "--status-token-file goes with --status-addr HOST:PORT"});
     }
 
     bool by_signal = false;
@@ -123,7 +127,7 @@ int run_forward(const forward_flags& f) {
         if (ec) return;
         by_signal = true;
         (*sup)->stop();
-        if (status) status->stop();
+        if (status) status->close();
         // Let pumps close their sockets, then leave even if a connect is in flight.
         grace.expires_after(std::chrono::milliseconds(200));
         grace.async_wait([&](boost::system::error_code) { io.stop(); });
@@ -133,7 +137,7 @@ int run_forward(const forward_flags& f) {
     run_until_done(io, [&]() -> asio::awaitable<void> {
         outcome = co_await (*sup)->run();
         (*sup)->stop();
-        if (status) status->stop();
+        if (status) status->close();
     });
     if (by_signal) return 0;
     if (outcome && !*outcome) return report(outcome->error());
@@ -182,7 +186,10 @@ void add_forward_command(CLI::App& app, command_runner& run) {
                   "Exit when a forward cannot be set up (like ssh -o ExitOnForwardFailure=yes)");
     cmd->add_option("--status-addr", flags->status_addr,
                     "Serve /healthz, /metrics (Prometheus) and /status (JSON) on HOST:PORT, e.g. "
-                    "127.0.0.1:9100");
+                    "127.0.0.1:9100 (off loopback --status-token-file is required)");
+    cmd->add_option("--status-token-file", flags->status_token_file,
+                    "Bearer token the status endpoints require (except /healthz): a file holding "
+                    "at least 16 random bytes, e.g. `openssl rand -hex 32 > FILE`");
     cmd->add_option(
         "--socks-auth-file", flags->socks_auth_file,
         "Require SOCKS5 username/password: a file holding one line user:password (mode 600)");

@@ -66,6 +66,9 @@ int run_relay(const relay_flags& f) {
     }
     std::fflush(stdout);
 
+    // A file-size limit (RLIMIT_FSIZE) on the audit log must be a write
+    // error (EFBIG: attaches refused, counted) rather than a kill.
+    std::signal(SIGXFSZ, SIG_IGN);
     s.start();
     // The first signal drains (relay_server::shutdown); a second one closes at
     // once. Either way the relay closes everything it owns, so run() returns

@@ -2,7 +2,9 @@
 
 #include <array>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 namespace tunnel::core {
 
@@ -104,6 +106,25 @@ std::string sha256(std::string_view bytes) {
     unsigned int len = 0;
     EVP_Digest(bytes.data(), bytes.size(), md.data(), &len, EVP_sha256(), nullptr);
     return std::string(reinterpret_cast<const char*>(md.data()), len);
+}
+
+std::string hmac_sha256(std::string_view key, std::string_view bytes) {
+    std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
+    unsigned int len = 0;
+    HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+         reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), md.data(), &len);
+    return std::string(reinterpret_cast<const char*>(md.data()), len);
+}
+
+bool secret_equal(std::string_view a, std::string_view b) noexcept {
+    // Digests first: equal lengths for CRYPTO_memcmp, and the time taken
+    // says nothing about how long the secret is.
+    std::array<unsigned char, EVP_MAX_MD_SIZE> da{}, db{};
+    unsigned int la = 0, lb = 0;
+    if (EVP_Digest(a.data(), a.size(), da.data(), &la, EVP_sha256(), nullptr) != 1 ||
+        EVP_Digest(b.data(), b.size(), db.data(), &lb, EVP_sha256(), nullptr) != 1 || la != lb)
+        return false;
+    return CRYPTO_memcmp(da.data(), db.data(), la) == 0;
 }
 
 std::string sha256_fingerprint(std::string_view bytes) {

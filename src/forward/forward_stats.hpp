@@ -1,6 +1,7 @@
-// Counters and state per forward and per supervisor (STYLE 12): owned by
-// the forward component, read by the status server. Everything runs on one
-// executor, so plain integers suffice.
+// Counters and state per forward and per supervisor: owned by the forward
+// component, read by the status server (/status JSON here, Prometheus
+// families in forward_metrics.hpp). Everything runs on one executor, so
+// plain integers suffice.
 #pragma once
 
 #include <cstdint>
@@ -43,8 +44,8 @@ struct supervisor_stats {
     [[nodiscard]] bool healthy() const noexcept;
 };
 
-// Prometheus text exposition (version 0.0.4) of the stats.
-[[nodiscard]] std::string render_metrics(const supervisor_stats& stats);
+[[nodiscard]] std::string_view to_string(forward_kind kind) noexcept;
+
 // The /status document.
 [[nodiscard]] std::string render_status_json(const supervisor_stats& stats);
 

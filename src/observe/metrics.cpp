@@ -113,6 +113,12 @@ void counter::inc(double amount) noexcept {
     if (amount > 0) atomic_add(value_, amount);
 }
 
+void counter::advance_to(double total) noexcept {
+    double cur = value_.load(std::memory_order_relaxed);
+    while (total > cur && !value_.compare_exchange_weak(cur, total, std::memory_order_relaxed)) {
+    }
+}
+
 void gauge::inc(double amount) noexcept {
     atomic_add(value_, amount);
 }
@@ -183,6 +189,32 @@ template <class Series>
 std::size_t metric_family<Series>::series_count() const {
     std::lock_guard lock(mutex_);
     return series_.size();
+}
+
+namespace {
+template <class Series>
+double reading(const Series& s) {
+    if constexpr (std::is_same_v<Series, histogram>)
+        return static_cast<double>(s.count());
+    else
+        return s.value();
+}
+}  // namespace
+
+template <class Series>
+double metric_family<Series>::value(std::initializer_list<std::string_view> label_values) const {
+    std::vector<std::string> key(label_values.begin(), label_values.end());
+    std::lock_guard lock(mutex_);
+    auto it = series_.find(key);
+    return it == series_.end() ? 0.0 : reading(*it->second);
+}
+
+template <class Series>
+double metric_family<Series>::total() const {
+    std::lock_guard lock(mutex_);
+    double sum = 0;
+    for (const auto& [values, s] : series_) sum += reading(*s);
+    return sum;
 }
 
 template <class Series>

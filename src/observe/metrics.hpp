@@ -35,6 +35,9 @@ namespace tunnel::observe {
 class counter {
   public:
     void inc(double amount = 1) noexcept;  // negative amounts are ignored
+    // Raises the value to `total` (never lowers it): for a counter that
+    // mirrors a cumulative count kept elsewhere, e.g. a snapshot of stats.
+    void advance_to(double total) noexcept;
     [[nodiscard]] double value() const noexcept { return value_.load(std::memory_order_relaxed); }
 
   private:
@@ -86,6 +89,10 @@ class metric_family {
 
     [[nodiscard]] const std::string& name() const noexcept { return name_; }
     [[nodiscard]] std::size_t series_count() const;
+    // Reads without creating a series: the value of one label set (0 when it
+    // has none yet), and the sum over every series (histograms: counts).
+    [[nodiscard]] double value(std::initializer_list<std::string_view> label_values) const;
+    [[nodiscard]] double total() const;
 
   private:
     friend class metrics_registry;

@@ -4,15 +4,15 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
-#include "relay/http_tracker.hpp"
+#include "core/secret_file.hpp"
 #include "relay/relay_state.hpp"
 
 namespace tunnel::relay {
 
 namespace {
 
-using tcp = asio::ip::tcp;
-using error_code = boost::system::error_code;
+using observe::admin_request;
+using observe::admin_response;
 using steady = std::chrono::steady_clock;
 
 std::string iso_time(std::chrono::system_clock::time_point t) {
@@ -42,7 +42,8 @@ nlohmann::json tunnel_json(const tunnel_entry& t) {
 }
 
 admin_response json_response(const nlohmann::json& j, int status = 200) {
-    return {status, "application/json", j.dump(2) + "\n"};
+    return admin_response::json(
+        j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", status);
 }
 
 admin_response tunnels(relay_state& st) {
@@ -51,8 +52,26 @@ admin_response tunnels(relay_state& st) {
     return json_response({{"tunnels", list}});
 }
 
+// Counts for people, read from the metric families (the one source).
+nlohmann::json counters_json(const relay_metrics& m) {
+    auto n = [](double v) { return static_cast<std::uint64_t>(v); };
+    const auto& limit = m.limits_hit;
+    return {{"attaches", n(m.attaches.value({"attached"}))},
+            {"attach_refused", n(m.attaches.value({"refused"}) + m.attaches.value({"failed"}))},
+            {"detaches", n(m.detaches.total())},
+            {"forwards_refused", n(m.forwards_refused.total())},
+            {"requests", n(m.requests.total())},
+            {"bad_requests", n(m.bad_requests.total())},
+            {"rate_limited", n(limit.value({"tenant_rate"}) + limit.value({"route_rate"}))},
+            {"stream_limited", n(limit.value({"streams"}))},
+            {"breaker_refused", n(limit.value({"breaker"}))},
+            {"origin_failures", n(m.origin_failures.total())},
+            {"header_timeouts", n(limit.value({"header_timeout"}))},
+            {"oversized", n(limit.value({"header_size"}) + limit.value({"body_size"}))},
+            {"audit_write_failures", n(m.audit_write_failures.total())}};
+}
+
 admin_response diagnostics(relay_state& st) {
-    const auto& c = st.counters;
     nlohmann::json j;
     j["uptime_seconds"] =
         std::chrono::duration_cast<std::chrono::seconds>(steady::now() - st.started).count();
@@ -65,18 +84,7 @@ admin_response diagnostics(relay_state& st) {
     j["routes"] = st.routes.size();
     j["in_flight"] = st.in_flight;
     j["rate_limit_buckets"] = st.limiter.size();
-    j["counters"] = {{"attaches", c.attaches},
-                     {"attach_refused", c.attach_refused},
-                     {"detaches", c.detaches},
-                     {"forwards_refused", c.forwards_refused},
-                     {"requests", c.requests},
-                     {"bad_requests", c.bad_requests},
-                     {"rate_limited", c.rate_limited},
-                     {"stream_limited", c.stream_limited},
-                     {"breaker_refused", c.breaker_refused},
-                     {"origin_failures", c.origin_failures},
-                     {"header_timeouts", c.header_timeouts},
-                     {"oversized", c.oversized}};
+    j["counters"] = counters_json(st.metrics);
     return json_response(j);
 }
 
@@ -86,121 +94,91 @@ admin_response metrics(relay_state& st) {
         for (const auto& [name, port] : t->names)
             st.metrics.breaker_open.with({t->policy.tenant, name})
                 .set(t->breaker->state() == pool::breaker_state::closed ? 0 : 1);
-    return {200, std::string(observe::metrics_registry::content_type), st.registry.expose()};
+    return admin_response::metrics(st.registry.expose());
+}
+
+admin_response audit_head(relay_state& st) {
+    if (!st.audit_log)
+        return admin_response::error(404, "no_audit_log",
+                                     "the relay keeps no audit log (set audit_log: PATH)");
+    const auto& log = *st.audit_log;
+    return json_response({{"file", log.path()},
+                          {"head", log.last_hash()},
+                          {"keyed", log.keyed()},
+                          {"chain", log.keyed() ? "hmac-sha256" : "sha256"},
+                          {"bytes", log.size()}});
+}
+
+// Runs `fn` on the state while the relay exists.
+template <class Fn>
+std::function<admin_response(const admin_request&)> with_state(std::weak_ptr<relay_state> weak,
+                                                               Fn fn) {
+    return [weak, fn](const admin_request&) {
+        auto st = weak.lock();
+        if (!st) return admin_response::error(503, "stopped", "the relay has stopped");
+        return fn(*st);
+    };
 }
 
 }  // namespace
 
-std::vector<admin_endpoint> admin_endpoints() {
-    std::vector<admin_endpoint> table;
+std::vector<observe::admin_endpoint> admin_endpoints(const std::shared_ptr<relay_state>& state) {
+    std::weak_ptr<relay_state> weak = state;
+    std::vector<observe::admin_endpoint> table;
     table.push_back({"/healthz", "200 while the process serves requests",
-                     [](relay_state&) {
-                         return admin_response{200, "text/plain", "ok\n"};
-                     },
-                     false});
+                     with_state(weak, [](relay_state&) { return admin_response::text("ok\n"); }),
+                     false, true});
     table.push_back({"/readyz", "200 when accepting tunnels and requests, 503 while shutting down",
-                     [](relay_state& st) {
-                         return st.stopping ? admin_response{503, "text/plain", "shutting down\n"}
-                                            : admin_response{200, "text/plain", "ready\n"};
-                     },
-                     false});
-    table.push_back({"/metrics", "Prometheus metrics", metrics, false});
+                     with_state(weak,
+                                [](relay_state& st) {
+                                    return st.stopping
+                                               ? admin_response::text("shutting down\n", 503)
+                                               : admin_response::text("ready\n");
+                                }),
+                     false, true});
+    table.push_back({"/metrics", "Prometheus metrics", with_state(weak, metrics)});
     table.push_back({"/api/v1/tunnels", "attached tunnels, their names, limits and counters (JSON)",
-                     tunnels, false});
-    table.push_back({"/api/v1/diagnostics", "relay state and counters (JSON)", diagnostics, false});
+                     with_state(weak, tunnels)});
+    table.push_back(
+        {"/api/v1/diagnostics", "relay state and counters (JSON)", with_state(weak, diagnostics)});
+    table.push_back({"/api/v1/audit/head",
+                     "the audit log's head hash, for `tunnel audit verify --expect-head` (JSON)",
+                     with_state(weak, audit_head)});
     return table;
 }
 
-namespace {
-
-admin_response help() {
-    std::string out = "Relay admin endpoints:\n";
-    out += fmt::format("  {:<22} {}\n", "/help", "this list");
-    for (const auto& e : admin_endpoints())
-        out += fmt::format("  {:<22} {}{}\n", e.path, e.help, e.mutates ? " (POST)" : "");
-    return {200, "text/plain", out};
-}
-
-std::string render(const admin_response& r) {
-    const char* reason = r.status == 200   ? "OK"
-                         : r.status == 404 ? "Not Found"
-                         : r.status == 405 ? "Method Not Allowed"
-                         : r.status == 503 ? "Service Unavailable"
-                                           : "Error";
-    return fmt::format(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-        r.status, reason, r.content_type, r.body.size(), r.body);
-}
-
-asio::awaitable<void> serve_admin(std::shared_ptr<relay_state> st, tcp::socket sock) {
-    auto tracker = http_tracker::for_request(8192, 0);
-    std::string in;
-    std::vector<char> buf(4096);
-    asio::steady_timer timer(sock.get_executor());
-    timer.expires_after(std::chrono::seconds(10));
-    timer.async_wait([&sock](error_code ec) {
-        if (!ec) {
-            error_code ignored;
-            sock.cancel(ignored);
-        }
-    });
-    while (!tracker.header_done()) {
-        error_code ec;
-        std::size_t n = co_await sock.async_read_some(
-            asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
-        if (ec) co_return;
-        in.append(buf.data(), n);
-        in.erase(0, tracker.feed(in));  // what the parser took is never fed again
-        if (tracker.problem() != http_problem::none) co_return;
+core::result<void> create_admin(const std::shared_ptr<relay_state>& state) {
+    auto& cfg = state->config;
+    observe::admin_server_options o;
+    o.title = "Relay admin endpoints";
+    o.log_name = "admin";
+    o.registry = &state->registry;
+    o.read_timeout = std::min(cfg.limits.header_read_timeout,
+                              std::chrono::milliseconds(std::chrono::seconds(10)));
+    o.access.allowed_hosts = cfg.admin.allowed_hosts;
+    o.access.token_hint = "the token in the relay's admin.token_file";
+    if (!cfg.admin.token_file.empty()) {
+        auto token = core::read_secret_file(cfg.admin.token_file, "admin.token_file", 16);
+        if (!token) return tl::unexpected(token.error());
+        o.access.bearer_token = std::move(*token);
     }
-    timer.cancel();
-    const auto& head = tracker.head();
-    std::string path = head.target.substr(0, head.target.find('?'));
-    admin_response r{404, "application/json",
-                     R"({"error":"not_found","message":"see /help"})"
-                     "\n"};
-    if (path == "/help" || path == "/") {
-        r = help();
-    } else {
-        for (const auto& e : admin_endpoints()) {
-            if (e.path != path) continue;
-            if (e.mutates && head.method != "POST") {
-                r = {405, "application/json",
-                     R"({"error":"method_not_allowed","message":"use POST"})"
-                     "\n"};
-            } else {
-                r = e.handler(*st);
-                if (e.mutates)
-                    st->audit("admin", {{"path", path}, {"status", std::to_string(r.status)}});
-            }
-            break;
-        }
-    }
-    std::string text = render(r);
-    error_code ec;
-    co_await asio::async_write(sock, asio::buffer(text),
-                               asio::redirect_error(asio::use_awaitable, ec));
-    sock.shutdown(tcp::socket::shutdown_both, ec);
+    std::weak_ptr<relay_state> weak = state;
+    o.on_mutation = [weak](const admin_request& r, const admin_response& res) {
+        if (auto st = weak.lock())
+            (void)st->audit(
+                "admin",
+                {{"path", r.path}, {"peer", r.peer}, {"status", std::to_string(res.status)}});
+    };
+    if (!state->admin_acceptor)
+        return core::fail(core::errc::invalid_argument, "the admin listener is not bound");
+    state->admin_server = observe::admin_http_server::create(std::move(*state->admin_acceptor),
+                                                             admin_endpoints(state), std::move(o));
+    state->admin_acceptor.reset();
+    return {};
 }
 
-asio::awaitable<void> accept_admin(std::shared_ptr<relay_state> st) {
-    auto& acc = *st->admin_acceptor;
-    for (;;) {
-        error_code ec;
-        tcp::socket sock = co_await acc.async_accept(asio::redirect_error(asio::use_awaitable, ec));
-        if (ec) {
-            if (ec == asio::error::operation_aborted || !acc.is_open()) break;
-            continue;
-        }
-        asio::co_spawn(st->io, serve_admin(st, std::move(sock)), asio::detached);
-    }
-}
-
-}  // namespace
-
-void start_admin(std::shared_ptr<relay_state> state) {
-    auto& io = state->io;
-    asio::co_spawn(io, accept_admin(std::move(state)), asio::detached);
+void start_admin(const std::shared_ptr<relay_state>& state) {
+    if (state->admin_server) state->admin_server->start();
 }
 
 }  // namespace tunnel::relay

@@ -188,28 +188,18 @@ void limit_hit(relay_state& relay, std::string_view which) {
 }
 
 void count_refusal(relay_state& relay, const admission& decision) {
-    auto& c = relay.counters;
     switch (decision.reason) {
         case refusal::bad_request:
         case refusal::no_route:
         case refusal::bad_route:
-            ++c.bad_requests;
-            break;
         case refusal::header_too_large:
         case refusal::body_too_large:
-            ++c.bad_requests;
-            ++c.oversized;
+            relay.metrics.bad_requests.with({}).inc();
             break;
         case refusal::tenant_rate:
         case refusal::route_rate:
-            ++c.rate_limited;
-            break;
         case refusal::stream_limit:
-            ++c.stream_limited;
-            break;
         case refusal::circuit_open:
-            ++c.breaker_refused;
-            break;
         case refusal::tenant_tunnels:
         case refusal::tenant_names:
         case refusal::none:

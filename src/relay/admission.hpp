@@ -128,7 +128,8 @@ struct admission {
 // Counts a limit that was hit (limits_hit{limit}).
 void limit_hit(relay_state& relay, std::string_view which);
 
-// Bumps the counters and metrics for a refusal (nothing for an admission).
+// Bumps the metrics for a refusal (nothing for an admission): relay_bad_requests_total
+// for malformed heads and routes, relay_limits_hit_total{limit} for a limit.
 void count_refusal(relay_state& relay, const admission& decision);
 
 }  // namespace tunnel::relay

@@ -188,22 +188,22 @@ struct response_outcome {
 };
 
 // The end of an exchange without a response head: the breaker's verdict,
-// the counters, and the answer (none when the caller is gone).
+// the metrics, and the answer (none when the caller is gone).
 asio::awaitable<void> end_without_answer(relay_state& relay, public_conn& conn, exchange_state& ex,
                                          exchange_end end, std::string_view route_label,
                                          std::string_view detail, response_outcome& out) {
     // A kept-alive channel that the origin closes as the next request
     // arrives says nothing about the origin (it was closing an idle one).
     const bool sent = ex.body_done && !(ex.reused && end == exchange_end::origin_closed);
-    if (ex.ticket.settle(end, sent) == breaker_verdict::failure) ++relay.counters.origin_failures;
+    if (ex.ticket.settle(end, sent) == breaker_verdict::failure)
+        relay.metrics.origin_failures.with({}).inc();
     const auto& limits = relay.config.limits;
     switch (end) {
         case exchange_end::caller_bad_body:
-            ++relay.counters.bad_requests;
+            relay.metrics.bad_requests.with({}).inc();
             break;
         case exchange_end::caller_body_too_large:
-            ++relay.counters.bad_requests;
-            ++relay.counters.oversized;
+            relay.metrics.bad_requests.with({}).inc();
             limit_hit(relay, "body_size");
             break;
         case exchange_end::caller_stalled:
@@ -446,7 +446,6 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
     const auto executor = co_await asio::this_coro::executor;
     const auto start = steady::now();
     auto& cfg = relay->config;
-    ++relay->counters.requests;
     conn->last_status = 0;
     request_record record{relay, conn, start};
     if (const auto a = check_stopping(relay->stopping); !a.admitted()) {

@@ -242,7 +242,6 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
             }
             if (!more && timed_out) {
                 if (!conn->buffered().empty()) {
-                    ++relay->counters.header_timeouts;
                     limit_hit(*relay, "header_timeout");
                     co_await send_error(*conn, 408, "header_timeout",
                                         fmt::format("the request head did not arrive within {} ms",

@@ -155,6 +155,20 @@ std::vector<std::string> validate(const relay_config& c) {
         problems.push_back(
             fmt::format("admin_listen: port {} is also the public listen port; use another",
                         c.admin_listen.port));
+    if (!c.admin_listen.is_loopback() && c.admin.token_file.empty())
+        problems.push_back(fmt::format(
+            "admin.token_file: required because admin_listen {} is not loopback: anyone who "
+            "reaches it could read tenants, peers and metrics; set admin.token_file (e.g. "
+            "`openssl rand -hex 32 > admin.token`) or bind admin_listen to 127.0.0.1",
+            c.admin_listen.to_string()));
+    for (const auto& h : c.admin.allowed_hosts)
+        if (!valid_domain(h))
+            problems.push_back(fmt::format(
+                "admin.allowed_hosts: \"{}\" is not a DNS name such as relay-admin.internal (IP "
+                "addresses and localhost are always answered)",
+                h));
+    if (c.audit_log.empty() && (!c.audit.hmac_key_file.empty() || c.audit.max_bytes > 0))
+        problems.push_back("audit: hmac_key_file and max_bytes need audit_log: PATH");
     if (!c.domain.empty() && !valid_domain(c.domain))
         problems.push_back(
             fmt::format("domain: \"{}\" is not a DNS name such as relay.example.com", c.domain));
@@ -205,8 +219,9 @@ core::result<relay_config> parse_relay_config(std::string_view yaml_text,
     }
     if (!r.expect_map(
             doc, "",
-            {"listen", "tls", "allow_plaintext", "admin_listen", "domain", "routing",
-             "host_key_file", "audit_log", "jwt", "limits", "breaker", "liveness", "shutdown"}))
+            {"listen", "tls", "allow_plaintext", "admin_listen", "admin", "domain", "routing",
+             "host_key_file", "audit_log", "audit", "jwt", "limits", "breaker", "liveness",
+             "shutdown"}))
         return tl::unexpected(r.failure());
 
     read_address(r, doc["listen"], "listen", c.listen);
@@ -235,6 +250,17 @@ core::result<relay_config> parse_relay_config(std::string_view yaml_text,
         r.error("host_key_file",
                 "is required: the relay's persistent SSH host key (created if missing)");
     read_file_path(r, doc, "", "audit_log", c.audit_log);
+    if (auto a = doc["admin"]; r.expect_map(a, "admin", {"token_file", "allowed_hosts"})) {
+        read_file_path(r, a, "admin", "token_file", c.admin.token_file);
+        if (a["allowed_hosts"])
+            if (auto hosts = r.string_list(a["allowed_hosts"], "admin.allowed_hosts"))
+                for (const auto& h : *hosts) c.admin.allowed_hosts.push_back(lower(h));
+    }
+    if (auto a = doc["audit"]; r.expect_map(a, "audit", {"hmac_key_file", "max_bytes", "keep"})) {
+        read_file_path(r, a, "audit", "hmac_key_file", c.audit.hmac_key_file);
+        read_integer(r, a, "audit", "max_bytes", 4096, 1LL << 40, c.audit.max_bytes);
+        read_integer(r, a, "audit", "keep", 1, 10000, c.audit.keep);
+    }
 
     auto jwt = doc["jwt"];
     if (!jwt)
@@ -413,6 +439,13 @@ std::vector<std::string> describe(const relay_config& c) {
     }
     out.push_back(fmt::format("allow_plaintext: {}", c.allow_plaintext));
     out.push_back(fmt::format("admin_listen: {}", c.admin_listen.to_string()));
+    out.push_back(fmt::format("admin.token_file: {}", c.admin.token_file.empty()
+                                                          ? "(none: no token needed on loopback)"
+                                                          : c.admin.token_file));
+    out.push_back(fmt::format("admin.allowed_hosts: {}",
+                              c.admin.allowed_hosts.empty()
+                                  ? std::string("(IP addresses and localhost only)")
+                                  : fmt::format("{}", fmt::join(c.admin.allowed_hosts, ", "))));
     out.push_back(
         fmt::format("domain: {}", c.domain.empty() ? "(none: path routing only)" : c.domain));
     out.push_back(fmt::format("routing: {}{}", to_string(routing_of(c)),
@@ -422,6 +455,15 @@ std::vector<std::string> describe(const relay_config& c) {
     out.push_back(fmt::format("host_key_file: {}",
                               c.host_key_file.empty() ? "(ephemeral key)" : c.host_key_file));
     out.push_back(fmt::format("audit_log: {}", or_none(c.audit_log)));
+    if (!c.audit_log.empty()) {
+        out.push_back(fmt::format("audit.hmac_key_file: {}", c.audit.hmac_key_file.empty()
+                                                                 ? "(none: unkeyed SHA-256 chain)"
+                                                                 : c.audit.hmac_key_file));
+        out.push_back(fmt::format("audit.max_bytes: {}", c.audit.max_bytes == 0
+                                                             ? std::string("0 (no rotation)")
+                                                             : std::to_string(c.audit.max_bytes)));
+        out.push_back(fmt::format("audit.keep: {}", c.audit.keep));
+    }
     if (!c.jwt.secret_file.empty())
         out.push_back(fmt::format("jwt.secret_file: {}", c.jwt.secret_file));
     if (!c.jwt.public_key_file.empty())

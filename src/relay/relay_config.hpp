@@ -6,10 +6,12 @@
 //   listen: 0.0.0.0:8443
 //   tls: {cert_file: /etc/tunnel/relay.crt, key_file: /etc/tunnel/relay.key}
 //   admin_listen: 127.0.0.1:9090
+//   admin: {token_file: /etc/tunnel/admin.token, allowed_hosts: [relay-admin.internal]}
 //   domain: relay.example.com
 //   routing: host
 //   host_key_file: /var/lib/tunnel/relay_host_ed25519
 //   audit_log: /var/log/tunnel/audit.jsonl
+//   audit: {hmac_key_file: /etc/tunnel/audit.key, max_bytes: 104857600, keep: 10}
 //   jwt: {secret_file: /etc/tunnel/jwt.secret, algorithm: HS256, audience: relay}
 //   limits: {tenant_rps: 50, route_rps: 20, max_streams_per_tunnel: 64}
 #pragma once
@@ -108,16 +110,33 @@ struct shutdown_config {
     std::chrono::milliseconds drain_timeout{std::chrono::seconds(15)};
 };
 
+// The admin listener's access rules (admin_listen is the address).
+struct admin_config {
+    std::string token_file;  // bearer token; required when admin_listen is not loopback
+    // Host names the admin listener answers besides IP literals and
+    // localhost (DNS-rebinding guard); lower case.
+    std::vector<std::string> allowed_hosts;
+};
+
+// The audit log's keying and rotation (audit_log is the path).
+struct audit_config {
+    std::string hmac_key_file;    // empty: unkeyed SHA-256 chain
+    std::uint64_t max_bytes = 0;  // rotate past this size; 0: never
+    unsigned keep = 10;           // rotated files kept
+};
+
 struct relay_config {
     listen_address listen{"0.0.0.0", 8443};
     std::optional<tls_config> tls;  // absent: plain HTTP (loopback or allow_plaintext only)
     bool allow_plaintext = false;
     listen_address admin_listen{"127.0.0.1", 9090};
+    admin_config admin;
     std::string domain;  // empty: no host routing
     // Absent: routing_of() decides (host with a domain, path without).
     std::optional<routing_mode> routing;
     std::string host_key_file;  // empty only in dev mode: an ephemeral key
     std::string audit_log;      // empty: no audit log
+    audit_config audit;
     jwt_config jwt;
     limits_config limits;
     breaker_config breaker;

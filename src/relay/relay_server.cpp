@@ -54,10 +54,7 @@ void close_everything(relay_state& st) {
     st.stopping = true;
     error_code ignored;
     if (st.public_acceptor) st.public_acceptor->close(ignored);
-    // The admin listener (observe/admin_http_server after the admin rewrite:
-    // its close(), which also ends its open connections, is to be called
-    // here). Until then an admin connection ends by its own read deadline.
-    if (st.admin_acceptor) st.admin_acceptor->close(ignored);
+    st.close_admin();  // the admin listener and its open connections
     if (!st.owned.closing() && st.owned.size() > 0) spdlog::info("closing {}", st.owned.describe());
     st.owned.close_all();
 }
@@ -164,7 +161,7 @@ core::result<std::unique_ptr<relay_server>> relay_server::create(asio::io_contex
                                                std::move(*identity));
     auto& cfg = state->config;
     if (!cfg.audit_log.empty()) {
-        auto log = observe::audit_log::open(cfg.audit_log);
+        auto log = open_audit_log(cfg);
         if (!log) return tl::unexpected(log.error());
         state->audit_log.emplace(std::move(*log));
     }
@@ -193,6 +190,7 @@ core::result<std::unique_ptr<relay_server>> relay_server::create(asio::io_contex
     state->admin_port = adm->local_endpoint().port();
     state->public_acceptor.emplace(std::move(*pub));
     state->admin_acceptor.emplace(std::move(*adm));
+    if (auto a = create_admin(state); !a) return tl::unexpected(a.error());
     return std::unique_ptr<relay_server>(new relay_server(std::move(state)));
 }
 

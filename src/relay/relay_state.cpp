@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "core/secret_file.hpp"
 #include "relay/public_route.hpp"
 
 namespace tunnel::relay {
@@ -43,7 +44,15 @@ relay_metrics::relay_metrics(observe::metrics_registry& r)
                               "Attaches and forwards refused by a per-tenant cap.", {"limit"})),
       tunnel_overflows(r.counter("relay_tunnel_overflows_total",
                                  "Tunnels closed because the client ignored the SSH window.",
-                                 {"tenant"})) {}
+                                 {"tenant"})),
+      origin_failures(r.counter("relay_origin_failures_total",
+                                "Origin failures the circuit breakers counted (refused channel, "
+                                "no or malformed answer, no answer in time).")),
+      bad_requests(r.counter("relay_bad_requests_total",
+                             "Public requests refused as malformed (head or route).")),
+      audit_write_failures(
+          r.counter("relay_audit_write_failures_total",
+                    "Audit records that could not be written (attaches are refused meanwhile).")) {}
 
 relay_state::relay_state(asio::io_context& io_context, relay_config cfg, token_verifier v,
                          ssh::server_identity id)
@@ -94,17 +103,54 @@ std::shared_ptr<tunnel_entry> relay_state::find(const std::string& tenant,
     return it->second;
 }
 
-void relay_state::audit(const std::string& event,
+bool relay_state::audit(const std::string& event,
                         const std::vector<std::pair<std::string, std::string>>& fields) {
     nlohmann::json j = nlohmann::json::object();
     for (const auto& [k, v] : fields) j[k] = v;
-    if (audit_log) {
-        if (auto a = audit_log->append(event, j); !a)
-            spdlog::warn("audit log {}: {} (event {} not recorded)", audit_log->path(),
-                         a.error().message, event);
-    } else {
-        spdlog::debug("audit {} {}", event, j.dump());
+    if (!audit_log) {
+        spdlog::debug("audit {} {}", event,
+                      j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+        return true;
     }
+    auto a = audit_log->append(event, j);
+    if (a) return true;
+    metrics.audit_write_failures.with({}).inc();
+    // An error line per failure would fill the same disk: one per 10 s, with a count.
+    const auto now = std::chrono::steady_clock::now();
+    if (audit_error_logged_ == std::chrono::steady_clock::time_point{} ||
+        now - audit_error_logged_ >= std::chrono::seconds(10)) {
+        spdlog::error(
+            "audit log: {} (event {} not recorded{}); attaches are refused until it can be "
+            "written",
+            a.error().message, event,
+            audit_errors_unlogged_
+                ? fmt::format(", {} more failures since the last message", audit_errors_unlogged_)
+                : std::string());
+        audit_error_logged_ = now;
+        audit_errors_unlogged_ = 0;
+    } else {
+        ++audit_errors_unlogged_;
+    }
+    return false;
+}
+
+void relay_state::close_admin() {
+    boost::system::error_code ignored;
+    if (admin_acceptor) admin_acceptor->close(ignored);
+    if (admin_server) admin_server->close();
+}
+
+core::result<observe::audit_log> open_audit_log(const relay_config& config) {
+    observe::audit_log_options o;
+    o.path = config.audit_log;
+    o.max_bytes = config.audit.max_bytes;
+    o.keep = config.audit.keep;
+    if (!config.audit.hmac_key_file.empty()) {
+        auto key = core::read_secret_file(config.audit.hmac_key_file, "audit.hmac_key_file", 32);
+        if (!key) return tl::unexpected(key.error());
+        o.hmac_key = std::move(*key);
+    }
+    return observe::audit_log::open(std::move(o));
 }
 
 std::string relay_state::public_url(const std::string& tenant, const std::string& name) const {

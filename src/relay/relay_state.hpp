@@ -1,6 +1,7 @@
 // What the relay's listeners share: the configuration, the verifier, the
 // host key, the attached tunnels and the route table keyed by
-// (tenant, name), limits, counters. Used from the relay's one thread only.
+// (tenant, name), limits, metrics, the audit log and the admin server.
+// Used from the relay's one thread only.
 #pragma once
 
 #include <chrono>
@@ -15,6 +16,7 @@
 
 #include "core/asio.hpp"
 #include "core/close_registry.hpp"
+#include "observe/admin_http_server.hpp"
 #include "observe/audit_log.hpp"
 #include "observe/metrics.hpp"
 
@@ -50,22 +52,6 @@ struct tunnel_entry {
     core::close_registry::handle owned;  // in relay_state::owned while attached
 };
 
-// Counters for /metrics and diagnostics.
-struct relay_counters {
-    std::uint64_t attaches = 0;
-    std::uint64_t attach_refused = 0;
-    std::uint64_t detaches = 0;
-    std::uint64_t forwards_refused = 0;
-    std::uint64_t requests = 0;
-    std::uint64_t bad_requests = 0;
-    std::uint64_t rate_limited = 0;
-    std::uint64_t stream_limited = 0;
-    std::uint64_t breaker_refused = 0;
-    std::uint64_t origin_failures = 0;
-    std::uint64_t header_timeouts = 0;
-    std::uint64_t oversized = 0;
-};
-
 // The relay's Prometheus families (STYLE 12); label sets bounded by the
 // registry (tenant and route = published name; never paths).
 struct relay_metrics {
@@ -90,6 +76,9 @@ struct relay_metrics {
     observe::counter_family& tenant_limits;        // {limit}: tunnels, names
     observe::counter_family& tunnel_overflows;     // {tenant}: tunnels closed for ignoring
                                                    // the SSH window
+    observe::counter_family& origin_failures;       // {}: failures the breakers counted
+    observe::counter_family& bad_requests;          // {}: malformed heads and routes
+    observe::counter_family& audit_write_failures;  // {}: records the audit log could not take
 };
 
 class relay_state {
@@ -102,7 +91,6 @@ class relay_state {
     token_verifier verifier;
     ssh::server_identity identity;
     rate_limiter limiter;
-    relay_counters counters;
     observe::metrics_registry registry;
     relay_metrics metrics{registry};
     std::optional<observe::audit_log> audit_log;
@@ -122,7 +110,8 @@ class relay_state {
     std::uint64_t next_tunnel_id = 1;
 
     std::optional<asio::ip::tcp::acceptor> public_acceptor;
-    std::optional<asio::ip::tcp::acceptor> admin_acceptor;
+    std::optional<asio::ip::tcp::acceptor> admin_acceptor;  // until create_admin() takes it
+    std::shared_ptr<observe::admin_http_server> admin_server;
     std::optional<asio::ssl::context> tls_context;
 
     bool stopping = false;
@@ -143,8 +132,12 @@ class relay_state {
                                                      const std::string& name) const;
 
     // Audit events (attach, detach, denial, refusal, admin actions); the
-    // hash-chained log when configured.
-    void audit(const std::string& event,
+    // hash-chained log when configured. False when the record could not be
+    // written (disk full, file not writable): counted in
+    // relay_audit_write_failures_total and logged as an error. Attaches are
+    // refused (503) while that is so: an attach that cannot be audited does
+    // not happen.
+    bool audit(const std::string& event,
                const std::vector<std::pair<std::string, std::string>>& fields);
 
     // The public URL of `name` published by `tenant`, as told to clients:
@@ -154,9 +147,19 @@ class relay_state {
     // it is the scheme's default. With name "{name}" it is the template the
     // attach's 101 carries (Tunnel-Public-Url).
     [[nodiscard]] std::string public_url(const std::string& tenant, const std::string& name) const;
+
+    // Closes the admin listener and its connections (shutdown).
+    void close_admin();
     std::uint16_t public_port = 0;
     std::uint16_t admin_port = 0;
     bool tls = false;
+
+  private:
+    std::chrono::steady_clock::time_point audit_error_logged_{};
+    std::uint64_t audit_errors_unlogged_ = 0;
 };
+
+// Opens the audit log the config asks for (path, HMAC key file, rotation).
+[[nodiscard]] core::result<observe::audit_log> open_audit_log(const relay_config& config);
 
 }  // namespace tunnel::relay

@@ -278,7 +278,6 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
         }
         auto bound = r->publish(tt, address, port);
         if (!bound) {
-            ++r->counters.forwards_refused;
             r->metrics.forwards_refused.with({tt->policy.tenant}).inc();
             d.reason = core::log_text(bound.error().message, 256);
             spdlog::warn("tunnel {} ({}): publish refused: {}", tt->id, tt->policy.tenant,
@@ -327,7 +326,6 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
                      {{"tenant", tt->policy.tenant}, {"peer", tt->peer}, {"reason", why.message}});
         }
         if (r->tunnels.count(tt->id)) {
-            ++r->counters.detaches;
             r->metrics.detaches.with({}).inc();
             spdlog::info("tunnel {} ({}) detached: {}", tt->id, tt->policy.tenant, why.message);
             r->audit("detach",
@@ -340,7 +338,6 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
     auto session =
         co_await ssh::server_session::accept(ex, fds[0], relay->identity, so, std::move(handlers));
     if (!session) {
-        ++relay->counters.attach_refused;
         relay->metrics.attaches.with({"failed"}).inc();
         spdlog::info("tunnel attach from {} ({}) failed: {}", peer, tenant,
                      session.error().message);
@@ -357,7 +354,6 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
     t->ssh = *session;
     relay->tunnels[t->id] = t;
     slot.release();  // counted in relay->tunnels from here
-    ++relay->counters.attaches;
     relay->metrics.attaches.with({"attached"}).inc();
     relay->metrics.active_tunnels.with({}).set(static_cast<double>(relay->tunnels.size()));
     spdlog::info("tunnel {} attached: tenant {} from {}", t->id, tenant, peer);
@@ -422,7 +418,6 @@ asio::awaitable<void> attach(std::shared_ptr<relay_state> relay, std::shared_ptr
     // `message` goes into the response; `detail` (default: the message) only
     // into the log and the audit log, escaped and capped.
     auto refuse = [&](int status, std::string code, std::string message, std::string detail = {}) {
-        ++relay->counters.attach_refused;
         relay->metrics.attaches.with({"refused"}).inc();
         const std::string logged = core::log_text(detail.empty() ? message : detail, 256);
         spdlog::info("tunnel attach from {} refused: {}", peer, logged);
@@ -479,6 +474,13 @@ asio::awaitable<void> attach(std::shared_ptr<relay_state> relay, std::shared_ptr
         relay->metrics.tenant_limits.with({"tunnels"}).inc();
         std::string answer = refuse(a.status, a.code, a.message);
         co_await send(*conn, std::move(answer));
+        conn->close();
+        co_return;
+    }
+    // Fail closed: an attach the audit log cannot record does not happen.
+    if (!relay->audit("attach_authorized", {{"tenant", policy->tenant}, {"peer", peer}})) {
+        co_await send(*conn, refuse(503, "audit_unavailable",
+                                    "the relay cannot write its audit log; attach again later"));
         conn->close();
         co_return;
     }

@@ -232,6 +232,52 @@ TEST_F(ForwardCli, StatusEndpointsAndCleanExitOnSigterm) {
     EXPECT_FALSE(port_accepts(lp));
 }
 
+// Off loopback the status endpoints need a bearer token (finding 9, for
+// `tunnel forward --status-addr` as for the relay's admin listener).
+TEST_F(ForwardCli, StatusAddrOffLoopbackNeedsAToken) {
+    const uint16_t lp = port(), sp = port();
+    auto refused = run_tunnel([&] {
+        auto a = fixture_flags(*sshd);
+        a.insert(a.begin(), "forward");
+        a.insert(a.end(), {"-L", fmt::format("{}:127.0.0.1:{}", lp, echo->port()), "--status-addr",
+                           fmt::format("0.0.0.0:{}", sp), "root@127.0.0.1"});
+        return a;
+    }());
+    EXPECT_NE(refused.exit_code, 0) << refused.describe();
+    EXPECT_FALSE(refused.timed_out);
+    EXPECT_NE(refused.err.find("--status-token-file"), std::string::npos) << refused.err;
+
+    auto dir = temp_dir::create("fwd-status-token");
+    ASSERT_TRUE(dir);
+    const std::string token = "status-token-0123456789abcdef";
+    ASSERT_TRUE(write_text_file(dir->file("token"), token + "\n", 0600));
+    auto fp =
+        start_forward(fixture_flags(*sshd),
+                      {"-L", fmt::format("{}:127.0.0.1:{}", lp, echo->port()), "--status-addr",
+                       fmt::format("0.0.0.0:{}", sp), "--status-token-file", dir->file("token")});
+    ASSERT_TRUE(fp) << fp.error().message;
+    ASSERT_TRUE(wait_round_trip("127.0.0.1", lp, 10s)) << fp->err();
+    auto status_of = [&](const std::string& path, const std::string& host,
+                         const std::string& auth) {
+        int fd = connect_tcp("127.0.0.1", sp);
+        if (fd < 0) return -1;
+        auto got =
+            exchange(fd,
+                     fmt::format("GET {} HTTP/1.1\r\nHost: {}\r\n{}\r\n", path, host,
+                                 auth.empty() ? "" : "Authorization: Bearer " + auth + "\r\n"),
+                     3000);
+        ::close(fd);
+        return got && got->rfind("HTTP/1.1 ", 0) == 0 ? std::atoi(got->c_str() + 9) : -1;
+    };
+    EXPECT_EQ(status_of("/metrics", "127.0.0.1", ""), 401);
+    EXPECT_EQ(status_of("/metrics", "127.0.0.1", "wrong-token-0123456789"), 401);
+    EXPECT_EQ(status_of("/metrics", "127.0.0.1", token), 200);
+    EXPECT_EQ(status_of("/status", "127.0.0.1", token), 200);
+    EXPECT_EQ(status_of("/healthz", "127.0.0.1", ""), 200);
+    EXPECT_EQ(status_of("/metrics", "evil.example", token), 421);
+    EXPECT_EQ(fp->err().find(token), std::string::npos);
+}
+
 TEST_F(ForwardCli, HealthzIs503WhileTheServerIsDown) {
     const uint16_t lp = port(), sp = port();
     auto fp =

@@ -110,7 +110,7 @@ struct http_reply {
 inline std::optional<http_reply> http_get(uint16_t port, const std::string& path) {
     int fd = connect_tcp("127.0.0.1", port);
     if (fd < 0) return std::nullopt;
-    auto got = exchange(fd, "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n", 3000);
+    auto got = exchange(fd, "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 3000);
     ::close(fd);
     if (!got || got->rfind("HTTP/1.1 ", 0) != 0) return std::nullopt;
     http_reply r;

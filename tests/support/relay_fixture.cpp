@@ -73,10 +73,16 @@ core::result<relay_fixture> relay_fixture::start(relay_options options) {
                       f.dir_.file("key.pem"), "-out", f.dir_.file("cert.pem")});
         if (!r.ok()) return core::fail(core::errc::io_error, "openssl req failed: " + r.describe());
     }
-    std::vector<std::string> argv = options.command_prefix;
+    std::vector<std::string> argv = options.launcher;
+    argv.insert(argv.end(), options.command_prefix.begin(), options.command_prefix.end());
     argv.insert(argv.end(), {tunnel_binary(), "-v", "relay"});
+    if (!options.audit_log_path.empty()) {
+        options.audit_log = true;
+        f.audit_path_ = options.audit_log_path;
+    }
+    f.admin_token_ = options.admin_token;
     if (options.extra_yaml.empty() && options.jwt_yaml.empty() && !options.audit_log &&
-        !options.tls) {
+        !options.tls && options.admin_token.empty()) {
         argv.insert(argv.end(), {"--dev", "--listen", "127.0.0.1:0", "--admin-listen",
                                  "127.0.0.1:0", "--jwt-secret-file", f.secret_path_});
     } else {
@@ -85,7 +91,14 @@ core::result<relay_fixture> relay_fixture::start(relay_options options) {
             "secret_file: {}\n",
             f.dir_.file("host_key"), f.secret_path_);
         yaml += options.jwt_yaml;
-        if (options.audit_log) yaml += fmt::format("audit_log: {}\n", f.dir_.file("audit.jsonl"));
+        if (options.audit_log) yaml += fmt::format("audit_log: {}\n", f.audit_path());
+        if (!options.admin_token.empty()) {
+            if (auto w =
+                    write_text_file(f.dir_.file("admin.token"), options.admin_token + "\n", 0600);
+                !w)
+                return tl::unexpected(w.error());
+            yaml += fmt::format("admin:\n  token_file: {}\n", f.dir_.file("admin.token"));
+        }
         if (options.tls)
             yaml += fmt::format("tls:\n  cert_file: {}\n  key_file: {}\n", f.dir_.file("cert.pem"),
                                 f.dir_.file("key.pem"));
@@ -255,9 +268,17 @@ int relay_fixture::pid() const {
     return process_ ? static_cast<int>(process_->pid()) : -1;
 }
 
+core::result<http_reply> relay_fixture::admin_request(const std::string& path) const {
+    std::string auth =
+        admin_token_.empty() ? "" : fmt::format("Authorization: Bearer {}\r\n", admin_token_);
+    return http_request(
+        admin_port_,
+        fmt::format("GET {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n{}\r\n", path, admin_port_, auth),
+        5s);
+}
+
 std::string relay_fixture::admin_get(const std::string& path) const {
-    auto r =
-        http_request(admin_port_, fmt::format("GET {} HTTP/1.1\r\nHost: admin\r\n\r\n", path), 5s);
+    auto r = admin_request(path);
     return r ? r->body : std::string();
 }
 

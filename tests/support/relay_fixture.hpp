@@ -28,6 +28,15 @@ struct relay_options {
     // "limits:\n  route_rps: 2\n". Empty: dev mode (`--dev`).
     std::string extra_yaml;
     bool audit_log = false;
+    // Where the audit log goes (implies audit_log); default: audit.jsonl in
+    // the fixture's directory.
+    std::string audit_log_path{};
+    // Writes this bearer token to admin.token and sets admin.token_file;
+    // admin_get() then sends it.
+    std::string admin_token{};
+    // Prepended to the relay's argv, e.g. {"unshare", "--mount", ...}; the
+    // launcher must exec the rest (so the pid stays the relay's).
+    std::vector<std::string> launcher{};
     // TLS on the public listener with a self-signed certificate for
     // 127.0.0.1 (cert_path() is what clients must trust).
     bool tls = false;
@@ -36,6 +45,13 @@ struct relay_options {
     std::string jwt_yaml{};
     // Put before `tunnel relay ...`, e.g. {"prlimit", "--nofile=64:64", "--"}.
     std::vector<std::string> command_prefix{};
+};
+
+struct http_reply {
+    int status = 0;
+    std::string head;
+    std::string body;  // de-chunked
+    std::string raw;
 };
 
 // One `ssh -N -R NAME:80:127.0.0.1:PORT TENANT@relay` through ws-connect.
@@ -68,7 +84,9 @@ class relay_fixture {
     [[nodiscard]] std::uint16_t admin_port() const noexcept { return admin_port_; }
     [[nodiscard]] std::string attach_url() const;
     [[nodiscard]] const std::string& secret_path() const noexcept { return secret_path_; }
-    [[nodiscard]] std::string audit_path() const { return dir_.file("audit.jsonl"); }
+    [[nodiscard]] std::string audit_path() const {
+        return audit_path_.empty() ? dir_.file("audit.jsonl") : audit_path_;
+    }
     [[nodiscard]] std::string cert_path() const { return dir_.file("cert.pem"); }
     [[nodiscard]] std::string log() const;
     [[nodiscard]] child_process& process() { return *process_; }
@@ -103,8 +121,11 @@ class relay_fixture {
     // The relay's process id (for /proc: descriptors, limits, CPU time).
     [[nodiscard]] int pid() const;
 
-    // GET of the admin listener; the body ("" on failure).
+    // GET of the admin listener (Host: 127.0.0.1:PORT, the admin token when
+    // there is one); the body ("" on failure).
     [[nodiscard]] std::string admin_get(const std::string& path) const;
+    // The same, as a full reply.
+    [[nodiscard]] core::result<http_reply> admin_request(const std::string& path) const;
     // True when /api/v1/tunnels lists `name` for `tenant` within timeout.
     [[nodiscard]] bool wait_published(const std::string& tenant, const std::string& name,
                                       std::chrono::milliseconds timeout,
@@ -118,13 +139,8 @@ class relay_fixture {
     std::uint16_t public_port_ = 0;
     std::uint16_t admin_port_ = 0;
     bool tls_ = false;
-};
-
-struct http_reply {
-    int status = 0;
-    std::string head;
-    std::string body;  // de-chunked
-    std::string raw;
+    std::string audit_path_;
+    std::string admin_token_;
 };
 
 // Sends `request` on a new connection to 127.0.0.1:port and reads until the

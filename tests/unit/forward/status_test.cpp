@@ -1,8 +1,12 @@
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "forward/forward_metrics.hpp"
 #include "forward/forward_stats.hpp"
 #include "forward/status_server.hpp"
+#include "observe/admin_http.hpp"
 
 namespace tunnel::forward {
 namespace {
@@ -37,8 +41,18 @@ TEST(ForwardStats, HealthyOnlyWhenConnectedAndEveryForwardUp) {
     EXPECT_FALSE(s.healthy());
 }
 
+// The forward's stats through the one metrics registry (no hand-written text).
 TEST(ForwardStats, PrometheusText) {
-    auto text = render_metrics(sample());
+    auto status = std::make_shared<forward_status>([] { return sample(); });
+    auto table = forward_status_endpoints(status);
+    observe::admin_router router(table, {}, "status");
+    observe::admin_request get;
+    get.method = "GET";
+    get.path = get.target = "/metrics";
+    auto r = router.route(get, {std::string("127.0.0.1"), std::nullopt, false});
+    ASSERT_EQ(r.status, 200);
+    EXPECT_EQ(r.content_type, "text/plain; version=0.0.4; charset=utf-8");
+    const auto& text = r.body;
     EXPECT_NE(text.find("# TYPE tunnel_forward_bytes_out_total counter\n"), std::string::npos);
     EXPECT_NE(
         text.find(
@@ -53,12 +67,27 @@ TEST(ForwardStats, PrometheusText) {
               std::string::npos);
     EXPECT_NE(text.find("tunnel_forward_state{forward=\"-R 0:127.0.0.1:80\",state=\"down\"} 0\n"),
               std::string::npos);
+    EXPECT_NE(text.find("tunnel_forward_connected{destination=\"root@h:22\"} 1\n"),
+              std::string::npos);
     // Every sample line is "name{labels} value" or "name value".
     std::istringstream in(text);
     for (std::string line; std::getline(in, line);) {
         if (line.empty() || line[0] == '#') continue;
         EXPECT_NE(line.rfind(' '), std::string::npos) << line;
     }
+}
+
+TEST(ForwardStats, CountersMirrorSnapshotsAndNeverGoDown) {
+    observe::metrics_registry registry;
+    forward_metrics m(registry);
+    auto s = sample();
+    m.update(s);
+    s.forwards[0].bytes_out = 25;
+    m.update(s);
+    EXPECT_EQ(m.bytes_out.value({"-L 8080:db:5432", "local"}), 25);
+    s.forwards[0].bytes_out = 5;  // a snapshot that went backwards does not lower a counter
+    m.update(s);
+    EXPECT_EQ(m.bytes_out.value({"-L 8080:db:5432", "local"}), 25);
 }
 
 TEST(ForwardStats, StatusJson) {
@@ -72,24 +101,25 @@ TEST(ForwardStats, StatusJson) {
 
 TEST(StatusRouting, TableDrivesRoutesAndHelp) {
     auto s = sample();
-    auto table = forward_status_endpoints([&] { return s; });
-    EXPECT_EQ(route_request(table, "GET /healthz HTTP/1.1\r\n\r\n").status, 200);
+    auto status = std::make_shared<forward_status>([&] { return s; });
+    observe::admin_router router(forward_status_endpoints(status), {}, "status");
+    auto route = [&](const std::string& method, const std::string& path) {
+        observe::admin_request r;
+        r.method = method;
+        r.target = path;
+        r.path = path.substr(0, path.find('?'));
+        return router.route(r, {std::string("127.0.0.1:9100"), std::nullopt, false});
+    };
+    EXPECT_EQ(route("GET", "/healthz").status, 200);
     s.connected = false;
-    EXPECT_EQ(route_request(table, "GET /healthz HTTP/1.1\r\n\r\n").status, 503);
-    EXPECT_EQ(route_request(table, "GET /metrics?x=1 HTTP/1.0\r\n\r\n").status, 200);
-    EXPECT_EQ(route_request(table, "POST /status HTTP/1.1\r\n\r\n").status, 405);
-    EXPECT_EQ(route_request(table, "GET /nope HTTP/1.1\r\n\r\n").status, 404);
-    EXPECT_EQ(route_request(table, "garbage\r\n\r\n").status, 400);
-    EXPECT_EQ(route_request(table, "").status, 400);
-    auto help = route_request(table, "GET /help HTTP/1.1\r\n\r\n");
+    EXPECT_EQ(route("GET", "/healthz").status, 503);
+    EXPECT_EQ(route("GET", "/metrics?x=1").status, 200);
+    EXPECT_EQ(route("POST", "/status").status, 405);
+    EXPECT_EQ(route("GET", "/nope").status, 404);
+    auto help = route("GET", "/help");
     EXPECT_EQ(help.status, 200);
     for (const auto* p : {"/healthz", "/metrics", "/status", "/help"})
         EXPECT_NE(help.body.find(p), std::string::npos);
-    auto wire = serialize({200, "text/plain", "ok\n"});
-    EXPECT_EQ(wire,
-              "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nCache-Control: "
-              "no-store\r\n"
-              "Connection: close\r\n\r\nok\n");
 }
 
 }  // namespace

@@ -143,5 +143,27 @@ TEST(Metrics, ConcurrentUpdatesAreCounted) {
     EXPECT_NE(text.find("h_seconds_bucket{le=\"+Inf\"} 4000\n"), std::string::npos);
 }
 
+TEST(Metrics, ReadsWithoutCreatingSeriesAndMirroredCounters) {
+    metrics_registry r;
+    auto& f = r.counter("reads_total", "R.", {"k"});
+    EXPECT_EQ(f.value({"a"}), 0);
+    EXPECT_EQ(f.series_count(), 0u) << "value() must not create a series";
+    f.with({"a"}).inc(2);
+    f.with({"b"}).inc(3);
+    EXPECT_EQ(f.value({"a"}), 2);
+    EXPECT_EQ(f.total(), 5);
+    auto& h = r.histogram("reads_seconds", "H.", {}, {1});
+    h.with({}).observe(0.5);
+    h.with({}).observe(2);
+    EXPECT_EQ(h.total(), 2);
+
+    auto& c = r.counter("mirrored_total", "M.").with({});
+    c.advance_to(10);
+    c.advance_to(7);  // a counter never goes down
+    EXPECT_EQ(c.value(), 10);
+    c.advance_to(12.5);
+    EXPECT_EQ(c.value(), 12.5);
+}
+
 }  // namespace
 }  // namespace tunnel::observe

@@ -295,7 +295,7 @@ TEST(RelayAdmission, OpenBreakerIs503UntilTheCoolDownPasses) {
     EXPECT_FALSE(closed.probe);
 }
 
-// count_refusal against a real relay_state: the counters and limits_hit.
+// count_refusal against a real relay_state: relay_bad_requests_total and limits_hit.
 class RelayAdmissionCounts : public ::testing::Test {
   protected:
     void SetUp() override {
@@ -326,29 +326,26 @@ class RelayAdmissionCounts : public ::testing::Test {
 };
 
 TEST_F(RelayAdmissionCounts, EachRefusalBumpsItsCounterAndLimit) {
-    auto& c = state_->counters;
+    auto bad_requests = [&] { return state_->metrics.bad_requests.total(); };
     count_refusal(*state_, admission{});
-    EXPECT_EQ(c.bad_requests + c.oversized + c.rate_limited + c.stream_limited + c.breaker_refused,
-              0u);
+    EXPECT_EQ(bad_requests() + state_->metrics.limits_hit.total(), 0);
 
     count_refusal(*state_, check_head(http_problem::header_too_large, "", limits_config{}));
-    EXPECT_EQ(c.bad_requests, 1u);
-    EXPECT_EQ(c.oversized, 1u);
+    EXPECT_EQ(bad_requests(), 1);
     EXPECT_EQ(limits_hit("header_size"), 1);
 
     count_refusal(*state_, check_route(route_request("", "/nothing", "")));
-    EXPECT_EQ(c.bad_requests, 2u);
-    EXPECT_EQ(c.oversized, 1u);
+    EXPECT_EQ(bad_requests(), 2);
+    EXPECT_EQ(limits_hit("header_size"), 1);
 
     tunnel_entry t;
     t.policy = policy_for("acme", 10, 0);
     count_refusal(*state_, check_streams(route_to("acme", "llm"), t));
-    EXPECT_EQ(c.stream_limited, 1u);
     EXPECT_EQ(limits_hit("streams"), 1);
 
     count_refusal(*state_, check_tunnel(route_to("acme", "llm"), nullptr));
-    EXPECT_EQ(c.bad_requests, 2u);
-    EXPECT_EQ(c.stream_limited, 1u);
+    EXPECT_EQ(bad_requests(), 2);
+    EXPECT_EQ(limits_hit("streams"), 1);
 }
 
 }  // namespace

@@ -13,9 +13,16 @@ tls:
   cert_file: /etc/tunnel/relay.crt
   key_file: /etc/tunnel/relay.key
 admin_listen: 127.0.0.1:9091
+admin:
+  token_file: /etc/tunnel/admin.token
+  allowed_hosts: [Relay-Admin.internal, metrics.example.com]
 domain: Relay.Example.com
 host_key_file: /var/lib/tunnel/host_ed25519
 audit_log: /var/log/tunnel/audit.jsonl
+audit:
+  hmac_key_file: /etc/tunnel/audit.key
+  max_bytes: 1048576
+  keep: 3
 jwt:
   public_key_file: /etc/tunnel/jwt.pub
   algorithm: ES256
@@ -54,6 +61,12 @@ TEST(RelayConfig, ParsesEveryKey) {
     EXPECT_EQ(c->domain, "relay.example.com");
     EXPECT_EQ(c->host_key_file, "/var/lib/tunnel/host_ed25519");
     EXPECT_EQ(c->audit_log, "/var/log/tunnel/audit.jsonl");
+    EXPECT_EQ(c->admin.token_file, "/etc/tunnel/admin.token");
+    EXPECT_EQ(c->admin.allowed_hosts,
+              (std::vector<std::string>{"relay-admin.internal", "metrics.example.com"}));
+    EXPECT_EQ(c->audit.hmac_key_file, "/etc/tunnel/audit.key");
+    EXPECT_EQ(c->audit.max_bytes, 1048576u);
+    EXPECT_EQ(c->audit.keep, 3u);
     EXPECT_EQ(c->jwt.public_key_file, "/etc/tunnel/jwt.pub");
     EXPECT_EQ(c->jwt.algorithm, jwt_algorithm::es256);
     EXPECT_EQ(c->jwt.audience, "relay");
@@ -93,6 +106,57 @@ TEST(RelayConfig, MinimalUsesDefaults) {
     EXPECT_EQ(c->limits.tenant_rps, d.limits.tenant_rps);
     EXPECT_EQ(c->admin_listen.to_string(), "127.0.0.1:9090");
     EXPECT_EQ(c->jwt.leeway, 30s);
+    EXPECT_TRUE(c->admin.token_file.empty());
+    EXPECT_TRUE(c->admin.allowed_hosts.empty());
+    EXPECT_EQ(c->audit.max_bytes, 0u);
+    EXPECT_EQ(c->audit.keep, 10u);
+}
+
+// Finding 9: an admin listener off loopback without a token is a config error naming the key.
+TEST(RelayConfig, AdminOffLoopbackNeedsAToken) {
+    const std::string base = "listen: 127.0.0.1:1\nhost_key_file: hk\njwt: {secret_file: s}\n";
+    for (const char* where : {"0.0.0.0:9090", "':9090'", "10.1.2.3:9090", "'[::]:9090'"}) {
+        auto c = parse_relay_config(base + "admin_listen: " + where + "\n", "r.yaml");
+        ASSERT_FALSE(c) << where;
+        EXPECT_NE(c.error().message.find("r.yaml: admin.token_file: required because admin_listen"),
+                  std::string::npos)
+            << c.error().message;
+    }
+    auto with_token = parse_relay_config(
+        base + "admin_listen: 0.0.0.0:9090\nadmin: {token_file: /etc/tunnel/admin.token}\n", "r");
+    EXPECT_TRUE(with_token) << with_token.error().message;
+    EXPECT_TRUE(parse_relay_config(base + "admin_listen: '[::1]:9090'\n", "r"));
+    EXPECT_TRUE(parse_relay_config(base + "admin_listen: localhost:9090\n", "r"));
+
+    auto bad_host =
+        parse_relay_config(base + "admin: {allowed_hosts: ['evil example', ok.example]}\n", "r");
+    ASSERT_FALSE(bad_host);
+    EXPECT_NE(bad_host.error().message.find("admin.allowed_hosts: \"evil example\""),
+              std::string::npos)
+        << bad_host.error().message;
+    auto unknown = parse_relay_config(base + "admin: {token: x}\n", "r");
+    ASSERT_FALSE(unknown);
+    EXPECT_NE(unknown.error().message.find("admin.token: unknown key"), std::string::npos);
+}
+
+TEST(RelayConfig, AuditSection) {
+    const std::string base = "listen: 127.0.0.1:1\nhost_key_file: hk\njwt: {secret_file: s}\n";
+    auto orphan = parse_relay_config(base + "audit: {max_bytes: 65536}\n", "r");
+    ASSERT_FALSE(orphan);
+    EXPECT_NE(orphan.error().message.find("audit: hmac_key_file and max_bytes need audit_log"),
+              std::string::npos)
+        << orphan.error().message;
+    auto tiny =
+        parse_relay_config(base + "audit_log: a.jsonl\naudit: {max_bytes: 100, keep: 0}\n", "r");
+    ASSERT_FALSE(tiny);
+    EXPECT_NE(tiny.error().message.find("audit.max_bytes:"), std::string::npos);
+    EXPECT_NE(tiny.error().message.find("audit.keep:"), std::string::npos);
+    auto ok = parse_relay_config(base + "audit_log: a.jsonl\naudit: {max_bytes: 4096}\n", "r");
+    ASSERT_TRUE(ok) << ok.error().message;
+    EXPECT_EQ(ok->audit.max_bytes, 4096u);
+    bool described = false;
+    for (const auto& line : describe(*ok)) described |= line == "audit.max_bytes: 4096";
+    EXPECT_TRUE(described);
 }
 
 TEST(RelayConfig, LimitsForHostileCallers) {
