@@ -16,7 +16,7 @@ constexpr std::size_t max_claims_bytes = 8192;
 constexpr std::size_t max_services = 64;
 
 token_error refuse(token_errc code, std::string message) {
-    return token_error{code, std::move(message)};
+    return token_error{code, std::move(message), {}};
 }
 
 std::optional<double> numeric(const json& v) {
