@@ -217,11 +217,10 @@ core::result<relay_config> parse_relay_config(std::string_view yaml_text,
                     "is empty; the relay needs at least listen, host_key_file and jwt");
         return tl::unexpected(r.failure());
     }
-    if (!r.expect_map(
-            doc, "",
-            {"listen", "tls", "allow_plaintext", "admin_listen", "admin", "domain", "routing",
-             "host_key_file", "audit_log", "audit", "jwt", "limits", "breaker", "liveness",
-             "shutdown"}))
+    if (!r.expect_map(doc, "",
+                      {"listen", "tls", "allow_plaintext", "admin_listen", "admin", "domain",
+                       "routing", "host_key_file", "audit_log", "audit", "jwt", "limits", "breaker",
+                       "liveness", "shutdown"}))
         return tl::unexpected(r.failure());
 
     read_address(r, doc["listen"], "listen", c.listen);
