@@ -52,7 +52,9 @@ void write_lines(const std::string& path, const std::vector<std::string>& lines)
     for (const auto& l : lines) out << l << "\n";
 }
 
-// Unauthenticated attach attempts: each one is refused and audited.
+// Unauthenticated attach attempts: each one is refused and audited (with
+// the per-source refusal throttle raised: these tests want the records).
+const std::string many_refusals = "limits:\n  attach_refusals_per_ip: 10000\n";
 void refuse_attaches(const relay_fixture& relay, int n) {
     for (int i = 0; i < n; ++i) {
         auto r = http_request(relay.public_port(), attach_request(""), 5s);
@@ -143,7 +145,7 @@ TEST(RelayAdmin, AuditHeadAndVerify) {
     relay_options o;
     o.audit_log = true;
     o.admin_token = admin_token;
-    o.extra_yaml = fmt::format("audit:\n  hmac_key_file: {}\n", key_file);
+    o.extra_yaml = fmt::format("audit:\n  hmac_key_file: {}\n", key_file) + many_refusals;
     auto relay = relay_fixture::start(o);
     ASSERT_TRUE(relay) << relay.error().message;
     refuse_attaches(*relay, 3);
@@ -205,7 +207,7 @@ TEST(RelayAdmin, AuditHeadAndVerify) {
 TEST(RelayAdmin, AuditLogRotatesAndVerifiesAsASet) {
     relay_options o;
     o.audit_log = true;
-    o.extra_yaml = "audit:\n  max_bytes: 4096\n  keep: 2\n";
+    o.extra_yaml = "audit:\n  max_bytes: 4096\n  keep: 2\n" + many_refusals;
     auto relay = relay_fixture::start(o);
     ASSERT_TRUE(relay) << relay.error().message;
     refuse_attaches(*relay, 60);  // ~15 KB of refusals
@@ -248,6 +250,7 @@ TEST(RelayAdmin, FullAuditDiskRefusesAttaches) {
                      << probe.describe();
     relay_options o;
     o.audit_log_path = mnt + "/audit.jsonl";
+    o.extra_yaml = many_refusals;
     o.launcher = {"unshare",
                   "--mount",
                   "--propagation",
