@@ -68,14 +68,14 @@ struct relay_metrics {
     observe::gauge_family&
         breaker_open;  // {tenant, route}: 1 while a tunnel's breaker is not closed
     // Public connections (finding 6) and slow callers (finding 5).
-    observe::gauge_family& open_connections;       // {}
-    observe::counter_family& connections_refused;  // {cap}: max_connections, ..._per_ip, ...
-    observe::counter_family& accept_errors;        // {error}: emfile, enfile, enobufs, ...
-    observe::counter_family& callers_cut_off;      // {why}: write_timeout, body_rate
-    observe::counter_family& attach_throttled;     // {}: attaches answered 429 unverified
-    observe::counter_family& tenant_limits;        // {limit}: tunnels, names
-    observe::counter_family& tunnel_overflows;     // {tenant}: tunnels closed for ignoring
-                                                   // the SSH window
+    observe::gauge_family& open_connections;        // {}
+    observe::counter_family& connections_refused;   // {cap}: max_connections, ..._per_ip, ...
+    observe::counter_family& accept_errors;         // {error}: emfile, enfile, enobufs, ...
+    observe::counter_family& callers_cut_off;       // {why}: write_timeout, body_rate
+    observe::counter_family& attach_throttled;      // {}: attaches answered 429 unverified
+    observe::counter_family& tenant_limits;         // {limit}: tunnels, names
+    observe::counter_family& tunnel_overflows;      // {tenant}: tunnels closed for ignoring
+                                                    // the SSH window
     observe::counter_family& origin_failures;       // {}: failures the breakers counted
     observe::counter_family& bad_requests;          // {}: malformed heads and routes
     observe::counter_family& audit_write_failures;  // {}: records the audit log could not take
