@@ -50,8 +50,8 @@ enum class token_errc {
 
 struct token_error {
     token_errc code;
-    std::string message;  // for the caller (the 401 body): never the relay's configured aud/iss
-    std::string detail;   // for the relay's log only (may name them); empty = same as message
+    std::string message;   // for the caller (the 401 body): never the relay's configured aud/iss
+    std::string detail{};  // for the relay's log only (may name them); empty = same as message
 };
 
 template <class T>
