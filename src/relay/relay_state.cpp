@@ -28,7 +28,10 @@ relay_metrics::relay_metrics(observe::metrics_registry& r)
       limits_hit(r.counter("relay_limits_hit_total", "Requests refused by a limit.", {"limit"})),
       breaker_open(r.gauge("relay_breaker_open",
                            "1 while a tunnel's circuit breaker is not closed.",
-                           {"tenant", "route"})) {}
+                           {"tenant", "route"})),
+      visitor_refusals(r.counter("relay_visitor_refusals_total",
+                                 "Public requests refused by a name's visitor access policy.",
+                                 {"tenant", "reason"})) {}
 
 relay_state::relay_state(asio::io_context& io_context, relay_config cfg, token_verifier v,
                          ssh::server_identity id)

@@ -24,6 +24,7 @@
 #include "relay/rate_limiter.hpp"
 #include "relay/relay_config.hpp"
 #include "relay/token_verifier.hpp"
+#include "relay/visitor_access.hpp"
 #include "ssh/server_session.hpp"
 
 namespace tunnel::relay {
@@ -36,7 +37,8 @@ struct tunnel_entry {
     std::string peer;  // "ip:port" of the attaching client
     std::chrono::system_clock::time_point attached_at;
     std::shared_ptr<ssh::server_session> ssh;
-    std::map<std::string, std::uint32_t> names;  // published name -> forward port
+    std::map<std::string, std::uint32_t> names;   // published name -> forward port
+    std::map<std::string, access_policy> access;  // published name -> who may call it
     unsigned active_streams = 0;
     std::unique_ptr<pool::circuit_breaker> breaker;
     std::uint64_t requests = 0;
@@ -79,6 +81,7 @@ struct relay_metrics {
     observe::counter_family& limits_hit;  // {limit}
     observe::gauge_family&
         breaker_open;  // {tenant, route}: 1 while a tunnel's breaker is not closed
+    observe::counter_family& visitor_refusals;  // {tenant, reason}: check_visitor codes
 };
 
 class relay_state {
@@ -89,6 +92,8 @@ class relay_state {
     asio::io_context& io;
     relay_config config;
     token_verifier verifier;
+    std::optional<token_verifier> visitor_tokens;  // visitors.secret_file set: the token mode
+    password_cache passwords;                      // basic mode's verified passwords
     ssh::server_identity identity;
     rate_limiter limiter;
     relay_counters counters;
@@ -96,6 +101,9 @@ class relay_state {
     relay_metrics metrics{registry};
     std::optional<observe::audit_log> audit_log;
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+    // Runs basic-mode password checks (libcrypt, 100+ ms) off the relay's
+    // thread; after `passwords` so it is joined before the cache goes.
+    asio::thread_pool hash_pool{1};
 
     std::map<std::uint64_t, std::shared_ptr<tunnel_entry>> tunnels;
     std::map<std::pair<std::string, std::string>, std::shared_ptr<tunnel_entry>>

@@ -15,7 +15,9 @@
 
 #include "core/spawn.hpp"
 #include "relay/public_connection.hpp"
+#include "relay/publish_request.hpp"
 #include "relay/relay_state.hpp"
+#include "relay/visitor_config.hpp"
 
 namespace tunnel::relay {
 
@@ -202,36 +204,64 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
     ssh::server_handlers handlers;
     handlers.on_forward = [weak, weak_relay](const std::string& address, std::uint32_t port) {
         ssh::forward_decision d;
+        std::string name;  // as published (lower case, without the access parameters)
         auto tt = weak.lock();
         auto r = weak_relay.lock();
         if (!tt || !r) return d;
-        auto bound = r->publish(tt, address, port);
+        // The bind address carries the name and who may call it
+        // (publish_request.hpp); the operator's visitors: entry wins.
+        auto bound = [&]() -> core::result<std::uint32_t> {
+            auto request = parse_publish_request(address);
+            if (!request) return tl::unexpected(request.error());
+            auto access = resolve_access(
+                *request, tt->policy.access,
+                configured_access(r->config.visitors, tt->policy.tenant, request->name));
+            if (!access) return tl::unexpected(access.error());
+            if (access->mode == access_mode::token && !r->visitor_tokens)
+                return core::fail(core::errc::denied,
+                                  "access token needs visitor tokens, and this relay has no "
+                                  "visitors.secret_file: ask its operator, or choose another mode");
+            auto published = r->publish(tt, request->name, port);
+            if (published) {
+                name = request->name;
+                tt->access[name] = std::move(*access);
+            }
+            return published;
+        }();
         if (!bound) {
             ++r->counters.forwards_refused;
             r->metrics.forwards_refused.with({tt->policy.tenant}).inc();
             d.reason = bound.error().message;
             spdlog::warn("tunnel {} ({}): publish refused: {}", tt->id, tt->policy.tenant,
                          d.reason);
-            r->audit("publish_refused", {{"tenant", tt->policy.tenant},
-                                         {"name", address},
-                                         {"reason", d.reason},
-                                         {"peer", tt->peer}});
+            r->audit("publish_refused",
+                     {{"tenant", tt->policy.tenant},
+                      {"name", address.substr(0, std::min<std::size_t>(address.find(';'), 64))},
+                      {"reason", d.reason},
+                      {"peer", tt->peer}});
             return d;
         }
         d.accepted = true;
         d.bound_port = *bound;
-        spdlog::info("tunnel {} ({}): published {}", tt->id, tt->policy.tenant, address);
-        r->audit("publish", {{"tenant", tt->policy.tenant}, {"name", address}, {"peer", tt->peer}});
+        const std::string access = tt->access[name].describe();
+        spdlog::info("tunnel {} ({}): published {} (access {})", tt->id, tt->policy.tenant, name,
+                     access);
+        r->audit("publish", {{"tenant", tt->policy.tenant},
+                             {"name", name},
+                             {"access", access},
+                             {"peer", tt->peer}});
         return d;
     };
     handlers.on_cancel = [weak, weak_relay](const std::string& address, std::uint32_t) {
         auto tt = weak.lock();
         auto r = weak_relay.lock();
         if (!tt || !r) return;
-        r->unpublish(*tt, address);
-        std::string name = address;
+        // The cancel repeats the bind address of the forward ("llm;access=token").
+        std::string name = address.substr(0, address.find(';'));
         for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        r->unpublish(*tt, name);
         tt->names.erase(name);
+        tt->access.erase(name);
         r->audit("unpublish", {{"tenant", tt->policy.tenant}, {"name", name}});
     };
     handlers.on_closed = [weak, weak_relay, weak_link](const core::error& why) {
