@@ -18,6 +18,7 @@
 #include "relay/public_connection.hpp"
 #include "relay/public_route.hpp"
 #include "relay/relay_state.hpp"
+#include "relay/visitor_access.hpp"
 
 namespace tunnel::relay {
 
@@ -438,6 +439,80 @@ struct flight_guard {
     }
 };
 
+// Printable ASCII only, at most 200 bytes: untrusted text bound for logs.
+std::string log_safe(std::string_view text) {
+    std::string out;
+    for (char c : text.substr(0, 200)) out.push_back(c >= 0x20 && c < 0x7f ? c : '?');
+    return out;
+}
+
+// Logs, audits and counts a visitor decision that is not `allow` (the
+// login/logout exchanges are audited, not counted as refusals).
+void answer_visitor(relay_state& relay, public_conn& conn, const public_route& route,
+                    const visitor_decision& d) {
+    conn.last_status = d.status;
+    const std::string peer = log_safe(conn.peer_ip);
+    if (d.verdict == visitor_verdict::login || d.verdict == visitor_verdict::logout) {
+        relay.audit(d.verdict == visitor_verdict::login ? "visitor_login" : "visitor_logout",
+                    {{"tenant", route.tenant},
+                     {"name", route.name},
+                     {"principal", log_safe(d.principal)},
+                     {"peer", peer}});
+        return;
+    }
+    relay.metrics.visitor_refusals.with({route.tenant, d.code}).inc();
+    spdlog::info("{}/{}: visitor from {} refused ({}): {}", route.tenant, route.name, peer, d.code,
+                 log_safe(d.message));
+    relay.audit("visitor_refused", {{"tenant", route.tenant},
+                                    {"name", route.name},
+                                    {"status", std::to_string(d.status)},
+                                    {"reason", d.code},
+                                    {"message", log_safe(d.message)},
+                                    {"peer", peer}});
+}
+
+// check_visitor for one request. Basic mode may hash a password (libcrypt,
+// 100+ ms): that runs on relay.hash_pool with copies of everything it reads,
+// so the relay's thread keeps serving meanwhile.
+asio::awaitable<visitor_decision> decide_visitor(std::shared_ptr<relay_state> relay,
+                                                 public_conn& conn, const public_route& route,
+                                                 const http_head& head,
+                                                 const access_policy& access) {
+    const bool tls = conn.stream->secure();
+    if (access.mode != access_mode::basic) {
+        co_return check_visitor(
+            visitor_request{route.tenant, route.name, head.method, route.target, head.fields,
+                            conn.peer_ip, tls, route.by_host},
+            access,
+            visitor_keys{relay->visitor_tokens ? &*relay->visitor_tokens : nullptr,
+                         &relay->passwords},
+            std::chrono::system_clock::now());
+    }
+    struct pending {
+        explicit pending(const asio::any_io_executor& ex) : signal(ex) {}
+        visitor_decision decision;
+        bool done = false;
+        core::wake_signal signal;
+    };
+    const auto executor = co_await asio::this_coro::executor;
+    auto job = std::make_shared<pending>(executor);
+    asio::post(relay->hash_pool,
+               [job, executor, access, tenant = route.tenant, name = route.name,
+                method = head.method, target = route.target, fields = head.fields,
+                peer = conn.peer_ip, tls, by_host = route.by_host, passwords = &relay->passwords] {
+                   auto d = check_visitor(
+                       visitor_request{tenant, name, method, target, fields, peer, tls, by_host},
+                       access, visitor_keys{nullptr, passwords}, std::chrono::system_clock::now());
+                   asio::post(executor, [job, d = std::move(d)]() mutable {
+                       job->decision = std::move(d);
+                       job->done = true;
+                       job->signal.notify();
+                   });
+               });
+    while (!job->done) (void)co_await job->signal.wait(steady::now() + std::chrono::seconds(30));
+    co_return std::move(job->decision);
+}
+
 }  // namespace
 
 asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
@@ -477,6 +552,16 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
         co_await send_refusal(*relay, *conn, admitted);
         co_return false;
     }
+    // Who may call the name (visitor_access.hpp): before any channel opens.
+    // A copy: the publisher may cancel the name while a password is checked.
+    const auto access_it = t->access.find(route->name);
+    const access_policy access = access_it != t->access.end() ? access_it->second : access_policy{};
+    const visitor_decision visitor = co_await decide_visitor(relay, *conn, *route, head, access);
+    if (!visitor.allowed()) {
+        answer_visitor(*relay, *conn, *route, visitor);
+        co_await send(*conn, render_visitor_response(visitor));
+        co_return false;
+    }
     ++relay->in_flight;
     ++t->active_streams;
     ++t->requests;
@@ -508,8 +593,11 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
     }
     ssh::server_channel& ch = *conn->channel;
     const auto idle = cfg.limits.idle_timeout;
-    const std::string text =
-        request_for_origin(head, route->target, forwarding{conn->peer_ip, conn->stream->secure()});
+    // The origin never sees the visitor's credential.
+    http_head origin_head = head;
+    strip_visitor_credentials(origin_head.fields, access, visitor);
+    const std::string text = request_for_origin(origin_head, route->target,
+                                                forwarding{conn->peer_ip, conn->stream->secure()});
     if (!co_await write_channel(ch, text, steady::now() + idle)) {
         conn->channel.reset();
         // A kept-alive channel the origin was closing says nothing about it.

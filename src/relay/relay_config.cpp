@@ -220,7 +220,7 @@ core::result<relay_config> parse_relay_config(std::string_view yaml_text,
     if (!r.expect_map(doc, "",
                       {"listen", "tls", "allow_plaintext", "admin_listen", "admin", "domain",
                        "routing", "host_key_file", "audit_log", "audit", "jwt", "limits", "breaker",
-                       "liveness", "shutdown"}))
+                       "liveness", "shutdown", "visitors"}))
         return tl::unexpected(r.failure());
 
     read_address(r, doc["listen"], "listen", c.listen);
@@ -366,6 +366,7 @@ core::result<relay_config> parse_relay_config(std::string_view yaml_text,
     }
     if (auto s = doc["shutdown"]; r.expect_map(s, "shutdown", {"drain_timeout"}))
         read_duration(r, s, "shutdown", "drain_timeout", c.shutdown.drain_timeout);
+    if (auto v = doc["visitors"]) read_visitor_config(r, v, "visitors", c.visitors);
 
     // Cross-field rules only once every field read cleanly: otherwise they repeat the same problem.
     if (r.ok())
@@ -513,6 +514,7 @@ std::vector<std::string> describe(const relay_config& c) {
         fmt::format("liveness.ping_timeout: {}", format_duration(c.liveness.ping_timeout)));
     out.push_back(
         fmt::format("shutdown.drain_timeout: {}", format_duration(c.shutdown.drain_timeout)));
+    for (auto& line : describe(c.visitors)) out.push_back(std::move(line));
     return out;
 }
 

@@ -27,6 +27,7 @@
 #include "core/error.hpp"
 #include "relay/public_route.hpp"
 #include "relay/token_verifier.hpp"
+#include "relay/visitor_config.hpp"
 
 namespace tunnel::relay {
 
@@ -142,6 +143,7 @@ struct relay_config {
     breaker_config breaker;
     liveness_config liveness;
     shutdown_config shutdown;
+    visitor_config visitors;  // visitor access: token key, per-name policies
 };
 
 // Parses and validates a whole document; `source` names it in messages.

@@ -16,6 +16,7 @@
 #include "relay/admin_server.hpp"
 #include "relay/public_connection.hpp"
 #include "relay/relay_state.hpp"
+#include "relay/visitor_token.hpp"
 
 namespace tunnel::relay {
 
@@ -160,6 +161,15 @@ core::result<std::unique_ptr<relay_server>> relay_server::create(asio::io_contex
     auto state = std::make_shared<relay_state>(io, std::move(config), std::move(*verifier),
                                                std::move(*identity));
     auto& cfg = state->config;
+    if (!cfg.visitors.secret_file.empty()) {
+        auto visitor = token_verifier::load(visitor_verifier_options(
+            cfg.visitors.secret_file,
+            std::chrono::duration_cast<std::chrono::seconds>(cfg.jwt.leeway)));
+        if (!visitor)
+            return core::fail(core::errc::invalid_argument,
+                              fmt::format("visitors.secret_file: {}", visitor.error().message));
+        state->visitor_tokens.emplace(std::move(*visitor));
+    }
     if (!cfg.audit_log.empty()) {
         auto log = open_audit_log(cfg);
         if (!log) return tl::unexpected(log.error());

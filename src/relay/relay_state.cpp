@@ -52,7 +52,10 @@ relay_metrics::relay_metrics(observe::metrics_registry& r)
                              "Public requests refused as malformed (head or route).")),
       audit_write_failures(
           r.counter("relay_audit_write_failures_total",
-                    "Audit records that could not be written (attaches are refused meanwhile).")) {}
+                    "Audit records that could not be written (attaches are refused meanwhile).")),
+      visitor_refusals(r.counter("relay_visitor_refusals_total",
+                                 "Public requests refused by a name's visitor access policy.",
+                                 {"tenant", "reason"})) {}
 
 relay_state::relay_state(asio::io_context& io_context, relay_config cfg, token_verifier v,
                          ssh::server_identity id)

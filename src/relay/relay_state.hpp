@@ -28,6 +28,7 @@
 #include "relay/refusal_throttle.hpp"
 #include "relay/relay_config.hpp"
 #include "relay/token_verifier.hpp"
+#include "relay/visitor_access.hpp"
 #include "ssh/server_session.hpp"
 
 namespace tunnel::relay {
@@ -40,7 +41,8 @@ struct tunnel_entry {
     std::string peer;  // "ip:port" of the attaching client
     std::chrono::system_clock::time_point attached_at;
     std::shared_ptr<ssh::server_session> ssh;
-    std::map<std::string, std::uint32_t> names;  // published name -> forward port
+    std::map<std::string, std::uint32_t> names;   // published name -> forward port
+    std::map<std::string, access_policy> access;  // published name -> who may call it
     unsigned active_streams = 0;
     std::unique_ptr<pool::circuit_breaker> breaker;
     std::uint64_t requests = 0;
@@ -79,6 +81,7 @@ struct relay_metrics {
     observe::counter_family& origin_failures;       // {}: failures the breakers counted
     observe::counter_family& bad_requests;          // {}: malformed heads and routes
     observe::counter_family& audit_write_failures;  // {}: records the audit log could not take
+    observe::counter_family& visitor_refusals;      // {tenant, reason}: check_visitor codes
 };
 
 class relay_state {
@@ -89,6 +92,8 @@ class relay_state {
     asio::io_context& io;
     relay_config config;
     token_verifier verifier;
+    std::optional<token_verifier> visitor_tokens;  // visitors.secret_file set: the token mode
+    password_cache passwords;                      // basic mode's verified passwords
     ssh::server_identity identity;
     rate_limiter limiter;
     observe::metrics_registry registry;
@@ -103,6 +108,9 @@ class relay_state {
         {config.limits.attach_refusals_per_ip, config.limits.attach_refusal_window}};
     std::map<std::string, unsigned> attaching;
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+    // Runs basic-mode password checks (libcrypt, 100+ ms) off the relay's
+    // thread; after `passwords` so it is joined before the cache goes.
+    asio::thread_pool hash_pool{1};
 
     std::map<std::uint64_t, std::shared_ptr<tunnel_entry>> tunnels;
     std::map<std::pair<std::string, std::string>, std::shared_ptr<tunnel_entry>>

@@ -18,8 +18,9 @@
 #include "relay/admission.hpp"
 #include "relay/connection_gate.hpp"
 #include "relay/public_connection.hpp"
-#include "relay/public_route.hpp"
+#include "relay/publish_request.hpp"
 #include "relay/relay_state.hpp"
+#include "relay/visitor_config.hpp"
 
 namespace tunnel::relay {
 
@@ -253,14 +254,19 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
     ssh::server_handlers handlers;
     handlers.on_forward = [weak, weak_relay](const std::string& address, std::uint32_t port) {
         ssh::forward_decision d;
+        std::string name;  // as published (lower case, without the access parameters)
         auto tt = weak.lock();
         auto r = weak_relay.lock();
         if (!tt || !r) return d;
+        // The bind address carries the name and who may call it
+        // (publish_request.hpp); the operator's visitors: entry wins.
+        auto request = parse_publish_request(address);
         // The tenant's cap on names, over all its tunnels (a name this tunnel
         // publishes already is a re-request, not a new name).
-        if (auto name = normalize_label(address, "service name")) {
-            const auto a = check_tenant_names(tt->policy, *name, names_of(*r, tt->policy.tenant),
-                                              tt->names.count(*name) > 0);
+        if (request) {
+            const auto a =
+                check_tenant_names(tt->policy, request->name, names_of(*r, tt->policy.tenant),
+                                   tt->names.count(request->name) > 0);
             if (!a.admitted()) {
                 count_refusal(*r, a);
                 r->metrics.tenant_limits.with({"names"}).inc();
@@ -269,39 +275,63 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
                 spdlog::warn("tunnel {} ({}): publish refused: {}", tt->id, tt->policy.tenant,
                              d.reason);
                 r->audit("publish_refused", {{"tenant", tt->policy.tenant},
-                                             {"name", *name},
+                                             {"name", request->name},
                                              {"error", a.code},
                                              {"reason", d.reason},
                                              {"peer", tt->peer}});
                 return d;
             }
         }
-        auto bound = r->publish(tt, address, port);
+        auto bound = [&]() -> core::result<std::uint32_t> {
+            if (!request) return tl::unexpected(request.error());
+            auto access = resolve_access(
+                *request, tt->policy.access,
+                configured_access(r->config.visitors, tt->policy.tenant, request->name));
+            if (!access) return tl::unexpected(access.error());
+            if (access->mode == access_mode::token && !r->visitor_tokens)
+                return core::fail(core::errc::denied,
+                                  "access token needs visitor tokens, and this relay has no "
+                                  "visitors.secret_file: ask its operator, or choose another mode");
+            auto published = r->publish(tt, request->name, port);
+            if (published) {
+                name = request->name;
+                tt->access[name] = std::move(*access);
+            }
+            return published;
+        }();
         if (!bound) {
             r->metrics.forwards_refused.with({tt->policy.tenant}).inc();
             d.reason = core::log_text(bound.error().message, 256);
             spdlog::warn("tunnel {} ({}): publish refused: {}", tt->id, tt->policy.tenant,
                          d.reason);
-            r->audit("publish_refused", {{"tenant", tt->policy.tenant},
-                                         {"name", core::log_text(address, 64)},
-                                         {"reason", d.reason},
-                                         {"peer", tt->peer}});
+            r->audit("publish_refused",
+                     {{"tenant", tt->policy.tenant},
+                      {"name", core::log_text(address.substr(0, address.find(';')), 64)},
+                      {"reason", d.reason},
+                      {"peer", tt->peer}});
             return d;
         }
         d.accepted = true;
         d.bound_port = *bound;
-        spdlog::info("tunnel {} ({}): published {}", tt->id, tt->policy.tenant, address);
-        r->audit("publish", {{"tenant", tt->policy.tenant}, {"name", address}, {"peer", tt->peer}});
+        const std::string access = tt->access[name].describe();
+        spdlog::info("tunnel {} ({}): published {} (access {})", tt->id, tt->policy.tenant, name,
+                     access);
+        r->audit("publish", {{"tenant", tt->policy.tenant},
+                             {"name", name},
+                             {"access", access},
+                             {"peer", tt->peer}});
         return d;
     };
     handlers.on_cancel = [weak, weak_relay](const std::string& address, std::uint32_t) {
         auto tt = weak.lock();
         auto r = weak_relay.lock();
         if (!tt || !r) return;
-        r->unpublish(*tt, address);
-        std::string name = address;
+        // The cancel repeats the bind address of the forward ("llm;access=token").
+        std::string name = address.substr(0, address.find(';'));
         for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        r->unpublish(*tt, name);
         tt->names.erase(name);
+        tt->access.erase(name);
         r->audit("unpublish", {{"tenant", tt->policy.tenant}, {"name", core::log_text(name, 64)}});
     };
     handlers.on_closed = [weak, weak_relay, weak_link](const core::error& why) {
