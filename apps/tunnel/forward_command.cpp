@@ -126,7 +126,9 @@ int run_forward(const forward_flags& f) {
         if (status) status->stop();
         // Let pumps close their sockets, then leave even if a connect is in flight.
         grace.expires_after(std::chrono::milliseconds(200));
-        grace.async_wait([&](boost::system::error_code) { io.stop(); });
+        grace.async_wait([&](boost::system::error_code e) {
+            if (!e) io.stop();
+        });
     });
 
     std::optional<core::result<void>> outcome;
@@ -134,6 +136,10 @@ int run_forward(const forward_flags& f) {
         outcome = co_await (*sup)->run();
         (*sup)->stop();
         if (status) status->stop();
+        // Nothing may stay pending for io.run() to return: the signal wait and
+        // its grace timer end here too.
+        signals.cancel();
+        grace.cancel();
     });
     if (by_signal) return 0;
     if (outcome && !*outcome) return report(outcome->error());
