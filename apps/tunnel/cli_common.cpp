@@ -30,19 +30,6 @@ void add_connection_flags(CLI::App& cmd, ssh::client_flags& flags, bool with_sho
         ->allow_extra_args(false);  // one value per flag: never swallow TARGET or --
 }
 
-void run_until_done(asio::io_context& io, std::function<asio::awaitable<void>()> task) {
-    asio::co_spawn(
-        io,
-        [&io, task = std::move(task)]() -> asio::awaitable<void> {
-            co_await task();
-            io.stop();
-        },
-        [](std::exception_ptr e) {
-            if (e) std::rethrow_exception(e);
-        });
-    io.run();
-}
-
 int exit_code_for(const core::error& e) {
     switch (e.code) {
         case core::errc::invalid_argument:

@@ -1,7 +1,6 @@
 // Flag wiring shared by subcommands: connection flags, errors and exit codes.
 #pragma once
 
-#include <functional>
 #include <string>
 #include <string_view>
 
@@ -9,6 +8,7 @@
 
 #include "core/asio.hpp"
 #include "core/error.hpp"
+#include "core/run_until_done.hpp"
 #include "ssh/destination.hpp"
 
 namespace tunnel::cli {
@@ -32,11 +32,8 @@ void add_connection_flags(CLI::App& cmd, ssh::client_flags& flags, bool with_sho
 // 2 for bad input, 255 for connection/auth/host-key failures.
 int report(const core::error& e);
 
-// Runs `task` on `io` and returns when it has finished. The context is then
-// stopped: pooled sessions, jump bridges and stdin readers the task leaves
-// waiting would otherwise keep io.run() going forever. An exception escaping
-// the task is rethrown here (main reports it).
-void run_until_done(asio::io_context& io, std::function<asio::awaitable<void>()> task);
+// Every command's io_context runs through core::run_until_done.
+using core::run_until_done;
 
 // Exit code for an error without printing.
 int exit_code_for(const core::error& e);

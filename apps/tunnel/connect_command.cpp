@@ -137,12 +137,18 @@ int run_connect(const connect_flags& f) {
         by_signal = true;
         (*sup)->stop();
         grace.expires_after(std::chrono::milliseconds(200));
-        grace.async_wait([&](boost::system::error_code) { io.stop(); });
+        grace.async_wait([&](boost::system::error_code e) {
+            if (!e) io.stop();
+        });
     });
     std::optional<core::result<void>> outcome;
     run_until_done(io, [&]() -> asio::awaitable<void> {
         outcome = co_await (*sup)->run();
         (*sup)->stop();
+        // Nothing may stay pending for io.run() to return: the signal wait and
+        // its grace timer end here too.
+        signals.cancel();
+        grace.cancel();
     });
     if (by_signal) return 0;
     if (outcome && !*outcome) {

@@ -130,7 +130,9 @@ int run_forward(const forward_flags& f) {
         if (status) status->close();
         // Let pumps close their sockets, then leave even if a connect is in flight.
         grace.expires_after(std::chrono::milliseconds(200));
-        grace.async_wait([&](boost::system::error_code) { io.stop(); });
+        grace.async_wait([&](boost::system::error_code e) {
+            if (!e) io.stop();
+        });
     });
 
     std::optional<core::result<void>> outcome;
@@ -138,6 +140,10 @@ int run_forward(const forward_flags& f) {
         outcome = co_await (*sup)->run();
         (*sup)->stop();
         if (status) status->close();
+        // Nothing may stay pending for io.run() to return: the signal wait and
+        // its grace timer end here too.
+        signals.cancel();
+        grace.cancel();
     });
     if (by_signal) return 0;
     if (outcome && !*outcome) return report(outcome->error());

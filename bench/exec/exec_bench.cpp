@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "core/asio.hpp"
+#include "core/spawn.hpp"
 #include "exec/executor.hpp"
 #include "support/process.hpp"
 #include "support/sshd_fixture.hpp"
@@ -138,7 +139,7 @@ int main(int argc, char** argv) {
     cmd.argv = {"true"};
     std::vector<double> b_ours, b_ssh;
     bool failed = false;
-    asio::co_spawn(
+    core::spawn(
         io,
         [&]() -> asio::awaitable<void> {
             (void)co_await runner.run(target, cmd);  // connect once: the pool keeps it warm
@@ -151,7 +152,7 @@ int main(int argc, char** argv) {
                 if (!r || r->exit_status != 0 || s < 0) failed = true;
             }
         },
-        asio::detached);
+        "exec benchmark");
     io.run();
     (void)test::run(
         {"ssh", "-o", cm, "-O", "exit", "-p", port, "root@127.0.0.1"});  // close the master

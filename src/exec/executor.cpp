@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/spawn.hpp"
 #include "ssh/channel.hpp"
 
 namespace tunnel::exec {
@@ -251,8 +252,8 @@ asio::awaitable<core::result<exec_result>> executor::run(const ssh::connect_opti
         // A named coroutine, not a capturing lambda: GCC 12 lost the
         // captured shared_ptrs' references here (the reader's frame freed
         // `reader_done` and `src` while this frame still used them).
-        asio::co_spawn(co_await asio::this_coro::executor,
-                       pump_input(src, reader_done, &in, lease->session()), asio::detached);
+        auto ex = co_await asio::this_coro::executor;
+        core::spawn(ex, pump_input(src, reader_done, &in, lease->session()), "exec stdin reader");
     } else {
         in.input_eof = true;
     }

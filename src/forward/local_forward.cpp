@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/log_text.hpp"
+#include "core/spawn.hpp"
 #include "forward/pump.hpp"
 
 namespace tunnel::forward {
@@ -56,9 +57,9 @@ local_forward::local_forward(asio::any_io_executor executor, std::shared_ptr<for
 
 void local_forward::start() {
     for (auto& l : listeners_)
-        asio::co_spawn(
+        core::spawn(
             executor_, [self = shared_from_this(), &l]() { return self->accept_loop(l); },
-            asio::detached);
+            "local forward accept loop");
 }
 
 void local_forward::stop() {
@@ -93,10 +94,10 @@ asio::awaitable<void> local_forward::accept_loop(stream_acceptor& listener) {
             continue;  // socket closes as it goes out of scope
         }
         set_no_delay(socket);
-        asio::co_spawn(
+        core::spawn(
             executor_,
             [self, s = std::move(socket)]() mutable { return self->serve(std::move(s)); },
-            asio::detached);
+            "local forward connection");
     }
 }
 

@@ -4,6 +4,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/spawn.hpp"
+
 namespace tunnel::forward {
 
 namespace {
@@ -154,14 +156,14 @@ void start_pump(ssh::channel channel, stream_socket socket, std::shared_ptr<forw
     auto executor = channel.owner().executor();
     auto p =
         std::make_shared<pump>(std::move(channel), std::move(socket), std::move(stats), limits);
-    asio::co_spawn(
-        executor, [p]() { return p->channel_to_socket(); }, asio::detached);
-    asio::co_spawn(
+    core::spawn(
+        executor, [p]() { return p->channel_to_socket(); }, "forward pump channel->socket");
+    core::spawn(
         executor,
         [p, first = std::move(to_channel_first)]() mutable {
             return p->socket_to_channel(std::move(first));
         },
-        asio::detached);
+        "forward pump socket->channel");
 }
 
 }  // namespace tunnel::forward

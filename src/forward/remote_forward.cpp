@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/spawn.hpp"
 #include "forward/local_socket.hpp"
 #include "forward/pump.hpp"
 
@@ -64,7 +65,7 @@ bool remote_forward::owns(int port) const noexcept {
 void remote_forward::carry(ssh::channel channel, std::chrono::milliseconds connect_timeout) {
     ++stats_->connections;
     auto executor = channel.owner().executor();
-    asio::co_spawn(
+    core::spawn(
         executor,
         [stats = stats_, ch = std::move(channel), executor,
          connect_timeout]() mutable -> asio::awaitable<void> {
@@ -79,7 +80,7 @@ void remote_forward::carry(ssh::channel channel, std::chrono::milliseconds conne
             spdlog::debug("{}: connected to {}", stats->spec.text, stats->spec.target.to_string());
             start_pump(std::move(ch), std::move(*s), stats);
         },
-        asio::detached);
+        "remote forward connect");
 }
 
 }  // namespace tunnel::forward

@@ -171,7 +171,9 @@ socks_handshake::step socks_handshake::on_auth() {
     if (in_.size() < 3 + ulen + plen) return {};
     std::string_view user(in_.data() + 2, ulen);
     std::string_view pass(in_.data() + 3 + ulen, plen);
-    const bool ok = equal_secret(user, required_->user) & equal_secret(pass, required_->password);
+    // Both compared every time (no short circuit): the timing says nothing about which was wrong.
+    const bool ok = (static_cast<int>(equal_secret(user, required_->user)) &
+                     static_cast<int>(equal_secret(pass, required_->password))) != 0;
     // The name is the client's choice: escaped and capped before it reaches a log.
     std::string who = core::log_text(user, 64);
     in_.erase(0, 3 + ulen + plen);

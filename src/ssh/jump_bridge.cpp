@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/spawn.hpp"
+
 namespace tunnel::ssh {
 
 namespace {
@@ -26,10 +28,12 @@ asio::awaitable<core::result<std::pair<std::shared_ptr<jump_bridge>, int>>> jump
     asio::local::stream_protocol::socket ours(jump->executor());
     ours.assign(asio::local::stream_protocol(), fds->first);
     auto bridge = std::make_shared<jump_bridge>(std::move(*ch), std::move(ours));
-    asio::co_spawn(
-        jump->executor(), [b = bridge]() { return b->channel_to_socket(); }, asio::detached);
-    asio::co_spawn(
-        jump->executor(), [b = bridge]() { return b->socket_to_channel(); }, asio::detached);
+    core::spawn(
+        jump->executor(), [b = bridge]() { return b->channel_to_socket(); },
+        "jump bridge channel->socket");
+    core::spawn(
+        jump->executor(), [b = bridge]() { return b->socket_to_channel(); },
+        "jump bridge socket->channel");
     co_return std::pair{bridge, fds->second};
 }
 

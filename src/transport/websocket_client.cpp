@@ -18,6 +18,7 @@
 
 #include "core/beast.hpp"
 #include "core/duration.hpp"
+#include "core/spawn.hpp"
 
 namespace tunnel::transport {
 
@@ -459,8 +460,8 @@ asio::awaitable<void> local_to_ws(std::shared_ptr<websocket_client> self, Ws& ws
 template <class Ws>
 void start_pumps(std::shared_ptr<websocket_client> self, Ws& ws, impl& im) {
     auto ex = im.tcp().get_executor();
-    asio::co_spawn(ex, ws_to_local(self, ws, im), asio::detached);
-    asio::co_spawn(ex, local_to_ws(self, ws, im), asio::detached);
+    core::spawn(ex, ws_to_local(self, ws, im), "websocket client ws->local pump");
+    core::spawn(ex, local_to_ws(self, ws, im), "websocket client local->ws pump");
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/spawn.hpp"
+
 namespace tunnel::transport {
 
 namespace {
@@ -48,7 +50,7 @@ asio::awaitable<core::result<ssh::byte_stream>> open_websocket(
                              fmt::format("dup failed: {}", std::strerror(errno)));
     }
     if (on_attach) on_attach((*ws)->attach_info());
-    asio::co_spawn(executor, run_bridge(*ws, fds->first, write_end), asio::detached);
+    core::spawn(executor, run_bridge(*ws, fds->first, write_end), "websocket stream bridge");
     co_return ssh::byte_stream{fds->second, std::make_shared<websocket_pump>(*ws)};
 }
 

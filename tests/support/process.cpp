@@ -1,5 +1,7 @@
 #include "support/process.hpp"
 
+#include "support/sanitizer_reports.hpp"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/stat.h>
@@ -111,6 +113,7 @@ core::result<exec_plan> make_plan(std::vector<std::string> argv, const env_chang
         if (!replaced) plan.env.emplace_back(text);
     }
     for (const auto& [key, value] : change.set) plan.env.push_back(key + "=" + value);
+    route_sanitizer_reports(plan.env);
 
     if (argv[0].find('/') != std::string::npos) {
         plan.path = argv[0];
@@ -416,6 +419,7 @@ run_result run(std::vector<std::string> argv, const run_options& options) {
     }
     result.exit_code = exit_code_from_status(*status);
     result.term_signal = WIFSIGNALED(*status) ? WTERMSIG(*status) : 0;
+    check_sanitizer_reports(pid, plan->path);
     return result;
 }
 
@@ -438,17 +442,19 @@ core::result<child_process> spawn(std::vector<std::string> argv, const spawn_opt
                           "cannot open output files for " + plan->path + ": " + errno_text(errno));
     auto pid = start_child(*plan, in.get(), out.get(), err.get(), options.cwd);
     if (!pid) return tl::unexpected(pid.error());
-    return child_process(*pid);
+    return child_process(*pid, plan->path);
 }
 
 child_process::child_process(child_process&& other) noexcept
     : pid_(std::exchange(other.pid_, -1)),
+      program_(std::move(other.program_)),
       exit_code_(std::exchange(other.exit_code_, std::nullopt)) {}
 
 child_process& child_process::operator=(child_process&& other) noexcept {
     if (this != &other) {
         if (pid_ > 0) terminate();
         pid_ = std::exchange(other.pid_, -1);
+        program_ = std::move(other.program_);
         exit_code_ = std::exchange(other.exit_code_, std::nullopt);
     }
     return *this;
@@ -465,15 +471,19 @@ bool child_process::running() {
 std::optional<int> child_process::exit_code() {
     if (exit_code_ || pid_ <= 0) return exit_code_;
     int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) exit_code_ = exit_code_from_status(status);
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) reaped(status);
     return exit_code_;
 }
 
 std::optional<int> child_process::wait(std::chrono::milliseconds timeout) {
     if (exit_code_ || pid_ <= 0) return exit_code_;
-    if (const auto status = wait_until(pid_, clock::now() + timeout))
-        exit_code_ = exit_code_from_status(*status);
+    if (const auto status = wait_until(pid_, clock::now() + timeout)) reaped(*status);
     return exit_code_;
+}
+
+void child_process::reaped(int status) {
+    exit_code_ = exit_code_from_status(status);
+    check_sanitizer_reports(pid_, program_);
 }
 
 void child_process::signal(int sig) const {

@@ -81,6 +81,8 @@ struct spawn_options {
 
 // A background child in its own process group. Move-only; the destructor
 // terminates the group (SIGTERM, SIGKILL after 2 s) and reaps the child.
+// Sanitizer reports of a child fail the test once it is reaped
+// (support/sanitizer_reports.hpp).
 class child_process {
   public:
     child_process(child_process&& other) noexcept;
@@ -104,9 +106,12 @@ class child_process {
   private:
     friend core::result<child_process> spawn(std::vector<std::string> argv,
                                              const spawn_options& options);
-    explicit child_process(pid_t pid) : pid_(pid) {}
+    child_process(pid_t pid, std::string program) : pid_(pid), program_(std::move(program)) {}
+    // Records the exit status and fails the test on the child's sanitizer reports.
+    void reaped(int status);
 
     pid_t pid_ = -1;
+    std::string program_;
     std::optional<int> exit_code_;
 };
 

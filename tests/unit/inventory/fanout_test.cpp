@@ -4,6 +4,8 @@
 
 #include <stdexcept>
 
+#include "core/spawn.hpp"
+
 namespace tunnel::inventory {
 namespace {
 
@@ -31,8 +33,8 @@ asio::awaitable<void> failing_item(std::size_t i) {
 TEST(Fanout, ForksBoundConcurrencyAndEveryItemRuns) {
     asio::io_context io;
     probe p;
-    asio::co_spawn(io, for_each_host(10, 3, [&p](std::size_t i) { return slow_item(&p, i); }),
-                   asio::detached);
+    core::spawn(io, for_each_host(10, 3, [&p](std::size_t i) { return slow_item(&p, i); }),
+                "fan-out of 10");
     io.run();
     EXPECT_EQ(p.peak, 3u);
     EXPECT_EQ(p.started.size(), 10u);
@@ -45,10 +47,10 @@ TEST(Fanout, ForksBoundConcurrencyAndEveryItemRuns) {
 TEST(Fanout, MoreForksThanItemsAndZeroItems) {
     asio::io_context io;
     probe p;
-    asio::co_spawn(io, for_each_host(2, 50, [&p](std::size_t i) { return slow_item(&p, i); }),
-                   asio::detached);
-    asio::co_spawn(io, for_each_host(0, 50, [&p](std::size_t i) { return slow_item(&p, i); }),
-                   asio::detached);
+    core::spawn(io, for_each_host(2, 50, [&p](std::size_t i) { return slow_item(&p, i); }),
+                "fan-out of 2");
+    core::spawn(io, for_each_host(0, 50, [&p](std::size_t i) { return slow_item(&p, i); }),
+                "fan-out of 0");
     io.run();
     EXPECT_EQ(p.started.size(), 2u);
 }

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "core/spawn.hpp"
+
 namespace tunnel::pool {
 namespace {
 
@@ -29,7 +31,7 @@ struct pool_harness {
     // Acquires `n` leases and keeps them until `hold` is cleared.
     std::vector<session_pool::lease> acquire(const ssh::connect_options& o, int n) {
         std::vector<session_pool::lease> out;
-        asio::co_spawn(
+        core::spawn(
             io,
             [&]() -> asio::awaitable<void> {
                 for (int i = 0; i < n; ++i) {
@@ -37,7 +39,7 @@ struct pool_harness {
                     if (l) out.push_back(std::move(*l));
                 }
             },
-            asio::detached);
+            "acquire leases");
         io.run();
         io.restart();
         return out;
