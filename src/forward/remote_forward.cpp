@@ -49,12 +49,14 @@ asio::awaitable<core::result<uint16_t>> remote_forward::request(
         why = session->last_error();
         if (!session->alive()) break;
     }
+    // A relay bind address carries the publish parameters after ';' (htpasswd
+    // hashes with --access basic): the message names the address only.
+    const std::string shown = address.empty() ? "*" : address.substr(0, address.find(';'));
     co_return core::fail(
         core::errc::channel_failed,
         fmt::format("{}: {} refused to listen on {}:{} ({}); check AllowTcpForwarding/GatewayPorts "
                     "on the server and that the port is free there",
-                    spec.text, session->options().destination(), address.empty() ? "*" : address,
-                    wanted, why));
+                    spec.text, session->options().destination(), shown, wanted, why));
 }
 
 bool remote_forward::owns(int port) const noexcept {

@@ -311,6 +311,9 @@ core::result<relay_config> parse_relay_config(std::string_view yaml_text,
                                               "max_unauthenticated",
                                               "attach_refusals_per_ip",
                                               "attach_refusal_window",
+                                              "visitor_failures_per_ip",
+                                              "visitor_failure_window",
+                                              "max_password_checks",
                                               "max_tunnels_per_tenant",
                                               "max_names_per_tenant",
                                               "max_channel_buffer_bytes",
@@ -343,6 +346,11 @@ core::result<relay_config> parse_relay_config(std::string_view yaml_text,
         read_integer(r, l, "limits", "attach_refusals_per_ip", 1, 1000000,
                      c.limits.attach_refusals_per_ip);
         read_duration(r, l, "limits", "attach_refusal_window", c.limits.attach_refusal_window);
+        read_integer(r, l, "limits", "visitor_failures_per_ip", 1, 1000000,
+                     c.limits.visitor_failures_per_ip);
+        read_duration(r, l, "limits", "visitor_failure_window", c.limits.visitor_failure_window);
+        read_integer(r, l, "limits", "max_password_checks", 1, 100000,
+                     c.limits.max_password_checks);
         read_integer(r, l, "limits", "max_tunnels_per_tenant", 1, 1000000,
                      c.limits.max_tunnels_per_tenant);
         read_integer(r, l, "limits", "max_names_per_tenant", 1, 1000000,
@@ -422,6 +430,7 @@ core::result<relay_config> dev_config(std::string_view listen, std::string_view 
     // Tests and demos run every client from 127.0.0.1.
     c.limits.max_connections_per_ip = 4096;
     c.limits.attach_refusals_per_ip = 1000;
+    c.limits.visitor_failures_per_ip = 1000;
     if (auto problems = validate(c); !problems.empty())
         return core::fail(errc::invalid_argument, fmt::format("{}", fmt::join(problems, "\n")));
     return c;
@@ -499,6 +508,11 @@ std::vector<std::string> describe(const relay_config& c) {
         fmt::format("limits.attach_refusals_per_ip: {}", c.limits.attach_refusals_per_ip));
     out.push_back(fmt::format("limits.attach_refusal_window: {}",
                               format_duration(c.limits.attach_refusal_window)));
+    out.push_back(
+        fmt::format("limits.visitor_failures_per_ip: {}", c.limits.visitor_failures_per_ip));
+    out.push_back(fmt::format("limits.visitor_failure_window: {}",
+                              format_duration(c.limits.visitor_failure_window)));
+    out.push_back(fmt::format("limits.max_password_checks: {}", c.limits.max_password_checks));
     out.push_back(
         fmt::format("limits.max_tunnels_per_tenant: {}", c.limits.max_tunnels_per_tenant));
     out.push_back(fmt::format("limits.max_names_per_tenant: {}", c.limits.max_names_per_tenant));

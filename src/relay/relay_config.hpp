@@ -87,6 +87,15 @@ struct limits_config {
     // attempts are answered 429 without being verified or audited.
     unsigned attach_refusals_per_ip = 10;
     std::chrono::milliseconds attach_refusal_window{std::chrono::seconds(60)};
+    // Visitors presenting wrong credentials (a bad password, a forged or
+    // expired visitor token) per source address within the window before its
+    // further requests to token/basic names are answered 429 unchecked: a cap
+    // on password guessing.
+    unsigned visitor_failures_per_ip = 10;
+    std::chrono::milliseconds visitor_failure_window{std::chrono::seconds(60)};
+    // Basic-mode password checks (one libcrypt hash each, 100+ ms) queued at
+    // once; past it a visitor gets 503 with Retry-After, not a long wait.
+    unsigned max_password_checks = 32;
     // Per tenant, narrowed by the token's max_tunnels / max_names claims.
     unsigned max_tunnels_per_tenant = 16;
     unsigned max_names_per_tenant = 64;

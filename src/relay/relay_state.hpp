@@ -106,6 +106,11 @@ class relay_state {
     connection_gate connections{caps_of(config.limits)};
     refusal_throttle attach_refusals{
         {config.limits.attach_refusals_per_ip, config.limits.attach_refusal_window}};
+    // Visitors' wrong credentials per source (limits.visitor_failures_per_ip)
+    // and basic-mode password checks queued on hash_pool right now.
+    refusal_throttle visitor_failures{
+        {config.limits.visitor_failures_per_ip, config.limits.visitor_failure_window}};
+    unsigned password_checks = 0;
     std::map<std::string, unsigned> attaching;
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
     // Runs basic-mode password checks (libcrypt, 100+ ms) off the relay's

@@ -537,6 +537,21 @@ void report_summaries(relay_state& relay, const std::vector<refusal_throttle::su
     }
 }
 
+void report_visitor_summaries(relay_state& relay,
+                              const std::vector<refusal_throttle::summary>& all) {
+    for (const auto& s : all) {
+        const auto window_s = std::chrono::duration_cast<std::chrono::seconds>(s.window).count();
+        spdlog::warn(
+            "visitors from {}: {} wrong credentials and {} more answered 429 unchecked "
+            "within {} s",
+            s.source, s.refusals, s.suppressed, window_s);
+        relay.audit("visitor_failures_throttled", {{"source", s.source},
+                                                   {"refused", std::to_string(s.refusals)},
+                                                   {"throttled", std::to_string(s.suppressed)},
+                                                   {"window_s", std::to_string(window_s)}});
+    }
+}
+
 }  // namespace
 
 asio::awaitable<void> report_attach_refusals(std::shared_ptr<relay_state> relay,
@@ -547,8 +562,10 @@ asio::awaitable<void> report_attach_refusals(std::shared_ptr<relay_state> relay,
         co_await timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
         if (ec || relay->stopping) break;
         report_summaries(*relay, relay->attach_refusals.take_ended());
+        report_visitor_summaries(*relay, relay->visitor_failures.take_ended());
     }
     report_summaries(*relay, relay->attach_refusals.take_all());
+    report_visitor_summaries(*relay, relay->visitor_failures.take_all());
 }
 
 }  // namespace tunnel::relay

@@ -220,6 +220,36 @@ TEST_F(RelayVisitorAccess, BasicModeChecksAYescryptHtpasswdList) {
     EXPECT_EQ(origin->requests(), 1);
 }
 
+TEST_F(RelayVisitorAccess, WrongCredentialsFromOneAddressAreThrottled) {
+    // limits.visitor_failures_per_ip: password guessing gets three tries per
+    // window, then 429 unchecked (even the right password), no hash, no origin.
+    const std::string hash = yescrypt("s3cret");
+    ASSERT_FALSE(hash.empty());
+    ASSERT_TRUE(write_text_file(dir->file("web.htpasswd"), "alice:" + hash + "\n", 0600));
+    start_relay("limits:\n  visitor_failures_per_ip: 3\n  visitor_failure_window: 60s\n");
+    connect("web", {"--access", "basic", "--htpasswd", dir->file("web.htpasswd")});
+    connect("api", {});
+
+    auto none = get("/headers");  // no credential: a browser's first request, not a guess
+    EXPECT_EQ(none.status, 401) << none.raw;
+    for (int i = 0; i < 3; ++i) {
+        auto wrong = get("/headers", "Authorization: Basic YWxpY2U6d3Jvbmc=\r\n");  // alice:wrong
+        EXPECT_EQ(wrong.status, 401) << i << ": " << wrong.raw;
+        EXPECT_EQ(error_code_of(wrong), "bad_credential") << wrong.body;
+    }
+    auto right = get("/headers", "Authorization: Basic YWxpY2U6czNjcmV0\r\n");  // alice:s3cret
+    EXPECT_EQ(right.status, 429) << right.raw;
+    EXPECT_EQ(error_code_of(right), "too_many_failures") << right.body;
+    EXPECT_NE(lower(right.head).find("retry-after: "), std::string::npos) << right.head;
+    EXPECT_EQ(origin->requests(), 0);
+
+    // A public name is not behind the throttle.
+    auto open = get("/hello", {}, "api");
+    EXPECT_EQ(open.status, 200) << open.raw;
+    const auto metrics = relay->admin_get("/metrics");
+    EXPECT_NE(metrics.find("reason=\"throttled\""), std::string::npos) << metrics;
+}
+
 TEST_F(RelayVisitorAccess, IpModeLetsInOnlyListedNetworks) {
     start_relay();
     connect("web", {"--access", "ip", "--allow-ip", "127.0.0.1/32"});
