@@ -106,8 +106,11 @@ class pump : public std::enable_shared_from_this<pump> {
             stats_->bytes_out += *w;
             if (ssh_get_poll_flags(channel_.owner().native()) & SSH_WRITE_PENDING)
                 channel_.owner().notify();
-            if (!pending.empty()) {
-                // Window exhausted: wait for the peer to open it again.
+            // Window exhausted: wait for the peer to open it again. write_some's
+            // flush may already have processed the adjust (no callback): then
+            // write again at once instead of waiting for a socket event that
+            // may never come.
+            if (!pending.empty() && (*w == 0 || channel_.window() == 0)) {
                 if (auto r = co_await channel_.owner().wait(forever); !r) {
                     stop();
                     co_return false;

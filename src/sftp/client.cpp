@@ -161,8 +161,17 @@ asio::awaitable<core::result<void>> client::step(ssh::time_point until) {
             out_off_ = 0;
         }
     }
+    // Sending stopped on an exhausted window (not on a key re-exchange, where
+    // ssh_channel_write takes nothing while the window is open).
+    const bool window_was_closed = !outq_.empty() && channel_.window() == 0;
     // 2. Take what arrived.
     channel_.drain();
+    // drain() runs libssh's packet loop, which may just have processed the
+    // peer's WINDOW_ADJUST (libssh has no callback for it). Then send now: the
+    // adjust is already consumed, so waiting for the socket would sleep until
+    // the deadline, because a peer that gave its whole window back (dropbear:
+    // 24 KiB) sends nothing more until our data arrives.
+    if (window_was_closed && channel_.window() > 0) progressed = true;
     auto& in = channel_.state().out;
     std::size_t off = 0;
     for (;;) {
@@ -193,8 +202,8 @@ asio::awaitable<core::result<void>> client::step(ssh::time_point until) {
                          fmt::format("the SFTP server on {} closed the channel", destination_)};
         co_return tl::unexpected(broken_error_);
     }
-    // Blocked on the peer's window: another channel's call may process the
-    // window adjust (libssh has no callback for it), so look again soon.
+    // Blocked on the peer's window: another channel's libssh call may process
+    // our window adjust (no callback, no notify), so look again soon.
     const bool window_blocked = !outq_.empty() && channel_.window() == 0;
     const auto wake = window_blocked
                           ? std::min(until, ssh::clock_type::now() + std::chrono::milliseconds(20))

@@ -172,9 +172,13 @@ core::result<std::size_t> channel::write_some(std::string_view data) {
     std::size_t n = std::min<std::size_t>(data.size(), window());
     if (n == 0) return 0;
     const auto before = session_->activity();
+    const std::size_t window_before = window();
     int rc = ssh_channel_write(channel_.get(), data.data(), static_cast<uint32_t>(n));
-    if (session_->activity() != before) session_->notify();  // see session::note_activity
-    if (rc == SSH_ERROR)
+    // Its flush runs libssh's packet loop: wake waiters whose channel events it
+    // delivered (see session::note_activity), or whose window it reopened.
+    const bool window_grew = rc >= 0 && window() > window_before - static_cast<std::size_t>(rc);
+    if (session_->activity() != before || window_grew) session_->notify();
+    if (rc < 0)
         return core::fail(core::errc::disconnected,
                           fmt::format("write to {} failed: {}", session_->options().destination(),
                                       session_->last_error()));
@@ -200,9 +204,13 @@ void channel::close() {
 void channel::drain() {
     // libssh's reads run its packet loop, which may deliver other channels'
     // data while their coroutines sleep in session::wait(): wake them.
+    // A WINDOW_ADJUST it processed has no callback: a window that grew counts
+    // as activity too, so a writer of this channel that sleeps in wait() (the
+    // other half of a forward pump) sends again.
     const auto before = session_->activity();
+    const std::size_t window_before = window();
     drain_reads();
-    if (session_->activity() != before) session_->notify();
+    if (session_->activity() != before || window() > window_before) session_->notify();
 }
 
 void channel::drain_reads() {

@@ -85,7 +85,9 @@ asio::awaitable<void> jump_bridge::socket_to_channel() {
                 co_return;
             }
             pending.remove_prefix(*w);
-            if (!pending.empty()) {
+            // Wait only while the window stays shut: write_some's flush may have
+            // processed the peer's window adjust already (no callback for it).
+            if (!pending.empty() && (*w == 0 || channel_.window() == 0)) {
                 if (auto r = co_await channel_.owner().wait(forever); !r) {
                     stop();
                     co_return;

@@ -1,0 +1,294 @@
+#include "support/dropbear_fixture.hpp"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <sstream>
+#include <thread>
+#include <utility>
+
+#include "support/net.hpp"
+
+namespace tunnel::test {
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+constexpr const char* dropbear_binary = "/usr/sbin/dropbear";
+constexpr std::chrono::milliseconds kill_grace{2'000};
+
+std::string tail(const std::string& text, std::size_t max_bytes = 4000) {
+    return text.size() <= max_bytes ? text : "..." + text.substr(text.size() - max_bytes);
+}
+
+// The shell command that unshare runs: bind the fixture's home on /root (in
+// the new, private mount namespace only), then become dropbear.
+std::string launch_script(const std::string& dir, std::uint16_t port, std::size_t window) {
+    std::string script = "mount --bind '" + dir + "/home' /root && exec " + dropbear_binary +
+                         " -F -E -s -m -p 127.0.0.1:" + std::to_string(port) + " -r '" + dir +
+                         "/hostkey' -P '" + dir + "/dropbear.pid'";
+    if (window != 0) script += " -W " + std::to_string(window);
+    return script;
+}
+
+// readlink /proc/PID/ns/mnt: "mnt:[4026531841]", empty if it cannot be read.
+std::string mount_namespace_of(pid_t pid) {
+    char target[64] = {};
+    const auto link = "/proc/" + std::to_string(pid) + "/ns/mnt";
+    const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+    return n > 0 ? std::string(target, static_cast<std::size_t>(n)) : std::string{};
+}
+
+// Every process (not a zombie) in mount namespace `ns`.
+std::vector<pid_t> processes_in(const std::string& ns) {
+    std::vector<pid_t> found;
+    if (ns.empty()) return found;
+    DIR* proc = ::opendir("/proc");
+    if (proc == nullptr) return found;
+    while (const dirent* entry = ::readdir(proc)) {
+        char* end = nullptr;
+        const long pid = std::strtol(entry->d_name, &end, 10);
+        if (pid <= 0 || *end != '\0' || pid == ::getpid()) continue;
+        if (mount_namespace_of(static_cast<pid_t>(pid)) == ns)
+            found.push_back(static_cast<pid_t>(pid));
+    }
+    ::closedir(proc);
+    return found;
+}
+
+// pid runs dropbear_binary in a mount namespace that is not ours (so stop()
+// may kill everything in that namespace).
+bool is_dropbear_in_own_namespace(pid_t pid) {
+    char target[256] = {};
+    const auto link = "/proc/" + std::to_string(pid) + "/exe";
+    const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+    if (n <= 0 || std::string_view(target, static_cast<std::size_t>(n)) != dropbear_binary)
+        return false;
+    const auto ns = mount_namespace_of(pid);
+    return !ns.empty() && ns != mount_namespace_of(::getpid());
+}
+
+bool is_executable(const std::string& path) {
+    return ::access(path.c_str(), X_OK) == 0;
+}
+
+// A program on PATH, or empty.
+std::string find_program(const std::string& name) {
+    const char* path = std::getenv("PATH");
+    std::istringstream dirs(path != nullptr ? path : "/usr/sbin:/usr/bin:/sbin:/bin");
+    std::string dir;
+    while (std::getline(dirs, dir, ':'))
+        if (!dir.empty() && is_executable(dir + "/" + name)) return dir + "/" + name;
+    return {};
+}
+
+// Why dropbear cannot run here (checked once per process), or nullopt.
+const std::optional<std::string>& unavailable_reason() {
+    static const std::optional<std::string> reason = []() -> std::optional<std::string> {
+        if (!is_executable(dropbear_binary))
+            return std::string(dropbear_binary) +
+                   " is missing: install the dropbear-bin package (scripts/install-deps)";
+        for (const char* program : {"dropbearkey", "unshare", "mount", "ssh-keygen"})
+            if (find_program(program).empty()) return std::string(program) + " is not on PATH";
+        // The fixture needs a private mount namespace (root, or CAP_SYS_ADMIN).
+        run_options quick;
+        quick.timeout = std::chrono::milliseconds(5'000);
+        const auto probe =
+            run({"unshare", "--mount", "--", "mount", "--bind", "/tmp", "/tmp"}, quick);
+        if (!probe.ok())
+            return "cannot bind-mount in a private mount namespace here (dropbear must find "
+                   "authorized_keys in root's home; run as root): " +
+                   probe.describe();
+        return std::nullopt;
+    }();
+    return reason;
+}
+
+core::result<void> make_dir(const std::string& path, mode_t mode) {
+    if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST)
+        return core::fail(core::errc::io_error, "cannot create " + path);
+    if (::chmod(path.c_str(), mode) != 0)
+        return core::fail(core::errc::io_error, "cannot chmod " + path);
+    return {};
+}
+
+// "ssh-ed25519 AAAA... comment" -> "ssh-ed25519 AAAA..."; empty if no such line.
+std::string ed25519_line(const std::string& text) {
+    std::istringstream lines(text);
+    std::string line;
+    while (std::getline(lines, line)) {
+        if (line.rfind("ssh-ed25519 ", 0) != 0) continue;
+        const auto second = line.find(' ', std::string_view("ssh-ed25519 ").size());
+        return second == std::string::npos ? line : line.substr(0, second);
+    }
+    return {};
+}
+
+}  // namespace
+
+core::result<dropbear_fixture> dropbear_fixture::start(dropbear_options options) {
+    if (const auto& why = unavailable_reason())
+        return core::fail(core::errc::not_found, "dropbear cannot run here: " + *why);
+    auto dir = temp_dir::create("tunnel-dropbear");
+    if (!dir) return tl::unexpected(dir.error());
+
+    const auto hostkey = dir->file("hostkey");
+    if (const auto made = run({"dropbearkey", "-t", "ed25519", "-f", hostkey}); !made.ok())
+        return core::fail(core::errc::io_error, "dropbearkey failed: " + made.describe());
+    const auto shown = run({"dropbearkey", "-y", "-f", hostkey});
+    auto host_pubkey = ed25519_line(shown.out);
+    if (!shown.ok() || host_pubkey.empty())
+        return core::fail(core::errc::io_error,
+                          "dropbearkey -y printed no ssh-ed25519 key: " + shown.describe());
+
+    const auto client_key = dir->file("client_ed25519");
+    if (const auto made = run({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
+                               "tunnel-test-dropbear-client", "-f", client_key});
+        !made.ok())
+        return core::fail(core::errc::io_error, "ssh-keygen failed: " + made.describe());
+    auto client_pubkey = read_text_file(client_key + ".pub");
+    if (!client_pubkey) return tl::unexpected(client_pubkey.error());
+
+    // dropbear checks that home, ~/.ssh and authorized_keys are not writable
+    // by others.
+    for (const auto& [path, mode] :
+         {std::pair{dir->file("home"), 0700U}, std::pair{dir->file("home/.ssh"), 0700U}})
+        if (auto made = make_dir(path, mode); !made) return tl::unexpected(made.error());
+    if (auto written =
+            write_text_file(dir->file("home/.ssh/authorized_keys"), *client_pubkey, 0600);
+        !written)
+        return tl::unexpected(written.error());
+
+    const int attempts = std::max(1, options.bind_attempts);
+    dropbear_fixture dropbear(std::move(*dir), options, std::move(host_pubkey));
+    core::error last{core::errc::connection_failed, "no attempt made"};
+    for (int attempt = 0; attempt < attempts; ++attempt) {
+        auto port = unused_port();
+        if (!port) return tl::unexpected(port.error());
+        dropbear.port_ = *port;
+        auto launched = dropbear.launch();
+        if (launched) {
+            const auto known = "[127.0.0.1]:" + std::to_string(dropbear.port_) + " " +
+                               dropbear.host_pubkey_ + "\n";
+            if (auto written = write_text_file(dropbear.known_hosts_path(), known); !written)
+                return tl::unexpected(written.error());
+            return dropbear;
+        }
+        last = launched.error();
+        if (last.code != core::errc::connection_failed) break;  // only a lost port race is retried
+    }
+    return tl::unexpected(last);
+}
+
+dropbear_fixture::dropbear_fixture(dropbear_fixture&& other) noexcept
+    : dir_(std::move(other.dir_)),
+      options_(other.options_),
+      host_pubkey_(std::move(other.host_pubkey_)),
+      port_(std::exchange(other.port_, 0)),
+      process_(std::move(other.process_)),
+      mount_namespace_(std::move(other.mount_namespace_)) {
+    other.process_.reset();
+}
+
+dropbear_fixture& dropbear_fixture::operator=(dropbear_fixture&& other) noexcept {
+    if (this != &other) {
+        stop();
+        dir_ = std::move(other.dir_);
+        options_ = other.options_;
+        host_pubkey_ = std::move(other.host_pubkey_);
+        port_ = std::exchange(other.port_, 0);
+        process_ = std::move(other.process_);
+        other.process_.reset();
+        mount_namespace_ = std::move(other.mount_namespace_);
+    }
+    return *this;
+}
+
+dropbear_fixture::~dropbear_fixture() {
+    stop();
+}
+
+std::string dropbear_fixture::log() const {
+    return tail(read_text_file(log_path()).value_or(std::string{}));
+}
+
+std::vector<std::string> dropbear_fixture::client_flags(std::string_view port_option) const {
+    return {"-F",
+            "/dev/null",
+            std::string(port_option),
+            std::to_string(port_),
+            "-i",
+            client_key_path(),
+            "-o",
+            "UserKnownHostsFile=" + known_hosts_path(),
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes"};
+}
+
+core::result<void> dropbear_fixture::launch() {
+    const auto log_file = log_path();
+    const std::size_t log_offset = read_text_file(log_file).value_or(std::string{}).size();
+    // unshare without --fork execs sh, which execs dropbear: one pid throughout.
+    auto child = spawn(
+        {"unshare", "--mount", "--", "sh", "-c",
+         launch_script(dir_.path(), port_, options_.receive_window)},
+        spawn_options{.env = {}, .stdout_path = log_file, .stderr_path = log_file, .cwd = {}});
+    if (!child) return tl::unexpected(child.error());
+
+    const auto output_since_start = [&] {
+        const auto text = read_text_file(log_file).value_or(std::string{});
+        return text.size() > log_offset ? text.substr(log_offset) : std::string{};
+    };
+    const auto deadline = clock::now() + options_.start_timeout;
+    for (;;) {
+        // dropbear logs nothing once listening: wait until the port accepts
+        // and our child is dropbear in its own mount namespace (a port taken
+        // by another process in the meantime must not count: dropbear exits
+        // on the bind failure instead, and the next attempt takes a new port).
+        if (is_dropbear_in_own_namespace(child->pid()) && port_accepts(port_)) {
+            mount_namespace_ = mount_namespace_of(child->pid());
+            process_ = std::move(*child);
+            return {};
+        }
+        if (const auto code = child->wait(std::chrono::milliseconds(5))) {
+            const auto output = output_since_start();
+            const bool bind_failed = output.find("Address already in use") != std::string::npos;
+            return core::fail(bind_failed ? core::errc::connection_failed : core::errc::io_error,
+                              "dropbear exited with " + std::to_string(*code) + " on port " +
+                                  std::to_string(port_) + ": " + tail(output));
+        }
+        if (clock::now() >= deadline) {
+            child->terminate(kill_grace);
+            return core::fail(core::errc::timeout,
+                              "dropbear did not listen on 127.0.0.1:" + std::to_string(port_) +
+                                  " within the start timeout; log: " + tail(output_since_start()));
+        }
+    }
+}
+
+void dropbear_fixture::stop() {
+    if (!process_) return;
+    // Never our own namespace: that would be every process on the machine.
+    if (mount_namespace_ == mount_namespace_of(::getpid())) mount_namespace_.clear();
+    // The listener first (its process group), so that it forks no more
+    // sessions; then whatever is left in its private mount namespace.
+    process_->terminate(kill_grace);
+    process_.reset();
+    const auto left = processes_in(mount_namespace_);
+    for (const pid_t pid : left) ::kill(pid, SIGTERM);
+    const auto deadline = clock::now() + kill_grace;
+    while (!processes_in(mount_namespace_).empty() && clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    for (const pid_t pid : processes_in(mount_namespace_)) ::kill(pid, SIGKILL);
+}
+
+}  // namespace tunnel::test
