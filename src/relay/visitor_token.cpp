@@ -1,5 +1,7 @@
 #include "relay/visitor_token.hpp"
 
+#include <cmath>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -19,9 +21,13 @@ token_error refuse(token_errc code, std::string message) {
     return token_error{code, std::move(message), {}};
 }
 
+// A NumericDate within ±1e12 s, so differences with now fit a long long
+// (token_verifier.cpp: the same rule).
 std::optional<double> numeric(const json& v) {
     if (!v.is_number()) return std::nullopt;
-    return v.get<double>();
+    const double d = v.get<double>();
+    if (!std::isfinite(d) || d < -1e12 || d > 1e12) return std::nullopt;
+    return d;
 }
 
 bool printable(std::string_view s) {

@@ -425,6 +425,22 @@ TEST(TokenClaims, MapClaimsIsPure) {
     EXPECT_EQ(map_claims("{", rules, now).error().code, token_errc::malformed);
 }
 
+TEST(TokenClaims, DatesFarOutOfRangeAreRefusedNotOverflowed) {
+    // jwt_claims_fuzz found iat = 1.8e40 reaching a cast to long long (UB).
+    claim_rules rules;
+    auto now = std::chrono::system_clock::time_point(std::chrono::seconds(1000));
+    for (const char* claim : {"iat", "nbf"}) {
+        auto p =
+            map_claims(fmt::format(R"({{"sub":"t1","allow":["*"],"exp":2000,"{}":1.8e40}})", claim),
+                       rules, now);
+        ASSERT_FALSE(p) << claim;
+        EXPECT_EQ(p.error().code, token_errc::invalid_claim) << claim;
+    }
+    auto far = map_claims(R"({"sub":"t1","allow":["*"],"exp":2000,"iat":-1e300})", rules, now);
+    ASSERT_FALSE(far);
+    EXPECT_EQ(far.error().code, token_errc::invalid_claim);
+}
+
 TEST(TokenClaims, AccessClaimNarrowsVisitorAccessModes) {
     claim_rules rules;
     auto now = std::chrono::system_clock::time_point(std::chrono::seconds(1000));
