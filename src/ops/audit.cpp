@@ -31,6 +31,7 @@ std::size_t audit_report::count(verdict v) const {
 std::string audit_script() {
     return R"SH(PATH="$PATH:/usr/sbin:/sbin"
 echo "audit.uid $(id -u)"
+[ -n "${SSH_CONNECTION:-}" ] && echo "audit.ssh_port ${SSH_CONNECTION##* }"
 sshd -T 2>/dev/null | sed 's/^/sshd /'
 ss -Htln 2>/dev/null | awk '{print "listen", $4}'
 if command -v ufw >/dev/null 2>&1; then ufw status 2>/dev/null | sed -n 's/^Status: /fw.ufw /p'; fi
@@ -152,14 +153,23 @@ core::result<audit_report> evaluate_audit(std::string_view output, std::uint16_t
         bool loopback = host.rfind("127.", 0) == 0 || host == "[::1]" || host == "::1";
         (loopback ? local : exposed).insert(port);
     }
+    // sshd's own ports: `sshd -T` (every Port line) and the server's side of
+    // this connection ($SSH_CONNECTION field 4). Behind NAT or a port forward
+    // the port we dialled is not one of them; it is only the fallback.
+    std::set<std::string> ssh_ports;
+    for (const auto& line : p.all("sshd"))
+        if (line.rfind("port ", 0) == 0) ssh_ports.insert(line.substr(5));
+    if (auto own = p.get("audit.ssh_port"); own && !own->empty()) ssh_ports.insert(*own);
+    if (ssh_ports.empty()) ssh_ports.insert(std::to_string(ssh_port));
+    const std::string ssh_text = fmt::format("{}", fmt::join(ssh_ports, ", "));
     std::vector<std::string> others;
     for (const auto& port : exposed)
-        if (port != std::to_string(ssh_port)) others.push_back(port);
+        if (!ssh_ports.count(port)) others.push_back(port);
     add("net.listening", "Listening TCP ports", others.empty() ? verdict::pass : verdict::warn,
         others.empty()
-            ? fmt::format("only SSH ({}) is reachable from outside", ssh_port)
+            ? fmt::format("only SSH ({}) is reachable from outside", ssh_text)
             : fmt::format("reachable from outside: {} (besides SSH {}); loopback only: {}",
-                          fmt::join(others, ", "), ssh_port,
+                          fmt::join(others, ", "), ssh_text,
                           local.empty() ? "-" : fmt::format("{}", fmt::join(local, ", "))));
 
     // Firewall.

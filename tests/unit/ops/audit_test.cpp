@@ -45,6 +45,32 @@ TEST(OpsAudit, VerdictsFromHostOutput) {
     EXPECT_FALSE(evaluate_audit("nonsense", 22));
 }
 
+TEST(OpsAudit, ListeningPortsCountSshdsOwnPortsNotTheDialledOne) {
+    // Dialled through a port forward (2200 -> 22): sshd's port 22 is SSH, and
+    // the dialled 2200 is not listened on at all.
+    const std::string base =
+        "audit.uid 0\nsshd passwordauthentication no\nsshd port 22\nlisten 0.0.0.0:22\n";
+    auto by_sshd = evaluate_audit(base, 2200);
+    ASSERT_TRUE(by_sshd) << by_sshd.error().message;
+    EXPECT_EQ(verdict_of(*by_sshd, "net.listening"), "pass") << format_audit(*by_sshd, "h");
+    // Without root (no sshd -T) the server's side of the connection says it.
+    auto by_connection =
+        evaluate_audit("audit.uid 1000\naudit.ssh_port 22\nlisten 0.0.0.0:22\n", 2200);
+    ASSERT_TRUE(by_connection);
+    EXPECT_EQ(verdict_of(*by_connection, "net.listening"), "pass");
+    // A second sshd port is SSH too; anything else still warns.
+    auto two =
+        evaluate_audit(base + "sshd port 2222\nlisten 0.0.0.0:2222\nlisten 0.0.0.0:80\n", 2200);
+    ASSERT_TRUE(two);
+    EXPECT_EQ(verdict_of(*two, "net.listening"), "warn");
+    bool names_only_80 = false;
+    for (const auto& c : two->checks)
+        if (c.id == "net.listening")
+            names_only_80 =
+                c.detail.find("outside: 80 (besides SSH 22, 2222)") != std::string::npos;
+    EXPECT_TRUE(names_only_80) << format_audit(*two, "h");
+}
+
 TEST(OpsAudit, JournalCommand) {
     EXPECT_EQ(*journal_command("nginx", 100, false), "journalctl --no-pager -u nginx -n 100");
     EXPECT_EQ(*journal_command("app@1.service", 5, true),
