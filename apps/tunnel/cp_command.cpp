@@ -11,6 +11,7 @@
 #include "core/asio.hpp"
 #include "core/terminal_prompt.hpp"
 #include "transfer/copier.hpp"
+#include "transfer/local_checks.hpp"
 #include "transfer/location.hpp"
 #include "transfer/target.hpp"
 
@@ -119,6 +120,16 @@ int run_cp(const cp_flags& f) {
     if (up) host_text = *dest->host;
     if ((o.owner || o.group) && !up)
         return report({core::errc::invalid_argument, "--owner/--group apply to uploads only"});
+    // Local paths are checked before anything is sent: a missing source is
+    // bad input (exit 2), not a reason to log in.
+    if (up) {
+        const auto problems = transfer::check_upload_sources(source_paths, o.recursive);
+        for (const auto& e : problems) fmt::print(stderr, "tunnel: {}\n", e.message);
+        if (!problems.empty()) return exit_usage;
+    } else if (auto d = transfer::check_download_destination(dest->path, source_paths.size()); !d) {
+        fmt::print(stderr, "tunnel: {}\n", d.error().message);
+        return exit_usage;
+    }
 
     auto target = transfer::resolve_target(f.connection, host_text);
     if (!target) return report(target.error());

@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "support/net.hpp"
 #include "support/process.hpp"
 #include "support/sshd_fixture.hpp"
 #include "support/tunnel_cli.hpp"
@@ -359,6 +360,24 @@ TEST_F(TransferCp, BadInputIsOneClearLine) {
     auto bad_mode = run_tunnel(cp_args(*sshd_, {"--mode", "999", local("f"), remote(far("f"))}));
     EXPECT_EQ(bad_mode.exit_code, 2);
     EXPECT_FALSE(fs::exists(far("f")));
+}
+
+TEST(TransferCpLocalInput, MissingLocalSourceIsRefusedBeforeConnecting) {
+    // Nothing listens on the port: a client that connected first would fail
+    // with 255 (connection refused); checking local paths first gives 2.
+    auto port = unused_port();
+    ASSERT_TRUE(port) << port.error().message;
+    auto r =
+        run_tunnel({"cp", "-F", "/dev/null", "-P", std::to_string(*port), "-o",
+                    "StrictHostKeyChecking=yes", "/nonexistent/tunnel-source", "127.0.0.1:/tmp/"});
+    EXPECT_EQ(r.exit_code, 2) << r.describe() << r.err;
+    EXPECT_NE(r.err.find("/nonexistent/tunnel-source"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("refused"), std::string::npos) << r.err;
+    auto down =
+        run_tunnel({"cp", "-F", "/dev/null", "-P", std::to_string(*port), "-o",
+                    "StrictHostKeyChecking=yes", "127.0.0.1:/etc/hostname", "/nonexistent/dir/"});
+    EXPECT_EQ(down.exit_code, 2) << down.describe() << down.err;
+    EXPECT_NE(down.err.find("/nonexistent/dir"), std::string::npos) << down.err;
 }
 
 TEST_F(TransferCp, OwnerAndGroupThroughSudo) {
