@@ -10,6 +10,7 @@ namespace tunnel::cli {
 using command_runner = std::function<int()>;
 
 void add_exec_command(CLI::App& app, command_runner& run);
+void add_ssh_command(CLI::App& app, command_runner& run);
 void add_forward_command(CLI::App& app, command_runner& run);
 void add_cp_command(CLI::App& app, command_runner& run);
 void add_sync_command(CLI::App& app, command_runner& run);

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
 
     cli::command_runner run_selected;
     cli::add_exec_command(app, run_selected);
+    cli::add_ssh_command(app, run_selected);
     cli::add_forward_command(app, run_selected);
     cli::add_cp_command(app, run_selected);
     cli::add_sync_command(app, run_selected);
@@ -36,6 +37,15 @@ int main(int argc, char** argv) {
     cli::add_service_command(app, run_selected);
     cli::add_run_command(app, run_selected);
     cli::add_relay_command(app, run_selected);
+
+    // -v after the subcommand counts too (`tunnel cp -v ...`, as ssh and scp
+    // users type it); only the selected subcommand's flag can fire.
+    int subcommand_verbosity = 0;
+    for (auto* sub : app.get_subcommands({}))
+        if (sub->get_option_no_throw("-v") == nullptr)
+            sub->add_flag("-v,--verbose", subcommand_verbosity,
+                          "More log output (-v info, -vv debug, -vvv trace; also before the "
+                          "subcommand)");
 
     try {
         app.parse(argc, argv);
@@ -53,7 +63,7 @@ int main(int argc, char** argv) {
     }
     auto format = observe::parse_log_format(log_format);
     if (!format) return cli::report(format.error());
-    observe::setup_logging(*format, verbosity);
+    observe::setup_logging(*format, verbosity + subcommand_verbosity);
     try {
         return run_selected();
     } catch (const std::exception& e) {

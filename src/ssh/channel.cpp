@@ -168,6 +168,23 @@ asio::awaitable<core::result<void>> channel::request_subsystem(std::string name,
         "subsystem", [&] { return ssh_channel_request_subsystem(raw, name.c_str()); }, deadline);
 }
 
+asio::awaitable<core::result<void>> channel::request_shell(time_point deadline) {
+    ssh_channel raw = channel_.get();
+    co_return co_await request(
+        "shell", [raw] { return ssh_channel_request_shell(raw); }, deadline);
+}
+
+core::result<void> channel::change_pty_size(int cols, int rows) {
+    const auto before = session_->activity();
+    int rc = ssh_channel_change_pty_size(channel_.get(), cols, rows);
+    if (session_->activity() != before) session_->notify();
+    if (rc != SSH_OK)
+        return core::fail(core::errc::channel_failed,
+                          fmt::format("window-change to {} failed: {}",
+                                      session_->options().destination(), session_->last_error()));
+    return {};
+}
+
 core::result<std::size_t> channel::write_some(std::string_view data) {
     std::size_t n = std::min<std::size_t>(data.size(), window());
     if (n == 0) return 0;

@@ -62,6 +62,9 @@ class channel {
                                                     time_point deadline);
     asio::awaitable<core::result<void>> request_exec(std::string command, time_point deadline);
     asio::awaitable<core::result<void>> request_subsystem(std::string name, time_point deadline);
+    asio::awaitable<core::result<void>> request_shell(time_point deadline);
+    // window-change: the terminal was resized (no reply is asked for).
+    [[nodiscard]] core::result<void> change_pty_size(int cols, int rows);
 
     // Queues up to what the remote window allows; returns the bytes accepted.
     [[nodiscard]] core::result<std::size_t> write_some(std::string_view data);

@@ -378,6 +378,12 @@ TEST(TransferCpLocalInput, MissingLocalSourceIsRefusedBeforeConnecting) {
                     "StrictHostKeyChecking=yes", "127.0.0.1:/etc/hostname", "/nonexistent/dir/"});
     EXPECT_EQ(down.exit_code, 2) << down.describe() << down.err;
     EXPECT_NE(down.err.find("/nonexistent/dir"), std::string::npos) << down.err;
+    // -v after the subcommand is accepted, as scp users type it.
+    auto verbose = run_tunnel({"cp", "-v", "-F", "/dev/null", "-P", std::to_string(*port),
+                               "/nonexistent/tunnel-source", "127.0.0.1:/tmp/"});
+    EXPECT_EQ(verbose.exit_code, 2) << verbose.describe() << verbose.err;
+    EXPECT_EQ(verbose.err.find("--help"), std::string::npos) << verbose.err;
+    EXPECT_NE(verbose.err.find("/nonexistent/tunnel-source"), std::string::npos) << verbose.err;
 }
 
 TEST_F(TransferCp, OwnerAndGroupThroughSudo) {
