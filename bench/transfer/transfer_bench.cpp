@@ -1,7 +1,8 @@
 // bench/transfer: `tunnel cp` / `tunnel sync` vs OpenSSH sftp/scp and rsync,
-// same sshd, same cipher (aes128-gcm@openssh.com on both sides), interleaved
-// rounds, medians (shared/PEERS.md). Files live on tmpfs (/dev/shm) so the
-// disk is not what is measured (ours fsyncs every file; sftp and scp do not).
+// same sshd, same cipher (aes128-gcm@openssh.com on both sides; --defaults:
+// each side's own default cipher, what users get), interleaved rounds,
+// medians (shared/PEERS.md). --wan-rounds 0 / --sync-rounds 0 skip parts 2/3. Files live on tmpfs
+// (/dev/shm) so the disk is not what is measured (ours fsyncs every file; sftp and scp do not).
 //  1. 512 MiB upload and download on loopback: tunnel cp vs sftp put/get vs scp
 //  2. the same upload through a userspace proxy adding 10 ms RTT: vs sftp put
 //  3. sync of 10,000 small files with nothing changed: tunnel sync vs rsync -a
@@ -66,6 +67,12 @@ double time_process(const std::vector<std::string>& argv) {
     return t;
 }
 
+bool arg_flag(int argc, char** argv, const char* name) {
+    for (int i = 1; i < argc; ++i)
+        if (std::strcmp(argv[i], name) == 0) return true;
+    return false;
+}
+
 int arg_int(int argc, char** argv, const char* name, int def) {
     for (int i = 1; i + 1 < argc; ++i)
         if (std::strcmp(argv[i], name) == 0) return std::atoi(argv[i + 1]);
@@ -108,10 +115,17 @@ int main(int argc, char** argv) {
     const int files = arg_int(argc, argv, "--files", 10000);
     const int sync_rounds = arg_int(argc, argv, "--sync-rounds", 5);
     const std::string tunnel_bin = TUNNEL_BINARY;
+    // --defaults: no cipher forced anywhere (the server keeps its own list).
+    const bool defaults = arg_flag(argc, argv, "--defaults");
+    const std::string label = defaults ? "each side's default cipher" : cipher;
+    auto force = [&](std::vector<std::string> args) {
+        return defaults ? std::vector<std::string>{} : args;
+    };
 
     test::sshd_options so;
     so.max_sessions = 64;
-    so.extra_config = {"LogLevel INFO", std::string("Ciphers ") + cipher};
+    so.extra_config = {"LogLevel INFO"};
+    if (!defaults) so.extra_config.push_back(std::string("Ciphers ") + cipher);
     auto sshd = test::sshd_fixture::start(so);
     if (!sshd) {
         fmt::print(stderr, "cannot start sshd: {}\n", sshd.error().message);
@@ -169,18 +183,22 @@ int main(int argc, char** argv) {
     const double mib = size_mib;
 
     auto tunnel_cp = [&](std::uint16_t port, std::string from, std::string to) {
-        return cmd({tunnel_bin, "cp"}, ssh_opts("-P", port),
-                   {"-o", std::string("Ciphers=") + cipher, from, to});
+        auto tail = force({"-o", std::string("Ciphers=") + cipher});
+        tail.insert(tail.end(), {from, to});
+        return cmd({tunnel_bin, "cp"}, ssh_opts("-P", port), tail);
     };
     auto sftp = [&](std::uint16_t port, const std::string& b) {
-        return cmd({"sftp", "-q", "-b", b, "-c", cipher}, ssh_opts("-P", port), {"root@127.0.0.1"});
+        auto head = std::vector<std::string>{"sftp", "-q", "-b", b};
+        for (auto& a : force({"-c", cipher})) head.push_back(a);
+        return cmd(head, ssh_opts("-P", port), {"root@127.0.0.1"});
     };
     auto scp = [&](std::string from, std::string to) {
-        return cmd({"scp", "-q", "-c", cipher}, ssh_opts("-P", sshd->port()), {from, to});
+        auto head = std::vector<std::string>{"scp", "-q"};
+        for (auto& a : force({"-c", cipher})) head.push_back(a);
+        return cmd(head, ssh_opts("-P", sshd->port()), {from, to});
     };
 
-    fmt::print("transfer bench: {} MiB, {} rounds, cipher {}, files on tmpfs\n", size_mib, rounds,
-               cipher);
+    fmt::print("transfer bench: {} MiB, {} rounds, {}, files on tmpfs\n", size_mib, rounds, label);
 
     // 1. Loopback upload and download.
     std::vector<peer_run> up = {{"tunnel cp", tunnel_cp(sshd->port(), src, remote_dst), {}},
@@ -201,47 +219,56 @@ int main(int argc, char** argv) {
     std::vector<peer_run> wan = {{"tunnel cp", tunnel_cp(proxy.port(), src, remote_dst), {}},
                                  {"sftp put", sftp(proxy.port(), put_batch), {}}};
     interleave(wan, wan_rounds, rm_dst);
-    for (const auto& p : wan)
-        fmt::print("  upload 10ms RTT {:10} {:8.1f} MiB/s\n", p.name, rate(p));
+    if (wan_rounds > 0)
+        for (const auto& p : wan)
+            fmt::print("  upload 10ms RTT {:10} {:8.1f} MiB/s\n", p.name, rate(p));
 
     // 3. Sync of many small files with nothing changed.
-    const std::string tree = data + "/tree";
-    const std::string mirror = data + "/mirror";
-    for (int i = 0; i < files; ++i) {
-        std::string dir = fmt::format("{}/d{:03}", tree, i / 100);
-        if (i % 100 == 0) fs::create_directories(dir);
-        std::ofstream(fmt::format("{}/f{:05}.txt", dir, i))
-            << std::string(100 + i % 50, 'a' + i % 26);
+    std::vector<peer_run> sync;
+    if (sync_rounds > 0) {
+        const std::string tree = data + "/tree";
+        const std::string mirror = data + "/mirror";
+        for (int i = 0; i < files; ++i) {
+            std::string dir = fmt::format("{}/d{:03}", tree, i / 100);
+            if (i % 100 == 0) fs::create_directories(dir);
+            std::ofstream(fmt::format("{}/f{:05}.txt", dir, i))
+                << std::string(100 + i % 50, 'a' + i % 26);
+        }
+        const std::string ssh_cmd = fmt::format(
+            "ssh -F /dev/null -p {} -i {} -o UserKnownHostsFile={} -o "
+            "GlobalKnownHostsFile=/dev/null "
+            "-o BatchMode=yes{}",
+            sshd->port(), sshd->client_key_path(), kh,
+            defaults ? "" : std::string(" -c ") + cipher);
+        std::vector<std::string> rsync = {"rsync", "-a",       "-e",
+                                          ssh_cmd, tree + "/", "root@127.0.0.1:" + mirror + "/"};
+        std::vector<std::string> ours =
+            cmd({tunnel_bin, "sync"}, ssh_opts("-p", sshd->port()), [&] {
+                auto tail = force({"-o", std::string("Ciphers=") + cipher});
+                tail.insert(tail.end(), {tree, "root@127.0.0.1:" + mirror});
+                return tail;
+            }());
+        if (time_process(rsync) < 0 || time_process(ours) < 0)
+            return 1;  // populate; both then see nothing to do
+        sync = {{"tunnel sync", ours, {}}, {"rsync -a", rsync, {}}};
+        interleave(sync, sync_rounds, {});
+        for (const auto& p : sync)
+            fmt::print("  sync {} files, nothing changed: {:12} {:7.1f} ms\n", files, p.name,
+                       median(p.times) * 1000);
     }
-    const std::string ssh_cmd = fmt::format(
-        "ssh -F /dev/null -p {} -i {} -o UserKnownHostsFile={} -o GlobalKnownHostsFile=/dev/null "
-        "-o BatchMode=yes -c {}",
-        sshd->port(), sshd->client_key_path(), kh, cipher);
-    std::vector<std::string> rsync = {"rsync", "-a",       "-e",
-                                      ssh_cmd, tree + "/", "root@127.0.0.1:" + mirror + "/"};
-    std::vector<std::string> ours =
-        cmd({tunnel_bin, "sync"}, ssh_opts("-p", sshd->port()),
-            {"-o", std::string("Ciphers=") + cipher, tree, "root@127.0.0.1:" + mirror});
-    if (time_process(rsync) < 0 || time_process(ours) < 0)
-        return 1;  // populate; both then see nothing to do
-    std::vector<peer_run> sync = {{"tunnel sync", ours, {}}, {"rsync -a", rsync, {}}};
-    interleave(sync, sync_rounds, {});
-    for (const auto& p : sync)
-        fmt::print("  sync {} files, nothing changed: {:12} {:7.1f} ms\n", files, p.name,
-                   median(p.times) * 1000);
 
     auto best = [&](const std::vector<peer_run>& set) {
         return std::max(rate(set[1]), rate(set[2]));
     };
-    fmt::print(
-        "ratio upload   tunnel/best(sftp,scp) {:.2f}  (aes128-gcm, loopback, higher is better)\n",
-        rate(up[0]) / best(up));
-    fmt::print(
-        "ratio download tunnel/best(sftp,scp) {:.2f}  (aes128-gcm, loopback, higher is better)\n",
-        rate(down[0]) / best(down));
-    fmt::print("ratio upload 10ms RTT tunnel/sftp    {:.2f}  (aes128-gcm, higher is better)\n",
-               rate(wan[0]) / rate(wan[1]));
-    fmt::print("ratio sync nothing-changed time tunnel/rsync {:.2f}  (lower is better)\n",
-               median(sync[0].times) / median(sync[1].times));
+    fmt::print("ratio upload   tunnel/best(sftp,scp) {:.2f}  ({}, loopback, higher is better)\n",
+               rate(up[0]) / best(up), label);
+    fmt::print("ratio download tunnel/best(sftp,scp) {:.2f}  ({}, loopback, higher is better)\n",
+               rate(down[0]) / best(down), label);
+    if (wan_rounds > 0)
+        fmt::print("ratio upload 10ms RTT tunnel/sftp    {:.2f}  ({}, higher is better)\n",
+                   rate(wan[0]) / rate(wan[1]), label);
+    if (sync_rounds > 0)
+        fmt::print("ratio sync nothing-changed time tunnel/rsync {:.2f}  (lower is better)\n",
+                   median(sync[0].times) / median(sync[1].times));
     return 0;
 }

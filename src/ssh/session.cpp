@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "ssh/cipher_order.hpp"
 #include "ssh/host_key_verifier.hpp"
 #include "ssh/jump_bridge.hpp"
 #include "ssh/tcp_connect.hpp"
@@ -133,10 +134,10 @@ asio::awaitable<core::result<std::shared_ptr<session>>> session::connect(
     set_option(s.get(), SSH_OPTIONS_NODELAY, &on);
     set_option(s.get(), SSH_OPTIONS_KNOWNHOSTS, "/dev/null");  // we verify host keys ourselves
     set_option(s.get(), SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null");
-    if (opts.ciphers) {
-        set_option(s.get(), SSH_OPTIONS_CIPHERS_C_S, opts.ciphers->c_str());
-        set_option(s.get(), SSH_OPTIONS_CIPHERS_S_C, opts.ciphers->c_str());
-    }
+    // The user's Ciphers, or ours: AES-GCM first when the CPU has AES (cipher_order.hpp).
+    const std::string ciphers = opts.ciphers.value_or(default_ciphers());
+    set_option(s.get(), SSH_OPTIONS_CIPHERS_C_S, ciphers.c_str());
+    set_option(s.get(), SSH_OPTIONS_CIPHERS_S_C, ciphers.c_str());
     if (opts.macs) {
         set_option(s.get(), SSH_OPTIONS_HMAC_C_S, opts.macs->c_str());
         set_option(s.get(), SSH_OPTIONS_HMAC_S_C, opts.macs->c_str());
