@@ -134,10 +134,11 @@ asio::awaitable<core::result<std::shared_ptr<session>>> session::connect(
     set_option(s.get(), SSH_OPTIONS_NODELAY, &on);
     set_option(s.get(), SSH_OPTIONS_KNOWNHOSTS, "/dev/null");  // we verify host keys ourselves
     set_option(s.get(), SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null");
-    // The user's Ciphers, or ours: AES-GCM first when the CPU has AES (cipher_order.hpp).
-    const std::string ciphers = opts.ciphers.value_or(default_ciphers());
-    set_option(s.get(), SSH_OPTIONS_CIPHERS_C_S, ciphers.c_str());
-    set_option(s.get(), SSH_OPTIONS_CIPHERS_S_C, ciphers.c_str());
+    // The user's Ciphers, or ours per direction (cipher_order.hpp).
+    const std::string to_server = opts.ciphers.value_or(default_ciphers_to_server());
+    const std::string from_server = opts.ciphers.value_or(default_ciphers_from_server());
+    set_option(s.get(), SSH_OPTIONS_CIPHERS_C_S, to_server.c_str());
+    set_option(s.get(), SSH_OPTIONS_CIPHERS_S_C, from_server.c_str());
     if (opts.macs) {
         set_option(s.get(), SSH_OPTIONS_HMAC_C_S, opts.macs->c_str());
         set_option(s.get(), SSH_OPTIONS_HMAC_S_C, opts.macs->c_str());

@@ -17,18 +17,22 @@ std::vector<std::string> names(const std::string& list) {
     return out;
 }
 
-TEST(CipherOrder, AesGcmFirstOnlyWithAesInstructions) {
-    const auto with = names(default_ciphers(true));
-    const auto without = names(default_ciphers(false));
+TEST(CipherOrder, AesGcmFirstToTheServerOnlyWithAesInstructions) {
+    const auto with = names(default_ciphers_to_server(true));
+    const auto without = names(default_ciphers_to_server(false));
+    const auto from = names(default_ciphers_from_server());
     ASSERT_FALSE(with.empty());
     EXPECT_EQ(with.front(), "aes128-gcm@openssh.com");
     EXPECT_EQ(without.front(), "chacha20-poly1305@openssh.com");
-    // The same algorithms either way: only the preference changes.
-    auto a = with, b = without;
+    EXPECT_EQ(from.front(), "chacha20-poly1305@openssh.com");
+    // The same algorithms every way: only the preference changes.
+    auto a = with, b = without, c = from;
     std::sort(a.begin(), a.end());
     std::sort(b.begin(), b.end());
+    std::sort(c.begin(), c.end());
     EXPECT_EQ(a, b);
-    EXPECT_EQ(default_ciphers(), default_ciphers(cpu_has_aes()));
+    EXPECT_EQ(a, c);
+    EXPECT_EQ(default_ciphers_to_server(), default_ciphers_to_server(cpu_has_aes()));
 }
 
 }  // namespace
