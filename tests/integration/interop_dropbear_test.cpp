@@ -23,6 +23,7 @@
 
 #include "forward_test_support.hpp"
 #include "support/dropbear_fixture.hpp"
+#include "support/net.hpp"
 #include "support/process.hpp"
 #include "support/tcp_servers.hpp"
 #include "support/tunnel_cli.hpp"
@@ -158,16 +159,10 @@ TEST_F(InteropDropbear, ExecOutputOf4MiBArrivesWhole) {
 class sink_server {
   public:
     sink_server() {
-        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t len = sizeof addr;
-        if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
-            ::listen(fd_, 16) != 0 ||
-            ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-            return;
-        port_ = ntohs(addr.sin_port);
+        const auto l = listen_loopback();
+        fd_ = l.fd;
+        if (fd_ < 0) return;
+        port_ = l.port;
         thread_ = std::thread([this] { serve(); });
     }
     ~sink_server() {

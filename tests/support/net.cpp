@@ -23,6 +23,22 @@ sockaddr_in loopback_address(std::uint16_t port, const std::string& host) {
 
 }  // namespace
 
+loopback_listener listen_loopback(int extra_type_flags) {
+    loopback_listener l;
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | extra_type_flags, 0);
+    if (fd < 0) return l;
+    sockaddr_in addr = loopback_address(0, "127.0.0.1");
+    socklen_t len = sizeof addr;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(fd, 16) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+        ::close(fd);
+        return l;
+    }
+    l.fd = fd;
+    l.port = ntohs(addr.sin_port);
+    return l;
+}
+
 core::result<std::uint16_t> unused_port() {
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)

@@ -15,6 +15,15 @@ namespace tunnel::test {
 // callers that start a server on it must retry on a bind failure.
 [[nodiscard]] core::result<std::uint16_t> unused_port();
 
+// A TCP socket listening on 127.0.0.1 at a port the kernel chose (backlog
+// 16). `extra_type_flags` go to socket() with SOCK_STREAM | SOCK_CLOEXEC
+// (SOCK_NONBLOCK, say). fd is -1 when any step failed; the caller closes it.
+struct loopback_listener {
+    int fd = -1;
+    std::uint16_t port = 0;
+};
+[[nodiscard]] loopback_listener listen_loopback(int extra_type_flags = 0);
+
 // Tries to connect to host:port until it succeeds or timeout passes. Polls
 // every few milliseconds; returns whether a connection was accepted.
 [[nodiscard]] bool wait_for_port(std::uint16_t port, std::chrono::milliseconds timeout,
