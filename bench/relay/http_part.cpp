@@ -56,14 +56,13 @@ int run_http_part(int argc, char** argv) {
     }
     auto lp = test::unused_port();
     if (!lp) return 1;
-    if (!procs.start({"ssh", "-F", "/dev/null", "-N", "-p", std::to_string(sshd->port()), "-i",
-                      sshd->client_key_path(), "-o",
-                      "UserKnownHostsFile=" + sshd->known_hosts_path(), "-o",
-                      "GlobalKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o",
-                      "ExitOnForwardFailure=yes", "-L",
-                      fmt::format("127.0.0.1:{}:127.0.0.1:{}", *lp, nginx->port()),
-                      "root@127.0.0.1"},
-                     "ssh-L.log"))
+    if (!procs.start(
+            {"ssh", "-F", "/dev/null", "-N", "-p", std::to_string(sshd->port()), "-i",
+             sshd->client_key_path(), "-o", "UserKnownHostsFile=" + sshd->known_hosts_path(), "-o",
+             "GlobalKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o",
+             "ExitOnForwardFailure=yes", "-L",
+             fmt::format("127.0.0.1:{}:127.0.0.1:{}", *lp, nginx->port()), "root@127.0.0.1"},
+            "ssh-L.log"))
         return 1;
 
     test::relay_options ro;
@@ -91,7 +90,8 @@ int run_http_part(int argc, char** argv) {
         fmt::print(stderr, "tunnel connect: {}\n", client.error().message);
         return 1;
     }
-    const std::string ours = fmt::format("http://127.0.0.1:{}/t/bench/web/1k", relay->public_port());
+    const std::string ours =
+        fmt::format("http://127.0.0.1:{}/t/bench/web/1k", relay->public_port());
     const std::string peer = fmt::format("http://127.0.0.1:{}/1k", *lp);
     const std::string direct = fmt::format("http://127.0.0.1:{}/1k", nginx->port());
     if (!wait_http_ok(relay->public_port(), "/t/bench/web/1k", 30s) ||
@@ -181,8 +181,9 @@ int run_http_part(int argc, char** argv) {
                median(ours_keep.rps) / median(peer_keep.rps));
     fmt::print("ratio relay / ssh -L, Connection: close req/s (target >= 1.5): {:.2f}\n",
                median(ours_close.rps) / median(peer_close.rps));
-    fmt::print("relay p99 at ~1,000 req/s minus nginx's (target <= 2 ms, total <= 5 ms): {:.2f} ms\n",
-               median(ours_paced.p99) - median(direct_paced.p99));
+    fmt::print(
+        "relay p99 at ~1,000 req/s minus nginx's (target <= 2 ms, total <= 5 ms): {:.2f} ms\n",
+        median(ours_paced.p99) - median(direct_paced.p99));
     return 0;
 }
 

@@ -206,7 +206,8 @@ std::optional<nginx_server> nginx_server::start(
         return std::nullopt;
     nginx_server n;
     n.port_ = *port;
-    if (!files.empty() && !wait_http_ok(n.port_, "/" + files.front().first, std::chrono::seconds(10))) {
+    if (!files.empty() &&
+        !wait_http_ok(n.port_, "/" + files.front().first, std::chrono::seconds(10))) {
         fmt::print(stderr, "nginx did not answer:\n{}\n", log_of(dir.file("nginx.log")));
         return std::nullopt;
     }
@@ -219,8 +220,9 @@ bool wait_http_ok(std::uint16_t port, const std::string& path, std::chrono::mill
         int fd = test::connect_tcp("127.0.0.1", port, 1000);
         if (fd >= 0) {
             auto r = test::exchange(
-                fd, fmt::format("GET {} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
-                                path),
+                fd,
+                fmt::format("GET {} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                            path),
                 5000);
             ::close(fd);
             if (r && r->rfind("HTTP/1.1 200", 0) == 0) return true;

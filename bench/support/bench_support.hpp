@@ -59,8 +59,8 @@ struct wrk_result {
     double requests_per_second = 0;
     double p50_ms = 0, p99_ms = 0;
     long long requests = 0;
-    long long non_2xx = 0;       // "Non-2xx or 3xx responses"
-    long long socket_errors = 0; // connect + read + write + timeout
+    long long non_2xx = 0;        // "Non-2xx or 3xx responses"
+    long long socket_errors = 0;  // connect + read + write + timeout
     std::string output;
     [[nodiscard]] bool clean() const { return requests > 0 && non_2xx == 0 && socket_errors == 0; }
 };

@@ -238,6 +238,9 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
     t->attached_at = std::chrono::system_clock::now();
     t->breaker = std::make_unique<pool::circuit_breaker>(
         pool::breaker_settings{cfg.breaker.failures, cfg.breaker.cooldown});
+    t->idle = std::make_unique<channel_pool>(
+        ex,
+        channel_pool_options{cfg.limits.idle_channels_per_name, cfg.limits.idle_channel_timeout});
 
     ssh::server_options so;
     so.user = tenant;
