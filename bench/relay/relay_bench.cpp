@@ -1,6 +1,6 @@
-// bench/relay: `relay_bench [--parts http,bulk] [part options]`; each part
+// bench/relay: `relay_bench [--parts http,bulk,idle] [part options]`; each part
 // is described in relay_parts.hpp. Options: --rounds N (both), --seconds N
-// and --workers N (http), --mib N (bulk).
+// and --workers N (http), --mib N (bulk), --tunnels N (idle).
 #include <string>
 
 #include <fmt/format.h>
@@ -24,13 +24,15 @@ int main(int argc, char** argv) {
             status |= run_http_part(argc, argv);
         else if (part == "bulk")
             status |= run_bulk_part(argc, argv);
+        else if (part == "idle")
+            status |= run_idle_part(argc, argv);
         else {
-            fmt::print(stderr, "--parts: unknown part {:?} (known: http, bulk)\n", part);
+            fmt::print(stderr, "--parts: unknown part {:?} (known: http, bulk, idle)\n", part);
             return 2;
         }
     }
     if (!any) {
-        fmt::print(stderr, "--parts: name at least one part (http, bulk)\n");
+        fmt::print(stderr, "--parts: name at least one part (http, bulk, idle)\n");
         return 2;
     }
     return status;

@@ -4,11 +4,13 @@
 //         ~1,000 req/s: tunnel relay + tunnel connect against `ssh -L`,
 //         both in front of one nginx;
 //   bulk  512 MiB through one tunnel against `ssh -L` and websockify + ssh;
+//   idle  the relay's memory per idle tunnel (N `tunnel connect` processes).
 #pragma once
 
 namespace tunnel::bench {
 
 int run_http_part(int argc, char** argv);
 int run_bulk_part(int argc, char** argv);
+int run_idle_part(int argc, char** argv);
 
 }  // namespace tunnel::bench
