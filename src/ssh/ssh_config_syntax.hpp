@@ -1,5 +1,5 @@
 // The lexical layer of ssh_config: the keyword table, line splitting, value
-// parsers and token expansion. Internal to src/ssh/ssh_config.cpp, split out
+// parsers and token expansion. Internal to src/ssh/ssh_config_*.cpp, split out
 // so each file has one job; not part of the public API.
 #pragma once
 
