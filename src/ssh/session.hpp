@@ -87,10 +87,6 @@ class session : public std::enable_shared_from_this<session> {
 
     asio::awaitable<core::result<void>> handshake(time_point deadline);
     core::result<void> verify_host_key();
-    asio::awaitable<core::result<void>> authenticate(time_point deadline);
-    asio::awaitable<core::result<bool>> try_identity(const std::string& path, time_point deadline,
-                                                     std::vector<std::string>& tried);
-    asio::awaitable<core::result<bool>> try_password(time_point deadline);
     core::result<void> keepalive_tick();
 
     connect_options opts_;

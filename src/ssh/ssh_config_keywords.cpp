@@ -217,6 +217,8 @@ core::result<void> apply_option(int id, const std::vector<std::string>& args, re
             return flag(&host_config::batch_mode);
         case k_password_authentication:
             return flag(&host_config::password_authentication);
+        case k_kbd_interactive_authentication:
+            return flag(&host_config::kbd_interactive_authentication);
         case k_pubkey_authentication: {
             auto v = single_arg(id, args);
             if (!v) return tl::unexpected(v.error());

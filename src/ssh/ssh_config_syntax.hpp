@@ -40,6 +40,7 @@ enum kw : int {
     k_batch_mode,
     k_password_authentication,
     k_pubkey_authentication,
+    k_kbd_interactive_authentication,
     k_ciphers,
     k_kex_algorithms,
     k_macs,
