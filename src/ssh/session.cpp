@@ -7,6 +7,8 @@
 
 #include "ssh/cipher_order.hpp"
 #include "ssh/client_auth.hpp"
+#include "ssh/host_certificate.hpp"
+#include "ssh/host_certificate_probe.hpp"
 #include "ssh/host_key_verifier.hpp"
 #include "ssh/jump_bridge.hpp"
 #include "ssh/tcp_connect.hpp"
@@ -174,17 +176,73 @@ asio::awaitable<core::result<void>> session::handshake(time_point deadline) {
     co_return core::result<void>{};
 }
 
-core::result<void> session::verify_host_key() {
+asio::awaitable<core::result<void>> session::verify_host_key(time_point deadline) {
     ssh_key raw = nullptr;
     if (ssh_get_server_publickey(session_.get(), &raw) != SSH_OK)
-        return core::fail(
+        co_return core::fail(
             core::errc::protocol_error,
             fmt::format("{} sent no host key: {}", opts_.destination(), last_error()));
     key_handle key(raw);
+    // @cert-authority: a host certificate for this key, fetched beside the session.
+    std::string cert_problem;
+    if (wants_host_certificate(opts_, key.get())) {
+        auto accepted = co_await check_certificate_of(key.get(), deadline);
+        if (accepted) {
+            fingerprint_ = fingerprint(key.get());
+            spdlog::debug("{}: accepted {}", opts_.destination(), *accepted);
+            co_return core::result<void>{};
+        }
+        cert_problem = accepted.error().message;
+        spdlog::debug("{}: no valid host certificate: {}", opts_.destination(), cert_problem);
+    }
     auto checked = check_host_key(opts_, key.get());
-    if (!checked) return tl::unexpected(checked.error());
+    if (!checked) {
+        auto e = checked.error();
+        if (!cert_problem.empty()) e.message += "; and no valid host certificate: " + cert_problem;
+        co_return tl::unexpected(e);
+    }
     fingerprint_ = *checked;
-    return {};
+    co_return core::result<void>{};
+}
+
+asio::awaitable<core::result<std::string>> session::check_certificate_of(ssh_key key,
+                                                                         time_point deadline) {
+    const std::string algorithm = host_certificate_algorithm(key);
+    if (algorithm.empty())
+        co_return core::fail(core::errc::host_key_unknown,
+                             fmt::format("{} host keys have no certificates",
+                                         ssh_key_type_to_char(ssh_key_type(key))));
+    // A second stream to the same server, the way the session reached it.
+    auto executor = fd_.get_executor();
+    int fd = -1;
+    std::shared_ptr<stream_pump> pump;
+    if (opts_.open_stream) {
+        auto opening = opts_.open_stream(executor, deadline);
+        auto opened = co_await std::move(opening);
+        if (!opened) co_return tl::unexpected(opened.error());
+        fd = opened->fd;
+        pump = std::move(opened->pump);
+    } else if (jump_) {
+        auto b = co_await jump_bridge::open(jump_, opts_.host, opts_.port, deadline);
+        if (!b) co_return tl::unexpected(b.error());
+        pump = b->first;
+        fd = b->second;
+    } else {
+        auto c = co_await tcp_connect(executor, opts_.host, opts_.port, deadline);
+        if (!c) co_return tl::unexpected(c.error());
+        fd = *c;
+    }
+    auto fetching = fetch_host_certificate(executor, fd, algorithm, deadline);
+    auto blob = co_await std::move(fetching);
+    if (pump) pump->stop();
+    if (!blob)
+        co_return core::fail(
+            core::errc::host_key_unknown,
+            fmt::format("fetching its host certificate: {}", blob.error().message));
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    co_return check_host_certificate(opts_, key, *blob, now);
 }
 
 asio::awaitable<core::result<void>> session::wait(time_point deadline) {
