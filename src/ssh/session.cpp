@@ -235,6 +235,9 @@ asio::awaitable<core::result<std::string>> session::check_certificate_of(ssh_key
     auto fetching = fetch_host_certificate(executor, fd, algorithm, deadline);
     auto blob = co_await std::move(fetching);
     if (pump) pump->stop();
+    // A jump bridge's pumps wait on the jump session: wake them so they see
+    // the stop (they hold the jump session until they end).
+    if (jump_) jump_->notify();
     if (!blob)
         co_return core::fail(
             core::errc::host_key_unknown,

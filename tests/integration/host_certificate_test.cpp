@@ -110,6 +110,28 @@ TEST_F(HostCertificate, AcceptedThroughCertAuthorityWithoutAPlainEntry) {
     EXPECT_NE(unknown.err.find("is not known"), std::string::npos) << unknown.err;
 }
 
+// Through ProxyJump the target's certificate is fetched over a second channel
+// of the jump session (here the jump host is the same sshd; both hops are
+// trusted only through the CA).
+TEST_F(HostCertificate, AcceptedThroughAJumpHostToo) {
+    start_with_certificate(*ca_, cert_request().names("127.0.0.1"));
+    const auto kh = known_hosts_trusting(*ca_);
+    const auto config = dir_->file("jump_config");
+    const auto port = std::to_string(sshd_->port());
+    ASSERT_TRUE(write_text_file(config, "Host target\n  HostName 127.0.0.1\n  Port " + port +
+                                            "\n  ProxyJump jumphost\nHost jumphost\n  HostName "
+                                            "127.0.0.1\n  Port " +
+                                            port + "\n"));
+    auto args = std::vector<std::string>{"exec"};
+    auto c = common(kh);
+    c[1] = config;  // -F
+    args.insert(args.end(), c.begin(), c.end());
+    args.insert(args.end(), {"-l", "root", "target", "--", "echo", "via-jump"});
+    auto r = run_tunnel(args);
+    ASSERT_TRUE(r.ok()) << r.describe() << "\nsshd log:\n" << sshd_->log();
+    EXPECT_EQ(r.out, "via-jump\n");
+}
+
 TEST_F(HostCertificate, CertificateForAnotherHostIsRefused) {
     start_with_certificate(*ca_, cert_request().names("db1.example.com,db2.example.com"));
     const auto kh = known_hosts_trusting(*ca_);
