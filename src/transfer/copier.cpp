@@ -9,7 +9,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "core/shell_quote.hpp"
+#include "transfer/copy_plan.hpp"
 #include "transfer/local_file.hpp"
 #include "transfer/location.hpp"
 #include "transfer/run_workers.hpp"
@@ -97,13 +97,10 @@ asio::awaitable<core::result<void>> upload(remote_host& host, std::vector<std::s
     sftp::client& c = **c0;
     auto dst = co_await c.stat(dest);
     const bool dest_is_dir = dst && dst->is_dir();
-    if (sources.size() > 1 && !dest_is_dir)
-        co_return core::fail(dst ? core::errc::invalid_argument : core::errc::not_found,
-                             fmt::format("{} is not a directory (several sources need one)",
-                                         host.display_path(dest)));
-    if (!dst && !dest.empty() && dest.back() == '/')
-        co_return core::fail(core::errc::not_found,
-                             fmt::format("directory {} does not exist", host.display_path(dest)));
+    if (auto ok = check_copy_destination(sources.size(), dest, dst.has_value(), dest_is_dir,
+                                         host.display_path(dest));
+        !ok)
+        co_return tl::unexpected(ok.error());
 
     std::vector<file_task> tasks;
     std::vector<std::pair<std::string, tree_entry>> dirs;  // remote path, entry: times set last
@@ -113,7 +110,7 @@ asio::awaitable<core::result<void>> upload(remote_host& host, std::vector<std::s
             record_failure(stats, p, errno_error("cannot read", src));
             continue;
         }
-        std::string target = dest_is_dir ? join_path(dest, base_name(src)) : dest;
+        std::string target = copy_target(src, dest, dest_is_dir);
         if (!S_ISDIR(st.st_mode)) {
             p.add_total(static_cast<std::uint64_t>(st.st_size));
             tasks.push_back({src, target});
@@ -198,11 +195,8 @@ asio::awaitable<core::result<void>> upload(remote_host& host, std::vector<std::s
     }
     if (!owned.empty()) {
         // chown through sudo, many paths per command.
-        std::string spec = o.owner.value_or("") + (o.group ? ":" + *o.group : "");
-        for (std::size_t i = 0; i < owned.size();) {
-            std::string command = "sudo -n chown -h -- " + core::shell_quote(spec);
-            for (; i < owned.size() && command.size() < 64 * 1024; ++i)
-                command += " " + core::shell_quote(owned[i]);
+        const std::string spec = chown_spec(o.owner, o.group);
+        for (const auto& command : chown_commands(o.owner, o.group, owned)) {
             auto r = co_await host.run(command, std::chrono::minutes(5));
             if (!r)
                 record_failure(stats, p, r.error());
@@ -227,12 +221,8 @@ asio::awaitable<core::result<void>> download(remote_host& host, std::vector<std:
     struct stat dst {};
     const bool dest_exists = ::stat(dest.c_str(), &dst) == 0;
     const bool dest_is_dir = dest_exists && S_ISDIR(dst.st_mode);
-    if (sources.size() > 1 && !dest_is_dir)
-        co_return core::fail(dest_exists ? core::errc::invalid_argument : core::errc::not_found,
-                             fmt::format("{} is not a directory (several sources need one)", dest));
-    if (!dest_exists && !dest.empty() && dest.back() == '/')
-        co_return core::fail(core::errc::not_found,
-                             fmt::format("directory {} does not exist", dest));
+    if (auto ok = check_copy_destination(sources.size(), dest, dest_exists, dest_is_dir, dest); !ok)
+        co_return tl::unexpected(ok.error());
 
     std::vector<file_task> tasks;
     std::vector<std::pair<std::string, tree_entry>> dirs;
@@ -250,7 +240,7 @@ asio::awaitable<core::result<void>> download(remote_host& host, std::vector<std:
                  fmt::format("cannot name a copy of {} inside {}", host.display_path(src), dest)});
             continue;
         }
-        std::string target = dest_is_dir ? join_path(dest, name) : dest;
+        std::string target = copy_target(src, dest, dest_is_dir);
         if (!st->is_dir()) {
             p.add_total(st->size.value_or(0));
             tasks.push_back({src, target});
