@@ -13,6 +13,7 @@
 #include "transfer/copier.hpp"
 #include "transfer/copy_plan.hpp"
 #include "transfer/local_checks.hpp"
+#include "transfer/retrying_transfer.hpp"
 #include "transfer/target.hpp"
 
 namespace tunnel::cli {
@@ -70,37 +71,64 @@ int run_cp(const cp_flags& f) {
     std::optional<core::error> fatal;
     sftp::client_options so;
     so.max_inflight = std::max(1u, f.inflight);
-    run_until_done(io, [&]() -> asio::awaitable<void> {
-        auto host = co_await transfer::remote_host::connect(io.get_executor(), *target, so);
-        if (!host) {
-            fatal = host.error();
-        } else {
-            bool exec_ok = true;
-            if (transfer::needs_remote_commands(o)) exec_ok = co_await (*host)->exec_allowed();
+    std::vector<std::string> retry_errors;
+    transfer::reconnect_options reconnect;
+    reconnect.retries = plan->retries;
+    reconnect.on_retry = [&](const transfer::retry_event& e) {
+        retry_errors.push_back(e.cause.message);
+        if (!f.json) meter.notice(transfer::describe(e));  // --json: reported in the JSON
+    };
+    bool noted = false;
+    // One attempt on a fresh connection; after a reconnect it resumes.
+    auto attempt = [&](transfer::remote_host& host,
+                       bool resuming) -> asio::awaitable<core::result<void>> {
+        if (!noted && transfer::needs_remote_commands(o)) {
+            noted = true;
+            const bool exec_ok = co_await host.exec_allowed();
             if (!exec_ok)
                 for (const auto& note : transfer::notes_without_remote_commands(*plan))
                     fmt::print(stderr, "tunnel: {}\n", note);
-            core::result<void> r;  // (no co_await inside ?: — g++ 12 miscompiles it)
-            if (plan->upload)
-                r = co_await transfer::upload(**host, plan->sources, plan->dest, o, meter, stats);
-            else
-                r = co_await transfer::download(**host, plan->sources, plan->dest, o, meter, stats);
-            if (!r) fatal = r.error();
         }
+        transfer::copy_options oa = o;
+        oa.resume = o.resume || resuming;
+        core::result<void> r;  // (no co_await inside ?: — g++ 12 miscompiles it)
+        if (plan->upload)
+            r = co_await transfer::upload(host, plan->sources, plan->dest, oa, meter, stats);
+        else
+            r = co_await transfer::download(host, plan->sources, plan->dest, oa, meter, stats);
+        co_return r;
+    };
+    run_until_done(io, [&]() -> asio::awaitable<void> {
+        // (named, not temporaries, in a co_await's arguments — g++ 12)
+        asio::any_io_executor ex = io.get_executor();
+        transfer::transfer_attempt work = attempt;
+        auto r =
+            co_await transfer::run_with_reconnects(ex, *target, so, reconnect, meter, stats, work);
+        if (!r) fatal = r.error();
     });
     meter.finish();
     for (const auto& e : stats.errors) fmt::print(stderr, "tunnel: {}\n", e);
+    const auto retried = static_cast<unsigned>(retry_errors.size());
+    std::optional<std::string> lost;  // the copy ended because the connection went away
+    if (fatal ? retried > 0 && transfer::connection_lost(*fatal)
+              : stats.connection_lost.has_value())
+        lost = transfer::lost_connection_advice(retried);
     if (fatal) fmt::print(stderr, "tunnel: {}\n", fatal->message);
-    if (!f.json && ::isatty(2) && !fatal)
+    if (lost) fmt::print(stderr, "tunnel: {}\n", *lost);
+    if (!f.json && ::isatty(2) && !fatal && !lost)
         fmt::print(stderr, "{} copied, {} unchanged (skipped), {} failed; {} in {:.1f}s\n",
                    stats.files, stats.skipped, stats.failed, transfer::human_bytes(meter.done()),
                    meter.seconds());
     if (f.json) {
         auto j = transfer::summary_json(stats, meter.done(), meter.seconds());
+        j["retries"] = retried;
+        j["retry_errors"] = retry_errors;
         if (fatal) j["error"] = fatal->message;
+        if (lost) j["error"] = fatal ? fatal->message + "; " + *lost : *lost;
         std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     }
     if (fatal) return exit_code_for(*fatal);
+    if (lost) return exit_connection;
     if (stats.failed == 0) return 0;
     // Nothing copied and every failure was bad input (missing source, ...): usage error.
     return stats.files == 0 && stats.skipped == 0 && stats.only_input_errors ? exit_usage : 1;
@@ -117,6 +145,7 @@ void add_cp_command(CLI::App& app, command_runner& run) {
         "  tunnel cp app.tar.gz web1:/srv/releases/\n"
         "  tunnel cp -r -p --jobs 8 web1:/var/log/app ./logs\n"
         "  tunnel cp --resume --verify big.iso root@10.0.0.5:/data/\n"
+        "  tunnel cp --retries 5 backup.tar web1:/srv/  # reconnects and resumes after a cut\n"
         "Files are written to a hidden temp name, synced and renamed: the destination is never "
         "half-written.\n"
         "Unchanged files (same size and mtime, or --checksum) are skipped.\n"
@@ -148,6 +177,10 @@ void add_cp_command(CLI::App& app, command_runner& run) {
     cmd->add_option("--group", flags->request.group, "Group for uploaded files (with --sudo)");
     cmd->add_flag("--sudo", flags->request.sudo,
                   "Allow --owner/--group to run chown through sudo -n");
+    cmd->add_option("--retries", flags->request.retries,
+                    "After a lost connection, reconnect and resume this many times (0-100; "
+                    "backoff with jitter)")
+        ->capture_default_str();
     cmd->add_flag("--json", flags->json, "Print a JSON summary at the end");
     cmd->add_option("paths", flags->request.paths,
                     "SRC... DST, each a local path or [user@]host:path")

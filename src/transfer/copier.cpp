@@ -12,6 +12,7 @@
 #include "transfer/copy_plan.hpp"
 #include "transfer/local_file.hpp"
 #include "transfer/location.hpp"
+#include "transfer/retry_policy.hpp"
 #include "transfer/run_workers.hpp"
 
 namespace tunnel::transfer {
@@ -21,6 +22,7 @@ void record_failure(transfer_stats& stats, progress& p, const core::error& e) {
     stats.errors.push_back(e.message);
     if (e.code != core::errc::invalid_argument && e.code != core::errc::not_found)
         stats.only_input_errors = false;
+    if (connection_lost(e) && !stats.connection_lost) stats.connection_lost = e;
     p.finish();
 }
 
@@ -43,18 +45,24 @@ asio::awaitable<void> copy_file_tasks(remote_host& host, std::vector<file_task> 
         }
         while (next < tasks.size()) {
             const auto& t = tasks[next++];
+            if (stats.finished_before(t.to)) {  // by an attempt before a reconnect
+                p.resumed(t.size);
+                continue;
+            }
             // (no co_await inside ?: — g++ 12 destroys its temporaries twice)
             core::result<file_outcome> r;
             if (up)
                 r = co_await upload_file(host, **c, t.from, t.to, o, p);
             else
                 r = co_await download_file(host, **c, t.from, t.to, o, p);
-            if (!r)
+            if (!r) {
                 record_failure(stats, p, r.error());
-            else if (*r == file_outcome::skipped)
+            } else if (*r == file_outcome::skipped) {
                 ++stats.skipped;
-            else
+            } else {
                 ++stats.files;
+                stats.mark_finished(t.to);
+            }
         }
     });
 }
@@ -113,7 +121,7 @@ asio::awaitable<core::result<void>> upload(remote_host& host, std::vector<std::s
         std::string target = copy_target(src, dest, dest_is_dir);
         if (!S_ISDIR(st.st_mode)) {
             p.add_total(static_cast<std::uint64_t>(st.st_size));
-            tasks.push_back({src, target});
+            tasks.push_back({src, target, static_cast<std::uint64_t>(st.st_size)});
             continue;
         }
         if (!o.recursive) {
@@ -162,14 +170,17 @@ asio::awaitable<core::result<void>> upload(remote_host& host, std::vector<std::s
                 }
                 case tree_entry::kind::file:
                     p.add_total(e.size);
-                    tasks.push_back({from, to});
+                    tasks.push_back({from, to, e.size});
                     break;
                 case tree_entry::kind::link: {
+                    if (stats.finished_before(to)) break;
                     (void)co_await c.remove(to);
-                    if (auto l = co_await c.symlink(e.link_target, to); !l)
+                    if (auto l = co_await c.symlink(e.link_target, to); !l) {
                         record_failure(stats, p, l.error());
-                    else
+                    } else {
                         ++stats.links;
+                        stats.mark_finished(to);
+                    }
                     break;
                 }
                 case tree_entry::kind::other:
@@ -243,7 +254,7 @@ asio::awaitable<core::result<void>> download(remote_host& host, std::vector<std:
         std::string target = copy_target(src, dest, dest_is_dir);
         if (!st->is_dir()) {
             p.add_total(st->size.value_or(0));
-            tasks.push_back({src, target});
+            tasks.push_back({src, target, st->size.value_or(0)});
             continue;
         }
         if (!o.recursive) {
@@ -281,9 +292,10 @@ asio::awaitable<core::result<void>> download(remote_host& host, std::vector<std:
                     break;
                 case tree_entry::kind::file:
                     p.add_total(e.size);
-                    tasks.push_back({from, to});
+                    tasks.push_back({from, to, e.size});
                     break;
                 case tree_entry::kind::link: {
+                    if (stats.finished_before(to)) break;
                     auto t = co_await c.readlink(from);
                     if (!t) {
                         record_failure(stats, p, t.error());
@@ -299,10 +311,12 @@ asio::awaitable<core::result<void>> download(remote_host& host, std::vector<std:
                         break;
                     }
                     ::unlink(to.c_str());
-                    if (::symlink(t->c_str(), to.c_str()) != 0)
+                    if (::symlink(t->c_str(), to.c_str()) != 0) {
                         record_failure(stats, p, errno_error("cannot create symlink", to));
-                    else
+                    } else {
                         ++stats.links;
+                        stats.mark_finished(to);
+                    }
                     break;
                 }
                 case tree_entry::kind::other:

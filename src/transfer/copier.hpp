@@ -5,6 +5,7 @@
 // rename, resume), tree_walk.hpp (listing trees).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -30,13 +31,17 @@ asio::awaitable<core::result<void>> download(remote_host& host, std::vector<std:
                                              transfer_stats& stats);
 
 // Copies each {from, to} pair (regular files) on up to o.jobs SFTP channels.
+// A file that an earlier attempt of a retried run finished
+// (stats.finished_before) is left alone and counted as done in `p`.
 struct file_task {
     std::string from;
     std::string to;
+    std::uint64_t size = 0;  // as listed, for progress
 };
 asio::awaitable<void> copy_file_tasks(remote_host& host, std::vector<file_task> tasks, bool upload,
                                       const copy_options& o, progress& p, transfer_stats& stats);
-// Counts a failure and keeps its message.
+// Counts a failure and keeps its message; the first one that is a lost
+// connection is kept in stats.connection_lost.
 void record_failure(transfer_stats& stats, progress& p, const core::error& e);
 
 }  // namespace tunnel::transfer

@@ -6,6 +6,7 @@
 
 #include "core/shell_quote.hpp"
 #include "transfer/location.hpp"
+#include "transfer/retry_policy.hpp"
 #include "transfer/target.hpp"
 
 namespace tunnel::transfer {
@@ -33,6 +34,12 @@ core::result<copy_plan> plan_copy(const copy_request& r) {
     o.jobs = std::max(1u, r.jobs);
     o.streams = std::max(1u, r.streams);
     if (r.streams_given) o.stream_min_rtt = std::chrono::microseconds(0);
+    auto retries = parse_retries(r.retries);
+    if (!retries) return tl::unexpected(retries.error());
+    plan.retries = *retries;
+    // A file written over several channels cannot be resumed (its ranges
+    // complete out of order): with retries, one channel, so each cut resumes.
+    if (plan.retries > 0) o.streams = 1;
     if (!r.mode.empty()) {
         auto m = parse_mode(r.mode);
         if (!m) return tl::unexpected(m.error());

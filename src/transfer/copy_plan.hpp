@@ -1,7 +1,8 @@
 // What `tunnel cp` copies where, decided before anything is touched: which
 // side is remote (the direction), the host, the paths on each side, and the
 // copy options with their rules (--owner/--group need --sudo and an upload,
-// --mode is octal). Then scp's naming rules for the destination and the
+// --mode is octal, --retries copies every file over one channel so that each
+// cut can resume). Then scp's naming rules for the destination and the
 // chown commands for --owner/--group. Pure: no file system, no network.
 #pragma once
 
@@ -29,6 +30,7 @@ struct copy_request {
     bool streams_given = false;  // explicit --streams: use them even on a near link
     std::string owner, group;
     bool sudo = false;
+    std::string retries = "0";  // --retries text
 };
 
 struct copy_plan {
@@ -37,6 +39,7 @@ struct copy_plan {
     std::vector<std::string> sources;  // paths on the source side
     std::string dest;                  // path on the destination side
     copy_options options;
+    unsigned retries = 0;  // reconnects after a lost connection
 };
 
 // Checks the request and decides the copy. Errors are invalid_argument and

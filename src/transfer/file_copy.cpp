@@ -14,6 +14,7 @@
 #include "transfer/checksum.hpp"
 #include "transfer/local_file.hpp"
 #include "transfer/location.hpp"
+#include "transfer/retry_policy.hpp"
 #include "transfer/run_workers.hpp"
 
 namespace tunnel::transfer {
@@ -126,7 +127,7 @@ asio::awaitable<core::result<file_outcome>> upload_file(remote_host& host, sftp:
                                              host.display_path(dir_name(remote))));
         co_return tl::unexpected(h.error());
     }
-    p.advance(start);
+    p.resumed(start);
     core::result<void> up;
     if (streams == 1) {
         up = co_await c.upload(fd.get(), *h, start, size - start,
@@ -168,7 +169,16 @@ asio::awaitable<core::result<file_outcome>> upload_file(remote_host& host, sftp:
     if (!up) {
         (void)co_await c.close(*h);
         auto e = up.error();
-        if (e.code != core::errc::disconnected && e.code != core::errc::timeout) {
+        if (connection_lost(e)) {
+            // Nothing can be removed over a lost connection, and the next
+            // attempt (--retries) or a run with --resume continues from it.
+            e.message = fmt::format(
+                "copying {} to {}: {} ({})", local, host.display_path(remote), e.message,
+                streams > 1 ? fmt::format("the partial copy {}, written over several channels, "
+                                          "cannot be resumed; the next complete copy removes it",
+                                          host.display_path(temp))
+                            : fmt::format("the partial copy {} is kept", host.display_path(temp)));
+        } else {
             // OpenSSH reports a full disk as a bare "Failure": say what it was.
             if (c.ext().statvfs) {
                 auto vfs = co_await c.statvfs(dir_name(remote));
@@ -301,13 +311,20 @@ asio::awaitable<core::result<file_outcome>> download_file(remote_host& host, sft
             fmt::format("not enough space in {} for {}: {} needed, {} available", dir,
                         host.display_path(remote), human_bytes(size - start), human_bytes(*free)));
     }
-    p.advance(start);
+    p.resumed(start);
     auto got = co_await c.download(
         *h, fd.get(), start, size - start, [&](std::uint64_t n) { p.advance(n); }, true);
     co_await close_remote();
     if (!got) {
-        if (!o.resume && got.error().code != core::errc::disconnected) ::unlink(temp.c_str());
-        co_return tl::unexpected(got.error());
+        auto e = got.error();
+        if (connection_lost(e)) {
+            // Kept for the next attempt (--retries) or a run with --resume.
+            e.message = fmt::format("copying {} to {}: {} (the partial copy {} is kept)",
+                                    host.display_path(remote), local, e.message, temp);
+        } else if (!o.resume) {
+            ::unlink(temp.c_str());  // nothing will continue from it: give the space back
+        }
+        co_return tl::unexpected(e);
     }
     if (::ftruncate(fd.get(), static_cast<off_t>(start + *got)) != 0)
         co_return tl::unexpected(errno_error("cannot size", temp));

@@ -141,6 +141,26 @@ TEST(CopyPlan, CountsAreAtLeastOneAndExplicitStreamsApplyOnAnyLink) {
     EXPECT_EQ(given->options.stream_min_rtt, std::chrono::microseconds(0));
 }
 
+TEST(CopyPlan, RetriesAreValidatedAndCopyEachFileOverOneChannel) {
+    auto r = request({"f", "web1:/srv/f"});
+    r.streams = 8;
+    r.streams_given = true;
+    auto none = plan_copy(r);
+    ASSERT_TRUE(none);
+    EXPECT_EQ(none->retries, 0u);
+    EXPECT_EQ(none->options.streams, 8u);
+    r.retries = "5";
+    auto some = plan_copy(r);
+    ASSERT_TRUE(some);
+    EXPECT_EQ(some->retries, 5u);
+    EXPECT_EQ(some->options.streams, 1u) << "a multi-channel temp file cannot be resumed";
+    r.retries = "-2";
+    auto bad = plan_copy(r);
+    ASSERT_FALSE(bad);
+    EXPECT_TRUE(mentions(bad.error(), "--retries \"-2\": it cannot be negative"))
+        << bad.error().message;
+}
+
 TEST(CopyPlan, RemoteCommandsAreNeededForOwnershipAndRemoteHashes) {
     copy_options o;
     EXPECT_FALSE(needs_remote_commands(o));
