@@ -72,10 +72,12 @@ int run_cp(const cp_flags& f) {
     sftp::client_options so;
     so.max_inflight = std::max(1u, f.inflight);
     std::vector<std::string> retry_errors;
+    bool ever_connected = false;  // some attempt before the last one got a session
     transfer::reconnect_options reconnect;
     reconnect.retries = plan->retries;
     reconnect.on_retry = [&](const transfer::retry_event& e) {
         retry_errors.push_back(e.cause.message);
+        ever_connected = ever_connected || e.connected;
         if (!f.json) meter.notice(transfer::describe(e));  // --json: reported in the JSON
     };
     bool noted = false;
@@ -112,7 +114,7 @@ int run_cp(const cp_flags& f) {
     std::optional<std::string> lost;  // the copy ended because the connection went away
     if (fatal ? retried > 0 && transfer::connection_lost(*fatal)
               : stats.connection_lost.has_value())
-        lost = transfer::lost_connection_advice(retried);
+        lost = transfer::lost_connection_advice(retried, ever_connected || !fatal);
     if (fatal) fmt::print(stderr, "tunnel: {}\n", fatal->message);
     if (lost) fmt::print(stderr, "tunnel: {}\n", *lost);
     if (!f.json && ::isatty(2) && !fatal && !lost)

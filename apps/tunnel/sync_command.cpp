@@ -65,10 +65,12 @@ int run_sync(const sync_flags& f) {
         if (f.dry_run) planned.push_back(a);
     };
     std::vector<std::string> retry_errors;
+    bool ever_connected = false;  // some attempt before the last one got a session
     transfer::reconnect_options reconnect;
     reconnect.retries = *retries;
     reconnect.on_retry = [&](const transfer::retry_event& e) {
         retry_errors.push_back(e.cause.message);
+        ever_connected = ever_connected || e.connected;
         if (!f.json) meter.notice(transfer::describe(e));  // --json: reported in the JSON
     };
     bool noted = false;
@@ -109,7 +111,7 @@ int run_sync(const sync_flags& f) {
     std::optional<std::string> lost;  // the sync ended because the connection went away
     if (fatal ? retried > 0 && transfer::connection_lost(*fatal)
               : stats.connection_lost.has_value())
-        lost = transfer::lost_connection_advice(retried);
+        lost = transfer::lost_connection_advice(retried, ever_connected || !fatal);
     if (fatal) fmt::print(stderr, "tunnel: {}\n", fatal->message);
     if (lost) fmt::print(stderr, "tunnel: {}\n", *lost);
     if (!f.json && !f.dry_run && ::isatty(2) && !fatal && !lost)

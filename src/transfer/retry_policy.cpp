@@ -46,7 +46,9 @@ std::string describe(const retry_event& e) {
                        static_cast<double>(e.delay.count()) / 1000.0, e.cause.message);
 }
 
-std::string lost_connection_advice(unsigned retries) {
+std::string lost_connection_advice(unsigned retries, bool ever_connected) {
+    if (!ever_connected)
+        return fmt::format("could not connect in {} attempts (--retries {})", retries + 1, retries);
     const char* resume = "run the same command with --resume to continue from what was copied";
     if (retries == 0)
         return fmt::format(

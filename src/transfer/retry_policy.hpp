@@ -46,7 +46,8 @@ struct retry_event {
 
 // The last line of a copy that ended because the connection was lost, after
 // `retries` reconnects: what happened and what to do (--resume, --retries).
-[[nodiscard]] std::string lost_connection_advice(unsigned retries);
+// `ever_connected` false: no attempt got a connection at all.
+[[nodiscard]] std::string lost_connection_advice(unsigned retries, bool ever_connected = true);
 
 // Retries left and the delay before each. At most `retries` delays in all;
 // the backoff grows while attempts fail without moving the copy forward and

@@ -372,5 +372,18 @@ TEST(TransferRetryFlag, BadValuesAreRefusedBeforeConnecting) {
     }
 }
 
+TEST(TransferRetryFlag, ARefusedConnectionIsRetriedAndThenReported) {
+    auto port = unused_port();
+    ASSERT_TRUE(port) << port.error().message;
+    auto r = run_tunnel({"cp", "-F", "/dev/null", "-P", std::to_string(*port), "-o",
+                         "StrictHostKeyChecking=yes", "--retries", "2", "/etc/hostname",
+                         "127.0.0.1:/tmp/x"});
+    EXPECT_EQ(r.exit_code, 255) << r.describe();
+    EXPECT_NE(r.err.find("cannot reconnect, retry 1/2 in "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("cannot reconnect, retry 2/2 in "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("could not connect in 3 attempts (--retries 2)"), std::string::npos)
+        << r.err;
+}
+
 }  // namespace
 }  // namespace tunnel::test

@@ -64,6 +64,7 @@ TEST(RetryPolicy, AdviceNamesResumeAndRetries) {
         << lost_connection_advice(1);
     EXPECT_NE(lost_connection_advice(5).find("gave up after 5 retries (--retries 5)"),
               std::string::npos);
+    EXPECT_EQ(lost_connection_advice(3, false), "could not connect in 4 attempts (--retries 3)");
 }
 
 // Delays come from the injected random source: r = 0.999 picks the top of
