@@ -10,6 +10,7 @@
 #include "commands.hpp"
 #include "core/asio.hpp"
 #include "transfer/location.hpp"
+#include "transfer/retrying_transfer.hpp"
 #include "transfer/sync.hpp"
 #include "transfer/target.hpp"
 
@@ -25,6 +26,7 @@ struct sync_flags {
     bool dry_run = false;
     bool checksum = false;
     unsigned jobs = 4;
+    std::string retries = "0";
     bool json = false;
 };
 
@@ -39,6 +41,8 @@ int run_sync(const sync_flags& f) {
              fmt::format("{} and {}: exactly one side must be remote (host:path)", f.src, f.dst)});
     auto filter = transfer::path_filter::parse(f.includes, f.excludes);
     if (!filter) return report(filter.error());
+    auto retries = transfer::parse_retries(f.retries);
+    if (!retries) return report(retries.error());
     const bool up = dst->remote();
     auto target = transfer::resolve_target(f.connection, up ? *dst->host : *src->host);
     if (!target) return report(target.error());
@@ -49,50 +53,87 @@ int run_sync(const sync_flags& f) {
     o.checksum = f.checksum;
     o.jobs = std::max(1u, f.jobs);
     o.filter = std::move(*filter);
+    o.resumable = *retries > 0;
 
     asio::io_context io;
     transfer::progress meter(!f.json && !f.dry_run && ::isatty(2));
     transfer::transfer_stats stats;
     std::optional<core::error> fatal;
-    nlohmann::json plan = nlohmann::json::array();
+    // The plan of the attempt that ran to the end (a reconnect plans again).
+    std::vector<transfer::sync_action> planned;
     auto on_action = [&](const transfer::sync_action& a) {
-        if (!f.dry_run) return;
-        if (f.json)
-            plan.push_back(a.describe());
-        else
-            fmt::print("{}\n", a.describe());
+        if (f.dry_run) planned.push_back(a);
     };
-    run_until_done(io, [&]() -> asio::awaitable<void> {
-        auto host = co_await transfer::remote_host::connect(io.get_executor(), *target);
-        if (!host) {
-            fatal = host.error();
-        } else {
-            if (o.checksum && !co_await (*host)->exec_allowed())
+    std::vector<std::string> retry_errors;
+    bool ever_connected = false;  // some attempt before the last one got a session
+    transfer::reconnect_options reconnect;
+    reconnect.retries = *retries;
+    reconnect.on_retry = [&](const transfer::retry_event& e) {
+        retry_errors.push_back(e.cause.message);
+        ever_connected = ever_connected || e.connected;
+        if (!f.json) meter.notice(transfer::describe(e));  // --json: reported in the JSON
+    };
+    bool noted = false;
+    // One attempt on a fresh connection; after a reconnect it resumes.
+    auto attempt = [&](transfer::remote_host& host,
+                       bool resuming) -> asio::awaitable<core::result<void>> {
+        if (!noted && o.checksum) {
+            noted = true;
+            const bool exec_ok = co_await host.exec_allowed();
+            if (!exec_ok)
                 fmt::print(stderr,
                            "tunnel: note: {} runs no commands (SFTP-only account): --checksum "
-                           "reads remote files "
-                           "back\n",
+                           "reads remote files back\n",
                            up ? *dst->host : *src->host);
-            auto r = co_await transfer::sync_trees(**host, up, src->path, dst->path, o, meter,
-                                                   stats, on_action);
-            if (!r) fatal = r.error();
         }
+        planned.clear();
+        transfer::sync_options oa = o;
+        oa.resume = resuming;
+        std::function<void(const transfer::sync_action&)> report = on_action;
+        auto r =
+            co_await transfer::sync_trees(host, up, src->path, dst->path, oa, meter, stats, report);
+        co_return r;
+    };
+    run_until_done(io, [&]() -> asio::awaitable<void> {
+        // (named, not temporaries, in a co_await's arguments — g++ 12)
+        asio::any_io_executor ex = io.get_executor();
+        transfer::transfer_attempt work = attempt;
+        sftp::client_options so;
+        auto r =
+            co_await transfer::run_with_reconnects(ex, *target, so, reconnect, meter, stats, work);
+        if (!r) fatal = r.error();
     });
     meter.finish();
+    if (!f.json)
+        for (const auto& a : planned) fmt::print("{}\n", a.describe());
     for (const auto& e : stats.errors) fmt::print(stderr, "tunnel: {}\n", e);
+    const auto retried = static_cast<unsigned>(retry_errors.size());
+    std::optional<std::string> lost;  // the sync ended because the connection went away
+    if (fatal ? retried > 0 && transfer::connection_lost(*fatal)
+              : stats.connection_lost.has_value())
+        lost = transfer::lost_connection_advice(retried, ever_connected || !fatal);
     if (fatal) fmt::print(stderr, "tunnel: {}\n", fatal->message);
-    if (!f.json && !f.dry_run && ::isatty(2) && !fatal)
+    if (lost) fmt::print(stderr, "tunnel: {}\n", *lost);
+    if (!f.json && !f.dry_run && ::isatty(2) && !fatal && !lost)
         fmt::print(stderr, "{} copied, {} unchanged, {} deleted, {} failed; {} in {:.1f}s\n",
                    stats.files, stats.skipped, stats.deleted, stats.failed,
                    transfer::human_bytes(meter.done()), meter.seconds());
     if (f.json) {
         auto j = transfer::summary_json(stats, meter.done(), meter.seconds());
         j["dry_run"] = f.dry_run;
-        if (f.dry_run) j["plan"] = plan;
+        if (f.dry_run) {
+            nlohmann::json plan = nlohmann::json::array();
+            for (const auto& a : planned) plan.push_back(a.describe());
+            j["plan"] = plan;
+        }
+        j["retries"] = retried;
+        j["retry_errors"] = retry_errors;
         if (fatal) j["error"] = fatal->message;
+        if (lost) j["error"] = fatal ? fatal->message + "; " + *lost : *lost;
         std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     }
     if (fatal) return exit_code_for(*fatal);
+    if (lost) return exit_connection;
     return stats.failed == 0 ? 0 : 1;
 }
 
@@ -106,6 +147,7 @@ void add_sync_command(CLI::App& app, command_runner& run) {
         "Examples:\n"
         "  tunnel sync ./site web1:/srv/www --delete --exclude '*.tmp' --exclude /.git/\n"
         "  tunnel sync --dry-run web1:/etc/nginx ./nginx-backup\n"
+        "  tunnel sync --retries 5 ./media web1:/srv/media  # reconnects and resumes after a cut\n"
         "The contents of SRC go into DST (created if missing). Unchanged files (same size and "
         "mtime, or\n"
         "--checksum) are not read. Globs: * within a name, ** across directories, leading / "
@@ -126,6 +168,10 @@ void add_sync_command(CLI::App& app, command_runner& run) {
     cmd->add_flag("--checksum", flags->checksum,
                   "Compare SHA-256 of same-size files instead of mtimes");
     cmd->add_option("--jobs,-j", flags->jobs, "Files copied concurrently")->capture_default_str();
+    cmd->add_option("--retries", flags->retries,
+                    "After a lost connection, reconnect and resume this many times (0-100; "
+                    "backoff with jitter)")
+        ->capture_default_str();
     cmd->add_flag("--json", flags->json, "Print a JSON summary (with the plan on --dry-run)");
     cmd->add_option("src", flags->src, "Source directory: local path or [user@]host:path")
         ->required();

@@ -166,6 +166,10 @@ asio::awaitable<core::result<std::shared_ptr<session>>> session::connect(
 asio::awaitable<core::result<void>> session::handshake(time_point deadline) {
     auto rc = co_await drive([this] { return ssh_connect(session_.get()); }, SSH_AGAIN, deadline);
     if (!rc) {
+        // A reset during key exchange is a failure to connect (retryable), as when
+        // ssh_connect reports it itself.
+        if (rc.error().code == core::errc::disconnected)
+            co_return tl::unexpected(handshake_error(opts_, last_error()));
         if (rc.error().code == core::errc::timeout)
             co_return core::fail(core::errc::timeout,
                                  fmt::format("SSH handshake with {} timed out (ConnectTimeout)",
@@ -252,6 +256,14 @@ asio::awaitable<core::result<void>> session::wait(time_point deadline) {
     if (!session_ || !fd_.is_open())
         co_return core::fail(core::errc::disconnected,
                              fmt::format("session to {} is closed", opts_.destination()));
+    // A read or write inside libssh (a channel drain, a write) that failed
+    // (the peer reset the connection) has closed the socket already: a wait
+    // on the fd would then only end at the deadline.
+    if ((ssh_get_status(session_.get()) & (SSH_CLOSED | SSH_CLOSED_ERROR)) ||
+        ssh_get_fd(session_.get()) != fd_.native_handle())
+        co_return core::fail(
+            core::errc::disconnected,
+            fmt::format("connection to {} closed: {}", opts_.destination(), last_error()));
 
     // Keepalives (ServerAliveInterval) bound how long a silent peer can hold us.
     time_point wake = deadline;

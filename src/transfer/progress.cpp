@@ -34,7 +34,36 @@ void progress::start_file(const std::string& name) {
 
 void progress::advance(std::uint64_t bytes) {
     done_ += bytes;
+    moved_ += bytes;
     draw(false);
+}
+
+void progress::resumed(std::uint64_t bytes) {
+    done_ += bytes;
+    draw(false);
+}
+
+void progress::notice(std::string_view line) {
+    const bool was_drawn = drawn_;
+    finish();
+    fmt::print(stderr, "tunnel: {}\n", line);
+    std::fflush(stderr);
+    if (was_drawn) draw(true);
+}
+
+void progress::start_again() {
+    total_ = 0;
+    done_ = 0;
+    moved_ = 0;
+    current_.clear();
+}
+
+void transfer_stats::start_again() {
+    skipped = 0;
+    failed = 0;
+    errors.clear();
+    only_input_errors = true;
+    connection_lost.reset();
 }
 
 void progress::draw(bool force) {

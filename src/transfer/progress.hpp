@@ -6,8 +6,13 @@
 #include <chrono>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <unordered_set>
 #include <vector>
+
+#include "core/error.hpp"
 
 namespace tunnel::transfer {
 
@@ -22,6 +27,26 @@ struct transfer_stats {
     std::vector<std::string> errors;
     // Every failure so far was bad input (missing path, not a directory, ...).
     bool only_input_errors = true;
+    // The first failure that was the connection going away (see
+    // connection_lost() in retry_policy.hpp), if any.
+    std::optional<core::error> connection_lost;
+
+    // For --retries: destination paths copied or linked by an earlier attempt
+    // of this run, which a later attempt leaves alone and does not count
+    // again. Filled only when track_finished is set.
+    bool track_finished = false;
+    std::unordered_set<std::string> finished;
+    [[nodiscard]] bool finished_before(const std::string& dest) const {
+        return track_finished && finished.count(dest) > 0;
+    }
+    void mark_finished(const std::string& dest) {
+        if (track_finished) finished.insert(dest);
+    }
+
+    // Before another attempt after a reconnect: what the attempt will find
+    // again (unchanged files, failures) starts over; what was done stays
+    // counted (files, deleted, dirs, links).
+    void start_again();
 };
 
 class progress {
@@ -31,11 +56,22 @@ class progress {
     ~progress();
     void add_total(std::uint64_t bytes) { total_ += bytes; }
     void start_file(const std::string& name);
+    // Bytes that went over the connection.
     void advance(std::uint64_t bytes);
+    // Bytes already at the destination (a resumed temp file, a file an
+    // earlier attempt finished): done, but not moved.
+    void resumed(std::uint64_t bytes);
     // Clears the line (call before printing anything else).
     void finish();
+    // Prints "tunnel: LINE" on stderr on a line of its own (the bar, if
+    // drawn, is cleared first and drawn again after).
+    void notice(std::string_view line);
+    // Before another attempt after a reconnect: the attempt adds its totals
+    // and progress again.
+    void start_again();
 
     [[nodiscard]] std::uint64_t done() const noexcept { return done_; }
+    [[nodiscard]] std::uint64_t moved() const noexcept { return moved_; }
     [[nodiscard]] double seconds() const;
 
   private:
@@ -43,6 +79,7 @@ class progress {
     bool draw_;
     std::uint64_t total_ = 0;
     std::uint64_t done_ = 0;
+    std::uint64_t moved_ = 0;  // since the last start_again()
     std::string current_;
     std::chrono::steady_clock::time_point start_;
     std::chrono::steady_clock::time_point last_draw_{};

@@ -17,6 +17,10 @@ asio::awaitable<core::result<std::shared_ptr<remote_host>>> remote_host::connect
     co_return std::make_shared<remote_host>(std::move(*s), sftp);
 }
 
+std::string remote_host::display_path(std::string_view path) const {
+    return fmt::format("{}:{}", session_->options().host, path);
+}
+
 asio::awaitable<core::result<sftp::client*>> remote_host::sftp(std::size_t slot) {
     if (slot < clients_.size() && clients_[slot]) co_return clients_[slot].get();
     if (clients_.size() <= slot) clients_.resize(slot + 1);

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/asio.hpp"
@@ -45,6 +46,8 @@ class remote_host {
 
     [[nodiscard]] const std::shared_ptr<ssh::session>& session() const noexcept { return session_; }
     [[nodiscard]] std::string destination() const { return session_->options().destination(); }
+    // "host:path", how messages name a remote path.
+    [[nodiscard]] std::string display_path(std::string_view path) const;
     [[nodiscard]] const sftp::client_options& sftp_options() const noexcept {
         return sftp_options_;
     }

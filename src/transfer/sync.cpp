@@ -232,6 +232,10 @@ asio::awaitable<core::result<void>> sync_trees(remote_host& host, bool upload, s
                 }
                 if (!why.empty()) {
                     copies.push_back({sync_action::kind::copy, e.rel, why});
+                } else if (stats.finished_before(join_path(dst, e.rel))) {
+                    // Copied by an attempt before a reconnect: done, not "unchanged".
+                    p.add_total(e.size);
+                    p.resumed(e.size);
                 } else {
                     ++stats.skipped;
                     if (d->mode != e.mode || d->mtime != e.mtime)
@@ -310,12 +314,15 @@ asio::awaitable<core::result<void>> sync_trees(remote_host& host, bool upload, s
     }
     std::vector<file_task> tasks;
     for (const auto& a : copies) {
-        tasks.push_back({join_path(src, a.rel), join_path(dst, a.rel)});
-        p.add_total(src_map.at(a.rel)->size);
+        const std::uint64_t size = src_map.at(a.rel)->size;
+        tasks.push_back({join_path(src, a.rel), join_path(dst, a.rel), size});
+        p.add_total(size);
     }
     copy_options co;
     co.preserve = true;
     co.always = true;  // already compared
+    co.resume = o.resume;
+    if (o.resumable) co.streams = 1;  // a multi-channel temp file cannot be resumed
     co.jobs = o.jobs;
     co_await copy_file_tasks(host, std::move(tasks), upload, co, p, stats);
     for (const auto& a : links) {

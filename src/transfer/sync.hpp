@@ -22,6 +22,8 @@ struct sync_options {
     bool delete_extraneous = false;  // --delete
     bool dry_run = false;
     bool checksum = false;
+    bool resume = false;     // continue copies from their temp files (after a reconnect)
+    bool resumable = false;  // copy each file over one channel, so a cut copy can resume
     unsigned jobs = 4;
     path_filter filter;
 };

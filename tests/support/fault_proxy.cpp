@@ -32,7 +32,8 @@ void abort_with_rst(int fd) {
 }
 
 // Copies what is readable on `from` to `to`; false when the link is over.
-bool forward_once(int from, int to, bool discard) {
+// `carried` counts the bytes read.
+bool forward_once(int from, int to, bool discard, std::uint64_t& carried) {
     char buf[64 * 1024];
     ssize_t n = ::recv(from, buf, sizeof buf, MSG_DONTWAIT);
     if (n == 0) {
@@ -40,6 +41,7 @@ bool forward_once(int from, int to, bool discard) {
         return false;
     }
     if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+    carried += static_cast<std::uint64_t>(n);
     if (discard) return true;
     const char* p = buf;
     while (n > 0) {
@@ -107,8 +109,9 @@ core::result<std::unique_ptr<fault_proxy>> fault_proxy::start(uint16_t target_po
             im->workers.emplace_back([self, im, client, server, generation] {
                 bool open = true;
                 bool client_open = true, server_open = true;
+                std::uint64_t carried = 0;
                 while (open && !im->stopping) {
-                    if (self->reset_generation_ != generation) {
+                    if (self->reset_generation_ != generation || self->take_cut(carried)) {
                         abort_with_rst(client);
                         abort_with_rst(server);
                         return;
@@ -123,9 +126,9 @@ core::result<std::unique_ptr<fault_proxy>> fault_proxy::start(uint16_t target_po
                     if (::poll(fds, 2, 20) <= 0) continue;
                     const bool discard = mode == fault_mode::drop;
                     if (fds[0].revents & (POLLIN | POLLHUP | POLLERR))
-                        client_open = forward_once(client, server, discard);
+                        client_open = forward_once(client, server, discard, carried);
                     if (fds[1].revents & (POLLIN | POLLHUP | POLLERR))
-                        server_open = forward_once(server, client, discard);
+                        server_open = forward_once(server, client, discard, carried);
                     open = client_open || server_open;
                 }
                 ::close(client);
@@ -134,6 +137,22 @@ core::result<std::unique_ptr<fault_proxy>> fault_proxy::start(uint16_t target_po
         }
     });
     return proxy;
+}
+
+void fault_proxy::cut_after(std::uint64_t bytes, int times) noexcept {
+    cut_bytes_ = bytes;
+    cuts_left_ = times;
+}
+
+bool fault_proxy::take_cut(std::uint64_t carried) noexcept {
+    if (carried < cut_bytes_) return false;
+    int left = cuts_left_;
+    while (left > 0)
+        if (cuts_left_.compare_exchange_weak(left, left - 1)) {
+            ++cuts_;
+            return true;
+        }
+    return false;
 }
 
 fault_proxy::~fault_proxy() {

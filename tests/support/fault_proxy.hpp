@@ -6,6 +6,8 @@
 //   proxy->set_mode(fault_mode::drop);   // bytes vanish, no FIN, no RST
 //   proxy->set_mode(fault_mode::pass);
 //   proxy->reset_all();                  // RST every open connection
+//   proxy->cut_after(48 << 20, 5);       // RST each of the next 5 connections
+//                                        // once it has carried 48 MiB
 #pragma once
 
 #include <atomic>
@@ -38,15 +40,28 @@ class fault_proxy {
     void reset_all() noexcept { ++reset_generation_; }
     // Connections accepted so far.
     [[nodiscard]] int accepted() const noexcept { return accepted_; }
+    // Aborts connections (TCP RST both sides) once each has carried `bytes`
+    // bytes, both directions counted, until `times` have been cut; later
+    // connections pass. Applies to open connections and to ones accepted
+    // later; a new call replaces what is left of the last one.
+    void cut_after(std::uint64_t bytes, int times) noexcept;
+    // Connections cut by cut_after so far.
+    [[nodiscard]] int cuts() const noexcept { return cuts_; }
 
     struct impl;
 
   private:
     fault_proxy() = default;
+    // True (and one cut fewer left) if a connection that carried `carried`
+    // bytes is to be cut now.
+    [[nodiscard]] bool take_cut(std::uint64_t carried) noexcept;
     uint16_t port_ = 0;
     std::atomic<fault_mode> mode_{fault_mode::pass};
     std::atomic<int> reset_generation_{0};
     std::atomic<int> accepted_{0};
+    std::atomic<std::uint64_t> cut_bytes_{0};
+    std::atomic<int> cuts_left_{0};
+    std::atomic<int> cuts_{0};
     std::shared_ptr<impl> impl_;
 };
 

@@ -1,0 +1,47 @@
+// Runs a transfer (`cp` or `sync`) on a fresh connection and, when the
+// connection is lost part way, connects again after a backoff and runs it
+// again with --resume: files finished before are left alone, the file that
+// was cut continues from the verified tail of its temp file, and nothing is
+// ever half-written under a destination name.
+//
+//   auto r = co_await run_with_reconnects(ex, target, sftp_options, {.retries = 5, ...},
+//                                         meter, stats,
+//       [&](remote_host& host, bool resuming) { return upload(host, ..., resuming ...); });
+#pragma once
+
+#include <functional>
+
+#include "core/asio.hpp"
+#include "core/backoff.hpp"
+#include "core/error.hpp"
+#include "sftp/client.hpp"
+#include "ssh/connect_options.hpp"
+#include "transfer/progress.hpp"
+#include "transfer/remote_host.hpp"
+#include "transfer/retry_policy.hpp"
+
+namespace tunnel::transfer {
+
+struct reconnect_options {
+    unsigned retries = 0;  // 0: one attempt, as without --retries
+    core::backoff_policy backoff = default_retry_backoff();
+    core::random_source random;                        // empty: a seeded generator
+    std::function<void(const retry_event&)> on_retry;  // before each wait
+};
+
+// One attempt: the whole transfer on `host`. `resuming` is true after a
+// reconnect (the caller then copies with resume on).
+using transfer_attempt =
+    std::function<asio::awaitable<core::result<void>>(remote_host& host, bool resuming)>;
+
+// Connects to `target` and runs `attempt` until it ends without losing the
+// connection (connection_lost() of its error or of a file's failure in
+// `stats`) or the retries are spent. Between attempts `stats` and `p` start
+// the failures and the byte counts over (what finished stays counted).
+// Returns the last attempt's result; a loss recorded per file stays in
+// stats.connection_lost.
+asio::awaitable<core::result<void>> run_with_reconnects(
+    asio::any_io_executor executor, ssh::connect_options target, sftp::client_options sftp,
+    reconnect_options options, progress& p, transfer_stats& stats, transfer_attempt attempt);
+
+}  // namespace tunnel::transfer
