@@ -668,7 +668,10 @@ class ExecCliBadInput : public ExecCli {
         EXPECT_EQ(r.exit_code, 2) << r.describe();
         EXPECT_TRUE(one_error_line(r));
         EXPECT_EQ(r.out, "");
-        EXPECT_LT(took, 1s);
+        // Under ConnectTimeout=2: it did not wait on the silent listener. (1 s
+        // was too tight for an ASan binary starting on a loaded machine; the
+        // accept count below is the real check.)
+        EXPECT_LT(took, 1900ms);
         EXPECT_EQ(listener.accepted(), 0) << "tunnel connected before rejecting the input";
     }
 
