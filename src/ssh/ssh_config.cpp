@@ -13,6 +13,7 @@
 #include <tuple>
 
 #include "core/glob.hpp"
+#include "ssh/agent_forward_config.hpp"
 #include "ssh/ssh_config_syntax.hpp"
 
 namespace tunnel::ssh {
@@ -53,6 +54,7 @@ struct resolve_state {
     std::vector<raw_path> raw_identity_files, raw_certificate_files;
     std::optional<std::vector<raw_path>> raw_user_known_hosts;
     std::string identity_agent_origin;
+    std::string forward_agent_origin;
 
     // First obtained value wins.
     bool take(kw id) {
@@ -164,6 +166,19 @@ core::result<void> apply_option(int id, const std::vector<std::string>& args, re
             if (st && st->take(k_identity_agent)) {
                 st->cfg.identity_agent = std::string(*v);
                 st->identity_agent_origin = st->origin;
+            }
+            return {};
+        }
+        case k_forward_agent: {
+            auto v = single_arg(id, args);
+            if (!v) return tl::unexpected(v.error());
+            auto value = parse_forward_agent(*v);  // ssh/agent_forward_config.hpp
+            if (!value) return tl::unexpected(value.error());
+            if (*value && **value != "yes" && (**value)[0] != '$')
+                if (auto r = check_path_tokens(**value); !r) return r;
+            if (st && st->take(k_forward_agent)) {
+                st->cfg.forward_agent = std::move(*value);
+                st->forward_agent_origin = st->origin;
             }
             return {};
         }
@@ -910,6 +925,11 @@ core::result<host_config> ssh_config::resolve(std::string_view alias,
         auto r = expand(*c.identity_agent, st.identity_agent_origin);
         if (!r) return tl::unexpected(r.error());
         c.identity_agent = std::move(*r);
+    }
+    if (c.forward_agent && *c.forward_agent != "yes" && (*c.forward_agent)[0] != '$') {
+        auto r = expand(*c.forward_agent, st.forward_agent_origin);
+        if (!r) return tl::unexpected(r.error());
+        c.forward_agent = std::move(*r);
     }
     return std::move(c);
 }
