@@ -72,6 +72,20 @@ void write_all(int fd, std::string_view data) {
     }
 }
 
+std::optional<std::string> ask_interactive(const ssh::interactive_prompt& p) {
+    // The server's name and instruction once per round, then each prompt on
+    // its own, visible or hidden as the server asked (OpenSSH's behaviour).
+    if (p.first) {
+        std::string heading;
+        if (!p.name.empty()) heading += std::string(p.name) + "\n";
+        if (!p.instruction.empty()) heading += std::string(p.instruction) + "\n";
+        if (!heading.empty() && !core::tell_terminal(heading)) return std::nullopt;
+    }
+    if (p.echo)
+        if (auto answer = core::ask_terminal(p.prompt, true)) return answer;
+    return core::ask_secret(p.prompt);  // the terminal with echo off, else SSH_ASKPASS
+}
+
 core::result<ssh::connect_options> resolve_target(const ssh::client_flags& flags,
                                                   const std::string& target) {
     auto ctx = ssh::process_resolve_context();
@@ -80,6 +94,7 @@ core::result<ssh::connect_options> resolve_target(const ssh::client_flags& flags
     auto options = ssh::resolve_destination(*config, target, flags);
     if (!options) return options;
     options->ask_secret = [](std::string_view prompt) { return core::ask_secret(prompt); };
+    options->ask_interactive = ask_interactive;
     return options;
 }
 

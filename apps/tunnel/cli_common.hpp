@@ -20,8 +20,12 @@ inline constexpr int exit_connection = 255;
 // output a reader stopped reading is dropped.
 void write_all(int fd, std::string_view data);
 
+// One keyboard-interactive prompt on the terminal (name and instruction
+// first, echo as the server asked); nullopt without a terminal or askpass.
+[[nodiscard]] std::optional<std::string> ask_interactive(const ssh::interactive_prompt& p);
+
 // TARGET resolved through ~/.ssh/config and the connection flags, with
-// password and passphrase prompts on the terminal.
+// password, passphrase and keyboard-interactive prompts on the terminal.
 [[nodiscard]] core::result<ssh::connect_options> resolve_target(const ssh::client_flags& flags,
                                                                 const std::string& target);
 

@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "bench_support.hpp"
 #include "core/asio.hpp"
 #include "core/spawn.hpp"
 #include "exec/executor.hpp"
@@ -24,15 +25,12 @@ extern char** environ;
 namespace {
 
 using namespace tunnel;
+using bench::arg_int;
+using bench::median;
 using clk = std::chrono::steady_clock;
 
 double ms_since(clk::time_point t) {
     return std::chrono::duration<double, std::milli>(clk::now() - t).count();
-}
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0 : v[v.size() / 2];
 }
 
 // Runs argv to completion with stdio to /dev/null; returns wall milliseconds (or -1 on failure).
@@ -52,12 +50,6 @@ double time_process(const std::vector<std::string>& argv) {
     double t = ms_since(start);
     posix_spawn_file_actions_destroy(&fa);
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? t : -1;
-}
-
-int arg_int(int argc, char** argv, const char* name, int def) {
-    for (int i = 1; i + 1 < argc; ++i)
-        if (std::strcmp(argv[i], name) == 0) return std::atoi(argv[i + 1]);
-    return def;
 }
 
 }  // namespace

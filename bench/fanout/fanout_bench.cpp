@@ -15,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include "bench_support.hpp"
 #include "support/process.hpp"
 #include "support/sshd_fixture.hpp"
 
@@ -23,12 +24,9 @@ extern char** environ;
 namespace {
 
 using namespace tunnel;
+using bench::arg_int;
+using bench::median;
 using clk = std::chrono::steady_clock;
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0 : v[v.size() / 2];
-}
 
 // Runs argv with stdio to /dev/null; wall milliseconds, or -1 if it failed.
 double time_process(const std::vector<std::string>& argv) {
@@ -49,12 +47,6 @@ double time_process(const std::vector<std::string>& argv) {
     waitpid(pid, &status, 0);
     const double t = std::chrono::duration<double, std::milli>(clk::now() - start).count();
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? t : -1;
-}
-
-int arg_int(int argc, char** argv, const char* name, int def) {
-    for (int i = 1; i + 1 < argc; ++i)
-        if (std::strcmp(argv[i], name) == 0) return std::atoi(argv[i + 1]);
-    return def;
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "bench_support.hpp"
 #include "support/process.hpp"
 #include "support/test_hosts.hpp"
 #include "support/tunnel_cli.hpp"
@@ -18,19 +19,10 @@
 namespace {
 
 using namespace tunnel;
+using bench::arg_int;
+using bench::median;
 using namespace tunnel::test;
 using clk = std::chrono::steady_clock;
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0 : v[v.size() / 2];
-}
-
-int arg_int(int argc, char** argv, const char* name, int def) {
-    for (int i = 1; i + 1 < argc; ++i)
-        if (std::strcmp(argv[i], name) == 0) return std::atoi(argv[i + 1]);
-    return def;
-}
 
 const char* tunnel_plan = R"(- name: deploy user
   user: {name: deploy, shell: /bin/bash}

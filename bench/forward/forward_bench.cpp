@@ -22,6 +22,7 @@
 
 #include <fmt/format.h>
 
+#include "bench_support.hpp"
 #include "support/net.hpp"
 #include "support/process.hpp"
 #include "support/sshd_fixture.hpp"
@@ -30,20 +31,11 @@
 namespace {
 
 using namespace tunnel;
+using bench::arg_int;
+using bench::median;
 using namespace std::chrono_literals;
 using clk = std::chrono::steady_clock;
 const char* const cipher = "aes128-gcm@openssh.com";
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0 : v[v.size() / 2];
-}
-
-int arg_int(int argc, char** argv, const char* name, int def) {
-    for (int i = 1; i + 1 < argc; ++i)
-        if (std::strcmp(argv[i], name) == 0) return std::atoi(argv[i + 1]);
-    return def;
-}
 
 // Reads until EOF, then answers with one byte so the sender knows every
 // byte arrived (the clock stops on that byte, not on the last send).

@@ -26,6 +26,7 @@
 
 #include <fmt/format.h>
 
+#include "bench_support.hpp"
 #include "delay_proxy.hpp"
 #include "support/process.hpp"
 #include "support/sshd_fixture.hpp"
@@ -35,14 +36,11 @@ extern char** environ;
 namespace {
 
 using namespace tunnel;
+using bench::arg_int;
+using bench::median;
 namespace fs = std::filesystem;
 using clk = std::chrono::steady_clock;
 constexpr const char* cipher = "aes128-gcm@openssh.com";
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0 : v[v.size() / 2];
-}
 
 // Runs argv with stdout/stderr to /dev/null (stderr kept on failure); wall seconds or -1.
 double time_process(const std::vector<std::string>& argv) {
@@ -71,12 +69,6 @@ bool arg_flag(int argc, char** argv, const char* name) {
     for (int i = 1; i < argc; ++i)
         if (std::strcmp(argv[i], name) == 0) return true;
     return false;
-}
-
-int arg_int(int argc, char** argv, const char* name, int def) {
-    for (int i = 1; i + 1 < argc; ++i)
-        if (std::strcmp(argv[i], name) == 0) return std::atoi(argv[i + 1]);
-    return def;
 }
 
 void write_random(const std::string& path, std::size_t size) {

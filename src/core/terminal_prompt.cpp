@@ -13,11 +13,11 @@ namespace tunnel::core {
 
 namespace {
 
-std::optional<std::string> from_tty(std::string_view prompt) {
+std::optional<std::string> from_tty(std::string_view prompt, bool echo = false) {
     int fd = ::open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) return std::nullopt;
     termios old{};
-    bool restore = ::tcgetattr(fd, &old) == 0;
+    bool restore = !echo && ::tcgetattr(fd, &old) == 0;
     if (restore) {
         termios quiet = old;
         quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
@@ -26,9 +26,12 @@ std::optional<std::string> from_tty(std::string_view prompt) {
     (void)!::write(fd, prompt.data(), prompt.size());
     std::string line;
     char c;
-    while (::read(fd, &c, 1) == 1 && c != '\n' && c != '\r') line.push_back(c);
-    if (restore) ::tcsetattr(fd, TCSAFLUSH, &old);
-    (void)!::write(fd, "\n", 1);
+    while (line.size() < 8192 && ::read(fd, &c, 1) == 1 && c != '\n' && c != '\r')
+        line.push_back(c);
+    if (restore) {
+        ::tcsetattr(fd, TCSAFLUSH, &old);
+        (void)!::write(fd, "\n", 1);  // the user's Enter was not echoed
+    }
     ::close(fd);
     return line;
 }
@@ -64,6 +67,22 @@ std::optional<std::string> from_askpass(std::string_view prompt) {
 }
 
 }  // namespace
+
+std::optional<std::string> ask_terminal(std::string_view prompt, bool echo) {
+    return from_tty(prompt, echo);
+}
+
+bool tell_terminal(std::string_view text) {
+    int fd = ::open("/dev/tty", O_WRONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) return false;
+    while (!text.empty()) {
+        ssize_t n = ::write(fd, text.data(), text.size());
+        if (n <= 0) break;
+        text.remove_prefix(static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    return true;
+}
 
 std::optional<std::string> ask_secret(std::string_view prompt) {
     const char* require = std::getenv("SSH_ASKPASS_REQUIRE");

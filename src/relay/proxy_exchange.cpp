@@ -30,6 +30,14 @@ using error_code = boost::system::error_code;
 
 constexpr auto channel_open_timeout = std::chrono::seconds(10);
 
+// RFC 9110 9.2.2: a request the relay may send again when a kept-alive
+// origin connection turns out closed before it answered.
+bool idempotent(std::string_view method) {
+    for (std::string_view m : {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+        if (method == m) return true;
+    return false;
+}
+
 // Writes `text` to the channel as the peer's window allows. False when the
 // channel closed or the deadline passed.
 asio::awaitable<bool> write_channel(ssh::server_channel& ch, std::string_view text,
@@ -51,8 +59,12 @@ struct exchange_state {
     steady::time_point start = steady::now();  // the head has been read
     http_tracker request;
     breaker_ticket ticket;
-    bool upgrade = false;    // the request asks for a protocol switch
-    bool reused = false;     // the channel carried an earlier request (keep-alive)
+    bool upgrade = false;  // the request asks for a protocol switch
+    bool reused = false;   // the channel carried an earlier request (keep-alive)
+    // A reused channel that the origin turns out to have closed, before any
+    // answer, may be swapped for a new one and the request sent again: only
+    // for an idempotent request without a body (pump_response says `retry`).
+    bool may_retry = false;
     bool body_done = false;  // the whole request reached the channel
     steady::time_point body_done_at{};
     bool pump_done = false;      // pump_request returned (or was never needed)
@@ -183,8 +195,10 @@ asio::awaitable<void> pump_request(std::shared_ptr<relay_state> relay,
 }
 
 struct response_outcome {
-    bool complete = false;    // the whole response reached the caller
-    bool keep_alive = false;  // and the caller was told the connection stays open
+    bool complete = false;           // the whole response reached the caller
+    bool keep_alive = false;         // and the caller was told the connection stays open
+    bool origin_keep_alive = false;  // the origin's final head kept its connection open
+    bool retry = false;              // a stale kept-alive channel: nothing was answered (may_retry)
     int status = 0;
     std::uint64_t bytes = 0;
 };
@@ -328,6 +342,7 @@ asio::awaitable<response_outcome> pump_response(std::shared_ptr<relay_state> rel
                     conn->data_signal.notify();  // pump_request goes raw
                 } else {
                     // (A draining relay closes the connection after this response.)
+                    out.origin_keep_alive = h.keep_alive;
                     out.keep_alive = h.keep_alive && request.keep_alive && ex->body_done &&
                                      !conn->in_eof && !relay->stopping;
                     const std::string_view connection = !out.keep_alive         ? "close"
@@ -366,6 +381,10 @@ asio::awaitable<response_outcome> pump_response(std::shared_ptr<relay_state> rel
                 res.feed_eof();
                 if (res.done() && res.problem() == http_problem::none)
                     out.complete = true;  // a body delimited by the connection's end
+                co_return out;
+            }
+            if (ex->may_retry && !first_head && out.bytes == 0 && !conn->in_eof) {
+                out.retry = true;  // the origin had closed the kept-alive connection
                 co_return out;
             }
             const request_progress p{ex->body_done, conn->in_eof, ex->body_end};
@@ -495,50 +514,59 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
     ex->drop_service_worker_allowed = !route->by_host;
     response_outcome outcome;
 
-    // A channel: the previous request's if it went to the same place.
-    if (conn->channel && (conn->channel_tunnel != t->id || conn->channel_name != route->name ||
-                          conn->channel->closed() || conn->channel->eof()))
-        conn->channel.reset();
-    const bool reused = conn->channel != nullptr;
-    ex->reused = reused;
-    if (!conn->channel) {
-        const std::uint32_t port = t->names.count(route->name) ? t->names[route->name] : 80;
-        auto ch = co_await t->ssh->open_forwarded(route->name, port, conn->peer_ip, conn->peer_port,
-                                                  steady::now() + channel_open_timeout);
-        if (!ch) {
-            co_await end_without_answer(*relay, *conn, *ex, exchange_end::origin_unreachable, label,
-                                        ch.error().message, outcome);
-            co_return false;
-        }
-        conn->channel = std::move(*ch);
-        conn->channel_tunnel = t->id;
-        conn->channel_name = route->name;
-    }
-    ssh::server_channel& ch = *conn->channel;
-    const auto idle = cfg.limits.idle_timeout;
     // The origin never sees the visitor's credential.
     http_head origin_head = head;
     strip_visitor_credentials(origin_head.fields, access, visitor);
     const std::string text = request_for_origin(origin_head, route->target,
                                                 forwarding{conn->peer_ip, conn->stream->secure()});
-    if (!co_await write_channel(ch, text, steady::now() + idle)) {
+    const auto idle = cfg.limits.idle_timeout;
+    ex->upgrade = head.upgrade;
+    if (ex->request.done()) ex->finish_body();
+    const bool retryable = ex->body_done && !ex->upgrade && idempotent(head.method);
+    // A channel: an idle one from the tunnel's keep-alive pool, else a new
+    // one. A pooled channel whose origin connection turns out closed is
+    // swapped for a new one when the request can be sent again.
+    for (int attempt = 0;; ++attempt) {
+        conn->channel = attempt == 0 ? t->idle->take(route->name) : nullptr;
+        ex->reused = conn->channel != nullptr;
+        ex->may_retry = ex->reused && retryable;
+        if (!conn->channel) {
+            const std::uint32_t port = t->names.count(route->name) ? t->names[route->name] : 80;
+            auto ch =
+                co_await t->ssh->open_forwarded(route->name, port, conn->peer_ip, conn->peer_port,
+                                                steady::now() + channel_open_timeout);
+            if (!ch) {
+                co_await end_without_answer(*relay, *conn, *ex, exchange_end::origin_unreachable,
+                                            label, ch.error().message, outcome);
+                co_return false;
+            }
+            conn->channel = std::move(*ch);
+        }
+        if (co_await write_channel(*conn->channel, text, steady::now() + idle)) {
+            if (!ex->body_done || ex->upgrade) break;  // pump_request sends the rest
+            outcome = co_await pump_response(relay, conn, ex, t, head, label);
+            if (!outcome.retry) break;
+            conn->channel.reset();
+            continue;
+        }
         conn->channel.reset();
+        if (ex->may_retry) continue;
         // A kept-alive channel the origin was closing says nothing about it.
-        const auto end = reused ? exchange_end::origin_closed : exchange_end::origin_unreachable;
+        const auto end =
+            ex->reused ? exchange_end::origin_closed : exchange_end::origin_unreachable;
         co_await end_without_answer(*relay, *conn, *ex, end, label,
                                     "the tunnel closed while the request was sent", outcome);
         co_return false;
     }
+    ssh::server_channel& ch = *conn->channel;
     t->bytes_to_origin += text.size();
 
-    ex->upgrade = head.upgrade;
-    if (ex->request.done()) ex->finish_body();
     if (ex->body_done && !ex->upgrade) {
-        ex->pump_done = true;
+        ex->pump_done = true;  // and pump_response ran in the loop above
     } else {
         core::spawn(executor, pump_request(relay, conn, ex), "relay request body pump");
+        outcome = co_await pump_response(relay, conn, ex, t, head, label);
     }
-    outcome = co_await pump_response(relay, conn, ex, t, head, label);
     ex->response_over = true;
     bool keep =
         outcome.complete && outcome.keep_alive && !conn->upgraded && !conn->in_eof && ex->body_done;
@@ -562,7 +590,14 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
         .inc(static_cast<double>(outcome.bytes));
     relay->metrics.breaker_open.with({t->policy.tenant, route->name})
         .set(t->breaker->state() == pool::breaker_state::closed ? 0 : 1);
-    if (!keep || !ch.readable().empty()) conn->channel.reset();
+    // Back to the pool when the origin keeps its connection and the exchange
+    // ended cleanly, whatever the caller does next; else closed.
+    const bool reusable = outcome.complete && outcome.origin_keep_alive && ex->body_done &&
+                          !ex->upgrade && !conn->upgraded && !t->closing && !relay->stopping;
+    if (reusable && channel_pool::usable(ch))
+        t->idle->put(route->name, std::move(conn->channel));
+    else
+        conn->channel.reset();
     if (!outcome.complete && outcome.status == 0) spdlog::debug("{}: request ended early", label);
     co_return keep;
 }

@@ -190,10 +190,11 @@ std::string request_for_origin(const http_head& request, std::string_view target
         // framing_problem let only "chunked" through, in any case and spacing.
         append_field(out, f.name, iequal(f.name, "Transfer-Encoding") ? "chunked" : f.value);
     }
+    // The connection to the origin is the relay's, not the caller's: it is
+    // always asked to stay open (the tunnel's keep-alive pool reuses it),
+    // whatever the caller said about its own.
     if (upgrade)
         append_field(out, "Connection", "upgrade");
-    else if (!request.keep_alive)
-        append_field(out, "Connection", "close");
     else if (request.version == 10)
         append_field(out, "Connection", "keep-alive");
     const std::string* host = request.find("Host");

@@ -54,8 +54,9 @@ struct forwarding {
 // The head the origin gets for `request`, with `target` (the request target
 // without the /t/<tenant>/<name> prefix). Upgrade and "Connection: upgrade"
 // are kept only when the request asks for a switch (http_head::upgrade);
-// "Connection: close" is sent when the caller's request does not keep the
-// connection alive, "Connection: keep-alive" for an HTTP/1.0 one that does.
+// The origin is always asked to keep its connection open (the tunnel's
+// keep-alive pool reuses it, channel_pool.hpp), whatever the caller asked for
+// its own: nothing for HTTP/1.1, "Connection: keep-alive" for HTTP/1.0.
 [[nodiscard]] std::string request_for_origin(const http_head& request, std::string_view target,
                                              const forwarding& from);
 

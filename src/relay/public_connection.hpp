@@ -107,11 +107,9 @@ struct public_conn {
     int last_status = 0;            // of the response (or error) sent last, for metrics
     core::wake_signal data_signal;  // the reader appended or hit EOF
     core::wake_signal room_signal;  // the consumer freed space
-    // The channel of the last request, kept for the next one on this
-    // connection to the same tunnel and name (keep-alive reuse).
+    // The channel of the request being proxied; between requests it is back
+    // in the tunnel's keep-alive pool (channel_pool.hpp) or closed.
     std::unique_ptr<ssh::server_channel> channel;
-    std::uint64_t channel_tunnel = 0;
-    std::string channel_name;
     // limits.write_timeout: how long one write to the caller may make no progress.
     std::chrono::milliseconds write_timeout{std::chrono::seconds(30)};
 

@@ -317,7 +317,9 @@ core::result<relay_config> parse_relay_config(std::string_view yaml_text,
                                               "max_tunnels_per_tenant",
                                               "max_names_per_tenant",
                                               "max_channel_buffer_bytes",
-                                              "max_tunnel_buffer_bytes"})) {
+                                              "max_tunnel_buffer_bytes",
+                                              "idle_channels_per_name",
+                                              "idle_channel_timeout"})) {
         read_number(r, l, "limits", "tenant_rps", c.limits.tenant_rps);
         read_number(r, l, "limits", "tenant_burst", c.limits.tenant_burst);
         read_number(r, l, "limits", "route_rps", c.limits.route_rps);
@@ -362,6 +364,9 @@ core::result<relay_config> parse_relay_config(std::string_view yaml_text,
                      c.limits.max_channel_buffer_bytes);
         read_integer(r, l, "limits", "max_tunnel_buffer_bytes", 3 << 20, 1LL << 40,
                      c.limits.max_tunnel_buffer_bytes);
+        read_integer(r, l, "limits", "idle_channels_per_name", 0, 100000,
+                     c.limits.idle_channels_per_name);
+        read_duration(r, l, "limits", "idle_channel_timeout", c.limits.idle_channel_timeout);
     }
     if (auto b = doc["breaker"]; r.expect_map(b, "breaker", {"failures", "cooldown"})) {
         read_integer(r, b, "breaker", "failures", 0, 1000000, c.breaker.failures);
@@ -522,6 +527,10 @@ std::vector<std::string> describe(const relay_config& c) {
         fmt::format("limits.max_channel_buffer_bytes: {}", c.limits.max_channel_buffer_bytes));
     out.push_back(
         fmt::format("limits.max_tunnel_buffer_bytes: {}", c.limits.max_tunnel_buffer_bytes));
+    out.push_back(
+        fmt::format("limits.idle_channels_per_name: {}", c.limits.idle_channels_per_name));
+    out.push_back(fmt::format("limits.idle_channel_timeout: {}",
+                              format_duration(c.limits.idle_channel_timeout)));
     out.push_back(fmt::format("breaker.failures: {}", c.breaker.failures));
     out.push_back(fmt::format("breaker.cooldown: {}", format_duration(c.breaker.cooldown)));
     out.push_back(

@@ -105,6 +105,11 @@ struct limits_config {
     // window and its tunnel is closed.
     std::size_t max_channel_buffer_bytes = std::size_t{4} << 20;
     std::size_t max_tunnel_buffer_bytes = std::size_t{256} << 20;
+    // The keep-alive pool (channel_pool.hpp): idle channels kept per
+    // published name after a clean exchange, and for how long; 0 channels
+    // turns the pool off.
+    unsigned idle_channels_per_name = 32;
+    std::chrono::milliseconds idle_channel_timeout{std::chrono::seconds(30)};
 };
 
 struct breaker_config {

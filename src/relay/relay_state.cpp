@@ -83,11 +83,23 @@ core::result<std::uint32_t> relay_state::publish(const std::shared_ptr<tunnel_en
     return bound;
 }
 
+namespace {
+
+// Closes pooled channels after the current handler (this may run inside the
+// session's packet loop, where a channel must not be closed).
+void close_later(asio::io_context& io, std::vector<std::unique_ptr<ssh::server_channel>> chs) {
+    if (chs.empty()) return;
+    asio::post(io, [chs = std::make_shared<decltype(chs)>(std::move(chs))] { chs->clear(); });
+}
+
+}  // namespace
+
 void relay_state::unpublish(const tunnel_entry& t, const std::string& address) {
     std::string name = address;
     for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     auto key = std::make_pair(t.policy.tenant, name);
     if (auto it = routes.find(key); it != routes.end() && it->second.get() == &t) routes.erase(it);
+    if (t.idle) close_later(io, t.idle->release(name));
 }
 
 void relay_state::remove(std::uint64_t id) {
@@ -96,6 +108,7 @@ void relay_state::remove(std::uint64_t id) {
     auto t = it->second;
     for (const auto& [name, port] : t->names) unpublish(*t, name);
     t->names.clear();
+    if (t->idle) close_later(io, t->idle->release_all());
     tunnels.erase(it);
 }
 

@@ -23,6 +23,7 @@
 #include <boost/asio/ssl/context.hpp>
 
 #include "pool/circuit_breaker.hpp"
+#include "relay/channel_pool.hpp"
 #include "relay/connection_gate.hpp"
 #include "relay/rate_limiter.hpp"
 #include "relay/refusal_throttle.hpp"
@@ -45,6 +46,7 @@ struct tunnel_entry {
     std::map<std::string, access_policy> access;  // published name -> who may call it
     unsigned active_streams = 0;
     std::unique_ptr<pool::circuit_breaker> breaker;
+    std::unique_ptr<channel_pool> idle;  // keep-alive channels per name (channel_pool.hpp)
     std::uint64_t requests = 0;
     std::uint64_t bytes_to_origin = 0;
     std::uint64_t bytes_from_origin = 0;

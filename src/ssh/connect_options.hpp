@@ -20,20 +20,40 @@ enum class host_key_policy { strict, accept_new, accept_any };
 // one can answer (no TTY, no askpass): the caller then gives up that method.
 using secret_prompt = std::function<std::optional<std::string>(std::string_view prompt)>;
 
+// One keyboard-interactive prompt from the server (name, instruction and
+// prompt are the server's text, not yet sanitised). `first` marks the first
+// prompt of a round, when name and instruction are to be shown.
+struct interactive_prompt {
+    std::string_view name;
+    std::string_view instruction;
+    std::string_view prompt;
+    bool echo = false;  // the answer may be shown as it is typed
+    bool first = true;
+};
+// Asks one keyboard-interactive prompt; nullopt when no one can answer (no
+// terminal): authentication then fails with a message saying so.
+using interactive_asker = std::function<std::optional<std::string>(const interactive_prompt&)>;
+
 struct connect_options {
     std::string host;  // network address or name to resolve (HostName)
     uint16_t port = 22;
     std::string user;
 
-    // Authentication, tried in OpenSSH's order: agent, identity files, password.
+    // Authentication, tried in OpenSSH's order: agent, identity files (each with its
+    // certificates first), keyboard-interactive, password.
     bool use_agent = true;
     std::optional<std::string> identity_agent;  // socket path; default SSH_AUTH_SOCK
     std::vector<std::string> identity_files;    // tried in order
+    // CertificateFile: user certificates, each offered with the identity
+    // file whose key it certifies (`KEY-cert.pub` beside KEY is used too).
+    std::vector<std::string> certificate_files;
     bool skip_missing_identities = true;  // defaults may be absent; -i files are checked by the CLI
     bool pubkey_authentication = true;
     bool password_authentication = true;
+    bool kbd_interactive_authentication = true;
     bool batch_mode = false;  // never prompt
     secret_prompt ask_secret;
+    interactive_asker ask_interactive;  // keyboard-interactive prompts, one at a time
 
     // Agent forwarding (-A, ForwardAgent; off by default, as in ssh): the
     // agent socket the server's `auth-agent@openssh.com` channels reach. A

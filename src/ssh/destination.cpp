@@ -58,6 +58,7 @@ core::result<connect_options> from_config(const ssh_config& config, const target
         if (std::find(o.identity_files.begin(), o.identity_files.end(), f) ==
             o.identity_files.end())
             o.identity_files.push_back(f);
+    o.certificate_files = hc->certificate_files;
     o.skip_missing_identities = true;  // -i files were checked up front; config ones may be stale
     o.use_agent = !hc->identities_only;
     o.identity_agent = hc->identity_agent;
@@ -70,6 +71,7 @@ core::result<connect_options> from_config(const ssh_config& config, const target
     o.forward_agent = agent_to_forward(*hc, forward_agent_flag);
     o.pubkey_authentication = hc->pubkey_authentication;
     o.password_authentication = hc->password_authentication;
+    o.kbd_interactive_authentication = hc->kbd_interactive_authentication;
     o.batch_mode = hc->batch_mode;
     o.host_keys = to_policy(hc->strict);
     o.user_known_hosts_files = hc->user_known_hosts_files;

@@ -331,6 +331,25 @@ std::vector<std::string> known_hosts::key_types_for(std::string_view host, uint1
     return types;
 }
 
+std::vector<known_hosts::cert_authority> known_hosts::cert_authorities_for(std::string_view host,
+                                                                           uint16_t port) const {
+    const std::string name = known_hosts_name(host, port);
+    std::vector<cert_authority> out;
+    for (const auto& e : entries_)
+        if (e.mark == entry::marker::cert_authority && entry_matches(e, name))
+            out.push_back({e.key_blob, known_hosts_location{e.path, e.line}});
+    return out;
+}
+
+std::optional<known_hosts_location> known_hosts::revoked_for(std::string_view host, uint16_t port,
+                                                             std::string_view key_blob) const {
+    const std::string name = known_hosts_name(host, port);
+    for (const auto& e : entries_)
+        if (e.mark == entry::marker::revoked && e.key_blob == key_blob && entry_matches(e, name))
+            return known_hosts_location{e.path, e.line};
+    return std::nullopt;
+}
+
 core::result<void> known_hosts::append(const std::string& path, std::string_view host,
                                        uint16_t port, std::string_view key_type,
                                        std::string_view key_base64, bool hash_host) {

@@ -73,6 +73,22 @@ class known_hosts {
     [[nodiscard]] std::vector<std::string> key_types_for(std::string_view host,
                                                          uint16_t port) const;
 
+    // @cert-authority entries whose host patterns match this host (same name
+    // rules as check()), in file order: the CAs trusted to sign its host
+    // certificates.
+    struct cert_authority {
+        std::string key_blob;  // the CA's public key
+        known_hosts_location where;
+    };
+    [[nodiscard]] std::vector<cert_authority> cert_authorities_for(std::string_view host,
+                                                                   uint16_t port) const;
+
+    // The @revoked entry for this host that lists `key_blob` (a host key or a
+    // CA key), if any.
+    [[nodiscard]] std::optional<known_hosts_location> revoked_for(std::string_view host,
+                                                                  uint16_t port,
+                                                                  std::string_view key_blob) const;
+
     [[nodiscard]] const std::vector<skipped_line>& skipped() const noexcept { return skipped_; }
     [[nodiscard]] std::size_t size() const noexcept { return entries_.size(); }
 

@@ -1,7 +1,5 @@
 #include "ssh/session.hpp"
 
-#include <sys/stat.h>
-
 #include <libssh/server.h>  // ssh_send_keepalive: a global request, valid from clients too
 
 #include <fmt/format.h>
@@ -9,6 +7,9 @@
 
 #include "ssh/agent_forward.hpp"
 #include "ssh/cipher_order.hpp"
+#include "ssh/client_auth.hpp"
+#include "ssh/host_certificate.hpp"
+#include "ssh/host_certificate_probe.hpp"
 #include "ssh/host_key_verifier.hpp"
 #include "ssh/jump_bridge.hpp"
 #include "ssh/tcp_connect.hpp"
@@ -19,11 +20,6 @@ namespace {
 
 void set_option(ssh_session s, ssh_options_e what, const void* value) {
     ssh_options_set(s, what, value);
-}
-
-bool file_exists(const std::string& path) {
-    struct stat st {};
-    return ::stat(path.c_str(), &st) == 0;
 }
 
 // Maps a failed libssh handshake to our coarse conditions: a reset or EOF
@@ -159,8 +155,8 @@ asio::awaitable<core::result<std::shared_ptr<session>>> session::connect(
     self->bridge_ = std::move(bridge);
 
     if (auto h = co_await self->handshake(deadline); !h) co_return tl::unexpected(h.error());
-    if (auto v = self->verify_host_key(); !v) co_return tl::unexpected(v.error());
-    if (auto a = co_await self->authenticate(deadline); !a) co_return tl::unexpected(a.error());
+    if (auto v = co_await self->verify_host_key(deadline); !v) co_return tl::unexpected(v.error());
+    if (auto a = co_await authenticate(*self, deadline); !a) co_return tl::unexpected(a.error());
 
     self->agent_ = std::make_unique<agent_forwarder>(*self);
     self->event_.reset(ssh_event_new());
@@ -183,151 +179,76 @@ asio::awaitable<core::result<void>> session::handshake(time_point deadline) {
     co_return core::result<void>{};
 }
 
-core::result<void> session::verify_host_key() {
+asio::awaitable<core::result<void>> session::verify_host_key(time_point deadline) {
     ssh_key raw = nullptr;
     if (ssh_get_server_publickey(session_.get(), &raw) != SSH_OK)
-        return core::fail(
+        co_return core::fail(
             core::errc::protocol_error,
             fmt::format("{} sent no host key: {}", opts_.destination(), last_error()));
     key_handle key(raw);
+    // @cert-authority: a host certificate for this key, fetched beside the session.
+    std::string cert_problem;
+    if (wants_host_certificate(opts_, key.get())) {
+        auto accepted = co_await check_certificate_of(key.get(), deadline);
+        if (accepted) {
+            fingerprint_ = fingerprint(key.get());
+            spdlog::debug("{}: accepted {}", opts_.destination(), *accepted);
+            co_return core::result<void>{};
+        }
+        cert_problem = accepted.error().message;
+        spdlog::debug("{}: no valid host certificate: {}", opts_.destination(), cert_problem);
+    }
     auto checked = check_host_key(opts_, key.get());
-    if (!checked) return tl::unexpected(checked.error());
+    if (!checked) {
+        auto e = checked.error();
+        if (!cert_problem.empty()) e.message += "; and no valid host certificate: " + cert_problem;
+        co_return tl::unexpected(e);
+    }
     fingerprint_ = *checked;
-    return {};
+    co_return core::result<void>{};
 }
 
-asio::awaitable<core::result<void>> session::authenticate(time_point deadline) {
-    ssh_session s = session_.get();
-    auto none =
-        co_await drive([s] { return ssh_userauth_none(s, nullptr); }, SSH_AUTH_AGAIN, deadline);
-    if (!none) co_return tl::unexpected(none.error());
-    if (*none == SSH_AUTH_SUCCESS) co_return core::result<void>{};
-    if (*none == SSH_AUTH_ERROR)
-        co_return core::fail(core::errc::auth_unavailable,
-                             fmt::format("{} did not answer the authentication request: {}",
-                                         opts_.destination(), last_error()));
-
-    int methods = ssh_userauth_list(s, nullptr);
-    std::vector<std::string> tried;
-    if ((methods & SSH_AUTH_METHOD_PUBLICKEY) && opts_.pubkey_authentication) {
-        if (opts_.use_agent) {
-            const char* sock =
-                opts_.identity_agent ? opts_.identity_agent->c_str() : std::getenv("SSH_AUTH_SOCK");
-            if (sock && *sock && file_exists(sock)) {
-                auto rc = co_await drive([s] { return ssh_userauth_agent(s, nullptr); },
-                                         SSH_AUTH_AGAIN, deadline);
-                if (!rc) co_return tl::unexpected(rc.error());
-                if (*rc == SSH_AUTH_SUCCESS) co_return core::result<void>{};
-                tried.emplace_back("ssh-agent");
-            }
-        }
-        for (const auto& path : opts_.identity_files) {
-            auto ok = co_await try_identity(path, deadline, tried);
-            if (!ok) co_return tl::unexpected(ok.error());
-            if (*ok) co_return core::result<void>{};
-        }
+asio::awaitable<core::result<std::string>> session::check_certificate_of(ssh_key key,
+                                                                         time_point deadline) {
+    const std::string algorithm = host_certificate_algorithm(key);
+    if (algorithm.empty())
+        co_return core::fail(core::errc::host_key_unknown,
+                             fmt::format("{} host keys have no certificates",
+                                         ssh_key_type_to_char(ssh_key_type(key))));
+    // A second stream to the same server, the way the session reached it.
+    auto executor = fd_.get_executor();
+    int fd = -1;
+    std::shared_ptr<stream_pump> pump;
+    if (opts_.open_stream) {
+        auto opening = opts_.open_stream(executor, deadline);
+        auto opened = co_await std::move(opening);
+        if (!opened) co_return tl::unexpected(opened.error());
+        fd = opened->fd;
+        pump = std::move(opened->pump);
+    } else if (jump_) {
+        auto b = co_await jump_bridge::open(jump_, opts_.host, opts_.port, deadline);
+        if (!b) co_return tl::unexpected(b.error());
+        pump = b->first;
+        fd = b->second;
+    } else {
+        auto c = co_await tcp_connect(executor, opts_.host, opts_.port, deadline);
+        if (!c) co_return tl::unexpected(c.error());
+        fd = *c;
     }
-    if ((methods & (SSH_AUTH_METHOD_PASSWORD | SSH_AUTH_METHOD_INTERACTIVE)) &&
-        opts_.password_authentication && !opts_.batch_mode && opts_.ask_secret) {
-        auto ok = co_await try_password(deadline);
-        if (!ok) co_return tl::unexpected(ok.error());
-        if (*ok) co_return core::result<void>{};
-        tried.emplace_back("password");
-    }
-
-    std::vector<std::string> offered;
-    if (methods & SSH_AUTH_METHOD_PUBLICKEY) offered.emplace_back("publickey");
-    if (methods & SSH_AUTH_METHOD_PASSWORD) offered.emplace_back("password");
-    if (methods & SSH_AUTH_METHOD_INTERACTIVE) offered.emplace_back("keyboard-interactive");
-    co_return core::fail(
-        core::errc::auth_failed,
-        fmt::format(
-            "permission denied for {} (server accepts: {}; tried: {}): pass the right key with -i, "
-            "load it into ssh-agent, or check the server's authorized_keys",
-            opts_.destination(),
-            offered.empty() ? "none" : fmt::format("{}", fmt::join(offered, ",")),
-            tried.empty() ? "nothing" : fmt::format("{}", fmt::join(tried, ", "))));
-}
-
-asio::awaitable<core::result<bool>> session::try_identity(const std::string& path,
-                                                          time_point deadline,
-                                                          std::vector<std::string>& tried) {
-    ssh_session s = session_.get();
-    if (!file_exists(path)) {
-        if (opts_.skip_missing_identities) co_return false;
-        co_return core::fail(core::errc::not_found,
-                             fmt::format("identity file {} does not exist", path));
-    }
-    tried.push_back(path);
-    ssh_key raw = nullptr;
-    int rc = ssh_pki_import_privkey_file(path.c_str(), nullptr, nullptr, nullptr, &raw);
-    if (rc != SSH_OK) {
-        // Encrypted (or unreadable): ask the server first with the public half,
-        // and only prompt for the passphrase when it would accept the key.
-        ssh_key pub_raw = nullptr;
-        if (ssh_pki_import_pubkey_file((path + ".pub").c_str(), &pub_raw) != SSH_OK) {
-            spdlog::debug(
-                "skipping identity {}: cannot load it without a passphrase and no .pub beside it",
-                path);
-            co_return false;
-        }
-        key_handle pub(pub_raw);
-        auto q = co_await drive([&] { return ssh_userauth_try_publickey(s, nullptr, pub.get()); },
-                                SSH_AUTH_AGAIN, deadline);
-        if (!q) co_return tl::unexpected(q.error());
-        if (*q != SSH_AUTH_SUCCESS || !opts_.ask_secret || opts_.batch_mode) co_return false;
-        auto pass = opts_.ask_secret(fmt::format("Enter passphrase for key '{}': ", path));
-        if (!pass) co_return false;
-        rc = ssh_pki_import_privkey_file(path.c_str(), pass->c_str(), nullptr, nullptr, &raw);
-        std::fill(pass->begin(), pass->end(), '\0');
-        if (rc != SSH_OK) {
-            spdlog::warn("wrong passphrase for {}", path);
-            co_return false;
-        }
-    }
-    key_handle key(raw);
-    auto a = co_await drive([&] { return ssh_userauth_publickey(s, nullptr, key.get()); },
-                            SSH_AUTH_AGAIN, deadline);
-    if (!a) co_return tl::unexpected(a.error());
-    if (*a == SSH_AUTH_ERROR)
+    auto fetching = fetch_host_certificate(executor, fd, algorithm, deadline);
+    auto blob = co_await std::move(fetching);
+    if (pump) pump->stop();
+    // A jump bridge's pumps wait on the jump session: wake them so they see
+    // the stop (they hold the jump session until they end).
+    if (jump_) jump_->notify();
+    if (!blob)
         co_return core::fail(
-            core::errc::auth_unavailable,
-            fmt::format("authentication with {} failed: {}", opts_.destination(), last_error()));
-    co_return *a == SSH_AUTH_SUCCESS;
-}
-
-asio::awaitable<core::result<bool>> session::try_password(time_point deadline) {
-    ssh_session s = session_.get();
-    int methods = ssh_userauth_list(s, nullptr);
-    for (int attempt = 0; attempt < 3; ++attempt) {  // NumberOfPasswordPrompts
-        auto pass = opts_.ask_secret(fmt::format("{}@{}'s password: ", opts_.user, opts_.host));
-        if (!pass) co_return false;
-        core::result<int> rc;
-        if (methods & SSH_AUTH_METHOD_PASSWORD) {
-            rc = co_await drive([&] { return ssh_userauth_password(s, nullptr, pass->c_str()); },
-                                SSH_AUTH_AGAIN, deadline);
-        } else {
-            // keyboard-interactive: answer every echo-off prompt with the password.
-            rc = co_await drive([s] { return ssh_userauth_kbdint(s, nullptr, nullptr); },
-                                SSH_AUTH_AGAIN, deadline);
-            while (rc && *rc == SSH_AUTH_INFO) {
-                int n = ssh_userauth_kbdint_getnprompts(s);
-                for (int i = 0; i < n; ++i)
-                    ssh_userauth_kbdint_setanswer(s, static_cast<unsigned>(i), pass->c_str());
-                rc = co_await drive([s] { return ssh_userauth_kbdint(s, nullptr, nullptr); },
-                                    SSH_AUTH_AGAIN, deadline);
-            }
-        }
-        std::fill(pass->begin(), pass->end(), '\0');
-        if (!rc) co_return tl::unexpected(rc.error());
-        if (*rc == SSH_AUTH_SUCCESS) co_return true;
-        if (*rc == SSH_AUTH_ERROR)
-            co_return core::fail(core::errc::auth_unavailable,
-                                 fmt::format("password authentication with {} failed: {}",
-                                             opts_.destination(), last_error()));
-        spdlog::warn("permission denied, please try again");
-    }
-    co_return false;
+            core::errc::host_key_unknown,
+            fmt::format("fetching its host certificate: {}", blob.error().message));
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    co_return check_host_certificate(opts_, key, *blob, now);
 }
 
 asio::awaitable<core::result<void>> session::wait(time_point deadline) {

@@ -89,11 +89,11 @@ class session : public std::enable_shared_from_this<session> {
     session(asio::any_io_executor executor, connect_options opts, session_handle s, int fd);
 
     asio::awaitable<core::result<void>> handshake(time_point deadline);
-    core::result<void> verify_host_key();
-    asio::awaitable<core::result<void>> authenticate(time_point deadline);
-    asio::awaitable<core::result<bool>> try_identity(const std::string& path, time_point deadline,
-                                                     std::vector<std::string>& tried);
-    asio::awaitable<core::result<bool>> try_password(time_point deadline);
+    asio::awaitable<core::result<void>> verify_host_key(time_point deadline);
+    // The server's host certificate for `key`, fetched over a second stream
+    // and checked against @cert-authority lines (host_certificate.hpp).
+    asio::awaitable<core::result<std::string>> check_certificate_of(ssh_key key,
+                                                                    time_point deadline);
     core::result<void> keepalive_tick();
 
     connect_options opts_;

@@ -99,6 +99,8 @@ struct host_config {
     bool batch_mode = false;
     bool password_authentication = true;
     bool pubkey_authentication = true;
+    // KbdInteractiveAuthentication (ChallengeResponseAuthentication is its old name).
+    bool kbd_interactive_authentication = true;
     bool compression = false;
     // Algorithm lists as written, including OpenSSH's `+`, `-`, `^` prefixes.
     std::optional<std::string> ciphers, kex_algorithms, macs, host_key_algorithms;

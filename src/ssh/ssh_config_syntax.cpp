@@ -98,7 +98,7 @@ constexpr std::array keywords{
     keyword_info{"HostbasedAcceptedAlgorithms", k_ignored},
     keyword_info{"HostbasedAuthentication", k_ignored},
     keyword_info{"IPQoS", k_ignored},
-    keyword_info{"KbdInteractiveAuthentication", k_ignored},
+    keyword_info{"KbdInteractiveAuthentication", k_kbd_interactive_authentication},
     keyword_info{"KbdInteractiveDevices", k_ignored},
     keyword_info{"KnownHostsCommand", k_ignored},
     keyword_info{"LocalCommand", k_ignored},
@@ -131,7 +131,7 @@ constexpr std::array keywords{
     keyword_info{"VisualHostKey", k_ignored},
     keyword_info{"XAuthLocation", k_ignored},
     // Deprecated or unsupported names OpenSSH 9.2 still accepts (readconf.c).
-    keyword_info{"ChallengeResponseAuthentication", k_ignored},
+    keyword_info{"ChallengeResponseAuthentication", k_kbd_interactive_authentication},
     keyword_info{"SkeyAuthentication", k_ignored},
     keyword_info{"TISAuthentication", k_ignored},
     keyword_info{"PubkeyAcceptedKeyTypes", k_ignored},

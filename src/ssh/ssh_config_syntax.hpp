@@ -1,5 +1,5 @@
 // The lexical layer of ssh_config: the keyword table, line splitting, value
-// parsers and token expansion. Internal to src/ssh/ssh_config.cpp, split out
+// parsers and token expansion. Internal to src/ssh/ssh_config_*.cpp, split out
 // so each file has one job; not part of the public API.
 #pragma once
 
@@ -40,6 +40,7 @@ enum kw : int {
     k_batch_mode,
     k_password_authentication,
     k_pubkey_authentication,
+    k_kbd_interactive_authentication,
     k_ciphers,
     k_kex_algorithms,
     k_macs,

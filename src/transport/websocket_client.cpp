@@ -532,13 +532,15 @@ asio::awaitable<core::result<void>> websocket_client::bridge(int in_fd, int out_
         co_await im.done->async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }
     const auto ec = im.ws_error;
-    if (!ec || im.stopped || ec == asio::error::operation_aborted) co_return core::result<void>{};
-    if (ec == websocket::error::closed) {
-        if (im.close_reason.empty()) co_return core::result<void>{};
+    // The relay's reason first: its close frame ends the local side, and the
+    // SSH session above may stop() this before we get here (a race that
+    // used to swallow "relay shutting down").
+    if (ec == websocket::error::closed && !im.close_reason.empty())
         co_return core::fail(core::errc::disconnected,
                              fmt::format("relay {} closed the connection: {}", im.url.host_header(),
                                          im.close_reason));
-    }
+    if (!ec || im.stopped || ec == asio::error::operation_aborted || ec == websocket::error::closed)
+        co_return core::result<void>{};
     if (ec == beast::error::timeout)
         co_return core::fail(
             core::errc::disconnected,

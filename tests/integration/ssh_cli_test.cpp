@@ -16,6 +16,7 @@
 
 #include "support/process.hpp"
 #include "support/sshd_fixture.hpp"
+#include "support/tmux_pane.hpp"
 #include "support/tunnel_cli.hpp"
 
 namespace tunnel::test {
@@ -174,76 +175,10 @@ TEST_F(SshCli, UnknownHostKeyIsRefusedWith255) {
 
 // ---- in a real terminal --------------------------------------------------
 
-// A tmux server of our own, killed when the test ends. Its socket lives in
-// the test's temp dir (-S), so it is unique and goes away with the dir.
-class tmux_pane {
-  public:
-    tmux_pane(const temp_dir& dir, const std::string& script)
-        : socket_(dir.file("tmux.sock")), conf_(dir.file("tmux.conf")) {
-        EXPECT_TRUE(write_text_file(
-            conf_, "set -g status off\nset -g default-shell /bin/sh\nset -g history-limit 5000\n"));
-        auto r = tmux({"new-session", "-d", "-s", "t", "-x", "100", "-y", "30", "sh " + script});
-        started_ = r.ok();
-        EXPECT_TRUE(started_) << r.describe();
-    }
-    ~tmux_pane() { (void)tmux({"kill-server"}); }
-
-    run_result tmux(std::vector<std::string> args) const {
-        std::vector<std::string> argv = {"tmux", "-S", socket_, "-f", conf_};
-        argv.insert(argv.end(), args.begin(), args.end());
-        run_options ro;
-        ro.timeout = 10s;
-        return run(argv, ro);
-    }
-    // Types `text` literally.
-    void type(const std::string& text) const { (void)tmux({"send-keys", "-t", "t", "-l", text}); }
-    void enter() const { (void)tmux({"send-keys", "-t", "t", "Enter"}); }
-    std::string screen() const { return tmux({"capture-pane", "-p", "-t", "t"}).out; }
-    std::string pane_tty() const {
-        auto r = tmux({"display-message", "-p", "-t", "t", "#{pane_tty}"});
-        while (!r.out.empty() && r.out.back() == '\n') r.out.pop_back();
-        return r.out;
-    }
-    bool resize(int columns, int rows) const {
-        return tmux({"resize-window", "-t", "t", "-x", std::to_string(columns), "-y",
-                     std::to_string(rows)})
-            .ok();
-    }
-    // Polls the screen until it contains `needle`.
-    bool wait_for(const std::string& needle, std::chrono::milliseconds timeout = 10s) const {
-        const auto deadline = steady::now() + timeout;
-        while (steady::now() < deadline) {
-            if (screen().find(needle) != std::string::npos) return true;
-            std::this_thread::sleep_for(50ms);
-        }
-        return false;
-    }
-    [[nodiscard]] bool started() const noexcept { return started_; }
-
-  private:
-    std::string socket_;
-    std::string conf_;
-    bool started_ = false;
-};
-
 // The terminal settings of `tty` as `stty -g` prints them.
 std::string stty_of(const std::string& tty) {
     auto r = run({"stty", "-g", "-F", tty});
     return r.ok() ? r.out : "stty failed: " + r.describe();
-}
-
-// Waits for a file the pane script writes when tunnel has exited.
-std::optional<std::string> wait_for_file(const std::string& path,
-                                         std::chrono::milliseconds timeout = 15s) {
-    const auto deadline = steady::now() + timeout;
-    while (steady::now() < deadline) {
-        if (::access(path.c_str(), F_OK) == 0) {
-            auto text = read_text_file(path);
-            if (text) return *text;
-        }
-        std::this_thread::sleep_for(50ms);
-    }
-    return std::nullopt;
 }
 
 // The first process named `comm` below `pid` (children, then grandchildren...).

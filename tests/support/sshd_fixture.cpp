@@ -321,8 +321,18 @@ core::result<void> sshd_fixture::launch() {
     if (auto written = write_config(); !written) return written;
     const auto log_file = log_path();
     const std::size_t log_offset = read_text_file(log_file).value_or(std::string{}).size();
+    std::vector<std::string> argv = {sshd_binary, "-D", "-e", "-f", config_path()};
+    if (!options_.pam_config_dir.empty())
+        // unshare without --fork execs sh, which execs sshd: one pid throughout.
+        argv = {"unshare",
+                "--mount",
+                "--",
+                "sh",
+                "-c",
+                "mount --bind '" + options_.pam_config_dir + "' /etc/pam.d && exec " + sshd_binary +
+                    " -D -e -f '" + config_path() + "'"};
     auto child = spawn(
-        {sshd_binary, "-D", "-e", "-f", config_path()},
+        argv,
         spawn_options{.env = {}, .stdout_path = log_file, .stderr_path = log_file, .cwd = {}});
     if (!child) return tl::unexpected(child.error());
 

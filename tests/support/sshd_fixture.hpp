@@ -34,6 +34,11 @@ struct sshd_options {
     std::vector<std::string> extra_config;
     // Empty: no sftp subsystem.
     std::string sftp_server = "/usr/lib/openssh/sftp-server";
+    // Non-empty: sshd runs in a mount namespace of its own with this
+    // directory mounted on /etc/pam.d, for a PAM stack of the test's own
+    // (keyboard-interactive challenges) while the machine's /etc stays as it
+    // is. Pair it with `UsePAM yes` in extra_config.
+    std::string pam_config_dir{};
     std::chrono::milliseconds start_timeout{10'000};
     int bind_attempts = 5;  // new port each time sshd cannot bind
 };

@@ -159,6 +159,11 @@ void serve(int fd, streaming_origin::state& st) {
             ++st.bigs_completed;
         } else if (path == "/drop") {
             return;
+        } else if (path == "/bye") {
+            // Answers as if keeping the connection, then closes it (an origin
+            // whose keep-alive timeout just ran out).
+            (void)send_all(fd, response(200, "OK", "bye\n"));
+            return;
         } else if (path == "/hop") {
             // Hop-by-hop fields in a response (the relay must drop them).
             if (!send_all(fd,

@@ -9,6 +9,8 @@
 //   POST /echo             200, the request body back (Content-Length or chunked)
 //   GET  /sw.js            200 text/javascript with Service-Worker-Allowed: /
 //   GET  /drop             closes the connection without answering
+//   GET  /bye              200 "bye\n" (Content-Length, no Connection: close), then
+//                          closes the connection
 //   GET  /hop              200 "hop\n" with hop-by-hop fields (Connection: X-Hop-Resp,
 //                          X-Hop-Resp, Keep-Alive, Proxy-Authenticate, Upgrade) and X-Kept
 //   GET  /upgrade          101 Switching Protocols (whatever the request), then echoes raw

@@ -144,6 +144,29 @@ TEST(KnownHostsCheck, CertAuthorityLinesAreNotPlainKeys) {
     EXPECT_TRUE(kh.key_types_for("a.example.com", 22).empty());
 }
 
+TEST(KnownHostsCheck, CertAuthoritiesForAHostFollowItsPatterns) {
+    auto kh = from_text("@cert-authority *.example.com,!bad.example.com ssh-ed25519 " +
+                        std::string(ed_a) + "\n" + "@cert-authority [10.0.0.1]:* ssh-ed25519 " +
+                        std::string(ed_b) + "\n" + line("a.example.com", "ssh-ed25519", ed_b) +
+                        "@revoked * ssh-ed25519 " + std::string(ed_b) + "\n");
+    auto cas = kh.cert_authorities_for("a.example.com", 22);
+    ASSERT_EQ(cas.size(), 1u);
+    EXPECT_EQ(cas[0].where, (known_hosts_location{"kh", 1}));
+    EXPECT_EQ(cas[0].key_blob.substr(4, 11), "ssh-ed25519");
+    EXPECT_TRUE(kh.cert_authorities_for("bad.example.com", 22).empty());
+    EXPECT_TRUE(kh.cert_authorities_for("a.example.com", 2222).empty());  // [a.example.com]:2222
+    auto by_port = kh.cert_authorities_for("10.0.0.1", 2222);
+    ASSERT_EQ(by_port.size(), 1u);
+    EXPECT_EQ(by_port[0].where.line, 2u);
+    EXPECT_TRUE(kh.cert_authorities_for("10.0.0.1", 22).empty());
+
+    // @revoked lists the second CA's key for every host; the first is not revoked.
+    auto revoked = kh.revoked_for("10.0.0.1", 2222, by_port[0].key_blob);
+    ASSERT_TRUE(revoked);
+    EXPECT_EQ(revoked->line, 4u);
+    EXPECT_FALSE(kh.revoked_for("a.example.com", 22, cas[0].key_blob));
+}
+
 TEST(KnownHostsCheck, RsaSignatureAlgorithmsCountAsSshRsa) {
     auto kh = from_text(line("alpha", "ssh-rsa", rsa));
     EXPECT_EQ(kh.check("alpha", 22, "rsa-sha2-512", rsa).status, host_key_status::match);
