@@ -30,6 +30,18 @@ void add_connection_flags(CLI::App& cmd, ssh::client_flags& flags, bool with_sho
         ->allow_extra_args(false);  // one value per flag: never swallow TARGET or --
 }
 
+void add_agent_flags(CLI::App& cmd, ssh::client_flags& flags) {
+    cmd.add_flag_callback(
+           "-A", [&flags] { flags.forward_agent = true; },
+           "Forward the local ssh-agent (ForwardAgent yes): programs on the host can use your "
+           "keys while you are connected, so only to hosts you trust")
+        ->trigger_on_parse();
+    cmd.add_flag_callback(
+           "-a", [&flags] { flags.forward_agent = false; },
+           "Do not forward the agent, whatever ssh_config says")
+        ->trigger_on_parse();
+}
+
 int exit_code_for(const core::error& e) {
     switch (e.code) {
         case core::errc::invalid_argument:

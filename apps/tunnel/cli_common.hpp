@@ -32,6 +32,9 @@ void write_all(int fd, std::string_view data);
 // -p -l -i/--private-key -F -o, as ssh spells them.
 void add_connection_flags(CLI::App& cmd, ssh::client_flags& flags, bool with_short_identity = true);
 
+// -A / -a: agent forwarding on or off (ForwardAgent), the last one given wins.
+void add_agent_flags(CLI::App& cmd, ssh::client_flags& flags);
+
 // Prints "tunnel: <message>" on stderr and returns the exit code for it:
 // 2 for bad input, 255 for connection/auth/host-key failures.
 int report(const core::error& e);

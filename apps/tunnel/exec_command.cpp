@@ -158,6 +158,7 @@ void add_exec_command(CLI::App& app, command_runner& run) {
         "Exit status: the remote command's; 124 on timeout; 255 connection, auth or host-key "
         "failure; 2 bad usage.");
     add_connection_flags(*cmd, flags->connection);
+    add_agent_flags(*cmd, flags->connection);
     cmd->add_flag("--sudo", flags->sudo,
                   "Run through sudo -n (fails fast if sudo wants a password)");
     cmd->add_option("--sudo-user", flags->sudo_user, "Run through sudo as this user");

@@ -74,6 +74,12 @@ int run_forward(const forward_flags& f) {
 
     auto target = resolve_target(f.connection, f.target);
     if (!target) return report(target.error());
+    // Like ssh -N: no session channel, so nothing to ask agent forwarding on.
+    if (target->forward_agent && f.connection.forward_agent == true)
+        fmt::print(stderr,
+                   "tunnel: -A has no effect here: tunnel forward runs nothing on the host, so "
+                   "no program there can use the agent (as with ssh -N -A)\n");
+    target->forward_agent.reset();
     // Keepalives are what notice a peer that vanished without a word: on by
     // default here (15 s x 3), unlike ssh.
     if (!f.keepalive.empty()) {
@@ -168,6 +174,7 @@ void add_forward_command(CLI::App& app, command_runner& run) {
         "(exit 0).\n"
         "Exit status: 2 bad usage; 255 connection, auth, host-key or listener failure.");
     add_connection_flags(*cmd, flags->connection);
+    add_agent_flags(*cmd, flags->connection);
     auto repeated = [&](const char* name, std::vector<std::string>& into, const char* help) {
         cmd->add_option(name, into, help)->take_all()->allow_extra_args(false);
     };

@@ -194,6 +194,7 @@ void add_run_command(CLI::App& app, command_runner& run) {
         "ssh_config aliases).\n"
         "Exit status: 0 all ok; 1 a host failed; 4 a host was unreachable (5 both); 2 bad usage.");
     add_connection_flags(*cmd, flags->connection, /*with_short_identity=*/false);
+    add_agent_flags(*cmd, flags->connection);
     cmd->add_option("-i,--inventory", flags->inventory_path,
                     "Inventory file (Ansible YAML or INI) or a comma-separated host list")
         ->required();

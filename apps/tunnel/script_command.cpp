@@ -131,6 +131,7 @@ void add_script_command(CLI::App& app, command_runner& run) {
         "#! line, else sh, and the directory is removed afterwards, also on failure or timeout.\n"
         "Exit status: the script's; 124 on timeout; 255 connection failure; 2 bad usage.");
     add_connection_flags(*cmd, flags->connection);
+    add_agent_flags(*cmd, flags->connection);
     cmd->add_option("--interpreter", flags->interpreter,
                     "Run the script with this program (e.g. python3, bash)");
     cmd->add_flag("--sudo", flags->sudo, "Run through sudo -n");

@@ -135,6 +135,7 @@ void add_ssh_command(CLI::App& app, command_runner& run) {
         "Exit status: the remote command's; 128+N when it died of signal N; 255 connection,\n"
         "auth or host-key failure, lost connection or ~.; 2 bad usage.");
     add_connection_flags(*cmd, flags->connection);
+    add_agent_flags(*cmd, flags->connection);
     cmd->add_flag("-t", flags->force_tty,
                   "Allocate a pty even with a command; twice (-tt) even when stdin is not a "
                   "terminal");

@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/spawn.hpp"
+#include "ssh/agent_forward.hpp"
 #include "ssh/channel.hpp"
 
 namespace tunnel::exec {
@@ -171,7 +172,8 @@ asio::awaitable<core::result<exec_result>> executor::run(const ssh::connect_opti
                                options.random ? options.random : core::default_random_source());
     std::optional<pool::session_pool::lease> lease;
     std::optional<ssh::channel> ch;
-    unsigned stale = 0;  // pooled sessions found dead at channel open: retried for free
+    ssh::agent_grant agent_grant;  // released (agent channels closed) when run() returns
+    unsigned stale = 0;            // pooled sessions found dead at channel open: retried for free
     for (;;) {
         ++result.attempts;
         auto& breaker = breakers_.get(result.destination);
@@ -205,6 +207,11 @@ asio::awaitable<core::result<exec_result>> executor::run(const ssh::connect_opti
                 }
                 co_return tl::unexpected(c.error());
             }
+            auto requesting =
+                ssh::request_agent_forwarding(*c, target.forward_agent, setup_deadline);
+            auto agent = co_await std::move(requesting);
+            if (!agent) co_return tl::unexpected(agent.error());
+            agent_grant = std::move(*agent);  // forwarding lasts while the command runs
             if (cmd.pty) {
                 if (auto p = co_await c->request_pty("xterm-256color", cmd.pty_columns,
                                                      cmd.pty_rows, setup_deadline);

@@ -1,172 +1,35 @@
 #include "forward/pump.hpp"
 
-#include <libssh/libssh.h>
-
 #include <spdlog/spdlog.h>
-
-#include "core/spawn.hpp"
 
 namespace tunnel::forward {
 
 namespace {
 
-constexpr auto forever = ssh::time_point::max();
-
-class pump : public std::enable_shared_from_this<pump> {
+// Counts one forwarded connection in its forward's stats.
+class stats_observer : public ssh::pump_observer {
   public:
-    pump(ssh::channel ch, stream_socket socket, std::shared_ptr<forward_stats> stats,
-         pump_limits limits)
-        : channel_(std::move(ch)),
-          socket_(std::move(socket)),
-          stats_(std::move(stats)),
-          limits_(limits) {
-        channel_.state().buffer_cap = limits_.channel_buffer;
+    explicit stats_observer(std::shared_ptr<forward_stats> stats) : stats_(std::move(stats)) {
         ++stats_->open_channels;
     }
-    ~pump() { --stats_->open_channels; }
-
-    asio::awaitable<void> channel_to_socket() {
-        auto self = shared_from_this();
-        auto& st = channel_.state();
-        std::string chunk;
-        while (!stopped_) {
-            channel_.drain();
-            if (!st.out.empty()) {
-                // Take the buffer: callbacks keep filling st.out (up to its cap)
-                // while this write is in flight.
-                chunk.clear();
-                chunk.swap(st.out);
-                boost::system::error_code ec;
-                co_await asio::async_write(socket_, asio::buffer(chunk),
-                                           asio::redirect_error(asio::use_awaitable, ec));
-                if (ec) {
-                    stop();
-                    break;
-                }
-                stats_->bytes_in += chunk.size();
-                continue;
-            }
-            if (st.closed) {
-                // The far end closed the channel: nothing more either way.
-                finish_local_send();
-                stop();
-                break;
-            }
-            if (st.eof) {
-                finish_local_send();
-                break;
-            }
-            if (auto w = co_await channel_.owner().wait(forever); !w) {
-                stop();
-                break;
-            }
-        }
-        channel_done_ = true;
-        maybe_finish();
-    }
-
-    asio::awaitable<void> socket_to_channel(std::string first) {
-        auto self = shared_from_this();
-        if (!first.empty() && !(co_await send(first))) co_return;
-        std::string buf(limits_.read_chunk, '\0');
-        while (!stopped_) {
-            boost::system::error_code ec;
-            std::size_t n = co_await socket_.async_read_some(
-                asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
-            if (ec) {
-                if (ec == asio::error::eof && !stopped_) {
-                    channel_.send_eof();
-                    channel_.owner().notify();
-                } else {
-                    stop();
-                }
-                break;
-            }
-            if (!(co_await send(std::string_view(buf.data(), n)))) break;
-        }
-        socket_done_ = true;
-        maybe_finish();
+    ~stats_observer() override { --stats_->open_channels; }
+    void on_bytes_to_channel(std::size_t n) override { stats_->bytes_out += n; }
+    void on_bytes_to_socket(std::size_t n) override { stats_->bytes_in += n; }
+    void on_channel_error(std::string_view why) override {
+        spdlog::debug("{}: {}", stats_->spec.text, why);
     }
 
   private:
-    asio::awaitable<bool> send(std::string_view pending) {
-        auto& st = channel_.state();
-        while (!pending.empty() && !stopped_) {
-            if (st.closed) {
-                stop();
-                co_return false;
-            }
-            auto w = channel_.write_some(pending);
-            if (!w) {
-                spdlog::debug("{}: {}", stats_->spec.text, w.error().message);
-                stop();
-                co_return false;
-            }
-            pending.remove_prefix(*w);
-            stats_->bytes_out += *w;
-            if (ssh_get_poll_flags(channel_.owner().native()) & SSH_WRITE_PENDING)
-                channel_.owner().notify();
-            // Window exhausted: wait for the peer to open it again. write_some's
-            // flush may already have processed the adjust (no callback): then
-            // write again at once instead of waiting for a socket event that
-            // may never come.
-            if (!pending.empty() && (*w == 0 || channel_.window() == 0)) {
-                if (auto r = co_await channel_.owner().wait(forever); !r) {
-                    stop();
-                    co_return false;
-                }
-            }
-        }
-        co_return !stopped_;
-    }
-
-    void finish_local_send() {
-        boost::system::error_code ignored;
-        socket_.shutdown(asio::socket_base::shutdown_send, ignored);
-    }
-
-    void stop() {
-        if (stopped_) return;
-        stopped_ = true;
-        boost::system::error_code ignored;
-        socket_.close(ignored);
-        channel_.close();
-        channel_.owner().notify();  // wake our own waiter so it sees stopped_
-    }
-
-    void maybe_finish() {
-        if (channel_done_ && socket_done_ && !stopped_) {
-            stopped_ = true;
-            boost::system::error_code ignored;
-            socket_.close(ignored);
-            channel_.close();
-        }
-    }
-
-    ssh::channel channel_;
-    stream_socket socket_;
     std::shared_ptr<forward_stats> stats_;
-    pump_limits limits_;
-    bool stopped_ = false;
-    bool channel_done_ = false;
-    bool socket_done_ = false;
 };
 
 }  // namespace
 
 void start_pump(ssh::channel channel, stream_socket socket, std::shared_ptr<forward_stats> stats,
                 std::string to_channel_first, pump_limits limits) {
-    auto executor = channel.owner().executor();
-    auto p =
-        std::make_shared<pump>(std::move(channel), std::move(socket), std::move(stats), limits);
-    core::spawn(
-        executor, [p]() { return p->channel_to_socket(); }, "forward pump channel->socket");
-    core::spawn(
-        executor,
-        [p, first = std::move(to_channel_first)]() mutable {
-            return p->socket_to_channel(std::move(first));
-        },
-        "forward pump socket->channel");
+    ssh::start_channel_pump(std::move(channel), std::move(socket),
+                            std::make_shared<stats_observer>(std::move(stats)),
+                            std::move(to_channel_first), limits, "forward pump");
 }
 
 }  // namespace tunnel::forward

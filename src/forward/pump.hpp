@@ -1,8 +1,6 @@
-// Carries bytes both ways between a local stream socket and an SSH channel
-// (ARCHITECTURE §4): bounded buffers on both sides, the channel's window for
-// flow control, half-close passed through (EOF one way does not end the
-// other), and both directions end when either fails. A stalled local peer
-// only stops its own channel's window; the session keeps serving the others.
+// A forward's connection: ssh::start_channel_pump (bounded buffers, the
+// channel's window, half-close passed through) with the bytes and open
+// channels counted in the forward's stats.
 #pragma once
 
 #include <memory>
@@ -11,13 +9,11 @@
 #include "forward/forward_stats.hpp"
 #include "forward/local_socket.hpp"
 #include "ssh/channel.hpp"
+#include "ssh/channel_pump.hpp"
 
 namespace tunnel::forward {
 
-struct pump_limits {
-    std::size_t channel_buffer = 2 << 20;  // bytes taken from a channel and not yet written locally
-    std::size_t read_chunk = 256 << 10;    // one local read
-};
+using ssh::pump_limits;
 
 // Starts the pump on the channel's session executor and returns at once.
 // `to_channel_first` is sent before anything read from the socket (bytes a

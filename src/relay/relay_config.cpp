@@ -220,7 +220,7 @@ core::result<relay_config> parse_relay_config(std::string_view yaml_text,
     if (!r.expect_map(doc, "",
                       {"listen", "tls", "allow_plaintext", "admin_listen", "admin", "domain",
                        "routing", "host_key_file", "audit_log", "audit", "jwt", "limits", "breaker",
-                       "liveness", "shutdown", "visitors"}))
+                       "liveness", "shutdown", "visitors", "agent_forwarding"}))
         return tl::unexpected(r.failure());
 
     read_address(r, doc["listen"], "listen", c.listen);
@@ -380,6 +380,8 @@ core::result<relay_config> parse_relay_config(std::string_view yaml_text,
     if (auto s = doc["shutdown"]; r.expect_map(s, "shutdown", {"drain_timeout"}))
         read_duration(r, s, "shutdown", "drain_timeout", c.shutdown.drain_timeout);
     if (auto v = doc["visitors"]) read_visitor_config(r, v, "visitors", c.visitors);
+    if (auto a = doc["agent_forwarding"])
+        read_agent_forwarding_config(r, a, "agent_forwarding", c.agent_forwarding);
 
     // Cross-field rules only once every field read cleanly: otherwise they repeat the same problem.
     if (r.ok())
@@ -538,6 +540,7 @@ std::vector<std::string> describe(const relay_config& c) {
     out.push_back(
         fmt::format("shutdown.drain_timeout: {}", format_duration(c.shutdown.drain_timeout)));
     for (auto& line : describe(c.visitors)) out.push_back(std::move(line));
+    out.push_back(describe(c.agent_forwarding));
     return out;
 }
 

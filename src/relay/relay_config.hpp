@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "relay/agent_policy.hpp"
 #include "relay/public_route.hpp"
 #include "relay/token_verifier.hpp"
 #include "relay/visitor_config.hpp"
@@ -157,7 +158,8 @@ struct relay_config {
     breaker_config breaker;
     liveness_config liveness;
     shutdown_config shutdown;
-    visitor_config visitors;  // visitor access: token key, per-name policies
+    visitor_config visitors;                   // visitor access: token key, per-name policies
+    agent_forwarding_config agent_forwarding;  // tenants whose agent requests are accepted
 };
 
 // Parses and validates a whole document; `source` names it in messages.

@@ -16,6 +16,7 @@
 #include "core/log_text.hpp"
 #include "core/spawn.hpp"
 #include "relay/admission.hpp"
+#include "relay/agent_policy.hpp"
 #include "relay/connection_gate.hpp"
 #include "relay/public_connection.hpp"
 #include "relay/publish_request.hpp"
@@ -339,6 +340,7 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
         tt->access.erase(name);
         r->audit("unpublish", {{"tenant", tt->policy.tenant}, {"name", core::log_text(name, 64)}});
     };
+    handlers.on_agent_request = agent_request_handler(weak_relay, weak);
     handlers.on_closed = [weak, weak_relay, weak_link](const core::error& why) {
         if (auto l = weak_link.lock()) {
             error_code ignored;

@@ -12,6 +12,7 @@
 #include "core/spawn.hpp"
 #include "core/wake_signal.hpp"
 #include "shell/escape_filter.hpp"
+#include "ssh/agent_forward.hpp"
 #include "ssh/channel.hpp"
 
 namespace tunnel::shell {
@@ -184,6 +185,11 @@ asio::awaitable<core::result<interactive_outcome>> run_interactive(std::shared_p
     auto opened = co_await ssh::channel::open_session(s, setup_deadline);
     if (!opened) co_return tl::unexpected(opened.error());
     ssh::channel& ch = *opened;
+    // Agent forwarding lasts while this shell or command runs.
+    auto requesting = ssh::request_agent_forwarding(ch, s->options().forward_agent, setup_deadline);
+    auto agent = co_await std::move(requesting);
+    if (!agent) co_return tl::unexpected(agent.error());
+    const ssh::agent_grant agent_grant = std::move(*agent);
 
     interactive_outcome outcome;
     if (opts.pty) {

@@ -66,7 +66,13 @@ channel::channel(std::shared_ptr<session> s, channel_handle ch)
 }
 
 channel::~channel() {
-    if (channel_ && callbacks_) ssh_remove_channel_callbacks(channel_.get(), callbacks_.get());
+    if (!channel_) return;
+    if (!session_->native()) {
+        // ssh_free() already freed it with the session (session::disconnect).
+        (void)channel_.release();
+        return;
+    }
+    if (callbacks_) ssh_remove_channel_callbacks(channel_.get(), callbacks_.get());
 }
 
 asio::awaitable<core::result<channel>> channel::open_session(std::shared_ptr<session> s,
@@ -131,7 +137,17 @@ std::optional<channel> channel::accept_forwarded(std::shared_ptr<session> s,
     if (!raw) return std::nullopt;
     // Bytes that arrived before the callbacks were set wait in libssh's
     // buffer; drain() picks them up.
-    return channel(std::move(s), channel_handle(raw));
+    return adopt(std::move(s), channel_handle(raw));
+}
+
+channel channel::adopt(std::shared_ptr<session> s, channel_handle ch) {
+    ssh_channel raw = ch.get();
+    channel c(std::move(s), std::move(ch));
+    // Whatever arrived before the callbacks: data waits in libssh's buffer
+    // (drain() reads it); EOF and close only show in the channel's flags.
+    if (ssh_channel_is_eof(raw)) c.state_->eof = true;
+    if (!ssh_channel_is_open(raw)) c.state_->closed = c.state_->eof = true;
+    return c;
 }
 
 asio::awaitable<core::result<void>> channel::request(const char* what, auto step,
@@ -174,6 +190,12 @@ asio::awaitable<core::result<void>> channel::request_shell(time_point deadline) 
         "shell", [raw] { return ssh_channel_request_shell(raw); }, deadline);
 }
 
+asio::awaitable<core::result<void>> channel::request_auth_agent(time_point deadline) {
+    ssh_channel raw = channel_.get();
+    co_return co_await request(
+        "agent forwarding", [raw] { return ssh_channel_request_auth_agent(raw); }, deadline);
+}
+
 core::result<void> channel::change_pty_size(int cols, int rows) {
     const auto before = session_->activity();
     int rc = ssh_channel_change_pty_size(channel_.get(), cols, rows);
@@ -186,6 +208,9 @@ core::result<void> channel::change_pty_size(int cols, int rows) {
 }
 
 core::result<std::size_t> channel::write_some(std::string_view data) {
+    if (!usable())
+        return core::fail(core::errc::disconnected, fmt::format("session to {} is closed",
+                                                                session_->options().destination()));
     std::size_t n = std::min<std::size_t>(data.size(), window());
     if (n == 0) return 0;
     const auto before = session_->activity();
@@ -203,22 +228,27 @@ core::result<std::size_t> channel::write_some(std::string_view data) {
 }
 
 std::size_t channel::window() const noexcept {
-    return ssh_channel_window_size(channel_.get());
+    return usable() ? ssh_channel_window_size(channel_.get()) : 0;
 }
 
 void channel::send_eof() {
-    if (ssh_channel_is_open(channel_.get())) ssh_channel_send_eof(channel_.get());
+    if (usable() && ssh_channel_is_open(channel_.get())) ssh_channel_send_eof(channel_.get());
 }
 
 void channel::send_signal(const char* name) {
-    if (ssh_channel_is_open(channel_.get())) ssh_channel_request_send_signal(channel_.get(), name);
+    if (usable() && ssh_channel_is_open(channel_.get()))
+        ssh_channel_request_send_signal(channel_.get(), name);
 }
 
 void channel::close() {
-    if (ssh_channel_is_open(channel_.get())) ssh_channel_close(channel_.get());
+    if (usable() && ssh_channel_is_open(channel_.get())) ssh_channel_close(channel_.get());
 }
 
 void channel::drain() {
+    if (!usable()) {
+        state_->closed = state_->eof = true;
+        return;
+    }
     // libssh's reads run its packet loop, which may deliver other channels'
     // data while their coroutines sleep in session::wait(): wake them.
     // A WINDOW_ADJUST it processed has no callback: a window that grew counts

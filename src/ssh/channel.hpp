@@ -51,6 +51,10 @@ class channel {
     // `destination_port` is the server port the connection arrived on.
     [[nodiscard]] static std::optional<channel> accept_forwarded(std::shared_ptr<session> s,
                                                                  int& destination_port);
+    // Takes a channel libssh already opened on `s` (one the server opened to
+    // us and a callback accepted). Bytes, EOF or close that arrived before
+    // the callbacks were set are picked up here and by drain().
+    [[nodiscard]] static channel adopt(std::shared_ptr<session> s, channel_handle ch);
 
     channel(channel&&) noexcept = default;
     channel& operator=(channel&&) noexcept = default;
@@ -63,6 +67,9 @@ class channel {
     asio::awaitable<core::result<void>> request_exec(std::string command, time_point deadline);
     asio::awaitable<core::result<void>> request_subsystem(std::string name, time_point deadline);
     asio::awaitable<core::result<void>> request_shell(time_point deadline);
+    // auth-agent-req@openssh.com (no reply is asked for, as in OpenSSH); see
+    // ssh/agent_forward.hpp, which decides when to send it.
+    asio::awaitable<core::result<void>> request_auth_agent(time_point deadline);
     // window-change: the terminal was resized (no reply is asked for).
     [[nodiscard]] core::result<void> change_pty_size(int cols, int rows);
 
@@ -84,6 +91,9 @@ class channel {
 
   private:
     channel(std::shared_ptr<session> s, channel_handle ch);
+    // False once session::disconnect() freed libssh's session: libssh freed
+    // this channel with it, so nothing may touch channel_ any more.
+    [[nodiscard]] bool usable() const noexcept { return channel_ && session_->native(); }
     void drain_reads();
     asio::awaitable<core::result<void>> request(const char* what, auto step, time_point deadline);
 

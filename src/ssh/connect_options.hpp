@@ -55,6 +55,13 @@ struct connect_options {
     secret_prompt ask_secret;
     interactive_asker ask_interactive;  // keyboard-interactive prompts, one at a time
 
+    // Agent forwarding (-A, ForwardAgent; off by default, as in ssh): the
+    // agent socket the server's `auth-agent@openssh.com` channels reach. A
+    // path, or `$NAME` for an environment variable read when it is needed
+    // ($SSH_AUTH_SOCK for ForwardAgent yes). Empty: asked for, but there is
+    // no agent to forward (IdentityAgent none). See ssh/agent_forward.hpp.
+    std::optional<std::string> forward_agent;
+
     // Host keys.
     host_key_policy host_keys = host_key_policy::strict;
     std::vector<std::string> user_known_hosts_files;

@@ -27,9 +27,20 @@ host_key_policy to_policy(strict_host_key_checking s) {
     return host_key_policy::strict;
 }
 
+// The agent socket to forward (connect_options::forward_agent): ForwardAgent
+// yes (or -A) forwards the agent used to log in, as ssh does: IdentityAgent,
+// else $SSH_AUTH_SOCK.
+std::optional<std::string> agent_to_forward(const host_config& hc, std::optional<bool> flag) {
+    if (flag == false || (!flag && !hc.forward_agent)) return std::nullopt;
+    if (hc.forward_agent && *hc.forward_agent != "yes") return hc.forward_agent;
+    if (!hc.identity_agent || *hc.identity_agent == "SSH_AUTH_SOCK") return "$SSH_AUTH_SOCK";
+    if (*hc.identity_agent == "none") return std::string();
+    return hc.identity_agent;
+}
+
 core::result<connect_options> from_config(const ssh_config& config, const target& t,
-                                          const std::vector<std::string>& explicit_keys,
-                                          int depth) {
+                                          const std::vector<std::string>& explicit_keys, int depth,
+                                          std::optional<bool> forward_agent_flag) {
     if (depth > max_jump_depth)
         return core::fail(
             core::errc::invalid_argument,
@@ -57,6 +68,7 @@ core::result<connect_options> from_config(const ssh_config& config, const target
     } else if (o.identity_agent && *o.identity_agent == "SSH_AUTH_SOCK") {
         o.identity_agent.reset();
     }
+    o.forward_agent = agent_to_forward(*hc, forward_agent_flag);
     o.pubkey_authentication = hc->pubkey_authentication;
     o.password_authentication = hc->password_authentication;
     o.kbd_interactive_authentication = hc->kbd_interactive_authentication;
@@ -80,7 +92,7 @@ core::result<connect_options> from_config(const ssh_config& config, const target
             fmt::format("{}: ProxyCommand is not supported yet; use ProxyJump instead", t.host));
     // Each hop is resolved through the same config (its own HostName, User, keys...).
     for (const auto& hop : hc->proxy_jump) {
-        auto j = from_config(config, hop, explicit_keys, depth + 1);
+        auto j = from_config(config, hop, explicit_keys, depth + 1, std::nullopt);
         if (!j) return tl::unexpected(j.error());
         // A hop's own jumps come before it.
         for (auto& inner : j->jumps) o.jumps.push_back(std::move(inner));
@@ -153,7 +165,7 @@ core::result<connect_options> resolve_destination(const ssh_config& config,
     if (!t->port && flags.port) t->port = flags.port;
     for (const auto& key : flags.identity_files)
         if (auto c = check_identity_file(key); !c) return tl::unexpected(c.error());
-    return from_config(config, *t, flags.identity_files, 0);
+    return from_config(config, *t, flags.identity_files, 0, flags.forward_agent);
 }
 
 }  // namespace tunnel::ssh

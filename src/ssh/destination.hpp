@@ -18,6 +18,9 @@ struct client_flags {
     std::vector<std::string> identity_files;  // -i / --private-key, in order
     std::optional<std::string> config_file;   // -F (replaces ~/.ssh/config and the system file)
     std::vector<std::string> options;         // -o Key=Value
+    // -A (true) / -a (false): beat ForwardAgent for the target (never for
+    // ProxyJump hops). With -A, a socket path from ForwardAgent still applies.
+    std::optional<bool> forward_agent;
 };
 
 // The resolve context of this process: $HOME (or the passwd entry), the login name, the host name.

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -28,7 +29,8 @@ struct server_session::channel_state {
     std::size_t held_by_libssh[2] = {0, 0};  // data, extended data: what our callback left
     bool eof = false;
     bool closed = false;
-    bool dirty = false;  // a callback ran since the last wake-up
+    bool dirty = false;           // a callback ran since the last wake-up
+    unsigned agent_requests = 0;  // auth-agent-req@openssh.com seen, not yet reported
     // ssh_disconnect() freed the libssh channel (it frees every channel of
     // its session): the server_channel must not touch or free it again.
     bool orphaned = false;
@@ -74,6 +76,12 @@ void on_channel_close(ssh_session, ssh_channel, void* user) {
     st.dirty = true;
     st.eof = true;
     st.closed = true;
+}
+
+// libssh consumes auth-agent-req@openssh.com itself (it never reaches the
+// message callback) and sends no reply: only this callback sees it.
+void on_channel_agent_request(ssh_session, ssh_channel, void* user) {
+    ++static_cast<server_session::channel_state*>(user)->agent_requests;
 }
 
 }  // namespace
@@ -220,6 +228,10 @@ int server_session::handle_message(ssh_message msg) {
             return 0;
         }
     }
+    if (type == SSH_REQUEST_CHANNEL_OPEN && subtype == SSH_CHANNEL_AUTH_AGENT && authenticated_) {
+        if (handlers_.on_agent_request) handlers_.on_agent_request(agent_request::channel_open);
+        return 1;  // refused: there is no agent here
+    }
     return 1;  // session/direct-tcpip channels, exec, other requests: refused
 }
 
@@ -273,6 +285,7 @@ void server_session::poll() {
     in_poll_ = true;
     ssh_event_dopoll(event_.get(), 0);
     in_poll_ = false;
+    report_agent_requests();
     check_buffers();
     wake_channels(true);
     if (authenticated_) auth_signal_->notify();
@@ -281,6 +294,7 @@ void server_session::poll() {
 
 void server_session::after_call() {
     if (in_poll_) return;
+    report_agent_requests();
     check_buffers();
     wake_channels(false);
     check_closed();
@@ -412,6 +426,13 @@ void server_session::schedule_keepalive() {
     });
 }
 
+void server_session::report_agent_requests() {
+    unsigned n = 0;  // counted first: a handler may close channels
+    for (auto* st : channels_) n += std::exchange(st->agent_requests, 0u);
+    for (; n > 0 && handlers_.on_agent_request; --n)
+        handlers_.on_agent_request(agent_request::forwarding);
+}
+
 void server_session::attach(channel_state* st) {
     channels_.push_back(st);
 }
@@ -464,6 +485,7 @@ server_channel::server_channel(std::shared_ptr<server_session> s, channel_handle
     t.channel_data_function = on_channel_data;
     t.channel_eof_function = on_channel_eof;
     t.channel_close_function = on_channel_close;
+    t.channel_auth_agent_req_function = on_channel_agent_request;
     ssh_set_channel_callbacks(channel_.get(), &t);
     state_->native = channel_.get();
     session_->attach(state_.get());

@@ -85,10 +85,20 @@ struct forward_decision {
     std::string reason;            // why it was refused (for logs; SSH has no reason field)
 };
 
+// Agent forwarding a client asked of the server: `auth-agent-req@openssh.com`
+// on one of the session's channels, or an `auth-agent@openssh.com` channel
+// the client opened (only servers open those).
+enum class agent_request { forwarding, channel_open };
+
 struct server_handlers {
     std::function<forward_decision(const std::string& address, std::uint32_t port)> on_forward;
     std::function<void(const std::string& address, std::uint32_t port)> on_cancel;
     std::function<void(const core::error& why)> on_closed;  // once, when the session ends
+    // Told of every agent request, to apply and record a policy. The server
+    // never opens agent channels and has no agent to offer, so the wire
+    // answer does not depend on it: libssh sends no reply to the request,
+    // and the channel open is refused.
+    std::function<void(agent_request what)> on_agent_request;
 };
 
 class server_channel;
@@ -144,6 +154,7 @@ class server_session : public std::enable_shared_from_this<server_session> {
     void finish(core::error why);
     void schedule_keepalive();
     void check_buffers();
+    void report_agent_requests();
     void close_with(core::error why);
 
     server_options options_;

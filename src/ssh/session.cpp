@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "ssh/agent_forward.hpp"
 #include "ssh/cipher_order.hpp"
 #include "ssh/client_auth.hpp"
 #include "ssh/host_certificate.hpp"
@@ -54,6 +55,7 @@ void session::disconnect() {
         ssh_event_remove_session(event_.get(), session_.get());
         event_.reset();
     }
+    if (agent_) agent_->release_pending();  // before ssh_free frees the channels
     if (ssh_is_connected(session_.get())) ssh_disconnect(session_.get());
     session_.reset();
     if (bridge_) bridge_->stop();
@@ -156,6 +158,7 @@ asio::awaitable<core::result<std::shared_ptr<session>>> session::connect(
     if (auto v = co_await self->verify_host_key(deadline); !v) co_return tl::unexpected(v.error());
     if (auto a = co_await authenticate(*self, deadline); !a) co_return tl::unexpected(a.error());
 
+    self->agent_ = std::make_unique<agent_forwarder>(*self);
     self->event_.reset(ssh_event_new());
     ssh_event_add_session(self->event_.get(), self->session_.get());
     self->last_activity_ = clock_type::now();

@@ -19,6 +19,7 @@ using clock_type = std::chrono::steady_clock;
 using time_point = clock_type::time_point;
 
 class stream_pump;
+class agent_forwarder;
 
 class session : public std::enable_shared_from_this<session> {
   public:
@@ -73,6 +74,8 @@ class session : public std::enable_shared_from_this<session> {
     [[nodiscard]] const std::string& host_key_fingerprint() const noexcept { return fingerprint_; }
     [[nodiscard]] asio::any_io_executor executor() { return fd_.get_executor(); }
     [[nodiscard]] std::string last_error() const;
+    // Agent forwarding on this session (ssh/agent_forward.hpp).
+    [[nodiscard]] agent_forwarder& agent() noexcept { return *agent_; }
 
     // Sends SSH_MSG_DISCONNECT and releases the socket.
     void disconnect();
@@ -105,6 +108,7 @@ class session : public std::enable_shared_from_this<session> {
     std::shared_ptr<session> jump_;  // the hop this session is tunnelled through
     std::shared_ptr<stream_pump>
         bridge_;  // moves bytes between the transport (jump_, a WebSocket) and our fd
+    std::unique_ptr<agent_forwarder> agent_;  // refuses agent channels unless asked for
 };
 
 }  // namespace tunnel::ssh

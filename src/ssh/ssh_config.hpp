@@ -76,6 +76,9 @@ struct host_config {
     // IdentityAgent as written (expanded): nullopt = SSH_AUTH_SOCK, "none" =
     // no agent, "SSH_AUTH_SOCK" or "$VAR" = take the socket from that variable.
     std::optional<std::string> identity_agent;
+    // ForwardAgent as written (a path expanded): nullopt = no (the default),
+    // "yes" = the agent used to log in, else a socket path or "$VAR"/"${VAR}".
+    std::optional<std::string> forward_agent;
 
     // ProxyJump hops; empty when unset or `none`. ProxyCommand competes with
     // ProxyJump: whichever is obtained first wins, the other stays empty.

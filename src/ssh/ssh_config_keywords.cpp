@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "core/glob.hpp"
+#include "ssh/agent_forward_config.hpp"
 
 namespace tunnel::ssh::config_keywords {
 
@@ -104,6 +105,19 @@ core::result<void> apply_option(int id, const std::vector<std::string>& args, re
             if (st && st->take(k_identity_agent)) {
                 st->cfg.identity_agent = std::string(*v);
                 st->identity_agent_origin = st->origin;
+            }
+            return {};
+        }
+        case k_forward_agent: {
+            auto v = single_arg(id, args);
+            if (!v) return tl::unexpected(v.error());
+            auto value = parse_forward_agent(*v);  // ssh/agent_forward_config.hpp
+            if (!value) return tl::unexpected(value.error());
+            if (*value && **value != "yes" && (**value)[0] != '$')
+                if (auto r = check_path_tokens(**value); !r) return r;
+            if (st && st->take(k_forward_agent)) {
+                st->cfg.forward_agent = std::move(*value);
+                st->forward_agent_origin = st->origin;
             }
             return {};
         }

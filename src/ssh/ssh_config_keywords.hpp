@@ -34,6 +34,7 @@ struct resolve_state {
     std::vector<raw_path> raw_identity_files, raw_certificate_files;
     std::optional<std::vector<raw_path>> raw_user_known_hosts;
     std::string identity_agent_origin;
+    std::string forward_agent_origin;
 
     // First obtained value wins.
     bool take(kw id) {

@@ -59,6 +59,7 @@ constexpr std::array keywords{
     keyword_info{"SetEnv", k_set_env},
     keyword_info{"SendEnv", k_send_env},
     keyword_info{"RequestTTY", k_request_tty},
+    keyword_info{"ForwardAgent", k_forward_agent},
     // Accepted and ignored (man 5 ssh_config, OpenSSH 9.2).
     keyword_info{"AddKeysToAgent", k_ignored},
     keyword_info{"AddressFamily", k_ignored},
@@ -82,7 +83,6 @@ constexpr std::array keywords{
     keyword_info{"ExitOnForwardFailure", k_ignored},
     keyword_info{"FingerprintHash", k_ignored},
     keyword_info{"ForkAfterAuthentication", k_ignored},
-    keyword_info{"ForwardAgent", k_ignored},
     keyword_info{"ForwardX11", k_ignored},
     keyword_info{"ForwardX11Timeout", k_ignored},
     keyword_info{"ForwardX11Trusted", k_ignored},

@@ -51,6 +51,7 @@ enum kw : int {
     k_set_env,
     k_send_env,
     k_request_tty,
+    k_forward_agent,
     k_ignored,  // a real OpenSSH keyword we accept and do not model
     k_count
 };

@@ -251,6 +251,11 @@ core::result<host_config> ssh_config::resolve(std::string_view alias,
         if (!r) return tl::unexpected(r.error());
         c.identity_agent = std::move(*r);
     }
+    if (c.forward_agent && *c.forward_agent != "yes" && (*c.forward_agent)[0] != '$') {
+        auto r = expand(*c.forward_agent, st.forward_agent_origin);
+        if (!r) return tl::unexpected(r.error());
+        c.forward_agent = std::move(*r);
+    }
     return std::move(c);
 }
 
