@@ -46,15 +46,9 @@ const char* const gcm = "aes128-gcm@openssh.com";
 class bulk_origin {
   public:
     explicit bulk_origin(std::size_t bytes) : bytes_(bytes) {
-        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-        ::listen(fd_, 64);
-        socklen_t len = sizeof a;
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-        port_ = ntohs(a.sin_port);
+        const auto l = test::listen_loopback();
+        fd_ = l.fd;
+        port_ = l.port;
         thread_ = std::thread([this] {
             while (!stop_) {
                 pollfd pf{fd_, POLLIN, 0};
