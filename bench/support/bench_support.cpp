@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -175,8 +176,12 @@ std::optional<nginx_server> nginx_server::start(
     const std::vector<std::pair<std::string, std::string>>& files) {
     const std::string www = dir.file("www");
     const std::string prefix = dir.file("nginx");
-    for (const auto& d : {www, prefix, prefix + "/logs"})
-        if (std::system(fmt::format("mkdir -p '{}'", d).c_str()) != 0) return std::nullopt;
+    std::error_code ec;
+    for (const auto& d : {www, prefix + "/logs"})
+        if (std::filesystem::create_directories(d, ec); ec) {
+            fmt::print(stderr, "cannot create {}: {}\n", d, ec.message());
+            return std::nullopt;
+        }
     for (const auto& [name, content] : files)
         if (!test::write_text_file(www + "/" + name, content)) return std::nullopt;
     auto port = test::unused_port();
