@@ -6,6 +6,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <string>
 
 #include "core/asio.hpp"
 #include "core/error.hpp"
@@ -18,6 +19,9 @@ class stream_pump {
   public:
     virtual ~stream_pump() = default;
     virtual void stop() = 0;
+    // Why the transport ended, if it knows (e.g. "ProxyCommand exited with
+    // status 1"); empty otherwise. Added to handshake errors.
+    [[nodiscard]] virtual std::string why_closed() { return {}; }
 };
 
 struct byte_stream {

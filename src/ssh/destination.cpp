@@ -9,6 +9,8 @@
 
 #include <fmt/format.h>
 
+#include "ssh/proxy_command.hpp"
+
 namespace tunnel::ssh {
 
 namespace {
@@ -86,10 +88,8 @@ core::result<connect_options> from_config(const ssh_config& config, const target
     o.macs = hc->macs;
     o.host_key_algorithms = hc->host_key_algorithms;
     o.compression = hc->compression;
-    if (hc->proxy_command)
-        return core::fail(
-            core::errc::invalid_argument,
-            fmt::format("{}: ProxyCommand is not supported yet; use ProxyJump instead", t.host));
+    // ProxyCommand and ProxyJump exclude each other (the first one obtained won).
+    if (hc->proxy_command) o.open_stream = proxy_command_opener(*hc->proxy_command);
     // Each hop is resolved through the same config (its own HostName, User, keys...).
     for (const auto& hop : hc->proxy_jump) {
         auto j = from_config(config, hop, explicit_keys, depth + 1, std::nullopt);

@@ -155,7 +155,8 @@ asio::awaitable<core::result<std::shared_ptr<session>>> session::connect(
     self->jump_ = std::move(jump);
     self->bridge_ = std::move(bridge);
 
-    if (auto h = co_await self->handshake(deadline); !h) co_return tl::unexpected(h.error());
+    if (auto h = co_await self->handshake(deadline); !h)
+        co_return tl::unexpected(self->with_transport_cause(h.error()));
     if (auto v = co_await self->verify_host_key(deadline); !v) co_return tl::unexpected(v.error());
     if (auto a = co_await authenticate(*self, deadline); !a) co_return tl::unexpected(a.error());
 
@@ -194,6 +195,12 @@ asio::awaitable<core::result<void>> session::handshake(time_point deadline) {
     }
     if (*rc != SSH_OK) co_return tl::unexpected(handshake_error(opts_, last_error()));
     co_return core::result<void>{};
+}
+
+core::error session::with_transport_cause(core::error e) const {
+    if (bridge_)
+        if (auto why = bridge_->why_closed(); !why.empty()) e.message += " (" + why + ")";
+    return e;
 }
 
 asio::awaitable<core::result<void>> session::verify_host_key(time_point deadline) {

@@ -89,6 +89,8 @@ class session : public std::enable_shared_from_this<session> {
     session(asio::any_io_executor executor, connect_options opts, session_handle s, int fd);
 
     asio::awaitable<core::result<void>> handshake(time_point deadline);
+    // `e` with why the transport ended (a ProxyCommand's exit status), if known.
+    [[nodiscard]] core::error with_transport_cause(core::error e) const;
     asio::awaitable<core::result<void>> verify_host_key(time_point deadline);
     // The server's host certificate for `key`, fetched over a second stream
     // and checked against @cert-authority lines (host_certificate.hpp).

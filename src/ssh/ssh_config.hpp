@@ -83,7 +83,7 @@ struct host_config {
     // ProxyJump hops; empty when unset or `none`. ProxyCommand competes with
     // ProxyJump: whichever is obtained first wins, the other stays empty.
     std::vector<jump_hop> proxy_jump;
-    std::optional<std::string> proxy_command;  // raw, tokens not expanded; `none` -> nullopt
+    std::optional<std::string> proxy_command;  // %h %n %p %r expanded; `none` -> nullopt
 
     std::optional<std::chrono::milliseconds> connect_timeout;  // nullopt: none (0 or `none`)
     std::chrono::seconds server_alive_interval{0};

@@ -145,8 +145,18 @@ core::result<void> apply_option(int id, const std::vector<std::string>& args, re
         }
         case k_proxy_command: {
             if (args.empty() || args[0].empty()) return bad("", "a command or none");
-            if (st && st->take(k_proxy_jump) && !iequals(args[0], "none"))
+            if (!iequals(args[0], "none")) {
+                // Only %h %n %p %r %% are known when the command starts.
+                static const resolve_context no_context;
+                if (auto e =
+                        expand_tokens(args[0], proxy_command_tokens, false, nullptr, no_context);
+                    !e)
+                    return tl::unexpected(e.error());
+            }
+            if (st && st->take(k_proxy_jump) && !iequals(args[0], "none")) {
                 st->cfg.proxy_command = args[0];
+                st->proxy_command_origin = st->origin;
+            }
             return {};
         }
         case k_connect_timeout:

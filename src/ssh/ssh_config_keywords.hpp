@@ -35,6 +35,7 @@ struct resolve_state {
     std::optional<std::vector<raw_path>> raw_user_known_hosts;
     std::string identity_agent_origin;
     std::string forward_agent_origin;
+    std::string proxy_command_origin;
 
     // First obtained value wins.
     bool take(kw id) {

@@ -85,6 +85,7 @@ struct split_line {
 
 inline constexpr std::string_view path_tokens = "%CdhLlnpru";
 inline constexpr std::string_view hostname_tokens = "%h";
+inline constexpr std::string_view proxy_command_tokens = "%hnpr";  // as OpenSSH's ProxyCommand
 using token_fn = std::function<std::string(char)>;
 // Expands `~`, `%x` and `${VAR}`; with `values == nullptr` only checks the syntax (used when
 // loading).

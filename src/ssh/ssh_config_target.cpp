@@ -256,6 +256,11 @@ core::result<host_config> ssh_config::resolve(std::string_view alias,
         if (!r) return tl::unexpected(r.error());
         c.forward_agent = std::move(*r);
     }
+    if (c.proxy_command) {
+        auto r = expand_tokens(*c.proxy_command, proxy_command_tokens, false, &values, ctx_);
+        if (!r) return tl::unexpected(at(st.proxy_command_origin, r.error()));
+        c.proxy_command = std::move(*r);
+    }
     return std::move(c);
 }
 

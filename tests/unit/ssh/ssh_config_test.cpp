@@ -381,10 +381,24 @@ TEST(SshConfigHost, ProxyJumpHopsNoneAndProxyCommandCompetition) {
     EXPECT_EQ(h.proxy_jump[2], (jump_hop{std::nullopt, "fd00::1", 22}));
     EXPECT_TRUE(resolve_ok(cfg, "direct").proxy_jump.empty());
     auto c = resolve_ok(cfg, "cmd");
-    EXPECT_EQ(c.proxy_command, "nc -X connect -x proxy:3128 %h %p");
+    // Tokens are expanded as the command will run (%h is the HostName, here the alias).
+    EXPECT_EQ(c.proxy_command, "nc -X connect -x proxy:3128 cmd 22");
     EXPECT_TRUE(c.proxy_jump.empty());  // ProxyCommand came first
     EXPECT_THAT(resolve_ok(cfg, "other").proxy_jump,
                 ElementsAre(jump_hop{std::nullopt, "jump.example.com", std::nullopt}));
+}
+
+TEST(SshConfigHost, ProxyCommandTokens) {
+    auto h = resolve_ok(parse_ok("Host db\n"
+                                 "  HostName db.internal\n  User deploy\n  Port 2200\n"
+                                 "  ProxyCommand connect %r@%h:%p via %n 100%%\n"),
+                        "db");
+    EXPECT_EQ(h.proxy_command, "connect deploy@db.internal:2200 via db 100%");
+    // A token ProxyCommand cannot know (%d, %u are for paths) is refused at load, with the line.
+    const auto bad = parse_error("Host x\n  ProxyCommand nc %d %p\n");
+    EXPECT_NE(bad.find("unknown token %d"), std::string::npos) << bad;
+    EXPECT_NE(bad.find("test_config:2"), std::string::npos) << bad;
+    EXPECT_NE(override_error("ProxyCommand=nc %u %p").find("unknown token %u"), std::string::npos);
 }
 
 TEST(SshConfigHost, HostNameExpandsPercentH) {
@@ -486,7 +500,7 @@ TEST(SshConfigOverride, IgnoredKeywordsAreAccepted) {
     ssh_config cfg;
     EXPECT_TRUE(cfg.add_override("ForwardAgent=yes"));
     EXPECT_TRUE(cfg.add_override("ProxyCommand=ssh -W %h:%p bastion"));
-    EXPECT_EQ(resolve_ok(cfg, "h").proxy_command, "ssh -W %h:%p bastion");
+    EXPECT_EQ(resolve_ok(cfg, "h").proxy_command, "ssh -W h:22 bastion");  // tokens expanded
 }
 
 // --- tokens ------------------------------------------------------------------
