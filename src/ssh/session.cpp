@@ -60,6 +60,9 @@ void session::disconnect() {
     session_.reset();
     if (bridge_) bridge_->stop();
     bridge_.reset();
+    // A jump bridge's pumps wait on the jump session: wake them so they see
+    // the stop and end (they hold the jump session until then).
+    if (jump_) jump_->notify();
     jump_.reset();
 }
 
