@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/log_text.hpp"
 #include "ssh/agent_forward.hpp"
 #include "ssh/cipher_order.hpp"
 #include "ssh/client_auth.hpp"
@@ -194,10 +195,22 @@ asio::awaitable<core::result<void>> session::handshake(time_point deadline) {
         // ssh_connect reports it itself.
         if (rc.error().code == core::errc::disconnected)
             co_return tl::unexpected(handshake_error(opts_, last_error()));
-        if (rc.error().code == core::errc::timeout)
+        if (rc.error().code == core::errc::timeout) {
+            // Say how far it got, as ssh's "timed out during banner exchange"
+            // does: a silent peer is not an SSH server (or is overloaded); a
+            // stall after its banner is a key exchange that never finished.
+            const char* banner = ssh_get_serverbanner(session_.get());
+            const std::string stage =
+                banner && *banner
+                    ? fmt::format(
+                          "the server sent its banner ({}) but the key exchange did not "
+                          "finish",
+                          core::log_text(banner, 80))
+                    : std::string("the server accepted the TCP connection but sent no SSH banner");
             co_return core::fail(core::errc::timeout,
-                                 fmt::format("SSH handshake with {} timed out (ConnectTimeout)",
-                                             opts_.destination()));
+                                 fmt::format("SSH handshake with {} timed out (ConnectTimeout): {}",
+                                             opts_.destination(), stage));
+        }
         co_return tl::unexpected(rc.error());
     }
     if (*rc != SSH_OK) co_return tl::unexpected(handshake_error(opts_, last_error()));

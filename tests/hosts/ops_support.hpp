@@ -30,7 +30,21 @@ inline run_result apply(const test_hosts& hosts, const std::string& inventory,
     for (auto& e : extra) args.push_back(e);
     cli_options o;
     o.timeout = std::chrono::seconds(240);
-    return run_tunnel(args, o);
+    auto r = run_tunnel(args, o);
+    // A host that could not be reached: what its sshd and sockets said at the
+    // time goes into the output the assertions print (tests that expect an
+    // unreachable host ignore the extra lines).
+    for (std::size_t i = 0; i < hosts.size(); ++i) {
+        const auto& name = hosts[i].name;
+        if (r.out.find(name + ": unreachable") == std::string::npos) continue;
+        r.out += "\n--- diagnostics for " + name + " (" + hosts[i].ip + ") ---\n";
+        r.out += hosts
+                     .exec(i, {"sh", "-c",
+                               "journalctl -u ssh --no-pager -n 30 2>&1; ss -tanp 2>&1 | head -20; "
+                               "uptime"})
+                     .out;
+    }
+    return r;
 }
 
 inline std::string write_file(const temp_dir& dir, const std::string& name,

@@ -710,6 +710,39 @@ TEST_F(ExecCliBadInput, ListenerSeesConnections) {
     auto r = run_tunnel(args({}, {"true"}));
     EXPECT_EQ(r.exit_code, 255) << r.describe();
     EXPECT_EQ(listener.accepted(), 1);
+    // The message says how far the handshake got.
+    EXPECT_NE(r.err.find("timed out (ConnectTimeout): the server accepted the TCP connection but "
+                         "sent no SSH banner"),
+              std::string::npos)
+        << r.err;
+}
+
+TEST_F(ExecCliBadInput, AStallAfterTheBannerIsNamedAsAKeyExchangeTimeout) {
+    // A peer that sends an SSH banner and then nothing: the message names the
+    // stage (and the banner), not only "timed out".
+    const auto l = listen_loopback(0);
+    ASSERT_GE(l.fd, 0);
+    std::thread peer([fd = l.fd] {
+        const int c = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+        if (c < 0) return;
+        const std::string banner = "SSH-2.0-Stalls_1.0\r\n";
+        (void)!::write(c, banner.data(), banner.size());
+        char buf[4096];
+        while (::read(c, buf, sizeof buf) > 0) {
+        }
+        ::close(c);
+    });
+    auto a = args({}, {"true"});
+    std::replace(a.begin(), a.end(), std::to_string(listener.port()), std::to_string(l.port));
+    auto r = run_tunnel(a);
+    ::shutdown(l.fd, SHUT_RDWR);
+    peer.join();
+    ::close(l.fd);
+    EXPECT_EQ(r.exit_code, 255) << r.describe();
+    EXPECT_NE(r.err.find("timed out (ConnectTimeout): the server sent its banner "
+                         "(SSH-2.0-Stalls_1.0) but the key exchange did not finish"),
+              std::string::npos)
+        << r.err;
 }
 
 TEST_F(ExecCliBadInput, MalformedTargets) {
