@@ -140,8 +140,9 @@ TEST(SessionPool, CloseDropsIdleSessionsAndRetiresBusyOnes) {
     auto busy = h.acquire(dest("b"), 1);
     ASSERT_EQ(h.pool.session_count(), 2u);
     h.pool.close();
-    EXPECT_EQ(h.pool.session_count("a"), 0u);  // closed now
-    EXPECT_EQ(h.pool.session_count("b"), 1u);  // still in use: kept until its lease returns
+    EXPECT_EQ(h.pool.session_count(dest("a").destination()), 0u);  // closed now
+    // Still in use: kept until its lease returns.
+    EXPECT_EQ(h.pool.session_count(dest("b").destination()), 1u);
     busy.clear();
     auto again = h.acquire(dest("b"), 1);  // the retired session is not handed out again
     ASSERT_EQ(again.size(), 1u);
