@@ -122,9 +122,9 @@ TEST_F(SshCli, FastCommandsLeaveNothingPending) {
     }
 }
 
-// The same through a ProxyJump: session::disconnect() stopped the jump bridge
-// but left its pumps waiting on the jump session, so run_until_done reported
-// pending work and the process ended 5 s late.
+// The same through a ProxyJump (exec had that bug: its pooled session was
+// never closed, so the jump bridge's pumps kept the process 5 s). `tunnel ssh`
+// disconnects its session, which also wakes the pumps now; this guards it.
 TEST_F(SshCli, ProxyJumpLeavesNothingPending) {
     auto jump = sshd_fixture::start();
     ASSERT_TRUE(jump) << jump.error().message;
