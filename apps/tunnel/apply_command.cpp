@@ -81,6 +81,7 @@ int run_apply(const apply_flags& f) {
     std::vector<ops::host_recap> recaps;
     run_until_done(io, [&]() -> asio::awaitable<void> {
         recaps = co_await ops::run_hosts(plan_runner, std::move(hosts), f.forks);
+        pool.close();  // done: sessions through ProxyJump keep their bridges running until closed
     });
 
     bool failed = false, unreachable = false;

@@ -36,6 +36,7 @@ int run_audit_host(const audit_flags& f) {
     std::optional<core::result<exec::exec_result>> outcome;
     run_until_done(io, [&]() -> asio::awaitable<void> {
         outcome = co_await runner.run(*target, cmd, {}, std::move(options));
+        pool.close();  // done: sessions through ProxyJump keep their bridges running until closed
     });
     if (!outcome || !*outcome)
         return report(outcome ? outcome->error()

@@ -120,6 +120,7 @@ int run_exec(const exec_flags& f) {
     std::optional<core::result<exec::exec_result>> outcome;
     run_until_done(io, [&]() -> asio::awaitable<void> {
         outcome = co_await runner.run(*target, *cmd, std::move(events), std::move(options));
+        pool.close();  // the command is done: nothing (a jump bridge) keeps running after it
     });
 
     if (!outcome || !*outcome) {

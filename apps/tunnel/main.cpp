@@ -1,6 +1,10 @@
 // tunnel: one binary, one subcommand per file. Parse, wire, call libtunnel.
+#include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <iterator>
+#include <string_view>
+#include <utility>
 
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
@@ -8,9 +12,30 @@
 #include "cli_common.hpp"
 #include "commands.hpp"
 #include "observe/log.hpp"
+#include "ssh/crypto_warmup.hpp"
+
+namespace {
+
+// The first word that is neither a global option nor its value: the
+// subcommand's name when the command line is well formed.
+std::string_view subcommand_word(int argc, char** argv) {
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        if (arg == "--log-format") {
+            ++i;  // its value
+            continue;
+        }
+        if (!arg.empty() && arg.front() == '-') continue;
+        return arg;
+    }
+    return {};
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
     using namespace tunnel;
+    ssh::skip_crypto_cleanup_at_exit();  // first: before anything initialises OpenSSL
     CLI::App app{"tunnel: reach and operate Linux machines over SSH", "tunnel"};
     app.require_subcommand(1);
     app.set_version_flag("--version", "tunnel 0.1.0");
@@ -22,21 +47,35 @@ int main(int argc, char** argv) {
     app.footer("Run 'tunnel SUBCOMMAND --help' for a subcommand's options and an example.");
 
     cli::command_runner run_selected;
-    cli::add_exec_command(app, run_selected);
-    cli::add_ssh_command(app, run_selected);
-    cli::add_forward_command(app, run_selected);
-    cli::add_cp_command(app, run_selected);
-    cli::add_sync_command(app, run_selected);
-    cli::add_script_command(app, run_selected);
-    cli::add_ws_connect_command(app, run_selected);
-    cli::add_audit_command(app, run_selected);
-    cli::add_token_command(app, run_selected);
-    cli::add_apply_command(app, run_selected);
-    cli::add_connect_command(app, run_selected);
-    cli::add_audit_host_command(app, run_selected);
-    cli::add_service_command(app, run_selected);
-    cli::add_run_command(app, run_selected);
-    cli::add_relay_command(app, run_selected);
+    using add_command = void (*)(CLI::App&, cli::command_runner&);
+    static constexpr std::pair<std::string_view, add_command> commands[] = {
+        {"exec", cli::add_exec_command},
+        {"ssh", cli::add_ssh_command},
+        {"forward", cli::add_forward_command},
+        {"cp", cli::add_cp_command},
+        {"sync", cli::add_sync_command},
+        {"script", cli::add_script_command},
+        {"ws-connect", cli::add_ws_connect_command},
+        {"audit", cli::add_audit_command},
+        {"token", cli::add_token_command},
+        {"apply", cli::add_apply_command},
+        {"connect", cli::add_connect_command},
+        {"audit-host", cli::add_audit_host_command},
+        {"service", cli::add_service_command},
+        {"run", cli::add_run_command},
+        {"relay", cli::add_relay_command},
+    };
+    // Only the subcommand named on the command line is built: building all of
+    // them cost every `tunnel exec` ~1 ms of CPU at start. Without a known
+    // name (help, a typo) they all are, so help and suggestions list them.
+    const std::string_view named = subcommand_word(argc, argv);
+    const auto chosen = std::find_if(std::begin(commands), std::end(commands),
+                                     [&](const auto& c) { return c.first == named; });
+    if (chosen != std::end(commands)) {
+        chosen->second(app, run_selected);
+    } else {
+        for (const auto& [name, add] : commands) add(app, run_selected);
+    }
 
     // -v after the subcommand counts too (`tunnel cp -v ...`, as ssh and scp
     // users type it); only the selected subcommand's flag can fire.

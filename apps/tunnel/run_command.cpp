@@ -153,6 +153,7 @@ int run_fanout(const run_flags& f) {
     run_until_done(io, [&]() -> asio::awaitable<void> {
         results = co_await inventory::run_on_hosts(runner, std::move(targets), cmd, options,
                                                    std::move(events));
+        pool.close();  // done: sessions through ProxyJump keep their bridges running until closed
     });
     auto summary =
         inventory::summarize(results, std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -83,6 +83,7 @@ int run_script_command(const script_flags& f) {
     run_until_done(io, [&]() -> asio::awaitable<void> {
         outcome = co_await transfer::run_script(pool, runner, *target, job, std::move(events),
                                                 std::move(options));
+        pool.close();  // done: sessions through ProxyJump keep their bridges running until closed
     });
 
     if (!outcome || !*outcome) {

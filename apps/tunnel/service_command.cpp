@@ -41,6 +41,7 @@ int run_logs(const logs_flags& f) {
     std::optional<core::result<exec::exec_result>> outcome;
     run_until_done(io, [&]() -> asio::awaitable<void> {
         outcome = co_await runner.run(*target, cmd, std::move(events));
+        pool.close();  // done: sessions through ProxyJump keep their bridges running until closed
     });
     if (!outcome || !*outcome)
         return report(outcome ? outcome->error()

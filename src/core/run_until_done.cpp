@@ -1,47 +1,42 @@
 #include "core/run_until_done.hpp"
 
-#include <condition_variable>
 #include <exception>
-#include <mutex>
-#include <thread>
 
 #include <spdlog/spdlog.h>
 
 namespace tunnel::core {
 
+// Single-threaded: no watchdog thread. Starting one and joining it at the end
+// cost every short command a thread start and, at exit, a wait until the
+// scheduler ran that thread again (up to tens of ms on a loaded machine).
 void run_until_done(asio::io_context& io, std::function<asio::awaitable<void>()> task,
                     std::chrono::milliseconds grace) {
-    std::mutex mutex;
-    std::condition_variable changed;
     bool task_done = false;
-    bool io_done = false;
     std::exception_ptr failure;
-
     asio::co_spawn(io, std::move(task), [&](std::exception_ptr e) {
-        const std::lock_guard lock(mutex);
         failure = e;
         task_done = true;
-        changed.notify_all();
     });
-    // Work left `grace` after the task is a bug (a coroutine nobody closes):
-    // say so, and stop the context so that the command still ends.
-    std::thread watchdog([&] {
-        std::unique_lock lock(mutex);
-        changed.wait(lock, [&] { return task_done || io_done; });
-        if (changed.wait_for(lock, grace, [&] { return io_done; })) return;
-        spdlog::error(
-            "internal: work still pending {} ms after the command finished; stopping it (please "
-            "report this)",
-            grace.count());
-        io.stop();
-    });
-    io.run();
-    {
-        const std::lock_guard lock(mutex);
-        io_done = true;
-        changed.notify_all();
+    // Until the task ends: run_one() returns 0 only once the context ran out
+    // of work or was stopped.
+    while (!task_done)
+        if (io.run_one() == 0) break;
+    if (task_done && !io.stopped()) {
+        // Work left `grace` after the task is a bug (a coroutine nobody
+        // closes): say so, and stop the context so that the command still ends.
+        // run_one_until() returns 0 when the context ran out of work (it is
+        // stopped then) or when the deadline passed (it is not).
+        const auto until = std::chrono::steady_clock::now() + grace;
+        while (io.run_one_until(until) > 0) {
+        }
+        if (!io.stopped()) {
+            spdlog::error(
+                "internal: work still pending {} ms after the command finished; stopping it "
+                "(please report this)",
+                grace.count());
+            io.stop();
+        }
     }
-    watchdog.join();
     if (failure) std::rethrow_exception(failure);
 }
 

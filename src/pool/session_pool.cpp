@@ -96,6 +96,18 @@ void session_pool::evict_expired() {
     });
 }
 
+void session_pool::close() {
+    entries_.remove_if([](const std::shared_ptr<entry>& e) {
+        if (e->channels > 0) {
+            e->broken = true;
+            return false;
+        }
+        spdlog::debug("pool: closing session to {}", e->destination);
+        if (e->session) e->session->disconnect();
+        return true;
+    });
+}
+
 asio::awaitable<core::result<session_pool::lease>> session_pool::acquire(
     const ssh::connect_options& opts) {
     const std::string key = opts.destination();

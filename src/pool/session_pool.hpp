@@ -74,6 +74,12 @@ class session_pool {
     // Closes sessions past idle_timeout or max_lifetime that have no channels.
     void evict_expired();
 
+    // Disconnects every session that has no channel in use now (and marks the
+    // others broken, so they are closed once their leases are returned). A
+    // command calls it when it is done: a session through ProxyJump keeps
+    // coroutines (its jump bridge) running on the executor until it is closed.
+    void close();
+
     [[nodiscard]] std::size_t session_count() const noexcept;
     [[nodiscard]] std::size_t session_count(const std::string& destination) const;
     [[nodiscard]] const pool_limits& limits() const noexcept { return limits_; }

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 
@@ -53,17 +54,37 @@ class authenticator {
         : s_(s), ssh_(s.native()), opts_(s.options()), deadline_(deadline) {}
 
     asio::awaitable<core::result<void>> run() {
-        auto none = co_await s_.drive([this] { return ssh_userauth_none(ssh_, nullptr); },
-                                      SSH_AUTH_AGAIN, deadline_);
-        if (!none) co_return tl::unexpected(none.error());
-        if (*none == SSH_AUTH_SUCCESS) co_return core::result<void>{};
-        if (*none == SSH_AUTH_ERROR)
-            co_return fail(errc::auth_unavailable,
-                           fmt::format("{} did not answer the authentication request: {}",
-                                       opts_.destination(), s_.last_error()));
-        if (auto loaded = load_certificates(); !loaded) co_return tl::unexpected(loaded.error());
-
+        // Keys first, without the `none` probe for the server's methods: it
+        // costs a round trip, and nearly every server takes public keys. The
+        // probe still runs when the keys were refused (a server that lets
+        // `none` in, or that wants a password).
         bool tried_pubkey = false;
+        std::optional<step> keys;
+        if (keys_at_hand()) {
+            if (auto loaded = load_certificates(); !loaded)
+                co_return tl::unexpected(loaded.error());
+            tried_pubkey = true;
+            auto r = co_await public_keys();
+            if (!r) co_return tl::unexpected(r.error());
+            if (*r == step::success) co_return core::result<void>{};
+            keys = *r;
+        }
+        if (keys != step::partial) {
+            auto none = co_await s_.drive([this] { return ssh_userauth_none(ssh_, nullptr); },
+                                          SSH_AUTH_AGAIN, deadline_);
+            if (!none) co_return tl::unexpected(none.error());
+            if (*none == SSH_AUTH_SUCCESS) co_return core::result<void>{};
+            if (*none == SSH_AUTH_ERROR)
+                co_return fail(errc::auth_unavailable,
+                               fmt::format("{} did not answer the authentication request: {}",
+                                           opts_.destination(), s_.last_error()));
+            if (!tried_pubkey)
+                if (auto loaded = load_certificates(); !loaded)
+                    co_return tl::unexpected(loaded.error());
+        } else {
+            spdlog::debug("{}: partial success, the server wants more", opts_.destination());
+        }
+
         for (int round = 0; round < max_auth_rounds; ++round) {
             const int methods = ssh_userauth_list(ssh_, nullptr);
             auto r = co_await one_round(methods, tried_pubkey);
@@ -78,6 +99,18 @@ class authenticator {
     }
 
   private:
+    // A key to offer before asking the server which methods it takes: the
+    // agent (when it is used and its socket exists) or an identity file.
+    [[nodiscard]] bool keys_at_hand() const {
+        if (!opts_.pubkey_authentication) return false;
+        if (opts_.use_agent) {
+            const char* sock =
+                opts_.identity_agent ? opts_.identity_agent->c_str() : std::getenv("SSH_AUTH_SOCK");
+            if (sock && *sock && file_exists(sock)) return true;
+        }
+        return std::any_of(opts_.identity_files.begin(), opts_.identity_files.end(), file_exists);
+    }
+
     // Tries each method the server accepts once; stops at the first success
     // or partial success.
     asio::awaitable<core::result<step>> one_round(int methods, bool& tried_pubkey) {

@@ -51,7 +51,12 @@ core::result<std::string> key_blob_of(ssh_key key) {
 
 bool wants_host_certificate(const connect_options& opts, ssh_key server_key) {
     if (opts.host_key_fingerprint || opts.host_keys == host_key_policy::accept_any) return false;
-    auto kh = known_hosts::load(all_files(opts));
+    return wants_host_certificate(opts, server_key, known_hosts::load(all_files(opts)));
+}
+
+bool wants_host_certificate(const connect_options& opts, ssh_key server_key,
+                            const known_hosts& kh) {
+    if (opts.host_key_fingerprint || opts.host_keys == host_key_policy::accept_any) return false;
     const auto [host, port] = lookup_name(opts);
     if (kh.cert_authorities_for(host, port).empty()) return false;
     char* raw = nullptr;

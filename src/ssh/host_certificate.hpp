@@ -16,6 +16,7 @@
 #include "core/error.hpp"
 #include "ssh/connect_options.hpp"
 #include "ssh/handles.hpp"
+#include "ssh/known_hosts.hpp"
 
 namespace tunnel::ssh {
 
@@ -24,6 +25,8 @@ namespace tunnel::ssh {
 // known_hosts entry already matches or revokes the key, and some
 // @cert-authority line covers this destination.
 [[nodiscard]] bool wants_host_certificate(const connect_options& opts, ssh_key server_key);
+[[nodiscard]] bool wants_host_certificate(const connect_options& opts, ssh_key server_key,
+                                          const known_hosts& kh);
 
 // The certificate algorithm to ask the server for, for the key it used
 // ("ssh-ed25519" -> "ssh-ed25519-cert-v01@openssh.com"); empty if none.

@@ -51,8 +51,15 @@ std::string fingerprint(ssh_key key) {
     return text ? std::string(text.get()) : std::string("SHA256:?");
 }
 
+known_hosts load_known_hosts(const connect_options& opts) {
+    return known_hosts::load(all_files(opts));
+}
+
 std::string preferred_host_key_algorithms(const connect_options& opts) {
-    auto kh = known_hosts::load(all_files(opts));
+    return preferred_host_key_algorithms(opts, load_known_hosts(opts));
+}
+
+std::string preferred_host_key_algorithms(const connect_options& opts, const known_hosts& kh) {
     auto [host, port] = lookup_name(opts);
     auto types = kh.key_types_for(host, port);
     if (types.empty()) return std::string(default_algorithms);
@@ -100,6 +107,13 @@ std::string fingerprint_at(const known_hosts_location& where) {
 }  // namespace
 
 core::result<std::string> check_host_key(const connect_options& opts, ssh_key server_key) {
+    if (opts.host_key_fingerprint || opts.host_keys == host_key_policy::accept_any)
+        return check_host_key(opts, server_key, known_hosts{});  // the files are not read
+    return check_host_key(opts, server_key, load_known_hosts(opts));
+}
+
+core::result<std::string> check_host_key(const connect_options& opts, ssh_key server_key,
+                                         const known_hosts& kh) {
     const std::string fp = fingerprint(server_key);
     const std::string type = ssh_key_type_to_char(ssh_key_type(server_key));
     char* b64_raw = nullptr;
@@ -125,7 +139,6 @@ core::result<std::string> check_host_key(const connect_options& opts, ssh_key se
         return fp;
     }
 
-    auto kh = known_hosts::load(all_files(opts));
     for (const auto& s : kh.skipped())
         spdlog::debug("{}:{}: ignored known_hosts line: {}", s.path, s.line, s.reason);
     auto c = kh.check(host, port, type, b64.get());

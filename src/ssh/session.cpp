@@ -9,6 +9,7 @@
 #include "ssh/agent_forward.hpp"
 #include "ssh/cipher_order.hpp"
 #include "ssh/client_auth.hpp"
+#include "ssh/crypto_warmup.hpp"
 #include "ssh/host_certificate.hpp"
 #include "ssh/host_certificate_probe.hpp"
 #include "ssh/host_key_verifier.hpp"
@@ -61,6 +62,9 @@ void session::disconnect() {
     session_.reset();
     if (bridge_) bridge_->stop();
     bridge_.reset();
+    // A jump bridge's pumps wait on the jump session: wake them so they see
+    // the stop and end (they hold the jump session until then).
+    if (jump_) jump_->notify();
     jump_.reset();
 }
 
@@ -144,7 +148,11 @@ asio::awaitable<core::result<std::shared_ptr<session>>> session::connect(
     }
     if (opts.kex_algorithms)
         set_option(s.get(), SSH_OPTIONS_KEY_EXCHANGE, opts.kex_algorithms->c_str());
-    std::string hostkeys = opts.host_key_algorithms.value_or(preferred_host_key_algorithms(opts));
+    // known_hosts is read once, here, while the TCP connection is being
+    // accepted: the checks after the key exchange then cost no file reads.
+    auto kh = load_known_hosts(opts);
+    std::string hostkeys = opts.host_key_algorithms ? *opts.host_key_algorithms
+                                                    : preferred_host_key_algorithms(opts, kh);
     if (!hostkeys.empty()) set_option(s.get(), SSH_OPTIONS_HOSTKEYS, hostkeys.c_str());
     if (opts.compression) set_option(s.get(), SSH_OPTIONS_COMPRESSION, "yes");
     if (opts.identity_agent)
@@ -154,6 +162,7 @@ asio::awaitable<core::result<std::shared_ptr<session>>> session::connect(
     std::shared_ptr<session> self(new session(executor, std::move(opts), std::move(s), fd));
     self->jump_ = std::move(jump);
     self->bridge_ = std::move(bridge);
+    self->known_hosts_ = std::move(kh);
 
     if (auto h = co_await self->handshake(deadline); !h)
         co_return tl::unexpected(self->with_transport_cause(h.error()));
@@ -169,7 +178,19 @@ asio::awaitable<core::result<std::shared_ptr<session>>> session::connect(
 }
 
 asio::awaitable<core::result<void>> session::handshake(time_point deadline) {
-    auto rc = co_await drive([this] { return ssh_connect(session_.get()); }, SSH_AGAIN, deadline);
+    // The first step sends our banner; OpenSSL's one-time setup then runs
+    // while the server starts up, not after its banner arrived.
+    bool banner_sent = false;
+    auto rc = co_await drive(
+        [this, &banner_sent] {
+            const int r = ssh_connect(session_.get());
+            if (!banner_sent) {
+                banner_sent = true;
+                warm_up_crypto();
+            }
+            return r;
+        },
+        SSH_AGAIN, deadline);
     if (!rc) {
         // A reset during key exchange is a failure to connect (retryable), as when
         // ssh_connect reports it itself.
@@ -212,7 +233,7 @@ asio::awaitable<core::result<void>> session::verify_host_key(time_point deadline
     key_handle key(raw);
     // @cert-authority: a host certificate for this key, fetched beside the session.
     std::string cert_problem;
-    if (wants_host_certificate(opts_, key.get())) {
+    if (wants_host_certificate(opts_, key.get(), known_hosts_)) {
         auto accepted = co_await check_certificate_of(key.get(), deadline);
         if (accepted) {
             fingerprint_ = fingerprint(key.get());
@@ -222,7 +243,7 @@ asio::awaitable<core::result<void>> session::verify_host_key(time_point deadline
         cert_problem = accepted.error().message;
         spdlog::debug("{}: no valid host certificate: {}", opts_.destination(), cert_problem);
     }
-    auto checked = check_host_key(opts_, key.get());
+    auto checked = check_host_key(opts_, key.get(), known_hosts_);
     if (!checked) {
         auto e = checked.error();
         if (!cert_problem.empty()) e.message += "; and no valid host certificate: " + cert_problem;

@@ -12,6 +12,7 @@
 #include "core/error.hpp"
 #include "ssh/connect_options.hpp"
 #include "ssh/handles.hpp"
+#include "ssh/known_hosts.hpp"
 
 namespace tunnel::ssh {
 
@@ -107,6 +108,7 @@ class session : public std::enable_shared_from_this<session> {
     time_point last_activity_;
     int keepalives_unanswered_ = 0;
     std::string fingerprint_;
+    known_hosts known_hosts_;        // read once per connect (see connect())
     std::shared_ptr<session> jump_;  // the hop this session is tunnelled through
     std::shared_ptr<stream_pump>
         bridge_;  // moves bytes between the transport (jump_, a WebSocket) and our fd

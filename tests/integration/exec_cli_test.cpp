@@ -508,6 +508,33 @@ TEST_F(ExecCli, ProxyJumpGoesThroughTheJumpHost) {
         << "a stopped jump host must stop the connection: " << down.describe();
 }
 
+// Regression: through a ProxyJump the command ran, then tunnel said "internal:
+// work still pending 5000 ms after the command finished" and exited 5 s late:
+// the pooled session (and its jump bridge's pumps, which wait on the jump
+// session) stayed open until the io_context was stopped by force.
+TEST_F(ExecCli, ProxyJumpExitsAsSoonAsTheCommandIsDone) {
+    auto jump = sshd_fixture::start();
+    ASSERT_TRUE(jump) << jump.error().message;
+    const auto hop_config = read_text_file(jump->write_ssh_config({}, "jumphost"));
+    ASSERT_TRUE(hop_config);
+    const auto config =
+        sshd->write_ssh_config(*hop_config + "Host target\n  ProxyJump jumphost\n", "target");
+    for (int i = 0; i < 2; ++i) {
+        const auto started = steady::now();
+        auto r = run_tunnel({"exec", "-F", config, "target", "--", "echo via-jump"});
+        const auto took = steady::now() - started;
+        ASSERT_EQ(r.exit_code, 0) << diag(r);
+        EXPECT_EQ(r.out, "via-jump\n");
+        EXPECT_EQ(r.err.find("still pending"), std::string::npos) << r.err;
+        EXPECT_EQ(r.err, "");
+        // Two connects and a command: well under a second on an idle machine;
+        // the bug added 5 s.
+        EXPECT_LT(took, 4s) << "took "
+                            << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                            << " ms";
+    }
+}
+
 // --- authentication --------------------------------------------------------
 
 TEST_F(ExecCli, AgentAuthentication) {

@@ -122,6 +122,24 @@ TEST_F(SshCli, FastCommandsLeaveNothingPending) {
     }
 }
 
+// The same through a ProxyJump (exec had that bug: its pooled session was
+// never closed, so the jump bridge's pumps kept the process 5 s). `tunnel ssh`
+// disconnects its session, which also wakes the pumps now; this guards it.
+TEST_F(SshCli, ProxyJumpLeavesNothingPending) {
+    auto jump = sshd_fixture::start();
+    ASSERT_TRUE(jump) << jump.error().message;
+    const auto hop_config = read_text_file(jump->write_ssh_config({}, "jumphost"));
+    ASSERT_TRUE(hop_config);
+    const auto config =
+        sshd().write_ssh_config(*hop_config + "Host target\n  ProxyJump jumphost\n", "target");
+    const auto started = steady::now();
+    auto r = run_tunnel({"ssh", "-F", config, "-T", "target", "--", "echo via-jump"});
+    EXPECT_EQ(r.exit_code, 0) << r.describe();
+    EXPECT_EQ(r.out, "via-jump\n");
+    EXPECT_EQ(r.err, "");
+    EXPECT_LT(steady::now() - started, 4s);
+}
+
 TEST_F(SshCli, SignalDeathIs128PlusN) {
     auto r = run_tunnel(ssh_args(sshd(), {}, {"sh", "-c", "kill -TERM $$"}));
     EXPECT_EQ(r.exit_code, 128 + SIGTERM) << r.describe();

@@ -133,6 +133,23 @@ TEST(SessionPool, MarkFullCapsChannelsForThatSession) {
     EXPECT_EQ(h.connects, 2);
 }
 
+TEST(SessionPool, CloseDropsIdleSessionsAndRetiresBusyOnes) {
+    pool_harness h({.max_sessions_per_destination = 1, .max_channels_per_session = 10});
+    auto idle = h.acquire(dest("a"), 1);
+    idle.clear();
+    auto busy = h.acquire(dest("b"), 1);
+    ASSERT_EQ(h.pool.session_count(), 2u);
+    h.pool.close();
+    EXPECT_EQ(h.pool.session_count(dest("a").destination()), 0u);  // closed now
+    // Still in use: kept until its lease returns.
+    EXPECT_EQ(h.pool.session_count(dest("b").destination()), 1u);
+    busy.clear();
+    auto again = h.acquire(dest("b"), 1);  // the retired session is not handed out again
+    ASSERT_EQ(again.size(), 1u);
+    EXPECT_FALSE(again.front().reused());
+    EXPECT_EQ(h.connects, 3);
+}
+
 TEST(SessionPool, ValidateLimits) {
     EXPECT_TRUE(validate(pool_limits{}));
     EXPECT_FALSE(validate(pool_limits{.max_sessions_per_destination = 0}));
