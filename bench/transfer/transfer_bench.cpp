@@ -7,7 +7,9 @@
 //  2. the same upload through a userspace proxy adding 10 ms RTT: vs sftp put
 //  3. sync of 10,000 small files with nothing changed: tunnel sync vs rsync -a
 // The last lines are the ratios: throughput ours/peer (higher is better) and
-// time ours/peer for the sync (lower is better).
+// time ours/peer for the sync (lower is better). --baseline PATH adds another
+// tunnel binary (an older build) to the loopback rounds: before and after in
+// one interleaved run, under the same load.
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/stat.h>
@@ -82,6 +84,14 @@ void write_random(const std::string& path, std::size_t size) {
     }
 }
 
+// The first three fields of /proc/loadavg: how busy the machine was.
+std::string loadavg() {
+    std::ifstream in("/proc/loadavg");
+    std::string a, b, c;
+    in >> a >> b >> c;
+    return a + " " + b + " " + c;
+}
+
 struct peer_run {
     std::string name;
     std::vector<std::string> argv;
@@ -107,6 +117,7 @@ int main(int argc, char** argv) {
     const int files = arg_int(argc, argv, "--files", 10000);
     const int sync_rounds = arg_int(argc, argv, "--sync-rounds", 5);
     const std::string tunnel_bin = TUNNEL_BINARY;
+    const std::string baseline_bin = bench::arg_text(argc, argv, "--baseline", "");
     // --defaults: no cipher forced anywhere (the server keeps its own list).
     const bool defaults = arg_flag(argc, argv, "--defaults");
     const std::string label = defaults ? "each side's default cipher" : cipher;
@@ -174,10 +185,11 @@ int main(int argc, char** argv) {
     auto rm_dst = [&] { fs::remove(dst); };
     const double mib = size_mib;
 
-    auto tunnel_cp = [&](std::uint16_t port, std::string from, std::string to) {
+    auto tunnel_cp = [&](std::uint16_t port, std::string from, std::string to,
+                         const std::string& bin = {}) {
         auto tail = force({"-o", std::string("Ciphers=") + cipher});
         tail.insert(tail.end(), {from, to});
-        return cmd({tunnel_bin, "cp"}, ssh_opts("-P", port), tail);
+        return cmd({bin.empty() ? tunnel_bin : bin, "cp"}, ssh_opts("-P", port), tail);
     };
     auto sftp = [&](std::uint16_t port, const std::string& b) {
         auto head = std::vector<std::string>{"sftp", "-q", "-b", b};
@@ -190,7 +202,8 @@ int main(int argc, char** argv) {
         return cmd(head, ssh_opts("-P", sshd->port()), {from, to});
     };
 
-    fmt::print("transfer bench: {} MiB, {} rounds, {}, files on tmpfs\n", size_mib, rounds, label);
+    fmt::print("transfer bench: {} MiB, {} rounds, {}, files on tmpfs; loadavg {}\n", size_mib,
+               rounds, label, loadavg());
 
     // 1. Loopback upload and download.
     std::vector<peer_run> up = {{"tunnel cp", tunnel_cp(sshd->port(), src, remote_dst), {}},
@@ -203,11 +216,17 @@ int main(int argc, char** argv) {
                    {"-o", "Ciphers=chacha20-poly1305@openssh.com", from, to});
     };
     if (defaults) up.push_back({"tunnel cp (chacha20)", tunnel_chacha(src, remote_dst), {}});
+    if (!baseline_bin.empty())
+        up.push_back(
+            {"tunnel cp (baseline)", tunnel_cp(sshd->port(), src, remote_dst, baseline_bin), {}});
     interleave(up, rounds, rm_dst);
     std::vector<peer_run> down = {{"tunnel cp", tunnel_cp(sshd->port(), remote_src, dst), {}},
                                   {"sftp get", sftp(sshd->port(), get_batch), {}},
                                   {"scp", scp(remote_src, dst), {}}};
     if (defaults) down.push_back({"tunnel cp (chacha20)", tunnel_chacha(remote_src, dst), {}});
+    if (!baseline_bin.empty())
+        down.push_back(
+            {"tunnel cp (baseline)", tunnel_cp(sshd->port(), remote_src, dst, baseline_bin), {}});
     interleave(down, rounds, rm_dst);
     auto rate = [&](const peer_run& p) { return p.times.empty() ? 0.0 : mib / median(p.times); };
     for (auto* set : {&up, &down})
@@ -257,6 +276,7 @@ int main(int argc, char** argv) {
                        median(p.times) * 1000);
     }
 
+    fmt::print("loadavg at the end {}\n", loadavg());
     auto best = [&](const std::vector<peer_run>& set) {
         return std::max(rate(set[1]), rate(set[2]));
     };
@@ -264,6 +284,11 @@ int main(int argc, char** argv) {
                rate(up[0]) / best(up), label);
     fmt::print("ratio download tunnel/best(sftp,scp) {:.2f}  ({}, loopback, higher is better)\n",
                rate(down[0]) / best(down), label);
+    if (!baseline_bin.empty()) {
+        fmt::print("ratio upload   baseline/best(sftp,scp) {:.2f}\n", rate(up.back()) / best(up));
+        fmt::print("ratio download baseline/best(sftp,scp) {:.2f}\n",
+                   rate(down.back()) / best(down));
+    }
     if (wan_rounds > 0)
         fmt::print("ratio upload 10ms RTT tunnel/sftp    {:.2f}  ({}, higher is better)\n",
                    rate(wan[0]) / rate(wan[1]), label);

@@ -41,6 +41,19 @@ core::result<void> write_all_at(int fd, std::string_view data, std::uint64_t off
 
 }  // namespace
 
+std::size_t read_depth(std::chrono::microseconds rtt, std::size_t chunk,
+                       std::size_t max_inflight) noexcept {
+    const auto us = static_cast<std::uint64_t>(std::max<std::int64_t>(rtt.count(), 0));
+    // Bytes per second x seconds, without overflow for any sane RTT (<= 1 h).
+    const std::uint64_t far =
+        far_read_rate / 1'000'000 * std::min<std::uint64_t>(us, 3'600'000'000);
+    const std::uint64_t want = std::max(near_read_bytes, far);
+    const std::uint64_t c = std::max<std::size_t>(chunk, 1);
+    const std::uint64_t n = (want + c - 1) / c;
+    return static_cast<std::size_t>(
+        std::clamp<std::uint64_t>(n, std::min<std::size_t>(2, max_inflight), max_inflight));
+}
+
 core::error status_error(const status_reply& s, std::string_view what) {
     auto code = core::errc::io_error;
     if (s.code == status_code::no_such_file) code = core::errc::not_found;
@@ -123,8 +136,9 @@ asio::awaitable<core::result<void>> client::handshake() {
             options_.chunk_size = static_cast<std::size_t>(std::max<std::uint64_t>(chunk, 1024));
         }
     }
-    spdlog::debug("sftp on {}: chunk {} bytes, {} in flight", destination_, options_.chunk_size,
-                  options_.max_inflight);
+    spdlog::debug("sftp on {}: chunk {} bytes, {} in flight ({} for reads; round trip {} us)",
+                  destination_, options_.chunk_size, options_.max_inflight, read_inflight(),
+                  rtt_.count());
     co_return core::result<void>{};
 }
 
@@ -526,6 +540,7 @@ asio::awaitable<core::result<std::uint64_t>> client::read_pipelined(
     std::uint64_t total = 0;
     std::deque<std::pair<std::uint64_t, std::size_t>> gaps;  // short reads to ask again
     auto until = deadline();
+    const std::size_t depth = read_inflight();
     std::optional<core::error> sink_error;
     struct sink_reset {
         client* self;
@@ -550,7 +565,7 @@ asio::awaitable<core::result<std::uint64_t>> client::read_pipelined(
         };
     }
     while (next < end || !inflight.empty() || !gaps.empty()) {
-        while (inflight.size() < options_.max_inflight && (!gaps.empty() || next < end)) {
+        while (inflight.size() < depth && (!gaps.empty() || next < end)) {
             std::uint64_t off;
             std::size_t n;
             if (!gaps.empty()) {
@@ -570,6 +585,7 @@ asio::awaitable<core::result<std::uint64_t>> client::read_pipelined(
                      .u32(static_cast<std::uint32_t>(n))
                      .finish());
             inflight.push_back({id, off, n});
+            peak_reads_ = std::max(peak_reads_, inflight.size());
         }
         if (inflight.empty()) break;
         if (auto s = co_await step(until); !s) co_return tl::unexpected(s.error());

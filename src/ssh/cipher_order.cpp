@@ -37,8 +37,8 @@ std::string default_ciphers_to_server(bool has_aes) {
     return has_aes ? aes_first : chacha_first;
 }
 
-std::string default_ciphers_from_server() {
-    return chacha_first;
+std::string default_ciphers_from_server(bool has_aes) {
+    return has_aes ? aes_first : chacha_first;
 }
 
 }  // namespace tunnel::ssh

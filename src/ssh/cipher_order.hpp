@@ -1,11 +1,15 @@
 // The cipher lists tunnel offers when the user's config sets no Ciphers, one
 // per direction (SSH negotiates each direction on its own; the server takes
 // the first entry of ours that it also has, RFC 4253 §7.1):
-//   to the server (uploads: libssh encrypts): AES-GCM first on a CPU with AES
-//     instructions, where libssh's AES-GCM (OpenSSL) is much faster than its
-//     chacha20-poly1305; chacha20 first elsewhere;
-//   from the server (downloads: libssh decrypts): chacha20-poly1305 first,
-//     measured faster than AES-GCM there (docs/ssh.md "Default ciphers").
+//   AES-GCM first on a CPU with AES instructions, chacha20-poly1305 first
+//   elsewhere, the same rule both ways:
+//   to the server (uploads: libssh encrypts): libssh's AES-GCM (OpenSSL) is
+//     much faster than its chacha20-poly1305;
+//   from the server (downloads: sshd encrypts, libssh decrypts): libssh
+//     decrypts either at the same cost, but sshd encrypts chacha20-poly1305
+//     with OpenSSH's own poly1305: 0.3 s more server CPU per 256 MiB, which on
+//     a loaded or small machine is what limits a download (docs/ssh.md
+//     "Default ciphers", docs/benchmarks.md).
 #pragma once
 
 #include <string>
@@ -20,7 +24,10 @@ namespace tunnel::ssh {
 [[nodiscard]] inline std::string default_ciphers_to_server() {
     return default_ciphers_to_server(cpu_has_aes());
 }
-// Server to client.
-[[nodiscard]] std::string default_ciphers_from_server();
+// Server to client, likewise.
+[[nodiscard]] std::string default_ciphers_from_server(bool has_aes);
+[[nodiscard]] inline std::string default_ciphers_from_server() {
+    return default_ciphers_from_server(cpu_has_aes());
+}
 
 }  // namespace tunnel::ssh
