@@ -122,7 +122,7 @@ TEST_F(InteropDropbear, CopyOf8MiBUpAndDownFinishesEveryTime) {
     start_dropbear();
     if (!dropbear_) return;
     const auto& dropbear = *dropbear_;
-    round_trips(dropbear, *dir_, local(), 5);
+    round_trips(dropbear, *dir_, local(), 3);
 }
 
 TEST_F(InteropDropbear, CopyOf8MiBFinishesWithAnEightKiBWindow) {
