@@ -1,7 +1,5 @@
 #include "ssh/session.hpp"
 
-#include <libssh/server.h>  // ssh_send_keepalive: a global request, valid from clients too
-
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -348,7 +346,7 @@ asio::awaitable<core::result<void>> session::wait(time_point deadline) {
             fmt::format("session to {} failed: {}", opts_.destination(), ec.message()));
 
     last_activity_ = clock_type::now();
-    keepalives_unanswered_ = 0;
+    keepalive_.heard();
     if (event_) {
         ssh_event_dopoll(event_.get(), 0);
     } else {
@@ -367,14 +365,9 @@ asio::awaitable<core::result<void>> session::wait(time_point deadline) {
 }
 
 core::result<void> session::keepalive_tick() {
-    if (++keepalives_unanswered_ > opts_.server_alive_count_max)
-        return core::fail(core::errc::disconnected,
-                          fmt::format("{} stopped answering keepalives ({} × {}s): connection lost",
-                                      opts_.destination(), opts_.server_alive_count_max,
-                                      opts_.server_alive_interval.count()));
     last_activity_ = clock_type::now();
-    ssh_send_keepalive(session_.get());
-    return {};
+    return keepalive_.tick(session_.get(), fd_.native_handle(), opts_.server_alive_count_max,
+                           opts_.server_alive_interval, opts_.destination());
 }
 
 void session::notify() {

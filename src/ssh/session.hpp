@@ -12,6 +12,7 @@
 #include "core/error.hpp"
 #include "ssh/connect_options.hpp"
 #include "ssh/handles.hpp"
+#include "ssh/keepalive.hpp"
 #include "ssh/known_hosts.hpp"
 
 namespace tunnel::ssh {
@@ -106,7 +107,7 @@ class session : public std::enable_shared_from_this<session> {
     int waiters_ = 0;
     std::uint64_t activity_ = 0;
     time_point last_activity_;
-    int keepalives_unanswered_ = 0;
+    keepalive keepalive_;  // ServerAliveInterval/ServerAliveCountMax (ssh/keepalive.hpp)
     std::string fingerprint_;
     known_hosts known_hosts_;        // read once per connect (see connect())
     std::shared_ptr<session> jump_;  // the hop this session is tunnelled through

@@ -1,18 +1,14 @@
 #include "support/dropbear_fixture.hpp"
 
-#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <csignal>
-#include <cstdlib>
-#include <sstream>
-#include <thread>
 #include <utility>
 
 #include "support/net.hpp"
+#include "support/private_mount.hpp"
 
 namespace tunnel::test {
 namespace {
@@ -36,97 +32,17 @@ std::string launch_script(const std::string& dir, std::uint16_t port, std::size_
     return script;
 }
 
-// readlink /proc/PID/ns/mnt: "mnt:[4026531841]", empty if it cannot be read.
-std::string mount_namespace_of(pid_t pid) {
-    char target[64] = {};
-    const auto link = "/proc/" + std::to_string(pid) + "/ns/mnt";
-    const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
-    return n > 0 ? std::string(target, static_cast<std::size_t>(n)) : std::string{};
-}
-
-// Every process (not a zombie) in mount namespace `ns`.
-std::vector<pid_t> processes_in(const std::string& ns) {
-    std::vector<pid_t> found;
-    if (ns.empty()) return found;
-    DIR* proc = ::opendir("/proc");
-    if (proc == nullptr) return found;
-    while (const dirent* entry = ::readdir(proc)) {
-        char* end = nullptr;
-        const long pid = std::strtol(entry->d_name, &end, 10);
-        if (pid <= 0 || *end != '\0' || pid == ::getpid()) continue;
-        if (mount_namespace_of(static_cast<pid_t>(pid)) == ns)
-            found.push_back(static_cast<pid_t>(pid));
-    }
-    ::closedir(proc);
-    return found;
-}
-
-// pid runs dropbear_binary in a mount namespace that is not ours (so stop()
-// may kill everything in that namespace).
-bool is_dropbear_in_own_namespace(pid_t pid) {
-    char target[256] = {};
-    const auto link = "/proc/" + std::to_string(pid) + "/exe";
-    const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
-    if (n <= 0 || std::string_view(target, static_cast<std::size_t>(n)) != dropbear_binary)
-        return false;
-    const auto ns = mount_namespace_of(pid);
-    return !ns.empty() && ns != mount_namespace_of(::getpid());
-}
-
-bool is_executable(const std::string& path) {
-    return ::access(path.c_str(), X_OK) == 0;
-}
-
-// A program on PATH, or empty.
-std::string find_program(const std::string& name) {
-    const char* path = std::getenv("PATH");
-    std::istringstream dirs(path != nullptr ? path : "/usr/sbin:/usr/bin:/sbin:/bin");
-    std::string dir;
-    while (std::getline(dirs, dir, ':'))
-        if (!dir.empty() && is_executable(dir + "/" + name)) return dir + "/" + name;
-    return {};
-}
-
 // Why dropbear cannot run here (checked once per process), or nullopt.
 const std::optional<std::string>& unavailable_reason() {
     static const std::optional<std::string> reason = []() -> std::optional<std::string> {
-        if (!is_executable(dropbear_binary))
+        if (::access(dropbear_binary, X_OK) != 0)
             return std::string(dropbear_binary) +
                    " is missing: install the dropbear-bin package (scripts/install-deps)";
-        for (const char* program : {"dropbearkey", "unshare", "mount", "ssh-keygen"})
+        for (const char* program : {"dropbearkey", "ssh-keygen"})
             if (find_program(program).empty()) return std::string(program) + " is not on PATH";
-        // The fixture needs a private mount namespace (root, or CAP_SYS_ADMIN).
-        run_options quick;
-        quick.timeout = std::chrono::milliseconds(5'000);
-        const auto probe =
-            run({"unshare", "--mount", "--", "mount", "--bind", "/tmp", "/tmp"}, quick);
-        if (!probe.ok())
-            return "cannot bind-mount in a private mount namespace here (dropbear must find "
-                   "authorized_keys in root's home; run as root): " +
-                   probe.describe();
-        return std::nullopt;
+        return private_mount_unavailable();
     }();
     return reason;
-}
-
-core::result<void> make_dir(const std::string& path, mode_t mode) {
-    if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST)
-        return core::fail(core::errc::io_error, "cannot create " + path);
-    if (::chmod(path.c_str(), mode) != 0)
-        return core::fail(core::errc::io_error, "cannot chmod " + path);
-    return {};
-}
-
-// "ssh-ed25519 AAAA... comment" -> "ssh-ed25519 AAAA..."; empty if no such line.
-std::string ed25519_line(const std::string& text) {
-    std::istringstream lines(text);
-    std::string line;
-    while (std::getline(lines, line)) {
-        if (line.rfind("ssh-ed25519 ", 0) != 0) continue;
-        const auto second = line.find(' ', std::string_view("ssh-ed25519 ").size());
-        return second == std::string::npos ? line : line.substr(0, second);
-    }
-    return {};
 }
 
 }  // namespace
@@ -254,7 +170,7 @@ core::result<void> dropbear_fixture::launch() {
         // and our child is dropbear in its own mount namespace (a port taken
         // by another process in the meantime must not count: dropbear exits
         // on the bind failure instead, and the next attempt takes a new port).
-        if (is_dropbear_in_own_namespace(child->pid()) && port_accepts(port_)) {
+        if (runs_in_own_mount_namespace(child->pid(), dropbear_binary) && port_accepts(port_)) {
             mount_namespace_ = mount_namespace_of(child->pid());
             process_ = std::move(*child);
             return {};
@@ -277,18 +193,11 @@ core::result<void> dropbear_fixture::launch() {
 
 void dropbear_fixture::stop() {
     if (!process_) return;
-    // Never our own namespace: that would be every process on the machine.
-    if (mount_namespace_ == mount_namespace_of(::getpid())) mount_namespace_.clear();
     // The listener first (its process group), so that it forks no more
     // sessions; then whatever is left in its private mount namespace.
     process_->terminate(kill_grace);
     process_.reset();
-    const auto left = processes_in(mount_namespace_);
-    for (const pid_t pid : left) ::kill(pid, SIGTERM);
-    const auto deadline = clock::now() + kill_grace;
-    while (!processes_in(mount_namespace_).empty() && clock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    for (const pid_t pid : processes_in(mount_namespace_)) ::kill(pid, SIGKILL);
+    kill_mount_namespace(mount_namespace_, kill_grace);
 }
 
 }  // namespace tunnel::test

@@ -1,0 +1,216 @@
+#include "support/tinysshd_fixture.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "support/net.hpp"
+#include "support/private_mount.hpp"
+
+namespace tunnel::test {
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+constexpr const char* tinysshd_binary = "/usr/sbin/tinysshd";
+constexpr std::chrono::milliseconds kill_grace{2'000};
+
+std::string tail(const std::string& text, std::size_t max_bytes = 4000) {
+    return text.size() <= max_bytes ? text : "..." + text.substr(text.size() - max_bytes);
+}
+
+// The shell command that unshare runs: bind the fixture's home on /root (in
+// the new, private mount namespace only), then become socat, which runs one
+// tinysshd per connection. socat splits EXEC's command at spaces; the paths
+// come from mkdtemp and hold none (nor socat's ',' ':' '!!').
+std::string launch_script(const std::string& socat, const std::string& dir, std::uint16_t port,
+                          const std::string& sftp_server) {
+    std::string server = std::string(tinysshd_binary) + " -v";
+    if (!sftp_server.empty()) server += " -x sftp=" + sftp_server;
+    server += " " + dir + "/keydir";
+    return "mount --bind '" + dir + "/home' /root && exec " + socat +
+           " TCP-LISTEN:" + std::to_string(port) +
+           ",bind=127.0.0.1,reuseaddr,fork 'EXEC:" + server + "'";
+}
+
+// Why tinysshd cannot run here (checked once per process), or nullopt.
+const std::optional<std::string>& unavailable_reason() {
+    static const std::optional<std::string> reason = []() -> std::optional<std::string> {
+        if (::access(tinysshd_binary, X_OK) != 0)
+            return std::string(tinysshd_binary) +
+                   " is missing: install the tinysshd package (scripts/install-deps)";
+        for (const char* program : {"tinysshd-makekey", "tinysshd-printkey", "socat", "ssh-keygen"})
+            if (find_program(program).empty()) return std::string(program) + " is not on PATH";
+        return private_mount_unavailable();
+    }();
+    return reason;
+}
+
+// The path holds no character that socat's address syntax or the shell
+// script would read as syntax.
+bool plain_path(const std::string& path) {
+    return path.find_first_of(" '\",:!\\$`") == std::string::npos;
+}
+
+}  // namespace
+
+core::result<tinysshd_fixture> tinysshd_fixture::start(tinysshd_options options) {
+    if (const auto& why = unavailable_reason())
+        return core::fail(core::errc::not_found, "tinysshd cannot run here: " + *why);
+    auto dir = temp_dir::create("tunnel-tinysshd");
+    if (!dir) return tl::unexpected(dir.error());
+    if (!plain_path(dir->path()) || !plain_path(options.sftp_server))
+        return core::fail(core::errc::invalid_argument,
+                          "tinysshd_fixture needs paths without spaces, quotes, ',' or ':': " +
+                              dir->path() + " " + options.sftp_server);
+
+    const auto keydir = dir->file("keydir");
+    if (const auto made = run({"tinysshd-makekey", "-q", keydir}); !made.ok())
+        return core::fail(core::errc::io_error, "tinysshd-makekey failed: " + made.describe());
+    const auto shown = run({"tinysshd-printkey", keydir});
+    auto host_pubkey = ed25519_line(shown.out);
+    if (!shown.ok() || host_pubkey.empty())
+        return core::fail(core::errc::io_error,
+                          "tinysshd-printkey printed no ssh-ed25519 key: " + shown.describe());
+
+    const auto client_key = dir->file("client_ed25519");
+    if (const auto made = run({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
+                               "tunnel-test-tinysshd-client", "-f", client_key});
+        !made.ok())
+        return core::fail(core::errc::io_error, "ssh-keygen failed: " + made.describe());
+    auto client_pubkey = read_text_file(client_key + ".pub");
+    if (!client_pubkey) return tl::unexpected(client_pubkey.error());
+    for (const auto& [path, mode] :
+         {std::pair{dir->file("home"), 0700U}, std::pair{dir->file("home/.ssh"), 0700U}})
+        if (auto made = make_dir(path, mode); !made) return tl::unexpected(made.error());
+    if (auto written =
+            write_text_file(dir->file("home/.ssh/authorized_keys"), *client_pubkey, 0600);
+        !written)
+        return tl::unexpected(written.error());
+
+    const int attempts = std::max(1, options.bind_attempts);
+    tinysshd_fixture tiny(std::move(*dir), std::move(options), std::move(host_pubkey),
+                          find_program("socat"));
+    core::error last{core::errc::connection_failed, "no attempt made"};
+    for (int attempt = 0; attempt < attempts; ++attempt) {
+        auto port = unused_port();
+        if (!port) return tl::unexpected(port.error());
+        tiny.port_ = *port;
+        auto launched = tiny.launch();
+        if (launched) {
+            const auto known =
+                "[127.0.0.1]:" + std::to_string(tiny.port_) + " " + tiny.host_pubkey_ + "\n";
+            if (auto written = write_text_file(tiny.known_hosts_path(), known); !written)
+                return tl::unexpected(written.error());
+            return tiny;
+        }
+        last = launched.error();
+        if (last.code != core::errc::connection_failed) break;  // only a lost port race is retried
+    }
+    return tl::unexpected(last);
+}
+
+tinysshd_fixture::tinysshd_fixture(tinysshd_fixture&& other) noexcept
+    : dir_(std::move(other.dir_)),
+      options_(std::move(other.options_)),
+      host_pubkey_(std::move(other.host_pubkey_)),
+      socat_(std::move(other.socat_)),
+      port_(std::exchange(other.port_, 0)),
+      process_(std::move(other.process_)),
+      mount_namespace_(std::move(other.mount_namespace_)) {
+    other.process_.reset();
+}
+
+tinysshd_fixture& tinysshd_fixture::operator=(tinysshd_fixture&& other) noexcept {
+    if (this != &other) {
+        stop();
+        dir_ = std::move(other.dir_);
+        options_ = std::move(other.options_);
+        host_pubkey_ = std::move(other.host_pubkey_);
+        socat_ = std::move(other.socat_);
+        port_ = std::exchange(other.port_, 0);
+        process_ = std::move(other.process_);
+        other.process_.reset();
+        mount_namespace_ = std::move(other.mount_namespace_);
+    }
+    return *this;
+}
+
+tinysshd_fixture::~tinysshd_fixture() {
+    stop();
+}
+
+std::string tinysshd_fixture::log() const {
+    return tail(read_text_file(log_path()).value_or(std::string{}));
+}
+
+std::vector<std::string> tinysshd_fixture::client_flags(std::string_view port_option) const {
+    return {"-F",
+            "/dev/null",
+            std::string(port_option),
+            std::to_string(port_),
+            "-i",
+            client_key_path(),
+            "-o",
+            "UserKnownHostsFile=" + known_hosts_path(),
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes"};
+}
+
+core::result<void> tinysshd_fixture::launch() {
+    const auto log_file = log_path();
+    const std::size_t log_offset = read_text_file(log_file).value_or(std::string{}).size();
+    // unshare without --fork execs sh, which execs socat: one pid throughout.
+    auto child = spawn(
+        {"unshare", "--mount", "--", "sh", "-c",
+         launch_script(socat_, dir_.path(), port_, options_.sftp_server)},
+        spawn_options{.env = {}, .stdout_path = log_file, .stderr_path = log_file, .cwd = {}});
+    if (!child) return tl::unexpected(child.error());
+
+    const auto output_since_start = [&] {
+        const auto text = read_text_file(log_file).value_or(std::string{});
+        return text.size() > log_offset ? text.substr(log_offset) : std::string{};
+    };
+    const auto deadline = clock::now() + options_.start_timeout;
+    for (;;) {
+        // Listening once the port accepts while our child is socat in its own
+        // mount namespace (a port taken by someone else meanwhile must not
+        // count: socat exits on the bind failure, the next attempt takes a
+        // new port). The probe connection costs one tinysshd that sees EOF.
+        if (runs_in_own_mount_namespace(child->pid(), socat_) && port_accepts(port_)) {
+            mount_namespace_ = mount_namespace_of(child->pid());
+            process_ = std::move(*child);
+            return {};
+        }
+        if (const auto code = child->wait(std::chrono::milliseconds(5))) {
+            const auto output = output_since_start();
+            const bool bind_failed = output.find("Address already in use") != std::string::npos;
+            return core::fail(bind_failed ? core::errc::connection_failed : core::errc::io_error,
+                              "socat (for tinysshd) exited with " + std::to_string(*code) +
+                                  " on port " + std::to_string(port_) + ": " + tail(output));
+        }
+        if (clock::now() >= deadline) {
+            child->terminate(kill_grace);
+            return core::fail(
+                core::errc::timeout,
+                "socat (for tinysshd) did not listen on 127.0.0.1:" + std::to_string(port_) +
+                    " within the start timeout; log: " + tail(output_since_start()));
+        }
+    }
+}
+
+void tinysshd_fixture::stop() {
+    if (!process_) return;
+    // The listener first (its process group), so that it forks no more
+    // sessions; then whatever is left in its private mount namespace.
+    process_->terminate(kill_grace);
+    process_.reset();
+    kill_mount_namespace(mount_namespace_, kill_grace);
+}
+
+}  // namespace tunnel::test
