@@ -104,9 +104,9 @@ int run(int argc, char** argv) {
     // (the WebSocket bridge), plus origin connections under load; the relay
     // holds three per tunnel (its TCP connection and both ends of the
     // socketpair to libssh) and one per public connection.
-    const auto own_need = static_cast<rlim_t>(tunnels) * 6 + 4096;
+    const auto own_need = static_cast<rlim_t>(tunnels) * (rate > 0 ? 6 : 4) + 1024;
     const auto own_limit = raise_own_nofile(own_need);
-    const auto relay_need = static_cast<rlim_t>(tunnels) * 3 + 4096;
+    const auto relay_need = static_cast<rlim_t>(tunnels) * 3 + 1024;
     fmt::print("relay_load: {} tunnels, {} req/s for {} s; open-file limit here {} (wanted {})\n",
                tunnels, rate, rate > 0 ? seconds : 0, own_limit, own_need);
 
@@ -128,8 +128,18 @@ int run(int argc, char** argv) {
     // below what N tunnels need is raised for it here (prlimit, as root).
     rlimit rl{};
     ::getrlimit(RLIMIT_NOFILE, &rl);
-    if (rl.rlim_max < relay_need)
+    if (rl.rlim_max < relay_need && own_limit >= own_need)  // raising hard limits is allowed
         ro.command_prefix = {"prlimit", fmt::format("--nofile={0}:{0}", relay_need), "--"};
+    if (rl.rlim_max < relay_need && own_limit < own_need) {
+        fmt::print(stderr,
+                   "relay_load: {} tunnels need about {} descriptors in the relay and {} here, "
+                   "but the hard open-file limit is {} and cannot be raised (no "
+                   "CAP_SYS_RESOURCE): at most about {} tunnels fit; raise it (ulimit -Hn, "
+                   "LimitNOFILE) or pass fewer --tunnels\n",
+                   tunnels, relay_need, own_need, rl.rlim_max,
+                   (rl.rlim_max - 1024) / (rate > 0 ? 6 : 4));
+        return 1;
+    }
     std::vector<std::string> wrap;
     for (std::size_t at = 0; at < relay_wrap.size();) {
         const auto space = std::min(relay_wrap.find(' ', at), relay_wrap.size());
