@@ -17,7 +17,8 @@
 // relay in the same process: "env MALLOC_ARENA_MAX=1", "valgrind
 // --tool=massif --massif-out-file=FILE"),
 // --require-clean (exit 1 unless every tunnel attached and every request was
-// answered 200 by the right tunnel).
+// answered 200 by the right tunnel), --max-relay-kib N and --max-client-kib N
+// (exit 1 when an idle tunnel costs the relay, or this process, more RSS).
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -98,6 +99,8 @@ int run(int argc, char** argv) {
     const std::string workers = arg_text(argc, argv, "--workers", "");
     const std::string relay_wrap = arg_text(argc, argv, "--relay-wrap", "");
     const bool require_clean = arg_flag(argc, argv, "--require-clean");
+    const double max_relay_kib = std::atof(arg_text(argc, argv, "--max-relay-kib", "0").c_str());
+    const double max_client_kib = std::atof(arg_text(argc, argv, "--max-client-kib", "0").c_str());
     spdlog::set_level(spdlog::level::warn);
 
     // Each tunnel here holds a TCP socket, a socketpair and a dup of one end
@@ -204,6 +207,21 @@ int run(int argc, char** argv) {
                static_cast<double>(relay_idle.rss_kib - relay_before.rss_kib) / tunnels);
 
     bool clean = true;
+    const double relay_kib =
+        static_cast<double>(relay_idle.rss_kib - relay_before.rss_kib) / tunnels;
+    const double client_kib =
+        static_cast<double>(self_idle.rss_kib - self_before.rss_kib) / tunnels;
+    if (max_relay_kib > 0 && relay_kib > max_relay_kib) {
+        fmt::print(stderr, "relay_load: an idle tunnel costs the relay {:.1f} KiB, over {:.1f}\n",
+                   relay_kib, max_relay_kib);
+        clean = false;
+    }
+    if (max_client_kib > 0 && client_kib > max_client_kib) {
+        fmt::print(stderr,
+                   "relay_load: an idle tunnel costs this process {:.1f} KiB, over {:.1f}\n",
+                   client_kib, max_client_kib);
+        clean = false;
+    }
     if (rate > 0) {
         load_options lo;
         lo.port = relay->public_port();
@@ -244,12 +262,12 @@ int run(int argc, char** argv) {
             "republished during the load: {}\n",
             r.sent > 0 ? relay_cpu * 1e6 / static_cast<double>(r.sent) : 0.0, relay_loaded.rss_kib,
             relay_loaded.fds, fleet.republished());
-        clean = w.errors() == 0 && r.errors() == 0 && r.ok == r.sent && r.sent > 0 &&
+        clean = clean && w.errors() == 0 && r.errors() == 0 && r.ok == r.sent && r.sent > 0 &&
                 fleet.republished() == 0;
         fmt::print("soak errors (must be 0): {}\n", r.errors());
     }
     fleet.stop();
-    if (require_clean && !clean) {
+    if ((require_clean || max_relay_kib > 0 || max_client_kib > 0) && !clean) {
         fmt::print(stderr, "relay_load: not clean (see above)\n");
         return 1;
     }
