@@ -40,14 +40,17 @@ void tunnel_fleet::launch(int i) {
         return;
     }
     o.exposes.push_back(std::move(*e));
-    auto self = members_[static_cast<std::size_t>(i)];
-    o.on_event = [this, self](const relay::relay_event& ev) {
+    auto& self = members_[static_cast<std::size_t>(i)];
+    // Weak: the member holds the supervisor, which holds this callback.
+    o.on_event = [this, weak = std::weak_ptr<member>(self)](const relay::relay_event& ev) {
+        auto m = weak.lock();
+        if (!m) return;
         if (ev.what == relay::relay_event::kind::published) {
-            if (self->published) {
+            if (m->published) {
                 ++republished_;
                 return;
             }
-            self->published = true;
+            m->published = true;
             ++published_once_;
             --in_flight_;
             launch_next();
