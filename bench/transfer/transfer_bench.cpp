@@ -4,7 +4,7 @@
 // medians (shared/PEERS.md). --wan-rounds 0 / --sync-rounds 0 skip parts 2/3. Files live on tmpfs
 // (/dev/shm) so the disk is not what is measured (ours fsyncs every file; sftp and scp do not).
 //  1. 512 MiB upload and download on loopback: tunnel cp vs sftp put/get vs scp
-//  2. the same upload through a userspace proxy adding 10 ms RTT: vs sftp put
+//  2. the same upload through the test fault proxy's delay mode (10 ms RTT): vs sftp put
 //  3. sync of 10,000 small files with nothing changed: tunnel sync vs rsync -a
 // The last lines are the ratios: throughput ours/peer (higher is better) and
 // time ours/peer for the sync (lower is better). --baseline PATH adds another
@@ -29,7 +29,7 @@
 #include <fmt/format.h>
 
 #include "bench_support.hpp"
-#include "delay_proxy.hpp"
+#include "support/fault_proxy.hpp"
 #include "support/process.hpp"
 #include "support/sshd_fixture.hpp"
 
@@ -137,7 +137,13 @@ int main(int argc, char** argv) {
     auto home = test::temp_dir::create("tunnel-bench-home");
     setenv("HOME", home->path().c_str(), 1);
     unsetenv("SSH_AUTH_SOCK");
-    bench::delay_proxy proxy(sshd->port(), std::chrono::microseconds(5000));
+    auto delayed = test::fault_proxy::start(sshd->port());
+    if (!delayed) {
+        fmt::print(stderr, "cannot start the delay proxy: {}\n", delayed.error().message);
+        return 1;
+    }
+    auto& proxy = **delayed;
+    proxy.set_delay(std::chrono::microseconds(5000));
 
     // One known_hosts for the server and the proxy in front of it.
     const std::string kh = home->file("known_hosts");

@@ -155,6 +155,11 @@ core::result<std::unique_ptr<relay_server>> relay_server::create(asio::io_contex
     std::vector<std::string> warnings;
     const auto caps = resolve_connection_caps(config.limits, nofile, warnings);
     for (const auto& w : warnings) spdlog::warn("{}", w);
+    // Each attached tunnel and each public connection holds one descriptor.
+    spdlog::info(
+        "open-file limit {} (soft raised to the hard limit); public connections and "
+        "tunnels capped at {} in all",
+        nofile, caps.max_connections);
     config.limits.max_connections = caps.max_connections;
     config.limits.max_unauthenticated = caps.max_unauthenticated;
 

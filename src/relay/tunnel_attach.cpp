@@ -56,12 +56,20 @@ struct ws_link {
 
 // Tunnel pumps start with small buffers (an idle tunnel costs little: 2 KiB
 // each measured 49 KiB of relay RSS per idle tunnel against 76 with 16 KiB,
-// bench/relay --parts idle) and
-// grow to ws_chunk when reads fill them (bulk transfers).
-constexpr std::size_t idle_chunk = 2 * 1024;
+// bench/relay --parts idle; 512 bytes each, shrunk back after the
+// handshake, took 4,500 tunnels from 33.7 to N KiB each, bench/relay_load)
+// and grow x4 to ws_chunk when reads fill them (bulk transfers: 5 reads).
+constexpr std::size_t idle_chunk = 512;
 
-void grow_when_full(std::vector<char>& buf, std::size_t n) {
-    if (n == buf.size() && buf.size() < ws_chunk) buf.resize(std::min(ws_chunk, buf.size() * 4));
+// Grows a pump's buffer x4 when a read filled it, and gives a grown one back
+// when a read fits in idle_chunk: the handshake's packets grow both buffers,
+// and an idle tunnel should not keep them (keep-alives are ~100 bytes, bulk
+// reads fill the buffer).
+void fit_to_read(std::vector<char>& buf, std::size_t n) {
+    if (n == buf.size() && buf.size() < ws_chunk)
+        buf.resize(std::min(ws_chunk, buf.size() * 4));
+    else if (n <= idle_chunk && buf.size() > idle_chunk)
+        std::vector<char>(idle_chunk).swap(buf);
 }
 
 // An attach of `tenant` past the token check and not yet in relay.tunnels:
@@ -121,10 +129,10 @@ asio::awaitable<void> ws_to_ssh(std::shared_ptr<ws_link<S>> link) {
             spdlog::debug("tunnel WebSocket read ended: {}", ec.message());
             break;
         }
-        grow_when_full(buf, n);
         co_await asio::async_write(link->pair, asio::buffer(buf.data(), n),
                                    asio::redirect_error(asio::use_awaitable, ec));
         if (ec) break;
+        fit_to_read(buf, n);  // after the write: a smaller buffer is a new one
     }
     error_code ignored;
     link->pair.close(ignored);  // libssh sees EOF: the session ends
@@ -140,10 +148,10 @@ asio::awaitable<void> ssh_to_ws(std::shared_ptr<ws_link<S>> link) {
         std::size_t n = co_await link->pair.async_read_some(
             asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
         if (ec) break;
-        grow_when_full(buf, n);
         co_await link->ws.async_write(asio::buffer(buf.data(), n),
                                       asio::redirect_error(asio::use_awaitable, ec));
         if (ec) break;
+        fit_to_read(buf, n);  // after the write: a smaller buffer is a new one
     }
     if (link->ws.is_open()) {
         error_code ec;
@@ -224,6 +232,9 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
     for (const auto& f : head.fields) req.insert(f.name, f.value);
     error_code ec;
     co_await ws.async_accept(req, asio::redirect_error(asio::use_awaitable, ec));
+    // This frame lives as long as the tunnel: the upgrade's head is done with.
+    req = {};
+    head = {};
     if (ec) {
         spdlog::info("tunnel attach from {} failed during the WebSocket handshake: {}", peer,
                      ec.message());

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -11,6 +12,8 @@
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "support/delay_pump.hpp"
 
 namespace tunnel::test {
 
@@ -106,6 +109,20 @@ core::result<std::unique_ptr<fault_proxy>> fault_proxy::start(uint16_t target_po
             }
             const int generation = self->reset_generation_;
             std::lock_guard lock(im->mutex);
+            if (const auto us = self->delay_us_.load(); us > 0) {
+                int on = 1;
+                ::setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+                ::setsockopt(server, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+                im->workers.emplace_back(
+                    [im, client, server, delay = std::chrono::microseconds(us)] {
+                        std::thread back([&] { delay_pump(server, client, delay, im->stopping); });
+                        delay_pump(client, server, delay, im->stopping);
+                        back.join();
+                        ::close(client);
+                        ::close(server);
+                    });
+                continue;
+            }
             im->workers.emplace_back([self, im, client, server, generation] {
                 bool open = true;
                 bool client_open = true, server_open = true;

@@ -8,9 +8,13 @@
 //   proxy->reset_all();                  // RST every open connection
 //   proxy->cut_after(48 << 20, 5);       // RST each of the next 5 connections
 //                                        // once it has carried 48 MiB
+//   proxy->set_delay(5ms);               // later connections: 5 ms each way
+//                                        // (a 10 ms round trip; this kernel
+//                                        // has no netem)
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -47,6 +51,12 @@ class fault_proxy {
     void cut_after(std::uint64_t bytes, int times) noexcept;
     // Connections cut by cut_after so far.
     [[nodiscard]] int cuts() const noexcept { return cuts_; }
+    // Delay mode: connections accepted from now on hold every chunk
+    // `one_way` in each direction (support/delay_pump.hpp: latency, not a
+    // bandwidth cap), with TCP_NODELAY on both legs; 0 turns it off for
+    // later connections. Modes, resets and cuts do not apply to delayed
+    // connections.
+    void set_delay(std::chrono::microseconds one_way) noexcept { delay_us_ = one_way.count(); }
 
     struct impl;
 
@@ -62,6 +72,7 @@ class fault_proxy {
     std::atomic<std::uint64_t> cut_bytes_{0};
     std::atomic<int> cuts_left_{0};
     std::atomic<int> cuts_{0};
+    std::atomic<std::int64_t> delay_us_{0};
     std::shared_ptr<impl> impl_;
 };
 
