@@ -449,13 +449,16 @@ struct flight_guard {
     std::shared_ptr<relay_state> relay;
     std::shared_ptr<tunnel_entry> tunnel;
     ~flight_guard() {
-        --relay->in_flight;
+        tunnel->breaker_seen = tunnel->breaker->state();  // for the admin API
         --tunnel->active_streams;
-        if (relay->in_flight == 0 && relay->on_drained) {
-            auto cb = std::move(relay->on_drained);
-            relay->on_drained = nullptr;
-            asio::post(relay->io, std::move(cb));
-        }
+        // on_drained belongs to worker 0 (the shutdown coroutine): told there.
+        if (--relay->in_flight == 0 && relay->stopping)
+            asio::post(relay->io, [r = relay] {
+                if (!r->on_drained) return;
+                auto cb = std::move(r->on_drained);
+                r->on_drained = nullptr;
+                cb();
+            });
     }
 };
 
@@ -485,7 +488,9 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
         co_return false;
     }
     const std::string label = fmt::format("{}/{}", route->tenant, route->name);
-    auto t = relay->find(route->tenant, route->name);
+    // The tunnel, when it is pinned to this worker (serve_connection handed
+    // the connection here); one on another worker counts as offline.
+    auto t = relay->find(conn->worker, route->tenant, route->name);
     // Per-tenant/route series only for a route a tunnel publishes: callers
     // naming made-up tenants or names must not fill the bounded label sets
     // (and push real tenants into "other"); theirs count under "none".
@@ -494,6 +499,7 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
         record.route = route->name;
     }
     const auto admitted = admit(*relay, *route, t.get(), std::chrono::system_clock::now());
+    if (t && t->breaker) t->breaker_seen = t->breaker->state();
     if (!admitted.admitted()) {
         co_await send_refusal(*relay, *conn, admitted);
         co_return false;
