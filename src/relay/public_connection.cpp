@@ -256,6 +256,11 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
     auto ex = co_await asio::this_coro::executor;
     bool first = routed ? routed->first : true;
     const bool movable = std::dynamic_pointer_cast<plain_stream>(conn->stream) != nullptr;
+    if (!first) {
+        // Handed over after its first request: the reader goes on here.
+        conn->reader_running = true;
+        core::spawn(ex, read_public(conn), "relay public connection reader");
+    }
     while (!conn->closed) {
         std::optional<http_tracker> parsed;
         http_head head;
@@ -320,8 +325,9 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
             if (movable && !relay->stopping) {
                 const unsigned target = worker_for(*relay, *conn, head, is_attach);
                 if (target != conn->worker) {
-                    co_await hand_off(relay, conn, target, std::move(ticket),
-                                      routed_request{std::move(*parsed), std::move(head), first});
+                    // A named local: no temporaries in a co_await's arguments (g++ 12).
+                    routed_request moving{std::move(*parsed), std::move(head), first};
+                    co_await hand_off(relay, conn, target, std::move(ticket), std::move(moving));
                     co_return;
                 }
             }
@@ -432,7 +438,8 @@ asio::awaitable<void> serve_socket(std::shared_ptr<relay_state> relay, unsigned 
         conn->worker = worker;
         owned = owned_by(*relay, worker, conn);
         conn->write_timeout = relay->config.limits.write_timeout;
-        co_await serve_connection(relay, conn, std::move(ticket), std::nullopt);
+        std::optional<routed_request> none;
+        co_await serve_connection(relay, conn, std::move(ticket), std::move(none));
     } catch (const std::exception& e) {
         spdlog::error("public connection from {}: {}", peer.address().to_string(), e.what());
         if (stream) stream->close();
