@@ -499,7 +499,8 @@ asio::awaitable<void> accept_public(std::shared_ptr<relay_state> relay, unsigned
             // Out of descriptors (EMFILE) or memory: the same accept fails at
             // once until a connection closes. Back off 50 ms, doubling to 1 s,
             // and say so once per burst instead of once per failure.
-            if (burst++ == 0)
+            // Every worker's loop sees the same EMFILE: one of them says it.
+            if (burst++ == 0 && relay->accept_bursts.fetch_add(1) == 0)
                 spdlog::warn(
                     "accept on the public listener failed: {}; backing off (up to {} ms) until "
                     "it recovers ({} public connections open, limits.max_connections {})",
@@ -514,7 +515,8 @@ asio::awaitable<void> accept_public(std::shared_ptr<relay_state> relay, unsigned
             continue;
         }
         if (burst > 0) {
-            spdlog::info("the public listener accepts again after {} failed accepts", burst);
+            if (relay->accept_bursts.fetch_sub(1) == 1)
+                spdlog::info("the public listener accepts again after {} failed accepts", burst);
             burst = 0;
             backoff = steady::duration{0};
         }

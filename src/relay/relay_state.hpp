@@ -178,6 +178,9 @@ class relay_state {
     asio::thread_pool hash_pool{1};
 
     std::atomic<std::uint64_t> next_tunnel_id{1};
+    // Workers whose accept loop is in a burst of failures (EMFILE): the
+    // first to enter says so, the last to recover says so.
+    std::atomic<unsigned> accept_bursts{0};
 
     std::optional<asio::ip::tcp::acceptor> admin_acceptor;  // until create_admin() takes it
     std::shared_ptr<observe::admin_http_server> admin_server;
