@@ -69,13 +69,19 @@ unsigned relay_state::worker_of(const asio::any_io_executor& ex) const {
 }
 
 unsigned relay_state::pick_worker() const {
-    unsigned best = 0;
+    // Ties (attaches arriving together see the same counts: a tunnel is
+    // counted once its SSH session is up) go round the workers.
+    static std::atomic<unsigned> rotation{0};
+    const auto n = static_cast<unsigned>(workers.size());
+    const unsigned start = rotation.fetch_add(1, std::memory_order_relaxed) % n;
+    unsigned best = start;
     unsigned fewest = ~0u;
-    for (const auto& w : workers) {
-        const unsigned n = w->tunnel_count.load(std::memory_order_relaxed);
-        if (n < fewest) {
-            fewest = n;
-            best = w->index;
+    for (unsigned k = 0; k < n; ++k) {
+        const unsigned i = (start + k) % n;
+        const unsigned c = workers[i]->tunnel_count.load(std::memory_order_relaxed);
+        if (c < fewest) {
+            fewest = c;
+            best = i;
         }
     }
     return best;
