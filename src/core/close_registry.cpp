@@ -24,7 +24,18 @@ close_registry::handle::~handle() {
 
 void close_registry::handle::reset() noexcept {
     if (id_ == 0) return;
-    if (auto owner = owner_.lock()) owner->map.erase(id_);
+    if (auto owner = owner_.lock()) {
+        // Taken out under the lock, destroyed outside it (a close function
+        // may own the last reference to something that drops a handle).
+        std::function<void()> dropped;
+        {
+            std::lock_guard lock(owner->mutex);
+            if (auto it = owner->map.find(id_); it != owner->map.end()) {
+                dropped = std::move(it->second.close);
+                owner->map.erase(it);
+            }
+        }
+    }
     owner_.reset();
     id_ = 0;
 }
@@ -32,13 +43,17 @@ void close_registry::handle::reset() noexcept {
 bool close_registry::handle::active() const noexcept {
     if (id_ == 0) return false;
     auto owner = owner_.lock();
-    return owner && owner->map.count(id_) > 0;
+    if (!owner) return false;
+    std::lock_guard lock(owner->mutex);
+    return owner->map.count(id_) > 0;
 }
 
 close_registry::close_registry() : entries_(std::make_shared<entries>()) {}
 
 close_registry::handle close_registry::add(std::string what, std::function<void()> close) {
+    std::unique_lock lock(entries_->mutex);
     if (entries_->closing) {
+        lock.unlock();
         if (close) close();
         return {};
     }
@@ -50,30 +65,39 @@ close_registry::handle close_registry::add(std::string what, std::function<void(
 void close_registry::close_all() {
     // Kept alive here: a close function may destroy the registry's owner.
     auto keep = entries_;
-    keep->closing = true;
-    while (!keep->map.empty()) {
-        auto it = keep->map.begin();
-        auto close = std::move(it->second.close);
-        keep->map.erase(it);
+    for (;;) {
+        std::function<void()> close;
+        {
+            std::lock_guard lock(keep->mutex);
+            keep->closing = true;
+            if (keep->map.empty()) break;
+            auto it = keep->map.begin();
+            close = std::move(it->second.close);
+            keep->map.erase(it);
+        }
         if (close) close();
     }
 }
 
 bool close_registry::closing() const noexcept {
+    std::lock_guard lock(entries_->mutex);
     return entries_->closing;
 }
 
 std::size_t close_registry::size() const noexcept {
+    std::lock_guard lock(entries_->mutex);
     return entries_->map.size();
 }
 
 std::size_t close_registry::count(std::string_view what) const noexcept {
+    std::lock_guard lock(entries_->mutex);
     std::size_t n = 0;
     for (const auto& [id, e] : entries_->map) n += e.what == what;
     return n;
 }
 
 std::string close_registry::describe() const {
+    std::lock_guard lock(entries_->mutex);
     std::map<std::string, std::size_t> kinds;
     for (const auto& [id, e] : entries_->map) ++kinds[e.what];
     std::string out;

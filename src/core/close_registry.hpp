@@ -18,6 +18,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -72,6 +73,7 @@ class close_registry {
         std::function<void()> close;
     };
     struct entries {
+        mutable std::mutex mutex;  // guards map, next_id, closing
         std::map<std::uint64_t, entry> map;
         std::uint64_t next_id = 1;
         bool closing = false;

@@ -23,22 +23,26 @@ std::string iso_time(std::chrono::system_clock::time_point t) {
                        tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-nlohmann::json tunnel_json(const tunnel_entry& t) {
+// From any thread: the fields fixed at attach, the atomics, and the names
+// from the route table (docs/relay.md "Threading model").
+nlohmann::json tunnel_json(const tunnel_entry& t, const route_table& table) {
     nlohmann::json names = nlohmann::json::array();
-    for (const auto& [name, port] : t.names) names.push_back(name);
+    for (const auto& [key, ref] : table.routes)
+        if (ref.id == t.id) names.push_back(key.second);
     return {{"id", t.id},
+            {"worker", t.worker},
             {"tenant", t.policy.tenant},
             {"peer", t.peer},
             {"names", names},
             {"attached_at", iso_time(t.attached_at)},
             {"token_expires_at", iso_time(t.policy.expires)},
-            {"active_streams", t.active_streams},
+            {"active_streams", t.active_streams.load()},
             {"max_streams", t.policy.max_streams},
             {"rps", t.policy.rps},
-            {"requests", t.requests},
-            {"bytes_to_origin", t.bytes_to_origin},
-            {"bytes_from_origin", t.bytes_from_origin},
-            {"breaker", std::string(pool::to_string(t.breaker->state()))}};
+            {"requests", t.requests.load()},
+            {"bytes_to_origin", t.bytes_to_origin.load()},
+            {"bytes_from_origin", t.bytes_from_origin.load()},
+            {"breaker", std::string(pool::to_string(t.breaker_seen.load()))}};
 }
 
 admin_response json_response(const nlohmann::json& j, int status = 200) {
@@ -48,7 +52,9 @@ admin_response json_response(const nlohmann::json& j, int status = 200) {
 
 admin_response tunnels(relay_state& st) {
     nlohmann::json list = nlohmann::json::array();
-    for (const auto& [id, t] : st.tunnels) list.push_back(tunnel_json(*t));
+    const auto table = st.table();
+    for (const auto& [id, ref] : table->tunnels)
+        if (auto t = ref.tunnel.lock()) list.push_back(tunnel_json(*t, *table));
     return json_response({{"tunnels", list}});
 }
 
@@ -75,25 +81,28 @@ admin_response diagnostics(relay_state& st) {
     nlohmann::json j;
     j["uptime_seconds"] =
         std::chrono::duration_cast<std::chrono::seconds>(steady::now() - st.started).count();
-    j["stopping"] = st.stopping;
+    j["stopping"] = st.stopping.load();
+    j["workers"] = st.workers.size();
     j["tls"] = st.tls;
     j["public_port"] = st.public_port;
     j["host_key_fingerprint"] = st.identity.fingerprint();
     j["jwt_key_fingerprint"] = st.verifier.key_fingerprint();
-    j["tunnels"] = st.tunnels.size();
-    j["routes"] = st.routes.size();
-    j["in_flight"] = st.in_flight;
+    const auto table = st.table();
+    j["tunnels"] = table->tunnels.size();
+    j["routes"] = table->routes.size();
+    j["in_flight"] = st.in_flight.load();
     j["rate_limit_buckets"] = st.limiter.size();
     j["counters"] = counters_json(st.metrics);
     return json_response(j);
 }
 
 admin_response metrics(relay_state& st) {
-    st.metrics.active_tunnels.with({}).set(static_cast<double>(st.tunnels.size()));
-    for (const auto& [id, t] : st.tunnels)
-        for (const auto& [name, port] : t->names)
-            st.metrics.breaker_open.with({t->policy.tenant, name})
-                .set(t->breaker->state() == pool::breaker_state::closed ? 0 : 1);
+    const auto table = st.table();
+    st.metrics.active_tunnels.with({}).set(static_cast<double>(table->tunnels.size()));
+    for (const auto& [key, ref] : table->routes)
+        if (auto t = ref.tunnel.lock())
+            st.metrics.breaker_open.with({key.first, key.second})
+                .set(t->breaker_seen.load() == pool::breaker_state::closed ? 0 : 1);
     return admin_response::metrics(st.registry.expose());
 }
 
@@ -101,6 +110,7 @@ admin_response audit_head(relay_state& st) {
     if (!st.audit_log)
         return admin_response::error(404, "no_audit_log",
                                      "the relay keeps no audit log (set audit_log: PATH)");
+    std::lock_guard lock(st.audit_mutex);
     const auto& log = *st.audit_log;
     return json_response({{"file", log.path()},
                           {"head", log.last_hash()},

@@ -1,12 +1,14 @@
 #include "relay/connection_gate.hpp"
 
 #include <algorithm>
+#include <mutex>
 
 #include <fmt/format.h>
 
 namespace tunnel::relay {
 
 struct connection_gate::state {
+    std::mutex mutex;  // the relay's workers admit and release concurrently
     connection_caps caps;
     unsigned open = 0;
     unsigned unauthenticated = 0;
@@ -76,6 +78,7 @@ connection_gate::connection_gate(connection_caps caps) : state_(std::make_shared
 tl::expected<connection_gate::ticket, gate_refusal> connection_gate::admit(
     const std::string& source) {
     auto& st = *state_;
+    std::lock_guard lock(st.mutex);
     if (st.open >= st.caps.max_connections) return tl::unexpected(gate_refusal::connections);
     auto it = st.per_source.find(source);
     if (it != st.per_source.end() && it->second >= st.caps.max_per_source)
@@ -89,12 +92,15 @@ tl::expected<connection_gate::ticket, gate_refusal> connection_gate::admit(
 }
 
 unsigned connection_gate::open() const noexcept {
+    std::lock_guard lock(state_->mutex);
     return state_->open;
 }
 unsigned connection_gate::unauthenticated() const noexcept {
+    std::lock_guard lock(state_->mutex);
     return state_->unauthenticated;
 }
 unsigned connection_gate::from(const std::string& source) const {
+    std::lock_guard lock(state_->mutex);
     auto it = state_->per_source.find(source);
     return it == state_->per_source.end() ? 0 : it->second;
 }
@@ -119,16 +125,20 @@ connection_gate::ticket::~ticket() {
 void connection_gate::ticket::authenticated() noexcept {
     if (!state_ || authenticated_) return;
     authenticated_ = true;
+    std::lock_guard lock(state_->mutex);
     --state_->unauthenticated;
 }
 
 void connection_gate::ticket::release() noexcept {
     if (!state_) return;
-    auto& st = *state_;
-    --st.open;
-    if (!authenticated_) --st.unauthenticated;
-    if (auto it = st.per_source.find(source_); it != st.per_source.end() && --it->second == 0)
-        st.per_source.erase(it);
+    {
+        auto& st = *state_;
+        std::lock_guard lock(st.mutex);
+        --st.open;
+        if (!authenticated_) --st.unauthenticated;
+        if (auto it = st.per_source.find(source_); it != st.per_source.end() && --it->second == 0)
+            st.per_source.erase(it);
+    }
     state_.reset();
 }
 

@@ -83,6 +83,13 @@ struct exchange_state {
     // Path-routed requests: every tenant shares the relay's browser origin,
     // so Service-Worker-Allowed never reaches the caller (docs/relay.md).
     bool drop_service_worker_allowed = false;
+    // pump_request is not running (the whole request went with the head):
+    // a clean answer puts the channel back in the pool (under pool_name)
+    // before its last bytes are written to the caller, so that the caller's
+    // next request, which may reach this worker from another one before the
+    // write's completion runs here, finds it there.
+    bool release_early = false;
+    std::string pool_name;
 };
 
 // Writes conn->buffered()[0, n) to the channel: views are re-taken after
@@ -362,6 +369,9 @@ asio::awaitable<response_outcome> pump_response(std::shared_ptr<relay_state> rel
             }
             if (in_body && res.done()) {
                 out.complete = true;
+                if (ex->release_early && out.origin_keep_alive && !conn->upgraded && !t->closing &&
+                    !relay->stopping && channel_pool::usable(ch))
+                    t->idle->put(ex->pool_name, std::move(conn->channel));  // `ch` unused below
                 (void)co_await flush();
                 co_return out;
             }
@@ -449,13 +459,16 @@ struct flight_guard {
     std::shared_ptr<relay_state> relay;
     std::shared_ptr<tunnel_entry> tunnel;
     ~flight_guard() {
-        --relay->in_flight;
+        tunnel->breaker_seen = tunnel->breaker->state();  // for the admin API
         --tunnel->active_streams;
-        if (relay->in_flight == 0 && relay->on_drained) {
-            auto cb = std::move(relay->on_drained);
-            relay->on_drained = nullptr;
-            asio::post(relay->io, std::move(cb));
-        }
+        // on_drained belongs to worker 0 (the shutdown coroutine): told there.
+        if (--relay->in_flight == 0 && relay->stopping)
+            asio::post(relay->io, [r = relay] {
+                if (!r->on_drained) return;
+                auto cb = std::move(r->on_drained);
+                r->on_drained = nullptr;
+                cb();
+            });
     }
 };
 
@@ -485,7 +498,9 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
         co_return false;
     }
     const std::string label = fmt::format("{}/{}", route->tenant, route->name);
-    auto t = relay->find(route->tenant, route->name);
+    // The tunnel, when it is pinned to this worker (serve_connection handed
+    // the connection here); one on another worker counts as offline.
+    auto t = relay->find(conn->worker, route->tenant, route->name);
     // Per-tenant/route series only for a route a tunnel publishes: callers
     // naming made-up tenants or names must not fill the bounded label sets
     // (and push real tenants into "other"); theirs count under "none".
@@ -494,6 +509,7 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
         record.route = route->name;
     }
     const auto admitted = admit(*relay, *route, t.get(), std::chrono::system_clock::now());
+    if (t && t->breaker) t->breaker_seen = t->breaker->state();
     if (!admitted.admitted()) {
         co_await send_refusal(*relay, *conn, admitted);
         co_return false;
@@ -523,6 +539,8 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
     ex->upgrade = head.upgrade;
     if (ex->request.done()) ex->finish_body();
     const bool retryable = ex->body_done && !ex->upgrade && idempotent(head.method);
+    ex->release_early = ex->body_done && !ex->upgrade;
+    ex->pool_name = route->name;
     // A channel: an idle one from the tunnel's keep-alive pool, else a new
     // one. A pooled channel whose origin connection turns out closed is
     // swapped for a new one when the request can be sent again.
@@ -558,7 +576,8 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
                                     "the tunnel closed while the request was sent", outcome);
         co_return false;
     }
-    ssh::server_channel& ch = *conn->channel;
+    // Null when pump_response put the channel back already (release_early).
+    ssh::server_channel* chp = conn->channel.get();
     t->bytes_to_origin += text.size();
 
     if (ex->body_done && !ex->upgrade) {
@@ -577,7 +596,7 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
         if (!ex->body_done || conn->upgraded) {
             keep = false;
             ex->abort = true;
-            ch.close();
+            if (chp) chp->close();
         }
         conn->data_signal.notify();
         while (!ex->pump_done)
@@ -594,7 +613,7 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
     // ended cleanly, whatever the caller does next; else closed.
     const bool reusable = outcome.complete && outcome.origin_keep_alive && ex->body_done &&
                           !ex->upgrade && !conn->upgraded && !t->closing && !relay->stopping;
-    if (reusable && channel_pool::usable(ch))
+    if (reusable && conn->channel && channel_pool::usable(*conn->channel))
         t->idle->put(route->name, std::move(conn->channel));
     else
         conn->channel.reset();

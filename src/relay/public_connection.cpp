@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/spawn.hpp"
+#include "core/unique_fd.hpp"
 #include "relay/http_tracker.hpp"
 #include "relay/proxy_exchange.hpp"
 #include "relay/relay_state.hpp"
@@ -144,9 +145,10 @@ namespace {
 
 // Reads caller bytes for the rest of the connection once the first request
 // was routed (the first head is read inline: an attach takes the stream).
+// Stops without EOF when the connection moves to another worker (detaching).
 asio::awaitable<void> read_public(std::shared_ptr<public_conn> conn) {
     std::vector<char> buf(public_read_chunk);
-    while (!conn->closed) {
+    while (!conn->closed && !conn->detaching) {
         if (conn->buffered().size() >= public_buffer_cap) {
             co_await conn->room_signal.wait(steady::time_point::max());
             continue;
@@ -154,6 +156,7 @@ asio::awaitable<void> read_public(std::shared_ptr<public_conn> conn) {
         error_code ec;
         std::size_t n = co_await conn->stream->read_some(asio::buffer(buf), ec);
         if (n > 0) conn->in.append(buf.data(), n);
+        if (ec && conn->detaching) break;
         if (ec) {
             conn->in_eof = true;
             // The caller hung up: close the channel so the origin stops
@@ -164,6 +167,8 @@ asio::awaitable<void> read_public(std::shared_ptr<public_conn> conn) {
         }
         conn->data_signal.notify();
     }
+    conn->reader_running = false;
+    conn->data_signal.notify();
 }
 
 // Reads more of the first request head directly (no reader yet). False on
@@ -190,10 +195,11 @@ asio::awaitable<bool> read_inline(public_conn& conn, steady::time_point deadline
 
 // Registers a public connection (or its stream, before there is one) in
 // relay.owned: a shutdown closes it whatever it is doing (TLS handshake, head
-// read, proxying, idle keep-alive).
+// read, proxying, idle keep-alive), on its worker.
 template <class T>
-core::close_registry::handle owned_by(relay_state& relay, const std::shared_ptr<T>& c) {
-    return relay.owned.add("public connection", [weak = std::weak_ptr<T>(c)] {
+core::close_registry::handle owned_by(relay_state& relay, unsigned worker,
+                                      const std::shared_ptr<T>& c) {
+    return relay.own(worker, "public connection", [weak = std::weak_ptr<T>(c)] {
         if (auto p = weak.lock()) p->close();
     });
 }
@@ -203,62 +209,129 @@ std::string_view path_of(std::string_view target) {
     return q == std::string_view::npos ? target : target.substr(0, q);
 }
 
+// A request head read and routed on one worker, to be served on another.
+struct routed_request {
+    http_tracker tracker;
+    http_head head;
+    bool first = false;  // the connection's first request (an attach, or the reader not started)
+};
+
+// The worker that serves `head`: for an attach, the one the tunnel will be
+// pinned to; for a request, the worker of the tunnel publishing its route;
+// else (unknown route, malformed: answered here) `conn.worker`.
+unsigned worker_for(relay_state& relay, const public_conn& conn, const http_head& head,
+                    bool attach) {
+    if (relay.workers.size() < 2) return conn.worker;
+    if (attach) return relay.pick_worker();
+    const auto& cfg = relay.config;
+    const std::string* host = head.find("Host");
+    auto route =
+        route_request(host ? *host : std::string_view{}, head.target, cfg.domain, routing_of(cfg));
+    if (!route) return conn.worker;
+    const auto* r = relay.route(conn.worker, route->tenant, route->name);
+    return r ? r->worker : conn.worker;
+}
+
 // ---------------------------------------------------------------- connections
 
 asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
                                        std::shared_ptr<public_conn> conn,
-                                       connection_gate::ticket& ticket) {
+                                       connection_gate::ticket ticket,
+                                       std::optional<routed_request> routed);
+
+// Moves `conn` to worker `target` (docs/relay.md "Threading model"): stops
+// the reader, releases the socket from this io_context, and posts the
+// descriptor, the unread bytes, the routed head and the ticket to the target,
+// which adopts the descriptor and serves from there. The connection here is
+// then done with (its stream holds no socket any more).
+asio::awaitable<void> hand_off(std::shared_ptr<relay_state> relay,
+                               std::shared_ptr<public_conn> conn, unsigned target,
+                               connection_gate::ticket ticket, routed_request routed);
+
+asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
+                                       std::shared_ptr<public_conn> conn,
+                                       connection_gate::ticket ticket,
+                                       std::optional<routed_request> routed) {
     auto& limits = relay->config.limits;
     auto ex = co_await asio::this_coro::executor;
-    bool first = true;
+    bool first = routed ? routed->first : true;
+    const bool movable = std::dynamic_pointer_cast<plain_stream>(conn->stream) != nullptr;
+    if (!first) {
+        // Handed over after its first request: the reader goes on here.
+        conn->reader_running = true;
+        core::spawn(ex, read_public(conn), "relay public connection reader");
+    }
     while (!conn->closed) {
-        auto tracker = http_tracker::for_request(
-            static_cast<std::uint32_t>(limits.max_header_bytes), limits.max_body_bytes);
-        const auto now = steady::now();
-        bool started = !conn->buffered().empty();
-        auto deadline = now + (first || started ? limits.header_read_timeout : limits.idle_timeout);
-        for (;;) {
-            // The head is rebuilt from the parsed fields for the origin, so
-            // what the parser took (it may take the request line before the
-            // rest arrives) is consumed at once and never fed twice.
-            if (!conn->buffered().empty()) conn->consume(tracker.feed(conn->buffered()));
-            if (const auto a = check_head(tracker.problem(), tracker.problem_detail(), limits);
-                !a.admitted()) {
-                co_await send_refusal(*relay, *conn, a);
-                co_return;
-            }
-            if (tracker.header_done()) break;
-            if (conn->in_eof || conn->closed) {
-                conn->close();
-                co_return;
-            }
-            bool more = false;
-            bool timed_out = false;
-            if (first) {
-                more = co_await read_inline(*conn, deadline, timed_out);
-            } else {
-                more = co_await conn->data_signal.wait(deadline);
-                timed_out = !more;
-            }
-            if (!more && timed_out) {
-                if (!conn->buffered().empty()) {
-                    limit_hit(*relay, "header_timeout");
-                    co_await send_error(*conn, 408, "header_timeout",
-                                        fmt::format("the request head did not arrive within {} ms",
-                                                    limits.header_read_timeout.count()));
-                } else {
-                    conn->close();
+        std::optional<http_tracker> parsed;
+        http_head head;
+        if (routed) {
+            // Read and routed on the worker that handed the connection over.
+            parsed.emplace(std::move(routed->tracker));
+            head = std::move(routed->head);
+            routed.reset();
+        } else {
+            auto tracker = http_tracker::for_request(
+                static_cast<std::uint32_t>(limits.max_header_bytes), limits.max_body_bytes);
+            const auto now = steady::now();
+            bool started = !conn->buffered().empty();
+            auto deadline =
+                now + (first || started ? limits.header_read_timeout : limits.idle_timeout);
+            for (;;) {
+                // The head is rebuilt from the parsed fields for the origin, so
+                // what the parser took (it may take the request line before the
+                // rest arrives) is consumed at once and never fed twice.
+                if (!conn->buffered().empty()) conn->consume(tracker.feed(conn->buffered()));
+                if (const auto a = check_head(tracker.problem(), tracker.problem_detail(), limits);
+                    !a.admitted()) {
+                    co_await send_refusal(*relay, *conn, a);
+                    co_return;
                 }
-                co_return;
+                if (tracker.header_done()) break;
+                if (conn->in_eof || conn->closed) {
+                    conn->close();
+                    co_return;
+                }
+                bool more = false;
+                bool timed_out = false;
+                if (first) {
+                    more = co_await read_inline(*conn, deadline, timed_out);
+                } else {
+                    more = co_await conn->data_signal.wait(deadline);
+                    timed_out = !more;
+                }
+                if (!more && timed_out) {
+                    if (!conn->buffered().empty()) {
+                        limit_hit(*relay, "header_timeout");
+                        co_await send_error(
+                            *conn, 408, "header_timeout",
+                            fmt::format("the request head did not arrive within {} ms",
+                                        limits.header_read_timeout.count()));
+                    } else {
+                        conn->close();
+                    }
+                    co_return;
+                }
+                if (!started && !conn->buffered().empty()) {
+                    started = true;
+                    deadline = std::min(deadline, steady::now() + limits.header_read_timeout);
+                }
             }
-            if (!started && !conn->buffered().empty()) {
-                started = true;
-                deadline = std::min(deadline, steady::now() + limits.header_read_timeout);
+            // A complete first head: no longer counted against max_unauthenticated.
+            if (first) ticket.authenticated();
+            head = tracker.head();
+            parsed.emplace(std::move(tracker));
+            // Served on the worker that owns the target tunnel (or will).
+            const bool is_attach = first && path_of(head.target) == "/v1/tunnel";
+            if (movable && !relay->stopping) {
+                const unsigned target = worker_for(*relay, *conn, head, is_attach);
+                if (target != conn->worker) {
+                    // A named local: no temporaries in a co_await's arguments (g++ 12).
+                    routed_request moving{std::move(*parsed), std::move(head), first};
+                    co_await hand_off(relay, conn, target, std::move(ticket), std::move(moving));
+                    co_return;
+                }
             }
         }
-        // A complete first head: no longer counted against max_unauthenticated.
-        if (first) ticket.authenticated();
-        http_head head = tracker.head();
         if (first && path_of(head.target) == "/v1/tunnel") {
             // An attach lasts as long as its tunnel: the parser and the read
             // buffer are done with (memory per idle tunnel, bench/relay_load).
@@ -270,17 +343,75 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
         }
         if (first) {
             first = false;
+            conn->reader_running = true;
             core::spawn(ex, read_public(conn), "relay public connection reader");
         }
-        bool keep = co_await proxy_exchange(relay, conn, std::move(tracker), std::move(head));
+        bool keep = co_await proxy_exchange(relay, conn, std::move(*parsed), std::move(head));
         if (!keep || relay->stopping) break;  // draining: no next request on this connection
     }
     conn->channel.reset();
     conn->close();
 }
 
-asio::awaitable<void> serve_socket(std::shared_ptr<relay_state> relay, tcp::socket sock,
-                                   tcp::endpoint peer, connection_gate::ticket ticket) {
+// Serves a connection handed over by another worker, on this one.
+asio::awaitable<void> serve_handed(std::shared_ptr<relay_state> relay, unsigned worker,
+                                   std::shared_ptr<core::unique_fd> fd, tcp::endpoint peer,
+                                   std::string unread, std::chrono::milliseconds write_timeout,
+                                   connection_gate::ticket ticket, routed_request routed) {
+    auto ex = co_await asio::this_coro::executor;
+    std::shared_ptr<public_stream> stream;
+    try {
+        tcp::socket sock(ex);
+        error_code ec;
+        sock.assign(peer.protocol(), fd->get(), ec);
+        if (ec) {
+            spdlog::warn("public connection from {}: cannot adopt its socket on worker {}: {}",
+                         peer.address().to_string(), worker, ec.message());
+            co_return;  // `fd` closes it
+        }
+        (void)fd->release();  // the socket owns it now
+        stream = std::make_shared<plain_stream>(std::move(sock));
+        auto conn = std::make_shared<public_conn>(ex, stream, peer);
+        conn->worker = worker;
+        conn->in = std::move(unread);
+        conn->write_timeout = write_timeout;
+        auto owned = owned_by(*relay, worker, conn);
+        co_await serve_connection(relay, conn, std::move(ticket), std::move(routed));
+    } catch (const std::exception& e) {
+        spdlog::error("public connection from {}: {}", peer.address().to_string(), e.what());
+        if (stream) stream->close();
+    }
+}
+
+asio::awaitable<void> hand_off(std::shared_ptr<relay_state> relay,
+                               std::shared_ptr<public_conn> conn, unsigned target,
+                               connection_gate::ticket ticket, routed_request routed) {
+    if (conn->reader_running) {
+        conn->detaching = true;
+        conn->stream->cancel();
+        while (conn->reader_running && !conn->closed)
+            (void)co_await conn->data_signal.wait(steady::time_point::max());
+    }
+    if (conn->closed) co_return;
+    auto& sock = std::static_pointer_cast<plain_stream>(conn->stream)->next();
+    error_code ec;
+    auto fd = std::make_shared<core::unique_fd>(sock.release(ec));
+    conn->closed = true;  // nothing here touches the connection again
+    if (ec) {
+        spdlog::warn("public connection from {}: cannot move it to worker {}: {}", conn->peer_ip,
+                     target, ec.message());
+        co_return;
+    }
+    std::string unread(conn->buffered());
+    core::spawn(relay->worker(target).io,
+                serve_handed(relay, target, std::move(fd), conn->peer, std::move(unread),
+                             conn->write_timeout, std::move(ticket), std::move(routed)),
+                "relay public connection (handed over)");
+}
+
+asio::awaitable<void> serve_socket(std::shared_ptr<relay_state> relay, unsigned worker,
+                                   tcp::socket sock, tcp::endpoint peer,
+                                   connection_gate::ticket ticket) {
     error_code ec;
     sock.set_option(tcp::no_delay(true), ec);
     auto ex = co_await asio::this_coro::executor;
@@ -289,7 +420,7 @@ asio::awaitable<void> serve_socket(std::shared_ptr<relay_state> relay, tcp::sock
     try {
         if (relay->tls_context) {
             auto s = std::make_shared<tls_stream>(std::move(sock), *relay->tls_context);
-            owned = owned_by(*relay, s);
+            owned = owned_by(*relay, worker, s);
             asio::steady_timer timer(ex);
             timer.expires_after(relay->config.limits.header_read_timeout);
             timer.async_wait([s](error_code e) {
@@ -309,9 +440,11 @@ asio::awaitable<void> serve_socket(std::shared_ptr<relay_state> relay, tcp::sock
             stream = std::make_shared<plain_stream>(std::move(sock));
         }
         auto conn = std::make_shared<public_conn>(ex, stream, peer);
-        owned = owned_by(*relay, conn);
+        conn->worker = worker;
+        owned = owned_by(*relay, worker, conn);
         conn->write_timeout = relay->config.limits.write_timeout;
-        co_await serve_connection(relay, conn, ticket);
+        std::optional<routed_request> none;
+        co_await serve_connection(relay, conn, std::move(ticket), std::move(none));
     } catch (const std::exception& e) {
         spdlog::error("public connection from {}: {}", peer.address().to_string(), e.what());
         if (stream) stream->close();
@@ -348,15 +481,17 @@ constexpr auto accept_backoff_max = std::chrono::seconds(1);
 
 }  // namespace
 
-asio::awaitable<void> accept_public(std::shared_ptr<relay_state> relay) {
-    auto& acceptor = *relay->public_acceptor;
-    asio::steady_timer backoff_timer(relay->io);
+asio::awaitable<void> accept_public(std::shared_ptr<relay_state> relay, unsigned worker) {
+    auto& io = relay->worker(worker).io;
+    auto& acceptor = *relay->worker(worker).acceptor;
+    asio::steady_timer backoff_timer(io);
     steady::duration backoff{0};
     std::uint64_t burst = 0;  // failed accepts since the last success
-    // Summaries of throttled attach refusals, for as long as the listener is open.
-    auto summaries = std::make_shared<asio::steady_timer>(relay->io);
-    core::spawn(relay->io, report_attach_refusals(relay, summaries),
-                "relay attach refusal summaries");
+    // Summaries of throttled attach refusals, for as long as the listener is
+    // open (worker 0's loop runs them).
+    auto summaries = std::make_shared<asio::steady_timer>(io);
+    if (worker == 0)
+        core::spawn(io, report_attach_refusals(relay, summaries), "relay attach refusal summaries");
     for (;;) {
         error_code ec;
         tcp::socket sock =
@@ -369,7 +504,8 @@ asio::awaitable<void> accept_public(std::shared_ptr<relay_state> relay) {
             // Out of descriptors (EMFILE) or memory: the same accept fails at
             // once until a connection closes. Back off 50 ms, doubling to 1 s,
             // and say so once per burst instead of once per failure.
-            if (burst++ == 0)
+            // Every worker's loop sees the same EMFILE: one of them says it.
+            if (burst++ == 0 && relay->accept_bursts.fetch_add(1) == 0)
                 spdlog::warn(
                     "accept on the public listener failed: {}; backing off (up to {} ms) until "
                     "it recovers ({} public connections open, limits.max_connections {})",
@@ -384,7 +520,8 @@ asio::awaitable<void> accept_public(std::shared_ptr<relay_state> relay) {
             continue;
         }
         if (burst > 0) {
-            spdlog::info("the public listener accepts again after {} failed accepts", burst);
+            if (relay->accept_bursts.fetch_sub(1) == 1)
+                spdlog::info("the public listener accepts again after {} failed accepts", burst);
             burst = 0;
             backoff = steady::duration{0};
         }
@@ -400,12 +537,12 @@ asio::awaitable<void> accept_public(std::shared_ptr<relay_state> relay) {
         }
         relay->metrics.open_connections.with({}).set(relay->connections.open());
         core::spawn(
-            relay->io,
-            [](std::shared_ptr<relay_state> r, tcp::socket s, tcp::endpoint p,
+            io,
+            [](std::shared_ptr<relay_state> r, unsigned w, tcp::socket s, tcp::endpoint p,
                connection_gate::ticket t) -> asio::awaitable<void> {
-                co_await serve_socket(r, std::move(s), p, std::move(t));
+                co_await serve_socket(r, w, std::move(s), p, std::move(t));
                 r->metrics.open_connections.with({}).set(r->connections.open());
-            }(relay, std::move(sock), peer, std::move(*ticket)),
+            }(relay, worker, std::move(sock), peer, std::move(*ticket)),
             "relay public connection");
     }
     summaries->cancel();

@@ -89,14 +89,17 @@ using tls_stream = stream_impl<asio::ssl::stream<asio::ip::tcp::socket>>;
 // forwarded, and the channel kept for keep-alive reuse.
 struct public_conn {
     public_conn(const asio::any_io_executor& ex, std::shared_ptr<public_stream> s,
-                const asio::ip::tcp::endpoint& peer)
+                const asio::ip::tcp::endpoint& remote)
         : stream(std::move(s)),
-          peer_ip(peer.address().to_string()),
-          peer_port(peer.port()),
+          peer(remote),
+          peer_ip(remote.address().to_string()),
+          peer_port(remote.port()),
           data_signal(ex),
           room_signal(ex) {}
 
     std::shared_ptr<public_stream> stream;
+    unsigned worker = 0;  // relay_state::workers index: the thread serving it now
+    asio::ip::tcp::endpoint peer;
     std::string peer_ip;
     std::uint16_t peer_port;
     std::string in;        // caller bytes not yet forwarded
@@ -104,6 +107,8 @@ struct public_conn {
     bool in_eof = false;   // the caller closed (or the read failed)
     bool closed = false;
     bool upgraded = false;          // bytes flow raw both ways (WebSocket through the tunnel)
+    bool reader_running = false;    // read_public is reading the stream
+    bool detaching = false;         // the reader must stop: the socket moves to another worker
     int last_status = 0;            // of the response (or error) sent last, for metrics
     core::wake_signal data_signal;  // the reader appended or hit EOF
     core::wake_signal room_signal;  // the consumer freed space
@@ -176,8 +181,9 @@ asio::awaitable<void> send_refusal(relay_state& relay, public_conn& conn, const 
 // ASCII case-insensitive equality (header names, auth schemes).
 [[nodiscard]] bool iequals(std::string_view a, std::string_view b);
 
-// Accepts on state->public_acceptor until it is closed; each socket is served
-// by its own coroutine.
-asio::awaitable<void> accept_public(std::shared_ptr<relay_state> relay);
+// Accepts on worker `worker`'s acceptor until it is closed; each socket is
+// served by its own coroutine on that worker, and moved to the worker of the
+// tunnel a request is routed to (docs/relay.md "Threading model").
+asio::awaitable<void> accept_public(std::shared_ptr<relay_state> relay, unsigned worker);
 
 }  // namespace tunnel::relay

@@ -19,6 +19,7 @@ bool refusal_throttle::ended(const entry& e, core::clock::time_point now) const 
 }
 
 refusal_throttle::verdict refusal_throttle::check(const std::string& source) {
+    std::lock_guard lock(mutex_);
     const auto now = clock_.now();
     auto it = sources_.find(source);
     if (it == sources_.end() || ended(it->second, now) ||
@@ -30,6 +31,7 @@ refusal_throttle::verdict refusal_throttle::check(const std::string& source) {
 }
 
 bool refusal_throttle::record_refusal(const std::string& source) {
+    std::lock_guard lock(mutex_);
     const auto now = clock_.now();
     auto it = sources_.find(source);
     if (it != sources_.end() && ended(it->second, now)) {
@@ -70,6 +72,7 @@ void refusal_throttle::make_room(core::clock::time_point now) {
 }
 
 std::vector<refusal_throttle::summary> refusal_throttle::take_ended() {
+    std::lock_guard lock(mutex_);
     const auto now = clock_.now();
     std::vector<summary> out = std::move(pending_);
     pending_.clear();
@@ -87,6 +90,7 @@ std::vector<refusal_throttle::summary> refusal_throttle::take_ended() {
 }
 
 std::vector<refusal_throttle::summary> refusal_throttle::take_all() {
+    std::lock_guard lock(mutex_);
     std::vector<summary> out = std::move(pending_);
     pending_.clear();
     for (auto& [source, e] : sources_)

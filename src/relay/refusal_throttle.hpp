@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -60,7 +61,10 @@ class refusal_throttle {
     // Every window with attempts throttled, ended or not (at shutdown).
     [[nodiscard]] std::vector<summary> take_all();
 
-    [[nodiscard]] std::size_t size() const noexcept { return sources_.size(); }
+    [[nodiscard]] std::size_t size() const {
+        std::lock_guard lock(mutex_);
+        return sources_.size();
+    }
     [[nodiscard]] const throttle_settings& settings() const noexcept { return settings_; }
 
   private:
@@ -77,6 +81,9 @@ class refusal_throttle {
     const core::clock& clock_;
     std::unordered_map<std::string, entry> sources_;
     std::vector<summary> pending_;  // summaries of windows dropped to make room
+    // The relay's workers share one throttle: every public method locks
+    // (a refused attach or wrong credential, never a proxied request).
+    mutable std::mutex mutex_;
 };
 
 }  // namespace tunnel::relay

@@ -1,10 +1,14 @@
 #include "relay/relay_config.hpp"
 
+#include <sched.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -89,6 +93,16 @@ void read_file_path(core::yaml_reader& r, const YAML::Node& map, const std::stri
 }
 
 }  // namespace
+
+unsigned resolve_workers(const relay_config& c) {
+    if (c.workers) return std::min(c.workers, max_workers);
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    long n = 0;
+    if (::sched_getaffinity(0, sizeof(set), &set) == 0) n = CPU_COUNT(&set);
+    if (n <= 0) n = static_cast<long>(std::thread::hardware_concurrency());
+    return static_cast<unsigned>(std::clamp<long>(n, 1, max_workers));
+}
 
 bool listen_address::is_loopback() const noexcept {
     if (host == "localhost" || host == "::1") return true;
@@ -220,11 +234,26 @@ core::result<relay_config> parse_relay_config(std::string_view yaml_text,
     if (!r.expect_map(doc, "",
                       {"listen", "tls", "allow_plaintext", "admin_listen", "admin", "domain",
                        "routing", "host_key_file", "audit_log", "audit", "jwt", "limits", "breaker",
-                       "liveness", "shutdown", "visitors", "agent_forwarding"}))
+                       "liveness", "shutdown", "visitors", "agent_forwarding", "workers"}))
         return tl::unexpected(r.failure());
 
     read_address(r, doc["listen"], "listen", c.listen);
     read_address(r, doc["admin_listen"], "admin_listen", c.admin_listen);
+    if (auto w = doc["workers"]) {
+        const std::string given = w.IsScalar() ? w.Scalar() : std::string("(not a number)");
+        long long n = 0;
+        bool number = w.IsScalar() && !given.empty() &&
+                      given.find_first_not_of("0123456789") == std::string::npos &&
+                      given.size() <= 4;
+        if (number) n = std::stoll(given);
+        if (!number || n < 1 || n > static_cast<long long>(max_workers))
+            r.error("workers",
+                    fmt::format("must be a whole number from 1 to {} (got {:?}): the number of "
+                                "worker threads; leave it out to use one per core",
+                                max_workers, given.substr(0, 32)));
+        else
+            c.workers = static_cast<unsigned>(n);
+    }
     if (auto tls = doc["tls"]; r.expect_map(tls, "tls", {"cert_file", "key_file"})) {
         tls_config t;
         read_file_path(r, tls, "tls", "cert_file", t.cert_file);
@@ -455,6 +484,8 @@ std::vector<std::string> describe(const relay_config& c) {
     }
     out.push_back(fmt::format("allow_plaintext: {}", c.allow_plaintext));
     out.push_back(fmt::format("admin_listen: {}", c.admin_listen.to_string()));
+    out.push_back(c.workers ? fmt::format("workers: {}", c.workers)
+                            : fmt::format("workers: {} (one per core)", resolve_workers(c)));
     out.push_back(fmt::format("admin.token_file: {}", c.admin.token_file.empty()
                                                           ? "(none: no token needed on loopback)"
                                                           : c.admin.token_file));

@@ -146,6 +146,9 @@ struct relay_config {
     std::optional<tls_config> tls;  // absent: plain HTTP (loopback or allow_plaintext only)
     bool allow_plaintext = false;
     listen_address admin_listen{"127.0.0.1", 9090};
+    // Worker threads, one io_context each (docs/relay.md "Threading model");
+    // 0 = the number of cores (resolve_workers).
+    unsigned workers = 0;
     admin_config admin;
     std::string domain;  // empty: no host routing
     // Absent: routing_of() decides (host with a domain, path without).
@@ -169,6 +172,12 @@ struct relay_config {
 [[nodiscard]] core::result<relay_config> parse_relay_config(std::string_view yaml_text,
                                                             const std::string& source);
 [[nodiscard]] core::result<relay_config> load_relay_config(const std::string& path);
+
+// The largest `workers:` value.
+inline constexpr unsigned max_workers = 256;
+// `workers` when set, else the number of cores this process may run on
+// (at least 1, at most max_workers).
+[[nodiscard]] unsigned resolve_workers(const relay_config& c);
 
 // The routing forms served: `routing` when set, else host when a domain is
 // set (each service its own browser origin) and path otherwise (dev).

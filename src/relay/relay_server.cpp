@@ -1,9 +1,14 @@
 #include "relay/relay_server.hpp"
 
+#include <pthread.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -48,16 +53,34 @@ core::result<tcp::acceptor> bind_listener(asio::io_context& io, const listen_add
     return acc;
 }
 
-// Closes everything the relay owns: both listeners, then every registered
-// public connection, tunnel and timer (relay_state::owned). What those were
-// doing completes with an error, so every coroutine the relay started ends.
+// Closes every worker's acceptor, each on its worker (worker 0's here: this
+// runs on worker 0, or while it is not running).
+void close_acceptors(relay_state& st) {
+    for (auto& w : st.workers) {
+        if (w->index == 0) {
+            error_code ignored;
+            if (w->acceptor) w->acceptor->close(ignored);
+            continue;
+        }
+        asio::post(w->io, [wk = w.get()] {
+            error_code ignored;
+            if (wk->acceptor) wk->acceptor->close(ignored);
+        });
+    }
+}
+
+// Closes everything the relay owns: the listeners, then every registered
+// public connection, tunnel and timer (relay_state::owned; each closed on its
+// worker). What those were doing completes with an error, so every coroutine
+// the relay started ends; with the work guards released, every worker's
+// run() returns once that is done.
 void close_everything(relay_state& st) {
     st.stopping = true;
-    error_code ignored;
-    if (st.public_acceptor) st.public_acceptor->close(ignored);
+    close_acceptors(st);
     st.close_admin();  // the admin listener and its open connections
     if (!st.owned.closing() && st.owned.size() > 0) spdlog::info("closing {}", st.owned.describe());
     st.owned.close_all();
+    for (auto& w : st.workers) w->work.reset();
 }
 
 }  // namespace
@@ -75,11 +98,10 @@ asio::awaitable<void> drain_and_close(std::shared_ptr<relay_state> st,
                                       std::shared_ptr<relay_server::shutdown_state> sd) {
     const auto ex = co_await asio::this_coro::executor;
     st->stopping = true;
-    error_code ignored;
-    if (st->public_acceptor) st->public_acceptor->close(ignored);
-    spdlog::info("shutting down: {} requests in flight, {} tunnels", st->in_flight,
-                 st->tunnels.size());
-    st->audit("shutdown", {{"in_flight", std::to_string(st->in_flight)}});
+    close_acceptors(*st);
+    spdlog::info("shutting down: {} requests in flight, {} tunnels", st->in_flight.load(),
+                 st->table()->tunnels.size());
+    st->audit("shutdown", {{"in_flight", std::to_string(st->in_flight.load())}});
 
     // Woken when the last in-flight request ends, and by a close().
     auto wake = std::make_shared<core::wake_signal>(ex);
@@ -94,14 +116,16 @@ asio::awaitable<void> drain_and_close(std::shared_ptr<relay_state> st,
     st->on_drained = nullptr;
     if (st->in_flight > 0 && !st->owned.closing())
         spdlog::warn("drain deadline ({} ms) passed with {} requests in flight: closing them",
-                     st->config.shutdown.drain_timeout.count(), st->in_flight);
+                     st->config.shutdown.drain_timeout.count(), st->in_flight.load());
 
     // 2. Every tunnel: SSH disconnect and WebSocket close 1001 "relay
     // shutting down"; up to a second for them to reach the clients.
     if (!st->owned.closing()) {
-        auto tunnels = st->tunnels;
-        for (auto& [id, t] : tunnels)
-            if (t->close) t->close("relay shutting down");
+        const auto table = st->table();
+        for (const auto& [id, ref] : table->tunnels)
+            asio::post(st->worker(ref.worker).io, [weak = ref.tunnel] {
+                if (auto t = weak.lock(); t && t->close) t->close("relay shutting down");
+            });
         const auto grace_until = steady::now() + std::chrono::seconds(1);
         while (st->owned.count("tunnel") > 0 && !st->owned.closing() && steady::now() < grace_until)
             (void)co_await wake->wait(
@@ -122,11 +146,43 @@ asio::awaitable<void> drain_and_close(std::shared_ptr<relay_state> st,
 
 // ---------------------------------------------------------------- relay_server
 
-relay_server::relay_server(std::shared_ptr<relay_state> state)
-    : state_(std::move(state)), shutdown_(std::make_shared<shutdown_state>()) {}
+relay_server::relay_server(std::shared_ptr<relay_state> state,
+                           std::vector<std::unique_ptr<asio::io_context>> contexts)
+    : state_(std::move(state)),
+      shutdown_(std::make_shared<shutdown_state>()),
+      contexts_(std::move(contexts)) {}
 
 relay_server::~relay_server() {
     close();
+    join_workers(std::chrono::seconds(2));
+    // What workers 1..N-1 own goes before their io_contexts.
+    for (auto& w : state_->workers) {
+        if (w->index == 0) continue;
+        w->acceptor.reset();
+        w->tunnels.clear();
+        w->cached.reset();
+    }
+    contexts_.clear();
+}
+
+void relay_server::join_workers(std::chrono::milliseconds grace) {
+    const auto until = steady::now() + grace;
+    for (auto& w : state_->workers)
+        while (w->index != 0 && !threads_.empty() && !w->thread_done && steady::now() < until)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    for (auto& w : state_->workers)
+        if (w->index != 0 && !w->thread_done) {
+            spdlog::warn("relay worker {} still had work {} ms after closing: stopped", w->index,
+                         grace.count());
+            w->io.stop();
+        }
+    for (auto& t : threads_)
+        if (t.joinable()) t.join();
+    threads_.clear();
+}
+
+unsigned relay_server::workers() const {
+    return static_cast<unsigned>(state_->workers.size());
 }
 
 void relay_server::close() {
@@ -163,9 +219,28 @@ core::result<std::unique_ptr<relay_server>> relay_server::create(asio::io_contex
     config.limits.max_connections = caps.max_connections;
     config.limits.max_unauthenticated = caps.max_unauthenticated;
 
+    unsigned workers = resolve_workers(config);
+    if (config.tls && workers > 1) {
+        // A TLS stream cannot move between io_contexts (docs/relay.md
+        // "Threading model"): one worker serves everything.
+        if (config.workers > 1)
+            spdlog::warn(
+                "workers: {}: with tls the relay runs 1 worker (TLS connections cannot be handed "
+                "between workers yet); terminate TLS in front of the relay to use more",
+                config.workers);
+        workers = 1;
+    }
+    // Declared before the state: on an error below, the state (and the
+    // acceptors on these io_contexts) goes first.
+    std::vector<std::unique_ptr<asio::io_context>> contexts;
     auto state = std::make_shared<relay_state>(io, std::move(config), std::move(*verifier),
                                                std::move(*identity));
     auto& cfg = state->config;
+    state->workers.push_back(std::make_unique<relay_worker>(0, io));
+    for (unsigned i = 1; i < workers; ++i) {
+        contexts.push_back(std::make_unique<asio::io_context>(1));
+        state->workers.push_back(std::make_unique<relay_worker>(i, *contexts.back()));
+    }
     if (!cfg.visitors.secret_file.empty()) {
         auto visitor = token_verifier::load(visitor_verifier_options(
             cfg.visitors.secret_file,
@@ -203,10 +278,26 @@ core::result<std::unique_ptr<relay_server>> relay_server::create(asio::io_contex
     if (!adm) return tl::unexpected(adm.error());
     state->public_port = pub->local_endpoint().port();
     state->admin_port = adm->local_endpoint().port();
-    state->public_acceptor.emplace(std::move(*pub));
+    // Every worker accepts on its own descriptor of the one listening socket.
+    const auto protocol = pub->local_endpoint().protocol();
+    for (auto& w : state->workers) {
+        if (w->index == 0) continue;
+        const int fd = ::dup(pub->native_handle());
+        error_code ec;
+        if (fd < 0) ec.assign(errno, boost::system::system_category());
+        w->acceptor.emplace(w->io);
+        if (!ec) w->acceptor->assign(protocol, fd, ec);
+        if (ec) {
+            if (fd >= 0 && !w->acceptor->is_open()) ::close(fd);
+            return core::fail(core::errc::io_error,
+                              fmt::format("cannot share the public listener with worker {}: {}",
+                                          w->index, ec.message()));
+        }
+    }
+    state->workers[0]->acceptor.emplace(std::move(*pub));
     state->admin_acceptor.emplace(std::move(*adm));
     if (auto a = create_admin(state); !a) return tl::unexpected(a.error());
-    return std::unique_ptr<relay_server>(new relay_server(std::move(state)));
+    return std::unique_ptr<relay_server>(new relay_server(std::move(state), std::move(contexts)));
 }
 
 void relay_server::start() {
@@ -219,8 +310,25 @@ void relay_server::start() {
             "responses). For tenants that do not trust each other set domain (a dedicated "
             "registrable domain, or one on the Public Suffix List) and routing: host",
             to_string(routing));
-    core::spawn(state_->io, accept_public(state_), "relay public accept loop");
+    for (auto& w : state_->workers)
+        core::spawn(w->io, accept_public(state_, w->index), "relay public accept loop");
     start_admin(state_);
+    for (auto& w : state_->workers) {
+        if (w->index == 0) continue;
+        w->work.emplace(w->io.get_executor());
+        threads_.emplace_back([wk = w.get()] {
+            const std::string name = fmt::format("relay-worker-{}", wk->index);
+            ::pthread_setname_np(::pthread_self(), name.c_str());
+            try {
+                wk->io.run();
+            } catch (const std::exception& e) {
+                spdlog::error("relay worker {} stopped: {}", wk->index, e.what());
+            }
+            wk->thread_done = true;
+        });
+    }
+    if (state_->workers.size() > 1)
+        spdlog::info("relay: {} worker threads", state_->workers.size());
 }
 
 void relay_server::shutdown(std::function<void()> done) {

@@ -5,15 +5,18 @@
 // forwarded-tcpip channel of the tunnel that published the name; plus a
 // loopback admin listener (admin_server).
 //
-// Everything runs on the io_context given to create(), from one thread:
-// each tunnel's SSH session, its WebSocket and the public connections routed
-// to it share that thread, so no object is touched from two threads.
+// Threads (docs/relay.md "Threading model"): `workers` worker threads, one
+// io_context each. Worker 0 is the io_context given to create(), run by the
+// caller; start() starts workers 1..N-1 on io_contexts of the relay's own.
+// Each tunnel (WebSocket, SSH session, channels) is pinned to one worker, and
+// a public request is served on its tunnel's worker (the connection is handed
+// over after its head is routed).
 //
 // Stopping: shutdown() (graceful) or close() (at once) close everything the
 // relay owns (listeners, public connections, tunnels, timers: relay_state's
-// `owned` registry), so every coroutine the relay started completes and
-// io_context::run() returns by itself. Then destroy the relay_server, then
-// the io_context:
+// `owned` registry, each on its worker), so every coroutine the relay
+// started completes and every worker's run() returns by itself. Then destroy
+// the relay_server (it joins workers 1..N-1), then the io_context:
 //
 //   asio::io_context io;
 //   std::unique_ptr<relay_server> relay = ...;   // relay_server::create(io, config)
@@ -28,6 +31,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "core/asio.hpp"
 #include "core/error.hpp"
@@ -73,10 +78,19 @@ class relay_server {
 
     struct shutdown_state;  // shutdown()'s callbacks, shared with its coroutine
 
+    // Worker threads (workers: in the config, resolved), worker 0 included.
+    [[nodiscard]] unsigned workers() const;
+
   private:
-    explicit relay_server(std::shared_ptr<relay_state> state);
+    relay_server(std::shared_ptr<relay_state> state,
+                 std::vector<std::unique_ptr<asio::io_context>> contexts);
+    // Joins workers 1..N-1 (waiting up to `grace` for their run() to return
+    // by itself, then stopping them).
+    void join_workers(std::chrono::milliseconds grace);
     std::shared_ptr<relay_state> state_;
     std::shared_ptr<shutdown_state> shutdown_;
+    std::vector<std::unique_ptr<asio::io_context>> contexts_;  // workers 1..N-1
+    std::vector<std::thread> threads_;
 };
 
 }  // namespace tunnel::relay

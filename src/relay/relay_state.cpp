@@ -61,6 +61,74 @@ relay_state::relay_state(asio::io_context& io_context, relay_config cfg, token_v
                          ssh::server_identity id)
     : io(io_context), config(std::move(cfg)), verifier(std::move(v)), identity(std::move(id)) {}
 
+unsigned relay_state::worker_of(const asio::any_io_executor& ex) const {
+    const auto* context = &asio::query(ex, asio::execution::context);
+    for (const auto& w : workers)
+        if (static_cast<const asio::execution_context*>(&w->io) == context) return w->index;
+    return 0;
+}
+
+unsigned relay_state::pick_worker() const {
+    // Ties (attaches arriving together see the same counts: a tunnel is
+    // counted once its SSH session is up) go round the workers.
+    static std::atomic<unsigned> rotation{0};
+    const auto n = static_cast<unsigned>(workers.size());
+    const unsigned start = rotation.fetch_add(1, std::memory_order_relaxed) % n;
+    unsigned best = start;
+    unsigned fewest = ~0u;
+    for (unsigned k = 0; k < n; ++k) {
+        const unsigned i = (start + k) % n;
+        const unsigned c = workers[i]->tunnel_count.load(std::memory_order_relaxed);
+        if (c < fewest) {
+            fewest = c;
+            best = i;
+        }
+    }
+    return best;
+}
+
+core::close_registry::handle relay_state::own(unsigned worker, std::string what,
+                                              std::function<void()> close) {
+    if (worker == 0 || worker >= workers.size())
+        return owned.add(std::move(what), std::move(close));
+    return owned.add(std::move(what), [io = &workers[worker]->io, close = std::move(close)] {
+        asio::post(*io, close);
+    });
+}
+
+template <class Fn>
+void relay_state::update_table(Fn&& fn) {
+    std::lock_guard lock(table_mutex_);
+    auto next = std::make_shared<route_table>(*table_);
+    fn(*next);
+    table_ = std::move(next);
+    table_version_.fetch_add(1, std::memory_order_release);
+}
+
+std::shared_ptr<const route_table> relay_state::table() const {
+    std::lock_guard lock(table_mutex_);
+    return table_;
+}
+
+const route_table::route_ref* relay_state::route(unsigned w, const std::string& tenant,
+                                                 const std::string& name) {
+    auto& wk = *workers[w];
+    if (!wk.cached || wk.cached_version != table_version_.load(std::memory_order_acquire)) {
+        std::lock_guard lock(table_mutex_);
+        wk.cached = table_;
+        wk.cached_version = table_version_.load(std::memory_order_relaxed);
+    }
+    auto it = wk.cached->routes.find(std::make_pair(tenant, name));
+    return it == wk.cached->routes.end() ? nullptr : &it->second;
+}
+
+std::shared_ptr<tunnel_entry> relay_state::find(unsigned w, const std::string& tenant,
+                                                const std::string& name) {
+    const auto* r = route(w, tenant, name);
+    if (!r || r->worker != w) return nullptr;
+    return r->tunnel.lock();
+}
+
 core::result<std::uint32_t> relay_state::publish(const std::shared_ptr<tunnel_entry>& t,
                                                  const std::string& address, std::uint32_t port) {
     auto name = normalize_label(address, "service name");
@@ -73,12 +141,19 @@ core::result<std::uint32_t> relay_state::publish(const std::shared_ptr<tunnel_en
             fmt::format("the token of tenant {} does not allow the name {:?} (allowed: {})",
                         t->policy.tenant, *name, fmt::join(t->policy.allow, ", ")));
     auto key = std::make_pair(t->policy.tenant, *name);
-    if (auto it = routes.find(key); it != routes.end() && it->second.get() != t.get())
+    bool taken = false;
+    update_table([&](route_table& table) {
+        if (auto it = table.routes.find(key); it != table.routes.end() && it->second.id != t->id) {
+            taken = true;
+            return;
+        }
+        table.routes[key] = route_table::route_ref{t, t->id, t->worker};
+    });
+    if (taken)
         return core::fail(core::errc::denied,
                           fmt::format("{:?} is already published by another tunnel of tenant {}",
                                       *name, t->policy.tenant));
     const std::uint32_t bound = port == 0 ? 80 : port;
-    routes[key] = t;
     t->names[*name] = bound;
     return bound;
 }
@@ -98,31 +173,45 @@ void relay_state::unpublish(const tunnel_entry& t, const std::string& address) {
     std::string name = address;
     for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     auto key = std::make_pair(t.policy.tenant, name);
-    if (auto it = routes.find(key); it != routes.end() && it->second.get() == &t) routes.erase(it);
-    if (t.idle) close_later(io, t.idle->release(name));
+    update_table([&](route_table& table) {
+        if (auto it = table.routes.find(key); it != table.routes.end() && it->second.id == t.id)
+            table.routes.erase(it);
+    });
+    if (t.idle) close_later(workers[t.worker]->io, t.idle->release(name));
 }
 
-void relay_state::remove(std::uint64_t id) {
-    auto it = tunnels.find(id);
-    if (it == tunnels.end()) return;
-    auto t = it->second;
-    for (const auto& [name, port] : t->names) unpublish(*t, name);
+void relay_state::add(const std::shared_ptr<tunnel_entry>& t) {
+    update_table([&](route_table& table) {
+        table.tunnels[t->id] = route_table::tunnel_ref{t, t->policy.tenant, t->worker};
+    });
+    auto& w = *workers[t->worker];
+    w.tunnels[t->id] = t;
+    w.tunnel_count.store(static_cast<unsigned>(w.tunnels.size()), std::memory_order_relaxed);
+}
+
+void relay_state::remove(std::uint64_t id, unsigned worker) {
+    std::shared_ptr<tunnel_entry> t;
+    auto& w = *workers[worker];
+    if (auto it = w.tunnels.find(id); it != w.tunnels.end()) {
+        t = it->second;
+        w.tunnels.erase(it);
+        w.tunnel_count.store(static_cast<unsigned>(w.tunnels.size()), std::memory_order_relaxed);
+    }
+    update_table([&](route_table& table) {
+        table.tunnels.erase(id);
+        for (auto it = table.routes.begin(); it != table.routes.end();)
+            it = it->second.id == id ? table.routes.erase(it) : std::next(it);
+    });
+    if (!t) return;
     t->names.clear();
-    if (t->idle) close_later(io, t->idle->release_all());
-    tunnels.erase(it);
-}
-
-std::shared_ptr<tunnel_entry> relay_state::find(const std::string& tenant,
-                                                const std::string& name) const {
-    auto it = routes.find(std::make_pair(tenant, name));
-    if (it == routes.end()) return nullptr;
-    return it->second;
+    if (t->idle) close_later(workers[t->worker]->io, t->idle->release_all());
 }
 
 bool relay_state::audit(const std::string& event,
                         const std::vector<std::pair<std::string, std::string>>& fields) {
     nlohmann::json j = nlohmann::json::object();
     for (const auto& [k, v] : fields) j[k] = v;
+    std::lock_guard lock(audit_mutex);
     if (!audit_log) {
         spdlog::debug("audit {} {}", event,
                       j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));

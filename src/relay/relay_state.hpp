@@ -1,14 +1,17 @@
-// What the relay's listeners share: the configuration, the verifier, the
-// host key, the attached tunnels and the route table keyed by
-// (tenant, name), limits, metrics, the audit log and the admin server.
-// Used from the relay's one thread only.
+// What the relay's workers share: the configuration, the verifier, the
+// host key, the route table keyed by (tenant, name) and the tunnel list,
+// limits, metrics, the audit log and the admin server; and what each worker
+// owns (relay_worker). docs/relay.md "Threading model" says which thread
+// touches what and how shared parts are protected.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -35,22 +38,28 @@
 namespace tunnel::relay {
 
 // One attached client: its SSH session (over a WebSocket), the names it
-// published, its limits and counters.
+// published, its limits and counters. Pinned to one worker: everything but
+// the atomics and the fields fixed at attach (id, worker, policy, peer,
+// attached_at) is touched on that worker's thread only.
 struct tunnel_entry {
     std::uint64_t id = 0;
+    unsigned worker = 0;  // relay_state::workers index: the thread that owns it
     tenant_policy policy;
     std::string peer;  // "ip:port" of the attaching client
     std::chrono::system_clock::time_point attached_at;
     std::shared_ptr<ssh::server_session> ssh;
     std::map<std::string, std::uint32_t> names;   // published name -> forward port
     std::map<std::string, access_policy> access;  // published name -> who may call it
-    unsigned active_streams = 0;
+    std::atomic<unsigned> active_streams{0};
     std::unique_ptr<pool::circuit_breaker> breaker;
+    // The breaker's state as the owner last saw it (after each request): for
+    // the admin API on worker 0.
+    std::atomic<pool::breaker_state> breaker_seen{pool::breaker_state::closed};
     std::unique_ptr<channel_pool> idle;  // keep-alive channels per name (channel_pool.hpp)
-    std::uint64_t requests = 0;
-    std::uint64_t bytes_to_origin = 0;
-    std::uint64_t bytes_from_origin = 0;
-    bool closing = false;
+    std::atomic<std::uint64_t> requests{0};
+    std::atomic<std::uint64_t> bytes_to_origin{0};
+    std::atomic<std::uint64_t> bytes_from_origin{0};
+    std::atomic<bool> closing{false};
     std::function<void(const std::string& reason)> close;  // ends SSH and WebSocket with a reason
     std::unique_ptr<asio::steady_timer> expiry;
     core::close_registry::handle owned;  // in relay_state::owned while attached
@@ -86,13 +95,59 @@ struct relay_metrics {
     observe::counter_family& visitor_refusals;      // {tenant, reason}: check_visitor codes
 };
 
+// The route table and the tunnel list, as one immutable snapshot: replaced
+// (copy on write) on attach, publish, unpublish and detach; read by every
+// worker through its cached copy. Tunnels are held weakly (their owner
+// worker holds them): a snapshot may be dropped on any thread.
+struct route_table {
+    struct tunnel_ref {
+        std::weak_ptr<tunnel_entry> tunnel;
+        std::string tenant;
+        unsigned worker = 0;
+    };
+    struct route_ref {
+        std::weak_ptr<tunnel_entry> tunnel;
+        std::uint64_t id = 0;
+        unsigned worker = 0;
+    };
+    std::map<std::uint64_t, tunnel_ref> tunnels;
+    std::map<std::pair<std::string, std::string>, route_ref> routes;  // (tenant, name)
+};
+
+// One worker thread's share of the relay: its io_context (worker 0's is the
+// one given to relay_server::create), its accept loop's acceptor, the tunnels
+// pinned to it, and its cached route table. Touched only on its own thread,
+// except tunnel_count (atomic) and io.
+struct relay_worker {
+    relay_worker(unsigned i, asio::io_context& context) : index(i), io(context) {}
+    unsigned index;
+    asio::io_context& io;
+    std::optional<asio::ip::tcp::acceptor> acceptor;
+    std::map<std::uint64_t, std::shared_ptr<tunnel_entry>> tunnels;  // pinned here
+    std::atomic<unsigned> tunnel_count{0};
+    std::shared_ptr<const route_table> cached;  // route_table as last seen here
+    std::uint64_t cached_version = 0;
+    // Workers 1..N-1: keeps run() going until the relay closes (worker 0's
+    // io_context is run by relay_server's owner, as before).
+    std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+    std::atomic<bool> thread_done{false};  // its thread's run() returned
+};
+
 class relay_state {
   public:
     relay_state(asio::io_context& io, relay_config config, token_verifier verifier,
                 ssh::server_identity identity);
 
-    asio::io_context& io;
+    asio::io_context& io;  // worker 0's
     relay_config config;
+    // Every worker, [0] on `io`; created by relay_server::create (its
+    // io_contexts and threads belong to relay_server).
+    std::vector<std::unique_ptr<relay_worker>> workers;
+    [[nodiscard]] relay_worker& worker(unsigned i) { return *workers[i]; }
+    // The worker whose io_context runs `ex` (0 when none does).
+    [[nodiscard]] unsigned worker_of(const asio::any_io_executor& ex) const;
+    // The worker a new tunnel is pinned to: the one with the fewest tunnels.
+    [[nodiscard]] unsigned pick_worker() const;
     token_verifier verifier;
     std::optional<token_verifier> visitor_tokens;  // visitors.secret_file set: the token mode
     password_cache passwords;                      // basic mode's verified passwords
@@ -112,39 +167,59 @@ class relay_state {
     // and basic-mode password checks queued on hash_pool right now.
     refusal_throttle visitor_failures{
         {config.limits.visitor_failures_per_ip, config.limits.visitor_failure_window}};
-    unsigned password_checks = 0;
+    std::atomic<unsigned> password_checks{0};
+    // Attaches past the token check, per tenant, and the tenant-cap check
+    // that counts them with the attached tunnels: under tenants_mutex.
+    std::mutex tenants_mutex;
     std::map<std::string, unsigned> attaching;
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
     // Runs basic-mode password checks (libcrypt, 100+ ms) off the relay's
     // thread; after `passwords` so it is joined before the cache goes.
     asio::thread_pool hash_pool{1};
 
-    std::map<std::uint64_t, std::shared_ptr<tunnel_entry>> tunnels;
-    std::map<std::pair<std::string, std::string>, std::shared_ptr<tunnel_entry>>
-        routes;  // (tenant, name)
-    std::uint64_t next_tunnel_id = 1;
+    std::atomic<std::uint64_t> next_tunnel_id{1};
+    // Workers whose accept loop is in a burst of failures (EMFILE): the
+    // first to enter says so, the last to recover says so.
+    std::atomic<unsigned> accept_bursts{0};
 
-    std::optional<asio::ip::tcp::acceptor> public_acceptor;
     std::optional<asio::ip::tcp::acceptor> admin_acceptor;  // until create_admin() takes it
     std::shared_ptr<observe::admin_http_server> admin_server;
     std::optional<asio::ssl::context> tls_context;
 
-    bool stopping = false;
-    unsigned in_flight = 0;            // public requests being proxied
-    std::function<void()> on_drained;  // set by shutdown: called when in_flight drops to 0
+    std::atomic<bool> stopping{false};
+    std::atomic<unsigned> in_flight{0};  // public requests being proxied, all workers
+    // Set by shutdown, on worker 0: called there (posted) when in_flight
+    // drops to 0 while stopping.
+    std::function<void()> on_drained;
 
     // Everything the relay must close for its io_context to run out of work
     // (relay_server::shutdown / close): public connections, tunnels (SSH
     // session, WebSocket and pumps), timers. Owners register and keep the handle.
     core::close_registry owned;
+    // Registers `close` for a thing owned by `worker`: close_all() (on
+    // worker 0) calls it there directly, and posts it to any other worker.
+    [[nodiscard]] core::close_registry::handle own(unsigned worker, std::string what,
+                                                   std::function<void()> close);
 
-    // Route table: a name belongs to at most one tunnel of a tenant.
+    // Route table: a name belongs to at most one tunnel of a tenant. These
+    // run on the tunnel's worker; each replaces the snapshot.
     [[nodiscard]] core::result<std::uint32_t> publish(const std::shared_ptr<tunnel_entry>& t,
                                                       const std::string& name, std::uint32_t port);
     void unpublish(const tunnel_entry& t, const std::string& name);
-    void remove(std::uint64_t id);
-    [[nodiscard]] std::shared_ptr<tunnel_entry> find(const std::string& tenant,
-                                                     const std::string& name) const;
+    // Registers an attached tunnel (with its worker) / forgets it and its names.
+    void add(const std::shared_ptr<tunnel_entry>& t);
+    // `worker`: the tunnel's (the caller's thread).
+    void remove(std::uint64_t id, unsigned worker);
+    // The current snapshot (takes the table's mutex: attach, admin, shutdown).
+    [[nodiscard]] std::shared_ptr<const route_table> table() const;
+    // The route of (tenant, name) as worker `w` sees it (its cached snapshot,
+    // re-taken when the version moved: one atomic load otherwise).
+    [[nodiscard]] const route_table::route_ref* route(unsigned w, const std::string& tenant,
+                                                      const std::string& name);
+    // The tunnel publishing (tenant, name) when it is pinned to worker `w`
+    // (call on that worker); nullptr when there is none or it is elsewhere.
+    [[nodiscard]] std::shared_ptr<tunnel_entry> find(unsigned w, const std::string& tenant,
+                                                     const std::string& name);
 
     // Audit events (attach, detach, denial, refusal, admin actions); the
     // hash-chained log when configured. False when the record could not be
@@ -154,6 +229,7 @@ class relay_state {
     // not happen.
     bool audit(const std::string& event,
                const std::vector<std::pair<std::string, std::string>>& fields);
+    std::mutex audit_mutex;  // audit() and readers of audit_log
 
     // The public URL of `name` published by `tenant`, as told to clients:
     // host-routed (scheme://<name>--<tenant>.<domain>[:port]/) when the
@@ -170,6 +246,11 @@ class relay_state {
     bool tls = false;
 
   private:
+    template <class Fn>
+    void update_table(Fn&& fn);
+    mutable std::mutex table_mutex_;
+    std::shared_ptr<const route_table> table_ = std::make_shared<route_table>();
+    std::atomic<std::uint64_t> table_version_{1};
     std::chrono::steady_clock::time_point audit_error_logged_{};
     std::uint64_t audit_errors_unlogged_ = 0;
 };

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -72,14 +74,15 @@ void fit_to_read(std::vector<char>& buf, std::size_t n) {
         std::vector<char>(idle_chunk).swap(buf);
 }
 
-// An attach of `tenant` past the token check and not yet in relay.tunnels:
-// counted against limits.max_tunnels_per_tenant until it is registered or
-// fails, so concurrent attaches cannot slip past the cap.
+// An attach of `tenant` past the token check and not yet in the tunnel
+// list: counted against limits.max_tunnels_per_tenant until it is registered
+// or fails, so concurrent attaches (on any worker) cannot slip past the cap.
+// Made under relay.tenants_mutex, with the check (attach()).
 class attaching_slot {
   public:
     attaching_slot(std::shared_ptr<relay_state> relay, std::string tenant)
         : relay_(std::move(relay)), tenant_(std::move(tenant)) {
-        ++relay_->attaching[tenant_];
+        ++relay_->attaching[tenant_];  // the caller holds tenants_mutex
     }
     attaching_slot(attaching_slot&& o) noexcept
         : relay_(std::move(o.relay_)), tenant_(std::move(o.tenant_)) {}
@@ -89,6 +92,7 @@ class attaching_slot {
     ~attaching_slot() { release(); }
     void release() {
         if (!relay_) return;
+        std::lock_guard lock(relay_->tenants_mutex);
         auto it = relay_->attaching.find(tenant_);
         if (it != relay_->attaching.end() && --it->second == 0) relay_->attaching.erase(it);
         relay_.reset();
@@ -99,11 +103,16 @@ class attaching_slot {
     std::string tenant_;
 };
 
-// Tunnels of `tenant` attached (and not closing) or attaching.
+// Tunnels of `tenant` attached (and not closing) or attaching; the caller
+// holds relay.tenants_mutex.
 unsigned tunnels_of(const relay_state& relay, const std::string& tenant) {
     unsigned n = 0;
-    for (const auto& [id, t] : relay.tunnels)
-        if (t->policy.tenant == tenant && !t->closing) ++n;
+    const auto table = relay.table();
+    for (const auto& [id, ref] : table->tunnels) {
+        if (ref.tenant != tenant) continue;
+        auto t = ref.tunnel.lock();
+        if (t && !t->closing) ++n;
+    }
     if (auto it = relay.attaching.find(tenant); it != relay.attaching.end()) n += it->second;
     return n;
 }
@@ -111,8 +120,9 @@ unsigned tunnels_of(const relay_state& relay, const std::string& tenant) {
 // Names `tenant` publishes, through any of its tunnels.
 unsigned names_of(const relay_state& relay, const std::string& tenant) {
     unsigned n = 0;
-    for (auto it = relay.routes.lower_bound({tenant, std::string()});
-         it != relay.routes.end() && it->first.first == tenant; ++it)
+    const auto table = relay.table();
+    for (auto it = table->routes.lower_bound({tenant, std::string()});
+         it != table->routes.end() && it->first.first == tenant; ++it)
         ++n;
     return n;
 }
@@ -182,7 +192,8 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
     auto link = std::make_shared<ws_link<S>>(stream, ex, fds[1]);
     // From here the pumps own the link; shutdown closes it (which also ends
     // an SSH handshake still in progress: libssh sees EOF).
-    link->owned = relay->owned.add("tunnel", [weak = std::weak_ptr<ws_link<S>>(link)] {
+    const unsigned worker = relay->worker_of(ex);
+    link->owned = relay->own(worker, "tunnel", [weak = std::weak_ptr<ws_link<S>>(link)] {
         if (auto l = weak.lock()) l->close();
     });
     auto& ws = link->ws;
@@ -247,6 +258,7 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
 
     auto t = std::make_shared<tunnel_entry>();
     t->id = relay->next_tunnel_id++;
+    t->worker = worker;
     t->policy = policy;
     t->peer = peer;
     t->attached_at = std::chrono::system_clock::now();
@@ -373,14 +385,14 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
             r->audit("tunnel_overflow",
                      {{"tenant", tt->policy.tenant}, {"peer", tt->peer}, {"reason", why.message}});
         }
-        if (r->tunnels.count(tt->id)) {
+        if (r->worker(tt->worker).tunnels.count(tt->id)) {
             r->metrics.detaches.with({}).inc();
             spdlog::info("tunnel {} ({}) detached: {}", tt->id, tt->policy.tenant, why.message);
             r->audit("detach",
                      {{"tenant", tt->policy.tenant}, {"peer", tt->peer}, {"reason", why.message}});
         }
-        r->remove(tt->id);
-        r->metrics.active_tunnels.with({}).set(static_cast<double>(r->tunnels.size()));
+        r->remove(tt->id, tt->worker);
+        r->metrics.active_tunnels.with({}).set(static_cast<double>(r->table()->tunnels.size()));
     };
 
     auto session =
@@ -395,15 +407,15 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
         link->close_reason = session.error().message.substr(0, 120);
         error_code ignored;
         link->pair.close(ignored);
-        relay->remove(t->id);
         for (const auto& [name, port] : t->names) relay->unpublish(*t, name);
+        relay->remove(t->id, t->worker);
         co_return;
     }
     t->ssh = *session;
-    relay->tunnels[t->id] = t;
-    slot.release();  // counted in relay->tunnels from here
+    relay->add(t);
+    slot.release();  // counted in the tunnel list from here
     relay->metrics.attaches.with({"attached"}).inc();
-    relay->metrics.active_tunnels.with({}).set(static_cast<double>(relay->tunnels.size()));
+    relay->metrics.active_tunnels.with({}).set(static_cast<double>(relay->table()->tunnels.size()));
     spdlog::info("tunnel {} attached: tenant {} from {}", t->id, tenant, peer);
     relay->audit("attach", {{"tenant", tenant}, {"peer", peer}, {"tunnel", std::to_string(t->id)}});
 
@@ -432,7 +444,7 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
     // A hard close (relay_server::close) disconnects it (which also cancels
     // the expiry timer); a graceful shutdown has done so before with "relay
     // shutting down", and does so here for a tunnel that attached meanwhile.
-    t->owned = relay->owned.add("attached tunnel", [weak] {
+    t->owned = relay->own(worker, "attached tunnel", [weak] {
         if (auto tt = weak.lock(); tt && tt->close) tt->close("relay closed");
     });
     if (relay->stopping && !t->closing) t->close("relay shutting down");
@@ -516,8 +528,16 @@ asio::awaitable<void> attach(std::shared_ptr<relay_state> relay, std::shared_ptr
         conn->close();
         co_return;
     }
-    if (const auto a = check_tenant_tunnels(*policy, tunnels_of(*relay, policy->tenant));
-        !a.admitted()) {
+    // The tenant's cap and the slot that counts this attach, in one step
+    // under the lock: concurrent attaches on other workers see it.
+    std::optional<attaching_slot> slot;
+    admission capped;
+    {
+        std::lock_guard lock(relay->tenants_mutex);
+        capped = check_tenant_tunnels(*policy, tunnels_of(*relay, policy->tenant));
+        if (capped.admitted()) slot.emplace(relay, policy->tenant);
+    }
+    if (const auto& a = capped; !a.admitted()) {
         count_refusal(*relay, a);
         relay->metrics.tenant_limits.with({"tunnels"}).inc();
         std::string answer = refuse(a.status, a.code, a.message);
@@ -532,11 +552,10 @@ asio::awaitable<void> attach(std::shared_ptr<relay_state> relay, std::shared_ptr
         conn->close();
         co_return;
     }
-    attaching_slot slot(relay, policy->tenant);
     if (auto p = std::dynamic_pointer_cast<tls_stream>(conn->stream))
-        co_await run_tunnel(relay, p, std::move(head), std::move(*policy), peer, std::move(slot));
+        co_await run_tunnel(relay, p, std::move(head), std::move(*policy), peer, std::move(*slot));
     else if (auto q = std::dynamic_pointer_cast<plain_stream>(conn->stream))
-        co_await run_tunnel(relay, q, std::move(head), std::move(*policy), peer, std::move(slot));
+        co_await run_tunnel(relay, q, std::move(head), std::move(*policy), peer, std::move(*slot));
 }
 
 namespace {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 #include <utility>
 
 #include <fmt/format.h>
@@ -127,12 +128,19 @@ asio::awaitable<core::result<std::shared_ptr<server_session>>> server_session::a
         ::close(fd);
         co_return core::fail(core::errc::resource_exhausted, "cannot allocate an SSH session");
     }
+    // One ssh_bind serves every session; sessions may start on several
+    // threads (the relay's workers) and ssh_bind_accept_fd writes the bind's
+    // error state: one at a time.
+    static std::mutex bind_mutex;
+    std::unique_lock bind_lock(bind_mutex);
     if (ssh_bind_accept_fd(identity.native(), s.get(), fd) != SSH_OK) {
         std::string why = ssh_get_error(identity.native());
+        bind_lock.unlock();
         ::close(fd);
         co_return core::fail(core::errc::protocol_error,
                              fmt::format("cannot start the SSH server: {}", why));
     }
+    bind_lock.unlock();
     ssh_set_blocking(s.get(), 0);
     ssh_set_auth_methods(s.get(), SSH_AUTH_METHOD_NONE);
 
