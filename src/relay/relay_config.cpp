@@ -242,14 +242,17 @@ core::result<relay_config> parse_relay_config(std::string_view yaml_text,
     if (auto w = doc["workers"]) {
         const std::string given = w.IsScalar() ? w.Scalar() : std::string("(not a number)");
         long long n = 0;
+        const bool automatic = given == "auto";
         bool number = w.IsScalar() && !given.empty() &&
                       given.find_first_not_of("0123456789") == std::string::npos &&
                       given.size() <= 4;
         if (number) n = std::stoll(given);
-        if (!number || n < 1 || n > static_cast<long long>(max_workers))
+        if (automatic)
+            c.workers = 0;
+        else if (!number || n < 1 || n > static_cast<long long>(max_workers))
             r.error("workers",
-                    fmt::format("must be a whole number from 1 to {} (got {:?}): the number of "
-                                "worker threads; leave it out to use one per core",
+                    fmt::format("must be a whole number from 1 to {} or auto (got {:?}): the "
+                                "number of worker threads; auto uses one per core",
                                 max_workers, given.substr(0, 32)));
         else
             c.workers = static_cast<unsigned>(n);

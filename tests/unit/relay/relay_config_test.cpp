@@ -348,13 +348,17 @@ TEST(RelayConfig, DevConfig) {
     EXPECT_TRUE(has("shutdown.drain_timeout: 15s"));
 }
 
-TEST(RelayConfigWorkers, DefaultsToTheCoresAndTakesOneTo256) {
+TEST(RelayConfigWorkers, DefaultsToOneAutoToTheCoresAndTakesOneTo256) {
     const std::string base = "listen: 127.0.0.1:1\nhost_key_file: hk\njwt: {secret_file: s}\n";
     auto d = parse_relay_config(base, "r.yaml");
     ASSERT_TRUE(d) << d.error().message;
-    EXPECT_EQ(d->workers, 0u);  // auto
-    EXPECT_GE(resolve_workers(*d), 1u);
-    EXPECT_LE(resolve_workers(*d), max_workers);
+    EXPECT_EQ(d->workers, 1u);
+    EXPECT_EQ(resolve_workers(*d), 1u);
+    auto a = parse_relay_config(base + "workers: auto\n", "r.yaml");
+    ASSERT_TRUE(a) << a.error().message;
+    EXPECT_EQ(a->workers, 0u);
+    EXPECT_GE(resolve_workers(*a), 1u);
+    EXPECT_LE(resolve_workers(*a), max_workers);
     for (const char* n : {"1", "2", "256"}) {
         auto c = parse_relay_config(base + "workers: " + n + "\n", "r.yaml");
         ASSERT_TRUE(c) << n << ": " << c.error().message;
@@ -369,8 +373,10 @@ TEST(RelayConfigWorkers, OutOfRangeOrNotANumberSaysWhatToDo) {
         auto c = parse_relay_config(base + "workers: " + bad + "\n", "r.yaml");
         ASSERT_FALSE(c) << bad;
         const auto& m = c.error().message;
-        EXPECT_NE(m.find("workers: must be a whole number from 1 to 256"), std::string::npos) << m;
-        EXPECT_NE(m.find("leave it out to use one per core"), std::string::npos) << m;
+        EXPECT_NE(m.find("workers: must be a whole number from 1 to 256 or auto"),
+                  std::string::npos)
+            << m;
+        EXPECT_NE(m.find("auto uses one per core"), std::string::npos) << m;
     }
 }
 
