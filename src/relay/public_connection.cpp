@@ -335,7 +335,7 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
         if (first && path_of(head.target) == "/v1/tunnel") {
             // An attach lasts as long as its tunnel: the parser and the read
             // buffer are done with (memory per idle tunnel, bench/relay_load).
-            { auto parsed = std::move(tracker); }
+            parsed.reset();
             std::string().swap(conn->in);
             conn->head = 0;
             co_await attach(relay, conn, std::move(head));
