@@ -64,13 +64,11 @@ int run_sync(const sync_flags& f) {
     auto on_action = [&](const transfer::sync_action& a) {
         if (f.dry_run) planned.push_back(a);
     };
-    std::vector<std::string> retry_errors;
-    bool ever_connected = false;  // some attempt before the last one got a session
+    transfer::retry_log retries_seen;
     transfer::reconnect_options reconnect;
     reconnect.retries = *retries;
     reconnect.on_retry = [&](const transfer::retry_event& e) {
-        retry_errors.push_back(e.cause.message);
-        ever_connected = ever_connected || e.connected;
+        retries_seen.record(e);
         if (!f.json) meter.notice(transfer::describe(e));  // --json: reported in the JSON
     };
     bool noted = false;
@@ -107,11 +105,8 @@ int run_sync(const sync_flags& f) {
     if (!f.json)
         for (const auto& a : planned) fmt::print("{}\n", a.describe());
     for (const auto& e : stats.errors) fmt::print(stderr, "tunnel: {}\n", e);
-    const auto retried = static_cast<unsigned>(retry_errors.size());
-    std::optional<std::string> lost;  // the sync ended because the connection went away
-    if (fatal ? retried > 0 && transfer::connection_lost(*fatal)
-              : stats.connection_lost.has_value())
-        lost = transfer::lost_connection_advice(retried, ever_connected || !fatal);
+    // Set when the sync ended because the connection went away.
+    const auto lost = retries_seen.lost_advice(fatal, stats);
     if (fatal) fmt::print(stderr, "tunnel: {}\n", fatal->message);
     if (lost) fmt::print(stderr, "tunnel: {}\n", *lost);
     if (!f.json && !f.dry_run && ::isatty(2) && !fatal && !lost)
@@ -126,10 +121,7 @@ int run_sync(const sync_flags& f) {
             for (const auto& a : planned) plan.push_back(a.describe());
             j["plan"] = plan;
         }
-        j["retries"] = retried;
-        j["retry_errors"] = retry_errors;
-        if (fatal) j["error"] = fatal->message;
-        if (lost) j["error"] = fatal ? fatal->message + "; " + *lost : *lost;
+        retries_seen.add_to(j, fatal, lost);
         std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     }
     if (fatal) return exit_code_for(*fatal);

@@ -45,4 +45,25 @@ asio::awaitable<core::result<void>> run_with_reconnects(
     }
 }
 
+void retry_log::record(const retry_event& e) {
+    errors.push_back(e.cause.message);
+    ever_connected = ever_connected || e.connected;
+}
+
+std::optional<std::string> retry_log::lost_advice(const std::optional<core::error>& fatal,
+                                                  const transfer_stats& stats) const {
+    const auto retried = static_cast<unsigned>(errors.size());
+    if (fatal ? retried > 0 && connection_lost(*fatal) : stats.connection_lost.has_value())
+        return lost_connection_advice(retried, ever_connected || !fatal);
+    return std::nullopt;
+}
+
+void retry_log::add_to(nlohmann::json& j, const std::optional<core::error>& fatal,
+                       const std::optional<std::string>& lost) const {
+    j["retries"] = static_cast<unsigned>(errors.size());
+    j["retry_errors"] = errors;
+    if (fatal) j["error"] = fatal->message;
+    if (lost) j["error"] = fatal ? fatal->message + "; " + *lost : *lost;
+}
+
 }  // namespace tunnel::transfer

@@ -10,6 +10,11 @@
 #pragma once
 
 #include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "core/asio.hpp"
 #include "core/backoff.hpp"
@@ -43,5 +48,21 @@ using transfer_attempt =
 asio::awaitable<core::result<void>> run_with_reconnects(
     asio::any_io_executor executor, ssh::connect_options target, sftp::client_options sftp,
     reconnect_options options, progress& p, transfer_stats& stats, transfer_attempt attempt);
+
+// What the retries of one `cp` or `sync` saw, for its last lines and its
+// JSON: record() is the on_retry of its reconnect_options.
+struct retry_log {
+    std::vector<std::string> errors;  // the cause of each retry
+    bool ever_connected = false;      // some attempt before the last one got a session
+
+    void record(const retry_event& e);
+    // The advice line when the transfer ended because the connection went
+    // away (after retries, or a file cut off), else nullopt.
+    [[nodiscard]] std::optional<std::string> lost_advice(const std::optional<core::error>& fatal,
+                                                         const transfer_stats& stats) const;
+    // "retries", "retry_errors" and "error" (fatal and/or the advice).
+    void add_to(nlohmann::json& j, const std::optional<core::error>& fatal,
+                const std::optional<std::string>& lost) const;
+};
 
 }  // namespace tunnel::transfer
