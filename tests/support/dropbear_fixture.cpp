@@ -1,4 +1,5 @@
 #include "support/dropbear_fixture.hpp"
+#include "support/tunnel_cli.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -134,20 +135,7 @@ std::string dropbear_fixture::log() const {
 }
 
 std::vector<std::string> dropbear_fixture::client_flags(std::string_view port_option) const {
-    return {"-F",
-            "/dev/null",
-            std::string(port_option),
-            std::to_string(port_),
-            "-i",
-            client_key_path(),
-            "-o",
-            "UserKnownHostsFile=" + known_hosts_path(),
-            "-o",
-            "GlobalKnownHostsFile=/dev/null",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "BatchMode=yes"};
+    return strict_client_flags(port_option, port_, client_key_path(), known_hosts_path());
 }
 
 core::result<void> dropbear_fixture::launch() {

@@ -1,4 +1,5 @@
 #include "support/interop_server.hpp"
+#include "support/tunnel_cli.hpp"
 
 #include "support/process.hpp"
 
@@ -72,20 +73,7 @@ std::vector<std::string> interop_server::client_flags(std::string_view port_opti
         (void)write_text_file(
             known_hosts, "[127.0.0.1]:" + std::to_string(via_port) + " " + host_pubkey() + "\n");
     }
-    return {"-F",
-            "/dev/null",
-            std::string(port_option),
-            std::to_string(connect_port),
-            "-i",
-            client_key_path(),
-            "-o",
-            "UserKnownHostsFile=" + known_hosts,
-            "-o",
-            "GlobalKnownHostsFile=/dev/null",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "BatchMode=yes"};
+    return strict_client_flags(port_option, connect_port, client_key_path(), known_hosts);
 }
 
 std::string interop_server::cannot_forward_local() const {

@@ -1,4 +1,5 @@
 #include "support/tinysshd_fixture.hpp"
+#include "support/tunnel_cli.hpp"
 
 #include <unistd.h>
 
@@ -146,20 +147,7 @@ std::string tinysshd_fixture::log() const {
 }
 
 std::vector<std::string> tinysshd_fixture::client_flags(std::string_view port_option) const {
-    return {"-F",
-            "/dev/null",
-            std::string(port_option),
-            std::to_string(port_),
-            "-i",
-            client_key_path(),
-            "-o",
-            "UserKnownHostsFile=" + known_hosts_path(),
-            "-o",
-            "GlobalKnownHostsFile=/dev/null",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "BatchMode=yes"};
+    return strict_client_flags(port_option, port_, client_key_path(), known_hosts_path());
 }
 
 core::result<void> tinysshd_fixture::launch() {

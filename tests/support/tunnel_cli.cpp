@@ -53,14 +53,27 @@ core::result<child_process> spawn_cli(const std::string& binary, std::vector<std
     return spawn(std::move(args), so);
 }
 
+std::vector<std::string> strict_client_flags(std::string_view port_option, std::uint16_t port,
+                                             const std::string& key,
+                                             const std::string& known_hosts) {
+    return {"-F",
+            "/dev/null",
+            std::string(port_option),
+            std::to_string(port),
+            "-i",
+            key,
+            "-o",
+            "UserKnownHostsFile=" + known_hosts,
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes"};
+}
+
 std::vector<std::string> fixture_flags(const sshd_fixture& sshd) {
-    return {"-F", "/dev/null",
-            "-p", std::to_string(sshd.port()),
-            "-i", sshd.client_key_path(),
-            "-o", "UserKnownHostsFile=" + sshd.known_hosts_path(),
-            "-o", "GlobalKnownHostsFile=/dev/null",
-            "-o", "StrictHostKeyChecking=yes",
-            "-o", "BatchMode=yes"};
+    return strict_client_flags("-p", sshd.port(), sshd.client_key_path(), sshd.known_hosts_path());
 }
 
 std::vector<std::string> exec_args(const sshd_fixture& sshd, std::vector<std::string> extra,

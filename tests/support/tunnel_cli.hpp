@@ -9,8 +9,10 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -60,6 +62,16 @@ struct cli_options {
     return spawn_cli(tunnel_binary(), std::move(args), home, stdout_path, stderr_path,
                      std::move(env));
 }
+
+// -F /dev/null PORT_OPTION PORT -i KEY -o UserKnownHostsFile=KNOWN_HOSTS
+// -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes
+// -o BatchMode=yes: a test server reached with its own key and known_hosts and
+// nothing from the machine's ssh config. PORT_OPTION: "-p" (exec, forward) or
+// "-P" (cp).
+[[nodiscard]] std::vector<std::string> strict_client_flags(std::string_view port_option,
+                                                           std::uint16_t port,
+                                                           const std::string& key,
+                                                           const std::string& known_hosts);
 
 // Connection flags that reach `sshd` with its client key and known_hosts and
 // nothing from the machine's ssh config: -F <empty> -p PORT -i KEY
