@@ -201,6 +201,30 @@ asio::awaitable<bool> supervisor::request_remote(std::shared_ptr<ssh::session> s
     co_return true;
 }
 
+void supervisor::accept_remote_connections(const std::shared_ptr<ssh::session>& s) {
+    // Reverse-forward connections queue in libssh: take them all.
+    int port = 0;
+    while (any_remote_) {
+        auto ch = ssh::channel::accept_forwarded(s, port);
+        if (!ch) return;
+        spdlog::debug("forwarded connection for the server's port {}", port);
+        bool taken = false;
+        for (auto& rf : remotes_) {
+            if (rf && rf->owns(port)) {
+                rf->carry(std::move(*ch), options_.open_timeout);
+                taken = true;
+                break;
+            }
+        }
+        if (!taken) {
+            spdlog::warn(
+                "the server opened a forwarded connection for port {}, which we did not ask for",
+                port);
+            ch->close();
+        }
+    }
+}
+
 asio::awaitable<core::result<void>> supervisor::serve(std::shared_ptr<ssh::session> s) {
     // -R first: its replies must not be confused with anything else.
     for (std::size_t i = 0; i < remotes_.size(); ++i) {
@@ -223,33 +247,16 @@ asio::awaitable<core::result<void>> supervisor::serve(std::shared_ptr<ssh::sessi
         std::any_of(remotes_.begin(), remotes_.end(), [](const auto& r) { return r != nullptr; });
     auto next_retry = ssh::clock_type::now() + options_.forward_retry;
     while (!stopped_) {
+        // Take the queued reverse-forward connections before sleeping: the
+        // server's CHANNEL_OPEN may have arrived inside an earlier libssh call
+        // (the tcpip-forward request's own reply packet, a pump's read), and a
+        // queued message does not make the socket readable again.
+        accept_remote_connections(s);
         bool any_failed = false;
         for (std::size_t i = 0; i < remotes_.size(); ++i)
             any_failed |= remotes_[i] && forward_stats_[i]->state == forward_state::failed;
         const auto until = any_failed ? next_retry : ssh::time_point::max();
         auto w = co_await s->wait(until);
-        // Reverse-forward connections queue in libssh: take them all.
-        int port = 0;
-        while (any_remote_) {
-            auto ch = ssh::channel::accept_forwarded(s, port);
-            if (!ch) break;
-            spdlog::debug("forwarded connection for the server's port {}", port);
-            bool taken = false;
-            for (auto& rf : remotes_) {
-                if (rf && rf->owns(port)) {
-                    rf->carry(std::move(*ch), options_.open_timeout);
-                    taken = true;
-                    break;
-                }
-            }
-            if (!taken) {
-                spdlog::warn(
-                    "the server opened a forwarded connection for port {}, which we did not ask "
-                    "for",
-                    port);
-                ch->close();
-            }
-        }
         if (!w && w.error().code != core::errc::timeout) co_return tl::unexpected(w.error());
         if (any_failed && ssh::clock_type::now() >= next_retry) {
             for (std::size_t i = 0; i < remotes_.size(); ++i)

@@ -65,6 +65,8 @@ class supervisor : public session_source, public std::enable_shared_from_this<su
   private:
     asio::awaitable<core::result<void>> serve(std::shared_ptr<ssh::session> s);
     asio::awaitable<bool> request_remote(std::shared_ptr<ssh::session> s, std::size_t index);
+    // Hands every forwarded-tcpip channel libssh has queued to its -R; never waits.
+    void accept_remote_connections(const std::shared_ptr<ssh::session>& s);
     void set_session(std::shared_ptr<ssh::session> s);
     void set_state(forward_stats& f, forward_state state, std::string why = {});
     asio::awaitable<void> pause(std::chrono::milliseconds d);

@@ -38,7 +38,9 @@ session::session(asio::any_io_executor executor, connect_options opts, session_h
     : opts_(std::move(opts)),
       session_(std::move(s)),
       fd_(executor, fd),
-      last_activity_(clock_type::now()) {}
+      last_activity_(clock_type::now()) {
+    ssh_set_counters(session_.get(), nullptr, &received_);
+}
 
 session::~session() {
     disconnect();

@@ -59,11 +59,17 @@ class session : public std::enable_shared_from_this<session> {
     void notify();
 
     // Counts channel events (data, EOF, close, exit status) delivered by
-    // libssh callbacks. libssh also runs its packet loop inside channel calls
-    // (reads, writes), outside wait(): a channel call that sees this change
-    // notify()s, so a waiter whose data was delivered that way wakes up.
+    // libssh callbacks, plus every packet libssh received. libssh also runs its
+    // packet loop inside channel calls (reads, writes, accepts), outside
+    // wait(): a channel call that sees this change notify()s, so a waiter whose
+    // data was delivered that way wakes up. Packets without a callback count
+    // too: a CHANNEL_OPEN for a reverse forward only queues a message, which
+    // the supervisor sleeping in wait() would otherwise find at its next
+    // keepalive tick.
     void note_activity() noexcept { ++activity_; }
-    [[nodiscard]] std::uint64_t activity() const noexcept { return activity_; }
+    [[nodiscard]] std::uint64_t activity() const noexcept {
+        return activity_ + received_.in_packets;
+    }
 
     // Waits until libssh has written everything it queued.
     asio::awaitable<core::result<void>> flush(time_point deadline);
@@ -101,6 +107,7 @@ class session : public std::enable_shared_from_this<session> {
     core::result<void> keepalive_tick();
 
     connect_options opts_;
+    ssh_counter_struct received_{};  // libssh counts received packets here; outlives session_
     session_handle session_;
     event_handle event_;
     asio::posix::stream_descriptor fd_;  // not owning: libssh closes the fd

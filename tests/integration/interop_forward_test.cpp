@@ -88,8 +88,9 @@ TEST_P(InteropForward, RemoteForwardCarriesBytesBothWays) {
     auto forward = fwd::start_forward(server().client_flags("-p"),
                                       {"-R", fmt::format("{}:127.0.0.1:{}", *rp, echo_->port())});
     ASSERT_TRUE(forward) << forward.error().message;
-    // The server listens on 127.0.0.1:rp (same machine) once it granted -R.
-    // (Not probed with a connection of our own: see RemoteForwardAfterAnEmptyConnection.)
+    // The server listens on 127.0.0.1:rp (same machine) once it granted -R;
+    // wait for our log line, not a probe (RemoteForwardAfterAnEmptyConnection
+    // probes).
     ASSERT_TRUE(fwd::eventually(
         [&] {
             return forward->err().find("listening on the server's port " + std::to_string(*rp)) !=
@@ -104,17 +105,10 @@ TEST_P(InteropForward, RemoteForwardCarriesBytesBothWays) {
 
 // A connection that closes at once without sending anything (a port probe),
 // then a real one right behind it: the second must not wait for a timer.
+// OpenSSH sends the probe's CHANNEL_OPEN in the segment of its tcpip-forward
+// reply; the client used to find it only at its next keepalive tick (15 s).
 TEST_P(InteropForward, RemoteForwardAfterAnEmptyConnection) {
     if (const auto why = server().cannot_forward_remote(); !why.empty()) GTEST_SKIP() << why;
-    // Every server: dropbear hits it too on a loaded machine.
-    GTEST_SKIP()
-        << "known client bug, not fixed here: against OpenSSH sshd 9.2 (and dropbear under "
-           "load) the data of a "
-           "-R connection opened right behind an empty one (connected and closed "
-           "at once) waits about 15 s, until the session's next keepalive tick "
-           "wakes the pumps: a missed wakeup when libssh handles the first "
-           "channel's EOF/CLOSE and the second's open inside another call. "
-           "Remove this skip to reproduce (fails with 'took 15xxx ms')";
     auto rp = unused_port();
     ASSERT_TRUE(rp) << rp.error().message;
     auto forward = fwd::start_forward(server().client_flags("-p"),

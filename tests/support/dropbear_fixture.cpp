@@ -159,7 +159,7 @@ core::result<void> dropbear_fixture::launch() {
         // by another process in the meantime must not count: dropbear exits
         // on the bind failure instead, and the next attempt takes a new port).
         if (runs_in_own_mount_namespace(child->pid(), dropbear_binary) && port_accepts(port_)) {
-            mount_namespace_ = mount_namespace_of(child->pid());
+            mount_namespace_ = mount_namespace::of(child->pid());
             process_ = std::move(*child);
             return {};
         }
@@ -185,7 +185,7 @@ void dropbear_fixture::stop() {
     // sessions; then whatever is left in its private mount namespace.
     process_->terminate(kill_grace);
     process_.reset();
-    kill_mount_namespace(mount_namespace_, kill_grace);
+    mount_namespace_.kill_all(kill_grace);
 }
 
 }  // namespace tunnel::test

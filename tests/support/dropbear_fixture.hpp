@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "support/private_mount.hpp"
 #include "support/process.hpp"
 
 namespace tunnel::test {
@@ -84,7 +85,7 @@ class dropbear_fixture {
     std::string host_pubkey_;
     std::uint16_t port_ = 0;
     std::optional<child_process> process_;
-    std::string mount_namespace_;  // "mnt:[N]" of the listener, to find its sessions
+    mount_namespace mount_namespace_;  // the listener's, to find its sessions
 };
 
 }  // namespace tunnel::test

@@ -1,6 +1,7 @@
 #include "support/private_mount.hpp"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -55,14 +56,27 @@ bool runs_in_own_mount_namespace(pid_t pid, const std::string& binary) {
     return !ns.empty() && ns != mount_namespace_of(::getpid());
 }
 
-void kill_mount_namespace(const std::string& ns, std::chrono::milliseconds grace) {
+mount_namespace mount_namespace::of(pid_t pid) {
+    mount_namespace ns;
+    const auto link = "/proc/" + std::to_string(pid) + "/ns/mnt";
+    ns.pin_.reset(::open(link.c_str(), O_RDONLY | O_CLOEXEC));
+    // Read the name after pinning: the pinned namespace is the one named.
+    if (ns.pin_.get() >= 0) ns.id_ = mount_namespace_of(pid);
+    if (ns.id_.empty()) ns.pin_.reset();
+    return ns;
+}
+
+void mount_namespace::kill_all(std::chrono::milliseconds grace) {
     // Never our own namespace: that would be every process on the machine.
-    if (ns.empty() || ns == mount_namespace_of(::getpid())) return;
-    for (const pid_t pid : processes_in(ns)) ::kill(pid, SIGTERM);
-    const auto deadline = std::chrono::steady_clock::now() + grace;
-    while (!processes_in(ns).empty() && std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    for (const pid_t pid : processes_in(ns)) ::kill(pid, SIGKILL);
+    if (!id_.empty() && id_ != mount_namespace_of(::getpid())) {
+        for (const pid_t pid : processes_in(id_)) ::kill(pid, SIGTERM);
+        const auto deadline = std::chrono::steady_clock::now() + grace;
+        while (!processes_in(id_).empty() && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        for (const pid_t pid : processes_in(id_)) ::kill(pid, SIGKILL);
+    }
+    id_.clear();
+    pin_.reset();
 }
 
 std::string find_program(const std::string& name) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/unique_fd.hpp"
 
 namespace tunnel::test {
 
@@ -21,12 +22,29 @@ namespace tunnel::test {
 [[nodiscard]] std::string mount_namespace_of(pid_t pid);
 
 // True if pid runs `binary` (an absolute path) in a mount namespace that is
-// not ours (so that kill_mount_namespace may end everything in it).
+// not ours (so that mount_namespace::kill_all may end everything in it).
 [[nodiscard]] bool runs_in_own_mount_namespace(pid_t pid, const std::string& binary);
 
-// SIGTERM to every process in mount namespace `ns`, SIGKILL after `grace` to
-// those left. Does nothing for an empty `ns` or our own namespace.
-void kill_mount_namespace(const std::string& ns, std::chrono::milliseconds grace);
+// A server's private mount namespace, held open: the kernel reuses the inode
+// number that names a namespace ("mnt:[N]") once its last process and
+// reference are gone, so a fixture that stopped its listener and then looked
+// for "mnt:[N]" could find, and kill, another test's server. Holding
+// /proc/PID/ns/mnt open keeps N ours until this object goes.
+class mount_namespace {
+  public:
+    mount_namespace() = default;
+    // The namespace `pid` runs in, pinned; empty if it cannot be read.
+    [[nodiscard]] static mount_namespace of(pid_t pid);
+
+    [[nodiscard]] const std::string& id() const noexcept { return id_; }
+    // SIGTERM to every process in it, SIGKILL after `grace` to those left,
+    // then lets it go. Does nothing when empty or when it is our own.
+    void kill_all(std::chrono::milliseconds grace);
+
+  private:
+    std::string id_;
+    core::unique_fd pin_;
+};
 
 // A program on PATH, or empty.
 [[nodiscard]] std::string find_program(const std::string& name);

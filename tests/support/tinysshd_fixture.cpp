@@ -171,7 +171,7 @@ core::result<void> tinysshd_fixture::launch() {
         // count: socat exits on the bind failure, the next attempt takes a
         // new port). The probe connection costs one tinysshd that sees EOF.
         if (runs_in_own_mount_namespace(child->pid(), socat_) && port_accepts(port_)) {
-            mount_namespace_ = mount_namespace_of(child->pid());
+            mount_namespace_ = mount_namespace::of(child->pid());
             process_ = std::move(*child);
             return {};
         }
@@ -198,7 +198,7 @@ void tinysshd_fixture::stop() {
     // sessions; then whatever is left in its private mount namespace.
     process_->terminate(kill_grace);
     process_.reset();
-    kill_mount_namespace(mount_namespace_, kill_grace);
+    mount_namespace_.kill_all(kill_grace);
 }
 
 }  // namespace tunnel::test
