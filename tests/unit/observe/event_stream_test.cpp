@@ -74,7 +74,7 @@ TEST(EventStream, ASubscriberThatFallsBehindIsDroppedAndItsQueueFreed) {
     auto slow = events->subscribe();
     auto fast = events->subscribe();
     ASSERT_TRUE(slow && fast);
-    const std::string data(1000, 'x');
+    const std::string data(1100, 'x');  // ~1118 bytes an event: 3 fit in 4096, 4 do not
     for (int i = 0; i < 3; ++i) events->publish("e", data);
     ASSERT_TRUE(next_of(fast_io, *fast, 1s).has_value());  // fast keeps up
     events->publish("e", data);                            // slow: 4 events > 4096 bytes
