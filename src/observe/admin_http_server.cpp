@@ -297,7 +297,7 @@ asio::awaitable<void> admin_http_server::stream(std::shared_ptr<connection> conn
         if (ec) break;
     }
     if (events->dropped())
-        spdlog::info("{}: event stream to {} dropped: the reader fell too far behind",
+        spdlog::warn("{}: event stream to {} dropped: the reader fell too far behind",
                      options_.log_name, conn->peer);
     events->close();
     conn->socket.shutdown(tcp::socket::shutdown_both, ec);

@@ -176,6 +176,20 @@ json dashboard_feed::rate() const {
 asio::awaitable<void> dashboard_feed::run(std::weak_ptr<relay_state> weak) {
     auto self = shared_from_this();
     auto last = steady::now() - options_.interval;
+    // The feed's own families (STYLE 12), mirrored from the event stream each tick.
+    observe::gauge_family* subscribers = nullptr;
+    observe::counter_family* dropped = nullptr;
+    observe::counter_family* refused = nullptr;
+    if (auto st = weak.lock()) {
+        subscribers = &st->registry.gauge("relay_dashboard_subscribers",
+                                          "Dashboards connected to /dashboard/events.");
+        dropped = &st->registry.counter(
+            "relay_dashboard_subscribers_dropped_total",
+            "Dashboard subscribers dropped: they fell max_queued_bytes behind.");
+        refused = &st->registry.counter(
+            "relay_dashboard_subscribers_refused_total",
+            "Dashboard subscriptions refused (503): max_subscribers were connected.");
+    }
     while (!closed_) {
         const auto wait = nudged_ ? options_.min_spacing : options_.interval;
         timer_.expires_at(last + wait);
@@ -188,6 +202,11 @@ asio::awaitable<void> dashboard_feed::run(std::weak_ptr<relay_state> weak) {
         auto st = weak.lock();
         if (!st) break;
         sample(*st);
+        if (subscribers) {
+            subscribers->with({}).set(static_cast<double>(events_->subscribers()));
+            dropped->with({}).advance_to(static_cast<double>(events_->dropped_total()));
+            refused->with({}).advance_to(static_cast<double>(events_->refused_total()));
+        }
         if (events_->subscribers() == 0) continue;
         json snapshot = dashboard_snapshot(*st);
         snapshot["rate"] = rate();

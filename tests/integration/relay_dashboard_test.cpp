@@ -4,7 +4,6 @@
 // a snapshot announcing an attach and a detach, the subscriber cap, and (on
 // an admin_http_server in-process) a subscriber that stops reading being
 // dropped instead of buffered without limit.
-#include <atomic>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -208,8 +207,17 @@ TEST(RelayDashboard, SubscribersAreCapped) {
     ASSERT_TRUE(refused);
     EXPECT_EQ(refused->status, 503);
     EXPECT_NE(refused->body.find("too_many_subscribers"), std::string::npos) << refused->body;
-    // Other admin endpoints still answer.
-    EXPECT_FALSE(d.relay->admin_get("/api/v1/tunnels").empty());
+    // Other admin endpoints still answer, and /metrics counts the refusal.
+    std::string metrics;
+    EXPECT_TRUE(streaming_origin::wait_until(
+        [&] {
+            metrics = d.relay->admin_get("/metrics");
+            return metrics.find("relay_dashboard_subscribers_refused_total 1\n") !=
+                       std::string::npos &&
+                   metrics.find("relay_dashboard_subscribers 8\n") != std::string::npos;
+        },
+        5s))
+        << metrics;
     open.pop_back();  // closes its socket: the relay frees the slot at once
     bool admitted = false;
     for (int i = 0; i < 100 && !admitted; ++i) {
@@ -241,6 +249,14 @@ TEST(AdminEventStream, ASubscriberThatStopsReadingIsDropped) {
     ASSERT_TRUE(server) << server.error().message;
     (*server)->start();
     std::thread runner([&] { io.run(); });
+    struct stop_at_exit {  // also when an ASSERT returns early
+        std::shared_ptr<observe::admin_http_server> server;
+        std::thread& runner;
+        ~stop_at_exit() {
+            server->close();
+            runner.join();
+        }
+    } stopper{*server, runner};
     const auto port = (*server)->port();
     const std::string get = "GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     auto slow = event_stream_client::open(port, get, 4096);
@@ -248,22 +264,17 @@ TEST(AdminEventStream, ASubscriberThatStopsReadingIsDropped) {
     ASSERT_TRUE(slow && fast);
     ASSERT_EQ(slow->status(5s), 200);
     ASSERT_EQ(fast->status(5s), 200);
-    // Publish until the slow reader is dropped (its socket buffers fill
-    // first); the fast one reads everything.
+    // In lockstep with the fast reader (it has read every event before the
+    // next is published, however loaded the machine), until the slow one,
+    // whose socket buffers fill first, is dropped.
     const std::string data(16 * 1024, 'x');
-    std::atomic<bool> stop{false};
-    std::thread publisher([&] {
-        for (int i = 0; i < 20000 && !stop && events->dropped_total() == 0; ++i) {
-            events->publish("e", data);
-            std::this_thread::sleep_for(200us);
-        }
-    });
-    const auto deadline = std::chrono::steady_clock::now() + 30s;
-    while (events->dropped_total() == 0 && std::chrono::steady_clock::now() < deadline)
-        (void)fast->wait_for_event(
-            "e", [](const json&) { return false; }, 50ms);
-    stop = true;
-    publisher.join();
+    const std::size_t event_size = observe::format_event("e", data).size();
+    std::size_t sent = 0;
+    for (int i = 0; i < 5000 && events->dropped_total() == 0; ++i) {
+        events->publish("e", data);
+        sent += event_size;
+        ASSERT_TRUE(fast->wait_for_bytes(sent, 10s)) << "the fast reader fell behind at " << i;
+    }
     EXPECT_EQ(events->dropped_total(), 1u);
     EXPECT_GT(fast->body_bytes(), 256u * 1024);
     // The slow reader's connection is closed (after what was in flight).
@@ -271,8 +282,6 @@ TEST(AdminEventStream, ASubscriberThatStopsReadingIsDropped) {
     EXPECT_FALSE(fast->closed_by_server(200ms));
     EXPECT_TRUE(streaming_origin::wait_until([&] { return events->subscribers() == 1; }, 5s))
         << events->subscribers();
-    (*server)->close();
-    runner.join();
 }
 
 }  // namespace

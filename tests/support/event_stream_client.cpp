@@ -121,6 +121,16 @@ std::optional<nlohmann::json> event_stream_client::wait_for_event(
     }
 }
 
+bool event_stream_client::wait_for_bytes(std::size_t total, std::chrono::milliseconds timeout) {
+    const auto deadline = steady::now() + timeout;
+    while (body_total_ < total) {
+        buffer_.clear();
+        if (!read_some(left(deadline))) return false;
+    }
+    buffer_.clear();
+    return true;
+}
+
 bool event_stream_client::closed_by_server(std::chrono::milliseconds timeout) {
     const auto deadline = steady::now() + timeout;
     while (!closed_ && steady::now() < deadline) {

@@ -42,6 +42,8 @@ class event_stream_client {
     [[nodiscard]] bool closed_by_server(std::chrono::milliseconds timeout);
     // Bytes of body read so far.
     [[nodiscard]] std::size_t body_bytes() const noexcept { return body_total_; }
+    // Reads (and discards) until `total` bytes of body arrived in all.
+    [[nodiscard]] bool wait_for_bytes(std::size_t total, std::chrono::milliseconds timeout);
 
   private:
     explicit event_stream_client(int fd) : fd_(fd) {}
