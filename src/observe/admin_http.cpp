@@ -47,10 +47,14 @@ const char* reason(int status) {
     switch (status) {
         case 200:
             return "OK";
+        case 308:
+            return "Permanent Redirect";
         case 400:
             return "Bad Request";
         case 401:
             return "Unauthorized";
+        case 403:
+            return "Forbidden";
         case 404:
             return "Not Found";
         case 405:
@@ -61,6 +65,8 @@ const char* reason(int status) {
             return "Content Too Large";
         case 421:
             return "Misdirected Request";
+        case 429:
+            return "Too Many Requests";
         case 431:
             return "Request Header Fields Too Large";
         case 500:
@@ -95,6 +101,12 @@ admin_response admin_response::metrics(std::string text) {
     return {200, "text/plain; version=0.0.4; charset=utf-8", std::move(text), {}};
 }
 
+admin_response admin_response::event_stream(std::shared_ptr<event_subscriber> events) {
+    admin_response r{200, "text/event-stream; charset=utf-8", {}, {}};
+    r.events = std::move(events);
+    return r;
+}
+
 bool host_allowed(std::string_view host, const std::vector<std::string>& names) {
     if (host.empty() || host.size() > 255) return false;
     if (host.front() == '[') {
@@ -122,10 +134,23 @@ admin_router::admin_router(std::vector<admin_endpoint> table, admin_access acces
     for (auto& name : access_.allowed_hosts) name = lower(name);
 }
 
-bool admin_router::authorized(const admin_credentials& c) const {
+bool admin_router::authorized(const admin_credentials& c, bool basic_allowed) const {
     if (access_.bearer_token.empty()) return true;
     if (!c.authorization) return false;
     std::string_view value = *c.authorization;
+    if (basic_allowed && value.size() > 6 && iequals(value.substr(0, 6), "Basic ")) {
+        value.remove_prefix(6);
+        while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+        while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
+        if (value.size() > 1024) return false;
+        auto decoded = core::base64_decode(value);
+        if (!decoded) return false;
+        const std::string_view pair = *decoded;
+        const auto colon = pair.find(':');
+        if (colon == std::string_view::npos) return false;
+        const auto password = pair.substr(colon + 1);
+        return !password.empty() && core::secret_equal(password, access_.bearer_token);
+    }
     if (value.size() < 7 || !iequals(value.substr(0, 7), "Bearer ")) return false;
     value.remove_prefix(7);
     while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
@@ -166,11 +191,20 @@ admin_response admin_router::route(const admin_request& request, const admin_cre
     const admin_endpoint* endpoint = nullptr;
     for (const auto& e : table_)
         if (e.path == request.path) endpoint = &e;
-    if (!(endpoint && endpoint->open) && !authorized(c)) {
+    const bool browser = endpoint && endpoint->browser && read_only_method(request.method);
+    if (browser && c.fetch_site && (*c.fetch_site == "cross-site" || *c.fetch_site == "same-site"))
+        return admin_response::error(
+            403, "cross_site",
+            "the dashboard answers only requests from its own pages (Sec-Fetch-Site: " +
+                std::string(*c.fetch_site == "cross-site" ? "cross-site" : "same-site") + ")");
+    if (!(endpoint && endpoint->open) && !authorized(c, browser)) {
         auto r = admin_response::error(
             401, "unauthorized",
             fmt::format("send 'Authorization: Bearer <token>' with {}", access_.token_hint));
-        r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"tunnel admin\"");
+        // A browser shows its login prompt for Basic: the token is the password.
+        r.headers.emplace_back("WWW-Authenticate",
+                               browser ? "Basic realm=\"tunnel relay dashboard\", charset=\"UTF-8\""
+                                       : "Bearer realm=\"tunnel admin\"");
         return r;
     }
     if (is_index && !endpoint) {
@@ -206,6 +240,16 @@ std::string serialize(const admin_response& r, bool head_only) {
     for (const auto& [name, value] : r.headers) out += fmt::format("{}: {}\r\n", name, value);
     out += "\r\n";
     if (!head_only) out += r.body;
+    return out;
+}
+
+std::string serialize_stream_head(const admin_response& r) {
+    std::string out = fmt::format(
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nCache-Control: no-store\r\n"
+        "X-Content-Type-Options: nosniff\r\nConnection: close\r\n",
+        r.status, reason(r.status), r.content_type);
+    for (const auto& [name, value] : r.headers) out += fmt::format("{}: {}\r\n", name, value);
+    out += "\r\n";
     return out;
 }
 

@@ -22,9 +22,18 @@
 //      constant time; else 401. Unknown paths are 401 too, so the table is
 //      not revealed to a caller without the token.
 //   3. Mutating endpoints need POST (405 otherwise); the others GET or HEAD.
+//
+// Browser endpoints (the dashboard) also take the token as the password of
+// HTTP Basic (any user name): a browser asks for it with its own login
+// prompt and sends it with every same-origin request, EventSource included,
+// without the page ever holding it. Only for GET/HEAD of those paths, so
+// remembered credentials cannot drive any other endpoint, and a request a
+// browser marks as coming from another site (Sec-Fetch-Site: cross-site or
+// same-site) is refused (403).
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,6 +41,8 @@
 #include <vector>
 
 namespace tunnel::observe {
+
+class event_subscriber;
 
 struct admin_request {
     std::string method;  // "GET", "HEAD", "POST", ...
@@ -47,6 +58,7 @@ struct admin_credentials {
     std::optional<std::string> host;           // the Host header
     std::optional<std::string> authorization;  // the Authorization header
     bool http10 = false;                       // HTTP/1.0 may omit Host
+    std::optional<std::string> fetch_site{};   // the Sec-Fetch-Site header
 };
 
 struct admin_response {
@@ -54,6 +66,10 @@ struct admin_response {
     std::string content_type = "text/plain; charset=utf-8";
     std::string body;
     std::vector<std::pair<std::string, std::string>> headers;  // extra headers
+    // Set: the answer is a Server-Sent Events stream (text/event-stream, no
+    // Content-Length, ends when the connection closes) fed by this
+    // subscriber; `body` is not sent.
+    std::shared_ptr<event_subscriber> events{};
 
     [[nodiscard]] static admin_response text(std::string body, int status = 200);
     // `json_text` is a serialized JSON document.
@@ -63,6 +79,7 @@ struct admin_response {
                                               std::string_view message);
     // Prometheus text format 0.0.4.
     [[nodiscard]] static admin_response metrics(std::string text);
+    [[nodiscard]] static admin_response event_stream(std::shared_ptr<event_subscriber> events);
 };
 
 struct admin_endpoint {
@@ -71,6 +88,7 @@ struct admin_endpoint {
     std::function<admin_response(const admin_request&)> handler;
     bool mutates = false;  // POST only; reported to admin_server_options::on_mutation
     bool open = false;     // answered without the bearer token (liveness probes only)
+    bool browser = false;  // also HTTP Basic with the token as password (see above)
 };
 
 struct admin_access {
@@ -105,7 +123,7 @@ class admin_router {
     [[nodiscard]] bool needs_token() const noexcept { return !access_.bearer_token.empty(); }
 
   private:
-    [[nodiscard]] bool authorized(const admin_credentials& credentials) const;
+    [[nodiscard]] bool authorized(const admin_credentials& credentials, bool basic_allowed) const;
 
     std::vector<admin_endpoint> table_;
     admin_access access_;
@@ -116,5 +134,8 @@ class admin_router {
 // no-store, X-Content-Type-Options: nosniff and Connection: close; without
 // the body when `head_only` (HEAD requests).
 [[nodiscard]] std::string serialize(const admin_response& response, bool head_only = false);
+// The head of an event-stream answer: status, Content-Type, the extra
+// headers, Cache-Control: no-store, nosniff, Connection: close; no length.
+[[nodiscard]] std::string serialize_stream_head(const admin_response& response);
 
 }  // namespace tunnel::observe

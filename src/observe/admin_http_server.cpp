@@ -1,12 +1,14 @@
 #include "observe/admin_http_server.hpp"
 
 #include <algorithm>
+#include <array>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "core/beast.hpp"
 #include "core/spawn.hpp"
+#include "observe/event_stream.hpp"
 #include "observe/metrics.hpp"
 
 namespace tunnel::observe {
@@ -49,6 +51,20 @@ struct admin_http_server::connection {
     tcp::socket socket;
     asio::steady_timer deadline;
     std::string peer;
+    std::shared_ptr<event_subscriber> events;  // while it serves an event stream
+
+    // Closes the socket unless the deadline is moved or cancelled first.
+    void arm(std::chrono::milliseconds timeout) {
+        deadline.expires_after(timeout);
+        deadline.async_wait([weak = self](error_code ec) {
+            if (ec) return;
+            if (auto c = weak.lock()) {
+                error_code ignored;
+                c->socket.close(ignored);
+            }
+        });
+    }
+    std::weak_ptr<connection> self;  // set once it is owned
 };
 
 // Metric families of the admin server itself (STYLE 12), when a registry is given.
@@ -127,6 +143,7 @@ void admin_http_server::close_now() {
     for (const auto& conn : connections_) {
         conn->deadline.cancel();
         conn->socket.close(ignored);
+        if (conn->events) conn->events->close();
     }
     connections_.clear();
 }
@@ -166,6 +183,7 @@ asio::awaitable<void> admin_http_server::accept_loop() {
             continue;
         }
         auto conn = std::make_shared<connection>(std::move(socket));
+        conn->self = conn;
         if (auto peer = conn->socket.remote_endpoint(ec); !ec) conn->peer = endpoint_text(peer);
         connections_.insert(conn);
         core::spawn(
@@ -186,14 +204,7 @@ asio::awaitable<void> admin_http_server::serve(std::shared_ptr<connection> conn)
     } guard{*this, conn};
 
     // One deadline for reading the request and writing the answer.
-    conn->deadline.expires_after(options_.read_timeout);
-    conn->deadline.async_wait([weak = std::weak_ptr<connection>(conn)](error_code ec) {
-        if (ec) return;
-        if (auto c = weak.lock()) {
-            error_code ignored;
-            c->socket.close(ignored);
-        }
-    });
+    conn->arm(options_.read_timeout);
 
     beast::flat_buffer buffer(options_.max_header_bytes + options_.max_body_bytes + 1);
     http::request_parser<http::string_body> parser;
@@ -225,6 +236,8 @@ asio::awaitable<void> admin_http_server::serve(std::shared_ptr<connection> conn)
             credentials.host = std::string(h->value());
         if (auto a = msg.find(http::field::authorization); a != msg.end())
             credentials.authorization = std::string(a->value());
+        if (auto f = msg.find("Sec-Fetch-Site"); f != msg.end())
+            credentials.fetch_site = std::string(f->value());
         head_only = request.method == "HEAD";
         if (msg.count(http::field::host) > 1 || msg.count(http::field::authorization) > 1) {
             response = admin_response::error(400, "bad_request",
@@ -244,10 +257,51 @@ asio::awaitable<void> admin_http_server::serve(std::shared_ptr<connection> conn)
                       request.path.substr(0, 200), response.status);
     }
     if (counters_) counters_->requests.with({std::to_string(response.status)}).inc();
+    if (response.events && !head_only && !closed_) {
+        auto streaming = stream(conn, std::move(response));
+        co_await std::move(streaming);
+        co_return;
+    }
     const std::string text = serialize(response, head_only);
     co_await asio::async_write(conn->socket, asio::buffer(text),
                                asio::redirect_error(asio::use_awaitable, ec));
     conn->socket.shutdown(tcp::socket::shutdown_both, ec);
+}
+
+asio::awaitable<void> admin_http_server::stream(std::shared_ptr<connection> conn,
+                                                admin_response response) {
+    auto self = shared_from_this();
+    auto events = std::move(response.events);
+    conn->events = events;
+    error_code ec;
+    const std::string head = serialize_stream_head(response);
+    co_await asio::async_write(conn->socket, asio::buffer(head),
+                               asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return;
+    // A reader that goes away ends the subscription at once (it sends
+    // nothing more after its request).
+    auto probe = std::make_shared<std::array<char, 64>>();
+    conn->socket.async_read_some(
+        asio::buffer(*probe),
+        [conn, probe, weak = std::weak_ptr<event_subscriber>(events)](error_code, std::size_t) {
+            if (auto e = weak.lock()) e->close();
+        });
+    for (;;) {
+        conn->deadline.cancel();  // no deadline while waiting for events
+        auto text = co_await events->next(options_.event_keepalive);
+        if (!text) break;
+        if (text->empty()) continue;
+        conn->arm(options_.read_timeout);  // a reader that stops reading is cut off
+        co_await asio::async_write(conn->socket, asio::buffer(*text),
+                                   asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) break;
+    }
+    if (events->dropped())
+        spdlog::warn("{}: event stream to {} dropped: the reader fell too far behind",
+                     options_.log_name, conn->peer);
+    events->close();
+    conn->socket.shutdown(tcp::socket::shutdown_both, ec);
+    conn->socket.close(ec);
 }
 
 }  // namespace tunnel::observe

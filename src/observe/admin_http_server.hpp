@@ -45,6 +45,10 @@ struct admin_server_options {
     std::size_t max_body_bytes = 64 * 1024;
     std::chrono::milliseconds read_timeout{std::chrono::seconds(10)};
     std::chrono::milliseconds accept_backoff_max{std::chrono::seconds(1)};
+    // Event streams (admin_response::events): a comment this often when
+    // nothing else was sent, so a vanished reader is noticed; each write of
+    // a stream must finish within read_timeout or the reader is cut off.
+    std::chrono::milliseconds event_keepalive{std::chrono::seconds(15)};
     // admin_http_* counters (requests by status, refused connections, accept
     // errors) when set; must outlive the server.
     metrics_registry* registry = nullptr;
@@ -86,6 +90,7 @@ class admin_http_server : public std::enable_shared_from_this<admin_http_server>
     struct counters;
     asio::awaitable<void> accept_loop();
     asio::awaitable<void> serve(std::shared_ptr<connection> conn);
+    asio::awaitable<void> stream(std::shared_ptr<connection> conn, admin_response response);
     void close_now();
 
     asio::ip::tcp::acceptor acceptor_;

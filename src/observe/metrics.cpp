@@ -136,6 +136,36 @@ void histogram::observe(double v) noexcept {
     count_.fetch_add(1, std::memory_order_relaxed);
 }
 
+std::vector<std::uint64_t> histogram::buckets() const {
+    std::vector<std::uint64_t> out(bounds_.size() + 1);
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] = bucket(i);
+    return out;
+}
+
+double histogram_quantile(double q, const std::vector<double>& bounds,
+                          const std::vector<std::uint64_t>& buckets) {
+    if (buckets.size() != bounds.size() + 1 || std::isnan(q)) return std::nan("");
+    std::uint64_t total = 0;
+    for (auto b : buckets) total += b;
+    if (total == 0) return std::nan("");
+    q = std::clamp(q, 0.0, 1.0);
+    const double rank = q * static_cast<double>(total);
+    std::uint64_t below = 0;
+    for (std::size_t i = 0; i < buckets.size(); ++i) {
+        const auto cumulative = below + buckets[i];
+        if (static_cast<double>(cumulative) >= rank && buckets[i] > 0) {
+            if (i == bounds.size()) return bounds.empty() ? std::nan("") : bounds.back();
+            const double lower = i == 0 ? 0.0 : bounds[i - 1];
+            const double upper = bounds[i];
+            const double into =
+                (rank - static_cast<double>(below)) / static_cast<double>(buckets[i]);
+            return lower + (upper - lower) * into;
+        }
+        below = cumulative;
+    }
+    return bounds.empty() ? std::nan("") : bounds.back();
+}
+
 // ---- families
 
 template <class Series>
@@ -215,6 +245,16 @@ double metric_family<Series>::total() const {
     double sum = 0;
     for (const auto& [values, s] : series_) sum += reading(*s);
     return sum;
+}
+
+template <class Series>
+std::vector<std::pair<std::vector<std::string>, const Series*>> metric_family<Series>::list()
+    const {
+    std::lock_guard lock(mutex_);
+    std::vector<std::pair<std::vector<std::string>, const Series*>> out;
+    out.reserve(series_.size());
+    for (const auto& [values, s] : series_) out.emplace_back(values, s.get());
+    return out;
 }
 
 template <class Series>

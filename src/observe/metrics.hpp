@@ -28,6 +28,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace tunnel::observe {
@@ -67,6 +68,9 @@ class histogram {
     [[nodiscard]] std::uint64_t bucket(std::size_t i) const noexcept {
         return buckets_[i].load(std::memory_order_relaxed);
     }
+    [[nodiscard]] const std::vector<double>& bounds() const noexcept { return bounds_; }
+    // Every bucket's non-cumulative count (bounds().size() + 1 of them).
+    [[nodiscard]] std::vector<std::uint64_t> buckets() const;
 
   private:
     const std::vector<double>& bounds_;
@@ -93,6 +97,9 @@ class metric_family {
     // has none yet), and the sum over every series (histograms: counts).
     [[nodiscard]] double value(std::initializer_list<std::string_view> label_values) const;
     [[nodiscard]] double total() const;
+    // Every series with its label values (in label-name order); the
+    // pointers stay valid for the registry's life.
+    [[nodiscard]] std::vector<std::pair<std::vector<std::string>, const Series*>> list() const;
 
   private:
     friend class metrics_registry;
@@ -154,6 +161,14 @@ class metrics_registry {
 
 // Latency buckets in seconds, 1 ms .. 60 s.
 [[nodiscard]] std::vector<double> default_latency_buckets();
+
+// The q-quantile (0 <= q <= 1) of a histogram as Prometheus'
+// histogram_quantile() computes it: linear interpolation inside the bucket
+// where the rank falls (from 0 for the first bucket); the highest finite
+// bound when it falls in +Inf. `buckets` are non-cumulative, bounds.size() + 1
+// of them. NaN when there are no observations.
+[[nodiscard]] double histogram_quantile(double q, const std::vector<double>& bounds,
+                                        const std::vector<std::uint64_t>& buckets);
 
 // Text-format escaping (exposed for tests): HELP escapes '\\' and newline;
 // label values also '"'.

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/secret_file.hpp"
+#include "relay/dashboard.hpp"
 #include "relay/relay_state.hpp"
 
 namespace tunnel::relay {
@@ -154,6 +155,7 @@ std::vector<observe::admin_endpoint> admin_endpoints(const std::shared_ptr<relay
     table.push_back({"/api/v1/audit/head",
                      "the audit log's head hash, for `tunnel audit verify --expect-head` (JSON)",
                      with_state(weak, audit_head)});
+    for (auto& e : dashboard_endpoints(state)) table.push_back(std::move(e));
     return table;
 }
 
@@ -181,6 +183,8 @@ core::result<void> create_admin(const std::shared_ptr<relay_state>& state) {
     };
     if (!state->admin_acceptor)
         return core::fail(core::errc::invalid_argument, "the admin listener is not bound");
+    state->dashboard =
+        std::make_shared<dashboard_feed>(state->io.get_executor(), dashboard_options{});
     state->admin_server = observe::admin_http_server::create(std::move(*state->admin_acceptor),
                                                              admin_endpoints(state), std::move(o));
     state->admin_acceptor.reset();
@@ -189,6 +193,7 @@ core::result<void> create_admin(const std::shared_ptr<relay_state>& state) {
 
 void start_admin(const std::shared_ptr<relay_state>& state) {
     if (state->admin_server) state->admin_server->start();
+    if (state->dashboard) state->dashboard->start(state);
 }
 
 }  // namespace tunnel::relay

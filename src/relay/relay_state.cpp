@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/secret_file.hpp"
+#include "relay/dashboard.hpp"
 #include "relay/public_route.hpp"
 
 namespace tunnel::relay {
@@ -130,7 +131,8 @@ std::shared_ptr<tunnel_entry> relay_state::find(unsigned w, const std::string& t
 }
 
 core::result<std::uint32_t> relay_state::publish(const std::shared_ptr<tunnel_entry>& t,
-                                                 const std::string& address, std::uint32_t port) {
+                                                 const std::string& address, std::uint32_t port,
+                                                 std::string access) {
     auto name = normalize_label(address, "service name");
     if (!name) return tl::unexpected(name.error());
     if (std::chrono::system_clock::now() >= t->policy.expires)
@@ -147,7 +149,7 @@ core::result<std::uint32_t> relay_state::publish(const std::shared_ptr<tunnel_en
             taken = true;
             return;
         }
-        table.routes[key] = route_table::route_ref{t, t->id, t->worker};
+        table.routes[key] = route_table::route_ref{t, t->id, t->worker, std::move(access)};
     });
     if (taken)
         return core::fail(core::errc::denied,
@@ -211,6 +213,7 @@ bool relay_state::audit(const std::string& event,
                         const std::vector<std::pair<std::string, std::string>>& fields) {
     nlohmann::json j = nlohmann::json::object();
     for (const auto& [k, v] : fields) j[k] = v;
+    if (dashboard) dashboard->note_audit(event, j);
     std::lock_guard lock(audit_mutex);
     if (!audit_log) {
         spdlog::debug("audit {} {}", event,
@@ -243,6 +246,7 @@ void relay_state::close_admin() {
     boost::system::error_code ignored;
     if (admin_acceptor) admin_acceptor->close(ignored);
     if (admin_server) admin_server->close();
+    if (dashboard) dashboard->close();
 }
 
 core::result<observe::audit_log> open_audit_log(const relay_config& config) {

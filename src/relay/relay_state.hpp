@@ -37,6 +37,8 @@
 
 namespace tunnel::relay {
 
+class dashboard_feed;
+
 // One attached client: its SSH session (over a WebSocket), the names it
 // published, its limits and counters. Pinned to one worker: everything but
 // the atomics and the fields fixed at attach (id, worker, policy, peer,
@@ -109,6 +111,7 @@ struct route_table {
         std::weak_ptr<tunnel_entry> tunnel;
         std::uint64_t id = 0;
         unsigned worker = 0;
+        std::string access{};  // who may call it, as access_policy::describe() says (dashboard)
     };
     std::map<std::uint64_t, tunnel_ref> tunnels;
     std::map<std::pair<std::string, std::string>, route_ref> routes;  // (tenant, name)
@@ -184,6 +187,8 @@ class relay_state {
 
     std::optional<asio::ip::tcp::acceptor> admin_acceptor;  // until create_admin() takes it
     std::shared_ptr<observe::admin_http_server> admin_server;
+    // The web dashboard's live feed (dashboard.hpp); created by create_admin.
+    std::shared_ptr<dashboard_feed> dashboard;
     std::optional<asio::ssl::context> tls_context;
 
     std::atomic<bool> stopping{false};
@@ -203,8 +208,10 @@ class relay_state {
 
     // Route table: a name belongs to at most one tunnel of a tenant. These
     // run on the tunnel's worker; each replaces the snapshot.
+    // `access` describes who may call it (for the dashboard).
     [[nodiscard]] core::result<std::uint32_t> publish(const std::shared_ptr<tunnel_entry>& t,
-                                                      const std::string& name, std::uint32_t port);
+                                                      const std::string& name, std::uint32_t port,
+                                                      std::string access = {});
     void unpublish(const tunnel_entry& t, const std::string& name);
     // Registers an attached tunnel (with its worker) / forgets it and its names.
     void add(const std::shared_ptr<tunnel_entry>& t);

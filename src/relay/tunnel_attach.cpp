@@ -321,7 +321,7 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
                 return core::fail(core::errc::denied,
                                   "access token needs visitor tokens, and this relay has no "
                                   "visitors.secret_file: ask its operator, or choose another mode");
-            auto published = r->publish(tt, request->name, port);
+            auto published = r->publish(tt, request->name, port, access->describe());
             if (published) {
                 name = request->name;
                 tt->access[name] = std::move(*access);

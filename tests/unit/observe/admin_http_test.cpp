@@ -1,6 +1,8 @@
 // The admin router: Host check, bearer token, methods, the generated index.
 #include "observe/admin_http.hpp"
 
+#include "core/encoding.hpp"
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -136,6 +138,59 @@ TEST(AdminRouter, Serialize) {
     EXPECT_EQ(serialize(r, true).find("ok\n"), std::string::npos);
     EXPECT_NE(serialize(admin_response::error(421, "x", "y")).find("421 Misdirected Request"),
               std::string::npos);
+}
+
+}  // namespace
+}  // namespace tunnel::observe
+
+namespace tunnel::observe {
+namespace {
+
+// The dashboard's endpoints take the token as a Basic password (a browser's
+// login prompt), only for GET/HEAD of browser endpoints, and never from
+// another site.
+TEST(AdminRouterBrowser, BasicCarriesTheTokenOnlyForBrowserEndpoints) {
+    std::vector<admin_endpoint> table{
+        {"/dashboard/", "page", [](const admin_request&) { return admin_response::text("page"); },
+         false, false, true},
+        {"/metrics", "Prometheus",
+         [](const admin_request&) { return admin_response::metrics("up 1\n"); }},
+    };
+    admin_access access;
+    access.bearer_token = "s3cret-token-0123456789";
+    admin_router router(table, access, "Test");
+    const auto basic = [](const std::string& user_pass) {
+        return "Basic " + core::base64_encode(user_pass);
+    };
+    auto page = [&](std::optional<std::string> auth, std::optional<std::string> site = {}) {
+        admin_credentials c{"127.0.0.1:9090", std::move(auth), false};
+        c.fetch_site = std::move(site);
+        return router.route(get("/dashboard/"), c);
+    };
+    EXPECT_EQ(page(basic("admin:s3cret-token-0123456789")).status, 200);
+    EXPECT_EQ(page(basic(":s3cret-token-0123456789")).status, 200);
+    EXPECT_EQ(page("Bearer s3cret-token-0123456789").status, 200);
+    EXPECT_EQ(page(basic("admin:wrong")).status, 401);
+    EXPECT_EQ(page(basic("s3cret-token-0123456789")).status, 401);  // no colon: no password
+    EXPECT_EQ(page("Basic !!!not-base64").status, 401);
+    // No credentials: the challenge is Basic, so a browser shows its prompt.
+    auto challenge = page(std::nullopt);
+    ASSERT_EQ(challenge.status, 401);
+    ASSERT_EQ(challenge.headers.size(), 1u);
+    EXPECT_EQ(challenge.headers[0].first, "WWW-Authenticate");
+    EXPECT_EQ(challenge.headers[0].second.rfind("Basic ", 0), 0u);
+    // Another site's page cannot use the browser's remembered credentials.
+    EXPECT_EQ(page(basic("admin:s3cret-token-0123456789"), "cross-site").status, 403);
+    EXPECT_EQ(page(basic("admin:s3cret-token-0123456789"), "same-site").status, 403);
+    EXPECT_EQ(page(basic("admin:s3cret-token-0123456789"), "same-origin").status, 200);
+    EXPECT_EQ(page(basic("admin:s3cret-token-0123456789"), "none").status, 200);
+    // Basic is not accepted anywhere else.
+    admin_credentials c{"127.0.0.1", basic("admin:s3cret-token-0123456789"), false};
+    auto metrics = router.route(get("/metrics"), c);
+    EXPECT_EQ(metrics.status, 401);
+    EXPECT_EQ(metrics.headers[0].second.rfind("Bearer ", 0), 0u);
+    // Nor for a method that is not GET/HEAD on a browser endpoint.
+    EXPECT_EQ(router.route(get("/dashboard/", "POST"), c).status, 401);
 }
 
 }  // namespace

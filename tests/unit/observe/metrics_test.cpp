@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <limits>
 #include <sstream>
 #include <thread>
@@ -163,6 +164,40 @@ TEST(Metrics, ReadsWithoutCreatingSeriesAndMirroredCounters) {
     EXPECT_EQ(c.value(), 10);
     c.advance_to(12.5);
     EXPECT_EQ(c.value(), 12.5);
+}
+
+}  // namespace
+}  // namespace tunnel::observe
+
+namespace tunnel::observe {
+namespace {
+
+// histogram_quantile as Prometheus computes it from the exposed buckets.
+TEST(HistogramQuantile, InterpolatesInsideTheBucketLikePrometheus) {
+    const std::vector<double> bounds{0.1, 0.5, 1.0};
+    // 10 observations <= 0.1, 10 in (0.1, 0.5], none above.
+    const std::vector<std::uint64_t> buckets{10, 10, 0, 0};
+    EXPECT_DOUBLE_EQ(histogram_quantile(0.5, bounds, buckets), 0.1);    // rank 10: top of bucket 0
+    EXPECT_DOUBLE_EQ(histogram_quantile(0.25, bounds, buckets), 0.05);  // rank 5: half of [0, 0.1]
+    EXPECT_DOUBLE_EQ(histogram_quantile(0.75, bounds, buckets),
+                     0.3);  // rank 15: half of (0.1, 0.5]
+    // A rank in +Inf: the highest finite bound.
+    EXPECT_DOUBLE_EQ(histogram_quantile(0.99, bounds, {0, 0, 1, 9}), 1.0);
+    EXPECT_TRUE(std::isnan(histogram_quantile(0.5, bounds, {0, 0, 0, 0})));
+    EXPECT_TRUE(std::isnan(histogram_quantile(0.5, bounds, {1, 2})));  // wrong bucket count
+}
+
+TEST(HistogramQuantile, ReadsARegisteredHistogramsSeries) {
+    metrics_registry r;
+    auto& h = r.histogram("q_seconds", "q", {"tenant"}, {0.01, 0.1});
+    for (int i = 0; i < 4; ++i) h.with({"a"}).observe(0.005);
+    h.with({"b"}).observe(0.05);
+    auto list = h.list();
+    ASSERT_EQ(list.size(), 2u);
+    EXPECT_EQ(list[0].first, std::vector<std::string>{"a"});
+    EXPECT_EQ(list[0].second->buckets(), (std::vector<std::uint64_t>{4, 0, 0}));
+    EXPECT_DOUBLE_EQ(histogram_quantile(0.5, list[0].second->bounds(), list[0].second->buckets()),
+                     0.005);
 }
 
 }  // namespace
