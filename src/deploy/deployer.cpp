@@ -267,7 +267,10 @@ asio::awaitable<deploy_report> run_deploy(const deploy_config& c, const artifact
     rep.sha256 = a.sha256;
     rep.strategy = std::string(to_string(c.strategy.type));
     auto hs = make_runs(std::move(hosts));
-    context ctx{c, &a, o, rep.id, co_await asio::this_coro::executor};
+    // (the executor first, in a named local: a co_await inside the braces
+    // destroyed ctx.id under g++ 12)
+    asio::any_io_executor ex = co_await asio::this_coro::executor;
+    context ctx{c, &a, o, rep.id, ex};
     auto finish = [&]() -> asio::awaitable<void> {
         co_await for_hosts(all_of(hs.size()), o.forks, [&](std::size_t i) -> asio::awaitable<void> {
             co_await finish_host(hs[i], ctx);
@@ -435,7 +438,8 @@ asio::awaitable<deploy_report> run_rollback(const deploy_config& c, std::vector<
     rep.id = to.value_or("previous");
     rep.strategy = "rollback";
     auto hs = make_runs(std::move(hosts));
-    context ctx{c, nullptr, o, rep.id, co_await asio::this_coro::executor};
+    asio::any_io_executor ex = co_await asio::this_coro::executor;
+    context ctx{c, nullptr, o, rep.id, ex};
     co_await for_hosts(all_of(hs.size()), o.forks, [&](std::size_t i) -> asio::awaitable<void> {
         co_await rollback_host(hs[i], ctx, to);
         if (hs[i].h) {
