@@ -405,6 +405,28 @@ TEST_F(DeployCli, AClientKilledMidDeployLeavesCurrentOnACompleteRelease) {
     for (int i = 0; i < host_count; ++i) EXPECT_EQ(slurp(root(i) + "/current/app.txt"), "v2\n");
 }
 
+TEST_F(DeployCli, CheckChangesNothingAndTheTextOutputHasProgressAndARecap) {
+    auto deploy = write_deploy("");
+    auto check = run_tunnel(args("deploy", deploy, {"--check"}));
+    ASSERT_EQ(check.exit_code, 0) << check.describe() << check.out;
+    EXPECT_NE(check.out.find("h1    checked      batch 1  would upload tar.gz"), std::string::npos)
+        << check.out;
+    EXPECT_NE(check.out.find("h3    checked      batch 2"), std::string::npos) << check.out;
+    EXPECT_NE(check.out.find("switch (no release) -> "), std::string::npos) << check.out;
+    for (int i = 0; i < host_count; ++i)
+        EXPECT_FALSE(fs::exists(root(i))) << "--check changed a host";
+
+    auto real = run_tunnel(args("deploy", deploy));
+    ASSERT_EQ(real.exit_code, 0) << real.describe() << real.out;
+    const auto id = current(0);
+    for (const std::string& want : std::vector<std::string>{
+             "[prepare] h2: artifact uploaded, release " + id + " unpacked",
+             "[batch 1/2] switching h1, h2", "[batch 2/2] h3: switched to " + id + ", healthy",
+             "\nRECAP rolling " + id + "\n", "h1    deployed     batch 1\n",
+             "3 of 3 hosts on the new release"})
+        EXPECT_NE(real.out.find(want), std::string::npos) << want << "\n" << real.out;
+}
+
 TEST_F(DeployCli, ABadDeployFileFailsBeforeAnyHostIsTouched) {
     auto deploy = write_deploy("", "{type: rolling, btach: 2}");
     auto r = run_tunnel(args("deploy", deploy));
