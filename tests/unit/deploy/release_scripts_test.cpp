@@ -1,3 +1,5 @@
+#include <cstdio>
+
 #include <gtest/gtest.h>
 
 #include "deploy/release_host.hpp"
@@ -46,6 +48,46 @@ TEST(DeployScripts, ValuesAreQuotedIntoTheScripts) {
     auto sw = scripts::switch_to(c, "20261206-160512-123", "old");
     EXPECT_NE(sw.find("mv -T \"$T\" current"), std::string::npos) << sw;
     EXPECT_EQ(scripts::artifact_path(c, a), "/srv/it's here/.tunnel-deploy/artifacts/shop");
+}
+
+// `sh -n`: every script parses as POSIX sh (dash on Debian), including the
+// ones the sshd-based integration tests cannot run (the unit restart).
+TEST(DeployScripts, EveryScriptParsesAsPosixSh) {
+    deploy_config c;
+    c.app = "shop";
+    c.root = "/srv/shop";
+    c.shared = {"log/", ".env", "tmp/pids"};
+    c.unit = "shop.service";
+    health_check http;
+    http.http = "http://127.0.0.1:8000/up";
+    health_check cmd;
+    cmd.command = "systemctl is-active shop";
+    std::vector<std::string> all{scripts::lock(c, R"({"user":"a"})"),
+                                 scripts::unlock(c, R"({"user":"a"})"),
+                                 scripts::force_unlock(c),
+                                 scripts::read_state(c, 10),
+                                 scripts::switch_to(c, "1", "0"),
+                                 scripts::switch_to(c, "", "0"),
+                                 scripts::restart_unit(c),
+                                 scripts::hook(c, "/srv/shop", "1", "0", "./bin/migrate"),
+                                 scripts::http_attempt(http),
+                                 scripts::command_attempt(c, cmd),
+                                 scripts::prune(c),
+                                 scripts::append_log(c, R"({"id":"1"})"),
+                                 scripts::discard(c, "1")};
+    for (auto kind : {artifact_kind::tar_gz, artifact_kind::zip, artifact_kind::directory,
+                      artifact_kind::binary}) {
+        artifact a;
+        a.kind = kind;
+        a.file_name = "server";
+        all.push_back(scripts::unpack(c, a, "1"));
+    }
+    for (const auto& script : all) {
+        FILE* sh = ::popen("sh -n 2>&1", "w");
+        ASSERT_NE(sh, nullptr);
+        std::fwrite(script.data(), 1, script.size(), sh);
+        EXPECT_EQ(::pclose(sh), 0) << script;
+    }
 }
 
 }  // namespace
