@@ -24,5 +24,8 @@ void add_audit_host_command(CLI::App& app, command_runner& run);
 void add_service_command(CLI::App& app, command_runner& run);
 void add_run_command(CLI::App& app, command_runner& run);
 void add_relay_command(CLI::App& app, command_runner& run);
+void add_deploy_command(CLI::App& app, command_runner& run);
+void add_rollback_command(CLI::App& app, command_runner& run);
+void add_releases_command(CLI::App& app, command_runner& run);
 
 }  // namespace tunnel::cli

@@ -64,6 +64,9 @@ int main(int argc, char** argv) {
         {"service", cli::add_service_command},
         {"run", cli::add_run_command},
         {"relay", cli::add_relay_command},
+        {"deploy", cli::add_deploy_command},
+        {"rollback", cli::add_rollback_command},
+        {"releases", cli::add_releases_command},
     };
     // Only the subcommand named on the command line is built: building all of
     // them cost every `tunnel exec` ~1 ms of CPU at start. Without a known
