@@ -147,9 +147,8 @@ struct relay_config {
     bool allow_plaintext = false;
     listen_address admin_listen{"127.0.0.1", 9090};
     // Worker threads, one io_context each (docs/relay.md "Threading model");
-    // 0 (`workers: auto`) = the number of cores (resolve_workers). One until
-    // the whole test suite has run under TSan with several.
-    unsigned workers = 1;
+    // 0 (`workers: auto`, the default) = the number of cores (resolve_workers).
+    unsigned workers = 0;
     admin_config admin;
     std::string domain;  // empty: no host routing
     // Absent: routing_of() decides (host with a domain, path without).
