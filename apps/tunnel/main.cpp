@@ -64,6 +64,13 @@ int main(int argc, char** argv) {
         {"service", cli::add_service_command},
         {"run", cli::add_run_command},
         {"relay", cli::add_relay_command},
+        {"up", cli::add_up_command},
+        {"ls", cli::add_ls_command},
+        {"status", cli::add_status_command},
+        {"restart", cli::add_restart_command},
+        {"switch", cli::add_switch_command},
+        {"events", cli::add_events_command},
+        {"down", cli::add_down_command},
     };
     // Only the subcommand named on the command line is built: building all of
     // them cost every `tunnel exec` ~1 ms of CPU at start. Without a known
