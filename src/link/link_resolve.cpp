@@ -1,5 +1,7 @@
 #include "link/link_resolve.hpp"
 
+#include <cctype>
+
 #include <fmt/format.h>
 
 #include "link/http_connect.hpp"
@@ -27,6 +29,14 @@ asio::awaitable<core::result<ssh::byte_stream>> open_tcp(asio::any_io_executor e
     co_return ssh::byte_stream{*fd, nullptr};
 }
 
+// ssh_config keywords that say where to connect: not passed on to jump hops.
+bool is_destination_keyword(const std::string& k) {
+    std::string lower;
+    for (char c : k) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return lower == "port" || lower == "hostname" || lower == "user" || lower == "proxyjump" ||
+           lower == "proxycommand" || lower == "hostkeyalias";
+}
+
 }  // namespace
 
 core::result<std::vector<resolved_transport>> resolve_transports(const link_config& link,
@@ -51,10 +61,8 @@ core::result<std::vector<resolved_transport>> resolve_transports(const link_conf
         // First obtained wins in ssh_config: the transport's own setting,
         // then `tunnel up -o`, then the file's options, then ssh_config.
         std::vector<std::string> opts;
-        if (t.type == transport_type::jump) opts.push_back("ProxyJump=" + t.via);
         if (t.type == transport_type::command) opts.push_back("ProxyCommand=" + t.command);
-        if (t.type == transport_type::tcp || t.type == transport_type::http_connect)
-            opts.push_back("ProxyJump=none");
+        if (t.type != transport_type::command) opts.push_back("ProxyJump=none");
         for (auto& o : base.options) opts.push_back(o);
         for (const auto& [k, v] : link.options) opts.push_back(k + "=" + v);
         opts.push_back("BatchMode=yes");
@@ -81,6 +89,42 @@ core::result<std::vector<resolved_transport>> resolve_transports(const link_conf
         if (t.type == transport_type::http_connect) {
             auto [ph, pp] = split_host_port(t.proxy);
             o->open_stream = http_connect_opener(ph, pp, o->host, o->port);
+        }
+        if (t.type == transport_type::jump) {
+            // Each hop of `via` (a comma list, outermost first) is resolved on
+            // its own: -o ProxyJump would apply to the hops too (a loop). The
+            // hops share the link's options except those naming a destination.
+            o->jumps.clear();
+            o->open_stream = nullptr;
+            ssh::client_flags hop_flags = base;
+            std::vector<std::string> hop_opts{"ProxyJump=none", "BatchMode=yes"};
+            for (auto& b : base.options) hop_opts.push_back(b);
+            for (const auto& [k, v] : link.options)
+                if (!is_destination_keyword(k)) hop_opts.push_back(k + "=" + v);
+            hop_flags.options = std::move(hop_opts);
+            auto hop_config = ssh::load_ssh_config(hop_flags, ctx);
+            if (!hop_config)
+                return core::fail(hop_config.error().code,
+                                  fmt::format("{}.via: {}", where, hop_config.error().message));
+            std::size_t start = 0;
+            while (start <= t.via.size()) {
+                auto comma = t.via.find(',', start);
+                if (comma == std::string::npos) comma = t.via.size();
+                const auto hop_text = t.via.substr(start, comma - start);
+                start = comma + 1;
+                if (hop_text.empty()) continue;
+                auto hop = ssh::resolve_destination(*hop_config, hop_text, hop_flags);
+                if (!hop)
+                    return core::fail(hop.error().code,
+                                      fmt::format("{}.via: {}", where, hop.error().message));
+                hop->batch_mode = true;
+                hop->jumps.clear();
+                hop->open_stream = nullptr;
+                o->jumps.push_back(std::move(*hop));
+            }
+            if (o->jumps.empty())
+                return core::fail(core::errc::invalid_argument,
+                                  fmt::format("{}.via: names no host", where));
         }
         r.options = std::move(*o);
         out.push_back(std::move(r));

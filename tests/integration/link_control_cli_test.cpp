@@ -67,17 +67,17 @@ class LinkControlCli : public ::testing::Test {
                               "    target: root@127.0.0.1\n"
                               "    options: {}\n"
                               "    transports:\n"
-                              "      - {{type: command, name: socat, command: 'exec socat - "
+                              "      - {{type: command, name: socat, command: 'socat - "
                               "TCP:%h:%p'}}\n"
                               "      - {{type: tcp}}\n"
-                              "    forwards: ['-L 127.0.0.1:0:127.0.0.1:{}']\n"
+                              "    forwards: ['-L 127.0.0.1:{}:127.0.0.1:{}']\n"
                               "    keepalive: 1s\n"
                               "  llm:\n"
                               "    relays: [wss://relay-a.example.com/v1/tunnel]\n"
                               "    token_file: ~/.config/tunnel/token\n"
                               "    expose: {{llm: 127.0.0.1:11434}}\n"
                               "control: {{socket: {}}}\n",
-                              fixture_options(*sshd), echo->port(), socket_path)));
+                              fixture_options(*sshd), local_port(), echo->port(), socket_path)));
         auto c = spawn_tunnel({"-v", "up", "-F", "/dev/null", file}, home->path(),
                               home->file("stdout"), home->file("stderr"));
         ASSERT_TRUE(c) << c.error().message;

@@ -39,13 +39,13 @@ class LinkFailover : public ::testing::Test {
             "    transports:\n"
             "      - {{type: tcp, name: flaky, address: '127.0.0.1:{}'}}\n"
             "      - {{type: tcp, name: direct}}\n"
-            "    forwards: ['-L 127.0.0.1:0:127.0.0.1:{}']\n"
+            "    forwards: ['-L 127.0.0.1:{}:127.0.0.1:{}']\n"
             "    keepalive: {}\n"
             "    failover: {{after_failures: 2, rtt_above: 400ms}}\n"
             "    return_after: 2\n"
             "    switch_wait: 10s\n"
             "{}",
-            fixture_options(*sshd), proxy->port(), echo->port(), keepalive, extra);
+            fixture_options(*sshd), proxy->port(), local_port(), echo->port(), keepalive, extra);
     }
 
     std::optional<sshd_fixture> sshd;

@@ -19,6 +19,7 @@
 #include "link/link_config.hpp"
 #include "link/link_resolve.hpp"
 #include "link/manager.hpp"
+#include "support/net.hpp"
 #include "support/sshd_fixture.hpp"
 
 namespace tunnel::test::links {
@@ -32,6 +33,12 @@ inline std::string fixture_options(const sshd_fixture& sshd) {
         "{{Port: {}, IdentityFile: {}, IdentitiesOnly: yes, UserKnownHostsFile: {}, "
         "GlobalKnownHostsFile: /dev/null, StrictHostKeyChecking: yes, ConnectTimeout: 5}}",
         sshd.port(), sshd.client_key_path(), sshd.known_hosts_path());
+}
+
+// A free loopback port for a -L listener (ssh's -L takes no port 0).
+inline uint16_t local_port() {
+    auto p = unused_port();
+    return p ? *p : 0;
 }
 
 // A manager on its own io thread; everything that touches links runs there.

@@ -15,6 +15,7 @@ using fwd::wait_round_trip;
 
 // tinyproxy in the foreground on a loopback port, logging to its dir.
 struct tinyproxy_fixture {
+    explicit tinyproxy_fixture(temp_dir d) : dir(std::move(d)) {}
     temp_dir dir;
     uint16_t port = 0;
     std::optional<child_process> child;
@@ -22,7 +23,7 @@ struct tinyproxy_fixture {
     static core::result<std::unique_ptr<tinyproxy_fixture>> start() {
         auto d = temp_dir::create("tunnel-tinyproxy");
         if (!d) return tl::unexpected(d.error());
-        auto f = std::make_unique<tinyproxy_fixture>(tinyproxy_fixture{std::move(*d), 0, {}});
+        auto f = std::make_unique<tinyproxy_fixture>(std::move(*d));
         for (int attempt = 0; attempt < 5; ++attempt) {
             auto p = unused_port();
             if (!p) return tl::unexpected(p.error());
@@ -68,17 +69,17 @@ class LinkTransports : public ::testing::Test {
             "    target: root@127.0.0.1\n"
             "    options: {}\n"
             "    transports: {}\n"
-            "    forwards: ['-L 127.0.0.1:0:127.0.0.1:{}']\n"
+            "    forwards: ['-L 127.0.0.1:{}:127.0.0.1:{}']\n"
             "    keepalive: 1s\n",
-            fixture_options(*sshd), transports, echo->port());
+            fixture_options(*sshd), transports, local_port(), echo->port());
     }
     std::optional<sshd_fixture> sshd;
     std::unique_ptr<echo_server> echo;
 };
 
 TEST_F(LinkTransports, CommandTransportRunsSocatAsProxyCommand) {
-    auto m = running_manager::start(
-        yaml("[{type: command, command: 'exec /usr/bin/socat - TCP:%h:%p'}]"));
+    auto m =
+        running_manager::start(yaml("[{type: command, command: '/usr/bin/socat - TCP:%h:%p'}]"));
     ASSERT_TRUE(m) << m.error().message;
     auto& rm = **m;
     ASSERT_TRUE(rm.wait_active("db", 0, 10s)) << rm.status("db").dump(2);
@@ -91,7 +92,8 @@ TEST_F(LinkTransports, CommandTransportRunsSocatAsProxyCommand) {
 }
 
 TEST_F(LinkTransports, CommandThatFailsIsReportedAndTheNextTransportCarries) {
-    auto m = running_manager::start(yaml("[{type: command, command: 'exit 3'}, {type: tcp}]"));
+    auto m =
+        running_manager::start(yaml("[{type: command, command: \"sh -c 'exit 3'\"}, {type: tcp}]"));
     ASSERT_TRUE(m) << m.error().message;
     auto& rm = **m;
     ASSERT_TRUE(rm.wait_active("db", 1, 10s)) << rm.status("db").dump(2);
@@ -145,9 +147,9 @@ TEST_F(LinkTransports, JumpTransportGoesThroughABastion) {
         "    target: root@127.0.0.1\n"
         "    options: {}\n"
         "    transports: [{{type: jump, via: 'root@127.0.0.1:{}'}}]\n"
-        "    forwards: ['-L 127.0.0.1:0:127.0.0.1:{}']\n"
+        "    forwards: ['-L 127.0.0.1:{}:127.0.0.1:{}']\n"
         "    keepalive: 1s\n",
-        fixture_options(*sshd), sshd->port(), echo->port());
+        fixture_options(*sshd), sshd->port(), local_port(), echo->port());
     auto m = running_manager::start(text);
     ASSERT_TRUE(m) << m.error().message;
     auto& rm = **m;
