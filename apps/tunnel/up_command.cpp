@@ -52,6 +52,9 @@ int run_up(const up_flags& f) {
     if (!file->control.status_addr.empty())
         spdlog::warn("control.status_addr is not served yet; use `tunnel ls --json`");
 
+    // Before any listener is bound: a second manager is told about the first.
+    if (auto free = link::control_server::check_available(control); !free)
+        return report(free.error());
     asio::io_context io;
     auto m = link::manager::create(io.get_executor(), *file, std::move(transports));
     if (!m) return report(m.error());

@@ -70,10 +70,7 @@ core::result<std::string> default_control_path() {
     return std::string(dir) + "/tunnel/control.sock";
 }
 
-core::result<std::shared_ptr<control_server>> control_server::open(asio::any_io_executor executor,
-                                                                   std::string path,
-                                                                   std::shared_ptr<manager> m,
-                                                                   control_limits limits) {
+core::result<void> control_server::check_available(const std::string& path) {
     if (path.empty() || path.size() >= sizeof(sockaddr_un::sun_path))
         return core::fail(core::errc::invalid_argument,
                           fmt::format("control socket path must be 1-{} bytes: {}",
@@ -99,8 +96,18 @@ core::result<std::shared_ptr<control_server>> control_server::open(asio::any_io_
                               fmt::format("another `tunnel up` is listening on {} (stop it with "
                                           "`tunnel down`, or give another --control path)",
                                           path));
-        ::unlink(path.c_str());  // stale: its manager is gone
     }
+    return {};
+}
+
+core::result<std::shared_ptr<control_server>> control_server::open(asio::any_io_executor executor,
+                                                                   std::string path,
+                                                                   std::shared_ptr<manager> m,
+                                                                   control_limits limits) {
+    // The directory exists now; a socket at `path` is stale (nobody answers).
+    if (auto ok = check_available(path); !ok) return tl::unexpected(ok.error());
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) == 0) ::unlink(path.c_str());
     local::acceptor acceptor(executor);
     boost::system::error_code ec;
     acceptor.open(local(), ec);

@@ -33,6 +33,11 @@ class control_server : public std::enable_shared_from_this<control_server> {
         asio::any_io_executor executor, std::string path, std::shared_ptr<manager> m,
         control_limits limits = {});
 
+    // The checks open() makes before binding, without binding: call it
+    // before anything else binds (listeners), so a second manager on the
+    // same socket is told so first.
+    [[nodiscard]] static core::result<void> check_available(const std::string& path);
+
     void start();
     // Stops accepting, closes every connection, removes the socket file.
     void stop();

@@ -398,6 +398,7 @@ asio::awaitable<void> link::run_lane(std::size_t index) {
         }
         if (!s) {
             ++l.connect_failures;
+            l.health.on_connect_failed();
             l.state = lane_state::down;
             const bool changed = l.last_error != s.error().message;
             l.last_error = s.error().message;

@@ -9,6 +9,7 @@ void transport_health::on_connected() noexcept {
 }
 
 void transport_health::on_lost() noexcept {
+    if (connected) suspect = true;
     connected = false;
     healthy_streak = 0;
     rtt_ms.reset();
@@ -24,6 +25,7 @@ void transport_health::on_probe(std::optional<std::chrono::microseconds> rtt,
         ewma_ms = ewma_ms ? 0.3 * ms + 0.7 * *ewma_ms : ms;
     }
     if (!rtt || too_slow) {
+        suspect = true;
         ++probe_failures;
         ++failure_streak;
         healthy_streak = 0;
@@ -49,7 +51,7 @@ std::optional<std::size_t> choose_transport(const std::vector<transport_health>&
         for (auto i : ranked) {
             if (i == *active) break;  // nothing ranked above it is ready
             if (i < health.size() && health[i].clean() &&
-                health[i].healthy_streak >= p.return_after)
+                (health[i].healthy_streak >= p.return_after || !health[i].suspect))
                 return i;
         }
         return active;

@@ -25,11 +25,15 @@ struct transport_health {
     int healthy_streak = 0;         // good probes in a row since the last failure or connect
     std::optional<double> rtt_ms;   // last good probe
     std::optional<double> ewma_ms;  // smoothed (alpha 0.3)
+    // Failed (a lost session, a failed probe or connect) since the link
+    // started: it must pass `return_after` probes before it takes over.
+    bool suspect = false;
     std::uint64_t probes = 0;
     std::uint64_t probe_failures = 0;
 
     void on_connected() noexcept;
     void on_lost() noexcept;
+    void on_connect_failed() noexcept { suspect = true; }
     // `rtt` is the probe's round trip, nullopt when it failed or timed out.
     void on_probe(std::optional<std::chrono::microseconds> rtt, const health_policy& p) noexcept;
 
@@ -45,7 +49,9 @@ struct transport_health {
 // indexes best first (the preferred one, then the others in priority order);
 // `active` is the current one, if any. Rules:
 //  * an active transport that is healthy stays, unless one ranked above it
-//    has had `return_after` healthy probes in a row (return to preferred);
+//    has had `return_after` healthy probes in a row (return to preferred),
+//    or is clean and has never failed (at start, the preferred transport
+//    takes over as soon as it connects, even if another one was faster);
 //  * otherwise the best-ranked healthy transport takes over at once;
 //  * nullopt when none is healthy.
 [[nodiscard]] std::optional<std::size_t> choose_transport(

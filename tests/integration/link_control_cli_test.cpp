@@ -72,6 +72,7 @@ class LinkControlCli : public ::testing::Test {
                               "      - {{type: tcp}}\n"
                               "    forwards: ['-L 127.0.0.1:{}:127.0.0.1:{}']\n"
                               "    keepalive: 1s\n"
+                              "    return_after: 1\n"
                               "  llm:\n"
                               "    relays: [wss://relay-a.example.com/v1/tunnel]\n"
                               "    token_file: ~/.config/tunnel/token\n"
@@ -113,7 +114,12 @@ TEST_F(LinkControlCli, LsStatusSwitchEventsAndDown) {
     EXPECT_TRUE(S_ISSOCK(st.st_mode));
     EXPECT_EQ(st.st_mode & 0777, 0600u);
 
-    ASSERT_TRUE(eventually([&] { return ls()["links"][0]["state"] == "up"; }, 15s))
+    ASSERT_TRUE(eventually(
+        [&] {
+            auto l = ls()["links"][0];
+            return l["state"] == "up" && l["transport"]["index"] == 0;
+        },
+        15s))
         << ls().dump(2) << err();
     auto j = ls();
     ASSERT_EQ(j["links"].size(), 2u);

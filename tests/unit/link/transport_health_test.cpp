@@ -57,6 +57,23 @@ TEST(TransportHealth, StartsOnTheBestConnectedTransport) {
     EXPECT_EQ(choose_transport(h, rank_transports(3, 0), std::nullopt, policy), std::nullopt);
 }
 
+TEST(TransportHealth, APreferredTransportThatNeverFailedTakesOverAtOnce) {
+    std::vector<transport_health> h(2);
+    h[1].on_connected();
+    const auto ranked = rank_transports(2, 0);
+    EXPECT_EQ(choose_transport(h, ranked, std::nullopt, policy), 1u);
+    h[0].on_connected();  // connected later, never failed: no return_after wait
+    EXPECT_EQ(choose_transport(h, ranked, 1, policy), 0u);
+    // One that failed to connect first must prove itself.
+    std::vector<transport_health> g(2);
+    g[1].on_connected();
+    g[0].on_connect_failed();
+    g[0].on_connected();
+    EXPECT_EQ(choose_transport(g, ranked, 1, policy), 1u);
+    for (int i = 0; i < 3; ++i) g[0].on_probe(microseconds(1'000), policy);
+    EXPECT_EQ(choose_transport(g, ranked, 1, policy), 0u);
+}
+
 TEST(TransportHealth, FailsOverAfterTheStreakAndReturnsAfterHealthyProbes) {
     auto h = lanes(2);
     const auto ranked = rank_transports(2, 0);
