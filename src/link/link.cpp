@@ -183,6 +183,7 @@ core::result<std::size_t> link::prefer(std::string_view name) {
               {"from", prev ? nlohmann::json(*prev) : nlohmann::json()},
               {"to", *found},
               {"reason", "tunnel switch"}});
+        mark_remotes_down();
         auto s = lanes_[*found]->session;
         core::spawn(
             executor_, [self = shared_from_this(), s] { return self->request_remotes(s); },
@@ -232,6 +233,12 @@ void link::drop(lane& l, const std::string& why) {
     reselect(fmt::format("transport {} dropped: {}", l.transport.config.name, why));
 }
 
+void link::mark_remotes_down() {
+    // Each -R is asked for again on the new session.
+    for (std::size_t i = 0; i < remotes_.size(); ++i)
+        if (remotes_[i]) forward_stats_[i]->state = forward::forward_state::down;
+}
+
 void link::wake_acquirers() {
     for (auto* t : acquirers_) t->cancel();
 }
@@ -257,6 +264,7 @@ void link::reselect(const std::string& reason) {
                      lanes_[*next]->transport.config.name, core::log_text(reason, 200));
         for (std::size_t i = 0; i < locals_.size(); ++i)
             if (locals_[i]) forward_stats_[i]->state = forward::forward_state::up;
+        mark_remotes_down();
         auto s = lanes_[*next]->session;
         core::spawn(
             executor_, [self = shared_from_this(), s] { return self->request_remotes(s); },

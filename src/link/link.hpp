@@ -81,6 +81,7 @@ class link : public forward::session_source, public std::enable_shared_from_this
     bool wanted(std::size_t index) const;
     void reselect(const std::string& reason);
     void wake_acquirers();
+    void mark_remotes_down();
     void emit(nlohmann::json e) const;
     health_policy policy() const;
 

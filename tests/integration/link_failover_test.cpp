@@ -19,7 +19,10 @@ using fwd::wait_round_trip;
 class LinkFailover : public ::testing::Test {
   protected:
     void SetUp() override {
-        auto s = sshd_fixture::start();
+        // sshd notices a stalled client within ~3 s and frees its -R ports.
+        sshd_options so;
+        so.extra_config = {"ClientAliveInterval 1", "ClientAliveCountMax 2"};
+        auto s = sshd_fixture::start(so);
         ASSERT_TRUE(s) << s.error().message;
         sshd.emplace(std::move(*s));
         auto e = echo_server::start();
@@ -41,18 +44,20 @@ class LinkFailover : public ::testing::Test {
             "    transports:\n"
             "      - {{type: tcp, name: flaky, address: '127.0.0.1:{}'}}\n"
             "      - {{type: tcp, name: direct}}\n"
-            "    forwards: ['-L 127.0.0.1:{}:127.0.0.1:{}']\n"
+            "    forwards: ['-L 127.0.0.1:{}:127.0.0.1:{}', '-R 127.0.0.1:{}:127.0.0.1:{}']\n"
             "    keepalive: {}\n"
-            "    failover: {{after_failures: 2, rtt_above: 400ms}}\n"
+            "    failover: {{after_failures: 2, rtt_above: 300ms}}\n"
             "    return_after: 2\n"
             "    switch_wait: 10s\n"
             "{}",
-            fixture_options(*sshd), proxy->port(), local_port(), echo->port(), keepalive, extra);
+            fixture_options(*sshd), proxy->port(), local_port(), echo->port(), remote_port,
+            echo->port(), keepalive, extra);
     }
 
     std::optional<sshd_fixture> sshd;
     std::unique_ptr<echo_server> echo;
     std::unique_ptr<fault_proxy> proxy;
+    uint16_t remote_port = local_port();  // the -R port on the server (loopback here)
 };
 
 TEST_F(LinkFailover, StalledPrimaryFailsOverWithinTwoKeepalivesAndComesBack) {
@@ -63,6 +68,7 @@ TEST_F(LinkFailover, StalledPrimaryFailsOverWithinTwoKeepalivesAndComesBack) {
     const auto lp = rm.local_port("db", 0);
     ASSERT_NE(lp, 0);
     ASSERT_TRUE(wait_round_trip("127.0.0.1", lp, 5s));
+    ASSERT_TRUE(wait_round_trip("127.0.0.1", remote_port, 5s)) << rm.status("db").dump(2);
     // Both lanes connected (start: parallel) before the fault.
     ASSERT_TRUE(
         fwd::eventually([&] { return rm.status("db")["transports"][1]["state"] == "up"; }, 10s))
@@ -87,6 +93,9 @@ TEST_F(LinkFailover, StalledPrimaryFailsOverWithinTwoKeepalivesAndComesBack) {
     ASSERT_TRUE(echoed) << echoed.error().message;
     EXPECT_EQ(*echoed, "queued during the switch");
     EXPECT_TRUE(round_trip("127.0.0.1", lp, "after the switch"));
+    // -R is requested again on the new session once sshd has let go of the
+    // stalled one's listener (ClientAlive: ~3 s).
+    EXPECT_TRUE(wait_round_trip("127.0.0.1", remote_port, 15s)) << rm.status("db").dump(2);
 
     auto st = rm.status("db");
     EXPECT_EQ(st["transport"]["name"], "direct");
@@ -108,6 +117,7 @@ TEST_F(LinkFailover, StalledPrimaryFailsOverWithinTwoKeepalivesAndComesBack) {
     std::printf("back on the preferred transport: %lld ms\n",
                 static_cast<long long>(return_ms.count()));
     EXPECT_TRUE(round_trip("127.0.0.1", lp, "back on the preferred transport"));
+    EXPECT_TRUE(wait_round_trip("127.0.0.1", remote_port, 15s)) << rm.status("db").dump(2);
     EXPECT_EQ(rm.status("db")["switches"], switches_before + 2);
     EXPECT_GE(proxy->accepted(), 2) << "a new connection through the recovered proxy";
 }
