@@ -157,6 +157,18 @@ TEST_F(LinkControlCli, LsStatusSwitchEventsAndDown) {
     EXPECT_EQ(missing.exit_code, 1);
     EXPECT_NE(missing.err.find("no link named"), std::string::npos) << missing.err;
 
+    // `tunnel events` follows the stream until the manager goes.
+    const auto events_out = home->file("events.out");
+    auto follower = spawn_tunnel({"events", "--control", socket_path}, home->path(), events_out,
+                                 home->file("events.err"));
+    ASSERT_TRUE(follower) << follower.error().message;
+    ASSERT_TRUE(eventually(
+        [&] {
+            return read_text_file(events_out).value_or("").find("manager_started") !=
+                   std::string::npos;
+        },
+        10s));
+
     // events: the recent ones first, then live ones.
     int ev = dial(socket_path);
     ASSERT_GE(ev, 0);
@@ -179,6 +191,13 @@ TEST_F(LinkControlCli, LsStatusSwitchEventsAndDown) {
     ASSERT_TRUE(code) << "tunnel up did not stop\n" << err();
     EXPECT_EQ(*code, 0) << err();
     EXPECT_NE(::access(socket_path.c_str(), F_OK), 0) << "the socket file is removed";
+    auto follower_code = follower->wait(5s);
+    ASSERT_TRUE(follower_code) << "tunnel events did not end with the manager";
+    EXPECT_EQ(*follower_code, 0);
+    const auto followed = read_text_file(events_out).value_or("");
+    EXPECT_NE(followed.find("\"type\":\"restart\""), std::string::npos) << followed;
+    EXPECT_NE(followed.find("\"type\":\"switch\""), std::string::npos) << followed;
+    EXPECT_NE(followed.find("manager_stopped"), std::string::npos) << followed;
     auto after = tunnel({"ls"});
     EXPECT_EQ(after.exit_code, 255);
     EXPECT_NE(after.err.find("no `tunnel up` is listening"), std::string::npos) << after.err;
