@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "forward_test_support.hpp"
+#include "link/control_server.hpp"
 #include "link_test_support.hpp"
 
 namespace tunnel::test::links {
@@ -264,6 +265,48 @@ TEST(LinkUpCli, CheckReportsFileErrorsWithPathAndLine) {
     EXPECT_EQ(r.exit_code, 2);
     EXPECT_NE(r.err.find("links.yaml: links.db.keepalive"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("(line 4)"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace tunnel::test::links
+
+namespace tunnel::test::links {
+namespace {
+
+TEST(LinkControlSocket, StaleSocketIsReplacedAndAFileIsNeverRemoved) {
+    auto h = temp_dir::create("tunnel-control-sock");
+    ASSERT_TRUE(h);
+    // A socket left by a manager that died: bound, never unlinked, nobody listening.
+    const auto stale = h->file("stale.sock");
+    {
+        int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::strncpy(addr.sun_path, stale.c_str(), sizeof addr.sun_path - 1);
+        ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+        ::close(fd);
+    }
+    EXPECT_TRUE(link::control_server::check_available(stale));
+    asio::io_context io;
+    auto m = std::make_shared<link::manager>(io.get_executor());
+    auto server = link::control_server::open(io.get_executor(), stale, m);
+    ASSERT_TRUE(server) << server.error().message;
+    struct stat st {};
+    ASSERT_EQ(::stat(stale.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    // Now it answers: a second one is refused.
+    auto again = link::control_server::check_available(stale);
+    ASSERT_FALSE(again);
+    EXPECT_NE(again.error().message.find("another `tunnel up`"), std::string::npos);
+    (*server)->stop();
+    EXPECT_NE(::access(stale.c_str(), F_OK), 0);
+
+    const auto file = h->file("precious.txt");
+    ASSERT_TRUE(write_text_file(file, "keep me"));
+    auto refused = link::control_server::open(io.get_executor(), file, m);
+    ASSERT_FALSE(refused);
+    EXPECT_NE(refused.error().message.find("is not a socket"), std::string::npos);
+    EXPECT_EQ(read_text_file(file).value_or(""), "keep me");
 }
 
 }  // namespace
