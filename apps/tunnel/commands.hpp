@@ -27,5 +27,12 @@ void add_relay_command(CLI::App& app, command_runner& run);
 void add_deploy_command(CLI::App& app, command_runner& run);
 void add_rollback_command(CLI::App& app, command_runner& run);
 void add_releases_command(CLI::App& app, command_runner& run);
+void add_up_command(CLI::App& app, command_runner& run);
+void add_ls_command(CLI::App& app, command_runner& run);
+void add_status_command(CLI::App& app, command_runner& run);
+void add_restart_command(CLI::App& app, command_runner& run);
+void add_switch_command(CLI::App& app, command_runner& run);
+void add_events_command(CLI::App& app, command_runner& run);
+void add_down_command(CLI::App& app, command_runner& run);
 
 }  // namespace tunnel::cli

@@ -67,6 +67,13 @@ int main(int argc, char** argv) {
         {"deploy", cli::add_deploy_command},
         {"rollback", cli::add_rollback_command},
         {"releases", cli::add_releases_command},
+        {"up", cli::add_up_command},
+        {"ls", cli::add_ls_command},
+        {"status", cli::add_status_command},
+        {"restart", cli::add_restart_command},
+        {"switch", cli::add_switch_command},
+        {"events", cli::add_events_command},
+        {"down", cli::add_down_command},
     };
     // Only the subcommand named on the command line is built: building all of
     // them cost every `tunnel exec` ~1 ms of CPU at start. Without a known

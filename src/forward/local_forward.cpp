@@ -173,7 +173,8 @@ asio::awaitable<void> local_forward::serve(stream_socket socket) {
 
     spdlog::debug("{}: new connection for {}", stats_->spec.text,
                   core::log_text(target.to_string()));
-    auto session = co_await source_.acquire(ssh::clock_type::now() + options_.outage_wait);
+    const auto outage_deadline = ssh::clock_type::now() + options_.outage_wait;
+    auto session = co_await source_.acquire(outage_deadline);
     if (!session || stopped_) {
         ++stats_->failures;
         spdlog::warn("{}: no SSH session within {} ms; closing the connection to {}",
@@ -182,13 +183,24 @@ asio::awaitable<void> local_forward::serve(stream_socket socket) {
         close_cleanly(socket);
         co_return;
     }
-    const auto deadline = ssh::clock_type::now() + options_.open_timeout;
+    auto deadline = ssh::clock_type::now() + options_.open_timeout;
     // (No co_await inside ?: — g++ 12 mishandles the temporaries.)
     core::result<ssh::channel> ch = core::fail(core::errc::invalid_argument, "unset");
-    if (target.is_unix())
-        ch = co_await ssh::channel::open_direct_streamlocal(session, target.path, deadline);
-    else
-        ch = co_await ssh::channel::open_direct_tcpip(session, target.host, target.port, deadline);
+    for (int attempt = 0;; ++attempt) {
+        if (target.is_unix())
+            ch = co_await ssh::channel::open_direct_streamlocal(session, target.path, deadline);
+        else
+            ch = co_await ssh::channel::open_direct_tcpip(session, target.host, target.port,
+                                                          deadline);
+        // The session died under the open (a link manager dropped a stalled
+        // transport): once, take the session that replaced it, if one comes
+        // within the outage wait.
+        if (ch || attempt > 0 || stopped_ || ch.error().code != core::errc::disconnected) break;
+        auto next = co_await source_.acquire(outage_deadline);
+        if (!next || next == session) break;
+        session = std::move(next);
+        deadline = ssh::clock_type::now() + options_.open_timeout;
+    }
     if (!ch) {
         ++stats_->failures;
         stats_->last_error = ch.error().message;

@@ -1,0 +1,119 @@
+// tunnel up LINKS.yaml: run every link of the file until SIGINT/SIGTERM or `tunnel down`.
+#include <csignal>
+#include <memory>
+#include <string>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "cli_common.hpp"
+#include "commands.hpp"
+#include "link/control_server.hpp"
+#include "link/link_config.hpp"
+#include "link/link_resolve.hpp"
+#include "link/manager.hpp"
+
+namespace tunnel::cli {
+
+namespace {
+
+struct up_flags {
+    std::string file;
+    std::string control;
+    bool check = false;
+    ssh::client_flags connection;
+};
+
+int run_up(const up_flags& f) {
+    auto file = link::load_links_file(f.file);
+    if (!file) return report(file.error());
+    const auto ctx = ssh::process_resolve_context();
+    std::vector<std::vector<link::resolved_transport>> transports;
+    for (const auto& l : file->links) {
+        auto r = link::resolve_transports(l, f.connection, ctx);
+        if (!r) return report({r.error().code, fmt::format("{}: {}", f.file, r.error().message)});
+        transports.push_back(std::move(*r));
+    }
+    std::string control = f.control.empty() ? file->control.socket : f.control;
+    if (control.empty()) {
+        auto d = link::default_control_path();
+        if (!d) return report(d.error());
+        control = *d;
+    }
+    if (f.check) {
+        fmt::print("{}: {} link(s) OK; control socket {}\n", f.file, file->links.size(), control);
+        for (std::size_t i = 0; i < file->links.size(); ++i)
+            for (const auto& t : transports[i])
+                if (!t.options)
+                    fmt::print("  {}: transport {} will not run: {}\n", file->links[i].name,
+                               t.config.name, t.unsupported);
+        return 0;
+    }
+    if (!file->control.status_addr.empty())
+        spdlog::warn("control.status_addr is not served yet; use `tunnel ls --json`");
+
+    // Before any listener is bound: a second manager is told about the first.
+    if (auto free = link::control_server::check_available(control); !free)
+        return report(free.error());
+    asio::io_context io;
+    auto m = link::manager::create(io.get_executor(), *file, std::move(transports));
+    if (!m) return report(m.error());
+    auto server = link::control_server::open(io.get_executor(), control, *m);
+    if (!server) return report(server.error());
+    for (const auto& l : (*m)->links())
+        for (std::size_t i = 0; i < file->links.size(); ++i)
+            if (file->links[i].name == l->name())
+                for (std::size_t k = 0; k < file->links[i].forwards.size(); ++k)
+                    if (auto port = l->local_port(k))
+                        spdlog::info("link {}: {} listening on port {}", l->name(),
+                                     file->links[i].forwards[k].text, port);
+
+    asio::signal_set signals(io, SIGINT, SIGTERM);
+    signals.async_wait([&](boost::system::error_code ec, int) {
+        if (!ec) (*m)->stop();
+    });
+    asio::steady_timer grace(io);
+    run_until_done(io, [&]() -> asio::awaitable<void> {
+        (*server)->start();
+        (*m)->start();
+        fmt::print("tunnel up: {} link(s); control socket {}\n", (*m)->links().size(),
+                   (*server)->path());
+        std::fflush(stdout);
+        co_await (*m)->wait_stopped();
+        (*server)->stop();
+        signals.cancel();
+        // Connects in flight end at their own deadline: do not wait for them.
+        grace.expires_after(std::chrono::milliseconds(300));
+        grace.async_wait([&](boost::system::error_code e) {
+            if (!e) io.stop();
+        });
+    });
+    return 0;
+}
+
+}  // namespace
+
+void add_up_command(CLI::App& app, command_runner& run) {
+    auto flags = std::make_shared<up_flags>();
+    auto* cmd = app.add_subcommand(
+        "up", "Keep named links up over redundant transports (the connection manager)");
+    cmd->footer(
+        "Example:\n"
+        "  tunnel up ~/.config/tunnel/links.yaml\n"
+        "  tunnel ls; tunnel switch db tcp; tunnel events; tunnel down\n"
+        "See docs/link.md for the file. Runs until SIGINT/SIGTERM or `tunnel down` (exit 0).\n"
+        "Exit status: 2 bad file or usage; 255 a listener or the control socket failed.");
+    cmd->add_option("file", flags->file, "links.yaml")->required();
+    cmd->add_option("--control", flags->control,
+                    "Control socket path (default: control.socket in the file, else "
+                    "$XDG_RUNTIME_DIR/tunnel/control.sock)");
+    cmd->add_flag("--check", flags->check, "Validate the file and resolve every target, then exit");
+    cmd->add_option("-F", flags->connection.config_file, "ssh_config file to read");
+    cmd->add_option("-o", flags->connection.options,
+                    "ssh_config Key=Value for every link (beats the file's options)")
+        ->take_all()
+        ->allow_extra_args(false);
+    cmd->callback([flags, &run] { run = [flags] { return run_up(*flags); }; });
+}
+
+}  // namespace tunnel::cli

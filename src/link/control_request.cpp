@@ -1,0 +1,105 @@
+#include "link/control_request.hpp"
+
+#include <fmt/format.h>
+
+#include "core/log_text.hpp"
+#include "link/link_config.hpp"
+
+namespace tunnel::link {
+
+namespace {
+
+constexpr int max_depth = 8;
+
+// Deepest nesting of [ and { outside strings: nlohmann recurses on nested
+// values, so a line of 16 KiB of '[' is refused before it is parsed.
+int nesting(std::string_view s) {
+    int depth = 0, deepest = 0;
+    bool in_string = false, escaped = false;
+    for (char c : s) {
+        if (in_string) {
+            if (escaped)
+                escaped = false;
+            else if (c == '\\')
+                escaped = true;
+            else if (c == '"')
+                in_string = false;
+            continue;
+        }
+        if (c == '"')
+            in_string = true;
+        else if (c == '[' || c == '{')
+            deepest = std::max(deepest, ++depth);
+        else if (c == ']' || c == '}')
+            --depth;
+    }
+    return deepest;
+}
+
+core::result<control_request> bad(std::string message) {
+    return core::fail(core::errc::invalid_argument, std::move(message));
+}
+
+}  // namespace
+
+core::result<control_request> parse_control_request(std::string_view line) {
+    if (line.size() > max_request_bytes)
+        return bad(fmt::format("request longer than {} bytes", max_request_bytes));
+    if (nesting(line) > max_depth)
+        return bad(fmt::format("request nested deeper than {} levels", max_depth));
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded())
+        return bad("not a JSON object: send one object per line, like {\"cmd\":\"ls\"}");
+    if (!j.is_object()) return bad("the request must be a JSON object, like {\"cmd\":\"ls\"}");
+    control_request r;
+    if (auto id = j.find("id"); id != j.end()) {
+        if (!id->is_string() && !id->is_number_integer())
+            return bad("\"id\" must be a string or an integer");
+        if (id->is_string() && id->get_ref<const std::string&>().size() > 128)
+            return bad("\"id\" longer than 128 bytes");
+        r.id = *id;
+    }
+    for (const auto& [k, v] : j.items()) {
+        if (k != "cmd" && k != "link" && k != "transport" && k != "id")
+            return bad(fmt::format("unknown key \"{}\" (allowed: cmd, link, transport, id)",
+                                   core::log_text(k, 40)));
+        if (k != "id" && !v.is_string()) return bad(fmt::format("\"{}\" must be a string", k));
+    }
+    auto cmd = j.find("cmd");
+    if (cmd == j.end()) return bad("missing \"cmd\" (ls, status, restart, switch, events, down)");
+    r.cmd = cmd->get<std::string>();
+    const bool needs_link = r.cmd == "status" || r.cmd == "restart" || r.cmd == "switch";
+    if (r.cmd != "ls" && r.cmd != "events" && r.cmd != "down" && !needs_link)
+        return bad(fmt::format("unknown cmd \"{}\" (ls, status, restart, switch, events, down)",
+                               core::log_text(r.cmd, 40)));
+    if (auto l = j.find("link"); l != j.end()) r.link = l->get<std::string>();
+    if (auto t = j.find("transport"); t != j.end()) r.transport = t->get<std::string>();
+    if (needs_link && r.link.empty()) return bad(fmt::format("{} needs \"link\"", r.cmd));
+    if (!needs_link && !r.link.empty()) return bad(fmt::format("{} takes no \"link\"", r.cmd));
+    if (!r.link.empty() && !valid_link_name(r.link))
+        return bad("\"link\" is not a link name (1-64 letters, digits, '.', '_', '-')");
+    if (r.cmd == "switch") {
+        if (r.transport.empty()) return bad("switch needs \"transport\" (a name or an index)");
+        if (!valid_link_name(r.transport))
+            return bad("\"transport\" is not a transport name or index");
+    } else if (!r.transport.empty()) {
+        return bad(fmt::format("{} takes no \"transport\"", r.cmd));
+    }
+    return r;
+}
+
+nlohmann::json to_json(const control_request& r) {
+    nlohmann::json j{{"cmd", r.cmd}};
+    if (!r.link.empty()) j["link"] = r.link;
+    if (!r.transport.empty()) j["transport"] = r.transport;
+    if (!r.id.is_null()) j["id"] = r.id;
+    return j;
+}
+
+std::string error_line(std::string_view message, const nlohmann::json& id) {
+    nlohmann::json j{{"ok", false}, {"error", std::string(message)}};
+    if (!id.is_null()) j["id"] = id;
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace tunnel::link

@@ -1,0 +1,44 @@
+// The control protocol's requests (JSON lines on the control socket), checked
+// before anything acts on them: a request from a hostile or confused client
+// gets an error line, never a crash.
+//
+//   {"cmd": "ls"}                                  every link's status
+//   {"cmd": "status", "link": "db"}                one link, with its transports
+//   {"cmd": "restart", "link": "db"}               drop the link's sessions, reconnect
+//   {"cmd": "switch", "link": "db", "transport": "tcp"}   prefer that transport (name or index)
+//   {"cmd": "events"}                              the recent events, then a live stream
+//   {"cmd": "down"}                                stop `tunnel up`
+// Any request may carry "id" (a string or number), echoed in the reply.
+// Replies: {"ok": true, ...} or {"ok": false, "error": "..."}.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.hpp"
+
+namespace tunnel::link {
+
+inline constexpr std::size_t max_request_bytes = 16 * 1024;
+
+struct control_request {
+    std::string cmd;
+    std::string link;       // status, restart, switch
+    std::string transport;  // switch
+    nlohmann::json id;      // null when absent
+};
+
+// Parses and validates one request line (without its newline).
+[[nodiscard]] core::result<control_request> parse_control_request(std::string_view line);
+
+// The request as JSON again (what manager::handle takes).
+[[nodiscard]] nlohmann::json to_json(const control_request& r);
+
+// {"ok": false, "error": message} (+ id when known).
+[[nodiscard]] std::string error_line(std::string_view message, const nlohmann::json& id = {});
+
+}  // namespace tunnel::link

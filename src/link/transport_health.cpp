@@ -1,0 +1,64 @@
+#include "link/transport_health.hpp"
+
+namespace tunnel::link {
+
+void transport_health::on_connected() noexcept {
+    connected = true;
+    failure_streak = 0;
+    healthy_streak = 0;
+}
+
+void transport_health::on_lost() noexcept {
+    if (connected) suspect = true;
+    connected = false;
+    healthy_streak = 0;
+    rtt_ms.reset();
+}
+
+void transport_health::on_probe(std::optional<std::chrono::microseconds> rtt,
+                                const health_policy& p) noexcept {
+    ++probes;
+    const bool too_slow = rtt && p.rtt_above && *rtt > *p.rtt_above;
+    if (rtt) {
+        const double ms = static_cast<double>(rtt->count()) / 1000.0;
+        rtt_ms = ms;
+        ewma_ms = ewma_ms ? 0.3 * ms + 0.7 * *ewma_ms : ms;
+    }
+    if (!rtt || too_slow) {
+        suspect = true;
+        ++probe_failures;
+        ++failure_streak;
+        healthy_streak = 0;
+        return;
+    }
+    failure_streak = 0;
+    ++healthy_streak;
+}
+
+std::vector<std::size_t> rank_transports(std::size_t n, std::size_t preferred) {
+    std::vector<std::size_t> out;
+    if (preferred < n) out.push_back(preferred);
+    for (std::size_t i = 0; i < n; ++i)
+        if (i != preferred) out.push_back(i);
+    return out;
+}
+
+std::optional<std::size_t> choose_transport(const std::vector<transport_health>& health,
+                                            const std::vector<std::size_t>& ranked,
+                                            std::optional<std::size_t> active,
+                                            const health_policy& p) {
+    if (active && *active < health.size() && health[*active].healthy(p)) {
+        for (auto i : ranked) {
+            if (i == *active) break;  // nothing ranked above it is ready
+            if (i < health.size() && health[i].clean() &&
+                (health[i].healthy_streak >= p.return_after || !health[i].suspect))
+                return i;
+        }
+        return active;
+    }
+    for (auto i : ranked)
+        if (i < health.size() && health[i].healthy(p)) return i;
+    return std::nullopt;
+}
+
+}  // namespace tunnel::link

@@ -1,0 +1,63 @@
+#include "link/control_request.hpp"
+
+#include <gtest/gtest.h>
+
+namespace tunnel::link {
+namespace {
+
+std::string refused(std::string_view line) {
+    auto r = parse_control_request(line);
+    EXPECT_FALSE(r) << line << " should be refused";
+    return r ? "" : r.error().message;
+}
+
+TEST(ControlRequest, GoodRequests) {
+    auto r = parse_control_request(R"({"cmd":"ls"})");
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->cmd, "ls");
+    r = parse_control_request(R"({"cmd":"switch","link":"db","transport":"tcp","id":"a1"})");
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->link, "db");
+    EXPECT_EQ(r->transport, "tcp");
+    EXPECT_EQ(r->id, "a1");
+    EXPECT_EQ(to_json(*r)["transport"], "tcp");
+    EXPECT_TRUE(parse_control_request(R"({"cmd":"status","link":"db","id":3})"));
+    EXPECT_TRUE(parse_control_request(R"({"cmd":"switch","link":"db","transport":"0"})"));
+}
+
+TEST(ControlRequest, BadRequestsSayWhatIsWrong) {
+    EXPECT_NE(refused("").find("not a JSON object"), std::string::npos);
+    EXPECT_NE(refused("{").find("not a JSON object"), std::string::npos);
+    EXPECT_NE(refused("\"ls\"").find("must be a JSON object"), std::string::npos);
+    EXPECT_NE(refused("{}").find("missing \"cmd\""), std::string::npos);
+    EXPECT_NE(refused(R"({"cmd":"reboot"})").find("unknown cmd"), std::string::npos);
+    EXPECT_NE(refused(R"({"cmd":"ls","link":"db"})").find("takes no \"link\""), std::string::npos);
+    EXPECT_NE(refused(R"({"cmd":"restart"})").find("needs \"link\""), std::string::npos);
+    EXPECT_NE(refused(R"({"cmd":"status","link":"a b"})").find("not a link name"),
+              std::string::npos);
+    EXPECT_NE(
+        refused(R"({"cmd":"switch","link":"db","transport":"x/y"})").find("not a transport name"),
+        std::string::npos);
+    EXPECT_NE(
+        refused(R"({"cmd":"status","link":"db","transport":"t"})").find("takes no \"transport\""),
+        std::string::npos);
+    EXPECT_NE(refused(R"({"cmd":["ls"]})").find("must be a string"), std::string::npos);
+    EXPECT_NE(refused(R"({"cmd":"ls","id":1.5})").find("\"id\" must be"), std::string::npos);
+    EXPECT_NE(refused(R"({"cmd":"ls","id":")" + std::string(200, 'x') + "\"}").find("longer"),
+              std::string::npos);
+    EXPECT_NE(refused(std::string(20'000, ' ')).find("longer than"), std::string::npos);
+    EXPECT_NE(refused(std::string(100, '{')).find("nested deeper"), std::string::npos);
+    // Brackets inside strings are not nesting.
+    EXPECT_NE(refused(R"({"cmd":"[[[[[[[[[[[[[[[[[[[["})").find("unknown cmd"), std::string::npos);
+}
+
+TEST(ControlRequest, ErrorLineIsValidJsonEvenForBadBytes) {
+    auto line = error_line("bad \xff byte", 5);
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << line;
+    EXPECT_FALSE(j["ok"].get<bool>());
+    EXPECT_EQ(j["id"], 5);
+}
+
+}  // namespace
+}  // namespace tunnel::link
