@@ -144,9 +144,11 @@ int run_connect(const connect_flags& f) {
     signals.async_wait([&](boost::system::error_code ec, int) {
         if (ec) return;
         by_signal = true;
-        lease->release = true;  // stopping for good: the relay releases the names now
+        // Stopping for good: the relay releases the names now (a close
+        // frame, sent within the grace below).
+        lease->release_now();
         (*sup)->stop();
-        grace.expires_after(std::chrono::milliseconds(200));
+        grace.expires_after(std::chrono::milliseconds(500));
         grace.async_wait([&](boost::system::error_code e) {
             if (!e) io.stop();
         });

@@ -78,16 +78,19 @@ asio::awaitable<hold_outcome> hold_for_lease(std::shared_ptr<relay_state> relay,
         relay->metrics.queued.with({"full"}).inc();
         limit_hit(*relay, "queue");
         const auto wait = retry_after(*relay, *route);
-        co_await send_error(
-            *conn, 503, "queue_full",
+        std::string message =
             entry.why == request_queue::full::requests
-                ? fmt::format("{} has no tunnel right now and {} requests already wait for it "
-                              "(queue.max_requests); retry after {} s",
-                              label, entry.queued, wait)
-                : fmt::format("{} has no tunnel right now and the requests waiting for it "
-                              "already hold queue.max_bytes ({} bytes); retry after {} s",
-                              label, cfg.queue.max_bytes, wait),
-            wait);
+                ? fmt::format(
+                      "{} has no tunnel right now and {} requests already wait for it "
+                      "(queue.max_requests); retry after {} s",
+                      label, entry.queued, wait)
+                : fmt::format(
+                      "{} has no tunnel right now and the requests waiting for it "
+                      "already hold queue.max_bytes ({} bytes); retry after {} s",
+                      label, cfg.queue.max_bytes, wait);
+        // Named locals: no temporaries in a co_await's arguments (g++ 12).
+        auto answer = send_error(*conn, 503, "queue_full", std::move(message), wait);
+        co_await std::move(answer);
         out.answered = true;
         co_return out;
     }
@@ -111,16 +114,19 @@ asio::awaitable<hold_outcome> hold_for_lease(std::shared_ptr<relay_state> relay,
         }
         if (st == request_queue::state::dropped) {
             relay->metrics.queued.with({"released"}).inc();
-            co_await send_error(*conn, 503, "tunnel_offline",
-                                fmt::format("the tunnel of {} did not come back within its lease's "
-                                            "grace period, and the name was released",
-                                            label));
+            std::string message = fmt::format(
+                "the tunnel of {} did not come back within its lease's grace "
+                "period, and the name was released",
+                label);
+            auto answer = send_error(*conn, 503, "tunnel_offline", std::move(message));
+            co_await std::move(answer);
             out.answered = true;
             co_return out;
         }
         if (relay->stopping) {
-            co_await send_error(*conn, 503, "shutting_down",
-                                "the relay is shutting down; retry in a moment", 1);
+            std::string message = "the relay is shutting down; retry in a moment";
+            auto answer = send_error(*conn, 503, "shutting_down", std::move(message), 1);
+            co_await std::move(answer);
             out.answered = true;
             co_return out;
         }
@@ -129,12 +135,12 @@ asio::awaitable<hold_outcome> hold_for_lease(std::shared_ptr<relay_state> relay,
             limit_hit(*relay, "queue_wait");
             const auto wait = retry_after(*relay, *route);
             entry.place.reset();  // out of the queue before the answer is written
-            co_await send_error(
-                *conn, 503, "queue_timeout",
-                fmt::format("{} has no tunnel right now; the request waited {} ms for it "
-                            "(queue.max_wait); retry after {} s",
-                            label, cfg.queue.max_wait.count(), wait),
-                wait);
+            std::string message = fmt::format(
+                "{} has no tunnel right now; the request waited {} ms for it "
+                "(queue.max_wait); retry after {} s",
+                label, cfg.queue.max_wait.count(), wait);
+            auto answer = send_error(*conn, 503, "queue_timeout", std::move(message), wait);
+            co_await std::move(answer);
             out.answered = true;
             co_return out;
         }

@@ -50,8 +50,9 @@ struct ws_link {
     websocket::close_code close_code = websocket::close_code::normal;
     std::string close_reason = "tunnel closed";
     // The client closed the WebSocket saying it is leaving for good
-    // (transport::ws_release_lease): its lease's names go at once.
-    bool release_lease = false;
+    // (transport::ws_release_lease): its lease's names go at once. Shared
+    // with the session's on_closed, which may run after the link is gone.
+    std::shared_ptr<bool> release_lease = std::make_shared<bool>(false);
     core::close_registry::handle owned;  // "tunnel" in relay_state::owned while a pump runs
 
     // Ends both pumps: libssh sees EOF, the WebSocket's socket is closed.
@@ -144,8 +145,9 @@ asio::awaitable<void> ws_to_ssh(std::shared_ptr<ws_link<S>> link) {
         if (ec) {
             if (ec == websocket::error::closed &&
                 static_cast<std::uint16_t>(link->ws.reason().code) == transport::ws_release_lease)
-                link->release_lease = true;
-            spdlog::debug("tunnel WebSocket read ended: {}", ec.message());
+                *link->release_lease = true;
+            spdlog::debug("tunnel WebSocket read ended: {} (close code {})", ec.message(),
+                          static_cast<unsigned>(link->ws.reason().code));
             break;
         }
         co_await asio::async_write(link->pair, asio::buffer(buf.data(), n),
@@ -394,15 +396,16 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
         r->audit("unpublish", {{"tenant", tt->policy.tenant}, {"name", core::log_text(name, 64)}});
     };
     handlers.on_agent_request = agent_request_handler(weak_relay, weak);
-    handlers.on_closed = [weak, weak_relay, weak_link](const core::error& why) {
-        auto tt = weak.lock();
+    handlers.on_closed = [weak, weak_relay, weak_link,
+                          released = link->release_lease](const core::error& why) {
         if (auto l = weak_link.lock()) {
             error_code ignored;
             l->pair.close(ignored);  // ssh_to_ws then closes the WebSocket
-            if (tt && l->release_lease) tt->release_lease = true;
         }
+        auto tt = weak.lock();
         auto r = weak_relay.lock();
         if (!tt || !r) return;
+        if (*released) tt->release_lease = true;
         tt->closing = true;
         if (tt->expiry) tt->expiry->cancel();
         for (const auto& [name, port] : tt->names)

@@ -532,7 +532,13 @@ asio::awaitable<core::result<std::shared_ptr<websocket_client>>> websocket_clien
         if (!u) co_return tl::unexpected(u.error());
     }
     spdlog::debug("WebSocket to {} open (tenant '{}')", im->url.to_string(), im->info.tenant);
-    co_return std::make_shared<websocket_client>(std::move(im));
+    auto lease = im->options.lease;
+    auto client = std::make_shared<websocket_client>(std::move(im));
+    if (lease) {
+        std::lock_guard lock(lease->mutex);
+        lease->current = client;
+    }
+    co_return client;
 }
 
 namespace {
@@ -549,10 +555,9 @@ asio::awaitable<void> close_releasing(std::shared_ptr<websocket_client> self, Ws
         if (!e) tcp_stream.socket().close(e);
     });
     error_code ec;
-    co_await ws.async_close(
-        websocket::close_reason(static_cast<websocket::close_code>(ws_release_lease),
-                                "client stopped"),
-        asio::redirect_error(asio::use_awaitable, ec));
+    const websocket::close_reason why(static_cast<websocket::close_code>(ws_release_lease),
+                                      "client stopped");
+    co_await ws.async_close(why, asio::redirect_error(asio::use_awaitable, ec));
     limit.cancel();
     error_code ignored;
     tcp_stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
@@ -560,6 +565,16 @@ asio::awaitable<void> close_releasing(std::shared_ptr<websocket_client> self, Ws
 }
 
 }  // namespace
+
+void ws_lease::release_now() {
+    release = true;
+    std::shared_ptr<websocket_client> ws;
+    {
+        std::lock_guard lock(mutex);
+        ws = current.lock();
+    }
+    if (ws) ws->stop();
+}
 
 void websocket_client::stop() {
     if (impl_->stopped) return;

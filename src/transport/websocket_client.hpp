@@ -58,10 +58,17 @@ struct ws_url {
 // `Tunnel-Lease: <id>` (or `new`) and keeps the ID the relay's 101 gives
 // back, so a reconnect gets the tunnel's names back. The ID is a secret:
 // never logged, never in a URL.
+class websocket_client;
 struct ws_lease {
     std::mutex mutex;
     std::string id;                 // empty until the relay gave one
     std::chrono::seconds grace{0};  // Tunnel-Lease-Grace
+    // The connection attached with it now: stopping it with `release` set
+    // tells the relay (release_now()).
+    std::weak_ptr<websocket_client> current;
+    // Sets `release` and stops the current connection (call on its
+    // executor's thread): its WebSocket closes with ws_release_lease.
+    void release_now();
     // Set when the client stops for good: the WebSocket is then closed with
     // ws_release_lease, and the relay releases the names at once.
     std::atomic<bool> release{false};

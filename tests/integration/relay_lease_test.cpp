@@ -360,7 +360,7 @@ TEST_F(RelayLease, AClientThatStopsOnPurposeReleasesItsNamesAtOnce) {
     ASSERT_TRUE(relay->wait_published("acme", "web", 10s, false));
     const auto t0 = steady::now();
     auto r = http_request(relay->public_port(), get("/hello"));
-    ASSERT_TRUE(r);
+    ASSERT_TRUE(r) << relay->log() << first->log();
     EXPECT_EQ(r->status, 503) << r->raw;
     EXPECT_LT(steady::now() - t0, 2s) << "not queued: the lease was released";
     auto second = relay->connect(token, {{"web", (*b)->port()}});
