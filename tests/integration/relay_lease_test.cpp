@@ -243,6 +243,25 @@ TEST_F(RelayLease, RequestsDuringTheGapAreQueuedAndDeliveredAfterTheReconnect) {
     EXPECT_EQ(relay->log().find("Tunnel-Lease:"), std::string::npos);
 }
 
+TEST_F(RelayLease, QueuedRequestsAreHandedToTheTunnelsWorker) {
+    // Four workers: a request waits on the worker that read it and is
+    // handed, with its turn, to the worker of the tunnel that came back.
+    start("workers: 4\nleases: {grace: 30s}\nqueue: {max_wait: 25s}\n");
+    recording_origin origin;
+    connect_through_proxy(origin.port());
+    cut();
+    std::vector<std::future<core::result<http_reply>>> waiting;
+    for (int i = 0; i < 8; ++i) waiting.push_back(in_background(get(fmt::format("/w-{}", i))));
+    std::this_thread::sleep_for(1s);
+    pass();
+    for (int i = 0; i < 8; ++i) {
+        auto r = waiting[i].get();
+        ASSERT_TRUE(r) << r.error().message;
+        EXPECT_EQ(r->status, 200) << r->raw << "\n" << relay->log();
+        EXPECT_EQ(origin.count(fmt::format("GET /w-{}", i)), 1);
+    }
+}
+
 TEST_F(RelayLease, AnotherTunnelOfTheTenantCannotTakeALeasedName) {
     start("leases: {grace: 30s}\n");
     recording_origin a;
