@@ -45,7 +45,9 @@ void print_event(const relay::relay_event& ev, bool json) {
         nlohmann::json j;
         switch (ev.what) {
             case kind::attached:
-                j = {{"event", "attached"}, {"tenant", ev.tenant}};
+                j = {{"event", "attached"},
+                     {"tenant", ev.tenant},
+                     {"lease_grace_s", ev.lease_grace.count()}};
                 break;
             case kind::host_key_recorded:
                 j = {{"event", "host_key_recorded"},
@@ -66,7 +68,11 @@ void print_event(const relay::relay_event& ev, bool json) {
         }
         fmt::print(stdout, "{}\n", j.dump());
     } else if (ev.what == kind::attached) {
-        spdlog::info("attached to the relay as tenant {}", ev.tenant);
+        spdlog::info("attached to the relay as tenant {}{}", ev.tenant,
+                     ev.lease_grace.count() > 0
+                         ? fmt::format(" (the names are held for {} s if the connection drops)",
+                                       ev.lease_grace.count())
+                         : std::string());
     } else if (ev.what == kind::published) {
         fmt::print(stdout, "{} -> {}{}: {}\n", ev.name, ev.target,
                    ev.access.empty() ? std::string() : fmt::format(" (access {})", ev.access),
@@ -122,6 +128,9 @@ int run_connect(const connect_flags& f) {
     o.ws.idle_timeout = std::max<std::chrono::milliseconds>(o.keepalive * 2, o.ws.idle_timeout);
     o.reconnect = !f.no_reconnect;
     o.on_event = [json = f.json](const relay::relay_event& ev) { print_event(ev, json); };
+    // Kept across reconnects; released at once when we stop on a signal.
+    auto lease = std::make_shared<transport::ws_lease>();
+    o.ws.lease = lease;
 
     auto sup_options = relay::relay_supervisor_options(std::move(o));
     if (!sup_options) return report(sup_options.error());
@@ -135,8 +144,11 @@ int run_connect(const connect_flags& f) {
     signals.async_wait([&](boost::system::error_code ec, int) {
         if (ec) return;
         by_signal = true;
+        // Stopping for good: the relay releases the names now (a close
+        // frame, sent within the grace below).
+        lease->release_now();
         (*sup)->stop();
-        grace.expires_after(std::chrono::milliseconds(200));
+        grace.expires_after(std::chrono::milliseconds(500));
         grace.async_wait([&](boost::system::error_code e) {
             if (!e) io.stop();
         });

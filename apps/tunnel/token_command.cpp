@@ -22,6 +22,7 @@ struct token_flags {
     std::string ttl;
     std::optional<unsigned> max_streams;
     std::optional<double> rps;
+    std::string lease_grace;
     std::optional<std::string> audience;
     std::optional<std::string> issuer;
     std::vector<std::string> access;
@@ -50,6 +51,7 @@ int run_visitor_token(const token_flags& f) {
     std::vector<std::string> wrong;
     if (f.max_streams) wrong.push_back("--max-streams");
     if (f.rps) wrong.push_back("--rps");
+    if (!f.lease_grace.empty()) wrong.push_back("--lease-grace");
     if (f.audience) wrong.push_back("--audience");
     if (f.issuer) wrong.push_back("--issuer");
     if (!f.access.empty()) wrong.push_back("--access");
@@ -83,6 +85,12 @@ int run_token_command(const token_flags& f) {
     req.ttl = *ttl;
     req.max_streams = f.max_streams;
     req.rps = f.rps;
+    if (!f.lease_grace.empty()) {
+        auto g = core::parse_duration(f.lease_grace);
+        if (!g)
+            return report({core::errc::invalid_argument, "--lease-grace: " + g.error().message});
+        req.lease_grace = *g;
+    }
     req.audience = f.audience;
     req.issuer = f.issuer;
     req.access = f.access;
@@ -124,6 +132,9 @@ void add_token_command(CLI::App& app, command_runner& run) {
                     "Concurrent streams per tunnel (default: relay config)");
     cmd->add_option("--rps", flags->rps,
                     "Requests per second for the tenant (default: relay config)");
+    cmd->add_option("--lease-grace", flags->lease_grace,
+                    "How long a dropped tunnel keeps its names, e.g. 30s (lease_grace claim; "
+                    "only shortens the relay's leases.grace)");
     cmd->add_option("--audience", flags->audience,
                     "aud claim (when the relay checks jwt.audience)");
     cmd->add_option("--issuer", flags->issuer, "iss claim (when the relay checks jwt.issuer)");

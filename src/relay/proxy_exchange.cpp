@@ -560,6 +560,10 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
             }
             conn->channel = std::move(*ch);
         }
+        // Marked started before its first byte enters the tunnel: a request
+        // that waited for a leased name gives the name's turn to the next
+        // one, and is never queued or sent again (unless idempotent, above).
+        conn->turn.reset();
         if (co_await write_channel(*conn->channel, text, steady::now() + idle)) {
             if (!ex->body_done || ex->upgrade) break;  // pump_request sends the rest
             outcome = co_await pump_response(relay, conn, ex, t, head, label);

@@ -11,6 +11,7 @@
 #include "core/spawn.hpp"
 #include "core/unique_fd.hpp"
 #include "relay/http_tracker.hpp"
+#include "relay/lease_hold.hpp"
 #include "relay/proxy_exchange.hpp"
 #include "relay/relay_state.hpp"
 #include "relay/tunnel_attach.hpp"
@@ -214,6 +215,7 @@ struct routed_request {
     http_tracker tracker;
     http_head head;
     bool first = false;  // the connection's first request (an attach, or the reader not started)
+    std::unique_ptr<request_queue::ticket> turn;  // its turn, when it waited in the queue
 };
 
 // The worker that serves `head`: for an attach, the one the tunnel will be
@@ -268,6 +270,7 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
             // Read and routed on the worker that handed the connection over.
             parsed.emplace(std::move(routed->tracker));
             head = std::move(routed->head);
+            conn->turn = std::move(routed->turn);
             routed.reset();
         } else {
             auto tracker = http_tracker::for_request(
@@ -322,11 +325,25 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
             parsed.emplace(std::move(tracker));
             // Served on the worker that owns the target tunnel (or will).
             const bool is_attach = first && path_of(head.target) == "/v1/tunnel";
+            if (!is_attach) {
+                // A leased name without its tunnel: wait for it (the reader
+                // runs meanwhile, so a caller that hangs up leaves the queue).
+                auto start_reader = [&] {
+                    if (!first) return;
+                    first = false;
+                    conn->reader_running = true;
+                    core::spawn(ex, read_public(conn), "relay public connection reader");
+                };
+                auto held = co_await hold_for_lease(relay, conn, head, start_reader);
+                if (held.answered) co_return;
+                conn->turn = std::move(held.turn);
+            }
             if (movable && !relay->stopping) {
                 const unsigned target = worker_for(*relay, *conn, head, is_attach);
                 if (target != conn->worker) {
                     // A named local: no temporaries in a co_await's arguments (g++ 12).
-                    routed_request moving{std::move(*parsed), std::move(head), first};
+                    routed_request moving{std::move(*parsed), std::move(head), first,
+                                          std::move(conn->turn)};
                     co_await hand_off(relay, conn, target, std::move(ticket), std::move(moving));
                     co_return;
                 }
@@ -347,6 +364,7 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
             core::spawn(ex, read_public(conn), "relay public connection reader");
         }
         bool keep = co_await proxy_exchange(relay, conn, std::move(*parsed), std::move(head));
+        conn->turn.reset();                   // not started (refused): the next queued request goes
         if (!keep || relay->stopping) break;  // draining: no next request on this connection
     }
     conn->channel.reset();
@@ -490,8 +508,11 @@ asio::awaitable<void> accept_public(std::shared_ptr<relay_state> relay, unsigned
     // Summaries of throttled attach refusals, for as long as the listener is
     // open (worker 0's loop runs them).
     auto summaries = std::make_shared<asio::steady_timer>(io);
-    if (worker == 0)
+    auto lease_sweep = std::make_shared<asio::steady_timer>(io);
+    if (worker == 0) {
         core::spawn(io, report_attach_refusals(relay, summaries), "relay attach refusal summaries");
+        core::spawn(io, sweep_leases(relay, lease_sweep), "relay lease expiry");
+    }
     for (;;) {
         error_code ec;
         tcp::socket sock =
@@ -546,6 +567,7 @@ asio::awaitable<void> accept_public(std::shared_ptr<relay_state> relay, unsigned
             "relay public connection");
     }
     summaries->cancel();
+    lease_sweep->cancel();
 }
 
 }  // namespace tunnel::relay

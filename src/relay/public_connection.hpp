@@ -20,6 +20,7 @@
 #include "core/wake_signal.hpp"
 #include "relay/admission.hpp"
 #include "relay/body_rate.hpp"
+#include "relay/request_queue.hpp"
 #include "ssh/server_session.hpp"
 
 namespace tunnel::relay {
@@ -115,6 +116,10 @@ struct public_conn {
     // The channel of the request being proxied; between requests it is back
     // in the tunnel's keep-alive pool (channel_pool.hpp) or closed.
     std::unique_ptr<ssh::server_channel> channel;
+    // The name's turn in the request queue while a request that waited for
+    // a leased name goes to its tunnel; dropped once the request is marked
+    // started (lease_hold.hpp).
+    std::unique_ptr<request_queue::ticket> turn;
     // limits.write_timeout: how long one write to the caller may make no progress.
     std::chrono::milliseconds write_timeout{std::chrono::seconds(30)};
 

@@ -273,6 +273,8 @@ core::result<supervisor_options> relay_supervisor_options(relay_client_options o
 
     // What the latest attach said, for the URLs printed once a name is up.
     auto attached = std::make_shared<transport::ws_attach_info>();
+    // One lease across every reconnect: the relay gives the names back.
+    if (!options.ws.lease) options.ws.lease = std::make_shared<transport::ws_lease>();
     auto on_event = options.on_event ? options.on_event : [](const relay_event&) {};
     const std::string user = *tenant;
     t.open_stream = transport::websocket_opener(
@@ -284,6 +286,7 @@ core::result<supervisor_options> relay_supervisor_options(relay_client_options o
             relay_event ev;
             ev.what = relay_event::kind::attached;
             ev.tenant = info.tenant.empty() ? user : info.tenant;
+            ev.lease_grace = info.leased ? info.lease_grace : std::chrono::seconds(0);
             on_event(ev);
         });
 

@@ -75,7 +75,10 @@ struct relay_event {
     std::string target;  // published/refused: HOST:PORT
     std::string access;  // published/refused: "public", "token", ... ("" = relay default)
     std::vector<std::string> urls;  // published
-    std::string message;            // refused: why
+    // attached: the relay holds the names for this long after a drop (its
+    // lease; 0: no lease, names are released when the connection drops).
+    std::chrono::seconds lease_grace{0};
+    std::string message;  // refused: why
     // host_key_recorded: the relay's SSH host key, seen for the first time and
     // recorded (trust on first use): compare it with what the relay printed.
     std::string relay;             // known_hosts name, "[relay.example.com]:443"

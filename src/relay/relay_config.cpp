@@ -231,10 +231,14 @@ core::result<relay_config> parse_relay_config(std::string_view yaml_text,
                     "is empty; the relay needs at least listen, host_key_file and jwt");
         return tl::unexpected(r.failure());
     }
+    // Packed: one key a line would make every merge a conflict.
+    // clang-format off
     if (!r.expect_map(doc, "",
                       {"listen", "tls", "allow_plaintext", "admin_listen", "admin", "domain",
                        "routing", "host_key_file", "audit_log", "audit", "jwt", "limits", "breaker",
-                       "liveness", "shutdown", "visitors", "agent_forwarding", "workers"}))
+                       "liveness", "shutdown", "visitors", "agent_forwarding", "workers",
+                       "leases", "queue"}))
+        // clang-format on
         return tl::unexpected(r.failure());
 
     read_address(r, doc["listen"], "listen", c.listen);
@@ -414,6 +418,8 @@ core::result<relay_config> parse_relay_config(std::string_view yaml_text,
     if (auto v = doc["visitors"]) read_visitor_config(r, v, "visitors", c.visitors);
     if (auto a = doc["agent_forwarding"])
         read_agent_forwarding_config(r, a, "agent_forwarding", c.agent_forwarding);
+    if (auto l = doc["leases"]) read_lease_config(r, l, "leases", c.leases);
+    if (auto q = doc["queue"]) read_queue_config(r, q, "queue", c.queue);
 
     // Cross-field rules only once every field read cleanly: otherwise they repeat the same problem.
     if (r.ok())
@@ -575,6 +581,7 @@ std::vector<std::string> describe(const relay_config& c) {
         fmt::format("shutdown.drain_timeout: {}", format_duration(c.shutdown.drain_timeout)));
     for (auto& line : describe(c.visitors)) out.push_back(std::move(line));
     out.push_back(describe(c.agent_forwarding));
+    for (auto& line : describe(c.leases, c.queue)) out.push_back(std::move(line));
     return out;
 }
 

@@ -26,6 +26,7 @@
 
 #include "core/error.hpp"
 #include "relay/agent_policy.hpp"
+#include "relay/lease_config.hpp"
 #include "relay/public_route.hpp"
 #include "relay/token_verifier.hpp"
 #include "relay/visitor_config.hpp"
@@ -163,6 +164,8 @@ struct relay_config {
     shutdown_config shutdown;
     visitor_config visitors;                   // visitor access: token key, per-name policies
     agent_forwarding_config agent_forwarding;  // tenants whose agent requests are accepted
+    lease_config leases;                       // how long a dropped tunnel keeps its names
+    queue_config queue;                        // requests waiting for a leased name's tunnel
 };
 
 // Parses and validates a whole document; `source` names it in messages.

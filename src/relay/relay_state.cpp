@@ -56,7 +56,11 @@ relay_metrics::relay_metrics(observe::metrics_registry& r)
                     "Audit records that could not be written (attaches are refused meanwhile).")),
       visitor_refusals(r.counter("relay_visitor_refusals_total",
                                  "Public requests refused by a name's visitor access policy.",
-                                 {"tenant", "reason"})) {}
+                                 {"tenant", "reason"})),
+      queued(r.counter("relay_queued_requests_total",
+                       "Requests that waited for a leased name's tunnel, by how the wait ended "
+                       "(delivered, full, timeout, released, caller_gone).",
+                       {"outcome"})) {}
 
 relay_state::relay_state(asio::io_context& io_context, relay_config cfg, token_verifier v,
                          ssh::server_identity id)
@@ -143,20 +147,30 @@ core::result<std::uint32_t> relay_state::publish(const std::shared_ptr<tunnel_en
             fmt::format("the token of tenant {} does not allow the name {:?} (allowed: {})",
                         t->policy.tenant, *name, fmt::join(t->policy.allow, ", ")));
     auto key = std::make_pair(t->policy.tenant, *name);
+    // A name a lease holds is its tunnel's alone (lease_store.hpp).
+    const bool held_before = t->lease != 0 && leases->held(key.first, key.second).lease == t->lease;
+    if (auto claimed = leases->claim(t->lease, key.first, key.second); !claimed)
+        return tl::unexpected(claimed.error());
     bool taken = false;
     update_table([&](route_table& table) {
-        if (auto it = table.routes.find(key); it != table.routes.end() && it->second.id != t->id) {
+        // A tunnel re-attached with the lease of the route's tunnel takes it over.
+        if (auto it = table.routes.find(key); it != table.routes.end() && it->second.id != t->id &&
+                                              (t->lease == 0 || it->second.lease != t->lease)) {
             taken = true;
             return;
         }
-        table.routes[key] = route_table::route_ref{t, t->id, t->worker, std::move(access)};
+        table.routes[key] =
+            route_table::route_ref{t, t->id, t->worker, t->lease, std::move(access)};
     });
-    if (taken)
+    if (taken) {
+        if (!held_before) leases->release(t->lease, key.first, key.second);
         return core::fail(core::errc::denied,
                           fmt::format("{:?} is already published by another tunnel of tenant {}",
                                       *name, t->policy.tenant));
+    }
     const std::uint32_t bound = port == 0 ? 80 : port;
     t->names[*name] = bound;
+    queue->open(key.first, key.second);  // requests waiting for it go now, in order
     return bound;
 }
 
@@ -175,10 +189,18 @@ void relay_state::unpublish(const tunnel_entry& t, const std::string& address) {
     std::string name = address;
     for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     auto key = std::make_pair(t.policy.tenant, name);
+    bool removed = false;
     update_table([&](route_table& table) {
-        if (auto it = table.routes.find(key); it != table.routes.end() && it->second.id == t.id)
+        if (auto it = table.routes.find(key); it != table.routes.end() && it->second.id == t.id) {
             table.routes.erase(it);
+            removed = true;
+        }
     });
+    // Unpublished on purpose: the lease lets the name go, and nobody waits for it.
+    if (removed || t.lease != 0) {
+        leases->release(t.lease, key.first, key.second);
+        queue->drop(key.first, key.second);
+    }
     if (t.idle) close_later(workers[t.worker]->io, t.idle->release(name));
 }
 
@@ -199,12 +221,31 @@ void relay_state::remove(std::uint64_t id, unsigned worker) {
         w.tunnels.erase(it);
         w.tunnel_count.store(static_cast<unsigned>(w.tunnels.size()), std::memory_order_relaxed);
     }
+    std::vector<std::pair<std::string, std::string>> gone;  // its routes (not taken over)
     update_table([&](route_table& table) {
         table.tunnels.erase(id);
-        for (auto it = table.routes.begin(); it != table.routes.end();)
-            it = it->second.id == id ? table.routes.erase(it) : std::next(it);
+        for (auto it = table.routes.begin(); it != table.routes.end();) {
+            if (it->second.id != id) {
+                ++it;
+                continue;
+            }
+            gone.push_back(it->first);
+            it = table.routes.erase(it);
+        }
     });
     if (!t) return;
+    // Its names stay with its lease for the grace period (requests for them
+    // queue); without a lease, or released on purpose, they go now. Names a
+    // tunnel re-attached with its lease has taken over are not touched.
+    for (const auto& [tenant, name] : gone) queue->close(tenant, name);
+    auto released = leases->detach(t->lease, t->id, t->release_lease || t->lease == 0);
+    if (t->lease == 0)
+        for (const auto& [tenant, name] : gone) queue->drop(tenant, name);
+    for (const auto& name : released.names) queue->drop(released.tenant, name);
+    if (t->lease != 0 && !released.names.empty())
+        spdlog::info("tunnel {} ({}): its lease released {} at once ({})", t->id, t->policy.tenant,
+                     fmt::join(released.names, ", "),
+                     t->release_lease ? "the client left on purpose" : "no grace period");
     t->names.clear();
     if (t->idle) close_later(workers[t->worker]->io, t->idle->release_all());
 }

@@ -28,9 +28,11 @@
 #include "pool/circuit_breaker.hpp"
 #include "relay/channel_pool.hpp"
 #include "relay/connection_gate.hpp"
+#include "relay/lease_store.hpp"
 #include "relay/rate_limiter.hpp"
 #include "relay/refusal_throttle.hpp"
 #include "relay/relay_config.hpp"
+#include "relay/request_queue.hpp"
 #include "relay/token_verifier.hpp"
 #include "relay/visitor_access.hpp"
 #include "ssh/server_session.hpp"
@@ -65,6 +67,10 @@ struct tunnel_entry {
     std::function<void(const std::string& reason)> close;  // ends SSH and WebSocket with a reason
     std::unique_ptr<asio::steady_timer> expiry;
     core::close_registry::handle owned;  // in relay_state::owned while attached
+    // Its lease (lease_store.hpp; 0: none, the client did not ask for one),
+    // and whether the client released it on purpose as it left.
+    std::uint64_t lease = 0;
+    bool release_lease = false;
 };
 
 // The relay's Prometheus families (STYLE 12); label sets bounded by the
@@ -95,6 +101,7 @@ struct relay_metrics {
     observe::counter_family& bad_requests;          // {}: malformed heads and routes
     observe::counter_family& audit_write_failures;  // {}: records the audit log could not take
     observe::counter_family& visitor_refusals;      // {tenant, reason}: check_visitor codes
+    observe::counter_family& queued;  // {outcome}: requests that waited for a leased name
 };
 
 // The route table and the tunnel list, as one immutable snapshot: replaced
@@ -111,7 +118,8 @@ struct route_table {
         std::weak_ptr<tunnel_entry> tunnel;
         std::uint64_t id = 0;
         unsigned worker = 0;
-        std::string access{};  // who may call it, as access_policy::describe() says (dashboard)
+        std::uint64_t lease = 0;  // the tunnel's lease: a tunnel re-attached with it may take over
+        std::string access{};     // who may call it, as access_policy::describe() says (dashboard)
     };
     std::map<std::uint64_t, tunnel_ref> tunnels;
     std::map<std::pair<std::string, std::string>, route_ref> routes;  // (tenant, name)
@@ -143,6 +151,12 @@ class relay_state {
 
     asio::io_context& io;  // worker 0's
     relay_config config;
+    // Leases and the request queue (docs/relay.md "Leases and the request
+    // queue"): who holds each name, and requests waiting for a leased name's
+    // tunnel. Thread-safe.
+    std::unique_ptr<lease_store> leases = make_memory_lease_store();
+    std::shared_ptr<request_queue> queue =
+        std::make_shared<request_queue>(config.queue.max_requests, config.queue.max_bytes);
     // Every worker, [0] on `io`; created by relay_server::create (its
     // io_contexts and threads belong to relay_server).
     std::vector<std::unique_ptr<relay_worker>> workers;

@@ -139,6 +139,11 @@ core::result<minted_token> mint_token(const mint_request& req,
     if (req.max_streams && *req.max_streams == 0) problems.push_back("--max-streams: must be >= 1");
     if (req.rps && (!std::isfinite(*req.rps) || *req.rps <= 0 || *req.rps > 1e6))
         problems.push_back("--rps: must be a number > 0 and <= 1000000");
+    if (req.lease_grace &&
+        (req.lease_grace->count() < 0 || *req.lease_grace > std::chrono::hours(24)))
+        problems.push_back(
+            "--lease-grace: must be from 0 (no lease) to 24h, e.g. 30s; it only shortens the "
+            "relay's leases.grace");
     if (req.audience && req.audience->empty()) problems.push_back("--audience: must not be empty");
     if (req.audience && *req.audience == "tunnel-visitor")
         problems.push_back("--audience: \"tunnel-visitor\" is reserved for visitor tokens");
@@ -165,6 +170,9 @@ core::result<minted_token> mint_token(const mint_request& req,
         {"sub", common.tenant}, {"allow", common.globs}, {"iat", iat}, {"exp", iat + common.ttl_s}};
     if (req.max_streams) claims["max_streams"] = *req.max_streams;
     if (req.rps) claims["rps"] = *req.rps;
+    if (req.lease_grace)
+        claims["lease_grace"] =
+            std::chrono::duration_cast<std::chrono::seconds>(*req.lease_grace).count();
     if (req.audience) claims["aud"] = *req.audience;
     if (req.issuer) claims["iss"] = *req.issuer;
     if (!access.empty()) claims["access"] = access;

@@ -20,6 +20,9 @@ struct mint_request {
     std::chrono::milliseconds ttl{0};  // `exp` = now + ttl (whole seconds, rounded up)
     std::optional<unsigned> max_streams;
     std::optional<double> rps;
+    // `lease_grace`: how long a dropped tunnel keeps its names (whole
+    // seconds, 0..24h; shortens the relay's leases.grace).
+    std::optional<std::chrono::milliseconds> lease_grace;
     std::optional<std::string> audience;
     std::optional<std::string> issuer;
     std::vector<std::string>

@@ -290,6 +290,11 @@ token_result<tenant_policy> map_claims(std::string_view claims_json, const claim
         return invalid("\"max_tunnels\" must be a whole number from 1 to 1000000");
     if (!narrowed("max_names", rules.max_names, policy.max_names))
         return invalid("\"max_names\" must be a whole number from 1 to 1000000");
+    if (auto g = claims.find("lease_grace"); g != claims.end()) {
+        if (!g->is_number_integer() || g->get<long long>() < 0 || g->get<long long>() > 86400)
+            return invalid("\"lease_grace\" must be a whole number of seconds from 0 to 86400");
+        policy.lease_grace = std::chrono::seconds(g->get<long long>());
+    }
     policy.rps = rules.default_rps;
     if (auto rps = claims.find("rps"); rps != claims.end()) {
         auto v = numeric(*rps);

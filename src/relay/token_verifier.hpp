@@ -66,6 +66,8 @@ struct tenant_policy {
     access_modes access = access_modes::all();  // `access`: visitor access modes it may choose
     unsigned max_tunnels = 0;  // `max_tunnels`, at most the configured per-tenant limit
     unsigned max_names = 0;    // `max_names`, at most the configured per-tenant limit
+    // `lease_grace` (seconds, 0..86400): shortens leases.grace, never lengthens it.
+    std::optional<std::chrono::seconds> lease_grace;
     std::chrono::system_clock::time_point expires;  // `exp`
 };
 

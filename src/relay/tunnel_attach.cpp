@@ -20,10 +20,13 @@
 #include "relay/admission.hpp"
 #include "relay/agent_policy.hpp"
 #include "relay/connection_gate.hpp"
+#include "relay/lease_hold.hpp"
+#include "relay/lease_store.hpp"
 #include "relay/public_connection.hpp"
 #include "relay/publish_request.hpp"
 #include "relay/relay_state.hpp"
 #include "relay/visitor_config.hpp"
+#include "transport/websocket_client.hpp"
 
 namespace tunnel::relay {
 
@@ -46,6 +49,10 @@ struct ws_link {
     asio::posix::stream_descriptor pair;  // the relay's end of the socketpair to libssh
     websocket::close_code close_code = websocket::close_code::normal;
     std::string close_reason = "tunnel closed";
+    // The client closed the WebSocket saying it is leaving for good
+    // (transport::ws_release_lease): its lease's names go at once. Shared
+    // with the session's on_closed, which may run after the link is gone.
+    std::shared_ptr<bool> release_lease = std::make_shared<bool>(false);
     core::close_registry::handle owned;  // "tunnel" in relay_state::owned while a pump runs
 
     // Ends both pumps: libssh sees EOF, the WebSocket's socket is closed.
@@ -136,7 +143,11 @@ asio::awaitable<void> ws_to_ssh(std::shared_ptr<ws_link<S>> link) {
         std::size_t n = co_await link->ws.async_read_some(
             asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
         if (ec) {
-            spdlog::debug("tunnel WebSocket read ended: {}", ec.message());
+            if (ec == websocket::error::closed &&
+                static_cast<std::uint16_t>(link->ws.reason().code) == transport::ws_release_lease)
+                *link->release_lease = true;
+            spdlog::debug("tunnel WebSocket read ended: {} (close code {})", ec.message(),
+                          static_cast<unsigned>(link->ws.reason().code));
             break;
         }
         co_await asio::async_write(link->pair, asio::buffer(buf.data(), n),
@@ -176,7 +187,8 @@ asio::awaitable<void> ssh_to_ws(std::shared_ptr<ws_link<S>> link) {
 template <class S>
 asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
                                  std::shared_ptr<stream_impl<S>> stream, http_head head,
-                                 tenant_policy policy, std::string peer, attaching_slot slot) {
+                                 tenant_policy policy, std::string peer, attaching_slot slot,
+                                 std::optional<std::string> lease_asked) {
     auto& cfg = relay->config;
     auto ex = co_await asio::this_coro::executor;
 
@@ -209,6 +221,18 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
     ws.set_option(timeouts);
 
     std::string tenant = policy.tenant;
+    const std::uint64_t tunnel_id = relay->next_tunnel_id++;
+    lease_store::grant lease;
+    const auto grace = lease_grace_for(cfg, policy);
+    if (lease_asked && grace.count() > 0)
+        lease = attach_lease(*relay, tenant, *lease_asked, tunnel_id, grace, peer);
+    // Gives the lease back when the attach fails before the tunnel runs: a
+    // new one goes, a reclaimed one keeps its names for its grace again.
+    auto give_back = [&] {
+        if (lease.lease) (void)relay->leases->detach(lease.lease, tunnel_id, !lease.reclaimed);
+    };
+    const std::string lease_id = lease.id;
+    const long long grace_s = std::chrono::duration_cast<std::chrono::seconds>(grace).count();
     // One URL per published name; the client puts the name in for {name}.
     std::string url = relay->public_url(tenant, "{name}");
     const routing_mode routing = routing_of(cfg);
@@ -226,14 +250,20 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
             p.remove_prefix(comma + 1);
         }
     }
-    ws.set_option(websocket::stream_base::decorator(
-        [tenant, url, domain, routing, offers_ssh](websocket::response_type& res) {
+    ws.set_option(
+        websocket::stream_base::decorator([tenant, url, domain, routing, offers_ssh, lease_id,
+                                           grace_s](websocket::response_type& res) {
             res.set(beast::http::field::server, "tunnel-relay");
             res.set("Tunnel-Tenant", tenant);
             res.set("Tunnel-Public-Url", url);
             res.set("Tunnel-Routing", std::string(to_string(routing)));
             if (!domain.empty()) res.set("Tunnel-Domain", domain);
             if (offers_ssh) res.set(beast::http::field::sec_websocket_protocol, "ssh");
+            // The lease ID: a secret for this client alone (never logged).
+            if (!lease_id.empty()) {
+                res.set("Tunnel-Lease", lease_id);
+                res.set("Tunnel-Lease-Grace", std::to_string(grace_s));
+            }
         }));
 
     beast::http::request<beast::http::empty_body> req;
@@ -249,6 +279,7 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
     if (ec) {
         spdlog::info("tunnel attach from {} failed during the WebSocket handshake: {}", peer,
                      ec.message());
+        give_back();
         ::close(fds[0]);
         stream->close();
         co_return;
@@ -257,7 +288,8 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
     core::spawn(ex, ssh_to_ws(link), "relay tunnel SSH to WebSocket pump");
 
     auto t = std::make_shared<tunnel_entry>();
-    t->id = relay->next_tunnel_id++;
+    t->id = tunnel_id;
+    t->lease = lease.lease;
     t->worker = worker;
     t->policy = policy;
     t->peer = peer;
@@ -364,7 +396,8 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
         r->audit("unpublish", {{"tenant", tt->policy.tenant}, {"name", core::log_text(name, 64)}});
     };
     handlers.on_agent_request = agent_request_handler(weak_relay, weak);
-    handlers.on_closed = [weak, weak_relay, weak_link](const core::error& why) {
+    handlers.on_closed = [weak, weak_relay, weak_link,
+                          released = link->release_lease](const core::error& why) {
         if (auto l = weak_link.lock()) {
             error_code ignored;
             l->pair.close(ignored);  // ssh_to_ws then closes the WebSocket
@@ -372,6 +405,7 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
         auto tt = weak.lock();
         auto r = weak_relay.lock();
         if (!tt || !r) return;
+        if (*released) tt->release_lease = true;
         tt->closing = true;
         if (tt->expiry) tt->expiry->cancel();
         for (const auto& [name, port] : tt->names)
@@ -409,6 +443,7 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
         link->pair.close(ignored);
         for (const auto& [name, port] : t->names) relay->unpublish(*t, name);
         relay->remove(t->id, t->worker);
+        give_back();
         co_return;
     }
     t->ssh = *session;
@@ -416,8 +451,13 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
     slot.release();  // counted in the tunnel list from here
     relay->metrics.attaches.with({"attached"}).inc();
     relay->metrics.active_tunnels.with({}).set(static_cast<double>(relay->table()->tunnels.size()));
-    spdlog::info("tunnel {} attached: tenant {} from {}", t->id, tenant, peer);
-    relay->audit("attach", {{"tenant", tenant}, {"peer", peer}, {"tunnel", std::to_string(t->id)}});
+    const std::string lease_text = describe(lease);
+    spdlog::info("tunnel {} attached: tenant {} from {} (lease {})", t->id, tenant, peer,
+                 lease_text);
+    relay->audit("attach", {{"tenant", tenant},
+                            {"peer", peer},
+                            {"tunnel", std::to_string(t->id)},
+                            {"lease", lease_text}});
 
     std::weak_ptr<ssh::server_session> weak_session = t->ssh;
     t->close = [weak_link, weak_session](const std::string& reason) {
@@ -552,10 +592,17 @@ asio::awaitable<void> attach(std::shared_ptr<relay_state> relay, std::shared_ptr
         conn->close();
         co_return;
     }
+    // Tunnel-Lease: "new", or the lease ID the client kept (anything else
+    // is taken as new; the value is never logged).
+    std::optional<std::string> lease_asked;
+    if (const auto* l = head.find("Tunnel-Lease"))
+        lease_asked = valid_lease_id(*l) ? *l : std::string();
     if (auto p = std::dynamic_pointer_cast<tls_stream>(conn->stream))
-        co_await run_tunnel(relay, p, std::move(head), std::move(*policy), peer, std::move(*slot));
+        co_await run_tunnel(relay, p, std::move(head), std::move(*policy), peer, std::move(*slot),
+                            std::move(lease_asked));
     else if (auto q = std::dynamic_pointer_cast<plain_stream>(conn->stream))
-        co_await run_tunnel(relay, q, std::move(head), std::move(*policy), peer, std::move(*slot));
+        co_await run_tunnel(relay, q, std::move(head), std::move(*policy), peer, std::move(*slot),
+                            std::move(lease_asked));
 }
 
 namespace {

@@ -369,10 +369,16 @@ asio::awaitable<core::result<void>> upgrade(Ws& ws, impl& im, time_point deadlin
     t.idle_timeout = im.options.idle_timeout;
     t.keep_alive_pings = true;
     ws.set_option(t);
+    std::string lease;
+    if (im.options.lease) {
+        std::lock_guard lock(im.options.lease->mutex);
+        lease = im.options.lease->id.empty() ? std::string("new") : im.options.lease->id;
+    }
     ws.set_option(websocket::stream_base::decorator(
-        [auth = im.options.token.empty() ? std::string{} : "Bearer " + im.options.token](
-            websocket::request_type& req) {
+        [auth = im.options.token.empty() ? std::string{} : "Bearer " + im.options.token,
+         lease](websocket::request_type& req) {
             if (!auth.empty()) req.set(http::field::authorization, auth);
+            if (!lease.empty()) req.set("Tunnel-Lease", lease);
             req.set(http::field::user_agent, "tunnel/0.1");
         }));
     ws.auto_fragment(false);
@@ -398,6 +404,18 @@ asio::awaitable<core::result<void>> upgrade(Ws& ws, impl& im, time_point deadlin
     im.info.tenant = std::string(res["Tunnel-Tenant"]);
     im.info.public_url = std::string(res["Tunnel-Public-Url"]);
     im.info.domain = std::string(res["Tunnel-Domain"]);
+    if (im.options.lease) {
+        // The relay's lease ID (the same one again on a reclaim); none from a
+        // relay without leases.
+        std::lock_guard lock(im.options.lease->mutex);
+        im.options.lease->id = std::string(res["Tunnel-Lease"]);
+        long long grace = 0;
+        const auto g = res["Tunnel-Lease-Grace"];
+        std::from_chars(g.data(), g.data() + g.size(), grace);
+        im.options.lease->grace = std::chrono::seconds(grace);
+        im.info.lease_grace = im.options.lease->grace;
+        im.info.leased = !im.options.lease->id.empty();
+    }
     co_return core::result<void>{};
 }
 
@@ -514,13 +532,64 @@ asio::awaitable<core::result<std::shared_ptr<websocket_client>>> websocket_clien
         if (!u) co_return tl::unexpected(u.error());
     }
     spdlog::debug("WebSocket to {} open (tenant '{}')", im->url.to_string(), im->info.tenant);
-    co_return std::make_shared<websocket_client>(std::move(im));
+    auto lease = im->options.lease;
+    auto client = std::make_shared<websocket_client>(std::move(im));
+    if (lease) {
+        std::lock_guard lock(lease->mutex);
+        lease->current = client;
+    }
+    co_return client;
+}
+
+namespace {
+
+// Closes the WebSocket with ws_release_lease (the relay releases the lease's
+// names at once), then the socket; at most 500 ms.
+template <class Ws>
+asio::awaitable<void> close_releasing(std::shared_ptr<websocket_client> self, Ws& ws, impl& im) {
+    (void)self;  // keeps the client alive while this runs
+    auto& tcp_stream = im.tcp();
+    asio::steady_timer limit(tcp_stream.get_executor());
+    limit.expires_after(std::chrono::milliseconds(500));
+    limit.async_wait([&tcp_stream](error_code e) {
+        if (!e) tcp_stream.socket().close(e);
+    });
+    error_code ec;
+    const websocket::close_reason why(static_cast<websocket::close_code>(ws_release_lease),
+                                      "client stopped");
+    co_await ws.async_close(why, asio::redirect_error(asio::use_awaitable, ec));
+    limit.cancel();
+    error_code ignored;
+    tcp_stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    tcp_stream.socket().close(ignored);
+}
+
+}  // namespace
+
+void ws_lease::release_now() {
+    release = true;
+    std::shared_ptr<websocket_client> ws;
+    {
+        std::lock_guard lock(mutex);
+        ws = current.lock();
+    }
+    if (ws) ws->stop();
 }
 
 void websocket_client::stop() {
     if (impl_->stopped) return;
     impl_->stopped = true;
     close_local(*impl_);
+    auto& im = *impl_;
+    if (im.options.lease && im.options.lease->release && im.running > 0) {
+        auto ex = im.tcp().get_executor();
+        if (im.plain && im.plain->is_open())
+            return core::spawn(ex, close_releasing(shared_from_this(), *im.plain, im),
+                               "websocket client lease release");
+        if (im.secure && im.secure->is_open())
+            return core::spawn(ex, close_releasing(shared_from_this(), *im.secure, im),
+                               "websocket client lease release");
+    }
     error_code ignored;
     impl_->tcp().socket().shutdown(tcp::socket::shutdown_both, ignored);
     impl_->tcp().socket().close(ignored);

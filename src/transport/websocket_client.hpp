@@ -11,9 +11,11 @@
 // at most 1 MiB. Beast stays inside websocket_client.cpp.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -51,8 +53,32 @@ struct ws_url {
 [[nodiscard]] core::result<void> check_plaintext(const ws_url& url, bool sends_token,
                                                  bool allow_plaintext);
 
+// A relay lease (docs/relay.md "Leases and the request queue"), shared by
+// the connections of one `tunnel connect`: each attach sends
+// `Tunnel-Lease: <id>` (or `new`) and keeps the ID the relay's 101 gives
+// back, so a reconnect gets the tunnel's names back. The ID is a secret:
+// never logged, never in a URL.
+class websocket_client;
+struct ws_lease {
+    std::mutex mutex;
+    std::string id;                 // empty until the relay gave one
+    std::chrono::seconds grace{0};  // Tunnel-Lease-Grace
+    // The connection attached with it now: stopping it with `release` set
+    // tells the relay (release_now()).
+    std::weak_ptr<websocket_client> current;
+    // Sets `release` and stops the current connection (call on its
+    // executor's thread): its WebSocket closes with ws_release_lease.
+    void release_now();
+    // Set when the client stops for good: the WebSocket is then closed with
+    // ws_release_lease, and the relay releases the names at once.
+    std::atomic<bool> release{false};
+};
+// The WebSocket close code that tells the relay to release the lease.
+inline constexpr std::uint16_t ws_release_lease = 4000;
+
 struct ws_options {
     std::string token;                   // empty: no Authorization header
+    std::shared_ptr<ws_lease> lease;     // absent: no lease asked for
     bool allow_plaintext = false;        // send the token over ws:// to a non-loopback host
     std::optional<std::string> ca_file;  // trust this CA bundle (PEM) in addition to the system's
     bool insecure = false;               // no certificate or name check (the CLI warns)
@@ -64,9 +90,11 @@ struct ws_options {
 
 // What the relay said in its 101 response (RELAY-CONTRACT).
 struct ws_attach_info {
-    std::string tenant;      // Tunnel-Tenant
-    std::string public_url;  // Tunnel-Public-Url ("{name}" for the published name)
-    std::string domain;      // Tunnel-Domain (host routing), may be empty
+    std::string tenant;                   // Tunnel-Tenant
+    std::string public_url;               // Tunnel-Public-Url ("{name}" for the published name)
+    std::string domain;                   // Tunnel-Domain (host routing), may be empty
+    bool leased = false;                  // the relay gave a lease (Tunnel-Lease)
+    std::chrono::seconds lease_grace{0};  // Tunnel-Lease-Grace
 };
 
 // The error for an HTTP answer other than 101 to the upgrade: 401 and 403

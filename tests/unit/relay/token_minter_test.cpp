@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "relay/lease_hold.hpp"
+#include "relay/relay_config.hpp"
 #include "relay/token_verifier.hpp"
 
 namespace tunnel::relay {
@@ -126,6 +128,37 @@ TEST_F(TokenMinter, AccessClaim) {
 TEST(TokenMinterAllowList, Splits) {
     EXPECT_EQ(split_allow_list("llm, web-*,,x "), (std::vector<std::string>{"llm", "web-*", "x"}));
     EXPECT_TRUE(split_allow_list("").empty());
+}
+
+}  // namespace
+}  // namespace tunnel::relay
+
+namespace tunnel::relay {
+namespace {
+
+// The lease_grace claim (docs/relay.md "Leases and the request queue"):
+// minted from --lease-grace, verified, and only ever shortening leases.grace.
+TEST_F(TokenMinter, LeaseGraceClaimShortensTheRelaysGrace) {
+    auto req = request();
+    req.lease_grace = 7s;
+    auto t = mint_token(req, now_);
+    ASSERT_TRUE(t) << t.error().message;
+    auto policy = verifier().verify(t->token, now_);
+    ASSERT_TRUE(policy) << policy.error().message;
+    ASSERT_TRUE(policy->lease_grace);
+    EXPECT_EQ(*policy->lease_grace, 7s);
+    relay_config config;  // leases.grace 60s
+    EXPECT_EQ(lease_grace_for(config, *policy), 7s);
+    config.leases.grace = 3s;
+    EXPECT_EQ(lease_grace_for(config, *policy), 3s) << "a claim never lengthens it";
+    policy->lease_grace.reset();
+    EXPECT_EQ(lease_grace_for(config, *policy), 3s);
+
+    req.lease_grace = 25h;
+    auto too_long = mint_token(req, now_);
+    ASSERT_FALSE(too_long);
+    EXPECT_NE(too_long.error().message.find("--lease-grace: must be from 0"), std::string::npos)
+        << too_long.error().message;
 }
 
 }  // namespace
