@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "core/duration.hpp"
+#include "core/utc_time.hpp"
 #include "deploy/release_scripts.hpp"
 #include "inventory/fanout.hpp"
 #include "transfer/progress.hpp"
@@ -63,12 +64,7 @@ struct context {
 };
 
 std::string now_iso() {
-    std::time_t t = std::time(nullptr);
-    std::tm tm{};
-    ::gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
+    return core::utc_iso8601(std::chrono::system_clock::now());
 }
 
 void fail(host_run& r, const context& ctx, std::string_view where, const core::error& e) {
@@ -451,10 +447,15 @@ asio::awaitable<deploy_report> run_rollback(const deploy_config& c, std::vector<
     co_return rep;
 }
 
-asio::awaitable<std::vector<host_releases>> list_releases(const deploy_config& c,
-                                                          std::vector<host_target> hosts,
-                                                          std::size_t forks) {
-    std::vector<host_releases> out(hosts.size());
+namespace {
+
+// One SSH session per host, `op(host, out)` on it, then closed; a host that
+// cannot be reached gets its error in `out.error`. `Out` has `name` and `error`.
+template <class Out, class Op>
+asio::awaitable<std::vector<Out>> on_each_host(const deploy_config& c,
+                                               std::vector<host_target> hosts, std::size_t forks,
+                                               Op op) {
+    std::vector<Out> out(hosts.size());
     auto ex = co_await asio::this_coro::executor;
     co_await for_hosts(all_of(hosts.size()), forks, [&](std::size_t i) -> asio::awaitable<void> {
         out[i].name = hosts[i].name;
@@ -463,35 +464,40 @@ asio::awaitable<std::vector<host_releases>> list_releases(const deploy_config& c
             out[i].error = h.error().message;
             co_return;
         }
-        auto st = co_await (*h)->state(500);
-        if (!st)
-            out[i].error = st.error().message;
-        else
-            out[i].state = std::move(*st);
+        co_await op(**h, out[i]);
         (*h)->close();
     });
+    co_return out;
+}
+
+}  // namespace
+
+asio::awaitable<std::vector<host_releases>> list_releases(const deploy_config& c,
+                                                          std::vector<host_target> hosts,
+                                                          std::size_t forks) {
+    // Named, not a temporary in the co_await's arguments (g++ 12 trap).
+    const auto read_state = [](release_host& h, host_releases& out) -> asio::awaitable<void> {
+        auto st = co_await h.state(500);
+        if (!st)
+            out.error = st.error().message;
+        else
+            out.state = std::move(*st);
+    };
+    auto out = co_await on_each_host<host_releases>(c, std::move(hosts), forks, read_state);
     co_return out;
 }
 
 asio::awaitable<std::vector<host_unlock>> unlock_hosts(const deploy_config& c,
                                                        std::vector<host_target> hosts,
                                                        std::size_t forks) {
-    std::vector<host_unlock> out(hosts.size());
-    auto ex = co_await asio::this_coro::executor;
-    co_await for_hosts(all_of(hosts.size()), forks, [&](std::size_t i) -> asio::awaitable<void> {
-        out[i].name = hosts[i].name;
-        auto h = co_await release_host::connect(ex, hosts[i], c);
-        if (!h) {
-            out[i].error = h.error().message;
-            co_return;
-        }
-        auto r = co_await (*h)->force_unlock();
+    const auto unlock = [](release_host& h, host_unlock& out) -> asio::awaitable<void> {
+        auto r = co_await h.force_unlock();
         if (!r)
-            out[i].error = r.error().message;
+            out.error = r.error().message;
         else
-            out[i].holder = std::move(*r);
-        (*h)->close();
-    });
+            out.holder = std::move(*r);
+    };
+    auto out = co_await on_each_host<host_unlock>(c, std::move(hosts), forks, unlock);
     co_return out;
 }
 

@@ -175,24 +175,8 @@ core::result<std::size_t> link::prefer(std::string_view name) {
     emit({{"type", "preferred"},
           {"transport", {{"index", *found}, {"name", lanes_[*found]->transport.config.name}}}});
     // A manual switch does not wait for return_after: a healthy lane takes over now.
-    if (lanes_[*found]->health.healthy(policy()) && active_ != *found) {
-        const auto prev = active_;
-        active_ = found;
-        ++switches_;
-        emit({{"type", "switch"},
-              {"from", prev ? nlohmann::json(*prev) : nlohmann::json()},
-              {"to", *found},
-              {"reason", "tunnel switch"}});
-        mark_remotes_down();
-        auto s = lanes_[*found]->session;
-        core::spawn(
-            executor_, [self = shared_from_this(), s] { return self->request_remotes(s); },
-            "link -R after a switch");
-        if (prev && lanes_[*prev]->session &&
-            std::any_of(remotes_.begin(), remotes_.end(), [](auto& r) { return r != nullptr; }))
-            drop(*lanes_[*prev], "switched away; its -R listeners are moved");
-        wake_acquirers();
-    }
+    if (lanes_[*found]->health.healthy(policy()) && active_ != *found)
+        switch_to(found, "tunnel switch");
     for (auto& l : lanes_)
         if (l->state == lane_state::idle) l->timer.cancel();
     return *found;
@@ -250,6 +234,10 @@ void link::reselect(const std::string& reason) {
     const auto next =
         choose_transport(h, rank_transports(lanes_.size(), preferred_), active_, policy());
     if (next == active_) return;
+    switch_to(next, reason);
+}
+
+void link::switch_to(std::optional<std::size_t> next, const std::string& reason) {
     const auto prev = active_;
     active_ = next;
     if (prev && next) ++switches_;

@@ -81,6 +81,9 @@ class link : public forward::session_source, public std::enable_shared_from_this
     bool wanted(std::size_t index) const;
     void reselect(const std::string& reason);
     void wake_acquirers();
+    // Makes `next` the active transport (nullopt: none is up): the event, -R
+    // requested again on it, the old session dropped if it held -R listeners.
+    void switch_to(std::optional<std::size_t> next, const std::string& reason);
     void mark_remotes_down();
     void emit(nlohmann::json e) const;
     health_policy policy() const;

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/secret_file.hpp"
+#include "core/utc_time.hpp"
 #include "relay/dashboard.hpp"
 #include "relay/relay_state.hpp"
 
@@ -16,13 +17,7 @@ using observe::admin_request;
 using observe::admin_response;
 using steady = std::chrono::steady_clock;
 
-std::string iso_time(std::chrono::system_clock::time_point t) {
-    auto secs = std::chrono::system_clock::to_time_t(t);
-    std::tm tm{};
-    gmtime_r(&secs, &tm);
-    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1,
-                       tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
+using core::utc_iso8601;
 
 // From any thread: the fields fixed at attach, the atomics, and the names
 // from the route table (docs/relay.md "Threading model").
@@ -35,8 +30,8 @@ nlohmann::json tunnel_json(const tunnel_entry& t, const route_table& table) {
             {"tenant", t.policy.tenant},
             {"peer", t.peer},
             {"names", names},
-            {"attached_at", iso_time(t.attached_at)},
-            {"token_expires_at", iso_time(t.policy.expires)},
+            {"attached_at", utc_iso8601(t.attached_at)},
+            {"token_expires_at", utc_iso8601(t.policy.expires)},
             {"active_streams", t.active_streams.load()},
             {"max_streams", t.policy.max_streams},
             {"rps", t.policy.rps},

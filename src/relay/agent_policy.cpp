@@ -5,20 +5,13 @@
 
 #include "core/glob.hpp"
 #include "core/log_text.hpp"
+#include "relay/public_route.hpp"
 #include "relay/relay_state.hpp"
 #include "ssh/server_session.hpp"
 
 namespace tunnel::relay {
 
 namespace {
-
-bool valid_tenant_glob(std::string_view g) {
-    if (g.empty() || g.size() > 63) return false;
-    for (char c : g)
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '*' || c == '?'))
-            return false;
-    return true;
-}
 
 std::string_view request_name(ssh::agent_request what) {
     return what == ssh::agent_request::forwarding ? "auth-agent-req@openssh.com"

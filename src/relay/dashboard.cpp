@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "core/spawn.hpp"
+#include "core/utc_time.hpp"
 #include "relay/dashboard_assets.hpp"
 #include "relay/relay_state.hpp"
 
@@ -18,13 +19,7 @@ using observe::admin_response;
 using steady = std::chrono::steady_clock;
 using json = nlohmann::json;
 
-std::string iso_time(std::chrono::system_clock::time_point t) {
-    auto secs = std::chrono::system_clock::to_time_t(t);
-    std::tm tm{};
-    gmtime_r(&secs, &tm);
-    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1,
-                       tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
+using core::utc_iso8601;
 
 // "203.0.113.7:51234" -> "203.0.113.7"; "::1:51234" -> "::1".
 std::string client_ip(const std::string& peer) {
@@ -139,7 +134,7 @@ void dashboard_feed::nudge() {
 void dashboard_feed::note_audit(const std::string& event, const json& fields) {
     {
         std::lock_guard lock(mutex_);
-        audit_.push_front({{"time", iso_time(std::chrono::system_clock::now())},
+        audit_.push_front({{"time", utc_iso8601(std::chrono::system_clock::now())},
                            {"event", event},
                            {"fields", fields}});
         while (audit_.size() > options_.recent_audit) audit_.pop_back();
@@ -219,7 +214,7 @@ json dashboard_snapshot(relay_state& st) {
     const auto& m = st.metrics;
     const auto now_sys = std::chrono::system_clock::now();
     json out;
-    out["time"] = iso_time(now_sys);
+    out["time"] = utc_iso8601(now_sys);
     out["relay"] = {
         {"uptime_seconds",
          std::chrono::duration_cast<std::chrono::seconds>(steady::now() - st.started).count()},
@@ -294,7 +289,7 @@ json dashboard_snapshot(relay_state& st) {
              {"tenant", t->policy.tenant},
              {"names", names},
              {"client_ip", client_ip(t->peer)},
-             {"attached_at", iso_time(t->attached_at)},
+             {"attached_at", utc_iso8601(t->attached_at)},
              {"uptime_seconds",
               std::chrono::duration_cast<std::chrono::seconds>(now_sys - t->attached_at).count()},
              {"active_streams", t->active_streams.load()},

@@ -11,14 +11,6 @@ namespace tunnel::relay {
 
 namespace {
 
-bool valid_tenant_glob(std::string_view g) {
-    if (g.empty() || g.size() > 63) return false;
-    for (char c : g)
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '*' || c == '?'))
-            return false;
-    return true;
-}
-
 // An HTTP field name (RFC 9110 token).
 bool valid_field_name(std::string_view s) {
     if (s.empty() || s.size() > 64) return false;

@@ -68,6 +68,14 @@ bool valid_label(std::string_view label) noexcept {
     return true;
 }
 
+bool valid_tenant_glob(std::string_view glob) noexcept {
+    if (glob.empty() || glob.size() > 63) return false;
+    for (char c : glob)
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '*' || c == '?'))
+            return false;
+    return true;
+}
+
 core::result<std::string> normalize_label(std::string_view label, std::string_view what) {
     auto out = to_lower(label);
     auto bad = [&](std::string_view why) {

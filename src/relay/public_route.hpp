@@ -27,6 +27,10 @@ namespace tunnel::relay {
 // accept user input lower-case it first (see normalize_label).
 [[nodiscard]] bool valid_label(std::string_view label) noexcept;
 
+// A pattern of tenants in a policy list (`agent_forwarding.tenants`,
+// `queue.trusted_tenants`): 1..63 characters of [a-z0-9-*?].
+[[nodiscard]] bool valid_tenant_glob(std::string_view glob) noexcept;
+
 // Lower-cases `label` and checks it; the message says what was wrong, e.g.
 //   service name "my_app": only a-z, 0-9 and '-' are allowed
 // `what` names the thing in the message ("tenant", "service name").
