@@ -178,8 +178,7 @@ TEST(AdminHttpServer, ConnectionCapClosesTheExtraOnes) {
         ASSERT_GE(idle.back(), 0);
     }
     // Wait until the server holds all four, then one more is closed at once.
-    for (auto deadline = steady::now() + 5s;
-         s.open_connections() < 4 && steady::now() < deadline;)
+    for (auto deadline = steady::now() + 5s; s.open_connections() < 4 && steady::now() < deadline;)
         std::this_thread::sleep_for(5ms);
     int extra = connect_tcp("127.0.0.1", s.port());
     ASSERT_GE(extra, 0);
@@ -205,8 +204,7 @@ TEST(AdminHttpServer, CloseLetsRunReturnWithConnectionsOpen) {
     std::vector<int> idle;
     for (int i = 0; i < 3; ++i) idle.push_back(connect_tcp("127.0.0.1", s.port()));
     ASSERT_GE(::send(idle[2], "GET /metr", 9, MSG_NOSIGNAL), 0);  // one mid-request
-    for (auto deadline = steady::now() + 5s;
-         s.open_connections() < 3 && steady::now() < deadline;)
+    for (auto deadline = steady::now() + 5s; s.open_connections() < 3 && steady::now() < deadline;)
         std::this_thread::sleep_for(5ms);
     ASSERT_EQ(s.open_connections(), 3u);
     const auto took = s.stop();
