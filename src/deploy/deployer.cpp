@@ -83,16 +83,24 @@ asio::awaitable<void> connect_host(host_run& r, const context& ctx) {
     r.h = std::move(*h);
 }
 
-asio::awaitable<void> prepare_host(host_run& r, const context& ctx) {
-    co_await connect_host(r, ctx);
-    if (!r.h) co_return;
+// Reads the host's releases into r.st and records its current one as the
+// previous; false (and the host failed at `where`) if they cannot be read.
+asio::awaitable<bool> read_state(host_run& r, const context& ctx, const char* where) {
     auto st = co_await r.h->state(0);
     if (!st) {
-        fail(r, ctx, "prepare", st.error());
-        co_return;
+        fail(r, ctx, where, st.error());
+        co_return false;
     }
     r.st = std::move(*st);
     r.out.previous = r.st.current;
+    co_return true;
+}
+
+asio::awaitable<void> prepare_host(host_run& r, const context& ctx) {
+    co_await connect_host(r, ctx);
+    if (!r.h) co_return;
+    const bool have_state = co_await read_state(r, ctx, "prepare");
+    if (!have_state) co_return;
     if (ctx.o.check) {
         r.out.status = host_status::checked;
         r.out.message =
@@ -380,13 +388,8 @@ asio::awaitable<void> rollback_host(host_run& r, const context& ctx,
         fail(r, ctx, "rollback", l.error());
         co_return;
     }
-    auto st = co_await r.h->state(0);
-    if (!st) {
-        fail(r, ctx, "rollback", st.error());
-        co_return;
-    }
-    r.st = std::move(*st);
-    r.out.previous = r.st.current;
+    const bool have_state = co_await read_state(r, ctx, "rollback");
+    if (!have_state) co_return;
     std::string target = to ? *to : release_before(r.st);
     if (target.empty()) {
         fail(r, ctx, "rollback",
