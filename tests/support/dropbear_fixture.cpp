@@ -14,14 +14,7 @@
 namespace tunnel::test {
 namespace {
 
-using clock = std::chrono::steady_clock;
-
 constexpr const char* dropbear_binary = "/usr/sbin/dropbear";
-constexpr std::chrono::milliseconds kill_grace{2'000};
-
-std::string tail(const std::string& text, std::size_t max_bytes = 4000) {
-    return text.size() <= max_bytes ? text : "..." + text.substr(text.size() - max_bytes);
-}
 
 // The shell command that unshare runs: bind the fixture's home on /root (in
 // the new, private mount namespace only), then become dropbear.
@@ -107,9 +100,8 @@ dropbear_fixture::dropbear_fixture(dropbear_fixture&& other) noexcept
       options_(other.options_),
       host_pubkey_(std::move(other.host_pubkey_)),
       port_(std::exchange(other.port_, 0)),
-      process_(std::move(other.process_)),
-      mount_namespace_(std::move(other.mount_namespace_)) {
-    other.process_.reset();
+      server_(std::move(other.server_)) {
+    other.server_.reset();
 }
 
 dropbear_fixture& dropbear_fixture::operator=(dropbear_fixture&& other) noexcept {
@@ -119,9 +111,8 @@ dropbear_fixture& dropbear_fixture::operator=(dropbear_fixture&& other) noexcept
         options_ = other.options_;
         host_pubkey_ = std::move(other.host_pubkey_);
         port_ = std::exchange(other.port_, 0);
-        process_ = std::move(other.process_);
-        other.process_.reset();
-        mount_namespace_ = std::move(other.mount_namespace_);
+        server_ = std::move(other.server_);
+        other.server_.reset();
     }
     return *this;
 }
@@ -131,7 +122,7 @@ dropbear_fixture::~dropbear_fixture() {
 }
 
 std::string dropbear_fixture::log() const {
-    return tail(read_text_file(log_path()).value_or(std::string{}));
+    return log_tail(read_text_file(log_path()).value_or(std::string{}));
 }
 
 std::vector<std::string> dropbear_fixture::client_flags(std::string_view port_option) const {
@@ -139,53 +130,20 @@ std::vector<std::string> dropbear_fixture::client_flags(std::string_view port_op
 }
 
 core::result<void> dropbear_fixture::launch() {
-    const auto log_file = log_path();
-    const std::size_t log_offset = read_text_file(log_file).value_or(std::string{}).size();
-    // unshare without --fork execs sh, which execs dropbear: one pid throughout.
-    auto child = spawn(
-        {"unshare", "--mount", "--", "sh", "-c",
-         launch_script(dir_.path(), port_, options_.receive_window)},
-        spawn_options{.env = {}, .stdout_path = log_file, .stderr_path = log_file, .cwd = {}});
-    if (!child) return tl::unexpected(child.error());
-
-    const auto output_since_start = [&] {
-        const auto text = read_text_file(log_file).value_or(std::string{});
-        return text.size() > log_offset ? text.substr(log_offset) : std::string{};
-    };
-    const auto deadline = clock::now() + options_.start_timeout;
-    for (;;) {
-        // dropbear logs nothing once listening: wait until the port accepts
-        // and our child is dropbear in its own mount namespace (a port taken
-        // by another process in the meantime must not count: dropbear exits
-        // on the bind failure instead, and the next attempt takes a new port).
-        if (runs_in_own_mount_namespace(child->pid(), dropbear_binary) && port_accepts(port_)) {
-            mount_namespace_ = mount_namespace::of(child->pid());
-            process_ = std::move(*child);
-            return {};
-        }
-        if (const auto code = child->wait(std::chrono::milliseconds(5))) {
-            const auto output = output_since_start();
-            const bool bind_failed = output.find("Address already in use") != std::string::npos;
-            return core::fail(bind_failed ? core::errc::connection_failed : core::errc::io_error,
-                              "dropbear exited with " + std::to_string(*code) + " on port " +
-                                  std::to_string(port_) + ": " + tail(output));
-        }
-        if (clock::now() >= deadline) {
-            child->terminate(kill_grace);
-            return core::fail(core::errc::timeout,
-                              "dropbear did not listen on 127.0.0.1:" + std::to_string(port_) +
-                                  " within the start timeout; log: " + tail(output_since_start()));
-        }
-    }
+    auto server = private_server::launch(
+        {.script = launch_script(dir_.path(), port_, options_.receive_window),
+         .listener = dropbear_binary,
+         .port = port_,
+         .log_path = log_path(),
+         .start_timeout = options_.start_timeout,
+         .what = "dropbear"});
+    if (!server) return tl::unexpected(server.error());
+    server_.emplace(std::move(*server));
+    return {};
 }
 
 void dropbear_fixture::stop() {
-    if (!process_) return;
-    // The listener first (its process group), so that it forks no more
-    // sessions; then whatever is left in its private mount namespace.
-    process_->terminate(kill_grace);
-    process_.reset();
-    mount_namespace_.kill_all(kill_grace);
+    server_.reset();
 }
 
 }  // namespace tunnel::test

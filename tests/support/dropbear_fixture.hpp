@@ -68,7 +68,7 @@ class dropbear_fixture {
     // -o BatchMode=yes. PORT_OPTION: "-p" (exec, forward) or "-P" (cp).
     [[nodiscard]] std::vector<std::string> client_flags(std::string_view port_option = "-p") const;
 
-    [[nodiscard]] bool running() const noexcept { return process_.has_value(); }
+    [[nodiscard]] bool running() const noexcept { return server_.has_value(); }
     // Kills the listener and every process in its mount namespace (its
     // sessions and their commands). SIGTERM, SIGKILL after 2 s. Idempotent.
     void stop();
@@ -84,8 +84,7 @@ class dropbear_fixture {
     dropbear_options options_;
     std::string host_pubkey_;
     std::uint16_t port_ = 0;
-    std::optional<child_process> process_;
-    mount_namespace mount_namespace_;  // the listener's, to find its sessions
+    std::optional<private_server> server_;  // the listener and its mount namespace
 };
 
 }  // namespace tunnel::test

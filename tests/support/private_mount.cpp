@@ -12,10 +12,13 @@
 #include <string_view>
 #include <thread>
 
+#include "support/net.hpp"
 #include "support/process.hpp"
 
 namespace tunnel::test {
 namespace {
+
+constexpr std::chrono::milliseconds kill_grace{2'000};
 
 // Every process (not a zombie) in mount namespace `ns`, except us.
 std::vector<pid_t> processes_in(const std::string& ns) {
@@ -77,6 +80,68 @@ void mount_namespace::kill_all(std::chrono::milliseconds grace) {
     }
     id_.clear();
     pin_.reset();
+}
+
+std::string log_tail(const std::string& text, std::size_t max_bytes) {
+    return text.size() <= max_bytes ? text : "..." + text.substr(text.size() - max_bytes);
+}
+
+core::result<private_server> private_server::launch(const launch_spec& spec) {
+    const std::size_t log_offset = read_text_file(spec.log_path).value_or(std::string{}).size();
+    auto child = spawn(
+        {"unshare", "--mount", "--", "sh", "-c", spec.script},
+        spawn_options{
+            .env = {}, .stdout_path = spec.log_path, .stderr_path = spec.log_path, .cwd = {}});
+    if (!child) return tl::unexpected(child.error());
+
+    const auto output_since_start = [&] {
+        const auto text = read_text_file(spec.log_path).value_or(std::string{});
+        return text.size() > log_offset ? text.substr(log_offset) : std::string{};
+    };
+    const auto port = std::to_string(spec.port);
+    const auto deadline = std::chrono::steady_clock::now() + spec.start_timeout;
+    for (;;) {
+        if (runs_in_own_mount_namespace(child->pid(), spec.listener) && port_accepts(spec.port)) {
+            auto ns = mount_namespace::of(child->pid());
+            return private_server(std::move(*child), std::move(ns));
+        }
+        if (const auto code = child->wait(std::chrono::milliseconds(5))) {
+            const auto output = output_since_start();
+            const bool bind_failed = output.find("Address already in use") != std::string::npos;
+            return core::fail(bind_failed ? core::errc::connection_failed : core::errc::io_error,
+                              spec.what + " exited with " + std::to_string(*code) + " on port " +
+                                  port + ": " + log_tail(output));
+        }
+        if (std::chrono::steady_clock::now() >= deadline) {
+            child->terminate(kill_grace);
+            return core::fail(
+                core::errc::timeout,
+                spec.what + " did not listen on 127.0.0.1:" + port +
+                    " within the start timeout; log: " + log_tail(output_since_start()));
+        }
+    }
+}
+
+private_server::private_server(private_server&& other) noexcept
+    : process_(std::move(other.process_)), namespace_(std::move(other.namespace_)) {
+    other.process_.reset();
+}
+
+private_server& private_server::operator=(private_server&& other) noexcept {
+    if (this != &other) {
+        stop();
+        process_ = std::move(other.process_);
+        other.process_.reset();
+        namespace_ = std::move(other.namespace_);
+    }
+    return *this;
+}
+
+void private_server::stop() {
+    if (!process_) return;
+    process_->terminate(kill_grace);
+    process_.reset();
+    namespace_.kill_all(kill_grace);
 }
 
 std::string find_program(const std::string& name) {

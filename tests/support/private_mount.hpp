@@ -9,12 +9,14 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "core/error.hpp"
 #include "core/unique_fd.hpp"
+#include "support/process.hpp"
 
 namespace tunnel::test {
 
@@ -45,6 +47,43 @@ class mount_namespace {
     std::string id_;
     core::unique_fd pin_;
 };
+
+// A test server that runs as `unshare --mount -- sh -c SCRIPT`, the script
+// ending in `exec LISTENER` (dropbear, or socat running tinysshd): one pid
+// throughout. launch() returns once the pid is LISTENER in its own mount
+// namespace and 127.0.0.1:port accepts (a port that another process took
+// meanwhile does not count: the listener exits on the bind failure, with
+// errc::connection_failed when its output says "Address already in use", so
+// the caller can retry on a new port). stop() ends the listener first, so
+// that it forks no more sessions, then everything left in its namespace.
+class private_server {
+  public:
+    struct launch_spec {
+        std::string script;
+        std::string listener;  // absolute path of the program the script execs
+        std::uint16_t port = 0;
+        std::string log_path;  // the process's stdout and stderr, appended
+        std::chrono::milliseconds start_timeout{10'000};
+        std::string what;  // "dropbear", "socat (for tinysshd)": names it in errors
+    };
+    [[nodiscard]] static core::result<private_server> launch(const launch_spec& spec);
+
+    private_server(private_server&& other) noexcept;
+    private_server& operator=(private_server&& other) noexcept;
+    ~private_server() { stop(); }
+
+    void stop();
+
+  private:
+    private_server(child_process process, mount_namespace ns)
+        : process_(std::move(process)), namespace_(std::move(ns)) {}
+
+    std::optional<child_process> process_;
+    mount_namespace namespace_;
+};
+
+// The last `max_bytes` of a log, for error messages.
+[[nodiscard]] std::string log_tail(const std::string& text, std::size_t max_bytes = 4000);
 
 // A program on PATH, or empty.
 [[nodiscard]] std::string find_program(const std::string& name);
