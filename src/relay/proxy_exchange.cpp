@@ -13,6 +13,7 @@
 #include "core/wake_signal.hpp"
 #include "relay/admission.hpp"
 #include "relay/body_rate.hpp"
+#include "relay/exchange_accounting.hpp"
 #include "relay/exchange_outcome.hpp"
 #include "relay/proxy_headers.hpp"
 #include "relay/public_connection.hpp"
@@ -90,6 +91,14 @@ struct exchange_state {
     // write's completion runs here, finds it there.
     bool release_early = false;
     std::string pool_name;
+    flight_guard* guard = nullptr;  // proxy_exchange's, which outlives pump_response
+
+    // The channel may go back to the pool before the caller has the whole
+    // answer: nobody writes to it any more (the whole body reached it and
+    // pump_request returned, or never ran) and no protocol switch is coming.
+    [[nodiscard]] bool channel_free() const noexcept {
+        return !upgrade && body_done && (release_early || pump_done);
+    }
 };
 
 // Writes conn->buffered()[0, n) to the channel: views are re-taken after
@@ -369,9 +378,11 @@ asio::awaitable<response_outcome> pump_response(std::shared_ptr<relay_state> rel
             }
             if (in_body && res.done()) {
                 out.complete = true;
-                if (ex->release_early && out.origin_keep_alive && !conn->upgraded && !t->closing &&
-                    !relay->stopping && channel_pool::usable(ch))
+                if (ex->channel_free() && out.origin_keep_alive && !conn->upgraded && !t->closing &&
+                    !relay->stopping && channel_pool::usable(ch)) {
                     t->idle->put(ex->pool_name, std::move(conn->channel));  // `ch` unused below
+                    ex->guard->end_stream();
+                }
                 (void)co_await flush();
                 co_return out;
             }
@@ -431,47 +442,6 @@ asio::awaitable<response_outcome> pump_response(std::shared_ptr<relay_state> rel
     }
 }
 
-// Records a public request in the metrics when it ends, however it ends.
-struct request_record {
-    std::shared_ptr<relay_state> relay;
-    std::shared_ptr<public_conn> conn;
-    steady::time_point start;
-    std::string tenant = "none";
-    std::string route = "none";
-    ~request_record() {
-        const int s = conn->last_status;
-        const char* cls = s >= 500   ? "5xx"
-                          : s >= 400 ? "4xx"
-                          : s >= 300 ? "3xx"
-                          : s >= 200 ? "2xx"
-                          : s >= 100 ? "1xx"
-                                     : "none";
-        relay->metrics.requests.with({tenant, route, cls}).inc();
-        if (s > 0)
-            relay->metrics.latency.with({tenant}).observe(
-                std::chrono::duration<double>(steady::now() - start).count());
-    }
-};
-
-// Decrements the in-flight counts when a proxied request ends, and tells a
-// draining shutdown when the last one did.
-struct flight_guard {
-    std::shared_ptr<relay_state> relay;
-    std::shared_ptr<tunnel_entry> tunnel;
-    ~flight_guard() {
-        tunnel->breaker_seen = tunnel->breaker->state();  // for the admin API
-        --tunnel->active_streams;
-        // on_drained belongs to worker 0 (the shutdown coroutine): told there.
-        if (--relay->in_flight == 0 && relay->stopping)
-            asio::post(relay->io, [r = relay] {
-                if (!r->on_drained) return;
-                auto cb = std::move(r->on_drained);
-                r->on_drained = nullptr;
-                cb();
-            });
-    }
-};
-
 }  // namespace
 
 asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
@@ -526,6 +496,7 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
     flight_guard guard{relay, t};
     auto ex =
         std::make_shared<exchange_state>(executor, std::move(request), *t->breaker, admitted.probe);
+    ex->guard = &guard;
     ex->start = start;
     ex->drop_service_worker_allowed = !route->by_host;
     response_outcome outcome;
@@ -580,7 +551,7 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
                                     "the tunnel closed while the request was sent", outcome);
         co_return false;
     }
-    // Null when pump_response put the channel back already (release_early).
+    // Null when pump_response put the channel back already (channel_free).
     ssh::server_channel* chp = conn->channel.get();
     t->bytes_to_origin += text.size();
 

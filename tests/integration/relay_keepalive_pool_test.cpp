@@ -65,6 +65,25 @@ TEST_F(RelayKeepAlivePool, ClosingCallersShareOneOriginConnection) {
     EXPECT_EQ(origin->connections(), 1) << relay->log();
 }
 
+TEST_F(RelayKeepAlivePool, ClosingCallersWithBodiesShareOneOriginConnection) {
+    start();
+    // A body the relay streams (pump_request) rather than sending with the
+    // head: the channel must be back in the pool before the caller sees the
+    // end of the answer, or the caller's next request opens a new one.
+    for (int i = 0; i < 20; ++i) {
+        auto r = http_request(relay->public_port(),
+                              "POST /t/alice/web/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+                              "chunked\r\nConnection: close\r\n\r\n"
+                              "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+                              10s);
+        ASSERT_TRUE(r) << r.error().message;
+        ASSERT_EQ(r->status, 200) << r->raw << "\n" << relay->log();
+        EXPECT_EQ(r->body, "hello world");
+    }
+    EXPECT_EQ(origin->requests(), 20);
+    EXPECT_EQ(origin->connections(), 1) << relay->log();
+}
+
 TEST_F(RelayKeepAlivePool, AnOriginThatClosesAfterAnsweringLosesNoRequest) {
     start();
     // /bye answers as if it kept the connection, then closes it: the pooled

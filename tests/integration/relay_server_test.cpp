@@ -317,7 +317,8 @@ TEST_F(RelayServer, StreamCapAnswers503) {
     t.join();
     ASSERT_TRUE(slow);
     EXPECT_EQ(slow->status, 200);
-    EXPECT_EQ(request(get("/t/alice/llm/hello")).status, 200);
+    auto after = request(get("/t/alice/llm/hello"));
+    EXPECT_EQ(after.status, 200) << after.raw << "\n" << relay->log();
 }
 
 TEST_F(RelayServer, BreakerOpensAndRecovers) {
