@@ -10,8 +10,11 @@
 #include "commands.hpp"
 #include "link/control_server.hpp"
 #include "link/link_config.hpp"
+#include "link/link_metrics.hpp"
 #include "link/link_resolve.hpp"
 #include "link/manager.hpp"
+#include "observe/metrics.hpp"
+#include "observe/status_listener.hpp"
 
 namespace tunnel::cli {
 
@@ -20,6 +23,8 @@ namespace {
 struct up_flags {
     std::string file;
     std::string control;
+    std::string status_addr;
+    std::string status_token_file;
     bool check = false;
     ssh::client_flags connection;
 };
@@ -49,8 +54,17 @@ int run_up(const up_flags& f) {
                                t.config.name, t.unsupported);
         return 0;
     }
-    if (!file->control.status_addr.empty())
-        spdlog::warn("control.status_addr is not served yet; use `tunnel ls --json`");
+    // --status-addr beats the file's control.status_addr.
+    observe::status_listener_options status;
+    status.address = f.status_addr.empty() ? file->control.status_addr : f.status_addr;
+    status.address_flag =
+        f.status_addr.empty() ? f.file + ": control.status_addr" : "--status-addr";
+    status.token_file = f.status_token_file;
+    status.title = "tunnel up status endpoints";
+    if (status.address.empty() && !status.token_file.empty())
+        return report({core::errc::invalid_argument,
+                       "--status-token-file goes with --status-addr HOST:PORT (or "
+                       "control.status_addr in the file)"});
 
     // Before any listener is bound: a second manager is told about the first.
     if (auto free = link::control_server::check_available(control); !free)
@@ -60,6 +74,15 @@ int run_up(const up_flags& f) {
     if (!m) return report(m.error());
     auto server = link::control_server::open(io.get_executor(), control, *m);
     if (!server) return report(server.error());
+    observe::metrics_registry registry;  // outlives the status listener (closed in run below)
+    std::shared_ptr<observe::admin_http_server> status_server;
+    if (!status.address.empty()) {
+        auto opened = observe::open_status_listener(
+            io.get_executor(), status, link::link_status_endpoints(*m, registry), &registry);
+        if (!opened) return report(opened.error());
+        status_server = std::move(*opened);
+        spdlog::info("status endpoints on {} (port {})", status.address, status_server->port());
+    }
     for (const auto& l : (*m)->links())
         for (std::size_t i = 0; i < file->links.size(); ++i)
             if (file->links[i].name == l->name())
@@ -75,12 +98,14 @@ int run_up(const up_flags& f) {
     asio::steady_timer grace(io);
     run_until_done(io, [&]() -> asio::awaitable<void> {
         (*server)->start();
+        if (status_server) status_server->start();
         (*m)->start();
         fmt::print("tunnel up: {} link(s); control socket {}\n", (*m)->links().size(),
                    (*server)->path());
         std::fflush(stdout);
         co_await (*m)->wait_stopped();
         (*server)->stop();
+        if (status_server) status_server->close();
         signals.cancel();
         // Connects in flight end at their own deadline: do not wait for them.
         grace.expires_after(std::chrono::milliseconds(300));
@@ -107,6 +132,12 @@ void add_up_command(CLI::App& app, command_runner& run) {
     cmd->add_option("--control", flags->control,
                     "Control socket path (default: control.socket in the file, else "
                     "$XDG_RUNTIME_DIR/tunnel/control.sock)");
+    cmd->add_option("--status-addr", flags->status_addr,
+                    "Serve /healthz, /metrics (Prometheus) and /api/v1/links (JSON) on HOST:PORT, "
+                    "e.g. 127.0.0.1:9091 (default: control.status_addr in the file; off loopback "
+                    "--status-token-file is required)");
+    cmd->add_option("--status-token-file", flags->status_token_file,
+                    "Bearer token the status endpoints require (a file of at least 16 characters)");
     cmd->add_flag("--check", flags->check, "Validate the file and resolve every target, then exit");
     cmd->add_option("-F", flags->connection.config_file, "ssh_config file to read");
     cmd->add_option("-o", flags->connection.options,

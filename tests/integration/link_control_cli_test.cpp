@@ -12,6 +12,7 @@
 #include "forward_test_support.hpp"
 #include "link/control_server.hpp"
 #include "link_test_support.hpp"
+#include "support/relay_fixture.hpp"
 
 namespace tunnel::test::links {
 namespace {
@@ -61,6 +62,7 @@ class LinkControlCli : public ::testing::Test {
         ASSERT_TRUE(h);
         home.emplace(std::move(*h));
         socket_path = home->file("run/control.sock");
+        status_port = local_port();
         const auto file = home->file("links.yaml");
         ASSERT_TRUE(write_text_file(
             file, fmt::format("links:\n"
@@ -78,8 +80,9 @@ class LinkControlCli : public ::testing::Test {
                               "    relays: [wss://relay-a.example.com/v1/tunnel]\n"
                               "    token_file: ~/.config/tunnel/token\n"
                               "    expose: {{llm: 127.0.0.1:11434}}\n"
-                              "control: {{socket: {}}}\n",
-                              fixture_options(*sshd), local_port(), echo->port(), socket_path)));
+                              "control: {{socket: {}, status_addr: '127.0.0.1:{}'}}\n",
+                              fixture_options(*sshd), local_port(), echo->port(), socket_path,
+                              status_port)));
         auto c = spawn_tunnel({"-v", "up", "-F", "/dev/null", file}, home->path(),
                               home->file("stdout"), home->file("stderr"));
         ASSERT_TRUE(c) << c.error().message;
@@ -106,6 +109,7 @@ class LinkControlCli : public ::testing::Test {
     std::unique_ptr<echo_server> echo;
     std::optional<temp_dir> home;
     std::string socket_path;
+    uint16_t status_port = 0;
     std::optional<child_process> up;
 };
 
@@ -204,6 +208,47 @@ TEST_F(LinkControlCli, LsStatusSwitchEventsAndDown) {
     EXPECT_NE(after.err.find("no `tunnel up` is listening"), std::string::npos) << after.err;
 }
 
+// control.status_addr: /metrics says what `tunnel ls --json` says, /healthz
+// follows the links (the relay link, which cannot run yet, is left out),
+// /api/v1/links is the ls document.
+TEST_F(LinkControlCli, StatusAddrServesHealthMetricsAndLinks) {
+    auto get = [&](const std::string& path) {
+        auto r = http_request(status_port,
+                              fmt::format("GET {} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", path), 5s);
+        return r ? *r : http_reply{};
+    };
+    ASSERT_TRUE(eventually([&] { return get("/healthz").status == 200; }, 15s))
+        << get("/healthz").raw << err();
+    ASSERT_EQ(tunnel({"switch", "db", "tcp"}).exit_code, 0);
+    ASSERT_TRUE(eventually([&] { return ls()["links"][0]["transport"]["index"] == 1; }, 10s));
+    const auto db = ls()["links"][0];
+    const auto metrics = get("/metrics");
+    ASSERT_EQ(metrics.status, 200) << metrics.raw;
+    for (const std::string& line : std::vector<std::string>{
+             "tunnel_link_up{link=\"db\"} 1", "tunnel_link_up{link=\"llm\"} 0",
+             "tunnel_link_state{link=\"llm\",state=\"unsupported\"} 1",
+             "tunnel_link_active_transport{link=\"db\"} 1",
+             fmt::format("tunnel_link_switches_total{{link=\"db\"}} {}", db["switches"].get<int>()),
+             "tunnel_link_transport_up{link=\"db\",transport=\"tcp\"} 1"})
+        EXPECT_NE(metrics.body.find(line), std::string::npos) << line << "\n" << metrics.body;
+    EXPECT_GE(db["switches"].get<int>(), 1);
+    auto links = nlohmann::json::parse(get("/api/v1/links").body, nullptr, false);
+    ASSERT_FALSE(links.is_discarded());
+    EXPECT_EQ(links["links"][0]["name"], "db");
+    EXPECT_EQ(links["links"][0]["transport"]["index"], 1);
+    // Only IP literals and localhost in Host (DNS rebinding).
+    auto rebound =
+        http_request(status_port, "GET /metrics HTTP/1.1\r\nHost: evil.example\r\n\r\n", 5s);
+    ASSERT_TRUE(rebound);
+    EXPECT_NE(rebound->status, 200);
+
+    // The server goes away: the link is down and /healthz says which.
+    sshd.reset();
+    ASSERT_TRUE(eventually([&] { return get("/healthz").status == 503; }, 15s)) << err();
+    EXPECT_NE(get("/healthz").body.find("db"), std::string::npos);
+    EXPECT_NE(get("/metrics").body.find("tunnel_link_up{link=\"db\"} 0"), std::string::npos);
+}
+
 TEST_F(LinkControlCli, MalformedAndHostileRequestsGetAnErrorLine) {
     int fd = dial(socket_path);
     ASSERT_GE(fd, 0);
@@ -272,6 +317,20 @@ TEST(LinkUpCli, CheckReportsFileErrorsWithPathAndLine) {
 
 namespace tunnel::test::links {
 namespace {
+
+TEST(LinkUpCli, AStatusAddressOffLoopbackNeedsAToken) {
+    auto home = temp_dir::create("tunnel-up-status");
+    ASSERT_TRUE(home);
+    const auto file = home->file("links.yaml");
+    ASSERT_TRUE(write_text_file(file, "links:\n  db:\n    target: root@127.0.0.1\n"));
+    auto r =
+        run_tunnel({"up", "--control", home->file("c.sock"), "--status-addr", "0.0.0.0:0", file});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("--status-token-file"), std::string::npos) << r.err;
+    r = run_tunnel({"up", "--control", home->file("c.sock"), "--status-addr", "localhost:x", file});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("HOST:PORT"), std::string::npos) << r.err;
+}
 
 TEST(LinkControlSocket, StaleSocketIsReplacedAndAFileIsNeverRemoved) {
     auto h = temp_dir::create("tunnel-control-sock");
