@@ -1,5 +1,11 @@
 // tunnel up LINKS.yaml: run every link of the file until SIGINT/SIGTERM or `tunnel down`.
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <csignal>
+#include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -13,6 +19,7 @@
 #include "link/link_metrics.hpp"
 #include "link/link_resolve.hpp"
 #include "link/manager.hpp"
+#include "link/unit_file.hpp"
 #include "observe/metrics.hpp"
 #include "observe/status_listener.hpp"
 
@@ -25,9 +32,53 @@ struct up_flags {
     std::string control;
     std::string status_addr;
     std::string status_token_file;
+    bool install = false;
+    std::string install_unit;  // --unit-scope: "", "user" or "system"
+    std::string unit_dir;
     bool check = false;
     ssh::client_flags connection;
 };
+
+// --install-unit: a hardened unit for this file, written where systemd reads it.
+int install_unit(const up_flags& f) {
+    namespace fs = std::filesystem;
+    link::unit_request r;
+    const bool root = ::geteuid() == 0;
+    if (f.install_unit == "system" || (f.install_unit.empty() && root))
+        r.scope = link::unit_scope::system;
+    std::error_code ec;
+    r.tunnel_binary = fs::read_symlink("/proc/self/exe", ec).string();
+    if (ec) return report({core::errc::io_error, "cannot find this program's path"});
+    r.links_file = fs::absolute(f.file, ec).lexically_normal().string();
+    if (!f.status_addr.empty()) r.status_addr = f.status_addr;
+    std::string dir = f.unit_dir;
+    if (r.scope == link::unit_scope::system) {
+        if (dir.empty()) dir = "/etc/systemd/system";
+        // Least privilege: the unit runs as the file's owner (whose keys it names).
+        struct stat st {};
+        if (::stat(r.links_file.c_str(), &st) == 0 && st.st_uid != 0)
+            if (const passwd* pw = ::getpwuid(st.st_uid)) r.user = pw->pw_name;
+    } else if (dir.empty()) {
+        const char* xdg = std::getenv("XDG_CONFIG_HOME");
+        const char* home = std::getenv("HOME");
+        if ((!xdg || !*xdg) && (!home || !*home))
+            return report({core::errc::invalid_argument,
+                           "--install-unit (user): neither XDG_CONFIG_HOME nor HOME is set; give "
+                           "--unit-dir DIR"});
+        dir = xdg && *xdg ? fmt::format("{}/systemd/user", xdg)
+                          : fmt::format("{}/.config/systemd/user", home);
+    }
+    auto path = link::install_unit(r, dir);
+    if (!path) return report(path.error());
+    const std::string name = link::unit_name(r.links_file);
+    const std::string ctl = r.scope == link::unit_scope::system ? "systemctl" : "systemctl --user";
+    fmt::print("wrote {}\nstart it now and at boot:\n  {} daemon-reload && {} enable --now {}\n",
+               *path, ctl, ctl, name);
+    if (r.scope == link::unit_scope::system)
+        fmt::print("its control socket: tunnel ls --control /run/{}/control.sock\n",
+                   name.substr(0, name.size() - 8));
+    return 0;
+}
 
 int run_up(const up_flags& f) {
     auto file = link::load_links_file(f.file);
@@ -39,6 +90,7 @@ int run_up(const up_flags& f) {
         if (!r) return report({r.error().code, fmt::format("{}: {}", f.file, r.error().message)});
         transports.push_back(std::move(*r));
     }
+    if (f.install) return install_unit(f);
     std::string control = f.control.empty() ? file->control.socket : f.control;
     if (control.empty()) {
         auto d = link::default_control_path();
@@ -138,6 +190,14 @@ void add_up_command(CLI::App& app, command_runner& run) {
                     "--status-token-file is required)");
     cmd->add_option("--status-token-file", flags->status_token_file,
                     "Bearer token the status endpoints require (a file of at least 16 characters)");
+    cmd->add_flag("--install-unit", flags->install,
+                  "Write a hardened systemd unit that runs this file, then exit (docs/link.md)");
+    cmd->add_option("--unit-scope", flags->install_unit,
+                    "user (~/.config/systemd/user) or system (/etc/systemd/system, run as the "
+                    "file's owner); default: system as root, else user")
+        ->check(CLI::IsMember({"user", "system"}));
+    cmd->add_option("--unit-dir", flags->unit_dir,
+                    "Directory for --install-unit instead of systemd's default");
     cmd->add_flag("--check", flags->check, "Validate the file and resolve every target, then exit");
     cmd->add_option("-F", flags->connection.config_file, "ssh_config file to read");
     cmd->add_option("-o", flags->connection.options,
