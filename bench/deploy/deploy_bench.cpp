@@ -19,8 +19,12 @@
 // re-runs the play with the same release id (unarchive copies the archive
 // again and finds the tree unchanged).
 //   deploy_bench [--rounds 5] [--hosts 4] [--mib 20] [--cipher C] [--rerun-rounds 3]
+//   deploy_bench --hold SECONDS   start the hosts, print both commands and the
+//                                 artifact's path, wait (to profile one tool by hand)
+//                                 until SECONDS pass or DIR/stop exists
 // The last line is the ratio ours/peer (lower is better).
 #include <stdlib.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -28,11 +32,13 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <thread>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "bench_support.hpp"
+#include "core/shell_quote.hpp"
 #include "deploy_hosts.hpp"
 #include "support/process.hpp"
 
@@ -96,14 +102,24 @@ bool make_artifact(const test::temp_dir& dir, int mib, const std::string& marker
 
 struct timed_run {
     double ms = -1;
+    double cpu_s = 0;  // user + system of the tool and the children it waited for
     test::run_result result;
 };
 
+double children_cpu_seconds() {
+    rusage u{};
+    (void)getrusage(RUSAGE_CHILDREN, &u);
+    auto secs = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+    return secs(u.ru_utime) + secs(u.ru_stime);
+}
+
 timed_run time_run(const std::vector<std::string>& argv, const test::run_options& o) {
+    const double cpu = children_cpu_seconds();
     const auto start = clk::now();
     timed_run t;
     t.result = test::run(argv, o);
     t.ms = std::chrono::duration<double, std::milli>(clk::now() - start).count();
+    t.cpu_s = children_cpu_seconds() - cpu;
     return t;
 }
 
@@ -238,32 +254,52 @@ int main(int argc, char** argv) {
                         {"ANSIBLE_LOCAL_TEMP", dir->file("ansible-tmp")},
                         {"ANSIBLE_NOCOLOR", "1"}};
 
+    if (const int hold = arg_int(argc, argv, "--hold", 0); hold > 0) {
+        if (!make_artifact(*dir, mib, "ok held")) return 1;
+        std::string env;
+        for (const auto& [k, v] : peer_env.env.set) env += k + "=" + core::shell_quote(v) + " ";
+        fmt::print("artifact: {}\nHOME={}\ntunnel: {}\nansible: {}{}\nstop: touch {}\n",
+                   dir->file("app.tar.gz"), dir->path(), core::shell_join(ours), env,
+                   core::shell_join(peer("held")), dir->file("stop"));
+        std::fflush(stdout);
+        const auto until = clk::now() + std::chrono::seconds(hold);
+        while (clk::now() < until && !fs::exists(dir->file("stop")))
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        return 0;
+    }
     const std::string load_before = loadavg();
-    std::vector<double> t_ours, t_peer;
+    std::vector<double> t_ours, t_peer, c_ours, c_peer;
     std::string marker;
     // Round 0 is not measured (page cache, ansible's first compile of its modules).
     for (int round = 0; round <= rounds; ++round) {
         marker = fmt::format("ok round {} {:016x}", round, std::random_device{}());
         if (!make_artifact(*dir, mib, marker)) return 1;
         const auto release_id = fmt::format("r{:02d}", round);
-        double ms_ours = -1, ms_peer = -1;
+        double ms_ours = -1, ms_peer = -1, cpu_ours = 0, cpu_peer = 0;
         for (int turn = 0; turn < 2; ++turn) {
             if ((turn == 0) == (round % 2 == 0)) {
                 auto t = time_run(ours, ours_env);
                 if (!tunnel_ok(t, true) || !all_on(*hosts, "tunnel", marker)) return 1;
                 ms_ours = t.ms;
+                cpu_ours = t.cpu_s;
             } else {
                 auto t = time_run(peer(release_id), peer_env);
                 close_masters(control_dir);
                 if (!ansible_ok(t, false) || !all_on(*hosts, "ansible", marker)) return 1;
                 ms_peer = t.ms;
+                cpu_peer = t.cpu_s;
             }
         }
         if (round == 0) continue;
         t_ours.push_back(ms_ours);
         t_peer.push_back(ms_peer);
-        fmt::print("round {}: tunnel deploy {:.0f} ms, ansible-playbook {:.0f} ms\n", round,
-                   ms_ours, ms_peer);
+        c_ours.push_back(cpu_ours);
+        c_peer.push_back(cpu_peer);
+        fmt::print(
+            "round {}: tunnel deploy {:.0f} ms ({:.2f} s CPU), ansible-playbook {:.0f} ms ({:.2f} "
+            "s "
+            "CPU)\n",
+            round, ms_ours, cpu_ours, ms_peer, cpu_peer);
     }
 
     // The same artifact again.
@@ -294,6 +330,10 @@ int main(int argc, char** argv) {
         "  new artifact every round (median of {}): tunnel deploy {:.0f} ms, "
         "ansible-playbook {:.0f} ms\n",
         rounds, m_ours, m_peer);
+    fmt::print(
+        "  CPU (median) of the tool and the processes it waited for (not sshd's side, not "
+        "ansible's backgrounded ControlMasters): tunnel {:.2f} s, ansible-playbook {:.2f} s\n",
+        median(c_ours), median(c_peer));
     fmt::print("ratio tunnel deploy/ansible-playbook: {:.3f} (target <= 0.2)\n", m_ours / m_peer);
     return 0;
 }
