@@ -8,6 +8,7 @@
 #include "core/log_text.hpp"
 #include "core/shell_quote.hpp"
 #include "deploy/release_scripts.hpp"
+#include "transfer/checksum.hpp"
 #include "transfer/file_copy.hpp"
 #include "transfer/sync.hpp"
 
@@ -152,11 +153,19 @@ asio::awaitable<core::result<bool>> release_host::upload(const artifact& a, tran
     }
     auto c = co_await host_->sftp(0);
     if (!c) co_return tl::unexpected(c.error());
+    // The artifact's SHA-256 is known (inspect_artifact): compare the host's
+    // copy with it here rather than have upload_file hash the local file
+    // again for every host.
+    auto existing = co_await (*c)->stat(remote);
+    if (existing && existing->is_reg() && existing->size == a.bytes) {
+        auto theirs = co_await transfer::sha256_remote(*host_, **c, remote);
+        if (theirs && *theirs == a.sha256) co_return false;
+    }
     transfer::copy_options o;
-    o.checksum = true;
+    o.always = true;  // compared above
     auto r = co_await transfer::upload_file(*host_, **c, a.path, remote, o, p);
     if (!r) co_return tl::unexpected(r.error());
-    co_return *r == transfer::file_outcome::copied;
+    co_return true;
 }
 
 asio::awaitable<core::result<void>> release_host::unpack(const artifact& a, std::string id) {
