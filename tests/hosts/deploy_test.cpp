@@ -262,9 +262,11 @@ strategy:
     EXPECT_TRUE(counts.ok()) << counts.describe();
     EXPECT_NE(counts.out.find(" fail=0\n"), std::string::npos)
         << counts.out << host_sh(*hosts, 0, "head -n 5 /tmp/fails");
-    const auto seen = host_sh(*hosts, 0, "sort /tmp/seen | uniq -c | awk '{print $2, $3}'");
+    // (each answer is its body line, then the empty line `echo` adds)
+    const auto seen = host_sh(*hosts, 0, "grep -v '^$' /tmp/seen | sort -u");
     EXPECT_EQ(seen, "version v1\nversion v2\n") << seen;
-    std::cout << "[ blue-green ] client through nginx: " << counts.out;
+    std::cout << "[ blue-green ] client through nginx: " << counts.out
+              << host_sh(*hosts, 0, "grep -v '^$' /tmp/seen | uniq -c");
     // The old slot stayed warm: blue's unit was never restarted, and the rollback flipped back
     // to it; green (the new slot) still runs v2.
     EXPECT_EQ(started("shop-blue.socket"), blue_started);
