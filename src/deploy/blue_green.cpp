@@ -160,7 +160,8 @@ asio::awaitable<core::result<void>> check_slot(release_host& h, std::string slot
     }
     auto env = fmt::format("DEPLOY_SLOT={}; DEPLOY_PORT={}; export DEPLOY_SLOT DEPLOY_PORT",
                            shell_quote(slot), sc.port ? std::to_string(*sc.port) : "''");
-    co_return co_await h.check_health(std::move(checks), "slots/" + slot, std::move(env));
+    auto dir = "slots/" + slot;  // named, not a temporary in the co_await (g++ 12 trap)
+    co_return co_await h.check_health(std::move(checks), std::move(dir), std::move(env));
 }
 
 // Puts `slot` back on `release` (its unit restarted) or, with none, empties
@@ -226,8 +227,9 @@ asio::awaitable<step> deploy(release_host& h, const host_state& st, std::string 
     s.slot = target_slot(st);
     const auto& c = h.config();
     if (hooks) {
-        auto before = co_await h.run_hooks("before_switch", c.hooks.before_switch,
-                                           c.root + "/releases/" + id, id, st.current);
+        const auto release_dir = c.root + "/releases/" + id;
+        auto before = co_await h.run_hooks("before_switch", c.hooks.before_switch, release_dir, id,
+                                           st.current);
         if (!before) {
             s.result = tl::unexpected(before.error());
             co_return s;
@@ -255,8 +257,9 @@ asio::awaitable<step> deploy(release_host& h, const host_state& st, std::string 
     }
     s.switched = true;
     if (hooks) {
-        auto after = co_await h.run_hooks("after_switch", c.hooks.after_switch, c.root + "/current",
-                                          id, st.current);
+        const auto current_dir = c.root + "/current";
+        auto after =
+            co_await h.run_hooks("after_switch", c.hooks.after_switch, current_dir, id, st.current);
         if (!after) s.result = tl::unexpected(after.error());
     }
     co_return s;
