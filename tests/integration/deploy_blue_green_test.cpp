@@ -347,6 +347,35 @@ TEST_F(DeployBlueGreen, RollbackFlipsBackWithoutTouchingTheNewSlot) {
     EXPECT_EQ(count_of(slurp(dir_->file("lb/reloads")), "reload"), 4u);
 }
 
+TEST_F(DeployBlueGreen, AFailingHostSwitchesTheFleetBackToTheOldSlots) {
+    auto deploy = write_deploy(
+        R"(  - {command: "test ! -e \"$DEPLOY_ROOT/FAIL_HEALTH\"", timeout: 1s, interval: 200ms}
+)",
+        "  batch: 1\n");
+    const auto v1 = json_of("deploy", deploy, 0)["id"].get<std::string>();
+    make_artifact("v2");
+    const auto v2 = json_of("deploy", deploy, 0)["id"].get<std::string>();
+    make_artifact("v3");
+    spit(root(1) + "/FAIL_HEALTH", "");
+    auto j = json_of("deploy", deploy, 1);
+    const std::string v3 = j["id"];
+    EXPECT_EQ(host_of(j, "h1")["status"], "rolled back") << j.dump(2);
+    EXPECT_EQ(host_of(j, "h1")["message"], "max_fail_percentage exceeded");
+    EXPECT_EQ(host_of(j, "h2")["status"], "failed");
+    EXPECT_NE(host_of(j, "h2")["message"].get<std::string>().find(
+                  "; traffic stays on green; slot blue put back on " + v1),
+              std::string::npos)
+        << j.dump(2);
+    EXPECT_TRUE(j["fleet_rolled_back"]);
+    for (int i = 0; i < host_count; ++i) {
+        EXPECT_EQ(current(i), v2) << "host " << i + 1;
+        EXPECT_EQ(live_slot(i), "green\n");
+        EXPECT_EQ(slot(i, "green"), v2);
+        EXPECT_EQ(slot(i, "blue"), v1) << "the idle slot is back on the release it held";
+        EXPECT_FALSE(fs::exists(root(i) + "/releases/" + v3));
+    }
+}
+
 TEST_F(DeployBlueGreen, AFailedReloadPutsTheUpstreamFileBack) {
     auto blue = http_origin::start("ok");
     auto green = http_origin::start("ok");
