@@ -138,10 +138,6 @@ int run_deploy(const deploy_flags& f) {
     auto targets = targets_for(f, *c);
     if (!targets) return report(targets.error());
     if (f.unlock) return run_unlock(f, *c, std::move(*targets));
-    if (c->strategy.type == deploy::strategy_type::blue_green)
-        return report({core::errc::invalid_argument,
-                       f.file + ": strategy.type: blue_green is not implemented yet; use "
-                                "recreate, rolling or canary"});
     auto a = deploy::inspect_artifact(*c);
     if (!a) return report(a.error());
     asio::io_context io;
@@ -194,6 +190,8 @@ int run_releases(const deploy_flags& f) {
                          {"current", h.state.current},
                          {"previous", h.state.previous},
                          {"releases", h.state.releases},
+                         {"slots", h.state.slots},
+                         {"live_slot", h.state.live_slot},
                          {"log", h.state.log}});
         else
             std::cout << deploy::format_releases(h);
@@ -222,10 +220,11 @@ CLI::App* add_common(CLI::App& app, const char* name, const char* help, deploy_f
 
 void add_deploy_command(CLI::App& app, command_runner& run) {
     auto f = std::make_shared<deploy_flags>();
-    auto* cmd = add_common(app, "deploy",
-                           "Ship a release to inventory hosts (rolling, canary or recreate) with "
-                           "health checks and automatic rollback",
-                           *f);
+    auto* cmd = add_common(
+        app, "deploy",
+        "Ship a release to inventory hosts (rolling, canary, recreate or blue_green) with "
+        "health checks and automatic rollback",
+        *f);
     cmd->add_flag("--check", f->check, "Change nothing; show each host's release and the batches");
     cmd->add_flag("--unlock", f->unlock,
                   "Remove the deploy lock on the hosts and show who held it since when");

@@ -168,7 +168,9 @@ void read_strategy(core::yaml_reader& r, const YAML::Node& n, strategy& s) {
         read_strategy(r, m, s);
         return;
     }
-    if (!r.expect_map(n, "strategy", {"type", "batch", "max_fail_percentage", "wait"})) return;
+    if (!r.expect_map(n, "strategy",
+                      {"type", "batch", "max_fail_percentage", "wait", "slots", "upstream"}))
+        return;
     if (n["type"]) {
         auto t = r.string(n["type"], "strategy.type");
         if (t == "recreate")
@@ -199,6 +201,8 @@ void read_strategy(core::yaml_reader& r, const YAML::Node& n, strategy& s) {
         }
     } else if (s.type == strategy_type::canary) {
         s.batch = {1, false};
+    } else if (s.type == strategy_type::blue_green) {
+        s.batch = {100, true};  // every host at once unless `batch` says otherwise
     }
     if (n["max_fail_percentage"])
         s.max_fail_percentage = static_cast<unsigned>(
@@ -207,6 +211,7 @@ void read_strategy(core::yaml_reader& r, const YAML::Node& n, strategy& s) {
     if (n["wait"]) s.canary_wait = r.duration(n["wait"], "strategy.wait").value_or(s.canary_wait);
     if (n["wait"] && s.type != strategy_type::canary)
         r.error("strategy.wait", "applies to the canary strategy only" + line_of(n["wait"]));
+    read_blue_green(r, n, s);
 }
 
 }  // namespace
@@ -292,6 +297,7 @@ core::result<deploy_config> parse_deploy_config(std::string_view text, const std
     if (root["hooks"]) read_hooks(r, root["hooks"], c.hooks);
     if (root["health"]) read_health(r, root["health"], c.health);
     if (root["strategy"]) read_strategy(r, root["strategy"], c.strategy);
+    check_blue_green(r, root, c);
     if (!r.ok()) return tl::unexpected(r.failure());
     return c;
 }

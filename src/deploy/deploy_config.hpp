@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "deploy/blue_green_config.hpp"
 
 namespace tunnel::deploy {
 
@@ -65,6 +66,7 @@ struct strategy {
     batch_size batch;
     unsigned max_fail_percentage = 0;  // failed hosts above this % roll back the whole fleet
     std::chrono::milliseconds canary_wait{0};  // canary: pause before its second health check
+    blue_green_options blue_green;  // blue_green: slots and upstream (blue_green_config.hpp)
 };
 
 struct deploy_config {

@@ -7,6 +7,7 @@
 
 #include "core/duration.hpp"
 #include "core/utc_time.hpp"
+#include "deploy/blue_green.hpp"
 #include "deploy/release_scripts.hpp"
 #include "inventory/fanout.hpp"
 #include "transfer/progress.hpp"
@@ -107,6 +108,12 @@ asio::awaitable<void> prepare_host(host_run& r, const context& ctx) {
             fmt::format("would upload {} ({} bytes, skipped if unchanged) and switch {} -> {}",
                         to_string(ctx.a->kind), ctx.a->bytes,
                         r.st.current.empty() ? "(no release)" : r.st.current, ctx.id);
+        if (ctx.c.strategy.type == strategy_type::blue_green) {
+            r.out.slot = blue_green::target_slot(r.st);
+            r.out.message = fmt::format("would upload {} ({} bytes, skipped if unchanged), {}",
+                                        to_string(ctx.a->kind), ctx.a->bytes,
+                                        blue_green::describe_plan(r.h->config(), r.st, ctx.id));
+        }
         co_return;
     }
     if (auto l = co_await r.h->lock(ctx.o.holder_json); !l) {
@@ -144,6 +151,19 @@ asio::awaitable<void> prepare_host(host_run& r, const context& ctx) {
 
 // Switches one host to ctx.id and checks it; a failure leaves r.out failed.
 asio::awaitable<void> switch_host(host_run& r, const context& ctx, std::string where) {
+    if (ctx.c.strategy.type == strategy_type::blue_green) {
+        auto s = co_await blue_green::deploy(*r.h, r.st, ctx.id, true);
+        r.switched = s.switched;
+        r.out.slot = s.slot;
+        if (!s.result) {
+            fail(r, ctx, where, s.result.error());
+            co_return;
+        }
+        r.out.status = host_status::deployed;
+        ctx.progress(fmt::format("[{}] {}: {} started in slot {}, healthy, traffic switched to {}",
+                                 where, r.out.name, ctx.id, s.slot, s.slot));
+        co_return;
+    }
     auto before = co_await r.h->run_hooks("before_switch", ctx.c.hooks.before_switch,
                                           ctx.release_dir(*r.h), ctx.id, r.st.current);
     if (!before) {
@@ -178,9 +198,14 @@ asio::awaitable<void> switch_host(host_run& r, const context& ctx, std::string w
 // Switches a host back to the release it was on before this deploy.
 asio::awaitable<void> switch_back(host_run& r, const context& ctx, std::string why) {
     if (!r.switched) co_return;
-    auto s = co_await r.h->switch_to(r.st.current, r.st.previous);
+    const bool bg = ctx.c.strategy.type == strategy_type::blue_green;
+    core::result<void> s;
+    if (bg)  // traffic back to the old slot, still running: no restart
+        s = co_await blue_green::switch_back(*r.h, r.st, r.out.slot);
+    else
+        s = co_await r.h->switch_to(r.st.current, r.st.previous);
     core::result<void> u;
-    if (s && !r.st.current.empty()) u = co_await r.h->restart_unit();
+    if (s && !r.st.current.empty() && !bg) u = co_await r.h->restart_unit();
     const auto back = r.st.current.empty() ? std::string("no release") : r.st.current;
     if (!s || !u) {
         r.out.status = host_status::failed;
@@ -218,6 +243,7 @@ asio::awaitable<void> finish_host(host_run& r, const context& ctx) {
             {"strategy", to_string(ctx.c.strategy.type)},
             {"result", deployed ? "success" : std::string(to_string(r.out.status))},
             {"previous", r.st.current}};
+        if (!r.out.slot.empty()) entry["slot"] = r.out.slot;
         if (!r.out.message.empty()) entry["message"] = r.out.message;
         auto logged = co_await r.h->append_log(entry);
         if (!logged) r.out.message += "; " + logged.error().message;
@@ -281,11 +307,6 @@ asio::awaitable<deploy_report> run_deploy(const deploy_config& c, const artifact
         });
         for (auto& r : hs) rep.hosts.push_back(std::move(r.out));
     };
-    if (c.strategy.type == strategy_type::blue_green) {
-        rep.stopped = "strategy blue_green is not implemented yet: use recreate, rolling or canary";
-        for (auto& r : hs) rep.hosts.push_back(std::move(r.out));
-        co_return rep;
-    }
     ctx.progress(fmt::format("deploying {} release {} ({} {}, sha256 {}) to {} host{} ({})", c.app,
                              rep.id, to_string(a.kind), a.path, a.sha256.substr(0, 12), hs.size(),
                              hs.size() == 1 ? "" : "s", rep.strategy));
@@ -404,7 +425,18 @@ asio::awaitable<void> rollback_host(host_run& r, const context& ctx,
         co_return;
     }
     r.out.message = "on " + target;
-    if (target != r.st.current) {
+    nlohmann::json entry{{"id", target},       {"time", now_iso()},   {"action", "rollback"},
+                         {"user", ctx.o.user}, {"result", "success"}, {"previous", r.st.current}};
+    if (ctx.c.strategy.type == strategy_type::blue_green && target != r.st.current) {
+        auto s = co_await blue_green::rollback(*r.h, r.st, target);
+        r.out.slot = s.slot;
+        if (!s.result) {
+            fail(r, ctx, "rollback", s.result.error());
+            co_return;
+        }
+        entry["slot"] = s.slot;
+        r.out.message = fmt::format("{} -> {} (slot {} live)", r.st.current, target, s.slot);
+    } else if (target != r.st.current) {
         if (auto s = co_await r.h->switch_to(target, r.st.current); !s) {
             fail(r, ctx, "rollback", s.error());
             co_return;
@@ -422,9 +454,6 @@ asio::awaitable<void> rollback_host(host_run& r, const context& ctx,
     }
     r.out.status = host_status::deployed;
     ctx.progress(fmt::format("[rollback] {}: {}", r.out.name, r.out.message));
-    const nlohmann::json entry{{"id", target},         {"time", now_iso()},
-                               {"action", "rollback"}, {"user", ctx.o.user},
-                               {"result", "success"},  {"previous", r.st.current}};
     auto logged = co_await r.h->append_log(entry);
     (void)logged;
 }
@@ -510,6 +539,7 @@ nlohmann::json to_json(const deploy_report& r) {
         nlohmann::json j{{"host", h.name},         {"status", to_string(h.status)},
                          {"previous", h.previous}, {"batch", h.batch},
                          {"uploaded", h.uploaded}, {"pruned", h.pruned}};
+        if (!h.slot.empty()) j["slot"] = h.slot;
         if (!h.message.empty()) j["message"] = h.message;
         hosts.push_back(std::move(j));
     }
@@ -530,6 +560,7 @@ std::string format_recap(const deploy_report& r) {
         deployed += h.status == host_status::deployed ? 1 : 0;
         s += fmt::format("{:<{}}  {:<12}", h.name, width, to_string(h.status));
         if (h.batch > 0) s += fmt::format(" batch {}", h.batch);
+        if (!h.slot.empty()) s += " slot " + h.slot;
         if (!h.pruned.empty()) s += fmt::format(" pruned {}", h.pruned.size());
         if (!h.message.empty()) s += "  " + h.message;
         s += "\n";
@@ -554,8 +585,9 @@ std::string format_releases(const host_releases& h) {
             info = fmt::format("{}  {}  {}  sha256 {}", last->value("time", ""),
                                last->value("user", ""), last->value("result", ""),
                                last->value("artifact_sha256", "").substr(0, 12));
-        s += fmt::format("  {} {:<22} {}{}\n", *it == h.state.current ? '*' : ' ', *it, info,
-                         *it == h.state.previous ? "  (previous)" : "");
+        s += fmt::format("  {} {:<22} {}{}{}\n", *it == h.state.current ? '*' : ' ', *it, info,
+                         *it == h.state.previous ? "  (previous)" : "",
+                         blue_green::slot_marks(h.state, *it));
     }
     return s;
 }

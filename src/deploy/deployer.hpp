@@ -45,6 +45,7 @@ struct host_outcome {
     std::string previous;   // the release `current` pointed at before
     std::size_t batch = 0;  // 1-based; 0 before batches
     bool uploaded = false;  // false: the host had the artifact already
+    std::string slot;       // blue_green: the slot the release was started in
     std::vector<std::string> pruned;
 };
 

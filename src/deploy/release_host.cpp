@@ -125,6 +125,12 @@ asio::awaitable<core::result<host_state>> release_host::state(unsigned log_lines
     if (!cur.empty()) s.current = cur.front();
     auto prev = lines_with(r->out, "PREVIOUS");
     if (!prev.empty()) s.previous = prev.front();
+    for (const auto& l : lines_with(r->out, "SLOT")) {
+        auto sp = l.find(' ');
+        if (sp != std::string::npos) s.slots[l.substr(0, sp)] = l.substr(sp + 1);
+    }
+    auto live = lines_with(r->out, "LIVE");
+    if (!live.empty()) s.live_slot = live.front();
     s.releases = lines_with(r->out, "RELEASE");
     std::sort(s.releases.begin(), s.releases.end());
     for (const auto& l : lines_with(r->out, "LOG")) {
@@ -208,19 +214,28 @@ asio::awaitable<core::result<void>> release_host::switch_to(std::string id,
 
 asio::awaitable<core::result<void>> release_host::restart_unit() {
     if (!config_.unit) co_return core::result<void>{};
-    auto r = co_await sh(scripts::restart_unit(config_), config_.unit_timeout + step_timeout);
+    co_return co_await restart_unit(*config_.unit);
+}
+
+asio::awaitable<core::result<void>> release_host::restart_unit(std::string unit) {
+    auto c = config_;
+    c.unit = unit;
+    auto r = co_await sh(scripts::restart_unit(c), config_.unit_timeout + step_timeout);
     if (!r) co_return tl::unexpected(r.error());
     if (r->exit_status != 0)
         co_return core::fail(
             core::errc::io_error,
-            fmt::format("{} did not become active within {} after its restart: {}", *config_.unit,
+            fmt::format("{} did not become active within {} after its restart: {}", unit,
                         core::format_duration(config_.unit_timeout), output_of(*r)));
     co_return core::result<void>{};
 }
 
-asio::awaitable<core::result<void>> release_host::check_one(const health_check& h) {
+asio::awaitable<core::result<void>> release_host::check_one(const health_check& h,
+                                                            const std::string& dir,
+                                                            const std::string& env) {
     const auto started = std::chrono::steady_clock::now();
-    const auto script = h.http ? scripts::http_attempt(h) : scripts::command_attempt(config_, h);
+    const auto script =
+        h.http ? scripts::http_attempt(h) : scripts::command_attempt(config_, h, dir, env);
     std::string last = "no answer yet";
     unsigned attempts = 0;
     auto executor = co_await asio::this_coro::executor;
@@ -268,8 +283,13 @@ asio::awaitable<core::result<void>> release_host::check_one(const health_check& 
 }
 
 asio::awaitable<core::result<void>> release_host::check_health() {
-    for (const auto& h : config_.health) {
-        auto r = co_await check_one(h);
+    co_return co_await check_health(config_.health, "current", "");
+}
+
+asio::awaitable<core::result<void>> release_host::check_health(std::vector<health_check> checks,
+                                                               std::string dir, std::string env) {
+    for (const auto& h : checks) {
+        auto r = co_await check_one(h, dir, env);
         if (!r) co_return r;
     }
     co_return core::result<void>{};

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -33,6 +34,9 @@ struct host_state {
     std::string previous;               // recorded at the last switch; "" when none
     std::vector<std::string> releases;  // sorted (oldest first)
     std::vector<nlohmann::json> log;    // last lines of the release log, oldest first
+    // blue_green: the release in each slot (slot -> id) and the slot traffic goes to ("" none).
+    std::map<std::string, std::string> slots;
+    std::string live_slot;
 };
 
 // "alice@laptop (pid 4242) since 2026-12-06T16:05:12Z" from a lock's holder line.
@@ -65,9 +69,20 @@ class release_host {
     // Empty id: removes `current` (undoing a host's first deploy).
     asio::awaitable<core::result<void>> switch_to(std::string id, std::string previous_to_record);
     asio::awaitable<core::result<void>> restart_unit();
+    // Restarts `unit` (not the deploy file's) and waits until it is active.
+    asio::awaitable<core::result<void>> restart_unit(std::string unit);
     // Every health check in order, each retried until it passes or its
     // timeout; a failure names the check, its last answer and how long it waited.
     asio::awaitable<core::result<void>> check_health();
+    // The same for `checks`, command checks run in `<root>/<dir>` after `env`
+    // (sh assignments, e.g. "DEPLOY_SLOT=green; export DEPLOY_SLOT").
+    asio::awaitable<core::result<void>> check_health(std::vector<health_check> checks,
+                                                     std::string dir, std::string env);
+    // One POSIX sh script on the host (blue_green.cpp builds its own).
+    asio::awaitable<core::result<transfer::command_output>> run_script(
+        std::string script, std::chrono::milliseconds timeout) {
+        co_return co_await sh(std::move(script), timeout);
+    }
     asio::awaitable<core::result<std::vector<std::string>>> prune();
     // Removes an unpacked release that never went live.
     asio::awaitable<void> discard(std::string id);
@@ -84,7 +99,8 @@ class release_host {
         : name_(std::move(name)), host_(std::move(host)), config_(c) {}
     asio::awaitable<core::result<transfer::command_output>> sh(std::string script,
                                                                std::chrono::milliseconds timeout);
-    asio::awaitable<core::result<void>> check_one(const health_check& h);
+    asio::awaitable<core::result<void>> check_one(const health_check& h, const std::string& dir,
+                                                  const std::string& env);
 
     std::string name_;
     std::shared_ptr<transfer::remote_host> host_;

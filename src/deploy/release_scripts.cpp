@@ -88,6 +88,11 @@ std::string read_state(const deploy_config& c, unsigned log_lines) {
 c=$(readlink current 2>/dev/null || true)
 echo "CURRENT ${c##*/}"
 echo "PREVIOUS $(cat "$S/previous" 2>/dev/null || true)"
+for s in slots/*; do
+  l=$(readlink "$s" 2>/dev/null) || continue
+  echo "SLOT ${s##*/} ${l##*/}"
+done
+echo "LIVE $(cat "$S/live-slot" 2>/dev/null || true)"
 for d in releases/*/; do
   [ -d "$d" ] || continue
   d=${d%/}; echo "RELEASE ${d##*/}"
@@ -208,12 +213,13 @@ rm -f "$B"
         std::min(secs, 30.0), shell_quote(*h.http));
 }
 
-std::string command_attempt(const deploy_config& c, const health_check& h) {
+std::string command_attempt(const deploy_config& c, const health_check& h, std::string_view dir,
+                            std::string_view env) {
     return prologue(c) + fmt::format(
-                             "DEPLOY_ROOT=\"$R\"; export DEPLOY_ROOT\ncd \"$R/current\" || exit "
+                             "DEPLOY_ROOT=\"$R\"; export DEPLOY_ROOT\n{}\ncd \"$R\"/{} || exit "
                              "3\nout=$( ( {}\n) 2>&1 )\nrc=$?\nprintf '%s' "
                              "\"$out\" | tail -c 4096\nexit $rc\n",
-                             *h.command);
+                             env, shell_quote(dir), *h.command);
 }
 
 std::string prune(const deploy_config& c) {
@@ -227,6 +233,9 @@ for d in $(ls -1 | sort -r); do
   [ $n -le {} ] && continue
   [ "$d" = "$cur" ] && continue
   [ "$d" = "$prev" ] && continue
+  for s in "$R"/slots/*; do
+    l=$(readlink "$s" 2>/dev/null) && [ "${{l##*/}}" = "$d" ] && continue 2
+  done
   rm -rf "./$d" && echo "PRUNED $d"
 done
 exit 0

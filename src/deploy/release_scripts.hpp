@@ -29,7 +29,8 @@ namespace tunnel::deploy::scripts {
 // Removes the lock whoever holds it: prints `HELD <holder>` or `FREE`.
 [[nodiscard]] std::string force_unlock(const deploy_config& c);
 
-// Prints `CURRENT <id>`, `PREVIOUS <id>`, `RELEASE <id>` lines (releases sorted) and,
+// Prints `CURRENT <id>`, `PREVIOUS <id>`, `RELEASE <id>` lines (releases sorted),
+// `SLOT <slot> <id>` for each blue_green slot, `LIVE <slot>` and,
 // with `log_lines` > 0, the log's last lines as `LOG <json>`.
 [[nodiscard]] std::string read_state(const deploy_config& c, unsigned log_lines);
 
@@ -54,10 +55,14 @@ namespace tunnel::deploy::scripts {
 // then the body's first 4 KiB.
 [[nodiscard]] std::string http_attempt(const health_check& h);
 // One attempt of a command check, run in `current`.
-[[nodiscard]] std::string command_attempt(const deploy_config& c, const health_check& h);
+// One attempt of a command check, run in `<root>/<dir>` (default `current`)
+// after `env` (sh assignments and exports, for blue_green's slot variables).
+[[nodiscard]] std::string command_attempt(const deploy_config& c, const health_check& h,
+                                          std::string_view dir = "current",
+                                          std::string_view env = "");
 
-// Removes the oldest releases beyond keep_releases, never `current` nor the
-// `previous` one; prints `PRUNED <id>` lines.
+// Removes the oldest releases beyond keep_releases, never `current`, the
+// `previous` one nor one in a blue_green slot; prints `PRUNED <id>` lines.
 [[nodiscard]] std::string prune(const deploy_config& c);
 
 // Appends one line to the release log.
