@@ -196,6 +196,27 @@ TEST_F(HealthCli, UsageErrors) {
     EXPECT_EQ(w.exit_code, 2) << w.describe();
 }
 
+TEST_F(HealthCli, BareWatchTakesTheDefaultIntervalAndSigintEndsIt) {
+    auto c = spawn_tunnel(
+        args({"--limit", "web1", "--thresholds", dir_->file("lenient.yml"), "--watch", "--json"}),
+        dir_->path(), dir_->file("out"), dir_->file("err"));
+    ASSERT_TRUE(c) << c.error().message;
+    std::string out;
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (std::chrono::steady_clock::now() < deadline &&
+           (out = read_text_file(dir_->file("out")).value_or("")).find('\n') == std::string::npos)
+        std::this_thread::sleep_for(20ms);
+    auto doc = parse_json(out.substr(0, out.find('\n')));
+    EXPECT_EQ(doc["round"], 1) << read_text_file(dir_->file("err")).value_or("");
+    EXPECT_EQ(doc["hosts"][0]["status"], "ok");
+    c->signal(SIGINT);
+    auto code = c->wait(10s);
+    ASSERT_TRUE(code) << "still running 10 s after SIGINT";
+    EXPECT_EQ(*code, 0);
+    EXPECT_EQ(read_text_file(dir_->file("out")).value_or("").find("\"round\":2"), std::string::npos)
+        << "the default interval is 10 s, not a busy loop";
+}
+
 // GET http://127.0.0.1:port/path: the body, or nullopt.
 std::optional<std::string> http_body(std::uint16_t port, const std::string& path) {
     int fd = connect_tcp("127.0.0.1", port);
