@@ -24,8 +24,6 @@ namespace tunnel::cli {
 
 namespace {
 
-constexpr int exit_interrupted = 130;
-
 struct health_flags {
     ssh::client_flags connection;
     std::string inventory_path;
@@ -118,17 +116,25 @@ int run_health(const health_flags& f) {
     int code = 0;
     asio::steady_timer pause(io);
     asio::signal_set signals(io, SIGINT, SIGTERM);
-    signals.async_wait([&](boost::system::error_code ec, int) {
+    bool in_round = false;
+    signals.async_wait([&](boost::system::error_code ec, int sig) {
         if (ec) return;
+        if (in_round) {
+            // A connect or probe in flight cannot be cancelled half way (the
+            // pool has no cancellation): die of the signal as a shell command
+            // does; everything printed so far was written already.
+            std::signal(sig, SIG_DFL);
+            std::raise(sig);
+        }
         stopping = true;
         pause.cancel();
-        pool.close();  // a round in flight ends now; its results are dropped
     });
     health::probe_options options{f.forks, *timeout};
     run_until_done(io, [&]() -> asio::awaitable<void> {
         for (;;) {
+            in_round = true;
             auto reports = co_await health::probe_hosts(runner, *targets, limits, options);
-            if (stopping) break;
+            in_round = false;
             ++latest->rounds;
             auto doc = health::to_json(reports, limits);
             if (f.watching) {
@@ -156,7 +162,6 @@ int run_health(const health_flags& f) {
         if (server) server->close();
         pool.close();
     });
-    if (stopping && latest->rounds == 0) return exit_interrupted;
     return code;
 }
 
@@ -176,7 +181,8 @@ void add_health_command(CLI::App& app, command_runner& run) {
         "Thresholds (defaults): load_per_cpu 2.0 (5-min load / CPUs), memory_available_min 10 "
         "(%),\n  disk_used_max 90 (%), failed_units_max 0, clock_skew_max 1s. See docs/health.md.\n"
         "Exit status: 0 all healthy; 1 a threshold breached or a host answered nonsense; 4 a host "
-        "was\nunreachable (5 both); 2 bad usage; 130 interrupted before the first round finished.");
+        "was\nunreachable (5 both); 2 bad usage. SIGINT between --watch rounds exits with the last "
+        "round's\nstatus; during a round the process dies of the signal (130 in a shell).");
     add_connection_flags(*cmd, flags->connection, /*with_short_identity=*/false);
     cmd->add_option("-i,--inventory", flags->inventory_path,
                     "Inventory file (Ansible YAML or INI) or a comma-separated host list")

@@ -217,6 +217,31 @@ TEST_F(HealthCli, BareWatchTakesTheDefaultIntervalAndSigintEndsIt) {
         << "the default interval is 10 s, not a busy loop";
 }
 
+// A host that accepts the TCP connection and never speaks holds the round
+// until --timeout; SIGINT ends it at once, with 130.
+TEST_F(HealthCli, SigintDuringARoundEndsItAtOnce) {
+    auto silent = listen_loopback();
+    ASSERT_GE(silent.fd, 0);
+    ASSERT_TRUE(write_text_file(
+        dir_->file("silent.yml"),
+        fmt::format("all:\n  hosts:\n    mute1: {{ansible_host: 127.0.0.1, ansible_port: {}, "
+                    "ansible_user: root}}\n",
+                    silent.port)));
+    auto a = args({"--timeout", "60s"});
+    a[2] = dir_->file("silent.yml");
+    auto c = spawn_tunnel(a, dir_->path(), dir_->file("out"), dir_->file("err"));
+    ASSERT_TRUE(c) << c.error().message;
+    std::this_thread::sleep_for(1s);  // the connection is up and waiting for the banner
+    ASSERT_TRUE(c->running());
+    const auto sent = std::chrono::steady_clock::now();
+    c->signal(SIGINT);
+    auto code = c->wait(10s);
+    ::close(silent.fd);
+    ASSERT_TRUE(code) << "still running 10 s after SIGINT";
+    EXPECT_EQ(*code, 130) << read_text_file(dir_->file("err")).value_or("");
+    EXPECT_LT(std::chrono::steady_clock::now() - sent, 5s);
+}
+
 // GET http://127.0.0.1:port/path: the body, or nullopt.
 std::optional<std::string> http_body(std::uint16_t port, const std::string& path) {
     int fd = connect_tcp("127.0.0.1", port);
