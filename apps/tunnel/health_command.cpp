@@ -34,6 +34,7 @@ struct health_flags {
     std::string watch;  // the interval when --watch is given
     bool watching = false;
     std::string status_addr;
+    std::string status_token_file;
     bool json = false;
 };
 
@@ -81,6 +82,9 @@ int run_health(const health_flags& f) {
         if (!i) return report(i.error());
         interval = *i;
     }
+    if (f.status_addr.empty() && !f.status_token_file.empty())
+        return report({core::errc::invalid_argument,
+                       "--status-token-file goes with --status-addr HOST:PORT"});
     if (!f.status_addr.empty() && !f.watching)
         return report({core::errc::invalid_argument,
                        "--status-addr serves the metrics while watching: add --watch [INTERVAL]"});
@@ -104,7 +108,8 @@ int run_health(const health_flags& f) {
     latest->metrics = health::prometheus_text({}, 0);
     std::shared_ptr<observe::admin_http_server> server;
     if (!f.status_addr.empty()) {
-        auto s = health::open_status_server(io.get_executor(), f.status_addr, latest);
+        auto s = health::open_status_server(io.get_executor(), f.status_addr, f.status_token_file,
+                                            latest);
         if (!s) return report(s.error());
         server = *s;
         server->start();
@@ -200,7 +205,10 @@ void add_health_command(CLI::App& app, command_runner& run) {
         ->expected(0, 1);
     cmd->add_option("--status-addr", flags->status_addr,
                     "With --watch: serve /metrics (Prometheus), /status (JSON) and /healthz on "
-                    "HOST:PORT, a loopback address, e.g. 127.0.0.1:9101");
+                    "HOST:PORT, e.g. 127.0.0.1:9101 (off loopback --status-token-file is "
+                    "required)");
+    cmd->add_option("--status-token-file", flags->status_token_file,
+                    "Bearer token the status endpoints require (a file of at least 16 characters)");
     cmd->callback([flags, cmd, &run] {
         flags->watching = cmd->count("--watch") > 0;
         run = [flags] { return run_health(*flags); };

@@ -1,8 +1,6 @@
 #include "health/status_endpoints.hpp"
 
-#include <charconv>
-
-#include <fmt/format.h>
+#include "observe/status_listener.hpp"
 
 namespace tunnel::health {
 
@@ -27,44 +25,14 @@ std::vector<observe::admin_endpoint> status_endpoints(std::shared_ptr<const late
 }
 
 core::result<std::shared_ptr<observe::admin_http_server>> open_status_server(
-    asio::any_io_executor executor, const std::string& address,
+    asio::any_io_executor executor, const std::string& address, const std::string& token_file,
     std::shared_ptr<const latest_round> latest) {
-    auto bad = [&](std::string why) {
-        return core::fail(
-            core::errc::invalid_argument,
-            fmt::format("--status-addr \"{}\": {}; expected HOST:PORT, e.g. 127.0.0.1:9100",
-                        address, why));
-    };
-    auto colon = address.rfind(':');
-    if (colon == std::string::npos || colon == 0) return bad("missing port");
-    std::string host(address.substr(0, colon));
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-        host = host.substr(1, host.size() - 2);
-    auto port_text = std::string_view(address).substr(colon + 1);
-    unsigned port = 0;
-    auto [end, ec1] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-    if (port_text.empty() || ec1 != std::errc{} || end != port_text.data() + port_text.size() ||
-        port > 65535)
-        return bad("bad port");
-    boost::system::error_code ec;
-    auto ip = asio::ip::make_address(host, ec);
-    if (ec) return bad("the host must be an IP address");
-    if (!ip.is_loopback())
-        return bad(
-            "not a loopback address (the metrics name every host and have no token); "
-            "listen on 127.0.0.1 and let a local agent scrape it");
-
-    observe::admin_server_options o;
+    observe::status_listener_options o;
+    o.address = address;
+    o.token_file = token_file;
     o.title = "tunnel health status endpoints";
-    o.log_name = "health status";
-    o.read_timeout = std::chrono::seconds(5);
-    auto server = observe::admin_http_server::open(
-        executor, asio::ip::tcp::endpoint(ip, static_cast<std::uint16_t>(port)),
-        status_endpoints(std::move(latest)), std::move(o));
-    if (!server)
-        return core::fail(server.error().code,
-                          fmt::format("--status-addr: {}", server.error().message));
-    return server;
+    return observe::open_status_listener(std::move(executor), o,
+                                         status_endpoints(std::move(latest)), nullptr);
 }
 
 }  // namespace tunnel::health

@@ -3,7 +3,8 @@
 //   /metrics  Prometheus text (health_report.hpp prometheus_text)
 //   /status   the round as JSON, the document --json prints
 //   /healthz  200 while serving (liveness of the watcher, not of the hosts)
-// Loopback addresses only: the answers name every host, and there is no token.
+// Off loopback a bearer token is required (--status-token-file), as for
+// every --status-addr (observe/status_listener.hpp).
 #pragma once
 
 #include <cstdint>
@@ -26,9 +27,9 @@ struct latest_round {
 [[nodiscard]] std::vector<observe::admin_endpoint> status_endpoints(
     std::shared_ptr<const latest_round> latest);
 
-// Checks the address (HOST:PORT, a loopback IP) and binds now.
+// Checks the address (HOST:PORT, an IP; a token file off loopback) and binds now.
 [[nodiscard]] core::result<std::shared_ptr<observe::admin_http_server>> open_status_server(
-    asio::any_io_executor executor, const std::string& address,
+    asio::any_io_executor executor, const std::string& address, const std::string& token_file,
     std::shared_ptr<const latest_round> latest);
 
 }  // namespace tunnel::health

@@ -192,6 +192,7 @@ TEST_F(HealthCli, UsageErrors) {
     auto off = run_tunnel(args({"--watch", "1s", "--status-addr", "0.0.0.0:9101"}));
     EXPECT_EQ(off.exit_code, 2) << off.describe();
     EXPECT_NE(off.err.find("loopback"), std::string::npos) << off.err;
+    EXPECT_NE(off.err.find("--status-token-file"), std::string::npos) << off.err;
     auto w = run_tunnel(args({"--watch", "0s"}));
     EXPECT_EQ(w.exit_code, 2) << w.describe();
 }
