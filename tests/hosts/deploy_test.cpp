@@ -54,11 +54,9 @@ void make_app(const std::string& dir, const std::string& version, bool broken) {
     ::chmod((dir + "/check.sh").c_str(), 0755);
 }
 
-TEST(DeployHosts, ASystemdAppIsDeployedRestartedCheckedAndABrokenReleaseSwitchedBack) {
-    auto shared = shared_hosts::start(2, "web");
-    ASSERT_TRUE(shared) << shared.error().message;
-    auto& hosts = (*shared)->hosts;
-    auto& dir = (*shared)->dir;
+// The app as systemd runs it on every host: a socket unit on 8000, one
+// serve.sh per connection from the current release.
+void install_shop_units(test_hosts& hosts) {
     for (std::size_t i = 0; i < hosts.size(); ++i) {
         auto r = hosts.exec(
             i, {"sh", "-c",
@@ -69,29 +67,48 @@ TEST(DeployHosts, ASystemdAppIsDeployedRestartedCheckedAndABrokenReleaseSwitched
                 "daemon-reload"});
         ASSERT_TRUE(r.ok()) << r.describe();
     }
-    auto deploy = write_file(dir, "deploy.yaml", R"(app: shop
+}
+
+std::string write_deploy_file(temp_dir& dir, const std::string& strategy) {
+    return write_file(dir, "deploy.yaml",
+                      fmt::format(R"(app: shop
 root: /srv/shop
 artifact: app/
 unit: shop.socket
 unit_timeout: 20s
 health:
-  - {command: "./check.sh", timeout: 5s, interval: 250ms}
-strategy: {type: rolling, batch: 1, max_fail_percentage: 0}
-)");
-    auto run_deploy = [&] {
-        std::vector<std::string> args{"deploy", deploy, "-i", (*shared)->inventory, "--json"};
-        for (auto& f : all_host_flags(hosts)) args.push_back(f);
-        cli_options o;
-        o.timeout = std::chrono::seconds(120);
-        return run_tunnel(args, o);
-    };
-    auto ask = [&](std::size_t i) {
-        return hosts
-            .exec(i, {"bash", "-c",
-                      "exec 3<>/dev/tcp/127.0.0.1/8000 && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 "
-                      "&& cat <&3"})
-            .out;
-    };
+  - {{command: "./check.sh", timeout: 5s, interval: 250ms}}
+strategy: {}
+)",
+                                  strategy));
+}
+
+run_result deploy_json(shared_hosts& shared, const std::string& deploy) {
+    std::vector<std::string> args{"deploy", deploy, "-i", shared.inventory, "--json"};
+    for (auto& f : all_host_flags(shared.hosts)) args.push_back(f);
+    cli_options o;
+    o.timeout = std::chrono::seconds(120);
+    return run_tunnel(args, o);
+}
+
+// What the app on host i answers.
+std::string ask_shop(test_hosts& hosts, std::size_t i) {
+    return hosts
+        .exec(i, {"bash", "-c",
+                  "exec 3<>/dev/tcp/127.0.0.1/8000 && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && "
+                  "cat <&3"})
+        .out;
+}
+
+TEST(DeployHosts, ASystemdAppIsDeployedRestartedCheckedAndABrokenReleaseSwitchedBack) {
+    auto shared = shared_hosts::start(2, "web");
+    ASSERT_TRUE(shared) << shared.error().message;
+    auto& hosts = (*shared)->hosts;
+    auto& dir = (*shared)->dir;
+    install_shop_units(hosts);
+    auto deploy = write_deploy_file(dir, "{type: rolling, batch: 1, max_fail_percentage: 0}");
+    auto run_deploy = [&] { return deploy_json(**shared, deploy); };
+    auto ask = [&](std::size_t i) { return ask_shop(hosts, i); };
 
     make_app(dir.file("app"), "v1", false);
     auto first = run_deploy();
@@ -130,6 +147,48 @@ namespace {
 // release its slot links to), nginx on 127.0.0.1:8080 proxying to the upstream
 // file the deploy rewrites and reloads. A client loops requests through nginx
 // on the host during a deploy and a rollback: not one may fail.
+// recreate, rolling (by percent) and canary across three systemd hosts: each
+// deploy reaches every host, in the batches its strategy plans; a broken
+// canary is switched back and the other hosts are never touched.
+TEST(DeployHosts, RecreateRollingAndCanaryOnThreeHosts) {
+    auto shared = shared_hosts::start(3, "web");
+    ASSERT_TRUE(shared) << shared.error().message;
+    auto& hosts = (*shared)->hosts;
+    auto& dir = (*shared)->dir;
+    install_shop_units(hosts);
+    struct deploy_round {
+        std::string version, strategy;
+        std::size_t batches;
+    };
+    for (const auto& s :
+         std::vector<deploy_round>{{"v1", "{type: recreate}", 1},
+                                   {"v2", "{type: rolling, batch: 33%}", 3},
+                                   {"v3", "{type: canary, batch: 1, wait: 1s}", 2}}) {
+        SCOPED_TRACE(s.strategy);
+        make_app(dir.file("app"), s.version, false);
+        auto r = deploy_json(**shared, write_deploy_file(dir, s.strategy));
+        ASSERT_EQ(r.exit_code, 0) << r.describe() << r.out;
+        auto j = nlohmann::json::parse(r.out, nullptr, false);
+        ASSERT_FALSE(j.is_discarded()) << r.out;
+        EXPECT_EQ(j["batches"], s.batches) << j.dump(2);
+        for (std::size_t i = 0; i < hosts.size(); ++i)
+            EXPECT_NE(ask_shop(hosts, i).find("version " + s.version), std::string::npos)
+                << "host " << i << ": " << ask_shop(hosts, i);
+    }
+
+    make_app(dir.file("app"), "v4", true);
+    auto r = deploy_json(**shared, write_deploy_file(dir, "{type: canary, batch: 1}"));
+    EXPECT_EQ(r.exit_code, 1) << r.describe() << r.out;
+    auto j = nlohmann::json::parse(r.out, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << r.out;
+    EXPECT_EQ(j["hosts"][0]["status"], "failed") << j.dump(2);
+    EXPECT_EQ(j["hosts"][1]["status"], "not switched");
+    EXPECT_EQ(j["hosts"][2]["status"], "not switched");
+    for (std::size_t i = 0; i < hosts.size(); ++i)
+        EXPECT_NE(ask_shop(hosts, i).find("version v3"), std::string::npos)
+            << "host " << i << ": " << ask_shop(hosts, i);
+}
+
 constexpr const char* slot_serve_sh = R"SH(#!/bin/sh
 while IFS= read -r line; do
   case "$line" in ""|"$(printf '\r')") break;; esac
