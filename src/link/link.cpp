@@ -295,10 +295,14 @@ asio::awaitable<std::optional<std::chrono::microseconds>> link::probe(
     std::shared_ptr<ssh::session> s) {
     const auto start = ssh::clock_type::now();
     auto ch = co_await ssh::channel::open_session(s, start + config_.probe_timeout());
-    if (!ch) co_return std::nullopt;
+    // A refusal is an answer too: a relay (which opens no session
+    // channels) or a server at MaxSessions is alive, and the round trip is
+    // the same.
+    if (!ch && !(ch.error().code == core::errc::channel_failed && s->alive()))
+        co_return std::nullopt;
     const auto rtt =
         std::chrono::duration_cast<std::chrono::microseconds>(ssh::clock_type::now() - start);
-    ch->close();
+    if (ch) ch->close();
     co_return rtt;
 }
 

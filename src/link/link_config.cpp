@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 
 #include "core/yaml_config.hpp"
+#include "relay/relay_client.hpp"
+#include "transport/websocket_client.hpp"
 
 namespace tunnel::link {
 
@@ -124,11 +126,26 @@ class parser {
             r_.error(path,
                      "has both `target` and `relays`: a link reaches one destination" + line_of(n));
         if (auto o = n["options"]) read_pairs(o, path + ".options", l.options);
-        if (auto ts = n["transports"])
-            read_transports(ts, path + ".transports", l);
-        else
-            l.transports.push_back(
-                transport_config{transport_type::tcp, "tcp", {}, {}, {}, {}, {}});
+        if (l.is_relay()) {
+            read_relay_link(n, path, l);
+        } else {
+            for (auto k : {"token_file", "expose"})
+                if (n[k])
+                    r_.error(
+                        path + "." + k,
+                        fmt::format("belongs to a relay link (with `relays`){}", line_of(n[k])));
+            if (auto ts = n["transports"])
+                read_transports(ts, path + ".transports", l);
+            else
+                l.transports.push_back(
+                    transport_config{transport_type::tcp, "tcp", {}, {}, {}, {}, {}});
+            for (std::size_t i = 0; i < l.transports.size(); ++i)
+                if (l.transports[i].type == transport_type::relay)
+                    r_.error(fmt::format("{}.transports[{}]", path, i),
+                             "a relay transport belongs to a relay link: list the relays under "
+                             "`relays` (with token_file and expose) instead of `target`" +
+                                 line_of(n["transports"]));
+        }
         if (auto fs = n["forwards"]) read_forwards(fs, path + ".forwards", l);
         if (auto k = n["keepalive"]) {
             if (auto d = r_.duration(k, path + ".keepalive")) {
@@ -200,6 +217,60 @@ class parser {
                     out.emplace_back(key, *v);
             }
         }
+    }
+
+    // A relay link: one relay transport per entry of `relays` (named after
+    // the relay's host, or relayN when two share one), `token_file`
+    // required, and the `expose` names published as reverse forwards
+    // through whichever relay is active.
+    void read_relay_link(const YAML::Node& n, const std::string& path, link_config& l) {
+        if (n["transports"])
+            r_.error(path + ".transports",
+                     "a relay link's transports are its `relays`, in priority order" +
+                         line_of(n["transports"]));
+        if (n["forwards"])
+            r_.error(path + ".forwards",
+                     "a relay link publishes its `expose` names; -L/-R/-D forwards need an SSH "
+                     "`target`" +
+                         line_of(n["forwards"]));
+        if (l.token_file.empty())
+            r_.error(path + ".token_file",
+                     "missing: a relay link needs the file holding its token" + line_of(n));
+        if (l.relays.size() > max_transports)
+            r_.error(path + ".relays", fmt::format("at most {} relays", max_transports));
+        for (std::size_t i = 0; i < l.relays.size() && i < max_transports; ++i) {
+            const auto& text = l.relays[i];
+            auto url = transport::parse_ws_url(text);
+            if (!url) {
+                r_.error(fmt::format("{}.relays[{}]", path, i),
+                         url.error().message + line_of(n["relays"]));
+                continue;
+            }
+            transport_config tc;
+            tc.type = transport_type::relay;
+            tc.url = text;
+            tc.name = valid_link_name(url->host) ? url->host : fmt::format("relay{}", i);
+            for (const auto& other : l.transports)
+                if (other.name == tc.name) tc.name = fmt::format("relay{}", i);
+            l.transports.push_back(std::move(tc));
+        }
+        if (l.expose.empty())
+            r_.error(
+                path + ".expose",
+                "missing: name the services to publish, e.g. {llm: 127.0.0.1:11434}" + line_of(n));
+        std::vector<relay::expose_spec> exposes;
+        for (const auto& [name, target] : l.expose) {
+            auto e = relay::parse_expose(name + "=" + target);
+            if (!e) {
+                r_.error(path + ".expose." + name, e.error().message + line_of(n["expose"]));
+                continue;
+            }
+            for (const auto& other : exposes)
+                if (other.name == e->name)
+                    r_.error(path + ".expose." + name, "given twice" + line_of(n["expose"]));
+            exposes.push_back(std::move(*e));
+        }
+        l.forwards = relay::publish_forwards(exposes);
     }
 
     void read_transports(const YAML::Node& ts, const std::string& path, link_config& l) {

@@ -1,10 +1,13 @@
 #include "link/link_resolve.hpp"
 
 #include <cctype>
+#include <cstdlib>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "link/http_connect.hpp"
+#include "relay/relay_client.hpp"
 #include "ssh/tcp_connect.hpp"
 
 namespace tunnel::link {
@@ -37,6 +40,49 @@ bool is_destination_keyword(const std::string& k) {
            lower == "proxycommand" || lower == "hostkeyalias";
 }
 
+// `~/x` from HOME, as in ssh_config paths.
+std::string expand_home(const std::string& path) {
+    if (path.rfind("~/", 0) != 0) return path;
+    const char* home = std::getenv("HOME");
+    return std::string(home && *home ? home : "") + path.substr(1);
+}
+
+// A relay transport: the SSH session `tunnel connect` makes to that relay
+// (WebSocket with the link's token, the tenant from the token, the relay's
+// host key recorded on first use), without its own keepalive: the link's
+// probes watch it.
+core::result<ssh::connect_options> relay_options(const link_config& link,
+                                                 const transport_config& t) {
+    relay::relay_client_options ro;
+    auto url = transport::parse_ws_url(t.url);
+    if (!url) return tl::unexpected(url.error());
+    ro.url = std::move(*url);
+    auto token = transport::read_token_file(expand_home(link.token_file));
+    if (!token)
+        return core::fail(token.error().code,
+                          fmt::format("links.{}.token_file: {}", link.name, token.error().message));
+    ro.ws.token = std::move(*token);
+    for (const auto& [name, target] : link.expose) {
+        auto e = relay::parse_expose(name + "=" + target);
+        if (!e) return tl::unexpected(e.error());
+        ro.exposes.push_back(std::move(*e));
+    }
+    const std::string link_name = link.name;
+    ro.on_event = [link_name](const relay::relay_event& ev) {
+        if (ev.what == relay::relay_event::kind::host_key_recorded)
+            spdlog::warn(
+                "link {}: first connection to {}: its SSH host key {} is recorded in {} "
+                "(trust on first use); check it against the fingerprint the relay "
+                "printed at start",
+                link_name, ev.relay, ev.fingerprint, ev.known_hosts_file);
+        else if (ev.what == relay::relay_event::kind::attached)
+            spdlog::info("link {}: attached to the relay as tenant {}", link_name, ev.tenant);
+    };
+    auto so = relay::relay_supervisor_options(std::move(ro));
+    if (!so) return tl::unexpected(so.error());
+    return std::move(so->target);
+}
+
 }  // namespace
 
 core::result<std::vector<resolved_transport>> resolve_transports(const link_config& link,
@@ -48,7 +94,10 @@ core::result<std::vector<resolved_transport>> resolve_transports(const link_conf
         resolved_transport r{t, std::nullopt, {}};
         const auto where = fmt::format("links.{}.transports[{}]", link.name, i);
         if (t.type == transport_type::relay) {
-            r.unsupported = "the relay transport is not implemented yet";
+            auto o = relay_options(link, t);
+            if (!o)
+                return core::fail(o.error().code, fmt::format("{}: {}", where, o.error().message));
+            r.options = std::move(*o);
             out.push_back(std::move(r));
             continue;
         }

@@ -204,6 +204,21 @@ std::vector<std::string> public_urls(const transport::ws_attach_info& attach,
     return urls;
 }
 
+std::vector<forward_spec> publish_forwards(const std::vector<expose_spec>& exposes) {
+    std::vector<forward_spec> out;
+    for (std::size_t i = 0; i < exposes.size(); ++i) {
+        const auto& e = exposes[i];
+        forward_spec s;
+        s.kind = forward_kind::remote;
+        s.listen.host = encode_publish_request(e.name, e.access);
+        s.listen.port = static_cast<uint16_t>(first_port + i);
+        s.target = e.target;
+        s.text = "--expose " + e.text;
+        out.push_back(std::move(s));
+    }
+    return out;
+}
+
 std::string default_relay_known_hosts() {
     if (const char* xdg = std::getenv("XDG_CONFIG_HOME"); xdg && *xdg)
         return fmt::format("{}/tunnel/relay_known_hosts", xdg);
@@ -290,16 +305,7 @@ core::result<supervisor_options> relay_supervisor_options(relay_client_options o
             on_event(ev);
         });
 
-    for (std::size_t i = 0; i < options.exposes.size(); ++i) {
-        const auto& e = options.exposes[i];
-        forward_spec s;
-        s.kind = forward_kind::remote;
-        s.listen.host = encode_publish_request(e.name, e.access);
-        s.listen.port = static_cast<uint16_t>(first_port + i);
-        s.target = e.target;
-        s.text = "--expose " + e.text;
-        o.forwards.push_back(std::move(s));
-    }
+    o.forwards = publish_forwards(options.exposes);
     // The name and access mode of a forward, from its bind address.
     auto describe = [](const forward_stats& fs, relay_event& ev) {
         auto request = parse_publish_request(fs.spec.listen.host);

@@ -64,6 +64,12 @@ struct access_flags {
 [[nodiscard]] std::vector<std::string> public_urls(const transport::ws_attach_info& attach,
                                                    std::string_view name);
 
+// The reverse forwards that publish `exposes`: bind address NAME (with its
+// access, publish_request.hpp), one port each from 80 so the relay's
+// forwarded-tcpip channels say which name they are for.
+[[nodiscard]] std::vector<forward::forward_spec> publish_forwards(
+    const std::vector<expose_spec>& exposes);
+
 // Where `tunnel connect` records relay host keys on first use.
 [[nodiscard]] std::string default_relay_known_hosts();
 

@@ -76,10 +76,6 @@ class LinkControlCli : public ::testing::Test {
                               "    forwards: ['-L 127.0.0.1:{}:127.0.0.1:{}']\n"
                               "    keepalive: 1s\n"
                               "    return_after: 1\n"
-                              "  llm:\n"
-                              "    relays: [wss://relay-a.example.com/v1/tunnel]\n"
-                              "    token_file: ~/.config/tunnel/token\n"
-                              "    expose: {{llm: 127.0.0.1:11434}}\n"
                               "control: {{socket: {}, status_addr: '127.0.0.1:{}'}}\n",
                               fixture_options(*sshd), local_port(), echo->port(), socket_path,
                               status_port)));
@@ -127,15 +123,13 @@ TEST_F(LinkControlCli, LsStatusSwitchEventsAndDown) {
         15s))
         << ls().dump(2) << err();
     auto j = ls();
-    ASSERT_EQ(j["links"].size(), 2u);
+    ASSERT_EQ(j["links"].size(), 1u);
     const auto& db = j["links"][0];
     EXPECT_EQ(db["name"], "db");
     EXPECT_EQ(db["transport"]["index"], 0);
     EXPECT_EQ(db["transport"]["type"], "command");
     EXPECT_TRUE(db.contains("rtt_ms"));
     EXPECT_TRUE(db["bytes"].contains("in"));
-    EXPECT_EQ(j["links"][1]["name"], "llm");
-    EXPECT_EQ(j["links"][1]["state"], "unsupported");
     const uint16_t lp = db["forwards"][0]["local_port"];
     EXPECT_TRUE(fwd::wait_round_trip("127.0.0.1", lp, 5s));
 
@@ -209,8 +203,7 @@ TEST_F(LinkControlCli, LsStatusSwitchEventsAndDown) {
 }
 
 // control.status_addr: /metrics says what `tunnel ls --json` says, /healthz
-// follows the links (the relay link, which cannot run yet, is left out),
-// /api/v1/links is the ls document.
+// follows the links, /api/v1/links is the ls document.
 TEST_F(LinkControlCli, StatusAddrServesHealthMetricsAndLinks) {
     auto get = [&](const std::string& path) {
         auto r = http_request(status_port,
@@ -225,8 +218,8 @@ TEST_F(LinkControlCli, StatusAddrServesHealthMetricsAndLinks) {
     const auto metrics = get("/metrics");
     ASSERT_EQ(metrics.status, 200) << metrics.raw;
     for (const std::string& line : std::vector<std::string>{
-             "tunnel_link_up{link=\"db\"} 1", "tunnel_link_up{link=\"llm\"} 0",
-             "tunnel_link_state{link=\"llm\",state=\"unsupported\"} 1",
+             "tunnel_link_up{link=\"db\"} 1", "tunnel_link_state{link=\"db\",state=\"up\"} 1",
+             "tunnel_link_state{link=\"db\",state=\"down\"} 0",
              "tunnel_link_active_transport{link=\"db\"} 1",
              fmt::format("tunnel_link_switches_total{{link=\"db\"}} {}", db["switches"].get<int>()),
              "tunnel_link_transport_up{link=\"db\",transport=\"tcp\"} 1"})

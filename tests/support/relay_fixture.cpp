@@ -61,8 +61,16 @@ core::result<relay_fixture> relay_fixture::start(relay_options options) {
     if (!dir) return tl::unexpected(dir.error());
     relay_fixture f(std::move(*dir));
     f.secret_path_ = f.dir_.file("jwt.secret");
-    std::string secret = random_bytes(32, static_cast<uint64_t>(::getpid()) * 7919 + 17);
-    if (auto w = write_text_file(f.secret_path_, b64url(secret) + "\n", 0600); !w)
+    std::string secret_text;
+    if (!options.share_secret_of.empty()) {
+        auto shared = read_text_file(options.share_secret_of);
+        if (!shared) return tl::unexpected(shared.error());
+        secret_text = *shared;
+    } else {
+        secret_text =
+            b64url(random_bytes(32, static_cast<uint64_t>(::getpid()) * 7919 + 17)) + "\n";
+    }
+    if (auto w = write_text_file(f.secret_path_, secret_text, 0600); !w)
         return tl::unexpected(w.error());
 
     f.tls_ = options.tls;

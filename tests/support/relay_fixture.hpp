@@ -34,6 +34,9 @@ struct relay_options {
     // Writes this bearer token to admin.token and sets admin.token_file;
     // admin_get() then sends it.
     std::string admin_token{};
+    // The HS256 secret of another relay (its secret_path()), so tokens are
+    // good at both (a pair of relays behind one link); empty: a fresh one.
+    std::string share_secret_of{};
     // Prepended to the relay's argv, e.g. {"unshare", "--mount", ...}; the
     // launcher must exec the rest (so the pid stays the relay's).
     std::vector<std::string> launcher{};
