@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "core/yaml_config.hpp"
+#include "deploy/deploy_templates.hpp"
 
 namespace tunnel::deploy {
 
@@ -223,7 +224,7 @@ core::result<deploy_config> parse_deploy_config(std::string_view text, const std
                                       file));
     if (!r.expect_map(root, "",
                       {"app", "root", "artifact", "shared", "keep_releases", "unit", "unit_timeout",
-                       "hooks", "health", "strategy"}))
+                       "hooks", "health", "strategy", "templates"}))
         return tl::unexpected(r.failure());
     deploy_config c;
     c.file = file;
@@ -292,6 +293,7 @@ core::result<deploy_config> parse_deploy_config(std::string_view text, const std
     if (root["hooks"]) read_hooks(r, root["hooks"], c.hooks);
     if (root["health"]) read_health(r, root["health"], c.health);
     if (root["strategy"]) read_strategy(r, root["strategy"], c.strategy);
+    if (root["templates"]) read_templates(r, root["templates"], dir, c);
     if (!r.ok()) return tl::unexpected(r.failure());
     return c;
 }

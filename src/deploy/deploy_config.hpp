@@ -67,6 +67,15 @@ struct strategy {
     std::chrono::milliseconds canary_wait{0};  // canary: pause before its second health check
 };
 
+// A `templates:` entry: a local mustache template (src/template) rendered with
+// each host's variables and written into every new release before the switch.
+struct template_file {
+    std::string src;   // local path, resolved against the deploy file's directory
+    std::string dest;  // inside the release, e.g. config/app.env
+    std::string mode = "0644";
+    std::string text;  // the template, read and syntax-checked with the deploy file
+};
+
 struct deploy_config {
     std::string file;  // where it was read from, for messages
     std::string app;
@@ -80,6 +89,7 @@ struct deploy_config {
     deploy::hooks hooks;
     std::vector<health_check> health;
     deploy::strategy strategy;
+    std::vector<template_file> templates;  // deploy_templates.hpp
 };
 
 // Parses a deploy file's text. `dir` is where relative artifact paths start;
