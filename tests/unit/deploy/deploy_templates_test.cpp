@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "deploy/deploy_templates.hpp"
 
@@ -68,6 +70,41 @@ TEST_F(DeployTemplates, BadEntriesAreErrorsWithTheirKey) {
     EXPECT_NE(mode.error().message.find("templates[0].mode"), std::string::npos);
     auto unknown = parse("templates: [{src: env.mustache, dest: x, owner: root}]\n");
     ASSERT_FALSE(unknown);
+}
+
+}  // namespace
+}  // namespace tunnel::deploy
+
+namespace tunnel::deploy {
+namespace {
+
+// Runs the write script with the local sh (it only touches the temp root).
+int run_script(const std::string& script) {
+    FILE* sh = ::popen("sh -s >/dev/null 2>&1", "w");
+    if (!sh) return -1;
+    std::fwrite(script.data(), 1, script.size(), sh);
+    return ::pclose(sh);
+}
+
+TEST(DeployTemplateScript, WritesTheFileAndRefusesASymbolicLinkOnTheWay) {
+    namespace fs = std::filesystem;
+    auto root = fs::path(::testing::TempDir()) / "deploy-template-script";
+    fs::remove_all(root);
+    fs::create_directories(root / "releases" / "r1");
+    fs::create_directories(root / "outside");
+    deploy_config c;
+    c.root = root.string();
+    ASSERT_EQ(run_script(write_rendered_script(c, "r1", {"config/app.env", "0640", "A=1\n"})), 0);
+    std::ifstream in(root / "releases/r1/config/app.env");
+    std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(content, "A=1\n");
+    EXPECT_EQ(fs::status(root / "releases/r1/config/app.env").permissions() & fs::perms::all,
+              fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read);
+    // The artifact made `etc` a link out of the release: nothing is written through it.
+    fs::create_directory_symlink(root / "outside", root / "releases/r1/etc");
+    EXPECT_NE(run_script(write_rendered_script(c, "r1", {"etc/x.conf", "0644", "B\n"})), 0);
+    EXPECT_FALSE(fs::exists(root / "outside/x.conf"));
+    fs::remove_all(root);
 }
 
 }  // namespace
