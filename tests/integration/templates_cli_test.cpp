@@ -118,8 +118,16 @@ TEST_F(TemplatesCli, ApplyRendersHostGroupAndExtraVarsThenReportsNoChange) {
     ASSERT_EQ(second.exit_code, 0) << second.describe() << second.out;
     EXPECT_NE(second.out.find("web1  ok=1 changed=0 failed=0"), std::string::npos) << second.out;
 
-    // Without the extra vars the file differs: --check shows it and changes nothing.
-    auto check = run_tunnel(cli_args("apply", dir_->file("plan.yaml"), inv, {"--check", "--diff"}));
+    // Without the extra vars `tls` is defined nowhere: an error with the line, nothing changed.
+    auto strict = run_tunnel(cli_args("apply", dir_->file("plan.yaml"), inv, {}));
+    EXPECT_EQ(strict.exit_code, 1) << strict.describe() << strict.out;
+    EXPECT_NE(strict.out.find("app.conf.mustache:8: {{#tls}} is not defined"), std::string::npos)
+        << strict.out;
+    // Other values: --check shows the diff and changes nothing.
+    spit(dir_->file("tls-off.json"), R"({"tls": false})");
+    auto check =
+        run_tunnel(cli_args("apply", dir_->file("plan.yaml"), inv,
+                            {"--check", "--diff", "-e", "@" + dir_->file("tls-off.json")}));
     ASSERT_EQ(check.exit_code, 0) << check.describe() << check.out;
     EXPECT_NE(check.out.find("-greeting=hi\n+greeting=hello\n"), std::string::npos) << check.out;
     EXPECT_NE(check.out.find("-ssl on;\n"), std::string::npos) << check.out;

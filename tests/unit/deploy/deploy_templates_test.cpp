@@ -38,7 +38,7 @@ TEST_F(DeployTemplates, ParsesAndRendersPerHost) {
     ASSERT_EQ(files->size(), 1u);
     EXPECT_EQ((*files)[0].content, "PORT=8000\nNAME=web1\n");
     auto script = write_rendered_script(*c, "20261206-1", (*files)[0]);
-    EXPECT_NE(script.find("'/srv/shop/releases/20261206-1'"), std::string::npos) << script;
+    EXPECT_NE(script.find("/srv/shop/releases/20261206-1"), std::string::npos) << script;
     EXPECT_NE(script.find("base64 -d"), std::string::npos);
 }
 
