@@ -1,5 +1,5 @@
 // tunnel apply PLAN.yaml -i INVENTORY [--check] [--diff] [--limit PAT] [--forks N] [--fail-fast]
-// [--json]
+// [--json] [-e KEY=VALUE|@FILE]...
 #include <iostream>
 
 #include <fmt/format.h>
@@ -13,6 +13,7 @@
 #include "inventory/connection.hpp"
 #include "inventory/inventory.hpp"
 #include "ops/runner.hpp"
+#include "template/variables.hpp"
 
 namespace tunnel::cli {
 
@@ -23,6 +24,7 @@ struct apply_flags {
     std::string plan_file;
     std::string inventory;
     std::string limit;
+    std::vector<std::string> extra_vars;
     unsigned forks = 50;
     bool check = false;
     bool diff = false;
@@ -31,6 +33,8 @@ struct apply_flags {
 };
 
 int run_apply(const apply_flags& f) {
+    auto extra = templating::parse_extra_vars(f.extra_vars);
+    if (!extra) return report(extra.error());
     auto p = ops::load_plan(f.plan_file);
     if (!p) return report(p.error());
     auto inv = inventory::load_inventory(f.inventory);
@@ -61,7 +65,9 @@ int run_apply(const apply_flags& f) {
         auto opts = inventory::connect_options_for((*selected)[i], *config, f.connection);
         if (!opts) return report(opts.error());
         opts->batch_mode = true;  // many hosts at once: never prompt
-        hosts.push_back({(*selected)[i].name, std::move(*opts), (*per_host)[i]});
+        const auto& h = (*selected)[i];
+        hosts.push_back({h.name, std::move(*opts), (*per_host)[i],
+                         templating::host_variables(h.name, h.vars, *extra)});
     }
 
     asio::io_context io;
@@ -126,6 +132,11 @@ void add_apply_command(CLI::App& app, command_runner& run) {
     cmd->add_option("--forks", f->forks, "Hosts worked on at once")
         ->check(CLI::Range(1, 1000))
         ->capture_default_str();
+    cmd->add_option("-e,--extra-vars", f->extra_vars,
+                    "Template variables over the inventory's: NAME=VALUE or @FILE (YAML/JSON); "
+                    "repeatable")
+        ->take_all()
+        ->allow_extra_args(false);
     cmd->add_flag("--fail-fast", f->fail_fast, "Stop every host after the first failed step");
     cmd->add_flag("--json", f->json, "One JSON document: every step's result and the recap");
     add_connection_flags(*cmd, f->connection, false);

@@ -1,4 +1,4 @@
-// tunnel deploy DEPLOY.yaml -i INVENTORY [--check] [--limit PAT] [--json] [--unlock]
+// tunnel deploy DEPLOY.yaml -i INVENTORY [--check] [--limit PAT] [--json] [--unlock] [-e K=V|@F]...
 // tunnel rollback DEPLOY.yaml -i INVENTORY [--to ID] [--limit PAT] [--json]
 // tunnel releases DEPLOY.yaml -i INVENTORY [--limit PAT] [--json]
 #include <pwd.h>
@@ -17,6 +17,7 @@
 #include "deploy/release_scripts.hpp"
 #include "inventory/connection.hpp"
 #include "inventory/inventory.hpp"
+#include "template/variables.hpp"
 
 namespace tunnel::cli {
 
@@ -28,14 +29,20 @@ struct deploy_flags {
     std::string inventory;
     std::string limit;
     std::string to;
+    std::vector<std::string> extra_vars;
     unsigned forks = 50;
     bool check = false;
     bool json = false;
     bool unlock = false;
 };
 
+// `render`: each host's `templates:` too (tunnel deploy), every host before
+// any is contacted, so a missing variable stops the deploy before it starts.
 core::result<std::vector<deploy::host_target>> targets_for(const deploy_flags& f,
-                                                           const deploy::deploy_config& c) {
+                                                           const deploy::deploy_config& c,
+                                                           bool render = false) {
+    auto extra = templating::parse_extra_vars(f.extra_vars);
+    if (!extra) return tl::unexpected(extra.error());
     auto inv = inventory::load_inventory(f.inventory);
     if (!inv) return tl::unexpected(inv.error());
     auto selected = inv->select("all");
@@ -56,9 +63,16 @@ core::result<std::vector<deploy::host_target>> targets_for(const deploy_flags& f
         auto opts = inventory::connect_options_for(h, *config, f.connection);
         if (!opts) return tl::unexpected(opts.error());
         opts->batch_mode = true;  // many hosts at once: never prompt
-        auto root = deploy::root_for_host(c, h.name, h.vars);
+        const auto vars = templating::host_variables(h.name, h.vars, *extra);
+        auto root = deploy::root_for_host(c, h.name, vars);
         if (!root) return tl::unexpected(root.error());
-        out.push_back({h.name, std::move(*opts), std::move(*root)});
+        std::vector<deploy::rendered_file> files;
+        if (render) {
+            auto rendered = deploy::render_templates(c, h.name, vars);
+            if (!rendered) return tl::unexpected(rendered.error());
+            files = std::move(*rendered);
+        }
+        out.push_back({h.name, std::move(*opts), std::move(*root), std::move(files)});
     }
     return out;
 }
@@ -135,7 +149,7 @@ int run_unlock(const deploy_flags& f, const deploy::deploy_config& c,
 int run_deploy(const deploy_flags& f) {
     auto c = deploy::load_deploy_config(f.file);
     if (!c) return report(c.error());
-    auto targets = targets_for(f, *c);
+    auto targets = targets_for(f, *c, !f.unlock);
     if (!targets) return report(targets.error());
     if (f.unlock) return run_unlock(f, *c, std::move(*targets));
     auto a = deploy::inspect_artifact(*c);
@@ -212,6 +226,11 @@ CLI::App* add_common(CLI::App& app, const char* name, const char* help, deploy_f
         ->check(CLI::Range(1, 1000))
         ->capture_default_str();
     cmd->add_flag("--json", f.json, "No progress lines; one JSON document at the end");
+    cmd->add_option("-e,--extra-vars", f.extra_vars,
+                    "Variables over the inventory's (root, templates): NAME=VALUE or @FILE "
+                    "(YAML/JSON); repeatable")
+        ->take_all()
+        ->allow_extra_args(false);
     add_connection_flags(*cmd, f.connection, false);
     return cmd;
 }

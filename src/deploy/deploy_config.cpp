@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "core/yaml_config.hpp"
+#include "deploy/deploy_templates.hpp"
 
 namespace tunnel::deploy {
 
@@ -228,7 +229,7 @@ core::result<deploy_config> parse_deploy_config(std::string_view text, const std
                                       file));
     if (!r.expect_map(root, "",
                       {"app", "root", "artifact", "shared", "keep_releases", "unit", "unit_timeout",
-                       "hooks", "health", "strategy"}))
+                       "hooks", "health", "strategy", "templates"}))
         return tl::unexpected(r.failure());
     deploy_config c;
     c.file = file;
@@ -298,6 +299,7 @@ core::result<deploy_config> parse_deploy_config(std::string_view text, const std
     if (root["health"]) read_health(r, root["health"], c.health);
     if (root["strategy"]) read_strategy(r, root["strategy"], c.strategy);
     check_blue_green(r, root, c);
+    if (root["templates"]) read_templates(r, root["templates"], dir, c);
     if (!r.ok()) return tl::unexpected(r.failure());
     return c;
 }

@@ -69,6 +69,15 @@ struct strategy {
     blue_green_options blue_green;  // blue_green: slots and upstream (blue_green_config.hpp)
 };
 
+// A `templates:` entry: a local mustache template (src/template) rendered with
+// each host's variables and written into every new release before the switch.
+struct template_file {
+    std::string src;   // local path, resolved against the deploy file's directory
+    std::string dest;  // inside the release, e.g. config/app.env
+    std::string mode = "0644";
+    std::string text;  // the template, read and syntax-checked with the deploy file
+};
+
 struct deploy_config {
     std::string file;  // where it was read from, for messages
     std::string app;
@@ -82,6 +91,7 @@ struct deploy_config {
     deploy::hooks hooks;
     std::vector<health_check> health;
     deploy::strategy strategy;
+    std::vector<template_file> templates;  // deploy_templates.hpp
 };
 
 // Parses a deploy file's text. `dir` is where relative artifact paths start;

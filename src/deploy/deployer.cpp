@@ -137,6 +137,10 @@ asio::awaitable<void> prepare_host(host_run& r, const context& ctx) {
         fail(r, ctx, "prepare", u.error());
         co_return;
     }
+    if (auto t = co_await r.h->write_templates(r.target.files, ctx.id); !t) {
+        fail(r, ctx, "prepare", t.error());
+        co_return;
+    }
     auto after = co_await r.h->run_hooks("after_upload", ctx.c.hooks.after_upload,
                                          ctx.release_dir(*r.h), ctx.id, r.st.current);
     if (!after) {

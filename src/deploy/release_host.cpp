@@ -185,6 +185,21 @@ asio::awaitable<core::result<void>> release_host::unpack(const artifact& a, std:
     co_return core::result<void>{};
 }
 
+asio::awaitable<core::result<void>> release_host::write_templates(
+    const std::vector<rendered_file>& files, std::string id) {
+    for (const auto& f : files) {
+        auto r = co_await sh(write_rendered_script(config_, id, f), step_timeout);
+        if (!r) co_return tl::unexpected(r.error());
+        if (r->exit_status != 0 || r->out.find("WRITTEN") == std::string::npos)
+            co_return core::fail(
+                core::errc::io_error,
+                fmt::format("writing template {} to {}/releases/{}/{} failed "
+                            "(exit {}): {}",
+                            f.dest, config_.root, id, f.dest, r->exit_status, output_of(*r)));
+    }
+    co_return core::result<void>{};
+}
+
 asio::awaitable<core::result<void>> release_host::run_hooks(
     std::string hook_name, const std::vector<std::string>& commands, std::string dir,
     std::string id, std::string previous) {

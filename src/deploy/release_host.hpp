@@ -16,6 +16,7 @@
 #include "core/error.hpp"
 #include "deploy/artifact.hpp"
 #include "deploy/deploy_config.hpp"
+#include "deploy/deploy_templates.hpp"
 #include "ssh/connect_options.hpp"
 #include "transfer/progress.hpp"
 #include "transfer/remote_host.hpp"
@@ -25,7 +26,8 @@ namespace tunnel::deploy {
 struct host_target {
     std::string name;  // inventory name
     ssh::connect_options options;
-    std::string root;  // the deploy root on this host (root_for_host)
+    std::string root;                  // the deploy root on this host (root_for_host)
+    std::vector<rendered_file> files;  // its `templates:`, rendered (deploy_templates.hpp)
 };
 
 struct host_state {
@@ -60,6 +62,9 @@ class release_host {
     // Uploads the artifact unless the host has the same one; true when copied.
     asio::awaitable<core::result<bool>> upload(const artifact& a, transfer::progress& p);
     asio::awaitable<core::result<void>> unpack(const artifact& a, std::string id);
+    // Writes the host's rendered templates into releases/<id> (before any hook sees it).
+    asio::awaitable<core::result<void>> write_templates(const std::vector<rendered_file>& files,
+                                                        std::string id);
     // Runs the commands of one hook in order; the first failure names the
     // hook, the command, its exit status and its last output.
     asio::awaitable<core::result<void>> run_hooks(std::string hook_name,

@@ -11,6 +11,7 @@
 
 #include "inventory/inventory.hpp"
 #include "inventory/inventory_builder.hpp"
+#include "inventory/yaml_value.hpp"
 #include "ssh/ssh_config.hpp"
 
 namespace tunnel::inventory {
@@ -33,49 +34,6 @@ bool all_digits(std::string_view s) {
 }
 
 // ---- YAML -------------------------------------------------------------------
-
-// YAML 1.1 scalars as Ansible (PyYAML) reads them; quoted scalars stay strings.
-nlohmann::json to_json(const YAML::Node& node) {
-    switch (node.Type()) {
-        case YAML::NodeType::Null:
-        case YAML::NodeType::Undefined:
-            return nullptr;
-        case YAML::NodeType::Sequence: {
-            auto a = nlohmann::json::array();
-            for (const auto& item : node) a.push_back(to_json(item));
-            return a;
-        }
-        case YAML::NodeType::Map: {
-            auto o = nlohmann::json::object();
-            for (const auto& kv : node) o[kv.first.as<std::string>()] = to_json(kv.second);
-            return o;
-        }
-        case YAML::NodeType::Scalar:
-            break;
-    }
-    const auto& s = node.Scalar();
-    if (node.Tag() == "!") return s;  // quoted
-    if (s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
-    static const char* const truthy[] = {"true", "True", "TRUE", "yes", "Yes",
-                                         "YES",  "on",   "On",   "ON"};
-    static const char* const falsy[] = {"false", "False", "FALSE", "no", "No",
-                                        "NO",    "off",   "Off",   "OFF"};
-    for (const char* t : truthy)
-        if (s == t) return true;
-    for (const char* f : falsy)
-        if (s == f) return false;
-    long long i = 0;
-    if (YAML::convert<long long>::decode(node, i) &&
-        (all_digits(s) ||
-         (s.size() > 1 && (s[0] == '-' || s[0] == '+') && all_digits(s.substr(1)))))
-        return i;
-    double d = 0;
-    if (!s.empty() &&
-        (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-' || s[0] == '.') &&
-        YAML::convert<double>::decode(node, d))
-        return d;
-    return s;
-}
 
 class yaml_loader {
   public:
@@ -127,7 +85,7 @@ class yaml_loader {
                 b_.error(where(kv.first, path), "a variable name must be a non-empty string");
                 continue;
             }
-            set(kv.first.Scalar(), to_json(kv.second));
+            set(kv.first.Scalar(), yaml_value(kv.second));
         }
     }
 
@@ -499,6 +457,49 @@ core::result<inventory> load_inventory(const std::string& path) {
     if (ends_with(".ini") || ends_with(".cfg")) return parse_ini_inventory(text, path);
     return looks_like_yaml(text) ? parse_yaml_inventory(text, path)
                                  : parse_ini_inventory(text, path);
+}
+
+// YAML 1.1 scalars as Ansible (PyYAML) reads them; quoted scalars stay strings.
+nlohmann::json yaml_value(const YAML::Node& node) {
+    switch (node.Type()) {
+        case YAML::NodeType::Null:
+        case YAML::NodeType::Undefined:
+            return nullptr;
+        case YAML::NodeType::Sequence: {
+            auto a = nlohmann::json::array();
+            for (const auto& item : node) a.push_back(yaml_value(item));
+            return a;
+        }
+        case YAML::NodeType::Map: {
+            auto o = nlohmann::json::object();
+            for (const auto& kv : node) o[kv.first.as<std::string>()] = yaml_value(kv.second);
+            return o;
+        }
+        case YAML::NodeType::Scalar:
+            break;
+    }
+    const auto& s = node.Scalar();
+    if (node.Tag() == "!") return s;  // quoted
+    if (s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
+    static const char* const truthy[] = {"true", "True", "TRUE", "yes", "Yes",
+                                         "YES",  "on",   "On",   "ON"};
+    static const char* const falsy[] = {"false", "False", "FALSE", "no", "No",
+                                        "NO",    "off",   "Off",   "OFF"};
+    for (const char* t : truthy)
+        if (s == t) return true;
+    for (const char* f : falsy)
+        if (s == f) return false;
+    long long i = 0;
+    if (YAML::convert<long long>::decode(node, i) &&
+        (all_digits(s) ||
+         (s.size() > 1 && (s[0] == '-' || s[0] == '+') && all_digits(s.substr(1)))))
+        return i;
+    double d = 0;
+    if (!s.empty() &&
+        (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-' || s[0] == '.') &&
+        YAML::convert<double>::decode(node, d))
+        return d;
+    return s;
 }
 
 }  // namespace tunnel::inventory

@@ -25,6 +25,12 @@ std::optional<std::string> facts::get(std::string_view name) const {
     return std::nullopt;
 }
 
+nlohmann::json facts_json(const facts& f) {
+    auto j = nlohmann::json::object();
+    for (auto name : facts::names()) j[std::string(name)] = f.get(name).value_or("");
+    return j;
+}
+
 std::string facts_script() {
     // Each probe is independent; a missing tool only leaves its fact empty.
     return R"SH(PATH="$PATH:/usr/sbin:/sbin"

@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "core/error.hpp"
 
 namespace tunnel::ops {
@@ -34,6 +36,10 @@ struct facts {
     // The names `get` knows, for error messages and docs.
     [[nodiscard]] static const std::vector<std::string_view>& names();
 };
+
+// The facts as template variables: {"distro": "debian", ..., "ssh_port": "22"}
+// (every name facts::names() lists, as text).
+[[nodiscard]] nlohmann::json facts_json(const facts& f);
 
 // The script that prints `key=value` lines parse_facts reads. Runs without
 // root; reads /etc/os-release, looks for tools on PATH (+ /usr/sbin, /sbin)

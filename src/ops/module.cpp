@@ -341,17 +341,12 @@ struct registry_entry {
     module_parser parse;
 };
 constexpr registry_entry registry[] = {
-    {"user", parse_user},
-    {"authorized_key", parse_authorized_key},
-    {"directory", parse_directory},
-    {"file", parse_file},
-    {"sudoers", parse_sudoers},
-    {"packages", parse_packages},
-    {"service", parse_service},
-    {"sshd", parse_sshd},
-    {"firewall", parse_firewall},
-    {"fail2ban", parse_fail2ban},
-    {"auto_updates", parse_auto_updates},
+    {"user", parse_user},           {"authorized_key", parse_authorized_key},
+    {"directory", parse_directory}, {"file", parse_file},
+    {"template", parse_template},   {"sudoers", parse_sudoers},
+    {"packages", parse_packages},   {"service", parse_service},
+    {"sshd", parse_sshd},           {"firewall", parse_firewall},
+    {"fail2ban", parse_fail2ban},   {"auto_updates", parse_auto_updates},
     {"command", parse_command},
 };
 }  // namespace

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include <yaml-cpp/yaml.h>
+#include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
 #include "core/yaml_config.hpp"
@@ -131,6 +132,14 @@ class module {
     // Desired vs current. An error fails the step (e.g. a refused firewall step).
     [[nodiscard]] virtual core::result<check_result> check(const facts& f,
                                                            const probe_data& p) const = 0;
+    // For a module whose desired state depends on the host's variables (a
+    // template): the module for one host, rendered with `vars` (inventory
+    // vars, --extra-vars, `facts`). The runner binds every host's steps before
+    // it changes anything on any host. nullptr: this module serves every host.
+    [[nodiscard]] virtual core::result<std::shared_ptr<const module>> bind(
+        const nlohmann::json& /*vars*/) const {
+        return std::shared_ptr<const module>();
+    }
 };
 
 // What a module's parser may need besides its arguments.

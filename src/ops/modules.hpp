@@ -20,6 +20,7 @@ TUNNEL_OPS_PARSER(user);
 TUNNEL_OPS_PARSER(authorized_key);
 TUNNEL_OPS_PARSER(directory);
 TUNNEL_OPS_PARSER(file);
+TUNNEL_OPS_PARSER(template);
 TUNNEL_OPS_PARSER(sudoers);
 TUNNEL_OPS_PARSER(packages);
 TUNNEL_OPS_PARSER(service);

@@ -57,8 +57,9 @@ std::string random_marker() {
 struct plan_runner::host_state {
     plan_host host;
     facts f;
-    std::vector<bool> applies;                 // per plan step: selected by hosts: and when:
-    std::map<std::size_t, probe_data> probes;  // by plan step index (0-based)
+    std::vector<bool> applies;                        // per plan step: selected by hosts: and when:
+    std::map<std::size_t, probe_data> probes;         // by plan step index (0-based)
+    std::vector<std::shared_ptr<const module>> mods;  // per plan step: bound to this host
     bool probes_valid = false;
 };
 
@@ -90,7 +91,7 @@ asio::awaitable<core::result<void>> plan_runner::probe(host_state& hs, std::size
         const auto& s = plan_.steps[i];
         sudo = sudo || s.sudo;
         script += fmt::format("echo '{} {}'\n( :\n{}\n) 2>/dev/null </dev/null\n", marker, i,
-                              s.mod->probe(hs.f));
+                              hs.mods[i]->probe(hs.f));
     }
     hs.probes.clear();
     hs.probes_valid = true;
@@ -185,11 +186,18 @@ asio::awaitable<core::result<void>> plan_runner::apply(host_state& hs, const ste
 
 asio::awaitable<host_recap> plan_runner::run_host(plan_host host) {
     host_recap recap;
+    auto hs = co_await prepare(std::move(host), recap);
+    if (hs) co_await run_prepared(*hs, recap);
+    co_return recap;
+}
+
+asio::awaitable<std::unique_ptr<plan_runner::host_state>> plan_runner::prepare(plan_host host,
+                                                                               host_recap& recap) {
     recap.host = host.name;
-    if (stop_ || host.steps.empty()) co_return recap;
-    host_state hs;
-    hs.host = std::move(host);
-    const auto& name = hs.host.name;
+    if (stop_ || host.steps.empty()) co_return nullptr;
+    auto hs = std::make_unique<host_state>();
+    hs->host = std::move(host);
+    const auto& name = hs->host.name;
 
     auto host_failure = [&](const core::error& e, bool unreachable) {
         step_report rep;
@@ -205,21 +213,59 @@ asio::awaitable<host_recap> plan_runner::run_host(plan_host host) {
         on_report_(rep);
     };
 
-    auto facts_out = co_await run_script(hs.host, facts_script(), false, {}, false);
+    auto facts_out = co_await run_script(hs->host, facts_script(), false, {}, false);
     if (!facts_out) {
         host_failure(facts_out.error(), inventory::is_unreachable(facts_out.error()));
-        co_return recap;
+        co_return nullptr;
     }
-    auto f = parse_facts(facts_out->out, hs.host.options.port);
+    auto f = parse_facts(facts_out->out, hs->host.options.port);
     if (!f) {
         host_failure(f.error(), false);
-        co_return recap;
+        co_return nullptr;
     }
-    hs.f = std::move(*f);
-    hs.applies.assign(plan_.steps.size(), false);
-    for (auto i : hs.host.steps)
-        hs.applies[i] = !plan_.steps[i].when || plan_.steps[i].when->evaluate(hs.f);
+    hs->f = std::move(*f);
+    hs->applies.assign(plan_.steps.size(), false);
+    for (auto i : hs->host.steps)
+        hs->applies[i] = !plan_.steps[i].when || plan_.steps[i].when->evaluate(hs->f);
 
+    // Templates are rendered for every host before any host is changed (run_hosts).
+    hs->mods.resize(plan_.steps.size());
+    auto vars = hs->host.vars.is_object() ? hs->host.vars : nlohmann::json::object();
+    vars["facts"] = facts_json(hs->f);
+    for (auto i : hs->host.steps) {
+        if (!hs->applies[i]) continue;
+        const step& s = plan_.steps[i];
+        auto bound = s.mod->bind(vars);
+        if (!bound) {
+            step_report rep;
+            rep.host = name;
+            rep.step = s.index;
+            rep.label = s.label();
+            rep.module = std::string(s.mod->kind());
+            rep.status = step_status::failed;
+            rep.message = fmt::format("{}: {}", rep.label, bound.error().message);
+            ++recap.failed;
+            render_failed_ = true;
+            on_report_(rep);
+            co_return nullptr;
+        }
+        hs->mods[i] = *bound ? std::move(*bound) : s.mod;
+    }
+    co_return hs;
+}
+
+void plan_runner::report_not_run(const host_state& hs, host_recap& recap) {
+    step_report rep;
+    rep.host = hs.host.name;
+    rep.label = "plan";
+    rep.status = step_status::skipped;
+    rep.message = "not run: a template failed to render; nothing was changed on any host";
+    ++recap.skipped;
+    on_report_(rep);
+}
+
+asio::awaitable<void> plan_runner::run_prepared(host_state& hs, host_recap& recap) {
+    const auto& name = hs.host.name;
     for (std::size_t k = 0; k < hs.host.steps.size(); ++k) {
         if (stop_) break;
         const auto i = hs.host.steps[k];
@@ -229,7 +275,8 @@ asio::awaitable<host_recap> plan_runner::run_host(plan_host host) {
         rep.host = name;
         rep.step = s.index;
         rep.label = s.label();
-        rep.module = std::string(s.mod->kind());
+        const module& mod = hs.mods[i] ? *hs.mods[i] : *s.mod;
+        rep.module = std::string(mod.kind());
         auto finish = [&](step_status st) {
             rep.status = st;
             rep.duration = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -269,7 +316,7 @@ asio::awaitable<host_recap> plan_runner::run_host(plan_host host) {
                 break;
             }
         }
-        auto c = s.mod->check(hs.f, hs.probes[i]);
+        auto c = mod.check(hs.f, hs.probes[i]);
         if (!c && options_.check && recap.changed > 0 && c.error().code == core::errc::not_found) {
             // In check mode earlier changes were not made, so what this step
             // needs (a user, a package) may be missing only for that reason.
@@ -303,7 +350,7 @@ asio::awaitable<host_recap> plan_runner::run_host(plan_host host) {
         }
         finish(step_status::changed);
     }
-    co_return recap;
+    co_return;
 }
 
 core::result<std::vector<std::vector<std::size_t>>> steps_for_hosts(
@@ -379,10 +426,23 @@ asio::awaitable<std::vector<host_recap>> run_hosts(plan_runner& runner,
                                                    std::vector<plan_host> hosts, unsigned forks) {
     std::vector<host_recap> recaps(hosts.size());
     for (std::size_t i = 0; i < hosts.size(); ++i) recaps[i].host = hosts[i].name;
-    // The closure lives in for_each_host's std::function until every host is done.
+    // Facts and templates for every host first: a template that cannot be
+    // rendered for one host stops the plan before any host is changed.
+    std::vector<std::unique_ptr<plan_runner::host_state>> prepared(hosts.size());
+    // The closures live in for_each_host's std::function until every host is done.
+    co_await inventory::for_each_host(
+        hosts.size(), forks, [&](std::size_t i) -> asio::awaitable<void> {
+            prepared[i] = co_await runner.prepare(std::move(hosts[i]), recaps[i]);
+        });
+    if (runner.render_failed()) {
+        for (std::size_t i = 0; i < prepared.size(); ++i)
+            if (prepared[i]) runner.report_not_run(*prepared[i], recaps[i]);
+        co_return recaps;
+    }
     co_await inventory::for_each_host(hosts.size(), forks,
                                       [&](std::size_t i) -> asio::awaitable<void> {
-                                          recaps[i] = co_await runner.run_host(hosts[i]);
+                                          if (prepared[i])
+                                              co_await runner.run_prepared(*prepared[i], recaps[i]);
                                       });
     co_return recaps;
 }

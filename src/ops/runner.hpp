@@ -6,6 +6,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,9 @@ struct plan_host {
     ssh::connect_options options;
     std::vector<std::size_t>
         steps;  // 0-based indexes into plan::steps selected for this host (by `hosts:`)
+    // Template variables (templating::host_variables: inventory vars, --extra-vars,
+    // inventory_hostname); the runner adds `facts`.
+    nlohmann::json vars = nlohmann::json::object();
 };
 
 struct apply_options {
@@ -61,11 +65,21 @@ class plan_runner {
     // reports and counts in the recap.
     asio::awaitable<host_recap> run_host(plan_host host);
 
+    // run_host in two halves, so that run_hosts can render every host's
+    // templates before it changes any host. `prepare` gathers facts, evaluates
+    // `when:` and binds the steps (renders templates); nullptr when the host
+    // is done (unreachable, failed, nothing to do).
+    struct host_state;
+    asio::awaitable<std::unique_ptr<host_state>> prepare(plan_host host, host_recap& recap);
+    asio::awaitable<void> run_prepared(host_state& hs, host_recap& recap);
+    // A template failed to render for some host: nothing may be changed.
+    [[nodiscard]] bool render_failed() const noexcept { return render_failed_; }
+    void report_not_run(const host_state& hs, host_recap& recap);
+
     // Set when a step failed and fail_fast is on: hosts stop before their next step.
     [[nodiscard]] bool stopped() const noexcept { return stop_; }
 
   private:
-    struct host_state;
     // `with_library`: prepend the race-free path functions (safe_path.hpp); facts need none.
     asio::awaitable<core::result<exec::exec_result>> run_script(const plan_host& h,
                                                                 std::string script, bool sudo,
@@ -80,6 +94,7 @@ class plan_runner {
     apply_options options_;
     report_fn on_report_;
     bool stop_ = false;
+    bool render_failed_ = false;
 };
 
 // Selects, for each inventory host, the plan steps whose `hosts:` pattern
