@@ -6,6 +6,7 @@
 
 #include <ctime>
 #include <iostream>
+#include <optional>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -13,6 +14,7 @@
 #include "cli_common.hpp"
 #include "commands.hpp"
 #include "core/asio.hpp"
+#include "deploy/deploy_facts.hpp"
 #include "deploy/deployer.hpp"
 #include "deploy/release_scripts.hpp"
 #include "inventory/connection.hpp"
@@ -59,6 +61,7 @@ core::result<std::vector<deploy::host_target>> targets_for(const deploy_flags& f
     auto config = ssh::load_ssh_config(f.connection, ctx);
     if (!config) return tl::unexpected(config.error());
     std::vector<deploy::host_target> out;
+    std::vector<nlohmann::json> host_vars;
     for (const auto& h : *selected) {
         auto opts = inventory::connect_options_for(h, *config, f.connection);
         if (!opts) return tl::unexpected(opts.error());
@@ -66,13 +69,27 @@ core::result<std::vector<deploy::host_target>> targets_for(const deploy_flags& f
         const auto vars = templating::host_variables(h.name, h.vars, *extra);
         auto root = deploy::root_for_host(c, h.name, vars);
         if (!root) return tl::unexpected(root.error());
-        std::vector<deploy::rendered_file> files;
-        if (render) {
-            auto rendered = deploy::render_templates(c, h.name, vars);
-            if (!rendered) return tl::unexpected(rendered.error());
-            files = std::move(*rendered);
-        }
-        out.push_back({h.name, std::move(*opts), std::move(*root), std::move(files)});
+        host_vars.push_back(vars);
+        out.push_back({h.name, std::move(*opts), std::move(*root), {}});
+    }
+    if (!render || c.templates.empty()) return out;
+    // Templates that name `facts` get each host's, read (not changed) first.
+    if (deploy::templates_use_facts(c)) {
+        asio::io_context io;
+        std::optional<core::result<std::vector<nlohmann::json>>> facts;
+        run_until_done(io, [&]() -> asio::awaitable<void> {
+            facts = co_await deploy::gather_facts(c, out, std::max<std::size_t>(f.forks, 1u));
+        });
+        if (!facts || !*facts)
+            return tl::unexpected(facts ? facts->error()
+                                        : core::error{core::errc::cancelled,
+                                                      "reading the hosts' facts was cut short"});
+        for (std::size_t i = 0; i < out.size(); ++i) host_vars[i]["facts"] = (**facts)[i];
+    }
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        auto rendered = deploy::render_templates(c, out[i].name, host_vars[i]);
+        if (!rendered) return tl::unexpected(rendered.error());
+        out[i].files = std::move(*rendered);
     }
     return out;
 }

@@ -208,5 +208,32 @@ TEST_F(TemplatesDeployCli, AMissingVariableStopsTheDeployBeforeAnyHostIsTouched)
     EXPECT_FALSE(fs::exists(root(2))) << "h2 was touched";
 }
 
+TEST_F(TemplatesDeployCli, TemplatesThatNameFactsGetEachHostsFactsReadBeforeAnythingIsTouched) {
+    auto inv = write_inventory({{"h1", fmt::format("deploy_root: {}", root(1))}});
+    spit(dir_->file("facts.mustache"), "ARCH={{ facts.arch }}\nINIT={{ facts.init_system }}\n");
+    spit(dir_->file("deploy.yaml"), R"(app: shop
+root: "{{ deploy_root }}"
+artifact: app.tar.gz
+templates:
+  - {src: facts.mustache, dest: facts.env}
+)");
+    auto r = run_tunnel(cli_args("deploy", dir_->file("deploy.yaml"), inv, {}));
+    ASSERT_EQ(r.exit_code, 0) << r.describe() << r.out;
+    auto arch = run({"uname", "-m"});
+    ASSERT_TRUE(arch.ok());
+    EXPECT_NE(slurp(root(1) + "/current/facts.env").find("ARCH=" + arch.out), std::string::npos)
+        << slurp(root(1) + "/current/facts.env");
+
+    // A fact that does not exist: the hosts were read, not touched.
+    fs::remove_all(root(1));
+    spit(dir_->file("facts.mustache"), "X={{ facts.kernel_flavour }}\n");
+    r = run_tunnel(cli_args("deploy", dir_->file("deploy.yaml"), inv, {}));
+    EXPECT_EQ(r.exit_code, 2) << r.describe() << r.out;
+    EXPECT_NE(r.err.find("facts.mustache:1: {{ facts.kernel_flavour }} is not defined"),
+              std::string::npos)
+        << r.err;
+    EXPECT_FALSE(fs::exists(root(1))) << "h1 was touched";
+}
+
 }  // namespace
 }  // namespace tunnel::test
