@@ -27,6 +27,9 @@ namespace tunnel::cli {
 
 namespace {
 
+// `tunnel up --exit-on-escalate` exits with this when a link escalates.
+constexpr int exit_on_escalate_status = 3;
+
 struct up_flags {
     std::string file;
     std::string control;
@@ -36,6 +39,7 @@ struct up_flags {
     std::string install_unit;  // --unit-scope: "", "user" or "system"
     std::string unit_dir;
     bool check = false;
+    bool exit_on_escalate = false;
     ssh::client_flags connection;
 };
 
@@ -147,6 +151,21 @@ int run_up(const up_flags& f) {
     signals.async_wait([&](boost::system::error_code ec, int) {
         if (!ec) (*m)->stop();
     });
+    // --exit-on-escalate: a link that ran out of recovery steps stops the manager.
+    int exit_code = 0;
+    if (f.exit_on_escalate)
+        (*m)->subscribe(
+            [&io, &exit_code, weak = std::weak_ptr<link::manager>(*m)](const std::string& line) {
+                if (exit_code != 0) return;
+                const auto e = nlohmann::json::parse(line, nullptr, false);
+                if (!e.is_object() || e.value("type", std::string()) != "escalated") return;
+                exit_code = exit_on_escalate_status;
+                spdlog::error("link {} escalated; exiting (--exit-on-escalate)",
+                              e.value("link", std::string()));
+                asio::post(io, [weak] {
+                    if (auto mgr = weak.lock()) mgr->stop();
+                });
+            });
     asio::steady_timer grace(io);
     run_until_done(io, [&]() -> asio::awaitable<void> {
         (*server)->start();
@@ -165,7 +184,7 @@ int run_up(const up_flags& f) {
             if (!e) io.stop();
         });
     });
-    return 0;
+    return exit_code;
 }
 
 }  // namespace
@@ -179,7 +198,8 @@ void add_up_command(CLI::App& app, command_runner& run) {
         "  tunnel up ~/.config/tunnel/links.yaml\n"
         "  tunnel ls; tunnel switch db tcp; tunnel events; tunnel down\n"
         "See docs/link.md for the file. Runs until SIGINT/SIGTERM or `tunnel down` (exit 0).\n"
-        "Exit status: 2 bad file or usage; 255 a listener or the control socket failed.");
+        "Exit status: 2 bad file or usage; 3 a link escalated (with --exit-on-escalate); 255 a\n"
+        "listener or the control socket failed.");
     cmd->add_option("file", flags->file, "links.yaml")->required();
     cmd->add_option("--control", flags->control,
                     "Control socket path (default: control.socket in the file, else "
@@ -198,6 +218,8 @@ void add_up_command(CLI::App& app, command_runner& run) {
         ->check(CLI::IsMember({"user", "system"}));
     cmd->add_option("--unit-dir", flags->unit_dir,
                     "Directory for --install-unit instead of systemd's default");
+    cmd->add_flag("--exit-on-escalate", flags->exit_on_escalate,
+                  "Exit with status 3 when a link runs out of recovery steps (docs/link.md)");
     cmd->add_flag("--check", flags->check, "Validate the file and resolve every target, then exit");
     cmd->add_option("-F", flags->connection.config_file, "ssh_config file to read");
     cmd->add_option("-o", flags->connection.options,

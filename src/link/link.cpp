@@ -9,26 +9,12 @@
 #include "core/duration.hpp"
 #include "core/log_text.hpp"
 #include "core/spawn.hpp"
+#include "link/link_lane.hpp"
 #include "ssh/channel.hpp"
 
 namespace tunnel::link {
 
 using namespace std::chrono_literals;
-
-struct link::lane {
-    lane(asio::any_io_executor ex, resolved_transport t, core::backoff_policy bp)
-        : transport(std::move(t)), timer(ex), retry(bp) {}
-    resolved_transport transport;
-    transport_health health;
-    lane_state state = lane_state::idle;
-    std::shared_ptr<ssh::session> session;
-    std::string last_error;
-    std::uint64_t connects = 0;
-    std::uint64_t connect_failures = 0;
-    asio::steady_timer timer;  // the lane's sleeps; cancel() wakes it
-    core::backoff retry;
-    bool kick = false;  // restart(): drop the session and connect again
-};
 
 std::string_view to_string(link_state s) noexcept {
     switch (s) {
@@ -102,6 +88,10 @@ link::link(asio::any_io_executor executor, link_config config,
         forward_stats_.push_back(std::move(fs));
     }
     locals_.resize(forward_stats_.size());
+    // A recovery step per `after_failures` failed connects of each transport.
+    const auto runnable = std::count_if(lanes_.begin(), lanes_.end(),
+                                        [](auto& l) { return l->transport.options.has_value(); });
+    recovery_.set_per_step(config_.after_failures * static_cast<int>(std::max<long>(runnable, 1)));
     remotes_.resize(forward_stats_.size());
 }
 
@@ -241,6 +231,7 @@ void link::switch_to(std::optional<std::size_t> next, const std::string& reason)
     const auto prev = active_;
     active_ = next;
     if (prev && next) ++switches_;
+    if (next) recovery_.on_recovered();
     nlohmann::json e{{"type", "switch"},
                      {"from", prev ? nlohmann::json(*prev) : nlohmann::json()},
                      {"to", next ? nlohmann::json(*next) : nlohmann::json()},
@@ -409,6 +400,7 @@ asio::awaitable<void> link::run_lane(std::size_t index) {
             spdlog::info("link {}: transport {}: {}", config_.name, tname,
                          core::log_text(s.error().message, 200));
             auto delay = l.retry.next().value_or(config_.keepalive);
+            if (!active_) recover(index);
             if (!l.kick) co_await sleep(l, delay);
             continue;
         }
@@ -428,7 +420,7 @@ asio::awaitable<void> link::run_lane(std::size_t index) {
             auto rtt = co_await probe(*s);
             if (l.session != *s) break;
             const bool was_clean = l.health.clean();
-            l.health.on_probe(rtt, policy());
+            l.health.on_probe(rtt, policy(), started);
             if (!rtt || !l.health.clean())
                 emit({{"type", "probe_failed"},
                       {"transport", tname},
@@ -496,6 +488,8 @@ nlohmann::json link::status() const {
     j["preferred"] = {{"index", preferred_},
                       {"name", lanes_.empty() ? "" : lanes_[preferred_]->transport.config.name}};
     j["switches"] = switches_;
+    j["recovery_step"] = std::string(to_string(recovery_.step()));
+    j["escalations"] = escalations_;
     std::uint64_t in = 0, out = 0;
     nlohmann::json forwards = nlohmann::json::array();
     for (std::size_t i = 0; i < forward_stats_.size(); ++i) {
@@ -531,7 +525,8 @@ nlohmann::json link::status() const {
                          {"probes", l.health.probes},
                          {"probe_failures", l.health.probe_failures},
                          {"connects", l.connects},
-                         {"connect_failures", l.connect_failures}};
+                         {"connect_failures", l.connect_failures},
+                         {"predicted_failure_s", prediction(i)}};
         if (!l.last_error.empty()) t["last_error"] = core::log_text(l.last_error, 200);
         ts.push_back(std::move(t));
     }

@@ -23,6 +23,7 @@
 #include "forward/local_forward.hpp"
 #include "forward/remote_forward.hpp"
 #include "forward/session_source.hpp"
+#include "link/escalation.hpp"
 #include "link/link_config.hpp"
 #include "link/link_resolve.hpp"
 #include "link/transport_health.hpp"
@@ -87,6 +88,11 @@ class link : public forward::session_source, public std::enable_shared_from_this
     void mark_remotes_down();
     void emit(nlohmann::json e) const;
     health_policy policy() const;
+    // A connect of lane `index` failed while no transport carries the link:
+    // the next recovery step (escalation.hpp; in link_recovery.cpp).
+    void recover(std::size_t index);
+    // The failure prediction of lane `index` as JSON ({"in", "error"} or null).
+    nlohmann::json prediction(std::size_t index) const;
 
     asio::any_io_executor executor_;
     link_config config_;
@@ -99,6 +105,8 @@ class link : public forward::session_source, public std::enable_shared_from_this
     std::size_t preferred_ = 0;
     std::vector<asio::steady_timer*> acquirers_;
     std::uint64_t switches_ = 0;
+    recovery_ladder recovery_;
+    std::uint64_t escalations_ = 0;
     std::uint64_t remote_generation_ = 0;
     bool started_ = false;
     bool stopped_ = false;

@@ -46,6 +46,16 @@ void update_link_metrics(observe::metrics_registry& registry, manager& m) {
                                         "Sessions established.", {"link", "transport"});
     auto& t_connect_failures = registry.counter("tunnel_link_transport_connect_failures_total",
                                                 "Failed connects.", {"link", "transport"});
+    auto& escalations =
+        registry.counter("tunnel_link_escalations_total",
+                         "Outages in which the link ran out of recovery steps.", {"link"});
+    auto& t_predicted =
+        registry.gauge("tunnel_link_transport_predicted_failure_seconds",
+                       "Predicted seconds until the RTT trend crosses the failure bound; -1 none.",
+                       {"link", "transport"});
+    auto& t_predicted_error = registry.gauge(
+        "tunnel_link_transport_predicted_failure_error_seconds",
+        "One standard deviation of that prediction; -1 none.", {"link", "transport"});
     for (const auto& l : m.links()) {
         const auto s = l->status();
         const std::string name = l->name();
@@ -60,6 +70,7 @@ void update_link_metrics(observe::metrics_registry& registry, manager& m) {
         active.with({name}).set(t.is_object() ? number(t, "index") : -1);
         rtt.with({name}).set(seconds_of(s["rtt_ms"]));
         switches.with({name}).advance_to(number(s, "switches"));
+        escalations.with({name}).advance_to(number(s, "escalations"));
         bytes.with({name, "in"}).advance_to(number(s["bytes"], "in"));
         bytes.with({name, "out"}).advance_to(number(s["bytes"], "out"));
         for (const auto& tr : s["transports"]) {
@@ -70,6 +81,9 @@ void update_link_metrics(observe::metrics_registry& registry, manager& m) {
             t_probe_failures.with({name, tn}).advance_to(number(tr, "probe_failures"));
             t_connects.with({name, tn}).advance_to(number(tr, "connects"));
             t_connect_failures.with({name, tn}).advance_to(number(tr, "connect_failures"));
+            const auto& p = tr["predicted_failure_s"];
+            t_predicted.with({name, tn}).set(p.is_object() ? number(p, "in") : -1);
+            t_predicted_error.with({name, tn}).set(p.is_object() ? number(p, "error") : -1);
         }
     }
 }

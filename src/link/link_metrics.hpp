@@ -11,10 +11,14 @@
 //   tunnel_link_rtt_seconds{link}              last keepalive RTT on the active transport
 //   tunnel_link_switches_total{link}           transport switches
 //   tunnel_link_bytes_total{link,direction}    bytes through the link's forwards (in/out)
+//   tunnel_link_escalations_total{link}        outages that ran out of recovery steps
 //   tunnel_link_transport_up{link,transport}   1 when that transport's session is up
 //   tunnel_link_transport_rtt_ewma_seconds{link,transport}
 //   tunnel_link_transport_probes_total / _probe_failures_total / _connects_total /
 //   _connect_failures_total{link,transport}
+//   tunnel_link_transport_predicted_failure_seconds{link,transport} and
+//   _predicted_failure_error_seconds: when the RTT trend crosses the failure
+//   bound, and its error (one standard deviation); -1 when there is none
 #pragma once
 
 #include <memory>

@@ -6,6 +6,7 @@ void transport_health::on_connected() noexcept {
     connected = true;
     failure_streak = 0;
     healthy_streak = 0;
+    samples.clear();
 }
 
 void transport_health::on_lost() noexcept {
@@ -13,16 +14,26 @@ void transport_health::on_lost() noexcept {
     connected = false;
     healthy_streak = 0;
     rtt_ms.reset();
+    samples.clear();
+}
+
+std::optional<failure_prediction> transport_health::predicted_failure(
+    std::chrono::milliseconds bound) const {
+    if (!connected) return std::nullopt;
+    return predict_failure(samples, static_cast<double>(bound.count()));
 }
 
 void transport_health::on_probe(std::optional<std::chrono::microseconds> rtt,
-                                const health_policy& p) noexcept {
+                                const health_policy& p, std::chrono::steady_clock::time_point at) {
     ++probes;
     const bool too_slow = rtt && p.rtt_above && *rtt > *p.rtt_above;
     if (rtt) {
         const double ms = static_cast<double>(rtt->count()) / 1000.0;
         rtt_ms = ms;
         ewma_ms = ewma_ms ? 0.3 * ms + 0.7 * *ewma_ms : ms;
+        const double t = std::chrono::duration<double>(at.time_since_epoch()).count();
+        samples.push_back({t, ms});
+        if (samples.size() > rtt_window) samples.pop_front();
     }
     if (!rtt || too_slow) {
         suspect = true;

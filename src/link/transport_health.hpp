@@ -8,8 +8,11 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <vector>
+
+#include "link/rtt_prediction.hpp"
 
 namespace tunnel::link {
 
@@ -30,12 +33,21 @@ struct transport_health {
     bool suspect = false;
     std::uint64_t probes = 0;
     std::uint64_t probe_failures = 0;
+    // The last `rtt_window` good probes of this session (for the prediction).
+    std::deque<rtt_sample> samples;
 
     void on_connected() noexcept;
     void on_lost() noexcept;
     void on_connect_failed() noexcept { suspect = true; }
     // `rtt` is the probe's round trip, nullopt when it failed or timed out.
-    void on_probe(std::optional<std::chrono::microseconds> rtt, const health_policy& p) noexcept;
+    // `at` is when it was sent (the RTT trend's time axis).
+    void on_probe(std::optional<std::chrono::microseconds> rtt, const health_policy& p,
+                  std::chrono::steady_clock::time_point at = std::chrono::steady_clock::now());
+
+    // When the RTT trend crosses `bound` (rtt_above, else the probe timeout),
+    // with its error; nullopt while disconnected, too few probes, or no rise.
+    [[nodiscard]] std::optional<failure_prediction> predicted_failure(
+        std::chrono::milliseconds bound) const;
 
     // Connected and fewer failures in a row than the failover threshold.
     [[nodiscard]] bool healthy(const health_policy& p) const noexcept {
