@@ -162,26 +162,13 @@ std::unique_ptr<module> parse_file(core::yaml_reader& r, const YAML::Node& args,
         if (auto v = r.string(args["content"], path + ".content")) m->want.content = *v;
     } else if (args["src"]) {
         if (auto v = r.string(args["src"], path + ".src")) {
-            auto file = (!v->empty() && v->front() == '/') || ctx.plan_dir.empty()
-                            ? *v
-                            : ctx.plan_dir + "/" + *v;
+            auto file = plan_relative(ctx, *v);
             if (auto c = read_local_file(r, file, path + ".src")) m->want.content = *c;
         }
     } else if (m->state == "present") {
         r.error(path, "needs content or src");
     }
-    if (args["owner"]) m->want.owner = read_name(r, args["owner"], path + ".owner");
-    if (args["group"]) m->want.group = read_name(r, args["group"], path + ".group");
-    if (args["mode"]) m->want.mode = read_mode(r, args["mode"], path + ".mode");
-    if (args["backup"])
-        m->want.backup = read_bool(r, args["backup"], path + ".backup").value_or(false);
-    if (args["validate"]) {
-        if (auto v = r.string(args["validate"], path + ".validate")) {
-            if (v->find("%s") == std::string::npos)
-                r.error(path + ".validate", "must contain %s (the new file's path)");
-            m->want.validate = *v;
-        }
-    }
+    read_file_attributes(r, args, path, m->want);
     return m;
 }
 

@@ -332,6 +332,27 @@ std::optional<std::string> read_path(core::yaml_reader& r, const YAML::Node& nod
     return s;
 }
 
+std::string plan_relative(const parse_context& ctx, const std::string& src) {
+    return (!src.empty() && src.front() == '/') || ctx.plan_dir.empty() ? src
+                                                                        : ctx.plan_dir + "/" + src;
+}
+
+void read_file_attributes(core::yaml_reader& r, const YAML::Node& args, const std::string& path,
+                          file_write& want) {
+    if (args["owner"]) want.owner = read_name(r, args["owner"], path + ".owner");
+    if (args["group"]) want.group = read_name(r, args["group"], path + ".group");
+    if (args["mode"]) want.mode = read_mode(r, args["mode"], path + ".mode");
+    if (args["backup"])
+        want.backup = read_bool(r, args["backup"], path + ".backup").value_or(false);
+    if (args["validate"]) {
+        if (auto v = r.string(args["validate"], path + ".validate")) {
+            if (v->find("%s") == std::string::npos)
+                r.error(path + ".validate", "must contain %s (the new file's path)");
+            want.validate = *v;
+        }
+    }
+}
+
 }  // namespace tunnel::ops
 
 namespace tunnel::ops {

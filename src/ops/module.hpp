@@ -177,6 +177,13 @@ using module_parser = std::unique_ptr<module> (*)(core::yaml_reader& r, const YA
 [[nodiscard]] std::optional<std::string> read_path(core::yaml_reader& r, const YAML::Node& node,
                                                    const std::string& path);
 
+// A `src:` path as written in a plan: absolute, or relative to the plan file.
+[[nodiscard]] std::string plan_relative(const parse_context& ctx, const std::string& src);
+// The attributes a written file may have (file and template modules):
+// owner, group, mode, backup and validate (which must contain %s).
+void read_file_attributes(core::yaml_reader& r, const YAML::Node& args, const std::string& path,
+                          file_write& want);
+
 [[nodiscard]] std::string base64_decode(std::string_view in);
 
 }  // namespace tunnel::ops

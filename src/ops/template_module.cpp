@@ -65,9 +65,7 @@ std::unique_ptr<module> parse_template(core::yaml_reader& r, const YAML::Node& a
     }
     if (args["src"]) {
         if (auto v = r.string(args["src"], path + ".src")) {
-            m->src = (!v->empty() && v->front() == '/') || ctx.plan_dir.empty()
-                         ? *v
-                         : ctx.plan_dir + "/" + *v;
+            m->src = plan_relative(ctx, *v);
             auto text = templating::load_template(m->src);
             if (!text) {
                 r.error(path + ".src", fmt::format("{} (paths are relative to the plan file)",
@@ -81,18 +79,7 @@ std::unique_ptr<module> parse_template(core::yaml_reader& r, const YAML::Node& a
     } else {
         r.error(path + ".src", "is required (a local mustache template)");
     }
-    if (args["owner"]) m->want.owner = read_name(r, args["owner"], path + ".owner");
-    if (args["group"]) m->want.group = read_name(r, args["group"], path + ".group");
-    if (args["mode"]) m->want.mode = read_mode(r, args["mode"], path + ".mode");
-    if (args["backup"])
-        m->want.backup = read_bool(r, args["backup"], path + ".backup").value_or(false);
-    if (args["validate"]) {
-        if (auto v = r.string(args["validate"], path + ".validate")) {
-            if (v->find("%s") == std::string::npos)
-                r.error(path + ".validate", "must contain %s (the new file's path)");
-            m->want.validate = *v;
-        }
-    }
+    read_file_attributes(r, args, path, m->want);
     return m;
 }
 
