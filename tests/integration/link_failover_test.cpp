@@ -1,7 +1,9 @@
-// The link manager under a stalled primary transport: the link fails over
-// within 2 x keepalive, a forward keeps working across the switch (and a
-// connection made during the stall is carried, not lost), and the link
-// returns to the preferred transport once it is healthy again.
+// The link manager under a faulty primary transport (stalled, dropping every
+// byte, reset, or slowing down): the link fails over within its bound, a
+// forward keeps working across the switch (and a connection made during the
+// fault is carried, not lost), and the link returns to the preferred
+// transport once it is healthy again. A rising RTT is predicted before it
+// crosses the bound.
 #include <cstdio>
 
 #include <gtest/gtest.h>
@@ -149,6 +151,139 @@ TEST_F(LinkFailover, ASwitchIsManualAndAnUnknownTransportIsRefused) {
     ASSERT_TRUE(rm.wait_active("db", 1, 10s)) << rm.status("db").dump(2);
     EXPECT_TRUE(wait_round_trip("127.0.0.1", rm.local_port("db", 0), 5s));
     EXPECT_FALSE(rm.events_of("restart").empty());
+}
+
+// Bytes vanish both ways on the primary, TCP stays up (no FIN, no RST): the
+// same bound as a stall, and a connection opened meanwhile is carried.
+TEST_F(LinkFailover, DroppingPrimaryFailsOverWithinTwoKeepalivesAndComesBack) {
+    auto m = running_manager::start(yaml("1s"));
+    ASSERT_TRUE(m) << m.error().message;
+    auto& rm = **m;
+    ASSERT_TRUE(rm.wait_active("db", 0, 10s)) << rm.status("db").dump(2);
+    const auto lp = rm.local_port("db", 0);
+    ASSERT_TRUE(wait_round_trip("127.0.0.1", lp, 5s));
+    ASSERT_TRUE(
+        fwd::eventually([&] { return rm.status("db")["transports"][1]["state"] == "up"; }, 10s))
+        << rm.status("db").dump(2);
+
+    proxy->set_mode(fault_mode::drop);
+    const auto dropped_at = steady::now();
+    int during = connect_tcp("127.0.0.1", lp);
+    ASSERT_GE(during, 0);
+    ASSERT_TRUE(rm.wait_active("db", 1, 10s)) << rm.status("db").dump(2);
+    const auto failover_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - dropped_at);
+    EXPECT_LE(failover_ms, 2000ms) << rm.status("db").dump(2);
+    RecordProperty("failover_ms", static_cast<int>(failover_ms.count()));
+    auto echoed = exchange(during, "opened while the primary dropped everything", 10'000);
+    ::close(during);
+    ASSERT_TRUE(echoed) << echoed.error().message;
+    EXPECT_EQ(*echoed, "opened while the primary dropped everything");
+
+    proxy->set_mode(fault_mode::pass);
+    ASSERT_TRUE(rm.wait_active("db", 0, 20s)) << rm.status("db").dump(2);
+    EXPECT_TRUE(round_trip("127.0.0.1", lp, "back on the preferred transport"));
+}
+
+// Every connection of the primary is reset: the loss is noticed at once (no
+// probe needs to time out), a connection opened right after it is carried by
+// the other transport, and the primary, which accepts again, takes over again
+// after return_after healthy probes.
+TEST_F(LinkFailover, ResetPrimaryIsNoticedAtOnceAndNothingNewIsLost) {
+    auto m = running_manager::start(yaml("1s"));
+    ASSERT_TRUE(m) << m.error().message;
+    auto& rm = **m;
+    ASSERT_TRUE(rm.wait_active("db", 0, 10s)) << rm.status("db").dump(2);
+    const auto lp = rm.local_port("db", 0);
+    ASSERT_TRUE(wait_round_trip("127.0.0.1", lp, 5s));
+    ASSERT_TRUE(
+        fwd::eventually([&] { return rm.status("db")["transports"][1]["state"] == "up"; }, 10s))
+        << rm.status("db").dump(2);
+    const int accepted_before = proxy->accepted();
+    const int switches_before = rm.status("db")["switches"];
+
+    proxy->reset_all();
+    const auto reset_at = steady::now();
+    // Within well under one keepalive the link has moved (or is already back).
+    ASSERT_TRUE(fwd::eventually(
+        [&] { return rm.status("db")["switches"].get<int>() > switches_before; }, 900ms))
+        << rm.status("db").dump(2);
+    RecordProperty("noticed_ms",
+                   static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        steady::now() - reset_at)
+                                        .count()));
+    for (int i = 0; i < 5; ++i)
+        EXPECT_TRUE(round_trip("127.0.0.1", lp, fmt::format("after the reset {}", i)))
+            << rm.status("db").dump(2);
+
+    ASSERT_TRUE(fwd::eventually(
+        [&] { return rm.active("db") == 0 && proxy->accepted() > accepted_before; }, 15s))
+        << rm.status("db").dump(2);
+    EXPECT_TRUE(round_trip("127.0.0.1", lp, "back on the preferred transport"));
+}
+
+// The primary's RTT rises steadily (every chunk held a little longer each
+// step) until it passes rtt_above: before it does, `status` predicts the
+// crossing with its error; after it does, the link fails over (a probe slower
+// than rtt_above is a failed one), and returns once the lag is gone.
+TEST_F(LinkFailover, RisingRttIsPredictedThenFailsOverOnTheRttBound) {
+    auto m = running_manager::start(
+        fmt::format("links:\n"
+                    "  db:\n"
+                    "    target: root@127.0.0.1\n"
+                    "    options: {}\n"
+                    "    transports:\n"
+                    "      - {{type: tcp, name: flaky, address: '127.0.0.1:{}'}}\n"
+                    "      - {{type: tcp, name: direct}}\n"
+                    "    forwards: ['-L 127.0.0.1:{}:127.0.0.1:{}']\n"
+                    "    keepalive: 500ms\n"
+                    "    failover: {{after_failures: 2, rtt_above: 400ms}}\n"
+                    "    return_after: 2\n",
+                    fixture_options(*sshd), proxy->port(), local_port(), echo->port()));
+    ASSERT_TRUE(m) << m.error().message;
+    auto& rm = **m;
+    ASSERT_TRUE(rm.wait_active("db", 0, 10s)) << rm.status("db").dump(2);
+    const auto lp = rm.local_port("db", 0);
+    ASSERT_TRUE(wait_round_trip("127.0.0.1", lp, 5s));
+    ASSERT_TRUE(
+        fwd::eventually([&] { return rm.status("db")["transports"][1]["state"] == "up"; }, 10s))
+        << rm.status("db").dump(2);
+
+    // Ramp: +10 ms each way every 250 ms, i.e. the RTT grows ~80 ms/s and
+    // crosses 400 ms after ~5 s, with ~10 probes on the way.
+    std::optional<nlohmann::json> prediction;  // seen while still on the primary
+    std::optional<std::chrono::milliseconds> failed_over;
+    const auto ramp_start = steady::now();
+    for (int step = 1; step <= 60 && !failed_over; ++step) {
+        proxy->set_lag(std::chrono::milliseconds(10 * step));
+        for (int i = 0; i < 5; ++i) {
+            auto st = rm.status("db");
+            const auto& p = st["transports"][0]["predicted_failure_s"];
+            if (st["transport"].is_object() && st["transport"]["index"] == 0 && p.is_object() &&
+                p["in"].get<double>() > 0 && !prediction)
+                prediction = p;
+            if (st["transport"].is_object() && st["transport"]["index"] == 1) {
+                failed_over = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() -
+                                                                                    ramp_start);
+                break;
+            }
+            std::this_thread::sleep_for(50ms);
+        }
+    }
+    ASSERT_TRUE(prediction) << "no prediction while the RTT rose\n" << rm.status("db").dump(2);
+    // Never a number without its error (reported to 0.1 s: a steady ramp fits
+    // a line so well that it rounds to 0).
+    ASSERT_TRUE((*prediction)["error"].is_number()) << *prediction;
+    EXPECT_GE((*prediction)["error"].get<double>(), 0.0) << *prediction;
+    EXPECT_LT((*prediction)["in"].get<double>(), 30.0) << *prediction;
+    std::printf("first prediction while rising: %s\n", prediction->dump().c_str());
+    ASSERT_TRUE(failed_over) << rm.status("db").dump(2);
+    RecordProperty("failover_after_ramp_ms", static_cast<int>(failed_over->count()));
+    EXPECT_TRUE(round_trip("127.0.0.1", lp, "on the direct transport"));
+
+    proxy->set_lag(0ms);
+    ASSERT_TRUE(rm.wait_active("db", 0, 20s)) << rm.status("db").dump(2);
+    EXPECT_TRUE(round_trip("127.0.0.1", lp, "back on the preferred transport"));
 }
 
 }  // namespace

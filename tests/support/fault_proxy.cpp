@@ -142,6 +142,8 @@ core::result<std::unique_ptr<fault_proxy>> fault_proxy::start(uint16_t target_po
                                      {server, static_cast<short>(server_open ? POLLIN : 0), 0}};
                     if (::poll(fds, 2, 20) <= 0) continue;
                     const bool discard = mode == fault_mode::drop;
+                    if (const auto lag = self->lag_us_.load(); lag > 0 && !discard)
+                        std::this_thread::sleep_for(std::chrono::microseconds(lag));
                     if (fds[0].revents & (POLLIN | POLLHUP | POLLERR))
                         client_open = forward_once(client, server, discard, carried);
                     if (fds[1].revents & (POLLIN | POLLHUP | POLLERR))

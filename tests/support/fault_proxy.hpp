@@ -8,6 +8,8 @@
 //   proxy->reset_all();                  // RST every open connection
 //   proxy->cut_after(48 << 20, 5);       // RST each of the next 5 connections
 //                                        // once it has carried 48 MiB
+//   proxy->set_lag(400ms);               // open connections too: every chunk
+//                                        // waits 400 ms (a rising RTT)
 //   proxy->set_delay(5ms);               // later connections: 5 ms each way
 //                                        // (a 10 ms round trip; this kernel
 //                                        // has no netem)
@@ -51,6 +53,12 @@ class fault_proxy {
     void cut_after(std::uint64_t bytes, int times) noexcept;
     // Connections cut by cut_after so far.
     [[nodiscard]] int cuts() const noexcept { return cuts_; }
+    // Lag: in pass mode every chunk, either way, is held this long before it
+    // is forwarded, on open connections and later ones (one thread per
+    // connection, so a round trip grows by about twice this). Unlike
+    // set_delay it is not a faithful latency model, but it makes the RTT of
+    // a connection that is already up rise, which set_delay cannot. 0 ends it.
+    void set_lag(std::chrono::microseconds lag) noexcept { lag_us_ = lag.count(); }
     // Delay mode: connections accepted from now on hold every chunk
     // `one_way` in each direction (support/delay_pump.hpp: latency, not a
     // bandwidth cap), with TCP_NODELAY on both legs; 0 turns it off for
@@ -73,6 +81,7 @@ class fault_proxy {
     std::atomic<int> cuts_left_{0};
     std::atomic<int> cuts_{0};
     std::atomic<std::int64_t> delay_us_{0};
+    std::atomic<std::int64_t> lag_us_{0};
     std::shared_ptr<impl> impl_;
 };
 
