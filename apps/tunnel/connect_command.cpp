@@ -11,7 +11,10 @@
 #include "commands.hpp"
 #include "core/asio.hpp"
 #include "core/duration.hpp"
+#include "core/spawn.hpp"
 #include "relay/relay_client.hpp"
+#include "relay/token_renewal.hpp"
+#include "relay/token_source.hpp"
 
 namespace tunnel::cli {
 
@@ -20,6 +23,8 @@ namespace {
 struct connect_flags {
     std::string url;
     std::string token_file;
+    std::string token_command;
+    std::string token_command_timeout = "30s";
     std::vector<std::string> exposes;
     std::string ca_file;
     bool insecure = false;
@@ -93,12 +98,31 @@ int run_connect(const connect_flags& f) {
         return report(plain.error());
     o.url = std::move(*url);
     o.ws.allow_plaintext = f.allow_plaintext;
-    if (f.token_file.empty())
-        return report(
-            {core::errc::invalid_argument, "the relay needs a token: pass --token-file FILE"});
-    auto token = transport::read_token_file(f.token_file);
+    auto command_timeout = core::parse_duration(f.token_command_timeout);
+    if (!command_timeout || command_timeout->count() <= 0)
+        return report({core::errc::invalid_argument,
+                       "--token-command-timeout: give a positive duration, e.g. 30s"});
+    auto created = relay::token_source::create(
+        {.file = f.token_file, .command = f.token_command, .command_timeout = *command_timeout});
+    if (!created) return report(created.error());
+    auto source = std::make_shared<relay::token_source>(std::move(*created));
+    auto token = source->fetch();
     if (!token) return report(token.error());
+    auto tenant = relay::tenant_of_token(*token);
+    if (!tenant) return report(tenant.error());
     o.ws.token = std::move(*token);
+    // Each attach uses the latest token: renewed before expiry, or re-read
+    // when the file changed (relay/token_renewal.hpp); never another tenant's.
+    o.ws.token_source = [source, tenant = *tenant]() -> core::result<std::string> {
+        auto t = source->current(std::chrono::seconds(1));
+        if (!t) return t;
+        if (auto of = relay::tenant_of_token(*t); !of || *of != tenant)
+            return core::fail(core::errc::invalid_argument,
+                              fmt::format("the new token is not for tenant '{}'; a tunnel keeps "
+                                          "its tenant (start another tunnel connect)",
+                                          tenant));
+        return t;
+    };
     if (!f.ca_file.empty()) o.ws.ca_file = f.ca_file;
     o.ws.insecure = f.insecure;
     if (f.insecure && o.url.tls)
@@ -138,12 +162,35 @@ int run_connect(const connect_flags& f) {
     auto sup = forward::supervisor::create(io.get_executor(), std::move(*sup_options));
     if (!sup) return report(sup.error());
 
+    relay::token_renewal renewal(
+        io.get_executor(), source, *sup, *tenant, [json = f.json](const relay::token_renewed& r) {
+            const auto exp =
+                std::chrono::duration_cast<std::chrono::seconds>(r.expires.time_since_epoch())
+                    .count();
+            if (json) {
+                fmt::print(stdout, "{}\n",
+                           nlohmann::json{{"event", "token_renewed"},
+                                          {"expires", exp},
+                                          {"reason", r.file_changed ? "file_changed" : "expiry"}}
+                               .dump());
+                std::fflush(stdout);
+            } else {
+                spdlog::info("attaching again with a {} token (it expires in {} s)",
+                             r.file_changed ? "changed" : "renewed",
+                             exp - std::chrono::duration_cast<std::chrono::seconds>(
+                                       std::chrono::system_clock::now().time_since_epoch())
+                                       .count());
+            }
+        });
+    core::spawn(io.get_executor(), renewal.run(), "token renewal");
+
     bool by_signal = false;
     asio::signal_set signals(io, SIGINT, SIGTERM);
     asio::steady_timer grace(io);
     signals.async_wait([&](boost::system::error_code ec, int) {
         if (ec) return;
         by_signal = true;
+        renewal.stop();
         // Stopping for good: the relay releases the names now (a close
         // frame, sent within the grace below).
         lease->release_now();
@@ -157,6 +204,7 @@ int run_connect(const connect_flags& f) {
     run_until_done(io, [&]() -> asio::awaitable<void> {
         outcome = co_await (*sup)->run();
         (*sup)->stop();
+        renewal.stop();
         // Nothing may stay pending for io.run() to return: the signal wait and
         // its grace timer end here too.
         signals.cancel();
@@ -190,9 +238,18 @@ void add_connect_command(CLI::App& app, command_runner& run) {
                     "The relay's attach URL: wss://HOST[:PORT]/v1/tunnel (ws:// on loopback, or "
                     "with --allow-plaintext)")
         ->required();
-    cmd->add_option("--token-file", flags->token_file,
-                    "File holding the bearer token (JWT) the relay issued")
-        ->required();
+    auto* token_file = cmd->add_option(
+        "--token-file", flags->token_file,
+        "File holding the bearer token (JWT) the relay issued; re-read when it changes");
+    auto* token_command =
+        cmd->add_option("--token-command", flags->token_command,
+                        "Shell command that prints a fresh token; run at start and again "
+                        "before the token expires, so the tunnel outlives it");
+    token_file->excludes(token_command);
+    token_command->excludes(token_file);
+    cmd->add_option("--token-command-timeout", flags->token_command_timeout,
+                    "How long --token-command may take")
+        ->capture_default_str();
     cmd->add_option("--expose", flags->exposes,
                     "NAME=HOST:PORT: publish NAME, carried to HOST:PORT here (repeatable)")
         ->required();
@@ -224,7 +281,7 @@ void add_connect_command(CLI::App& app, command_runner& run) {
                   "Exit when the connection is lost instead of reconnecting");
     cmd->add_flag("--json", flags->json,
                   "One JSON event per line on stdout (attached, host_key_recorded, published, "
-                  "refused)");
+                  "refused, token_renewed)");
     cmd->callback([flags, &run] { run = [flags] { return run_connect(*flags); }; });
 }
 

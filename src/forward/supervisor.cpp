@@ -121,6 +121,18 @@ void supervisor::stop() {
     if (current_) current_->abort();
 }
 
+void supervisor::reconnect_now(const std::string& why) {
+    if (stopped_ || !current_) return;
+    spdlog::info("reconnecting to {}: {}", stats_.destination, why);
+    current_->abort();
+}
+
+std::int64_t supervisor::open_channels() const {
+    std::int64_t n = 0;
+    for (const auto& f : forward_stats_) n += f->open_channels;
+    return n;
+}
+
 asio::awaitable<void> supervisor::pause(std::chrono::milliseconds d) {
     pause_timer_.expires_after(d);
     boost::system::error_code ec;

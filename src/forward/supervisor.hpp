@@ -53,6 +53,12 @@ class supervisor : public session_source, public std::enable_shared_from_this<su
 
     // Stops accepting, cuts the session and wakes run(); idempotent.
     void stop();
+    // Cuts the current session (if any) so run() connects again at once, as
+    // after a loss: listeners stay, -R forwards are requested again. For a
+    // renewed credential (tunnel connect's token).
+    void reconnect_now(const std::string& why);
+    // Channels open on the current session, over every forward.
+    [[nodiscard]] std::int64_t open_channels() const;
 
     asio::awaitable<std::shared_ptr<ssh::session>> acquire(ssh::time_point deadline) override;
 

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -77,7 +78,11 @@ struct ws_lease {
 inline constexpr std::uint16_t ws_release_lease = 4000;
 
 struct ws_options {
-    std::string token;                   // empty: no Authorization header
+    std::string token;  // empty: no Authorization header
+    // When set, asked for the token before each attach (instead of `token`):
+    // a renewed or re-read one (relay/token_source.hpp). An error fails the
+    // attach, which is retried like any other.
+    std::function<core::result<std::string>()> token_source;
     std::shared_ptr<ws_lease> lease;     // absent: no lease asked for
     bool allow_plaintext = false;        // send the token over ws:// to a non-loopback host
     std::optional<std::string> ca_file;  // trust this CA bundle (PEM) in addition to the system's

@@ -37,6 +37,11 @@ asio::awaitable<core::result<ssh::byte_stream>> open_websocket(
         deadline - std::chrono::steady_clock::now());
     options.connect_timeout =
         std::max(std::min(options.connect_timeout, left), std::chrono::milliseconds(1));
+    if (options.token_source) {
+        auto token = options.token_source();
+        if (!token) co_return tl::unexpected(token.error());
+        options.token = std::move(*token);
+    }
     auto ws = co_await websocket_client::connect(executor, std::move(url), std::move(options));
     if (!ws) co_return tl::unexpected(ws.error());
     auto fds = ssh::open_socketpair();

@@ -239,8 +239,8 @@ core::result<relay_client> relay_fixture::connect(
     bool wait, std::vector<std::string> extra_args) const {
     static int counter = 0;
     const std::string log_path = dir_.file(fmt::format("connect-{}.log", ++counter));
-    std::vector<std::string> args{"connect", attach_url(), "--token-file", token_file(token),
-                                  "--json"};
+    std::vector<std::string> args{"connect", attach_url(), "--json"};
+    if (!token.empty()) args.insert(args.end(), {"--token-file", token_file(token)});
     if (tls_) args.insert(args.end(), {"--ca-file", cert_path()});
     for (const auto& [name, port] : expose)
         args.insert(args.end(), {"--expose", fmt::format("{}=127.0.0.1:{}", name, port)});

@@ -114,7 +114,8 @@ class relay_fixture {
                                                      bool wait = true) const;
 
     // `tunnel connect ATTACH_URL --token-file T --expose NAME=127.0.0.1:PORT...
-    // --json` (events and log in one file: relay_client::log()); waits until
+    // --json` (no --token-file when `token` is empty: give --token-command in
+    // extra_args) (events and log in one file: relay_client::log()); waits until
     // the client reported every name published or refused (unless wait is
     // false).
     [[nodiscard]] core::result<relay_client> connect(

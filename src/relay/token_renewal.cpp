@@ -1,0 +1,120 @@
+#include "relay/token_renewal.hpp"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "relay/relay_client.hpp"
+
+namespace tunnel::relay {
+
+namespace {
+
+using namespace std::chrono_literals;
+using std::chrono::milliseconds;
+
+// How often a token file is looked at for a change.
+constexpr milliseconds file_poll = 1000ms;
+
+std::uint64_t bytes_moved(const forward::supervisor& s) {
+    std::uint64_t n = 0;
+    for (const auto& f : s.snapshot().forwards) n += f.bytes_in + f.bytes_out;
+    return n;
+}
+
+}  // namespace
+
+token_renewal::token_renewal(asio::any_io_executor executor, std::shared_ptr<token_source> source,
+                             std::shared_ptr<forward::supervisor> supervisor, std::string tenant,
+                             std::function<void(const token_renewed&)> on_renewed)
+    : timer_(std::move(executor)),
+      source_(std::move(source)),
+      supervisor_(std::move(supervisor)),
+      tenant_(std::move(tenant)),
+      on_renewed_(std::move(on_renewed)) {}
+
+void token_renewal::stop() {
+    stopped_ = true;
+    timer_.cancel();
+    source_->cancel();
+}
+
+asio::awaitable<void> token_renewal::sleep(milliseconds d) {
+    timer_.expires_after(std::max(d, 1ms));
+    boost::system::error_code ec;
+    co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+}
+
+asio::awaitable<void> token_renewal::quiet_moment(milliseconds limit) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    auto last = bytes_moved(*supervisor_);
+    int still = 0;
+    while (!stopped_ && std::chrono::steady_clock::now() < until) {
+        co_await sleep(50ms);
+        const auto now = bytes_moved(*supervisor_);
+        still = now == last ? still + 1 : 0;
+        last = now;
+        if (still >= 2) co_return;
+    }
+}
+
+asio::awaitable<void> token_renewal::run() {
+    while (!stopped_) {
+        const std::string in_use = source_->last();
+        const auto exp = token_expiry(in_use);
+        const auto margin = renewal_margin(in_use);
+        const auto now = std::chrono::system_clock::now();
+        // Wake for the renewal, or to look at the file again.
+        auto wait =
+            exp ? std::chrono::duration_cast<milliseconds>(*exp - margin - now) : milliseconds(24h);
+        if (!source_->is_command()) wait = std::min(wait, file_poll);
+        co_await sleep(wait);
+        if (stopped_) break;
+
+        const bool due = exp && std::chrono::system_clock::now() >= *exp - margin;
+        const bool changed = source_->file_changed();
+        if (!due && !changed) continue;
+        auto fresh = co_await source_->fetch_async();
+        if (stopped_) break;
+        if (!fresh) {
+            spdlog::warn("could not get a fresh token: {}; trying again in 5 s",
+                         fresh.error().message);
+            co_await sleep(5000ms);
+            continue;
+        }
+        if (*fresh == in_use) {
+            if (due && !changed) {
+                spdlog::warn(
+                    "the token source gave the same token again, which expires {}; {} (trying "
+                    "again in 5 s)",
+                    exp && *exp > std::chrono::system_clock::now() ? "soon" : "now",
+                    source_->is_command() ? "check --token-command"
+                                          : "write a fresh token to the --token-file");
+                co_await sleep(5000ms);
+            }
+            continue;
+        }
+        auto tenant = tenant_of_token(*fresh);
+        if (!tenant || *tenant != tenant_) {
+            spdlog::warn("the new token is for tenant '{}', not '{}'; it is not used",
+                         tenant ? *tenant : std::string("?"), tenant_);
+            co_await sleep(5000ms);
+            continue;
+        }
+        // Attach again with it at a quiet moment, before the old one expires.
+        const auto left =
+            exp ? std::chrono::duration_cast<milliseconds>(*exp - std::chrono::system_clock::now())
+                : milliseconds(10'000);
+        co_await quiet_moment(std::clamp(left - 500ms, 0ms, 10'000ms));
+        if (stopped_) break;
+        token_renewed ev;
+        if (auto e = token_expiry(*fresh)) ev.expires = *e;
+        ev.file_changed = changed && !due;
+        supervisor_->reconnect_now(changed && !due ? "the token file changed"
+                                                   : "attaching with a renewed token");
+        if (on_renewed_) on_renewed_(ev);
+    }
+}
+
+}  // namespace tunnel::relay

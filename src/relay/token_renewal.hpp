@@ -1,0 +1,52 @@
+// Keeps `tunnel connect` attached past its token's expiry: before the token
+// expires (relay/token_source.hpp renewal_margin) it fetches a fresh one
+// (the file again, or --token-command), and when a token file changes it
+// reads it; then, at a quiet moment (no bytes moved on the tunnel for
+// 100 ms, waited for up to the margin), it makes the supervisor attach again
+// with the new token. The relay's lease gives the names back at once, and a
+// request that arrives in the gap waits in the relay's queue.
+//
+//   token_renewal renewal(executor, source, supervisor, on_renewed);
+//   core::spawn(executor, renewal.run(), "token renewal");  ... renewal.stop();
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/asio.hpp"
+#include "forward/supervisor.hpp"
+#include "relay/token_source.hpp"
+
+namespace tunnel::relay {
+
+struct token_renewed {
+    std::chrono::system_clock::time_point expires;  // the new token's exp (epoch if none)
+    bool file_changed = false;                      // a changed token file, not an expiry
+};
+
+class token_renewal {
+  public:
+    token_renewal(asio::any_io_executor executor, std::shared_ptr<token_source> source,
+                  std::shared_ptr<forward::supervisor> supervisor, std::string tenant,
+                  std::function<void(const token_renewed&)> on_renewed = {});
+
+    // Runs until stop(); never throws.
+    asio::awaitable<void> run();
+    void stop();
+
+  private:
+    asio::awaitable<void> sleep(std::chrono::milliseconds d);
+    // Waits until the tunnel moved no byte for 100 ms, at most `limit`.
+    asio::awaitable<void> quiet_moment(std::chrono::milliseconds limit);
+
+    asio::steady_timer timer_;
+    std::shared_ptr<token_source> source_;
+    std::shared_ptr<forward::supervisor> supervisor_;
+    std::string tenant_;
+    std::function<void(const token_renewed&)> on_renewed_;
+    bool stopped_ = false;
+};
+
+}  // namespace tunnel::relay
