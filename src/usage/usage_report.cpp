@@ -108,7 +108,7 @@ nlohmann::json counts_json(const usage_counts& c) {
     nlohmann::json j{{"requests", c.requests},
                      {"bytes_in", c.bytes_in},
                      {"bytes_out", c.bytes_out},
-                     {"tunnel_hours", std::round(static_cast<double>(c.tunnel_ms) / 3600.0) / 1000},
+                     {"tunnel_hours", std::round(static_cast<double>(c.tunnel_ms) / 3.6) / 1e6},
                      {"errors", c.errors}};
     p95_json(c.latency, j);
     return j;
@@ -126,7 +126,7 @@ std::string csv_field(std::string_view s) {
 
 std::string csv_line(std::string_view hour, const usage_key& k, const usage_counts& c) {
     const auto p = percentile(c.latency, 0.95);
-    return fmt::format("{},{},{},{},{},{},{:.3f},{},{}\r\n", hour, csv_field(k.tenant),
+    return fmt::format("{},{},{},{},{},{},{:.6f},{},{}\r\n", hour, csv_field(k.tenant),
                        csv_field(k.name), c.requests, c.bytes_in, c.bytes_out,
                        static_cast<double>(c.tunnel_ms) / 3'600'000.0, c.errors,
                        p ? fmt::format("{:.3f}", p->ms) : std::string());
