@@ -11,8 +11,8 @@
 // holdout hours (a quarter of the history, 12 to 168 h), forecasts them, and
 // reports the mean absolute error (MAE) and root mean squared error (RMSE)
 // per hour and the relative error of the held-out total. The forecast's
-// "plus_minus" is MAE per hour x the horizon: conservative, as the errors of
-// single hours are counted as if they never cancelled.
+// "plus_minus" is MAE per hour x the horizon: hour-to-hour error; a week's
+// trend error can be larger (docs/relay.md "Usage analytics").
 #pragma once
 
 #include <optional>

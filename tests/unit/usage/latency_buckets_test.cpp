@@ -52,9 +52,8 @@ TEST(LatencyBuckets, P95OfMergedHistogramsIsThatOfAllSamples) {
     EXPECT_GE(truth, p->low_ms);
     EXPECT_LE(truth, p->high_ms);
     EXPECT_NEAR(p->ms, truth, 0.2 * truth);
-    // Averaging the two hours' p95s would be far off (the check the design avoids).
-    const double averaged = (percentile(a, 0.95)->ms + percentile(b, 0.95)->ms) / 2;
-    EXPECT_GT(std::abs(averaged - truth), 0.3 * truth);
+    // Neither hour's own p95 is the answer.
+    EXPECT_GT(std::abs(percentile(a, 0.95)->ms - truth), 0.3 * truth);
 }
 
 TEST(LatencyBuckets, AnEmptyHistogramHasNoPercentile) {
