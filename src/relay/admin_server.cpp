@@ -8,6 +8,7 @@
 #include "core/utc_time.hpp"
 #include "relay/dashboard.hpp"
 #include "relay/relay_state.hpp"
+#include "relay/usage_endpoint.hpp"
 
 namespace tunnel::relay {
 
@@ -151,6 +152,7 @@ std::vector<observe::admin_endpoint> admin_endpoints(const std::shared_ptr<relay
                      "the audit log's head hash, for `tunnel audit verify --expect-head` (JSON)",
                      with_state(weak, audit_head)});
     for (auto& e : dashboard_endpoints(state)) table.push_back(std::move(e));
+    for (auto& e : usage_endpoints(state)) table.push_back(std::move(e));
     return table;
 }
 

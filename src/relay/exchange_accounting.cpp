@@ -2,6 +2,8 @@
 
 #include <boost/asio/post.hpp>
 
+#include "usage/usage_recorder.hpp"
+
 namespace tunnel::relay {
 
 request_record::~request_record() {
@@ -13,9 +15,13 @@ request_record::~request_record() {
                       : s >= 100 ? "1xx"
                                  : "none";
     relay->metrics.requests.with({tenant, route, cls}).inc();
+    const auto took = std::chrono::steady_clock::now() - start;
     if (s > 0)
-        relay->metrics.latency.with({tenant}).observe(
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        relay->metrics.latency.with({tenant}).observe(std::chrono::duration<double>(took).count());
+    // Usage analytics: requests of published routes only (as the labels above).
+    if (relay->usage && tenant != "none")
+        relay->usage->record_request(conn->worker, tenant, route, std::chrono::system_clock::now(),
+                                     bytes_in, bytes_out, s, took);
 }
 
 void flight_guard::end_stream() {

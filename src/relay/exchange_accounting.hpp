@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
@@ -20,6 +21,9 @@ struct request_record {
     std::chrono::steady_clock::time_point start;
     std::string tenant = "none";
     std::string route = "none";
+    // Bytes of the exchange (usage analytics): to the origin, back to the caller.
+    std::uint64_t bytes_in = 0;
+    std::uint64_t bytes_out = 0;
     ~request_record();
 };
 

@@ -578,6 +578,8 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
             (void)co_await ex->done_signal.wait(steady::now() + std::chrono::seconds(5));
     }
     t->bytes_to_origin += ex->bytes_up;
+    record.bytes_in = ex->bytes_up + text.size();
+    record.bytes_out = outcome.bytes;
     relay->metrics.bytes.with({t->policy.tenant, "to_origin"})
         .inc(static_cast<double>(ex->bytes_up + text.size()));
     relay->metrics.bytes.with({t->policy.tenant, "from_origin"})

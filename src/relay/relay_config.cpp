@@ -237,7 +237,7 @@ core::result<relay_config> parse_relay_config(std::string_view yaml_text,
                       {"listen", "tls", "allow_plaintext", "admin_listen", "admin", "domain",
                        "routing", "host_key_file", "audit_log", "audit", "jwt", "limits", "breaker",
                        "liveness", "shutdown", "visitors", "agent_forwarding", "workers",
-                       "leases", "queue"}))
+                       "leases", "queue", "usage"}))
         // clang-format on
         return tl::unexpected(r.failure());
 
@@ -420,6 +420,7 @@ core::result<relay_config> parse_relay_config(std::string_view yaml_text,
         read_agent_forwarding_config(r, a, "agent_forwarding", c.agent_forwarding);
     if (auto l = doc["leases"]) read_lease_config(r, l, "leases", c.leases);
     if (auto q = doc["queue"]) read_queue_config(r, q, "queue", c.queue);
+    if (auto u = doc["usage"]) usage::read_usage_config(r, u, "usage", c.usage.emplace());
 
     // Cross-field rules only once every field read cleanly: otherwise they repeat the same problem.
     if (r.ok())
@@ -582,6 +583,10 @@ std::vector<std::string> describe(const relay_config& c) {
     for (auto& line : describe(c.visitors)) out.push_back(std::move(line));
     out.push_back(describe(c.agent_forwarding));
     for (auto& line : describe(c.leases, c.queue)) out.push_back(std::move(line));
+    if (c.usage)
+        for (auto& line : usage::describe(*c.usage)) out.push_back(std::move(line));
+    else
+        out.emplace_back("usage: (off)");
     return out;
 }
 

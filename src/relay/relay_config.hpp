@@ -30,6 +30,7 @@
 #include "relay/public_route.hpp"
 #include "relay/token_verifier.hpp"
 #include "relay/visitor_config.hpp"
+#include "usage/usage_config.hpp"
 
 namespace tunnel::relay {
 
@@ -166,6 +167,7 @@ struct relay_config {
     agent_forwarding_config agent_forwarding;  // tenants whose agent requests are accepted
     lease_config leases;                       // how long a dropped tunnel keeps its names
     queue_config queue;                        // requests waiting for a leased name's tunnel
+    std::optional<usage::usage_config> usage;  // usage analytics; absent: off
 };
 
 // Parses and validates a whole document; `source` names it in messages.

@@ -22,6 +22,7 @@
 #include "relay/public_connection.hpp"
 #include "relay/relay_state.hpp"
 #include "relay/visitor_token.hpp"
+#include "usage/usage_recorder.hpp"
 
 namespace tunnel::relay {
 
@@ -155,6 +156,8 @@ relay_server::relay_server(std::shared_ptr<relay_state> state,
 relay_server::~relay_server() {
     close();
     join_workers(std::chrono::seconds(2));
+    // Every request has ended: the last counts go to the database.
+    if (state_->usage) state_->usage->stop();
     // What workers 1..N-1 own goes before their io_contexts.
     for (auto& w : state_->workers) {
         if (w->index == 0) continue;
@@ -255,6 +258,11 @@ core::result<std::unique_ptr<relay_server>> relay_server::create(asio::io_contex
         if (!log) return tl::unexpected(log.error());
         state->audit_log.emplace(std::move(*log));
     }
+    if (cfg.usage) {
+        auto usage = usage::usage_recorder::open(*cfg.usage, workers);
+        if (!usage) return tl::unexpected(usage.error());
+        state->usage = std::move(*usage);
+    }
     if (cfg.tls) {
         try {
             state->tls_context.emplace(ssl::context::tls_server);
@@ -313,6 +321,7 @@ void relay_server::start() {
     for (auto& w : state_->workers)
         core::spawn(w->io, accept_public(state_, w->index), "relay public accept loop");
     start_admin(state_);
+    if (state_->usage) state_->usage->start();
     for (auto& w : state_->workers) {
         if (w->index == 0) continue;
         w->work.emplace(w->io.get_executor());

@@ -7,6 +7,7 @@
 #include "core/secret_file.hpp"
 #include "relay/dashboard.hpp"
 #include "relay/public_route.hpp"
+#include "usage/usage_recorder.hpp"
 
 namespace tunnel::relay {
 
@@ -170,6 +171,7 @@ core::result<std::uint32_t> relay_state::publish(const std::shared_ptr<tunnel_en
     }
     const std::uint32_t bound = port == 0 ? 80 : port;
     t->names[*name] = bound;
+    if (usage) usage->name_up(key.first, key.second, std::chrono::system_clock::now());
     queue->open(key.first, key.second);  // requests waiting for it go now, in order
     return bound;
 }
@@ -196,6 +198,7 @@ void relay_state::unpublish(const tunnel_entry& t, const std::string& address) {
             removed = true;
         }
     });
+    if (removed && usage) usage->name_down(key.first, key.second, std::chrono::system_clock::now());
     // Unpublished on purpose: the lease lets the name go, and nobody waits for it.
     if (removed || t.lease != 0) {
         leases->release(t.lease, key.first, key.second);
@@ -233,6 +236,9 @@ void relay_state::remove(std::uint64_t id, unsigned worker) {
             it = table.routes.erase(it);
         }
     });
+    if (usage)
+        for (const auto& [tenant, name] : gone)
+            usage->name_down(tenant, name, std::chrono::system_clock::now());
     if (!t) return;
     // Its names stay with its lease for the grace period (requests for them
     // queue); without a lease, or released on purpose, they go now. Names a

@@ -37,6 +37,10 @@
 #include "relay/visitor_access.hpp"
 #include "ssh/server_session.hpp"
 
+namespace tunnel::usage {
+class usage_recorder;
+}
+
 namespace tunnel::relay {
 
 class dashboard_feed;
@@ -203,6 +207,9 @@ class relay_state {
     std::shared_ptr<observe::admin_http_server> admin_server;
     // The web dashboard's live feed (dashboard.hpp); created by create_admin.
     std::shared_ptr<dashboard_feed> dashboard;
+    // Usage analytics (config `usage:`; null when off): requests counted by
+    // request_record, published time by publish/unpublish/remove.
+    std::shared_ptr<usage::usage_recorder> usage;
     std::optional<asio::ssl::context> tls_context;
 
     std::atomic<bool> stopping{false};

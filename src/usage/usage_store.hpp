@@ -1,0 +1,86 @@
+// Usage analytics' hourly aggregates in SQLite (docs/relay.md "Usage
+// analytics"): per (tenant, name, hour) the requests, bytes in and out,
+// time published, errors and latency histogram buckets (latency_buckets.hpp).
+// Writes add to what is stored (UPSERT), so any number of flushes of the
+// same hour merge. Not thread-safe: one store per thread (the recorder's
+// flusher writes through its own, the admin endpoint reads through another;
+// the database is in WAL mode).
+#pragma once
+
+#include <compare>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "usage/latency_buckets.hpp"
+#include "usage/sqlite.hpp"
+
+namespace tunnel::usage {
+
+inline constexpr std::int64_t seconds_per_hour = 3600;
+// The start of the hour holding `unix_seconds`.
+[[nodiscard]] constexpr std::int64_t hour_of(std::int64_t unix_seconds) noexcept {
+    return unix_seconds - ((unix_seconds % seconds_per_hour) + seconds_per_hour) % seconds_per_hour;
+}
+
+struct usage_key {
+    std::string tenant;
+    std::string name;
+    std::int64_t hour = 0;  // unix seconds at the start of the hour (UTC)
+    auto operator<=>(const usage_key&) const = default;
+};
+
+struct usage_counts {
+    std::uint64_t requests = 0;
+    std::uint64_t bytes_in = 0;   // from callers, to the origin
+    std::uint64_t bytes_out = 0;  // from the origin, to callers
+    std::uint64_t errors = 0;     // answered 5xx (by the origin or the relay)
+    std::uint64_t tunnel_ms = 0;  // time the name was published in that hour
+    latency_histogram latency;    // requests that got an answer
+
+    void merge(const usage_counts& other);
+    [[nodiscard]] bool empty() const noexcept {
+        return requests == 0 && tunnel_ms == 0 && bytes_in == 0 && bytes_out == 0;
+    }
+};
+
+using usage_batch = std::map<usage_key, usage_counts>;
+
+struct usage_row {
+    usage_key key;
+    usage_counts counts;
+};
+
+class usage_store {
+  public:
+    // Opens or creates the database and its tables; refuses a database made
+    // with another latency bucket layout.
+    [[nodiscard]] static core::result<usage_store> open(const std::string& path);
+
+    // Adds a batch in one transaction.
+    [[nodiscard]] core::result<void> add(const usage_batch& batch);
+    // Deletes every hour before `cutoff_hour`; returns the rows deleted.
+    [[nodiscard]] core::result<std::uint64_t> prune(std::int64_t cutoff_hour);
+    // Rows with from_hour <= hour < to (tenant empty: all), ordered by
+    // tenant, name, hour; at most `limit` + 1 (so a caller sees there were
+    // more).
+    [[nodiscard]] core::result<std::vector<usage_row>> rows(const std::string& tenant,
+                                                            std::int64_t from, std::int64_t to,
+                                                            std::size_t limit);
+    // Requests per hour of one tenant (all names), hours with none left out.
+    [[nodiscard]] core::result<std::map<std::int64_t, std::uint64_t>> requests_by_hour(
+        const std::string& tenant, std::int64_t from, std::int64_t to);
+    // The oldest hour stored (nullopt: nothing).
+    [[nodiscard]] core::result<std::optional<std::int64_t>> oldest_hour();
+
+    [[nodiscard]] const std::string& path() const noexcept { return db_.path(); }
+
+  private:
+    explicit usage_store(sqlite_db db) : db_(std::move(db)) {}
+    sqlite_db db_;
+};
+
+}  // namespace tunnel::usage
