@@ -1,5 +1,7 @@
 #include "relay/exchange_accounting.hpp"
 
+#include <exception>
+
 #include <boost/asio/post.hpp>
 
 namespace tunnel::relay {
@@ -16,6 +18,14 @@ request_record::~request_record() {
     if (s > 0)
         relay->metrics.latency.with({tenant}).observe(
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    if (trace && relay->tracer) {
+        const bool known = tenant != "none";
+        try {
+            finish_trace(*relay->tracer, *trace, s, known ? tenant : "", known ? route : "",
+                         conn->peer_ip);
+        } catch (const std::exception&) {  // out of memory: the spans are lost, not the relay
+        }
+    }
 }
 
 void flight_guard::end_stream() {

@@ -13,13 +13,15 @@
 
 namespace tunnel::relay {
 
-// Records a public request in the metrics when it ends, however it ends.
+// Records a public request in the metrics when it ends, however it ends,
+// and its spans when it is traced (request_trace.hpp).
 struct request_record {
     std::shared_ptr<relay_state> relay;
     std::shared_ptr<public_conn> conn;
     std::chrono::steady_clock::time_point start;
     std::string tenant = "none";
     std::string route = "none";
+    std::unique_ptr<request_trace> trace;  // null: tracing is off
     ~request_record();
 };
 

@@ -237,7 +237,8 @@ core::result<relay_config> parse_relay_config(std::string_view yaml_text,
                       {"listen", "tls", "allow_plaintext", "admin_listen", "admin", "domain",
                        "routing", "host_key_file", "audit_log", "audit", "jwt", "limits", "breaker",
                        "liveness", "shutdown", "visitors", "agent_forwarding", "workers",
-                       "leases", "queue"}))
+                       "leases", "queue",
+                       "tracing"}))
         // clang-format on
         return tl::unexpected(r.failure());
 
@@ -420,6 +421,7 @@ core::result<relay_config> parse_relay_config(std::string_view yaml_text,
         read_agent_forwarding_config(r, a, "agent_forwarding", c.agent_forwarding);
     if (auto l = doc["leases"]) read_lease_config(r, l, "leases", c.leases);
     if (auto q = doc["queue"]) read_queue_config(r, q, "queue", c.queue);
+    if (auto t = doc["tracing"]) read_tracing_config(r, t, "tracing", c.tracing);
 
     // Cross-field rules only once every field read cleanly: otherwise they repeat the same problem.
     if (r.ok())
@@ -582,6 +584,7 @@ std::vector<std::string> describe(const relay_config& c) {
     for (auto& line : describe(c.visitors)) out.push_back(std::move(line));
     out.push_back(describe(c.agent_forwarding));
     for (auto& line : describe(c.leases, c.queue)) out.push_back(std::move(line));
+    for (auto& line : describe(c.tracing)) out.push_back(std::move(line));
     return out;
 }
 

@@ -29,6 +29,7 @@
 #include "relay/lease_config.hpp"
 #include "relay/public_route.hpp"
 #include "relay/token_verifier.hpp"
+#include "relay/tracing_config.hpp"
 #include "relay/visitor_config.hpp"
 
 namespace tunnel::relay {
@@ -166,6 +167,7 @@ struct relay_config {
     agent_forwarding_config agent_forwarding;  // tenants whose agent requests are accepted
     lease_config leases;                       // how long a dropped tunnel keeps its names
     queue_config queue;                        // requests waiting for a leased name's tunnel
+    tracing_config tracing;                    // traceparent and spans (docs/relay.md "Tracing")
 };
 
 // Parses and validates a whole document; `source` names it in messages.
