@@ -4,6 +4,7 @@
 
 #include <cctype>
 #include <charconv>
+#include <new>
 #include <utility>
 
 #include <fmt/format.h>
@@ -32,8 +33,9 @@ asio::awaitable<void> post_batch(const otlp_endpoint& ep, const std::string& bod
     beast::tcp_stream stream(ex);
     error_code ec;
     why.clear();
+    const std::string port = std::to_string(ep.port);  // a named local (g++ 12 and co_await)
     const auto results = co_await resolver.async_resolve(
-        ep.host, std::to_string(ep.port), asio::redirect_error(asio::use_awaitable, ec));
+        ep.host, port, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
         why = fmt::format("cannot resolve {}: {}", ep.host, ec.message());
         co_return;
@@ -70,6 +72,15 @@ asio::awaitable<void> post_batch(const otlp_endpoint& ep, const std::string& bod
         why = fmt::format("HTTP {}: {}", status, core::log_text(parser.get().body(), 200));
     error_code ignored;
     stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+}
+
+// post_batch, then `done`: the caller tells a finished POST from one its
+// deadline cut short.
+asio::awaitable<void> post_and_mark(const otlp_endpoint& ep, const std::string& body,
+                                    std::chrono::milliseconds timeout, std::string& why,
+                                    bool& done) {
+    co_await post_batch(ep, body, timeout, why);
+    done = true;
 }
 
 }  // namespace
@@ -146,11 +157,15 @@ void span_exporter::record(std::vector<span_record>&& spans) noexcept {
     {
         std::lock_guard lock(mutex_);
         for (auto& s : spans) {
-            if (stopping_ || queue_.size() >= options_.max_queue) {
-                ++dropped;
-                continue;
+            bool queued = false;
+            if (!stopping_ && queue_.size() < options_.max_queue) {
+                try {
+                    queue_.push_back(std::move(s));
+                    queued = true;
+                } catch (const std::bad_alloc&) {  // dropped, never thrown at a worker
+                }
             }
-            queue_.push_back(std::move(s));
+            if (!queued) ++dropped;
         }
         dropped_ += dropped;
         full_batch = queue_.size() >= options_.max_batch;
@@ -251,13 +266,7 @@ void span_exporter::send(std::vector<span_record>& batch, steady::time_point dea
     {
         asio::io_context io;
         bool done = false;
-        core::spawn(
-            io,
-            [&]() -> asio::awaitable<void> {
-                co_await post_batch(*options_.otlp, body, timeout, why);
-                done = true;
-            },
-            "otlp export");
+        core::spawn(io, post_and_mark(*options_.otlp, body, timeout, why, done), "otlp export");
         io.run_for(timeout + std::chrono::milliseconds(500));
         if (!done) why = "timed out";
     }
