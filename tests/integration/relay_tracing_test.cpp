@@ -5,11 +5,14 @@
 // a caller without one (or with a malformed one) gets a fresh trace, spans
 // are flushed when the relay stops, a dead collector only costs counted
 // failures, and with tracing off the caller's fields pass through untouched.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -372,8 +375,8 @@ TEST_F(RelayTracing, MissingOrMalformedTraceparentStartsAFreshTrace) {
 
 TEST_F(RelayTracing, TracingOffPassesTheCallersFieldsThroughUntouched) {
     start("limits:\n  route_rps: 1000\n");  // a config without tracing:
-    for (const std::string tp : {fmt::format("00-{}-{}-01", caller_trace, caller_span),
-                                 std::string("not-a-traceparent")}) {
+    for (const std::string& tp : {fmt::format("00-{}-{}-01", caller_trace, caller_span),
+                                  std::string("not-a-traceparent")}) {
         const auto seen = get("/off", fmt::format("traceparent: {}\r\ntracestate: a=1\r\n", tp));
         EXPECT_EQ(seen.all("traceparent"), std::vector<std::string>{tp});
         EXPECT_EQ(seen.all("tracestate"), std::vector<std::string>{"a=1"});
