@@ -355,7 +355,7 @@ TEST_F(RelayTracing, MissingOrMalformedTraceparentStartsAFreshTrace) {
 
     // An all-zero trace id, upper-case hex, a bad version: replaced, never
     // passed on, and their tracestate goes with them.
-    for (const std::string bad :
+    for (const std::string& bad :
          {fmt::format("00-{}-{}-01", std::string(32, '0'), caller_span),
           fmt::format("00-0AF7651916CD43DD8448EB211C80319C-{}-01", caller_span),
           fmt::format("ff-{}-{}-01", caller_trace, caller_span)}) {
