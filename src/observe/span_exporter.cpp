@@ -252,9 +252,12 @@ void span_exporter::run() {
 void span_exporter::send(std::vector<span_record>& batch, steady::time_point deadline) {
     if (options_.log_spans)
         for (const auto& s : batch) log_info_json("span", "span", span_log_json(s));
-    if (!options_.otlp) {
-        std::lock_guard lock(mutex_);
-        exported_ += batch.size();
+    if (!options_.otlp) {  // logged only: that is their export
+        {
+            std::lock_guard lock(mutex_);
+            exported_ += batch.size();
+        }
+        count("exported", batch.size());
         return;
     }
     const auto budget = std::min<steady::duration>(
