@@ -113,6 +113,16 @@ TEST(RequestTrace, FinishedSpansLinkToTheRootAndTheHop) {
     finish_trace(second, *unsampled, 200, "acme", "web", "127.0.0.1");
     second.stop();
     EXPECT_EQ(second.exported(), 0u);
+
+    // A request answered while it waited in the queue: the request and its
+    // queue wait, nothing after.
+    auto queued = begin_trace(cfg, head_with({}));
+    queued->queued_from = now;
+    queued->queued_until = now;
+    observe::span_exporter third(o);
+    finish_trace(third, *queued, 503, "", "", "127.0.0.1");
+    third.stop();
+    EXPECT_EQ(third.exported(), 2u);
 }
 
 TEST(TracingConfig, IsReadStrictly) {
