@@ -40,6 +40,9 @@ int run_http_part(int argc, char** argv) {
     const int rounds = arg_int(argc, argv, "--rounds", 3);
     const int seconds = arg_int(argc, argv, "--seconds", 4);
     const std::string workers = arg_text(argc, argv, "--workers", "");
+    // --tracing URL: the relay traces every request and exports its spans to
+    // the OTLP/HTTP collector at URL (docs/relay.md "Tracing").
+    const std::string tracing = arg_text(argc, argv, "--tracing", "");
     auto dir = test::temp_dir::create("tunnel-relay-http-bench");
     if (!dir) return 1;
     children procs(*dir);
@@ -75,6 +78,7 @@ int run_http_part(int argc, char** argv) {
         "  max_streams_per_tunnel: 4096\n"
         "  max_connections_per_ip: 100000\n";
     if (!workers.empty()) ro.extra_yaml += fmt::format("workers: {}\n", workers);
+    if (!tracing.empty()) ro.extra_yaml += fmt::format("tracing:\n  otlp_endpoint: {}\n", tracing);
     auto relay = test::relay_fixture::start(ro);
     if (!relay) {
         fmt::print(stderr, "cannot start the relay: {}\n", relay.error().message);
@@ -164,8 +168,9 @@ int run_http_part(int argc, char** argv) {
     (void)getloadavg(load, 3);
     fmt::print(
         "HTTP through the relay vs ssh -L, 1 KiB nginx page, wrk -t2 -c32 -d{}s, {} interleaved "
-        "rounds, medians (load average {:.2f}; relay workers: {}):\n",
-        seconds, rounds, load[0], workers.empty() ? "default" : workers);
+        "rounds, medians (load average {:.2f}; relay workers: {}; tracing: {}):\n",
+        seconds, rounds, load[0], workers.empty() ? "default" : workers,
+        tracing.empty() ? "off" : tracing);
     fmt::print("  keep-alive:        relay {:.0f} req/s, ssh -L {:.0f} req/s\n",
                median(ours_keep.rps), median(peer_keep.rps));
     fmt::print("  Connection: close: relay {:.0f} req/s, ssh -L {:.0f} req/s\n",

@@ -1,6 +1,6 @@
 // bench/relay: `relay_bench [--parts http,bulk,idle] [part options]`; each part
 // is described in relay_parts.hpp. Options: --rounds N (both), --seconds N
-// and --workers N (http), --mib N (bulk), --tunnels N (idle).
+// and --workers N, --tracing OTLP_URL (http), --mib N (bulk), --tunnels N (idle).
 #include <string>
 
 #include <fmt/format.h>

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <atomic>
+
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <spdlog/pattern_formatter.h>
@@ -12,6 +14,16 @@
 namespace tunnel::observe {
 
 namespace {
+
+std::atomic<log_format> current_format{log_format::text};
+
+// A JSON field for the line being formatted on this thread (log_info_json):
+// spdlog formats in the logging thread, so the formatter finds it here.
+struct json_field {
+    std::string_view key;
+    std::string_view value;
+};
+thread_local const json_field* pending_field = nullptr;
 
 // {"ts":"…","level":"warn","msg":"…"}: the message is escaped by a real JSON encoder.
 class json_formatter final : public spdlog::formatter {
@@ -24,6 +36,15 @@ class json_formatter final : public spdlog::formatter {
                                  spdlog::level::to_string_view(msg.level).size());
         j["msg"] = std::string(msg.payload.data(), msg.payload.size());
         auto text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        if (pending_field) {
+            // The key is the caller's constant; the value is serialised JSON.
+            text.pop_back();
+            text += ",\"";
+            text += pending_field->key;
+            text += "\":";
+            text += pending_field->value;
+            text += '}';
+        }
         dest.append(text.data(), text.data() + text.size());
         dest.push_back('\n');
     }
@@ -55,6 +76,19 @@ void setup_logging(log_format format, int verbosity) {
     if (verbosity >= 3) level = spdlog::level::trace;
     logger->set_level(level);
     spdlog::set_default_logger(logger);
+    current_format = format;
+}
+
+void log_info_json(std::string_view msg, std::string_view key, std::string_view json_value) {
+    if (!spdlog::should_log(spdlog::level::info)) return;
+    if (current_format == log_format::json) {
+        const json_field field{key, json_value};
+        pending_field = &field;
+        spdlog::info("{}", msg);
+        pending_field = nullptr;
+    } else {
+        spdlog::info("{} {}", msg, json_value);
+    }
 }
 
 }  // namespace tunnel::observe

@@ -16,4 +16,10 @@ enum class log_format { text, json };
 // Logs go to stderr so stdout stays the command's own output.
 void setup_logging(log_format format, int verbosity);
 
+// Logs `msg` at info with a JSON value (`json_value`: one serialised JSON
+// value): with --log-format json as a field of the line's object,
+// {"ts":...,"level":"info","msg":"span","span":{...}}; in text as
+// "span {...}". For records a machine reads (spans: docs/relay.md "Tracing").
+void log_info_json(std::string_view msg, std::string_view key, std::string_view json_value);
+
 }  // namespace tunnel::observe

@@ -1,5 +1,7 @@
 #include "relay/exchange_accounting.hpp"
 
+#include <exception>
+
 #include <boost/asio/post.hpp>
 
 #include "usage/usage_recorder.hpp"
@@ -22,6 +24,14 @@ request_record::~request_record() {
     if (relay->usage && tenant != "none")
         relay->usage->record_request(conn->worker, tenant, route, std::chrono::system_clock::now(),
                                      bytes_in, bytes_out, s, took);
+    if (trace && relay->tracer) {
+        const bool known = tenant != "none";
+        try {
+            finish_trace(*relay->tracer, *trace, s, known ? tenant : "", known ? route : "",
+                         conn->peer_ip);
+        } catch (const std::exception&) {  // out of memory: the spans are lost, not the relay
+        }
+    }
 }
 
 void flight_guard::end_stream() {

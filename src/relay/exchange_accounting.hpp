@@ -14,7 +14,8 @@
 
 namespace tunnel::relay {
 
-// Records a public request in the metrics when it ends, however it ends.
+// Records a public request in the metrics when it ends, however it ends,
+// and its spans when it is traced (request_trace.hpp).
 struct request_record {
     std::shared_ptr<relay_state> relay;
     std::shared_ptr<public_conn> conn;
@@ -24,6 +25,7 @@ struct request_record {
     // Bytes of the exchange (usage analytics): to the origin, back to the caller.
     std::uint64_t bytes_in = 0;
     std::uint64_t bytes_out = 0;
+    std::unique_ptr<request_trace> trace;  // null: tracing is off
     ~request_record();
 };
 

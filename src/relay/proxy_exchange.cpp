@@ -91,7 +91,8 @@ struct exchange_state {
     // write's completion runs here, finds it there.
     bool release_early = false;
     std::string pool_name;
-    flight_guard* guard = nullptr;  // proxy_exchange's, which outlives pump_response
+    flight_guard* guard = nullptr;   // proxy_exchange's, which outlives pump_response
+    request_trace* trace = nullptr;  // proxy_exchange's record's (null: not traced)
 
     // The channel may go back to the pool before the caller has the whole
     // answer: nobody writes to it any more (the whole body reached it and
@@ -335,8 +336,10 @@ asio::awaitable<response_outcome> pump_response(std::shared_ptr<relay_state> rel
                 if (!first_head) {
                     first_head = true;
                     (void)ex->ticket.settle(exchange_end::answered, ex->body_done);
+                    const auto now = steady::now();
                     relay->metrics.ttfb.with({t->policy.tenant})
-                        .observe(std::chrono::duration<double>(steady::now() - ex->start).count());
+                        .observe(std::chrono::duration<double>(now - ex->start).count());
+                    if (ex->trace) ex->trace->first_byte = now;
                 }
                 std::string text;
                 if (res.interim()) {
@@ -446,12 +449,14 @@ asio::awaitable<response_outcome> pump_response(std::shared_ptr<relay_state> rel
 
 asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
                                      std::shared_ptr<public_conn> conn, http_tracker request,
-                                     http_head head) {
+                                     http_head head, std::unique_ptr<request_trace> trace) {
     const auto executor = co_await asio::this_coro::executor;
     const auto start = steady::now();
     auto& cfg = relay->config;
     conn->last_status = 0;
-    request_record record{relay, conn, start};
+    request_record record{relay, conn, start, "none", "none", std::move(trace)};
+    request_trace* const traced = record.trace.get();
+    if (traced) traced->admission_start = start;
     if (const auto a = check_stopping(relay->stopping); !a.admitted()) {
         co_await send_refusal(*relay, *conn, a);
         co_return false;
@@ -490,6 +495,7 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
     const access_policy access = access_it != t->access.end() ? access_it->second : access_policy{};
     const visitor_decision visitor = co_await gate_visitor(relay, *conn, *route, head, access);
     if (!visitor.allowed()) co_return false;
+    if (traced) traced->admitted = steady::now();
     ++relay->in_flight;
     ++t->active_streams;
     ++t->requests;
@@ -497,6 +503,7 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
     auto ex =
         std::make_shared<exchange_state>(executor, std::move(request), *t->breaker, admitted.probe);
     ex->guard = &guard;
+    ex->trace = traced;
     ex->start = start;
     ex->drop_service_worker_allowed = !route->by_host;
     response_outcome outcome;
@@ -504,6 +511,7 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
     // The origin never sees the visitor's credential.
     http_head origin_head = head;
     strip_visitor_credentials(origin_head.fields, access, visitor);
+    if (traced) set_trace_fields(origin_head, *traced);  // its parent: the tunnel hop
     const std::string text = request_for_origin(origin_head, route->target,
                                                 forwarding{conn->peer_ip, conn->stream->secure()});
     const auto idle = cfg.limits.idle_timeout;
@@ -512,6 +520,7 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
     const bool retryable = ex->body_done && !ex->upgrade && idempotent(head.method);
     ex->release_early = ex->body_done && !ex->upgrade;
     ex->pool_name = route->name;
+    if (traced) traced->hop_start = steady::now();
     // A channel: an idle one from the tunnel's keep-alive pool, else a new
     // one. A pooled channel whose origin connection turns out closed is
     // swapped for a new one when the request can be sent again.
@@ -535,7 +544,12 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
         // that waited for a leased name gives the name's turn to the next
         // one, and is never queued or sent again (unless idempotent, above).
         conn->turn.reset();
+        if (traced) {
+            traced->reused = ex->reused;
+            traced->attempts = attempt + 1;
+        }
         if (co_await write_channel(*conn->channel, text, steady::now() + idle)) {
+            if (traced) traced->head_sent = steady::now();
             if (!ex->body_done || ex->upgrade) break;  // pump_request sends the rest
             outcome = co_await pump_response(relay, conn, ex, t, head, label);
             if (!outcome.retry) break;

@@ -10,6 +10,7 @@
 
 #include "core/asio.hpp"
 #include "relay/http_tracker.hpp"
+#include "relay/request_trace.hpp"
 
 namespace tunnel::relay {
 
@@ -19,8 +20,10 @@ struct public_conn;
 // One request on a public connection, after its head was read by `request`
 // (which then delimits the body). Answers errors itself (JSON, connection
 // closed). Returns whether the connection may carry another request.
+// `trace`: the request's trace when tracing is on (its spans are recorded
+// when the request ends; the origin gets its traceparent), else null.
 asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
                                      std::shared_ptr<public_conn> conn, http_tracker request,
-                                     http_head head);
+                                     http_head head, std::unique_ptr<request_trace> trace);
 
 }  // namespace tunnel::relay

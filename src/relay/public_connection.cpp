@@ -216,6 +216,7 @@ struct routed_request {
     http_head head;
     bool first = false;  // the connection's first request (an attach, or the reader not started)
     std::unique_ptr<request_queue::ticket> turn;  // its turn, when it waited in the queue
+    std::unique_ptr<request_trace> trace;         // tracing on: the request's trace
 };
 
 // The worker that serves `head`: for an attach, the one the tunnel will be
@@ -266,11 +267,13 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
     while (!conn->closed) {
         std::optional<http_tracker> parsed;
         http_head head;
+        std::unique_ptr<request_trace> trace;
         if (routed) {
             // Read and routed on the worker that handed the connection over.
             parsed.emplace(std::move(routed->tracker));
             head = std::move(routed->head);
             conn->turn = std::move(routed->turn);
+            trace = std::move(routed->trace);
             routed.reset();
         } else {
             auto tracker = http_tracker::for_request(
@@ -326,6 +329,7 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
             // Served on the worker that owns the target tunnel (or will).
             const bool is_attach = first && path_of(head.target) == "/v1/tunnel";
             if (!is_attach) {
+                if (relay->tracer) trace = begin_trace(relay->config.tracing, head);
                 // A leased name without its tunnel: wait for it (the reader
                 // runs meanwhile, so a caller that hangs up leaves the queue).
                 auto start_reader = [&] {
@@ -334,8 +338,18 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
                     conn->reader_running = true;
                     core::spawn(ex, read_public(conn), "relay public connection reader");
                 };
+                const auto hold_from = trace ? steady::now() : steady::time_point{};
                 auto held = co_await hold_for_lease(relay, conn, head, start_reader);
-                if (held.answered) co_return;
+                if (trace && (held.turn || held.answered)) {  // it queued
+                    trace->queued_from = hold_from;
+                    trace->queued_until = steady::now();
+                }
+                if (held.answered) {
+                    if (trace)
+                        finish_trace(*relay->tracer, *trace, conn->last_status, {}, {},
+                                     conn->peer_ip);
+                    co_return;
+                }
                 conn->turn = std::move(held.turn);
             }
             if (movable && !relay->stopping) {
@@ -343,7 +357,7 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
                 if (target != conn->worker) {
                     // A named local: no temporaries in a co_await's arguments (g++ 12).
                     routed_request moving{std::move(*parsed), std::move(head), first,
-                                          std::move(conn->turn)};
+                                          std::move(conn->turn), std::move(trace)};
                     co_await hand_off(relay, conn, target, std::move(ticket), std::move(moving));
                     co_return;
                 }
@@ -363,7 +377,8 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
             conn->reader_running = true;
             core::spawn(ex, read_public(conn), "relay public connection reader");
         }
-        bool keep = co_await proxy_exchange(relay, conn, std::move(*parsed), std::move(head));
+        bool keep = co_await proxy_exchange(relay, conn, std::move(*parsed), std::move(head),
+                                            std::move(trace));
         conn->turn.reset();                   // not started (refused): the next queued request goes
         if (!keep || relay->stopping) break;  // draining: no next request on this connection
     }

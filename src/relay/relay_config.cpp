@@ -237,7 +237,7 @@ core::result<relay_config> parse_relay_config(std::string_view yaml_text,
                       {"listen", "tls", "allow_plaintext", "admin_listen", "admin", "domain",
                        "routing", "host_key_file", "audit_log", "audit", "jwt", "limits", "breaker",
                        "liveness", "shutdown", "visitors", "agent_forwarding", "workers",
-                       "leases", "queue", "usage"}))
+                       "leases", "queue", "usage", "tracing"}))
         // clang-format on
         return tl::unexpected(r.failure());
 
@@ -421,6 +421,7 @@ core::result<relay_config> parse_relay_config(std::string_view yaml_text,
     if (auto l = doc["leases"]) read_lease_config(r, l, "leases", c.leases);
     if (auto q = doc["queue"]) read_queue_config(r, q, "queue", c.queue);
     if (auto u = doc["usage"]) usage::read_usage_config(r, u, "usage", c.usage.emplace());
+    if (auto t = doc["tracing"]) read_tracing_config(r, t, "tracing", c.tracing);
 
     // Cross-field rules only once every field read cleanly: otherwise they repeat the same problem.
     if (r.ok())
@@ -587,6 +588,7 @@ std::vector<std::string> describe(const relay_config& c) {
         for (auto& line : usage::describe(*c.usage)) out.push_back(std::move(line));
     else
         out.emplace_back("usage: (off)");
+    for (auto& line : describe(c.tracing)) out.push_back(std::move(line));
     return out;
 }
 

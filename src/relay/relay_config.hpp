@@ -29,6 +29,7 @@
 #include "relay/lease_config.hpp"
 #include "relay/public_route.hpp"
 #include "relay/token_verifier.hpp"
+#include "relay/tracing_config.hpp"
 #include "relay/visitor_config.hpp"
 #include "usage/usage_config.hpp"
 
@@ -168,6 +169,7 @@ struct relay_config {
     lease_config leases;                       // how long a dropped tunnel keeps its names
     queue_config queue;                        // requests waiting for a leased name's tunnel
     std::optional<usage::usage_config> usage;  // usage analytics; absent: off
+    tracing_config tracing;                    // traceparent and spans (docs/relay.md "Tracing")
 };
 
 // Parses and validates a whole document; `source` names it in messages.

@@ -166,6 +166,9 @@ relay_server::~relay_server() {
         w->cached.reset();
     }
     contexts_.clear();
+    // Every request has ended: their spans go to the collector now (bounded
+    // by the exporter's flush timeout), whoever still holds the state.
+    if (state_->tracer) state_->tracer->stop();
 }
 
 void relay_server::join_workers(std::chrono::milliseconds grace) {

@@ -33,6 +33,7 @@
 #include "relay/refusal_throttle.hpp"
 #include "relay/relay_config.hpp"
 #include "relay/request_queue.hpp"
+#include "relay/request_trace.hpp"
 #include "relay/token_verifier.hpp"
 #include "relay/visitor_access.hpp"
 #include "ssh/server_session.hpp"
@@ -176,6 +177,8 @@ class relay_state {
     rate_limiter limiter;
     observe::metrics_registry registry;
     relay_metrics metrics{registry};
+    // Tracing (docs/relay.md "Tracing"): where spans go; null when it is off.
+    std::unique_ptr<observe::span_exporter> tracer = make_tracer(config.tracing, registry);
     std::optional<observe::audit_log> audit_log;
     // Caps on public connections (limits.max_connections etc., resolved by
     // relay_server::create), refused attaches per source, and attaches of a
