@@ -157,11 +157,11 @@ screen_row link_line(const link_row& k, bool selected, const widths& c, const vi
 screen_row detail_header(const link_row& k, std::size_t w) {
     line l(w);
     l.add("LINK " + k.name, style::title).gap(2);
-    if (!k.target.empty()) l.add(k.target).gap(2);
-    l.add(fmt::format("in {} out {}  switches {}  escalations {}  recovery {}",
+    l.add(fmt::format("in {} out {}  switches {}  escalated {}  recovery {}",
                       format_rate(k.rate_in), format_rate(k.rate_out), k.switches, k.escalations,
                       k.recovery_step.empty() ? "-" : k.recovery_step),
           k.escalations ? style::fair : style::normal);
+    if (!k.target.empty()) l.gap(2).add(k.target, style::dim);
     return l.take();
 }
 

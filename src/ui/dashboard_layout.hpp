@@ -6,7 +6,7 @@
 //     LINK         STATE     TRANSPORT         RTT     IN/s    OUT/s  RTT HISTORY
 //   > db           up        socat#0         1.2ms   1.5K/s   300B/s  ▁▂▁▃▂▅▇
 //
-//   LINK db  root@127.0.0.1  switches 1  escalations 0  recovery none
+//   LINK db  in 1.5K/s out 300B/s  switches 1  escalated 0  recovery none  root@127.0.0.1
 //     *P TRANSPORT       TYPE         STATE         RTT SCORE  PREDICTION / ERROR
 //     *P socat#0         command      up          1.2ms    97  stable
 //

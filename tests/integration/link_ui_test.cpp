@@ -86,7 +86,7 @@ class LinkUi : public ::testing::Test {
         EXPECT_EQ(*code, rc + "\n") << read_text_file(home->file("ui.err")).value_or("");
         EXPECT_EQ(read_text_file(home->file("after")).value_or("no after"),
                   read_text_file(home->file("before")).value_or("no before"));
-        EXPECT_TRUE(pane.wait_for("prompt> ")) << pane.screen();
+        EXPECT_TRUE(pane.wait_for("prompt>")) << pane.screen();
         auto alt = pane.tmux({"display-message", "-p", "-t", "t", "#{alternate_on}"});
         EXPECT_EQ(alt.out, "0\n") << "the alternate screen is still on";
         EXPECT_EQ(pane.screen().find("tunnel ui  "), std::string::npos) << pane.screen();
