@@ -113,6 +113,16 @@ TEST_F(LinkUi, ShowsTheLinkRestartsSwitchesResizesAndQuits) {
         },
         15s))
         << ls().dump(2);
+    // The fields `tunnel ls --json` gained for the dashboard: a score and the RTT samples.
+    ASSERT_TRUE(eventually(
+        [&] {
+            const auto t = ls()["links"][0]["transports"][0];
+            return t["score"].is_number_integer() && t["score"].get<int>() > 0 &&
+                   t["score"].get<int>() <= 100 && t["rtt_samples_ms"].is_array() &&
+                   !t["rtt_samples_ms"].empty();
+        },
+        10s))
+        << ls().dump(2);
     auto events = spawn_tunnel({"events", "--control", socket_path}, home->path(),
                                home->file("events.out"), home->file("events.err"));
     ASSERT_TRUE(events) << events.error().message;
