@@ -36,5 +36,6 @@ void add_events_command(CLI::App& app, command_runner& run);
 void add_down_command(CLI::App& app, command_runner& run);
 void add_health_command(CLI::App& app, command_runner& run);
 void add_usage_command(CLI::App& app, command_runner& run);
+void add_ui_command(CLI::App& app, command_runner& run);
 
 }  // namespace tunnel::cli

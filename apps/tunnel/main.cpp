@@ -76,6 +76,7 @@ int main(int argc, char** argv) {
         {"down", cli::add_down_command},
         {"health", cli::add_health_command},
         {"usage", cli::add_usage_command},
+        {"ui", cli::add_ui_command},
     };
     // Only the subcommand named on the command line is built: building all of
     // them cost every `tunnel exec` ~1 ms of CPU at start. Without a known

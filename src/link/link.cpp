@@ -9,6 +9,7 @@
 #include "core/duration.hpp"
 #include "core/log_text.hpp"
 #include "core/spawn.hpp"
+#include "link/health_score.hpp"
 #include "link/link_lane.hpp"
 #include "ssh/channel.hpp"
 
@@ -528,6 +529,13 @@ nlohmann::json link::status() const {
                          {"connect_failures", l.connect_failures},
                          {"predicted_failure_s", prediction(i)}};
         if (!l.last_error.empty()) t["last_error"] = core::log_text(l.last_error, 200);
+        // For `tunnel ui`: the score (health_score.hpp) and the RTT history of this session.
+        t["score"] = health_score(l.health, policy(), config_.probe_timeout(), config_.keepalive,
+                                  l.health.predicted_failure(config_.probe_timeout()));
+        nlohmann::json samples = nlohmann::json::array();
+        for (const auto& sample : l.health.samples)
+            samples.push_back(std::round(sample.rtt_ms * 1000.0) / 1000.0);
+        t["rtt_samples_ms"] = std::move(samples);
         ts.push_back(std::move(t));
     }
     j["transports"] = std::move(ts);
