@@ -106,7 +106,9 @@ asio::awaitable<std::optional<core::result<exec::pooled_outcome>>> manager_exec:
     if (!reply.is_object()) co_return std::nullopt;
     if (!reply.value("ok", false)) {
         const auto why = reply.value("error", std::string("refused"));
-        if (reply.value("fallback", false)) {
+        // Refusals (no link, link down, too many control connections, a bad
+        // request) ran nothing; only a failed exec request may have reached the host.
+        if (!reply.value("maybe_started", false)) {
             spdlog::debug("not through the manager: {}", core::log_text(why, 200));
             co_return std::nullopt;
         }

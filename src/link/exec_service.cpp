@@ -131,7 +131,8 @@ asio::awaitable<void> serve_exec(std::shared_ptr<local::socket> socket, std::sha
         if (!e) {
             // The request may have reached the server: do not let the caller run it again.
             l->count_exec(false);
-            auto line = reply_line({{"ok", false}, {"error", e.error().message}}, req.id);
+            auto line = reply_line(
+                {{"ok", false}, {"maybe_started", true}, {"error", e.error().message}}, req.id);
             co_await asio::async_write(*socket, asio::buffer(line),
                                        asio::redirect_error(asio::use_awaitable, ec));
             co_return;

@@ -10,6 +10,8 @@
 // destination a link's target resolves to. A link that is down, a link with
 // exec_pool: false, or a channel the server refuses is answered
 // {"ok": false, "fallback": true, ...}: nothing ran, the caller connects itself.
+// Only an exec request that failed after it was sent is answered with
+// "maybe_started": true (the caller reports it and never runs it again).
 #pragma once
 
 #include <memory>
