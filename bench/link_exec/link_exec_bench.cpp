@@ -141,11 +141,11 @@ int main(int argc, char** argv) {
     int failures = 0;
     for (int round = 0; static_cast<int>(t_ours.size()) < runs; ++round) {
         const int n = std::min(batch, runs - static_cast<int>(t_ours.size()));
-        auto one = [&](const std::vector<std::string>& argv, std::vector<double>& into,
+        auto one = [&](const std::vector<std::string>& cmd, std::vector<double>& into,
                        double& total) {
             const auto t0 = clk::now();
             for (int i = 0; i < n; ++i) {
-                const double t = time_process(argv);
+                const double t = time_process(cmd);
                 if (t < 0) ++failures;
                 into.push_back(t < 0 ? 0 : t);
             }
