@@ -14,6 +14,7 @@
 #include "core/terminal_prompt.hpp"
 #include "exec/exec_config.hpp"
 #include "exec/executor.hpp"
+#include "link/exec_client.hpp"
 
 namespace tunnel::cli {
 
@@ -116,6 +117,13 @@ int run_exec(const exec_flags& f) {
     pool::breaker_registry breakers({std::max(5u, retries + 1), std::chrono::seconds(30)});
     pool::session_pool pool(io.get_executor());
     exec::executor runner(pool, breakers, std::move(*rules));
+    // A running `tunnel up` whose link reaches the target runs it on its warm
+    // session (docs/link.md, "Pooled sessions"); else our own connection.
+    if (auto control = link::pooled_control_path()) {
+        auto pooled = std::make_shared<link::manager_exec>(*control);
+        pooled->name_destination(target->destination(), f.target);
+        runner.use_pooled(std::move(pooled));
+    }
 
     std::optional<core::result<exec::exec_result>> outcome;
     run_until_done(io, [&]() -> asio::awaitable<void> {

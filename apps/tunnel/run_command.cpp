@@ -16,6 +16,7 @@
 #include "inventory/connection.hpp"
 #include "inventory/fanout.hpp"
 #include "inventory/inventory.hpp"
+#include "link/exec_client.hpp"
 
 namespace tunnel::cli {
 
@@ -124,6 +125,13 @@ int run_fanout(const run_flags& f) {
     pool::breaker_registry breakers({5, std::chrono::seconds(30)});
     pool::session_pool pool(io.get_executor(), limits);
     exec::executor runner(pool, breakers);
+    // Hosts a running `tunnel up` reaches run on its warm sessions (docs/link.md).
+    if (auto control = link::pooled_control_path()) {
+        auto pooled = std::make_shared<link::manager_exec>(*control);
+        for (const auto& t : targets)
+            if (t.options) pooled->name_destination(t.options->destination(), t.name);
+        runner.use_pooled(std::move(pooled));
+    }
 
     inventory::fanout_events events;
     if (!f.json && !f.group_output) {

@@ -14,6 +14,7 @@
 
 #include "cli_common.hpp"
 #include "commands.hpp"
+#include "core/spawn.hpp"
 #include "link/control_server.hpp"
 #include "link/link_config.hpp"
 #include "link/link_metrics.hpp"
@@ -84,6 +85,13 @@ int install_unit(const up_flags& f) {
     return 0;
 }
 
+// A named coroutine (not a capturing lambda: g++ 12, STYLE).
+asio::awaitable<void> drain_then_stop(std::shared_ptr<link::control_server> server,
+                                      std::shared_ptr<link::manager> m) {
+    co_await server->drain(std::chrono::seconds(5));
+    m->stop();
+}
+
 int run_up(const up_flags& f) {
     auto file = link::load_links_file(f.file);
     if (!file) return report(file.error());
@@ -148,8 +156,10 @@ int run_up(const up_flags& f) {
                                      file->links[i].forwards[k].text, port);
 
     asio::signal_set signals(io, SIGINT, SIGTERM);
+    // Pooled execs in flight finish first (up to 5 s); new ones already fall back.
     signals.async_wait([&](boost::system::error_code ec, int) {
-        if (!ec) (*m)->stop();
+        if (ec) return;
+        core::spawn(io.get_executor(), drain_then_stop(*server, *m), "drain pooled execs");
     });
     // --exit-on-escalate: a link that ran out of recovery steps stops the manager.
     int exit_code = 0;

@@ -114,6 +114,35 @@ asio::awaitable<void> pump_input(std::shared_ptr<input_source> src, std::shared_
     }
 }
 
+// The result once the command ended (on a session of ours or a pooled one).
+core::result<exec_result> finish(exec_result result, const command& cmd, time_point started,
+                                 time_point exec_started, std::optional<int> exit_status,
+                                 std::optional<std::string> exit_signal,
+                                 const std::string& stderr_head) {
+    result.duration =
+        std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - started);
+    if (exit_status) result.exit_status = *exit_status;
+    if (exit_signal) result.signal = exit_signal;
+    if (cmd.timeout && clock_type::now() - exec_started >= *cmd.timeout &&
+        (result.exit_status == 124 || result.exit_status == 128 + SIGKILL ||
+         // `timeout -k` kills its whole process group, itself included, when
+         // the command ignored TERM: the host then reports signal KILL.
+         (result.signal && *result.signal == "KILL")))
+        result.timed_out = true;
+    if (!exit_status && !exit_signal && !result.timed_out) result.exit_status = 255;
+
+    const bool sudo = cmd.sudo || cmd.sudo_user;
+    if (sudo && !cmd.sudo_password && result.exit_status == 1 &&
+        (stderr_head.find("a password is required") != std::string::npos ||
+         stderr_head.find("a terminal is required") != std::string::npos))
+        return core::fail(
+            core::errc::permission_denied,
+            fmt::format("sudo on {} needs a password: allow it without one (NOPASSWD in sudoers) "
+                        "or pass --ask-sudo-pass",
+                        result.destination));
+    return result;
+}
+
 }  // namespace
 
 int exec_result::exit_code() const {
@@ -167,6 +196,36 @@ asio::awaitable<core::result<exec_result>> executor::run(const ssh::connect_opti
     }
     const std::string remote = remote_command(cmd, markers ? &*markers : nullptr);
     spdlog::debug("exec on {}: {}", result.destination, cmd.display());
+
+    std::shared_ptr<input_source> shared_input = std::move(options.input);
+    if (pooled_ && !cmd.pty && !markers && !target.forward_agent) {
+        std::string stderr_head;  // the first bytes of stderr, to explain sudo failures
+        pooled_request pr;
+        pr.target = &target;
+        pr.remote_command = remote;
+        const auto exec_started = clock_type::now();
+        if (cmd.timeout) pr.deadline = exec_started + *cmd.timeout + timeout_grace;
+        pr.on_stdout = [&](std::string_view d) {
+            if (options.capture) result.out.append(d);
+            if (events.on_stdout) events.on_stdout(d);
+        };
+        pr.on_stderr = [&](std::string_view d) {
+            if (stderr_head.size() < 4096)
+                stderr_head.append(d.substr(0, 4096 - stderr_head.size()));
+            if (options.capture) result.err.append(d);
+            if (events.on_stderr) events.on_stderr(d);
+        };
+        pr.input = shared_input;
+        auto running = pooled_->run(std::move(pr));
+        auto pooled = co_await std::move(running);
+        if (pooled) {
+            if (!*pooled) co_return tl::unexpected(pooled->error());
+            result.attempts = 1;
+            result.timed_out = (*pooled)->cut_off;
+            co_return finish(std::move(result), cmd, started, exec_started, (*pooled)->exit_status,
+                             (*pooled)->signal, stderr_head);
+        }
+    }
 
     core::backoff retry_delays(options.backoff,
                                options.random ? options.random : core::default_random_source());
@@ -254,7 +313,7 @@ asio::awaitable<core::result<exec_result>> executor::run(const ssh::connect_opti
     // Stdin: a reader coroutine fills `in.pending` and wakes the loop below,
     // which writes it out as the channel window allows.
     auto reader_done = std::make_shared<bool>(false);
-    std::shared_ptr<input_source> src = std::move(options.input);
+    std::shared_ptr<input_source> src = std::move(shared_input);
     if (src) {
         // A named coroutine, not a capturing lambda: GCC 12 lost the
         // captured shared_ptrs' references here (the reader's frame freed
@@ -343,27 +402,8 @@ asio::awaitable<core::result<exec_result>> executor::run(const ssh::connect_opti
     stop_reader();
     if (!sudo_scan.empty()) deliver_err(sudo_scan);
 
-    result.duration =
-        std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - started);
-    if (st.exit_status) result.exit_status = *st.exit_status;
-    if (st.exit_signal) result.signal = st.exit_signal;
-    if (cmd.timeout && clock_type::now() - exec_started >= *cmd.timeout &&
-        (result.exit_status == 124 || result.exit_status == 128 + SIGKILL ||
-         // `timeout -k` kills its whole process group, itself included, when
-         // the command ignored TERM: the host then reports signal KILL.
-         (result.signal && *result.signal == "KILL")))
-        result.timed_out = true;
-    if (!st.exit_status && !st.exit_signal && !result.timed_out) result.exit_status = 255;
-
-    if (sudo && !cmd.sudo_password && result.exit_status == 1 &&
-        (stderr_head.find("a password is required") != std::string::npos ||
-         stderr_head.find("a terminal is required") != std::string::npos))
-        co_return core::fail(
-            core::errc::permission_denied,
-            fmt::format("sudo on {} needs a password: allow it without one (NOPASSWD in sudoers) "
-                        "or pass --ask-sudo-pass",
-                        result.destination));
-    co_return result;
+    co_return finish(std::move(result), cmd, started, exec_started, st.exit_status, st.exit_signal,
+                     stderr_head);
 }
 
 }  // namespace tunnel::exec

@@ -15,6 +15,7 @@
 #include "core/error.hpp"
 #include "exec/command.hpp"
 #include "exec/command_rules.hpp"
+#include "exec/pooled_runner.hpp"
 #include "pool/circuit_breaker.hpp"
 #include "pool/session_pool.hpp"
 #include "ssh/connect_options.hpp"
@@ -74,7 +75,13 @@ class executor {
                                                    const command& cmd, exec_events events = {},
                                                    run_options options = {});
 
+    // Commands go to `pooled` first (the link manager's sessions); those it
+    // declines, and those with a pty, a sudo password or agent forwarding, run
+    // on this executor's own pool.
+    void use_pooled(std::shared_ptr<pooled_runner> pooled) { pooled_ = std::move(pooled); }
+
   private:
+    std::shared_ptr<pooled_runner> pooled_;
     pool::session_pool& pool_;
     pool::breaker_registry& breakers_;
     command_rules rules_;

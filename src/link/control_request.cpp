@@ -1,5 +1,7 @@
 #include "link/control_request.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "core/log_text.hpp"
@@ -40,6 +42,23 @@ core::result<control_request> bad(std::string message) {
     return core::fail(core::errc::invalid_argument, std::move(message));
 }
 
+// exec: a command, and the link by name or the destination it must reach.
+core::result<control_request> check_exec(control_request r) {
+    if (r.command.empty()) return bad("exec needs \"command\" (the remote command string)");
+    if (r.command.find('\0') != std::string::npos) return bad("\"command\" contains a NUL byte");
+    if (r.link.empty() && r.destination.empty())
+        return bad("exec needs \"link\" (a link's name) or \"destination\" (user@host:port)");
+    if (!r.link.empty() && !valid_link_name(r.link))
+        return bad("\"link\" is not a link name (1-64 letters, digits, '.', '_', '-')");
+    if (!r.destination.empty() &&
+        (r.destination.size() > 320 || r.destination.find('@') == std::string::npos ||
+         std::any_of(r.destination.begin(), r.destination.end(),
+                     [](char c) { return static_cast<unsigned char>(c) <= ' ' || c == 0x7f; })))
+        return bad("\"destination\" must be user@host:port (at most 320 bytes, no spaces)");
+    if (!r.transport.empty()) return bad("exec takes no \"transport\"");
+    return r;
+}
+
 }  // namespace
 
 core::result<control_request> parse_control_request(std::string_view line) {
@@ -60,20 +79,29 @@ core::result<control_request> parse_control_request(std::string_view line) {
         r.id = *id;
     }
     for (const auto& [k, v] : j.items()) {
-        if (k != "cmd" && k != "link" && k != "transport" && k != "id")
-            return bad(fmt::format("unknown key \"{}\" (allowed: cmd, link, transport, id)",
-                                   core::log_text(k, 40)));
+        if (k != "cmd" && k != "link" && k != "transport" && k != "id" && k != "destination" &&
+            k != "command")
+            return bad(fmt::format(
+                "unknown key \"{}\" (allowed: cmd, link, transport, destination, command, id)",
+                core::log_text(k, 40)));
         if (k != "id" && !v.is_string()) return bad(fmt::format("\"{}\" must be a string", k));
     }
     auto cmd = j.find("cmd");
-    if (cmd == j.end()) return bad("missing \"cmd\" (ls, status, restart, switch, events, down)");
+    if (cmd == j.end())
+        return bad("missing \"cmd\" (ls, status, restart, switch, events, down, exec)");
     r.cmd = cmd->get<std::string>();
     const bool needs_link = r.cmd == "status" || r.cmd == "restart" || r.cmd == "switch";
-    if (r.cmd != "ls" && r.cmd != "events" && r.cmd != "down" && !needs_link)
-        return bad(fmt::format("unknown cmd \"{}\" (ls, status, restart, switch, events, down)",
-                               core::log_text(r.cmd, 40)));
+    if (r.cmd != "ls" && r.cmd != "events" && r.cmd != "down" && r.cmd != "exec" && !needs_link)
+        return bad(
+            fmt::format("unknown cmd \"{}\" (ls, status, restart, switch, events, down, exec)",
+                        core::log_text(r.cmd, 40)));
     if (auto l = j.find("link"); l != j.end()) r.link = l->get<std::string>();
     if (auto t = j.find("transport"); t != j.end()) r.transport = t->get<std::string>();
+    if (auto d = j.find("destination"); d != j.end()) r.destination = d->get<std::string>();
+    if (auto c = j.find("command"); c != j.end()) r.command = c->get<std::string>();
+    if (r.cmd == "exec") return check_exec(std::move(r));
+    if (!r.destination.empty() || !r.command.empty())
+        return bad(fmt::format("{} takes no \"destination\" or \"command\"", r.cmd));
     if (needs_link && r.link.empty()) return bad(fmt::format("{} needs \"link\"", r.cmd));
     if (!needs_link && !r.link.empty()) return bad(fmt::format("{} takes no \"link\"", r.cmd));
     if (!r.link.empty() && !valid_link_name(r.link))
@@ -92,6 +120,8 @@ nlohmann::json to_json(const control_request& r) {
     nlohmann::json j{{"cmd", r.cmd}};
     if (!r.link.empty()) j["link"] = r.link;
     if (!r.transport.empty()) j["transport"] = r.transport;
+    if (!r.destination.empty()) j["destination"] = r.destination;
+    if (!r.command.empty()) j["command"] = r.command;
     if (!r.id.is_null()) j["id"] = r.id;
     return j;
 }

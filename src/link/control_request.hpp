@@ -8,6 +8,10 @@
 //   {"cmd": "switch", "link": "db", "transport": "tcp"}   prefer that transport (name or index)
 //   {"cmd": "events"}                              the recent events, then a live stream
 //   {"cmd": "down"}                                stop `tunnel up`
+//   {"cmd": "exec", "link": "db", "command": "uptime"}   run on the link's session
+//   {"cmd": "exec", "destination": "u@h:22", "command": "..."}  ... on the link
+//                                                  whose target resolves to it;
+//                                                  then frames (link/exec_frames.hpp)
 // Any request may carry "id" (a string or number), echoed in the reply.
 // Replies: {"ok": true, ...} or {"ok": false, "error": "..."}.
 #pragma once
@@ -27,9 +31,11 @@ inline constexpr std::size_t max_request_bytes = 16 * 1024;
 
 struct control_request {
     std::string cmd;
-    std::string link;       // status, restart, switch
-    std::string transport;  // switch
-    nlohmann::json id;      // null when absent
+    std::string link;         // status, restart, switch
+    std::string transport;    // switch
+    std::string destination;  // exec: user@host:port the command must reach
+    std::string command;      // exec: the remote command string
+    nlohmann::json id;        // null when absent
 };
 
 // Parses and validates one request line (without its newline).

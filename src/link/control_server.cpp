@@ -17,6 +17,7 @@
 #include "core/spawn.hpp"
 #include "core/unique_fd.hpp"
 #include "link/control_request.hpp"
+#include "link/exec_service.hpp"
 
 namespace tunnel::link {
 
@@ -159,18 +160,46 @@ void control_server::stop() {
     connections_.clear();
 }
 
+asio::awaitable<void> control_server::drain(std::chrono::milliseconds bound) {
+    auto self = shared_from_this();
+    if (accepting_ && !stopped_) {
+        accepting_ = false;
+        boost::system::error_code ignored;
+        acceptor_.close(ignored);
+        ::unlink(path_.c_str());
+    }
+    const auto until = std::chrono::steady_clock::now() + bound;
+    while (execs_in_flight_ > 0 && std::chrono::steady_clock::now() < until) {
+        asio::steady_timer t(executor_, std::chrono::milliseconds(10));
+        boost::system::error_code ec;
+        co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+}
+
 asio::awaitable<void> control_server::accept_loop() {
     auto self = shared_from_this();
-    while (!stopped_) {
+    while (!stopped_ && accepting_) {
         boost::system::error_code ec;
         auto socket =
             co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
-        if (stopped_) co_return;
+        if (stopped_ || !accepting_) co_return;
         if (ec) {
             if (ec == asio::error::operation_aborted) co_return;
             spdlog::warn("control socket: accept failed: {}", ec.message());
             asio::steady_timer pause(executor_, std::chrono::milliseconds(100));
             co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            continue;
+        }
+        // The socket is 0600, but a descriptor can be passed on: check who is calling.
+        ucred cred{};
+        socklen_t cred_len = sizeof cred;
+        if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) != 0 ||
+            cred.uid != ::geteuid()) {
+            spdlog::warn(
+                "control socket: refused a connection from uid {} (only uid {} may use it)",
+                cred.uid, ::geteuid());
+            boost::system::error_code ignored;
+            socket.close(ignored);
             continue;
         }
         auto c = std::make_shared<connection>(std::move(socket));
@@ -254,6 +283,16 @@ asio::awaitable<void> control_server::serve(std::shared_ptr<connection> c) {
             core::spawn(
                 executor_, [self, c] { return self->stream_events(c); }, "control events");
             continue;
+        } else if (req->cmd == "exec") {
+            // The connection is the command's stream from here on.
+            auto socket = std::make_shared<local::socket>(std::move(c->socket));
+            struct in_flight {
+                std::size_t& n;
+                explicit in_flight(std::size_t& count) : n(count) { ++n; }
+                ~in_flight() { --n; }
+            } counted{execs_in_flight_};
+            co_await serve_exec(socket, manager_, std::move(*req), std::move(buffer));
+            co_return;
         } else if (req->cmd == "down") {
             nlohmann::json ok{{"ok", true}, {"stopping", true}};
             if (!req->id.is_null()) ok["id"] = req->id;

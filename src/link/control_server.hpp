@@ -2,7 +2,8 @@
 // directory ($XDG_RUNTIME_DIR/tunnel/control.sock by default), speaking JSON
 // lines (link/control_request.hpp). Limits: 32 connections, 16 KiB per
 // request line, 5 minutes idle, 4096 queued events per `events` reader (one
-// that falls further behind is told so and disconnected).
+// that falls further behind is told so and disconnected). Only the socket's
+// own user may connect (SO_PEERCRED is checked on accept).
 #pragma once
 
 #include <memory>
@@ -39,6 +40,12 @@ class control_server : public std::enable_shared_from_this<control_server> {
     [[nodiscard]] static core::result<void> check_available(const std::string& path);
 
     void start();
+    // Stops accepting and removes the socket file (new callers fall back to
+    // their own connections at once), then waits up to `bound` for the pooled
+    // execs in flight (link/exec_service.hpp) to end. `tunnel up` does this on
+    // SIGTERM/SIGINT before it stops the links.
+    asio::awaitable<void> drain(std::chrono::milliseconds bound);
+    [[nodiscard]] std::size_t execs_in_flight() const noexcept { return execs_in_flight_; }
     // Stops accepting, closes every connection, removes the socket file.
     void stop();
     [[nodiscard]] const std::string& path() const noexcept { return path_; }
@@ -60,6 +67,8 @@ class control_server : public std::enable_shared_from_this<control_server> {
     control_limits limits_;
     std::set<std::shared_ptr<connection>> connections_;
     bool stopped_ = false;
+    bool accepting_ = true;
+    std::size_t execs_in_flight_ = 0;
 };
 
 }  // namespace tunnel::link

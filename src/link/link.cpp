@@ -82,7 +82,11 @@ link::link(asio::any_io_executor executor, link_config config,
     // Reconnects back off from 250 ms to the keepalive interval (at least 1 s).
     const core::backoff_policy bp{250ms, std::max<std::chrono::milliseconds>(config_.keepalive, 1s),
                                   0};
-    for (auto& t : transports) lanes_.push_back(std::make_unique<lane>(executor, std::move(t), bp));
+    for (auto& t : transports) {
+        if (destination_.empty() && t.options && t.config.type != transport_type::relay)
+            destination_ = t.options->destination();
+        lanes_.push_back(std::make_unique<lane>(executor, std::move(t), bp));
+    }
     for (const auto& spec : config_.forwards) {
         auto fs = std::make_shared<forward::forward_stats>();
         fs->spec = spec;
@@ -510,6 +514,8 @@ nlohmann::json link::status() const {
         forwards.push_back(std::move(fj));
     }
     j["bytes"] = {{"in", in}, {"out", out}};
+    j["exec_pool"] = {
+        {"enabled", serves_execs()}, {"started", execs_started_}, {"refused", execs_refused_}};
     j["forwards"] = std::move(forwards);
     nlohmann::json ts = nlohmann::json::array();
     for (std::size_t i = 0; i < lanes_.size(); ++i) {

@@ -60,6 +60,14 @@ class link : public forward::session_source, public std::enable_shared_from_this
     asio::awaitable<std::shared_ptr<ssh::session>> acquire(ssh::time_point deadline) override;
 
     [[nodiscard]] const std::string& name() const noexcept { return config_.name; }
+    // user@host:port the target resolves to (ssh_config applied); empty for a relay link.
+    [[nodiscard]] const std::string& destination() const noexcept { return destination_; }
+    // Other processes' exec/cp/run may use this link's session (exec_pool).
+    [[nodiscard]] bool serves_execs() const noexcept {
+        return config_.exec_pool && !config_.is_relay() && !destination_.empty();
+    }
+    // A pooled exec started on this link (true) or was refused here (false).
+    void count_exec(bool started) noexcept { ++(started ? execs_started_ : execs_refused_); }
     [[nodiscard]] link_state state() const noexcept;
     [[nodiscard]] std::optional<std::size_t> active() const noexcept { return active_; }
     // The `tunnel ls` / `tunnel status` object.
@@ -108,6 +116,9 @@ class link : public forward::session_source, public std::enable_shared_from_this
     recovery_ladder recovery_;
     std::uint64_t escalations_ = 0;
     std::uint64_t remote_generation_ = 0;
+    std::string destination_;
+    std::uint64_t execs_started_ = 0;
+    std::uint64_t execs_refused_ = 0;
     bool started_ = false;
     bool stopped_ = false;
 };

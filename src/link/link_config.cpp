@@ -96,10 +96,10 @@ class parser {
     }
 
     bool read_link(const YAML::Node& n, const std::string& path, link_config& l) {
-        if (!r_.expect_map(
-                n, path,
-                {"target", "options", "transports", "forwards", "keepalive", "failover",
-                 "return_after", "start", "switch_wait", "relays", "token_file", "expose"})) {
+        if (!r_.expect_map(n, path,
+                           {"target", "options", "transports", "forwards", "keepalive", "failover",
+                            "return_after", "start", "switch_wait", "relays", "token_file",
+                            "expose", "exec_pool"})) {
             if (!n || n.IsNull()) r_.error(path, "empty: a link needs `target` (or `relays`)");
             return false;
         }
@@ -184,6 +184,12 @@ class parser {
                 else
                     r_.error(path + ".start", "must be parallel or on_demand" + line_of(st));
             }
+        }
+        if (auto ep = n["exec_pool"]) {
+            if (auto b = r_.boolean(ep, path + ".exec_pool")) l.exec_pool = *b;
+            if (l.is_relay() && l.exec_pool)
+                r_.error(path + ".exec_pool",
+                         "a relay link has no SSH target to run commands on" + line_of(ep));
         }
         if (auto sw = n["switch_wait"]) {
             if (auto d = r_.duration(sw, path + ".switch_wait")) {

@@ -50,6 +50,10 @@ struct link_config {
     start_policy start = start_policy::parallel;
     // How long a new local connection waits for a session during a switch.
     std::chrono::milliseconds switch_wait{10'000};
+    // `tunnel exec`, `cp` and `run` in other processes may run their commands
+    // on this link's warm session through the control socket (docs/link.md,
+    // "Pooled sessions"). `exec_pool: false` keeps them on their own connection.
+    bool exec_pool = true;
     // A relay link (relays, token_file, expose): parsed so the file's shape
     // keeps working; `tunnel up` reports it as not supported yet.
     std::vector<std::string> relays;

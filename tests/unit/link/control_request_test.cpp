@@ -61,3 +61,39 @@ TEST(ControlRequest, ErrorLineIsValidJsonEvenForBadBytes) {
 
 }  // namespace
 }  // namespace tunnel::link
+
+namespace tunnel::link {
+namespace {
+
+TEST(ControlRequest, ExecNamesALinkOrADestinationAndACommand) {
+    auto r = parse_control_request(R"({"cmd":"exec","link":"db","command":"uptime"})");
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->link, "db");
+    EXPECT_EQ(r->command, "uptime");
+    r = parse_control_request(
+        R"({"cmd":"exec","destination":"root@127.0.0.1:2222","link":"db","command":"true"})");
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->destination, "root@127.0.0.1:2222");
+    EXPECT_EQ(to_json(*r)["command"], "true");
+
+    EXPECT_NE(refused(R"({"cmd":"exec","link":"db"})").find("needs \"command\""),
+              std::string::npos);
+    EXPECT_NE(refused(R"({"cmd":"exec","command":"true"})").find("needs \"link\""),
+              std::string::npos);
+    EXPECT_NE(
+        refused(R"({"cmd":"exec","destination":"host","command":"true"})").find("user@host:port"),
+        std::string::npos);
+    EXPECT_NE(
+        refused(R"({"cmd":"exec","destination":"a@b c","command":"true"})").find("user@host:port"),
+        std::string::npos);
+    EXPECT_NE(refused(R"({"cmd":"exec","link":"a/b","command":"true"})").find("not a link name"),
+              std::string::npos);
+    EXPECT_NE(refused(R"({"cmd":"exec","link":"db","command":"a\u0000b"})").find("NUL"),
+              std::string::npos);
+    EXPECT_NE(refused(R"({"cmd":"ls","command":"true"})").find("takes no"), std::string::npos);
+    EXPECT_NE(refused(R"({"cmd":"exec","link":"db","command":"x","pty":true})").find("unknown key"),
+              std::string::npos);
+}
+
+}  // namespace
+}  // namespace tunnel::link

@@ -173,3 +173,23 @@ TEST(LinkConfig, HostileInputIsRefusedNotCrashed) {
 
 }  // namespace
 }  // namespace tunnel::link
+
+namespace tunnel::link {
+namespace {
+
+TEST(LinkConfig, ExecPoolIsOnByDefaultAndCanBeTurnedOff) {
+    auto f = ok("links:\n  db: {target: db}\n  web: {target: web, exec_pool: false}\n");
+    ASSERT_EQ(f.links.size(), 2u);
+    EXPECT_TRUE(f.links[0].exec_pool);
+    EXPECT_FALSE(f.links[1].exec_pool);
+    EXPECT_NE(
+        err("links:\n  db:\n    target: db\n    exec_pool: sometimes\n").find("links.db.exec_pool"),
+        std::string::npos);
+    EXPECT_NE(err("links:\n  llm:\n    relays: [wss://r.example.com/v1/tunnel]\n    token_file: "
+                  "t\n    expose: {llm: 127.0.0.1:1}\n    exec_pool: true\n")
+                  .find("links.llm.exec_pool"),
+              std::string::npos);
+}
+
+}  // namespace
+}  // namespace tunnel::link

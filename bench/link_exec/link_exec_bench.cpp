@@ -1,0 +1,188 @@
+// bench/link_exec: fresh `tunnel exec HOST true` processes through a running
+// `tunnel up` (its warm session, over the control socket) against fresh
+// `ssh HOST true` processes through an OpenSSH ControlMaster (ControlPersist)
+// to the same sshd on 127.0.0.1 (issue 13: target <= 0.5x the time).
+// Both masters are up before timing starts; rounds of --batch processes of
+// each tool alternate (which goes first alternates too) until --runs each.
+// Reported: total wall time per tool, per-process median and p90, and a
+// direct `tunnel exec` (no manager: TUNNEL_CONTROL=none) for reference.
+// The last line is the ratio tunnel-through-manager / ssh-ControlMaster.
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "bench_support.hpp"
+#include "support/process.hpp"
+#include "support/sshd_fixture.hpp"
+
+extern char** environ;
+
+namespace {
+
+using namespace tunnel;
+using bench::arg_int;
+using bench::median;
+using clk = std::chrono::steady_clock;
+
+double ms_since(clk::time_point t) {
+    return std::chrono::duration<double, std::milli>(clk::now() - t).count();
+}
+
+double quantile(std::vector<double> v, double p) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    auto i = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
+    return v[std::min(i, v.size() - 1)];
+}
+
+// Runs argv to completion with stdio to /dev/null; wall milliseconds, or -1 on failure.
+double time_process(const std::vector<std::string>& argv) {
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    const auto start = clk::now();
+    pid_t pid;
+    const int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) return -1;
+    int status = 0;
+    waitpid(pid, &status, 0);
+    const double t = ms_since(start);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? t : -1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const int runs = arg_int(argc, argv, "--runs", 500);
+    const int batch = std::max(1, arg_int(argc, argv, "--batch", 50));
+    const int direct_runs = arg_int(argc, argv, "--direct-runs", 30);
+
+    test::sshd_options so;
+    so.max_sessions = 64;
+    auto sshd = test::sshd_fixture::start(so);
+    if (!sshd) {
+        fmt::print(stderr, "cannot start sshd: {}\n", sshd.error().message);
+        return 1;
+    }
+    auto home = test::temp_dir::create("tunnel-link-exec-bench");
+    if (!home) return 1;
+    setenv("HOME", home->path().c_str(), 1);  // neither tool reads the user's ~/.ssh
+    unsetenv("SSH_AUTH_SOCK");
+    const std::string port = std::to_string(sshd->port());
+    const std::string socket = home->file("control.sock");
+    setenv("TUNNEL_CONTROL", socket.c_str(), 1);
+
+    const auto links = home->file("links.yaml");
+    if (!test::write_text_file(
+            links, fmt::format("links:\n  db:\n    target: root@127.0.0.1\n    options: {{Port: "
+                               "{}, IdentityFile: {}, IdentitiesOnly: yes, UserKnownHostsFile: "
+                               "{}, GlobalKnownHostsFile: /dev/null}}\n    keepalive: 30s\n"
+                               "control: {{socket: {}}}\n",
+                               port, sshd->client_key_path(), sshd->known_hosts_path(), socket))) {
+        fmt::print(stderr, "cannot write {}\n", links);
+        return 1;
+    }
+    test::spawn_options up_opts;
+    up_opts.stderr_path = home->file("up.log");
+    auto up = test::spawn({TUNNEL_BINARY, "up", "-F", "/dev/null", links}, up_opts);
+    if (!up) {
+        fmt::print(stderr, "cannot start tunnel up: {}\n", up.error().message);
+        return 1;
+    }
+
+    const std::vector<std::string> common = {"-F", "/dev/null",
+                                             "-p", port,
+                                             "-i", sshd->client_key_path(),
+                                             "-o", "IdentitiesOnly=yes",
+                                             "-o", "UserKnownHostsFile=" + sshd->known_hosts_path(),
+                                             "-o", "GlobalKnownHostsFile=/dev/null",
+                                             "-o", "BatchMode=yes"};
+    auto with = [&](std::vector<std::string> head, std::vector<std::string> tail) {
+        head.insert(head.end(), common.begin(), common.end());
+        head.insert(head.end(), tail.begin(), tail.end());
+        return head;
+    };
+    const auto ours = with({TUNNEL_BINARY, "exec"}, {"root@127.0.0.1", "--", "true"});
+    const std::string cm = "ControlPath=" + home->path() + "/cm-%C";
+    const auto ssh_mux =
+        with({"ssh", "-o", "ControlMaster=auto", "-o", cm, "-o", "ControlPersist=600"},
+             {"root@127.0.0.1", "true"});
+
+    // Warm both: the manager's link up (an exec through it succeeds), the ControlMaster open.
+    bool warm = false;
+    for (int i = 0; i < 200 && !warm; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        warm = ::access(socket.c_str(), F_OK) == 0 && time_process(ours) >= 0;
+    }
+    if (!warm || time_process(ssh_mux) < 0) {
+        fmt::print(stderr, "could not warm up both masters (see {})\n", home->file("up.log"));
+        return 1;
+    }
+
+    double load_before[3] = {};
+    (void)getloadavg(load_before, 3);
+    std::vector<double> t_ours, t_ssh;
+    double total_ours = 0, total_ssh = 0;
+    int failures = 0;
+    for (int round = 0; static_cast<int>(t_ours.size()) < runs; ++round) {
+        const int n = std::min(batch, runs - static_cast<int>(t_ours.size()));
+        auto one = [&](const std::vector<std::string>& cmd, std::vector<double>& into,
+                       double& total) {
+            const auto t0 = clk::now();
+            for (int i = 0; i < n; ++i) {
+                const double t = time_process(cmd);
+                if (t < 0) ++failures;
+                into.push_back(t < 0 ? 0 : t);
+            }
+            total += ms_since(t0);
+        };
+        if (round % 2 == 0) {
+            one(ours, t_ours, total_ours);
+            one(ssh_mux, t_ssh, total_ssh);
+        } else {
+            one(ssh_mux, t_ssh, total_ssh);
+            one(ours, t_ours, total_ours);
+        }
+    }
+    // Reference: the same exec without the manager.
+    std::vector<double> t_direct;
+    setenv("TUNNEL_CONTROL", "none", 1);
+    for (int i = 0; i < direct_runs; ++i) t_direct.push_back(time_process(ours));
+    setenv("TUNNEL_CONTROL", socket.c_str(), 1);
+    double load_after[3] = {};
+    (void)getloadavg(load_after, 3);
+
+    time_process(with({"ssh", "-o", cm, "-O", "exit"}, {"root@127.0.0.1"}));
+    up->terminate();
+
+    fmt::print("load average before {:.2f}, after {:.2f}; {} failed runs\n", load_before[0],
+               load_after[0], failures);
+    fmt::print(
+        "tunnel exec through tunnel up: {} runs, total {:.0f} ms, median {:.2f} ms, p90 "
+        "{:.2f} ms\n",
+        t_ours.size(), total_ours, median(t_ours), quantile(t_ours, 0.9));
+    fmt::print(
+        "ssh through ControlMaster:     {} runs, total {:.0f} ms, median {:.2f} ms, p90 "
+        "{:.2f} ms\n",
+        t_ssh.size(), total_ssh, median(t_ssh), quantile(t_ssh, 0.9));
+    fmt::print("tunnel exec direct (no manager): {} runs, median {:.2f} ms\n", t_direct.size(),
+               median(t_direct));
+    fmt::print("exec through manager ratio (tunnel up / ssh ControlMaster, total time): {:.2f}\n",
+               total_ours / total_ssh);
+    return failures == 0 ? 0 : 1;
+}

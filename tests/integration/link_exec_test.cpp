@@ -1,0 +1,228 @@
+// Pooled sessions for other processes (docs/link.md): a real `tunnel up`
+// process holds a warm session to the sshd fixture, and real `tunnel exec`
+// and `tunnel run` processes hand their commands to it over the control
+// socket: by link name, by a target that resolves to the link's, never for
+// another target, and on their own connection when the manager is absent,
+// refuses (exec_pool: false) or dies in the middle of a run.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "forward_test_support.hpp"
+#include "link_test_support.hpp"
+#include "support/tunnel_cli.hpp"
+
+namespace tunnel::test::links {
+namespace {
+
+using fwd::eventually;
+
+class LinkExec : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        auto s = sshd_fixture::start();
+        ASSERT_TRUE(s) << s.error().message;
+        sshd.emplace(std::move(*s));
+        auto h = temp_dir::create("tunnel-link-exec");
+        ASSERT_TRUE(h);
+        home.emplace(std::move(*h));
+        socket_path = home->file("run/control.sock");
+        const auto file = home->file("links.yaml");
+        // db: the fixture as root@127.0.0.1; nopool: the same server named
+        // localhost (its key recorded under that name), with exec_pool: false.
+        auto kh = read_text_file(sshd->known_hosts_path());
+        ASSERT_TRUE(kh);
+        std::string renamed = *kh;
+        for (auto p = renamed.find("127.0.0.1"); p != std::string::npos;
+             p = renamed.find("127.0.0.1"))
+            renamed.replace(p, 9, "localhost");
+        localhost_known_hosts = home->file("known_hosts_localhost");
+        ASSERT_TRUE(write_text_file(localhost_known_hosts, renamed, 0600));
+        std::string localhost_options = fixture_options(*sshd);
+        localhost_options.replace(localhost_options.find(sshd->known_hosts_path()),
+                                  sshd->known_hosts_path().size(), localhost_known_hosts);
+        ASSERT_TRUE(write_text_file(
+            file, fmt::format("links:\n"
+                              "  db:\n"
+                              "    target: root@127.0.0.1\n"
+                              "    options: {}\n"
+                              "    keepalive: 1s\n"
+                              "  nopool:\n"
+                              "    target: root@localhost\n"
+                              "    options: {}\n"
+                              "    keepalive: 1s\n"
+                              "    exec_pool: false\n"
+                              "control: {{socket: {}}}\n",
+                              fixture_options(*sshd), localhost_options, socket_path)));
+        start_manager();
+    }
+    void TearDown() override {
+        if (up && up->running()) up->terminate();
+    }
+    void start_manager() {
+        auto c = spawn_tunnel({"-v", "up", "-F", "/dev/null", home->file("links.yaml")},
+                              home->path(), home->file("stdout"), home->file("stderr"));
+        ASSERT_TRUE(c) << c.error().message;
+        up.emplace(std::move(*c));
+        ASSERT_TRUE(eventually(
+            [&] {
+                auto l = ls();
+                return l.is_object() && l["links"][0]["state"] == "up" &&
+                       l["links"][1]["state"] == "up";
+            },
+            15s))
+            << err();
+    }
+    std::string err() const { return read_text_file(home->file("stderr")).value_or(""); }
+    nlohmann::json ls() {
+        auto r = run_tunnel({"ls", "--control", socket_path, "--json"});
+        auto j = nlohmann::json::parse(r.out, nullptr, false);
+        return j.is_discarded() ? nlohmann::json() : j;
+    }
+    // The exec_pool counters of link `index` ({"enabled", "started", "refused"}).
+    nlohmann::json pool_of(int index) { return ls()["links"][index]["exec_pool"]; }
+    std::uint64_t started(int index = 0) { return pool_of(index).value("started", 0ull); }
+
+    cli_options with_control(std::string path = "") const {
+        cli_options o;
+        o.env.set.push_back({"TUNNEL_CONTROL", path.empty() ? socket_path : path});
+        return o;
+    }
+    // `tunnel exec` by link name: no ssh_config knows "db", so only the manager can run it.
+    run_result exec_by_name(const std::string& name, std::vector<std::string> command,
+                            cli_options o) {
+        std::vector<std::string> args{"exec", "-F", "/dev/null", name, "--"};
+        args.insert(args.end(), command.begin(), command.end());
+        return run_tunnel(args, o);
+    }
+
+    std::optional<sshd_fixture> sshd;
+    std::optional<temp_dir> home;
+    std::string socket_path;
+    std::string localhost_known_hosts;
+    std::optional<child_process> up;
+};
+
+TEST_F(LinkExec, ByLinkNameAndByEqualTargetThroughTheManager) {
+    ASSERT_TRUE(pool_of(0)["enabled"].get<bool>());
+    const auto before = started();
+
+    auto r = exec_by_name("db", {"echo out; echo err >&2; exit 3"}, with_control());
+    EXPECT_EQ(r.exit_code, 3) << r.err;
+    EXPECT_EQ(r.out, "out\n");
+    EXPECT_EQ(r.err, "err\n");
+
+    // The same destination typed as the link's target, with the fixture's own flags.
+    auto t =
+        run_tunnel(exec_args(*sshd, {"--json"}, {"printf", "%s|", "a b", "c"}), with_control());
+    EXPECT_EQ(t.exit_code, 0) << t.err;
+    auto j = nlohmann::json::parse(t.out, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << t.out;
+    EXPECT_EQ(j["stdout"], "a b|c|");
+    EXPECT_EQ(j["exit_code"], 0);
+    EXPECT_EQ(started(), before + 2);  // the target's exec went through the manager too
+
+    // stdin streams through, and a signal death is reported as it is directly.
+    cli_options in = with_control();
+    in.stdin_text = "line one\nline two\n";
+    auto w = run_tunnel({"exec", "-F", "/dev/null", "--stdin", "-", "db", "--", "wc -l"}, in);
+    EXPECT_EQ(w.exit_code, 0) << w.err;
+    EXPECT_EQ(w.out, "2\n");
+    auto k = exec_by_name("db", {"kill -TERM $$"}, with_control());
+    EXPECT_EQ(k.exit_code, 128 + SIGTERM) << k.err;
+
+    // --timeout cuts the command off with 124, as on a direct connection.
+    auto to = run_tunnel({"exec", "-F", "/dev/null", "--timeout", "1s", "db", "--", "sleep 30"},
+                         with_control());
+    EXPECT_EQ(to.exit_code, 124) << to.err;
+    EXPECT_GE(started(), before + 5);
+}
+
+TEST_F(LinkExec, NonMatchingTargetsAndRefusalsRunDirect) {
+    const auto before = started();
+    // Another name for the same server is another destination: never db's.
+    // localhost is the nopool link's target: refused there (exec_pool: false), run direct.
+    auto r = run_tunnel({"exec", "-F", "/dev/null", "-p", std::to_string(sshd->port()), "-i",
+                         sshd->client_key_path(), "-o", "IdentitiesOnly=yes", "-o",
+                         "UserKnownHostsFile=" + localhost_known_hosts, "-o",
+                         "StrictHostKeyChecking=yes", "root@localhost", "--", "echo direct"},
+                        with_control());
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "direct\n");
+    auto nopool = pool_of(1);
+    EXPECT_EQ(nopool.value("started", 0ull), 0u);
+    EXPECT_EQ(nopool.value("refused", 0ull), 1u);
+    EXPECT_FALSE(nopool["enabled"].get<bool>());
+
+    // A user the link does not log in as is another destination too.
+    auto other = exec_args(*sshd, {}, {"id -un"});
+    other[other.size() - 3] = "nobody@127.0.0.1";
+    auto o = run_tunnel(other, with_control());
+    EXPECT_NE(o.exit_code, 0);  // the fixture lets only root in: it really connected itself
+
+    // No manager at that path: the link name means nothing, the target works directly.
+    auto none = with_control(home->file("run/absent.sock"));
+    auto n = exec_by_name("db", {"true"}, none);
+    EXPECT_EQ(n.exit_code, 255) << n.err;
+    auto d = run_tunnel(exec_args(*sshd, {}, {"echo ok"}), none);
+    EXPECT_EQ(d.exit_code, 0) << d.err;
+    EXPECT_EQ(d.out, "ok\n");
+    EXPECT_EQ(started(0), before);
+}
+
+TEST_F(LinkExec, RunOverAnInventoryWhoseHostIsALink) {
+    const auto inv = home->file("inventory.yml");
+    ASSERT_TRUE(write_text_file(
+        inv, fmt::format("all:\n  hosts:\n    db: {{ansible_host: 127.0.0.1, ansible_user: root, "
+                         "ansible_port: {}}}\n",
+                         sshd->port())));
+    const auto before = started();
+    auto r =
+        run_tunnel({"run", "-i", inv, "-F", "/dev/null", "--private-key", sshd->client_key_path(),
+                    "-o", "UserKnownHostsFile=" + sshd->known_hosts_path(), "-o",
+                    "StrictHostKeyChecking=yes", "--json", "--", "echo via-run"},
+                   with_control());
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("via-run"), std::string::npos) << r.out;
+    EXPECT_EQ(started(), before + 1);
+}
+
+// The manager goes away in the middle of a loop of execs: every exec still
+// succeeds, the later ones on their own connections.
+TEST_F(LinkExec, ManagerKilledMidRunExecsFallBack) {
+    for (int sig : {SIGTERM, SIGKILL}) {
+        SCOPED_TRACE(sig == SIGTERM ? "SIGTERM" : "SIGKILL");
+        if (sig == SIGKILL) {
+            EXPECT_TRUE(up->wait(5s).has_value());
+            start_manager();
+        }
+        const auto before = started();
+        std::atomic<int> done{0};
+        std::vector<run_result> results(8);
+        std::thread loop([&] {
+            for (std::size_t i = 0; i < results.size(); ++i) {
+                results[i] = run_tunnel(exec_args(*sshd, {}, {"echo run-" + std::to_string(i)}),
+                                        with_control());
+                ++done;
+            }
+        });
+        ASSERT_TRUE(eventually([&] { return done >= 3; }, 60s));
+        const auto through = started() - before;
+        // SIGTERM: execs in flight finish, new ones fall back; SIGKILL leaves a stale socket.
+        up->signal(sig);
+        loop.join();
+        for (std::size_t i = 0; i < results.size(); ++i) {
+            EXPECT_EQ(results[i].exit_code, 0) << i << ": " << results[i].err;
+            EXPECT_EQ(results[i].out, "run-" + std::to_string(i) + "\n");
+        }
+        EXPECT_GE(through, 3u);
+    }
+}
+
+}  // namespace
+}  // namespace tunnel::test::links
