@@ -454,7 +454,7 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
     const auto start = steady::now();
     auto& cfg = relay->config;
     conn->last_status = 0;
-    request_record record{relay, conn, start, "none", "none", std::move(trace)};
+    request_record record{relay, conn, start, "none", "none", 0, 0, std::move(trace)};
     request_trace* const traced = record.trace.get();
     if (traced) traced->admission_start = start;
     if (const auto a = check_stopping(relay->stopping); !a.admitted()) {
