@@ -35,5 +35,6 @@ void add_switch_command(CLI::App& app, command_runner& run);
 void add_events_command(CLI::App& app, command_runner& run);
 void add_down_command(CLI::App& app, command_runner& run);
 void add_health_command(CLI::App& app, command_runner& run);
+void add_share_command(CLI::App& app, command_runner& run);
 
 }  // namespace tunnel::cli

@@ -75,6 +75,7 @@ int main(int argc, char** argv) {
         {"events", cli::add_events_command},
         {"down", cli::add_down_command},
         {"health", cli::add_health_command},
+        {"share", cli::add_share_command},
     };
     // Only the subcommand named on the command line is built: building all of
     // them cost every `tunnel exec` ~1 ms of CPU at start. Without a known

@@ -237,7 +237,8 @@ core::result<relay_config> parse_relay_config(std::string_view yaml_text,
                       {"listen", "tls", "allow_plaintext", "admin_listen", "admin", "domain",
                        "routing", "host_key_file", "audit_log", "audit", "jwt", "limits", "breaker",
                        "liveness", "shutdown", "visitors", "agent_forwarding", "workers",
-                       "leases", "queue"}))
+                       "leases", "queue",
+                       "shares"}))
         // clang-format on
         return tl::unexpected(r.failure());
 
@@ -420,6 +421,7 @@ core::result<relay_config> parse_relay_config(std::string_view yaml_text,
         read_agent_forwarding_config(r, a, "agent_forwarding", c.agent_forwarding);
     if (auto l = doc["leases"]) read_lease_config(r, l, "leases", c.leases);
     if (auto q = doc["queue"]) read_queue_config(r, q, "queue", c.queue);
+    if (auto s = doc["shares"]) read_share_config(r, s, "shares", c.shares);
 
     // Cross-field rules only once every field read cleanly: otherwise they repeat the same problem.
     if (r.ok())
@@ -582,6 +584,9 @@ std::vector<std::string> describe(const relay_config& c) {
     for (auto& line : describe(c.visitors)) out.push_back(std::move(line));
     out.push_back(describe(c.agent_forwarding));
     for (auto& line : describe(c.leases, c.queue)) out.push_back(std::move(line));
+    out.push_back(fmt::format("shares.state_file: {}", c.shares.state_file.empty()
+                                                           ? "(none: grants in memory)"
+                                                           : c.shares.state_file));
     return out;
 }
 

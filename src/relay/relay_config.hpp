@@ -28,6 +28,7 @@
 #include "relay/agent_policy.hpp"
 #include "relay/lease_config.hpp"
 #include "relay/public_route.hpp"
+#include "relay/share_grant.hpp"
 #include "relay/token_verifier.hpp"
 #include "relay/visitor_config.hpp"
 
@@ -166,6 +167,7 @@ struct relay_config {
     agent_forwarding_config agent_forwarding;  // tenants whose agent requests are accepted
     lease_config leases;                       // how long a dropped tunnel keeps its names
     queue_config queue;                        // requests waiting for a leased name's tunnel
+    share_config shares;                       // sharing: grants' state file and limits
 };
 
 // Parses and validates a whole document; `source` names it in messages.

@@ -25,9 +25,12 @@ inline constexpr std::string_view visitor_token_type = "tunnel-visitor";
 
 // What a verified visitor token grants.
 struct visitor_grant {
-    std::string tenant;                             // `sub`
-    std::vector<std::string> services;              // `svc`: service-name globs
-    std::string id;                                 // `jti` (for audit lines; may be empty)
+    std::string tenant;                 // `sub`
+    std::vector<std::string> services;  // `svc`: service-name globs
+    std::string id;                     // `jti` (for audit lines; may be empty)
+    // `aud` besides "tunnel-visitor" (an array form): audiences a tenant may
+    // share a name with (share_grant.hpp, "audience:<name>").
+    std::vector<std::string> audiences;
     std::chrono::system_clock::time_point expires;  // `exp`
 };
 
@@ -35,7 +38,8 @@ struct visitor_grant {
 [[nodiscard]] bool grants(const visitor_grant& grant, std::string_view tenant,
                           std::string_view name) noexcept;
 
-// Claims -> grant: `typ` and `aud` must be "tunnel-visitor"; `exp` required
+// Claims -> grant: `typ` must be "tunnel-visitor" and `aud` be it, or an
+// array of at most 8 that holds it plus audience labels; `exp` required
 // (with `leeway`), `nbf`/`iat` checked when present; `sub` a tenant label;
 // `svc` 1..64 name globs; `jti` optional (<= 64 printable characters).
 [[nodiscard]] token_result<visitor_grant> map_visitor_claims(
