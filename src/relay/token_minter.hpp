@@ -37,7 +37,7 @@ struct visitor_mint_request {
     // Audiences (labels, at most 7) a tenant may share names with
     // ("audience:<name>", docs/relay.md "Sharing"): `aud` becomes
     // ["tunnel-visitor", ...].
-    std::vector<std::string> audiences;
+    std::vector<std::string> audiences{};
 };
 
 struct minted_token {

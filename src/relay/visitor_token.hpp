@@ -25,13 +25,13 @@ inline constexpr std::string_view visitor_token_type = "tunnel-visitor";
 
 // What a verified visitor token grants.
 struct visitor_grant {
-    std::string tenant;                 // `sub`
-    std::vector<std::string> services;  // `svc`: service-name globs
-    std::string id;                     // `jti` (for audit lines; may be empty)
+    std::string tenant;                             // `sub`
+    std::vector<std::string> services;              // `svc`: service-name globs
+    std::string id;                                 // `jti` (for audit lines; may be empty)
+    std::chrono::system_clock::time_point expires;  // `exp`
     // `aud` besides "tunnel-visitor" (an array form): audiences a tenant may
     // share a name with (share_grant.hpp, "audience:<name>").
-    std::vector<std::string> audiences;
-    std::chrono::system_clock::time_point expires;  // `exp`
+    std::vector<std::string> audiences{};
 };
 
 // True when the grant is for `tenant` and one of its globs matches `name`.
