@@ -37,5 +37,6 @@ void add_down_command(CLI::App& app, command_runner& run);
 void add_health_command(CLI::App& app, command_runner& run);
 void add_usage_command(CLI::App& app, command_runner& run);
 void add_ui_command(CLI::App& app, command_runner& run);
+void add_share_command(CLI::App& app, command_runner& run);
 
 }  // namespace tunnel::cli

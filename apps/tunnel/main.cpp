@@ -77,6 +77,7 @@ int main(int argc, char** argv) {
         {"health", cli::add_health_command},
         {"usage", cli::add_usage_command},
         {"ui", cli::add_ui_command},
+        {"share", cli::add_share_command},
     };
     // Only the subcommand named on the command line is built: building all of
     // them cost every `tunnel exec` ~1 ms of CPU at start. Without a known

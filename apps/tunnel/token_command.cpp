@@ -52,7 +52,6 @@ int run_visitor_token(const token_flags& f) {
     if (f.max_streams) wrong.push_back("--max-streams");
     if (f.rps) wrong.push_back("--rps");
     if (!f.lease_grace.empty()) wrong.push_back("--lease-grace");
-    if (f.audience) wrong.push_back("--audience");
     if (f.issuer) wrong.push_back("--issuer");
     if (!f.access.empty()) wrong.push_back("--access");
     if (!wrong.empty())
@@ -68,6 +67,10 @@ int run_visitor_token(const token_flags& f) {
     auto ttl = core::parse_duration(f.ttl);
     if (!ttl) return report({core::errc::invalid_argument, "--ttl: " + ttl.error().message});
     req.ttl = *ttl;
+    // --audience NAME: the visitor is in audience NAME too, which tenants
+    // may share names with (tunnel share grant NAME --to audience:NAME).
+    if (f.audience)
+        for (auto& a : relay::split_allow_list(*f.audience)) req.audiences.push_back(std::move(a));
     auto minted = relay::mint_visitor_token(req);
     if (!minted) return report(minted.error());
     return print_minted(*minted, f.json);
@@ -136,7 +139,9 @@ void add_token_command(CLI::App& app, command_runner& run) {
                     "How long a dropped tunnel keeps its names, e.g. 30s (lease_grace claim; "
                     "only shortens the relay's leases.grace)");
     cmd->add_option("--audience", flags->audience,
-                    "aud claim (when the relay checks jwt.audience)");
+                    "aud claim (when the relay checks jwt.audience); with --visitor: audiences "
+                    "(comma-separated) tenants may share names with (tunnel share grant "
+                    "--to audience:NAME)");
     cmd->add_option("--issuer", flags->issuer, "iss claim (when the relay checks jwt.issuer)");
     cmd->add_option("--access", flags->access,
                     "Visitor access modes the publisher may choose: public, token, basic, ip, "

@@ -19,6 +19,7 @@
 #include "relay/public_connection.hpp"
 #include "relay/public_route.hpp"
 #include "relay/relay_state.hpp"
+#include "relay/share_api.hpp"
 #include "relay/visitor_access.hpp"
 #include "relay/visitor_gate.hpp"
 
@@ -465,6 +466,8 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
         co_await send_refusal(*relay, *conn, a);
         co_return false;
     }
+    // The share API (share_api.hpp) is the relay's, not a name's.
+    if (is_share_api(cfg, head)) co_return co_await serve_share_api(relay, conn, head);
     const std::string* host = head.find("Host");
     auto route =
         route_request(host ? *host : std::string_view{}, head.target, cfg.domain, routing_of(cfg));

@@ -237,7 +237,7 @@ core::result<relay_config> parse_relay_config(std::string_view yaml_text,
                       {"listen", "tls", "allow_plaintext", "admin_listen", "admin", "domain",
                        "routing", "host_key_file", "audit_log", "audit", "jwt", "limits", "breaker",
                        "liveness", "shutdown", "visitors", "agent_forwarding", "workers",
-                       "leases", "queue", "usage", "tracing"}))
+                       "leases", "queue", "usage", "tracing", "shares"}))
         // clang-format on
         return tl::unexpected(r.failure());
 
@@ -422,6 +422,7 @@ core::result<relay_config> parse_relay_config(std::string_view yaml_text,
     if (auto q = doc["queue"]) read_queue_config(r, q, "queue", c.queue);
     if (auto u = doc["usage"]) usage::read_usage_config(r, u, "usage", c.usage.emplace());
     if (auto t = doc["tracing"]) read_tracing_config(r, t, "tracing", c.tracing);
+    if (auto s = doc["shares"]) read_share_config(r, s, "shares", c.shares);
 
     // Cross-field rules only once every field read cleanly: otherwise they repeat the same problem.
     if (r.ok())
@@ -589,6 +590,9 @@ std::vector<std::string> describe(const relay_config& c) {
     else
         out.emplace_back("usage: (off)");
     for (auto& line : describe(c.tracing)) out.push_back(std::move(line));
+    out.push_back(fmt::format("shares.state_file: {}", c.shares.state_file.empty()
+                                                           ? "(none: grants in memory)"
+                                                           : c.shares.state_file));
     return out;
 }
 

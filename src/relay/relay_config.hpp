@@ -28,6 +28,7 @@
 #include "relay/agent_policy.hpp"
 #include "relay/lease_config.hpp"
 #include "relay/public_route.hpp"
+#include "relay/share_grant.hpp"
 #include "relay/token_verifier.hpp"
 #include "relay/tracing_config.hpp"
 #include "relay/visitor_config.hpp"
@@ -170,6 +171,7 @@ struct relay_config {
     queue_config queue;                        // requests waiting for a leased name's tunnel
     std::optional<usage::usage_config> usage;  // usage analytics; absent: off
     tracing_config tracing;                    // traceparent and spans (docs/relay.md "Tracing")
+    share_config shares;                       // sharing: grants' state file and limits
 };
 
 // Parses and validates a whole document; `source` names it in messages.

@@ -256,6 +256,11 @@ core::result<std::unique_ptr<relay_server>> relay_server::create(asio::io_contex
                               fmt::format("visitors.secret_file: {}", visitor.error().message));
         state->visitor_tokens.emplace(std::move(*visitor));
     }
+    // Share grants (docs/relay.md "Sharing"): from shares.state_file, or in memory.
+    if (auto shares = share_store::open(cfg.shares); shares)
+        state->shares = std::move(*shares);
+    else
+        return tl::unexpected(shares.error());
     if (!cfg.audit_log.empty()) {
         auto log = open_audit_log(cfg);
         if (!log) return tl::unexpected(log.error());

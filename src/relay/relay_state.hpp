@@ -34,6 +34,7 @@
 #include "relay/relay_config.hpp"
 #include "relay/request_queue.hpp"
 #include "relay/request_trace.hpp"
+#include "relay/share_store.hpp"
 #include "relay/token_verifier.hpp"
 #include "relay/visitor_access.hpp"
 #include "ssh/server_session.hpp"
@@ -173,6 +174,8 @@ class relay_state {
     token_verifier verifier;
     std::optional<token_verifier> visitor_tokens;  // visitors.secret_file set: the token mode
     password_cache passwords;                      // basic mode's verified passwords
+    // Share grants (share_store.hpp), set by relay_server::create.
+    std::unique_ptr<share_store> shares;
     ssh::server_identity identity;
     rate_limiter limiter;
     observe::metrics_registry registry;

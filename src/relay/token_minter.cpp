@@ -191,6 +191,19 @@ core::result<minted_token> mint_visitor_token(const visitor_mint_request& req,
     auto common = check_common(req.tenant, req.allow, req.ttl, req.secret_file,
                                "--allow: list the services the visitor may call, e.g. --allow llm",
                                problems, out.warnings);
+    nlohmann::json aud = visitor_token_type;
+    if (!req.audiences.empty()) {
+        aud = nlohmann::json::array({visitor_token_type});
+        if (req.audiences.size() > 7)
+            problems.push_back("--audience: at most 7 audiences on one visitor token");
+        for (const auto& a : req.audiences) {
+            if (!valid_label(a))
+                problems.push_back(fmt::format(
+                    "--audience: \"{}\" is not an audience name (a-z, 0-9, '-'), e.g. partners",
+                    a));
+            aud.push_back(a);
+        }
+    }
     if (!problems.empty())
         return core::fail(core::errc::invalid_argument,
                           fmt::format("{}", fmt::join(problems, "\n")));
@@ -199,7 +212,7 @@ core::result<minted_token> mint_visitor_token(const visitor_mint_request& req,
         return core::fail(core::errc::resource_exhausted, "no random bytes for the token id");
     const auto iat = seconds_of(now);
     nlohmann::json claims{{"typ", visitor_token_type},
-                          {"aud", visitor_token_type},
+                          {"aud", aud},
                           {"sub", common.tenant},
                           {"svc", common.globs},
                           {"iat", iat},

@@ -34,6 +34,10 @@ struct visitor_mint_request {
     std::string tenant;                // `sub`; lower-cased
     std::vector<std::string> allow;    // `svc`: service-name globs; lower-cased
     std::chrono::milliseconds ttl{0};  // `exp` = now + ttl (whole seconds, rounded up)
+    // Audiences (labels, at most 7) a tenant may share names with
+    // ("audience:<name>", docs/relay.md "Sharing"): `aud` becomes
+    // ["tunnel-visitor", ...].
+    std::vector<std::string> audiences{};
 };
 
 struct minted_token {

@@ -14,6 +14,7 @@
 #include "relay/admission.hpp"
 #include "relay/connection_gate.hpp"
 #include "relay/relay_state.hpp"
+#include "relay/share_api.hpp"
 
 namespace tunnel::relay {
 
@@ -154,6 +155,12 @@ asio::awaitable<visitor_decision> gate_visitor(std::shared_ptr<relay_state> rela
         }
     }
     visitor_decision visitor = co_await decide_visitor(relay, conn, route, head, access);
+    // Refused by the access mode: a share grant may still let the caller in.
+    const bool shareable = visitor.verdict == visitor_verdict::unauthorized ||
+                           visitor.verdict == visitor_verdict::forbidden ||
+                           visitor.verdict == visitor_verdict::unavailable;
+    if (shareable)
+        if (auto shared = admit_by_share(*relay, conn, route, head)) co_return std::move(*shared);
     if (!visitor.allowed()) {
         answer_visitor(*relay, conn, route, visitor);
         if (checks_credentials && is_wrong_credential(visitor.code) &&

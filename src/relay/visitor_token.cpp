@@ -16,6 +16,7 @@ using json = nlohmann::json;
 
 constexpr std::size_t max_claims_bytes = 8192;
 constexpr std::size_t max_services = 64;
+constexpr std::size_t max_audiences = 8;
 
 token_error refuse(token_errc code, std::string message) {
     return token_error{code, std::move(message), {}};
@@ -64,9 +65,29 @@ token_result<visitor_grant> map_visitor_claims(std::string_view claims_json,
                     "this is not a visitor token; ask the relay's operator for one (tunnel "
                     "token --visitor)");
     auto aud = claims.find("aud");
-    if (aud == claims.end() || *aud != visitor_token_type)
+    std::vector<std::string> audiences;
+    bool ours = aud != claims.end() && *aud == visitor_token_type;
+    if (aud != claims.end() && aud->is_array() && !aud->empty() && aud->size() <= max_audiences) {
+        for (const auto& a : *aud) {
+            if (!a.is_string()) {
+                ours = false;
+                break;
+            }
+            const auto& text = a.get_ref<const std::string&>();
+            if (text == visitor_token_type) {
+                ours = true;
+            } else if (valid_label(text)) {
+                audiences.push_back(text);
+            } else {
+                return fail(token_errc::wrong_audience,
+                            "a visitor token's extra audiences must be names (a-z, 0-9, '-')");
+            }
+        }
+    }
+    if (!ours)
         return fail(token_errc::wrong_audience, "a visitor token's audience must be \"" +
-                                                    std::string(visitor_token_type) + "\"");
+                                                    std::string(visitor_token_type) +
+                                                    "\" (or a list holding it)");
 
     const double now_s = std::chrono::duration<double>(now.time_since_epoch()).count();
     const auto skew = static_cast<double>(leeway.count());
@@ -96,6 +117,7 @@ token_result<visitor_grant> map_visitor_claims(std::string_view claims_json,
     }
 
     visitor_grant grant;
+    grant.audiences = std::move(audiences);
     grant.expires = std::chrono::system_clock::time_point(
         std::chrono::duration_cast<std::chrono::system_clock::duration>(
             std::chrono::duration<double>(*exp)));

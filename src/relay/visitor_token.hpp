@@ -29,13 +29,17 @@ struct visitor_grant {
     std::vector<std::string> services;              // `svc`: service-name globs
     std::string id;                                 // `jti` (for audit lines; may be empty)
     std::chrono::system_clock::time_point expires;  // `exp`
+    // `aud` besides "tunnel-visitor" (an array form): audiences a tenant may
+    // share a name with (share_grant.hpp, "audience:<name>").
+    std::vector<std::string> audiences{};
 };
 
 // True when the grant is for `tenant` and one of its globs matches `name`.
 [[nodiscard]] bool grants(const visitor_grant& grant, std::string_view tenant,
                           std::string_view name) noexcept;
 
-// Claims -> grant: `typ` and `aud` must be "tunnel-visitor"; `exp` required
+// Claims -> grant: `typ` must be "tunnel-visitor" and `aud` be it, or an
+// array of at most 8 that holds it plus audience labels; `exp` required
 // (with `leeway`), `nbf`/`iat` checked when present; `sub` a tenant label;
 // `svc` 1..64 name globs; `jti` optional (<= 64 printable characters).
 [[nodiscard]] token_result<visitor_grant> map_visitor_claims(

@@ -161,7 +161,7 @@ TEST(VisitorClaims, MappingIsStrict) {
          token_errc::wrong_type},
         {R"({"typ":"tunnel-visitor","sub":"acme","svc":["llm"],"exp":2000})",
          token_errc::wrong_audience},
-        {R"({"typ":"tunnel-visitor","aud":["tunnel-visitor"],"sub":"acme","svc":["llm"],"exp":2000})",
+        {R"({"typ":"tunnel-visitor","aud":["tunnel-visitor","Not A Label"],"sub":"acme","svc":["llm"],"exp":2000})",
          token_errc::wrong_audience},
         {R"({"typ":"tunnel-visitor","aud":"tunnel-visitor","sub":"acme","svc":["llm"]})",
          token_errc::missing_claim},
