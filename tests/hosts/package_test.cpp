@@ -102,7 +102,7 @@ TEST(Package, DebInstallsAndTheRelayUnitServes) {
         "mkdir -p /etc/systemd/system/tunnel-relay.service.d; "
         "printf '[Service]\\nEnvironment=ASAN_OPTIONS=detect_leaks=0\\n' "
         "> /etc/systemd/system/tunnel-relay.service.d/asan.conf; "
-        "systemctl daemon-reload; systemd-analyze verify tunnel-relay.service 2>&1; "
+        "systemctl daemon-reload; systemd-analyze verify --man=no tunnel-relay.service 2>&1; "
         "systemctl start tunnel-relay.service");
     ASSERT_TRUE(setup.ok())
         << setup.describe() << setup.out
@@ -120,16 +120,18 @@ TEST(Package, DebInstallsAndTheRelayUnitServes) {
     auto tls = run_cli("/usr/bin/curl",
                        {"-sk", "-o", "/dev/null", "-w", "%{http_code} %{ssl_verify_result}",
                         "--max-time", "10", "https://" + (*hosts)[0].ip + ":8443/t/nobody/x/"});
-    EXPECT_EQ(tls.out.substr(0, 3), "404") << tls.describe() << tls.out;
+    // No tunnel publishes that name: the relay's own answer, over TLS.
+    const auto code = tls.out.substr(0, 3);
+    EXPECT_TRUE(code == "404" || code == "503") << tls.describe() << tls.out;
 
     // 6. As a dynamic user, its state and audit log where the profile puts them.
     auto who = hosts->ssh(0,
                           "pid=$(systemctl show -p MainPID --value tunnel-relay); "
-                          "stat -c %U /proc/$pid; "
+                          "stat -c %u /proc/$pid; "
                           "test -s /var/lib/tunnel/relay_host_ed25519 && echo hostkey; "
                           "test -e /var/log/tunnel/audit.jsonl && echo audit");
     ASSERT_TRUE(who.ok()) << who.describe();
-    EXPECT_NE(who.out.rfind("root\n", 0), 0u) << who.out;
+    EXPECT_NE(who.out.rfind("0\n", 0), 0u) << "the relay runs as root: " << who.out;
     EXPECT_NE(who.out.find("hostkey\n"), std::string::npos) << who.out;
     EXPECT_NE(who.out.find("audit\n"), std::string::npos) << who.out;
     auto security =
