@@ -15,10 +15,10 @@ add_custom_command(
   COMMAND ${CMAKE_COMMAND} -E rm -rf ${tunnel_docs_dir}
   COMMAND ${CMAKE_COMMAND} -E make_directory ${tunnel_docs_dir}/completions
   COMMAND ${CMAKE_COMMAND} -E env ASAN_OPTIONS=detect_leaks=0 $<TARGET_FILE:tunnel> man ${tunnel_docs_dir}/man
-  COMMAND ${CMAKE_COMMAND} -E env ASAN_OPTIONS=detect_leaks=0 sh -c "'$<TARGET_FILE:tunnel>' completion bash > '${tunnel_docs_dir}/completions/tunnel'"
-  COMMAND ${CMAKE_COMMAND} -E env ASAN_OPTIONS=detect_leaks=0 sh -c "'$<TARGET_FILE:tunnel>' completion zsh > '${tunnel_docs_dir}/completions/_tunnel'"
+  COMMAND ${CMAKE_COMMAND} -E env ASAN_OPTIONS=detect_leaks=0 $<TARGET_FILE:tunnel> completion bash -o ${tunnel_docs_dir}/completions/tunnel
+  COMMAND ${CMAKE_COMMAND} -E env ASAN_OPTIONS=detect_leaks=0 $<TARGET_FILE:tunnel> completion zsh -o ${tunnel_docs_dir}/completions/_tunnel
   DEPENDS tunnel
-  COMMENT "Man pages and shell completions from tunnel's command tree")
+  COMMENT "Man pages and shell completions from tunnel's command tree" VERBATIM)
 add_custom_target(tunnel_docs DEPENDS ${tunnel_docs_dir}/man/tunnel.1)
 
 set(pkg ${PROJECT_SOURCE_DIR}/packaging)

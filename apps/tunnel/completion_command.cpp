@@ -263,9 +263,21 @@ void add_completion_commands(CLI::App& app, command_runner& run) {
         "Examples:\n"
         "  tunnel completion bash > ~/.local/share/bash-completion/completions/tunnel\n"
         "  tunnel completion zsh > \"${fpath[1]}/_tunnel\"");
-    completion->callback([shell, root, &run] {
-        run = [shell, root] {
-            fmt::print("{}", *shell == "bash" ? bash_script(*root) : zsh_script(*root));
+    auto output = std::make_shared<std::string>();
+    completion->add_option("-o,--output", *output, "Write the script to FILE instead of stdout");
+    completion->callback([shell, output, root, &run] {
+        run = [shell, output, root] {
+            const auto script = *shell == "bash" ? bash_script(*root) : zsh_script(*root);
+            if (output->empty()) {
+                fmt::print("{}", script);
+                return 0;
+            }
+            std::ofstream out(*output, std::ios::trunc);
+            out << script;
+            out.close();
+            if (!out)
+                return report(core::error{core::errc::io_error,
+                                          fmt::format("completion: cannot write {}", *output)});
             return 0;
         };
     });
