@@ -14,6 +14,13 @@
 #include "observe/log.hpp"
 #include "ssh/crypto_warmup.hpp"
 
+namespace tunnel::cli {
+// `completion` and the hidden `man` (completion_command.cpp): they walk every
+// other subcommand, so main adds them after the rest, and builds all of them
+// for these two (their names are not in the table below).
+void add_completion_commands(CLI::App& app, command_runner& run);
+}  // namespace tunnel::cli
+
 namespace {
 
 // The first word that is neither a global option nor its value: the
@@ -90,6 +97,7 @@ int main(int argc, char** argv) {
     } else {
         for (const auto& [name, add] : commands) add(app, run_selected);
     }
+    cli::add_completion_commands(app, run_selected);
 
     // -v after the subcommand counts too (`tunnel cp -v ...`, as ssh and scp
     // users type it); only the selected subcommand's flag can fire.

@@ -14,6 +14,7 @@
 
 #include "core/duration.hpp"
 #include "core/yaml_config.hpp"
+#include "relay/relay_profile.hpp"
 
 namespace tunnel::relay {
 
@@ -93,6 +94,11 @@ void read_file_path(core::yaml_reader& r, const YAML::Node& map, const std::stri
 }
 
 }  // namespace
+
+// parse_relay_config over the built-in defaults (base null) or over a profile.
+static core::result<relay_config> parse_relay_config_over(std::string_view yaml_text,
+                                                          const std::string& source,
+                                                          const relay_config* base);
 
 unsigned resolve_workers(const relay_config& c) {
     if (c.workers) return std::min(c.workers, max_workers);
@@ -222,9 +228,30 @@ std::vector<std::string> validate(const relay_config& c) {
 
 core::result<relay_config> parse_relay_config(std::string_view yaml_text,
                                               const std::string& source) {
+    return parse_relay_config_over(yaml_text, source, nullptr);
+}
+
+core::result<relay_config> parse_relay_config(std::string_view yaml_text, const std::string& source,
+                                              const relay_config& base) {
+    return parse_relay_config_over(yaml_text, source, &base);
+}
+
+core::result<relay_config> parse_relay_config_over(std::string_view yaml_text,
+                                                   const std::string& source,
+                                                   const relay_config* base) {
     core::yaml_reader r(source);
-    relay_config c;
+    relay_config c = base ? *base : relay_config{};
     auto doc = r.parse(yaml_text);
+    if (base && r.ok() && (!doc || doc.IsNull())) {
+        if (auto problems = validate(c); !problems.empty()) {
+            for (const auto& p : problems) {
+                auto colon = p.find(": ");
+                r.error(p.substr(0, colon), p.substr(colon + 2));
+            }
+            return tl::unexpected(r.failure());
+        }
+        return c;
+    }
     if (!doc || doc.IsNull()) {
         if (r.ok())
             r.error("(document)",
@@ -280,11 +307,17 @@ core::result<relay_config> parse_relay_config(std::string_view yaml_text,
             else
                 r.error("routing", mode.error().message);
         }
+    if (base && doc["tls"] && doc["tls"].IsNull()) c.tls.reset();  // `tls: ~`: off
+    if (base && doc["audit_log"] && doc["audit_log"].IsNull()) {   // `audit_log: ~`: off
+        c.audit_log.clear();
+        c.audit = audit_config{};  // the base's rotation and key go with it
+    }
     read_file_path(r, doc, "", "host_key_file", c.host_key_file);
-    if (!doc["host_key_file"])
+    if (!doc["host_key_file"] && !base)
         r.error("host_key_file",
                 "is required: the relay's persistent SSH host key (created if missing)");
-    read_file_path(r, doc, "", "audit_log", c.audit_log);
+    if (!(base && doc["audit_log"] && doc["audit_log"].IsNull()))
+        read_file_path(r, doc, "", "audit_log", c.audit_log);
     if (auto a = doc["admin"]; r.expect_map(a, "admin", {"token_file", "allowed_hosts"})) {
         read_file_path(r, a, "admin", "token_file", c.admin.token_file);
         if (a["allowed_hosts"])
@@ -298,7 +331,13 @@ core::result<relay_config> parse_relay_config(std::string_view yaml_text,
     }
 
     auto jwt = doc["jwt"];
-    if (!jwt)
+    if (base && jwt && jwt.IsMap() &&
+        (jwt["secret_file"] || jwt["public_key_file"] || jwt["jwks_file"])) {
+        c.jwt.secret_file.clear();  // the document's key source replaces the base's
+        c.jwt.public_key_file.clear();
+        c.jwt.jwks_file.clear();
+    }
+    if (!jwt && !base)
         r.error("jwt",
                 "is required: set secret_file (HS256), public_key_file or jwks_file (RS256/ES256)");
     if (r.expect_map(jwt, "jwt",
@@ -314,7 +353,8 @@ core::result<relay_config> parse_relay_config(std::string_view yaml_text,
                 else
                     r.error("jwt.algorithm", a.error().message);
             }
-        } else if (!jwt["secret_file"] && (jwt["public_key_file"] || jwt["jwks_file"])) {
+        } else if (!jwt["secret_file"] && (jwt["public_key_file"] || jwt["jwks_file"]) &&
+                   !(base && c.jwt.algorithm != jwt_algorithm::hs256)) {
             r.error("jwt.algorithm",
                     "is required with public_key_file or jwks_file: RS256 or ES256");
         }
