@@ -18,23 +18,6 @@ namespace {
 
 constexpr std::size_t max_reply = 16 * 1024 * 1024;
 
-core::result<core::unique_fd> dial(const std::string& path) {
-    if (path.empty() || path.size() >= sizeof(sockaddr_un::sun_path))
-        return core::fail(core::errc::invalid_argument, "control socket path too long");
-    core::unique_fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (fd.get() < 0)
-        return core::fail(core::errc::io_error, fmt::format("socket: {}", std::strerror(errno)));
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-        return core::fail(core::errc::connection_failed,
-                          fmt::format("no `tunnel up` is listening on {} ({}): start one with "
-                                      "`tunnel up links.yaml`, or give its --control path",
-                                      path, std::strerror(errno)));
-    return fd;
-}
-
 core::result<void> send_all(int fd, std::string data) {
     while (!data.empty()) {
         const auto n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
@@ -72,9 +55,29 @@ core::result<std::string> read_line(int fd, std::string& buffer, int timeout_ms)
 
 }  // namespace
 
+core::result<core::unique_fd> dial_control(const std::string& path, bool nonblocking) {
+    if (path.empty() || path.size() >= sizeof(sockaddr_un::sun_path))
+        return core::fail(core::errc::invalid_argument,
+                          fmt::format("control socket path must be 1-{} bytes",
+                                      sizeof(sockaddr_un::sun_path) - 1));
+    core::unique_fd fd(
+        ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0));
+    if (fd.get() < 0)
+        return core::fail(core::errc::io_error, fmt::format("socket: {}", std::strerror(errno)));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+        return core::fail(core::errc::connection_failed,
+                          fmt::format("no `tunnel up` is listening on {} ({}): start one with "
+                                      "`tunnel up links.yaml`, or give its --control path",
+                                      path, std::strerror(errno)));
+    return fd;
+}
+
 core::result<nlohmann::json> control_call(const std::string& path, const nlohmann::json& request,
                                           std::chrono::milliseconds timeout) {
-    auto fd = dial(path);
+    auto fd = dial_control(path);
     if (!fd) return tl::unexpected(fd.error());
     if (auto s = send_all(fd->get(), request.dump() + "\n"); !s) return tl::unexpected(s.error());
     std::string buffer;
@@ -88,7 +91,7 @@ core::result<nlohmann::json> control_call(const std::string& path, const nlohman
 
 core::result<void> control_follow(const std::string& path,
                                   const std::function<bool(const std::string&)>& on_line) {
-    auto fd = dial(path);
+    auto fd = dial_control(path);
     if (!fd) return tl::unexpected(fd.error());
     if (auto s = send_all(fd->get(), "{\"cmd\":\"events\"}\n"); !s) return s;
     std::string buffer;

@@ -10,8 +10,14 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "core/unique_fd.hpp"
 
 namespace tunnel::link {
+
+// Connects to the control socket at `path` (non-blocking when asked); the
+// error says how to start a manager when none listens there.
+[[nodiscard]] core::result<core::unique_fd> dial_control(const std::string& path,
+                                                         bool nonblocking = false);
 
 // Sends one request and returns the reply line parsed. A reply with
 // "ok": false is returned as it is (the caller prints its error).

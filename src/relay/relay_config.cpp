@@ -485,6 +485,18 @@ core::result<relay_config> load_relay_config(const std::string& path) {
     return parse_relay_config(text.str(), path);
 }
 
+void apply_dev_limits(relay_config& c) {
+    c.limits.tenant_rps = 1000;
+    c.limits.tenant_burst = 2000;
+    c.limits.route_rps = 1000;
+    c.limits.route_burst = 2000;
+    c.limits.max_streams_per_tunnel = 256;
+    // Tests and demos run every client from 127.0.0.1.
+    c.limits.max_connections_per_ip = 4096;
+    c.limits.attach_refusals_per_ip = 1000;
+    c.limits.visitor_failures_per_ip = 1000;
+}
+
 core::result<relay_config> dev_config(std::string_view listen, std::string_view admin_listen,
                                       const std::string& secret_file) {
     relay_config c;
@@ -510,15 +522,7 @@ core::result<relay_config> dev_config(std::string_view listen, std::string_view 
     c.admin_listen = *a;
     c.jwt.secret_file = secret_file;
     c.jwt.algorithm = jwt_algorithm::hs256;
-    c.limits.tenant_rps = 1000;
-    c.limits.tenant_burst = 2000;
-    c.limits.route_rps = 1000;
-    c.limits.route_burst = 2000;
-    c.limits.max_streams_per_tunnel = 256;
-    // Tests and demos run every client from 127.0.0.1.
-    c.limits.max_connections_per_ip = 4096;
-    c.limits.attach_refusals_per_ip = 1000;
-    c.limits.visitor_failures_per_ip = 1000;
+    apply_dev_limits(c);
     if (auto problems = validate(c); !problems.empty())
         return core::fail(errc::invalid_argument, fmt::format("{}", fmt::join(problems, "\n")));
     return c;

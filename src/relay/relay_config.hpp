@@ -195,6 +195,10 @@ inline constexpr unsigned max_workers = 256;
 // Cross-field rules, shared by the parser and dev_config; every problem listed.
 [[nodiscard]] std::vector<std::string> validate(const relay_config& config);
 
+// The generous limits of dev mode (`--dev`, `--profile dev`): 1000 rps per
+// tenant and route, 256 streams, every client from one address.
+void apply_dev_limits(relay_config& config);
+
 // Dev mode: plain HTTP on loopback, HS256 with `secret_file`, an ephemeral
 // host key, no audit log, generous limits.
 [[nodiscard]] core::result<relay_config> dev_config(std::string_view listen,

@@ -52,14 +52,7 @@ relay_config profile_config(relay_profile p) {
         c.listen = {"127.0.0.1", 8080};
         c.admin_listen = {"127.0.0.1", 9090};
         c.jwt.algorithm = jwt_algorithm::hs256;
-        c.limits.tenant_rps = 1000;
-        c.limits.tenant_burst = 2000;
-        c.limits.route_rps = 1000;
-        c.limits.route_burst = 2000;
-        c.limits.max_streams_per_tunnel = 256;
-        c.limits.max_connections_per_ip = 4096;
-        c.limits.attach_refusals_per_ip = 1000;
-        c.limits.visitor_failures_per_ip = 1000;
+        apply_dev_limits(c);
         return c;
     }
     c.listen = {"0.0.0.0", 8443};

@@ -9,6 +9,8 @@
 
 #include <fmt/format.h>
 
+#include "link/control_client.hpp"
+
 namespace tunnel::ui {
 
 namespace {
@@ -19,22 +21,9 @@ constexpr std::size_t max_queued = 64 * 1024;
 }  // namespace
 
 core::result<control_stream> control_stream::open(const std::string& path) {
-    if (path.empty() || path.size() >= sizeof(sockaddr_un::sun_path))
-        return core::fail(core::errc::invalid_argument,
-                          fmt::format("control socket path must be 1-{} bytes",
-                                      sizeof(sockaddr_un::sun_path) - 1));
-    core::unique_fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (fd.get() < 0)
-        return core::fail(core::errc::io_error, fmt::format("socket: {}", std::strerror(errno)));
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-        return core::fail(core::errc::connection_failed,
-                          fmt::format("no `tunnel up` is listening on {} ({}): start one with "
-                                      "`tunnel up links.yaml`, or give its --control path",
-                                      path, std::strerror(errno)));
-    return control_stream(std::move(fd));
+    auto fd = link::dial_control(path, true);
+    if (!fd) return tl::unexpected(fd.error());
+    return control_stream(std::move(*fd));
 }
 
 core::result<void> control_stream::send(const nlohmann::json& request) {
