@@ -182,7 +182,9 @@ int run_connect(const connect_flags& f) {
                                        .count());
             }
         });
-    core::spawn(io.get_executor(), renewal.run(), "token renewal");
+    // With --no-reconnect the session cannot be swapped: the tunnel ends at
+    // the token's expiry, as before.
+    if (!f.no_reconnect) core::spawn(io.get_executor(), renewal.run(), "token renewal");
 
     bool by_signal = false;
     asio::signal_set signals(io, SIGINT, SIGTERM);
