@@ -56,25 +56,35 @@ class LinkFailover : public ::testing::Test {
             echo->port(), keepalive, extra);
     }
 
+    // Starts the manager on `links` and waits for the state every fault
+    // starts from: the link on the preferred transport (0) with its first
+    // forward (-L) answering, and the other transport up too (start: parallel).
+    void start_on_primary(const std::string& links) {
+        auto m = running_manager::start(links);
+        ASSERT_TRUE(m) << m.error().message;
+        manager = std::move(*m);
+        auto& rm = *manager;
+        ASSERT_TRUE(rm.wait_active("db", 0, 10s)) << rm.status("db").dump(2);
+        lp = rm.local_port("db", 0);
+        ASSERT_NE(lp, 0);
+        ASSERT_TRUE(wait_round_trip("127.0.0.1", lp, 5s));
+        ASSERT_TRUE(
+            fwd::eventually([&] { return rm.status("db")["transports"][1]["state"] == "up"; }, 10s))
+            << rm.status("db").dump(2);
+    }
+
     std::optional<sshd_fixture> sshd;
     std::unique_ptr<echo_server> echo;
     std::unique_ptr<fault_proxy> proxy;
-    uint16_t remote_port = local_port();  // the -R port on the server (loopback here)
+    uint16_t remote_port = local_port();       // the -R port on the server (loopback here)
+    std::unique_ptr<running_manager> manager;  // start_on_primary
+    uint16_t lp = 0;                           // its -L port
 };
 
 TEST_F(LinkFailover, StalledPrimaryFailsOverWithinTwoKeepalivesAndComesBack) {
-    auto m = running_manager::start(yaml("1s"));
-    ASSERT_TRUE(m) << m.error().message;
-    auto& rm = **m;
-    ASSERT_TRUE(rm.wait_active("db", 0, 10s)) << rm.status("db").dump(2);
-    const auto lp = rm.local_port("db", 0);
-    ASSERT_NE(lp, 0);
-    ASSERT_TRUE(wait_round_trip("127.0.0.1", lp, 5s));
+    ASSERT_NO_FATAL_FAILURE(start_on_primary(yaml("1s")));
+    auto& rm = *manager;
     ASSERT_TRUE(wait_round_trip("127.0.0.1", remote_port, 5s)) << rm.status("db").dump(2);
-    // Both lanes connected (start: parallel) before the fault.
-    ASSERT_TRUE(
-        fwd::eventually([&] { return rm.status("db")["transports"][1]["state"] == "up"; }, 10s))
-        << rm.status("db").dump(2);
 
     const int switches_before = rm.status("db")["switches"];
     proxy->set_mode(fault_mode::stall);
@@ -125,17 +135,13 @@ TEST_F(LinkFailover, StalledPrimaryFailsOverWithinTwoKeepalivesAndComesBack) {
 }
 
 TEST_F(LinkFailover, ASwitchIsManualAndAnUnknownTransportIsRefused) {
-    auto m = running_manager::start(yaml("1s"));
-    ASSERT_TRUE(m) << m.error().message;
-    auto& rm = **m;
-    ASSERT_TRUE(rm.wait_active("db", 0, 10s)) << rm.status("db").dump(2);
-    ASSERT_TRUE(
-        fwd::eventually([&] { return rm.status("db")["transports"][1]["state"] == "up"; }, 10s));
+    ASSERT_NO_FATAL_FAILURE(start_on_primary(yaml("1s")));
+    auto& rm = *manager;
     auto r = rm.request({{"cmd", "switch"}, {"link", "db"}, {"transport", "direct"}});
     ASSERT_TRUE(r["ok"].get<bool>()) << r.dump();
     EXPECT_EQ(rm.active("db"), 1);
     EXPECT_EQ(r["link"]["preferred"]["name"], "direct");
-    EXPECT_TRUE(round_trip("127.0.0.1", rm.local_port("db", 0), "on direct"));
+    EXPECT_TRUE(round_trip("127.0.0.1", lp, "on direct"));
     // The preferred one now is `direct`: a healthy `flaky` does not take over.
     std::this_thread::sleep_for(2500ms);
     EXPECT_EQ(rm.active("db"), 1);
@@ -156,15 +162,8 @@ TEST_F(LinkFailover, ASwitchIsManualAndAnUnknownTransportIsRefused) {
 // Bytes vanish both ways on the primary, TCP stays up (no FIN, no RST): the
 // same bound as a stall, and a connection opened meanwhile is carried.
 TEST_F(LinkFailover, DroppingPrimaryFailsOverWithinTwoKeepalivesAndComesBack) {
-    auto m = running_manager::start(yaml("1s"));
-    ASSERT_TRUE(m) << m.error().message;
-    auto& rm = **m;
-    ASSERT_TRUE(rm.wait_active("db", 0, 10s)) << rm.status("db").dump(2);
-    const auto lp = rm.local_port("db", 0);
-    ASSERT_TRUE(wait_round_trip("127.0.0.1", lp, 5s));
-    ASSERT_TRUE(
-        fwd::eventually([&] { return rm.status("db")["transports"][1]["state"] == "up"; }, 10s))
-        << rm.status("db").dump(2);
+    ASSERT_NO_FATAL_FAILURE(start_on_primary(yaml("1s")));
+    auto& rm = *manager;
 
     proxy->set_mode(fault_mode::drop);
     const auto dropped_at = steady::now();
@@ -190,15 +189,8 @@ TEST_F(LinkFailover, DroppingPrimaryFailsOverWithinTwoKeepalivesAndComesBack) {
 // the other transport, and the primary, which accepts again, takes over again
 // after return_after healthy probes.
 TEST_F(LinkFailover, ResetPrimaryIsNoticedAtOnceAndNothingNewIsLost) {
-    auto m = running_manager::start(yaml("1s"));
-    ASSERT_TRUE(m) << m.error().message;
-    auto& rm = **m;
-    ASSERT_TRUE(rm.wait_active("db", 0, 10s)) << rm.status("db").dump(2);
-    const auto lp = rm.local_port("db", 0);
-    ASSERT_TRUE(wait_round_trip("127.0.0.1", lp, 5s));
-    ASSERT_TRUE(
-        fwd::eventually([&] { return rm.status("db")["transports"][1]["state"] == "up"; }, 10s))
-        << rm.status("db").dump(2);
+    ASSERT_NO_FATAL_FAILURE(start_on_primary(yaml("1s")));
+    auto& rm = *manager;
     const int accepted_before = proxy->accepted();
     const int switches_before = rm.status("db")["switches"];
 
@@ -227,7 +219,7 @@ TEST_F(LinkFailover, ResetPrimaryIsNoticedAtOnceAndNothingNewIsLost) {
 // crossing with its error; after it does, the link fails over (a probe slower
 // than rtt_above is a failed one), and returns once the lag is gone.
 TEST_F(LinkFailover, RisingRttIsPredictedThenFailsOverOnTheRttBound) {
-    auto m = running_manager::start(
+    ASSERT_NO_FATAL_FAILURE(start_on_primary(
         fmt::format("links:\n"
                     "  db:\n"
                     "    target: root@127.0.0.1\n"
@@ -239,15 +231,8 @@ TEST_F(LinkFailover, RisingRttIsPredictedThenFailsOverOnTheRttBound) {
                     "    keepalive: 500ms\n"
                     "    failover: {{after_failures: 2, rtt_above: 400ms}}\n"
                     "    return_after: 2\n",
-                    fixture_options(*sshd), proxy->port(), local_port(), echo->port()));
-    ASSERT_TRUE(m) << m.error().message;
-    auto& rm = **m;
-    ASSERT_TRUE(rm.wait_active("db", 0, 10s)) << rm.status("db").dump(2);
-    const auto lp = rm.local_port("db", 0);
-    ASSERT_TRUE(wait_round_trip("127.0.0.1", lp, 5s));
-    ASSERT_TRUE(
-        fwd::eventually([&] { return rm.status("db")["transports"][1]["state"] == "up"; }, 10s))
-        << rm.status("db").dump(2);
+                    fixture_options(*sshd), proxy->port(), local_port(), echo->port())));
+    auto& rm = *manager;
 
     // Ramp: +10 ms each way every 250 ms, i.e. the RTT grows ~80 ms/s and
     // crosses 400 ms after ~5 s, with ~10 probes on the way.
