@@ -3,9 +3,6 @@
 // interleaved (tunnel, pssh, ansible per round), medians (shared/PEERS.md).
 // The last lines are the ratios ours/peer (lower is better).
 //   fanout_bench [--targets 50] [--rounds 5]
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
 
 #include <algorithm>
 #include <chrono>
@@ -19,35 +16,12 @@
 #include "support/process.hpp"
 #include "support/sshd_fixture.hpp"
 
-extern char** environ;
-
 namespace {
 
 using namespace tunnel;
 using bench::arg_int;
 using bench::median;
-using clk = std::chrono::steady_clock;
-
-// Runs argv with stdio to /dev/null; wall milliseconds, or -1 if it failed.
-double time_process(const std::vector<std::string>& argv) {
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    const auto start = clk::now();
-    pid_t pid;
-    int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) return -1;
-    int status = 0;
-    waitpid(pid, &status, 0);
-    const double t = std::chrono::duration<double, std::milli>(clk::now() - start).count();
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? t : -1;
-}
+using bench::time_process;
 
 }  // namespace
 

@@ -56,17 +56,8 @@ using bench::arg_int;
 using namespace std::chrono_literals;
 using clk = std::chrono::steady_clock;
 
-double ms_since(clk::time_point t0) {
-    return std::chrono::duration<double, std::milli>(clk::now() - t0).count();
-}
-
-// The `p` quantile (nearest rank) of `v`; 0 when empty.
-double quantile(std::vector<double> v, double p) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    auto i = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
-    return v[std::min(i, v.size() - 1)];
-}
+using bench::ms_since;
+using bench::quantile;
 
 std::string load_average() {
     std::ifstream f("/proc/loadavg");

@@ -7,9 +7,6 @@
 // Reported: total wall time per tool, per-process median and p90, and a
 // direct `tunnel exec` (no manager: TUNNEL_CONTROL=none) for reference.
 // The last line is the ratio tunnel-through-manager / ssh-ControlMaster.
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,46 +21,15 @@
 #include "support/process.hpp"
 #include "support/sshd_fixture.hpp"
 
-extern char** environ;
-
 namespace {
 
 using namespace tunnel;
 using bench::arg_int;
 using bench::median;
+using bench::ms_since;
+using bench::quantile;
+using bench::time_process;
 using clk = std::chrono::steady_clock;
-
-double ms_since(clk::time_point t) {
-    return std::chrono::duration<double, std::milli>(clk::now() - t).count();
-}
-
-double quantile(std::vector<double> v, double p) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    auto i = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
-    return v[std::min(i, v.size() - 1)];
-}
-
-// Runs argv to completion with stdio to /dev/null; wall milliseconds, or -1 on failure.
-double time_process(const std::vector<std::string>& argv) {
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    const auto start = clk::now();
-    pid_t pid;
-    const int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) return -1;
-    int status = 0;
-    waitpid(pid, &status, 0);
-    const double t = ms_since(start);
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? t : -1;
-}
 
 }  // namespace
 
@@ -167,7 +133,8 @@ int main(int argc, char** argv) {
     double load_after[3] = {};
     (void)getloadavg(load_after, 3);
 
-    time_process(with({"ssh", "-o", cm, "-O", "exit"}, {"root@127.0.0.1"}));
+    (void)time_process(
+        with({"ssh", "-o", cm, "-O", "exit"}, {"root@127.0.0.1"}));  // stop the master
     up->terminate();
 
     fmt::print("load average before {:.2f}, after {:.2f}; {} failed runs\n", load_before[0],

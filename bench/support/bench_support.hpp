@@ -16,6 +16,15 @@ namespace tunnel::bench {
 // The median of `v` (the upper one for an even count); 0 when empty.
 [[nodiscard]] double median(std::vector<double> v);
 
+// The `p` quantile (nearest rank) of `v`; 0 when empty.
+[[nodiscard]] double quantile(std::vector<double> v, double p);
+// Milliseconds since `t`.
+[[nodiscard]] double ms_since(std::chrono::steady_clock::time_point t);
+// Runs argv (looked up in PATH) to completion with stdin, stdout and stderr on
+// /dev/null; its wall time in milliseconds, or -1 when it could not start or
+// did not exit 0.
+[[nodiscard]] double time_process(const std::vector<std::string>& argv);
+
 // `--name N` from argv, or `def`.
 [[nodiscard]] int arg_int(int argc, char** argv, const char* name, int def);
 // `--name TEXT` from argv, or `def`.
