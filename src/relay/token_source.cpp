@@ -43,12 +43,49 @@ std::optional<nlohmann::json> claims_of(std::string_view token) {
     return j;
 }
 
-// A finished command's token: exit 0 and one word on stdout.
-core::result<std::string> token_from_output(int status, std::string text) {
-    const auto fail = [](std::string why) {
-        return core::fail(core::errc::invalid_argument,
-                          fmt::format("--token-command: {}", std::move(why)));
-    };
+core::error command_error(std::string why) {
+    return core::error{core::errc::invalid_argument,
+                       fmt::format("--token-command: {}", std::move(why))};
+}
+
+struct started_command {
+    pid_t pid = -1;
+    int out = -1;  // the read end of its stdout
+};
+
+// Starts `command` with /bin/sh -c in a process group of its own (a timeout
+// kills what it started too), stdin on /dev/null, stdout into a pipe.
+core::result<started_command> start_command(const std::string& command, bool nonblocking) {
+    int out[2];
+    if (::pipe2(out, O_CLOEXEC | (nonblocking ? O_NONBLOCK : 0)) != 0)
+        return tl::unexpected(command_error(fmt::format("pipe: {}", std::strerror(errno))));
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+        ::close(out[0]);
+        ::close(out[1]);
+        return tl::unexpected(command_error(fmt::format("fork: {}", std::strerror(errno))));
+    }
+    if (pid == 0) {
+        ::setpgid(0, 0);
+        ::dup2(out[1], 1);
+        const int null = ::open("/dev/null", O_RDONLY);
+        if (null >= 0) ::dup2(null, 0);
+        ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    ::close(out[1]);
+    return started_command{pid, out[0]};
+}
+
+// A finished command's token: in time, exit 0 and one word on stdout.
+core::result<std::string> command_result(int status, std::string text, bool timed_out,
+                                         bool too_long, std::chrono::milliseconds timeout) {
+    const auto fail = [](std::string why) { return tl::unexpected(command_error(std::move(why))); };
+    if (timed_out)
+        return fail(
+            fmt::format("no token within {} ms (killed); check that it does not wait for input",
+                        timeout.count()));
+    if (too_long) return fail(fmt::format("printed more than {} bytes", max_token_bytes));
     if (WIFSIGNALED(status)) return fail(fmt::format("killed by signal {}", WTERMSIG(status)));
     if (WEXITSTATUS(status) != 0)
         return fail(fmt::format("exited with status {}{}", WEXITSTATUS(status),
@@ -96,30 +133,11 @@ asio::awaitable<core::result<std::string>> token_source::fetch_async() {
     // The command's output is read on the event loop (the tunnel keeps
     // moving bytes meanwhile); a timer kills it at the timeout.
     auto ex = co_await asio::this_coro::executor;
-    const auto fail = [](std::string why) {
-        return core::fail(core::errc::invalid_argument,
-                          fmt::format("--token-command: {}", std::move(why)));
-    };
-    int out[2];
-    if (::pipe2(out, O_CLOEXEC | O_NONBLOCK) != 0)
-        co_return fail(fmt::format("pipe: {}", std::strerror(errno)));
-    const pid_t pid = ::fork();
-    if (pid < 0) {
-        ::close(out[0]);
-        ::close(out[1]);
-        co_return fail(fmt::format("fork: {}", std::strerror(errno)));
-    }
-    if (pid == 0) {
-        ::setpgid(0, 0);
-        ::dup2(out[1], 1);
-        const int null = ::open("/dev/null", O_RDONLY);
-        if (null >= 0) ::dup2(null, 0);
-        ::execl("/bin/sh", "sh", "-c", options_.command.c_str(), static_cast<char*>(nullptr));
-        ::_exit(127);
-    }
-    ::close(out[1]);
+    auto started = start_command(options_.command, true);
+    if (!started) co_return tl::unexpected(started.error());
+    const pid_t pid = started->pid;
     child_ = pid;
-    asio::posix::stream_descriptor pipe(ex, out[0]);
+    asio::posix::stream_descriptor pipe(ex, started->out);
     asio::steady_timer deadline(ex);
     bool timed_out = false;
     deadline.expires_after(options_.command_timeout);
@@ -155,13 +173,9 @@ asio::awaitable<core::result<std::string>> token_source::fetch_async() {
         co_await poll.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }
     child_ = -1;
-    if (timed_out || cancelled_)
-        co_return fail(cancelled_ ? std::string("stopped")
-                                  : fmt::format("no token within {} ms (killed); check that it "
-                                                "does not wait for input",
-                                                options_.command_timeout.count()));
-    if (too_long) co_return fail(fmt::format("printed more than {} bytes", max_token_bytes));
-    auto token = token_from_output(status, std::move(text));
+    if (cancelled_) co_return tl::unexpected(command_error("stopped"));
+    auto token =
+        command_result(status, std::move(text), timed_out, too_long, options_.command_timeout);
     if (token) last_ = *token;
     co_return token;
 }
@@ -213,27 +227,10 @@ std::chrono::seconds renewal_margin(std::string_view token) {
 
 core::result<std::string> run_token_command(const std::string& command,
                                             std::chrono::milliseconds timeout) {
-    const auto fail = [](std::string why) {
-        return core::fail(core::errc::invalid_argument,
-                          fmt::format("--token-command: {}", std::move(why)));
-    };
-    int out[2];
-    if (::pipe2(out, O_CLOEXEC) != 0) return fail(fmt::format("pipe: {}", std::strerror(errno)));
-    const pid_t pid = ::fork();
-    if (pid < 0) {
-        ::close(out[0]);
-        ::close(out[1]);
-        return fail(fmt::format("fork: {}", std::strerror(errno)));
-    }
-    if (pid == 0) {
-        ::setpgid(0, 0);  // its own group: a timeout kills what it started too
-        ::dup2(out[1], 1);
-        const int null = ::open("/dev/null", O_RDONLY);
-        if (null >= 0) ::dup2(null, 0);
-        ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
-        ::_exit(127);
-    }
-    ::close(out[1]);
+    auto started = start_command(command, false);
+    if (!started) return tl::unexpected(started.error());
+    const pid_t pid = started->pid;
+    const int out = started->out;
     std::string text;
     bool too_long = false, timed_out = false;
     const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -244,11 +241,11 @@ core::result<std::string> run_token_command(const std::string& command,
             timed_out = true;
             break;
         }
-        pollfd pf{out[0], POLLIN, 0};
+        pollfd pf{out, POLLIN, 0};
         const int ready = ::poll(&pf, 1, static_cast<int>(std::min<long long>(left.count(), 1000)));
         if (ready <= 0) continue;  // EINTR or not yet
         char buf[4096];
-        const ssize_t n = ::read(out[0], buf, sizeof buf);
+        const ssize_t n = ::read(out, buf, sizeof buf);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) break;
         text.append(buf, static_cast<std::size_t>(n));
@@ -257,17 +254,12 @@ core::result<std::string> run_token_command(const std::string& command,
             break;
         }
     }
-    ::close(out[0]);
+    ::close(out);
     if (timed_out || too_long) ::kill(-pid, SIGKILL);
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
-    if (timed_out)
-        return fail(
-            fmt::format("no token within {} ms (killed); check that it does not wait for input",
-                        timeout.count()));
-    if (too_long) return fail(fmt::format("printed more than {} bytes", max_token_bytes));
-    return token_from_output(status, std::move(text));
+    return command_result(status, std::move(text), timed_out, too_long, timeout);
 }
 
 }  // namespace tunnel::relay
