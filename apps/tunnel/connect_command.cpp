@@ -108,21 +108,11 @@ int run_connect(const connect_flags& f) {
     auto source = std::make_shared<relay::token_source>(std::move(*created));
     auto token = source->fetch();
     if (!token) return report(token.error());
-    auto tenant = relay::tenant_of_token(*token);
-    if (!tenant) return report(tenant.error());
     o.ws.token = std::move(*token);
     // Each attach uses the latest token: renewed before expiry, or re-read
-    // when the file changed (relay/token_renewal.hpp); never another tenant's.
-    o.ws.token_source = [source, tenant = *tenant]() -> core::result<std::string> {
-        auto t = source->current(std::chrono::seconds(1));
-        if (!t) return t;
-        if (auto of = relay::tenant_of_token(*t); !of || *of != tenant)
-            return core::fail(core::errc::invalid_argument,
-                              fmt::format("the new token is not for tenant '{}'; a tunnel keeps "
-                                          "its tenant (start another tunnel connect)",
-                                          tenant));
-        return t;
-    };
+    // when the file changed (relay/token_renewal.hpp); never another
+    // tenant's (token_source refuses it).
+    o.ws.token_source = [source] { return source->current(std::chrono::seconds(1)); };
     if (!f.ca_file.empty()) o.ws.ca_file = f.ca_file;
     o.ws.insecure = f.insecure;
     if (f.insecure && o.url.tls)
@@ -163,7 +153,7 @@ int run_connect(const connect_flags& f) {
     if (!sup) return report(sup.error());
 
     relay::token_renewal renewal(
-        io.get_executor(), source, *sup, *tenant, [json = f.json](const relay::token_renewed& r) {
+        io.get_executor(), source, *sup, [json = f.json](const relay::token_renewed& r) {
             const auto exp =
                 std::chrono::duration_cast<std::chrono::seconds>(r.expires.time_since_epoch())
                     .count();

@@ -5,8 +5,6 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "relay/relay_client.hpp"
-
 namespace tunnel::relay {
 
 namespace {
@@ -26,12 +24,11 @@ std::uint64_t bytes_moved(const forward::supervisor& s) {
 }  // namespace
 
 token_renewal::token_renewal(asio::any_io_executor executor, std::shared_ptr<token_source> source,
-                             std::shared_ptr<forward::supervisor> supervisor, std::string tenant,
+                             std::shared_ptr<forward::supervisor> supervisor,
                              std::function<void(const token_renewed&)> on_renewed)
     : timer_(std::move(executor)),
       source_(std::move(source)),
       supervisor_(std::move(supervisor)),
-      tenant_(std::move(tenant)),
       on_renewed_(std::move(on_renewed)) {}
 
 void token_renewal::stop() {
@@ -93,13 +90,6 @@ asio::awaitable<void> token_renewal::run() {
                                           : "write a fresh token to the --token-file");
                 co_await sleep(5000ms);
             }
-            continue;
-        }
-        auto tenant = tenant_of_token(*fresh);
-        if (!tenant || *tenant != tenant_) {
-            spdlog::warn("the new token is for tenant '{}', not '{}'; it is not used",
-                         tenant ? *tenant : std::string("?"), tenant_);
-            co_await sleep(5000ms);
             continue;
         }
         // Attach again with it at a quiet moment, before the old one expires.

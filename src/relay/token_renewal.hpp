@@ -29,7 +29,7 @@ struct token_renewed {
 class token_renewal {
   public:
     token_renewal(asio::any_io_executor executor, std::shared_ptr<token_source> source,
-                  std::shared_ptr<forward::supervisor> supervisor, std::string tenant,
+                  std::shared_ptr<forward::supervisor> supervisor,
                   std::function<void(const token_renewed&)> on_renewed = {});
 
     // Runs until stop(); never throws.
@@ -44,7 +44,6 @@ class token_renewal {
     asio::steady_timer timer_;
     std::shared_ptr<token_source> source_;
     std::shared_ptr<forward::supervisor> supervisor_;
-    std::string tenant_;
     std::function<void(const token_renewed&)> on_renewed_;
     bool stopped_ = false;
 };

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/encoding.hpp"
+#include "relay/relay_client.hpp"
 #include "transport/websocket_client.hpp"
 
 namespace tunnel::relay {
@@ -113,19 +114,30 @@ core::result<token_source> token_source::create(token_source_options options) {
     return token_source(std::move(options));
 }
 
+core::result<std::string> token_source::adopt(std::string token) {
+    auto tenant = tenant_of_token(token);
+    if (!tenant) return tl::unexpected(tenant.error());
+    if (tenant_.empty()) tenant_ = *tenant;
+    if (*tenant != tenant_)
+        return core::fail(core::errc::invalid_argument,
+                          fmt::format("the new token is for tenant '{}', not '{}'; a tunnel keeps "
+                                      "its tenant (start another tunnel connect)",
+                                      *tenant, tenant_));
+    last_ = token;
+    return token;
+}
+
 core::result<std::string> token_source::fetch() {
     if (is_command()) {
         auto t = run_token_command(options_.command, options_.command_timeout);
         if (!t) return t;
-        last_ = *t;
-        return t;
+        return adopt(std::move(*t));
     }
     const auto stamp = stamp_of(options_.file);
     auto t = transport::read_token_file(options_.file);
     if (!t) return t;
-    last_ = *t;
     stamp_ = stamp;
-    return t;
+    return adopt(std::move(*t));
 }
 
 asio::awaitable<core::result<std::string>> token_source::fetch_async() {
@@ -176,8 +188,8 @@ asio::awaitable<core::result<std::string>> token_source::fetch_async() {
     if (cancelled_) co_return tl::unexpected(command_error("stopped"));
     auto token =
         command_result(status, std::move(text), timed_out, too_long, options_.command_timeout);
-    if (token) last_ = *token;
-    co_return token;
+    if (!token) co_return token;
+    co_return adopt(std::move(*token));
 }
 
 void token_source::cancel() {

@@ -48,11 +48,18 @@ class token_source {
     [[nodiscard]] bool file_changed() const;
     [[nodiscard]] bool is_command() const noexcept { return !options_.command.empty(); }
     [[nodiscard]] const std::string& last() const noexcept { return last_; }
+    // The tenant (`sub`) of the first token read; every later token must be
+    // for it too (a tunnel keeps its tenant: it is the SSH user), else the
+    // fetch fails and the token in use stays.
+    [[nodiscard]] const std::string& tenant() const noexcept { return tenant_; }
 
   private:
     explicit token_source(token_source_options o) : options_(std::move(o)) {}
+    // Makes `token` the one in use, unless it is for another tenant.
+    [[nodiscard]] core::result<std::string> adopt(std::string token);
     token_source_options options_;
     std::string last_;
+    std::string tenant_;
     std::optional<std::pair<std::int64_t, std::int64_t>> stamp_;  // size, mtime ns
     int child_ = -1;                                              // the command fetch_async runs
     bool cancelled_ = false;

@@ -96,6 +96,26 @@ TEST(TokenSource, AFileIsReadAgainWhenItChanges) {
     EXPECT_EQ(src->last(), b);
 }
 
+TEST(TokenSource, ATokenForAnotherTenantIsRefusedAndTheOldOneStays) {
+    temp_file f;
+    const auto far = now_s() + 3600;
+    const auto acme = token_with(fmt::format(R"({{"sub":"acme","exp":{}}})", far));
+    f.write(acme);
+    auto src = token_source::create(from(f.path));
+    ASSERT_TRUE(src);
+    ASSERT_EQ(src->current().value_or(""), acme);
+    EXPECT_EQ(src->tenant(), "acme");
+    std::this_thread::sleep_for(10ms);
+    f.write(token_with(fmt::format(R"({{"sub":"other","exp":{}}})", far)));
+    auto refused = src->current();
+    ASSERT_FALSE(refused);
+    EXPECT_NE(refused.error().message.find("tenant 'other', not 'acme'"), std::string::npos)
+        << refused.error().message;
+    EXPECT_EQ(src->last(), acme);
+    EXPECT_EQ(src->current().value_or(""), acme)
+        << "the refused file is not read again until it changes";
+}
+
 TEST(TokenSource, ATokenAboutToExpireIsFetchedAgain) {
     temp_file f;
     const auto soon = token_with(fmt::format(R"({{"sub":"acme","exp":{}}})", now_s() + 2));
