@@ -74,21 +74,35 @@ asio::awaitable<void> token_renewal::run() {
         if (!due && !changed) continue;
         auto fresh = co_await source_->fetch_async();
         if (stopped_) break;
+        // Trying again: every 5 s, or sooner when the token in use expires
+        // sooner (a quarter of what is left, at least 100 ms); said once per
+        // token in use, not at every try.
+        const auto retry = std::clamp(exp ? std::chrono::duration_cast<milliseconds>(
+                                                *exp - std::chrono::system_clock::now()) /
+                                                4
+                                          : 5000ms,
+                                      100ms, 5000ms);
+        const bool first_try = warned_for_ != in_use;
         if (!fresh) {
-            spdlog::warn("could not get a fresh token: {}; trying again in 5 s",
-                         fresh.error().message);
-            co_await sleep(5000ms);
+            if (first_try)
+                spdlog::warn("could not get a fresh token: {}; trying again every {} ms",
+                             fresh.error().message, retry.count());
+            warned_for_ = in_use;
+            co_await sleep(retry);
             continue;
         }
         if (*fresh == in_use) {
             if (due && !changed) {
-                spdlog::warn(
-                    "the token source gave the same token again, which expires {}; {} (trying "
-                    "again in 5 s)",
-                    exp && *exp > std::chrono::system_clock::now() ? "soon" : "now",
-                    source_->is_command() ? "check --token-command"
-                                          : "write a fresh token to the --token-file");
-                co_await sleep(5000ms);
+                if (first_try)
+                    spdlog::warn(
+                        "the token source gave the same token again, which expires {}; {} "
+                        "(trying again every {} ms)",
+                        exp && *exp > std::chrono::system_clock::now() ? "soon" : "now",
+                        source_->is_command() ? "check --token-command"
+                                              : "write a fresh token to the --token-file",
+                        retry.count());
+                warned_for_ = in_use;
+                co_await sleep(retry);
             }
             continue;
         }

@@ -45,6 +45,7 @@ class token_renewal {
     std::shared_ptr<token_source> source_;
     std::shared_ptr<forward::supervisor> supervisor_;
     std::function<void(const token_renewed&)> on_renewed_;
+    std::string warned_for_;  // the token in use when a retry was last said
     bool stopped_ = false;
 };
 

@@ -147,7 +147,7 @@ TEST_F(RelayTokenRenewal, ARewrittenTokenFileIsPickedUp) {
     EXPECT_GE(events(c->log(), "token_renewed"), 2) << c->log();
     EXPECT_LE(cut, events(c->log(), "token_renewed")) << c->log();
     RecordProperty("cut", cut);
-    EXPECT_EQ(relay_log.find("token expired"), std::string::npos) << relay_log;
+    EXPECT_EQ(relay_log.find("token expired"), std::string::npos) << relay_log << "\n" << c->log();
     EXPECT_TRUE(running) << c->log();
 }
 
