@@ -25,6 +25,7 @@
 #include "relay/public_connection.hpp"
 #include "relay/publish_request.hpp"
 #include "relay/relay_state.hpp"
+#include "relay/tcp_service.hpp"
 #include "relay/visitor_config.hpp"
 #include "transport/websocket_client.hpp"
 
@@ -319,6 +320,7 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
         auto tt = weak.lock();
         auto r = weak_relay.lock();
         if (!tt || !r) return d;
+        if (is_tcp_publish(address)) return publish_tcp(r, tt, address, port);  // raw TCP
         // The bind address carries the name and who may call it
         // (publish_request.hpp); the operator's visitors: entry wins.
         auto request = parse_publish_request(address);
@@ -387,6 +389,7 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
         auto tt = weak.lock();
         auto r = weak_relay.lock();
         if (!tt || !r) return;
+        if (is_tcp_publish(address)) return unpublish_tcp(*r, *tt, address);
         // The cancel repeats the bind address of the forward ("llm;access=token").
         std::string name = address.substr(0, address.find(';'));
         for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
