@@ -21,7 +21,8 @@ core::result<std::uint16_t> tcp_routes::assign(const std::string& tenant, const 
     auto free_port = [&](std::uint16_t p) {
         auto o = owners_.find(p);
         if (o == owners_.end()) return true;
-        if (routes_.count(o->second) || (held && held(o->second.first, o->second.second)))
+        if (routes_.count(o->second) || pending_.count(o->second) ||
+            (held && held(o->second.first, o->second.second)))
             return false;
         ports_.erase(o->second);
         owners_.erase(o);
@@ -30,6 +31,7 @@ core::result<std::uint16_t> tcp_routes::assign(const std::string& tenant, const 
     auto take = [&](std::uint16_t p) {
         ports_[k] = p;
         owners_[p] = k;
+        pending_.insert(k);  // until published or abandoned
         return p;
     };
     // A client asking for a port (the one it had) is told no other: the
@@ -60,8 +62,19 @@ core::result<std::uint16_t> tcp_routes::assign(const std::string& tenant, const 
                                            : std::string()));
 }
 
+void tcp_routes::abandon(const std::string& tenant, const std::string& name) {
+    std::lock_guard lock(mutex_);
+    const key k{tenant, name};
+    if (!pending_.erase(k)) return;
+    if (auto it = ports_.find(k); it != ports_.end()) {
+        owners_.erase(it->second);
+        ports_.erase(it);
+    }
+}
+
 void tcp_routes::release_port(const std::string& tenant, const std::string& name) {
     std::lock_guard lock(mutex_);
+    pending_.erase({tenant, name});
     if (auto it = ports_.find({tenant, name}); it != ports_.end()) {
         owners_.erase(it->second);
         ports_.erase(it);
@@ -75,6 +88,7 @@ core::result<void> tcp_routes::publish(tcp_route route) {
         return core::fail(core::errc::denied,
                           fmt::format("{:?} is already published by another tunnel of tenant {}",
                                       route.name, route.tenant));
+    pending_.erase(k);
     routes_[std::move(k)] = std::move(route);
     return {};
 }

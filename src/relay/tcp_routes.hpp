@@ -65,6 +65,9 @@ class tcp_routes {
     [[nodiscard]] core::result<std::uint16_t> assign(
         const std::string& tenant, const std::string& name, std::uint16_t wanted,
         const held_fn& held, const std::function<bool(std::uint16_t)>& usable);
+    // A port assign() just gave is not used after all (the publish failed):
+    // free again. A port assigned before (held by a lease) stays.
+    void abandon(const std::string& tenant, const std::string& name);
     // The port is no longer assigned (unpublished on purpose, no lease).
     void release_port(const std::string& tenant, const std::string& name);
 
@@ -94,6 +97,7 @@ class tcp_routes {
     std::map<key, tcp_route> routes_;
     std::map<key, std::uint16_t> ports_;  // assigned ports
     std::map<std::uint16_t, key> owners_;
+    std::set<key> pending_;  // assigned, not yet published: nobody else takes them
     std::map<std::string, unsigned> connections_;
 };
 

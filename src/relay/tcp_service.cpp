@@ -223,6 +223,7 @@ ssh::forward_decision publish_tcp(const std::shared_ptr<relay_state>& relay,
         return refuse("port_refused", assigned.error().message);
     }
     if (!listener && !usable(*assigned)) {
+        r.tcp->abandon(tenant, name);
         give_back();
         return refuse("port_unavailable", fmt::format("cannot listen on {}:{}: {}",
                                                       address_to_bind.to_string(), *assigned, why));
@@ -248,6 +249,7 @@ ssh::forward_decision publish_tcp(const std::shared_ptr<relay_state>& relay,
     if (existing && !mine) (void)r.tcp->unpublish(tenant, name, existing->tunnel_id);
     if (auto published = r.tcp->publish(route); !published) {
         listener->close();
+        r.tcp->abandon(tenant, name);
         give_back();
         return refuse("name_taken", published.error().message);
     }
