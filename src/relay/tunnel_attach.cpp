@@ -25,6 +25,7 @@
 #include "relay/public_connection.hpp"
 #include "relay/publish_request.hpp"
 #include "relay/relay_state.hpp"
+#include "relay/tcp_routes.hpp"
 #include "relay/tcp_service.hpp"
 #include "relay/visitor_config.hpp"
 #include "transport/websocket_client.hpp"
@@ -125,9 +126,9 @@ unsigned tunnels_of(const relay_state& relay, const std::string& tenant) {
     return n;
 }
 
-// Names `tenant` publishes, through any of its tunnels.
+// Names `tenant` publishes, through any of its tunnels (raw TCP ones too).
 unsigned names_of(const relay_state& relay, const std::string& tenant) {
-    unsigned n = 0;
+    unsigned n = relay.tcp ? relay.tcp->names_of(tenant) : 0;
     const auto table = relay.table();
     for (auto it = table->routes.lower_bound({tenant, std::string()});
          it != table->routes.end() && it->first.first == tenant; ++it)
