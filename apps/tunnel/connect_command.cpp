@@ -26,6 +26,7 @@ struct connect_flags {
     std::string token_command;
     std::string token_command_timeout = "30s";
     std::vector<std::string> exposes;
+    std::vector<std::string> expose_tcp;  // raw TCP names (the relay's tcp: section)
     std::string ca_file;
     bool insecure = false;
     bool allow_plaintext = false;
@@ -68,6 +69,8 @@ void print_event(const relay::relay_event& ev, bool json) {
                      {"target", ev.target},
                      {"access", ev.access.empty() ? "relay default" : ev.access}};
                 if (ev.what == kind::published) j["urls"] = ev.urls;
+                if (ev.tcp) j["proto"] = "tcp";
+                if (ev.tcp && ev.what == kind::published) j["port"] = ev.tcp_port;
                 if (ev.what == kind::refused) j["message"] = ev.message;
                 break;
         }
@@ -79,7 +82,7 @@ void print_event(const relay::relay_event& ev, bool json) {
                                        ev.lease_grace.count())
                          : std::string());
     } else if (ev.what == kind::published) {
-        fmt::print(stdout, "{} -> {}{}: {}\n", ev.name, ev.target,
+        fmt::print(stdout, "{}{} -> {}{}: {}\n", ev.name, ev.tcp ? " (tcp)" : "", ev.target,
                    ev.access.empty() ? std::string() : fmt::format(" (access {})", ev.access),
                    ev.urls.empty() ? std::string("published (the relay sent no public URL)")
                                    : fmt::format("{}", fmt::join(ev.urls, "  ")));
@@ -122,6 +125,11 @@ int run_connect(const connect_flags& f) {
             "anyone on the path can read the token\n");
     for (const auto& text : f.exposes) {
         auto e = relay::parse_expose(text);
+        if (!e) return report(e.error());
+        o.exposes.push_back(std::move(*e));
+    }
+    for (const auto& text : f.expose_tcp) {
+        auto e = relay::parse_expose_tcp(text);
         if (!e) return report(e.error());
         o.exposes.push_back(std::move(*e));
     }
@@ -243,8 +251,10 @@ void add_connect_command(CLI::App& app, command_runner& run) {
                     "How long --token-command may take")
         ->capture_default_str();
     cmd->add_option("--expose", flags->exposes,
-                    "NAME=HOST:PORT: publish NAME, carried to HOST:PORT here (repeatable)")
-        ->required();
+                    "NAME=HOST:PORT: publish NAME, carried to HOST:PORT here (repeatable)");
+    cmd->add_option("--expose-tcp", flags->expose_tcp,
+                    "NAME=HOST:PORT: publish NAME as raw TCP (SSH, a database) on a port the "
+                    "relay assigns (printed), or by TLS SNI (repeatable)");
     cmd->add_option("--ca-file", flags->ca_file,
                     "Trust the CA certificates (PEM) in this file, e.g. a self-signed relay's");
     cmd->add_flag("--insecure", flags->insecure,

@@ -8,6 +8,7 @@
 #include "core/utc_time.hpp"
 #include "relay/dashboard.hpp"
 #include "relay/relay_state.hpp"
+#include "relay/tcp_service.hpp"
 #include "relay/usage_endpoint.hpp"
 
 namespace tunnel::relay {
@@ -153,6 +154,7 @@ std::vector<observe::admin_endpoint> admin_endpoints(const std::shared_ptr<relay
                      with_state(weak, audit_head)});
     for (auto& e : dashboard_endpoints(state)) table.push_back(std::move(e));
     for (auto& e : usage_endpoints(state)) table.push_back(std::move(e));
+    for (auto& e : tcp_endpoints(state)) table.push_back(std::move(e));
     return table;
 }
 

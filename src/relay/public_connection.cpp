@@ -14,6 +14,7 @@
 #include "relay/lease_hold.hpp"
 #include "relay/proxy_exchange.hpp"
 #include "relay/relay_state.hpp"
+#include "relay/tcp_service.hpp"
 #include "relay/tunnel_attach.hpp"
 
 namespace tunnel::relay {
@@ -451,6 +452,11 @@ asio::awaitable<void> serve_socket(std::shared_ptr<relay_state> relay, unsigned 
     std::shared_ptr<public_stream> stream;
     core::close_registry::handle owned;
     try {
+        // TLS for a raw TCP name (tcp.sni_domain) is spliced, not served.
+        if (relay->tcp && relay->config.tcp.sni_enabled()) {
+            const bool taken = co_await route_tls_by_sni(relay, worker, sock, peer, ticket);
+            if (taken) co_return;
+        }
         if (relay->tls_context) {
             auto s = std::make_shared<tls_stream>(std::move(sock), *relay->tls_context);
             owned = owned_by(*relay, worker, s);

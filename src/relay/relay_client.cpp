@@ -14,6 +14,7 @@
 #include "core/encoding.hpp"
 #include "relay/public_route.hpp"
 #include "relay/publish_request.hpp"
+#include "relay/tcp_service.hpp"
 #include "relay/token_minter.hpp"
 #include "transport/websocket_stream.hpp"
 
@@ -45,13 +46,15 @@ std::string port_suffix(std::string_view url) {
 
 }  // namespace
 
-core::result<expose_spec> parse_expose(std::string_view text) {
+namespace {
+
+// --expose / --expose-tcp NAME=HOST:PORT.
+core::result<expose_spec> parse_expose_as(std::string_view text, std::string_view flag, bool tcp) {
     const auto eq = text.find('=');
     if (eq == std::string_view::npos)
-        return core::fail(
-            core::errc::invalid_argument,
-            fmt::format("--expose '{}': write NAME=HOST:PORT, e.g. --expose llm=127.0.0.1:11434",
-                        text));
+        return core::fail(core::errc::invalid_argument,
+                          fmt::format("{} '{}': write NAME=HOST:PORT, e.g. {} {}=127.0.0.1:{}",
+                                      flag, text, flag, tcp ? "ssh" : "llm", tcp ? "22" : "11434"));
     expose_spec e;
     e.text = std::string(text);
     e.name = std::string(text.substr(0, eq));
@@ -60,10 +63,9 @@ core::result<expose_spec> parse_expose(std::string_view text) {
     if (!valid_label(e.name))
         return core::fail(
             core::errc::invalid_argument,
-            fmt::format(
-                "--expose '{}': the name '{}' must be a DNS label: 1 to 63 of a-z, 0-9 and '-', "
-                "not starting or ending with '-', without '--'",
-                text, e.name));
+            fmt::format("{} '{}': the name '{}' must be a DNS label: 1 to 63 of a-z, 0-9 and '-', "
+                        "not starting or ending with '-', without '--'",
+                        flag, text, e.name));
     std::string target(text.substr(eq + 1));
     if (!target.empty() &&
         std::all_of(target.begin(), target.end(), [](unsigned char c) { return std::isdigit(c); }))
@@ -73,10 +75,21 @@ core::result<expose_spec> parse_expose(std::string_view text) {
     if (!spec || spec->target.is_unix() || spec->target.port == 0)
         return core::fail(
             core::errc::invalid_argument,
-            fmt::format("--expose '{}': '{}' is not HOST:PORT (e.g. 127.0.0.1:8080, [::1]:8080)",
+            fmt::format("{} '{}': '{}' is not HOST:PORT (e.g. 127.0.0.1:8080, [::1]:8080)", flag,
                         text, target));
     e.target = spec->target;
+    e.tcp = tcp;
     return e;
+}
+
+}  // namespace
+
+core::result<expose_spec> parse_expose(std::string_view text) {
+    return parse_expose_as(text, "--expose", false);
+}
+
+core::result<expose_spec> parse_expose_tcp(std::string_view text) {
+    return parse_expose_as(text, "--expose-tcp", true);
 }
 
 core::result<void> apply_access(std::vector<expose_spec>& exposes, const access_flags& flags) {
@@ -124,6 +137,15 @@ core::result<void> apply_access(std::vector<expose_spec>& exposes, const access_
     }
     bool uses_ip = false, uses_basic = false;
     for (auto& e : exposes) {
+        if (e.tcp) {  // raw TCP: the relay's caps and the token's allow list only
+            if (per_name.count(e.name))
+                return bad(
+                    fmt::format("--access: '{}' is a raw TCP name (--expose-tcp); visitor "
+                                "access is for HTTP names",
+                                e.name));
+            e.access.reset();
+            continue;
+        }
         auto it = per_name.find(e.name);
         std::optional<access_mode> mode = it != per_name.end() ? it->second : all;
         if (!mode) {
@@ -210,10 +232,12 @@ std::vector<forward_spec> publish_forwards(const std::vector<expose_spec>& expos
         const auto& e = exposes[i];
         forward_spec s;
         s.kind = forward_kind::remote;
-        s.listen.host = encode_publish_request(e.name, e.access);
-        s.listen.port = static_cast<uint16_t>(first_port + i);
+        s.listen.host =
+            e.tcp ? encode_tcp_publish(e.name) : encode_publish_request(e.name, e.access);
+        // A raw TCP name asks for port 0: the relay answers with its public port.
+        s.listen.port = e.tcp ? 0 : static_cast<uint16_t>(first_port + i);
         s.target = e.target;
-        s.text = "--expose " + e.text;
+        s.text = (e.tcp ? "--expose-tcp " : "--expose ") + e.text;
         out.push_back(std::move(s));
     }
     return out;
@@ -229,7 +253,8 @@ std::string default_relay_known_hosts() {
 core::result<supervisor_options> relay_supervisor_options(relay_client_options options) {
     if (options.exposes.empty())
         return core::fail(core::errc::invalid_argument,
-                          "nothing to publish: give at least one --expose NAME=HOST:PORT");
+                          "nothing to publish: give at least one --expose (or --expose-tcp) "
+                          "NAME=HOST:PORT");
     std::set<std::string> names;
     for (const auto& e : options.exposes)
         if (!names.insert(e.name).second)
@@ -314,12 +339,23 @@ core::result<supervisor_options> relay_supervisor_options(relay_client_options o
         ev.access = request && request->access ? request->access->describe() : std::string();
         ev.target = fs.spec.target.to_string();
     };
-    o.on_remote_listening = [attached, on_event, user, describe](const forward_stats& fs) {
+    // Raw TCP names are reached at the relay's host, on the port it assigned.
+    const std::string relay_host = options.url.host.find(':') != std::string::npos
+                                       ? "[" + options.url.host + "]"
+                                       : options.url.host;
+    o.on_remote_listening = [attached, on_event, user, describe,
+                             relay_host](const forward_stats& fs) {
         relay_event ev;
         ev.what = relay_event::kind::published;
         ev.tenant = attached->tenant.empty() ? user : attached->tenant;
         describe(fs, ev);
-        ev.urls = public_urls(*attached, ev.name);
+        if (is_tcp_publish(fs.spec.listen.host)) {
+            ev.tcp = true;
+            ev.tcp_port = fs.bound_port.value_or(0);
+            ev.urls = {fmt::format("tcp://{}:{}", relay_host, ev.tcp_port)};
+        } else {
+            ev.urls = public_urls(*attached, ev.name);
+        }
         on_event(ev);
     };
     o.on_remote_refused = [on_event, user, describe](const forward_stats& fs) {
@@ -327,7 +363,13 @@ core::result<supervisor_options> relay_supervisor_options(relay_client_options o
         ev.what = relay_event::kind::refused;
         ev.tenant = user;
         describe(fs, ev);
-        ev.message = ev.access.empty()
+        ev.tcp = is_tcp_publish(fs.spec.listen.host);
+        ev.message = ev.tcp ? fmt::format(
+                                  "the relay refused to publish raw TCP '{}': is it in the "
+                                  "token's allow list, does the relay have tcp.ports, and is a "
+                                  "port free? (retrying every few seconds)",
+                                  ev.name)
+                     : ev.access.empty()
                          ? fmt::format(
                                "the relay refused to publish '{}': is it in the token's allow "
                                "list, and does the token allow public names? (retrying every few "

@@ -31,10 +31,13 @@ struct expose_spec {
     forward::endpoint target;             // HOST:PORT on this machine
     std::string text;                     // as typed
     std::optional<access_policy> access;  // who may call it; absent: the relay's default
+    bool tcp = false;                     // --expose-tcp: a raw TCP name (the relay's tcp: section)
 };
 
 // NAME=HOST:PORT (NAME: a relay label, see valid_label: [a-z0-9-], 1..63, no "--").
 [[nodiscard]] core::result<expose_spec> parse_expose(std::string_view text);
+// --expose-tcp NAME=HOST:PORT: the same, for a raw TCP name (tcp = true).
+[[nodiscard]] core::result<expose_spec> parse_expose_tcp(std::string_view text);
 
 // --access, --allow-ip and --htpasswd as typed.
 struct access_flags {
@@ -80,7 +83,9 @@ struct relay_event {
     std::string name;    // published/refused
     std::string target;  // published/refused: HOST:PORT
     std::string access;  // published/refused: "public", "token", ... ("" = relay default)
-    std::vector<std::string> urls;  // published
+    std::vector<std::string> urls;  // published (a raw TCP name: tcp://relay-host:port)
+    bool tcp = false;               // published/refused: a raw TCP name (--expose-tcp)
+    std::uint16_t tcp_port = 0;     // published raw TCP: the relay's public port for it
     // attached: the relay holds the names for this long after a drop (its
     // lease; 0: no lease, names are released when the connection drops).
     std::chrono::seconds lease_grace{0};

@@ -21,6 +21,7 @@
 #include "relay/admin_server.hpp"
 #include "relay/public_connection.hpp"
 #include "relay/relay_state.hpp"
+#include "relay/tcp_routes.hpp"
 #include "relay/visitor_token.hpp"
 #include "usage/usage_recorder.hpp"
 
@@ -266,6 +267,8 @@ core::result<std::unique_ptr<relay_server>> relay_server::create(asio::io_contex
         if (!log) return tl::unexpected(log.error());
         state->audit_log.emplace(std::move(*log));
     }
+    if (cfg.tcp.ports_enabled())  // raw TCP publishing (tcp_service.hpp)
+        state->tcp = std::make_shared<tcp_routes>(cfg.tcp.first_port, cfg.tcp.last_port);
     if (cfg.usage) {
         auto usage = usage::usage_recorder::open(*cfg.usage, workers);
         if (!usage) return tl::unexpected(usage.error());

@@ -7,6 +7,8 @@
 #include "core/secret_file.hpp"
 #include "relay/dashboard.hpp"
 #include "relay/public_route.hpp"
+#include "relay/tcp_routes.hpp"
+#include "relay/tcp_service.hpp"
 #include "usage/usage_recorder.hpp"
 
 namespace tunnel::relay {
@@ -148,6 +150,10 @@ core::result<std::uint32_t> relay_state::publish(const std::shared_ptr<tunnel_en
             fmt::format("the token of tenant {} does not allow the name {:?} (allowed: {})",
                         t->policy.tenant, *name, fmt::join(t->policy.allow, ", ")));
     auto key = std::make_pair(t->policy.tenant, *name);
+    if (tcp && tcp->find(key.first, key.second))  // a name is either HTTP or raw TCP
+        return core::fail(core::errc::denied,
+                          fmt::format("{:?} is published as a raw TCP name of tenant {}", *name,
+                                      t->policy.tenant));
     // A name a lease holds is its tunnel's alone (lease_store.hpp).
     const bool held_before = t->lease != 0 && leases->held(key.first, key.second).lease == t->lease;
     if (auto claimed = leases->claim(t->lease, key.first, key.second); !claimed)
@@ -240,6 +246,7 @@ void relay_state::remove(std::uint64_t id, unsigned worker) {
         for (const auto& [tenant, name] : gone)
             usage->name_down(tenant, name, std::chrono::system_clock::now());
     if (!t) return;
+    tcp_tunnel_gone(*this, *t);  // its raw TCP listeners close (tcp_service.hpp)
     // Its names stay with its lease for the grace period (requests for them
     // queue); without a lease, or released on purpose, they go now. Names a
     // tunnel re-attached with its lease has taken over are not touched.

@@ -25,6 +25,8 @@
 #include "relay/public_connection.hpp"
 #include "relay/publish_request.hpp"
 #include "relay/relay_state.hpp"
+#include "relay/tcp_routes.hpp"
+#include "relay/tcp_service.hpp"
 #include "relay/visitor_config.hpp"
 #include "transport/websocket_client.hpp"
 
@@ -124,9 +126,9 @@ unsigned tunnels_of(const relay_state& relay, const std::string& tenant) {
     return n;
 }
 
-// Names `tenant` publishes, through any of its tunnels.
+// Names `tenant` publishes, through any of its tunnels (raw TCP ones too).
 unsigned names_of(const relay_state& relay, const std::string& tenant) {
-    unsigned n = 0;
+    unsigned n = relay.tcp ? relay.tcp->names_of(tenant) : 0;
     const auto table = relay.table();
     for (auto it = table->routes.lower_bound({tenant, std::string()});
          it != table->routes.end() && it->first.first == tenant; ++it)
@@ -319,6 +321,7 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
         auto tt = weak.lock();
         auto r = weak_relay.lock();
         if (!tt || !r) return d;
+        if (is_tcp_publish(address)) return publish_tcp(r, tt, address, port);  // raw TCP
         // The bind address carries the name and who may call it
         // (publish_request.hpp); the operator's visitors: entry wins.
         auto request = parse_publish_request(address);
@@ -387,6 +390,7 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
         auto tt = weak.lock();
         auto r = weak_relay.lock();
         if (!tt || !r) return;
+        if (is_tcp_publish(address)) return unpublish_tcp(*r, *tt, address);
         // The cancel repeats the bind address of the forward ("llm;access=token").
         std::string name = address.substr(0, address.find(';'));
         for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
