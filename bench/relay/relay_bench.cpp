@@ -1,6 +1,7 @@
 // bench/relay: `relay_bench [--parts http,bulk,idle] [part options]`; each part
 // is described in relay_parts.hpp. Options: --rounds N (both), --seconds N
-// and --workers N, --tracing OTLP_URL (http), --mib N (bulk), --tunnels N (idle).
+// and --workers N, --tracing OTLP_URL (http), --mib N (bulk), --tunnels N (idle),
+// --requests N, --connections C, --tools counts,callgrind, --workers W (cost).
 #include <string>
 
 #include <fmt/format.h>
@@ -26,13 +27,16 @@ int main(int argc, char** argv) {
             status |= run_bulk_part(argc, argv);
         else if (part == "idle")
             status |= run_idle_part(argc, argv);
+        else if (part == "cost")
+            status |= run_cost_part(argc, argv);
         else {
-            fmt::print(stderr, "--parts: unknown part {:?} (known: http, bulk, idle)\n", part);
+            fmt::print(stderr, "--parts: unknown part {:?} (known: http, bulk, idle, cost)\n",
+                       part);
             return 2;
         }
     }
     if (!any) {
-        fmt::print(stderr, "--parts: name at least one part (http, bulk, idle)\n");
+        fmt::print(stderr, "--parts: name at least one part (http, bulk, idle, cost)\n");
         return 2;
     }
     return status;

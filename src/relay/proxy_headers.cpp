@@ -13,11 +13,15 @@ namespace tunnel::relay {
 
 namespace {
 
+// ASCII case folding (field names are tokens): what std::tolower does in
+// the C locale, without its call per character.
+constexpr char fold(char c) noexcept {
+    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
 bool iequal(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) ==
-                      std::tolower(static_cast<unsigned char>(y));
-           });
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
+                                              [](char x, char y) { return fold(x) == fold(y); });
 }
 
 std::string_view trim(std::string_view s) {
@@ -119,13 +123,7 @@ namespace {
 class hop_filter {
   public:
     explicit hop_filter(const http_head& head) {
-        for (auto option : connection_options(head)) {
-            std::string lower(option);
-            std::transform(lower.begin(), lower.end(), lower.begin(),
-                           [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-            named_.push_back(std::move(lower));
-        }
-        std::sort(named_.begin(), named_.end());
+        for (auto option : connection_options(head)) named_.emplace_back(option);
     }
 
     [[nodiscard]] bool drops(std::string_view name) const {
@@ -139,10 +137,10 @@ class hop_filter {
         if (iequal(name, "Content-Length") || iequal(name, "Transfer-Encoding") ||
             iequal(name, "Host"))
             return false;
-        std::string lower(name);
-        std::transform(lower.begin(), lower.end(), lower.begin(),
-                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-        return std::binary_search(named_.begin(), named_.end(), lower);
+        // Connection names one or two options ("close", "keep-alive"): a
+        // scan, with no lower-case copy of every field name.
+        return std::any_of(named_.begin(), named_.end(),
+                           [&](const std::string& n) { return iequal(name, n); });
     }
 
   private:
