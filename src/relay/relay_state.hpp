@@ -46,6 +46,7 @@ class usage_recorder;
 namespace tunnel::relay {
 
 class dashboard_feed;
+class cluster_routes;
 
 // One attached client: its SSH session (over a WebSocket), the names it
 // published, its limits and counters. Pinned to one worker: everything but
@@ -216,6 +217,8 @@ class relay_state {
     // Usage analytics (config `usage:`; null when off): requests counted by
     // request_record, published time by publish/unpublish/remove.
     std::shared_ptr<usage::usage_recorder> usage;
+    // The cluster route table (config `cluster:`; null for a single relay).
+    std::shared_ptr<cluster_routes> cluster;
     std::optional<asio::ssl::context> tls_context;
 
     std::atomic<bool> stopping{false};
