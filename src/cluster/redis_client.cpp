@@ -224,7 +224,7 @@ asio::awaitable<core::result<std::shared_ptr<redis_connection>>> redis_client::c
             (*conn)->close("AUTH failed");
             // Redis' message never holds the password; ours neither.
             co_return core::fail(core::errc::auth_failed,
-                                 fmt::format("redis {}: AUTH refused: {} (check the password in "
+                                 fmt::format("{}: AUTH refused: {} (check the password in "
                                              "cluster.redis)",
                                              where_, r ? describe(*r) : r.error().message));
         }
@@ -236,7 +236,7 @@ asio::awaitable<core::result<std::shared_ptr<redis_connection>>> redis_client::c
         if (!r || r->is_error()) {
             (*conn)->close("SELECT failed");
             co_return core::fail(core::errc::connection_failed,
-                                 fmt::format("redis {}: SELECT {} refused: {}", where_, address_.db,
+                                 fmt::format("{}: SELECT {} refused: {}", where_, address_.db,
                                              r ? describe(*r) : r.error().message));
         }
     }
@@ -247,7 +247,7 @@ asio::awaitable<core::result<std::shared_ptr<redis_connection>>> redis_client::c
         if (!r || !r->is_array() || r->elements.empty() || r->elements[0].text != "master") {
             (*conn)->close("not the master");
             co_return core::fail(core::errc::connection_failed,
-                                 fmt::format("redis {}: {} is not the master (yet); asking the "
+                                 fmt::format("{}: {} is not the master (yet); asking the "
                                              "sentinels again",
                                              where_, describe(target)));
         }

@@ -1,6 +1,7 @@
 // Two real `tunnel relay` processes with a `cluster:` section on one real
 // redis-server: a name published on A is in the route table as A's and is
 // refused on B; after Redis restarts empty, A claims its routes again.
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <sstream>
@@ -10,6 +11,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "cluster/redis_address.hpp"
+#include "core/asio.hpp"
+#include "relay/relay_config.hpp"
+#include "relay/relay_server.hpp"
 #include "support/net.hpp"
 #include "support/process.hpp"
 #include "support/redis_fixture.hpp"
@@ -110,20 +115,72 @@ TEST(ClusterRelays, ANamePublishedOnOneRelayIsRefusedOnTheOther) {
         << a->log();
 }
 
-TEST(ClusterRelays, ABadClusterSecretFileStopsTheStart) {
-    auto redis = redis_fixture::start();
-    ASSERT_TRUE(redis) << redis.error().message;
+// In-process (relay_server::create): the checks at start, and a relay whose
+// Redis is away starts, serves and shuts down cleanly.
+core::result<relay::relay_config> cluster_dev_config(const temp_dir& dir, const std::string& redis,
+                                                     const std::string& cluster_secret) {
+    if (auto w =
+            write_text_file(dir.file("jwt.secret"), "cluster-relay-test-secret-0123456789\n", 0600);
+        !w)
+        return tl::unexpected(w.error());
+    if (auto w = write_text_file(dir.file("cluster.secret"), cluster_secret, 0600); !w)
+        return tl::unexpected(w.error());
+    auto config = relay::dev_config("127.0.0.1:0", "127.0.0.1:0", dir.file("jwt.secret"));
+    if (!config) return config;
+    auto address = cluster::parse_redis_address(redis);
+    if (!address) return tl::unexpected(address.error());
+    relay::cluster_config c;
+    c.redis = *address;
+    c.node = "relay-a";
+    c.internal_host = "127.0.0.1";
+    c.internal_port = 7443;
+    c.secret_file = dir.file("cluster.secret");
+    config->cluster = c;
+    return config;
+}
+
+TEST(ClusterRelays, AShortClusterSecretStopsTheStart) {
     auto dir = temp_dir::create("tunnel-cluster");
     ASSERT_TRUE(dir);
-    const auto secret = dir->file("short.secret");
-    ASSERT_TRUE(write_text_file(secret, "short", 0600));
-    relay_options o;
-    o.extra_yaml = cluster_yaml(*redis, "relay-a", secret);
-    o.start_timeout = 5s;
-    auto a = relay_fixture::start(o);
-    ASSERT_FALSE(a);
-    EXPECT_NE(a.error().message.find("cluster.secret_file"), std::string::npos)
-        << a.error().message;
+    auto config = cluster_dev_config(*dir, "redis://127.0.0.1:1", "short");
+    ASSERT_TRUE(config) << config.error().message;
+    asio::io_context io;
+    auto server = relay::relay_server::create(io, std::move(*config));
+    ASSERT_FALSE(server);
+    EXPECT_NE(server.error().message.find("cluster.secret_file"), std::string::npos)
+        << server.error().message;
+}
+
+TEST(ClusterRelays, ARelayWhoseRedisIsAwayServesAndShutsDownCleanly) {
+    auto dir = temp_dir::create("tunnel-cluster");
+    ASSERT_TRUE(dir);
+    auto port = unused_port();  // nobody listens there
+    ASSERT_TRUE(port);
+    auto config = cluster_dev_config(*dir, "redis://127.0.0.1:" + std::to_string(*port),
+                                     "0123456789abcdef0123456789abcdef-cluster");
+    ASSERT_TRUE(config) << config.error().message;
+    asio::io_context io;
+    auto server = relay::relay_server::create(io, std::move(*config));
+    ASSERT_TRUE(server) << server.error().message;
+    (*server)->start();
+    std::atomic<bool> returned{false};
+    std::thread runner([&] {
+        io.run();
+        returned = true;
+    });
+    EXPECT_TRUE(wait_for_port((*server)->public_port(), 5s));
+    auto health =
+        http_request((*server)->admin_port(),
+                     "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    EXPECT_TRUE(health && health->status == 200);
+    std::this_thread::sleep_for(300ms);  // a few reconnect attempts
+    const auto start = steady::now();
+    (*server)->shutdown({});
+    EXPECT_TRUE(eventually([&] { return returned.load(); }, 5s))
+        << "io_context::run() did not return after shutdown()";
+    EXPECT_LT(steady::now() - start, 3s);
+    if (!returned) io.stop();
+    runner.join();
 }
 
 }  // namespace
