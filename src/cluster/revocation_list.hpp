@@ -36,7 +36,8 @@ class revocation_list {
     [[nodiscard]] bool known_revoked(const std::string& jti) const;
 
     // Subscribes; `on_revoked` runs for every revocation published by any
-    // relay (this one included), on the subscriber's strand.
+    // relay (this one included), on the subscriber's strand. The list must
+    // outlive the subscription: stop `subscriber` before destroying it.
     void watch(std::function<void(const std::string& jti)> on_revoked);
 
     [[nodiscard]] std::string channel() const { return prefix_ + "revocations"; }

@@ -155,7 +155,8 @@ asio::awaitable<void> cluster_routes::claim_one(key k, local_claim c) {
             "tunnel published it before hearing so (a conflict: callers reaching this "
             "relay still get this tunnel)",
             k.first, k.second, core::log_text(r->holder.node, 64));
-        note_remote(k, remote_claim{r->holder.node, "", clock::now() + r->holder.expires_in});
+        if (r->holder.node != node_)
+            note_remote(k, remote_claim{r->holder.node, "", clock::now() + r->holder.expires_in});
         co_return;
     }
     announce(
