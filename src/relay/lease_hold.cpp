@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "relay/cluster_routes.hpp"
 #include "relay/public_connection.hpp"
 #include "relay/public_route.hpp"
 #include "relay/relay_state.hpp"
@@ -196,6 +197,9 @@ asio::awaitable<void> sweep_leases(std::shared_ptr<relay_state> relay,
         if (ec || relay->stopping) break;
         for (const auto& r : relay->leases->expire(steady::now())) {
             for (const auto& name : r.names) relay->queue->drop(r.tenant, name);
+            if (relay->cluster)
+                for (const auto& name : r.names)
+                    relay->cluster->released(r.tenant, name, relay->cluster->lease_key(r.lease, 0));
             const std::string names = r.names.empty() ? std::string("(no names)")
                                                       : fmt::format("{}", fmt::join(r.names, ", "));
             spdlog::info(

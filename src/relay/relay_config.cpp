@@ -264,7 +264,7 @@ core::result<relay_config> parse_relay_config_over(std::string_view yaml_text,
                       {"listen", "tls", "allow_plaintext", "admin_listen", "admin", "domain",
                        "routing", "host_key_file", "audit_log", "audit", "jwt", "limits", "breaker",
                        "liveness", "shutdown", "visitors", "agent_forwarding", "workers",
-                       "leases", "queue", "usage", "tracing", "shares", "tcp"}))
+                       "leases", "queue", "usage", "tracing", "shares", "tcp", "cluster"}))
         // clang-format on
         return tl::unexpected(r.failure());
 
@@ -464,6 +464,7 @@ core::result<relay_config> parse_relay_config_over(std::string_view yaml_text,
     if (auto t = doc["tracing"]) read_tracing_config(r, t, "tracing", c.tracing);
     if (auto s = doc["shares"]) read_share_config(r, s, "shares", c.shares);
     if (auto t = doc["tcp"]) read_tcp_config(r, t, "tcp", c.tcp);
+    if (doc["cluster"]) read_cluster_config(r, doc["cluster"], "cluster", c.cluster);
 
     // Cross-field rules only once every field read cleanly: otherwise they repeat the same problem.
     if (r.ok())
@@ -635,6 +636,8 @@ std::vector<std::string> describe(const relay_config& c) {
     else
         out.emplace_back("usage: (off)");
     for (auto& line : describe(c.tracing)) out.push_back(std::move(line));
+    if (c.cluster)
+        for (auto& line : describe(*c.cluster)) out.push_back(std::move(line));
     out.push_back(fmt::format("shares.state_file: {}", c.shares.state_file.empty()
                                                            ? "(none: grants in memory)"
                                                            : c.shares.state_file));

@@ -26,6 +26,7 @@
 
 #include "core/error.hpp"
 #include "relay/agent_policy.hpp"
+#include "relay/cluster_config.hpp"
 #include "relay/lease_config.hpp"
 #include "relay/public_route.hpp"
 #include "relay/share_grant.hpp"
@@ -174,6 +175,7 @@ struct relay_config {
     tracing_config tracing;                    // traceparent and spans (docs/relay.md "Tracing")
     share_config shares;                       // sharing: grants' state file and limits
     tcp_config tcp;                            // raw TCP publishing (tcp_config.hpp)
+    std::optional<cluster_config> cluster;     // shared state in Redis; absent: a single relay
 };
 
 // Parses and validates a whole document; `source` names it in messages.

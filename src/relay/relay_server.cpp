@@ -16,9 +16,11 @@
 
 #include "core/beast.hpp"
 #include "core/fd_limit.hpp"
+#include "core/secret_file.hpp"
 #include "core/spawn.hpp"
 #include "core/wake_signal.hpp"
 #include "relay/admin_server.hpp"
+#include "relay/cluster_routes.hpp"
 #include "relay/public_connection.hpp"
 #include "relay/relay_state.hpp"
 #include "relay/tcp_routes.hpp"
@@ -138,6 +140,7 @@ asio::awaitable<void> drain_and_close(std::shared_ptr<relay_state> st,
     // that did not finish closing, the admin listener.
     owned.reset();
     close_everything(*st);
+    if (st->cluster) st->cluster->stop();
     sd->finished = true;
     auto done = std::move(sd->done);
     for (auto& d : done)
@@ -194,6 +197,7 @@ unsigned relay_server::workers() const {
 
 void relay_server::close() {
     if (state_) close_everything(*state_);
+    if (state_ && state_->cluster) state_->cluster->stop();
 }
 
 core::result<std::unique_ptr<relay_server>> relay_server::create(asio::io_context& io,
@@ -269,6 +273,12 @@ core::result<std::unique_ptr<relay_server>> relay_server::create(asio::io_contex
     }
     if (cfg.tcp.ports_enabled())  // raw TCP publishing (tcp_service.hpp)
         state->tcp = std::make_shared<tcp_routes>(cfg.tcp.first_port, cfg.tcp.last_port);
+    if (cfg.cluster) {
+        // The relay-to-relay hop's secret: read now, so a bad file stops the start.
+        auto secret = core::read_secret_file(cfg.cluster->secret_file, "cluster.secret_file", 32);
+        if (!secret) return tl::unexpected(secret.error());
+        state->cluster = cluster_routes::create(io, *cfg.cluster);
+    }
     if (cfg.usage) {
         auto usage = usage::usage_recorder::open(*cfg.usage, workers);
         if (!usage) return tl::unexpected(usage.error());
@@ -333,6 +343,7 @@ void relay_server::start() {
         core::spawn(w->io, accept_public(state_, w->index), "relay public accept loop");
     start_admin(state_);
     if (state_->usage) state_->usage->start();
+    if (state_->cluster) state_->cluster->start();
     for (auto& w : state_->workers) {
         if (w->index == 0) continue;
         w->work.emplace(w->io.get_executor());

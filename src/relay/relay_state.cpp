@@ -1,10 +1,13 @@
 #include "relay/relay_state.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
 #include "core/secret_file.hpp"
+#include "relay/cluster_routes.hpp"
 #include "relay/dashboard.hpp"
 #include "relay/public_route.hpp"
 #include "relay/tcp_routes.hpp"
@@ -154,6 +157,11 @@ core::result<std::uint32_t> relay_state::publish(const std::shared_ptr<tunnel_en
         return core::fail(core::errc::denied,
                           fmt::format("{:?} is published as a raw TCP name of tenant {}", *name,
                                       t->policy.tenant));
+    // A name another relay's lease holds is refused like a taken one (cluster_routes.hpp).
+    if (cluster)
+        if (auto free = cluster->check(key.first, key.second, cluster->lease_key(t->lease, t->id));
+            !free)
+            return tl::unexpected(free.error());
     // A name a lease holds is its tunnel's alone (lease_store.hpp).
     const bool held_before = t->lease != 0 && leases->held(key.first, key.second).lease == t->lease;
     if (auto claimed = leases->claim(t->lease, key.first, key.second); !claimed)
@@ -177,6 +185,7 @@ core::result<std::uint32_t> relay_state::publish(const std::shared_ptr<tunnel_en
     }
     const std::uint32_t bound = port == 0 ? 80 : port;
     t->names[*name] = bound;
+    if (cluster) cluster->claimed(key.first, key.second, cluster->lease_key(t->lease, t->id));
     if (usage) usage->name_up(key.first, key.second, std::chrono::system_clock::now());
     queue->open(key.first, key.second);  // requests waiting for it go now, in order
     return bound;
@@ -209,6 +218,7 @@ void relay_state::unpublish(const tunnel_entry& t, const std::string& address) {
     if (removed || t.lease != 0) {
         leases->release(t.lease, key.first, key.second);
         queue->drop(key.first, key.second);
+        if (cluster) cluster->released(key.first, key.second, cluster->lease_key(t.lease, t.id));
     }
     if (t.idle) close_later(workers[t.worker]->io, t.idle->release(name));
 }
@@ -255,6 +265,18 @@ void relay_state::remove(std::uint64_t id, unsigned worker) {
     if (t->lease == 0)
         for (const auto& [tenant, name] : gone) queue->drop(tenant, name);
     for (const auto& name : released.names) queue->drop(released.tenant, name);
+    if (cluster) {
+        const auto lease_key = cluster->lease_key(t->lease, t->id);
+        for (const auto& [tenant, name] : gone) {
+            const bool let_go =
+                t->lease == 0 || std::find(released.names.begin(), released.names.end(), name) !=
+                                     released.names.end();
+            if (let_go)
+                cluster->released(tenant, name, lease_key);
+            else
+                cluster->held(tenant, name, lease_key, config.leases.grace);
+        }
+    }
     if (t->lease != 0 && !released.names.empty())
         spdlog::info("tunnel {} ({}): its lease released {} at once ({})", t->id, t->policy.tenant,
                      fmt::join(released.names, ", "),

@@ -47,6 +47,7 @@ namespace tunnel::relay {
 
 class dashboard_feed;
 class tcp_routes;
+class cluster_routes;
 
 // One attached client: its SSH session (over a WebSocket), the names it
 // published, its limits and counters. Pinned to one worker: everything but
@@ -219,6 +220,8 @@ class relay_state {
     std::shared_ptr<usage::usage_recorder> usage;
     // Raw TCP names and their ports (tcp_routes.hpp; null without tcp.ports).
     std::shared_ptr<tcp_routes> tcp;
+    // The cluster route table (config `cluster:`; null for a single relay).
+    std::shared_ptr<cluster_routes> cluster;
     std::optional<asio::ssl::context> tls_context;
 
     std::atomic<bool> stopping{false};

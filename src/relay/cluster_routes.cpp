@@ -1,0 +1,288 @@
+#include "relay/cluster_routes.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "core/log_text.hpp"
+#include "core/spawn.hpp"
+
+namespace tunnel::relay {
+
+namespace {
+
+std::vector<std::string> split_tabs(const std::string& s) {
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    while (out.size() < 8) {
+        auto tab = s.find('\t', start);
+        out.push_back(s.substr(start, tab == std::string::npos ? std::string::npos : tab - start));
+        if (tab == std::string::npos) break;
+        start = tab + 1;
+    }
+    return out;
+}
+
+}  // namespace
+
+std::shared_ptr<cluster_routes> cluster_routes::create(asio::io_context& io,
+                                                       const cluster_config& config,
+                                                       std::string prefix) {
+    return std::shared_ptr<cluster_routes>(new cluster_routes(io, config, std::move(prefix)));
+}
+
+cluster_routes::cluster_routes(asio::io_context& io, const cluster_config& config,
+                               std::string prefix)
+    : io_(io),
+      node_(config.node),
+      address_(config.internal_address()),
+      prefix_(std::move(prefix)),
+      refresh_timer_(io) {
+    cluster::redis_options o;
+    o.name = "cluster redis";
+    commands_ = cluster::redis_client::create(io.get_executor(), config.redis, o);
+    o.name = "cluster redis (subscriber)";
+    subscriber_ = cluster::redis_client::create(io.get_executor(), config.redis, o);
+    table_ = std::make_shared<cluster::route_table>(commands_, node_, address_, prefix_);
+}
+
+std::string cluster_routes::lease_key(std::uint64_t lease, std::uint64_t tunnel) const {
+    return lease != 0 ? fmt::format("{}/lease/{}", node_, lease)
+                      : fmt::format("{}/tunnel/{}", node_, tunnel);
+}
+
+void cluster_routes::start() {
+    std::weak_ptr<cluster_routes> weak = shared_from_this();
+    subscriber_->subscribe(prefix_ + "routes", [weak](const std::string&, const std::string& m) {
+        if (auto s = weak.lock()) s->heard(m);
+    });
+    commands_->on_connected([weak] {
+        if (auto s = weak.lock())
+            core::spawn(
+                s->io_, [s] { return s->resync(); }, "cluster route resync");
+    });
+    commands_->start();
+    subscriber_->start();
+    auto self = shared_from_this();
+    core::spawn(
+        io_, [self] { return self->refresh_loop(); }, "cluster route refresh");
+}
+
+void cluster_routes::stop() {
+    asio::dispatch(io_, [self = shared_from_this()] {
+        self->stopped_ = true;
+        self->refresh_timer_.cancel();
+        self->commands_->stop();
+        self->subscriber_->stop();
+    });
+}
+
+core::result<void> cluster_routes::check(const std::string& tenant, const std::string& name,
+                                         const std::string& lease) const {
+    std::lock_guard lock(mutex_);
+    auto it = remote_.find(key{tenant, name});
+    if (it == remote_.end() || it->second.lease == lease) return {};
+    const auto left =
+        std::chrono::duration_cast<std::chrono::seconds>(it->second.until - clock::now());
+    if (left.count() < 0) return {};
+    return core::fail(core::errc::denied,
+                      fmt::format("{:?} of tenant {} is held by another tunnel's lease on relay {} "
+                                  "(for up to {} s more unless renewed)",
+                                  name, tenant, it->second.node, left.count() + 1));
+}
+
+void cluster_routes::claimed(const std::string& tenant, const std::string& name,
+                             const std::string& lease) {
+    key k{tenant, name};
+    local_claim c{lease, true, {}};
+    {
+        std::lock_guard lock(mutex_);
+        local_[k] = c;
+    }
+    auto self = shared_from_this();
+    core::spawn(
+        io_, [self, k, c] { return self->claim_one(k, c); }, "cluster route claim");
+}
+
+void cluster_routes::held(const std::string& tenant, const std::string& name,
+                          const std::string& lease, std::chrono::milliseconds grace) {
+    if (grace.count() <= 0) {
+        released(tenant, name, lease);
+        return;
+    }
+    key k{tenant, name};
+    local_claim c{lease, false, clock::now() + grace};
+    {
+        std::lock_guard lock(mutex_);
+        local_[k] = c;
+    }
+    auto self = shared_from_this();
+    core::spawn(
+        io_, [self, k, c] { return self->claim_one(k, c); }, "cluster route hold");
+}
+
+void cluster_routes::released(const std::string& tenant, const std::string& name,
+                              const std::string& lease) {
+    key k{tenant, name};
+    {
+        std::lock_guard lock(mutex_);
+        if (auto it = local_.find(k); it != local_.end() && it->second.lease == lease)
+            local_.erase(it);
+    }
+    auto self = shared_from_this();
+    core::spawn(
+        io_, [self, k, lease] { return self->release_one(k, lease); }, "cluster route release");
+}
+
+asio::awaitable<void> cluster_routes::claim_one(key k, local_claim c) {
+    if (stopped_) co_return;
+    auto ttl = claim_ttl;
+    if (!c.attached) {
+        ttl = std::chrono::duration_cast<std::chrono::milliseconds>(c.until - clock::now());
+        if (ttl.count() <= 0) co_return;
+    }
+    auto op = table_->claim(k.first, k.second, c.lease, ttl, c.attached);
+    auto r = co_await std::move(op);
+    if (!r) {
+        // Redis away: the route keeps serving here; resync claims it later.
+        spdlog::debug("cluster: claim of {}/{} not recorded: {}", k.first, k.second,
+                      r.error().message);
+        co_return;
+    }
+    if (!r->claimed) {
+        ++conflicts_;
+        spdlog::warn(
+            "cluster: {}/{} is held by relay {} under another lease; this relay's "
+            "tunnel published it before hearing so (a conflict: callers reaching this "
+            "relay still get this tunnel)",
+            k.first, k.second, core::log_text(r->holder.node, 64));
+        if (r->holder.node != node_)
+            note_remote(k, remote_claim{r->holder.node, "", clock::now() + r->holder.expires_in});
+        co_return;
+    }
+    announce(
+        fmt::format("claim\t{}\t{}\t{}\t{}\t{}", node_, k.first, k.second, c.lease, ttl.count()));
+}
+
+asio::awaitable<void> cluster_routes::release_one(key k, std::string lease) {
+    if (stopped_) co_return;
+    auto op = table_->release(k.first, k.second, lease);
+    auto r = co_await std::move(op);
+    if (!r) {
+        spdlog::debug("cluster: release of {}/{} not recorded: {}", k.first, k.second,
+                      r.error().message);
+        co_return;
+    }
+    if (*r) announce(fmt::format("release\t{}\t{}\t{}\t{}", node_, k.first, k.second, lease));
+}
+
+void cluster_routes::announce(std::string message) {
+    auto self = shared_from_this();
+    core::spawn(
+        io_,
+        [self, message = std::move(message)]() -> asio::awaitable<void> {
+            std::vector<std::string> publish{"PUBLISH", self->prefix_ + "routes", message};
+            auto op = self->commands_->command(std::move(publish));
+            (void)co_await std::move(op);
+        },
+        "cluster route announcement");
+}
+
+void cluster_routes::note_remote(const key& k, remote_claim c) {
+    std::lock_guard lock(mutex_);
+    if (remote_.size() >= max_mirror && !remote_.count(k)) {
+        const auto now = clock::now();
+        std::erase_if(remote_, [now](const auto& kv) { return kv.second.until <= now; });
+        if (remote_.size() >= max_mirror) return;
+    }
+    remote_[k] = std::move(c);
+}
+
+void cluster_routes::heard(const std::string& message) {
+    if (message.size() > 1024) return;
+    auto f = split_tabs(message);
+    if (f.size() < 5 || f[1] == node_) return;
+    key k{f[2], f[3]};
+    if (f[0] == "claim" && f.size() == 6) {
+        long long ttl = 0;
+        try {
+            ttl = std::stoll(f[5]);
+        } catch (const std::exception&) {
+            return;
+        }
+        if (ttl <= 0 || ttl > 24LL * 3600 * 1000) return;
+        note_remote(k, remote_claim{f[1], f[4], clock::now() + std::chrono::milliseconds(ttl)});
+    } else if (f[0] == "release") {
+        std::lock_guard lock(mutex_);
+        if (auto it = remote_.find(k); it != remote_.end() && it->second.node == f[1])
+            remote_.erase(it);
+    }
+}
+
+asio::awaitable<void> cluster_routes::resync() {
+    // 1. The other relays' claims, as Redis has them now.
+    std::map<key, remote_claim> seen;
+    std::string cursor = "0";
+    const auto now = clock::now();
+    do {
+        std::vector<std::string> scan{"SCAN", cursor, "MATCH", prefix_ + "route:*", "COUNT", "500"};
+        auto op = commands_->command(std::move(scan));
+        auto r = co_await std::move(op);
+        if (!r || !r->is_array() || r->elements.size() != 2) co_return;  // next reconnect
+        cursor = r->elements[0].text;
+        for (const auto& name_reply : r->elements[1].elements) {
+            const auto& full = name_reply.text;
+            const auto slash = full.find('/');
+            const auto start = prefix_.size() + 6;  // "route:"
+            if (slash == std::string::npos || slash < start) continue;
+            key k{full.substr(start, slash - start), full.substr(slash + 1)};
+            auto look = table_->lookup(k.first, k.second);
+            auto rec = co_await std::move(look);
+            if (!rec || !*rec || (*rec)->node == node_) continue;
+            seen[k] = remote_claim{(*rec)->node, (*rec)->lease, now + (*rec)->expires_in};
+            if (seen.size() >= max_mirror) break;
+        }
+    } while (cursor != "0" && seen.size() < max_mirror && !stopped_);
+    std::map<key, local_claim> mine;
+    {
+        std::lock_guard lock(mutex_);
+        remote_ = std::move(seen);
+        std::erase_if(local_, [now](const auto& kv) {
+            return !kv.second.attached && kv.second.until <= now;
+        });
+        mine = local_;
+    }
+    // 2. This relay's claims again (Redis may have restarted empty).
+    for (const auto& [k, c] : mine) {
+        auto op = claim_one(k, c);
+        co_await std::move(op);
+    }
+    if (!mine.empty())
+        spdlog::info("cluster: claimed this relay's {} routes again in Redis", mine.size());
+}
+
+asio::awaitable<void> cluster_routes::refresh_loop() {
+    auto self = shared_from_this();
+    while (!stopped_) {
+        refresh_timer_.expires_after(refresh_every);
+        boost::system::error_code ec;
+        co_await refresh_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        if (stopped_) break;
+        std::map<key, local_claim> mine;
+        {
+            std::lock_guard lock(mutex_);
+            const auto now = clock::now();
+            std::erase_if(local_, [now](const auto& kv) {
+                return !kv.second.attached && kv.second.until <= now;
+            });
+            for (const auto& [k, c] : local_)
+                if (c.attached) mine.emplace(k, c);
+        }
+        if (!commands_->connected()) continue;  // resync claims them when Redis is back
+        for (const auto& [k, c] : mine) {
+            auto op = claim_one(k, c);
+            co_await std::move(op);
+        }
+    }
+}
+
+}  // namespace tunnel::relay

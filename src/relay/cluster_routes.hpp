@@ -1,0 +1,105 @@
+// A relay's part of the cluster route table (docs/cluster.md "A relay in a
+// cluster"). The relay decides a publish synchronously (the SSH forward is
+// answered at once), so it asks a local mirror of the other relays' claims,
+// kept current by their announcements on `<prefix>routes` (pub/sub) and
+// rebuilt from Redis after every (re)connection: a name another relay's
+// lease holds is refused like any taken name. Then the claim goes to Redis
+// (route_table: atomic, lease-checked); a claim Redis refuses (two relays
+// published the same name within the announcement's flight time) is logged
+// and counted as a conflict.
+//
+// The relay's own claims are remembered here: refreshed while their tunnels
+// are attached (ttl 15 s, every 5 s), given the lease's grace when they
+// drop, and claimed again when Redis comes back after an outage. While Redis
+// is away the relay keeps serving the routes it knows and publishes on its
+// own judgement (the mirror as last seen).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include "cluster/redis_client.hpp"
+#include "cluster/route_table.hpp"
+#include "core/asio.hpp"
+#include "core/error.hpp"
+#include "relay/cluster_config.hpp"
+
+namespace tunnel::relay {
+
+class cluster_routes : public std::enable_shared_from_this<cluster_routes> {
+  public:
+    using clock = std::chrono::steady_clock;
+    static constexpr std::chrono::milliseconds claim_ttl{15'000};
+    static constexpr std::chrono::milliseconds refresh_every{5'000};
+    static constexpr std::size_t max_mirror = 100'000;
+
+    [[nodiscard]] static std::shared_ptr<cluster_routes> create(asio::io_context& io,
+                                                                const cluster_config& config,
+                                                                std::string prefix = "tunnel:");
+    void start();
+    void stop();
+
+    // Thread-safe. Refused (errc::denied) while another relay's lease holds
+    // tenant/name, as this relay last heard.
+    [[nodiscard]] core::result<void> check(const std::string& tenant, const std::string& name,
+                                           const std::string& lease) const;
+    // Thread-safe: this relay's tunnel published (or keeps) tenant/name.
+    void claimed(const std::string& tenant, const std::string& name, const std::string& lease);
+    // Thread-safe: its tunnel dropped; the lease holds the name for `grace`.
+    void held(const std::string& tenant, const std::string& name, const std::string& lease,
+              std::chrono::milliseconds grace);
+    // Thread-safe: the name is let go now.
+    void released(const std::string& tenant, const std::string& name, const std::string& lease);
+
+    // The lease value this relay records for a tunnel's names: its lease
+    // (lease_store handle) or, without one, the tunnel itself.
+    [[nodiscard]] std::string lease_key(std::uint64_t lease, std::uint64_t tunnel) const;
+
+    [[nodiscard]] const std::string& node() const noexcept { return node_; }
+    [[nodiscard]] std::uint64_t conflicts() const noexcept { return conflicts_; }
+
+  private:
+    using key = std::pair<std::string, std::string>;  // tenant, name
+    struct local_claim {
+        std::string lease;
+        bool attached = true;
+        clock::time_point until{};  // held: the end of its grace
+    };
+    struct remote_claim {
+        std::string node;
+        std::string lease;
+        clock::time_point until{};
+    };
+    cluster_routes(asio::io_context& io, const cluster_config& config, std::string prefix);
+
+    asio::awaitable<void> claim_one(key k, local_claim c);
+    asio::awaitable<void> release_one(key k, std::string lease);
+    asio::awaitable<void> refresh_loop();
+    asio::awaitable<void> resync();  // after a (re)connection
+    void announce(std::string message);
+    void heard(const std::string& message);
+    void note_remote(const key& k, remote_claim c);
+
+    asio::io_context& io_;
+    std::string node_;
+    std::string address_;
+    std::string prefix_;
+    std::shared_ptr<cluster::redis_client> commands_;
+    std::shared_ptr<cluster::redis_client> subscriber_;
+    std::shared_ptr<cluster::route_table> table_;
+    asio::steady_timer refresh_timer_;
+    bool stopped_ = false;
+
+    mutable std::mutex mutex_;
+    std::map<key, local_claim> local_;
+    std::map<key, remote_claim> remote_;
+    std::atomic<std::uint64_t> conflicts_{0};
+};
+
+}  // namespace tunnel::relay
