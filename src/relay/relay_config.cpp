@@ -264,7 +264,7 @@ core::result<relay_config> parse_relay_config_over(std::string_view yaml_text,
                       {"listen", "tls", "allow_plaintext", "admin_listen", "admin", "domain",
                        "routing", "host_key_file", "audit_log", "audit", "jwt", "limits", "breaker",
                        "liveness", "shutdown", "visitors", "agent_forwarding", "workers",
-                       "leases", "queue", "usage", "tracing", "shares"}))
+                       "leases", "queue", "usage", "tracing", "shares", "revocation"}))
         // clang-format on
         return tl::unexpected(r.failure());
 
@@ -463,6 +463,7 @@ core::result<relay_config> parse_relay_config_over(std::string_view yaml_text,
     if (auto u = doc["usage"]) usage::read_usage_config(r, u, "usage", c.usage.emplace());
     if (auto t = doc["tracing"]) read_tracing_config(r, t, "tracing", c.tracing);
     if (auto s = doc["shares"]) read_share_config(r, s, "shares", c.shares);
+    if (auto v = doc["revocation"]) read_revocation_config(r, v, "revocation", c.revocation);
 
     // Cross-field rules only once every field read cleanly: otherwise they repeat the same problem.
     if (r.ok())
@@ -637,6 +638,7 @@ std::vector<std::string> describe(const relay_config& c) {
     out.push_back(fmt::format("shares.state_file: {}", c.shares.state_file.empty()
                                                            ? "(none: grants in memory)"
                                                            : c.shares.state_file));
+    out.push_back(describe(c.revocation));
     return out;
 }
 

@@ -28,6 +28,7 @@
 #include "relay/agent_policy.hpp"
 #include "relay/lease_config.hpp"
 #include "relay/public_route.hpp"
+#include "relay/revocation_config.hpp"
 #include "relay/share_grant.hpp"
 #include "relay/token_verifier.hpp"
 #include "relay/tracing_config.hpp"
@@ -172,6 +173,7 @@ struct relay_config {
     std::optional<usage::usage_config> usage;  // usage analytics; absent: off
     tracing_config tracing;                    // traceparent and spans (docs/relay.md "Tracing")
     share_config shares;                       // sharing: grants' state file and limits
+    revocation_config revocation;              // where revoked token IDs are kept
 };
 
 // Parses and validates a whole document; `source` names it in messages.
