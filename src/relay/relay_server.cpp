@@ -403,10 +403,10 @@ core::result<std::vector<config_change>> relay_server::reload(
     std::vector<std::string> keys;
     for (const auto& c : *outcome) keys.push_back(c.key);
     if (keys.empty())
-        spdlog::info("config reloaded (version {}): no setting changed; key files re-read",
+        spdlog::warn("config reloaded (version {}): no setting changed; key files re-read",
                      state_->live()->version);
     else
-        spdlog::info("config reloaded (version {}):\n{}", state_->live()->version,
+        spdlog::warn("config reloaded (version {}):\n{}", state_->live()->version,
                      describe(*outcome));
     (void)state_->audit(
         "config_reload",
