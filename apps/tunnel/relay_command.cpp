@@ -3,6 +3,7 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -100,7 +101,13 @@ int run_relay(const relay_flags& f) {
     const std::string public_host = shown_host(config->listen);
     const std::string admin_host = shown_host(config->admin_listen);
 
+    // The config as loaded (before create resolves anything): what a
+    // reload (SIGHUP) compares the re-read file with.
+    auto running = std::make_shared<relay::relay_config>(*config);
     asio::io_context io;
+    // Taken before the ports are printed: a SIGHUP from then on reloads
+    // (below) instead of ending the process.
+    asio::signal_set hangups(io, SIGHUP);
     auto server = relay::relay_server::create(io, std::move(*config));
     if (!server) return report(server.error());
     auto& s = **server;
@@ -126,8 +133,11 @@ int run_relay(const relay_flags& f) {
     // once. Either way the relay closes everything it owns, so run() returns
     // by itself once the last coroutine has finished.
     asio::signal_set signals(io, SIGTERM, SIGINT);
+    bool stopping = false;
     signals.async_wait([&](boost::system::error_code ec, int sig) {
         if (ec) return;
+        stopping = true;
+        hangups.cancel();
         spdlog::info("signal {}: draining (a second signal closes at once)", sig);
         s.shutdown([&signals] { signals.cancel(); });
         signals.async_wait([&](boost::system::error_code again, int sig2) {
@@ -136,6 +146,22 @@ int run_relay(const relay_flags& f) {
             s.close();
         });
     });
+    // SIGHUP: re-read the config the way it was read at start (the file,
+    // over --profile, with --set and the flags) and apply what may change
+    // live (docs/relay.md "Reloading the configuration").
+    std::function<void()> wait_hangup = [&] {
+        hangups.async_wait([&](boost::system::error_code ec, int) {
+            if (ec || stopping) return;
+            spdlog::info("SIGHUP: reloading the configuration");
+            const core::result<relay::relay_config> next =
+                f.dev ? relay::dev_config(f.listen, f.admin_listen, f.jwt_secret_file)
+                : !f.profile.empty() ? profile_config(f, f.config)
+                                     : relay::load_relay_config(f.config);
+            if (auto applied = s.reload(*running, next); applied) *running = *next;
+            wait_hangup();
+        });
+    };
+    wait_hangup();
     io.run();
     // Nothing is left on the io_context: the relay's state goes before it does.
     server->reset();

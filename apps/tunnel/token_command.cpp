@@ -9,7 +9,10 @@
 #include "cli_common.hpp"
 #include "commands.hpp"
 #include "core/duration.hpp"
+#include "core/secret_file.hpp"
+#include "relay/revocation_list.hpp"
 #include "relay/token_minter.hpp"
+#include "usage/usage_client.hpp"
 
 namespace tunnel::cli {
 
@@ -28,7 +31,74 @@ struct token_flags {
     std::vector<std::string> access;
     bool visitor = false;
     bool json = false;
+    // --revoke JTI --relay ADMIN_URL: revoke instead of mint.
+    std::string revoke;
+    std::string relay;
+    std::string admin_token_file;
+    std::string reason;
+    std::string timeout = "10s";
 };
+
+// tunnel token --revoke JTI --relay http://ADMIN [--admin-token-file F]
+// [--reason TEXT]: POST /api/v1/tokens/revoke on the relay's admin listener.
+int run_revoke(const token_flags& f) {
+    std::vector<std::string> wrong;
+    if (!f.secret_file.empty()) wrong.push_back("--secret-file");
+    if (!f.tenant.empty()) wrong.push_back("--tenant");
+    if (!f.allow.empty()) wrong.push_back("--allow");
+    if (!f.ttl.empty()) wrong.push_back("--ttl");
+    if (f.visitor) wrong.push_back("--visitor");
+    if (!wrong.empty())
+        return report({core::errc::invalid_argument,
+                       fmt::format("--revoke: {} {} for minting; --revoke takes the token's jti, "
+                                   "--relay and --admin-token-file",
+                                   fmt::join(wrong, ", "), wrong.size() == 1 ? "is" : "are")});
+    if (auto why = relay::check_jti(f.revoke); !why.empty())
+        return report(
+            {core::errc::invalid_argument,
+             fmt::format("--revoke: the jti {}; tunnel token --json prints a token's jti", why)});
+    if (f.relay.empty())
+        return report({core::errc::invalid_argument,
+                       "--revoke needs --relay http://HOST:PORT: the relay's admin listener "
+                       "(admin_listen)"});
+    auto url = usage::parse_admin_url(f.relay);
+    if (!url) return report(url.error());
+    auto timeout = core::parse_duration(f.timeout);
+    if (!timeout)
+        return report(
+            {core::errc::invalid_argument, fmt::format("--timeout: {}", timeout.error().message)});
+    std::string token;
+    if (!f.admin_token_file.empty()) {
+        auto t = core::read_secret_file(f.admin_token_file, "--admin-token-file", 16);
+        if (!t) return report(t.error());
+        token = std::move(*t);
+    }
+    nlohmann::json body{{"jti", f.revoke}};
+    if (!f.reason.empty()) body["reason"] = f.reason;
+    auto reply = usage::admin_post(*url, "/api/v1/tokens/revoke", body.dump(), token, *timeout);
+    if (!reply) return report(reply.error());
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(reply->body);
+    } catch (const nlohmann::json::exception&) {
+    }
+    if (reply->status != 200) {
+        std::string message = j.is_object() ? j.value("message", reply->body) : reply->body;
+        while (!message.empty() && message.back() == '\n') message.pop_back();
+        const std::string hint =
+            reply->status == 401 ? " (give the relay's admin token with --admin-token-file)" : "";
+        fmt::print(stderr, "tunnel: the relay answered {}: {}{}\n", reply->status, message, hint);
+        return reply->status == 400 ? exit_usage : 1;
+    }
+    if (f.json) {
+        std::cout << j.dump() << "\n";
+        return 0;
+    }
+    fmt::print("revoked {}{}; {} attached tunnel(s) closed; kept until {}\n", f.revoke,
+               j.value("new", true) ? "" : " (already revoked)", j.value("tunnels_closed", 0),
+               j.value("kept_until", std::string("?")));
+    return 0;
+}
 
 int print_minted(const relay::minted_token& minted, bool json) {
     for (const auto& w : minted.warnings) fmt::print(stderr, "tunnel token: warning: {}\n", w);
@@ -38,6 +108,7 @@ int print_minted(const relay::minted_token& minted, bool json) {
                 .count();
         std::cout << nlohmann::json{{"token", minted.token},
                                     {"tenant", minted.tenant},
+                                    {"jti", minted.id},
                                     {"exp", exp}}
                          .dump()
                   << "\n";
@@ -77,6 +148,20 @@ int run_visitor_token(const token_flags& f) {
 }
 
 int run_token_command(const token_flags& f) {
+    if (!f.revoke.empty()) return run_revoke(f);
+    if (!f.relay.empty() || !f.admin_token_file.empty() || !f.reason.empty())
+        return report({core::errc::invalid_argument,
+                       "--relay, --admin-token-file and --reason go with --revoke JTI"});
+    std::vector<std::string> missing;
+    if (f.secret_file.empty()) missing.push_back("--secret-file");
+    if (f.tenant.empty()) missing.push_back("--tenant");
+    if (f.allow.empty()) missing.push_back("--allow");
+    if (f.ttl.empty()) missing.push_back("--ttl");
+    if (!missing.empty())
+        return report({core::errc::invalid_argument,
+                       fmt::format("{} {} required to mint a token (or give --revoke JTI "
+                                   "--relay URL to revoke one)",
+                                   fmt::join(missing, ", "), missing.size() == 1 ? "is" : "are")});
     if (f.visitor) return run_visitor_token(f);
     relay::mint_request req;
     req.secret_file = f.secret_file;
@@ -118,19 +203,18 @@ void add_token_command(CLI::App& app, command_runner& run) {
         "  tunnel token --visitor --secret-file visitor.secret --tenant acme --allow llm --ttl 1h "
         "> visitor.token\n"
         "  curl -H \"Authorization: Bearer $(cat visitor.token)\" "
-        "https://llm--acme.relay.example.com/");
+        "https://llm--acme.relay.example.com/\n"
+        "  tunnel token --revoke k3JqX0... --relay http://127.0.0.1:9090 --admin-token-file "
+        "admin.token --reason 'laptop stolen'");
     auto flags = std::make_shared<token_flags>();
     cmd->add_option("--secret-file", flags->secret_file,
                     "The relay's HS256 secret (jwt.secret_file; with --visitor: "
-                    "visitors.secret_file)")
-        ->required();
-    cmd->add_option("--tenant", flags->tenant, "Tenant (the token's sub): a-z, 0-9, '-'")
-        ->required();
+                    "visitors.secret_file)");
+    cmd->add_option("--tenant", flags->tenant, "Tenant (the token's sub): a-z, 0-9, '-'");
     cmd->add_option("--allow", flags->allow,
                     "Service names the tenant may publish (with --visitor: may call), globs, "
-                    "comma-separated")
-        ->required();
-    cmd->add_option("--ttl", flags->ttl, "Lifetime, e.g. 30m, 12h")->required();
+                    "comma-separated");
+    cmd->add_option("--ttl", flags->ttl, "Lifetime, e.g. 30m, 12h");
     cmd->add_option("--max-streams", flags->max_streams,
                     "Concurrent streams per tunnel (default: relay config)");
     cmd->add_option("--rps", flags->rps,
@@ -149,7 +233,17 @@ void add_token_command(CLI::App& app, command_runner& run) {
     cmd->add_flag("--visitor", flags->visitor,
                   "Mint a visitor token (to call --allow NAMES of --tenant) instead of a tunnel "
                   "token");
-    cmd->add_flag("--json", flags->json, "Print {token, tenant, exp} as JSON");
+    cmd->add_flag("--json", flags->json, "Print {token, tenant, jti, exp} as JSON");
+    cmd->add_option("--revoke", flags->revoke,
+                    "Revoke the token with this jti on a running relay (with --relay): tunnels "
+                    "using it close at once, and it is refused from then on");
+    cmd->add_option("--relay", flags->relay,
+                    "With --revoke: the relay's admin listener, http://HOST:PORT");
+    cmd->add_option("--admin-token-file", flags->admin_token_file,
+                    "With --revoke: the relay's admin token (admin.token_file)");
+    cmd->add_option("--reason", flags->reason, "With --revoke: why (for the audit log)");
+    cmd->add_option("--timeout", flags->timeout, "With --revoke: how long to wait for the relay")
+        ->capture_default_str();
     cmd->callback([flags, &run] { run = [flags] { return run_token_command(*flags); }; });
 }
 

@@ -9,6 +9,7 @@
 #include "relay/dashboard.hpp"
 #include "relay/relay_state.hpp"
 #include "relay/tcp_service.hpp"
+#include "relay/token_revocation.hpp"
 #include "relay/usage_endpoint.hpp"
 
 namespace tunnel::relay {
@@ -84,7 +85,7 @@ admin_response diagnostics(relay_state& st) {
     j["tls"] = st.tls;
     j["public_port"] = st.public_port;
     j["host_key_fingerprint"] = st.identity.fingerprint();
-    j["jwt_key_fingerprint"] = st.verifier.key_fingerprint();
+    j["jwt_key_fingerprint"] = st.live()->verifier.key_fingerprint();
     const auto table = st.table();
     j["tunnels"] = table->tunnels.size();
     j["routes"] = table->routes.size();
@@ -155,6 +156,7 @@ std::vector<observe::admin_endpoint> admin_endpoints(const std::shared_ptr<relay
     for (auto& e : dashboard_endpoints(state)) table.push_back(std::move(e));
     for (auto& e : usage_endpoints(state)) table.push_back(std::move(e));
     for (auto& e : tcp_endpoints(state)) table.push_back(std::move(e));
+    for (auto& e : revocation_endpoints(state)) table.push_back(std::move(e));
     return table;
 }
 

@@ -159,7 +159,8 @@ admission admit(relay_state& relay, const public_route& route, tunnel_entry* t,
                 std::chrono::system_clock::time_point now) {
     if (auto a = check_tunnel(route, t); !a.admitted()) return a;
     if (auto a = check_policy(route, t->policy, now); !a.admitted()) return a;
-    if (auto a = check_rates(relay.limiter, relay.config.limits, route, t->policy); !a.admitted())
+    if (auto a = check_rates(relay.limiter, relay.live()->config.limits, route, t->policy);
+        !a.admitted())
         return a;
     if (auto a = check_streams(route, *t); !a.admitted()) return a;
     return check_breaker(route, *t->breaker);

@@ -70,7 +70,8 @@ std::function<void(ssh::agent_request)> agent_request_handler(std::weak_ptr<rela
         auto r = relay.lock();
         auto t = tunnel.lock();
         if (!r || !t) return;
-        const auto d = decide_agent_request(r->config.agent_forwarding, t->policy.tenant, what);
+        const auto d =
+            decide_agent_request(r->live()->config.agent_forwarding, t->policy.tenant, what);
         r->registry
             .counter("relay_agent_requests_total",
                      "Agent-forwarding requests from tunnel clients, by tenant and outcome "

@@ -38,7 +38,7 @@ long long retry_after(relay_state& relay, const public_route& route) {
     const auto h = relay.leases->held(route.tenant, route.name);
     if (h.lease == 0 || h.attached) return 1;
     const auto left = std::chrono::ceil<std::chrono::seconds>(
-        std::min<steady::duration>(h.expires - steady::now(), relay.config.queue.max_wait));
+        std::min<steady::duration>(h.expires - steady::now(), relay.live()->config.queue.max_wait));
     return std::max<long long>(1, left.count());
 }
 

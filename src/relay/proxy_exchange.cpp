@@ -132,7 +132,8 @@ asio::awaitable<void> pump_request(std::shared_ptr<relay_state> relay,
                                    std::shared_ptr<public_conn> conn,
                                    std::shared_ptr<exchange_state> ex) {
     ssh::server_channel& ch = *conn->channel;  // kept until pump_done (proxy_exchange waits)
-    const auto& limits = relay->config.limits;
+    const auto live = relay->live();
+    const auto& limits = live->config.limits;
     const auto idle = limits.idle_timeout;
     // limits.min_body_rate: only the waits for caller bytes are charged to
     // the caller, never the waits for the origin's window.
@@ -231,7 +232,8 @@ asio::awaitable<void> end_without_answer(relay_state& relay, public_conn& conn, 
     const bool sent = ex.body_done && !(ex.reused && end == exchange_end::origin_closed);
     if (ex.ticket.settle(end, sent) == breaker_verdict::failure)
         relay.metrics.origin_failures.with({}).inc();
-    const auto& limits = relay.config.limits;
+    const auto live = relay.live();
+    const auto& limits = live->config.limits;
     switch (end) {
         case exchange_end::caller_bad_body:
             relay.metrics.bad_requests.with({}).inc();
@@ -303,7 +305,8 @@ asio::awaitable<response_outcome> pump_response(std::shared_ptr<relay_state> rel
     bool in_body = false;     // the final head was sent; bytes are its body
     bool first_head = false;  // some head (even 100 Continue) came
     std::string pending;      // for the caller, written before the next wait
-    const auto& limits = relay->config.limits;
+    const auto live = relay->live();
+    const auto& limits = live->config.limits;
     const auto idle = limits.idle_timeout;
     auto deadline = steady::now() + idle;
     // The caller must take the response at limits.min_body_rate (the time
@@ -453,7 +456,8 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
                                      http_head head, std::unique_ptr<request_trace> trace) {
     const auto executor = co_await asio::this_coro::executor;
     const auto start = steady::now();
-    auto& cfg = relay->config;
+    const auto live = relay->live();  // this request's settings (a reload: the next one's)
+    const relay_config& cfg = live->config;
     conn->last_status = 0;
     request_record record{relay, conn, start, "none", "none", 0, 0, std::move(trace)};
     request_trace* const traced = record.trace.get();
@@ -494,8 +498,13 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
     }
     // Who may call the name (visitor_access.hpp): before any channel opens.
     // A copy: the publisher may cancel the name while a password is checked.
+    // The operator's visitors.names entry as of this request wins (a reload
+    // applies to published names too), else what the name was published with.
     const auto access_it = t->access.find(route->name);
-    const access_policy access = access_it != t->access.end() ? access_it->second : access_policy{};
+    const auto* configured = configured_access(cfg.visitors, route->tenant, route->name);
+    const access_policy access = configured                     ? *configured
+                                 : access_it != t->access.end() ? access_it->second
+                                                                : access_policy{};
     const visitor_decision visitor = co_await gate_visitor(relay, *conn, *route, head, access);
     if (!visitor.allowed()) co_return false;
     if (traced) traced->admitted = steady::now();

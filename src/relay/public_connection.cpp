@@ -256,7 +256,9 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
                                        std::shared_ptr<public_conn> conn,
                                        connection_gate::ticket ticket,
                                        std::optional<routed_request> routed) {
-    auto& limits = relay->config.limits;
+    // The settings as this connection starts (a reload applies to later ones).
+    const auto live = relay->live();
+    const auto& limits = live->config.limits;
     auto ex = co_await asio::this_coro::executor;
     bool first = routed ? routed->first : true;
     const bool movable = std::dynamic_pointer_cast<plain_stream>(conn->stream) != nullptr;
@@ -461,7 +463,7 @@ asio::awaitable<void> serve_socket(std::shared_ptr<relay_state> relay, unsigned 
             auto s = std::make_shared<tls_stream>(std::move(sock), *relay->tls_context);
             owned = owned_by(*relay, worker, s);
             asio::steady_timer timer(ex);
-            timer.expires_after(relay->config.limits.header_read_timeout);
+            timer.expires_after(relay->live()->config.limits.header_read_timeout);
             timer.async_wait([s](error_code e) {
                 if (!e) s->cancel();
             });
@@ -481,7 +483,7 @@ asio::awaitable<void> serve_socket(std::shared_ptr<relay_state> relay, unsigned 
         auto conn = std::make_shared<public_conn>(ex, stream, peer);
         conn->worker = worker;
         owned = owned_by(*relay, worker, conn);
-        conn->write_timeout = relay->config.limits.write_timeout;
+        conn->write_timeout = relay->live()->config.limits.write_timeout;
         std::optional<routed_request> none;
         co_await serve_connection(relay, conn, std::move(ticket), std::move(none));
     } catch (const std::exception& e) {

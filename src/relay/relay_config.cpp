@@ -264,7 +264,8 @@ core::result<relay_config> parse_relay_config_over(std::string_view yaml_text,
                       {"listen", "tls", "allow_plaintext", "admin_listen", "admin", "domain",
                        "routing", "host_key_file", "audit_log", "audit", "jwt", "limits", "breaker",
                        "liveness", "shutdown", "visitors", "agent_forwarding", "workers",
-                       "leases", "queue", "usage", "tracing", "shares", "tcp", "cluster"}))
+                       "leases", "queue", "usage", "tracing", "shares", "tcp", "cluster",
+                       "revocation"}))
         // clang-format on
         return tl::unexpected(r.failure());
 
@@ -465,6 +466,7 @@ core::result<relay_config> parse_relay_config_over(std::string_view yaml_text,
     if (auto s = doc["shares"]) read_share_config(r, s, "shares", c.shares);
     if (auto t = doc["tcp"]) read_tcp_config(r, t, "tcp", c.tcp);
     if (doc["cluster"]) read_cluster_config(r, doc["cluster"], "cluster", c.cluster);
+    if (auto v = doc["revocation"]) read_revocation_config(r, v, "revocation", c.revocation);
 
     // Cross-field rules only once every field read cleanly: otherwise they repeat the same problem.
     if (r.ok())
@@ -642,6 +644,7 @@ std::vector<std::string> describe(const relay_config& c) {
                                                            ? "(none: grants in memory)"
                                                            : c.shares.state_file));
     for (auto& line : describe(c.tcp)) out.push_back(std::move(line));
+    out.push_back(describe(c.revocation));
     return out;
 }
 

@@ -29,6 +29,7 @@
 #include "relay/cluster_config.hpp"
 #include "relay/lease_config.hpp"
 #include "relay/public_route.hpp"
+#include "relay/revocation_config.hpp"
 #include "relay/share_grant.hpp"
 #include "relay/tcp_config.hpp"
 #include "relay/token_verifier.hpp"
@@ -176,6 +177,7 @@ struct relay_config {
     share_config shares;                       // sharing: grants' state file and limits
     tcp_config tcp;                            // raw TCP publishing (tcp_config.hpp)
     std::optional<cluster_config> cluster;     // shared state in Redis; absent: a single relay
+    revocation_config revocation;              // where revoked token IDs are kept
 };
 
 // Parses and validates a whole document; `source` names it in messages.

@@ -17,6 +17,7 @@
 #include "core/beast.hpp"
 #include "core/fd_limit.hpp"
 #include "core/secret_file.hpp"
+#include "core/log_text.hpp"
 #include "core/spawn.hpp"
 #include "core/wake_signal.hpp"
 #include "relay/admin_server.hpp"
@@ -24,6 +25,7 @@
 #include "relay/public_connection.hpp"
 #include "relay/relay_state.hpp"
 #include "relay/tcp_routes.hpp"
+#include "relay/token_revocation.hpp"
 #include "relay/visitor_token.hpp"
 #include "usage/usage_recorder.hpp"
 
@@ -112,7 +114,7 @@ asio::awaitable<void> drain_and_close(std::shared_ptr<relay_state> st,
     auto owned = st->owned.add("shutdown timer", [wake] { wake->notify(); });
 
     // 1. In-flight requests finish (new ones are answered 503), up to the deadline.
-    const auto drain_until = steady::now() + st->config.shutdown.drain_timeout;
+    const auto drain_until = steady::now() + st->live()->config.shutdown.drain_timeout;
     while (st->in_flight > 0 && !st->owned.closing()) {
         st->on_drained = [wake] { wake->notify(); };
         if (!co_await wake->wait(drain_until)) break;
@@ -120,7 +122,7 @@ asio::awaitable<void> drain_and_close(std::shared_ptr<relay_state> st,
     st->on_drained = nullptr;
     if (st->in_flight > 0 && !st->owned.closing())
         spdlog::warn("drain deadline ({} ms) passed with {} requests in flight: closing them",
-                     st->config.shutdown.drain_timeout.count(), st->in_flight.load());
+                     st->live()->config.shutdown.drain_timeout.count(), st->in_flight.load());
 
     // 2. Every tunnel: SSH disconnect and WebSocket close 1001 "relay
     // shutting down"; up to a second for them to reach the clients.
@@ -266,6 +268,16 @@ core::result<std::unique_ptr<relay_server>> relay_server::create(asio::io_contex
         state->shares = std::move(*shares);
     else
         return tl::unexpected(shares.error());
+    // Revoked token IDs (docs/relay.md "Revoking a token"): from
+    // revocation.state_file, or in memory; a revocation closes the tunnels
+    // using the token (token_revocation.hpp).
+    if (auto revoked = open_local_revocation_list(cfg.revocation.state_file); revoked)
+        state->revocations = std::move(*revoked);
+    else
+        return tl::unexpected(revoked.error());
+    watch_revocations(state);
+    state->set_live(std::make_shared<const live_settings>(
+        live_settings{cfg, state->verifier, state->visitor_tokens, 1}));
     if (!cfg.audit_log.empty()) {
         auto log = open_audit_log(cfg);
         if (!log) return tl::unexpected(log.error());
@@ -386,6 +398,36 @@ const std::string& relay_server::host_key_fingerprint() const {
 }
 const std::string& relay_server::jwt_key_fingerprint() const {
     return state_->verifier.key_fingerprint();
+}
+core::result<std::vector<config_change>> relay_server::reload(
+    const relay_config& running, const core::result<relay_config>& next) {
+    auto outcome = next ? reload_config(*state_, running, *next)
+                        : core::result<std::vector<config_change>>(tl::unexpected(core::error{
+                              next.error().code,
+                              fmt::format("not reloaded: {}\nthe running configuration stays in "
+                                          "force",
+                                          next.error().message)}));
+    if (!outcome) {
+        spdlog::error("config reload refused: {}", outcome.error().message);
+        (void)state_->audit(
+            "config_reload",
+            {{"outcome", "refused"}, {"reason", core::log_text(outcome.error().message, 1024)}});
+        return outcome;
+    }
+    std::vector<std::string> keys;
+    for (const auto& c : *outcome) keys.push_back(c.key);
+    if (keys.empty())
+        spdlog::warn("config reloaded (version {}): no setting changed; key files re-read",
+                     state_->live()->version);
+    else
+        spdlog::warn("config reloaded (version {}):\n{}", state_->live()->version,
+                     describe(*outcome));
+    (void)state_->audit(
+        "config_reload",
+        {{"outcome", "applied"},
+         {"version", std::to_string(state_->live()->version)},
+         {"changed", core::log_text(fmt::format("{}", fmt::join(keys, ",")), 1024)}});
+    return outcome;
 }
 bool relay_server::tls() const {
     return state_->tls;

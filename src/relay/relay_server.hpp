@@ -36,6 +36,7 @@
 
 #include "core/asio.hpp"
 #include "core/error.hpp"
+#include "relay/config_reload.hpp"
 #include "relay/relay_config.hpp"
 
 namespace tunnel::relay {
@@ -69,6 +70,13 @@ class relay_server {
     // thread, or while the io_context is not running. Idempotent; the
     // destructor calls it.
     void close();
+
+    // SIGHUP (config_reload.hpp): applies `next` (parsed like the start's
+    // config, or the error that parse gave) over `running` (the config as
+    // last loaded); logs and audits the outcome ("config_reload"). On the
+    // io_context's thread. Returns the changes applied, or why not.
+    [[nodiscard]] core::result<std::vector<config_change>> reload(
+        const relay_config& running, const core::result<relay_config>& next);
 
     [[nodiscard]] std::uint16_t public_port() const;
     [[nodiscard]] std::uint16_t admin_port() const;

@@ -70,7 +70,9 @@ relay_metrics::relay_metrics(observe::metrics_registry& r)
 
 relay_state::relay_state(asio::io_context& io_context, relay_config cfg, token_verifier v,
                          ssh::server_identity id)
-    : io(io_context), config(std::move(cfg)), verifier(std::move(v)), identity(std::move(id)) {}
+    : io(io_context), config(std::move(cfg)), verifier(std::move(v)), identity(std::move(id)) {
+    live_.store(std::make_shared<const live_settings>(live_settings{config, verifier, {}, 1}));
+}
 
 unsigned relay_state::worker_of(const asio::any_io_executor& ex) const {
     const auto* context = &asio::query(ex, asio::execution::context);

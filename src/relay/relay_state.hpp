@@ -29,11 +29,13 @@
 #include "relay/channel_pool.hpp"
 #include "relay/connection_gate.hpp"
 #include "relay/lease_store.hpp"
+#include "relay/live_settings.hpp"
 #include "relay/rate_limiter.hpp"
 #include "relay/refusal_throttle.hpp"
 #include "relay/relay_config.hpp"
 #include "relay/request_queue.hpp"
 #include "relay/request_trace.hpp"
+#include "relay/revocation_list.hpp"
 #include "relay/share_store.hpp"
 #include "relay/token_verifier.hpp"
 #include "relay/visitor_access.hpp"
@@ -178,6 +180,17 @@ class relay_state {
     password_cache passwords;                      // basic mode's verified passwords
     // Share grants (share_store.hpp), set by relay_server::create.
     std::unique_ptr<share_store> shares;
+    // Revoked token IDs (revocation_list.hpp), set by relay_server::create.
+    std::unique_ptr<revocation_list> revocations;
+    // What a reload may change (live_settings.hpp; config_reload.hpp): read
+    // per request with live(), swapped whole by set_live(). `config` and
+    // `verifier` above stay as started (the keys that need a restart).
+    [[nodiscard]] std::shared_ptr<const live_settings> live() const {
+        return live_.load(std::memory_order_acquire);
+    }
+    void set_live(std::shared_ptr<const live_settings> next) {
+        live_.store(std::move(next), std::memory_order_release);
+    }
     ssh::server_identity identity;
     rate_limiter limiter;
     observe::metrics_registry registry;
@@ -286,6 +299,7 @@ class relay_state {
     bool tls = false;
 
   private:
+    std::atomic<std::shared_ptr<const live_settings>> live_;
     template <class Fn>
     void update_table(Fn&& fn);
     mutable std::mutex table_mutex_;

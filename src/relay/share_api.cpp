@@ -73,14 +73,19 @@ struct caller_identity {
 
 caller_identity identify(relay_state& relay, std::string_view token, sys::time_point now) {
     caller_identity id;
-    if (auto policy = relay.verifier.verify(token, now)) {
+    const auto live = relay.live();
+    auto is_revoked = [&](const std::string& jti) {
+        return !jti.empty() && relay.revocations && relay.revocations->revoked(jti);
+    };
+    if (auto policy = live->verifier.verify(token, now); policy && !is_revoked(policy->id)) {
         id.grantees.push_back({share_grantee::kind::tenant, policy->tenant});
         id.principal = "tenant:" + policy->tenant;
         id.tenant = std::move(*policy);
         return id;
     }
-    if (relay.visitor_tokens)
-        if (auto grant = verify_visitor_token(*relay.visitor_tokens, token, now)) {
+    if (live->visitor_tokens)
+        if (auto grant = verify_visitor_token(*live->visitor_tokens, token, now);
+            grant && !is_revoked(grant->id)) {
             for (const auto& a : grant->audiences)
                 id.grantees.push_back({share_grantee::kind::audience, a});
             id.principal = "visitor token " + core::log_text(grant->id, 64);
@@ -132,10 +137,13 @@ asio::awaitable<std::optional<tenant_policy>> authenticate(api_call& c) {
             "the share API needs your tenant's tunnel token (the one tunnel connect uses): send "
             "Authorization: Bearer <token>, or use tunnel share --token-file FILE";
     } else {
-        auto policy = c.relay.verifier.verify(*token, sys::now());
-        if (policy) co_return std::move(*policy);
-        code = std::string(to_string(policy.error().code));
-        message = "the tunnel token was refused: " + policy.error().message;
+        auto policy = c.relay.live()->verifier.verify(*token, sys::now());
+        const bool revoked = policy && !policy->id.empty() && c.relay.revocations &&
+                             c.relay.revocations->revoked(policy->id);
+        if (policy && !revoked) co_return std::move(*policy);
+        code = revoked ? std::string("token_revoked") : std::string(to_string(policy.error().code));
+        message = revoked ? std::string("the tunnel token was revoked by the relay's operator")
+                          : "the tunnel token was refused: " + policy.error().message;
         if (c.relay.visitor_failures.record_refusal(c.source))
             spdlog::warn("share API: {} wrong tokens from {}; answered 429 for a while",
                          c.relay.config.limits.visitor_failures_per_ip, c.source);
@@ -162,7 +170,7 @@ asio::awaitable<std::optional<std::string>> read_body(api_call& c, std::size_t m
         (void)co_await fail(c, 413, "body_too_large", message);
         co_return std::nullopt;
     }
-    const auto deadline = steady::now() + c.relay.config.limits.header_read_timeout;
+    const auto deadline = steady::now() + c.relay.live()->config.limits.header_read_timeout;
     while (c.conn.buffered().size() < length) {
         if (c.conn.in_eof || c.conn.closed) {
             c.conn.close();

@@ -44,6 +44,7 @@ struct minted_token {
     std::string token;
     std::string tenant;
     std::chrono::system_clock::time_point expires;
+    std::string id;                     // `jti`: what `tunnel token --revoke` names
     std::vector<std::string> warnings;  // e.g. the secret file is readable by others
 };
 

@@ -1,5 +1,6 @@
 #include "relay/token_verifier.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -306,6 +307,14 @@ token_result<tenant_policy> map_claims(std::string_view claims_json, const claim
         auto modes = parse_access_claim(*access);
         if (!modes) return invalid(modes.error().message);
         policy.access = *modes;
+    }
+    if (auto jti = claims.find("jti"); jti != claims.end()) {
+        const bool ok = jti->is_string() && jti->get_ref<const std::string&>().size() <= 64 &&
+                        std::all_of(jti->get_ref<const std::string&>().begin(),
+                                    jti->get_ref<const std::string&>().end(),
+                                    [](char c) { return c > 0x20 && c < 0x7f; });
+        if (!ok) return invalid("\"jti\" must be a string of at most 64 printable characters");
+        policy.id = jti->get<std::string>();
     }
     return policy;
 }

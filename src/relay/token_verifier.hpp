@@ -69,6 +69,9 @@ struct tenant_policy {
     // `lease_grace` (seconds, 0..86400): shortens leases.grace, never lengthens it.
     std::optional<std::chrono::seconds> lease_grace;
     std::chrono::system_clock::time_point expires;  // `exp`
+    // `jti` (<= 64 printable characters): what `tunnel token --revoke` names.
+    // Empty when the token has none: such a token cannot be revoked by ID.
+    std::string id{};
 };
 
 // An `allow` entry: 1..63 characters of a-z, 0-9, '-', '*', '?'.

@@ -27,6 +27,7 @@
 #include "relay/relay_state.hpp"
 #include "relay/tcp_routes.hpp"
 #include "relay/tcp_service.hpp"
+#include "relay/token_revocation.hpp"
 #include "relay/visitor_config.hpp"
 #include "transport/websocket_client.hpp"
 
@@ -191,7 +192,9 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
                                  std::shared_ptr<stream_impl<S>> stream, http_head head,
                                  tenant_policy policy, std::string peer, attaching_slot slot,
                                  std::optional<std::string> lease_asked) {
-    auto& cfg = relay->config;
+    // The settings as of this attach (a reload applies to later ones).
+    const auto live = relay->live();
+    const relay_config& cfg = live->config;
     auto ex = co_await asio::this_coro::executor;
 
     int fds[2];
@@ -350,7 +353,7 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
             if (!request) return tl::unexpected(request.error());
             auto access = resolve_access(
                 *request, tt->policy.access,
-                configured_access(r->config.visitors, tt->policy.tenant, request->name));
+                configured_access(r->live()->config.visitors, tt->policy.tenant, request->name));
             if (!access) return tl::unexpected(access.error());
             if (access->mode == access_mode::token && !r->visitor_tokens)
                 return core::fail(core::errc::denied,
@@ -492,6 +495,9 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
         if (auto tt = weak.lock(); tt && tt->close) tt->close("relay closed");
     });
     if (relay->stopping && !t->closing) t->close("relay shutting down");
+    // Revoked while it attached (after the check above, before it was in
+    // the list the revocation swept): closed now.
+    if (is_revoked(*relay, t->policy.id) && !t->closing) close_revoked(*relay, *t);
 }
 
 }  // namespace
@@ -556,10 +562,21 @@ asio::awaitable<void> attach(std::shared_ptr<relay_state> relay, std::shared_ptr
         conn->close();
         co_return;
     }
-    auto policy = relay->verifier.verify(token);
+    auto policy = relay->live()->verifier.verify(token);
     if (!policy) {
         co_await send(*conn, refuse(401, std::string(to_string(policy.error().code)),
                                     policy.error().message, policy.error().detail));
+        conn->close();
+        co_return;
+    }
+    if (is_revoked(*relay, policy->id)) {
+        co_await send(*conn,
+                      refuse(401, "token_revoked",
+                             fmt::format("this token (jti {}) was revoked by the relay's operator; "
+                                         "get a new token",
+                                         policy->id),
+                             fmt::format("token of tenant {} (jti {}) is revoked", policy->tenant,
+                                         core::log_text(policy->id, 64))));
         conn->close();
         co_return;
     }

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/encoding.hpp"
+#include "relay/revocation_list.hpp"
 #include "relay/token_verifier.hpp"
 #include "relay/visitor_token.hpp"
 
@@ -126,11 +127,16 @@ void note(token_failure& worst, int rank, std::string code, std::string message)
 }
 
 // A verified grant for this tenant and name, or the reason it is not.
-std::optional<visitor_grant> admit(const visitor_request& r, const token_verifier& v,
+std::optional<visitor_grant> admit(const visitor_request& r, const visitor_keys& keys,
                                    std::string_view token,
                                    std::chrono::system_clock::time_point now,
                                    token_failure& worst) {
-    auto grant = verify_visitor_token(v, token, now);
+    auto grant = verify_visitor_token(*keys.tokens, token, now);
+    if (grant && keys.revoked && !grant->id.empty() && keys.revoked->revoked(grant->id)) {
+        note(worst, 3, "token_revoked",
+             "the visitor token was revoked by the relay's operator; ask for a new one");
+        return std::nullopt;
+    }
     if (!grant) {
         switch (grant.error().code) {
             case token_errc::expired:
@@ -207,7 +213,7 @@ visitor_decision check_token(const visitor_request& r, const visitor_keys& keys,
             return refuse(
                 visitor_verdict::bad_request, 400, "bad_login_request",
                 fmt::format("write {}?token=<visitor token> (one token parameter)", login_path));
-        auto grant = admit(r, *keys.tokens, *token, now, worst);
+        auto grant = admit(r, keys, *token, now, worst);
         if (!grant) return bearer_challenge(r, worst);
         auto d = refuse(visitor_verdict::login, 303, "login", "signed in; continue at /");
         d.headers = login_response_headers(*token, grant->expires, r.tls, now);
@@ -222,10 +228,10 @@ visitor_decision check_token(const visitor_request& r, const visitor_keys& keys,
                       "the request has more than one Authorization field");
     if (!auth.empty())
         if (auto bearer = parse_bearer_authorization(auth.front()->value))
-            if (auto grant = admit(r, *keys.tokens, *bearer, now, worst))
+            if (auto grant = admit(r, keys, *bearer, now, worst))
                 return allow(visitor_credential::bearer, "token " + grant->id);
     for (const auto& cookie : visitor_cookies(r.fields, r.tls))
-        if (auto grant = admit(r, *keys.tokens, cookie, now, worst))
+        if (auto grant = admit(r, keys, cookie, now, worst))
             return allow(visitor_credential::cookie, "token " + grant->id);
     return bearer_challenge(r, worst);
 }

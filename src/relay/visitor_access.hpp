@@ -31,6 +31,8 @@
 
 namespace tunnel::relay {
 
+class revocation_list;
+
 class token_verifier;
 
 // What one published name requires of its callers.
@@ -63,6 +65,9 @@ struct visitor_request {
 struct visitor_keys {
     const token_verifier* tokens = nullptr;  // from visitor_verifier_options; null: no token mode
     password_cache* passwords = nullptr;     // optional (then every basic request hashes)
+    // Revoked token IDs (revocation_list.hpp): a token whose jti is in it is
+    // refused (401 token_revoked). Null: none checked.
+    const revocation_list* revoked = nullptr;
 };
 
 enum class visitor_verdict {

@@ -66,7 +66,8 @@ std::string visitor_source(const std::string& peer_ip) {
 // produces. A missing credential (a browser's first request) is not one.
 bool is_wrong_credential(std::string_view code) {
     return code == "bad_credential" || code == "invalid_token" || code == "expired" ||
-           code == "wrong_service" || code == "wrong_token_type" || code == "insufficient_scope";
+           code == "token_revoked" || code == "wrong_service" || code == "wrong_token_type" ||
+           code == "insufficient_scope";
 }
 
 // check_visitor for one request. Basic mode may hash a password (libcrypt,
@@ -77,18 +78,19 @@ asio::awaitable<visitor_decision> decide_visitor(std::shared_ptr<relay_state> re
                                                  const http_head& head,
                                                  const access_policy& access) {
     const bool tls = conn.stream->secure();
+    const auto live = relay->live();
     if (access.mode != access_mode::basic) {
         co_return check_visitor(
             visitor_request{route.tenant, route.name, head.method, route.target, head.fields,
                             conn.peer_ip, tls, route.by_host},
             access,
-            visitor_keys{relay->visitor_tokens ? &*relay->visitor_tokens : nullptr,
-                         &relay->passwords},
+            visitor_keys{live->visitor_tokens ? &*live->visitor_tokens : nullptr, &relay->passwords,
+                         relay->revocations.get()},
             std::chrono::system_clock::now());
     }
     // A flood of made-up passwords must not queue minutes of hashing in front
     // of every basic-mode name: past the cap, 503 and come back in a second.
-    if (relay->password_checks >= relay->config.limits.max_password_checks) {
+    if (relay->password_checks >= live->config.limits.max_password_checks) {
         visitor_decision busy;
         busy.verdict = visitor_verdict::unavailable;
         busy.status = 503;

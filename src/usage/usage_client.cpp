@@ -42,13 +42,21 @@ core::result<admin_url> parse_admin_url(std::string_view text) {
     return u;
 }
 
-core::result<admin_reply> admin_get(const admin_url& url, const std::string& target,
-                                    const std::string& token, std::chrono::milliseconds timeout) {
+namespace {
+
+core::result<admin_reply> admin_call(const admin_url& url, beast::http::verb verb,
+                                     const std::string& target, const std::string* body,
+                                     const std::string& token, std::chrono::milliseconds timeout) {
     namespace http = beast::http;
     asio::io_context io;
     beast::tcp_stream stream(io);
     beast::flat_buffer buffer;
-    http::request<http::empty_body> req{http::verb::get, target, 11};
+    http::request<http::string_body> req{verb, target, 11};
+    if (body) {
+        req.set(http::field::content_type, "application/json");
+        req.body() = *body;
+        req.prepare_payload();
+    }
     const bool v6 = url.host.find(':') != std::string::npos;
     req.set(http::field::host, v6 ? fmt::format("[{}]:{}", url.host, url.port)
                                   : fmt::format("{}:{}", url.host, url.port));
@@ -90,6 +98,19 @@ core::result<admin_reply> admin_get(const admin_url& url, const std::string& tar
     out.content_type = std::string(res[http::field::content_type]);
     out.body = res.body();
     return out;
+}
+
+}  // namespace
+
+core::result<admin_reply> admin_get(const admin_url& url, const std::string& target,
+                                    const std::string& token, std::chrono::milliseconds timeout) {
+    return admin_call(url, beast::http::verb::get, target, nullptr, token, timeout);
+}
+
+core::result<admin_reply> admin_post(const admin_url& url, const std::string& target,
+                                     const std::string& json_body, const std::string& token,
+                                     std::chrono::milliseconds timeout) {
+    return admin_call(url, beast::http::verb::post, target, &json_body, token, timeout);
 }
 
 }  // namespace tunnel::usage

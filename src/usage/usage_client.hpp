@@ -32,5 +32,10 @@ struct admin_reply {
 [[nodiscard]] core::result<admin_reply> admin_get(const admin_url& url, const std::string& target,
                                                   const std::string& token,
                                                   std::chrono::milliseconds timeout);
+// POST `json_body` to `target` (e.g. "/api/v1/tokens/revoke"), the same way.
+[[nodiscard]] core::result<admin_reply> admin_post(const admin_url& url, const std::string& target,
+                                                   const std::string& json_body,
+                                                   const std::string& token,
+                                                   std::chrono::milliseconds timeout);
 
 }  // namespace tunnel::usage
