@@ -304,6 +304,20 @@ TEST_F(LinkCp, UpAndDownByLinkNameThroughTheManager) {
     EXPECT_GE(sftp_opened(), opened + 4);
 }
 
+TEST_F(LinkCp, SyncByLinkNameThroughTheManager) {
+    ASSERT_TRUE(std::filesystem::create_directory(files->file("tree")));
+    for (int i = 0; i < 3; ++i) make_file("tree/f" + std::to_string(i), 100'000 + i, 20 + i);
+    const auto opened = sftp_opened();
+    auto r =
+        run_tunnel({"sync", "-F", "/dev/null", files->file("tree/"), "db:" + files->file("synced")},
+                   with_control());
+    ASSERT_EQ(r.exit_code, 0) << r.err << err();
+    for (int i = 0; i < 3; ++i)
+        EXPECT_EQ(hash(files->file("synced/f" + std::to_string(i))),
+                  hash(files->file("tree/f" + std::to_string(i))));
+    EXPECT_GE(sftp_opened(), opened + 1);
+}
+
 TEST_F(LinkCp, ExecPoolFalseAndNoManagerCopyDirectly) {
     const auto src = make_file("src.bin", 100'000, 3);
     // localhost is the nopool link's target: refused there, copied on our own connection.
