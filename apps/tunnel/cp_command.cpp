@@ -10,6 +10,7 @@
 #include "commands.hpp"
 #include "core/asio.hpp"
 #include "core/terminal_prompt.hpp"
+#include "link/pooled_transfer.hpp"
 #include "transfer/copier.hpp"
 #include "transfer/copy_plan.hpp"
 #include "transfer/local_checks.hpp"
@@ -98,6 +99,13 @@ int run_cp(const cp_flags& f) {
             r = co_await transfer::download(host, plan->sources, plan->dest, oa, meter, stats);
         co_return r;
     };
+    // A running `tunnel up` whose link reaches the host carries the SFTP
+    // sessions (docs/link.md, "Pooled sessions"); else our own connection.
+    if (auto control = link::pooled_control_path()) {
+        auto pooled = std::make_shared<link::manager_transfer>(*control);
+        pooled->name_destination(target->destination(), plan->host);
+        reconnect.pooled = std::move(pooled);
+    }
     run_until_done(io, [&]() -> asio::awaitable<void> {
         // (named, not temporaries, in a co_await's arguments — g++ 12)
         asio::any_io_executor ex = io.get_executor();

@@ -9,6 +9,7 @@
 #include "cli_common.hpp"
 #include "commands.hpp"
 #include "core/asio.hpp"
+#include "link/pooled_transfer.hpp"
 #include "transfer/location.hpp"
 #include "transfer/retrying_transfer.hpp"
 #include "transfer/sync.hpp"
@@ -92,6 +93,13 @@ int run_sync(const sync_flags& f) {
             co_await transfer::sync_trees(host, up, src->path, dst->path, oa, meter, stats, report);
         co_return r;
     };
+    // A running `tunnel up` whose link reaches the host carries the SFTP
+    // sessions (docs/link.md, "Pooled sessions"); else our own connection.
+    if (auto control = link::pooled_control_path()) {
+        auto pooled = std::make_shared<link::manager_transfer>(*control);
+        pooled->name_destination(target->destination(), up ? *dst->host : *src->host);
+        reconnect.pooled = std::move(pooled);
+    }
     run_until_done(io, [&]() -> asio::awaitable<void> {
         // (named, not temporaries, in a co_await's arguments — g++ 12)
         asio::any_io_executor ex = io.get_executor();

@@ -6,6 +6,9 @@
 // each tool alternate (which goes first alternates too) until --runs each.
 // Reported: total wall time per tool, per-process median and p90, and a
 // direct `tunnel exec` (no manager: TUNNEL_CONTROL=none) for reference.
+// Then `tunnel cp` (--cp-runs fresh processes of a 64 KiB file, --cp-big-runs
+// of a --cp-big-mib file, uploads) through the manager against direct, and
+// `scp` through the same ControlMaster for the small file.
 // The last line is the ratio tunnel-through-manager / ssh-ControlMaster.
 #include <unistd.h>
 
@@ -37,6 +40,9 @@ int main(int argc, char** argv) {
     const int runs = arg_int(argc, argv, "--runs", 500);
     const int batch = std::max(1, arg_int(argc, argv, "--batch", 50));
     const int direct_runs = arg_int(argc, argv, "--direct-runs", 30);
+    const int cp_runs = arg_int(argc, argv, "--cp-runs", 30);
+    const int cp_big_runs = arg_int(argc, argv, "--cp-big-runs", 3);
+    const int cp_big_mib = arg_int(argc, argv, "--cp-big-mib", 256);
 
     test::sshd_options so;
     so.max_sessions = 64;
@@ -130,6 +136,47 @@ int main(int argc, char** argv) {
     setenv("TUNNEL_CONTROL", "none", 1);
     for (int i = 0; i < direct_runs; ++i) t_direct.push_back(time_process(ours));
     setenv("TUNNEL_CONTROL", socket.c_str(), 1);
+
+    // tunnel cp: a small file (startup + SFTP session) and a big one (throughput).
+    const auto small = home->file("small.bin");
+    const auto big = home->file("big.bin");
+    (void)test::write_text_file(small, std::string(64 * 1024, 'x'));
+    {
+        std::string mib(1 << 20, '\0');
+        for (std::size_t i = 0; i < mib.size(); ++i) mib[i] = static_cast<char>(i * 7919 >> 3);
+        std::string all;
+        for (int i = 0; i < cp_big_mib; ++i) all += mib;
+        (void)test::write_text_file(big, all);
+    }
+    auto cp_cmd = [&](const std::string& file) {
+        std::vector<std::string> cmd{TUNNEL_BINARY, "cp"};
+        for (const auto& c : common) cmd.push_back(c == "-p" ? "-P" : c);
+        cmd.push_back(file);
+        cmd.push_back("root@127.0.0.1:" + home->file("far.bin"));
+        return cmd;
+    };
+    std::vector<std::string> scp_mux{"scp", "-q", "-o", cm};
+    for (const auto& c : common) scp_mux.push_back(c == "-p" ? "-P" : c);
+    scp_mux.push_back(small);
+    scp_mux.push_back("root@127.0.0.1:" + home->file("far.bin"));
+    std::vector<double> cp_small_mgr, cp_small_direct, scp_small, cp_big_mgr, cp_big_direct;
+    auto timed = [&](const std::vector<std::string>& cmd, const char* control,
+                     std::vector<double>& into) {
+        setenv("TUNNEL_CONTROL", control, 1);
+        const double t = time_process(cmd);
+        if (t < 0) ++failures;
+        into.push_back(t < 0 ? 0 : t);
+    };
+    for (int i = 0; i < cp_runs; ++i) {
+        timed(cp_cmd(small), socket.c_str(), cp_small_mgr);
+        timed(cp_cmd(small), "none", cp_small_direct);
+        timed(scp_mux, "none", scp_small);
+    }
+    for (int i = 0; i < cp_big_runs; ++i) {
+        timed(cp_cmd(big), socket.c_str(), cp_big_mgr);
+        timed(cp_cmd(big), "none", cp_big_direct);
+    }
+    setenv("TUNNEL_CONTROL", socket.c_str(), 1);
     double load_after[3] = {};
     (void)getloadavg(load_after, 3);
 
@@ -149,6 +196,21 @@ int main(int argc, char** argv) {
         t_ssh.size(), total_ssh, median(t_ssh), quantile(t_ssh, 0.9));
     fmt::print("tunnel exec direct (no manager): {} runs, median {:.2f} ms\n", t_direct.size(),
                median(t_direct));
+    auto mibs = [&](const std::vector<double>& t) {
+        return t.empty() || median(t) <= 0 ? 0.0 : cp_big_mib * 1000.0 / median(t);
+    };
+    fmt::print("tunnel cp 64 KiB through tunnel up: {} runs, median {:.2f} ms\n",
+               cp_small_mgr.size(), median(cp_small_mgr));
+    fmt::print("tunnel cp 64 KiB direct:            {} runs, median {:.2f} ms\n",
+               cp_small_direct.size(), median(cp_small_direct));
+    fmt::print("scp 64 KiB through ControlMaster:   {} runs, median {:.2f} ms\n", scp_small.size(),
+               median(scp_small));
+    fmt::print("tunnel cp {} MiB through tunnel up: {} runs, median {:.0f} ms ({:.0f} MiB/s)\n",
+               cp_big_mib, cp_big_mgr.size(), median(cp_big_mgr), mibs(cp_big_mgr));
+    fmt::print("tunnel cp {} MiB direct:            {} runs, median {:.0f} ms ({:.0f} MiB/s)\n",
+               cp_big_mib, cp_big_direct.size(), median(cp_big_direct), mibs(cp_big_direct));
+    fmt::print("cp 64 KiB through manager ratio (tunnel up / direct, median): {:.2f}\n",
+               median(cp_small_mgr) / median(cp_small_direct));
     fmt::print("exec through manager ratio (tunnel up / ssh ControlMaster, total time): {:.2f}\n",
                total_ours / total_ssh);
     return failures == 0 ? 0 : 1;

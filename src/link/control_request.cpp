@@ -42,12 +42,16 @@ core::result<control_request> bad(std::string message) {
     return core::fail(core::errc::invalid_argument, std::move(message));
 }
 
-// exec: a command, and the link by name or the destination it must reach.
+// exec: a command, and the link by name or the destination it must reach;
+// sftp: the same without a command.
 core::result<control_request> check_exec(control_request r) {
-    if (r.command.empty()) return bad("exec needs \"command\" (the remote command string)");
+    if (r.cmd == "sftp" && !r.command.empty()) return bad("sftp takes no \"command\"");
+    if (r.cmd == "exec" && r.command.empty())
+        return bad("exec needs \"command\" (the remote command string)");
     if (r.command.find('\0') != std::string::npos) return bad("\"command\" contains a NUL byte");
     if (r.link.empty() && r.destination.empty())
-        return bad("exec needs \"link\" (a link's name) or \"destination\" (user@host:port)");
+        return bad(fmt::format(
+            "{} needs \"link\" (a link's name) or \"destination\" (user@host:port)", r.cmd));
     if (!r.link.empty() && !valid_link_name(r.link))
         return bad("\"link\" is not a link name (1-64 letters, digits, '.', '_', '-')");
     if (!r.destination.empty() &&
@@ -55,7 +59,7 @@ core::result<control_request> check_exec(control_request r) {
          std::any_of(r.destination.begin(), r.destination.end(),
                      [](char c) { return static_cast<unsigned char>(c) <= ' ' || c == 0x7f; })))
         return bad("\"destination\" must be user@host:port (at most 320 bytes, no spaces)");
-    if (!r.transport.empty()) return bad("exec takes no \"transport\"");
+    if (!r.transport.empty()) return bad(fmt::format("{} takes no \"transport\"", r.cmd));
     return r;
 }
 
@@ -88,18 +92,19 @@ core::result<control_request> parse_control_request(std::string_view line) {
     }
     auto cmd = j.find("cmd");
     if (cmd == j.end())
-        return bad("missing \"cmd\" (ls, status, restart, switch, events, down, exec)");
+        return bad("missing \"cmd\" (ls, status, restart, switch, events, down, exec, sftp)");
     r.cmd = cmd->get<std::string>();
     const bool needs_link = r.cmd == "status" || r.cmd == "restart" || r.cmd == "switch";
-    if (r.cmd != "ls" && r.cmd != "events" && r.cmd != "down" && r.cmd != "exec" && !needs_link)
-        return bad(
-            fmt::format("unknown cmd \"{}\" (ls, status, restart, switch, events, down, exec)",
-                        core::log_text(r.cmd, 40)));
+    const bool pooled = r.cmd == "exec" || r.cmd == "sftp";
+    if (r.cmd != "ls" && r.cmd != "events" && r.cmd != "down" && !pooled && !needs_link)
+        return bad(fmt::format(
+            "unknown cmd \"{}\" (ls, status, restart, switch, events, down, exec, sftp)",
+            core::log_text(r.cmd, 40)));
     if (auto l = j.find("link"); l != j.end()) r.link = l->get<std::string>();
     if (auto t = j.find("transport"); t != j.end()) r.transport = t->get<std::string>();
     if (auto d = j.find("destination"); d != j.end()) r.destination = d->get<std::string>();
     if (auto c = j.find("command"); c != j.end()) r.command = c->get<std::string>();
-    if (r.cmd == "exec") return check_exec(std::move(r));
+    if (pooled) return check_exec(std::move(r));
     if (!r.destination.empty() || !r.command.empty())
         return bad(fmt::format("{} takes no \"destination\" or \"command\"", r.cmd));
     if (needs_link && r.link.empty()) return bad(fmt::format("{} needs \"link\"", r.cmd));

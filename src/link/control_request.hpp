@@ -12,6 +12,10 @@
 //   {"cmd": "exec", "destination": "u@h:22", "command": "..."}  ... on the link
 //                                                  whose target resolves to it;
 //                                                  then frames (link/exec_frames.hpp)
+//   {"cmd": "sftp", "link": "db"} or {"cmd": "sftp", "destination": "u@h:22"}
+//                                                  an sftp subsystem channel on the
+//                                                  link's session; then the raw
+//                                                  SFTP bytes both ways (link/sftp_service.hpp)
 // Any request may carry "id" (a string or number), echoed in the reply.
 // Replies: {"ok": true, ...} or {"ok": false, "error": "..."}.
 #pragma once
@@ -33,7 +37,7 @@ struct control_request {
     std::string cmd;
     std::string link;         // status, restart, switch
     std::string transport;    // switch
-    std::string destination;  // exec: user@host:port the command must reach
+    std::string destination;  // exec, sftp: user@host:port the session must reach
     std::string command;      // exec: the remote command string
     nlohmann::json id;        // null when absent
 };

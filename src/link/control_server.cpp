@@ -18,6 +18,7 @@
 #include "core/unique_fd.hpp"
 #include "link/control_request.hpp"
 #include "link/exec_service.hpp"
+#include "link/sftp_service.hpp"
 
 namespace tunnel::link {
 
@@ -292,6 +293,16 @@ asio::awaitable<void> control_server::serve(std::shared_ptr<connection> c) {
                 ~in_flight() { --n; }
             } counted{execs_in_flight_};
             co_await serve_exec(socket, manager_, std::move(*req), std::move(buffer));
+            co_return;
+        } else if (req->cmd == "sftp") {
+            // The connection is the SFTP session's byte stream from here on.
+            auto socket = std::make_shared<local::socket>(std::move(c->socket));
+            struct in_flight {
+                std::size_t& n;
+                explicit in_flight(std::size_t& count) : n(count) { ++n; }
+                ~in_flight() { --n; }
+            } counted{execs_in_flight_};
+            co_await serve_sftp(socket, manager_, std::move(*req), std::move(buffer));
             co_return;
         } else if (req->cmd == "down") {
             nlohmann::json ok{{"ok", true}, {"stopping", true}};

@@ -6,6 +6,7 @@
 #include "core/log_text.hpp"
 #include "core/spawn.hpp"
 #include "link/exec_frames.hpp"
+#include "link/pooled_session.hpp"
 #include "ssh/channel.hpp"
 
 namespace tunnel::link {
@@ -23,16 +24,6 @@ struct caller_input {
     std::string signal;
     bool done = false;  // the command ended: the reader stops
 };
-
-std::string reply_line(nlohmann::json j, const nlohmann::json& id) {
-    if (!id.is_null()) j["id"] = id;
-    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-}
-
-// Refused before anything ran: the caller runs the command itself.
-std::string fallback_line(const std::string& why, const nlohmann::json& id) {
-    return reply_line({{"ok", false}, {"fallback", true}, {"error", why}}, id);
-}
 
 asio::awaitable<void> read_input(std::shared_ptr<local::socket> socket,
                                  std::shared_ptr<caller_input> in, std::string buffer,
@@ -85,29 +76,11 @@ void frames_of(std::string& out, char type, std::string_view data) {
 asio::awaitable<void> serve_exec(std::shared_ptr<local::socket> socket, std::shared_ptr<manager> m,
                                  control_request req, std::string leftover) {
     boost::system::error_code ec;
-    auto l = req.link.empty() ? nullptr : m->find(req.link);
-    if (!l && !req.destination.empty())
-        for (const auto& k : m->links())
-            if (k->destination() == req.destination) {
-                l = k;  // the first in file order
-                break;
-            }
-    std::string refused;
-    if (!l)
-        refused = req.destination.empty()
-                      ? fmt::format("no link named {}", core::log_text(req.link, 64))
-                      : fmt::format("no link reaches {}", core::log_text(req.destination, 80));
-    else if (!l->serves_execs())
-        refused = fmt::format("link {} does not serve execs (exec_pool: false)", l->name());
-    else if (!l->active())
-        refused = fmt::format("link {} is {}", l->name(), to_string(l->state()));
-    std::shared_ptr<ssh::session> s;
-    if (refused.empty()) {
-        // A session whose last probe failed gets a short verdict, not the full switch_wait.
-        auto acquiring = l->acquire(ssh::clock_type::now() + 2s);
-        s = co_await std::move(acquiring);
-        if (!s) refused = fmt::format("link {} has no healthy session", l->name());
-    }
+    auto picking = pick_pooled_session(m, req);
+    auto pick = co_await std::move(picking);
+    auto l = pick.l;
+    auto s = pick.s;
+    std::string refused = pick.refused;
     std::optional<ssh::channel> ch;
     if (refused.empty()) {
         const auto deadline = ssh::clock_type::now() + 5s;
@@ -120,7 +93,7 @@ asio::awaitable<void> serve_exec(std::shared_ptr<local::socket> socket, std::sha
     if (!refused.empty()) {
         if (l) l->count_exec(false);
         spdlog::debug("pooled exec refused: {}", refused);
-        auto line = fallback_line(refused, req.id);
+        auto line = pooled_fallback_line(refused, req.id);
         co_await asio::async_write(*socket, asio::buffer(line),
                                    asio::redirect_error(asio::use_awaitable, ec));
         co_return;
@@ -131,7 +104,7 @@ asio::awaitable<void> serve_exec(std::shared_ptr<local::socket> socket, std::sha
         if (!e) {
             // The request may have reached the server: do not let the caller run it again.
             l->count_exec(false);
-            auto line = reply_line(
+            auto line = pooled_reply_line(
                 {{"ok", false}, {"maybe_started", true}, {"error", e.error().message}}, req.id);
             co_await asio::async_write(*socket, asio::buffer(line),
                                        asio::redirect_error(asio::use_awaitable, ec));
@@ -139,7 +112,7 @@ asio::awaitable<void> serve_exec(std::shared_ptr<local::socket> socket, std::sha
         }
     }
     l->count_exec(true);
-    std::string out = reply_line({{"ok", true}, {"link", l->name()}}, req.id);
+    std::string out = pooled_reply_line({{"ok", true}, {"link", l->name()}}, req.id);
 
     auto in = std::make_shared<caller_input>();
     core::spawn(socket->get_executor(), read_input(socket, in, std::move(leftover), s),

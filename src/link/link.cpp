@@ -514,8 +514,11 @@ nlohmann::json link::status() const {
         forwards.push_back(std::move(fj));
     }
     j["bytes"] = {{"in", in}, {"out", out}};
-    j["exec_pool"] = {
-        {"enabled", serves_execs()}, {"started", execs_started_}, {"refused", execs_refused_}};
+    j["exec_pool"] = {{"enabled", serves_execs()},
+                      {"started", execs_started_},
+                      {"refused", execs_refused_},
+                      {"sftp_opened", sftp_opened_},
+                      {"sftp_refused", sftp_refused_}};
     j["forwards"] = std::move(forwards);
     nlohmann::json ts = nlohmann::json::array();
     for (std::size_t i = 0; i < lanes_.size(); ++i) {

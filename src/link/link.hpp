@@ -68,6 +68,8 @@ class link : public forward::session_source, public std::enable_shared_from_this
     }
     // A pooled exec started on this link (true) or was refused here (false).
     void count_exec(bool started) noexcept { ++(started ? execs_started_ : execs_refused_); }
+    // A pooled SFTP channel (cp, sync) was opened on this link (true) or refused here.
+    void count_sftp(bool opened) noexcept { ++(opened ? sftp_opened_ : sftp_refused_); }
     [[nodiscard]] link_state state() const noexcept;
     [[nodiscard]] std::optional<std::size_t> active() const noexcept { return active_; }
     // The `tunnel ls` / `tunnel status` object.
@@ -119,6 +121,8 @@ class link : public forward::session_source, public std::enable_shared_from_this
     std::string destination_;
     std::uint64_t execs_started_ = 0;
     std::uint64_t execs_refused_ = 0;
+    std::uint64_t sftp_opened_ = 0;
+    std::uint64_t sftp_refused_ = 0;
     bool started_ = false;
     bool stopped_ = false;
 };

@@ -1,6 +1,7 @@
 #include "link/link_config.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <sstream>
 
@@ -136,9 +137,11 @@ class parser {
                         fmt::format("belongs to a relay link (with `relays`){}", line_of(n[k])));
             if (auto ts = n["transports"])
                 read_transports(ts, path + ".transports", l);
-            else
-                l.transports.push_back(
-                    transport_config{transport_type::tcp, "tcp", {}, {}, {}, {}, {}});
+            else {
+                transport_config tcp;  // the default: one tcp transport
+                tcp.name = "tcp";
+                l.transports.push_back(std::move(tcp));
+            }
             for (std::size_t i = 0; i < l.transports.size(); ++i)
                 if (l.transports[i].type == transport_type::relay)
                     r_.error(fmt::format("{}.transports[{}]", path, i),
@@ -279,6 +282,42 @@ class parser {
         l.forwards = relay::publish_forwards(exposes);
     }
 
+    // http_connect's credentials: a file path or an environment variable's
+    // name, at most one; the YAML never holds them.
+    void read_proxy_credentials(const YAML::Node& t, const std::string& tpath,
+                                transport_config& tc) {
+        const auto file_path = tpath + ".proxy_credentials_file";
+        const auto env_path = tpath + ".proxy_credentials_env";
+        if (auto f = t["proxy_credentials_file"])
+            if (auto s = r_.string(f, file_path)) {
+                if (s->empty() || s->find_first_of("\r\n") != std::string::npos)
+                    r_.error(file_path,
+                             "must be the path of a file holding user:password" + line_of(f));
+                else
+                    tc.proxy_credentials_file = *s;
+            }
+        if (auto e = t["proxy_credentials_env"])
+            if (auto s = r_.string(e, env_path)) {
+                const bool name_ok =
+                    !s->empty() && s->size() <= 128 &&
+                    !std::isdigit(static_cast<unsigned char>((*s)[0])) &&
+                    std::all_of(s->begin(), s->end(), [](char c) {
+                        return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+                    });
+                if (!name_ok)
+                    r_.error(env_path,
+                             "must be the name of an environment variable (letters, digits, "
+                             "'_'; e.g. PROXY_CREDENTIALS) that holds user:password, not the "
+                             "credentials themselves" +
+                                 line_of(e));
+                else
+                    tc.proxy_credentials_env = *s;
+            }
+        if (t["proxy_credentials_file"] && t["proxy_credentials_env"])
+            r_.error(tpath, "proxy_credentials_file and proxy_credentials_env: set one of them" +
+                                line_of(t));
+    }
+
     void read_transports(const YAML::Node& ts, const std::string& path, link_config& l) {
         if (!ts.IsSequence() || ts.size() == 0) {
             r_.error(path, "must be a non-empty list of {type: ...}" + line_of(ts));
@@ -292,7 +331,8 @@ class parser {
             const auto tpath = fmt::format("{}[{}]", path, i);
             const auto& t = ts[i];
             if (!r_.expect_map(t, tpath,
-                               {"type", "name", "via", "command", "proxy", "url", "address"})) {
+                               {"type", "name", "via", "command", "proxy", "url", "address",
+                                "proxy_credentials_file", "proxy_credentials_env"})) {
                 if (!t || t.IsNull()) r_.error(tpath, "empty: needs `type`");
                 continue;
             }
@@ -341,6 +381,8 @@ class parser {
                     r_.error(tpath + "." + key, fmt::format("not used by a {} transport{}",
                                                             *type_text, line_of(t[key])));
             };
+            if (tc.type != transport_type::http_connect)
+                for (auto k : {"proxy_credentials_file", "proxy_credentials_env"}) refuse(k);
             switch (tc.type) {
                 case transport_type::tcp:
                     if (auto a = t["address"]) {
@@ -369,6 +411,7 @@ class parser {
                                  "must be host:port (port 1-65535)" + line_of(t["proxy"]));
                     }
                     for (auto k : {"via", "command", "url", "address"}) refuse(k);
+                    read_proxy_credentials(t, tpath, tc);
                     break;
                 case transport_type::relay:
                     need("url", tc.url, "the relay's wss:// URL");

@@ -32,6 +32,10 @@ struct transport_config {
     // Port (another route to the same server: a second address, a port
     // mapping). Host keys are still checked under the target's name.
     std::string address;
+    // http_connect: where the proxy's "user:password" is (a file, or the name
+    // of an environment variable); never the credentials themselves.
+    std::string proxy_credentials_file;
+    std::string proxy_credentials_env;
 };
 
 enum class start_policy { parallel, on_demand };

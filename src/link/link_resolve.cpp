@@ -6,9 +6,9 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "link/http_connect.hpp"
 #include "relay/relay_client.hpp"
 #include "ssh/tcp_connect.hpp"
+#include "transport/http_connect.hpp"
 
 namespace tunnel::link {
 
@@ -137,7 +137,9 @@ core::result<std::vector<resolved_transport>> resolve_transports(const link_conf
         }
         if (t.type == transport_type::http_connect) {
             auto [ph, pp] = split_host_port(t.proxy);
-            o->open_stream = http_connect_opener(ph, pp, o->host, o->port);
+            transport::proxy_credentials_source creds{expand_home(t.proxy_credentials_file),
+                                                      t.proxy_credentials_env};
+            o->open_stream = transport::http_connect_opener(ph, pp, o->host, o->port, creds);
         }
         if (t.type == transport_type::jump) {
             // Each hop of `via` (a comma list, outermost first) is resolved on

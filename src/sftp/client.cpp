@@ -51,20 +51,34 @@ core::error status_error(const status_reply& s, std::string_view what) {
     return {code, fmt::format("{}: {}", what, detail)};
 }
 
-client::client(std::shared_ptr<ssh::session> s, ssh::channel ch, client_options options)
+client::client(std::shared_ptr<ssh::session> s, std::unique_ptr<byte_pipe> pipe,
+               std::string destination, client_options options)
     : session_(std::move(s)),
-      channel_(std::move(ch)),
+      pipe_(std::move(pipe)),
       options_(options),
-      destination_(session_->options().destination()) {}
+      destination_(std::move(destination)) {}
 
 client::~client() {
-    channel_.close();
+    pipe_->close();
+}
+
+client_options client::checked(client_options options) {
+    options.chunk_size = std::clamp<std::size_t>(options.chunk_size, 1024, max_chunk);
+    options.max_inflight = std::max<std::size_t>(options.max_inflight, 1);
+    return options;
+}
+
+asio::awaitable<core::result<std::unique_ptr<client>>> client::open_on(
+    std::unique_ptr<byte_pipe> pipe, std::string destination, client_options options) {
+    std::unique_ptr<client> c(
+        new client(nullptr, std::move(pipe), std::move(destination), checked(options)));
+    if (auto h = co_await c->handshake(); !h) co_return tl::unexpected(h.error());
+    co_return c;
 }
 
 asio::awaitable<core::result<std::unique_ptr<client>>> client::open(std::shared_ptr<ssh::session> s,
                                                                     client_options options) {
-    options.chunk_size = std::clamp<std::size_t>(options.chunk_size, 1024, max_chunk);
-    options.max_inflight = std::max<std::size_t>(options.max_inflight, 1);
+    options = checked(options);
     const auto deadline = ssh::clock_type::now() + options.timeout;
     auto ch = co_await ssh::channel::open_session(s, deadline);
     if (!ch) co_return tl::unexpected(ch.error());
@@ -75,7 +89,10 @@ asio::awaitable<core::result<std::unique_ptr<client>>> client::open(std::shared_
     }
     ch->state().buffer_cap = channel_buffer;
     ch->state().read_chunk = channel_read_chunk;
-    std::unique_ptr<client> c(new client(std::move(s), std::move(*ch), options));
+    auto destination = s->options().destination();
+    auto pipe = std::make_unique<channel_pipe>(s, std::move(*ch));
+    std::unique_ptr<client> c(
+        new client(std::move(s), std::move(pipe), std::move(destination), options));
     if (auto h = co_await c->handshake(); !h) co_return tl::unexpected(h.error());
     co_return c;
 }
@@ -146,7 +163,7 @@ asio::awaitable<core::result<void>> client::step(ssh::time_point until) {
     // 1. Send what the window allows.
     while (!outq_.empty()) {
         const auto& front = outq_.front();
-        auto n = channel_.write_some(
+        auto n = pipe_->write_some(
             std::string_view(front.bytes.get() + out_off_, front.size - out_off_));
         if (!n) {
             broken_ = true;
@@ -164,16 +181,16 @@ asio::awaitable<core::result<void>> client::step(ssh::time_point until) {
     }
     // Sending stopped on an exhausted window (not on a key re-exchange, where
     // ssh_channel_write takes nothing while the window is open).
-    const bool window_was_closed = !outq_.empty() && channel_.window() == 0;
+    const bool window_was_closed = !outq_.empty() && pipe_->write_blocked();
     // 2. Take what arrived.
-    channel_.drain();
+    pipe_->drain();
     // drain() runs libssh's packet loop, which may just have processed the
     // peer's WINDOW_ADJUST (libssh has no callback for it). Then send now: the
     // adjust is already consumed, so waiting for the socket would sleep until
     // the deadline, because a peer that gave its whole window back (dropbear:
     // 24 KiB) sends nothing more until our data arrives.
-    if (window_was_closed && channel_.window() > 0) progressed = true;
-    auto& in = channel_.state().out;
+    if (window_was_closed && !pipe_->write_blocked()) progressed = true;
+    auto& in = pipe_->inbox();
     std::size_t off = 0;
     for (;;) {
         auto f = next_frame(std::string_view(in).substr(off));
@@ -197,7 +214,7 @@ asio::awaitable<core::result<void>> client::step(ssh::time_point until) {
     }
     if (off > 0) in.erase(0, off);
     if (progressed) co_return core::result<void>{};
-    if (channel_.state().closed || channel_.state().eof) {
+    if (pipe_->ended()) {
         broken_ = true;
         broken_error_ = {core::errc::disconnected,
                          fmt::format("the SFTP server on {} closed the channel", destination_)};
@@ -205,11 +222,12 @@ asio::awaitable<core::result<void>> client::step(ssh::time_point until) {
     }
     // Blocked on the peer's window: another channel's libssh call may process
     // our window adjust (no callback, no notify), so look again soon.
-    const bool window_blocked = !outq_.empty() && channel_.window() == 0;
+    // (A socket pipe waits for writability itself: no need to look again.)
+    const bool window_blocked = session_ && !outq_.empty() && pipe_->write_blocked();
     const auto wake = window_blocked
                           ? std::min(until, ssh::clock_type::now() + std::chrono::milliseconds(20))
                           : until;
-    auto w = co_await session_->wait(wake);
+    auto w = co_await pipe_->wait(wake);
     if (!w && w.error().code == core::errc::timeout && wake < until) co_return core::result<void>{};
     if (!w) {
         if (w.error().code == core::errc::timeout)

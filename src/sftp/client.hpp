@@ -6,7 +6,8 @@
 // calls so libssh grows its receive window.
 //
 // Like its session, a client lives on one executor; several clients (one per
-// concurrent file) may share a session.
+// concurrent file) may share a session. The bytes go over a byte_pipe: the
+// client's own channel, or the link manager's relay (byte_pipe.hpp).
 #pragma once
 
 #include <chrono>
@@ -21,6 +22,7 @@
 
 #include "core/asio.hpp"
 #include "core/error.hpp"
+#include "sftp/byte_pipe.hpp"
 #include "sftp/packet.hpp"
 #include "sftp/read_depth.hpp"
 #include "ssh/channel.hpp"
@@ -54,6 +56,10 @@ class client {
   public:
     static asio::awaitable<core::result<std::unique_ptr<client>>> open(
         std::shared_ptr<ssh::session> s, client_options options = {});
+    // A client over a pipe that already reaches an SFTP server (the link
+    // manager's relay); `destination` names the host in messages.
+    static asio::awaitable<core::result<std::unique_ptr<client>>> open_on(
+        std::unique_ptr<byte_pipe> pipe, std::string destination, client_options options = {});
     client(const client&) = delete;
     client& operator=(const client&) = delete;
     ~client();
@@ -112,6 +118,7 @@ class client {
     // The most read requests that were in flight at once so far.
     [[nodiscard]] std::size_t peak_reads_in_flight() const noexcept { return peak_reads_; }
     [[nodiscard]] const std::string& destination() const noexcept { return destination_; }
+    // Null for a client over the link manager's relay.
     [[nodiscard]] const std::shared_ptr<ssh::session>& session() const noexcept { return session_; }
 
   private:
@@ -120,7 +127,9 @@ class client {
         std::string body;
     };
 
-    client(std::shared_ptr<ssh::session> s, ssh::channel ch, client_options options);
+    client(std::shared_ptr<ssh::session> s, std::unique_ptr<byte_pipe> pipe,
+           std::string destination, client_options options);
+    static client_options checked(client_options options);
 
     asio::awaitable<core::result<void>> handshake();
     std::uint32_t next_id() noexcept { return ++last_id_; }
@@ -146,7 +155,7 @@ class client {
     core::error fail_status(const reply& r, std::string_view what) const;
 
     std::shared_ptr<ssh::session> session_;
-    ssh::channel channel_;
+    std::unique_ptr<byte_pipe> pipe_;
     client_options options_;
     extensions ext_;
     std::string destination_;

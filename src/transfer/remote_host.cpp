@@ -8,23 +8,51 @@
 namespace tunnel::transfer {
 
 remote_host::remote_host(std::shared_ptr<ssh::session> s, sftp::client_options sftp)
-    : session_(std::move(s)), sftp_options_(sftp) {}
+    : session_(std::move(s)), target_(session_->options()), sftp_options_(sftp) {}
+
+remote_host::remote_host(ssh::connect_options target, std::shared_ptr<pooled_access> pooled,
+                         std::unique_ptr<sftp::client> first, sftp::client_options sftp)
+    : target_(std::move(target)), pooled_(std::move(pooled)), sftp_options_(sftp) {
+    clients_.push_back(std::move(first));
+}
 
 asio::awaitable<core::result<std::shared_ptr<remote_host>>> remote_host::connect(
-    asio::any_io_executor executor, ssh::connect_options target, sftp::client_options sftp) {
+    asio::any_io_executor executor, ssh::connect_options target, sftp::client_options sftp,
+    std::shared_ptr<pooled_access> pooled) {
+    if (pooled) {
+        auto opening = pooled->open_sftp(target, sftp);
+        auto first = co_await std::move(opening);
+        if (first) {
+            if (!*first) co_return tl::unexpected(first->error());
+            co_return std::make_shared<remote_host>(std::move(target), std::move(pooled),
+                                                    std::move(**first), sftp);
+        }
+    }
     auto s = co_await ssh::session::connect(executor, std::move(target));
     if (!s) co_return tl::unexpected(s.error());
     co_return std::make_shared<remote_host>(std::move(*s), sftp);
 }
 
 std::string remote_host::display_path(std::string_view path) const {
-    return fmt::format("{}:{}", session_->options().host, path);
+    return fmt::format("{}:{}", target_.host, path);
+}
+
+asio::awaitable<core::result<std::unique_ptr<sftp::client>>> remote_host::open_client() {
+    if (!pooled_) co_return co_await sftp::client::open(session_, sftp_options_);
+    // Through the manager, a refusal now is an error: part of the copy may
+    // already be written over it, so it never goes around it.
+    auto opening = pooled_->open_sftp(target_, sftp_options_);
+    auto c = co_await std::move(opening);
+    if (!c)
+        co_return core::fail(core::errc::resource_exhausted,
+                             "the link manager (tunnel up) declined another SFTP channel");
+    co_return std::move(*c);
 }
 
 asio::awaitable<core::result<sftp::client*>> remote_host::sftp(std::size_t slot) {
     if (slot < clients_.size() && clients_[slot]) co_return clients_[slot].get();
     if (clients_.size() <= slot) clients_.resize(slot + 1);
-    auto c = co_await sftp::client::open(session_, sftp_options_);
+    auto c = co_await open_client();
     if (!c) co_return tl::unexpected(c.error());
     clients_[slot] = std::move(*c);
     co_return clients_[slot].get();
@@ -38,13 +66,21 @@ asio::awaitable<core::result<std::unique_ptr<sftp::client>>> remote_host::borrow
     }
     if (no_more_channels_)
         co_return core::fail(core::errc::resource_exhausted, "no more SFTP channels");
-    auto c = co_await sftp::client::open(session_, sftp_options_);
+    auto c = co_await open_client();
     if (!c) no_more_channels_ = true;
     co_return c;
 }
 
 asio::awaitable<core::result<command_output>> remote_host::run(std::string command,
                                                                std::chrono::milliseconds timeout) {
+    if (pooled_) {
+        auto running = pooled_->run(target_, std::move(command), timeout);
+        auto r = co_await std::move(running);
+        if (!r)
+            co_return core::fail(core::errc::channel_failed,
+                                 "the link manager (tunnel up) declined to run a command");
+        co_return std::move(*r);
+    }
     const auto deadline = ssh::clock_type::now() + timeout;
     auto ch = co_await ssh::channel::open_session(session_, deadline);
     if (!ch) co_return tl::unexpected(ch.error());

@@ -17,7 +17,8 @@ asio::awaitable<core::result<void>> run_with_reconnects(
         core::result<void> r;
         bool connected = false;
         {
-            auto host = co_await remote_host::connect(executor, target, sftp);
+            auto connecting = remote_host::connect(executor, target, sftp, options.pooled);
+            auto host = co_await std::move(connecting);
             if (!host) {
                 r = tl::unexpected(host.error());
             } else {

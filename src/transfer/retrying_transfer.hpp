@@ -32,6 +32,9 @@ struct reconnect_options {
     core::backoff_policy backoff = default_retry_backoff();
     core::random_source random;                        // empty: a seeded generator
     std::function<void(const retry_event&)> on_retry;  // before each wait
+    // The link manager's warm sessions, tried at each (re)connect before a
+    // session of our own (remote_host::connect).
+    std::shared_ptr<pooled_access> pooled;
 };
 
 // One attempt: the whole transfer on `host`. `resuming` is true after a

@@ -103,9 +103,7 @@ asio::awaitable<core::result<void>> sync_trees(remote_host& host, bool upload, s
     auto c0 = co_await host.sftp(0);
     if (!c0) co_return tl::unexpected(c0.error());
     sftp::client& c = **c0;
-    auto rname = [&](const std::string& path) {
-        return fmt::format("{}:{}", host.session()->options().host, path);
-    };
+    auto rname = [&](const std::string& path) { return host.display_path(path); };
 
     // 1. Both listings.
     std::vector<tree_entry> src_tree;

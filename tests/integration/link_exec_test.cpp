@@ -3,12 +3,16 @@
 // and `tunnel run` processes hand their commands to it over the control
 // socket: by link name, by a target that resolves to the link's, never for
 // another target, and on their own connection when the manager is absent,
-// refuses (exec_pool: false) or dies in the middle of a run.
+// refuses (exec_pool: false) or dies in the middle of a run. `tunnel cp`
+// opens its SFTP sessions there the same way (LinkCp).
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <random>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -16,6 +20,7 @@
 #include "forward_test_support.hpp"
 #include "link_test_support.hpp"
 #include "support/tunnel_cli.hpp"
+#include "transfer/checksum.hpp"
 
 namespace tunnel::test::links {
 namespace {
@@ -221,6 +226,158 @@ TEST_F(LinkExec, ManagerKilledMidRunExecsFallBack) {
             EXPECT_EQ(results[i].out, "run-" + std::to_string(i) + "\n");
         }
         EXPECT_GE(through, 3u);
+    }
+}
+
+// `tunnel cp` through the manager's warm session: an SFTP subsystem channel
+// opened through the control socket.
+class LinkCp : public LinkExec {
+  protected:
+    void SetUp() override {
+        LinkExec::SetUp();
+        if (HasFatalFailure()) return;
+        auto d = temp_dir::create("tunnel-link-cp");
+        ASSERT_TRUE(d);
+        files.emplace(std::move(*d));
+    }
+    std::uint64_t sftp_opened(int index = 0) { return pool_of(index).value("sftp_opened", 0ull); }
+    std::uint64_t sftp_refused(int index = 0) { return pool_of(index).value("sftp_refused", 0ull); }
+    // cp with the fixture's key and known_hosts (for root@127.0.0.1: db's target).
+    std::vector<std::string> cp_args(std::vector<std::string> rest) const {
+        std::vector<std::string> args{"cp"};
+        auto f = strict_client_flags("-P", sshd->port(), sshd->client_key_path(),
+                                     sshd->known_hosts_path());
+        args.insert(args.end(), f.begin(), f.end());
+        args.insert(args.end(), rest.begin(), rest.end());
+        return args;
+    }
+    std::string make_file(const std::string& name, std::size_t size, unsigned seed) {
+        std::mt19937_64 rng(seed);
+        std::string data(size, '\0');
+        for (std::size_t i = 0; i + 8 <= size; i += 8) {
+            auto v = rng();
+            std::memcpy(data.data() + i, &v, 8);
+        }
+        const auto path = files->file(name);
+        EXPECT_TRUE(write_text_file(path, data));
+        return path;
+    }
+    static std::string hash(const std::string& path) {
+        auto h = transfer::sha256_file(path);
+        return h ? *h : "error: " + h.error().message;
+    }
+    std::optional<temp_dir> files;
+};
+
+TEST_F(LinkCp, UpAndDownByLinkNameThroughTheManager) {
+    const auto src = make_file("src.bin", 3u << 20, 7);
+    const auto opened = sftp_opened();
+    const auto execs = started();
+    ASSERT_TRUE(std::filesystem::create_directory(files->file("far")));
+    // By link name: no ssh_config knows "db", so only the manager can reach it.
+    // --verify hashes on the host: a command through the manager's pooled exec.
+    auto up_r =
+        run_tunnel({"cp", "-F", "/dev/null", "--verify", src, "db:" + files->file("far/up.bin")},
+                   with_control());
+    ASSERT_EQ(up_r.exit_code, 0) << up_r.err << err();
+    EXPECT_EQ(hash(files->file("far/up.bin")), hash(src));
+    EXPECT_GE(sftp_opened(), opened + 1);
+    EXPECT_GE(started(), execs + 1);  // sha256sum ran on the link's session
+
+    auto down = run_tunnel(
+        {"cp", "-F", "/dev/null", "db:" + files->file("far/up.bin"), files->file("back.bin")},
+        with_control());
+    ASSERT_EQ(down.exit_code, 0) << down.err << err();
+    EXPECT_EQ(hash(files->file("back.bin")), hash(src));
+    EXPECT_GE(sftp_opened(), opened + 2);
+
+    // A recursive copy with several jobs opens its further channels there too.
+    ASSERT_TRUE(std::filesystem::create_directory(files->file("tree")));
+    for (int i = 0; i < 4; ++i) make_file("tree/f" + std::to_string(i), 200'000 + i, 10 + i);
+    auto tree = run_tunnel({"cp", "-F", "/dev/null", "-r", "--jobs", "3", files->file("tree"),
+                            "db:" + files->file("far/")},
+                           with_control());
+    ASSERT_EQ(tree.exit_code, 0) << tree.err << err();
+    for (int i = 0; i < 4; ++i)
+        EXPECT_EQ(hash(files->file("far/tree/f" + std::to_string(i))),
+                  hash(files->file("tree/f" + std::to_string(i))));
+    EXPECT_GE(sftp_opened(), opened + 4);
+}
+
+TEST_F(LinkCp, SyncByLinkNameThroughTheManager) {
+    ASSERT_TRUE(std::filesystem::create_directory(files->file("tree")));
+    for (int i = 0; i < 3; ++i) make_file("tree/f" + std::to_string(i), 100'000 + i, 20 + i);
+    const auto opened = sftp_opened();
+    auto r =
+        run_tunnel({"sync", "-F", "/dev/null", files->file("tree/"), "db:" + files->file("synced")},
+                   with_control());
+    ASSERT_EQ(r.exit_code, 0) << r.err << err();
+    for (int i = 0; i < 3; ++i)
+        EXPECT_EQ(hash(files->file("synced/f" + std::to_string(i))),
+                  hash(files->file("tree/f" + std::to_string(i))));
+    EXPECT_GE(sftp_opened(), opened + 1);
+}
+
+TEST_F(LinkCp, ExecPoolFalseAndNoManagerCopyDirectly) {
+    const auto src = make_file("src.bin", 100'000, 3);
+    // localhost is the nopool link's target: refused there, copied on our own connection.
+    auto args = cp_args({src, "root@localhost:" + files->file("direct.bin")});
+    for (auto& a : args)
+        if (a == "UserKnownHostsFile=" + sshd->known_hosts_path())
+            a = "UserKnownHostsFile=" + localhost_known_hosts;
+    auto r = run_tunnel(args, with_control());
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(hash(files->file("direct.bin")), hash(src));
+    EXPECT_EQ(sftp_refused(1), 1u);
+    EXPECT_EQ(sftp_opened(1), 0u);
+
+    // No manager at that path: db's target copies directly.
+    const auto before = sftp_opened(0);
+    auto n = run_tunnel(cp_args({src, "root@127.0.0.1:" + files->file("nomgr.bin")}),
+                        with_control(home->file("run/absent.sock")));
+    ASSERT_EQ(n.exit_code, 0) << n.err;
+    EXPECT_EQ(hash(files->file("nomgr.bin")), hash(src));
+    EXPECT_EQ(sftp_opened(0), before);
+}
+
+// The manager is killed while a copy runs through it: with --retries the copy
+// reconnects on its own connection and resumes; without, it fails and the
+// destination is never half-written (only the hidden temp file is there).
+TEST_F(LinkCp, ManagerKilledMidCopyResumesOrFailsCleanly) {
+    const auto src = make_file("big.bin", 96u << 20, 11);
+    for (bool retries : {true, false}) {
+        SCOPED_TRACE(retries ? "--retries 3" : "no retries");
+        if (!up->running()) start_manager();
+        const auto dest = files->file(retries ? "dest-r.bin" : "dest.bin");
+        const auto temp =
+            files->file(retries ? ".dest-r.bin.tunnel-part" : ".dest.bin.tunnel-part");
+        std::vector<std::string> rest{"--inflight", "4"};
+        if (retries) rest.insert(rest.end(), {"--retries", "3"});
+        rest.insert(rest.end(), {src, "root@127.0.0.1:" + dest});
+        run_result r;
+        std::thread copy([&] { r = run_tunnel(cp_args(rest), with_control()); });
+        // Kill it once part of the file is written through the manager.
+        const bool midway = eventually(
+            [&] {
+                std::error_code ec;
+                return std::filesystem::file_size(temp, ec) > (8u << 20) && !ec;
+            },
+            20s);
+        up->signal(SIGKILL);  // at once: a `tunnel ls` first may let the copy finish
+        copy.join();
+        ASSERT_TRUE(midway) << "the copy ended before the manager could be killed: " << r.err;
+        EXPECT_TRUE(up->wait(5s).has_value());
+        if (retries) {
+            EXPECT_EQ(r.exit_code, 0) << r.err;
+            EXPECT_EQ(hash(dest), hash(src));
+            EXPECT_FALSE(std::filesystem::exists(temp));
+        } else {
+            EXPECT_EQ(r.exit_code, 255) << r.err;
+            EXPECT_FALSE(std::filesystem::exists(dest)) << "a half-written destination";
+        }
+        // It was going through the manager, and lost it.
+        EXPECT_NE(r.err.find("the link manager closed the SFTP connection"), std::string::npos)
+            << r.err;
     }
 }
 

@@ -13,14 +13,15 @@ namespace {
 
 using fwd::wait_round_trip;
 
-// tinyproxy in the foreground on a loopback port, logging to its dir.
+// tinyproxy in the foreground on a loopback port, logging to its dir;
+// `basic_auth` ("user pass") makes it want Proxy-Authorization: Basic.
 struct tinyproxy_fixture {
     explicit tinyproxy_fixture(temp_dir d) : dir(std::move(d)) {}
     temp_dir dir;
     uint16_t port = 0;
     std::optional<child_process> child;
 
-    static core::result<std::unique_ptr<tinyproxy_fixture>> start() {
+    static core::result<std::unique_ptr<tinyproxy_fixture>> start(std::string basic_auth = {}) {
         auto d = temp_dir::create("tunnel-tinyproxy");
         if (!d) return tl::unexpected(d.error());
         auto f = std::make_unique<tinyproxy_fixture>(std::move(*d));
@@ -30,10 +31,13 @@ struct tinyproxy_fixture {
             f->port = *p;
             const auto conf = f->dir.file("tinyproxy.conf");
             // No ConnectPort line: CONNECT to any port (sshd's is not 443).
-            (void)write_text_file(conf, fmt::format("Port {}\nListen 127.0.0.1\nTimeout 600\n"
-                                                    "Allow 127.0.0.1\nMaxClients 20\n"
-                                                    "LogLevel Info\nLogFile \"{}\"\n",
-                                                    f->port, f->dir.file("tinyproxy.log")));
+            (void)write_text_file(
+                conf,
+                fmt::format("Port {}\nListen 127.0.0.1\nTimeout 600\n"
+                            "Allow 127.0.0.1\nMaxClients 20\n"
+                            "LogLevel Info\nLogFile \"{}\"\n{}",
+                            f->port, f->dir.file("tinyproxy.log"),
+                            basic_auth.empty() ? std::string() : "BasicAuth " + basic_auth + "\n"));
             spawn_options so;
             so.stdout_path = f->dir.file("stdout");
             so.stderr_path = f->dir.file("stdout");
@@ -137,6 +141,69 @@ TEST_F(LinkTransports, HttpConnectRefusedByTheProxyIsReported) {
     auto err = rm.status("db")["transports"][0]["last_error"].get<std::string>();
     EXPECT_NE(err.find("refused CONNECT"), std::string::npos) << err;
     EXPECT_EQ(rm.status("db")["state"], "down");
+}
+
+// What a manager shows of itself (status, events): the proxy password must not be in it.
+std::string shown(running_manager& rm) {
+    std::string all = rm.status("db").dump();
+    for (const auto& e : rm.events()) all += e.dump();
+    return all;
+}
+
+TEST_F(LinkTransports, HttpConnectSendsBasicCredentialsFromAFile) {
+    const std::string password = "pw-" + std::to_string(::getpid()) + "-Xq7";
+    auto tp = tinyproxy_fixture::start("alice " + password);
+    ASSERT_TRUE(tp) << tp.error().message;
+    const auto creds = (*tp)->dir.file("proxy-creds");
+    ASSERT_TRUE(write_text_file(creds, "alice:" + password + "\n"));
+    auto m =
+        running_manager::start(yaml(fmt::format("[{{type: http_connect, proxy: '127.0.0.1:{}', "
+                                                "proxy_credentials_file: '{}'}}]",
+                                                (*tp)->port, creds)));
+    ASSERT_TRUE(m) << m.error().message;
+    auto& rm = **m;
+    ASSERT_TRUE(rm.wait_active("db", 0, 10s)) << rm.status("db").dump(2) << (*tp)->log();
+    EXPECT_TRUE(wait_round_trip("127.0.0.1", rm.local_port("db", 0), 5s));
+    EXPECT_EQ(shown(rm).find(password), std::string::npos);
+}
+
+TEST_F(LinkTransports, HttpConnectWithoutCredentialsNamesWhatIsMissing) {
+    auto tp = tinyproxy_fixture::start("alice secret-pw");
+    ASSERT_TRUE(tp) << tp.error().message;
+    auto m = running_manager::start(
+        yaml(fmt::format("[{{type: http_connect, proxy: '127.0.0.1:{}'}}]", (*tp)->port)));
+    ASSERT_TRUE(m) << m.error().message;
+    auto& rm = **m;
+    ASSERT_TRUE(fwd::eventually(
+        [&] { return rm.status("db")["transports"][0].contains("last_error"); }, 10s));
+    auto err = rm.status("db")["transports"][0]["last_error"].get<std::string>();
+    EXPECT_NE(err.find("407"), std::string::npos) << err;
+    EXPECT_NE(err.find("set proxy_credentials_file or proxy_credentials_env"), std::string::npos)
+        << err;
+    EXPECT_EQ(rm.status("db")["state"], "down");
+}
+
+TEST_F(LinkTransports, HttpConnectWithWrongCredentialsNamesTheirSourceNotThem) {
+    auto tp = tinyproxy_fixture::start("alice right-pw");
+    ASSERT_TRUE(tp) << tp.error().message;
+    ::setenv("TUNNEL_TEST_PROXY_CREDENTIALS", "alice:Wrong-pw-9", 1);
+    auto m = running_manager::start(
+        yaml(fmt::format("[{{type: http_connect, proxy: '127.0.0.1:{}', "
+                         "proxy_credentials_env: TUNNEL_TEST_PROXY_CREDENTIALS}}, {{type: tcp}}]",
+                         (*tp)->port)));
+    ASSERT_TRUE(m) << m.error().message;
+    auto& rm = **m;
+    // Refused by the proxy, so the next transport carries the link.
+    ASSERT_TRUE(rm.wait_active("db", 1, 10s)) << rm.status("db").dump(2);
+    ASSERT_TRUE(fwd::eventually(
+        [&] { return rm.status("db")["transports"][0].contains("last_error"); }, 5s));
+    auto err = rm.status("db")["transports"][0]["last_error"].get<std::string>();
+    EXPECT_NE(err.find("refused the user:password from environment variable "
+                       "TUNNEL_TEST_PROXY_CREDENTIALS"),
+              std::string::npos)
+        << err;
+    EXPECT_EQ(shown(rm).find("Wrong-pw-9"), std::string::npos);
+    ::unsetenv("TUNNEL_TEST_PROXY_CREDENTIALS");
 }
 
 TEST_F(LinkTransports, JumpTransportGoesThroughABastion) {

@@ -95,5 +95,20 @@ TEST(ControlRequest, ExecNamesALinkOrADestinationAndACommand) {
               std::string::npos);
 }
 
+TEST(ControlRequest, SftpNamesALinkOrADestinationAndNoCommand) {
+    auto r = parse_control_request(R"({"cmd":"sftp","link":"db","destination":"u@h:22"})");
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->cmd, "sftp");
+    EXPECT_EQ(r->link, "db");
+    EXPECT_EQ(r->destination, "u@h:22");
+    EXPECT_NE(refused(R"({"cmd":"sftp"})").find("sftp needs \"link\""), std::string::npos);
+    EXPECT_NE(refused(R"({"cmd":"sftp","link":"db","command":"rm -rf /"})").find("no \"command\""),
+              std::string::npos);
+    EXPECT_NE(refused(R"({"cmd":"sftp","link":"db","transport":"tcp"})").find("no \"transport\""),
+              std::string::npos);
+    EXPECT_NE(refused(R"({"cmd":"sftp","destination":"nohost"})").find("user@host:port"),
+              std::string::npos);
+}
+
 }  // namespace
 }  // namespace tunnel::link

@@ -154,6 +154,40 @@ TEST(LinkConfig, TransportsAreCheckedPerType) {
     EXPECT_NE(m.find("two transports are named `tcp`"), std::string::npos) << m;
 }
 
+TEST(LinkConfig, ProxyCredentialsComeFromAFileOrAnEnvironmentVariable) {
+    auto f =
+        ok("links:\n"
+           "  x:\n"
+           "    target: h\n"
+           "    transports:\n"
+           "      - {type: http_connect, proxy: 'p:3128', proxy_credentials_file: /run/p}\n"
+           "      - {type: http_connect, name: b, proxy: 'p:3128', "
+           "proxy_credentials_env: PROXY_CREDS}\n");
+    EXPECT_EQ(f.links[0].transports[0].proxy_credentials_file, "/run/p");
+    EXPECT_EQ(f.links[0].transports[1].proxy_credentials_env, "PROXY_CREDS");
+
+    auto m =
+        err("links:\n  x:\n    target: h\n    transports: [{type: http_connect, proxy: "
+            "'p:1', proxy_credentials_env: 'alice:s3cret'}]\n");
+    EXPECT_NE(m.find("proxy_credentials_env: must be the name of an environment variable"),
+              std::string::npos)
+        << m;
+    m =
+        err("links:\n  x:\n    target: h\n    transports: [{type: http_connect, proxy: 'p:1', "
+            "proxy_credentials_env: A, proxy_credentials_file: /f}]\n");
+    EXPECT_NE(m.find("set one of them"), std::string::npos) << m;
+    m =
+        err("links:\n  x:\n    target: h\n    transports: [{type: tcp, proxy_credentials_file: "
+            "/f}]\n");
+    EXPECT_NE(m.find("proxy_credentials_file: not used by a tcp transport"), std::string::npos)
+        << m;
+    // No inline user/password keys: the strict parser names them as unknown.
+    m =
+        err("links:\n  x:\n    target: h\n    transports: [{type: http_connect, proxy: 'p:1', "
+            "password: x}]\n");
+    EXPECT_NE(m.find("password: unknown key"), std::string::npos) << m;
+}
+
 TEST(LinkConfig, HostileInputIsRefusedNotCrashed) {
     EXPECT_NE(err("").find("empty"), std::string::npos);
     EXPECT_NE(err("links: [1, 2]\n").find("links: must be a mapping"), std::string::npos);
