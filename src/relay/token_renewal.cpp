@@ -23,6 +23,23 @@ std::uint64_t bytes_moved(const forward::supervisor& s) {
 
 }  // namespace
 
+asio::awaitable<bool> quiet_moment(asio::steady_timer& timer, const forward::supervisor& s,
+                                   milliseconds limit, const bool& stopped) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    auto last = bytes_moved(s);
+    int still = 0;
+    while (!stopped && std::chrono::steady_clock::now() < until) {
+        timer.expires_after(50ms);
+        boost::system::error_code ec;
+        co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        const auto now = bytes_moved(s);
+        still = now == last ? still + 1 : 0;
+        last = now;
+        if (still >= 2) co_return true;
+    }
+    co_return false;
+}
+
 token_renewal::token_renewal(asio::any_io_executor executor, std::shared_ptr<token_source> source,
                              std::shared_ptr<forward::supervisor> supervisor,
                              std::function<void(const token_renewed&)> on_renewed)
@@ -41,19 +58,6 @@ asio::awaitable<void> token_renewal::sleep(milliseconds d) {
     timer_.expires_after(std::max(d, 1ms));
     boost::system::error_code ec;
     co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-}
-
-asio::awaitable<void> token_renewal::quiet_moment(milliseconds limit) {
-    const auto until = std::chrono::steady_clock::now() + limit;
-    auto last = bytes_moved(*supervisor_);
-    int still = 0;
-    while (!stopped_ && std::chrono::steady_clock::now() < until) {
-        co_await sleep(50ms);
-        const auto now = bytes_moved(*supervisor_);
-        still = now == last ? still + 1 : 0;
-        last = now;
-        if (still >= 2) co_return;
-    }
 }
 
 asio::awaitable<void> token_renewal::run() {
@@ -110,7 +114,8 @@ asio::awaitable<void> token_renewal::run() {
         const auto left =
             exp ? std::chrono::duration_cast<milliseconds>(*exp - std::chrono::system_clock::now())
                 : milliseconds(10'000);
-        co_await quiet_moment(std::clamp(left - 500ms, 0ms, 10'000ms));
+        (void)co_await quiet_moment(timer_, *supervisor_, std::clamp(left - 500ms, 0ms, 10'000ms),
+                                    stopped_);
         if (stopped_) break;
         token_renewed ev;
         if (auto e = token_expiry(*fresh)) ev.expires = *e;
