@@ -217,9 +217,11 @@ struct routed_request {
     bool first = false;  // the connection's first request (an attach, or the reader not started)
     std::unique_ptr<request_queue::ticket> turn;  // its turn, when it waited in the queue
     std::unique_ptr<request_trace> trace;         // tracing on: the request's trace
-    // Handed back by proxy_exchange (its tunnel went before it started): it
-    // waits for the name and is routed again, here.
+    // How many times proxy_exchange handed it back (its tunnel went before
+    // it started); `again`: just now, so it waits for the name and is routed
+    // again here (a hand-off to the tunnel's worker is not routed twice).
     int requeued = 0;
+    bool again = false;
 };
 
 // How many times one request may be handed back before it is answered.
@@ -284,7 +286,7 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
             conn->turn = std::move(routed->turn);
             trace = std::move(routed->trace);
             requeued = routed->requeued;
-            route_here = requeued > 0;
+            route_here = routed->again;
             routed.reset();
         } else {
             auto tracker = http_tracker::for_request(
@@ -402,7 +404,7 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
             boost::system::error_code ignored;
             co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
             routed.emplace(routed_request{std::move(back->request), std::move(back->head), false,
-                                          nullptr, std::move(back->trace), requeued + 1});
+                                          nullptr, std::move(back->trace), requeued + 1, true});
             continue;
         }
         if (!keep || relay->stopping) break;  // draining: no next request on this connection
