@@ -15,9 +15,11 @@ using std::chrono::milliseconds;
 // How often a token file is looked at for a change.
 constexpr milliseconds file_poll = 1000ms;
 
-std::uint64_t bytes_moved(const forward::supervisor& s) {
+// Bytes moved and channels opened: a request just forwarded to us counts
+// before its first byte does.
+std::uint64_t activity(const forward::supervisor& s) {
     std::uint64_t n = 0;
-    for (const auto& f : s.snapshot().forwards) n += f.bytes_in + f.bytes_out;
+    for (const auto& f : s.snapshot().forwards) n += f.bytes_in + f.bytes_out + f.connections;
     return n;
 }
 
@@ -26,16 +28,20 @@ std::uint64_t bytes_moved(const forward::supervisor& s) {
 asio::awaitable<bool> quiet_moment(asio::steady_timer& timer, const forward::supervisor& s,
                                    milliseconds limit, const bool& stopped) {
     const auto until = std::chrono::steady_clock::now() + limit;
-    auto last = bytes_moved(s);
+    auto last = activity(s);
     int still = 0;
     while (!stopped && std::chrono::steady_clock::now() < until) {
         timer.expires_after(50ms);
         boost::system::error_code ec;
         co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-        const auto now = bytes_moved(s);
+        const auto now = activity(s);
         still = now == last ? still + 1 : 0;
         last = now;
-        if (still >= 2) co_return true;
+        // 100 ms without a byte or a new channel, and no channel open (a
+        // request waiting for its origin's answer moves no byte); or 1 s
+        // without any: channels still open then are idle (a relay keeps
+        // them for keep-alive).
+        if ((still >= 2 && s.open_channels() == 0) || still >= 20) co_return true;
     }
     co_return false;
 }

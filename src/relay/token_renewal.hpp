@@ -21,9 +21,10 @@
 
 namespace tunnel::relay {
 
-// Waits until the tunnel moved no byte for 100 ms, at most `limit` (or
-// until `stopped`); whether it was quiet (idle channels a relay keeps for
-// keep-alive may stay open: they carry nothing). The caller
+// Waits until the tunnel moved no byte and opened no channel for 100 ms
+// with no channel open (or for 1 s, whatever is open: channels a relay
+// keeps for keep-alive are idle), at most `limit` (or until `stopped`);
+// whether it was quiet. The caller
 // swaps the session at once after it (no co_await in between), so no
 // request starts meanwhile. Also used to move back to a preferred relay
 // (relay_failover.hpp).
