@@ -13,6 +13,8 @@
 #include "core/duration.hpp"
 #include "core/spawn.hpp"
 #include "relay/relay_client.hpp"
+#include "relay/relay_failover.hpp"
+#include "relay/relay_sessions.hpp"
 #include "relay/token_renewal.hpp"
 #include "relay/token_source.hpp"
 
@@ -22,6 +24,8 @@ namespace {
 
 struct connect_flags {
     std::string url;
+    std::vector<std::string> relays;  // --relay: more relays, in order of preference
+    std::string relay_probe_interval = "5s";
     std::string token_file;
     std::string token_command;
     std::string token_command_timeout = "30s";
@@ -54,6 +58,7 @@ void print_event(const relay::relay_event& ev, bool json) {
                 j = {{"event", "attached"},
                      {"tenant", ev.tenant},
                      {"lease_grace_s", ev.lease_grace.count()}};
+                if (!ev.relay.empty()) j["relay"] = ev.relay;
                 break;
             case kind::host_key_recorded:
                 j = {{"event", "host_key_recorded"},
@@ -76,7 +81,8 @@ void print_event(const relay::relay_event& ev, bool json) {
         }
         fmt::print(stdout, "{}\n", j.dump());
     } else if (ev.what == kind::attached) {
-        spdlog::info("attached to the relay as tenant {}{}", ev.tenant,
+        spdlog::info("attached to the relay {}as tenant {}{}",
+                     ev.relay.empty() ? std::string() : ev.relay + " ", ev.tenant,
                      ev.lease_grace.count() > 0
                          ? fmt::format(" (the names are held for {} s if the connection drops)",
                                        ev.lease_grace.count())
@@ -92,6 +98,37 @@ void print_event(const relay::relay_event& ev, bool json) {
     std::fflush(stdout);
 }
 
+void print_switch(const relay::relay_switch& s, bool json) {
+    if (json) {
+        fmt::print(stdout, "{}\n",
+                   nlohmann::json{{"event", "relay_switched"},
+                                  {"from", s.from_url},
+                                  {"to", s.to_url},
+                                  {"reason", s.reason}}
+                       .dump());
+        std::fflush(stdout);
+    } else if (s.reason == "preferred") {
+        spdlog::info("moved back to the preferred relay {} (from {})", s.to_url, s.from_url);
+    } else {
+        spdlog::warn("the relay {} was lost; attached to {} instead", s.from_url, s.to_url);
+    }
+}
+
+// The relays: the URL and each --relay (a name with several addresses counts
+// as several; loopback names are not expanded). Every bad value is refused
+// before connecting. One relay with one address: empty (no failover).
+core::result<std::vector<transport::ws_url>> relays_of(const connect_flags& f) {
+    auto relays = relay::parse_relays(f.url, f.relays, f.allow_plaintext);
+    if (!relays) return tl::unexpected(relays.error());
+    auto resolve = [](const std::string& host, std::uint16_t port) {
+        return transport::is_loopback_host(host) ? std::vector<std::string>{}
+                                                 : relay::system_resolver(host, port);
+    };
+    auto expanded = relay::expand_addresses(*relays, resolve);
+    if (expanded.size() < 2) expanded.clear();
+    return expanded;
+}
+
 int run_connect(const connect_flags& f) {
     relay::relay_client_options o;
     auto url = transport::parse_ws_url(f.url);
@@ -100,6 +137,12 @@ int run_connect(const connect_flags& f) {
     if (auto plain = transport::check_plaintext(*url, true, f.allow_plaintext); !plain)
         return report(plain.error());
     o.url = std::move(*url);
+    auto relays = relays_of(f);
+    if (!relays) return report(relays.error());
+    auto probe = core::parse_duration(f.relay_probe_interval);
+    if (!probe || probe->count() < 100 || *probe > std::chrono::hours(1))
+        return report({core::errc::invalid_argument,
+                       "--relay-probe-interval: give a duration from 100ms to 1h, e.g. 5s"});
     o.ws.allow_plaintext = f.allow_plaintext;
     auto command_timeout = core::parse_duration(f.token_command_timeout);
     if (!command_timeout || command_timeout->count() <= 0)
@@ -150,18 +193,28 @@ int run_connect(const connect_flags& f) {
     o.ws.idle_timeout = std::max<std::chrono::milliseconds>(o.keepalive * 2, o.ws.idle_timeout);
     o.reconnect = !f.no_reconnect;
     o.on_event = [json = f.json](const relay::relay_event& ev) { print_event(ev, json); };
-    // Kept across reconnects; released at once when we stop on a signal.
-    auto lease = std::make_shared<transport::ws_lease>();
-    o.ws.lease = lease;
 
-    auto sup_options = relay::relay_supervisor_options(std::move(o));
-    if (!sup_options) return report(sup_options.error());
+    // Each session keeps its lease across reconnects, and releases it when
+    // we stop on a signal (relay/relay_sessions.hpp).
+    relay::relay_sessions_options so;
+    so.client = std::move(o);
+    so.relays = std::move(*relays);
+    so.on_switch = [json = f.json](const relay::relay_switch& s) { print_switch(s, json); };
+    so.probe_interval = *probe;
+    if (!f.ca_file.empty()) so.probe_ws.ca_file = f.ca_file;
+    so.probe_ws.insecure = f.insecure;
+    // Token renewal follows the session in charge (set once it exists).
+    auto follow = std::make_shared<std::function<void(std::shared_ptr<forward::supervisor>)>>();
+    so.on_new_session = [follow](std::shared_ptr<forward::supervisor> s) {
+        if (*follow) (*follow)(std::move(s));
+    };
     asio::io_context io;
-    auto sup = forward::supervisor::create(io.get_executor(), std::move(*sup_options));
-    if (!sup) return report(sup.error());
+    auto sessions = relay::relay_sessions::create(io.get_executor(), std::move(so));
+    if (!sessions) return report(sessions.error());
 
     relay::token_renewal renewal(
-        io.get_executor(), source, *sup, [json = f.json](const relay::token_renewed& r) {
+        io.get_executor(), source, (*sessions)->current(),
+        [json = f.json](const relay::token_renewed& r) {
             const auto exp =
                 std::chrono::duration_cast<std::chrono::seconds>(r.expires.time_since_epoch())
                     .count();
@@ -180,6 +233,7 @@ int run_connect(const connect_flags& f) {
                                        .count());
             }
         });
+    *follow = [&renewal](std::shared_ptr<forward::supervisor> s) { renewal.follow(std::move(s)); };
     // With --no-reconnect the session cannot be swapped: the tunnel ends at
     // the token's expiry, as before.
     if (!f.no_reconnect) core::spawn(io.get_executor(), renewal.run(), "token renewal");
@@ -193,8 +247,7 @@ int run_connect(const connect_flags& f) {
         renewal.stop();
         // Stopping for good: the relay releases the names now (a close
         // frame, sent within the grace below).
-        lease->release_now();
-        (*sup)->stop();
+        (*sessions)->stop(true);
         grace.expires_after(std::chrono::milliseconds(500));
         grace.async_wait([&](boost::system::error_code e) {
             if (!e) io.stop();
@@ -202,8 +255,8 @@ int run_connect(const connect_flags& f) {
     });
     std::optional<core::result<void>> outcome;
     run_until_done(io, [&]() -> asio::awaitable<void> {
-        outcome = co_await (*sup)->run();
-        (*sup)->stop();
+        outcome = co_await (*sessions)->run();
+        (*sessions)->stop(false);
         renewal.stop();
         // Nothing may stay pending for io.run() to return: the signal wait and
         // its grace timer end here too.
@@ -238,6 +291,13 @@ void add_connect_command(CLI::App& app, command_runner& run) {
                     "The relay's attach URL: wss://HOST[:PORT]/v1/tunnel (ws:// on loopback, or "
                     "with --allow-plaintext)")
         ->required();
+    cmd->add_option("--relay", flags->relays,
+                    "Another relay's attach URL, tried in order when the one before is down or "
+                    "lost; the first is preferred and returned to when it answers again "
+                    "(repeatable)");
+    cmd->add_option("--relay-probe-interval", flags->relay_probe_interval,
+                    "While on another relay, how often the first one is probed")
+        ->capture_default_str();
     auto* token_file = cmd->add_option(
         "--token-file", flags->token_file,
         "File holding the bearer token (JWT) the relay issued; re-read when it changes");
@@ -283,7 +343,7 @@ void add_connect_command(CLI::App& app, command_runner& run) {
                   "Exit when the connection is lost instead of reconnecting");
     cmd->add_flag("--json", flags->json,
                   "One JSON event per line on stdout (attached, host_key_recorded, published, "
-                  "refused, token_renewed)");
+                  "refused, token_renewed, relay_switched)");
     cmd->callback([flags, &run] { run = [flags] { return run_connect(*flags); }; });
 }
 

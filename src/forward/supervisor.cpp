@@ -148,6 +148,10 @@ asio::awaitable<core::result<void>> supervisor::run() {
     auto lost_at = ssh::clock_type::now();
 
     while (!stopped_) {
+        if (options_.before_connect) {
+            options_.before_connect(options_.target);
+            stats_.destination = options_.target.destination();
+        }
         auto s = co_await ssh::session::connect(executor_, options_.target);
         if (stopped_) break;
         if (!s) {

@@ -36,6 +36,9 @@ struct supervisor_options {
     std::function<void(const forward_stats&)> on_remote_listening;
     // Called when the server refuses a -R (its stats carry last_error).
     std::function<void(const forward_stats&)> on_remote_refused;
+    // Called before each connection attempt; may change the target (which
+    // relay `tunnel connect --relay` tries next: relay/relay_failover.hpp).
+    std::function<void(ssh::connect_options&)> before_connect;
     // Supplies randomness to the backoff (tests).
     core::random_source random = core::default_random_source();
 };

@@ -15,6 +15,7 @@
 #include "relay/public_route.hpp"
 #include "relay/publish_request.hpp"
 #include "relay/tcp_service.hpp"
+#include "relay/relay_failover.hpp"
 #include "relay/token_minter.hpp"
 #include "transport/websocket_stream.hpp"
 
@@ -317,18 +318,41 @@ core::result<supervisor_options> relay_supervisor_options(relay_client_options o
     if (!options.ws.lease) options.ws.lease = std::make_shared<transport::ws_lease>();
     auto on_event = options.on_event ? options.on_event : [](const relay_event&) {};
     const std::string user = *tenant;
-    t.open_stream = transport::websocket_opener(
-        options.url, options.ws, [attached, on_event, user](const transport::ws_attach_info& info) {
-            *attached = info;
-            if (!info.tenant.empty() && info.tenant != user)
-                spdlog::warn("the relay names the tenant '{}' but the token says '{}'", info.tenant,
-                             user);
-            relay_event ev;
-            ev.what = relay_event::kind::attached;
-            ev.tenant = info.tenant.empty() ? user : info.tenant;
-            ev.lease_grace = info.leased ? info.lease_grace : std::chrono::seconds(0);
-            on_event(ev);
-        });
+    auto on_attach = [attached, on_event, user](const transport::ws_attach_info& info,
+                                                const std::string& relay_url) {
+        *attached = info;
+        if (!info.tenant.empty() && info.tenant != user)
+            spdlog::warn("the relay names the tenant '{}' but the token says '{}'", info.tenant,
+                         user);
+        relay_event ev;
+        ev.what = relay_event::kind::attached;
+        ev.tenant = info.tenant.empty() ? user : info.tenant;
+        ev.lease_grace = info.leased ? info.lease_grace : std::chrono::seconds(0);
+        ev.relay = relay_url;
+        on_event(ev);
+    };
+    if (options.failover) {
+        // One opener per relay; the failover points the target at one of
+        // them before each attempt (and knows which one attached).
+        std::vector<ssh::stream_opener> openers;
+        const auto& relays = options.failover->relays();
+        for (std::size_t i = 0; i < relays.size(); ++i)
+            openers.push_back(transport::websocket_opener(
+                relays[i], options.ws,
+                [on_attach, i, fo = std::weak_ptr<relay_failover>(options.failover),
+                 url = describe_relay(relays[i])](const transport::ws_attach_info& info) {
+                    if (auto f = fo.lock()) f->attached(i);
+                    on_attach(info, url);
+                }));
+        options.failover->set_openers(std::move(openers));
+        o.before_connect = [fo = options.failover](ssh::connect_options& target) {
+            fo->before_connect(target);
+        };
+    } else {
+        t.open_stream = transport::websocket_opener(
+            options.url, options.ws,
+            [on_attach](const transport::ws_attach_info& info) { on_attach(info, {}); });
+    }
 
     o.forwards = publish_forwards(options.exposes);
     // The name and access mode of a forward, from its bind address.

@@ -92,10 +92,14 @@ struct relay_event {
     std::string message;  // refused: why
     // host_key_recorded: the relay's SSH host key, seen for the first time and
     // recorded (trust on first use): compare it with what the relay printed.
-    std::string relay;             // known_hosts name, "[relay.example.com]:443"
+    // host_key_recorded: known_hosts name, "[relay.example.com]:443";
+    // attached, with several relays: the one attached to (describe_relay).
+    std::string relay;
     std::string fingerprint;       // "SHA256:..."
     std::string known_hosts_file;  // where it was recorded
 };
+
+class relay_failover;
 
 struct relay_client_options {
     transport::ws_url url;
@@ -108,6 +112,10 @@ struct relay_client_options {
     core::backoff_policy backoff{std::chrono::milliseconds(250), std::chrono::seconds(30), 0};
     bool reconnect = true;
     std::function<void(const relay_event&)> on_event;
+    // Several relays (tunnel connect --relay): the supervisor attaches to
+    // the one this picks for each attempt (`url` is then ignored; the first
+    // of its relays takes its place for the checks).
+    std::shared_ptr<relay_failover> failover;
 };
 
 // Checks the options and turns them into a supervisor's: target = the relay

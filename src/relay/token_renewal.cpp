@@ -15,13 +15,36 @@ using std::chrono::milliseconds;
 // How often a token file is looked at for a change.
 constexpr milliseconds file_poll = 1000ms;
 
-std::uint64_t bytes_moved(const forward::supervisor& s) {
+// Bytes moved and channels opened: a request just forwarded to us counts
+// before its first byte does.
+std::uint64_t activity(const forward::supervisor& s) {
     std::uint64_t n = 0;
-    for (const auto& f : s.snapshot().forwards) n += f.bytes_in + f.bytes_out;
+    for (const auto& f : s.snapshot().forwards) n += f.bytes_in + f.bytes_out + f.connections;
     return n;
 }
 
 }  // namespace
+
+asio::awaitable<bool> quiet_moment(asio::steady_timer& timer, const forward::supervisor& s,
+                                   milliseconds limit, const bool& stopped) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    auto last = activity(s);
+    int still = 0;
+    while (!stopped && std::chrono::steady_clock::now() < until) {
+        timer.expires_after(50ms);
+        boost::system::error_code ec;
+        co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        const auto now = activity(s);
+        still = now == last ? still + 1 : 0;
+        last = now;
+        // 100 ms without a byte or a new channel, and no channel open (a
+        // request waiting for its origin's answer moves no byte); or 1 s
+        // without any: channels still open then are idle (a relay keeps
+        // them for keep-alive).
+        if ((still >= 2 && s.open_channels() == 0) || still >= 20) co_return true;
+    }
+    co_return false;
+}
 
 token_renewal::token_renewal(asio::any_io_executor executor, std::shared_ptr<token_source> source,
                              std::shared_ptr<forward::supervisor> supervisor,
@@ -41,19 +64,6 @@ asio::awaitable<void> token_renewal::sleep(milliseconds d) {
     timer_.expires_after(std::max(d, 1ms));
     boost::system::error_code ec;
     co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-}
-
-asio::awaitable<void> token_renewal::quiet_moment(milliseconds limit) {
-    const auto until = std::chrono::steady_clock::now() + limit;
-    auto last = bytes_moved(*supervisor_);
-    int still = 0;
-    while (!stopped_ && std::chrono::steady_clock::now() < until) {
-        co_await sleep(50ms);
-        const auto now = bytes_moved(*supervisor_);
-        still = now == last ? still + 1 : 0;
-        last = now;
-        if (still >= 2) co_return;
-    }
 }
 
 asio::awaitable<void> token_renewal::run() {
@@ -110,7 +120,8 @@ asio::awaitable<void> token_renewal::run() {
         const auto left =
             exp ? std::chrono::duration_cast<milliseconds>(*exp - std::chrono::system_clock::now())
                 : milliseconds(10'000);
-        co_await quiet_moment(std::clamp(left - 500ms, 0ms, 10'000ms));
+        (void)co_await quiet_moment(timer_, *supervisor_, std::clamp(left - 500ms, 0ms, 10'000ms),
+                                    stopped_);
         if (stopped_) break;
         token_renewed ev;
         if (auto e = token_expiry(*fresh)) ev.expires = *e;

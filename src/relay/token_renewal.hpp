@@ -21,6 +21,16 @@
 
 namespace tunnel::relay {
 
+// Waits until the tunnel moved no byte and opened no channel for 100 ms
+// with no channel open (or for 1 s, whatever is open: channels a relay
+// keeps for keep-alive are idle), at most `limit` (or until `stopped`);
+// whether it was quiet. The caller
+// swaps the session at once after it (no co_await in between), so no
+// request starts meanwhile. Also used to move back to a preferred relay
+// (relay_failover.hpp).
+asio::awaitable<bool> quiet_moment(asio::steady_timer& timer, const forward::supervisor& s,
+                                   std::chrono::milliseconds limit, const bool& stopped);
+
 struct token_renewed {
     std::chrono::system_clock::time_point expires;  // the new token's exp (epoch if none)
     bool file_changed = false;                      // a changed token file, not an expiry
@@ -35,11 +45,14 @@ class token_renewal {
     // Runs until stop(); never throws.
     asio::awaitable<void> run();
     void stop();
+    // Renews for this supervisor from now on (tunnel connect moved its names
+    // to a session on another relay).
+    void follow(std::shared_ptr<forward::supervisor> supervisor) {
+        supervisor_ = std::move(supervisor);
+    }
 
   private:
     asio::awaitable<void> sleep(std::chrono::milliseconds d);
-    // Waits until the tunnel moved no byte for 100 ms, at most `limit`.
-    asio::awaitable<void> quiet_moment(std::chrono::milliseconds limit);
 
     asio::steady_timer timer_;
     std::shared_ptr<token_source> source_;

@@ -291,7 +291,8 @@ asio::awaitable<core::result<void>> connect_tcp(beast::tcp_stream& stream, const
                                                 time_point deadline) {
     tcp::resolver resolver(stream.get_executor());
     error_code ec;
-    auto endpoints = co_await resolver.async_resolve(url.host, std::to_string(url.port),
+    const std::string& where = url.address.empty() ? url.host : url.address;
+    auto endpoints = co_await resolver.async_resolve(where, std::to_string(url.port),
                                                      asio::redirect_error(asio::use_awaitable, ec));
     if (ec)
         co_return core::fail(

@@ -31,6 +31,10 @@ struct ws_url {
     std::string host;  // no brackets, even for IPv6 literals
     uint16_t port = 0;
     std::string target = "/";  // path and query
+    // Connect to this address instead of resolving `host` (which still names
+    // the relay: Host, TLS SNI and certificate): one of several addresses of
+    // a relay name (relay/relay_failover.hpp). Empty: resolve `host`.
+    std::string address;
 
     // What goes into the Host header: host, plus :port when not the scheme's default.
     [[nodiscard]] std::string host_header() const;
