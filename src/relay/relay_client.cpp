@@ -14,8 +14,8 @@
 #include "core/encoding.hpp"
 #include "relay/public_route.hpp"
 #include "relay/publish_request.hpp"
-#include "relay/tcp_service.hpp"
 #include "relay/relay_failover.hpp"
+#include "relay/tcp_service.hpp"
 #include "relay/token_minter.hpp"
 #include "transport/websocket_stream.hpp"
 

@@ -16,8 +16,8 @@
 
 #include "core/beast.hpp"
 #include "core/fd_limit.hpp"
-#include "core/secret_file.hpp"
 #include "core/log_text.hpp"
+#include "core/secret_file.hpp"
 #include "core/spawn.hpp"
 #include "core/wake_signal.hpp"
 #include "relay/admin_server.hpp"

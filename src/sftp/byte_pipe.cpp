@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cerrno>
 
+#include <fmt/format.h>
+
 namespace tunnel::sftp {
 
 namespace {
@@ -20,6 +22,14 @@ socket_pipe::socket_pipe(asio::local::stream_protocol::socket s, std::string alr
       inbox_(std::move(already)) {
     boost::system::error_code ec;
     socket_->non_blocking(true, ec);
+}
+
+std::string channel_pipe::ended_message(std::string_view destination) const {
+    return fmt::format("the SFTP server on {} closed the channel", destination);
+}
+
+std::string socket_pipe::ended_message(std::string_view) const {
+    return "the link manager closed the SFTP connection (tunnel up went away?)";
 }
 
 socket_pipe::~socket_pipe() {

@@ -29,6 +29,8 @@ class byte_pipe {
     [[nodiscard]] virtual std::string& inbox() = 0;
     // The peer closed or sent EOF: nothing more will arrive.
     [[nodiscard]] virtual bool ended() = 0;
+    // What to tell the user once ended(): who went away.
+    [[nodiscard]] virtual std::string ended_message(std::string_view destination) const = 0;
     // Waits until something may have moved, or `until` (errc::timeout).
     virtual asio::awaitable<core::result<void>> wait(ssh::time_point until) = 0;
     virtual void close() = 0;
@@ -46,6 +48,7 @@ class channel_pipe final : public byte_pipe {
     void drain() override { channel_.drain(); }
     std::string& inbox() override { return channel_.state().out; }
     bool ended() override { return channel_.state().closed || channel_.state().eof; }
+    std::string ended_message(std::string_view destination) const override;
     asio::awaitable<core::result<void>> wait(ssh::time_point until) override {
         return session_->wait(until);
     }
@@ -70,6 +73,7 @@ class socket_pipe final : public byte_pipe {
     void drain() override;
     std::string& inbox() override { return inbox_; }
     bool ended() override { return ended_; }
+    std::string ended_message(std::string_view destination) const override;
     asio::awaitable<core::result<void>> wait(ssh::time_point until) override;
     void close() override;
 

@@ -216,8 +216,7 @@ asio::awaitable<core::result<void>> client::step(ssh::time_point until) {
     if (progressed) co_return core::result<void>{};
     if (pipe_->ended()) {
         broken_ = true;
-        broken_error_ = {core::errc::disconnected,
-                         fmt::format("the SFTP server on {} closed the channel", destination_)};
+        broken_error_ = {core::errc::disconnected, pipe_->ended_message(destination_)};
         co_return tl::unexpected(broken_error_);
     }
     // Blocked on the peer's window: another channel's libssh call may process
