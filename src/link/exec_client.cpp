@@ -12,6 +12,7 @@
 #include "link/control_request.hpp"
 #include "link/exec_frames.hpp"
 #include "link/link_config.hpp"
+#include "link/manager_call.hpp"
 
 namespace tunnel::link {
 
@@ -71,39 +72,19 @@ void manager_exec::name_destination(const std::string& destination, const std::s
 asio::awaitable<std::optional<core::result<exec::pooled_outcome>>> manager_exec::run(
     exec::pooled_request r) {
     auto ex = co_await asio::this_coro::executor;
-    auto socket = std::make_shared<local::socket>(ex);
-    boost::system::error_code ec;
-    socket->connect(local::endpoint(socket_), ec);  // a Unix socket: answers at once
-    if (ec) co_return std::nullopt;                 // no manager: our own connection
-
     const auto destination = r.target->destination();
     nlohmann::json req{
         {"cmd", "exec"}, {"destination", destination}, {"command", r.remote_command}};
     if (auto n = names_.find(destination); n != names_.end()) req["link"] = n->second;
-    auto line = req.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-    if (line.size() > max_request_bytes) co_return std::nullopt;  // too long for a control line
-    co_await asio::async_write(*socket, asio::buffer(line),
-                               asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) co_return std::nullopt;
-
-    std::string buffer;
-    asio::steady_timer timer(ex, reply_timeout);
-    bool timer_fired = false;
-    timer.async_wait([socket, &timer_fired](boost::system::error_code e) {
-        if (e) return;
-        timer_fired = true;
-        boost::system::error_code ignored;
-        socket->close(ignored);
-    });
-    const auto n =
-        co_await asio::async_read_until(*socket, asio::dynamic_buffer(buffer, 64 * 1024), '\n',
-                                        asio::redirect_error(asio::use_awaitable, ec));
-    timer.cancel();
-    // The manager went away (or hung) before it said the command started.
-    if (ec || timer_fired) co_return std::nullopt;
-    auto reply = nlohmann::json::parse(std::string_view(buffer).substr(0, n - 1), nullptr, false);
-    buffer.erase(0, n);
-    if (!reply.is_object()) co_return std::nullopt;
+    // No manager, or it went away (or hung) before it said the command started:
+    // our own connection.
+    auto calling = call_manager(socket_, req, reply_timeout);  // g++ 12: no temporaries in co_await
+    auto call = co_await std::move(calling);
+    if (!call) co_return std::nullopt;
+    auto socket = std::move(call->socket);
+    auto& reply = call->reply;
+    std::string buffer = std::move(call->rest);
+    boost::system::error_code ec;
     if (!reply.value("ok", false)) {
         const auto why = reply.value("error", std::string("refused"));
         // Refusals (no link, link down, too many control connections, a bad
@@ -124,6 +105,7 @@ asio::awaitable<std::optional<core::result<exec::pooled_outcome>>> manager_exec:
     core::spawn(ex, pump_stdin(socket, r.input, done), "pooled exec stdin");
     exec::pooled_outcome outcome;
     bool cut_off = false;
+    asio::steady_timer timer(ex);
     if (r.deadline != ssh::time_point::max()) {
         timer.expires_at(r.deadline);
         timer.async_wait([socket, &cut_off](boost::system::error_code e) {

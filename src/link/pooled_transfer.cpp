@@ -7,6 +7,7 @@
 #include "core/log_text.hpp"
 #include "link/control_request.hpp"
 #include "link/link_config.hpp"
+#include "link/manager_call.hpp"
 #include "sftp/byte_pipe.hpp"
 
 namespace tunnel::link {
@@ -33,38 +34,14 @@ void manager_transfer::name_destination(const std::string& destination, const st
 
 asio::awaitable<std::optional<core::result<std::unique_ptr<sftp::client>>>>
 manager_transfer::open_sftp(const ssh::connect_options& target, sftp::client_options options) {
-    auto ex = co_await asio::this_coro::executor;
-    auto socket = std::make_shared<local::socket>(ex);
-    boost::system::error_code ec;
-    socket->connect(local::endpoint(socket_), ec);  // a Unix socket: answers at once
-    if (ec) co_return std::nullopt;                 // no manager: our own connection
-
     const auto destination = target.destination();
     nlohmann::json req{{"cmd", "sftp"}, {"destination", destination}};
     if (auto n = names_.find(destination); n != names_.end()) req["link"] = n->second;
-    auto line = req.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-    if (line.size() > max_request_bytes) co_return std::nullopt;
-    co_await asio::async_write(*socket, asio::buffer(line),
-                               asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) co_return std::nullopt;
-
-    std::string buffer;
-    asio::steady_timer timer(ex, reply_timeout);
-    bool timer_fired = false;
-    timer.async_wait([socket, &timer_fired](boost::system::error_code e) {
-        if (e) return;
-        timer_fired = true;
-        boost::system::error_code ignored;
-        socket->close(ignored);
-    });
-    const auto n =
-        co_await asio::async_read_until(*socket, asio::dynamic_buffer(buffer, 64 * 1024), '\n',
-                                        asio::redirect_error(asio::use_awaitable, ec));
-    timer.cancel();
-    if (ec || timer_fired) co_return std::nullopt;  // the manager went away (or hung)
-    auto reply = nlohmann::json::parse(std::string_view(buffer).substr(0, n - 1), nullptr, false);
-    buffer.erase(0, n);
-    if (!reply.is_object()) co_return std::nullopt;
+    // No manager, or it went away (or hung): our own connection.
+    auto calling = call_manager(socket_, req, reply_timeout);  // g++ 12: no temporaries in co_await
+    auto call = co_await std::move(calling);
+    if (!call) co_return std::nullopt;
+    const auto& reply = call->reply;
     if (!reply.value("ok", false)) {
         spdlog::debug("SFTP not through the manager: {}",
                       core::log_text(reply.value("error", std::string("refused")), 200));
@@ -73,7 +50,8 @@ manager_transfer::open_sftp(const ssh::connect_options& target, sftp::client_opt
     const auto link_name = reply.value("link", std::string());
     // Nothing is written before the SFTP handshake ends, so a failure up to
     // there still lets the caller connect itself.
-    auto pipe = std::make_unique<sftp::socket_pipe>(std::move(*socket), std::move(buffer));
+    auto pipe =
+        std::make_unique<sftp::socket_pipe>(std::move(*call->socket), std::move(call->rest));
     auto opening = sftp::client::open_on(std::move(pipe), destination, options);
     auto c = co_await std::move(opening);
     if (!c) {
