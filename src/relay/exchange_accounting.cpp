@@ -9,7 +9,6 @@
 namespace tunnel::relay {
 
 request_record::~request_record() {
-    if (requeued) return;  // counted when it is served
     const int s = conn->last_status;
     const char* cls = s >= 500   ? "5xx"
                       : s >= 400 ? "4xx"

@@ -26,7 +26,6 @@ struct request_record {
     std::uint64_t bytes_in = 0;
     std::uint64_t bytes_out = 0;
     std::unique_ptr<request_trace> trace;  // null: tracing is off
-    bool requeued = false;  // handed back to wait for the name's next tunnel: not counted
     ~request_record();
 };
 

@@ -449,28 +449,11 @@ asio::awaitable<response_outcome> pump_response(std::shared_ptr<relay_state> rel
     }
 }
 
-// The tunnel `t` (null: none) went or is going, and the request may wait
-// for the name's next tunnel instead: the queue is on and a lease holds it.
-bool may_requeue(relay_state& relay, const public_conn& conn, const public_route& route,
-                 const tunnel_entry* t) {
-    if (t && !t->closing && t->ssh && !t->ssh->closed()) return false;
-    if (!t) {
-        // A live tunnel on another worker is not one that went.
-        if (const auto* r = relay.route(conn.worker, route.tenant, route.name)) {
-            const auto other = r->tunnel.lock();
-            if (other && !other->closing) return false;
-        }
-    }
-    return relay.config.queue.max_requests > 0 && !relay.stopping &&
-           relay.leases->held(route.tenant, route.name).lease != 0;
-}
-
 }  // namespace
 
 asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
                                      std::shared_ptr<public_conn> conn, http_tracker request,
-                                     http_head head, std::unique_ptr<request_trace> trace,
-                                     std::optional<requeued_request>* back) {
+                                     http_head head, std::unique_ptr<request_trace> trace) {
     const auto executor = co_await asio::this_coro::executor;
     const auto start = steady::now();
     const auto live = relay->live();  // this request's settings (a reload: the next one's)
@@ -500,14 +483,6 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
     // The tunnel, when it is pinned to this worker (serve_connection handed
     // the connection here); one on another worker counts as offline.
     auto t = relay->find(conn->worker, route->tenant, route->name);
-    // Its tunnel went (the client attaches again with its lease): it waits
-    // for the next one, as if it had come a moment later.
-    if (back && may_requeue(*relay, *conn, *route, t.get())) {
-        record.requeued = true;
-        back->emplace(
-            requeued_request{std::move(request), std::move(head), std::move(record.trace)});
-        co_return true;
-    }
     // Per-tenant/route series only for a route a tunnel publishes: callers
     // naming made-up tenants or names must not fill the bounded label sets
     // (and push real tenants into "other"); theirs count under "none".
@@ -570,16 +545,6 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
             auto ch =
                 co_await t->ssh->open_forwarded(route->name, port, conn->peer_ip, conn->peer_port,
                                                 steady::now() + channel_open_timeout);
-            if (!ch && back && may_requeue(*relay, *conn, *route, t.get())) {
-                // Nothing entered the tunnel: the request waits for the next one.
-                spdlog::debug("{}: the tunnel went while a channel opened; the request waits",
-                              label);
-                record.requeued = true;
-                conn->last_status = 0;
-                back->emplace(requeued_request{std::move(ex->request), std::move(head),
-                                               std::move(record.trace)});
-                co_return true;
-            }
             if (!ch) {
                 co_await end_without_answer(*relay, *conn, *ex, exchange_end::origin_unreachable,
                                             label, ch.error().message, outcome);

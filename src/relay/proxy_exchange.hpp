@@ -7,7 +7,6 @@
 #pragma once
 
 #include <memory>
-#include <optional>
 
 #include "core/asio.hpp"
 #include "relay/http_tracker.hpp"
@@ -23,20 +22,8 @@ struct public_conn;
 // closed). Returns whether the connection may carry another request.
 // `trace`: the request's trace when tracing is on (its spans are recorded
 // when the request ends; the origin gets its traceparent), else null.
-//
-// A request whose tunnel went before any of its bytes entered it (the client
-// attached again, with its lease, for a renewed token or to come back to its
-// preferred relay) is not answered: when `back` is given, the queue is on and
-// a lease holds the name, it is handed back in `*back` (returns true) to wait
-// for the name again (lease_hold.hpp). A started request is never handed back.
-struct requeued_request {
-    http_tracker request;
-    http_head head;
-    std::unique_ptr<request_trace> trace;
-};
 asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
                                      std::shared_ptr<public_conn> conn, http_tracker request,
-                                     http_head head, std::unique_ptr<request_trace> trace,
-                                     std::optional<requeued_request>* back = nullptr);
+                                     http_head head, std::unique_ptr<request_trace> trace);
 
 }  // namespace tunnel::relay

@@ -218,15 +218,7 @@ struct routed_request {
     bool first = false;  // the connection's first request (an attach, or the reader not started)
     std::unique_ptr<request_queue::ticket> turn;  // its turn, when it waited in the queue
     std::unique_ptr<request_trace> trace;         // tracing on: the request's trace
-    // How many times proxy_exchange handed it back (its tunnel went before
-    // it started); `again`: just now, so it waits for the name and is routed
-    // again here (a hand-off to the tunnel's worker is not routed twice).
-    int requeued = 0;
-    bool again = false;
 };
-
-// How many times one request may be handed back before it is answered.
-constexpr int max_requeues = 20;
 
 // The worker that serves `head`: for an attach, the one the tunnel will be
 // pinned to; for a request, the worker of the tunnel publishing its route;
@@ -279,17 +271,12 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
         std::optional<http_tracker> parsed;
         http_head head;
         std::unique_ptr<request_trace> trace;
-        bool route_here = !routed;  // hold for a lease and pick the worker
-        int requeued = 0;
         if (routed) {
-            // Read and routed on the worker that handed the connection over,
-            // or handed back by proxy_exchange to be routed again.
+            // Read and routed on the worker that handed the connection over.
             parsed.emplace(std::move(routed->tracker));
             head = std::move(routed->head);
             conn->turn = std::move(routed->turn);
             trace = std::move(routed->trace);
-            requeued = routed->requeued;
-            route_here = routed->again;
             routed.reset();
         } else {
             auto tracker = http_tracker::for_request(
@@ -342,12 +329,10 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
             if (first) ticket.authenticated();
             head = tracker.head();
             parsed.emplace(std::move(tracker));
-        }
-        if (route_here) {
             // Served on the worker that owns the target tunnel (or will).
             const bool is_attach = first && path_of(head.target) == "/v1/tunnel";
             if (!is_attach) {
-                if (relay->tracer && !trace) trace = begin_trace(relay->config.tracing, head);
+                if (relay->tracer) trace = begin_trace(relay->config.tracing, head);
                 // A leased name without its tunnel: wait for it (the reader
                 // runs meanwhile, so a caller that hangs up leaves the queue).
                 auto start_reader = [&] {
@@ -374,8 +359,8 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
                 const unsigned target = worker_for(*relay, *conn, head, is_attach);
                 if (target != conn->worker) {
                     // A named local: no temporaries in a co_await's arguments (g++ 12).
-                    routed_request moving{std::move(*parsed),    std::move(head),  first,
-                                          std::move(conn->turn), std::move(trace), requeued};
+                    routed_request moving{std::move(*parsed), std::move(head), first,
+                                          std::move(conn->turn), std::move(trace)};
                     co_await hand_off(relay, conn, target, std::move(ticket), std::move(moving));
                     co_return;
                 }
@@ -395,21 +380,9 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
             conn->reader_running = true;
             core::spawn(ex, read_public(conn), "relay public connection reader");
         }
-        std::optional<requeued_request> back;
-        auto* const may_come_back = requeued < max_requeues ? &back : nullptr;
         bool keep = co_await proxy_exchange(relay, conn, std::move(*parsed), std::move(head),
-                                            std::move(trace), may_come_back);
-        conn->turn.reset();  // not started (refused): the next queued request goes
-        if (back) {
-            // Its tunnel went before it started: it waits for the next one
-            // (a moment, so a tunnel not yet seen closing is not tried again at once).
-            asio::steady_timer pause(ex, std::chrono::milliseconds(10 * requeued));
-            boost::system::error_code ignored;
-            co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
-            routed.emplace(routed_request{std::move(back->request), std::move(back->head), false,
-                                          nullptr, std::move(back->trace), requeued + 1, true});
-            continue;
-        }
+                                            std::move(trace));
+        conn->turn.reset();                   // not started (refused): the next queued request goes
         if (!keep || relay->stopping) break;  // draining: no next request on this connection
     }
     conn->channel.reset();

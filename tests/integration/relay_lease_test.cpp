@@ -387,29 +387,6 @@ TEST_F(RelayLease, AClientThatStopsOnPurposeReleasesItsNamesAtOnce) {
     EXPECT_EQ(events("published", second->log()), 1) << second->log() << relay->log();
 }
 
-TEST_F(RelayLease, ARequestWhoseChannelNeverOpenedWaitsForTheNextTunnel) {
-    // The relay routes a request to a tunnel whose link has gone silent: its
-    // channel is being opened when the drop is seen. Nothing of it entered
-    // the tunnel, so it waits for the tunnel's return (it got 502
-    // origin_unreachable before).
-    start("leases: {grace: 30s}\nqueue: {max_wait: 25s}\n");
-    recording_origin origin;
-    connect_through_proxy(origin.port());
-    proxy->set_mode(fault_mode::drop);  // silent: no RST, no FIN
-    auto waiting = in_background(get("/never-opened"));
-    std::this_thread::sleep_for(300ms);  // its channel open is on its way, unanswered
-    EXPECT_EQ(waiting.wait_for(0s), std::future_status::timeout) << relay->log();
-    proxy->reset_all();  // now the relay sees the drop: that channel open fails
-    ASSERT_TRUE(relay->wait_published("acme", "web", 10s, false)) << relay->log();
-    std::this_thread::sleep_for(300ms);
-    EXPECT_EQ(waiting.wait_for(0s), std::future_status::timeout) << "answered, not queued";
-    pass();  // the client attaches again with its lease and publishes
-    auto r = waiting.get();
-    ASSERT_TRUE(r) << r.error().message;
-    EXPECT_EQ(r->status, 200) << r->raw << "\n" << relay->log();
-    EXPECT_EQ(origin.count("GET /never-opened"), 1) << "delivered once";
-}
-
 TEST_F(RelayLease, AReattachReplacesTheTunnelTheRelayHasNotSeenDrop) {
     // The relay would notice a silent link only after ping_interval +
     // ping_timeout; the client (keepalive 1s) gives up first and attaches
