@@ -14,10 +14,14 @@ int on_data(ssh_session, ssh_channel, void* data, uint32_t len, int is_stderr, v
     auto& st = *static_cast<channel_state*>(user);
     note(st);
     std::string& buf = is_stderr ? st.err : st.out;
-    if (buf.size() >= st.buffer_cap) return 0;  // libssh keeps it; drain() picks it up later
+    if (buf.size() >= st.buffer_cap) {
+        st.held[is_stderr ? 1 : 0] = true;
+        return 0;  // libssh keeps it; drain() picks it up later
+    }
     std::size_t take = std::min<std::size_t>(len, st.buffer_cap - buf.size());
     buf.append(static_cast<const char*>(data), take);
     st.taken += take;
+    if (take < len) st.held[is_stderr ? 1 : 0] = true;
     return static_cast<int>(take);
 }
 
@@ -276,6 +280,7 @@ void channel::drain_reads() {
     }
     char buf[64 * 1024];
     for (int is_stderr = 0; is_stderr < 2; ++is_stderr) {
+        if (!state_->held[is_stderr]) continue;
         std::string& dst = is_stderr ? state_->err : state_->out;
         while (dst.size() < state_->buffer_cap) {
             int n = ssh_channel_read_nonblocking(
@@ -286,6 +291,8 @@ void channel::drain_reads() {
             dst.append(buf, static_cast<std::size_t>(n));
             state_->taken += static_cast<std::size_t>(n);
         }
+        // Room left: libssh had no more (its read returned nothing).
+        if (dst.size() < state_->buffer_cap) state_->held[is_stderr] = false;
     }
 }
 

@@ -30,8 +30,13 @@ struct channel_state {
     // also grows libssh's receive window to this size (ARCHITECTURE §4: bulk
     // paths read in >= 4 MiB calls); it does so once `taken` reaches half of it.
     std::size_t read_chunk = 64 * 1024;
-    std::size_t taken = 0;     // bytes consumed since drain() last grew the window
-    std::string scratch;       // drain()'s buffer for large reads, kept between calls
+    std::size_t taken = 0;  // bytes consumed since drain() last grew the window
+    std::string scratch;    // drain()'s buffer for large reads, kept between calls
+    // libssh may hold bytes of stdout/stderr that the data callback did not
+    // take (our buffer was full, or they came before the callbacks were
+    // set): drain() reads a stream from libssh only then. Otherwise its read
+    // would only poll(2) the socket (2 per drain, per woken pump).
+    bool held[2] = {true, true};
     session* owner = nullptr;  // told about every callback (session::note_activity)
 };
 

@@ -537,6 +537,13 @@ void server_channel::drain() {
     // Data the callback left in libssh (our buffer was full) is read here.
     auto& st = *state_;
     if (session_->closed() || !channel_) return;
+    if (st.held_by_libssh[0] == 0) {
+        // The data callback took all libssh had (it is offered everything on
+        // every packet): a read would only poll(2) the socket, which the
+        // armed wait watches anyway (2 polls per proxied request).
+        session_->after_call();
+        return;
+    }
     char buf[64 * 1024];
     while (st.buffered() < st.cap) {
         int n = ssh_channel_read_nonblocking(
