@@ -310,17 +310,21 @@ void server_session::after_call() {
 }
 
 void server_session::wake_channels(bool packet_loop_ran) {
-    // Window adjustments and open confirmations have no callback: after the
-    // packet loop every channel re-checks; after a single libssh call only
-    // those whose callbacks ran, window or open state changed (waking all
-    // there would spin a waiter that itself makes the call).
+    // Window adjustments and open confirmations have no callback: a channel
+    // is woken when its callbacks ran, or its window or open state changed.
+    // After the packet loop, also every channel not open yet (an open
+    // failure changes neither); not every channel: with many requests in
+    // flight, waking all of them on every packet cost each a resumption,
+    // a check and a new wait per packet. After a single libssh call, an
+    // opening channel is not woken either (that would spin a waiter that
+    // itself makes the call).
     for (auto* st : channels_) {
         const uint32_t window = st->native ? ssh_channel_window_size(st->native) : 0;
         const bool open = st->native && ssh_channel_is_open(st->native);
         const bool changed = st->dirty || window != st->last_window || open != st->last_open;
         st->last_window = window;
         st->last_open = open;
-        if (!packet_loop_ran && !changed) continue;
+        if (!changed && !(packet_loop_ran && !open)) continue;
         st->dirty = false;
         st->signal.notify();
         st->write_signal.notify();
