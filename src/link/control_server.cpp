@@ -24,6 +24,13 @@ namespace tunnel::link {
 
 namespace {
 
+// Counts a control connection that became an exec's or an SFTP session's stream.
+struct execs_counted {
+    std::size_t& n;
+    explicit execs_counted(std::size_t& count) : n(count) { ++n; }
+    ~execs_counted() { --n; }
+};
+
 using local = asio::local::stream_protocol;
 
 // Is something answering on this Unix socket path?
@@ -287,21 +294,13 @@ asio::awaitable<void> control_server::serve(std::shared_ptr<connection> c) {
         } else if (req->cmd == "exec") {
             // The connection is the command's stream from here on.
             auto socket = std::make_shared<local::socket>(std::move(c->socket));
-            struct in_flight {
-                std::size_t& n;
-                explicit in_flight(std::size_t& count) : n(count) { ++n; }
-                ~in_flight() { --n; }
-            } counted{execs_in_flight_};
+            execs_counted counted{execs_in_flight_};
             co_await serve_exec(socket, manager_, std::move(*req), std::move(buffer));
             co_return;
         } else if (req->cmd == "sftp") {
             // The connection is the SFTP session's byte stream from here on.
             auto socket = std::make_shared<local::socket>(std::move(c->socket));
-            struct in_flight {
-                std::size_t& n;
-                explicit in_flight(std::size_t& count) : n(count) { ++n; }
-                ~in_flight() { --n; }
-            } counted{execs_in_flight_};
+            execs_counted counted{execs_in_flight_};
             co_await serve_sftp(socket, manager_, std::move(*req), std::move(buffer));
             co_return;
         } else if (req->cmd == "down") {
