@@ -11,7 +11,7 @@ constexpr std::string_view rule_syntax =
     "expected allow:PATTERN or deny:PATTERN, e.g. deny:rm -rf *";
 
 // Quotes text for a one-line message: control bytes become \xNN.
-std::string quoted(std::string_view text) {
+std::string quote_for_message(std::string_view text) {
     static constexpr char hex[] = "0123456789abcdef";
     std::string out = "\"";
     for (unsigned char c : text) {
@@ -31,7 +31,7 @@ std::string quoted(std::string_view text) {
 }
 
 std::string describe(const command_rule& rule) {
-    return std::string(to_string(rule.action)) + " " + quoted(rule.pattern);
+    return std::string(to_string(rule.action)) + " " + quote_for_message(rule.pattern);
 }
 
 bool is_space(char c) noexcept {
@@ -62,7 +62,7 @@ std::string_view to_string(rule_action action) noexcept {
 core::result<command_rule> parse_rule(std::string_view text) {
     auto invalid = [&](std::string_view reason) {
         return core::fail(core::errc::invalid_argument,
-                          "invalid command rule " + quoted(text) + ": " + std::string(reason));
+                          "invalid command rule " + quote_for_message(text) + ": " + std::string(reason));
     };
     const auto colon = text.find(':');
     if (colon == std::string_view::npos) return invalid(rule_syntax);
@@ -74,7 +74,7 @@ core::result<command_rule> parse_rule(std::string_view text) {
     } else if (action == "deny") {
         rule.action = rule_action::deny;
     } else {
-        return invalid("unknown action " + quoted(action) + "; " + std::string(rule_syntax));
+        return invalid("unknown action " + quote_for_message(action) + "; " + std::string(rule_syntax));
     }
     if (pattern.empty()) return invalid("empty pattern; " + std::string(rule_syntax));
     if (is_space(pattern.front()) || is_space(pattern.back())) {
@@ -110,7 +110,7 @@ core::result<void> command_rules::check_forms(std::string_view shown,
         if (rule.action != rule_action::deny) continue;
         if (core::glob_match(rule.pattern, shown) || core::glob_match(rule.pattern, deny_extra)) {
             return core::fail(core::errc::denied,
-                              "command " + quoted(shown) + " denied by rule " + describe(rule));
+                              "command " + quote_for_message(shown) + " denied by rule " + describe(rule));
         }
     }
     bool any_allow = false;
@@ -123,7 +123,7 @@ core::result<void> command_rules::check_forms(std::string_view shown,
 
     // List the allow rules so the user sees what would have been accepted.
     constexpr std::size_t max_listed = 5;
-    std::string message = "command " + quoted(shown) + " denied: it matches no allow rule (";
+    std::string message = "command " + quote_for_message(shown) + " denied: it matches no allow rule (";
     std::size_t listed = 0;
     std::size_t total = 0;
     for (const auto& rule : rules_) {

@@ -70,7 +70,7 @@ bool is_token(std::string_view s) {
     });
 }
 
-std::string quoted(std::string_view s) {
+std::string http_quoted_string(std::string_view s) {
     std::string out = "\"";
     for (char c : s) {
         if (c == '"' || c == '\\') out += '\\';
@@ -154,7 +154,7 @@ bool is_hop_by_hop(const http_head& head, std::string_view name) {
 }
 
 std::string forwarded_node(std::string_view ip) {
-    if (ip.find(':') != std::string_view::npos) return quoted(fmt::format("[{}]", ip));
+    if (ip.find(':') != std::string_view::npos) return http_quoted_string(fmt::format("[{}]", ip));
     return std::string(ip);
 }
 
@@ -163,7 +163,7 @@ std::string forwarded_value(const forwarding& from, const std::string* host) {
                                   from.https ? "https" : "http");
     if (host) {
         out += ";host=";
-        out += is_token(*host) ? *host : quoted(*host);
+        out += is_token(*host) ? *host : http_quoted_string(*host);
     }
     return out;
 }

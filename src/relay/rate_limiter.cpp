@@ -55,9 +55,13 @@ rate_decision rate_limiter::acquire(std::string_view key, bucket_settings settin
                  .first;
     } else {
         lru_.splice(lru_.begin(), lru_, it->second.lru);
-        refill(it->second, now);
-        it->second.settings = settings;
-        it->second.tokens = std::min(it->second.tokens, settings.burst);
+        auto& held = it->second;
+        refill(held, now);
+        // A changed limit (a config reload) applies from now on: a raised
+        // burst adds its extra capacity at once, a lowered one caps what is held.
+        if (settings.burst > held.settings.burst) held.tokens += settings.burst - held.settings.burst;
+        held.settings = settings;
+        held.tokens = std::min(held.tokens, settings.burst);
     }
     auto& b = it->second;
     if (b.tokens >= cost) {

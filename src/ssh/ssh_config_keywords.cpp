@@ -40,7 +40,7 @@ core::result<void> apply_option(int id, const std::vector<std::string>& args, re
     const std::string name(keyword_name(id));
     auto bad = [&](std::string_view v, std::string_view allowed) {
         return fail(errc::invalid_argument,
-                    name + " must be " + std::string(allowed) + ", got " + quoted(v));
+                    name + " must be " + std::string(allowed) + ", got " + quoted_config_value(v));
     };
     auto flag = [&](bool host_config::*field) -> core::result<void> {
         auto v = single_arg(id, args);

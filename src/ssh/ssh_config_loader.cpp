@@ -61,7 +61,7 @@ struct loader {
             for (const auto& pat : ignore_unknown)
                 if (match_pattern_list(keyword, pat, true)) return {};
             return fail(errc::invalid_argument,
-                        origin + ": Bad configuration option " + quoted(keyword) +
+                        origin + ": Bad configuration option " + quoted_config_value(keyword) +
                             ": not an ssh_config keyword (check the spelling, or add "
                             "'IgnoreUnknown " +
                             keyword + "' before it to skip it)");
@@ -121,7 +121,7 @@ struct loader {
             else if (arg.starts_with("/"))
                 path = arg;
             else if (arg.starts_with("~"))
-                return fail(errc::invalid_argument, origin + ": Include " + quoted(arg) +
+                return fail(errc::invalid_argument, origin + ": Include " + quoted_config_value(arg) +
                                                         ": ~user paths are not supported");
             else
                 path = include_base + "/" + arg;
@@ -135,7 +135,7 @@ struct loader {
             if (rc != 0) {
                 ::globfree(&g);
                 return fail(errc::io_error,
-                            origin + ": Include " + quoted(arg) + ": cannot expand glob");
+                            origin + ": Include " + quoted_config_value(arg) + ": cannot expand glob");
             }
             std::vector<std::string> files(g.gl_pathv, g.gl_pathv + g.gl_pathc);
             ::globfree(&g);

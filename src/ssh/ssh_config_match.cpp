@@ -40,7 +40,7 @@ core::result<std::vector<std::string>> parse_match(const std::vector<std::string
             continue;
         }
         if (bare != "host" && bare != "originalhost" && bare != "user" && bare != "localuser")
-            return fail(errc::invalid_argument, "Match " + quoted(args[i]) + " is not supported (" +
+            return fail(errc::invalid_argument, "Match " + quoted_config_value(args[i]) + " is not supported (" +
                                                     std::string(match_help) + ")");
         if (i + 1 >= args.size() || args[i + 1].empty())
             return fail(errc::invalid_argument, "Match " + std::string(bare) +

@@ -247,7 +247,7 @@ core::result<std::optional<split_line>> split_config_line(std::string_view line)
 // ---------------------------------------------------------------------------
 // Values
 
-std::string quoted(std::string_view s) {
+std::string quoted_config_value(std::string_view s) {
     return "'" + std::string(s) + "'";
 }
 
@@ -308,14 +308,14 @@ core::result<uint16_t> parse_port_value(std::string_view v) {
     auto n = parse_uint(v, 65535);
     if (!n || *n == 0)
         return fail(errc::invalid_argument,
-                    "Port must be a number from 1 to 65535, got " + quoted(v));
+                    "Port must be a number from 1 to 65535, got " + quoted_config_value(v));
     return static_cast<uint16_t>(*n);
 }
 
 core::result<bool> parse_flag(std::string_view name, std::string_view v) {
     if (iequals(v, "yes") || iequals(v, "true")) return true;
     if (iequals(v, "no") || iequals(v, "false")) return false;
-    return fail(errc::invalid_argument, std::string(name) + " must be yes or no, got " + quoted(v));
+    return fail(errc::invalid_argument, std::string(name) + " must be yes or no, got " + quoted_config_value(v));
 }
 
 // ---------------------------------------------------------------------------
@@ -333,7 +333,7 @@ core::result<std::string> expand_tokens(std::string_view in, std::string_view al
             i = 1;
         } else {
             return fail(errc::invalid_argument,
-                        "~user paths are not supported in " + quoted(in) + "; write the full path");
+                        "~user paths are not supported in " + quoted_config_value(in) + "; write the full path");
         }
     }
     while (i < in.size()) {
@@ -341,13 +341,13 @@ core::result<std::string> expand_tokens(std::string_view in, std::string_view al
         if (c == '%') {
             if (i + 1 == in.size())
                 return fail(errc::invalid_argument,
-                            "trailing % in " + quoted(in) + "; write %% for a literal %");
+                            "trailing % in " + quoted_config_value(in) + "; write %% for a literal %");
             char t = in[i + 1];
             if (allowed.find(t) == std::string_view::npos) {
                 std::string list;
                 for (char a : allowed) list += std::string(list.empty() ? "" : " ") + "%" + a;
                 return fail(errc::invalid_argument, "unknown token %" + std::string(1, t) + " in " +
-                                                        quoted(in) + " (supported here: " + list +
+                                                        quoted_config_value(in) + " (supported here: " + list +
                                                         ")");
             }
             if (t == '%')
@@ -358,15 +358,15 @@ core::result<std::string> expand_tokens(std::string_view in, std::string_view al
         } else if (tilde_and_env && c == '$' && i + 1 < in.size() && in[i + 1] == '{') {
             auto close = in.find('}', i + 2);
             if (close == std::string_view::npos)
-                return fail(errc::invalid_argument, "unterminated ${ in " + quoted(in));
+                return fail(errc::invalid_argument, "unterminated ${ in " + quoted_config_value(in));
             std::string name(in.substr(i + 2, close - i - 2));
-            if (name.empty()) return fail(errc::invalid_argument, "empty ${} in " + quoted(in));
+            if (name.empty()) return fail(errc::invalid_argument, "empty ${} in " + quoted_config_value(in));
             if (values) {
                 std::optional<std::string> v = ctx.getenv ? ctx.getenv(name) : std::nullopt;
                 if (!v)
                     return fail(
                         errc::invalid_argument,
-                        "environment variable " + name + " used in " + quoted(in) + " is not set");
+                        "environment variable " + name + " used in " + quoted_config_value(in) + " is not set");
                 out += *v;
             }
             i = close + 1;

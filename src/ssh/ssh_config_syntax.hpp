@@ -76,7 +76,7 @@ struct split_line {
 // nullopt for blank and comment lines.
 [[nodiscard]] core::result<std::optional<split_line>> split_config_line(std::string_view line);
 
-[[nodiscard]] std::string quoted(std::string_view s);
+[[nodiscard]] std::string quoted_config_value(std::string_view s);
 // OpenSSH's convtime: `90`, `30s`, `5m`, `1h30m`, `2d`, `1w`; units any case.
 [[nodiscard]] std::optional<long long> parse_openssh_time(std::string_view v);
 [[nodiscard]] std::optional<long long> parse_uint(std::string_view v, long long max);

@@ -34,7 +34,7 @@ std::string short_hostname(const std::string& h) {
 // parse_target
 
 core::result<target> parse_target(std::string_view text) {
-    const std::string shown = quoted(text);
+    const std::string shown = quoted_config_value(text);
     constexpr std::string_view form = "write [user@]host[:port], e.g. alice@db1:2222 or [::1]:2222";
     if (text.empty())
         return fail(errc::invalid_argument, "empty destination; " + std::string(form));
@@ -82,7 +82,7 @@ core::result<target> parse_target(std::string_view text) {
         std::string_view after = rest.substr(close + 1);
         if (!after.empty()) {
             if (after[0] != ':')
-                return fail(errc::invalid_argument, "unexpected " + quoted(after) +
+                return fail(errc::invalid_argument, "unexpected " + quoted_config_value(after) +
                                                         " after ']' in " + shown + "; " +
                                                         std::string(form));
             has_port = true;
@@ -113,7 +113,7 @@ core::result<target> parse_target(std::string_view text) {
         if (!p || *p == 0)
             return fail(
                 errc::invalid_argument,
-                "invalid port " + quoted(port) + " in " + shown +
+                "invalid port " + quoted_config_value(port) + " in " + shown +
                     ": must be a number from 1 to 65535 (write host:2222, or omit :port for 22)");
         t.port = static_cast<uint16_t>(*p);
     }

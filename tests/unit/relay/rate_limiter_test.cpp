@@ -58,6 +58,17 @@ TEST(RateLimiter, SettingsChangeApplies) {
     EXPECT_FALSE(limiter.acquire("k", {1, 1}).allowed);
 }
 
+TEST(RateLimiter, ARaisedBurstAppliesToTheNextRequest) {
+    core::manual_clock clock;
+    rate_limiter limiter(10, clock);
+    EXPECT_TRUE(limiter.acquire("k", {1, 1}).allowed);
+    EXPECT_FALSE(limiter.acquire("k", {1, 1}).allowed);
+    // A reload raises the limit to 1000/s with a burst of 1000: the next
+    // requests pass at once, with no time to refill at either rate.
+    for (int i = 0; i < 999; ++i) ASSERT_TRUE(limiter.acquire("k", {1000, 1000}).allowed) << i;
+    EXPECT_FALSE(limiter.acquire("k", {1000, 1000}).allowed);
+}
+
 TEST(RateLimiter, BoundedKeysEvictFullBucketsFirst) {
     core::manual_clock clock;
     rate_limiter limiter(3, clock);
