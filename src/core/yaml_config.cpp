@@ -9,13 +9,11 @@
 
 namespace tunnel::core {
 
-namespace {
-std::string where(const YAML::Node& node) {
-    auto m = node.Mark();
+std::string line_of(const YAML::Node& node) {
+    const auto m = node.Mark();
     if (m.line < 0) return {};
     return fmt::format(" (line {})", m.line + 1);
 }
-}  // namespace
 
 YAML::Node yaml_reader::parse(std::string_view text) {
     try {
@@ -35,14 +33,14 @@ bool yaml_reader::expect_map(const YAML::Node& map, const std::string& path,
                              std::initializer_list<std::string_view> allowed) {
     if (!map || map.IsNull()) return false;
     if (!map.IsMap()) {
-        error(path, "must be a mapping of key: value" + where(map));
+        error(path, "must be a mapping of key: value" + line_of(map));
         return false;
     }
     for (const auto& kv : map) {
         auto key = kv.first.as<std::string>();
         if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
             error(path.empty() ? key : path + "." + key,
-                  fmt::format("unknown key{} (allowed: {})", where(kv.first),
+                  fmt::format("unknown key{} (allowed: {})", line_of(kv.first),
                               fmt::join(allowed, ", ")));
     }
     return true;
@@ -50,7 +48,7 @@ bool yaml_reader::expect_map(const YAML::Node& map, const std::string& path,
 
 std::optional<std::string> yaml_reader::string(const YAML::Node& node, const std::string& path) {
     if (!node.IsScalar()) {
-        error(path, "must be a string" + where(node));
+        error(path, "must be a string" + line_of(node));
         return std::nullopt;
     }
     return node.as<std::string>();
@@ -60,7 +58,7 @@ std::optional<long long> yaml_reader::integer(const YAML::Node& node, const std:
                                               long long min, long long max) {
     long long v = 0;
     if (!node.IsScalar() || !YAML::convert<long long>::decode(node, v) || v < min || v > max) {
-        error(path, fmt::format("must be a whole number from {} to {}{}", min, max, where(node)));
+        error(path, fmt::format("must be a whole number from {} to {}{}", min, max, line_of(node)));
         return std::nullopt;
     }
     return v;
@@ -72,7 +70,7 @@ std::optional<std::chrono::milliseconds> yaml_reader::duration(const YAML::Node&
     if (!s) return std::nullopt;
     auto d = parse_duration(*s);
     if (!d) {
-        error(path, d.error().message + where(node));
+        error(path, d.error().message + line_of(node));
         return std::nullopt;
     }
     return *d;
@@ -81,7 +79,7 @@ std::optional<std::chrono::milliseconds> yaml_reader::duration(const YAML::Node&
 std::optional<bool> yaml_reader::boolean(const YAML::Node& node, const std::string& path) {
     bool v = false;
     if (!node.IsScalar() || !YAML::convert<bool>::decode(node, v)) {
-        error(path, "must be true or false" + where(node));
+        error(path, "must be true or false" + line_of(node));
         return std::nullopt;
     }
     return v;
@@ -92,7 +90,7 @@ std::optional<double> yaml_reader::number(const YAML::Node& node, const std::str
     double v = 0;
     if (!node.IsScalar() || !YAML::convert<double>::decode(node, v) || !std::isfinite(v) ||
         v <= above || v > max) {
-        error(path, fmt::format("must be a number > {} and <= {}{}", above, max, where(node)));
+        error(path, fmt::format("must be a number > {} and <= {}{}", above, max, line_of(node)));
         return std::nullopt;
     }
     return v;
@@ -101,7 +99,7 @@ std::optional<double> yaml_reader::number(const YAML::Node& node, const std::str
 std::optional<std::vector<std::string>> yaml_reader::string_list(const YAML::Node& node,
                                                                  const std::string& path) {
     if (!node.IsSequence()) {
-        error(path, "must be a list" + where(node));
+        error(path, "must be a list" + line_of(node));
         return std::nullopt;
     }
     std::vector<std::string> out;

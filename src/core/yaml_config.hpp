@@ -15,6 +15,9 @@
 
 namespace tunnel::core {
 
+// " (line N)" for a node that came from a file; empty for one built in code.
+[[nodiscard]] std::string line_of(const YAML::Node& node);
+
 class yaml_reader {
   public:
     explicit yaml_reader(std::string source) : source_(std::move(source)) {}

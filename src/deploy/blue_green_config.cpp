@@ -12,10 +12,7 @@ namespace tunnel::deploy {
 
 namespace {
 
-std::string line_of(const YAML::Node& n) {
-    auto m = n.Mark();
-    return m.line < 0 ? std::string() : fmt::format(" (line {})", m.line + 1);
-}
+using core::line_of;
 
 bool unit_name(std::string_view s) {
     return !s.empty() && s.front() != '-' && std::all_of(s.begin(), s.end(), [](char c) {

@@ -52,10 +52,7 @@ std::size_t batch_size::for_hosts(std::size_t hosts) const noexcept {
 
 namespace {
 
-std::string line_of(const YAML::Node& n) {
-    auto m = n.Mark();
-    return m.line < 0 ? std::string() : fmt::format(" (line {})", m.line + 1);
-}
+using core::line_of;
 
 bool ends_with(std::string_view s, std::string_view tail) {
     return s.size() >= tail.size() && s.substr(s.size() - tail.size()) == tail;

@@ -4,16 +4,14 @@
 
 #include "core/encoding.hpp"
 #include "core/shell_quote.hpp"
+#include "core/yaml_config.hpp"
 #include "template/template.hpp"
 
 namespace tunnel::deploy {
 
 namespace {
 
-std::string line_of(const YAML::Node& n) {
-    auto m = n.Mark();
-    return m.line < 0 ? std::string() : fmt::format(" (line {})", m.line + 1);
-}
+using core::line_of;
 
 // A path inside the release: relative, no empty, '.' or '..' component.
 bool inside_release(std::string_view p) {

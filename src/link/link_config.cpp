@@ -20,11 +20,7 @@ constexpr std::size_t max_transports = 16;
 constexpr std::size_t max_forwards = 256;
 constexpr std::size_t max_file_bytes = 1 << 20;
 
-std::string line_of(const YAML::Node& node) {
-    const auto m = node.Mark();
-    if (m.line < 0) return {};
-    return fmt::format(" (line {})", m.line + 1);
-}
+using core::line_of;
 
 std::optional<transport_type> parse_type(std::string_view s) {
     if (s == "tcp") return transport_type::tcp;

@@ -10,11 +10,7 @@ namespace tunnel::relay {
 
 namespace {
 
-std::string line_of(const YAML::Node& node) {
-    auto m = node.Mark();
-    if (m.line < 0) return {};
-    return fmt::format(" (line {})", m.line + 1);
-}
+using core::line_of;
 
 bool valid_node_name(const std::string& s) {
     if (s.empty() || s.size() > 63 || s.front() == '-' || s.back() == '-') return false;

@@ -134,13 +134,6 @@ asio::awaitable<void> send_refusal(relay_state& relay, public_conn& conn,
     co_await send_error(conn, refused.status, refused.code, refused.message, refused.retry_after);
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) ==
-                      std::tolower(static_cast<unsigned char>(y));
-           });
-}
-
 // ---------------------------------------------------------------- reading
 
 namespace {

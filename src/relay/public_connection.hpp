@@ -16,6 +16,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "core/ascii.hpp"
 #include "core/beast.hpp"
 #include "core/wake_signal.hpp"
 #include "relay/admission.hpp"
@@ -184,7 +185,7 @@ asio::awaitable<void> send_error(public_conn& conn, int status, std::string_view
 asio::awaitable<void> send_refusal(relay_state& relay, public_conn& conn, const admission& refused);
 
 // ASCII case-insensitive equality (header names, auth schemes).
-[[nodiscard]] bool iequals(std::string_view a, std::string_view b);
+using core::iequals;
 
 // Accepts on worker `worker`'s acceptor until it is closed; each socket is
 // served by its own coroutine on that worker, and moved to the worker of the

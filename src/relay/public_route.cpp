@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "core/ascii.hpp"
+
 namespace tunnel::relay {
 
 namespace {
@@ -16,12 +18,7 @@ std::string to_lower(std::string_view s) {
     return out;
 }
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (lower(a[i]) != lower(b[i])) return false;
-    return true;
-}
+using core::iequals;
 
 // "host:port" -> "host", "[::1]:80" -> "::1"; a trailing dot (FQDN form) is dropped.
 std::string_view strip_port(std::string_view host) noexcept {

@@ -15,6 +15,7 @@
 
 #include "core/duration.hpp"
 #include "core/encoding.hpp"
+#include "relay/jwt_handle.hpp"
 #include "relay/public_route.hpp"
 #include "relay/token_verifier.hpp"
 #include "relay/visitor_token.hpp"
@@ -22,13 +23,6 @@
 namespace tunnel::relay {
 
 namespace {
-
-struct jwt_deleter {
-    void operator()(jwt_t* p) const noexcept { jwt_free(p); }
-};
-struct cstr_deleter {
-    void operator()(char* p) const noexcept { std::free(p); }
-};
 
 std::string lower(std::string_view s) {
     std::string out(s);
@@ -111,12 +105,12 @@ core::result<std::string> sign_hs256(const nlohmann::json& claims, const std::st
     jwt_t* raw = nullptr;
     if (jwt_new(&raw) != 0)
         return core::fail(core::errc::resource_exhausted, "cannot create a JWT (out of memory)");
-    std::unique_ptr<jwt_t, jwt_deleter> jwt(raw);
+    jwt_handle jwt(raw);
     if (jwt_add_grants_json(jwt.get(), claims.dump().c_str()) != 0 ||
         jwt_set_alg(jwt.get(), JWT_ALG_HS256, reinterpret_cast<const unsigned char*>(secret.data()),
                     static_cast<int>(secret.size())) != 0)
         return core::fail(core::errc::invalid_argument, "libjwt refused the claims or the secret");
-    std::unique_ptr<char, cstr_deleter> token(jwt_encode_str(jwt.get()));
+    jwt_string token(jwt_encode_str(jwt.get()));
     if (!token)
         return core::fail(core::errc::resource_exhausted, "libjwt could not encode the token");
     return std::string(token.get());

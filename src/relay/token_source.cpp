@@ -22,7 +22,7 @@ namespace tunnel::relay {
 
 namespace {
 
-constexpr std::size_t max_token_bytes = 16 * 1024;
+constexpr std::size_t max_token_file_bytes = 16 * 1024;
 
 std::optional<std::pair<std::int64_t, std::int64_t>> stamp_of(const std::string& path) {
     struct stat st {};
@@ -86,7 +86,7 @@ core::result<std::string> command_result(int status, std::string text, bool time
         return fail(
             fmt::format("no token within {} ms (killed); check that it does not wait for input",
                         timeout.count()));
-    if (too_long) return fail(fmt::format("printed more than {} bytes", max_token_bytes));
+    if (too_long) return fail(fmt::format("printed more than {} bytes", max_token_file_bytes));
     if (WIFSIGNALED(status)) return fail(fmt::format("killed by signal {}", WTERMSIG(status)));
     if (WEXITSTATUS(status) != 0)
         return fail(fmt::format("exited with status {}{}", WEXITSTATUS(status),
@@ -166,7 +166,7 @@ asio::awaitable<core::result<std::string>> token_source::fetch_async() {
         const std::size_t n = co_await pipe.async_read_some(
             asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
         text.append(buf, n);
-        if (text.size() > max_token_bytes) {
+        if (text.size() > max_token_file_bytes) {
             too_long = true;
             ::kill(-pid, SIGKILL);
             break;
@@ -261,7 +261,7 @@ core::result<std::string> run_token_command(const std::string& command,
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) break;
         text.append(buf, static_cast<std::size_t>(n));
-        if (text.size() > max_token_bytes) {
+        if (text.size() > max_token_file_bytes) {
             too_long = true;
             break;
         }

@@ -19,6 +19,7 @@
 #include "core/encoding.hpp"
 #include "core/glob.hpp"
 #include "relay/jwt_keys.hpp"
+#include "relay/jwt_handle.hpp"
 #include "relay/public_route.hpp"
 
 namespace tunnel::relay {
@@ -28,15 +29,6 @@ namespace {
 using json = nlohmann::json;
 using core::errc;
 
-// RAII for the C handles used here (STYLE 4).
-struct jwt_deleter {
-    void operator()(jwt_t* p) const noexcept { jwt_free(p); }
-};
-using jwt_handle = std::unique_ptr<jwt_t, jwt_deleter>;
-struct cstr_deleter {
-    void operator()(char* p) const noexcept { std::free(p); }
-};
-using cstr_handle = std::unique_ptr<char, cstr_deleter>;
 constexpr std::size_t max_token_bytes = 8192;
 constexpr std::size_t max_claims_bytes = 8192;
 constexpr std::size_t max_allow_entries = 256;
@@ -478,7 +470,7 @@ token_result<std::string> token_verifier::verified_claims(std::string_view token
         if (rc != 0 || !decoded) continue;
         // libjwt 1.10 verifies with the token's algorithm: check it once more (ARCHITECTURE §5).
         if (jwt_get_alg(decoded.get()) != to_libjwt(expected)) continue;
-        cstr_handle claims(jwt_get_grants_json(decoded.get(), nullptr));
+        jwt_string claims(jwt_get_grants_json(decoded.get(), nullptr));
         if (!claims) return malformed("token claims are not a JSON object");
         return std::string(claims.get());
     }

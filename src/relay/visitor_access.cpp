@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/ascii.hpp"
 #include "core/encoding.hpp"
 #include "relay/revocation_list.hpp"
 #include "relay/token_verifier.hpp"
@@ -15,14 +16,9 @@ namespace tunnel::relay {
 namespace {
 
 constexpr std::size_t max_cookies_checked = 4;
-constexpr std::size_t max_token_bytes = 8192;
+constexpr std::size_t max_visitor_token_bytes = 8192;
 
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) ==
-                      std::tolower(static_cast<unsigned char>(y));
-           });
-}
+using core::iequals;
 
 std::string_view trim(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -32,7 +28,7 @@ std::string_view trim(std::string_view s) {
 
 // header.payload.signature of base64url characters.
 bool jwt_shaped(std::string_view s) {
-    if (s.empty() || s.size() > max_token_bytes) return false;
+    if (s.empty() || s.size() > max_visitor_token_bytes) return false;
     if (std::count(s.begin(), s.end(), '.') != 2) return false;
     return std::all_of(s.begin(), s.end(), [](char c) {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||

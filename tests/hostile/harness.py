@@ -77,7 +77,7 @@ class Checks:
         print("[%s] %s%s" % ("PASS" if ok else "FAIL", what, ": " + detail if detail else ""),
               flush=True)
         if not ok:
-            self.failed.append(what)
+            self.failed.append(what + (": " + detail if detail else ""))
         return ok
 
     @staticmethod
@@ -386,6 +386,20 @@ class Setup:
                 tail = f.read()
             with open(self.path("relay.log"), "wb") as f:
                 f.write(head + b"\n[... %d bytes cut by the hostile harness ...]\n" % big + tail)
+        if failed:
+            # CI keeps only the output: the last warnings of the relay and the
+            # tunnel, and the load on the machine, say what the run went through.
+            print("load average at the end: %s" % " ".join(
+                "%.2f" % x for x in os.getloadavg()), flush=True)
+            for name in ("relay.log", "connect-acme-web.log"):
+                if os.path.exists(self.path(name)):
+                    with open(self.path(name), "rb") as f:
+                        f.seek(max(0, self.file_size(name) - (64 << 10)))
+                        lines = [ln for ln in f.read().decode("utf-8", "replace").splitlines()
+                                 if "warn" in ln or "error" in ln][-20:]
+                    print("last warnings in %s (%d):" % (name, len(lines)), flush=True)
+                    for ln in lines:
+                        print("  " + ln[:300], flush=True)
         if failed or self.keep:
             print("kept " + self.dir, flush=True)
         else:

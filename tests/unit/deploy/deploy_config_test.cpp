@@ -5,12 +5,12 @@
 namespace tunnel::deploy {
 namespace {
 
-core::result<deploy_config> parse(std::string_view text) {
+core::result<deploy_config> parse_deploy(std::string_view text) {
     return parse_deploy_config(text, "deploy.yaml", "/work", false);
 }
 
 TEST(DeployConfig, TheIssueExampleParses) {
-    auto c = parse(R"(app: shop
+    auto c = parse_deploy(R"(app: shop
 root: /srv/shop
 artifact: build/shop.tar.gz            # or a directory, a .zip, a single binary
 shared: [log, .env]
@@ -46,28 +46,28 @@ strategy: {type: rolling, batch: 2, max_fail_percentage: 0}   # recreate | rolli
 }
 
 TEST(DeployConfig, DefaultsAndArtifactKinds) {
-    auto c = parse("app: a\nroot: /srv/a/\nartifact: /tmp/a.zip\n");
+    auto c = parse_deploy("app: a\nroot: /srv/a/\nartifact: /tmp/a.zip\n");
     ASSERT_TRUE(c) << c.error().message;
     EXPECT_EQ(c->root, "/srv/a");
     EXPECT_EQ(c->kind, artifact_kind::zip);
     EXPECT_EQ(c->keep_releases, 5u);
     EXPECT_EQ(c->strategy.type, strategy_type::rolling);
     EXPECT_EQ(c->strategy.batch.for_hosts(4), 1u);
-    EXPECT_EQ(parse("app: a\nroot: /a\nartifact: x.tgz\n")->kind, artifact_kind::tar_gz);
-    EXPECT_EQ(parse("app: a\nroot: /a\nartifact: bin/server\n")->kind, artifact_kind::binary);
-    EXPECT_EQ(parse("app: a\nroot: /a\nartifact: dist/\n")->kind, artifact_kind::directory);
-    auto pct = parse("app: a\nroot: /a\nartifact: x.tgz\nstrategy: {type: canary, batch: 25%}\n");
+    EXPECT_EQ(parse_deploy("app: a\nroot: /a\nartifact: x.tgz\n")->kind, artifact_kind::tar_gz);
+    EXPECT_EQ(parse_deploy("app: a\nroot: /a\nartifact: bin/server\n")->kind, artifact_kind::binary);
+    EXPECT_EQ(parse_deploy("app: a\nroot: /a\nartifact: dist/\n")->kind, artifact_kind::directory);
+    auto pct = parse_deploy("app: a\nroot: /a\nartifact: x.tgz\nstrategy: {type: canary, batch: 25%}\n");
     ASSERT_TRUE(pct) << pct.error().message;
     EXPECT_TRUE(pct->strategy.batch.percent);
     EXPECT_EQ(pct->strategy.batch.for_hosts(10), 3u);  // 2.5 rounds up
     EXPECT_EQ(pct->strategy.batch.for_hosts(1), 1u);
-    auto word = parse("app: a\nroot: /a\nartifact: x.tgz\nstrategy: recreate\n");
+    auto word = parse_deploy("app: a\nroot: /a\nartifact: x.tgz\nstrategy: recreate\n");
     ASSERT_TRUE(word) << word.error().message;
     EXPECT_EQ(word->strategy.type, strategy_type::recreate);
 }
 
 TEST(DeployConfig, UnknownKeysAreRefusedWithPathAndLine) {
-    auto c = parse(R"(app: shop
+    auto c = parse_deploy(R"(app: shop
 root: /srv/shop
 artifact: shop.tar.gz
 keep_relases: 3
@@ -88,7 +88,7 @@ strategy: {type: rolling, btach: 2}
 }
 
 TEST(DeployConfig, BadValuesSayWhatIsWrong) {
-    auto c = parse(R"(app: "my app"
+    auto c = parse_deploy(R"(app: "my app"
 root: srv/shop
 artifact: shop.tar.gz
 shared: [../etc]
@@ -118,16 +118,16 @@ strategy: {type: blue-red, batch: 150%, max_fail_percentage: 101}
 }
 
 TEST(DeployConfig, MissingRequiredKeysAndSyntaxErrors) {
-    auto c = parse("keep_releases: 3\n");
+    auto c = parse_deploy("keep_releases: 3\n");
     ASSERT_FALSE(c);
     EXPECT_NE(c.error().message.find("app: is required"), std::string::npos);
     EXPECT_NE(c.error().message.find("root: is required"), std::string::npos);
     EXPECT_NE(c.error().message.find("artifact: is required"), std::string::npos);
-    auto s = parse("app: [unclosed\n");
+    auto s = parse_deploy("app: [unclosed\n");
     ASSERT_FALSE(s);
     EXPECT_NE(s.error().message.find("deploy.yaml:"), std::string::npos);
     EXPECT_NE(s.error().message.find("invalid YAML"), std::string::npos) << s.error().message;
-    auto list = parse("- app: x\n");
+    auto list = parse_deploy("- app: x\n");
     ASSERT_FALSE(list);
     EXPECT_NE(list.error().message.find("must be a mapping"), std::string::npos);
 }
@@ -149,7 +149,7 @@ TEST(DeployConfig, BatchesPerStrategy) {
 }
 
 TEST(DeployConfig, RootFromInventoryVariables) {
-    auto c = parse("app: a\nroot: \"{{ base }}/{{inventory_hostname}}/\"\nartifact: x.tgz\n");
+    auto c = parse_deploy("app: a\nroot: \"{{ base }}/{{inventory_hostname}}/\"\nartifact: x.tgz\n");
     ASSERT_TRUE(c) << c.error().message;
     auto r = root_for_host(*c, "web1", nlohmann::json{{"base", "/srv"}});
     ASSERT_TRUE(r) << r.error().message;
@@ -162,7 +162,7 @@ TEST(DeployConfig, RootFromInventoryVariables) {
     auto relative = root_for_host(*c, "web3", nlohmann::json{{"base", "srv"}});
     ASSERT_FALSE(relative);
     EXPECT_NE(relative.error().message.find("must be an absolute directory"), std::string::npos);
-    auto plain = parse("app: a\nroot: /srv/a\nartifact: x.tgz\n");
+    auto plain = parse_deploy("app: a\nroot: /srv/a\nartifact: x.tgz\n");
     EXPECT_EQ(*root_for_host(*plain, "h", nlohmann::json::object()), "/srv/a");
 }
 

@@ -76,7 +76,7 @@ facts behind_forward() {
     return f;
 }
 
-const module& only_module(const core::result<plan>& p) {
+const module& single_module(const core::result<plan>& p) {
     EXPECT_TRUE(p) << p.error().message;
     return *p->steps.at(0).mod;
 }
@@ -86,7 +86,7 @@ TEST(OpsFirewall, KeepsSshdsOwnPortsOpenNotTheDialledOne) {
     f.firewall = "ufw";
     auto plan =
         parse_plan("- firewall: {default_incoming: deny, rules: ['80/tcp']}", "p.yaml", ".");
-    const auto& m = only_module(plan);
+    const auto& m = single_module(plan);
     EXPECT_NE(m.probe(f).find("sshd -T"), std::string::npos);
     auto c = m.check(f, probe_data("ssh.listen 22\nssh.listen 2222\nufw.status inactive\n"
                                    "ufw.default allow (incoming)\n"));
@@ -124,7 +124,7 @@ TEST(OpsFirewall, ARuleClosingAPortSshdListensOnIsRefused) {
     auto f = behind_forward();
     f.firewall = "ufw";
     auto closing = parse_plan("- firewall: {rules: ['deny 22/tcp']}", "p.yaml", ".");
-    auto c = only_module(closing).check(f, probe_data("ufw.status active\n"));
+    auto c = single_module(closing).check(f, probe_data("ufw.status active\n"));
     ASSERT_FALSE(c) << "deny 22 accepted although sshd took this connection on 22";
     EXPECT_NE(c.error().message.find("would close the SSH port 22 this connection uses (sshd's "
                                      "own port; this tool dialled 40022"),
@@ -132,10 +132,10 @@ TEST(OpsFirewall, ARuleClosingAPortSshdListensOnIsRefused) {
         << c.error().message;
     // The dialled port is the forwarder's, not this host's: closing it is fine.
     auto other = parse_plan("- firewall: {rules: ['deny 40022/tcp']}", "p.yaml", ".");
-    EXPECT_TRUE(only_module(other).check(f, probe_data("ufw.status active\n")));
+    EXPECT_TRUE(single_module(other).check(f, probe_data("ufw.status active\n")));
 
     auto second = parse_plan("- firewall: {rules: ['deny 2222/tcp']}", "p.yaml", ".");
-    auto d = only_module(second).check(f, probe_data("ssh.listen 22\nssh.listen 2222\n"
+    auto d = single_module(second).check(f, probe_data("ssh.listen 22\nssh.listen 2222\n"
                                                      "ufw.status active\n"));
     ASSERT_FALSE(d);
     EXPECT_NE(d.error().message.find("would close port 2222, on which sshd listens"),
@@ -146,7 +146,7 @@ TEST(OpsFirewall, ARuleClosingAPortSshdListensOnIsRefused) {
 TEST(OpsAuthorizedKey, RefusesUnlessSshIsARealDirectoryOfTheUserAndTheFileIsRegular) {
     auto p = parse_plan("- authorized_key: {user: deploy, key: 'ssh-ed25519 AAAAC3Nza deploy'}",
                         "p.yaml", ".");
-    const auto& m = only_module(p);
+    const auto& m = single_module(p);
     const std::string who = "ak.home /home/deploy\nak.ids deploy deploy\n";
     struct refusal {
         std::string probe, message;
@@ -186,7 +186,7 @@ TEST(OpsAuthorizedKey, RefusesUnlessSshIsARealDirectoryOfTheUserAndTheFileIsRegu
 
 TEST(OpsFile, AProbeRefusalFailsTheStepNamingThePath) {
     auto p = parse_plan("- file: {path: /home/u/.config/app.conf, content: x}", "p.yaml", ".");
-    auto c = only_module(p).check(
+    auto c = single_module(p).check(
         facts{}, probe_data("f.refused /home/u/.config is a symbolic link in /home/u, which user "
                             "u can change: refusing to follow it as root\n"));
     ASSERT_FALSE(c);
@@ -195,7 +195,7 @@ TEST(OpsFile, AProbeRefusalFailsTheStepNamingThePath) {
               "user u can change: refusing to follow it as root");
     // Attribute-only changes rewrite the file beside it (chmod by path would follow a link).
     auto attrs = parse_plan("- file: {path: /srv/a.conf, content: x, mode: '0600'}", "p.yaml", ".");
-    auto a = only_module(attrs).check(
+    auto a = single_module(attrs).check(
         facts{}, probe_data("f.stat 644 root root 1 regular file\nf.b64 eA==\n"));
     ASSERT_TRUE(a) << a.error().message;
     EXPECT_EQ(a->changes, std::vector<std::string>{"mode of /srv/a.conf: 644 -> 600"});

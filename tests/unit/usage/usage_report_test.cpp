@@ -12,22 +12,12 @@
 
 #include "usage/usage_config.hpp"
 #include "usage/usage_report.hpp"
+#include "temp_db.hpp"
 
 namespace tunnel::usage {
 namespace {
 
-struct temp_db {
-    std::filesystem::path dir;
-    temp_db() {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "usage-test-XXXXXX").string();
-        dir = ::mkdtemp(tmpl.data());
-    }
-    ~temp_db() {
-        std::error_code ec;
-        std::filesystem::remove_all(dir, ec);
-    }
-    [[nodiscard]] std::string path() const { return (dir / "usage.db").string(); }
-};
+using test::temp_db;
 
 constexpr std::int64_t now = 1'765'065'600 + 1800;  // 2025-12-07T00:30:00Z
 

@@ -10,6 +10,7 @@
 
 #include "usage/usage_recorder.hpp"
 #include "usage/usage_store.hpp"
+#include "temp_db.hpp"
 
 namespace tunnel::usage {
 namespace {
@@ -17,19 +18,7 @@ namespace {
 using namespace std::chrono_literals;
 using clock_type = usage_recorder::clock;
 
-// A database file of its own, removed with its WAL files at the end.
-struct temp_db {
-    std::filesystem::path dir;
-    temp_db() {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "usage-test-XXXXXX").string();
-        dir = ::mkdtemp(tmpl.data());
-    }
-    ~temp_db() {
-        std::error_code ec;
-        std::filesystem::remove_all(dir, ec);
-    }
-    [[nodiscard]] std::string path() const { return (dir / "usage.db").string(); }
-};
+using test::temp_db;
 
 std::int64_t now_seconds() {
     return std::chrono::duration_cast<std::chrono::seconds>(

@@ -1,0 +1,21 @@
+// ASCII case folding for protocol text (HTTP header names, auth schemes, DNS
+// names): locale-independent, unlike std::tolower on a char.
+#pragma once
+
+#include <string_view>
+
+namespace tunnel::core {
+
+[[nodiscard]] constexpr char ascii_lower(char c) noexcept {
+    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+// ASCII case-insensitive equality.
+[[nodiscard]] constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+    return true;
+}
+
+}  // namespace tunnel::core
