@@ -2,6 +2,10 @@
 // reason verify() refuses one.
 #include "relay/hop_preamble.hpp"
 
+#include <string>
+#include <utility>
+#include <vector>
+
 #include <gtest/gtest.h>
 
 namespace tunnel::relay {
