@@ -12,6 +12,7 @@
 #include "core/log_text.hpp"
 #include "core/spawn.hpp"
 #include "core/wake_signal.hpp"
+#include "relay/hop_preamble.hpp"
 #include "relay/public_connection.hpp"
 #include "relay/relay_config.hpp"
 #include "relay/relay_state.hpp"
@@ -250,8 +251,9 @@ asio::awaitable<void> serve_internal(std::shared_ptr<relay_state> relay, tcp::so
     pending.release();
     owned.reset();  // serve_hop registers the connection itself
     hop_binding binding{p->node, p->tenant, p->name, p->https};
-    co_await serve_hop(relay, std::move(*sock), peer, std::move(unread), p->client_ip,
-                       std::move(binding), std::move(*ticket));
+    auto serve = serve_hop(relay, std::move(*sock), peer, std::move(unread), p->client_ip,
+                           std::move(binding), std::move(*ticket));
+    co_await std::move(serve);
 }
 
 }  // namespace
@@ -297,8 +299,8 @@ asio::awaitable<bool> hop_to_owner(std::shared_ptr<relay_state> relay,
             *timed_out = true;
             link->close();
         });
-        co_await link->sock.async_connect(tcp::endpoint(address, where->port),
-                                          asio::redirect_error(asio::use_awaitable, ec));
+        const tcp::endpoint target(address, where->port);
+        co_await link->sock.async_connect(target, asio::redirect_error(asio::use_awaitable, ec));
         timer.cancel();
         if (*timed_out)
             failure = fmt::format("no connection to {} within {} ms", owner.address,
