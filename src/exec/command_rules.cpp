@@ -61,8 +61,9 @@ std::string_view to_string(rule_action action) noexcept {
 
 core::result<command_rule> parse_rule(std::string_view text) {
     auto invalid = [&](std::string_view reason) {
-        return core::fail(core::errc::invalid_argument,
-                          "invalid command rule " + quote_for_message(text) + ": " + std::string(reason));
+        return core::fail(
+            core::errc::invalid_argument,
+            "invalid command rule " + quote_for_message(text) + ": " + std::string(reason));
     };
     const auto colon = text.find(':');
     if (colon == std::string_view::npos) return invalid(rule_syntax);
@@ -74,7 +75,8 @@ core::result<command_rule> parse_rule(std::string_view text) {
     } else if (action == "deny") {
         rule.action = rule_action::deny;
     } else {
-        return invalid("unknown action " + quote_for_message(action) + "; " + std::string(rule_syntax));
+        return invalid("unknown action " + quote_for_message(action) + "; " +
+                       std::string(rule_syntax));
     }
     if (pattern.empty()) return invalid("empty pattern; " + std::string(rule_syntax));
     if (is_space(pattern.front()) || is_space(pattern.back())) {
@@ -109,8 +111,8 @@ core::result<void> command_rules::check_forms(std::string_view shown,
     for (const auto& rule : rules_) {
         if (rule.action != rule_action::deny) continue;
         if (core::glob_match(rule.pattern, shown) || core::glob_match(rule.pattern, deny_extra)) {
-            return core::fail(core::errc::denied,
-                              "command " + quote_for_message(shown) + " denied by rule " + describe(rule));
+            return core::fail(core::errc::denied, "command " + quote_for_message(shown) +
+                                                      " denied by rule " + describe(rule));
         }
     }
     bool any_allow = false;
@@ -123,7 +125,8 @@ core::result<void> command_rules::check_forms(std::string_view shown,
 
     // List the allow rules so the user sees what would have been accepted.
     constexpr std::size_t max_listed = 5;
-    std::string message = "command " + quote_for_message(shown) + " denied: it matches no allow rule (";
+    std::string message =
+        "command " + quote_for_message(shown) + " denied: it matches no allow rule (";
     std::size_t listed = 0;
     std::size_t total = 0;
     for (const auto& rule : rules_) {

@@ -59,7 +59,8 @@ rate_decision rate_limiter::acquire(std::string_view key, bucket_settings settin
         refill(held, now);
         // A changed limit (a config reload) applies from now on: a raised
         // burst adds its extra capacity at once, a lowered one caps what is held.
-        if (settings.burst > held.settings.burst) held.tokens += settings.burst - held.settings.burst;
+        if (settings.burst > held.settings.burst)
+            held.tokens += settings.burst - held.settings.burst;
         held.settings = settings;
         held.tokens = std::min(held.tokens, settings.burst);
     }

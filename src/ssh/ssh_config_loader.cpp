@@ -121,7 +121,8 @@ struct loader {
             else if (arg.starts_with("/"))
                 path = arg;
             else if (arg.starts_with("~"))
-                return fail(errc::invalid_argument, origin + ": Include " + quoted_config_value(arg) +
+                return fail(errc::invalid_argument, origin + ": Include " +
+                                                        quoted_config_value(arg) +
                                                         ": ~user paths are not supported");
             else
                 path = include_base + "/" + arg;
@@ -134,8 +135,8 @@ struct loader {
             }
             if (rc != 0) {
                 ::globfree(&g);
-                return fail(errc::io_error,
-                            origin + ": Include " + quoted_config_value(arg) + ": cannot expand glob");
+                return fail(errc::io_error, origin + ": Include " + quoted_config_value(arg) +
+                                                ": cannot expand glob");
             }
             std::vector<std::string> files(g.gl_pathv, g.gl_pathv + g.gl_pathc);
             ::globfree(&g);

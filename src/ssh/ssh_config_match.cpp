@@ -7,7 +7,7 @@ namespace tunnel::ssh::config_match {
 
 using config_keywords::resolve_state;
 using config_syntax::lower;
-using config_syntax::quoted;
+using config_syntax::quoted_config_value;
 using core::errc;
 using core::fail;
 
@@ -40,7 +40,8 @@ core::result<std::vector<std::string>> parse_match(const std::vector<std::string
             continue;
         }
         if (bare != "host" && bare != "originalhost" && bare != "user" && bare != "localuser")
-            return fail(errc::invalid_argument, "Match " + quoted_config_value(args[i]) + " is not supported (" +
+            return fail(errc::invalid_argument, "Match " + quoted_config_value(args[i]) +
+                                                    " is not supported (" +
                                                     std::string(match_help) + ")");
         if (i + 1 >= args.size() || args[i + 1].empty())
             return fail(errc::invalid_argument, "Match " + std::string(bare) +

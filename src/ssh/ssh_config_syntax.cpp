@@ -315,7 +315,8 @@ core::result<uint16_t> parse_port_value(std::string_view v) {
 core::result<bool> parse_flag(std::string_view name, std::string_view v) {
     if (iequals(v, "yes") || iequals(v, "true")) return true;
     if (iequals(v, "no") || iequals(v, "false")) return false;
-    return fail(errc::invalid_argument, std::string(name) + " must be yes or no, got " + quoted_config_value(v));
+    return fail(errc::invalid_argument,
+                std::string(name) + " must be yes or no, got " + quoted_config_value(v));
 }
 
 // ---------------------------------------------------------------------------
@@ -332,23 +333,24 @@ core::result<std::string> expand_tokens(std::string_view in, std::string_view al
             out = ctx.home;
             i = 1;
         } else {
-            return fail(errc::invalid_argument,
-                        "~user paths are not supported in " + quoted_config_value(in) + "; write the full path");
+            return fail(errc::invalid_argument, "~user paths are not supported in " +
+                                                    quoted_config_value(in) +
+                                                    "; write the full path");
         }
     }
     while (i < in.size()) {
         char c = in[i];
         if (c == '%') {
             if (i + 1 == in.size())
-                return fail(errc::invalid_argument,
-                            "trailing % in " + quoted_config_value(in) + "; write %% for a literal %");
+                return fail(errc::invalid_argument, "trailing % in " + quoted_config_value(in) +
+                                                        "; write %% for a literal %");
             char t = in[i + 1];
             if (allowed.find(t) == std::string_view::npos) {
                 std::string list;
                 for (char a : allowed) list += std::string(list.empty() ? "" : " ") + "%" + a;
                 return fail(errc::invalid_argument, "unknown token %" + std::string(1, t) + " in " +
-                                                        quoted_config_value(in) + " (supported here: " + list +
-                                                        ")");
+                                                        quoted_config_value(in) +
+                                                        " (supported here: " + list + ")");
             }
             if (t == '%')
                 out += '%';
@@ -358,15 +360,17 @@ core::result<std::string> expand_tokens(std::string_view in, std::string_view al
         } else if (tilde_and_env && c == '$' && i + 1 < in.size() && in[i + 1] == '{') {
             auto close = in.find('}', i + 2);
             if (close == std::string_view::npos)
-                return fail(errc::invalid_argument, "unterminated ${ in " + quoted_config_value(in));
+                return fail(errc::invalid_argument,
+                            "unterminated ${ in " + quoted_config_value(in));
             std::string name(in.substr(i + 2, close - i - 2));
-            if (name.empty()) return fail(errc::invalid_argument, "empty ${} in " + quoted_config_value(in));
+            if (name.empty())
+                return fail(errc::invalid_argument, "empty ${} in " + quoted_config_value(in));
             if (values) {
                 std::optional<std::string> v = ctx.getenv ? ctx.getenv(name) : std::nullopt;
                 if (!v)
-                    return fail(
-                        errc::invalid_argument,
-                        "environment variable " + name + " used in " + quoted_config_value(in) + " is not set");
+                    return fail(errc::invalid_argument, "environment variable " + name +
+                                                            " used in " + quoted_config_value(in) +
+                                                            " is not set");
                 out += *v;
             }
             i = close + 1;
