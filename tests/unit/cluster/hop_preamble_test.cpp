@@ -148,7 +148,7 @@ TEST(HopPreamble, MalformedLinesSayWhatIsWrong) {
         {"TUNNEL-HOP/1 relay-b", "space-separated fields"},
         {good + " extra", "space-separated fields"},
         {"TUNNEL-HOP/1 relay-b 1800000000000 0011223344556677 acme  web 192.0.2.7 https",
-         "space-separated fields"},
+         "an empty field"},
         {"TUNNEL-HOP/1 Relay-B 1800000000000 0011223344556677 acme web 192.0.2.7 https " + mac,
          "not a node name"},
         {"TUNNEL-HOP/1 relay-b 18e12 0011223344556677 acme web 192.0.2.7 https " + mac,
