@@ -90,6 +90,16 @@ core::result<void> cluster_routes::check(const std::string& tenant, const std::s
                                   name, tenant, it->second.node, left.count() + 1));
 }
 
+std::optional<cluster_routes::remote_owner> cluster_routes::owner(const std::string& tenant,
+                                                                  const std::string& name) const {
+    std::lock_guard lock(mutex_);
+    auto it = remote_.find(key{tenant, name});
+    if (it == remote_.end() || !it->second.attached || it->second.address.empty() ||
+        it->second.until <= clock::now())
+        return std::nullopt;
+    return remote_owner{it->second.node, it->second.address};
+}
+
 void cluster_routes::claimed(const std::string& tenant, const std::string& name,
                              const std::string& lease) {
     key k{tenant, name};
@@ -156,11 +166,14 @@ asio::awaitable<void> cluster_routes::claim_one(key k, local_claim c) {
             "relay still get this tunnel)",
             k.first, k.second, core::log_text(r->holder.node, 64));
         if (r->holder.node != node_)
-            note_remote(k, remote_claim{r->holder.node, "", clock::now() + r->holder.expires_in});
+            note_remote(k, remote_claim{r->holder.node, "", clock::now() + r->holder.expires_in,
+                                        r->holder.address, r->holder.attached});
         co_return;
     }
-    announce(
-        fmt::format("claim\t{}\t{}\t{}\t{}\t{}", node_, k.first, k.second, c.lease, ttl.count()));
+    // The address and attached state follow the original six fields: a
+    // relay that reads only those still understands the claim.
+    announce(fmt::format("claim\t{}\t{}\t{}\t{}\t{}\t{}\t{}", node_, k.first, k.second, c.lease,
+                         ttl.count(), address_, c.attached ? 1 : 0));
 }
 
 asio::awaitable<void> cluster_routes::release_one(key k, std::string lease) {
@@ -202,7 +215,7 @@ void cluster_routes::heard(const std::string& message) {
     auto f = split_tabs(message);
     if (f.size() < 5 || f[1] == node_) return;
     key k{f[2], f[3]};
-    if (f[0] == "claim" && f.size() == 6) {
+    if (f[0] == "claim" && (f.size() == 6 || f.size() == 8)) {
         long long ttl = 0;
         try {
             ttl = std::stoll(f[5]);
@@ -210,7 +223,12 @@ void cluster_routes::heard(const std::string& message) {
             return;
         }
         if (ttl <= 0 || ttl > 24LL * 3600 * 1000) return;
-        note_remote(k, remote_claim{f[1], f[4], clock::now() + std::chrono::milliseconds(ttl)});
+        remote_claim c{f[1], f[4], clock::now() + std::chrono::milliseconds(ttl)};
+        if (f.size() == 8 && f[6].size() <= 300) {  // address, attached (older relays: neither)
+            c.address = f[6];
+            c.attached = f[7] == "1";
+        }
+        note_remote(k, std::move(c));
     } else if (f[0] == "release") {
         std::lock_guard lock(mutex_);
         if (auto it = remote_.find(k); it != remote_.end() && it->second.node == f[1])
@@ -238,7 +256,8 @@ asio::awaitable<void> cluster_routes::resync() {
             auto look = table_->lookup(k.first, k.second);
             auto rec = co_await std::move(look);
             if (!rec || !*rec || (*rec)->node == node_) continue;
-            seen[k] = remote_claim{(*rec)->node, (*rec)->lease, now + (*rec)->expires_in};
+            seen[k] = remote_claim{(*rec)->node, (*rec)->lease, now + (*rec)->expires_in,
+                                   (*rec)->address, (*rec)->attached};
             if (seen.size() >= max_mirror) break;
         }
     } while (cursor != "0" && seen.size() < max_mirror && !stopped_);

@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -49,6 +50,15 @@ class cluster_routes : public std::enable_shared_from_this<cluster_routes> {
     // tenant/name, as this relay last heard.
     [[nodiscard]] core::result<void> check(const std::string& tenant, const std::string& name,
                                            const std::string& lease) const;
+    // Thread-safe. The relay whose tunnel publishing tenant/name is attached
+    // there, as this relay last heard (an unexpired claim with an address:
+    // the proxy hop's destination, cluster_hop.hpp); nullopt otherwise.
+    struct remote_owner {
+        std::string node;
+        std::string address;  // its internal_listen, HOST:PORT or [V6]:PORT
+    };
+    [[nodiscard]] std::optional<remote_owner> owner(const std::string& tenant,
+                                                    const std::string& name) const;
     // Thread-safe: this relay's tunnel published (or keeps) tenant/name.
     void claimed(const std::string& tenant, const std::string& name, const std::string& lease);
     // Thread-safe: its tunnel dropped; the lease holds the name for `grace`.
@@ -75,6 +85,8 @@ class cluster_routes : public std::enable_shared_from_this<cluster_routes> {
         std::string node;
         std::string lease;
         clock::time_point until{};
+        std::string address{};  // the holder's internal_listen (empty: not announced)
+        bool attached = false;  // its tunnel is attached there (false: held in grace)
     };
     cluster_routes(asio::io_context& io, const cluster_config& config, std::string prefix);
 

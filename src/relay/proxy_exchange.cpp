@@ -13,6 +13,8 @@
 #include "core/wake_signal.hpp"
 #include "relay/admission.hpp"
 #include "relay/body_rate.hpp"
+#include "relay/cluster_hop.hpp"
+#include "relay/cluster_routes.hpp"
 #include "relay/exchange_accounting.hpp"
 #include "relay/exchange_outcome.hpp"
 #include "relay/proxy_headers.hpp"
@@ -52,6 +54,16 @@ asio::awaitable<bool> write_channel(ssh::server_channel& ch, std::string_view te
         if (sent < text.size() && !co_await ch.wait_writable(deadline)) co_return false;
     }
     co_return true;
+}
+
+// 421 to a request on a hop connection for another route than its own
+// (public_conn::hop): the caller's client opens a new connection.
+asio::awaitable<void> send_misdirected(relay_state& relay, public_conn& conn) {
+    relay.metrics.bad_requests.with({}).inc();
+    co_await send_error(conn, 421, "misdirected",
+                        fmt::format("this connection came through relay {} for {}/{} only; send "
+                                    "requests for other names on a new connection",
+                                    conn.hop->node, conn.hop->tenant, conn.hop->name));
 }
 
 struct exchange_state {
@@ -470,6 +482,12 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
         co_await send_refusal(*relay, *conn, a);
         co_return false;
     }
+    // Over the proxy hop (cluster_hop.hpp) a connection is bound to one
+    // route: the share API, and any other route, are not its to call.
+    if (conn->hop && is_share_api(cfg, head)) {
+        co_await send_misdirected(*relay, *conn);
+        co_return false;
+    }
     // The share API (share_api.hpp) is the relay's, not a name's.
     if (is_share_api(cfg, head)) co_return co_await serve_share_api(relay, conn, head);
     const std::string* host = head.find("Host");
@@ -478,6 +496,19 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
     if (const auto a = check_route(route); !a.admitted()) {
         co_await send_refusal(*relay, *conn, a);
         co_return false;
+    }
+    if (conn->hop && (route->tenant != conn->hop->tenant || route->name != conn->hop->name)) {
+        co_await send_misdirected(*relay, *conn);
+        co_return false;
+    }
+    // No tunnel of this relay publishes it and another relay of the cluster
+    // holds it attached: proxied there (cluster_hop.hpp) from now on. Never
+    // from a connection that came over a hop (no second hop, no loops).
+    if (relay->cluster && !conn->hop && !relay->route(conn->worker, route->tenant, route->name)) {
+        if (auto owner = relay->cluster->owner(route->tenant, route->name)) {
+            auto op = hop_to_owner(relay, conn, std::move(head), *route, std::move(*owner));
+            co_return co_await std::move(op);
+        }
     }
     const std::string label = fmt::format("{}/{}", route->tenant, route->name);
     // The tunnel, when it is pinned to this worker (serve_connection handed
@@ -524,8 +555,8 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
     http_head origin_head = head;
     strip_visitor_credentials(origin_head.fields, access, visitor);
     if (traced) set_trace_fields(origin_head, *traced);  // its parent: the tunnel hop
-    const std::string text = request_for_origin(origin_head, route->target,
-                                                forwarding{conn->peer_ip, conn->stream->secure()});
+    const std::string text =
+        request_for_origin(origin_head, route->target, forwarding{conn->peer_ip, conn->secure()});
     const auto idle = cfg.limits.idle_timeout;
     ex->upgrade = head.upgrade;
     if (ex->request.done()) ex->finish_body();

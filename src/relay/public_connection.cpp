@@ -47,6 +47,8 @@ std::string_view reason_phrase(int status) {
             return "Request Timeout";
         case 413:
             return "Payload Too Large";
+        case 421:
+            return "Misdirected Request";
         case 426:
             return "Upgrade Required";
         case 429:
@@ -323,7 +325,8 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
             head = tracker.head();
             parsed.emplace(std::move(tracker));
             // Served on the worker that owns the target tunnel (or will).
-            const bool is_attach = first && path_of(head.target) == "/v1/tunnel";
+            // (Never over the proxy hop: that connection is bound to a route.)
+            const bool is_attach = first && !conn->hop && path_of(head.target) == "/v1/tunnel";
             if (!is_attach) {
                 if (relay->tracer) trace = begin_trace(relay->config.tracing, head);
                 // A leased name without its tunnel: wait for it (the reader
@@ -359,7 +362,7 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
                 }
             }
         }
-        if (first && path_of(head.target) == "/v1/tunnel") {
+        if (first && !conn->hop && path_of(head.target) == "/v1/tunnel") {
             // An attach lasts as long as its tunnel: the parser and the read
             // buffer are done with (memory per idle tunnel, bench/relay_load).
             parsed.reset();
@@ -385,6 +388,7 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
 // Serves a connection handed over by another worker, on this one.
 asio::awaitable<void> serve_handed(std::shared_ptr<relay_state> relay, unsigned worker,
                                    std::shared_ptr<core::unique_fd> fd, tcp::endpoint peer,
+                                   std::string peer_ip, std::optional<hop_binding> hop,
                                    std::string unread, std::chrono::milliseconds write_timeout,
                                    connection_gate::ticket ticket, routed_request routed) {
     auto ex = co_await asio::this_coro::executor;
@@ -402,6 +406,8 @@ asio::awaitable<void> serve_handed(std::shared_ptr<relay_state> relay, unsigned 
         stream = std::make_shared<plain_stream>(std::move(sock));
         auto conn = std::make_shared<public_conn>(ex, stream, peer);
         conn->worker = worker;
+        conn->peer_ip = std::move(peer_ip);
+        conn->hop = std::move(hop);
         conn->in = std::move(unread);
         conn->write_timeout = write_timeout;
         auto owned = owned_by(*relay, worker, conn);
@@ -432,10 +438,11 @@ asio::awaitable<void> hand_off(std::shared_ptr<relay_state> relay,
         co_return;
     }
     std::string unread(conn->buffered());
-    core::spawn(relay->worker(target).io,
-                serve_handed(relay, target, std::move(fd), conn->peer, std::move(unread),
-                             conn->write_timeout, std::move(ticket), std::move(routed)),
-                "relay public connection (handed over)");
+    core::spawn(
+        relay->worker(target).io,
+        serve_handed(relay, target, std::move(fd), conn->peer, conn->peer_ip, conn->hop,
+                     std::move(unread), conn->write_timeout, std::move(ticket), std::move(routed)),
+        "relay public connection (handed over)");
 }
 
 asio::awaitable<void> serve_socket(std::shared_ptr<relay_state> relay, unsigned worker,
@@ -486,6 +493,30 @@ asio::awaitable<void> serve_socket(std::shared_ptr<relay_state> relay, unsigned 
 }
 
 }  // namespace
+
+asio::awaitable<void> serve_hop(std::shared_ptr<relay_state> relay, tcp::socket sock,
+                                tcp::endpoint peer, std::string unread, std::string client_ip,
+                                hop_binding hop, connection_gate::ticket ticket) {
+    error_code ec;
+    sock.set_option(tcp::no_delay(true), ec);
+    auto ex = co_await asio::this_coro::executor;
+    std::shared_ptr<public_stream> stream;
+    try {
+        stream = std::make_shared<plain_stream>(std::move(sock));
+        auto conn = std::make_shared<public_conn>(ex, stream, peer);
+        conn->worker = 0;
+        conn->peer_ip = std::move(client_ip);
+        conn->hop = std::move(hop);
+        conn->in = std::move(unread);
+        conn->write_timeout = relay->live()->config.limits.write_timeout;
+        auto owned = owned_by(*relay, 0, conn);
+        std::optional<routed_request> none;
+        co_await serve_connection(relay, conn, std::move(ticket), std::move(none));
+    } catch (const std::exception& e) {
+        spdlog::error("hop connection from {}: {}", peer.address().to_string(), e.what());
+        if (stream) stream->close();
+    }
+}
 
 // ---------------------------------------------------------------- accept loop
 

@@ -21,6 +21,7 @@
 #include "core/wake_signal.hpp"
 #include "relay/admission.hpp"
 #include "relay/body_rate.hpp"
+#include "relay/connection_gate.hpp"
 #include "relay/request_queue.hpp"
 #include "ssh/server_session.hpp"
 
@@ -87,6 +88,16 @@ class stream_impl final : public public_stream {
 using plain_stream = stream_impl<asio::ip::tcp::socket>;
 using tls_stream = stream_impl<asio::ssl::stream<asio::ip::tcp::socket>>;
 
+// A connection that came over the cluster's proxy hop (cluster_hop.hpp):
+// the route its preamble named (every request on it must name that route:
+// others are answered 421) and how the caller reached the sending relay.
+struct hop_binding {
+    std::string node;  // the sending relay (cluster.node)
+    std::string tenant;
+    std::string name;
+    bool https = false;
+};
+
 // One public connection: its stream, the caller bytes read but not yet
 // forwarded, and the channel kept for keep-alive reuse.
 struct public_conn {
@@ -104,6 +115,9 @@ struct public_conn {
     asio::ip::tcp::endpoint peer;
     std::string peer_ip;
     std::uint16_t peer_port;
+    // Over the proxy hop: the route it is bound to; peer_ip is then the
+    // caller's as the sending relay vouched for it (peer: that relay).
+    std::optional<hop_binding> hop;
     std::string in;        // caller bytes not yet forwarded
     std::size_t head = 0;  // consumed prefix of `in`
     bool in_eof = false;   // the caller closed (or the read failed)
@@ -124,6 +138,9 @@ struct public_conn {
     // limits.write_timeout: how long one write to the caller may make no progress.
     std::chrono::milliseconds write_timeout{std::chrono::seconds(30)};
 
+    // The caller reached the relay over TLS (for the forwarding fields and
+    // cookies): this stream's, or over the hop the sending relay's.
+    [[nodiscard]] bool secure() const { return hop ? hop->https : stream->secure(); }
     [[nodiscard]] std::string_view buffered() const noexcept {
         return std::string_view(in).substr(head);
     }
@@ -191,5 +208,14 @@ using core::iequals;
 // served by its own coroutine on that worker, and moved to the worker of the
 // tunnel a request is routed to (docs/relay.md "Threading model").
 asio::awaitable<void> accept_public(std::shared_ptr<relay_state> relay, unsigned worker);
+
+// Serves a connection that came over the proxy hop, once its preamble was
+// verified (cluster_hop.cpp), as a public connection on worker 0 bound to
+// `hop`'s route, with `client_ip` as the caller's address; `unread`: the
+// bytes read after the preamble.
+asio::awaitable<void> serve_hop(std::shared_ptr<relay_state> relay, asio::ip::tcp::socket sock,
+                                asio::ip::tcp::endpoint peer, std::string unread,
+                                std::string client_ip, hop_binding hop,
+                                connection_gate::ticket ticket);
 
 }  // namespace tunnel::relay

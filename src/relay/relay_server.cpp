@@ -21,6 +21,7 @@
 #include "core/spawn.hpp"
 #include "core/wake_signal.hpp"
 #include "relay/admin_server.hpp"
+#include "relay/cluster_hop.hpp"
 #include "relay/cluster_routes.hpp"
 #include "relay/public_connection.hpp"
 #include "relay/relay_state.hpp"
@@ -62,6 +63,10 @@ core::result<tcp::acceptor> bind_listener(asio::io_context& io, const listen_add
 // Closes every worker's acceptor, each on its worker (worker 0's here: this
 // runs on worker 0, or while it is not running).
 void close_acceptors(relay_state& st) {
+    if (st.internal_acceptor) {  // worker 0's
+        error_code ignored;
+        st.internal_acceptor->close(ignored);
+    }
     for (auto& w : st.workers) {
         if (w->index == 0) {
             error_code ignored;
@@ -289,6 +294,12 @@ core::result<std::unique_ptr<relay_server>> relay_server::create(asio::io_contex
         // The relay-to-relay hop's secret: read now, so a bad file stops the start.
         auto secret = core::read_secret_file(cfg.cluster->secret_file, "cluster.secret_file", 32);
         if (!secret) return tl::unexpected(secret.error());
+        state->hop_keys = std::make_unique<hop_signer>(std::move(*secret));
+        auto internal = bind_listener(
+            io, listen_address{cfg.cluster->internal_host, cfg.cluster->internal_port},
+            "cluster internal listener (cluster.internal_listen)");
+        if (!internal) return tl::unexpected(internal.error());
+        state->internal_acceptor.emplace(std::move(*internal));
         state->cluster = cluster_routes::create(io, *cfg.cluster);
     }
     if (cfg.usage) {
@@ -354,6 +365,8 @@ void relay_server::start() {
     for (auto& w : state_->workers)
         core::spawn(w->io, accept_public(state_, w->index), "relay public accept loop");
     start_admin(state_);
+    if (state_->internal_acceptor)
+        core::spawn(state_->io, accept_internal(state_), "relay cluster hop accept loop");
     if (state_->usage) state_->usage->start();
     if (state_->cluster) state_->cluster->start();
     for (auto& w : state_->workers) {

@@ -28,6 +28,7 @@
 #include "pool/circuit_breaker.hpp"
 #include "relay/channel_pool.hpp"
 #include "relay/connection_gate.hpp"
+#include "relay/hop_preamble.hpp"
 #include "relay/lease_store.hpp"
 #include "relay/live_settings.hpp"
 #include "relay/rate_limiter.hpp"
@@ -112,6 +113,9 @@ struct relay_metrics {
     observe::counter_family& audit_write_failures;  // {}: records the audit log could not take
     observe::counter_family& visitor_refusals;      // {tenant, reason}: check_visitor codes
     observe::counter_family& queued;  // {outcome}: requests that waited for a leased name
+    // The cluster's proxy hop (cluster_hop.hpp): {outcome} sent, failed (the
+    // owner unreachable), received, refused.
+    observe::counter_family& hops;
 };
 
 // The route table and the tunnel list, as one immutable snapshot: replaced
@@ -235,6 +239,14 @@ class relay_state {
     std::shared_ptr<tcp_routes> tcp;
     // The cluster route table (config `cluster:`; null for a single relay).
     std::shared_ptr<cluster_routes> cluster;
+    // The proxy hop (cluster_hop.hpp; with `cluster:` only): the
+    // internal_listen acceptor (worker 0's; closed with the public ones), the
+    // signer holding cluster.secret_file, the nonces seen, and the internal
+    // connections that have not sent a valid preamble yet.
+    std::optional<asio::ip::tcp::acceptor> internal_acceptor;
+    std::unique_ptr<hop_signer> hop_keys;
+    hop_replay_cache hop_nonces;
+    std::atomic<unsigned> hop_pending{0};
     std::optional<asio::ssl::context> tls_context;
 
     std::atomic<bool> stopping{false};

@@ -77,7 +77,7 @@ asio::awaitable<visitor_decision> decide_visitor(std::shared_ptr<relay_state> re
                                                  public_conn& conn, const public_route& route,
                                                  const http_head& head,
                                                  const access_policy& access) {
-    const bool tls = conn.stream->secure();
+    const bool tls = conn.secure();
     const auto live = relay->live();
     if (access.mode != access_mode::basic) {
         co_return check_visitor(

@@ -133,7 +133,9 @@ core::result<relay::relay_config> cluster_dev_config(const temp_dir& dir, const 
     c.redis = *address;
     c.node = "relay-a";
     c.internal_host = "127.0.0.1";
-    c.internal_port = 7443;
+    auto internal = unused_port();  // the relay binds it now (the proxy hop)
+    if (!internal) return tl::unexpected(internal.error());
+    c.internal_port = *internal;
     c.secret_file = dir.file("cluster.secret");
     config->cluster = c;
     return config;

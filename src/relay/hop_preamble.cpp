@@ -1,0 +1,227 @@
+#include "relay/hop_preamble.hpp"
+
+#include <arpa/inet.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include <array>
+#include <atomic>
+#include <charconv>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "core/log_text.hpp"
+#include "relay/public_route.hpp"
+
+namespace tunnel::relay {
+
+namespace {
+
+constexpr std::string_view magic = "TUNNEL-HOP/1";
+constexpr std::size_t field_count = 9;  // magic .. hmac
+
+std::string to_hex(const unsigned char* p, std::size_t n) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out(2 * n, '0');
+    for (std::size_t i = 0; i < n; ++i) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 0xf];
+    }
+    return out;
+}
+
+bool lower_hex(std::string_view s, std::size_t size) {
+    if (s.size() != size) return false;
+    for (char c : s)
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    return true;
+}
+
+// A node name as cluster_config accepts it: 1-63 of a-z 0-9 - (not at either end).
+bool valid_node(std::string_view s) {
+    if (s.empty() || s.size() > 63 || s.front() == '-' || s.back() == '-') return false;
+    for (char c : s)
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+    return true;
+}
+
+// An IPv4 or IPv6 address literal, as the sending relay prints a peer's.
+bool valid_ip(const std::string& s) {
+    if (s.empty() || s.size() > 45) return false;
+    std::array<unsigned char, 16> buf{};
+    return ::inet_pton(AF_INET, s.c_str(), buf.data()) == 1 ||
+           ::inet_pton(AF_INET6, s.c_str(), buf.data()) == 1;
+}
+
+core::error malformed(std::string what) {
+    return core::error{core::errc::protocol_error,
+                       fmt::format("malformed hop preamble: {}", std::move(what))};
+}
+
+// The problem with p's fields, or empty.
+std::string field_problem(const hop_preamble& p) {
+    if (!valid_node(p.node))
+        return fmt::format("from-node {:?} is not a node name", core::log_text(p.node, 64));
+    if (p.unix_ms <= 0 || p.unix_ms > 99'999'999'999'999) return "the time is out of range";
+    if (!lower_hex(p.nonce, 16)) return "the nonce is not 16 lowercase hex digits";
+    if (!valid_label(p.tenant))
+        return fmt::format("tenant {:?} is not a DNS label", core::log_text(p.tenant, 64));
+    if (!valid_label(p.name))
+        return fmt::format("name {:?} is not a DNS label", core::log_text(p.name, 64));
+    if (!valid_ip(p.client_ip))
+        return fmt::format("client ip {:?} is not an IP address", core::log_text(p.client_ip, 64));
+    return {};
+}
+
+std::string unsigned_part(const hop_preamble& p) {
+    return fmt::format("{} {} {} {} {} {} {} {}", magic, p.node, p.unix_ms, p.nonce, p.tenant,
+                       p.name, p.client_ip, p.https ? "https" : "http");
+}
+
+}  // namespace
+
+bool hop_replay_cache::insert(const std::string& nonce, std::int64_t expires_unix_ms,
+                              std::int64_t now_unix_ms, bool& full) {
+    full = false;
+    std::lock_guard lock(mutex_);
+    while (!by_expiry_.empty() && by_expiry_.begin()->first <= now_unix_ms) {
+        auto it = seen_.find(by_expiry_.begin()->second);
+        if (it != seen_.end() && it->second == by_expiry_.begin()->first) seen_.erase(it);
+        by_expiry_.erase(by_expiry_.begin());
+    }
+    if (seen_.count(nonce)) return false;
+    if (seen_.size() >= capacity_) {
+        full = true;
+        return false;
+    }
+    seen_.emplace(nonce, expires_unix_ms);
+    by_expiry_.emplace(expires_unix_ms, nonce);
+    return true;
+}
+
+std::size_t hop_replay_cache::size() const {
+    std::lock_guard lock(mutex_);
+    return seen_.size();
+}
+
+std::string hop_signer::mac_hex(std::string_view text) const {
+    std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
+    unsigned int len = 0;
+    if (!HMAC(EVP_sha256(), secret_.data(), static_cast<int>(secret_.size()),
+              reinterpret_cast<const unsigned char*>(text.data()), text.size(), md.data(), &len))
+        return {};
+    return to_hex(md.data(), len);
+}
+
+core::result<std::string> hop_signer::sign(const hop_preamble& p) const {
+    if (auto problem = field_problem(p); !problem.empty())
+        return core::fail(core::errc::invalid_argument,
+                          fmt::format("cannot sign a hop preamble: {}", problem));
+    std::string line = unsigned_part(p);
+    auto mac = mac_hex(line);
+    if (mac.size() != 64)
+        return core::fail(core::errc::io_error, "cannot sign a hop preamble: HMAC-SHA256 failed");
+    line += ' ';
+    line += mac;
+    line += "\r\n";
+    if (line.size() > max_line)
+        return core::fail(
+            core::errc::invalid_argument,
+            fmt::format("cannot sign a hop preamble: {} bytes, over {}", line.size(), max_line));
+    return line;
+}
+
+core::result<hop_preamble> hop_signer::verify(std::string_view line, std::int64_t now_unix_ms,
+                                              hop_replay_cache& seen) const {
+    if (line.size() + 2 > max_line)
+        return tl::unexpected(
+            malformed(fmt::format("{} bytes, over {}", line.size() + 2, max_line)));
+    std::vector<std::string_view> f;
+    std::size_t start = 0;
+    while (f.size() <= field_count) {
+        const auto sp = line.find(' ', start);
+        f.push_back(line.substr(start, sp == std::string_view::npos ? sp : sp - start));
+        if (sp == std::string_view::npos) break;
+        start = sp + 1;
+    }
+    if (f.empty() || f[0] != magic)
+        return tl::unexpected(
+            malformed(fmt::format("it does not start with {} (it starts {:?})", magic,
+                                  core::log_text(line.substr(0, 16), 16))));
+    if (f.size() != field_count)
+        return tl::unexpected(malformed(fmt::format(
+            "{} space-separated fields, not {} (TUNNEL-HOP/1 node unix-ms nonce tenant name "
+            "client-ip proto hmac)",
+            f.size(), field_count)));
+    for (const auto& field : f)
+        if (field.empty()) return tl::unexpected(malformed("an empty field (two spaces)"));
+    hop_preamble p;
+    p.node = std::string(f[1]);
+    {
+        const auto t = f[2];
+        auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), p.unix_ms);
+        if (ec != std::errc() || end != t.data() + t.size() || t.size() > 15)
+            return tl::unexpected(malformed("the time is not milliseconds since the epoch"));
+    }
+    p.nonce = std::string(f[3]);
+    p.tenant = std::string(f[4]);
+    p.name = std::string(f[5]);
+    p.client_ip = std::string(f[6]);
+    if (f[7] != "http" && f[7] != "https")
+        return tl::unexpected(malformed("the proto is neither http nor https"));
+    p.https = f[7] == "https";
+    if (auto problem = field_problem(p); !problem.empty())
+        return tl::unexpected(malformed(std::move(problem)));
+    if (!lower_hex(f[8], 64))
+        return tl::unexpected(malformed("the HMAC is not 64 lowercase hex digits"));
+    // The signed part is the line up to the space before the HMAC.
+    const auto mine = mac_hex(line.substr(0, line.size() - 65));
+    if (mine.size() != 64 || CRYPTO_memcmp(mine.data(), f[8].data(), 64) != 0)
+        return core::fail(core::errc::auth_failed,
+                          fmt::format("hop preamble from {:?}: wrong HMAC (not signed with this "
+                                      "cluster's secret_file)",
+                                      p.node));
+    const auto skew = p.unix_ms - now_unix_ms;
+    if (skew > window.count() || -skew > window.count())
+        return core::fail(core::errc::denied,
+                          fmt::format("hop preamble from {:?}: its time is {} ms {} this relay's "
+                                      "(more than {} ms: a stale or replayed preamble, or clocks "
+                                      "out of sync)",
+                                      p.node, skew < 0 ? -skew : skew,
+                                      skew < 0 ? "behind" : "ahead of", window.count()));
+    bool full = false;
+    if (!seen.insert(p.nonce, p.unix_ms + window.count(), now_unix_ms, full)) {
+        if (full)
+            return core::fail(
+                core::errc::resource_exhausted,
+                fmt::format("hop preamble from {:?}: the replay cache is full", p.node));
+        return core::fail(core::errc::denied,
+                          fmt::format("hop preamble from {:?}: nonce {} was used already "
+                                      "(a replayed preamble)",
+                                      p.node, p.nonce));
+    }
+    return p;
+}
+
+std::string new_hop_nonce() {
+    std::array<unsigned char, 8> b{};
+    if (RAND_bytes(b.data(), static_cast<int>(b.size())) != 1) {
+        // The nonce only has to be unique within the window: fall back on the
+        // clock and a counter rather than fail the request.
+        static std::atomic<std::uint64_t> counter{0};
+        const auto v = static_cast<std::uint64_t>(unix_ms_now()) * 1'000'003u + ++counter;
+        for (std::size_t i = 0; i < b.size(); ++i) b[i] = static_cast<unsigned char>(v >> (8 * i));
+    }
+    return to_hex(b.data(), b.size());
+}
+
+std::int64_t unix_ms_now() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+}  // namespace tunnel::relay

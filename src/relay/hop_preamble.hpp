@@ -1,0 +1,93 @@
+// The relay-to-relay hop's preamble (docs/cluster.md "The proxy hop"): the
+// one line a relay sends first on a connection to another relay's
+// internal_listen, saying which route the caller asked for and who the
+// caller is, signed with the cluster's shared secret:
+//
+//   TUNNEL-HOP/1 <from-node> <unix-ms> <nonce> <tenant> <name> <client-ip> <proto> <hmac>\r\n
+//
+// <nonce> is 16 lowercase hex digits (8 random bytes), <proto> http or https
+// (how the caller reached the sending relay), <hmac> the lowercase hex
+// HMAC-SHA256, under the secret file's bytes, of everything before the space
+// that precedes it. The receiver checks, in this order: the syntax and sizes
+// (at most max_line bytes with the CRLF), the HMAC (constant-time compare),
+// the time (within `window` of its clock), the nonce (not seen within the
+// window: replay_cache). Pure; unit-tested in
+// tests/unit/relay/hop_preamble_test.cpp.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+
+#include "core/error.hpp"
+
+namespace tunnel::relay {
+
+struct hop_preamble {
+    std::string node;  // the sending relay (cluster.node)
+    std::int64_t unix_ms = 0;
+    std::string nonce;      // 16 lowercase hex digits
+    std::string tenant;     // the route the caller asked for
+    std::string name;       //
+    std::string client_ip;  // the caller, as the sending relay saw it
+    bool https = false;     // the caller used TLS to the sending relay
+};
+
+// Nonces seen within the window, bounded: a nonce is remembered until its
+// preamble's time plus the window, and a full cache (after dropping the
+// expired ones) refuses new nonces rather than forget live ones.
+// Thread-safe.
+class hop_replay_cache {
+  public:
+    explicit hop_replay_cache(std::size_t capacity = 100'000) : capacity_(capacity) {}
+    // False when `nonce` was seen (and not yet expired) or the cache is full.
+    [[nodiscard]] bool insert(const std::string& nonce, std::int64_t expires_unix_ms,
+                              std::int64_t now_unix_ms, bool& full);
+    [[nodiscard]] std::size_t size() const;
+
+  private:
+    std::size_t capacity_;
+    mutable std::mutex mutex_;
+    std::unordered_map<std::string, std::int64_t> seen_;
+    std::multimap<std::int64_t, std::string> by_expiry_;
+};
+
+// Holds the cluster secret and nothing else; signs and verifies preambles.
+// The secret never leaves it (no accessor; messages never show it or an HMAC).
+class hop_signer {
+  public:
+    static constexpr std::size_t max_line = 512;  // with the CRLF
+    static constexpr std::chrono::milliseconds window{30'000};
+
+    explicit hop_signer(std::string secret) : secret_(std::move(secret)) {}
+    hop_signer(const hop_signer&) = delete;
+    hop_signer& operator=(const hop_signer&) = delete;
+
+    // The whole line, CRLF included. Fields must be valid (a sender builds
+    // them from its own checked values); invalid ones fail.
+    [[nodiscard]] core::result<std::string> sign(const hop_preamble& p) const;
+
+    // `line` without its CRLF. errc::protocol_error for malformed lines,
+    // errc::auth_failed for a wrong HMAC, errc::denied for a stale time or a
+    // replayed nonce, errc::resource_exhausted when the replay cache is full.
+    [[nodiscard]] core::result<hop_preamble> verify(std::string_view line, std::int64_t now_unix_ms,
+                                                    hop_replay_cache& seen) const;
+
+  private:
+    [[nodiscard]] std::string mac_hex(std::string_view text) const;
+    std::string secret_;
+};
+
+// 8 random bytes (RAND_bytes) as 16 lowercase hex digits.
+[[nodiscard]] std::string new_hop_nonce();
+
+// Milliseconds since the Unix epoch, now.
+[[nodiscard]] std::int64_t unix_ms_now();
+
+}  // namespace tunnel::relay
