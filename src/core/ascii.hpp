@@ -2,12 +2,28 @@
 // names): locale-independent, unlike std::tolower on a char.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 namespace tunnel::core {
 
 [[nodiscard]] constexpr char ascii_lower(char c) noexcept {
     return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+// Non-empty and only 0-9.
+[[nodiscard]] constexpr bool all_digits(std::string_view s) noexcept {
+    if (s.empty()) return false;
+    for (char c : s)
+        if (c < '0' || c > '9') return false;
+    return true;
+}
+
+// `s` with A-Z folded to a-z.
+[[nodiscard]] inline std::string lowercase(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) c = ascii_lower(c);
+    return out;
 }
 
 // ASCII case-insensitive equality.

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "core/ascii.hpp"
 #include "core/glob.hpp"
 #include "ssh/ssh_config.hpp"
 
@@ -20,10 +21,7 @@ struct term {
     std::optional<std::regex> regex;  // for ~regex terms
 };
 
-bool all_digits(std::string_view s) {
-    return !s.empty() &&
-           std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
+using core::all_digits;
 
 bool is_glob(std::string_view t) {
     return t.find_first_of("*?") != std::string_view::npos;

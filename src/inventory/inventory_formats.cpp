@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include "core/ascii.hpp"
 #include "inventory/inventory.hpp"
 #include "inventory/inventory_builder.hpp"
 #include "inventory/yaml_value.hpp"
@@ -28,10 +29,7 @@ std::string trim(std::string_view s) {
     return std::string(s.substr(b, e - b + 1));
 }
 
-bool all_digits(std::string_view s) {
-    return !s.empty() &&
-           std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
-}
+using core::all_digits;
 
 // ---- YAML -------------------------------------------------------------------
 

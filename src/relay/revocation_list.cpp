@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "core/utc_time.hpp"
 #include "usage/sqlite.hpp"
 
 namespace tunnel::relay {
@@ -15,14 +16,6 @@ namespace tunnel::relay {
 namespace {
 
 using sys = std::chrono::system_clock;
-
-std::int64_t seconds_of(sys::time_point t) {
-    return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-}
-
-sys::time_point from_seconds(std::int64_t s) {
-    return sys::time_point(std::chrono::seconds(s));
-}
 
 class local_revocation_list final : public revocation_list {
   public:
@@ -95,12 +88,12 @@ class local_revocation_list final : public revocation_list {
             "INSERT OR REPLACE INTO revoked_tokens (jti, expires, revoked_at) VALUES (?1, ?2, ?3)");
         if (!st) return tl::unexpected(st.error());
         st->bind(1, std::string_view(e.jti));
-        st->bind(2, seconds_of(e.expires));
-        st->bind(3, seconds_of(e.revoked_at));
+        st->bind(2, core::unix_seconds(e.expires));
+        st->bind(3, core::unix_seconds(e.revoked_at));
         if (auto r = st->run(); !r) return r;
         auto prune = db_->prepare("DELETE FROM revoked_tokens WHERE expires <= ?1");
         if (!prune) return tl::unexpected(prune.error());
-        prune->bind(1, seconds_of(e.revoked_at));
+        prune->bind(1, core::unix_seconds(e.revoked_at));
         return prune->run();
     }
 
@@ -142,7 +135,7 @@ core::result<std::unique_ptr<revocation_list>> open_local_revocation_list(
     {
         auto prune = db->prepare("DELETE FROM revoked_tokens WHERE expires <= ?1");
         if (!prune) return tl::unexpected(prune.error());
-        prune->bind(1, seconds_of(now));
+        prune->bind(1, core::unix_seconds(now));
         if (auto r = prune->run(); !r) return tl::unexpected(r.error());
     }
     auto st = db->prepare("SELECT jti, expires, revoked_at FROM revoked_tokens LIMIT ?1");
@@ -152,8 +145,8 @@ core::result<std::unique_ptr<revocation_list>> open_local_revocation_list(
         auto row = st->step();
         if (!row) return tl::unexpected(row.error());
         if (!*row) break;
-        revoked_token e{st->column_text(0), from_seconds(st->column_int64(1)),
-                        from_seconds(st->column_int64(2))};
+        revoked_token e{st->column_text(0), core::from_unix_seconds(st->column_int64(1)),
+                        core::from_unix_seconds(st->column_int64(2))};
         if (check_jti(e.jti).empty()) entries.emplace(e.jti, std::move(e));
     }
     return std::make_unique<local_revocation_list>(std::move(*db), std::move(entries));

@@ -26,14 +26,6 @@ core::error invalid(std::string message) {
     return core::error{core::errc::invalid_argument, std::move(message)};
 }
 
-long long seconds_of(sys::time_point t) {
-    return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-}
-
-sys::time_point from_seconds(long long s) {
-    return sys::time_point(std::chrono::seconds(s));
-}
-
 // Unix seconds within [0, 7.2e9] (before the year 2200), or nullopt.
 std::optional<long long> unix_seconds(const json& v) {
     if (!v.is_number()) return std::nullopt;
@@ -190,8 +182,8 @@ core::result<share_request> parse_share_request(std::string_view body, const ten
         if (!at)
             return tl::unexpected(
                 invalid(fmt::format("\"expires_at\" must be whole unix seconds, e.g. {}; got {}",
-                                    seconds_of(now) + 86400, shown(j["expires_at"]))));
-        r.expires_at = from_seconds(*at);
+                                    core::unix_seconds(now) + 86400, shown(j["expires_at"]))));
+        r.expires_at = core::from_unix_seconds(*at);
         ttl = std::chrono::duration_cast<std::chrono::milliseconds>(r.expires_at - now);
     }
     if (ttl < std::chrono::seconds(1))
@@ -229,8 +221,8 @@ json to_json(const share_grant& g) {
                 {"name", g.name},
                 {"to", g.grantee.to_string()},
                 {"role", to_string(g.role)},
-                {"created_at", seconds_of(g.created_at)},
-                {"expires_at", seconds_of(g.expires_at)},
+                {"created_at", core::unix_seconds(g.created_at)},
+                {"expires_at", core::unix_seconds(g.expires_at)},
                 {"expires", core::utc_iso8601(g.expires_at)},
                 {"created_by", g.created_by}};
 }
@@ -265,8 +257,8 @@ core::result<share_grant> share_grant_from_json(const json& j) {
     auto expires = j.contains("expires_at") ? unix_seconds(j["expires_at"]) : std::nullopt;
     if (!created || !expires)
         return tl::unexpected(invalid(g.id + ": created_at and expires_at must be unix seconds"));
-    g.created_at = from_seconds(*created);
-    g.expires_at = from_seconds(*expires);
+    g.created_at = core::from_unix_seconds(*created);
+    g.expires_at = core::from_unix_seconds(*expires);
     if (const std::string* by = str("created_by")) g.created_by = core::log_text(*by, 80);
     return g;
 }

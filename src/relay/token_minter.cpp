@@ -15,6 +15,7 @@
 
 #include "core/duration.hpp"
 #include "core/encoding.hpp"
+#include "core/utc_time.hpp"
 #include "relay/jwt_handle.hpp"
 #include "relay/public_route.hpp"
 #include "relay/token_verifier.hpp"
@@ -116,10 +117,6 @@ core::result<std::string> sign_hs256(const nlohmann::json& claims, const std::st
     return std::string(token.get());
 }
 
-long long seconds_of(std::chrono::system_clock::time_point t) {
-    return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-}
-
 }  // namespace
 
 core::result<minted_token> mint_token(const mint_request& req,
@@ -163,7 +160,7 @@ core::result<minted_token> mint_token(const mint_request& req,
     std::array<unsigned char, 12> id{};
     if (RAND_bytes(id.data(), static_cast<int>(id.size())) != 1)
         return core::fail(core::errc::resource_exhausted, "no random bytes for the token id");
-    const auto iat = seconds_of(now);
+    const auto iat = core::unix_seconds(now);
     nlohmann::json claims{{"sub", common.tenant},
                           {"allow", common.globs},
                           {"iat", iat},
@@ -213,7 +210,7 @@ core::result<minted_token> mint_visitor_token(const visitor_mint_request& req,
     std::array<unsigned char, 12> id{};
     if (RAND_bytes(id.data(), static_cast<int>(id.size())) != 1)
         return core::fail(core::errc::resource_exhausted, "no random bytes for the token id");
-    const auto iat = seconds_of(now);
+    const auto iat = core::unix_seconds(now);
     nlohmann::json claims{{"typ", visitor_token_type},
                           {"aud", aud},
                           {"sub", common.tenant},

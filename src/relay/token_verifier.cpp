@@ -18,8 +18,8 @@
 
 #include "core/encoding.hpp"
 #include "core/glob.hpp"
-#include "relay/jwt_keys.hpp"
 #include "relay/jwt_handle.hpp"
+#include "relay/jwt_keys.hpp"
 #include "relay/public_route.hpp"
 
 namespace tunnel::relay {

@@ -24,7 +24,7 @@ using core::fail;
 
 constexpr std::string_view cert_suffix = "-cert-v01@openssh.com";
 constexpr std::size_t max_principals = 256;  // OpenSSH's SSHKEY_CERT_MAX_PRINCIPALS
-constexpr std::uint64_t forever = ~std::uint64_t{0};
+constexpr std::uint64_t no_expiry = ~std::uint64_t{0};
 
 core::error malformed(std::string_view what) {
     return {errc::protocol_error, fmt::format("malformed certificate: {}", what)};
@@ -329,7 +329,7 @@ core::result<void> verify_certificate_signature(const certificate& cert) {
 }
 
 std::string format_certificate_time(std::uint64_t when) {
-    if (when == forever) return "forever";
+    if (when == no_expiry) return "forever";
     if (when == 0) return "the beginning of time";
     if (when > 253402300799ULL) return fmt::format("{} s after 1970", when);  // past 9999
     std::time_t t = static_cast<std::time_t>(when);

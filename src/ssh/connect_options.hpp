@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "ssh/byte_stream.hpp"
@@ -93,6 +94,11 @@ struct connect_options {
 
     // "user@host:port": pool key and the name used in messages.
     [[nodiscard]] std::string destination() const;
+    // UserKnownHostsFile then GlobalKnownHostsFile.
+    [[nodiscard]] std::vector<std::string> known_hosts_files() const;
+    // The name and port known_hosts is searched for: HostKeyAlias (in its
+    // port-22 form) or the real host:port.
+    [[nodiscard]] std::pair<std::string, std::uint16_t> known_hosts_name() const;
 };
 
 }  // namespace tunnel::ssh

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/ascii.hpp"
 #include "core/log_text.hpp"
 #include "ssh/certificate.hpp"
 #include "ssh/known_hosts.hpp"
@@ -15,27 +16,6 @@ namespace {
 
 using core::errc;
 using core::fail;
-
-std::vector<std::string> all_files(const connect_options& opts) {
-    std::vector<std::string> files = opts.user_known_hosts_files;
-    files.insert(files.end(), opts.global_known_hosts_files.begin(),
-                 opts.global_known_hosts_files.end());
-    return files;
-}
-
-// known_hosts is searched for HostKeyAlias (port 22 form) or host:port; the
-// certificate must name HostKeyAlias or the host (without port), as in ssh.
-std::pair<std::string, uint16_t> lookup_name(const connect_options& opts) {
-    if (opts.host_key_alias) return {*opts.host_key_alias, 22};
-    return {opts.host, opts.port};
-}
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return out;
-}
 
 core::result<std::string> key_blob_of(ssh_key key) {
     char* raw = nullptr;
@@ -51,13 +31,13 @@ core::result<std::string> key_blob_of(ssh_key key) {
 
 bool wants_host_certificate(const connect_options& opts, ssh_key server_key) {
     if (opts.host_key_fingerprint || opts.host_keys == host_key_policy::accept_any) return false;
-    return wants_host_certificate(opts, server_key, known_hosts::load(all_files(opts)));
+    return wants_host_certificate(opts, server_key, known_hosts::load(opts.known_hosts_files()));
 }
 
 bool wants_host_certificate(const connect_options& opts, ssh_key server_key,
                             const known_hosts& kh) {
     if (opts.host_key_fingerprint || opts.host_keys == host_key_policy::accept_any) return false;
-    const auto [host, port] = lookup_name(opts);
+    const auto [host, port] = opts.known_hosts_name();
     if (kh.cert_authorities_for(host, port).empty()) return false;
     char* raw = nullptr;
     if (ssh_pki_export_pubkey_base64(server_key, &raw) != SSH_OK || raw == nullptr) return false;
@@ -87,8 +67,8 @@ core::result<std::string> check_host_certificate(const connect_options& opts, ss
             "used ({})",
             what, key_blob_fingerprint(cert->key_blob), key_blob_fingerprint(*server_blob)));
 
-    auto kh = known_hosts::load(all_files(opts));
-    const auto [host, port] = lookup_name(opts);
+    auto kh = known_hosts::load(opts.known_hosts_files());
+    const auto [host, port] = opts.known_hosts_name();
     const std::string name = known_hosts_name(host, port);
     const auto cas = kh.cert_authorities_for(host, port);
     auto trusted = std::find_if(cas.begin(), cas.end(),
@@ -112,14 +92,14 @@ core::result<std::string> check_host_certificate(const connect_options& opts, ss
                         "certificates must not have",
                         what, core::log_text(options)));
     }
-    const std::string principal = lower(host);
+    const std::string principal = core::lowercase(host);
     if (cert->principals.empty())  // OpenSSH 9.2 takes it as valid for any host: so do we
         spdlog::warn(
             "the {} names no host: accepted for {} as ssh does (sign host "
             "certificates with -n HOST)",
             what, principal);
     else if (std::none_of(cert->principals.begin(), cert->principals.end(),
-                          [&](const std::string& p) { return lower(p) == principal; }))
+                          [&](const std::string& p) { return core::lowercase(p) == principal; }))
         return refuse(fmt::format("the server's {} is not for {}", what, principal));
     return fmt::format("{} from {}:{}", what, trusted->where.path, trusted->where.line);
 }

@@ -12,13 +12,6 @@ namespace tunnel::ssh {
 
 namespace {
 
-std::vector<std::string> all_files(const connect_options& opts) {
-    std::vector<std::string> files = opts.user_known_hosts_files;
-    files.insert(files.end(), opts.global_known_hosts_files.begin(),
-                 opts.global_known_hosts_files.end());
-    return files;
-}
-
 std::string key_label(ssh_key key) {
     // "ED25519", "RSA", "ECDSA" as OpenSSH prints them.
     std::string t = ssh_key_type_to_char(ssh_key_type(key));
@@ -33,12 +26,6 @@ constexpr std::string_view default_algorithms =
     "ssh-ed25519,ecdsa-sha2-nistp521,ecdsa-sha2-nistp384,ecdsa-sha2-nistp256,rsa-sha2-512,rsa-sha2-"
     "256";
 
-// The name and port known_hosts is searched for: HostKeyAlias (port 22 form) or the real host:port.
-std::pair<std::string, uint16_t> lookup_name(const connect_options& opts) {
-    if (opts.host_key_alias) return {*opts.host_key_alias, 22};
-    return {opts.host, opts.port};
-}
-
 }  // namespace
 
 std::string fingerprint(ssh_key key) {
@@ -52,7 +39,7 @@ std::string fingerprint(ssh_key key) {
 }
 
 known_hosts load_known_hosts(const connect_options& opts) {
-    return known_hosts::load(all_files(opts));
+    return known_hosts::load(opts.known_hosts_files());
 }
 
 std::string preferred_host_key_algorithms(const connect_options& opts) {
@@ -60,7 +47,7 @@ std::string preferred_host_key_algorithms(const connect_options& opts) {
 }
 
 std::string preferred_host_key_algorithms(const connect_options& opts, const known_hosts& kh) {
-    auto [host, port] = lookup_name(opts);
+    auto [host, port] = opts.known_hosts_name();
     auto types = kh.key_types_for(host, port);
     if (types.empty()) return std::string(default_algorithms);
     std::string known = host_key_algorithms_for_types(types);
@@ -120,7 +107,7 @@ core::result<std::string> check_host_key(const connect_options& opts, ssh_key se
     if (ssh_pki_export_pubkey_base64(server_key, &b64_raw) != SSH_OK)
         return core::fail(core::errc::protocol_error, "cannot encode the server's host key");
     ssh_string_handle b64(b64_raw);
-    const auto [host, port] = lookup_name(opts);
+    const auto [host, port] = opts.known_hosts_name();
     const std::string name = known_hosts_name(host, port);
     const std::string label = fmt::format("{} key {}", key_label(server_key), fp);
 

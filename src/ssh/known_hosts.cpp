@@ -17,6 +17,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "core/ascii.hpp"
 #include "core/glob.hpp"
 
 namespace tunnel::ssh {
@@ -29,12 +30,6 @@ using entry = known_hosts::entry;
 
 constexpr std::string_view hash_magic = "|1|";
 constexpr std::size_t sha1_len = 20;
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
-}
 
 int b64_value(char c) noexcept {
     if (c >= 'A' && c <= 'Z') return c - 'A';
@@ -155,8 +150,8 @@ std::vector<std::string_view> split_fields(std::string_view line) {
 }  // namespace
 
 std::string known_hosts_name(std::string_view host, uint16_t port) {
-    if (port == 22) return lower(host);
-    return "[" + lower(host) + "]:" + std::to_string(port);
+    if (port == 22) return core::lowercase(host);
+    return "[" + core::lowercase(host) + "]:" + std::to_string(port);
 }
 
 std::string normalize_key_type(std::string_view algorithm) {

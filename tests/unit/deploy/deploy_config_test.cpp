@@ -54,9 +54,11 @@ TEST(DeployConfig, DefaultsAndArtifactKinds) {
     EXPECT_EQ(c->strategy.type, strategy_type::rolling);
     EXPECT_EQ(c->strategy.batch.for_hosts(4), 1u);
     EXPECT_EQ(parse_deploy("app: a\nroot: /a\nartifact: x.tgz\n")->kind, artifact_kind::tar_gz);
-    EXPECT_EQ(parse_deploy("app: a\nroot: /a\nartifact: bin/server\n")->kind, artifact_kind::binary);
+    EXPECT_EQ(parse_deploy("app: a\nroot: /a\nartifact: bin/server\n")->kind,
+              artifact_kind::binary);
     EXPECT_EQ(parse_deploy("app: a\nroot: /a\nartifact: dist/\n")->kind, artifact_kind::directory);
-    auto pct = parse_deploy("app: a\nroot: /a\nartifact: x.tgz\nstrategy: {type: canary, batch: 25%}\n");
+    auto pct =
+        parse_deploy("app: a\nroot: /a\nartifact: x.tgz\nstrategy: {type: canary, batch: 25%}\n");
     ASSERT_TRUE(pct) << pct.error().message;
     EXPECT_TRUE(pct->strategy.batch.percent);
     EXPECT_EQ(pct->strategy.batch.for_hosts(10), 3u);  // 2.5 rounds up
@@ -149,7 +151,8 @@ TEST(DeployConfig, BatchesPerStrategy) {
 }
 
 TEST(DeployConfig, RootFromInventoryVariables) {
-    auto c = parse_deploy("app: a\nroot: \"{{ base }}/{{inventory_hostname}}/\"\nartifact: x.tgz\n");
+    auto c =
+        parse_deploy("app: a\nroot: \"{{ base }}/{{inventory_hostname}}/\"\nartifact: x.tgz\n");
     ASSERT_TRUE(c) << c.error().message;
     auto r = root_for_host(*c, "web1", nlohmann::json{{"base", "/srv"}});
     ASSERT_TRUE(r) << r.error().message;

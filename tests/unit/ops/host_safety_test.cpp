@@ -136,7 +136,7 @@ TEST(OpsFirewall, ARuleClosingAPortSshdListensOnIsRefused) {
 
     auto second = parse_plan("- firewall: {rules: ['deny 2222/tcp']}", "p.yaml", ".");
     auto d = single_module(second).check(f, probe_data("ssh.listen 22\nssh.listen 2222\n"
-                                                     "ufw.status active\n"));
+                                                       "ufw.status active\n"));
     ASSERT_FALSE(d);
     EXPECT_NE(d.error().message.find("would close port 2222, on which sshd listens"),
               std::string::npos)

@@ -50,7 +50,8 @@ TEST(ConfigReload, LiveKeysAreSeparatedFromRestartOnlyOnes) {
     std::sort(live.begin(), live.end());
     EXPECT_EQ(live, (std::vector<std::string>{"agent_forwarding.tenants", "breaker.failures",
                                               "jwt.audience", "limits.route_rps"}));
-    EXPECT_EQ(change_keys(plan.restart), (std::vector<std::string>{"shares.max_per_tenant", "workers"}));
+    EXPECT_EQ(change_keys(plan.restart),
+              (std::vector<std::string>{"shares.max_per_tenant", "workers"}));
     const auto rps = std::find_if(plan.live.begin(), plan.live.end(),
                                   [](const auto& c) { return c.key == "limits.route_rps"; });
     ASSERT_NE(rps, plan.live.end());

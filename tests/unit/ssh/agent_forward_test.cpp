@@ -15,7 +15,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-resolve_context test_context() {
+resolve_context agent_test_context() {
     resolve_context ctx;
     ctx.home = "/home/alice";
     ctx.local_user = "alice";
@@ -24,14 +24,14 @@ resolve_context test_context() {
     return ctx;
 }
 
-ssh_config parse_ok(std::string_view text) {
-    auto cfg = ssh_config::parse(text, "test_config", test_context());
+ssh_config parse_agent_config(std::string_view text) {
+    auto cfg = ssh_config::parse(text, "test_config", agent_test_context());
     EXPECT_TRUE(cfg.has_value()) << cfg.error().message;
     return cfg ? std::move(*cfg) : ssh_config{};
 }
 
 std::optional<std::string> forward_agent_of(std::string_view text, std::string_view host = "h") {
-    auto hc = parse_ok(text).resolve(host);
+    auto hc = parse_agent_config(text).resolve(host);
     EXPECT_TRUE(hc.has_value()) << hc.error().message;
     return hc ? hc->forward_agent : std::nullopt;
 }
@@ -39,7 +39,7 @@ std::optional<std::string> forward_agent_of(std::string_view text, std::string_v
 // The agent socket spec a connection to `target` forwards.
 std::optional<std::string> forwarded(std::string_view config_text, std::optional<bool> flag,
                                      std::string_view target = "h") {
-    auto cfg = parse_ok(config_text);
+    auto cfg = parse_agent_config(config_text);
     client_flags flags;
     flags.forward_agent = flag;
     auto o = resolve_destination(cfg, target, flags);
@@ -78,7 +78,8 @@ TEST(ForwardAgentConfig, PathsAreExpandedEnvironmentNamesKept) {
 }
 
 TEST(ForwardAgentConfig, BadValuesNameTheLine) {
-    auto cfg = ssh_config::parse("Host x\n  ForwardAgent $9\n", "test_config", test_context());
+    auto cfg =
+        ssh_config::parse("Host x\n  ForwardAgent $9\n", "test_config", agent_test_context());
     ASSERT_FALSE(cfg.has_value());
     EXPECT_THAT(cfg.error().message, HasSubstr("test_config:2"));
     EXPECT_THAT(cfg.error().message, HasSubstr("ForwardAgent"));
@@ -111,7 +112,7 @@ TEST(ForwardAgentDestination, FlagsBeatTheConfigButKeepItsPath) {
 }
 
 TEST(ForwardAgentDestination, JumpHostsAreNotAskedByTheFlag) {
-    auto cfg = parse_ok("Host h\n  ProxyJump bastion\n");
+    auto cfg = parse_agent_config("Host h\n  ProxyJump bastion\n");
     client_flags flags;
     flags.forward_agent = true;
     auto o = resolve_destination(cfg, "h", flags);

@@ -10,9 +10,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "temp_db.hpp"
 #include "usage/usage_config.hpp"
 #include "usage/usage_report.hpp"
-#include "temp_db.hpp"
 
 namespace tunnel::usage {
 namespace {

@@ -8,9 +8,9 @@
 #include <thread>
 #include <vector>
 
+#include "temp_db.hpp"
 #include "usage/usage_recorder.hpp"
 #include "usage/usage_store.hpp"
-#include "temp_db.hpp"
 
 namespace tunnel::usage {
 namespace {
