@@ -70,16 +70,17 @@ bool process_exists(pid_t pid) {
 
 TEST_F(ProxyCommand, ExecRunsOverTheProgramAndHangsItUpAtTheEnd) {
     const auto pidfile = dir->file("proxy.pid");
-    // `; sleep 300` keeps the shell alive after socat sees EOF: only tunnel
-    // hanging it up ends it.
-    auto r = exec(socat_proxy(pidfile, "; sleep 300"), "echo over-proxy; exit 5");
+    // `; sleep ...` keeps the shell alive after socat sees EOF: only tunnel
+    // hanging it up ends it. An odd duration, so that the clean-up below
+    // cannot match anyone else's `sleep 300`.
+    auto r = exec(socat_proxy(pidfile, "; sleep 300.0417"), "echo over-proxy; exit 5");
     EXPECT_EQ(r.exit_code, 5) << diag(r);
     EXPECT_EQ(r.out, "over-proxy\n");
     auto pid_text = read_text_file(pidfile);
     ASSERT_TRUE(pid_text) << "the ProxyCommand did not run";
     const pid_t pid = std::stoi(*pid_text);
     EXPECT_FALSE(process_exists(pid)) << "ProxyCommand pid " << pid << " outlived tunnel";
-    (void)run({"pkill", "-f", "sleep 300$"});
+    (void)run({"pkill", "-f", "sleep 300[.]0417$"});
 }
 
 TEST_F(ProxyCommand, TokensComeFromTheConfigAndCopiesWork) {
