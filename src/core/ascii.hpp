@@ -1,7 +1,8 @@
-// ASCII case folding for protocol text (HTTP header names, auth schemes, DNS
-// names): locale-independent, unlike std::tolower on a char.
+// ASCII helpers for protocol text (HTTP header names, auth schemes, DNS names,
+// ports): locale-independent, unlike std::tolower and std::isdigit.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
