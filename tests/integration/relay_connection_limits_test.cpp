@@ -20,6 +20,7 @@
 
 #include <fmt/format.h>
 
+#include "support/net.hpp"
 #include "support/relay_fixture.hpp"
 #include "support/streaming_origin.hpp"
 
@@ -28,24 +29,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
-
-// A TCP connection from `source` (a 127.0.0.0/8 address) to 127.0.0.1:port.
-int connect_from(const std::string& source, std::uint16_t port) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in local{};
-    local.sin_family = AF_INET;
-    ::inet_pton(AF_INET, source.c_str(), &local.sin_addr);
-    sockaddr_in remote{};
-    remote.sin_family = AF_INET;
-    remote.sin_port = htons(port);
-    ::inet_pton(AF_INET, "127.0.0.1", &remote.sin_addr);
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0 ||
-        ::connect(fd, reinterpret_cast<sockaddr*>(&remote), sizeof remote) != 0) {
-        ::close(fd);
-        return -1;
-    }
-    return fd;
-}
 
 // True when the peer closed `fd` within `timeout` (nothing is ever sent to us).
 bool closed_within(int fd, std::chrono::milliseconds timeout) {

@@ -32,4 +32,8 @@ struct loopback_listener {
 // One connection attempt to host:port (IPv4 literal). True if accepted.
 [[nodiscard]] bool port_accepts(std::uint16_t port, const std::string& host = "127.0.0.1");
 
+// A TCP connection from `source` (a 127.0.0.0/8 address) to 127.0.0.1:port:
+// the caller owns the descriptor; -1 on failure.
+[[nodiscard]] int connect_from(const std::string& source, std::uint16_t port);
+
 }  // namespace tunnel::test
