@@ -20,9 +20,12 @@ redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return {1, ARGV[2], ARGV[3], ARGV[5], tonumber(ARGV[4])}
 )lua";
 
-// KEYS[1] route; ARGV lease.
+// KEYS[1] route; ARGV lease, node. A lease that moved to another relay is
+// that relay's to release, not the one it left.
 constexpr const char* release_lua = R"lua(
-if redis.call('HGET', KEYS[1], 'lease') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+if redis.call('HGET', KEYS[1], 'lease') == ARGV[1] and redis.call('HGET', KEYS[1], 'node') == ARGV[2] then
+  return redis.call('DEL', KEYS[1])
+end
 return 0
 )lua";
 
@@ -103,7 +106,7 @@ asio::awaitable<core::result<bool>> route_table::release(std::string tenant, std
                                                          std::string lease) {
     if (auto ok = check_route(tenant, name); !ok) co_return tl::unexpected(ok.error());
     std::vector<std::string> keys{key(tenant, name)};
-    std::vector<std::string> args{std::move(lease)};
+    std::vector<std::string> args{std::move(lease), node_};
     auto op = release_.run(*redis_, std::move(keys), std::move(args));
     auto r = co_await std::move(op);
     if (!r) co_return tl::unexpected(r.error());

@@ -48,7 +48,7 @@ class route_table {
                                                                      std::string lease,
                                                                      std::chrono::milliseconds ttl,
                                                                      bool attached = true);
-    // Drops the route if `lease` holds it. True when it did.
+    // Drops the route if `lease` holds it on this node. True when it did.
     [[nodiscard]] asio::awaitable<core::result<bool>> release(std::string tenant, std::string name,
                                                               std::string lease);
     [[nodiscard]] asio::awaitable<core::result<std::optional<route_record>>> lookup(

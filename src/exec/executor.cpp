@@ -233,6 +233,10 @@ asio::awaitable<core::result<exec_result>> executor::run(const ssh::connect_opti
     std::optional<ssh::channel> ch;
     ssh::agent_grant agent_grant;  // released (agent channels closed) when run() returns
     unsigned stale = 0;            // pooled sessions found dead at channel open: retried for free
+    // When the exec request went out: the host's `timeout` starts counting
+    // when it gets it, before we see the reply (so a command the host cut
+    // off may report 124 a little less than `timeout` after the reply).
+    time_point exec_sent{};
     for (;;) {
         ++result.attempts;
         auto& breaker = breakers_.get(result.destination);
@@ -277,6 +281,7 @@ asio::awaitable<core::result<exec_result>> executor::run(const ssh::connect_opti
                     !p)
                     co_return tl::unexpected(p.error());
             }
+            exec_sent = clock_type::now();
             if (auto e = co_await c->request_exec(remote, setup_deadline); !e)
                 co_return tl::unexpected(e.error());
             lease.emplace(std::move(*l));
@@ -295,7 +300,7 @@ asio::awaitable<core::result<exec_result>> executor::run(const ssh::connect_opti
     }
 
     // The command runs from here on: nothing below is ever retried.
-    const auto exec_started = clock_type::now();
+    const auto exec_started = exec_sent;
     const time_point deadline =
         cmd.timeout ? exec_started + *cmd.timeout + timeout_grace : time_point::max();
     auto& st = ch->state();

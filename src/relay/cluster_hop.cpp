@@ -34,6 +34,7 @@ struct hop_link {
     tcp::socket sock;
     bool closed = false;
     bool up_done = false;
+    std::uint64_t up_bytes = 0;   // caller bytes the pump sent after the request's head
     core::wake_signal up_signal;  // the caller -> owner pump ended
 
     void close() {
@@ -67,6 +68,7 @@ asio::awaitable<void> pump_up(std::shared_ptr<public_conn> conn, std::shared_ptr
                                    asio::redirect_error(asio::use_awaitable, ec));
         if (ec) break;
         conn->consume(n);
+        link->up_bytes += n;
     }
     link->up_done = true;
     link->up_signal.notify();
@@ -271,9 +273,9 @@ std::string head_for_hop(const http_head& head) {
     return out;
 }
 
-asio::awaitable<bool> hop_to_owner(std::shared_ptr<relay_state> relay,
-                                   std::shared_ptr<public_conn> conn, http_head head,
-                                   public_route route, cluster_routes::remote_owner owner) {
+asio::awaitable<hop_result> hop_to_owner(std::shared_ptr<relay_state> relay,
+                                         std::shared_ptr<public_conn> conn, const http_head& head,
+                                         public_route route, cluster_routes::remote_owner owner) {
     const auto ex = co_await asio::this_coro::executor;
     const std::string label = fmt::format("{}/{}", route.tenant, route.name);
     auto link = std::make_shared<hop_link>(ex);
@@ -281,6 +283,15 @@ asio::awaitable<bool> hop_to_owner(std::shared_ptr<relay_state> relay,
         if (auto l = weak.lock()) l->close();
     });
     std::string failure;  // why the owner could not be reached
+    // A request the owner never got to answer waits again for the name's
+    // tunnel when a lease holds the name (call after marking the owner
+    // unreachable: then the lease's name is `awaited`).
+    auto may_requeue = [&] {
+        return conn->hop_requeues < max_hop_requeues && !relay->stopping &&
+               relay->config.queue.max_requests > 0 &&
+               relay->cluster->awaited(route.tenant, route.name);
+    };
+    std::size_t sent_body = 0;  // caller bytes sent with the head (a body, a pipelined request)
 
     // 1. Connect, within hop_connect_timeout.
     auto where = parse_listen_address(owner.address);
@@ -324,9 +335,13 @@ asio::awaitable<bool> hop_to_owner(std::shared_ptr<relay_state> relay,
             out = std::move(*line);
             out += head_for_hop(head);
             out += conn->buffered();
-            conn->consume(conn->buffered().size());
+            sent_body = conn->buffered().size();
+            conn->consume(sent_body);
         }
     }
+    // Nothing of the request has left this relay yet (so it may wait and go
+    // again: never twice).
+    const bool unsent = !failure.empty();
     if (failure.empty()) {
         co_await asio::async_write(link->sock, asio::buffer(out),
                                    asio::redirect_error(asio::use_awaitable, ec));
@@ -337,14 +352,24 @@ asio::awaitable<bool> hop_to_owner(std::shared_ptr<relay_state> relay,
         spdlog::warn("{}: the relay holding it ({}) is unreachable: {}", label, owner.node,
                      failure);
         link->close();
+        relay->cluster->unreachable(owner.node);
+        // Its lease holds the name: the tunnel will attach again (here or to
+        // another relay); the request waits for it in the queue.
+        if (unsent && may_requeue()) {
+            ++conn->hop_requeues;
+            relay->metrics.hops.with({"requeued"}).inc();
+            co_return hop_result::requeue;
+        }
         co_await send_error(*conn, 502, "owner_unreachable",
                             fmt::format("{} is served by relay {}, which cannot be reached right "
                                         "now; retry in a few seconds",
                                         label, owner.node),
                             hop_retry_after);
-        co_return false;
+        co_return hop_result::done;
     }
     relay->metrics.hops.with({"sent"}).inc();
+    // The request has started: the next one waiting for the name may go.
+    conn->turn.reset();
 
     // 3. Both ways, raw, until either side ends; what the owner sends goes
     // to the caller as it comes (a streamed response stays streamed). Not
@@ -369,6 +394,20 @@ asio::awaitable<bool> hop_to_owner(std::shared_ptr<relay_state> relay,
         relay->metrics.hops.with({"failed"}).inc();
         spdlog::warn("{}: the relay holding it ({}) closed the hop without an answer", label,
                      owner.node);
+        relay->cluster->unreachable(owner.node);
+        // It died as it got the request (or refused the hop). A request that
+        // may be sent again (RFC 9110 9.2.2: idempotent, no body, nothing
+        // after it sent) waits for the name's tunnel again.
+        conn->data_signal.notify();  // the pump stops (the link is closed)
+        while (!link->up_done)
+            (void)co_await link->up_signal.wait(steady::now() + std::chrono::seconds(5));
+        const bool bodyless = !head.chunked && head.content_length.value_or(0) == 0;
+        if (is_idempotent(head.method) && bodyless && sent_body == 0 && link->up_bytes == 0 &&
+            !conn->in_eof && may_requeue()) {
+            ++conn->hop_requeues;
+            relay->metrics.hops.with({"requeued"}).inc();
+            co_return hop_result::requeue;
+        }
         co_await send_error(*conn, 502, "owner_unreachable",
                             fmt::format("{} is served by relay {}, which closed the connection "
                                         "without answering; retry in a few seconds",
@@ -378,7 +417,7 @@ asio::awaitable<bool> hop_to_owner(std::shared_ptr<relay_state> relay,
     conn->close();
     while (!link->up_done)
         (void)co_await link->up_signal.wait(steady::now() + std::chrono::seconds(5));
-    co_return false;
+    co_return hop_result::done;
 }
 
 asio::awaitable<void> accept_internal(std::shared_ptr<relay_state> relay) {

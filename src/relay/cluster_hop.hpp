@@ -36,19 +36,30 @@ inline constexpr std::chrono::milliseconds hop_connect_timeout{2'000};
 inline constexpr std::chrono::milliseconds hop_preamble_timeout{3'000};
 inline constexpr unsigned hop_max_pending = 64;  // internal connections before their preamble
 inline constexpr long long hop_retry_after = 5;  // seconds, when the owner is unreachable
+// Times one public connection's request may go back to wait for its lease's
+// tunnel after hops that could not connect (a relay dying after another).
+inline constexpr unsigned max_hop_requeues = 3;
 
 // The request head as the relay parsed it, for the owner to parse again:
 // the start line and every field as received (nothing dropped or added:
 // the owner rebuilds the head for the origin).
 [[nodiscard]] std::string head_for_hop(const http_head& head);
 
+// How a hop ended.
+enum class hop_result {
+    done,     // the connection is done (the hop ended, or the caller was answered)
+    requeue,  // the owner could not be reached and nothing was sent, while a lease
+              // holds the name: the request waits for its tunnel again (hold_for_lease)
+};
+
 // Proxies `conn` to `owner` from this request on (the request's head was
-// read; its body, if any, is what conn holds and what follows). Answers 502
-// with Retry-After when the owner cannot be reached or closes without an
-// answer. Returns false: the connection is done when the hop ends.
-asio::awaitable<bool> hop_to_owner(std::shared_ptr<relay_state> relay,
-                                   std::shared_ptr<public_conn> conn, http_head head,
-                                   public_route route, cluster_routes::remote_owner owner);
+// read; its body, if any, is what conn holds and what follows). When the
+// owner cannot be reached, marks it unreachable (cluster_routes) and returns
+// requeue if a lease holds the name; else, and when the owner closes without
+// an answer, answers 502 with Retry-After.
+asio::awaitable<hop_result> hop_to_owner(std::shared_ptr<relay_state> relay,
+                                         std::shared_ptr<public_conn> conn, const http_head& head,
+                                         public_route route, cluster_routes::remote_owner owner);
 
 // Accepts on relay->internal_acceptor until it is closed (worker 0).
 asio::awaitable<void> accept_internal(std::shared_ptr<relay_state> relay);

@@ -45,9 +45,8 @@ cluster_routes::cluster_routes(asio::io_context& io, const cluster_config& confi
     table_ = std::make_shared<cluster::route_table>(commands_, node_, address_, prefix_);
 }
 
-std::string cluster_routes::lease_key(std::uint64_t lease, std::uint64_t tunnel) const {
-    return lease != 0 ? fmt::format("{}/lease/{}", node_, lease)
-                      : fmt::format("{}/tunnel/{}", node_, tunnel);
+std::string cluster_routes::lease_key(const std::string& lease_route, std::uint64_t tunnel) const {
+    return !lease_route.empty() ? lease_route : fmt::format("{}/tunnel/{}", node_, tunnel);
 }
 
 void cluster_routes::start() {
@@ -95,15 +94,40 @@ std::optional<cluster_routes::remote_owner> cluster_routes::owner(const std::str
     std::lock_guard lock(mutex_);
     auto it = remote_.find(key{tenant, name});
     if (it == remote_.end() || !it->second.attached || it->second.address.empty() ||
-        it->second.until <= clock::now())
+        it->second.until <= clock::now() || unreachable_.count(it->second.node))
         return std::nullopt;
     return remote_owner{it->second.node, it->second.address};
 }
 
+bool cluster_routes::awaited(const std::string& tenant, const std::string& name) const {
+    std::lock_guard lock(mutex_);
+    auto it = remote_.find(key{tenant, name});
+    if (it == remote_.end() || it->second.until <= clock::now() ||
+        !it->second.lease.starts_with("lease/"))
+        return false;
+    return !it->second.attached || it->second.address.empty() ||
+           unreachable_.count(it->second.node) > 0;
+}
+
+bool cluster_routes::holds_lease(const std::string& tenant, const std::string& lease) const {
+    if (!lease.starts_with("lease/")) return false;
+    std::lock_guard lock(mutex_);
+    const auto now = clock::now();
+    for (auto it = remote_.lower_bound(key{tenant, ""});
+         it != remote_.end() && it->first.first == tenant; ++it)
+        if (it->second.lease == lease && it->second.until > now) return true;
+    return false;
+}
+
+void cluster_routes::unreachable(const std::string& node) {
+    std::lock_guard lock(mutex_);
+    if (unreachable_.size() < 1024) unreachable_.insert(node);
+}
+
 void cluster_routes::claimed(const std::string& tenant, const std::string& name,
-                             const std::string& lease) {
+                             const std::string& lease, std::chrono::milliseconds grace) {
     key k{tenant, name};
-    local_claim c{lease, true, {}};
+    local_claim c{lease, true, {}, grace};
     {
         std::lock_guard lock(mutex_);
         local_[k] = c;
@@ -145,7 +169,9 @@ void cluster_routes::released(const std::string& tenant, const std::string& name
 
 asio::awaitable<void> cluster_routes::claim_one(key k, local_claim c) {
     if (stopped_) co_return;
-    auto ttl = claim_ttl;
+    // An attached tunnel's claim lasts past the next refresh by its lease's
+    // grace: if this relay dies, the lease still holds the name that long.
+    auto ttl = claim_ttl + c.grace;
     if (!c.attached) {
         ttl = std::chrono::duration_cast<std::chrono::milliseconds>(c.until - clock::now());
         if (ttl.count() <= 0) co_return;
@@ -169,6 +195,11 @@ asio::awaitable<void> cluster_routes::claim_one(key k, local_claim c) {
             note_remote(k, remote_claim{r->holder.node, "", clock::now() + r->holder.expires_in,
                                         r->holder.address, r->holder.attached});
         co_return;
+    }
+    {
+        // Ours now (a lease taken over from another relay): not theirs any more.
+        std::lock_guard lock(mutex_);
+        remote_.erase(k);
     }
     // The address and attached state follow the original six fields: a
     // relay that reads only those still understands the claim.
@@ -228,7 +259,17 @@ void cluster_routes::heard(const std::string& message) {
             c.address = f[6];
             c.attached = f[7] == "1";
         }
+        const bool attached = c.attached && !c.address.empty();
+        {
+            std::lock_guard lock(mutex_);
+            unreachable_.erase(c.node);  // it is alive: it announces
+            // Our lease's names moved to that relay (the tunnel re-attached
+            // there): this relay no longer holds or refreshes them.
+            if (auto it = local_.find(k); it != local_.end() && it->second.lease == c.lease)
+                local_.erase(it);
+        }
         note_remote(k, std::move(c));
+        if (on_claim_) on_claim_(k.first, k.second, attached);
     } else if (f[0] == "release") {
         std::lock_guard lock(mutex_);
         if (auto it = remote_.find(k); it != remote_.end() && it->second.node == f[1])

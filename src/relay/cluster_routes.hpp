@@ -18,10 +18,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 
@@ -52,15 +54,39 @@ class cluster_routes : public std::enable_shared_from_this<cluster_routes> {
                                            const std::string& lease) const;
     // Thread-safe. The relay whose tunnel publishing tenant/name is attached
     // there, as this relay last heard (an unexpired claim with an address:
-    // the proxy hop's destination, cluster_hop.hpp); nullopt otherwise.
+    // the proxy hop's destination, cluster_hop.hpp), unless that relay was
+    // found unreachable since; nullopt otherwise.
     struct remote_owner {
         std::string node;
         std::string address;  // its internal_listen, HOST:PORT or [V6]:PORT
     };
     [[nodiscard]] std::optional<remote_owner> owner(const std::string& tenant,
                                                     const std::string& name) const;
+    // Thread-safe. Whether a request for tenant/name should wait here: a
+    // lease of another relay holds it (docs/cluster.md "Leases across
+    // relays") while its tunnel is not attached, or is attached to a relay
+    // found unreachable (it died: the tunnel will come back somewhere).
+    [[nodiscard]] bool awaited(const std::string& tenant, const std::string& name) const;
+    // Thread-safe. Whether a lease of another relay (lease_route_id) holds a
+    // name of `tenant`: a tunnel attaching here with that lease's ID takes it
+    // over.
+    [[nodiscard]] bool holds_lease(const std::string& tenant, const std::string& lease) const;
+    // Thread-safe: a hop to `node` could not connect. Its claims no longer
+    // name an owner (requests for its leased names wait) until it is heard
+    // announcing a claim again.
+    void unreachable(const std::string& node);
+    // Called (on the relay's io thread) when another relay announces a
+    // claim of tenant/name: `attached`, its tunnel is attached there, so
+    // requests waiting for it here can go (request_queue::open); else they
+    // wait again. Set before start().
+    using claim_listener = std::function<void(const std::string&, const std::string&, bool)>;
+    void on_claim(claim_listener cb) { on_claim_ = std::move(cb); }
+
     // Thread-safe: this relay's tunnel published (or keeps) tenant/name.
-    void claimed(const std::string& tenant, const std::string& name, const std::string& lease);
+    // `grace`: its lease's grace period (0: no lease); the claim outlives a
+    // relay that dies by that much, so the lease keeps the name meanwhile.
+    void claimed(const std::string& tenant, const std::string& name, const std::string& lease,
+                 std::chrono::milliseconds grace = std::chrono::milliseconds(0));
     // Thread-safe: its tunnel dropped; the lease holds the name for `grace`.
     void held(const std::string& tenant, const std::string& name, const std::string& lease,
               std::chrono::milliseconds grace);
@@ -68,8 +94,9 @@ class cluster_routes : public std::enable_shared_from_this<cluster_routes> {
     void released(const std::string& tenant, const std::string& name, const std::string& lease);
 
     // The lease value this relay records for a tunnel's names: its lease
-    // (lease_store handle) or, without one, the tunnel itself.
-    [[nodiscard]] std::string lease_key(std::uint64_t lease, std::uint64_t tunnel) const;
+    // (lease_route_id, the same on every relay) or, without one, the tunnel
+    // itself (`<node>/tunnel/<id>`).
+    [[nodiscard]] std::string lease_key(const std::string& lease_route, std::uint64_t tunnel) const;
 
     [[nodiscard]] const std::string& node() const noexcept { return node_; }
     [[nodiscard]] std::uint64_t conflicts() const noexcept { return conflicts_; }
@@ -79,7 +106,8 @@ class cluster_routes : public std::enable_shared_from_this<cluster_routes> {
     struct local_claim {
         std::string lease;
         bool attached = true;
-        clock::time_point until{};  // held: the end of its grace
+        clock::time_point until{};           // held: the end of its grace
+        std::chrono::milliseconds grace{0};  // attached: how long the claim outlives us
     };
     struct remote_claim {
         std::string node;
@@ -111,6 +139,8 @@ class cluster_routes : public std::enable_shared_from_this<cluster_routes> {
     mutable std::mutex mutex_;
     std::map<key, local_claim> local_;
     std::map<key, remote_claim> remote_;
+    std::set<std::string> unreachable_;  // nodes a hop could not reach since last heard
+    claim_listener on_claim_;
     std::atomic<std::uint64_t> conflicts_{0};
 };
 

@@ -231,4 +231,10 @@ const std::string& http_tracker::problem_detail() const noexcept {
     return impl_->detail;
 }
 
+bool is_idempotent(std::string_view method) noexcept {
+    for (std::string_view m : {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+        if (method == m) return true;
+    return false;
+}
+
 }  // namespace tunnel::relay

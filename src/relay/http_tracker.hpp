@@ -43,6 +43,11 @@ struct http_head {
     [[nodiscard]] const std::string* find(std::string_view name) const;
 };
 
+// RFC 9110 9.2.2: a request the relay may send again when the connection it
+// went on turns out closed before any answer (a kept-alive origin
+// connection, a relay of the cluster that died).
+[[nodiscard]] bool is_idempotent(std::string_view method) noexcept;
+
 enum class http_problem {
     none,
     bad_message,       // 400 (request) / 502 (response)

@@ -63,8 +63,16 @@ asio::awaitable<hold_outcome> hold_for_lease(std::shared_ptr<relay_state> relay,
         auto t = r->tunnel.lock();
         return t && !t->closing;
     };
+    // In a cluster (docs/cluster.md "Leases across relays"): the tunnel
+    // attached to another relay that answers (the hop takes the request), or
+    // a lease of another relay holding the name without a live tunnel.
+    const auto* cluster = relay->cluster.get();
+    auto elsewhere = [&] { return cluster && cluster->owner(tenant, name).has_value(); };
+    const bool awaited_elsewhere = cluster && !live() && cluster->awaited(tenant, name);
     const bool busy = relay->queue->busy(tenant, name);
-    if (!busy && (live() || relay->leases->held(tenant, name).lease == 0)) co_return out;
+    if (!busy && !awaited_elsewhere &&
+        (live() || elsewhere() || relay->leases->held(tenant, name).lease == 0))
+        co_return out;
 
     const auto cls = class_of(cfg.queue, tenant, name, head.find(cfg.queue.priority_header));
     const auto ex = co_await asio::this_coro::executor;
@@ -96,7 +104,7 @@ asio::awaitable<hold_outcome> hold_for_lease(std::shared_ptr<relay_state> relay,
         co_return out;
     }
     // Published between the first look and the enqueue: nobody would open it.
-    if (live()) relay->queue->open(tenant, name);
+    if (live() || elsewhere()) relay->queue->open(tenant, name);
     spdlog::debug("{}: request queued (class {}, {} waiting)", label, to_string(cls), entry.queued);
     start_reader();
     const auto deadline = steady::now() + cfg.queue.max_wait;
@@ -145,6 +153,9 @@ asio::awaitable<hold_outcome> hold_for_lease(std::shared_ptr<relay_state> relay,
             out.answered = true;
             co_return out;
         }
+        // An announcement of the tunnel attached elsewhere may have been
+        // missed (Redis away): the mirror says so by now.
+        if (st == request_queue::state::waiting && elsewhere()) relay->queue->open(tenant, name);
         // Woken by the queue, the reader (data, hang-up) or the deadline;
         // every 500 ms at least, to see a shutdown start.
         const auto until = std::min(deadline, steady::now() + std::chrono::milliseconds(500));
@@ -163,7 +174,14 @@ std::chrono::milliseconds lease_grace_for(const relay_config& config, const tena
 lease_store::grant attach_lease(relay_state& relay, const std::string& tenant,
                                 const std::string& presented, std::uint64_t tunnel_id,
                                 std::chrono::milliseconds grace, const std::string& peer) {
-    auto lease = relay.leases->attach(tenant, presented, tunnel_id, grace);
+    // A lease another relay of the cluster holds names under: taken over
+    // here with the client's ID (its names come back as it publishes them).
+    const bool adopt = relay.cluster && valid_lease_id(presented) &&
+                       relay.cluster->holds_lease(tenant, lease_route_id(presented));
+    auto lease = relay.leases->attach(tenant, presented, tunnel_id, grace, adopt);
+    if (adopt && lease.reclaimed && lease.names.empty())
+        spdlog::info("tunnel attach from {} ({}): took over a lease held by another relay", peer,
+                     tenant);
     if (!presented.empty() && !lease.reclaimed)
         spdlog::info(
             "tunnel attach from {} ({}): the lease ID it presented matches no lease of the "
@@ -199,7 +217,8 @@ asio::awaitable<void> sweep_leases(std::shared_ptr<relay_state> relay,
             for (const auto& name : r.names) relay->queue->drop(r.tenant, name);
             if (relay->cluster)
                 for (const auto& name : r.names)
-                    relay->cluster->released(r.tenant, name, relay->cluster->lease_key(r.lease, 0));
+                    relay->cluster->released(r.tenant, name,
+                                             relay->cluster->lease_key(r.route_id, 0));
             const std::string names = r.names.empty() ? std::string("(no names)")
                                                       : fmt::format("{}", fmt::join(r.names, ", "));
             spdlog::info(

@@ -21,7 +21,7 @@ namespace {
 class memory_lease_store final : public lease_store {
   public:
     grant attach(const std::string& tenant, std::string_view presented, std::uint64_t tunnel,
-                 std::chrono::milliseconds grace) override {
+                 std::chrono::milliseconds grace, bool adopt) override {
         std::lock_guard lock(mutex_);
         grant g;
         if (!presented.empty()) {
@@ -39,6 +39,7 @@ class memory_lease_store final : public lease_store {
             if (found) {
                 g.lease = found_key;
                 g.id = std::string(presented);
+                g.route_id = found->route_id;
                 g.reclaimed = true;
                 g.previous_tunnel = found->tunnel;
                 g.names.assign(found->names.begin(), found->names.end());
@@ -47,11 +48,16 @@ class memory_lease_store final : public lease_store {
                 return g;
             }
         }
-        g.id = new_lease_id();
+        // Taken over from another relay: the client keeps its ID.
+        const bool adopted = adopt && valid_lease_id(presented);
+        g.id = adopted ? std::string(presented) : new_lease_id();
+        g.reclaimed = adopted;
+        g.route_id = lease_route_id(g.id);
         g.lease = next_++;
         lease l;
         l.tenant = tenant;
         l.digest = core::sha256(g.id);
+        l.route_id = g.route_id;
         l.tunnel = tunnel;
         l.grace = grace;
         leases_.emplace(g.lease, std::move(l));
@@ -138,6 +144,7 @@ class memory_lease_store final : public lease_store {
     struct lease {
         std::string tenant;
         std::string digest;        // SHA-256 of the ID
+        std::string route_id;      // lease_route_id of the ID
         std::uint64_t tunnel = 0;  // attached tunnel; 0 while detached
         std::chrono::milliseconds grace{0};
         clock::time_point expires{};  // while detached
@@ -149,6 +156,7 @@ class memory_lease_store final : public lease_store {
         released out;
         out.tenant = it->second.tenant;
         out.lease = it->first;
+        out.route_id = it->second.route_id;
         for (const auto& name : it->second.names) {
             auto h = holders_.find(std::make_pair(out.tenant, name));
             if (h != holders_.end() && h->second == it->first) holders_.erase(h);
@@ -176,6 +184,10 @@ std::string new_lease_id() {
                    static_cast<int>(bytes.size())) != 1)
         throw std::runtime_error("RAND_bytes failed: no randomness for a lease ID");
     return core::base64url_encode(bytes);
+}
+
+std::string lease_route_id(std::string_view id) {
+    return "lease/" + core::hex_encode(core::sha256(core::sha256(id))).substr(0, 32);
 }
 
 bool valid_lease_id(std::string_view text) noexcept {

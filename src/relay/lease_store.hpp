@@ -30,6 +30,7 @@ class lease_store {
     struct grant {
         std::uint64_t lease = 0;  // the store's handle (not secret; 0: no lease)
         std::string id;           // the secret ID to give the client
+        std::string route_id;     // lease_route_id(id): how a cluster names it
         bool reclaimed = false;   // the presented ID matched a lease of the tenant
         // The tunnel that held the lease until now, when it has not detached
         // yet (the relay has not noticed the drop): the caller closes it.
@@ -46,6 +47,7 @@ class lease_store {
         std::string tenant;
         std::vector<std::string> names;
         std::uint64_t lease = 0;
+        std::string route_id;  // lease_route_id of its ID
     };
 
     virtual ~lease_store() = default;
@@ -53,9 +55,12 @@ class lease_store {
     // A tunnel of `tenant` attaches. `presented`: the ID the client sent
     // (empty: a new lease). An ID that matches no lease of the tenant (wrong,
     // another tenant's, or expired) gets a new lease too: the caller says so
-    // without echoing it.
+    // without echoing it, unless `adopt` (another relay of the cluster holds
+    // names under this ID's lease: cluster_routes::holds_lease): then the
+    // lease is taken over here with the presented ID, as reclaimed.
     [[nodiscard]] virtual grant attach(const std::string& tenant, std::string_view presented,
-                                       std::uint64_t tunnel, std::chrono::milliseconds grace) = 0;
+                                       std::uint64_t tunnel, std::chrono::milliseconds grace,
+                                       bool adopt = false) = 0;
     // `lease` (0: a tunnel without one) publishes tenant/name: refused while
     // another lease holds the name; the refusal says until when.
     [[nodiscard]] virtual core::result<void> claim(std::uint64_t lease, const std::string& tenant,
@@ -79,6 +84,11 @@ class lease_store {
 
 // A new lease ID: 32 random bytes, base64url (43 characters).
 [[nodiscard]] std::string new_lease_id();
+// How relays of a cluster name a lease in Redis and to each other
+// (docs/cluster.md "Leases across relays"): "lease/" and 32 hex digits of a
+// SHA-256 over the ID's own digest. The same on every relay, so a tunnel can
+// take its lease to another one; it gives nothing away about the ID.
+[[nodiscard]] std::string lease_route_id(std::string_view id);
 // Whether `text` looks like a lease ID (what a client may send): 43 of base64url.
 [[nodiscard]] bool valid_lease_id(std::string_view text) noexcept;
 

@@ -34,14 +34,6 @@ using error_code = boost::system::error_code;
 
 constexpr auto channel_open_timeout = std::chrono::seconds(10);
 
-// RFC 9110 9.2.2: a request the relay may send again when a kept-alive
-// origin connection turns out closed before it answered.
-bool idempotent(std::string_view method) {
-    for (std::string_view m : {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
-        if (method == m) return true;
-    return false;
-}
-
 // Writes `text` to the channel as the peer's window allows. False when the
 // channel closed or the deadline passed.
 asio::awaitable<bool> write_channel(ssh::server_channel& ch, std::string_view text,
@@ -506,8 +498,13 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
     // from a connection that came over a hop (no second hop, no loops).
     if (relay->cluster && !conn->hop && !relay->route(conn->worker, route->tenant, route->name)) {
         if (auto owner = relay->cluster->owner(route->tenant, route->name)) {
-            auto op = hop_to_owner(relay, conn, std::move(head), *route, std::move(*owner));
-            co_return co_await std::move(op);
+            auto op = hop_to_owner(relay, conn, head, *route, std::move(*owner));
+            if (co_await std::move(op) == hop_result::done) co_return false;
+            // The owner is gone and a lease holds the name: the request waits
+            // for its tunnel again (serve_connection, hold_for_lease).
+            conn->retry = std::make_unique<retried_request>(
+                retried_request{std::move(request), std::move(head), std::move(record.trace)});
+            co_return true;
         }
     }
     const std::string label = fmt::format("{}/{}", route->tenant, route->name);
@@ -560,7 +557,7 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
     const auto idle = cfg.limits.idle_timeout;
     ex->upgrade = head.upgrade;
     if (ex->request.done()) ex->finish_body();
-    const bool retryable = ex->body_done && !ex->upgrade && idempotent(head.method);
+    const bool retryable = ex->body_done && !ex->upgrade && is_idempotent(head.method);
     ex->release_early = ex->body_done && !ex->upgrade;
     ex->pool_name = route->name;
     if (traced) traced->hop_start = steady::now();

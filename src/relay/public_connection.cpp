@@ -274,13 +274,19 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
             trace = std::move(routed->trace);
             routed.reset();
         } else {
-            auto tracker = http_tracker::for_request(
-                static_cast<std::uint32_t>(limits.max_header_bytes), limits.max_body_bytes);
+            // A request the hop could not send goes back to wait (the queue
+            // step below) with what was read of it.
+            std::unique_ptr<retried_request> retried = std::move(conn->retry);
+            auto tracker = retried ? std::move(retried->tracker)
+                                   : http_tracker::for_request(
+                                         static_cast<std::uint32_t>(limits.max_header_bytes),
+                                         limits.max_body_bytes);
+            if (retried) trace = std::move(retried->trace);
             const auto now = steady::now();
             bool started = !conn->buffered().empty();
             auto deadline =
                 now + (first || started ? limits.header_read_timeout : limits.idle_timeout);
-            for (;;) {
+            for (; !retried;) {
                 // The head is rebuilt from the parsed fields for the origin, so
                 // what the parser took (it may take the request line before the
                 // rest arrives) is consumed at once and never fed twice.
@@ -322,13 +328,13 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
             }
             // A complete first head: no longer counted against max_unauthenticated.
             if (first) ticket.authenticated();
-            head = tracker.head();
+            head = retried ? std::move(retried->head) : tracker.head();
             parsed.emplace(std::move(tracker));
             // Served on the worker that owns the target tunnel (or will).
             // (Never over the proxy hop: that connection is bound to a route.)
             const bool is_attach = first && !conn->hop && path_of(head.target) == "/v1/tunnel";
             if (!is_attach) {
-                if (relay->tracer) trace = begin_trace(relay->config.tracing, head);
+                if (relay->tracer && !trace) trace = begin_trace(relay->config.tracing, head);
                 // A leased name without its tunnel: wait for it (the reader
                 // runs meanwhile, so a caller that hangs up leaves the queue).
                 auto start_reader = [&] {

@@ -23,6 +23,7 @@
 #include "relay/body_rate.hpp"
 #include "relay/connection_gate.hpp"
 #include "relay/request_queue.hpp"
+#include "relay/request_trace.hpp"
 #include "ssh/server_session.hpp"
 
 namespace tunnel::relay {
@@ -98,6 +99,15 @@ struct hop_binding {
     bool https = false;
 };
 
+// A request the proxy hop could not send (the relay holding its name's
+// tunnel was unreachable) while a lease holds the name: served again from
+// the queue step (cluster_hop.hpp, hop_result::requeue).
+struct retried_request {
+    http_tracker tracker;
+    http_head head;
+    std::unique_ptr<request_trace> trace;  // null: tracing is off
+};
+
 // One public connection: its stream, the caller bytes read but not yet
 // forwarded, and the channel kept for keep-alive reuse.
 struct public_conn {
@@ -135,6 +145,8 @@ struct public_conn {
     // a leased name goes to its tunnel; dropped once the request is marked
     // started (lease_hold.hpp).
     std::unique_ptr<request_queue::ticket> turn;
+    std::unique_ptr<retried_request> retry;  // set by proxy_exchange: wait and go again
+    unsigned hop_requeues = 0;               // times a request went back to wait (bounded)
     // limits.write_timeout: how long one write to the caller may make no progress.
     std::chrono::milliseconds write_timeout{std::chrono::seconds(30)};
 

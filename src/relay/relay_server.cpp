@@ -301,6 +301,19 @@ core::result<std::unique_ptr<relay_server>> relay_server::create(asio::io_contex
         if (!internal) return tl::unexpected(internal.error());
         state->internal_acceptor.emplace(std::move(*internal));
         state->cluster = cluster_routes::create(io, *cfg.cluster);
+        // Requests waiting here for a leased name go when its tunnel is
+        // attached to another relay (the hop takes them), and wait again when
+        // it drops there, unless a tunnel here publishes it.
+        state->cluster->on_claim(
+            [weak = std::weak_ptr<relay_state>(state)](const std::string& tenant,
+                                                       const std::string& name, bool attached) {
+                auto s = weak.lock();
+                if (!s) return;
+                if (attached)
+                    s->queue->open(tenant, name);
+                else if (!s->table()->routes.count({tenant, name}))
+                    s->queue->close(tenant, name);
+            });
     }
     if (cfg.usage) {
         auto usage = usage::usage_recorder::open(*cfg.usage, workers);

@@ -9,6 +9,7 @@
 #include "core/secret_file.hpp"
 #include "relay/cluster_routes.hpp"
 #include "relay/dashboard.hpp"
+#include "relay/lease_hold.hpp"
 #include "relay/public_route.hpp"
 #include "relay/tcp_routes.hpp"
 #include "relay/tcp_service.hpp"
@@ -166,7 +167,8 @@ core::result<std::uint32_t> relay_state::publish(const std::shared_ptr<tunnel_en
                                       t->policy.tenant));
     // A name another relay's lease holds is refused like a taken one (cluster_routes.hpp).
     if (cluster)
-        if (auto free = cluster->check(key.first, key.second, cluster->lease_key(t->lease, t->id));
+        if (auto free =
+                cluster->check(key.first, key.second, cluster->lease_key(t->lease_route, t->id));
             !free)
             return tl::unexpected(free.error());
     // A name a lease holds is its tunnel's alone (lease_store.hpp).
@@ -192,7 +194,10 @@ core::result<std::uint32_t> relay_state::publish(const std::shared_ptr<tunnel_en
     }
     const std::uint32_t bound = port == 0 ? 80 : port;
     t->names[*name] = bound;
-    if (cluster) cluster->claimed(key.first, key.second, cluster->lease_key(t->lease, t->id));
+    if (cluster)
+        cluster->claimed(
+            key.first, key.second, cluster->lease_key(t->lease_route, t->id),
+            t->lease != 0 ? lease_grace_for(config, t->policy) : std::chrono::milliseconds(0));
     if (usage) usage->name_up(key.first, key.second, std::chrono::system_clock::now());
     queue->open(key.first, key.second);  // requests waiting for it go now, in order
     return bound;
@@ -225,7 +230,8 @@ void relay_state::unpublish(const tunnel_entry& t, const std::string& address) {
     if (removed || t.lease != 0) {
         leases->release(t.lease, key.first, key.second);
         queue->drop(key.first, key.second);
-        if (cluster) cluster->released(key.first, key.second, cluster->lease_key(t.lease, t.id));
+        if (cluster)
+            cluster->released(key.first, key.second, cluster->lease_key(t.lease_route, t.id));
     }
     if (t.idle) close_later(workers[t.worker]->io, t.idle->release(name));
 }
@@ -273,7 +279,7 @@ void relay_state::remove(std::uint64_t id, unsigned worker) {
         for (const auto& [tenant, name] : gone) queue->drop(tenant, name);
     for (const auto& name : released.names) queue->drop(released.tenant, name);
     if (cluster) {
-        const auto lease_key = cluster->lease_key(t->lease, t->id);
+        const auto lease_key = cluster->lease_key(t->lease_route, t->id);
         for (const auto& [tenant, name] : gone) {
             const bool let_go =
                 t->lease == 0 || std::find(released.names.begin(), released.names.end(), name) !=
@@ -281,7 +287,7 @@ void relay_state::remove(std::uint64_t id, unsigned worker) {
             if (let_go)
                 cluster->released(tenant, name, lease_key);
             else
-                cluster->held(tenant, name, lease_key, config.leases.grace);
+                cluster->held(tenant, name, lease_key, lease_grace_for(config, t->policy));
         }
     }
     if (t->lease != 0 && !released.names.empty())

@@ -82,6 +82,7 @@ struct tunnel_entry {
     // and whether the client released it on purpose as it left.
     std::uint64_t lease = 0;
     bool release_lease = false;
+    std::string lease_route;  // lease_route_id of its lease (empty: none)
 };
 
 // The relay's Prometheus families (STYLE 12); label sets bounded by the

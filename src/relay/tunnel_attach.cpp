@@ -295,6 +295,7 @@ asio::awaitable<void> run_tunnel(std::shared_ptr<relay_state> relay,
     auto t = std::make_shared<tunnel_entry>();
     t->id = tunnel_id;
     t->lease = lease.lease;
+    t->lease_route = lease.route_id;
     t->worker = worker;
     t->policy = policy;
     t->peer = peer;

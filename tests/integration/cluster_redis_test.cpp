@@ -349,6 +349,9 @@ TEST(RouteTable, ALeaseHoldsItsNameAgainstEveryOtherLease) {
         EXPECT_TRUE(moved && moved->claimed);
         AWAIT(now, a.lookup("acme", "api"));
         EXPECT_TRUE(now && *now && (*now)->node == "relay-b" && !(*now)->attached);
+        // The relay the lease left cannot release it (its grace ending there).
+        AWAIT(left_behind, a.release("acme", "api", "lease-1"));
+        EXPECT_TRUE(left_behind && !*left_behind);
         AWAIT(released, b.release("acme", "api", "lease-1"));
         EXPECT_TRUE(released && *released);
         AWAIT(gone, a.lookup("acme", "api"));
