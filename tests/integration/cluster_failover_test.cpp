@@ -181,6 +181,42 @@ TEST_F(ClusterFailover, RequestsWaitingOnAThirdRelayFollowTheTunnel) {
     EXPECT_FALSE(c.relays[2].wait_published("acme", "web", 200ms)) << "the tunnel went to C";
 }
 
+// Redis goes away: both relays keep serving the routes they know (B keeps
+// proxying to A); when a fresh, empty Redis comes back on the same port, A
+// claims its routes again and B rebuilds its mirror from it.
+TEST_F(ClusterFailover, WithRedisAwayKnownRoutesServeAndTheRelaysResynchronise) {
+    cluster_of c;
+    const auto up = c.start(2);
+    ASSERT_EQ(up, "") << up;
+    c.redis->stop();
+    for (int i = 0; i < 10; ++i) {
+        auto a = c.get(0, "/t/acme/web/a" + std::to_string(i));
+        auto b = c.get(1, "/t/acme/web/b" + std::to_string(i));
+        ASSERT_TRUE(a && b);
+        EXPECT_EQ(a->status, 200) << a->raw;
+        EXPECT_EQ(b->status, 200) << b->raw;
+        std::this_thread::sleep_for(50ms);
+    }
+    auto back = c.redis->restart();
+    ASSERT_TRUE(back) << back.error().message;
+    // A's claim is in the new Redis, naming A (within the reconnect backoff).
+    const auto until = steady::now() + 10s;
+    std::string node;
+    while (steady::now() < until) {
+        node = c.redis->cli({"HGET", "tunnel:route:acme/web", "node"});
+        if (node == "relay-a") break;
+        std::this_thread::sleep_for(100ms);
+    }
+    EXPECT_EQ(node, "relay-a") << c.logs();
+    EXPECT_EQ(c.redis->cli({"HGET", "tunnel:route:acme/web", "attached"}), "1");
+    auto b = c.get(1, "/t/acme/web/after");
+    ASSERT_TRUE(b);
+    EXPECT_EQ(b->status, 200) << b->raw;
+    EXPECT_NE(c.relays[0].log().find("claimed this relay's 1 routes again in Redis"),
+              std::string::npos)
+        << c.relays[0].log();
+}
+
 // A relay that is gone while no lease holds the name: callers are told at
 // once (502 with Retry-After), not held.
 TEST_F(ClusterFailover, WithoutALeaseADeadOwnerIsA502AtOnce) {
