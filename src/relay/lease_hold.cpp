@@ -174,12 +174,16 @@ std::chrono::milliseconds lease_grace_for(const relay_config& config, const tena
 lease_store::grant attach_lease(relay_state& relay, const std::string& tenant,
                                 const std::string& presented, std::uint64_t tunnel_id,
                                 std::chrono::milliseconds grace, const std::string& peer) {
-    // A lease another relay of the cluster holds names under: taken over
-    // here with the client's ID (its names come back as it publishes them).
-    const bool adopt = relay.cluster && valid_lease_id(presented) &&
-                       relay.cluster->holds_lease(tenant, lease_route_id(presented));
+    // In a cluster the client's ID is kept even when this relay does not know
+    // it: another relay may hold names under it (its names come back as the
+    // client publishes them; Redis checks each claim against the lease), and
+    // this relay's view of the others may not be complete yet (it just
+    // started). An ID is 256 random bits that only its client knows, and a
+    // lease is the tenant's alone, so taking it as given grants nothing.
+    const bool adopt = relay.cluster && valid_lease_id(presented);
     auto lease = relay.leases->attach(tenant, presented, tunnel_id, grace, adopt);
-    if (adopt && lease.reclaimed && lease.names.empty())
+    if (adopt && lease.reclaimed && lease.names.empty() &&
+        relay.cluster->holds_lease(tenant, lease.route_id))
         spdlog::info("tunnel attach from {} ({}): took over a lease held by another relay", peer,
                      tenant);
     if (!presented.empty() && !lease.reclaimed)

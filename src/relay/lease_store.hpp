@@ -55,9 +55,9 @@ class lease_store {
     // A tunnel of `tenant` attaches. `presented`: the ID the client sent
     // (empty: a new lease). An ID that matches no lease of the tenant (wrong,
     // another tenant's, or expired) gets a new lease too: the caller says so
-    // without echoing it, unless `adopt` (another relay of the cluster holds
-    // names under this ID's lease: cluster_routes::holds_lease): then the
-    // lease is taken over here with the presented ID, as reclaimed.
+    // without echoing it, unless `adopt` (in a cluster, where another relay
+    // may hold names under this ID's lease): then the lease is taken over
+    // here with the presented ID, as reclaimed.
     [[nodiscard]] virtual grant attach(const std::string& tenant, std::string_view presented,
                                        std::uint64_t tunnel, std::chrono::milliseconds grace,
                                        bool adopt = false) = 0;

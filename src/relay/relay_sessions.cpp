@@ -32,10 +32,11 @@ core::result<std::shared_ptr<relay_sessions>> relay_sessions::create(
 }
 
 core::result<std::shared_ptr<relay_sessions::slot>> relay_sessions::make(
-    std::optional<std::size_t> pin) {
+    std::optional<std::size_t> pin, std::string lease_id) {
     auto s = std::make_shared<slot>();
     relay_client_options o = options_.client;  // a copy: one per session
     s->lease = std::make_shared<transport::ws_lease>();
+    s->lease->id = std::move(lease_id);
     o.ws.lease = s->lease;
     o.failover = nullptr;
     if (options_.relays.size() >= 2) {
@@ -116,8 +117,16 @@ asio::awaitable<void> relay_sessions::return_to_first() {
             said = true;
             continue;
         }
-        // It answers: a second session there, beside the one in use.
-        auto trial = make(0);
+        // It answers: a second session there, beside the one in use, with
+        // the same lease: relays of one cluster share leases, so the names
+        // move over with it (docs/cluster.md "Leases across relays"); a
+        // relay that does not know the ID gives the session a new one.
+        std::string lease_id;
+        {
+            std::lock_guard lock(cur->lease->mutex);
+            lease_id = cur->lease->id;
+        }
+        auto trial = make(0, std::move(lease_id));
         if (!trial) {
             spdlog::warn("cannot attach to the preferred relay again: {}", trial.error().message);
             continue;

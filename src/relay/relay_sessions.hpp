@@ -68,7 +68,9 @@ class relay_sessions : public std::enable_shared_from_this<relay_sessions> {
         bool ended = false;
         std::optional<core::result<void>> outcome;
     };
-    [[nodiscard]] core::result<std::shared_ptr<slot>> make(std::optional<std::size_t> pin);
+    // `lease_id`: the lease to attach with (empty: a new one).
+    [[nodiscard]] core::result<std::shared_ptr<slot>> make(std::optional<std::size_t> pin,
+                                                           std::string lease_id = {});
     asio::awaitable<void> watch(std::shared_ptr<slot> s);
     asio::awaitable<void> return_to_first();
     asio::awaitable<void> sleep(std::chrono::milliseconds d);

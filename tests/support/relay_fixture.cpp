@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdio>
 #include <sstream>
 #include <thread>
 
@@ -115,16 +116,23 @@ core::result<relay_fixture> relay_fixture::start(relay_options options) {
             return tl::unexpected(w.error());
         argv.insert(argv.end(), {"--config", f.dir_.file("relay.yaml")});
     }
+    f.argv_ = std::move(argv);
+    f.start_timeout_ = options.start_timeout;
+    if (auto up = f.launch(); !up) return tl::unexpected(up.error());
+    return f;
+}
+
+core::result<void> relay_fixture::launch() {
     spawn_options so;
-    so.stdout_path = f.dir_.file("relay.out");
-    so.stderr_path = f.dir_.file("relay.log");
-    so.env.set.push_back({"HOME", f.dir_.path()});
-    auto child = spawn(argv, so);
+    so.stdout_path = dir_.file("relay.out");
+    so.stderr_path = dir_.file("relay.log");
+    so.env.set.push_back({"HOME", dir_.path()});
+    auto child = spawn(argv_, so);
     if (!child) return tl::unexpected(child.error());
-    f.process_.emplace(std::move(*child));
-    const auto deadline = std::chrono::steady_clock::now() + options.start_timeout;
+    process_.emplace(std::move(*child));
+    const auto deadline = std::chrono::steady_clock::now() + start_timeout_;
     while (std::chrono::steady_clock::now() < deadline) {
-        auto out = read_text_file(f.dir_.file("relay.out")).value_or("");
+        auto out = read_text_file(dir_.file("relay.out")).value_or("");
         auto pub = out.find("public: ");
         auto adm = out.find("admin: ");
         if (pub != std::string::npos && adm != std::string::npos &&
@@ -135,15 +143,39 @@ core::result<relay_fixture> relay_fixture::start(relay_options options) {
                 return static_cast<std::uint16_t>(
                     std::stoi(out.substr(colon + 1, eol - colon - 1)));
             };
-            f.public_port_ = port_of(pub);
-            f.admin_port_ = port_of(adm);
-            return f;
+            public_port_ = port_of(pub);
+            admin_port_ = port_of(adm);
+            return {};
         }
-        if (!f.process_->running())
-            return core::fail(core::errc::connection_failed, "tunnel relay exited: " + f.log());
+        if (!process_->running())
+            return core::fail(core::errc::connection_failed, "tunnel relay exited: " + log());
         std::this_thread::sleep_for(10ms);
     }
-    return core::fail(core::errc::timeout, "tunnel relay did not print its ports: " + f.log());
+    return core::fail(core::errc::timeout, "tunnel relay did not print its ports: " + log());
+}
+
+core::result<void> relay_fixture::restart() {
+    if (process_ && process_->running()) {
+        process_->signal(SIGKILL);
+        (void)process_->wait(5s);
+    }
+    process_.reset();
+    // The same ports as before (the config's listen addresses, pinned on the
+    // first restart), so clients find it where it was.
+    const auto config = dir_.file("relay.yaml");
+    auto yaml = read_text_file(config);
+    if (!yaml) return core::fail(core::errc::invalid_argument, "restart() needs a config file");
+    auto pin = [&](const std::string& key, std::uint16_t port) {
+        const std::string from = key + ": 127.0.0.1:0\n";
+        if (auto at = yaml->find(from); at != std::string::npos)
+            yaml->replace(at, from.size(), fmt::format("{}: 127.0.0.1:{}\n", key, port));
+    };
+    pin("listen", public_port_);
+    pin("admin_listen", admin_port_);
+    if (auto w = write_text_file(config, *yaml); !w) return tl::unexpected(w.error());
+    // Its stdout again says when it listens (the log goes on, appended).
+    (void)std::remove(dir_.file("relay.out").c_str());
+    return launch();
 }
 
 relay_fixture::~relay_fixture() {

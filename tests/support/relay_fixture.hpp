@@ -122,6 +122,9 @@ class relay_fixture {
         const std::string& token, const std::vector<std::pair<std::string, std::uint16_t>>& expose,
         bool wait = true, std::vector<std::string> extra_args = {}) const;
 
+    // Kills the relay (SIGKILL, if it runs) and starts it again with the same
+    // config on the same ports (relays with a config file, not --dev).
+    [[nodiscard]] core::result<void> restart();
     // The relay's process id (for /proc: descriptors, limits, CPU time).
     [[nodiscard]] int pid() const;
 
@@ -137,6 +140,7 @@ class relay_fixture {
 
   private:
     relay_fixture(temp_dir dir) : dir_(std::move(dir)) {}
+    [[nodiscard]] core::result<void> launch();  // starts argv_, reads the ports it printed
     temp_dir dir_;
     std::string secret_path_;
     std::optional<child_process> process_;
@@ -145,6 +149,8 @@ class relay_fixture {
     bool tls_ = false;
     std::string audit_path_;
     std::string admin_token_;
+    std::vector<std::string> argv_;
+    std::chrono::milliseconds start_timeout_{15'000};
 };
 
 // Sends `request` on a new connection to 127.0.0.1:port and reads until the

@@ -1,0 +1,257 @@
+// bench/relay_cluster: a two-relay cluster on one real redis-server
+// (docs/cluster.md), issue 12's table, ratios printed last:
+//   hop       req/s through the relay that does not hold the tunnel (B, the
+//             proxy hop) against the one that does (A), wrk keep-alive and
+//             `Connection: close` on a 1 KiB nginx page, rounds interleaved
+//             (target >= 0.8);
+//   failover  the owner killed (SIGKILL) --kills times while callers send
+//             --rate req/s to B, a new connection each: how long until the
+//             tunnel is attached to B again (target p50 <= 1 s, p99 <= 3 s),
+//             and how many of those requests did not get a 200 (target 0).
+//             A is then restarted on its ports and the client returns to it
+//             (--relay-probe-interval 500ms) before the next kill.
+// Both relays and the client are the real `tunnel` binary; the relays' rate
+// limits are raised so that no answer is a 429.
+//
+//   relay_cluster_bench [--rounds 3] [--seconds 4] [--kills 10] [--rate 200]
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "bench_support.hpp"
+#include "support/net.hpp"
+#include "support/process.hpp"
+#include "support/redis_fixture.hpp"
+#include "support/relay_fixture.hpp"
+
+namespace tunnel::bench {
+namespace {
+
+using namespace std::chrono_literals;
+using clk = std::chrono::steady_clock;
+
+const std::string cluster_secret = "bench-0123456789abcdef0123456789abcdef";
+
+std::string relay_yaml(const test::redis_fixture& redis, const std::string& node,
+                       std::uint16_t internal, const std::string& secret_file) {
+    return fmt::format(
+        "limits:\n"
+        "  tenant_rps: 1000000\n  tenant_burst: 1000000\n"
+        "  route_rps: 1000000\n  route_burst: 1000000\n"
+        "  max_streams_per_tunnel: 4096\n  max_connections_per_ip: 100000\n"
+        "leases: {{grace: 60s}}\nqueue: {{max_wait: 30s, max_requests: 4096}}\n"
+        "cluster:\n  redis: {}\n  node: {}\n  internal_listen: 127.0.0.1:{}\n"
+        "  secret_file: {}\n",
+        redis.url(), node, internal, secret_file);
+}
+
+// Callers at `rate` req/s to `port` (a new connection each) until stopped;
+// counts answers that were not 200.
+class paced_callers {
+  public:
+    paced_callers(std::uint16_t port, std::string path, int rate)
+        : port_(port), path_(std::move(path)), rate_(rate) {
+        pacer_ = std::thread([this] { run(); });
+    }
+    ~paced_callers() { stop(); }
+    void stop() {
+        if (stopped_.exchange(true)) return;
+        pacer_.join();
+        for (auto& t : calls_) t.join();
+    }
+    [[nodiscard]] long sent() const { return sent_; }
+    [[nodiscard]] long failed() const { return failed_; }
+    [[nodiscard]] std::string failures() const {
+        std::lock_guard lock(mutex_);
+        return examples_;
+    }
+
+  private:
+    void run() {
+        const auto start = clk::now();
+        for (long i = 0; !stopped_; ++i) {
+            std::this_thread::sleep_until(start + i * std::chrono::microseconds(1'000'000 / rate_));
+            if (stopped_) break;
+            ++sent_;
+            calls_.emplace_back([this] {
+                auto r = test::http_request(
+                    port_,
+                    "GET " + path_ + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                    30s);
+                if (!r || r->status != 200) {
+                    ++failed_;
+                    std::lock_guard lock(mutex_);
+                    if (examples_.size() < 2000)
+                        examples_ += (r ? std::to_string(r->status) + " " + r->body.substr(0, 120)
+                                        : r.error().message) +
+                                     "\n";
+                }
+            });
+        }
+    }
+
+    std::uint16_t port_;
+    std::string path_;
+    int rate_;
+    std::atomic<bool> stopped_{false};
+    std::atomic<long> sent_{0}, failed_{0};
+    std::thread pacer_;
+    std::vector<std::thread> calls_;
+    mutable std::mutex mutex_;
+    std::string examples_;
+};
+
+int run(int argc, char** argv) {
+    const int rounds = arg_int(argc, argv, "--rounds", 3);
+    const int seconds = arg_int(argc, argv, "--seconds", 4);
+    const int kills = arg_int(argc, argv, "--kills", 10);
+    const int rate = arg_int(argc, argv, "--rate", 200);
+    auto dir = test::temp_dir::create("tunnel-relay-cluster-bench");
+    if (!dir) return 1;
+    children procs(*dir);
+    auto nginx = nginx_server::start(*dir, procs, {{"1k", std::string(1024, 'x')}});
+    if (!nginx) return 1;
+    auto redis = test::redis_fixture::start();
+    if (!redis) {
+        fmt::print(stderr, "cannot start redis-server: {}\n", redis.error().message);
+        return 1;
+    }
+    const auto secret = dir->file("cluster.secret");
+    if (!test::write_text_file(secret, cluster_secret, 0600)) return 1;
+    auto ia = test::unused_port();
+    auto ib = test::unused_port();
+    if (!ia || !ib) return 1;
+    test::relay_options oa;
+    oa.extra_yaml = relay_yaml(*redis, "relay-a", *ia, secret);
+    auto a = test::relay_fixture::start(oa);
+    if (!a) {
+        fmt::print(stderr, "relay A: {}\n", a.error().message);
+        return 1;
+    }
+    test::relay_options ob;
+    ob.extra_yaml = relay_yaml(*redis, "relay-b", *ib, secret);
+    ob.share_secret_of = a->secret_path();
+    auto b = test::relay_fixture::start(ob);
+    if (!b) {
+        fmt::print(stderr, "relay B: {}\n", b.error().message);
+        return 1;
+    }
+    auto token = a->mint("bench", "web", "2h", {"--rps", "1000000", "--max-streams", "4096"});
+    if (!token) return 1;
+    auto client = a->connect(*token, {{"web", nginx->port()}}, true,
+                             {"--relay", b->attach_url(), "--relay-probe-interval", "500ms"});
+    if (!client) {
+        fmt::print(stderr, "tunnel connect: {}\n", client.error().message);
+        return 1;
+    }
+    const std::string path = "/t/bench/web/1k";
+    if (!wait_http_ok(a->public_port(), path, 30s) || !wait_http_ok(b->public_port(), path, 30s)) {
+        fmt::print(stderr, "the name did not come up on both relays\nA:\n{}\nB:\n{}\n", a->log(),
+                   b->log());
+        return 1;
+    }
+
+    // 1. Owner against non-owner.
+    wrk_options keep;
+    keep.duration = std::chrono::seconds(seconds);
+    wrk_options close = keep;
+    close.headers = {"Connection: close"};
+    const std::string via_a = fmt::format("http://127.0.0.1:{}{}", a->public_port(), path);
+    const std::string via_b = fmt::format("http://127.0.0.1:{}{}", b->public_port(), path);
+    std::vector<double> a_keep, b_keep, a_close, b_close;
+    bool failed = false;
+    auto measure = [&](const char* what, const std::string& url, const wrk_options& o,
+                       std::vector<double>& into) {
+        auto w = run_wrk(url, o);
+        if (!w || !w->clean()) {
+            fmt::print(stderr, "{}: not a valid figure\n{}\n", what, w ? w->output : "wrk failed");
+            failed = true;
+            return;
+        }
+        into.push_back(w->requests_per_second);
+        fmt::print(stderr, "  {}: {:.0f} req/s, p99 {:.2f} ms\n", what, w->requests_per_second,
+                   w->p99_ms);
+    };
+    (void)run_wrk(via_a, keep);  // warm-up
+    (void)run_wrk(via_b, keep);
+    for (int r = 0; r < rounds && !failed; ++r) {
+        fmt::print(stderr, "round {}:\n", r + 1);
+        measure("owner A keep-alive", via_a, keep, a_keep);
+        measure("non-owner B keep-alive", via_b, keep, b_keep);
+        measure("owner A Connection: close", via_a, close, a_close);
+        measure("non-owner B Connection: close", via_b, close, b_close);
+    }
+    if (failed) return 1;
+
+    // 2. The owner dies under load.
+    std::vector<double> reattach_ms;
+    long sent = 0, lost = 0;
+    std::string lost_examples;
+    for (int k = 0; k < kills; ++k) {
+        // The tunnel is on A (the client returned to it), not on B.
+        if (!a->wait_published("bench", "web", 20s) ||
+            !b->wait_published("bench", "web", 20s, false)) {
+            fmt::print(stderr, "kill {}: the tunnel did not return to A\n{}\n", k + 1,
+                       client->log());
+            return 1;
+        }
+        paced_callers callers(b->public_port(), path, rate);
+        std::this_thread::sleep_for(500ms);
+        const auto killed = clk::now();
+        a->process().signal(SIGKILL);
+        if (!b->wait_published("bench", "web", 30s)) {
+            fmt::print(stderr, "kill {}: the tunnel never attached to B\n{}\n", k + 1,
+                       client->log());
+            return 1;
+        }
+        reattach_ms.push_back(ms_since(killed));
+        std::this_thread::sleep_for(1s);
+        callers.stop();
+        sent += callers.sent();
+        lost += callers.failed();
+        lost_examples += callers.failures();
+        fmt::print(stderr, "kill {}: attached to B after {:.0f} ms; {} of {} requests not 200\n",
+                   k + 1, reattach_ms.back(), callers.failed(), callers.sent());
+        if (auto up = a->restart(); !up) {
+            fmt::print(stderr, "restarting A: {}\n", up.error().message);
+            return 1;
+        }
+    }
+
+    double load[3] = {};
+    (void)getloadavg(load, 3);
+    fmt::print(
+        "Relay cluster (two relays, one redis-server), 1 KiB nginx page; wrk -t2 -c32 -d{}s, "
+        "{} interleaved rounds, medians; {} owner kills under {} req/s (load average {:.2f}):\n",
+        seconds, rounds, kills, rate, load[0]);
+    fmt::print("  keep-alive:        owner {:.0f} req/s, non-owner (hop) {:.0f} req/s\n",
+               median(a_keep), median(b_keep));
+    fmt::print("  Connection: close: owner {:.0f} req/s, non-owner (hop) {:.0f} req/s\n",
+               median(a_close), median(b_close));
+    fmt::print("  re-attach after the owner's death: p50 {:.0f} ms, p99 {:.0f} ms, max {:.0f} ms\n",
+               quantile(reattach_ms, 0.5), quantile(reattach_ms, 0.99), quantile(reattach_ms, 1.0));
+    if (lost > 0) fmt::print("  requests not answered 200:\n{}", lost_examples.substr(0, 2000));
+    fmt::print("ratio non-owner / owner, keep-alive req/s (target >= 0.8): {:.2f}\n",
+               median(b_keep) / median(a_keep));
+    fmt::print("ratio non-owner / owner, Connection: close req/s (target >= 0.8): {:.2f}\n",
+               median(b_close) / median(a_close));
+    fmt::print("re-attach p50 (target <= 1000 ms): {:.0f} ms; p99 (target <= 3000 ms): {:.0f} ms\n",
+               quantile(reattach_ms, 0.5), quantile(reattach_ms, 0.99));
+    fmt::print("requests lost while the tunnel re-attached (target 0): {} of {}\n", lost, sent);
+    return 0;
+}
+
+}  // namespace
+}  // namespace tunnel::bench
+
+int main(int argc, char** argv) {
+    return tunnel::bench::run(argc, argv);
+}
