@@ -574,6 +574,23 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
                 co_await t->ssh->open_forwarded(route->name, port, conn->peer_ip, conn->peer_port,
                                                 steady::now() + channel_open_timeout);
             if (!ch) {
+                // The tunnel dropped before the request started (no byte of it
+                // entered the tunnel) while its lease holds the name: the
+                // request waits for the tunnel to come back, here or on
+                // another relay (serve_connection, hold_for_lease).
+                const bool dropped = t->closing || !t->ssh || t->ssh->closed();
+                if (dropped && t->lease != 0 && attempt == 0 && cfg.queue.max_requests > 0 &&
+                    conn->hop_requeues < max_hop_requeues && !relay->stopping) {
+                    ++conn->hop_requeues;
+                    relay->metrics.queued.with({"requeued"}).inc();
+                    spdlog::debug(
+                        "{}: its tunnel dropped before the request started; it waits "
+                        "for the tunnel again",
+                        label);
+                    conn->retry = std::make_unique<retried_request>(retried_request{
+                        std::move(ex->request), std::move(head), std::move(record.trace)});
+                    co_return true;
+                }
                 co_await end_without_answer(*relay, *conn, *ex, exchange_end::origin_unreachable,
                                             label, ch.error().message, outcome);
                 co_return false;

@@ -66,12 +66,14 @@ relay_metrics::relay_metrics(observe::metrics_registry& r)
                                  {"tenant", "reason"})),
       queued(r.counter("relay_queued_requests_total",
                        "Requests that waited for a leased name's tunnel, by how the wait ended "
-                       "(delivered, full, timeout, released, caller_gone).",
+                       "(delivered, full, timeout, released, caller_gone), and requests that went "
+                       "back to wait (requeued: their tunnel dropped before they started).",
                        {"outcome"})),
       hops(r.counter("relay_cluster_hops_total",
                      "Requests proxied between relays of a cluster, by outcome: sent (to the "
-                     "owner), failed (the owner unreachable), received (from another relay), "
-                     "refused (a bad or unauthenticated hop).",
+                     "owner), failed (the owner unreachable), requeued (waits for the lease's "
+                     "tunnel again), received (from another relay), refused (a bad or "
+                     "unauthenticated hop).",
                      {"outcome"})) {}
 
 relay_state::relay_state(asio::io_context& io_context, relay_config cfg, token_verifier v,

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <future>
 #include <mutex>
 #include <sstream>
@@ -366,6 +367,35 @@ TEST_F(RelayLease, AStartedPostIsNeverSentAgain) {
     EXPECT_EQ(after->status, 200) << after->raw;
     std::this_thread::sleep_for(500ms);
     EXPECT_EQ(a.count("POST /hang"), 1) << "a started POST is never replayed";
+}
+
+// The tunnel drops while the relay waits for a channel for the request (the
+// client is stopped: the channel open is never answered). Nothing of the
+// request entered the tunnel, so it waits for the tunnel again and is
+// delivered once when the client is back (a POST too: it never started).
+TEST_F(RelayLease, ARequestWhoseTunnelDropsBeforeItStartedWaitsForItAgain) {
+    start("leases: {grace: 30s}\nqueue: {max_wait: 25s}\n");
+    recording_origin a;
+    connect_through_proxy(a.port());
+    client->signal(SIGSTOP);
+    const std::string post =
+        "POST /t/acme/web/pending HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: "
+        "close\r\n\r\nhello";
+    auto posted = in_background(post);
+    std::this_thread::sleep_for(500ms);  // the relay waits for the channel to open
+    cut();
+    client->signal(SIGCONT);
+    std::this_thread::sleep_for(300ms);
+    EXPECT_EQ(posted.wait_for(0s), std::future_status::timeout) << "answered during the gap";
+    pass();  // the client reconnects with its lease and publishes again
+    auto r = posted.get();
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->status, 200) << r->raw << "\n" << relay->log();
+    EXPECT_EQ(a.count("POST /pending"), 1) << "delivered once";
+    const auto metrics = relay->admin_get("/metrics");
+    EXPECT_NE(metrics.find("relay_queued_requests_total{outcome=\"requeued\"} 1"),
+              std::string::npos)
+        << metrics;
 }
 
 TEST_F(RelayLease, AClientThatStopsOnPurposeReleasesItsNamesAtOnce) {

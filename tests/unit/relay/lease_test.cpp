@@ -48,6 +48,47 @@ TEST(LeaseStore, ANewLeaseHoldsItsNamesAgainstEveryOtherTunnel) {
     EXPECT_EQ(refused.error().message.find(a.id), std::string::npos) << "never the ID";
 }
 
+// In a cluster (docs/cluster.md "Leases across relays") a relay takes over a
+// lease another relay issued: the client keeps its ID, and the lease's route
+// ID (what relays tell each other and Redis) is the same everywhere.
+TEST(LeaseStore, AnAdoptedLeaseKeepsTheClientsIdAndItsRouteId) {
+    auto first = make_memory_lease_store();
+    auto a = first->attach("acme", "", 1, 60s);
+    ASSERT_EQ(a.route_id, lease_route_id(a.id));
+
+    auto other = make_memory_lease_store();  // another relay's
+    auto b = other->attach("acme", a.id, 7, 60s, /*adopt=*/true);
+    EXPECT_TRUE(b.reclaimed);
+    EXPECT_EQ(b.id, a.id);
+    EXPECT_EQ(b.route_id, a.route_id);
+    EXPECT_EQ(b.previous_tunnel, 0u);
+    ASSERT_TRUE(other->claim(b.lease, "acme", "web"));
+    // Once known here, the ID reclaims as usual, and only for its tenant.
+    (void)other->detach(b.lease, 7, false);
+    auto back = other->attach("acme", a.id, 8, 60s);
+    EXPECT_TRUE(back.reclaimed);
+    EXPECT_EQ(back.names, std::vector<std::string>{"web"});
+    auto bob = other->attach("bob", a.id, 9, 60s);
+    EXPECT_FALSE(bob.reclaimed);
+    EXPECT_NE(bob.id, a.id);
+    // Without `adopt` (a relay on its own), an unknown ID is never taken.
+    auto lone = make_memory_lease_store();
+    EXPECT_FALSE(lone->attach("acme", a.id, 1, 60s).reclaimed);
+    // Something that is not an ID is never adopted.
+    EXPECT_FALSE(other->attach("acme", "short", 10, 60s, true).reclaimed);
+}
+
+TEST(LeaseStore, ARouteIdNamesTheLeaseAndGivesNothingAway) {
+    const auto id = new_lease_id();
+    const auto r = lease_route_id(id);
+    EXPECT_EQ(r.size(), 6u + 32u) << r;
+    EXPECT_EQ(r.rfind("lease/", 0), 0u) << r;
+    EXPECT_EQ(r, lease_route_id(id));
+    EXPECT_NE(r, lease_route_id(new_lease_id()));
+    EXPECT_EQ(r.find(id.substr(0, 8)), std::string::npos);
+    for (char c : r.substr(6)) EXPECT_TRUE((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) << r;
+}
+
 TEST(LeaseStore, OnlyTheRightIdOfTheSameTenantReclaims) {
     auto store = make_memory_lease_store();
     auto a = store->attach("acme", "", 1, 60s);
