@@ -60,8 +60,17 @@ void read_queue_config(core::yaml_reader& r, const YAML::Node& node, const std::
                        queue_config& out) {
     if (!r.expect_map(node, path,
                       {"max_requests", "max_bytes", "max_wait", "priority_header",
-                       "trusted_tenants", "routes"}))
+                       "trusted_tenants", "routes", "state_file"}))
         return;
+    if (node["state_file"])
+        if (auto s = r.string(node["state_file"], path + ".state_file")) {
+            if (s->empty())
+                r.error(path + ".state_file",
+                        "must be a file path, e.g. /var/lib/tunnel/queue.db (leave the key out "
+                        "to answer waiting requests 503 on a shutdown instead of keeping them)");
+            else
+                out.state_file = *s;
+        }
     if (node["max_requests"])
         if (auto v = r.integer(node["max_requests"], path + ".max_requests", 0, 100000))
             out.max_requests = static_cast<unsigned>(*v);
@@ -147,6 +156,10 @@ std::vector<std::string> describe(const lease_config& leases, const queue_config
                                   : fmt::format("{}", fmt::join(queue.trusted_tenants, ", "))));
     for (const auto& [route, c] : queue.routes)
         out.push_back(fmt::format("queue.routes.{}: {}", route, to_string(c)));
+    out.push_back(fmt::format("queue.state_file: {}",
+                              queue.state_file.empty()
+                                  ? std::string("(none: waiting requests get 503 on a shutdown)")
+                                  : queue.state_file));
     return out;
 }
 

@@ -11,6 +11,7 @@
 //     priority_header: Tunnel-Priority   # high | normal | low
 //     trusted_tenants: [acme, batch-*]   # whose callers' header is believed
 //     routes: {acme/reports: low}        # a route's class (the header wins when trusted)
+//     state_file: /var/lib/tunnel/queue.db  # waiting requests kept across a graceful restart
 #pragma once
 
 #include <chrono>
@@ -44,6 +45,9 @@ struct queue_config {
     std::string priority_header = "Tunnel-Priority";
     std::vector<std::string> trusted_tenants;   // tenant globs
     std::map<std::string, queue_class> routes;  // "tenant/name" -> class
+    // Where requests still waiting at a graceful shutdown are written, to be
+    // delivered after the restart (deferred_requests.hpp); empty: they get 503.
+    std::string state_file;
 };
 
 // Read `leases:` / `queue:`; problems go to `r` with their path.

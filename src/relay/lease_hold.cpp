@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "relay/cluster_routes.hpp"
+#include "relay/deferred_requests.hpp"
 #include "relay/public_connection.hpp"
 #include "relay/public_route.hpp"
 #include "relay/relay_state.hpp"
@@ -133,6 +134,12 @@ asio::awaitable<hold_outcome> hold_for_lease(std::shared_ptr<relay_state> relay,
             co_return out;
         }
         if (relay->stopping) {
+            // Kept for after the restart (queue.state_file), or 503.
+            auto kept = defer_request(*relay, *conn, head, tenant, name);
+            if (co_await std::move(kept)) {
+                out.answered = true;
+                co_return out;
+            }
             std::string message = "the relay is shutting down; retry in a moment";
             auto answer = send_error(*conn, 503, "shutting_down", std::move(message), 1);
             co_await std::move(answer);

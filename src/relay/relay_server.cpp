@@ -118,8 +118,13 @@ asio::awaitable<void> drain_and_close(std::shared_ptr<relay_state> st,
     auto wake = std::make_shared<core::wake_signal>(ex);
     auto owned = st->owned.add("shutdown timer", [wake] { wake->notify(); });
 
-    // 1. In-flight requests finish (new ones are answered 503), up to the deadline.
+    // 1. In-flight requests finish (new ones are answered 503), up to the
+    // deadline. Requests waiting in the queue are answered first: 503, or
+    // kept for after the restart (queue.state_file: deferred_requests.hpp).
     const auto drain_until = steady::now() + st->live()->config.shutdown.drain_timeout;
+    st->queue->wake_all();
+    while (st->queue->waiting() > 0 && !st->owned.closing() && steady::now() < drain_until)
+        (void)co_await wake->wait(std::min(drain_until, steady::now() + std::chrono::milliseconds(20)));
     while (st->in_flight > 0 && !st->owned.closing()) {
         st->on_drained = [wake] { wake->notify(); };
         if (!co_await wake->wait(drain_until)) break;
@@ -281,6 +286,11 @@ core::result<std::unique_ptr<relay_server>> relay_server::create(asio::io_contex
     else
         return tl::unexpected(revoked.error());
     watch_revocations(state);
+    if (!cfg.queue.state_file.empty()) {
+        auto deferred = deferred_store::open(cfg.queue.state_file);
+        if (!deferred) return tl::unexpected(deferred.error());
+        state->deferred = std::move(*deferred);
+    }
     state->set_live(std::make_shared<const live_settings>(
         live_settings{cfg, state->verifier, state->visitor_tokens, 1}));
     if (!cfg.audit_log.empty()) {
@@ -382,6 +392,8 @@ void relay_server::start() {
         core::spawn(state_->io, accept_internal(state_), "relay cluster hop accept loop");
     if (state_->usage) state_->usage->start();
     if (state_->cluster) state_->cluster->start();
+    if (state_->deferred)
+        core::spawn(state_->io, replay_deferred(state_), "relay deferred requests");
     for (auto& w : state_->workers) {
         if (w->index == 0) continue;
         w->work.emplace(w->io.get_executor());

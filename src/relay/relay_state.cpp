@@ -67,7 +67,8 @@ relay_metrics::relay_metrics(observe::metrics_registry& r)
       queued(r.counter("relay_queued_requests_total",
                        "Requests that waited for a leased name's tunnel, by how the wait ended "
                        "(delivered, full, timeout, released, caller_gone), and requests that went "
-                       "back to wait (requeued: their tunnel dropped before they started).",
+                       "back to wait (requeued: their tunnel dropped before they started), or were "
+                       "kept for after a restart (deferred: queue.state_file).",
                        {"outcome"})),
       hops(r.counter("relay_cluster_hops_total",
                      "Requests proxied between relays of a cluster, by outcome: sent (to the "

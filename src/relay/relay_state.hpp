@@ -28,6 +28,7 @@
 #include "pool/circuit_breaker.hpp"
 #include "relay/channel_pool.hpp"
 #include "relay/connection_gate.hpp"
+#include "relay/deferred_requests.hpp"
 #include "relay/hop_preamble.hpp"
 #include "relay/lease_store.hpp"
 #include "relay/live_settings.hpp"
@@ -187,6 +188,9 @@ class relay_state {
     std::unique_ptr<share_store> shares;
     // Revoked token IDs (revocation_list.hpp), set by relay_server::create.
     std::unique_ptr<revocation_list> revocations;
+    // queue.state_file: requests kept across a graceful restart
+    // (deferred_requests.hpp); null without it.
+    std::unique_ptr<deferred_store> deferred;
     // What a reload may change (live_settings.hpp; config_reload.hpp): read
     // per request with live(), swapped whole by set_live(). `config` and
     // `verifier` above stay as started (the keys that need a restart).

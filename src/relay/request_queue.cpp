@@ -94,6 +94,14 @@ bool request_queue::busy(const std::string& tenant, const std::string& name) con
     return it != names_.end() && (it->second.count > 0 || it->second.delivering);
 }
 
+void request_queue::wake_all() {
+    std::lock_guard lock(mutex_);
+    for (auto& [k, q] : names_)
+        for (auto& c : q.classes)
+            for (auto& w : c)
+                if (w->wake) w->wake();
+}
+
 std::size_t request_queue::waiting() const {
     std::lock_guard lock(mutex_);
     return waiting_;

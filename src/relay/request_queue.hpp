@@ -68,6 +68,8 @@ class request_queue : public std::enable_shared_from_this<request_queue> {
     void drop(const std::string& tenant, const std::string& name);
     // Requests waiting for, or being delivered to, the name.
     [[nodiscard]] bool busy(const std::string& tenant, const std::string& name) const;
+    // Wakes every waiting request (a shutdown: they answer or are kept).
+    void wake_all();
     [[nodiscard]] std::size_t waiting() const;  // over all names
 
     [[nodiscard]] state state_of(const waiter& w) const;

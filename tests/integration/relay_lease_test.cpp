@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -396,6 +397,41 @@ TEST_F(RelayLease, ARequestWhoseTunnelDropsBeforeItStartedWaitsForItAgain) {
     EXPECT_NE(metrics.find("relay_queued_requests_total{outcome=\"requeued\"} 1"),
               std::string::npos)
         << metrics;
+}
+
+// queue.state_file: a request still waiting when the relay shuts down
+// (SIGTERM) is kept, its caller told 202; after the restart it is delivered
+// once its name is published again, body and all.
+TEST_F(RelayLease, AWaitingRequestIsKeptAcrossAGracefulRestart) {
+    auto h = temp_dir::create("lease-state");
+    ASSERT_TRUE(h) << h.error().message;
+    const auto db = h->file("queue.db");
+    start("leases: {grace: 30s}\nqueue: {max_wait: 20s, state_file: " + db + "}\n");
+    recording_origin a;
+    connect_through_proxy(a.port());
+    cut();
+    const std::string post =
+        "POST /t/acme/web/kept HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
+    auto posted = in_background(post);
+    std::this_thread::sleep_for(500ms);  // it waits in the queue
+    relay->process().signal(SIGTERM);
+    auto r = posted.get();
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->status, 202) << r->raw;
+    EXPECT_NE(r->head.find("Tunnel-Deferred: 1"), std::string::npos) << r->head;
+    ASSERT_TRUE(relay->process().wait(10s)) << "the relay did not stop";
+    struct stat st {};
+    ASSERT_EQ(::stat(db.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << "it holds request heads and bodies";
+    EXPECT_EQ(a.count("POST /kept"), 0);
+
+    auto up = relay->restart();
+    ASSERT_TRUE(up) << up.error().message;
+    pass();  // the client attaches to the new process and publishes again
+    ASSERT_TRUE(eventually([&] { return a.count("POST /kept") == 1; }, 20s)) << relay->log();
+    std::this_thread::sleep_for(500ms);
+    EXPECT_EQ(a.count("POST /kept"), 1) << "delivered once";
+    EXPECT_NE(relay->log().find("delivered: 200"), std::string::npos) << relay->log();
 }
 
 TEST_F(RelayLease, AClientThatStopsOnPurposeReleasesItsNamesAtOnce) {
