@@ -241,6 +241,7 @@ queue:
   priority_header: X-Prio
   trusted_tenants: [acme, batch-*]
   routes: {acme/reports: low, bob/api: high}
+  state_file: /var/lib/tunnel/queue.db
 )",
                                 "r.yaml");
     ASSERT_TRUE(c) << c.error().message;
@@ -249,6 +250,8 @@ queue:
     EXPECT_EQ(c->queue.max_bytes, 4096u);
     EXPECT_EQ(c->queue.max_wait, 2s);
     EXPECT_EQ(c->queue.priority_header, "X-Prio");
+    EXPECT_EQ(c->queue.state_file, "/var/lib/tunnel/queue.db");
+    EXPECT_TRUE(d->queue.state_file.empty());
     const std::string high = "high", junk = "urgent";
     EXPECT_EQ(class_of(c->queue, "acme", "web", &high), queue_class::high);
     EXPECT_EQ(class_of(c->queue, "acme", "reports", nullptr), queue_class::low);
@@ -277,6 +280,7 @@ queue:
              {"queue: {routes: {acme/web: urgent}}\n",
               "queue.routes.acme/web: \"urgent\" is not a class: write high, normal or low"},
              {"queue: {routes: [acme/web]}\n", "queue.routes: must be a map"},
+             {"queue: {state_file: ''}\n", "queue.state_file: must be a file path"},
          }) {
         auto r = parse_relay_config(base + yaml, "r.yaml");
         ASSERT_FALSE(r) << yaml;
