@@ -167,10 +167,19 @@ int run(int argc, char** argv) {
     const std::string via_a = fmt::format("http://127.0.0.1:{}{}", a->public_port(), path);
     const std::string via_b = fmt::format("http://127.0.0.1:{}{}", b->public_port(), path);
     std::vector<double> a_keep, b_keep, a_close, b_close;
+    // CPU per request of A and B (user + system, /proc) over the close runs.
+    std::vector<double> cpu_a_via_a, cpu_a_via_b, cpu_b_via_b;
     bool failed = false;
     auto measure = [&](const char* what, const std::string& url, const wrk_options& o,
-                       std::vector<double>& into) {
+                       std::vector<double>& into, std::vector<double>* cpu_a = nullptr,
+                       std::vector<double>* cpu_b = nullptr) {
+        const double a0 = cpu_seconds(a->pid()), b0 = cpu_seconds(b->pid());
         auto w = run_wrk(url, o);
+        if (w && w->requests > 0) {
+            const auto n = static_cast<double>(w->requests);
+            if (cpu_a) cpu_a->push_back((cpu_seconds(a->pid()) - a0) * 1e6 / n);
+            if (cpu_b) cpu_b->push_back((cpu_seconds(b->pid()) - b0) * 1e6 / n);
+        }
         if (!w || !w->clean()) {
             fmt::print(stderr, "{}: not a valid figure\n{}\n", what, w ? w->output : "wrk failed");
             failed = true;
@@ -186,8 +195,8 @@ int run(int argc, char** argv) {
         fmt::print(stderr, "round {}:\n", r + 1);
         measure("owner A keep-alive", via_a, keep, a_keep);
         measure("non-owner B keep-alive", via_b, keep, b_keep);
-        measure("owner A Connection: close", via_a, close, a_close);
-        measure("non-owner B Connection: close", via_b, close, b_close);
+        measure("owner A Connection: close", via_a, close, a_close, &cpu_a_via_a);
+        measure("non-owner B Connection: close", via_b, close, b_close, &cpu_a_via_b, &cpu_b_via_b);
     }
     if (failed) return 1;
 
@@ -236,6 +245,10 @@ int run(int argc, char** argv) {
                median(a_keep), median(b_keep));
     fmt::print("  Connection: close: owner {:.0f} req/s, non-owner (hop) {:.0f} req/s\n",
                median(a_close), median(b_close));
+    fmt::print(
+        "  CPU per request, Connection: close: A {:.1f} us when called directly; through B: "
+        "B {:.1f} us + A {:.1f} us\n",
+        median(cpu_a_via_a), median(cpu_b_via_b), median(cpu_a_via_b));
     fmt::print("  re-attach after the owner's death: p50 {:.0f} ms, p99 {:.0f} ms, max {:.0f} ms\n",
                quantile(reattach_ms, 0.5), quantile(reattach_ms, 0.99), quantile(reattach_ms, 1.0));
     if (lost > 0) fmt::print("  requests not answered 200:\n{}", lost_examples.substr(0, 2000));

@@ -377,14 +377,14 @@ asio::awaitable<hop_result> hop_to_owner(std::shared_ptr<relay_state> relay,
     // connection from a busy one, and a drain must not wait for idle ones
     // (a shutdown closes hop connections with the rest, after the drain).
     core::spawn(ex, pump_up(conn, link), "cluster hop pump (caller to owner)");
-    std::vector<char> buf(hop_read_chunk);
+    const auto buf = std::make_unique_for_overwrite<char[]>(hop_read_chunk);  // not zeroed
     std::uint64_t back = 0;
     while (!conn->closed) {
         const std::size_t n = co_await link->sock.async_read_some(
-            asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+            asio::buffer(buf.get(), hop_read_chunk), asio::redirect_error(asio::use_awaitable, ec));
         if (n > 0) {
             back += n;
-            const auto wrote = co_await write_caller(*conn, std::string_view(buf.data(), n));
+            const auto wrote = co_await write_caller(*conn, std::string_view(buf.get(), n));
             if (wrote != write_outcome::done) break;
         }
         if (ec) break;

@@ -11,9 +11,9 @@
 #include <nlohmann/json.hpp>
 
 #include "core/ascii.hpp"
+#include "core/duration.hpp"
 #include "core/encoding.hpp"
 #include "core/spawn.hpp"
-#include "core/duration.hpp"
 #include "core/utc_time.hpp"
 #include "relay/cluster_hop.hpp"
 #include "relay/cluster_routes.hpp"
@@ -108,7 +108,7 @@ core::result<void> deferred_store::remove(std::int64_t id) {
 }
 
 asio::awaitable<bool> defer_request(relay_state& relay, public_conn& conn, const http_head& head,
-                                   const std::string& tenant, const std::string& name) {
+                                    const std::string& tenant, const std::string& name) {
     if (!relay.deferred || head.chunked) co_return false;
     const std::uint64_t length = head.content_length.value_or(0);
     if (conn.buffered().size() < length) co_return false;  // not all of it here
@@ -127,18 +127,18 @@ asio::awaitable<bool> defer_request(relay_state& relay, public_conn& conn, const
     r.request.append(conn.buffered().substr(0, static_cast<std::size_t>(length)));
     r.saved = std::chrono::system_clock::now();
     if (auto ok = relay.deferred->save(r); !ok) {
-        spdlog::warn("{}/{}: a waiting request could not be kept for after the restart: {}",
-                     tenant, name, ok.error().message);
+        spdlog::warn("{}/{}: a waiting request could not be kept for after the restart: {}", tenant,
+                     name, ok.error().message);
         co_return false;
     }
     const std::string body =
-        nlohmann::json{{"deferred", true},
-                       {"message",
-                        fmt::format("the relay is restarting; this request was kept and will be "
-                                    "delivered to {}/{} when the relay and its tunnel are back "
-                                    "(within {}); its answer cannot reach you",
-                                    tenant, name,
-                                    core::format_duration(relay.config.queue.max_wait))}}
+        nlohmann::json{
+            {"deferred", true},
+            {"message",
+             fmt::format("the relay is restarting; this request was kept and will be "
+                         "delivered to {}/{} when the relay and its tunnel are back "
+                         "(within {}); its answer cannot reach you",
+                         tenant, name, core::format_duration(relay.config.queue.max_wait))}}
             .dump() +
         "\n";
     conn.last_status = 202;
@@ -205,8 +205,7 @@ asio::awaitable<int> deliver_here(std::shared_ptr<relay_state> relay, const defe
     const auto peer = caller.local_endpoint(ec);
     core::spawn(ex,
                 serve_hop(relay, std::move(served), peer, std::string(), r.client_ip,
-                          hop_binding{"(deferred)", r.tenant, r.name, r.https},
-                          std::move(*ticket)),
+                          hop_binding{"(deferred)", r.tenant, r.name, r.https}, std::move(*ticket)),
                 "deferred request");
     auto sent = send_and_read(caller, r.request);
     co_return co_await std::move(sent);
@@ -226,8 +225,13 @@ asio::awaitable<int> deliver_there(std::shared_ptr<relay_state> relay, const def
     co_await sock.async_connect(tcp::endpoint(address, where->port),
                                 asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return 0;
-    hop_preamble p{relay->cluster->node(), unix_ms_now(), new_hop_nonce(), r.tenant, r.name,
-                   r.client_ip,            r.https};
+    hop_preamble p{relay->cluster->node(),
+                   unix_ms_now(),
+                   new_hop_nonce(),
+                   r.tenant,
+                   r.name,
+                   r.client_ip,
+                   r.https};
     auto line = relay->hop_keys->sign(p);
     if (!line) co_return 0;
     const std::string out = *line + r.request;
@@ -254,8 +258,9 @@ asio::awaitable<void> deliver(std::shared_ptr<relay_state> relay, deferred_reque
         if (status > 0) {
             spdlog::info("deferred request for {} (saved before the restart) delivered: {}", label,
                          status);
-            relay->audit("deferred_delivered",
-                         {{"tenant", r.tenant}, {"name", r.name}, {"status", std::to_string(status)}});
+            relay->audit(
+                "deferred_delivered",
+                {{"tenant", r.tenant}, {"name", r.name}, {"status", std::to_string(status)}});
             (void)relay->deferred->remove(r.id);
             co_return;
         }

@@ -144,15 +144,17 @@ namespace {
 // was routed (the first head is read inline: an attach takes the stream).
 // Stops without EOF when the connection moves to another worker (detaching).
 asio::awaitable<void> read_public(std::shared_ptr<public_conn> conn) {
-    std::vector<char> buf(public_read_chunk);
+    // Not zeroed: 64 KiB of memset per connection showed in the profile.
+    const auto buf = std::make_unique_for_overwrite<char[]>(public_read_chunk);
     while (!conn->closed && !conn->detaching) {
         if (conn->buffered().size() >= public_buffer_cap) {
             co_await conn->room_signal.wait(steady::time_point::max());
             continue;
         }
         error_code ec;
-        std::size_t n = co_await conn->stream->read_some(asio::buffer(buf), ec);
-        if (n > 0) conn->in.append(buf.data(), n);
+        std::size_t n =
+            co_await conn->stream->read_some(asio::buffer(buf.get(), public_read_chunk), ec);
+        if (n > 0) conn->in.append(buf.get(), n);
         if (ec && conn->detaching) break;
         if (ec) {
             conn->in_eof = true;

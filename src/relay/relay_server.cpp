@@ -124,7 +124,8 @@ asio::awaitable<void> drain_and_close(std::shared_ptr<relay_state> st,
     const auto drain_until = steady::now() + st->live()->config.shutdown.drain_timeout;
     st->queue->wake_all();
     while (st->queue->waiting() > 0 && !st->owned.closing() && steady::now() < drain_until)
-        (void)co_await wake->wait(std::min(drain_until, steady::now() + std::chrono::milliseconds(20)));
+        (void)co_await wake->wait(
+            std::min(drain_until, steady::now() + std::chrono::milliseconds(20)));
     while (st->in_flight > 0 && !st->owned.closing()) {
         st->on_drained = [wake] { wake->notify(); };
         if (!co_await wake->wait(drain_until)) break;
