@@ -22,6 +22,8 @@
 #include "core/wake_signal.hpp"
 #include "relay/admin_server.hpp"
 #include "relay/cluster_hop.hpp"
+#include "relay/cluster_rates.hpp"
+#include "relay/cluster_revocations.hpp"
 #include "relay/cluster_routes.hpp"
 #include "relay/public_connection.hpp"
 #include "relay/relay_state.hpp"
@@ -280,7 +282,6 @@ core::result<std::unique_ptr<relay_server>> relay_server::create(asio::io_contex
         state->revocations = std::move(*revoked);
     else
         return tl::unexpected(revoked.error());
-    watch_revocations(state);
     state->set_live(std::make_shared<const live_settings>(
         live_settings{cfg, state->verifier, state->visitor_tokens, 1}));
     if (!cfg.audit_log.empty()) {
@@ -301,7 +302,14 @@ core::result<std::unique_ptr<relay_server>> relay_server::create(asio::io_contex
         if (!internal) return tl::unexpected(internal.error());
         state->internal_acceptor.emplace(std::move(*internal));
         state->cluster = cluster_routes::create(io, *cfg.cluster);
+        // Revocations and rate limits shared by the cluster (docs/cluster.md
+        // "Revocations", "Rate limits"), over the route table's Redis clients.
+        state->revocations =
+            cluster_revocations::create(io, std::move(state->revocations),
+                                        state->cluster->commands(), state->cluster->subscriber());
+        state->shared_rates = make_cluster_rates(state, state->cluster->commands());
     }
+    watch_revocations(state);
     if (cfg.usage) {
         auto usage = usage::usage_recorder::open(*cfg.usage, workers);
         if (!usage) return tl::unexpected(usage.error());
