@@ -9,13 +9,11 @@ namespace tunnel::relay {
 
 namespace {
 
-using std::chrono::milliseconds;
-
 // Buckets unused this long go first when the table is full.
 constexpr auto idle_entry = std::chrono::seconds(60);
 
-milliseconds ceil_ms(double seconds) {
-    return milliseconds(static_cast<long long>(std::ceil(seconds * 1000.0)));
+std::chrono::milliseconds ceil_ms(double seconds) {
+    return std::chrono::milliseconds(static_cast<long long>(std::ceil(seconds * 1000.0)));
 }
 
 }  // namespace
@@ -86,8 +84,9 @@ rate_decision shared_rate_limiter::acquire(std::string_view key, bucket_settings
         } else {
             auto wait = ceil_ms((cost - e.balance) / settings.rate);
             if (e.starved_until > now)
-                wait = std::max(wait, std::chrono::ceil<milliseconds>(e.starved_until - now));
-            d.retry_after = std::max(milliseconds(1), wait);
+                wait = std::max(
+                    wait, std::chrono::ceil<std::chrono::milliseconds>(e.starved_until - now));
+            d.retry_after = std::max(std::chrono::milliseconds(1), wait);
         }
         if (!e.fetching && now >= e.next_fetch && e.balance < static_cast<double>(batch) / 2) {
             e.fetching = true;
@@ -127,7 +126,7 @@ void shared_rate_limiter::fetched(const std::string& key, long long want, std::o
     // said): a relay kept short asks Redis about 20 times a second per key
     // at most, not once per token.
     const double half_batch = std::max(1.0, static_cast<double>(batch_for(e.settings)) / 2);
-    auto dry = std::max(milliseconds(1), ceil_ms(half_batch / e.settings.rate));
+    auto dry = std::max(std::chrono::milliseconds(1), ceil_ms(half_batch / e.settings.rate));
     if (g->granted <= 0) dry = std::max(dry, g->retry_after);
     e.starved_until = now + dry;
     e.next_fetch = e.starved_until;

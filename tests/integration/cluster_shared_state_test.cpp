@@ -204,9 +204,9 @@ hammer_result hammer(const std::vector<std::pair<std::uint16_t, std::string>>& t
     std::vector<std::thread> threads;
     for (const auto& [port, path] : targets)
         for (int i = 0; i < per_target; ++i)
-            threads.emplace_back([&, port = port, path = path] {
+            threads.emplace_back([&, to = port, target = path] {
                 while (steady::now() < until) {
-                    auto r = http_request(port, get(path), 5s);
+                    auto r = http_request(to, get(target), 5s);
                     if (r && r->status == 200) {
                         ++ok;
                     } else if (r && r->status == 429) {

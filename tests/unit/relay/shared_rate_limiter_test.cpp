@@ -12,7 +12,7 @@ namespace tunnel::relay {
 namespace {
 
 using namespace std::chrono_literals;
-using grant = shared_rate_limiter::grant;
+using batch_grant = shared_rate_limiter::grant;
 
 // Fetches held until the test answers them.
 struct pending_fetches {
@@ -30,7 +30,7 @@ struct pending_fetches {
         };
     }
     // Answers the oldest fetch.
-    void answer(std::optional<grant> g) {
+    void answer(std::optional<batch_grant> g) {
         ASSERT_FALSE(queue.empty());
         auto f = std::move(queue.front());
         queue.pop_front();
@@ -61,7 +61,7 @@ struct model_bucket {
     core::clock::time_point ts = clock.now();
     long long granted = 0;
 
-    grant take_up_to(long long max) {
+    batch_grant take_up_to(long long max) {
         const auto now = clock.now();
         tokens = std::min(burst, tokens + std::chrono::duration<double>(now - ts).count() * rate);
         ts = now;
@@ -102,7 +102,7 @@ TEST(SharedRateLimiter, ANewKeyIsAdmittedOnCreditAndTheDebtIsPaidFirst) {
     EXPECT_EQ(t.fetches.queue.size(), 1u) << "one fetch at a time per key";
 
     // The grant pays the debt first.
-    t.fetches.answer(grant{3, 0ms});
+    t.fetches.answer(batch_grant{3, 0ms});
     EXPECT_DOUBLE_EQ(t.limiter->balance("tenant/acme"), 1);
     EXPECT_TRUE(t.limiter->acquire("tenant/acme", s).allowed);
     // Below half a batch: the next fetch goes out.
@@ -115,7 +115,7 @@ TEST(SharedRateLimiter, ADryBucketStopsTheCreditUntilATokenIsBack) {
     under_test t;
     const bucket_settings s{20, 20};
     EXPECT_TRUE(t.limiter->acquire("k", s).allowed);
-    t.fetches.answer(grant{0, 400ms});  // another relay took everything
+    t.fetches.answer(batch_grant{0, 400ms});  // another relay took everything
     auto refused = t.limiter->acquire("k", s);
     EXPECT_FALSE(refused.allowed);
     EXPECT_EQ(refused.retry_after, 400ms);
@@ -129,7 +129,7 @@ TEST(SharedRateLimiter, ADryBucketStopsTheCreditUntilATokenIsBack) {
     ASSERT_EQ(t.fetches.queue.size(), 1u);
     EXPECT_EQ(t.fetches.queue.front().want, 4);  // batch 2 + debt 2
     // A short grant (1 of 4) pays part of the debt; dry for one token's time.
-    t.fetches.answer(grant{1, 0ms});
+    t.fetches.answer(batch_grant{1, 0ms});
     EXPECT_DOUBLE_EQ(t.limiter->balance("k"), -1);
     EXPECT_FALSE(t.limiter->acquire("k", s).allowed);
     t.clock.advance(50ms);
@@ -202,7 +202,7 @@ TEST(SharedRateLimiter, KeysAreBounded) {
     under_test t(4);
     for (int i = 0; i < 4; ++i) {
         (void)t.limiter->acquire("k" + std::to_string(i), {10, 10});
-        t.fetches.answer(grant{1, 0ms});
+        t.fetches.answer(batch_grant{1, 0ms});
         t.clock.advance(1s);
     }
     (void)t.limiter->acquire("k4", {10, 10});
