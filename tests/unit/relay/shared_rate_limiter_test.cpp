@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <deque>
+#include <iostream>
 #include <memory>
 #include <string>
 
@@ -189,6 +190,9 @@ TEST(SharedRateLimiter, TwoRelaysTogetherAdmitOneBudgetPlusTheBatchSlack) {
         }
         const double budget = s.burst + s.rate * 10;
         const long long slack = 2 * shared_rate_limiter::batch_for(s);
+        std::cout << "[ measure  ] " << s.rate << "/s burst " << s.burst << ": " << admitted
+                  << " admitted by two relays in 10 s (budget " << budget << ", slack " << slack
+                  << "), " << a->fetches() + b->fetches() << " fetches for 20000 requests\n";
         EXPECT_LE(admitted, static_cast<long long>(budget) + slack) << s.rate;
         EXPECT_GE(admitted, static_cast<long long>(budget * 0.97)) << s.rate;
         EXPECT_LE(redis.granted, static_cast<long long>(budget)) << s.rate;
