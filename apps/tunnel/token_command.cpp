@@ -94,6 +94,8 @@ int run_revoke(const token_flags& f) {
         std::cout << j.dump() << "\n";
         return 0;
     }
+    if (j.is_object() && j.contains("warning") && j["warning"].is_string())
+        fmt::print(stderr, "tunnel token: warning: {}\n", j["warning"].get<std::string>());
     fmt::print("revoked {}{}; {} attached tunnel(s) closed; kept until {}\n", f.revoke,
                j.value("new", true) ? "" : " (already revoked)", j.value("tunnels_closed", 0),
                j.value("kept_until", std::string("?")));

@@ -11,9 +11,13 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "cluster/redis_client.hpp"
+#include "cluster/redis_script.hpp"
 
 namespace tunnel::cluster {
 
@@ -32,6 +36,13 @@ class revocation_list {
                                                              clock::time_point expires);
     // Whether `jti` is revoked: remembered here, or found in Redis.
     [[nodiscard]] asio::awaitable<core::result<bool>> is_revoked(std::string jti);
+    // Until when Redis keeps `jti` revoked; nullopt when it does not hold it.
+    [[nodiscard]] asio::awaitable<core::result<std::optional<clock::time_point>>> expiry(
+        std::string jti);
+    // Every revocation Redis holds (SCAN over `<prefix>revoked:*`, one
+    // round trip per page for the expiries), at most max_remembered.
+    using revoked_entry = std::pair<std::string, clock::time_point>;  // jti, until
+    [[nodiscard]] asio::awaitable<core::result<std::vector<revoked_entry>>> load();
     // Without Redis: what this relay has seen (its own and published ones).
     [[nodiscard]] bool known_revoked(const std::string& jti) const;
 
@@ -48,6 +59,7 @@ class revocation_list {
     std::shared_ptr<redis_client> commands_;
     std::shared_ptr<redis_client> subscriber_;
     std::string prefix_;
+    redis_script expiries_;
     mutable std::mutex mutex_;
     std::map<std::string, clock::time_point> known_;  // jti -> until
 };

@@ -19,6 +19,12 @@ struct bucket_decision {
     long long tokens_left = 0;                 // whole tokens after this take
 };
 
+// take_up_to: what a relay fetching a batch got.
+struct bucket_grant {
+    long long granted = 0;                     // whole tokens, 0..max
+    std::chrono::milliseconds retry_after{0};  // none granted: until one is back
+};
+
 class shared_buckets {
   public:
     explicit shared_buckets(std::shared_ptr<redis_client> redis, std::string prefix = "tunnel:");
@@ -28,12 +34,23 @@ class shared_buckets {
                                                                       double burst,
                                                                       double cost = 1);
 
+    // Takes as many whole tokens as the bucket holds, at most `max` (a
+    // relay refilling its local share in batches: relay/shared_rate_limiter.hpp).
+    [[nodiscard]] asio::awaitable<core::result<bucket_grant>> take_up_to(std::string key,
+                                                                         double rate, double burst,
+                                                                         long long max);
+
     [[nodiscard]] const redis_script& script() const noexcept { return take_; }
 
   private:
+    [[nodiscard]] asio::awaitable<core::result<reply>> run(const redis_script& script,
+                                                           std::string key, double rate,
+                                                           double burst, double amount);
+
     std::shared_ptr<redis_client> redis_;
     std::string prefix_;
     redis_script take_;
+    redis_script take_up_to_;
 };
 
 }  // namespace tunnel::cluster

@@ -91,6 +91,8 @@ admin_response diagnostics(relay_state& st) {
     j["routes"] = table->routes.size();
     j["in_flight"] = st.in_flight.load();
     j["rate_limit_buckets"] = st.limiter.size();
+    if (st.shared_rates)  // cluster: the balances refilled from Redis
+        j["shared_rate_limit_buckets"] = st.shared_rates->size();
     j["counters"] = counters_json(st.metrics);
     return json_response(j);
 }

@@ -107,7 +107,7 @@ admission check_policy(const public_route& route, const tenant_policy& policy,
         fmt::format("the token of tenant {} no longer allows {:?}", route.tenant, route.name));
 }
 
-admission check_rates(rate_limiter& limiter, const limits_config& limits, const public_route& route,
+admission check_rates(rate_source& limiter, const limits_config& limits, const public_route& route,
                       const tenant_policy& policy) {
     const double tenant_ratio =
         limits.tenant_rps > 0 ? limits.tenant_burst / limits.tenant_rps : 2.0;
@@ -159,7 +159,7 @@ admission admit(relay_state& relay, const public_route& route, tunnel_entry* t,
                 std::chrono::system_clock::time_point now) {
     if (auto a = check_tunnel(route, t); !a.admitted()) return a;
     if (auto a = check_policy(route, t->policy, now); !a.admitted()) return a;
-    if (auto a = check_rates(relay.limiter, relay.live()->config.limits, route, t->policy);
+    if (auto a = check_rates(relay.rates(), relay.live()->config.limits, route, t->policy);
         !a.admitted())
         return a;
     if (auto a = check_streams(route, *t); !a.admitted()) return a;

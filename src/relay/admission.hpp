@@ -100,7 +100,7 @@ struct admission {
 // in the configured tenant_burst/tenant_rps ratio), then from the route's
 // (route_rps, route_burst). The route's is not touched when the tenant's
 // refuses.
-[[nodiscard]] admission check_rates(rate_limiter& limiter, const limits_config& limits,
+[[nodiscard]] admission check_rates(rate_source& limiter, const limits_config& limits,
                                     const public_route& route, const tenant_policy& policy);
 
 // The tunnel's concurrent requests against its token's max_streams.

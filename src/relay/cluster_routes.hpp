@@ -99,6 +99,15 @@ class cluster_routes : public std::enable_shared_from_this<cluster_routes> {
     [[nodiscard]] std::string lease_key(const std::string& lease_route, std::uint64_t tunnel) const;
 
     [[nodiscard]] const std::string& node() const noexcept { return node_; }
+    // The relay's two Redis clients (commands; subscriptions), started and
+    // stopped here and shared with its other cluster state (revocations,
+    // rate limits).
+    [[nodiscard]] const std::shared_ptr<cluster::redis_client>& commands() const noexcept {
+        return commands_;
+    }
+    [[nodiscard]] const std::shared_ptr<cluster::redis_client>& subscriber() const noexcept {
+        return subscriber_;
+    }
     [[nodiscard]] std::uint64_t conflicts() const noexcept { return conflicts_; }
 
   private:

@@ -28,6 +28,17 @@ struct rate_decision {
     [[nodiscard]] long long retry_after_seconds() const noexcept;
 };
 
+// Where admission takes its tokens (admission.hpp: check_rates): this
+// relay's own buckets (rate_limiter), or buckets shared by the relays of a
+// cluster (shared_rate_limiter.hpp). Thread-safe; never waits on I/O.
+class rate_source {
+  public:
+    virtual ~rate_source() = default;
+    // Takes `cost` tokens from `key`'s bucket if it has them.
+    [[nodiscard]] virtual rate_decision acquire(std::string_view key, bucket_settings settings,
+                                                double cost = 1) = 0;
+};
+
 // Thread-safe. Each key has one bucket; a new bucket starts full. The
 // settings are passed per call (a tenant's rps comes from its token), and a
 // bucket adopts the latest settings it is called with.
@@ -36,7 +47,7 @@ struct rate_decision {
 // buckets that have refilled to full (indistinguishable from a new one) are
 // dropped first; if none has, the least recently used bucket is dropped and
 // evictions() counts it (that key starts over with a full bucket).
-class rate_limiter {
+class rate_limiter final : public rate_source {
   public:
     explicit rate_limiter(std::size_t max_keys = 10000,
                           const core::clock& clock = core::system_clock_source());
@@ -44,9 +55,8 @@ class rate_limiter {
     rate_limiter(const rate_limiter&) = delete;
     rate_limiter& operator=(const rate_limiter&) = delete;
 
-    // Takes `cost` tokens from `key`'s bucket if it has them.
     [[nodiscard]] rate_decision acquire(std::string_view key, bucket_settings settings,
-                                        double cost = 1);
+                                        double cost = 1) override;
 
     [[nodiscard]] std::size_t size() const;
     // Buckets dropped while not yet full (the bound was too small for the load).

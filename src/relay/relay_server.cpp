@@ -22,6 +22,8 @@
 #include "core/wake_signal.hpp"
 #include "relay/admin_server.hpp"
 #include "relay/cluster_hop.hpp"
+#include "relay/cluster_rates.hpp"
+#include "relay/cluster_revocations.hpp"
 #include "relay/cluster_routes.hpp"
 #include "relay/public_connection.hpp"
 #include "relay/relay_state.hpp"
@@ -286,7 +288,6 @@ core::result<std::unique_ptr<relay_server>> relay_server::create(asio::io_contex
         state->revocations = std::move(*revoked);
     else
         return tl::unexpected(revoked.error());
-    watch_revocations(state);
     if (!cfg.queue.state_file.empty()) {
         auto deferred = deferred_store::open(cfg.queue.state_file);
         if (!deferred) return tl::unexpected(deferred.error());
@@ -325,7 +326,14 @@ core::result<std::unique_ptr<relay_server>> relay_server::create(asio::io_contex
                 else if (!s->table()->routes.count({tenant, name}))
                     s->queue->close(tenant, name);
             });
+        // Revocations and rate limits shared by the cluster (docs/cluster.md
+        // "Revocations", "Rate limits"), over the route table's Redis clients.
+        state->revocations =
+            cluster_revocations::create(io, std::move(state->revocations),
+                                        state->cluster->commands(), state->cluster->subscriber());
+        state->shared_rates = make_cluster_rates(state, state->cluster->commands());
     }
+    watch_revocations(state);
     if (cfg.usage) {
         auto usage = usage::usage_recorder::open(*cfg.usage, workers);
         if (!usage) return tl::unexpected(usage.error());

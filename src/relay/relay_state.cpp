@@ -75,7 +75,12 @@ relay_metrics::relay_metrics(observe::metrics_registry& r)
                      "owner), failed (the owner unreachable), requeued (waits for the lease's "
                      "tunnel again), received (from another relay), refused (a bad or "
                      "unauthenticated hop).",
-                     {"outcome"})) {}
+                     {"outcome"})),
+      cluster_rates(r.counter("relay_cluster_rate_limits_total",
+                              "The cluster's shared rate limits: batches fetched from Redis "
+                              "(fetched, short, failed) and requests decided by this relay alone "
+                              "while Redis was away (local).",
+                              {"outcome"})) {}
 
 relay_state::relay_state(asio::io_context& io_context, relay_config cfg, token_verifier v,
                          ssh::server_identity id)

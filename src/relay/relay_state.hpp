@@ -39,6 +39,7 @@
 #include "relay/request_trace.hpp"
 #include "relay/revocation_list.hpp"
 #include "relay/share_store.hpp"
+#include "relay/shared_rate_limiter.hpp"
 #include "relay/token_verifier.hpp"
 #include "relay/visitor_access.hpp"
 #include "ssh/server_session.hpp"
@@ -118,6 +119,11 @@ struct relay_metrics {
     // The cluster's proxy hop (cluster_hop.hpp): {outcome} sent, failed (the
     // owner unreachable), received, refused.
     observe::counter_family& hops;
+    // The cluster's shared rate limits (shared_rate_limiter.hpp): {outcome}
+    // fetched (a full batch), short (the shared bucket ran low), failed
+    // (Redis did not answer), local (a request decided by this relay's own
+    // buckets while Redis was away).
+    observe::counter_family& cluster_rates;
 };
 
 // The route table and the tunnel list, as one immutable snapshot: replaced
@@ -202,6 +208,15 @@ class relay_state {
     }
     ssh::server_identity identity;
     rate_limiter limiter;
+    // With `cluster:`: the tenant and route buckets shared by every relay,
+    // refilled in batches from Redis, `limiter` while Redis is away
+    // (shared_rate_limiter.hpp); null for a single relay.
+    std::shared_ptr<shared_rate_limiter> shared_rates;
+    // Where admission takes its tokens: shared_rates, else limiter.
+    [[nodiscard]] rate_source& rates() {
+        if (shared_rates) return *shared_rates;
+        return limiter;
+    }
     observe::metrics_registry registry;
     relay_metrics metrics{registry};
     // Tracing (docs/relay.md "Tracing"): where spans go; null when it is off.

@@ -1,8 +1,8 @@
 // Revoked tunnel and visitor tokens, by their `jti` (docs/relay.md "Revoking
 // a token"). One job: add, check, list, and tell subscribers of each new
 // revocation. The relay holds it through this interface so a cluster
-// variant (Redis: revocations shared by every relay, changes published to
-// all) can take the place of the local one without touching its callers.
+// variant (cluster_revocations.hpp: revocations shared by every relay
+// through Redis) wraps the local one without touching its callers.
 //
 // The local list keeps each entry until its token would have expired
 // anyway, in SQLite when a state file is configured (it survives a
@@ -55,6 +55,9 @@ class revocation_list {
     [[nodiscard]] virtual std::vector<revoked_token> list() const = 0;
     // `fn` is called (on the thread that revoked) for every new revocation.
     virtual void subscribe(listener fn) = 0;
+    // Empty when a revocation made now reaches every relay it should at
+    // once; else why not yet (a cluster whose Redis is away).
+    [[nodiscard]] virtual std::string pending_reason() const { return {}; }
 };
 
 // The local list: SQLite at `state_file`, or memory when it is empty.

@@ -178,7 +178,7 @@ asio::awaitable<void> carry(std::shared_ptr<relay_state> relay, tcp::socket raw,
     // The checks HTTP requests pass (admission.hpp), in the same order.
     const public_route pr{tenant, name, std::string(), sni};
     admission a = check_policy(pr, t->policy, std::chrono::system_clock::now());
-    if (a.admitted()) a = check_rates(relay->limiter, relay->config.limits, pr, t->policy);
+    if (a.admitted()) a = check_rates(relay->rates(), relay->config.limits, pr, t->policy);
     if (a.admitted()) a = check_streams(pr, *t);
     if (!a.admitted()) {
         count_refusal(*relay, a);

@@ -79,6 +79,8 @@ admin_response revoke(relay_state& st, const admin_request& req) {
             if (!body.contains("exp")) expires = std::max(expires.value_or(now), t->policy.expires);
         }
     revoked_token entry{jti, expires.value_or(now + default_keep), now};
+    // Read before the add: a cluster's write to Redis starts with it.
+    const std::string pending = st.revocations->pending_reason();
     auto added = st.revocations->add(entry);
     if (!added) {
         spdlog::error("revoking token {} failed: {}", core::log_text(jti, 64),
@@ -96,11 +98,16 @@ admin_response revoke(relay_state& st, const admin_request& req) {
                                      {"tunnels", std::to_string(attached)},
                                      {"expires", core::utc_iso8601(entry.expires)},
                                      {"reason", reason}});
-    return json_response({{"jti", jti},
+    nlohmann::json answer{{"jti", jti},
                           {"revoked", true},
                           {"new", *added},
                           {"tunnels_closed", attached},
-                          {"kept_until", core::utc_iso8601(entry.expires)}});
+                          {"kept_until", core::utc_iso8601(entry.expires)}};
+    if (!pending.empty()) {
+        spdlog::warn("token {}: {}", core::log_text(jti, 64), pending);
+        answer["warning"] = pending;
+    }
+    return json_response(answer);
 }
 
 admin_response list_revoked(relay_state& st) {

@@ -14,17 +14,17 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr std::size_t max_claims_bytes = 8192;
+constexpr std::size_t max_visitor_claims_bytes = 8192;
 constexpr std::size_t max_services = 64;
 constexpr std::size_t max_audiences = 8;
 
-token_error refuse(token_errc code, std::string message) {
+token_error visitor_refusal(token_errc code, std::string message) {
     return token_error{code, std::move(message), {}};
 }
 
 // A NumericDate within ±1e12 s, so differences with now fit a long long
 // (token_verifier.cpp: the same rule).
-std::optional<double> numeric(const json& v) {
+std::optional<double> numeric_date(const json& v) {
     if (!v.is_number()) return std::nullopt;
     const double d = v.get<double>();
     if (!std::isfinite(d) || d < -1e12 || d > 1e12) return std::nullopt;
@@ -50,9 +50,9 @@ token_result<visitor_grant> map_visitor_claims(std::string_view claims_json,
                                                std::chrono::seconds leeway,
                                                std::chrono::system_clock::time_point now) {
     auto fail = [](token_errc code, std::string message) {
-        return tl::unexpected(refuse(code, std::move(message)));
+        return tl::unexpected(visitor_refusal(code, std::move(message)));
     };
-    if (claims_json.size() > max_claims_bytes)
+    if (claims_json.size() > max_visitor_claims_bytes)
         return fail(token_errc::malformed, "visitor token claims are too large");
     auto claims = json::parse(claims_json, nullptr, false);
     if (claims.is_discarded() || !claims.is_object())
@@ -94,7 +94,7 @@ token_result<visitor_grant> map_visitor_claims(std::string_view claims_json,
     auto exp_it = claims.find("exp");
     if (exp_it == claims.end())
         return fail(token_errc::missing_claim, "visitor token has no \"exp\" claim");
-    auto exp = numeric(*exp_it);
+    auto exp = numeric_date(*exp_it);
     if (!exp || *exp < 0 || *exp > 7.2e9)
         return fail(token_errc::invalid_claim,
                     "\"exp\" must be a NumericDate (seconds since 1970) before the year 2200");
@@ -105,7 +105,7 @@ token_result<visitor_grant> map_visitor_claims(std::string_view claims_json,
     for (const char* claim : {"nbf", "iat"}) {
         auto it = claims.find(claim);
         if (it == claims.end()) continue;
-        auto v = numeric(*it);
+        auto v = numeric_date(*it);
         if (!v)
             return fail(token_errc::invalid_claim,
                         fmt::format("\"{}\" must be a NumericDate", claim));

@@ -78,13 +78,6 @@ struct hop_cluster {
     std::unique_ptr<streaming_origin> origin;
     std::optional<relay_client> tunnel;
 
-    static std::string yaml(const redis_fixture& redis, const std::string& node, std::uint16_t port,
-                            const std::string& secret_file) {
-        return "cluster:\n  redis: " + redis.url() + "\n  node: " + node +
-               "\n  internal_listen: 127.0.0.1:" + std::to_string(port) +
-               "\n  secret_file: " + secret_file + "\n";
-    }
-
     // Empty when all is up, else what failed.
     std::string start() {
         auto r = redis_fixture::start();
@@ -100,12 +93,12 @@ struct hop_cluster {
         if (!pa || !pb) return "no free port";
         a_internal = *pa;
         relay_options oa;
-        oa.extra_yaml = yaml(*redis, "relay-a", *pa, secret);
+        oa.extra_yaml = cluster_yaml(*redis, "relay-a", secret, *pa);
         auto ra = relay_fixture::start(oa);
         if (!ra) return ra.error().message;
         a.emplace(std::move(*ra));
         relay_options ob;
-        ob.extra_yaml = yaml(*redis, "relay-b", *pb, secret);
+        ob.extra_yaml = cluster_yaml(*redis, "relay-b", secret, *pb);
         ob.share_secret_of = a->secret_path();
         auto rb = relay_fixture::start(ob);
         if (!rb) return rb.error().message;

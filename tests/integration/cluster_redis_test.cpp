@@ -468,6 +468,68 @@ TEST(Revocations, TheSubscriptionComesBackAfterRedisRestarts) {
     });
 }
 
+TEST(Revocations, LoadFindsEveryRevocationWithItsExpiry) {
+    auto redis = test::redis_fixture::start();
+    ASSERT_TRUE(redis) << redis.error().message;
+    run_async([&]() -> asio::awaitable<void> {
+        AWAIT(ex, asio::this_coro::executor);
+        auto cmd = client_for(ex, redis->url());
+        auto sub = client_for(ex, redis->url());
+        revocation_list list(cmd, sub);
+        const auto now = std::chrono::system_clock::now();
+        for (int i = 0; i < 3; ++i) {
+            AWAIT(r, list.revoke("load-" + std::to_string(i), now + std::chrono::hours(1 + i)));
+            EXPECT_TRUE(r);
+        }
+        AWAIT(by_hand, cmd->command({"SET", "tunnel:revoked:by-hand", "1"}));  // no TTL
+        EXPECT_TRUE(by_hand && by_hand->is_ok());
+        AWAIT(loaded, list.load());
+        EXPECT_TRUE(loaded) << (loaded ? "" : loaded.error().message);
+        if (loaded) {
+            EXPECT_EQ(loaded->size(), 4u);
+            for (const auto& [jti, until] : *loaded) {
+                if (jti == "by-hand") {
+                    EXPECT_GT(until, now + std::chrono::hours(23));
+                    continue;
+                }
+                const int i = jti.back() - '0';
+                const auto want = now + std::chrono::hours(1 + i);
+                EXPECT_LT(std::chrono::abs(until - want), 2s) << jti;
+            }
+        }
+        AWAIT(until, list.expiry("load-2"));
+        EXPECT_TRUE(until && *until);
+        AWAIT(none, list.expiry("never-revoked"));
+        EXPECT_TRUE(none && !*none);
+        cmd->stop();
+        sub->stop();
+    });
+}
+
+TEST(SharedBuckets, TakeUpToGrantsWhatTheBucketHolds) {
+    auto redis = test::redis_fixture::start();
+    ASSERT_TRUE(redis) << redis.error().message;
+    run_async([&]() -> asio::awaitable<void> {
+        AWAIT(ex, asio::this_coro::executor);
+        auto c = client_for(ex, redis->url());
+        shared_buckets buckets(c);
+        AWAIT(first, buckets.take_up_to("rps:batch", 0.5, 5, 3));
+        EXPECT_TRUE(first && first->granted == 3);
+        AWAIT(second, buckets.take_up_to("rps:batch", 0.5, 5, 3));
+        EXPECT_TRUE(second && second->granted == 2);  // what was left
+        AWAIT(dry, buckets.take_up_to("rps:batch", 0.5, 5, 3));
+        EXPECT_TRUE(dry && dry->granted == 0);
+        if (dry) {
+            EXPECT_GT(dry->retry_after, 1000ms);  // one token at 0.5/s
+            EXPECT_LE(dry->retry_after, 2000ms);
+        }
+        // It is the same bucket take() uses.
+        AWAIT(one, buckets.take("rps:batch", 0.5, 5));
+        EXPECT_TRUE(one && !one->allowed);
+        c->stop();
+    });
+}
+
 TEST(SharedBuckets, OneBucketIsSharedByTwoClients) {
     auto redis = test::redis_fixture::start();
     ASSERT_TRUE(redis) << redis.error().message;

@@ -46,14 +46,6 @@ int events(const std::string& what, const std::string& log) {
     return n;
 }
 
-std::string cluster_yaml(const redis_fixture& redis, const std::string& node,
-                         const std::string& secret_file) {
-    auto port = unused_port();
-    return "cluster:\n  redis: " + redis.url() + "\n  node: " + node +
-           "\n  internal_listen: 127.0.0.1:" + std::to_string(port ? *port : 1) +
-           "\n  secret_file: " + secret_file + "\n";
-}
-
 TEST(ClusterRelays, ANamePublishedOnOneRelayIsRefusedOnTheOther) {
     auto redis = redis_fixture::start();
     ASSERT_TRUE(redis) << redis.error().message;

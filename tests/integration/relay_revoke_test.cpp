@@ -12,7 +12,6 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "core/encoding.hpp"
 #include "support/relay_fixture.hpp"
 #include "support/tcp_servers.hpp"
 #include "support/tunnel_cli.hpp"
@@ -25,16 +24,6 @@ using steady = std::chrono::steady_clock;
 
 const std::string admin_token = "admin-token-0123456789abcdef";
 constexpr const char* visitor_secret = "revoke-test-visitor-secret-0123456789abcdef";
-
-// The token's jti claim.
-std::string jti_of(const std::string& token) {
-    const auto first = token.find('.');
-    const auto second = token.find('.', first + 1);
-    auto payload = core::base64url_decode(token.substr(first + 1, second - first - 1));
-    if (!payload) return {};
-    auto j = nlohmann::json::parse(*payload, nullptr, false);
-    return j.is_object() ? j.value("jti", "") : "";
-}
 
 std::string get(const std::string& path, const std::string& extra = {}) {
     return fmt::format("GET {} HTTP/1.1\r\nHost: 127.0.0.1\r\n{}Connection: close\r\n\r\n", path,

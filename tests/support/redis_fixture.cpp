@@ -20,6 +20,14 @@ std::string trim(std::string s) {
 
 }  // namespace
 
+std::string cluster_yaml(const redis_fixture& redis, const std::string& node,
+                         const std::string& secret_file, std::uint16_t internal_port) {
+    if (internal_port == 0) internal_port = unused_port().value_or(1);
+    return fmt::format(
+        "cluster:\n  redis: {}\n  node: {}\n  internal_listen: 127.0.0.1:{}\n  secret_file: {}\n",
+        redis.url(), node, internal_port, secret_file);
+}
+
 core::result<redis_fixture> redis_fixture::start(options opts) {
     auto dir = temp_dir::create("tunnel-redis");
     if (!dir) return tl::unexpected(dir.error());

@@ -56,4 +56,11 @@ class redis_fixture {
     std::vector<child_process> sentinels_;
 };
 
+// The `cluster:` section of a relay's YAML using `redis` (docs/cluster.md):
+// node, internal_listen on 127.0.0.1:internal_port (0: a free port) and
+// secret_file.
+[[nodiscard]] std::string cluster_yaml(const redis_fixture& redis, const std::string& node,
+                                       const std::string& secret_file,
+                                       std::uint16_t internal_port = 0);
+
 }  // namespace tunnel::test

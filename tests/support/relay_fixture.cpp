@@ -14,6 +14,7 @@
 #include <openssl/hmac.h>
 #include <nlohmann/json.hpp>
 
+#include "core/encoding.hpp"
 #include "support/net.hpp"
 #include "support/tcp_servers.hpp"
 #include "support/tunnel_cli.hpp"
@@ -337,6 +338,16 @@ bool relay_fixture::wait_published(const std::string& tenant, const std::string&
         if (std::chrono::steady_clock::now() >= deadline) return false;
         std::this_thread::sleep_for(20ms);
     }
+}
+
+std::string jti_of(const std::string& token) {
+    const auto first = token.find('.');
+    const auto second = token.find('.', first + 1);
+    if (first == std::string::npos || second == std::string::npos) return {};
+    auto payload = core::base64url_decode(token.substr(first + 1, second - first - 1));
+    if (!payload) return {};
+    auto j = nlohmann::json::parse(*payload, nullptr, false);
+    return j.is_object() ? j.value("jti", "") : "";
 }
 
 std::optional<http_reply> parse_http_reply(const std::string& raw) {

@@ -158,6 +158,9 @@ class relay_fixture {
 [[nodiscard]] core::result<http_reply> http_request(
     std::uint16_t port, const std::string& request,
     std::chrono::milliseconds timeout = std::chrono::seconds(10));
+// A token's jti claim (empty when it has none).
+[[nodiscard]] std::string jti_of(const std::string& token);
+
 // Parses one HTTP response from `raw` (Content-Length, chunked or until end).
 [[nodiscard]] std::optional<http_reply> parse_http_reply(const std::string& raw);
 
