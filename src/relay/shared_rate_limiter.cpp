@@ -74,10 +74,12 @@ rate_decision shared_rate_limiter::acquire(std::string_view key, bucket_settings
         auto& e = it->second;
         e.settings = settings;
         e.used = now;
-        // Credit: up to one batch ahead of the grants, unless the shared
+        // Credit: up to one batch ahead of the grants, or a quarter of the
+        // burst when that is more (a burst of requests, e.g. a queue let go,
+        // is not refused while the first fetch is out), unless the shared
         // bucket said it is dry.
-        const bool credit =
-            now >= e.starved_until && e.balance - cost >= -static_cast<double>(batch);
+        const double credit_limit = std::max(static_cast<double>(batch), settings.burst / 4.0);
+        const bool credit = now >= e.starved_until && e.balance - cost >= -credit_limit;
         if (e.balance >= cost || credit) {
             e.balance -= cost;
             d.allowed = true;

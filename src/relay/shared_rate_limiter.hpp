@@ -4,13 +4,14 @@
 // batches from the shared bucket in Redis (cluster::shared_buckets::
 // take_up_to), in the background, when the balance falls below half a batch.
 //
-// The balance may go below zero by up to one batch (credit) while the
+// The balance may go below zero by up to one batch, or a quarter of the
+// burst when that is more (credit), while the
 // shared bucket last said it had tokens, so a relay that has not fetched yet
 // (a new key, an idle one) admits at once; that debt is paid from the next
 // grants before anything is admitted from them. When the shared bucket ran
 // dry (a short grant) the relay admits only what it holds until the bucket
 // has tokens again, and refuses with its Retry-After. So N relays together
-// admit at most burst + rate x t + N x batch in any run, and one relay holds
+// admit at most burst + rate x t + N x max(batch, burst / 4) in any run, and one relay holds
 // at most a batch it does not use.
 //
 // While Redis is away (`shared_up` false), decisions go to `fallback`: this

@@ -86,7 +86,7 @@ TEST(SharedRateLimiter, BatchIsATenthOfASecondAtMostAQuarterOfTheBurst) {
 
 TEST(SharedRateLimiter, ANewKeyIsAdmittedOnCreditAndTheDebtIsPaidFirst) {
     under_test t;
-    const bucket_settings s{20, 20};  // batch 2
+    const bucket_settings s{20, 8};  // batch 2, credit 2 (a quarter of the burst is 2 too)
 
     // Admitted at once (no Redis round trip), and a fetch goes out.
     EXPECT_TRUE(t.limiter->acquire("tenant/acme", s).allowed);
@@ -110,6 +110,17 @@ TEST(SharedRateLimiter, ANewKeyIsAdmittedOnCreditAndTheDebtIsPaidFirst) {
     ASSERT_EQ(t.fetches.queue.size(), 1u);
     EXPECT_EQ(t.fetches.queue.front().want, 2);
     EXPECT_EQ(t.limiter->fetches(), 2u);
+}
+
+// A burst (requests let go from a queue) is not refused while the first
+// fetch is out: the credit is a quarter of the burst when that is more than
+// a batch.
+TEST(SharedRateLimiter, ABurstRidesOnAQuarterOfTheBurstOfCredit) {
+    under_test t;
+    const bucket_settings s{20, 40};  // batch 2, credit 10
+    for (int i = 0; i < 10; ++i) EXPECT_TRUE(t.limiter->acquire("route/acme/web", s).allowed) << i;
+    EXPECT_FALSE(t.limiter->acquire("route/acme/web", s).allowed);
+    EXPECT_EQ(t.fetches.queue.size(), 1u) << "one fetch at a time per key";
 }
 
 TEST(SharedRateLimiter, ADryBucketStopsTheCreditUntilATokenIsBack) {
@@ -189,7 +200,8 @@ TEST(SharedRateLimiter, TwoRelaysTogetherAdmitOneBudgetPlusTheBatchSlack) {
             clock.advance(1ms);
         }
         const double budget = s.burst + s.rate * 10;
-        const long long slack = 2 * shared_rate_limiter::batch_for(s);
+        const long long slack =
+            2 * std::max(shared_rate_limiter::batch_for(s), static_cast<long long>(s.burst / 4));
         std::cout << "[ measure  ] " << s.rate << "/s burst " << s.burst << ": " << admitted
                   << " admitted by two relays in 10 s (budget " << budget << ", slack " << slack
                   << "), " << a->fetches() + b->fetches() << " fetches for 20000 requests\n";
