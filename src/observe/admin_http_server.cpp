@@ -44,6 +44,34 @@ std::optional<admin_response> read_failure(const error_code& ec, const admin_ser
     return std::nullopt;
 }
 
+// An answer that comes later (admin_response::later): `deliver` posts it
+// back to this coroutine's executor and wakes it; past `timeout`, 504.
+asio::awaitable<admin_response> await_later(std::function<void(admin_response::deliver_fn)> later,
+                                            std::chrono::milliseconds timeout) {
+    struct slot {
+        explicit slot(const asio::any_io_executor& ex) : timer(ex) {}
+        asio::steady_timer timer;
+        std::optional<admin_response> answer;
+    };
+    const auto ex = co_await asio::this_coro::executor;
+    auto s = std::make_shared<slot>(ex);
+    s->timer.expires_after(timeout);
+    later([s, ex](admin_response r) {
+        asio::post(ex, [s, r = std::move(r)]() mutable {
+            if (s->answer) return;
+            s->answer = std::move(r);
+            s->timer.cancel();
+        });
+    });
+    if (!s->answer) {
+        error_code ec;
+        co_await s->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+    if (s->answer) co_return std::move(*s->answer);
+    co_return admin_response::error(504, "timeout",
+                                    fmt::format("no answer within {} ms", timeout.count()));
+}
+
 }  // namespace
 
 struct admin_http_server::connection {
@@ -255,6 +283,10 @@ asio::awaitable<void> admin_http_server::serve(std::shared_ptr<connection> conn)
         }
         spdlog::debug("{}: {} {} {:?} -> {}", options_.log_name, conn->peer, request.method,
                       request.path.substr(0, 200), response.status);
+    }
+    if (response.later) {
+        auto waiting = await_later(std::move(response.later), options_.read_timeout);
+        response = co_await std::move(waiting);
     }
     if (counters_) counters_->requests.with({std::to_string(response.status)}).inc();
     if (response.events && !head_only && !closed_) {
