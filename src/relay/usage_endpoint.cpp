@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "relay/relay_state.hpp"
+#include "usage/redis_usage.hpp"
 #include "usage/usage_report.hpp"
 #include "usage/usage_store.hpp"
 
@@ -28,6 +29,20 @@ std::vector<observe::admin_endpoint> usage_endpoints(const std::shared_ptr<relay
                              .count();
         auto q = usage::parse_usage_query(req.query, now);
         if (!q) return admin_response::error(400, "bad_query", q.error().message);
+        if (st->cluster_usage) {  // the cluster's numbers, from Redis
+            admin_response later;
+            later.later = [cu = st->cluster_usage, q = *q,
+                           now](admin_response::deliver_fn deliver) {
+                cu->report_to(query, now, [deliver = std::move(deliver)](usage::usage_answer a) {
+                    admin_response res;
+                    res.status = a.status;
+                    res.content_type = std::move(a.content_type);
+                    res.body = std::move(a.body);
+                    deliver(std::move(res));
+                });
+            };
+            return later;
+        }
         if (!*reader) {
             auto store = usage::usage_store::open(st->config.usage->database);
             if (!store) {
