@@ -1,6 +1,9 @@
 #include "relay/cluster_config.hpp"
 
 #include <charconv>
+#include <optional>
+#include <string_view>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -19,12 +22,39 @@ bool valid_node_name(const std::string& s) {
     return true;
 }
 
+// HOST:PORT or [V6]:PORT, port 1-65535, a host without blanks or '/'.
+std::optional<std::pair<std::string, std::uint16_t>> parse_cluster_address(std::string_view text) {
+    std::string_view host, port_text;
+    if (text.starts_with('[')) {
+        auto close = text.find(']');
+        if (close != std::string_view::npos && close + 1 < text.size() && text[close + 1] == ':') {
+            host = text.substr(1, close - 1);
+            port_text = text.substr(close + 2);
+        }
+    } else if (auto colon = text.rfind(':'); colon != std::string_view::npos) {
+        host = text.substr(0, colon);
+        port_text = text.substr(colon + 1);
+        if (host.find(':') != std::string_view::npos) host = {};
+    }
+    unsigned port = 0;
+    auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+    const bool host_ok = !host.empty() && host.find_first_of(" \t/") == std::string_view::npos;
+    if (!host_ok || port_text.empty() || ec != std::errc() ||
+        end != port_text.data() + port_text.size() || port == 0 || port > 65535)
+        return std::nullopt;
+    return std::pair{std::string(host), static_cast<std::uint16_t>(port)};
+}
+
+std::string cluster_host_port(const std::string& host, std::uint16_t port) {
+    if (host.find(':') != std::string::npos) return fmt::format("[{}]:{}", host, port);
+    return fmt::format("{}:{}", host, port);
+}
+
 }  // namespace
 
 std::string cluster_config::internal_address() const {
-    if (internal_host.find(':') != std::string::npos)
-        return fmt::format("[{}]:{}", internal_host, internal_port);
-    return fmt::format("{}:{}", internal_host, internal_port);
+    if (!advertise_host.empty()) return cluster_host_port(advertise_host, advertise_port);
+    return cluster_host_port(internal_host, internal_port);
 }
 
 void read_cluster_config(core::yaml_reader& r, const YAML::Node& node, const std::string& path,
@@ -35,7 +65,8 @@ void read_cluster_config(core::yaml_reader& r, const YAML::Node& node, const std
                 "cluster: for a single relay");
         return;
     }
-    if (!r.expect_map(node, path, {"redis", "node", "internal_listen", "secret_file"})) return;
+    if (!r.expect_map(node, path, {"redis", "node", "internal_listen", "advertise", "secret_file"}))
+        return;
     cluster_config c;
     bool ok = true;
     auto required = [&](const char* key) -> std::optional<std::string> {
@@ -77,37 +108,37 @@ void read_cluster_config(core::yaml_reader& r, const YAML::Node& node, const std
             c.node = *name;
         }
     }
+    auto unspecified = [](std::string_view host) { return host == "0.0.0.0" || host == "::"; };
     if (auto listen = required("internal_listen")) {
-        std::string_view text = *listen;
-        std::string_view host, port_text;
-        if (text.starts_with('[')) {
-            auto close = text.find(']');
-            if (close != std::string_view::npos && close + 1 < text.size() &&
-                text[close + 1] == ':') {
-                host = text.substr(1, close - 1);
-                port_text = text.substr(close + 2);
-            }
-        } else if (auto colon = text.rfind(':'); colon != std::string_view::npos) {
-            host = text.substr(0, colon);
-            port_text = text.substr(colon + 1);
-            if (host.find(':') != std::string_view::npos) host = {};
-        }
-        unsigned port = 0;
-        auto [end, ec] =
-            std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-        const bool host_ok = !host.empty() && host.find_first_of(" \t/") == std::string_view::npos;
-        if (!host_ok || port_text.empty() || ec != std::errc() ||
-            end != port_text.data() + port_text.size() || port == 0 || port > 65535 ||
-            host == "0.0.0.0" || host == "::") {
+        auto a = parse_cluster_address(*listen);
+        // 0.0.0.0 binds every address; then `advertise` names the one to announce.
+        if (!a || (unspecified(a->first) && !node["advertise"])) {
             r.error(path + ".internal_listen",
                     fmt::format("\"{}\" is not HOST:PORT of this relay as the other relays reach "
-                                "it (a specific address, not 0.0.0.0; port 1-65535), e.g. "
-                                "10.0.0.5:7443 or [fd00::5]:7443{}",
+                                "it (a specific address, not 0.0.0.0, unless advertise names one; "
+                                "port 1-65535), e.g. 10.0.0.5:7443 or [fd00::5]:7443{}",
                                 core::log_text(*listen, 80), line_of(node["internal_listen"])));
             ok = false;
         } else {
-            c.internal_host = std::string(host);
-            c.internal_port = static_cast<std::uint16_t>(port);
+            c.internal_host = a->first;
+            c.internal_port = a->second;
+        }
+    }
+    if (node["advertise"]) {
+        auto text = r.string(node["advertise"], path + ".advertise");
+        auto a = text ? parse_cluster_address(*text) : std::nullopt;
+        if (!text) {
+            ok = false;
+        } else if (!a || unspecified(a->first)) {
+            r.error(path + ".advertise",
+                    fmt::format("\"{}\" is not HOST:PORT the other relays can reach this one at "
+                                "(announced to them: a specific address or name, never 0.0.0.0 "
+                                "or ::; port 1-65535), e.g. 10.0.0.5:7443 or the pod's IP{}",
+                                core::log_text(*text, 80), line_of(node["advertise"])));
+            ok = false;
+        } else {
+            c.advertise_host = a->first;
+            c.advertise_port = a->second;
         }
     }
     if (auto file = required("secret_file")) c.secret_file = *file;
@@ -118,7 +149,10 @@ std::vector<std::string> describe(const cluster_config& config) {
     return {
         fmt::format("cluster.redis: {}", cluster::describe(config.redis)),
         fmt::format("cluster.node: {}", config.node),
-        fmt::format("cluster.internal_listen: {}", config.internal_address()),
+        fmt::format("cluster.internal_listen: {}",
+                    cluster_host_port(config.internal_host, config.internal_port)),
+        fmt::format("cluster.advertise: {}{}", config.internal_address(),
+                    config.advertise_host.empty() ? " (internal_listen)" : ""),
         fmt::format("cluster.secret_file: {}", config.secret_file),
     };
 }
