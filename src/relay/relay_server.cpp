@@ -335,8 +335,8 @@ core::result<std::unique_ptr<relay_server>> relay_server::create(asio::io_contex
     if (cfg.usage && state->cluster) {
         // Counted here, kept in the cluster's Redis (docs/cluster.md "Usage analytics").
         state->usage = usage::usage_recorder::create_unstored(*cfg.usage, workers);
-        state->cluster_usage =
-            usage::redis_usage::create(state->usage, state->cluster->redis(), cfg.cluster->node);
+        state->cluster_usage = usage::redis_usage::create(state->usage, state->cluster->redis(),
+                                                          cfg.cluster->node, state->registry);
     } else if (cfg.usage) {
         auto usage = usage::usage_recorder::open(*cfg.usage, workers);
         if (!usage) return tl::unexpected(usage.error());

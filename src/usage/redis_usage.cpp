@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/spawn.hpp"
+#include "core/utc_time.hpp"
 #include "usage/redis_usage_keys.hpp"
 
 namespace tunnel::usage {
@@ -48,10 +49,6 @@ for i, k in ipairs(KEYS) do out[i] = redis.call('HGET', k, 'requests') or '' end
 return out
 )lua";
 
-std::int64_t unix_seconds(redis_usage::clock::time_point t) {
-    return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-}
-
 usage_answer redis_failure(const std::string& message) {
     return {503, "application/json",
             nlohmann::json{{"error", "usage_store"},
@@ -72,18 +69,29 @@ std::vector<std::string> strings_of(const cluster::reply& r) {
 
 std::shared_ptr<redis_usage> redis_usage::create(std::shared_ptr<usage_recorder> recorder,
                                                  std::shared_ptr<cluster::redis_client> redis,
-                                                 std::string node, std::string prefix) {
+                                                 std::string node,
+                                                 observe::metrics_registry& registry,
+                                                 std::string prefix) {
     return std::make_shared<redis_usage>(private_tag{}, std::move(recorder), std::move(redis),
-                                         std::move(node), std::move(prefix));
+                                         std::move(node), registry, std::move(prefix));
 }
 
 redis_usage::redis_usage(private_tag, std::shared_ptr<usage_recorder> recorder,
                          std::shared_ptr<cluster::redis_client> redis, std::string node,
-                         std::string prefix)
+                         observe::metrics_registry& registry, std::string prefix)
     : recorder_(std::move(recorder)),
       redis_(std::move(redis)),
       node_(std::move(node)),
       prefix_(std::move(prefix)),
+      flush_counter_(registry.counter("relay_usage_flushes_total",
+                                      "Usage analytics flushes to the cluster's Redis, by "
+                                      "outcome (ok, failed: the counts wait in memory).",
+                                      {"outcome"})),
+      pending_gauge_(registry.gauge("relay_usage_pending_keys",
+                                    "Hour-and-name usage keys waiting to be added to Redis.")),
+      dropped_counter_(registry.counter("relay_usage_dropped_keys_total",
+                                        "Hour-and-name usage keys dropped: too many waited for "
+                                        "Redis.")),
       add_("usage add", add_source),
       read_("usage read", read_source),
       read_requests_("usage read requests", read_requests_source),
@@ -134,15 +142,18 @@ asio::awaitable<bool> redis_usage::flush(clock::time_point now) {
         ~done_flushing() {
             u.flushing_ = false;
             u.pending_keys_ = u.pending_.keys();
+            u.pending_gauge_.with({}).set(static_cast<double>(u.pending_.keys()));
         }
     } guard{*this};
     if (const auto dropped = pending_.add(recorder_->take(now)); dropped > 0) {
-        if (dropped_ == 0 || !failing_)
+        if (!dropping_)  // once until the waiting keys are gone
             spdlog::warn(
-                "usage analytics: {} hourly keys waiting for Redis already (the most kept): "
-                "counts of {} new ones dropped",
+                "usage analytics: {} hourly keys wait for Redis already (the most kept): the "
+                "counts of {} new ones are dropped, and of later ones until Redis takes them",
                 max_pending_keys, dropped);
+        dropping_ = true;
         dropped_ += dropped;
+        dropped_counter_.with({}).inc(static_cast<double>(dropped));
     }
     if (pending_.empty()) co_return true;
     core::result<bool> sent = false;
@@ -157,6 +168,7 @@ asio::awaitable<bool> redis_usage::flush(clock::time_point now) {
     }
     if (!sent) {
         ++flush_failures_;
+        flush_counter_.with({"failed"}).inc();
         if (!failing_)
             spdlog::warn(
                 "usage analytics: cannot add counts to Redis ({}): {} hourly keys wait in "
@@ -166,6 +178,8 @@ asio::awaitable<bool> redis_usage::flush(clock::time_point now) {
         co_return false;
     }
     ++flushes_;
+    flush_counter_.with({"ok"}).inc();
+    if (pending_.empty()) dropping_ = false;
     if (failing_ && pending_.empty()) {
         spdlog::info("usage analytics: Redis is back; the counts that waited were added");
         failing_ = false;
@@ -176,7 +190,7 @@ asio::awaitable<bool> redis_usage::flush(clock::time_point now) {
 asio::awaitable<core::result<bool>> redis_usage::send_flight(clock::time_point now) {
     const auto retention =
         std::chrono::duration_cast<std::chrono::seconds>(recorder_->config().retention).count();
-    const std::int64_t cutoff = hour_of(unix_seconds(now) - retention);
+    const std::int64_t cutoff = hour_of(core::unix_seconds(now) - retention);
     const auto now_ms = static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count());
     auto& flight = pending_.in_flight(now_ms);

@@ -12,6 +12,9 @@
 // beyond that new keys are dropped, counted and logged) and go when it is
 // back. What a relay counted since its last flush is lost if it dies.
 //
+// Metrics: relay_usage_flushes_total{outcome=ok|failed},
+// relay_usage_pending_keys, relay_usage_dropped_keys_total.
+//
 // Runs on the Redis client's strand; call start(), stop() and flush() from
 // the thread that runs its io_context (the relay's io thread); report_to()
 // from any thread.
@@ -27,6 +30,7 @@
 #include "cluster/redis_client.hpp"
 #include "cluster/redis_script.hpp"
 #include "core/asio.hpp"
+#include "observe/metrics.hpp"
 #include "usage/pending_usage.hpp"
 #include "usage/usage_recorder.hpp"
 #include "usage/usage_report.hpp"
@@ -84,6 +88,9 @@ class redis_usage : public std::enable_shared_from_this<redis_usage> {
     std::shared_ptr<cluster::redis_client> redis_;
     std::string node_;
     std::string prefix_;
+    observe::counter_family& flush_counter_;    // {outcome}
+    observe::gauge_family& pending_gauge_;      // {}
+    observe::counter_family& dropped_counter_;  // {}
     cluster::redis_script add_;
     cluster::redis_script read_;
     cluster::redis_script read_requests_;
@@ -91,7 +98,8 @@ class redis_usage : public std::enable_shared_from_this<redis_usage> {
     pending_usage pending_{max_pending_keys};  // on the strand
     bool flushing_ = false;
     bool stopped_ = false;
-    bool failing_ = false;  // the last flush could not reach Redis (logged once)
+    bool failing_ = false;   // the last flush could not reach Redis (logged once)
+    bool dropping_ = false;  // keys were dropped for the bound (logged once)
     std::atomic<std::size_t> pending_keys_{0};
     std::atomic<std::uint64_t> dropped_{0};
     std::atomic<std::uint64_t> flushes_{0};
