@@ -17,17 +17,19 @@ namespace {
 
 // KEYS: the hour's hash, the tenant's index, the tenants' index.
 // ARGV: seq field, seq, expire-at (unix s), hour, index member, tenant,
-// cutoff hour (older index entries go), then field, count, field, count...
-// A hash that has this relay's seq already has the batch: 0, nothing added.
+// cutoff hour (older index entries go), now (unix s), then field, count,
+// field, count... A hash that has this relay's seq already has the batch:
+// 0, nothing added. Redis 6.2 or later (ZADD GT).
 constexpr const char* add_source = R"lua(
 local last = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
 if last >= tonumber(ARGV[2]) then return 0 end
-for i = 8, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 9, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('EXPIREAT', KEYS[1], ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[7])
-if redis.call('EXPIRETIME', KEYS[2]) < tonumber(ARGV[3]) then
+local ttl = redis.call('TTL', KEYS[2])
+if ttl < 0 or tonumber(ARGV[8]) + ttl < tonumber(ARGV[3]) then
   redis.call('EXPIREAT', KEYS[2], ARGV[3])
 end
 redis.call('ZADD', KEYS[3], 'GT', ARGV[4], ARGV[6])
@@ -210,7 +212,8 @@ asio::awaitable<core::result<bool>> redis_usage::send_flight(clock::time_point n
                                       std::to_string(key.hour),
                                       usage_index_member(key),
                                       key.tenant,
-                                      std::to_string(cutoff)};
+                                      std::to_string(cutoff),
+                                      std::to_string(core::unix_seconds(now))};
         for (auto& f : usage_fields(flight.batch.at(key))) args.push_back(std::move(f));
         auto run = add_.run(*redis_,
                             {usage_hash_key(prefix_, key), usage_index_key(prefix_, key.tenant),
@@ -285,8 +288,14 @@ asio::awaitable<core::result<usage_snapshot>> redis_usage::load(const usage_quer
         keys.insert(keys.end(), found->begin(), found->end());
         if (keys.size() > max_report_rows) break;  // the report says to narrow the query
     }
-    if (keys.size() > max_report_rows + 1) keys.resize(max_report_rows + 1);
     std::vector<usage_row> rows;
+    if (keys.size() > max_report_rows) {  // the report answers 400: narrow the query
+        keys.resize(max_report_rows + 1);
+        for (auto& k : keys) rows.push_back({std::move(k), {}});
+        usage_snapshot too_many;
+        too_many.set_rows(std::move(rows));
+        co_return too_many;
+    }
     std::set<std::string> forecast_tenants;
     if (!q.tenant.empty()) forecast_tenants.insert(q.tenant);
     for (std::size_t i = 0; i < keys.size(); i += keys_per_script) {
@@ -304,9 +313,7 @@ asio::awaitable<core::result<usage_snapshot>> redis_usage::load(const usage_quer
         }
     }
     usage_snapshot snapshot;
-    const bool too_many = rows.size() > max_report_rows;
     snapshot.set_rows(std::move(rows));
-    if (too_many) co_return snapshot;  // answered 400 before any forecast
     // The forecasts' history: requests per hour of the last 28 days.
     const std::int64_t end_hour = hour_of(now);
     const std::int64_t start_hour =
