@@ -108,38 +108,35 @@ void read_cluster_config(core::yaml_reader& r, const YAML::Node& node, const std
             c.node = *name;
         }
     }
-    auto unspecified = [](std::string_view host) { return host == "0.0.0.0" || host == "::"; };
-    if (auto listen = required("internal_listen")) {
-        auto a = parse_cluster_address(*listen);
-        // 0.0.0.0 binds every address; then `advertise` names the one to announce.
-        if (!a || (unspecified(a->first) && !node["advertise"])) {
-            r.error(path + ".internal_listen",
-                    fmt::format("\"{}\" is not HOST:PORT of this relay as the other relays reach "
-                                "it (a specific address, not 0.0.0.0, unless advertise names one; "
-                                "port 1-65535), e.g. 10.0.0.5:7443 or [fd00::5]:7443{}",
-                                core::log_text(*listen, 80), line_of(node["internal_listen"])));
+    // HOST:PORT of `key` into host/port; `why` says what a good one is.
+    auto address = [&](const char* key, const std::string& text, bool any_ok, std::string_view why,
+                       std::string& host, std::uint16_t& port) {
+        auto a = parse_cluster_address(text);
+        if (!a || (!any_ok && (a->first == "0.0.0.0" || a->first == "::"))) {
+            r.error(path + "." + key,
+                    fmt::format("\"{}\" is not HOST:PORT {}{}", core::log_text(text, 80), why,
+                                line_of(node[key])));
             ok = false;
-        } else {
-            c.internal_host = a->first;
-            c.internal_port = a->second;
+            return;
         }
-    }
+        host = a->first;
+        port = a->second;
+    };
+    // 0.0.0.0 binds every address; then `advertise` names the one to announce.
+    if (auto listen = required("internal_listen"))
+        address("internal_listen", *listen, static_cast<bool>(node["advertise"]),
+                "of this relay as the other relays reach it (a specific address, not 0.0.0.0, "
+                "unless advertise names one; port 1-65535), e.g. 10.0.0.5:7443 or [fd00::5]:7443",
+                c.internal_host, c.internal_port);
     if (node["advertise"]) {
-        auto text = r.string(node["advertise"], path + ".advertise");
-        auto a = text ? parse_cluster_address(*text) : std::nullopt;
-        if (!text) {
+        if (auto text = r.string(node["advertise"], path + ".advertise"))
+            address("advertise", *text, false,
+                    "the other relays can reach this one at (announced to them: a specific "
+                    "address or name, never 0.0.0.0 or ::; port 1-65535), e.g. 10.0.0.5:7443 or "
+                    "the pod's IP",
+                    c.advertise_host, c.advertise_port);
+        else
             ok = false;
-        } else if (!a || unspecified(a->first)) {
-            r.error(path + ".advertise",
-                    fmt::format("\"{}\" is not HOST:PORT the other relays can reach this one at "
-                                "(announced to them: a specific address or name, never 0.0.0.0 "
-                                "or ::; port 1-65535), e.g. 10.0.0.5:7443 or the pod's IP{}",
-                                core::log_text(*text, 80), line_of(node["advertise"])));
-            ok = false;
-        } else {
-            c.advertise_host = a->first;
-            c.advertise_port = a->second;
-        }
     }
     if (auto file = required("secret_file")) c.secret_file = *file;
     if (ok) out = std::move(c);

@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "support/eventually.hpp"
 #include "support/net.hpp"
 #include "support/process.hpp"
 #include "support/redis_fixture.hpp"
@@ -26,28 +27,8 @@ namespace {
 
 using namespace std::chrono_literals;
 using json = nlohmann::json;
-using steady = std::chrono::steady_clock;
 
 const std::string admin_token = "cluster-usage-admin-token-0123456789";
-
-bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
-    const auto deadline = steady::now() + timeout;
-    while (steady::now() < deadline) {
-        if (pred()) return true;
-        std::this_thread::sleep_for(50ms);
-    }
-    return pred();
-}
-
-int events(const std::string& what, const std::string& log) {
-    int n = 0;
-    std::istringstream lines(log);
-    for (std::string line; std::getline(lines, line);) {
-        auto j = json::parse(line, nullptr, false);
-        if (j.is_object() && j.value("event", "") == what) ++n;
-    }
-    return n;
-}
 
 // A relay of the cluster counting usage (flushed every 100 ms), leases off
 // so a name a tunnel leaves is free at once for the other relay.
@@ -119,7 +100,7 @@ TEST(ClusterUsage, EveryRelayReportsTheSumAndRestartsLoseNothingFlushed) {
     {  // The tunnel on A: 4 requests to A, 2 to B (over the hop: A counts them).
         auto on_a = a->connect(*token, {{"svc", (*origin)->port()}});
         ASSERT_TRUE(on_a) << on_a.error().message;
-        ASSERT_EQ(events("published", on_a->log()), 1) << on_a->log() << a->log();
+        ASSERT_EQ(client_events("published", on_a->log()), 1) << on_a->log() << a->log();
         for (int i = 0; i < 4; ++i) EXPECT_EQ(call(a->public_port()), "200 hello");
         ASSERT_TRUE(eventually(
             [&] {
@@ -141,7 +122,7 @@ TEST(ClusterUsage, EveryRelayReportsTheSumAndRestartsLoseNothingFlushed) {
     ASSERT_TRUE(eventually(
         [&] {
             auto client = b->connect(*token, {{"svc", (*origin)->port()}});
-            if (!client || events("published", client->log()) != 1) return false;
+            if (!client || client_events("published", client->log()) != 1) return false;
             on_b.emplace(std::move(*client));
             return true;
         },
@@ -195,7 +176,7 @@ TEST(ClusterUsage, CountsWaitWhileRedisIsAwayAndArriveWhenItIsBack) {
     ASSERT_TRUE(token) << token.error().message;
     auto client = a->connect(*token, {{"svc", (*origin)->port()}});
     ASSERT_TRUE(client) << client.error().message;
-    ASSERT_EQ(events("published", client->log()), 1) << client->log();
+    ASSERT_EQ(client_events("published", client->log()), 1) << client->log();
     EXPECT_EQ(call(a->public_port()), "200 hello");
     ASSERT_TRUE(eventually([&] { return svc_requests(*a) == 1; }, 5s)) << a->log();
 

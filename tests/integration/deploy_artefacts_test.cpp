@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
+#include <optional>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -107,6 +109,28 @@ std::set<std::string> sample_names(const std::string& exposition) {
     return names;
 }
 
+// A relay started with `o`, and alice's tunnel publishing `web` to an
+// origin answering "hello\n".
+struct relay_with_web {
+    std::optional<relay_fixture> relay;
+    std::unique_ptr<http_origin> origin;
+    std::optional<relay_client> client;
+};
+
+void start_with_web(const relay_options& o, relay_with_web& out) {
+    auto relay = relay_fixture::start(o);
+    ASSERT_TRUE(relay) << relay.error().message << "\n" << o.extra_yaml;
+    out.relay.emplace(std::move(*relay));
+    auto origin = http_origin::start("hello\n");
+    ASSERT_TRUE(origin) << origin.error().message;
+    out.origin = std::move(*origin);
+    auto token = out.relay->mint("alice", "web");
+    ASSERT_TRUE(token) << token.error().message;
+    auto client = out.relay->connect(*token, {{"web", out.origin->port()}});
+    ASSERT_TRUE(client) << client.error().message;
+    out.client.emplace(std::move(*client));
+}
+
 TEST(DeployArtefacts, EveryMetricTheDashboardsAndAlertsUseIsServed) {
     // What the artefacts read, file by file.
     std::map<std::string, std::set<std::string>> used;  // metric -> files
@@ -160,14 +184,9 @@ TEST(DeployArtefacts, EveryMetricTheDashboardsAndAlertsUseIsServed) {
     relay_options o;
     o.extra_yaml = "limits:\n  route_rps: 1\n  route_burst: 2\n";
     o.audit_log = true;
-    auto relay = relay_fixture::start(o);
-    ASSERT_TRUE(relay) << relay.error().message;
-    auto origin = http_origin::start("hello\n");
-    ASSERT_TRUE(origin) << origin.error().message;
-    auto token = relay->mint("alice", "web");
-    ASSERT_TRUE(token) << token.error().message;
-    auto client = relay->connect(*token, {{"web", (*origin)->port()}});
-    ASSERT_TRUE(client) << client.error().message;
+    relay_with_web web;
+    ASSERT_NO_FATAL_FAILURE(start_with_web(o, web));
+    auto& relay = web.relay;
     int ok = 0;
     int limited = 0;
     for (int i = 0; i < 5; ++i) {
@@ -431,15 +450,9 @@ TEST(DeployArtefacts, TheConfigMapsClusterRunsOnARealRedis) {
     relay_options o;
     o.admin_token = "deploy-cluster-admin-token";
     o.extra_yaml = std::string(out.c_str()) + "\n";
-    auto relay = relay_fixture::start(o);
-    ASSERT_TRUE(relay) << relay.error().message << "\n" << o.extra_yaml;
-
-    auto origin = http_origin::start("hello\n");
-    ASSERT_TRUE(origin) << origin.error().message;
-    auto token = relay->mint("alice", "web");
-    ASSERT_TRUE(token) << token.error().message;
-    auto client = relay->connect(*token, {{"web", (*origin)->port()}});
-    ASSERT_TRUE(client) << client.error().message;
+    relay_with_web web;
+    ASSERT_NO_FATAL_FAILURE(start_with_web(o, web));
+    auto& relay = web.relay;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     while (redis->cli({"HGET", "tunnel:route:alice/web", "address"}).empty() &&
            std::chrono::steady_clock::now() < deadline)
