@@ -46,11 +46,13 @@ class redis_usage : public std::enable_shared_from_this<redis_usage> {
     static constexpr std::size_t max_pending_keys = 100'000;
     static constexpr std::size_t keys_per_script = 500;  // keys read by one script call
 
+    // `registry` must outlive this.
     [[nodiscard]] static std::shared_ptr<redis_usage> create(
         std::shared_ptr<usage_recorder> recorder, std::shared_ptr<cluster::redis_client> redis,
-        std::string node, std::string prefix = "tunnel:");
+        std::string node, observe::metrics_registry& registry, std::string prefix = "tunnel:");
     redis_usage(private_tag, std::shared_ptr<usage_recorder> recorder,
-                std::shared_ptr<cluster::redis_client> redis, std::string node, std::string prefix);
+                std::shared_ptr<cluster::redis_client> redis, std::string node,
+                observe::metrics_registry& registry, std::string prefix);
 
     // Flushes every usage.flush_interval until stop().
     void start();
