@@ -73,7 +73,8 @@ struct admin_response {
     // Set: the answer is not known yet (the handler waits on I/O, e.g. a
     // query to Redis). The server calls it once with `deliver`, which may be
     // called from any thread, once, and waits for the answer up to its
-    // read_timeout (then 504). The rest of this response is not sent.
+    // read_timeout (then 504; a close() ends the wait at once), then writes
+    // it within another read_timeout. The rest of this response is not sent.
     using deliver_fn = std::function<void(admin_response)>;
     std::function<void(deliver_fn)> later{};
 

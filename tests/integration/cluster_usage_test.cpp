@@ -198,5 +198,31 @@ TEST(ClusterUsage, CountsWaitWhileRedisIsAwayAndArriveWhenItIsBack) {
     EXPECT_NE(a->log().find("the counts that waited were added"), std::string::npos) << a->log();
 }
 
+TEST(ClusterUsage, AGracefulStopAddsTheLastCounts) {
+    cluster_setup c;
+    ASSERT_NO_FATAL_FAILURE(c.start());
+    auto o = clustered(*c.redis, "relay-a", c.secret);
+    // Only the last flush (after the drain of a SIGTERM) can add them.
+    const auto at = o.extra_yaml.find("flush_interval: 100ms");
+    ASSERT_NE(at, std::string::npos);
+    o.extra_yaml.replace(at, 21, "flush_interval: 1h");
+    auto a = relay_fixture::start(o);
+    ASSERT_TRUE(a) << a.error().message;
+    auto origin = http_origin::start("hello");
+    ASSERT_TRUE(origin) << origin.error().message;
+    auto token = a->mint("acme", "svc");
+    ASSERT_TRUE(token) << token.error().message;
+    auto client = a->connect(*token, {{"svc", (*origin)->port()}});
+    ASSERT_TRUE(client) << client.error().message;
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(call(a->public_port()), "200 hello");
+    EXPECT_EQ(c.redis->cli({"EXISTS", "tunnel:usage:index:acme"}), "0");
+
+    EXPECT_EQ(a->process().terminate(std::chrono::seconds(10)), 0) << a->log();  // SIGTERM
+    const auto members = c.redis->cli({"ZRANGE", "tunnel:usage:index:acme", "0", "-1"});
+    ASSERT_NE(members.find(":svc"), std::string::npos) << members << a->log();
+    const auto hour = members.substr(0, members.find(':'));
+    EXPECT_EQ(c.redis->cli({"HGET", "tunnel:usage:" + hour + ":acme/svc", "requests"}), "3");
+}
+
 }  // namespace
 }  // namespace tunnel::test
