@@ -66,6 +66,24 @@ std::uint64_t svc_requests(const relay_fixture& relay) {
     return t ? (*t)["requests"].get<std::uint64_t>() : 0;
 }
 
+// acme's tunnel publishing svc on a relay, to an origin answering "hello".
+struct svc_tunnel {
+    std::unique_ptr<http_origin> origin;
+    std::optional<relay_client> client;
+};
+
+void publish_svc(relay_fixture& relay, svc_tunnel& out) {
+    auto origin = http_origin::start("hello");
+    ASSERT_TRUE(origin) << origin.error().message;
+    out.origin = std::move(*origin);
+    auto token = relay.mint("acme", "svc");
+    ASSERT_TRUE(token) << token.error().message;
+    auto client = relay.connect(*token, {{"svc", out.origin->port()}});
+    ASSERT_TRUE(client) << client.error().message;
+    ASSERT_EQ(client_events("published", client->log()), 1) << client->log() << relay.log();
+    out.client.emplace(std::move(*client));
+}
+
 struct cluster_setup {
     std::optional<redis_fixture> redis;
     std::optional<temp_dir> dir;
@@ -170,13 +188,8 @@ TEST(ClusterUsage, CountsWaitWhileRedisIsAwayAndArriveWhenItIsBack) {
     ASSERT_NO_FATAL_FAILURE(c.start());
     auto a = relay_fixture::start(clustered(*c.redis, "relay-a", c.secret));
     ASSERT_TRUE(a) << a.error().message;
-    auto origin = http_origin::start("hello");
-    ASSERT_TRUE(origin) << origin.error().message;
-    auto token = a->mint("acme", "svc");
-    ASSERT_TRUE(token) << token.error().message;
-    auto client = a->connect(*token, {{"svc", (*origin)->port()}});
-    ASSERT_TRUE(client) << client.error().message;
-    ASSERT_EQ(client_events("published", client->log()), 1) << client->log();
+    svc_tunnel tunnel;
+    ASSERT_NO_FATAL_FAILURE(publish_svc(*a, tunnel));
     EXPECT_EQ(call(a->public_port()), "200 hello");
     ASSERT_TRUE(eventually([&] { return svc_requests(*a) == 1; }, 5s)) << a->log();
 
@@ -208,12 +221,8 @@ TEST(ClusterUsage, AGracefulStopAddsTheLastCounts) {
     o.extra_yaml.replace(at, 21, "flush_interval: 1h");
     auto a = relay_fixture::start(o);
     ASSERT_TRUE(a) << a.error().message;
-    auto origin = http_origin::start("hello");
-    ASSERT_TRUE(origin) << origin.error().message;
-    auto token = a->mint("acme", "svc");
-    ASSERT_TRUE(token) << token.error().message;
-    auto client = a->connect(*token, {{"svc", (*origin)->port()}});
-    ASSERT_TRUE(client) << client.error().message;
+    svc_tunnel tunnel;
+    ASSERT_NO_FATAL_FAILURE(publish_svc(*a, tunnel));
     for (int i = 0; i < 3; ++i) EXPECT_EQ(call(a->public_port()), "200 hello");
     EXPECT_EQ(c.redis->cli({"EXISTS", "tunnel:usage:index:acme"}), "0");
 
