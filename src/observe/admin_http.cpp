@@ -73,6 +73,8 @@ const char* reason(int status) {
             return "Internal Server Error";
         case 503:
             return "Service Unavailable";
+        case 504:
+            return "Gateway Timeout";
         default:
             return "Error";
     }

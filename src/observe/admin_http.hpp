@@ -70,6 +70,13 @@ struct admin_response {
     // Content-Length, ends when the connection closes) fed by this
     // subscriber; `body` is not sent.
     std::shared_ptr<event_subscriber> events{};
+    // Set: the answer is not known yet (the handler waits on I/O, e.g. a
+    // query to Redis). The server calls it once with `deliver`, which may be
+    // called from any thread, once, and waits for the answer up to its
+    // read_timeout (then 504; a close() ends the wait at once), then writes
+    // it within another read_timeout. The rest of this response is not sent.
+    using deliver_fn = std::function<void(admin_response)>;
+    std::function<void(deliver_fn)> later{};
 
     [[nodiscard]] static admin_response text(std::string body, int status = 200);
     // `json_text` is a serialized JSON document.

@@ -44,6 +44,38 @@ std::optional<admin_response> read_failure(const error_code& ec, const admin_ser
     return std::nullopt;
 }
 
+// An answer that comes later (admin_response::later): `deliver` posts it
+// back to this coroutine's executor and wakes it; past `timeout`, or when
+// `cancel` (set meanwhile) is called by a close, 504.
+asio::awaitable<admin_response> await_later(std::function<void(admin_response::deliver_fn)> later,
+                                            std::chrono::milliseconds timeout,
+                                            std::function<void()>& cancel) {
+    struct slot {
+        explicit slot(const asio::any_io_executor& ex) : timer(ex) {}
+        asio::steady_timer timer;
+        std::optional<admin_response> answer;
+    };
+    const auto ex = co_await asio::this_coro::executor;
+    auto s = std::make_shared<slot>(ex);
+    s->timer.expires_after(timeout);
+    later([s, ex](admin_response r) {
+        asio::post(ex, [s, r = std::move(r)]() mutable {
+            if (s->answer) return;
+            s->answer = std::move(r);
+            s->timer.cancel();
+        });
+    });
+    if (!s->answer) {
+        cancel = [s] { s->timer.cancel(); };
+        error_code ec;
+        co_await s->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        cancel = nullptr;
+    }
+    if (s->answer) co_return std::move(*s->answer);
+    co_return admin_response::error(504, "timeout",
+                                    fmt::format("no answer within {} ms", timeout.count()));
+}
+
 }  // namespace
 
 struct admin_http_server::connection {
@@ -52,6 +84,7 @@ struct admin_http_server::connection {
     asio::steady_timer deadline;
     std::string peer;
     std::shared_ptr<event_subscriber> events;  // while it serves an event stream
+    std::function<void()> cancel_later;        // while it waits for a later answer
 
     // Closes the socket unless the deadline is moved or cancelled first.
     void arm(std::chrono::milliseconds timeout) {
@@ -144,6 +177,7 @@ void admin_http_server::close_now() {
         conn->deadline.cancel();
         conn->socket.close(ignored);
         if (conn->events) conn->events->close();
+        if (conn->cancel_later) conn->cancel_later();
     }
     connections_.clear();
 }
@@ -255,6 +289,14 @@ asio::awaitable<void> admin_http_server::serve(std::shared_ptr<connection> conn)
         }
         spdlog::debug("{}: {} {} {:?} -> {}", options_.log_name, conn->peer, request.method,
                       request.path.substr(0, 200), response.status);
+    }
+    if (response.later) {
+        // The wait has a deadline of its own, the answer's write a fresh one.
+        conn->deadline.cancel();
+        auto waiting =
+            await_later(std::move(response.later), options_.read_timeout, conn->cancel_later);
+        response = co_await std::move(waiting);
+        if (!closed_) conn->arm(options_.read_timeout);
     }
     if (counters_) counters_->requests.with({std::to_string(response.status)}).inc();
     if (response.events && !head_only && !closed_) {

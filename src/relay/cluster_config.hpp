@@ -6,6 +6,7 @@
 //     redis: redis://127.0.0.1:6379       # or redis-sentinel://host:port[,host:port]/master
 //     node: relay-a                        # unique per relay
 //     internal_listen: 127.0.0.1:7443      # the relay-to-relay hop
+//     advertise: 10.0.0.5:7443             # optional: where the others reach it
 //     secret_file: /etc/tunnel/cluster.secret
 #pragma once
 
@@ -25,7 +26,13 @@ struct cluster_config {
     std::string internal_host;     // internal_listen
     std::uint16_t internal_port = 0;
     std::string secret_file;  // the hop's shared secret (read at start)
+    // `advertise`: the address announced to the other relays (empty: the
+    // internal_listen address, which is then a specific one).
+    std::string advertise_host;
+    std::uint16_t advertise_port = 0;
 
+    // HOST:PORT the other relays reach this one at (announced with its
+    // claims): `advertise`, or `internal_listen` without it.
     [[nodiscard]] std::string internal_address() const;
 };
 

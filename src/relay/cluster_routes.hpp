@@ -109,6 +109,10 @@ class cluster_routes : public std::enable_shared_from_this<cluster_routes> {
         return subscriber_;
     }
     [[nodiscard]] std::uint64_t conflicts() const noexcept { return conflicts_; }
+    // The client commands go through (started and stopped with this).
+    [[nodiscard]] const std::shared_ptr<cluster::redis_client>& redis() const noexcept {
+        return commands_;
+    }
 
   private:
     using key = std::pair<std::string, std::string>;  // tenant, name

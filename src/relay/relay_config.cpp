@@ -461,7 +461,9 @@ core::result<relay_config> parse_relay_config_over(std::string_view yaml_text,
         read_agent_forwarding_config(r, a, "agent_forwarding", c.agent_forwarding);
     if (auto l = doc["leases"]) read_lease_config(r, l, "leases", c.leases);
     if (auto q = doc["queue"]) read_queue_config(r, q, "queue", c.queue);
-    if (auto u = doc["usage"]) usage::read_usage_config(r, u, "usage", c.usage.emplace());
+    if (auto u = doc["usage"])
+        usage::read_usage_config(r, u, "usage", c.usage.emplace(),
+                                 static_cast<bool>(doc["cluster"]) || c.cluster.has_value());
     if (auto t = doc["tracing"]) read_tracing_config(r, t, "tracing", c.tracing);
     if (auto s = doc["shares"]) read_share_config(r, s, "shares", c.shares);
     if (auto t = doc["tcp"]) read_tcp_config(r, t, "tcp", c.tcp);

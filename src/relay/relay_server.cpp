@@ -30,6 +30,7 @@
 #include "relay/tcp_routes.hpp"
 #include "relay/token_revocation.hpp"
 #include "relay/visitor_token.hpp"
+#include "usage/redis_usage.hpp"
 #include "usage/usage_recorder.hpp"
 
 namespace tunnel::relay {
@@ -155,6 +156,11 @@ asio::awaitable<void> drain_and_close(std::shared_ptr<relay_state> st,
     // that did not finish closing, the admin listener.
     owned.reset();
     close_everything(*st);
+    // Every request has ended: the last counts go to Redis before its client stops.
+    if (st->cluster_usage) {
+        auto last = st->cluster_usage->stop(std::chrono::seconds(2));
+        co_await std::move(last);
+    }
     if (st->cluster) st->cluster->stop();
     sd->finished = true;
     auto done = std::move(sd->done);
@@ -334,7 +340,12 @@ core::result<std::unique_ptr<relay_server>> relay_server::create(asio::io_contex
         state->shared_rates = make_cluster_rates(state, state->cluster->commands());
     }
     watch_revocations(state);
-    if (cfg.usage) {
+    if (cfg.usage && state->cluster) {
+        // Counted here, kept in the cluster's Redis (docs/cluster.md "Usage analytics").
+        state->usage = usage::usage_recorder::create_unstored(*cfg.usage, workers);
+        state->cluster_usage = usage::redis_usage::create(state->usage, state->cluster->redis(),
+                                                          cfg.cluster->node, state->registry);
+    } else if (cfg.usage) {
         auto usage = usage::usage_recorder::open(*cfg.usage, workers);
         if (!usage) return tl::unexpected(usage.error());
         state->usage = std::move(*usage);
@@ -400,6 +411,7 @@ void relay_server::start() {
     if (state_->internal_acceptor)
         core::spawn(state_->io, accept_internal(state_), "relay cluster hop accept loop");
     if (state_->usage) state_->usage->start();
+    if (state_->cluster_usage) state_->cluster_usage->start();
     if (state_->cluster) state_->cluster->start();
     if (state_->deferred)
         core::spawn(state_->io, replay_deferred(state_), "relay deferred requests");

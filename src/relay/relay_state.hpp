@@ -46,7 +46,8 @@
 
 namespace tunnel::usage {
 class usage_recorder;
-}
+class redis_usage;
+}  // namespace tunnel::usage
 
 namespace tunnel::relay {
 
@@ -255,6 +256,9 @@ class relay_state {
     // Usage analytics (config `usage:`; null when off): requests counted by
     // request_record, published time by publish/unpublish/remove.
     std::shared_ptr<usage::usage_recorder> usage;
+    // In a cluster: the recorder's counts go to Redis, and /api/v1/usage
+    // reads them there (usage/redis_usage.hpp); null otherwise.
+    std::shared_ptr<usage::redis_usage> cluster_usage;
     // Raw TCP names and their ports (tcp_routes.hpp; null without tcp.ports).
     std::shared_ptr<tcp_routes> tcp;
     // The cluster route table (config `cluster:`; null for a single relay).

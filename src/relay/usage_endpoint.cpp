@@ -6,10 +6,23 @@
 #include <spdlog/spdlog.h>
 
 #include "relay/relay_state.hpp"
+#include "usage/redis_usage.hpp"
 #include "usage/usage_report.hpp"
 #include "usage/usage_store.hpp"
 
 namespace tunnel::relay {
+
+namespace {
+
+observe::admin_response admin_answer(usage::usage_answer a) {
+    observe::admin_response res;
+    res.status = a.status;
+    res.content_type = std::move(a.content_type);
+    res.body = std::move(a.body);
+    return res;
+}
+
+}  // namespace
 
 std::vector<observe::admin_endpoint> usage_endpoints(const std::shared_ptr<relay_state>& state) {
     std::weak_ptr<relay_state> weak = state;
@@ -28,6 +41,16 @@ std::vector<observe::admin_endpoint> usage_endpoints(const std::shared_ptr<relay
                              .count();
         auto q = usage::parse_usage_query(req.query, now);
         if (!q) return admin_response::error(400, "bad_query", q.error().message);
+        if (st->cluster_usage) {  // the cluster's numbers, from Redis
+            admin_response later;
+            later.later = [cu = st->cluster_usage, query = *q,
+                           now](admin_response::deliver_fn deliver) {
+                cu->report_to(query, now, [deliver = std::move(deliver)](usage::usage_answer a) {
+                    deliver(admin_answer(std::move(a)));
+                });
+            };
+            return later;
+        }
         if (!*reader) {
             auto store = usage::usage_store::open(st->config.usage->database);
             if (!store) {
@@ -36,12 +59,7 @@ std::vector<observe::admin_endpoint> usage_endpoints(const std::shared_ptr<relay
             }
             reader->emplace(std::move(*store));
         }
-        auto answer = usage::usage_report(**reader, *q, now);
-        admin_response res;
-        res.status = answer.status;
-        res.content_type = answer.content_type;
-        res.body = std::move(answer.body);
-        return res;
+        return admin_answer(usage::usage_report(**reader, *q, now));
     };
     return {{"/api/v1/usage",
              "usage per tenant and name per hour, totals and a next-week forecast "

@@ -2,7 +2,9 @@
 // analytics"): usage::usage_report over a read-only handle on the usage
 // database of its own (the flusher thread writes through another; WAL), so
 // a report never waits for a flush for long. Runs on the admin listener's
-// thread (worker 0); the query is bounded (93 days, 20000 rows).
+// thread (worker 0); the query is bounded (93 days, 20000 rows). In a
+// cluster the rows come from Redis (usage/redis_usage.hpp): the answer is
+// given later (admin_response::later), the listener never waits on Redis.
 #pragma once
 
 #include <memory>

@@ -38,9 +38,12 @@ core::result<std::chrono::hours> parse_retention(std::string_view text) {
 }
 
 void read_usage_config(core::yaml_reader& r, const YAML::Node& node, const std::string& path,
-                       usage_config& out) {
+                       usage_config& out, bool in_cluster) {
     if (!r.expect_map(node, path, {"database", "flush_interval", "retention"})) return;
-    if (!node["database"])
+    out.in_cluster = in_cluster;
+    if (!node["database"] && in_cluster) {
+        // Kept in the cluster's Redis (docs/cluster.md "Usage analytics").
+    } else if (!node["database"])
         r.error(path + ".database",
                 "is required: the SQLite file usage is kept in, e.g. /var/lib/tunnel/usage.db "
                 "(remove the usage section to turn usage analytics off)");
@@ -75,7 +78,10 @@ void read_usage_config(core::yaml_reader& r, const YAML::Node& node, const std::
 }
 
 std::vector<std::string> describe(const usage_config& c) {
-    return {fmt::format("usage.database: {}", c.database),
+    return {c.in_cluster ? fmt::format("usage.database: {}(not used: usage is kept in the "
+                                       "cluster's Redis)",
+                                       c.database.empty() ? "" : c.database + " ")
+                         : fmt::format("usage.database: {}", c.database),
             fmt::format("usage.flush_interval: {}", core::format_duration(c.flush_interval)),
             fmt::format("usage.retention: {}d{}", c.retention.count() / 24,
                         c.retention.count() % 24 ? fmt::format("{}h", c.retention.count() % 24)

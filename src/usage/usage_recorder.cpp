@@ -41,7 +41,14 @@ core::result<std::shared_ptr<usage_recorder>> usage_recorder::open(const usage_c
                                             std::max(1u, shards));
 }
 
-usage_recorder::usage_recorder(private_tag, usage_config config, usage_store store, unsigned shards)
+std::shared_ptr<usage_recorder> usage_recorder::create_unstored(const usage_config& config,
+                                                                unsigned shards) {
+    return std::make_shared<usage_recorder>(private_tag{}, config, std::nullopt,
+                                            std::max(1u, shards));
+}
+
+usage_recorder::usage_recorder(private_tag, usage_config config, std::optional<usage_store> store,
+                               unsigned shards)
     : config_(std::move(config)), store_(std::move(store)) {
     for (unsigned i = 0; i < shards; ++i) shards_.push_back(std::make_unique<shard>());
 }
@@ -92,7 +99,7 @@ void usage_recorder::name_down(const std::string& tenant, const std::string& nam
 
 void usage_recorder::start() {
     std::lock_guard lock(run_mutex_);
-    if (thread_.joinable() || stopping_) return;
+    if (thread_.joinable() || stopping_ || !store_) return;
     thread_ = std::thread([this] {
         ::pthread_setname_np(::pthread_self(), "usage-flush");
         run();
@@ -123,15 +130,14 @@ void usage_recorder::stop() {
     }
     wake_.notify_all();
     if (thread_.joinable()) thread_.join();
+    if (!store_) return;
     if (auto r = flush(clock::now()); !r)
         spdlog::error("usage analytics: the last counts could not be written to {}: {}",
                       config_.database, r.error().message);
 }
 
-core::result<void> usage_recorder::flush(clock::time_point now) {
-    std::lock_guard store_lock(store_mutex_);
-    usage_batch batch = std::move(retry_);
-    retry_.clear();
+usage_batch usage_recorder::take(clock::time_point now) {
+    usage_batch batch;
     for (auto& s : shards_) {
         usage_batch taken;
         {
@@ -140,17 +146,24 @@ core::result<void> usage_recorder::flush(clock::time_point now) {
         }
         for (auto& [key, c] : taken) batch[key].merge(c);
     }
-    {
-        std::lock_guard lock(names_mutex_);
-        for (auto& [key, c] : closed_) batch[key].merge(c);
-        closed_.clear();
-        for (auto& [key, since] : published_) {
-            if (now <= since) continue;
-            add_published_time(batch, key.first, key.second, since, now);
-            since = now;
-        }
+    std::lock_guard lock(names_mutex_);
+    for (auto& [key, c] : closed_) batch[key].merge(c);
+    closed_.clear();
+    for (auto& [key, since] : published_) {
+        if (now <= since) continue;
+        add_published_time(batch, key.first, key.second, since, now);
+        since = now;
     }
-    if (auto r = store_.add(batch); !r) {
+    return batch;
+}
+
+core::result<void> usage_recorder::flush(clock::time_point now) {
+    std::lock_guard store_lock(store_mutex_);
+    if (!store_) return {};
+    usage_batch batch = std::move(retry_);
+    retry_.clear();
+    for (auto& [key, c] : take(now)) batch[key].merge(c);
+    if (auto r = store_->add(batch); !r) {
         ++flush_failures_;
         // Kept for the next flush, within the same bound as a shard.
         if (batch.size() <= max_keys_per_shard)
@@ -165,7 +178,7 @@ core::result<void> usage_recorder::flush(clock::time_point now) {
         hour_of(now_s.count() -
                 std::chrono::duration_cast<std::chrono::seconds>(config_.retention).count());
     if (cutoff > pruned_before_) {
-        auto pruned = store_.prune(cutoff);
+        auto pruned = store_->prune(cutoff);
         if (!pruned) return tl::unexpected(pruned.error());
         pruned_before_ = cutoff;
         if (*pruned > 0)

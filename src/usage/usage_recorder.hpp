@@ -9,6 +9,9 @@
 // The flusher is a thread of its own, not work on an io_context: the relay
 // still stops by letting run() return; stop() (or the destructor) writes what
 // is left and joins it.
+//
+// In a cluster (docs/cluster.md "Usage analytics") the recorder has no
+// database: redis_usage takes() what was counted and adds it to Redis.
 #pragma once
 
 #include <atomic>
@@ -46,7 +49,13 @@ class usage_recorder {
     [[nodiscard]] static core::result<std::shared_ptr<usage_recorder>> open(
         const usage_config& config, unsigned shards);
 
-    usage_recorder(private_tag, usage_config config, usage_store store, unsigned shards);
+    // Without a database (a cluster): counts wait until someone take()s
+    // them; start(), stop() and flush() do nothing.
+    [[nodiscard]] static std::shared_ptr<usage_recorder> create_unstored(const usage_config& config,
+                                                                         unsigned shards);
+
+    usage_recorder(private_tag, usage_config config, std::optional<usage_store> store,
+                   unsigned shards);
     usage_recorder(const usage_recorder&) = delete;
     usage_recorder& operator=(const usage_recorder&) = delete;
     ~usage_recorder();
@@ -68,6 +77,9 @@ class usage_recorder {
     // Writes everything counted up to `now`, and deletes hours past the
     // retention. The flusher calls it; tests may too.
     [[nodiscard]] core::result<void> flush(clock::time_point now);
+    // Everything counted up to `now` (names still published: up to now),
+    // taken out of the recorder. Thread-safe.
+    [[nodiscard]] usage_batch take(clock::time_point now);
 
     [[nodiscard]] const usage_config& config() const noexcept { return config_; }
     [[nodiscard]] std::uint64_t flushes() const noexcept { return flushes_; }
@@ -83,7 +95,7 @@ class usage_recorder {
 
     usage_config config_;
     std::mutex store_mutex_;  // flush() from the flusher, stop() and tests
-    usage_store store_;
+    std::optional<usage_store> store_;
     usage_batch retry_;  // a batch the database refused, tried again next time
     std::int64_t pruned_before_ = 0;
     std::vector<std::unique_ptr<shard>> shards_;

@@ -136,7 +136,7 @@ double round1(double v) {
     return std::round(v * 10) / 10;
 }
 
-nlohmann::json forecast_json(usage_store& store, const std::string& tenant, std::int64_t now,
+nlohmann::json forecast_json(usage_source& store, const std::string& tenant, std::int64_t now,
                              std::string& failure) {
     const std::int64_t end = hour_of(now);  // complete hours only
     const std::int64_t start = end - std::int64_t{forecast_history_days} * 24 * seconds_per_hour;
@@ -296,7 +296,7 @@ core::result<usage_query> parse_usage_query(std::string_view query, std::int64_t
     return q;
 }
 
-usage_answer usage_report(usage_store& store, const usage_query& q, std::int64_t now) {
+usage_answer usage_report(usage_source& store, const usage_query& q, std::int64_t now) {
     auto error = [](int status, std::string_view code, std::string_view message) {
         return usage_answer{status, "application/json",
                             nlohmann::json{{"error", code}, {"message", message}}.dump() + "\n"};

@@ -1,6 +1,7 @@
 // GET /api/v1/usage (docs/relay.md "Usage analytics"): the query's
 // parameters, checked one by one with a message that says how to fix them,
-// and the report built from the usage_store: per-hour rows, totals per
+// and the report built from a usage_source (the SQLite usage_store, or rows
+// loaded from the cluster's Redis): per-hour rows, totals per
 // tenant and name (p95 from the merged latency buckets), and a next-week
 // forecast per tenant with its backtest error.
 //
@@ -12,7 +13,7 @@
 #include <string_view>
 
 #include "core/error.hpp"
-#include "usage/usage_store.hpp"
+#include "usage/usage_source.hpp"
 
 namespace tunnel::usage {
 
@@ -48,6 +49,7 @@ struct usage_answer {
 // The report for `q` (the forecast looks at the last 28 days before the
 // current hour, whatever the range). Errors of the store are 500; too many
 // rows is 400 with how to narrow the query.
-[[nodiscard]] usage_answer usage_report(usage_store& store, const usage_query& q, std::int64_t now);
+[[nodiscard]] usage_answer usage_report(usage_source& source, const usage_query& q,
+                                        std::int64_t now);
 
 }  // namespace tunnel::usage

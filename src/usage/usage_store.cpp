@@ -34,15 +34,6 @@ std::uint64_t u64(std::int64_t v) {
 
 }  // namespace
 
-void usage_counts::merge(const usage_counts& o) {
-    requests += o.requests;
-    bytes_in += o.bytes_in;
-    bytes_out += o.bytes_out;
-    errors += o.errors;
-    tunnel_ms += o.tunnel_ms;
-    for (const auto& [b, n] : o.latency) latency[b] += n;
-}
-
 core::result<usage_store> usage_store::open(const std::string& path) {
     auto db = sqlite_db::open(path);
     if (!db) return tl::unexpected(db.error());

@@ -15,46 +15,13 @@
 #include <vector>
 
 #include "core/error.hpp"
-#include "usage/latency_buckets.hpp"
 #include "usage/sqlite.hpp"
+#include "usage/usage_counts.hpp"
+#include "usage/usage_source.hpp"
 
 namespace tunnel::usage {
 
-inline constexpr std::int64_t seconds_per_hour = 3600;
-// The start of the hour holding `unix_seconds`.
-[[nodiscard]] constexpr std::int64_t hour_of(std::int64_t unix_seconds) noexcept {
-    return unix_seconds - ((unix_seconds % seconds_per_hour) + seconds_per_hour) % seconds_per_hour;
-}
-
-struct usage_key {
-    std::string tenant;
-    std::string name;
-    std::int64_t hour = 0;  // unix seconds at the start of the hour (UTC)
-    auto operator<=>(const usage_key&) const = default;
-};
-
-struct usage_counts {
-    std::uint64_t requests = 0;
-    std::uint64_t bytes_in = 0;   // from callers, to the origin
-    std::uint64_t bytes_out = 0;  // from the origin, to callers
-    std::uint64_t errors = 0;     // answered 5xx (by the origin or the relay)
-    std::uint64_t tunnel_ms = 0;  // time the name was published in that hour
-    latency_histogram latency;    // requests that got an answer
-
-    void merge(const usage_counts& other);
-    [[nodiscard]] bool empty() const noexcept {
-        return requests == 0 && tunnel_ms == 0 && bytes_in == 0 && bytes_out == 0;
-    }
-};
-
-using usage_batch = std::map<usage_key, usage_counts>;
-
-struct usage_row {
-    usage_key key;
-    usage_counts counts;
-};
-
-class usage_store {
+class usage_store final : public usage_source {
   public:
     // Opens or creates the database and its tables; refuses a database made
     // with another latency bucket layout.
@@ -69,10 +36,10 @@ class usage_store {
     // more).
     [[nodiscard]] core::result<std::vector<usage_row>> rows(const std::string& tenant,
                                                             std::int64_t from, std::int64_t to,
-                                                            std::size_t limit);
+                                                            std::size_t limit) override;
     // Requests per hour of one tenant (all names), hours with none left out.
     [[nodiscard]] core::result<std::map<std::int64_t, std::uint64_t>> requests_by_hour(
-        const std::string& tenant, std::int64_t from, std::int64_t to);
+        const std::string& tenant, std::int64_t from, std::int64_t to) override;
     // The oldest hour stored (nullopt: nothing).
     [[nodiscard]] core::result<std::optional<std::int64_t>> oldest_hour();
 

@@ -37,6 +37,7 @@ struct running_server {
     observe::metrics_registry registry;
     std::shared_ptr<observe::admin_http_server> server;
     std::thread thread;
+    std::vector<std::thread> helpers;  // deliver /api/v1/later's answers
     int mutations = 0;
 
     void start(observe::admin_server_options o) {
@@ -52,6 +53,23 @@ struct running_server {
                  return admin_response::text(r.body);
              },
              true},
+            {"/api/v1/later", "answers from another thread",
+             [this](const admin_request&) {
+                 admin_response r;
+                 r.later = [this](admin_response::deliver_fn deliver) {
+                     helpers.emplace_back([deliver = std::move(deliver)] {
+                         std::this_thread::sleep_for(50ms);
+                         deliver(admin_response::text("later\n", 202));
+                     });
+                 };
+                 return r;
+             }},
+            {"/api/v1/never", "never answers",
+             [](const admin_request&) {
+                 admin_response r;
+                 r.later = [](admin_response::deliver_fn) {};
+                 return r;
+             }},
         };
         auto s = observe::admin_http_server::open(
             io.get_executor(), {asio::ip::make_address("127.0.0.1"), 0}, table, std::move(o));
@@ -65,6 +83,8 @@ struct running_server {
         const auto t0 = steady::now();
         if (server) server->close();
         if (thread.joinable()) thread.join();
+        for (auto& h : helpers) h.join();
+        helpers.clear();
         return std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0);
     }
     ~running_server() { stop(); }
@@ -133,6 +153,27 @@ TEST(AdminHttpServer, AnswersFromTheTableWithTokenAndHostChecks) {
     auto metrics = http_request(s.port(), get("/metrics", auth))->body;
     EXPECT_NE(metrics.find("admin_http_requests_total{status=\"421\"} 1"), std::string::npos)
         << metrics;
+}
+
+TEST(AdminHttpServer, AnswersThatComeLaterAreWaitedForWithinTheReadTimeout) {
+    running_server s;
+    observe::admin_server_options o;
+    o.read_timeout = 300ms;
+    s.start(std::move(o));
+    auto later = http_request(s.port(), get("/api/v1/later"));
+    ASSERT_TRUE(later) << later.error().message;
+    EXPECT_EQ(later->status, 202);
+    EXPECT_EQ(later->body, "later\n");
+    const auto t0 = steady::now();
+    auto never = http_request(s.port(), get("/api/v1/never"));
+    ASSERT_TRUE(never) << never.error().message;
+    EXPECT_EQ(never->status, 504) << never->raw;
+    EXPECT_GE(steady::now() - t0, 250ms);
+    // A close does not wait for an answer that may never come.
+    std::thread caller([&] { (void)http_request(s.port(), get("/api/v1/never")); });
+    std::this_thread::sleep_for(50ms);
+    EXPECT_LT(s.stop(), 200ms);
+    caller.join();
 }
 
 TEST(AdminHttpServer, ReadsAreBounded) {

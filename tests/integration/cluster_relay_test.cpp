@@ -15,6 +15,7 @@
 #include "core/asio.hpp"
 #include "relay/relay_config.hpp"
 #include "relay/relay_server.hpp"
+#include "support/eventually.hpp"
 #include "support/net.hpp"
 #include "support/process.hpp"
 #include "support/redis_fixture.hpp"
@@ -26,25 +27,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
-
-bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
-    const auto deadline = steady::now() + timeout;
-    while (steady::now() < deadline) {
-        if (pred()) return true;
-        std::this_thread::sleep_for(20ms);
-    }
-    return pred();
-}
-
-int events(const std::string& what, const std::string& log) {
-    int n = 0;
-    std::istringstream lines(log);
-    for (std::string line; std::getline(lines, line);) {
-        auto j = nlohmann::json::parse(line, nullptr, false);
-        if (j.is_object() && j.value("event", "") == what) ++n;
-    }
-    return n;
-}
 
 TEST(ClusterRelays, ANamePublishedOnOneRelayIsRefusedOnTheOther) {
     auto redis = redis_fixture::start();
@@ -71,7 +53,7 @@ TEST(ClusterRelays, ANamePublishedOnOneRelayIsRefusedOnTheOther) {
 
     auto on_a = a->connect(*token, {{"svc", (*origin)->port()}});
     ASSERT_TRUE(on_a) << on_a.error().message;
-    ASSERT_EQ(events("published", on_a->log()), 1) << on_a->log() << a->log();
+    ASSERT_EQ(client_events("published", on_a->log()), 1) << on_a->log() << a->log();
     // The route table says relay-a holds it, with its internal address.
     ASSERT_TRUE(eventually(
         [&] {
@@ -85,8 +67,8 @@ TEST(ClusterRelays, ANamePublishedOnOneRelayIsRefusedOnTheOther) {
     // The same tenant's tunnel on B: the usual refusal.
     auto on_b = b->connect(*token, {{"svc", (*origin)->port()}});
     ASSERT_TRUE(on_b) << on_b.error().message;
-    EXPECT_EQ(events("published", on_b->log()), 0) << on_b->log();
-    EXPECT_GE(events("refused", on_b->log()), 1) << on_b->log();
+    EXPECT_EQ(client_events("published", on_b->log()), 0) << on_b->log();
+    EXPECT_GE(client_events("refused", on_b->log()), 1) << on_b->log();
     EXPECT_NE(b->log().find("held by another tunnel's lease on relay relay-a"), std::string::npos)
         << b->log();
     EXPECT_EQ(redis->cli({"HGET", "tunnel:route:acme/svc", "node"}), "relay-a");

@@ -9,16 +9,21 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
+#include <optional>
 #include <regex>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include <yaml-cpp/yaml.h>
 #include <nlohmann/json.hpp>
 
 #include "relay/relay_config.hpp"
 #include "relay/relay_profile.hpp"
+#include "support/net.hpp"
 #include "support/process.hpp"
+#include "support/redis_fixture.hpp"
 #include "support/relay_fixture.hpp"
 #include "support/tcp_servers.hpp"
 #include "support/tunnel_cli.hpp"
@@ -104,6 +109,28 @@ std::set<std::string> sample_names(const std::string& exposition) {
     return names;
 }
 
+// A relay started with `o`, and alice's tunnel publishing `web` to an
+// origin answering "hello\n".
+struct relay_with_web {
+    std::optional<relay_fixture> relay;
+    std::unique_ptr<http_origin> origin;
+    std::optional<relay_client> client;
+};
+
+void start_with_web(const relay_options& o, relay_with_web& out) {
+    auto relay = relay_fixture::start(o);
+    ASSERT_TRUE(relay) << relay.error().message << "\n" << o.extra_yaml;
+    out.relay.emplace(std::move(*relay));
+    auto origin = http_origin::start("hello\n");
+    ASSERT_TRUE(origin) << origin.error().message;
+    out.origin = std::move(*origin);
+    auto token = out.relay->mint("alice", "web");
+    ASSERT_TRUE(token) << token.error().message;
+    auto client = out.relay->connect(*token, {{"web", out.origin->port()}});
+    ASSERT_TRUE(client) << client.error().message;
+    out.client.emplace(std::move(*client));
+}
+
 TEST(DeployArtefacts, EveryMetricTheDashboardsAndAlertsUseIsServed) {
     // What the artefacts read, file by file.
     std::map<std::string, std::set<std::string>> used;  // metric -> files
@@ -157,14 +184,9 @@ TEST(DeployArtefacts, EveryMetricTheDashboardsAndAlertsUseIsServed) {
     relay_options o;
     o.extra_yaml = "limits:\n  route_rps: 1\n  route_burst: 2\n";
     o.audit_log = true;
-    auto relay = relay_fixture::start(o);
-    ASSERT_TRUE(relay) << relay.error().message;
-    auto origin = http_origin::start("hello\n");
-    ASSERT_TRUE(origin) << origin.error().message;
-    auto token = relay->mint("alice", "web");
-    ASSERT_TRUE(token) << token.error().message;
-    auto client = relay->connect(*token, {{"web", (*origin)->port()}});
-    ASSERT_TRUE(client) << client.error().message;
+    relay_with_web web;
+    ASSERT_NO_FATAL_FAILURE(start_with_web(o, web));
+    auto& relay = web.relay;
     int ok = 0;
     int limited = 0;
     for (int i = 0; i < 5; ++i) {
@@ -204,6 +226,33 @@ YAML::Node named(const YAML::Node& list, const std::string& name) {
     return YAML::Node();
 }
 
+// The container's --set pairs for one pod: $(POD_NAME) and $(POD_IP)
+// expanded as Kubernetes does from the env (downward API), which must take
+// them from the pod's name and IP.
+std::vector<std::string> pod_sets(const YAML::Node& container, const std::string& pod_name,
+                                  const std::string& pod_ip) {
+    std::map<std::string, std::string> values;
+    for (const auto& e : container["env"]) {
+        const auto field = e["valueFrom"]["fieldRef"]["fieldPath"].as<std::string>("");
+        if (field == "metadata.name") values[e["name"].as<std::string>()] = pod_name;
+        if (field == "status.podIP") values[e["name"].as<std::string>()] = pod_ip;
+    }
+    EXPECT_EQ(values.size(), 2u) << "POD_NAME and POD_IP from the downward API";
+    std::vector<std::string> sets;
+    const auto args = container["args"].as<std::vector<std::string>>();
+    for (std::size_t i = 0; i + 1 < args.size(); ++i) {
+        if (args[i] != "--set") continue;
+        std::string a = args[i + 1];
+        for (const auto& [name, value] : values)
+            for (auto at = a.find("$(" + name + ")"); at != std::string::npos;
+                 at = a.find("$(" + name + ")"))
+                a.replace(at, name.size() + 3, value);
+        EXPECT_EQ(a.find("$("), std::string::npos) << a << ": a variable the env does not set";
+        sets.push_back(a);
+    }
+    return sets;
+}
+
 TEST(DeployArtefacts, ManifestsMatchTheRelaysPortsProbesAndConfig) {
     auto docs = load_manifests();
     for (const char* k :
@@ -213,31 +262,40 @@ TEST(DeployArtefacts, ManifestsMatchTheRelaysPortsProbesAndConfig) {
           "ConfigMap/tunnel-relay-adapter-rules"})
         ASSERT_TRUE(docs.count(k)) << k << " missing from deploy/kubernetes";
 
-    // The config is a valid relay config over the prod profile.
+    // The config is a valid relay config over the prod profile, with the
+    // pod's args (--set per pod, $(VAR) expanded as Kubernetes does).
     const auto relay_yaml = docs["ConfigMap/tunnel-relay"]["data"]["relay.yaml"].as<std::string>();
-    auto config = relay::parse_relay_config(relay_yaml, "configmap relay.yaml",
-                                            relay::profile_config(relay::relay_profile::prod));
+    auto pod = docs["Deployment/tunnel-relay"]["spec"]["template"];
+    auto container = pod["spec"]["containers"][0];
+    auto ports = container["ports"];
+    const auto args = container["args"].as<std::vector<std::string>>();
+    ASSERT_GE(args.size(), 4u);
+    EXPECT_EQ(
+        std::vector<std::string>(args.begin(), args.begin() + 4),
+        (std::vector<std::string>{"--profile", "prod", "--config", "/etc/tunnel/relay.yaml"}));
+    const auto sets = pod_sets(container, "tunnel-relay-5d8f7c9b4-x7k2p", "10.244.1.17");
+    auto config = relay::profile_relay_config(relay::relay_profile::prod, relay_yaml,
+                                              "configmap relay.yaml", sets, {});
     ASSERT_TRUE(config) << config.error().message;
     auto dir = temp_dir::create();
     ASSERT_TRUE(dir) << dir.error().message;
     ASSERT_TRUE(write_text_file(dir->file("relay.yaml"), relay_yaml));
-    auto check =
-        run_tunnel({"relay", "--profile", "prod", "--check-config", dir->file("relay.yaml")});
+    std::vector<std::string> check_args{"relay", "--profile", "prod", "--check-config",
+                                        dir->file("relay.yaml")};
+    for (const auto& set : sets) {
+        check_args.push_back("--set");
+        check_args.push_back(set);
+    }
+    auto check = run_tunnel(check_args);
     EXPECT_EQ(check.exit_code, 0) << check.describe();
 
     // Deployment: the container's ports are the config's, the probes the
     // admin listener's unauthenticated paths, the args name the mounted file.
-    auto pod = docs["Deployment/tunnel-relay"]["spec"]["template"];
-    auto container = pod["spec"]["containers"][0];
-    auto ports = container["ports"];
     ASSERT_TRUE(named(ports, "public")) << "no port named public";
     ASSERT_TRUE(named(ports, "admin")) << "no port named admin";
     EXPECT_EQ(named(ports, "public")["containerPort"].as<int>(), config->listen.port);
     EXPECT_EQ(named(ports, "admin")["containerPort"].as<int>(), config->admin_listen.port);
     EXPECT_FALSE(config->admin_listen.is_loopback()) << "probes cannot reach a loopback admin";
-    const auto args = container["args"].as<std::vector<std::string>>();
-    EXPECT_EQ(args, (std::vector<std::string>{"--profile", "prod", "--config",
-                                              "/etc/tunnel/relay.yaml"}));
     std::map<std::string, std::string> probes;
     for (const char* p : {"readinessProbe", "livenessProbe", "startupProbe"}) {
         ASSERT_TRUE(container[p]) << p;
@@ -254,8 +312,10 @@ TEST(DeployArtefacts, ManifestsMatchTheRelaysPortsProbesAndConfig) {
             << "volume " << m["name"] << " not declared";
     }
     EXPECT_NE(std::find(mounts.begin(), mounts.end(), "/etc/tunnel/relay.yaml"), mounts.end());
-    for (const auto& file : {config->admin.token_file, config->jwt.secret_file,
-                             config->host_key_file, config->audit_log}) {
+    ASSERT_TRUE(config->cluster) << "the replicas are one relay cluster";
+    for (const auto& file :
+         {config->admin.token_file, config->jwt.secret_file, config->host_key_file,
+          config->audit_log, config->cluster->secret_file}) {
         const bool mounted = std::any_of(mounts.begin(), mounts.end(), [&](const auto& m) {
             return file.rfind(m + "/", 0) == 0;
         });
@@ -299,8 +359,34 @@ TEST(DeployArtefacts, ManifestsMatchTheRelaysPortsProbesAndConfig) {
     EXPECT_GE(hpa["minReplicas"].as<int>(), 2);
     EXPECT_LT(docs["PodDisruptionBudget/tunnel-relay"]["spec"]["minAvailable"].as<int>(),
               hpa["minReplicas"].as<int>());
-    // Redis on its port.
+    // Redis on its port, and the relays' cluster on it: each pod a node of
+    // its own announcing its pod IP and the internal port, which is a
+    // containerPort but not the Service's (only relays reach it).
     EXPECT_EQ(docs["Service/tunnel-redis"]["spec"]["ports"][0]["port"].as<int>(), 6379);
+    const auto& cluster = *config->cluster;
+    ASSERT_EQ(cluster.redis.endpoints.size(), 1u);
+    EXPECT_EQ(cluster.redis.endpoints[0].host, "tunnel-redis");
+    EXPECT_EQ(cluster.redis.endpoints[0].port,
+              docs["Service/tunnel-redis"]["spec"]["ports"][0]["port"].as<int>());
+    EXPECT_EQ(cluster.node, "tunnel-relay-5d8f7c9b4-x7k2p");
+    ASSERT_TRUE(named(ports, "internal")) << "no port named internal";
+    EXPECT_EQ(named(ports, "internal")["containerPort"].as<int>(), cluster.internal_port);
+    EXPECT_EQ(cluster.internal_address(), "10.244.1.17:" + std::to_string(cluster.internal_port));
+    for (const auto& p : docs["Service/tunnel-relay"]["spec"]["ports"])
+        EXPECT_NE(p["targetPort"].as<std::string>(), "internal") << "the hop port is not public";
+    auto other = relay::profile_relay_config(
+        relay::relay_profile::prod, relay_yaml, "configmap relay.yaml",
+        pod_sets(container, "tunnel-relay-5d8f7c9b4-q9w3z", "10.244.2.5"), {});
+    ASSERT_TRUE(other) << other.error().message;
+    EXPECT_NE(other->cluster->node, cluster.node);
+    EXPECT_NE(other->cluster->internal_address(), cluster.internal_address());
+    ASSERT_TRUE(config->usage);
+    EXPECT_TRUE(config->usage->in_cluster && config->usage->database.empty())
+        << "usage analytics are kept in the cluster's Redis";
+    ASSERT_TRUE(docs.count("NetworkPolicy/tunnel-relay"));
+    const auto hop_rule = docs["NetworkPolicy/tunnel-relay"]["spec"]["ingress"][1];
+    EXPECT_EQ(hop_rule["ports"][0]["port"].as<std::string>(), "internal");
+    EXPECT_TRUE(selects_pods(hop_rule["from"][0]["podSelector"]["matchLabels"]));
 
     // The probe paths answer without the admin token, which /metrics needs:
     // a relay with the ConfigMap's admin rules (a token on the admin listener).
@@ -321,6 +407,75 @@ TEST(DeployArtefacts, ManifestsMatchTheRelaysPortsProbesAndConfig) {
     auto metrics = plain_get("/metrics");
     ASSERT_TRUE(metrics) << metrics.error().message;
     EXPECT_EQ(metrics->status, 401) << "the admin token is what guards /metrics";
+}
+
+// The ConfigMap's cluster and usage sections, with a pod's --set pairs, run
+// by a real relay on a real redis-server (the addresses made local: the
+// Redis Service's URL becomes the fixture's, the pod IP 127.0.0.1): it
+// listens on every address, announces the advertised one with its routes,
+// and answers /api/v1/usage from Redis.
+TEST(DeployArtefacts, TheConfigMapsClusterRunsOnARealRedis) {
+    auto docs = load_manifests();
+    const auto relay_yaml =
+        YAML::Load(docs["ConfigMap/tunnel-relay"]["data"]["relay.yaml"].as<std::string>());
+    auto container = docs["Deployment/tunnel-relay"]["spec"]["template"]["spec"]["containers"][0];
+    auto redis = redis_fixture::start();
+    ASSERT_TRUE(redis) << redis.error().message;
+    auto dir = temp_dir::create();
+    ASSERT_TRUE(dir) << dir.error().message;
+    ASSERT_TRUE(write_text_file(dir->file("cluster.secret"),
+                                "0123456789abcdef0123456789abcdef-deploy", 0600));
+    auto internal = unused_port();
+    ASSERT_TRUE(internal);
+
+    YAML::Node extra;
+    extra["cluster"] = YAML::Clone(relay_yaml["cluster"]);
+    extra["usage"] = YAML::Clone(relay_yaml["usage"]);
+    extra["usage"]["flush_interval"] = "100ms";
+    extra["cluster"]["redis"] = redis->url();
+    extra["cluster"]["secret_file"] = dir->file("cluster.secret");
+    const auto listen = extra["cluster"]["internal_listen"].as<std::string>();
+    ASSERT_EQ(listen.rfind("0.0.0.0:", 0), 0u) << listen;
+    extra["cluster"]["internal_listen"] = "0.0.0.0:" + std::to_string(*internal);
+    for (const auto& set : pod_sets(container, "tunnel-relay-5d8f7c9b4-x7k2p", "127.0.0.1")) {
+        const auto eq = set.find('=');
+        ASSERT_EQ(set.rfind("cluster.", 0), 0u) << set;
+        std::string value = set.substr(eq + 1);
+        if (set.rfind("cluster.advertise=", 0) == 0)
+            value = value.substr(0, value.rfind(':') + 1) + std::to_string(*internal);
+        extra["cluster"][set.substr(8, eq - 8)] = value;
+    }
+    YAML::Emitter out;
+    out << extra;
+    relay_options o;
+    o.admin_token = "deploy-cluster-admin-token";
+    o.extra_yaml = std::string(out.c_str()) + "\n";
+    relay_with_web web;
+    ASSERT_NO_FATAL_FAILURE(start_with_web(o, web));
+    auto& relay = web.relay;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (redis->cli({"HGET", "tunnel:route:alice/web", "address"}).empty() &&
+           std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_EQ(redis->cli({"HGET", "tunnel:route:alice/web", "node"}),
+              "tunnel-relay-5d8f7c9b4-x7k2p");
+    EXPECT_EQ(redis->cli({"HGET", "tunnel:route:alice/web", "address"}),
+              "127.0.0.1:" + std::to_string(*internal))
+        << "the advertised address, not 0.0.0.0";
+    auto r =
+        http_request(relay->public_port(),
+                     "GET /t/alice/web/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->status, 200);
+    std::string usage;
+    while (std::chrono::steady_clock::now() < deadline + std::chrono::seconds(5)) {
+        usage = relay->admin_get("/api/v1/usage?tenant=alice");
+        if (usage.find("\"requests\": 1") != std::string::npos) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    EXPECT_NE(usage.find("\"requests\": 1"), std::string::npos) << usage << relay->log();
+    EXPECT_NE(redis->cli({"ZRANGE", "tunnel:usage:index:alice", "0", "-1"}).find(":web"),
+              std::string::npos);
 }
 
 TEST(DeployArtefacts, DockerfileIsAMultiStageDebian12Build) {

@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "support/eventually.hpp"
 #include "support/relay_fixture.hpp"
 #include "support/tcp_servers.hpp"
 #include "support/tunnel_cli.hpp"
@@ -79,16 +80,6 @@ class RelayTokenRenewal : public ::testing::Test {
         return bad;
     }
 
-    static int events(const std::string& log, const std::string& what) {
-        int n = 0;
-        std::istringstream lines(log);
-        for (std::string line; std::getline(lines, line);) {
-            auto j = nlohmann::json::parse(line, nullptr, false);
-            if (j.is_object() && j.value("event", "") == what) ++n;
-        }
-        return n;
-    }
-
     std::optional<relay_fixture> relay;
     std::unique_ptr<http_origin> origin;
 };
@@ -106,11 +97,11 @@ TEST_F(RelayTokenRenewal, TokenCommandKeepsTheTunnelPastEveryExpiry) {
     EXPECT_GE(answered, 50);
     // 4 s tokens renewed 1 s before expiry: at least 3 renewals in 11 s, and
     // the relay never had to close the tunnel for an expired token.
-    EXPECT_GE(events(c->log(), "token_renewed"), 3) << c->log();
+    EXPECT_GE(client_events("token_renewed", c->log()), 3) << c->log();
     // Requests go one at a time: at most one cut per reattach (the gap).
-    EXPECT_LE(cut, events(c->log(), "token_renewed")) << c->log();
+    EXPECT_LE(cut, client_events("token_renewed", c->log())) << c->log();
     RecordProperty("cut", cut);
-    EXPECT_GE(events(c->log(), "attached"), 4) << c->log();
+    EXPECT_GE(client_events("attached", c->log()), 4) << c->log();
     EXPECT_EQ(relay->log().find("token expired"), std::string::npos) << relay->log();
     EXPECT_TRUE(c->process().running()) << c->log();
     // The token never appears in a log.
@@ -144,8 +135,8 @@ TEST_F(RelayTokenRenewal, ARewrittenTokenFileIsPickedUp) {
     done = true;
     writer.join();
     EXPECT_TRUE(bad.empty()) << fmt::format("{}", fmt::join(bad, "\n")) << "\n" << c->log();
-    EXPECT_GE(events(c->log(), "token_renewed"), 2) << c->log();
-    EXPECT_LE(cut, events(c->log(), "token_renewed")) << c->log();
+    EXPECT_GE(client_events("token_renewed", c->log()), 2) << c->log();
+    EXPECT_LE(cut, client_events("token_renewed", c->log())) << c->log();
     RecordProperty("cut", cut);
     EXPECT_EQ(relay_log.find("token expired"), std::string::npos) << relay_log << "\n" << c->log();
     EXPECT_TRUE(running) << c->log();

@@ -96,5 +96,47 @@ TEST(ClusterConfig, RequiresEveryKey) {
     EXPECT_NE(bad_port.error().message.find("cluster.internal_listen"), std::string::npos);
 }
 
+TEST(ClusterConfig, AdvertiseIsWhatTheOthersAreToldWhenListeningOnEveryAddress) {
+    auto c = with_cluster(R"(cluster:
+  redis: redis://127.0.0.1:6379
+  node: relay-a
+  internal_listen: 0.0.0.0:7443
+  advertise: 10.1.2.3:7443
+  secret_file: s
+)");
+    ASSERT_TRUE(c) << c.error().message;
+    EXPECT_EQ(c->cluster->internal_host, "0.0.0.0");
+    EXPECT_EQ(c->cluster->internal_port, 7443);
+    EXPECT_EQ(c->cluster->internal_address(), "10.1.2.3:7443");
+    auto v6 = with_cluster(
+        "cluster:\n  redis: redis://h:1\n  node: a\n  internal_listen: \"[::]:7443\"\n  "
+        "advertise: \"[fd00::7]:7000\"\n  secret_file: s\n");
+    ASSERT_TRUE(v6) << v6.error().message;
+    EXPECT_EQ(v6->cluster->internal_address(), "[fd00::7]:7000");
+    // Without advertise the listen address is announced: a specific one.
+    auto same = with_cluster(
+        "cluster:\n  redis: redis://h:1\n  node: a\n  internal_listen: 10.0.0.5:7443\n  "
+        "secret_file: s\n");
+    ASSERT_TRUE(same) << same.error().message;
+    EXPECT_EQ(same->cluster->internal_address(), "10.0.0.5:7443");
+    bool described = false;
+    for (const auto& line : describe(*c))
+        if (line == "cluster.advertise: 10.1.2.3:7443") described = true;
+    EXPECT_TRUE(described);
+}
+
+TEST(ClusterConfig, AdvertiseRefusesAnAddressNobodyCanReach) {
+    for (const char* bad : {"0.0.0.0:7443", "\"[::]:7443\"", "10.0.0.1", "h:0", "a b:1"}) {
+        auto c = with_cluster(
+            std::string("cluster:\n  redis: redis://h:1\n  node: a\n  internal_listen: "
+                        "0.0.0.0:7443\n  advertise: ") +
+            bad + "\n  secret_file: s\n");
+        ASSERT_FALSE(c) << bad;
+        EXPECT_NE(c.error().message.find("cluster.advertise: "), std::string::npos)
+            << c.error().message;
+        EXPECT_NE(c.error().message.find("never 0.0.0.0"), std::string::npos) << c.error().message;
+    }
+}
+
 }  // namespace
 }  // namespace tunnel::relay

@@ -38,6 +38,28 @@ TEST(UsageConfig, ReadsEveryKey) {
     EXPECT_EQ(d->usage->retention, std::chrono::hours(90 * 24));
 }
 
+TEST(UsageConfig, InAClusterTheDatabaseIsNotNeeded) {
+    const std::string cluster =
+        "cluster:\n  redis: redis://127.0.0.1:6379\n  node: relay-a\n  internal_listen: "
+        "127.0.0.1:7443\n  secret_file: s\n";
+    auto c =
+        relay::parse_relay_config(base + cluster + "usage: {flush_interval: 5s}\n", "relay.yaml");
+    ASSERT_TRUE(c) << c.error().message;
+    ASSERT_TRUE(c->usage);
+    EXPECT_TRUE(c->usage->in_cluster);
+    EXPECT_TRUE(c->usage->database.empty());
+    EXPECT_EQ(c->usage->flush_interval, 5s);
+    bool described = false;
+    for (const auto& line : relay::describe(*c))
+        if (line.starts_with("usage.database: (not used: usage is kept in the cluster's Redis)"))
+            described = true;
+    EXPECT_TRUE(described);
+    // Without cluster: the database is still required.
+    auto single = relay::parse_relay_config(base + "usage: {flush_interval: 5s}\n", "relay.yaml");
+    ASSERT_FALSE(single);
+    EXPECT_NE(single.error().message.find("usage.database: is required"), std::string::npos);
+}
+
 TEST(UsageConfig, MistakesAreNamedWithTheirPathAndHowToFixThem) {
     const std::pair<const char*, const char*> cases[] = {
         {"usage: {flush_interval: 5s}", "usage.database: is required"},

@@ -13,6 +13,7 @@
 #include "temp_db.hpp"
 #include "usage/usage_config.hpp"
 #include "usage/usage_report.hpp"
+#include "usage/usage_store.hpp"
 
 namespace tunnel::usage {
 namespace {
