@@ -42,15 +42,12 @@ const std::string cluster_secret = "bench-0123456789abcdef0123456789abcdef";
 
 std::string relay_yaml(const test::redis_fixture& redis, const std::string& node,
                        std::uint16_t internal, const std::string& secret_file) {
-    return fmt::format(
-        "limits:\n"
-        "  tenant_rps: 1000000\n  tenant_burst: 1000000\n"
-        "  route_rps: 1000000\n  route_burst: 1000000\n"
-        "  max_streams_per_tunnel: 4096\n  max_connections_per_ip: 100000\n"
-        "leases: {{grace: 60s}}\nqueue: {{max_wait: 30s, max_requests: 4096}}\n"
-        "cluster:\n  redis: {}\n  node: {}\n  internal_listen: 127.0.0.1:{}\n"
-        "  secret_file: {}\n",
-        redis.url(), node, internal, secret_file);
+    return "limits:\n"
+           "  tenant_rps: 1000000\n  tenant_burst: 1000000\n"
+           "  route_rps: 1000000\n  route_burst: 1000000\n"
+           "  max_streams_per_tunnel: 4096\n  max_connections_per_ip: 100000\n"
+           "leases: {grace: 60s}\nqueue: {max_wait: 30s, max_requests: 4096}\n" +
+           test::cluster_yaml(redis, node, secret_file, internal);
 }
 
 // Callers at `rate` req/s to `port` (a new connection each) until stopped;

@@ -52,10 +52,9 @@ struct cluster_of {
             auto port = unused_port();
             if (!port) return "no free port";
             relay_options o;
-            o.extra_yaml = "cluster:\n  redis: " + redis->url() + "\n  node: relay-" +
-                           std::string(1, static_cast<char>('a' + i)) +
-                           "\n  internal_listen: 127.0.0.1:" + std::to_string(*port) +
-                           "\n  secret_file: " + secret + "\n" + extra;
+            o.extra_yaml = cluster_yaml(*redis, std::string("relay-") + static_cast<char>('a' + i),
+                                        secret, *port) +
+                           extra;
             if (!relays.empty()) o.share_secret_of = relays.front().secret_path();
             auto relay = relay_fixture::start(o);
             if (!relay) return relay.error().message;
