@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
+#include <filesystem>
 
 #include <fmt/format.h>
 
@@ -54,6 +56,40 @@ int exit_code_for(const core::error& e) {
         default:
             return exit_connection;
     }
+}
+
+namespace {
+std::string& stored_program_path() {
+    static std::string path;
+    return path;
+}
+}  // namespace
+
+void set_program_path(const char* argv0) {
+    if (argv0 && argv0[0] == '/') stored_program_path() = argv0;
+}
+
+namespace {
+bool& declined_flag() {
+    static bool declined = false;
+    return declined;
+}
+}  // namespace
+
+void take_front_notes() {
+    if (const char* d = std::getenv("TUNNEL_MANAGER_DECLINED"); d && std::string_view(d) == "1")
+        declined_flag() = true;
+    ::unsetenv("TUNNEL_MANAGER_DECLINED");
+}
+
+bool manager_declined() {
+    return declined_flag();
+}
+
+std::string program_path() {
+    if (!stored_program_path().empty()) return stored_program_path();
+    std::error_code ec;
+    return std::filesystem::read_symlink("/proc/self/exe", ec).string();
 }
 
 int report(const core::error& e) {

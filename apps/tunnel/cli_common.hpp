@@ -42,6 +42,18 @@ int report(const core::error& e);
 // Every command's io_context runs through core::run_until_done.
 using core::run_until_done;
 
+// The `tunnel` program's absolute path, to write down where it is run again
+// (a systemd unit): the front's (argv[0] as it passes it), else our own.
+void set_program_path(const char* argv0);
+
+// Whether the front already asked a running `tunnel up` to run this exec and
+// it declined (no link for the target, link down, exec_pool: false): then
+// the exec connects itself at once. Read from the environment once, at start
+// (take_front_notes), and removed from it, so no child process inherits it.
+void take_front_notes();
+[[nodiscard]] bool manager_declined();
+[[nodiscard]] std::string program_path();
+
 // Exit code for an error without printing.
 int exit_code_for(const core::error& e);
 

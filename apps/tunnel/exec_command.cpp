@@ -1,7 +1,4 @@
 // tunnel exec [opts] TARGET -- CMD...
-#include <sys/ioctl.h>
-#include <unistd.h>
-
 #include <iostream>
 
 #include <fmt/format.h>
@@ -10,61 +7,15 @@
 #include "cli_common.hpp"
 #include "commands.hpp"
 #include "core/asio.hpp"
-#include "core/duration.hpp"
 #include "core/terminal_prompt.hpp"
 #include "exec/exec_config.hpp"
 #include "exec/executor.hpp"
+#include "exec_flags.hpp"
 #include "link/exec_client.hpp"
 
 namespace tunnel::cli {
 
 namespace {
-
-struct exec_flags {
-    ssh::client_flags connection;
-    std::string target;
-    std::vector<std::string> command;
-    bool sudo = false;
-    std::string sudo_user;
-    bool ask_sudo_pass = false;
-    std::vector<std::string> env;
-    std::string cwd;
-    std::string timeout;
-    std::string stdin_path;
-    std::optional<unsigned> retries;
-    bool pty = false;
-    bool json = false;
-    std::vector<std::string> rules;
-};
-
-core::result<exec::command> build_command(const exec_flags& f) {
-    exec::command cmd;
-    cmd.argv = f.command;
-    cmd.sudo = f.sudo || !f.sudo_user.empty() || f.ask_sudo_pass;
-    if (!f.sudo_user.empty()) cmd.sudo_user = f.sudo_user;
-    cmd.sudo_password = f.ask_sudo_pass;
-    for (const auto& kv : f.env) {
-        auto eq = kv.find('=');
-        if (eq == std::string::npos || eq == 0)
-            return core::fail(
-                core::errc::invalid_argument,
-                fmt::format("--env \"{}\": expected NAME=value, e.g. --env LANG=C.UTF-8", kv));
-        cmd.env.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
-    }
-    if (!f.cwd.empty()) cmd.cwd = f.cwd;
-    cmd.pty = f.pty;
-    if (winsize ws{}; f.pty && ::ioctl(1, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) {
-        cmd.pty_columns = ws.ws_col;
-        cmd.pty_rows = ws.ws_row;
-    }
-    if (!f.timeout.empty()) {
-        auto d = core::parse_duration(f.timeout);
-        if (!d) return core::fail(core::errc::invalid_argument, "--timeout: " + d.error().message);
-        cmd.timeout = *d;
-    }
-    if (auto v = exec::validate(cmd); !v) return tl::unexpected(v.error());
-    return cmd;
-}
 
 nlohmann::json to_json(const exec::exec_result& r) {
     return {{"destination", r.destination},
@@ -119,7 +70,7 @@ int run_exec(const exec_flags& f) {
     exec::executor runner(pool, breakers, std::move(*rules));
     // A running `tunnel up` whose link reaches the target runs it on its warm
     // session (docs/link.md, "Pooled sessions"); else our own connection.
-    if (auto control = link::pooled_control_path()) {
+    if (auto control = link::pooled_control_path(); control && !manager_declined()) {
         auto pooled = std::make_shared<link::manager_exec>(*control);
         pooled->name_destination(target->destination(), f.target);
         runner.use_pooled(std::move(pooled));
@@ -166,32 +117,7 @@ void add_exec_command(CLI::App& app, command_runner& run) {
         "One argument after -- is a shell string; several are an argv, each quoted as given.\n"
         "Exit status: the remote command's; 124 on timeout; 255 connection, auth or host-key "
         "failure; 2 bad usage.");
-    add_connection_flags(*cmd, flags->connection);
-    add_agent_flags(*cmd, flags->connection);
-    cmd->add_flag("--sudo", flags->sudo,
-                  "Run through sudo -n (fails fast if sudo wants a password)");
-    cmd->add_option("--sudo-user", flags->sudo_user, "Run through sudo as this user");
-    cmd->add_flag("--ask-sudo-pass", flags->ask_sudo_pass,
-                  "Answer sudo's password prompt (asked on the terminal or via SSH_ASKPASS)");
-    cmd->add_option("--env", flags->env, "Set NAME=value for the command (works without AcceptEnv)")
-        ->take_all()
-        ->allow_extra_args(false);  // one value per flag: never swallow TARGET or --
-    cmd->add_option("--cwd", flags->cwd, "Working directory for the command");
-    cmd->add_option("--timeout", flags->timeout,
-                    "Kill the command after this long (e.g. 30s, 5m); exit 124");
-    cmd->add_option("--retries", flags->retries,
-                    "Retry connection failures this many times (never re-runs a command)");
-    cmd->add_flag("--pty,-t", flags->pty, "Allocate a pseudo-terminal");
-    cmd->add_option("--stdin", flags->stdin_path,
-                    "Feed this file (or - for our stdin) to the command's stdin");
-    cmd->add_flag("--json", flags->json, "Print one JSON object with status and output at the end");
-    cmd->add_option("--rule", flags->rules,
-                    "Command rule allow:GLOB or deny:GLOB (checked before sending)")
-        ->take_all()
-        ->allow_extra_args(false);  // one value per flag: never swallow TARGET or --
-    cmd->add_option("target", flags->target, "[user@]host[:port] or an ssh_config alias")
-        ->required();
-    cmd->add_option("command", flags->command, "Command to run (after --)")->required();
+    add_exec_options(*cmd, *flags);
     cmd->callback([flags, &run] { run = [flags] { return run_exec(*flags); }; });
 }
 

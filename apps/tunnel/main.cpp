@@ -43,6 +43,8 @@ std::string_view subcommand_word(int argc, char** argv) {
 int main(int argc, char** argv) {
     using namespace tunnel;
     ssh::skip_crypto_cleanup_at_exit();  // first: before anything initialises OpenSSL
+    cli::set_program_path(argc > 0 ? argv[0] : nullptr);
+    cli::take_front_notes();
     CLI::App app{"tunnel: reach and operate Linux machines over SSH", "tunnel"};
     app.require_subcommand(1);
     app.set_version_flag("--version", "tunnel 0.1.0");

@@ -15,6 +15,7 @@
 #include "cli_common.hpp"
 #include "commands.hpp"
 #include "core/spawn.hpp"
+#include "exec_plan.hpp"
 #include "link/control_server.hpp"
 #include "link/link_config.hpp"
 #include "link/link_metrics.hpp"
@@ -52,8 +53,9 @@ int install_unit(const up_flags& f) {
     if (f.install_unit == "system" || (f.install_unit.empty() && root))
         r.scope = link::unit_scope::system;
     std::error_code ec;
-    r.tunnel_binary = fs::read_symlink("/proc/self/exe", ec).string();
-    if (ec) return report({core::errc::io_error, "cannot find this program's path"});
+    r.tunnel_binary = program_path();
+    if (r.tunnel_binary.empty())
+        return report({core::errc::io_error, "cannot find this program's path"});
     r.links_file = fs::absolute(f.file, ec).lexically_normal().string();
     if (!f.status_addr.empty()) r.status_addr = f.status_addr;
     std::string dir = f.unit_dir;
@@ -138,6 +140,7 @@ int run_up(const up_flags& f) {
     if (!m) return report(m.error());
     auto server = link::control_server::open(io.get_executor(), control, *m);
     if (!server) return report(server.error());
+    (*server)->plan_command_lines_with(plan_pooled_exec);  // from the `tunnel` front
     observe::metrics_registry registry;  // outlives the status listener (closed in run below)
     std::shared_ptr<observe::admin_http_server> status_server;
     if (!status.address.empty()) {

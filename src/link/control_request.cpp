@@ -45,6 +45,15 @@ core::result<control_request> bad(std::string message) {
 // exec: a command, and the link by name or the destination it must reach;
 // sftp: the same without a command.
 core::result<control_request> check_exec(control_request r) {
+    if (r.from_args) {
+        if (r.cmd != "exec") return bad("only exec takes \"args\"");
+        if (!r.link.empty() || !r.destination.empty() || !r.command.empty() || !r.transport.empty())
+            return bad("exec with \"args\" takes no link, destination, command or transport");
+        if (r.args.empty()) return bad("\"args\" is empty: send the words after `tunnel exec`");
+        if (r.cwd.empty() || r.cwd.front() != '/')
+            return bad("exec with \"args\" needs \"cwd\", an absolute path");
+        return r;
+    }
     if (r.cmd == "sftp" && !r.command.empty()) return bad("sftp takes no \"command\"");
     if (r.cmd == "exec" && r.command.empty())
         return bad("exec needs \"command\" (the remote command string)");
@@ -83,13 +92,38 @@ core::result<control_request> parse_control_request(std::string_view line) {
         r.id = *id;
     }
     for (const auto& [k, v] : j.items()) {
+        if (k == "args" || k == "env") continue;  // read below
         if (k != "cmd" && k != "link" && k != "transport" && k != "id" && k != "destination" &&
-            k != "command")
+            k != "command" && k != "cwd")
             return bad(fmt::format(
-                "unknown key \"{}\" (allowed: cmd, link, transport, destination, command, id)",
+                "unknown key \"{}\" (allowed: cmd, link, transport, destination, command, args, "
+                "cwd, env, id)",
                 core::log_text(k, 40)));
         if (k != "id" && !v.is_string()) return bad(fmt::format("\"{}\" must be a string", k));
     }
+    if (auto a = j.find("args"); a != j.end()) {
+        if (!a->is_array()) return bad("\"args\" must be an array of strings");
+        for (const auto& w : *a) {
+            if (!w.is_string()) return bad("\"args\" must be an array of strings");
+            if (w.get_ref<const std::string&>().find('\0') != std::string::npos)
+                return bad("\"args\" contains a NUL byte");
+            r.args.push_back(w.get<std::string>());
+        }
+        r.from_args = true;
+    }
+    if (auto e = j.find("env"); e != j.end()) {
+        if (!e->is_object()) return bad("\"env\" must be an object of strings");
+        for (const auto& [name, value] : e->items()) {
+            if (!value.is_string() || name.empty() || name.find('=') != std::string::npos ||
+                name.find('\0') != std::string::npos ||
+                value.get_ref<const std::string&>().find('\0') != std::string::npos)
+                return bad("\"env\" must map names (no '=' or NUL) to strings");
+            r.env.emplace(name, value.get<std::string>());
+        }
+    }
+    if (auto c = j.find("cwd"); c != j.end()) r.cwd = c->get<std::string>();
+    if (!r.from_args && (!r.cwd.empty() || j.contains("env")))
+        return bad("\"cwd\" and \"env\" go with \"args\" only");
     auto cmd = j.find("cmd");
     if (cmd == j.end())
         return bad("missing \"cmd\" (ls, status, restart, switch, events, down, exec, sftp)");
@@ -105,8 +139,8 @@ core::result<control_request> parse_control_request(std::string_view line) {
     if (auto d = j.find("destination"); d != j.end()) r.destination = d->get<std::string>();
     if (auto c = j.find("command"); c != j.end()) r.command = c->get<std::string>();
     if (pooled) return check_exec(std::move(r));
-    if (!r.destination.empty() || !r.command.empty())
-        return bad(fmt::format("{} takes no \"destination\" or \"command\"", r.cmd));
+    if (!r.destination.empty() || !r.command.empty() || r.from_args)
+        return bad(fmt::format("{} takes no \"destination\", \"command\" or \"args\"", r.cmd));
     if (needs_link && r.link.empty()) return bad(fmt::format("{} needs \"link\"", r.cmd));
     if (!needs_link && !r.link.empty()) return bad(fmt::format("{} takes no \"link\"", r.cmd));
     if (!r.link.empty() && !valid_link_name(r.link))

@@ -12,6 +12,13 @@
 //   {"cmd": "exec", "destination": "u@h:22", "command": "..."}  ... on the link
 //                                                  whose target resolves to it;
 //                                                  then frames (link/exec_frames.hpp)
+//   {"cmd": "exec", "args": ["web1", "--", "uptime"], "cwd": "/home/u",
+//    "env": {"HOME": "/home/u", ...}}           `tunnel exec`'s own command line
+//                                                  (the words after "exec"), sent by the
+//                                                  small `tunnel` front (apps/tunnel/front):
+//                                                  the manager reads it as `tunnel exec`
+//                                                  would (link/exec_plan.hpp); the last
+//                                                  frame then also carries "exit_code"
 //   {"cmd": "sftp", "link": "db"} or {"cmd": "sftp", "destination": "u@h:22"}
 //                                                  an sftp subsystem channel on the
 //                                                  link's session; then the raw
@@ -21,9 +28,11 @@
 #pragma once
 
 #include <cstddef>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -39,7 +48,13 @@ struct control_request {
     std::string transport;    // switch
     std::string destination;  // exec, sftp: user@host:port the session must reach
     std::string command;      // exec: the remote command string
-    nlohmann::json id;        // null when absent
+    // exec from a command line: the words after "exec", the caller's working
+    // directory and environment (never logged: it may hold secrets).
+    std::vector<std::string> args;
+    std::string cwd;
+    std::map<std::string, std::string> env;
+    bool from_args = false;
+    nlohmann::json id;  // null when absent
 };
 
 // Parses and validates one request line (without its newline).

@@ -291,6 +291,9 @@ asio::awaitable<void> control_server::serve(std::shared_ptr<connection> c) {
             core::spawn(
                 executor_, [self, c] { return self->stream_events(c); }, "control events");
             continue;
+        } else if (std::string refusal; req->from_args && !plan_command_line(*req, refusal)) {
+            // Not one for the pooled path: the caller runs the whole CLI.
+            reply = error_line(refusal, req->id);
         } else if (req->cmd == "exec") {
             // The connection is the command's stream from here on.
             auto socket = std::make_shared<local::socket>(std::move(c->socket));
@@ -322,6 +325,22 @@ asio::awaitable<void> control_server::serve(std::shared_ptr<connection> c) {
         }
         if (ec) co_return;
     }
+}
+
+bool control_server::plan_command_line(control_request& req, std::string& refusal) const {
+    if (!planner_) {
+        refusal = "this manager does not take command lines";
+        return false;
+    }
+    auto plan = planner_(req);
+    if (!plan) {
+        refusal = plan.error().message;
+        return false;
+    }
+    req.link = std::move(plan->link);
+    req.destination = std::move(plan->destination);
+    req.command = std::move(plan->command);
+    return true;
 }
 
 asio::awaitable<void> control_server::stream_events(std::shared_ptr<connection> c) {

@@ -12,6 +12,7 @@
 
 #include "core/asio.hpp"
 #include "core/error.hpp"
+#include "link/exec_plan.hpp"
 #include "link/manager.hpp"
 
 namespace tunnel::link {
@@ -39,6 +40,10 @@ class control_server : public std::enable_shared_from_this<control_server> {
     // same socket is told so first.
     [[nodiscard]] static core::result<void> check_available(const std::string& path);
 
+    // How exec requests that carry a command line ("args") are planned;
+    // without one they are refused and the caller runs the CLI itself.
+    void plan_command_lines_with(exec_planner planner) { planner_ = std::move(planner); }
+
     void start();
     // Stops accepting and removes the socket file (new callers fall back to
     // their own connections at once), then waits up to `bound` for the pooled
@@ -59,6 +64,9 @@ class control_server : public std::enable_shared_from_this<control_server> {
     asio::awaitable<void> accept_loop();
     asio::awaitable<void> serve(std::shared_ptr<connection> c);
     asio::awaitable<void> stream_events(std::shared_ptr<connection> c);
+    // Fills req's link, destination and command from its command line; false
+    // (and why) when the planner refuses it.
+    bool plan_command_line(control_request& req, std::string& refusal) const;
 
     asio::any_io_executor executor_;
     std::string path_;
@@ -69,6 +77,7 @@ class control_server : public std::enable_shared_from_this<control_server> {
     bool stopped_ = false;
     bool accepting_ = true;
     std::size_t execs_in_flight_ = 0;
+    exec_planner planner_;
 };
 
 }  // namespace tunnel::link

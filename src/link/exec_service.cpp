@@ -5,6 +5,7 @@
 
 #include "core/log_text.hpp"
 #include "core/spawn.hpp"
+#include "exec/executor.hpp"
 #include "link/exec_frames.hpp"
 #include "link/pooled_session.hpp"
 #include "ssh/channel.hpp"
@@ -73,6 +74,23 @@ void frames_of(std::string& out, char type, std::string_view data) {
 
 }  // namespace
 
+exec_ending ending_of(const nlohmann::json& end) {
+    exec_ending e;
+    if (auto error = end.find("error"); error != end.end() && error->is_string()) {
+        e.message = fmt::format("tunnel: {} while running the command; it may have run partly",
+                                error->get<std::string>());
+        return e;  // 255, as `tunnel exec` reports a lost connection
+    }
+    exec::exec_result r;
+    r.exit_status = 255;  // neither a status nor a signal: as the CLI reports it
+    if (auto s = end.find("exit_status"); s != end.end() && s->is_number_integer())
+        r.exit_status = s->get<int>();
+    if (auto s = end.find("signal"); s != end.end() && s->is_string())
+        r.signal = s->get<std::string>();
+    e.exit_code = r.exit_code();
+    return e;
+}
+
 asio::awaitable<void> serve_exec(std::shared_ptr<local::socket> socket, std::shared_ptr<manager> m,
                                  control_request req, std::string leftover) {
     boost::system::error_code ec;
@@ -104,8 +122,14 @@ asio::awaitable<void> serve_exec(std::shared_ptr<local::socket> socket, std::sha
         if (!e) {
             // The request may have reached the server: do not let the caller run it again.
             l->count_exec(false);
-            auto line = pooled_reply_line(
-                {{"ok", false}, {"maybe_started", true}, {"error", e.error().message}}, req.id);
+            nlohmann::json refusal{
+                {"ok", false}, {"maybe_started", true}, {"error", e.error().message}};
+            if (req.from_args) {  // the front prints what `tunnel exec` would
+                refusal["exit_code"] = 255;
+                refusal["message"] = fmt::format("tunnel: through `tunnel up` (link {}): {}",
+                                                 l->name(), e.error().message);
+            }
+            auto line = pooled_reply_line(std::move(refusal), req.id);
             co_await asio::async_write(*socket, asio::buffer(line),
                                        asio::redirect_error(asio::use_awaitable, ec));
             co_return;
@@ -164,6 +188,11 @@ asio::awaitable<void> serve_exec(std::shared_ptr<local::socket> socket, std::sha
         if (st.exit_status) end["exit_status"] = *st.exit_status;
         if (st.exit_signal) end["signal"] = *st.exit_signal;
         if (end.is_null()) end = nlohmann::json::object();
+    }
+    if (req.from_args) {
+        const auto ending = ending_of(end);
+        end["exit_code"] = ending.exit_code;
+        if (ending.message) end["message"] = *ending.message;
     }
     append_frame(out, 'x', end.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     co_await asio::async_write(*socket, asio::buffer(out),

@@ -19,6 +19,7 @@
 
 #include "core/asio.hpp"
 #include "link/control_request.hpp"
+#include "link/exec_plan.hpp"
 #include "link/manager.hpp"
 
 namespace tunnel::link {
@@ -29,5 +30,9 @@ namespace tunnel::link {
 asio::awaitable<void> serve_exec(std::shared_ptr<asio::local::stream_protocol::socket> socket,
                                  std::shared_ptr<manager> m, control_request req,
                                  std::string leftover);
+
+// The exit code and message for the last frame of a command-line exec
+// (`end`: {"exit_status": N}, {"signal": "TERM"} or {"error": "..."}).
+[[nodiscard]] exec_ending ending_of(const nlohmann::json& end);
 
 }  // namespace tunnel::link

@@ -47,7 +47,7 @@ TEST(Package, DebInstallsAndTheRelayUnitServes) {
     auto contents = run_cli("/usr/bin/dpkg-deb", {"-c", deb});
     ASSERT_EQ(contents.exit_code, 0) << contents.describe();
     for (const char* f :
-         {"./usr/bin/tunnel", "./usr/share/man/man1/tunnel.1",
+         {"./usr/bin/tunnel", "./usr/libexec/tunnel/tunnel-cli", "./usr/share/man/man1/tunnel.1",
           "./usr/share/man/man1/tunnel-relay.1", "./usr/share/bash-completion/completions/tunnel",
           "./usr/share/zsh/vendor-completions/_tunnel",
           "./usr/lib/systemd/system/tunnel-relay.service",

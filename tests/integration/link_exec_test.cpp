@@ -229,6 +229,112 @@ TEST_F(LinkExec, ManagerKilledMidRunExecsFallBack) {
     }
 }
 
+// The `tunnel` front (apps/tunnel/front) sends `tunnel exec` to the manager
+// as a command line, and runs the whole CLI only for what the manager does
+// not take. A copy of the front alone, without the CLI beside it, shows which
+// path ran: through the manager it needs nothing else; a fallback reports the
+// CLI missing and ran nothing.
+class LinkFront : public LinkExec {
+  protected:
+    void SetUp() override {
+        LinkExec::SetUp();
+        if (HasFatalFailure()) return;
+        std::filesystem::create_directories(home->file("alone/bin"));
+        alone = home->file("alone/bin/tunnel");
+        std::filesystem::copy_file(tunnel_binary(), alone);
+    }
+    run_result front(std::vector<std::string> args, const cli_options& o) const {
+        return run_cli(alone, std::move(args), o);
+    }
+    static bool missing_cli(const run_result& r) {
+        return r.exit_code == 255 && r.err.find("reinstall tunnel") != std::string::npos;
+    }
+    std::string alone;
+};
+
+TEST_F(LinkFront, RunsAnExecThroughTheManagerWithoutTheCli) {
+    const auto before = started();
+    auto r = front({"exec", "-F", "/dev/null", "db", "--", "echo out; echo err >&2; exit 3"},
+                   with_control());
+    EXPECT_EQ(r.exit_code, 3) << r.err;
+    EXPECT_EQ(r.out, "out\n");
+    EXPECT_EQ(r.err, "err\n");
+
+    // The link's target typed with the fixture's flags, an argv quoted word by
+    // word, --env and --cwd: read as `tunnel exec` reads them.
+    auto t = front(exec_args(*sshd, {"--env", "GREETING=a b", "--cwd", "/tmp"},
+                             {"printf", "%s|", "$GREETING", "c d"}),
+                   with_control());
+    EXPECT_EQ(t.exit_code, 0) << t.err;
+    EXPECT_EQ(t.out, "$GREETING|c d|");
+    auto e = front(
+        exec_args(*sshd, {"--env", "GREETING=a b", "--cwd", "/tmp"}, {"echo \"$GREETING\" $(pwd)"}),
+        with_control());
+    EXPECT_EQ(e.out, "a b /tmp\n") << e.err;
+
+    // A signal death as `tunnel exec` reports it; 3 MiB of output in order.
+    auto k = front({"exec", "-F", "/dev/null", "db", "--", "kill -TERM $$"}, with_control());
+    EXPECT_EQ(k.exit_code, 128 + SIGTERM) << k.err;
+    auto big = front({"exec", "-F", "/dev/null", "db", "--", "seq 1 400000"}, with_control());
+    EXPECT_EQ(big.exit_code, 0) << big.err;
+    EXPECT_EQ(big.out.size(), 2'688'895u);
+    EXPECT_EQ(big.out.substr(big.out.size() - 14), "399999\n400000\n");
+    EXPECT_EQ(started(), before + 5);
+}
+
+TEST_F(LinkFront, WhatTheManagerDoesNotTakeRunsTheCliAndNothingElse) {
+    const auto before = started();
+    // Flags the pooled path leaves to the CLI, a denied command, a command line
+    // that does not parse, another TUNNEL_CONFIG, no manager at all.
+    for (auto args : std::vector<std::vector<std::string>>{
+             {"exec", "-F", "/dev/null", "--json", "db", "--", "true"},
+             {"exec", "-F", "/dev/null", "--timeout", "5s", "db", "--", "true"},
+             {"exec", "-F", "/dev/null", "-t", "db", "--", "true"},
+             {"exec", "-F", "/dev/null", "--sudo", "db", "--", "true"},
+             {"exec", "-F", "/dev/null", "-A", "db", "--", "true"},
+             {"exec", "-v", "-F", "/dev/null", "db", "--", "true"},
+             {"exec", "-F", "/dev/null", "--rule", "deny:rm*", "db", "--", "rm -rf /tmp/x"},
+             {"exec", "-F", "/dev/null", "--no-such-flag", "db", "--", "true"},
+             {"exec", "--help"}}) {
+        SCOPED_TRACE(fmt::format("{}", fmt::join(args, " ")));
+        auto r = front(args, with_control());
+        EXPECT_TRUE(missing_cli(r)) << r.exit_code << " " << r.err;
+        EXPECT_EQ(r.out, "");
+    }
+    cli_options other = with_control();
+    other.env.set.push_back({"TUNNEL_CONFIG", home->file("other.yaml")});
+    EXPECT_TRUE(missing_cli(front({"exec", "-F", "/dev/null", "db", "--", "true"}, other)));
+    EXPECT_TRUE(missing_cli(front({"exec", "-F", "/dev/null", "db", "--", "true"},
+                                  with_control(home->file("run/absent.sock")))));
+    EXPECT_TRUE(missing_cli(front({"--version"}, with_control())));
+    EXPECT_EQ(started(), before);  // none of them ran anything
+
+    // The real front with the CLI beside it: the same command lines work as always.
+    auto v = run_tunnel({"exec", "-F", "/dev/null", "--rule", "deny:rm*", "db", "--", "rm x"},
+                        with_control());
+    EXPECT_EQ(v.exit_code, 2) << v.err;
+    EXPECT_NE(v.err.find("denied by rule"), std::string::npos) << v.err;
+    auto j =
+        run_tunnel({"exec", "-F", "/dev/null", "--json", "db", "--", "echo hi"}, with_control());
+    EXPECT_EQ(j.exit_code, 0) << j.err;
+    EXPECT_NE(j.out.find("\"stdout\":\"hi\\n\""), std::string::npos) << j.out;
+}
+
+// The manager goes away while the front waits for the command's end: the
+// front says so and exits 255, as `tunnel exec` does.
+TEST_F(LinkFront, AManagerThatDiesMidCommandIsReported) {
+    auto running = std::thread([&] {
+        std::this_thread::sleep_for(1500ms);
+        up->signal(SIGKILL);
+    });
+    auto r =
+        front({"exec", "-F", "/dev/null", "db", "--", "echo started; sleep 30"}, with_control());
+    running.join();
+    EXPECT_EQ(r.exit_code, 255) << r.err;
+    EXPECT_EQ(r.out, "started\n");
+    EXPECT_NE(r.err.find("may have run partly"), std::string::npos) << r.err;
+}
+
 // `tunnel cp` through the manager's warm session: an SFTP subsystem channel
 // opened through the control socket.
 class LinkCp : public LinkExec {

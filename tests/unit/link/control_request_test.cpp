@@ -95,6 +95,45 @@ TEST(ControlRequest, ExecNamesALinkOrADestinationAndACommand) {
               std::string::npos);
 }
 
+// The `tunnel` front's form: the words after `tunnel exec`, the caller's cwd and env.
+TEST(ControlRequest, ExecMayCarryACommandLineWithCwdAndEnv) {
+    auto r = parse_control_request(
+        R"({"cmd":"exec","args":["db","--","uptime"],"cwd":"/home/u","env":{"HOME":"/home/u","A":""}})");
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_TRUE(r->from_args);
+    EXPECT_EQ(r->args, (std::vector<std::string>{"db", "--", "uptime"}));
+    EXPECT_EQ(r->cwd, "/home/u");
+    EXPECT_EQ(r->env.at("HOME"), "/home/u");
+    EXPECT_EQ(r->env.at("A"), "");
+    EXPECT_TRUE(r->destination.empty());
+
+    EXPECT_NE(refused(R"({"cmd":"exec","args":[],"cwd":"/"})").find("\"args\" is empty"),
+              std::string::npos);
+    EXPECT_NE(refused(R"({"cmd":"exec","args":["db",1],"cwd":"/"})").find("array of strings"),
+              std::string::npos);
+    EXPECT_NE(refused(R"({"cmd":"exec","args":"db","cwd":"/"})").find("array of strings"),
+              std::string::npos);
+    EXPECT_NE(refused(R"({"cmd":"exec","args":["db"],"cwd":"rel"})").find("absolute path"),
+              std::string::npos);
+    EXPECT_NE(refused(R"({"cmd":"exec","args":["db"]})").find("absolute path"), std::string::npos);
+    EXPECT_NE(refused(R"({"cmd":"exec","args":["db"],"cwd":"/","env":{"A=B":"x"}})")
+                  .find("no '=' or NUL"),
+              std::string::npos);
+    EXPECT_NE(refused(R"({"cmd":"exec","args":["db"],"cwd":"/","env":{"A":1}})").find("\"env\""),
+              std::string::npos);
+    EXPECT_NE(refused(R"({"cmd":"exec","args":["d\u0000b"],"cwd":"/"})").find("NUL"),
+              std::string::npos);
+    EXPECT_NE(refused(R"({"cmd":"exec","args":["db"],"cwd":"/","command":"x","link":"db"})")
+                  .find("takes no link, destination, command"),
+              std::string::npos);
+    EXPECT_NE(refused(R"({"cmd":"sftp","args":["db"],"cwd":"/"})").find("only exec"),
+              std::string::npos);
+    EXPECT_NE(refused(R"({"cmd":"ls","args":["db"]})").find("\"args\""), std::string::npos);
+    EXPECT_NE(refused(R"({"cmd":"exec","link":"db","command":"x","cwd":"/"})")
+                  .find("go with \"args\" only"),
+              std::string::npos);
+}
+
 TEST(ControlRequest, SftpNamesALinkOrADestinationAndNoCommand) {
     auto r = parse_control_request(R"({"cmd":"sftp","link":"db","destination":"u@h:22"})");
     ASSERT_TRUE(r) << r.error().message;
