@@ -109,7 +109,9 @@ struct retried_request {
 };
 
 // One public connection: its stream, the caller bytes read but not yet
-// forwarded, and the channel kept for keep-alive reuse.
+// forwarded, and the channel kept for keep-alive reuse. The functions that
+// answer callers (error_response ... send_refusal) are in
+// public_response.cpp.
 struct public_conn {
     public_conn(const asio::any_io_executor& ex, std::shared_ptr<public_stream> s,
                 const asio::ip::tcp::endpoint& remote)
