@@ -9,6 +9,7 @@
 
 #include "core/spawn.hpp"
 #include "core/unique_fd.hpp"
+#include "relay/cluster_hop.hpp"
 #include "relay/http_tracker.hpp"
 #include "relay/lease_hold.hpp"
 #include "relay/proxy_exchange.hpp"
@@ -158,7 +159,15 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
         conn->reader_running = true;
         core::spawn(ex, read_public(conn), "relay public connection reader");
     }
+    // Over the proxy hop every request after the first comes with a
+    // preamble of its own (cluster_hop.hpp), which rebinds the connection.
+    bool next_preamble = false;
     while (!conn->closed) {
+        if (next_preamble) {
+            next_preamble = false;
+            const bool bound = co_await next_hop_preamble(relay, conn, ticket);
+            if (!bound) co_return;
+        }
         std::optional<http_tracker> parsed;
         http_head head;
         std::unique_ptr<request_trace> trace;
@@ -282,6 +291,7 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
                                             std::move(trace));
         conn->turn.reset();                   // not started (refused): the next queued request goes
         if (!keep || relay->stopping) break;  // draining: no next request on this connection
+        next_preamble = conn->hop && !conn->retry;
     }
     conn->channel.reset();
     conn->close();
