@@ -78,9 +78,27 @@ inline std::string exchange_from(const std::string& source, std::uint16_t port,
 
 // Redis, relays A and B (one cluster, one secret), an origin, and a tunnel
 // attached to A publishing acme/web, with B routing it to A.
-struct hop_cluster {
+// A redis-server and a directory holding the cluster's secret file.
+struct cluster_base {
     std::optional<redis_fixture> redis;
     std::optional<temp_dir> dir;
+    std::string secret;  // the secret file's path
+
+    // Empty when both are up, else what failed.
+    std::string start_base(const std::string& dir_prefix) {
+        auto r = redis_fixture::start();
+        if (!r) return r.error().message;
+        redis.emplace(std::move(*r));
+        auto d = temp_dir::create(dir_prefix);
+        if (!d) return d.error().message;
+        dir.emplace(std::move(*d));
+        secret = dir->file("cluster.secret");
+        if (!write_text_file(secret, cluster_secret, 0600)) return "cannot write the secret";
+        return {};
+    }
+};
+
+struct hop_cluster : cluster_base {
     std::uint16_t a_internal = 0;
     std::optional<relay_fixture> a;
     std::optional<relay_fixture> b;
@@ -89,14 +107,7 @@ struct hop_cluster {
 
     // Empty when all is up, else what failed.
     std::string start() {
-        auto r = redis_fixture::start();
-        if (!r) return r.error().message;
-        redis.emplace(std::move(*r));
-        auto d = temp_dir::create("tunnel-hop");
-        if (!d) return d.error().message;
-        dir.emplace(std::move(*d));
-        const auto secret = dir->file("cluster.secret");
-        if (!write_text_file(secret, cluster_secret, 0600)) return "cannot write the secret";
+        if (auto failed = start_base("tunnel-hop"); !failed.empty()) return failed;
         auto pa = unused_port();
         auto pb = unused_port();
         if (!pa || !pb) return "no free port";

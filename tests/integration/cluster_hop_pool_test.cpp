@@ -275,21 +275,12 @@ class scripted_owner {
 };
 
 // Redis, relay B, and a scripted owner B believes holds acme/web.
-struct scripted_cluster {
-    std::optional<redis_fixture> redis;
-    std::optional<temp_dir> dir;
+struct scripted_cluster : cluster_base {
     std::optional<relay_fixture> b;
     std::unique_ptr<scripted_owner> owner = std::make_unique<scripted_owner>();
 
     std::string start() {
-        auto r = redis_fixture::start();
-        if (!r) return r.error().message;
-        redis.emplace(std::move(*r));
-        auto d = temp_dir::create("tunnel-hop-pool");
-        if (!d) return d.error().message;
-        dir.emplace(std::move(*d));
-        const auto secret = dir->file("cluster.secret");
-        if (!write_text_file(secret, cluster_secret, 0600)) return "cannot write the secret";
+        if (auto failed = start_base("tunnel-hop-pool"); !failed.empty()) return failed;
         relay_options ob;
         ob.extra_yaml = cluster_yaml(*redis, "relay-b", secret);
         auto rb = relay_fixture::start(ob);
