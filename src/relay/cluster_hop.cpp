@@ -124,8 +124,9 @@ preamble_check check_preamble(relay_state& relay, std::string_view line, const t
         out.ticket.emplace(std::move(*ticket));
     }
     relay.metrics.hops.with({"received"}).inc();
-    spdlog::debug("cluster hop from {} ({}): {} for {}", p->node, peer.address().to_string(), label,
-                  p->client_ip);
+    if (spdlog::should_log(spdlog::level::debug))  // (once per request over a kept hop)
+        spdlog::debug("cluster hop from {} ({}): {} for {}", p->node, peer.address().to_string(),
+                      label, p->client_ip);
     out.granted = true;
     out.preamble = std::move(*p);
     return out;
