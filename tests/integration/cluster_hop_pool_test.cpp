@@ -119,6 +119,59 @@ TEST(ClusterHopPool, ClosingCallersShareHopConnectionsEachWithItsOwnPreamble) {
     EXPECT_EQ(metric(a_after, received) - metric(a_before, received), n) << a_after;
 }
 
+TEST(ClusterHopPool, PipelinedBodiesAndUpgradesThroughBKeepTheirBounds) {
+    hop_cluster c;
+    const auto failed = c.start();
+    ASSERT_TRUE(failed.empty()) << failed;
+    // A chunked POST and a GET in one write, then a POST with a length: each
+    // body goes to A as its framing delimits it, nothing of one request in
+    // another's (each answered by the origin, in order, on one connection;
+    // A never sees bytes where it expects a preamble).
+    const std::string refused = "relay_cluster_hops_total{outcome=\"refused\"}";
+    const double refused_before = metric(c.a->admin_get("/metrics"), refused);
+    int fd = connect_from("127.0.0.2", c.b->public_port());
+    ASSERT_GE(fd, 0);
+    send_all(fd,
+             "POST /t/acme/web/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: "
+             "chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n" +
+                 keep_alive_get("/t/acme/web/hello"));
+    // The echo comes back with Content-Length (the origin's own framing).
+    auto echo = parse_http_reply(read_response(fd, 10s));
+    ASSERT_TRUE(echo) << c.b->log();
+    EXPECT_EQ(echo->status, 200);
+    EXPECT_EQ(echo->body, "hello world");
+    auto hello = parse_http_reply(read_response(fd, 10s));
+    ASSERT_TRUE(hello);
+    EXPECT_EQ(hello->status, 200);
+    EXPECT_EQ(hello->body, "hello\n");
+    send_all(fd,
+             "POST /t/acme/web/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: "
+             "3\r\n\r\nabc");
+    auto short_echo = parse_http_reply(read_response(fd, 10s));
+    ASSERT_TRUE(short_echo);
+    EXPECT_EQ(short_echo->body, "abc");
+    EXPECT_EQ(metric(c.a->admin_get("/metrics"), refused), refused_before);
+
+    // Then an upgrade on the same connection: after the 101, raw both ways.
+    send_all(fd,
+             "GET /t/acme/web/upgrade HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: "
+             "echo\r\nConnection: Upgrade\r\n\r\n");
+    bool closed = false;
+    auto raw = read_until(fd, 10s, closed, [](const std::string& so_far) {
+        return so_far.find("\r\n\r\n") != std::string::npos;
+    });
+    EXPECT_EQ(raw.rfind("HTTP/1.1 101 ", 0), 0u) << raw;
+    for (int i = 0; i < 3; ++i) {
+        const std::string frame = fmt::format("frame-{}|", i);
+        send_all(fd, frame);
+        const auto back = read_until(fd, 5s, closed, [&](const std::string& so_far) {
+            return so_far.find(frame) != std::string::npos;
+        });
+        EXPECT_NE(back.find(frame), std::string::npos) << back;
+    }
+    ::close(fd);
+}
+
 TEST(ClusterHopPool, EveryRequestOnAHopConnectionNeedsAGoodPreambleOfItsOwn) {
     hop_cluster c;
     const auto failed = c.start();
