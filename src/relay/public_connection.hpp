@@ -179,7 +179,8 @@ struct public_conn {
     }
 };
 
-// "Not Found" for 404; "Error" for a status the relay does not send.
+// "Not Found" for 404; "Error" for a status the relay does not send
+// (core::http_reason).
 [[nodiscard]] std::string_view reason_phrase(int status);
 
 // A JSON error response: {"error": code, "message": message}; always closes

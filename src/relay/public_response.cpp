@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/http_reason.hpp"
 #include "relay/admission.hpp"
 #include "relay/public_connection.hpp"
 
@@ -19,36 +20,7 @@ using error_code = boost::system::error_code;
 }  // namespace
 
 std::string_view reason_phrase(int status) {
-    switch (status) {
-        case 400:
-            return "Bad Request";
-        case 401:
-            return "Unauthorized";
-        case 403:
-            return "Forbidden";
-        case 404:
-            return "Not Found";
-        case 408:
-            return "Request Timeout";
-        case 413:
-            return "Payload Too Large";
-        case 421:
-            return "Misdirected Request";
-        case 426:
-            return "Upgrade Required";
-        case 429:
-            return "Too Many Requests";
-        case 431:
-            return "Request Header Fields Too Large";
-        case 502:
-            return "Bad Gateway";
-        case 503:
-            return "Service Unavailable";
-        case 504:
-            return "Gateway Timeout";
-        default:
-            return "Error";
-    }
+    return core::http_reason(status);
 }
 
 std::string error_response(int status, std::string_view code, std::string_view message,
