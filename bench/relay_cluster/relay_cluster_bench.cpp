@@ -164,8 +164,10 @@ int run(int argc, char** argv) {
     const std::string via_a = fmt::format("http://127.0.0.1:{}{}", a->public_port(), path);
     const std::string via_b = fmt::format("http://127.0.0.1:{}{}", b->public_port(), path);
     std::vector<double> a_keep, b_keep, a_close, b_close;
-    // CPU per request of A and B (user + system, /proc) over the close runs.
+    // CPU per request of A and B (user + system, /proc) over the close runs,
+    // and over the keep-alive ones.
     std::vector<double> cpu_a_via_a, cpu_a_via_b, cpu_b_via_b;
+    std::vector<double> keep_cpu_a_via_a, keep_cpu_a_via_b, keep_cpu_b_via_b;
     bool failed = false;
     auto measure = [&](const char* what, const std::string& url, const wrk_options& o,
                        std::vector<double>& into, std::vector<double>* cpu_a = nullptr,
@@ -190,8 +192,9 @@ int run(int argc, char** argv) {
     (void)run_wrk(via_b, keep);
     for (int r = 0; r < rounds && !failed; ++r) {
         fmt::print(stderr, "round {}:\n", r + 1);
-        measure("owner A keep-alive", via_a, keep, a_keep);
-        measure("non-owner B keep-alive", via_b, keep, b_keep);
+        measure("owner A keep-alive", via_a, keep, a_keep, &keep_cpu_a_via_a);
+        measure("non-owner B keep-alive", via_b, keep, b_keep, &keep_cpu_a_via_b,
+                &keep_cpu_b_via_b);
         measure("owner A Connection: close", via_a, close, a_close, &cpu_a_via_a);
         measure("non-owner B Connection: close", via_b, close, b_close, &cpu_a_via_b, &cpu_b_via_b);
     }
@@ -242,6 +245,10 @@ int run(int argc, char** argv) {
                median(a_keep), median(b_keep));
     fmt::print("  Connection: close: owner {:.0f} req/s, non-owner (hop) {:.0f} req/s\n",
                median(a_close), median(b_close));
+    fmt::print(
+        "  CPU per request, keep-alive:        A {:.1f} us when called directly; through B: "
+        "B {:.1f} us + A {:.1f} us\n",
+        median(keep_cpu_a_via_a), median(keep_cpu_b_via_b), median(keep_cpu_a_via_b));
     fmt::print(
         "  CPU per request, Connection: close: A {:.1f} us when called directly; through B: "
         "B {:.1f} us + A {:.1f} us\n",

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/encoding.hpp"
+#include "core/http_reason.hpp"
 
 namespace tunnel::observe {
 
@@ -41,43 +42,6 @@ bool iequals(std::string_view a, std::string_view b) {
                return std::tolower(static_cast<unsigned char>(x)) ==
                       std::tolower(static_cast<unsigned char>(y));
            });
-}
-
-const char* reason(int status) {
-    switch (status) {
-        case 200:
-            return "OK";
-        case 308:
-            return "Permanent Redirect";
-        case 400:
-            return "Bad Request";
-        case 401:
-            return "Unauthorized";
-        case 403:
-            return "Forbidden";
-        case 404:
-            return "Not Found";
-        case 405:
-            return "Method Not Allowed";
-        case 408:
-            return "Request Timeout";
-        case 413:
-            return "Content Too Large";
-        case 421:
-            return "Misdirected Request";
-        case 429:
-            return "Too Many Requests";
-        case 431:
-            return "Request Header Fields Too Large";
-        case 500:
-            return "Internal Server Error";
-        case 503:
-            return "Service Unavailable";
-        case 504:
-            return "Gateway Timeout";
-        default:
-            return "Error";
-    }
 }
 
 bool read_only_method(std::string_view m) {
@@ -238,7 +202,7 @@ std::string serialize(const admin_response& r, bool head_only) {
     std::string out = fmt::format(
         "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n"
         "X-Content-Type-Options: nosniff\r\nConnection: close\r\n",
-        r.status, reason(r.status), r.content_type, r.body.size());
+        r.status, core::http_reason(r.status), r.content_type, r.body.size());
     for (const auto& [name, value] : r.headers) out += fmt::format("{}: {}\r\n", name, value);
     out += "\r\n";
     if (!head_only) out += r.body;
@@ -249,7 +213,7 @@ std::string serialize_stream_head(const admin_response& r) {
     std::string out = fmt::format(
         "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nCache-Control: no-store\r\n"
         "X-Content-Type-Options: nosniff\r\nConnection: close\r\n",
-        r.status, reason(r.status), r.content_type);
+        r.status, core::http_reason(r.status), r.content_type);
     for (const auto& [name, value] : r.headers) out += fmt::format("{}: {}\r\n", name, value);
     out += "\r\n";
     return out;

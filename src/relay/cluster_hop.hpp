@@ -4,37 +4,38 @@
 // cluster.internal_listen authenticated by a signed preamble
 // (hop_preamble.hpp).
 //
-// Sending (hop_to_owner): the relay read and checked the request head as
-// for any request (head limits, framing, route), then connects to the
-// owner (2 s), sends the preamble, the head as parsed and the body bytes it
-// holds, and from then on pipes the connection both ways, raw: a streamed
-// response reaches the caller as the owner sends it, and later requests on
-// the connection go to the owner too (one hop connection per public
-// connection, bound to the route of the request that opened it).
+// Sending: hop_exchange.hpp (one request per preamble; the connections are
+// pooled between requests: hop_pool.hpp).
 //
 // Receiving (accept_internal): each connection must send a valid preamble
 // within 3 s (at most 512 bytes); anything else is refused, logged (never
 // the secret or the HMAC), audited (hop_refused) and closed. A good one is
 // served as a public connection bound to the preamble's route, with the
 // caller's address from the preamble (public_connection.hpp: serve_hop).
+// After each response on it, the next request must come with a preamble of
+// its own (next_hop_preamble), checked exactly as the first: it binds the
+// connection to that request's route and caller.
 // Internal to relay/.
 #pragma once
 
+#include <chrono>
 #include <memory>
+#include <string>
 
 #include "core/asio.hpp"
-#include "relay/cluster_routes.hpp"
+#include "relay/connection_gate.hpp"
 #include "relay/http_tracker.hpp"
-#include "relay/public_route.hpp"
 
 namespace tunnel::relay {
 
 class relay_state;
 struct public_conn;
 
-inline constexpr std::chrono::milliseconds hop_connect_timeout{2'000};
 inline constexpr std::chrono::milliseconds hop_preamble_timeout{3'000};
 inline constexpr unsigned hop_max_pending = 64;  // internal connections before their preamble
+// How long the owner waits for the next request's preamble on a hop
+// connection (longer than the sender keeps it idle: hop_pool_idle_timeout).
+inline constexpr std::chrono::milliseconds hop_next_preamble_timeout{60'000};
 inline constexpr long long hop_retry_after = 5;  // seconds, when the owner is unreachable
 // Times one public connection's request may go back to wait for its lease's
 // tunnel after hops that could not connect (a relay dying after another).
@@ -45,21 +46,17 @@ inline constexpr unsigned max_hop_requeues = 3;
 // the owner rebuilds the head for the origin).
 [[nodiscard]] std::string head_for_hop(const http_head& head);
 
-// How a hop ended.
-enum class hop_result {
-    done,     // the connection is done (the hop ended, or the caller was answered)
-    requeue,  // the owner could not be reached and nothing was sent, while a lease
-              // holds the name: the request waits for its tunnel again (hold_for_lease)
-};
-
-// Proxies `conn` to `owner` from this request on (the request's head was
-// read; its body, if any, is what conn holds and what follows). When the
-// owner cannot be reached, marks it unreachable (cluster_routes) and returns
-// requeue if a lease holds the name; else, and when the owner closes without
-// an answer, answers 502 with Retry-After.
-asio::awaitable<hop_result> hop_to_owner(std::shared_ptr<relay_state> relay,
-                                         std::shared_ptr<public_conn> conn, const http_head& head,
-                                         public_route route, cluster_routes::remote_owner owner);
+// Serving a hop connection (conn->hop set), between two requests: waits
+// for the next preamble (up to hop_next_preamble_timeout for its first
+// byte, then hop_preamble_timeout for the line), verifies it as the first
+// (HMAC, time, nonce), checks the route is held here and admits the caller
+// it names (`ticket` is replaced by the new caller's), then binds `conn` to
+// it. False when the connection is done: it closed, idled out, or was
+// refused (logged, counted, audited; closed without a byte, or answered 503
+// for a route not held here or a caller over its caps).
+asio::awaitable<bool> next_hop_preamble(std::shared_ptr<relay_state> relay,
+                                        std::shared_ptr<public_conn> conn,
+                                        connection_gate::ticket& ticket);
 
 // Accepts on relay->internal_acceptor until it is closed (worker 0).
 asio::awaitable<void> accept_internal(std::shared_ptr<relay_state> relay);

@@ -18,7 +18,7 @@
 #include "relay/cluster_hop.hpp"
 #include "relay/cluster_routes.hpp"
 #include "relay/connection_gate.hpp"
-#include "relay/hop_preamble.hpp"
+#include "relay/hop_pool.hpp"
 #include "relay/public_connection.hpp"
 #include "relay/relay_state.hpp"
 
@@ -216,26 +216,13 @@ asio::awaitable<int> deliver_here(std::shared_ptr<relay_state> relay, const defe
 asio::awaitable<int> deliver_there(std::shared_ptr<relay_state> relay, const deferred_request& r,
                                    const cluster_routes::remote_owner& owner) {
     auto ex = co_await asio::this_coro::executor;
-    auto where = parse_listen_address(owner.address);
-    if (!where) co_return 0;
-    error_code ec;
-    const auto address = asio::ip::make_address(where->host, ec);
-    if (ec) co_return 0;
-    tcp::socket sock(ex);
-    co_await sock.async_connect(tcp::endpoint(address, where->port),
-                                asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) co_return 0;
-    hop_preamble p{relay->cluster->node(),
-                   unix_ms_now(),
-                   new_hop_nonce(),
-                   r.tenant,
-                   r.name,
-                   r.client_ip,
-                   r.https};
-    auto line = relay->hop_keys->sign(p);
+    // A connection of its own (the saved request closes it: never pooled).
+    auto sock = co_await connect_hop(ex, owner.address);
+    if (!sock) co_return 0;
+    auto line = sign_hop(*relay, r.tenant, r.name, r.client_ip, r.https);
     if (!line) co_return 0;
     const std::string out = *line + r.request;
-    auto sent = send_and_read(sock, out);
+    auto sent = send_and_read(*sock, out);
     co_return co_await std::move(sent);
 }
 

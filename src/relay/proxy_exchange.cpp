@@ -18,6 +18,7 @@
 #include "relay/exchange_accounting.hpp"
 #include "relay/exchange_outcome.hpp"
 #include "relay/exchange_pumps.hpp"
+#include "relay/hop_exchange.hpp"
 #include "relay/proxy_headers.hpp"
 #include "relay/public_connection.hpp"
 #include "relay/public_route.hpp"
@@ -49,13 +50,14 @@ asio::awaitable<bool> write_channel(ssh::server_channel& ch, std::string_view te
     co_return true;
 }
 
-// 421 to a request on a hop connection for another route than its own
-// (public_conn::hop): the caller's client opens a new connection.
+// 421 to a request on a hop connection for another route than the one its
+// preamble named (public_conn::hop): a sending relay never does that (each
+// request comes with its own preamble).
 asio::awaitable<void> send_misdirected(relay_state& relay, public_conn& conn) {
     relay.metrics.bad_requests.with({}).inc();
     co_await send_error(conn, 421, "misdirected",
-                        fmt::format("this connection came through relay {} for {}/{} only; send "
-                                    "requests for other names on a new connection",
+                        fmt::format("this request came through relay {} for {}/{} only; a "
+                                    "request for another name needs its own preamble",
                                     conn.hop->node, conn.hop->tenant, conn.hop->name));
 }
 
@@ -100,12 +102,14 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
         co_return false;
     }
     // No tunnel of this relay publishes it and another relay of the cluster
-    // holds it attached: proxied there (cluster_hop.hpp) from now on. Never
-    // from a connection that came over a hop (no second hop, no loops).
+    // holds it attached: this request is proxied there (hop_exchange.hpp);
+    // the next one on the connection is routed afresh. Never from a
+    // connection that came over a hop (no second hop, no loops).
     if (relay->cluster && !conn->hop && !relay->route(conn->worker, route->tenant, route->name)) {
         if (auto owner = relay->cluster->owner(route->tenant, route->name)) {
-            auto op = hop_to_owner(relay, conn, head, *route, std::move(*owner));
-            if (co_await std::move(op) == hop_result::done) co_return false;
+            auto op = hop_to_owner(relay, conn, request, head, *route, std::move(*owner));
+            const hop_result hopped = co_await std::move(op);
+            if (hopped != hop_result::requeue) co_return hopped == hop_result::next;
             // The owner is gone and a lease holds the name: the request waits
             // for its tunnel again (serve_connection, hold_for_lease).
             conn->retry = std::make_unique<retried_request>(

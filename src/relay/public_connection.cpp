@@ -6,10 +6,10 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
-#include <nlohmann/json.hpp>
 
 #include "core/spawn.hpp"
 #include "core/unique_fd.hpp"
+#include "relay/cluster_hop.hpp"
 #include "relay/http_tracker.hpp"
 #include "relay/lease_hold.hpp"
 #include "relay/proxy_exchange.hpp"
@@ -30,111 +30,6 @@ constexpr std::size_t public_read_chunk = 64 * 1024;
 constexpr std::size_t public_buffer_cap = 1 << 20;  // unsent caller bytes held per connection
 
 }  // namespace
-
-// ---------------------------------------------------------------- responses
-
-std::string_view reason_phrase(int status) {
-    switch (status) {
-        case 400:
-            return "Bad Request";
-        case 401:
-            return "Unauthorized";
-        case 403:
-            return "Forbidden";
-        case 404:
-            return "Not Found";
-        case 408:
-            return "Request Timeout";
-        case 413:
-            return "Payload Too Large";
-        case 421:
-            return "Misdirected Request";
-        case 426:
-            return "Upgrade Required";
-        case 429:
-            return "Too Many Requests";
-        case 431:
-            return "Request Header Fields Too Large";
-        case 502:
-            return "Bad Gateway";
-        case 503:
-            return "Service Unavailable";
-        case 504:
-            return "Gateway Timeout";
-        default:
-            return "Error";
-    }
-}
-
-std::string error_response(int status, std::string_view code, std::string_view message,
-                           std::optional<long long> retry_after) {
-    nlohmann::json j;
-    j["error"] = code;
-    j["message"] = message;
-    std::string body = j.dump();
-    body += '\n';
-    std::string out =
-        fmt::format("HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-                    status, reason_phrase(status), body.size());
-    if (retry_after) out += fmt::format("Retry-After: {}\r\n", *retry_after);
-    out += "Connection: close\r\nCache-Control: no-store\r\n\r\n";
-    out += body;
-    return out;
-}
-
-asio::awaitable<write_outcome> write_caller(public_conn& conn, std::string_view data,
-                                            body_rate* rate) {
-    auto ex = co_await asio::this_coro::executor;
-    std::size_t sent = 0;
-    while (sent < data.size()) {
-        if (conn.closed) co_return write_outcome::failed;
-        // The deadline of this write: no progress within write_timeout, or
-        // the caller's rate credit running out, whichever comes first.
-        steady::duration budget = conn.write_timeout;
-        const bool by_rate = rate && rate->enabled() && rate->budget() < budget;
-        if (by_rate) budget = rate->budget();
-        if (budget <= steady::duration::zero()) co_return write_outcome::too_slow;
-        asio::steady_timer timer(ex);
-        timer.expires_after(budget);
-        auto armed = std::make_shared<bool>(true);
-        auto fired = std::make_shared<bool>(false);
-        timer.async_wait([stream = conn.stream, armed, fired](error_code e) {
-            if (e || !*armed) return;
-            *fired = true;
-            stream->cancel();
-        });
-        const auto start = steady::now();
-        error_code ec;
-        auto buf = asio::buffer(data.data() + sent, data.size() - sent);
-        const std::size_t n = co_await conn.stream->write_some(buf, ec);
-        *armed = false;
-        timer.cancel();
-        if (rate) rate->record(steady::now() - start, n);
-        sent += n;
-        if (*fired) co_return by_rate ? write_outcome::too_slow : write_outcome::write_timeout;
-        if (ec) co_return write_outcome::failed;
-    }
-    co_return write_outcome::done;
-}
-
-asio::awaitable<void> send(public_conn& conn, std::string text) {
-    const std::string_view view = text;
-    (void)co_await write_caller(conn, view);
-}
-
-asio::awaitable<void> send_error(public_conn& conn, int status, std::string_view code,
-                                 std::string message, std::optional<long long> retry_after) {
-    std::string text = error_response(status, code, message, retry_after);
-    conn.last_status = status;
-    co_await send(conn, std::move(text));
-    conn.close();
-}
-
-asio::awaitable<void> send_refusal(relay_state& relay, public_conn& conn,
-                                   const admission& refused) {
-    count_refusal(relay, refused);
-    co_await send_error(conn, refused.status, refused.code, refused.message, refused.retry_after);
-}
 
 // ---------------------------------------------------------------- reading
 
@@ -264,7 +159,15 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
         conn->reader_running = true;
         core::spawn(ex, read_public(conn), "relay public connection reader");
     }
+    // Over the proxy hop every request after the first comes with a
+    // preamble of its own (cluster_hop.hpp), which rebinds the connection.
+    bool next_preamble = false;
     while (!conn->closed) {
+        if (next_preamble) {
+            next_preamble = false;
+            const bool bound = co_await next_hop_preamble(relay, conn, ticket);
+            if (!bound) co_return;
+        }
         std::optional<http_tracker> parsed;
         http_head head;
         std::unique_ptr<request_trace> trace;
@@ -388,6 +291,7 @@ asio::awaitable<void> serve_connection(std::shared_ptr<relay_state> relay,
                                             std::move(trace));
         conn->turn.reset();                   // not started (refused): the next queued request goes
         if (!keep || relay->stopping) break;  // draining: no next request on this connection
+        next_preamble = conn->hop && !conn->retry;
     }
     conn->channel.reset();
     conn->close();

@@ -90,8 +90,9 @@ using plain_stream = stream_impl<asio::ip::tcp::socket>;
 using tls_stream = stream_impl<asio::ssl::stream<asio::ip::tcp::socket>>;
 
 // A connection that came over the cluster's proxy hop (cluster_hop.hpp):
-// the route its preamble named (every request on it must name that route:
-// others are answered 421) and how the caller reached the sending relay.
+// the route the preamble of its current request named (the request must
+// name that route: others are answered 421; each request comes with a
+// preamble of its own) and how that caller reached the sending relay.
 struct hop_binding {
     std::string node;  // the sending relay (cluster.node)
     std::string tenant;
@@ -101,7 +102,7 @@ struct hop_binding {
 
 // A request the proxy hop could not send (the relay holding its name's
 // tunnel was unreachable) while a lease holds the name: served again from
-// the queue step (cluster_hop.hpp, hop_result::requeue).
+// the queue step (hop_exchange.hpp, hop_result::requeue).
 struct retried_request {
     http_tracker tracker;
     http_head head;
@@ -109,7 +110,9 @@ struct retried_request {
 };
 
 // One public connection: its stream, the caller bytes read but not yet
-// forwarded, and the channel kept for keep-alive reuse.
+// forwarded, and the channel kept for keep-alive reuse. The functions that
+// answer callers (error_response ... send_refusal) are in
+// public_response.cpp.
 struct public_conn {
     public_conn(const asio::any_io_executor& ex, std::shared_ptr<public_stream> s,
                 const asio::ip::tcp::endpoint& remote)
@@ -176,7 +179,8 @@ struct public_conn {
     }
 };
 
-// "Not Found" for 404; "Error" for a status the relay does not send.
+// "Not Found" for 404; "Error" for a status the relay does not send
+// (core::http_reason).
 [[nodiscard]] std::string_view reason_phrase(int status);
 
 // A JSON error response: {"error": code, "message": message}; always closes
@@ -224,7 +228,8 @@ asio::awaitable<void> accept_public(std::shared_ptr<relay_state> relay, unsigned
 // Serves a connection that came over the proxy hop, once its preamble was
 // verified (cluster_hop.cpp), as a public connection on worker 0 bound to
 // `hop`'s route, with `client_ip` as the caller's address; `unread`: the
-// bytes read after the preamble.
+// bytes read after the preamble. Later requests on it come with preambles
+// of their own (next_hop_preamble).
 asio::awaitable<void> serve_hop(std::shared_ptr<relay_state> relay, asio::ip::tcp::socket sock,
                                 asio::ip::tcp::endpoint peer, std::string unread,
                                 std::string client_ip, hop_binding hop,

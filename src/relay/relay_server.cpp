@@ -189,6 +189,7 @@ relay_server::~relay_server() {
         w->acceptor.reset();
         w->tunnels.clear();
         w->cached.reset();
+        w->hops.reset();  // idle hop connections (hop_pool.hpp)
     }
     contexts_.clear();
     // Every request has ended: their spans go to the collector now (bounded

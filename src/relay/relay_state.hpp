@@ -51,6 +51,8 @@ class redis_usage;
 
 namespace tunnel::relay {
 
+class hop_pool;
+
 class dashboard_feed;
 class tcp_routes;
 class cluster_routes;
@@ -165,6 +167,9 @@ struct relay_worker {
     // io_context is run by relay_server's owner, as before).
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
     std::atomic<bool> thread_done{false};  // its thread's run() returned
+    // Idle connections to other relays of the cluster (hop_pool.hpp);
+    // created on first use.
+    std::shared_ptr<hop_pool> hops;
 };
 
 class relay_state {

@@ -1,0 +1,415 @@
+#include "relay/hop_exchange.hpp"
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "core/ascii.hpp"
+#include "core/spawn.hpp"
+#include "core/wake_signal.hpp"
+#include "relay/admission.hpp"
+#include "relay/cluster_hop.hpp"
+#include "relay/hop_pool.hpp"
+#include "relay/public_connection.hpp"
+#include "relay/relay_config.hpp"
+#include "relay/relay_state.hpp"
+
+namespace tunnel::relay {
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
+
+constexpr std::size_t hop_read_chunk = 64 * 1024;
+
+// The sending relay's end of one hop connection while it carries a request:
+// closed by either side's failure (or by a shutdown, through
+// relay_state::owned); else it may go back to the pool.
+struct hop_link {
+    hop_link(tcp::socket s, const asio::any_io_executor& ex) : sock(std::move(s)), up_signal(ex) {}
+    tcp::socket sock;
+    bool closed = false;
+    bool body_sent = false;      // the whole request body went (as its framing delimits it)
+    bool raw = false;            // after a 101: every caller byte goes, raw
+    bool response_over = false;  // the response ended: pump_up stops
+    bool caller_gone = false;    // the caller hung up before the response ended
+    bool bad_body = false;       // the request body broke its framing or limits
+    bool up_done = false;
+    std::uint64_t up_bytes = 0;   // caller bytes pump_up sent after the request's head
+    core::wake_signal up_signal;  // pump_up ended
+
+    void close() {
+        if (closed) return;
+        closed = true;
+        error_code ignored;
+        sock.shutdown(tcp::socket::shutdown_both, ignored);
+        sock.close(ignored);
+    }
+};
+
+// Caller -> owner. First the request body, as `request` delimits it (the
+// bytes after it are the caller's next request: not this hop's); then it
+// watches the caller, and one that hangs up before the response ended
+// closes the hop (the owner cancels the stream upstream, as for its own
+// callers). After a 101 every caller byte goes through raw, and the caller's
+// EOF is passed on as EOF.
+asio::awaitable<void> pump_up(std::shared_ptr<public_conn> conn, std::shared_ptr<hop_link> link,
+                              std::shared_ptr<http_tracker> request) {
+    while (!link->closed && !link->response_over) {
+        std::size_t n = 0;
+        if (link->raw) {
+            n = conn->buffered().size();
+        } else if (!link->body_sent && !conn->buffered().empty()) {
+            n = request->feed(conn->buffered());
+            if (request->problem() != http_problem::none) {
+                link->bad_body = true;  // the owner would refuse it too: answered here
+                link->close();
+                break;
+            }
+        }
+        if (n == 0) {
+            if (conn->in_eof || conn->closed) {
+                error_code ignored;
+                if (link->raw && !link->closed) {
+                    link->sock.shutdown(tcp::socket::shutdown_send, ignored);
+                } else {
+                    link->caller_gone = true;
+                    link->close();
+                }
+                break;
+            }
+            (void)co_await conn->data_signal.wait(steady::time_point::max());
+            continue;
+        }
+        // A copy: the reader may grow (and move) conn's buffer during the write.
+        const std::string chunk(conn->buffered().substr(0, n));
+        error_code ec;
+        co_await asio::async_write(link->sock, asio::buffer(chunk),
+                                   asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) {
+            link->close();
+            break;
+        }
+        conn->consume(n);
+        link->up_bytes += n;
+        if (!link->raw && request->done()) link->body_sent = true;
+    }
+    link->up_done = true;
+    link->up_signal.notify();
+}
+
+// Stops pump_up and waits until it returned (it holds the caller's data
+// signal while it runs).
+asio::awaitable<void> stop_pump(public_conn& conn, hop_link& link) {
+    link.response_over = true;
+    conn.data_signal.notify();
+    while (!link.up_done)
+        (void)co_await link.up_signal.wait(steady::now() + std::chrono::seconds(5));
+}
+
+// What came back over one hop connection.
+struct hop_answer {
+    std::uint64_t bytes = 0;    // from the owner
+    std::uint64_t written = 0;  // to the caller
+    bool complete = false;      // the whole final response reached the caller
+    bool reusable = false;      // and the hop connection went back to the pool
+    bool keep = false;          // and the caller's connection stays open
+    bool failed = false;        // the caller is gone, or the owner broke HTTP
+    bool broken = false;        // the owner broke HTTP
+};
+
+// Owner -> caller: the response, forwarded as it comes (each read is
+// written before the next), watching its framing; the caller is told the
+// connection closes when it will (its own "Connection: close", or a
+// draining relay). After a 101 to a request that asked for it, raw both
+// ways until either side ends. A response that ends cleanly and keeps the
+// connection open after the whole request went: `release` is called (the
+// connection goes back to the pool) before its last bytes are written.
+asio::awaitable<hop_answer> pump_down(relay_state& relay, public_conn& conn, hop_link& link,
+                                      const http_head& head, const std::function<void()>& release) {
+    hop_answer out;
+    auto response = http_tracker::for_response(head.method == "HEAD");
+    const bool caller_keep = head.keep_alive && !relay.stopping;
+    bool final_head = false;  // the final (not 1xx) head was read
+    bool hop_keep = false;    // and it keeps the hop connection open
+    std::string in;           // owner bytes not parsed yet
+    const auto buf = std::make_unique_for_overwrite<char[]>(hop_read_chunk);  // not zeroed
+    for (;;) {
+        error_code ec;
+        const std::size_t n = co_await link.sock.async_read_some(
+            asio::buffer(buf.get(), hop_read_chunk), asio::redirect_error(asio::use_awaitable, ec));
+        out.bytes += n;
+        std::string text;
+        if (link.raw) {
+            text.assign(buf.get(), n);
+        } else {
+            in.append(buf.get(), n);
+            while (!in.empty() && !response.done()) {
+                const std::size_t taken = response.feed(in);
+                if (response.problem() != http_problem::none) {
+                    out.failed = out.broken = true;
+                    co_return out;
+                }
+                if (taken == 0) break;  // more bytes needed
+                std::string piece = in.substr(0, taken);
+                in.erase(0, taken);
+                if (!final_head && response.header_done() && !response.interim()) {
+                    final_head = true;
+                    const auto& h = response.head();
+                    conn.last_status = h.status;
+                    if (h.status == 101 && head.upgrade) {
+                        link.raw = true;  // pump_up goes raw
+                        conn.upgraded = true;
+                        conn.data_signal.notify();
+                        piece += in;
+                        in.clear();
+                    } else {
+                        hop_keep = h.keep_alive;
+                        out.keep = h.keep_alive && caller_keep;
+                        // The head ends here with its blank line.
+                        if (h.keep_alive && !caller_keep && piece.ends_with("\r\n"))
+                            piece.insert(piece.size() - 2, "Connection: close\r\n");
+                    }
+                }
+                text += piece;
+                if (link.raw) break;
+            }
+        }
+        if (!link.raw && response.done()) {
+            out.complete = true;
+            // Bytes after the response: the owner broke the protocol.
+            out.reusable = hop_keep && in.empty() && link.body_sent && !link.closed;
+            // Back to the pool before the caller has the end of the answer:
+            // the caller's next connection may come at once, and finds it.
+            if (out.reusable) {
+                link.response_over = true;  // pump_up stops without touching it
+                conn.data_signal.notify();
+                release();
+            }
+        }
+        if (!text.empty()) {
+            const auto wrote = co_await write_caller(conn, text);
+            if (wrote != write_outcome::done) {
+                out.failed = true;
+                co_return out;
+            }
+            out.written += text.size();
+        }
+        if (out.complete) co_return out;
+        if (ec || link.closed) break;
+    }
+    if (!link.raw && final_head) {
+        response.feed_eof();  // a body delimited by the connection's end
+        out.complete = response.done();
+    }
+    out.keep = false;
+    co_return out;
+}
+
+}  // namespace
+
+std::string head_for_pooled_hop(const http_head& head) {
+    if (head.version == 10) return head_for_hop(head);  // HTTP/1.0 keeps its own rules
+    http_head copy = head;
+    std::erase_if(copy.fields, [](http_field& f) {
+        if (!core::iequals(f.name, "Connection")) return false;
+        std::string kept;
+        std::string_view rest = f.value;
+        while (!rest.empty()) {
+            const auto comma = rest.find(',');
+            std::string_view token = rest.substr(0, comma);
+            rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+            while (!token.empty() && (token.front() == ' ' || token.front() == '\t'))
+                token.remove_prefix(1);
+            while (!token.empty() && (token.back() == ' ' || token.back() == '\t'))
+                token.remove_suffix(1);
+            if (token.empty() || core::iequals(token, "close")) continue;
+            if (!kept.empty()) kept += ", ";
+            kept += token;
+        }
+        f.value = std::move(kept);
+        return f.value.empty();
+    });
+    return head_for_hop(copy);
+}
+
+asio::awaitable<hop_result> hop_to_owner(std::shared_ptr<relay_state> relay,
+                                         std::shared_ptr<public_conn> conn, http_tracker& request,
+                                         const http_head& head, public_route route,
+                                         cluster_routes::remote_owner owner) {
+    const auto ex = co_await asio::this_coro::executor;
+    const std::string label = fmt::format("{}/{}", route.tenant, route.name);
+    auto& pool = hop_pool_of(*relay, conn->worker);
+    // A request the owner never got to answer waits again for the name's
+    // tunnel when a lease holds the name (call after marking the owner
+    // unreachable: then the lease's name is `awaited`).
+    auto may_requeue = [&] {
+        return conn->hop_requeues < max_hop_requeues && !relay->stopping &&
+               relay->config.queue.max_requests > 0 &&
+               relay->cluster->awaited(route.tenant, route.name);
+    };
+    auto unreachable = [&](const std::string& why) {
+        relay->metrics.hops.with({"failed"}).inc();
+        spdlog::warn("{}: the relay holding it ({}) {}", label, owner.node, why);
+        relay->cluster->unreachable(owner.node);
+    };
+    auto answer_unreachable = [&](std::string_view what) -> asio::awaitable<void> {
+        co_await send_error(*conn, 502, "owner_unreachable",
+                            fmt::format("{} is served by relay {}, which {}; retry in a few "
+                                        "seconds",
+                                        label, owner.node, what),
+                            hop_retry_after);
+    };
+    const bool bodyless = !head.chunked && head.content_length.value_or(0) == 0;
+    const bool resendable = is_idempotent(head.method) && bodyless && !head.upgrade;
+    const std::string text = head_for_pooled_hop(head);
+    auto body = std::make_shared<http_tracker>(std::move(request));
+    // The tracker goes back to the caller's request (a requeued request
+    // waits with it) however this ends.
+    struct give_back {
+        http_tracker& to;
+        std::shared_ptr<http_tracker>& from;
+        ~give_back() { to = std::move(*from); }
+    } restore{request, body};
+
+    for (int attempt = 0;; ++attempt) {
+        // 1. A connection: a pooled one, else a new one.
+        std::optional<tcp::socket> sock;
+        if (attempt == 0) sock = pool.take(owner.address, steady::now());
+        const bool reused = sock.has_value();
+        if (!sock) {
+            auto connected = co_await connect_hop(ex, owner.address);
+            if (!connected) {
+                unreachable("is unreachable: " + connected.error().message);
+                // Its lease holds the name: the tunnel will attach again (here
+                // or to another relay); the request waits for it in the queue.
+                if (may_requeue()) {
+                    ++conn->hop_requeues;
+                    relay->metrics.hops.with({"requeued"}).inc();
+                    co_return hop_result::requeue;
+                }
+                co_await answer_unreachable("cannot be reached right now");
+                co_return hop_result::done;
+            }
+            sock.emplace(std::move(*connected));
+        }
+        auto link = std::make_shared<hop_link>(std::move(*sock), ex);
+        auto owned = relay->own(conn->worker, "cluster hop", [weak = std::weak_ptr(link)] {
+            if (auto l = weak.lock()) l->close();
+        });
+
+        // 2. The preamble and the head as parsed; the body follows (pump_up).
+        auto line = sign_hop(*relay, route.tenant, route.name, conn->peer_ip, conn->secure());
+        if (!line) {
+            link->close();
+            spdlog::error("{}: cannot sign the hop to relay {}: {}", label, owner.node,
+                          line.error().message);
+            co_await answer_unreachable("cannot be reached from here");
+            co_return hop_result::done;
+        }
+        const std::string out = *line + text;
+        error_code ec;
+        co_await asio::async_write(link->sock, asio::buffer(out),
+                                   asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) {
+            link->close();
+            if (reused && resendable && attempt == 0) {
+                relay->metrics.hops.with({"retried"}).inc();
+                continue;  // an idle connection the owner closed: a new one
+            }
+            if (reused)
+                relay->metrics.hops.with({"failed"}).inc();
+            else
+                unreachable(
+                    fmt::format("is unreachable: sending to {}: {}", owner.address, ec.message()));
+            co_await answer_unreachable("cannot be reached right now");
+            co_return hop_result::done;
+        }
+        relay->metrics.hops.with({reused ? "reused" : "sent"}).inc();
+        // The request has started: the next one waiting for the name may go.
+        conn->turn.reset();
+        link->body_sent = body->done();
+
+        // 3. The body up and the response down, until the response ends. Not
+        // counted in relay->in_flight (a drain closes hop connections with
+        // the rest of the connections, after waiting for the tunnels' own).
+        core::spawn(ex, pump_up(conn, link, body), "cluster hop pump (caller to owner)");
+        const std::function<void()> release = [&] {
+            if (relay->stopping) return;
+            owned.reset();
+            pool.put(owner.address, std::move(link->sock), steady::now());
+            link->closed = true;  // not this exchange's any more
+        };
+        const auto answer = co_await pump_down(*relay, *conn, *link, head, release);
+        co_await stop_pump(*conn, *link);
+        if (link->bad_body && answer.written == 0 && !conn->closed) {
+            const auto refused =
+                check_head(body->problem(), body->problem_detail(), relay->live()->config.limits);
+            co_await send_refusal(*relay, *conn, refused);
+            co_return hop_result::done;
+        }
+        if (answer.broken && answer.written == 0 && !conn->closed) {
+            link->close();
+            relay->metrics.hops.with({"failed"}).inc();
+            spdlog::warn("{}: the relay holding it ({}) sent a malformed response", label,
+                         owner.node);
+            co_await send_error(*conn, 502, "bad_gateway",
+                                fmt::format("{} is served by relay {}, whose answer was "
+                                            "malformed",
+                                            label, owner.node));
+            co_return hop_result::done;
+        }
+        if (link->caller_gone || link->bad_body) {
+            link->close();
+            conn->close();
+            co_return hop_result::done;
+        }
+        if (answer.bytes == 0 && !conn->closed && !answer.failed) {
+            link->close();
+            // A pooled connection the owner closed as the request went: the
+            // request goes again on a new connection when it may.
+            if (reused && resendable && attempt == 0 && link->up_bytes == 0 && !conn->in_eof) {
+                relay->metrics.hops.with({"retried"}).inc();
+                continue;
+            }
+            if (reused) {
+                // An idle connection it closed as the request went says
+                // nothing about the relay; the request may not go twice.
+                relay->metrics.hops.with({"failed"}).inc();
+                spdlog::warn(
+                    "{}: the relay holding it ({}) closed a kept-alive hop connection "
+                    "as a request that may not be sent twice went",
+                    label, owner.node);
+                co_await answer_unreachable("closed the connection without answering");
+                co_return hop_result::done;
+            }
+            unreachable("closed the hop without an answer");
+            // It died as it got the request (or refused the hop). A request
+            // that may be sent again (RFC 9110 9.2.2: idempotent, no body)
+            // waits for the name's tunnel again.
+            if (resendable && link->up_bytes == 0 && !conn->in_eof && may_requeue()) {
+                ++conn->hop_requeues;
+                relay->metrics.hops.with({"requeued"}).inc();
+                co_return hop_result::requeue;
+            }
+            co_await answer_unreachable("closed the connection without answering");
+            co_return hop_result::done;
+        }
+        link->close();  // unless it went back to the pool
+        const bool clean = answer.complete && !answer.failed && link->body_sent;
+        if (clean && answer.keep && !link->raw && !conn->in_eof && !relay->stopping)
+            co_return hop_result::next;
+        conn->close();
+        co_return hop_result::done;
+    }
+}
+
+}  // namespace tunnel::relay
