@@ -50,6 +50,12 @@ struct server_session::channel_state {
 
 namespace {
 
+// What one libssh poll reads from the socket at most (MAX_BUF_SIZE in
+// libssh's priv.h, 4 KiB up to 0.12), and how many polls one wake-up may run
+// while they come back full (256 KiB).
+constexpr std::uint64_t libssh_read_size = 4096;
+constexpr int drain_polls = 64;
+
 int on_channel_data(ssh_session, ssh_channel, void* data, uint32_t len, int is_stderr, void* user) {
     // `len` is all libssh holds for the channel (it offers its whole buffer
     // on every packet): what we do not take stays there, so it is counted.
@@ -97,7 +103,9 @@ server_session::server_session(asio::any_io_executor executor, server_options op
       fd_(executor, fd),
       keepalive_timer_(executor),
       last_read_(steady::now()),
-      auth_signal_(std::make_unique<core::wake_signal>(executor)) {}
+      auth_signal_(std::make_unique<core::wake_signal>(executor)) {
+    ssh_set_counters(session_.get(), &socket_counter_, nullptr);
+}
 
 server_session::~server_session() {
     closed_ = true;
@@ -291,7 +299,17 @@ void server_session::on_ready(boost::system::error_code ec, bool readable) {
 void server_session::poll() {
     if (closed_ || !event_) return;
     in_poll_ = true;
-    ssh_event_dopoll(event_.get(), 0);
+    // libssh reads at most 4 KiB (its MAX_BUF_SIZE) per poll, and a bulk
+    // download through the relay came back here once per 4 KiB: an epoll_ctl,
+    // an epoll_wait and the bookkeeping below each time (980 syscalls per MiB,
+    // docs/benchmarks.md, bulk). While a read comes back full the socket
+    // likely holds more: poll again, up to drain_polls times per wake-up
+    // (other sessions on this worker wait that long).
+    for (int i = 0; i < drain_polls; ++i) {
+        const auto read_before = socket_counter_.in_bytes;
+        ssh_event_dopoll(event_.get(), 0);
+        if (closed_ || socket_counter_.in_bytes - read_before < libssh_read_size) break;
+    }
     in_poll_ = false;
     report_agent_requests();
     check_buffers();

@@ -173,6 +173,9 @@ class server_session : public std::enable_shared_from_this<server_session> {
     int keepalives_unanswered_ = 0;
     std::unique_ptr<core::wake_signal> auth_signal_;
     std::vector<channel_state*> channels_;
+    // libssh counts the bytes it reads from the socket here (poll() drains
+    // by it); the destructor frees session_ before its members go.
+    ssh_counter_struct socket_counter_{};
 };
 
 // A forwarded-tcpip channel on a server_session; holds the session so it can
