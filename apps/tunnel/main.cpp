@@ -1,4 +1,6 @@
 // tunnel: one binary, one subcommand per file. Parse, wire, call libtunnel.
+#include <sys/prctl.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <exception>
@@ -44,6 +46,9 @@ int main(int argc, char** argv) {
     using namespace tunnel;
     ssh::skip_crypto_cleanup_at_exit();  // first: before anything initialises OpenSSL
     cli::set_program_path(argc > 0 ? argv[0] : nullptr);
+    // The front exec'd us as libexec/tunnel/tunnel-cli: to ps, top, pgrep -x
+    // and /proc/PID/comm we are `tunnel` still.
+    ::prctl(PR_SET_NAME, "tunnel", 0, 0, 0);
     cli::take_front_notes();
     CLI::App app{"tunnel: reach and operate Linux machines over SSH", "tunnel"};
     app.require_subcommand(1);
