@@ -131,6 +131,9 @@ void cluster_routes::claimed(const std::string& tenant, const std::string& name,
     {
         std::lock_guard lock(mutex_);
         local_[k] = c;
+        // The claim of this node's life before a restart (resync) is this one now.
+        if (auto it = remote_.find(k); it != remote_.end() && it->second.node == node_)
+            remote_.erase(it);
     }
     auto self = shared_from_this();
     core::spawn(
@@ -280,6 +283,7 @@ void cluster_routes::heard(const std::string& message) {
 asio::awaitable<void> cluster_routes::resync() {
     // 1. The other relays' claims, as Redis has them now.
     std::map<key, remote_claim> seen;
+    std::map<key, remote_claim> own_before;
     std::string cursor = "0";
     const auto now = clock::now();
     do {
@@ -296,7 +300,18 @@ asio::awaitable<void> cluster_routes::resync() {
             key k{full.substr(start, slash - start), full.substr(slash + 1)};
             auto look = table_->lookup(k.first, k.second);
             auto rec = co_await std::move(look);
-            if (!rec || !*rec || (*rec)->node == node_) continue;
+            if (!rec || !*rec) continue;
+            if ((*rec)->node == node_) {
+                // This node's claim from before a restart (chaos.cluster: a
+                // relay killed and restarted answered 503 for its own leased
+                // names). Its lease still holds the name, with no tunnel
+                // here: requests wait for the tunnel to come back, here or
+                // elsewhere, and the tunnel may take its lease over (holds_lease).
+                if ((*rec)->lease.starts_with("lease/"))
+                    own_before[k] = remote_claim{node_, (*rec)->lease, now + (*rec)->expires_in,
+                                                 std::string(), false};
+                continue;
+            }
             seen[k] = remote_claim{(*rec)->node, (*rec)->lease, now + (*rec)->expires_in,
                                    (*rec)->address, (*rec)->attached};
             if (seen.size() >= max_mirror) break;
@@ -306,6 +321,9 @@ asio::awaitable<void> cluster_routes::resync() {
     {
         std::lock_guard lock(mutex_);
         remote_ = std::move(seen);
+        for (auto& [k, c] : own_before)
+            if (!local_.count(k)) remote_.emplace(k, std::move(c));
+        synced_.store(true, std::memory_order_release);
         std::erase_if(local_, [now](const auto& kv) {
             return !kv.second.attached && kv.second.until <= now;
         });

@@ -67,6 +67,15 @@ class cluster_routes : public std::enable_shared_from_this<cluster_routes> {
     // relays") while its tunnel is not attached, or is attached to a relay
     // found unreachable (it died: the tunnel will come back somewhere).
     [[nodiscard]] bool awaited(const std::string& tenant, const std::string& name) const;
+    // Thread-safe. Whether the other relays' claims have been read from Redis
+    // since start (the first resync), or startup_sync_bound has passed
+    // without it (Redis away: the relay decides from what it knows). Before
+    // that a name published elsewhere looks offline here.
+    static constexpr std::chrono::milliseconds startup_sync_bound{5'000};
+    [[nodiscard]] bool synced() const noexcept {
+        return synced_.load(std::memory_order_acquire) ||
+               clock::now() >= started_ + startup_sync_bound;
+    }
     // Thread-safe. Whether a lease of another relay (lease_route_id) holds a
     // name of `tenant`: a tunnel attaching here with that lease's ID takes it
     // over.
@@ -155,6 +164,8 @@ class cluster_routes : public std::enable_shared_from_this<cluster_routes> {
     std::set<std::string> unreachable_;  // nodes a hop could not reach since last heard
     claim_listener on_claim_;
     std::atomic<std::uint64_t> conflicts_{0};
+    std::atomic<bool> synced_{false};
+    clock::time_point started_ = clock::now();
 };
 
 }  // namespace tunnel::relay

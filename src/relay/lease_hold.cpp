@@ -51,7 +51,7 @@ asio::awaitable<hold_outcome> hold_for_lease(std::shared_ptr<relay_state> relay,
                                              const std::function<void()>& start_reader) {
     hold_outcome out;
     const auto& cfg = relay->config;
-    if (cfg.queue.max_requests == 0 || relay->stopping) co_return out;
+    if (relay->stopping) co_return out;
     const std::string* host = head.find("Host");
     auto route =
         route_request(host ? *host : std::string_view{}, head.target, cfg.domain, routing_of(cfg));
@@ -64,6 +64,19 @@ asio::awaitable<hold_outcome> hold_for_lease(std::shared_ptr<relay_state> relay,
         auto t = r->tunnel.lock();
         return t && !t->closing;
     };
+    // A relay that has just started has not read the other relays' claims:
+    // a name attached or leased elsewhere would be answered 503 here (found
+    // by chaos.cluster: requests to a restarted relay). Wait for the first
+    // read of Redis, at most cluster_routes::startup_sync_bound after start.
+    if (relay->cluster && !live()) {
+        asio::steady_timer tick(co_await asio::this_coro::executor);
+        while (!relay->cluster->synced() && !relay->stopping && !live()) {
+            tick.expires_after(std::chrono::milliseconds(10));
+            error_code ec;
+            co_await tick.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        }
+    }
+    if (cfg.queue.max_requests == 0) co_return out;
     // In a cluster (docs/cluster.md "Leases across relays"): the tunnel
     // attached to another relay that answers (the hop takes the request), or
     // a lease of another relay holding the name without a live tunnel.
