@@ -1,7 +1,5 @@
 #include "link/exec_client.hpp"
 
-#include <cstdlib>
-
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
@@ -54,16 +52,6 @@ asio::awaitable<void> pump_stdin(std::shared_ptr<local::socket> socket,
 }
 
 }  // namespace
-
-std::optional<std::string> pooled_control_path() {
-    if (const char* c = std::getenv("TUNNEL_CONTROL"); c && *c) {
-        if (std::string_view(c) == "none") return std::nullopt;
-        return std::string(c);
-    }
-    const char* dir = std::getenv("XDG_RUNTIME_DIR");
-    if (!dir || dir[0] != '/') return std::nullopt;
-    return std::string(dir) + "/tunnel/control.sock";
-}
 
 void manager_exec::name_destination(const std::string& destination, const std::string& name) {
     if (valid_link_name(name)) names_[destination] = name;

@@ -9,13 +9,9 @@
 #include <string>
 
 #include "exec/pooled_runner.hpp"
+#include "link/control_path.hpp"
 
 namespace tunnel::link {
-
-// The control socket the CLI tries: $TUNNEL_CONTROL ("none": never use a
-// manager), else $XDG_RUNTIME_DIR/tunnel/control.sock; nullopt when neither
-// is set.
-[[nodiscard]] std::optional<std::string> pooled_control_path();
 
 class manager_exec final : public exec::pooled_runner {
   public:

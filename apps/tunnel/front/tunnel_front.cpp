@@ -28,6 +28,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "link/control_path.hpp"
+
 #ifndef TUNNEL_FULL_PATH
 #error "TUNNEL_FULL_PATH: the whole CLI's path relative to this program's directory"
 #endif
@@ -102,18 +104,6 @@ bool read_more(int fd, std::string& into, int timeout_ms) {
         into.append(chunk, static_cast<std::size_t>(n));
         return true;
     }
-}
-
-// $TUNNEL_CONTROL ("none": never), else $XDG_RUNTIME_DIR/tunnel/control.sock,
-// as link::pooled_control_path().
-std::optional<std::string> control_path() {
-    if (const char* c = std::getenv("TUNNEL_CONTROL"); c && *c) {
-        if (std::string_view(c) == "none") return std::nullopt;
-        return std::string(c);
-    }
-    const char* dir = std::getenv("XDG_RUNTIME_DIR");
-    if (!dir || dir[0] != '/') return std::nullopt;
-    return std::string(dir) + "/tunnel/control.sock";
 }
 
 // A connection to a manager of our own user at `path`, or -1.
@@ -214,7 +204,7 @@ int stream(int fd, std::string buffer) {
 // The exec through the manager; nullopt when it did not take it (nothing
 // ran): the whole CLI then runs it.
 std::optional<int> through_manager(int argc, char** argv) {
-    const auto path = control_path();
+    const auto path = tunnel::link::pooled_control_path();
     if (!path) return std::nullopt;
     const fd_guard fd(connect_manager(*path));
     if (fd.get() < 0) return std::nullopt;
