@@ -8,12 +8,21 @@ namespace tunnel::cluster {
 
 namespace {
 
-// KEYS[1] route; ARGV lease, node, address, ttl ms, attached (1/0).
+// KEYS[1] route; ARGV lease, node, address, ttl ms, attached (1/0). A claim
+// without a tunnel (a relay holding the lease after its tunnel dropped) never
+// replaces the same lease's attached claim on another relay: the tunnel moved
+// there (found by chaos.cluster: the left relay took the route back, then
+// deleted it on release). Answered 2 with the holder.
 constexpr const char* claim_lua = R"lua(
 local cur = redis.call('HGET', KEYS[1], 'lease')
 if cur and cur ~= ARGV[1] then
   return {0, redis.call('HGET', KEYS[1], 'node') or '', redis.call('HGET', KEYS[1], 'address') or '',
           redis.call('HGET', KEYS[1], 'attached') or '0', redis.call('PTTL', KEYS[1])}
+end
+if cur and ARGV[5] == '0' and redis.call('HGET', KEYS[1], 'attached') == '1'
+   and redis.call('HGET', KEYS[1], 'node') ~= ARGV[2] then
+  return {2, redis.call('HGET', KEYS[1], 'node') or '', redis.call('HGET', KEYS[1], 'address') or '',
+          '1', redis.call('PTTL', KEYS[1])}
 end
 redis.call('HSET', KEYS[1], 'lease', ARGV[1], 'node', ARGV[2], 'address', ARGV[3], 'attached', ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
@@ -98,7 +107,7 @@ asio::awaitable<core::result<claim_outcome>> route_table::claim(std::string tena
     out.holder.address = r->elements[2].text;
     out.holder.attached = r->elements[3].text == "1";
     out.holder.expires_in = ttl_of(r->elements[4]);
-    if (out.claimed) out.holder.lease = lease;
+    if (out.claimed || r->elements[0].integer == 2) out.holder.lease = lease;  // 2: moved
     co_return out;
 }
 

@@ -187,6 +187,21 @@ asio::awaitable<void> cluster_routes::claim_one(key k, local_claim c) {
                       r.error().message);
         co_return;
     }
+    if (!r->claimed && r->holder.lease == c.lease) {
+        // Our tunnel left, and its lease is attached on another relay now:
+        // the name is theirs; this relay stops claiming it.
+        spdlog::debug("cluster: {}/{} moved to relay {} with its lease", k.first, k.second,
+                      core::log_text(r->holder.node, 64));
+        {
+            std::lock_guard lock(mutex_);
+            if (auto it = local_.find(k);
+                it != local_.end() && !it->second.attached && it->second.lease == c.lease)
+                local_.erase(it);
+        }
+        note_remote(k, remote_claim{r->holder.node, c.lease, clock::now() + r->holder.expires_in,
+                                    r->holder.address, true});
+        co_return;
+    }
     if (!r->claimed) {
         ++conflicts_;
         spdlog::warn(

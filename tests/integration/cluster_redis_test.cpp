@@ -345,10 +345,22 @@ TEST(RouteTable, ALeaseHoldsItsNameAgainstEveryOtherLease) {
         // Releasing needs the lease; the holder's lease moving relays keeps it.
         AWAIT(wrong_release, b.release("acme", "api", "lease-2"));
         EXPECT_TRUE(wrong_release && !*wrong_release);
-        AWAIT(moved, b.claim("acme", "api", "lease-1", 5s, false));
+        // A relay holding the lease without its tunnel cannot take the name
+        // from the relay the tunnel is attached to (it left that one): told so.
+        AWAIT(held_only, b.claim("acme", "api", "lease-1", 5s, false));
+        EXPECT_TRUE(held_only && !held_only->claimed);
+        if (held_only) {
+            EXPECT_EQ(held_only->holder.node, "relay-a");
+            EXPECT_EQ(held_only->holder.lease, "lease-1");  // the same lease: it moved
+            EXPECT_TRUE(held_only->holder.attached);
+        }
+        // The tunnel attaching to b with its lease moves the name there.
+        AWAIT(moved, b.claim("acme", "api", "lease-1", 5s, true));
         EXPECT_TRUE(moved && moved->claimed);
         AWAIT(now, a.lookup("acme", "api"));
-        EXPECT_TRUE(now && *now && (*now)->node == "relay-b" && !(*now)->attached);
+        EXPECT_TRUE(now && *now && (*now)->node == "relay-b" && (*now)->attached);
+        AWAIT(left_claim, a.claim("acme", "api", "lease-1", 5s, false));
+        EXPECT_TRUE(left_claim && !left_claim->claimed);
         // The relay the lease left cannot release it (its grace ending there).
         AWAIT(left_behind, a.release("acme", "api", "lease-1"));
         EXPECT_TRUE(left_behind && !*left_behind);
