@@ -105,6 +105,9 @@ preamble_check check_preamble(relay_state& relay, std::string_view line, const t
                                                 "retry in a moment",
                                                 label),
                                     1);
+        // A TUNNEL-HOP/2 sender learns its mirror is stale (and may let the
+        // request wait for the tunnel instead of passing the 503 on).
+        if (p->version >= 2) out.answer.insert(0, hop_not_attached_line);
         return out;
     }
     if (!same_caller || *same_caller != p->client_ip) {
@@ -233,7 +236,7 @@ asio::awaitable<void> serve_internal(std::shared_ptr<relay_state> relay, tcp::so
     pending.release();
     owned.reset();  // serve_hop registers the connection itself
     const auto& p = checked.preamble;
-    hop_binding binding{p.node, p.tenant, p.name, p.https};
+    hop_binding binding{p.node, p.tenant, p.name, p.https, p.version >= 2};
     auto serve = serve_hop(relay, std::move(*sock), peer, std::move(unread), p.client_ip,
                            std::move(binding), std::move(*checked.ticket));
     co_await std::move(serve);
@@ -301,9 +304,15 @@ asio::awaitable<bool> next_hop_preamble(std::shared_ptr<relay_state> relay,
     if (checked.ticket) ticket = std::move(*checked.ticket);
     ticket.authenticated();  // the preamble vouches for the request
     const auto& p = checked.preamble;
-    conn->hop = hop_binding{p.node, p.tenant, p.name, p.https};
+    conn->hop = hop_binding{p.node, p.tenant, p.name, p.https, p.version >= 2};
     conn->peer_ip = p.client_ip;
     co_return true;
+}
+
+asio::awaitable<bool> announce_start(public_conn& conn) {
+    if (!conn.hop || !conn.hop->announce || conn.hop->announced) co_return true;
+    conn.hop->announced = true;
+    co_return co_await write_caller(conn, hop_started_line) == write_outcome::done;
 }
 
 asio::awaitable<void> accept_internal(std::shared_ptr<relay_state> relay) {

@@ -21,6 +21,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "core/asio.hpp"
 #include "relay/connection_gate.hpp"
@@ -40,6 +41,22 @@ inline constexpr long long hop_retry_after = 5;  // seconds, when the owner is u
 // Times one public connection's request may go back to wait for its lease's
 // tunnel after hops that could not connect (a relay dying after another).
 inline constexpr unsigned max_hop_requeues = 3;
+
+// What the receiver of a TUNNEL-HOP/2 preamble writes, once per request,
+// just before the request's first byte enters a tunnel or goes on over
+// another hop: the sender may send a request again only while it has not
+// seen this line (hop_exchange.hpp). Never part of the HTTP response.
+inline constexpr std::string_view hop_started_line = "TUNNEL-HOP/2 started\r\n";
+
+// What the receiver of a TUNNEL-HOP/2 preamble writes before its 503 when
+// the preamble's route has no tunnel (nor lease) there: the sender's mirror
+// of the route table is stale. The request never started.
+inline constexpr std::string_view hop_not_attached_line = "TUNNEL-HOP/2 not-attached\r\n";
+
+// On a hop connection whose sender asked for it (conn.hop->announce), and
+// once per request: writes hop_started_line. False when the sender is gone
+// (the request must not start); true otherwise, and on other connections.
+asio::awaitable<bool> announce_start(public_conn& conn);
 
 // The request head as the relay parsed it, for the owner to parse again:
 // the start line and every field as received (nothing dropped or added:

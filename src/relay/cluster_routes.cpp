@@ -124,6 +124,13 @@ void cluster_routes::unreachable(const std::string& node) {
     if (unreachable_.size() < 1024) unreachable_.insert(node);
 }
 
+void cluster_routes::stale(const std::string& tenant, const std::string& name,
+                           const std::string& node) {
+    std::lock_guard lock(mutex_);
+    if (auto it = remote_.find(key{tenant, name}); it != remote_.end() && it->second.node == node)
+        it->second.attached = false;
+}
+
 void cluster_routes::claimed(const std::string& tenant, const std::string& name,
                              const std::string& lease, std::chrono::milliseconds grace) {
     key k{tenant, name};

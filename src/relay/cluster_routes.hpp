@@ -84,6 +84,10 @@ class cluster_routes : public std::enable_shared_from_this<cluster_routes> {
     // name an owner (requests for its leased names wait) until it is heard
     // announcing a claim again.
     void unreachable(const std::string& node);
+    // Thread-safe: `node` said tenant/name has no tunnel there (a hop's
+    // answer: this relay's mirror was stale). Its claim no longer names an
+    // owner (requests for a leased name wait) until a claim is heard again.
+    void stale(const std::string& tenant, const std::string& name, const std::string& node);
     // Called (on the relay's io thread) when another relay announces a
     // claim of tenant/name: `attached`, its tunnel is attached there, so
     // requests waiting for it here can go (request_queue::open); else they

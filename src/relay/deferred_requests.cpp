@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include <fmt/format.h>
@@ -153,9 +154,16 @@ asio::awaitable<bool> defer_request(relay_state& relay, public_conn& conn, const
 
 namespace {
 
-// Writes `out` to `sock` and reads until the peer closes or the timeout; the
-// answer's status (0: none came).
-asio::awaitable<int> send_and_read(tcp::socket& sock, const std::string& out) {
+// How a delivery went: the answer's status (0: none came), and whether the
+// request went into a tunnel (the receiver's hop_started_line came): then it
+// is never delivered again.
+struct delivery {
+    int status = 0;
+    bool started = false;
+};
+
+// Writes `out` to `sock` and reads until the peer closes or the timeout.
+asio::awaitable<delivery> send_and_read(tcp::socket& sock, const std::string& out) {
     auto ex = co_await asio::this_coro::executor;
     asio::steady_timer timer(ex);
     timer.expires_after(delivery_timeout);
@@ -167,60 +175,69 @@ asio::awaitable<int> send_and_read(tcp::socket& sock, const std::string& out) {
     error_code ec;
     co_await asio::async_write(sock, asio::buffer(out),
                                asio::redirect_error(asio::use_awaitable, ec));
+    constexpr std::size_t keep = 64 + hop_started_line.size();
     std::string in;
     char buf[8192];
     while (!ec) {
         const std::size_t n = co_await sock.async_read_some(
             asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
-        if (in.size() < 64) in.append(buf, std::min<std::size_t>(n, 64 - in.size()));
+        if (in.size() < keep) in.append(buf, std::min<std::size_t>(n, keep - in.size()));
     }
     timer.cancel();
+    delivery d;
+    if (in.starts_with(hop_started_line)) {
+        d.started = true;
+        in.erase(0, hop_started_line.size());
+    }
     // "HTTP/1.1 200 ..."
     if (in.size() >= 12 && in.starts_with("HTTP/1.")) {
         const int status = std::atoi(in.substr(9, 3).c_str());
-        if (status >= 100 && status <= 599) co_return status;
+        if (status >= 100 && status <= 599) d.status = status;
     }
-    co_return 0;
+    co_return d;
 }
 
 // Through this relay's own public request path, bound to the route (as a
 // proxy hop from another relay would be): a connected pair of loopback
 // sockets, one end served by serve_hop.
-asio::awaitable<int> deliver_here(std::shared_ptr<relay_state> relay, const deferred_request& r) {
+asio::awaitable<delivery> deliver_here(std::shared_ptr<relay_state> relay,
+                                       const deferred_request& r) {
     auto ex = co_await asio::this_coro::executor;
     error_code ec;
     const auto client_address = asio::ip::make_address(r.client_ip, ec);
-    if (ec) co_return 0;
+    if (ec) co_return delivery{};
     auto ticket = relay->connections.admit(source_key(client_address));
-    if (!ticket) co_return 0;
+    if (!ticket) co_return delivery{};
     tcp::acceptor acceptor(ex, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
     tcp::socket caller(ex);
     co_await caller.async_connect(acceptor.local_endpoint(),
                                   asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) co_return 0;
+    if (ec) co_return delivery{};
     tcp::socket served =
         co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) co_return 0;
+    if (ec) co_return delivery{};
     acceptor.close(ec);
     const auto peer = caller.local_endpoint(ec);
-    core::spawn(ex,
-                serve_hop(relay, std::move(served), peer, std::string(), r.client_ip,
-                          hop_binding{"(deferred)", r.tenant, r.name, r.https}, std::move(*ticket)),
-                "deferred request");
+    core::spawn(
+        ex,
+        serve_hop(relay, std::move(served), peer, std::string(), r.client_ip,
+                  hop_binding{"(deferred)", r.tenant, r.name, r.https, true}, std::move(*ticket)),
+        "deferred request");
     auto sent = send_and_read(caller, r.request);
     co_return co_await std::move(sent);
 }
 
 // To the relay of the cluster whose tunnel publishes the name, over the
 // signed proxy hop (cluster_hop.hpp).
-asio::awaitable<int> deliver_there(std::shared_ptr<relay_state> relay, const deferred_request& r,
-                                   const cluster_routes::remote_owner& owner) {
+asio::awaitable<delivery> deliver_there(std::shared_ptr<relay_state> relay,
+                                        const deferred_request& r,
+                                        const cluster_routes::remote_owner& owner) {
     auto ex = co_await asio::this_coro::executor;
     // A connection of its own (the saved request closes it: never pooled).
     auto sock = co_await connect_hop(ex, owner.address);
-    if (!sock) co_return 0;
+    if (!sock) co_return delivery{};
     auto line = sign_hop(*relay, r.tenant, r.name, r.client_ip, r.https);
-    if (!line) co_return 0;
+    if (!line) co_return delivery{};
     const std::string out = *line + r.request;
     auto sent = send_and_read(*sock, out);
     co_return co_await std::move(sent);
@@ -232,27 +249,34 @@ asio::awaitable<void> deliver(std::shared_ptr<relay_state> relay, deferred_reque
     auto ex = co_await asio::this_coro::executor;
     asio::steady_timer wait(ex);
     while (!relay->stopping) {
-        int status = -1;
+        std::optional<delivery> d;
         if (relay->table()->routes.count({r.tenant, r.name})) {
             auto op = deliver_here(relay, r);
-            status = co_await std::move(op);
+            d = co_await std::move(op);
         } else if (relay->cluster) {
             if (auto owner = relay->cluster->owner(r.tenant, r.name)) {
                 auto op = deliver_there(relay, r, *owner);
-                status = co_await std::move(op);
+                d = co_await std::move(op);
             }
         }
-        if (status > 0) {
-            spdlog::info("deferred request for {} (saved before the restart) delivered: {}", label,
-                         status);
+        if (d && (d->status > 0 || d->started)) {
+            // Answered, or into a tunnel without an answer (the relay holding
+            // it went away): either way it is never delivered again.
+            if (d->status > 0)
+                spdlog::info("deferred request for {} (saved before the restart) delivered: {}",
+                             label, d->status);
+            else
+                spdlog::warn(
+                    "deferred request for {} went into its tunnel but no answer came; "
+                    "it may have reached the service, so it is not delivered again",
+                    label);
             relay->audit(
                 "deferred_delivered",
-                {{"tenant", r.tenant}, {"name", r.name}, {"status", std::to_string(status)}});
+                {{"tenant", r.tenant}, {"name", r.name}, {"status", std::to_string(d->status)}});
             (void)relay->deferred->remove(r.id);
             co_return;
         }
-        if (status == 0)
-            spdlog::warn("deferred request for {}: no answer on delivery; trying again", label);
+        if (d) spdlog::warn("deferred request for {}: no answer on delivery; trying again", label);
         if (steady::now() >= until) break;
         wait.expires_after(poll_every);
         error_code ignored;

@@ -42,6 +42,7 @@ struct hop_link {
     bool response_over = false;  // the response ended: pump_up stops
     bool caller_gone = false;    // the caller hung up before the response ended
     bool bad_body = false;       // the request body broke its framing or limits
+    bool fed = false;            // pump_up took bytes of the request body from the caller
     bool up_done = false;
     std::uint64_t up_bytes = 0;   // caller bytes pump_up sent after the request's head
     core::wake_signal up_signal;  // pump_up ended
@@ -69,6 +70,7 @@ asio::awaitable<void> pump_up(std::shared_ptr<public_conn> conn, std::shared_ptr
             n = conn->buffered().size();
         } else if (!link->body_sent && !conn->buffered().empty()) {
             n = request->feed(conn->buffered());
+            link->fed = link->fed || n > 0;
             if (request->problem() != http_problem::none) {
                 link->bad_body = true;  // the owner would refuse it too: answered here
                 link->close();
@@ -117,7 +119,9 @@ asio::awaitable<void> stop_pump(public_conn& conn, hop_link& link) {
 
 // What came back over one hop connection.
 struct hop_answer {
-    std::uint64_t bytes = 0;    // from the owner
+    bool started = false;       // the owner announced the request started (hop_started_line)
+    bool not_attached = false;  // the owner said the route is not its (hop_not_attached_line)
+    std::uint64_t bytes = 0;    // of the response from the owner
     std::uint64_t written = 0;  // to the caller
     bool complete = false;      // the whole final response reached the caller
     bool reusable = false;      // and the hop connection went back to the pool
@@ -141,6 +145,7 @@ asio::awaitable<hop_answer> pump_down(relay_state& relay, public_conn& conn, hop
     bool final_head = false;  // the final (not 1xx) head was read
     bool hop_keep = false;    // and it keeps the hop connection open
     std::string in;           // owner bytes not parsed yet
+    bool begun = false;       // a byte of the response was parsed
     const auto buf = std::make_unique_for_overwrite<char[]>(hop_read_chunk);  // not zeroed
     for (;;) {
         error_code ec;
@@ -152,6 +157,28 @@ asio::awaitable<hop_answer> pump_down(relay_state& relay, public_conn& conn, hop
             text.assign(buf.get(), n);
         } else {
             in.append(buf.get(), n);
+            // The owner's announcement comes before the response, once.
+            if (!begun && !out.started && !in.empty()) {
+                if (in.starts_with(hop_not_attached_line)) {
+                    out.bytes = 0;  // its 503 is not passed on (hop_to_owner)
+                    out.not_attached = true;
+                    co_return out;
+                }
+                if (in.starts_with(hop_started_line)) {
+                    in.erase(0, hop_started_line.size());
+                    out.bytes -= hop_started_line.size();
+                    out.started = true;
+                } else if ((in.size() < hop_started_line.size() &&
+                            hop_started_line.starts_with(in)) ||
+                           (in.size() < hop_not_attached_line.size() &&
+                            hop_not_attached_line.starts_with(in))) {
+                    // A part of one: the rest follows.
+                    if (!ec && !link.closed) continue;
+                    out.bytes -= in.size();
+                    break;
+                }
+            }
+            begun = begun || !in.empty();
             while (!in.empty() && !response.done()) {
                 const std::size_t taken = response.feed(in);
                 if (response.problem() != http_problem::none) {
@@ -268,8 +295,6 @@ asio::awaitable<hop_result> hop_to_owner(std::shared_ptr<relay_state> relay,
                                         label, owner.node, what),
                             hop_retry_after);
     };
-    const bool bodyless = !head.chunked && head.content_length.value_or(0) == 0;
-    const bool resendable = is_idempotent(head.method) && bodyless && !head.upgrade;
     const std::string text = head_for_pooled_hop(head);
     auto body = std::make_shared<http_tracker>(std::move(request));
     // The tracker goes back to the caller's request (a requeued request
@@ -320,16 +345,19 @@ asio::awaitable<hop_result> hop_to_owner(std::shared_ptr<relay_state> relay,
         co_await asio::async_write(link->sock, asio::buffer(out),
                                    asio::redirect_error(asio::use_awaitable, ec));
         if (ec) {
+            // The head did not go whole: the owner cannot have started it.
             link->close();
-            if (reused && resendable && attempt == 0) {
+            if (reused && attempt == 0) {
                 relay->metrics.hops.with({"retried"}).inc();
                 continue;  // an idle connection the owner closed: a new one
             }
-            if (reused)
-                relay->metrics.hops.with({"failed"}).inc();
-            else
-                unreachable(
-                    fmt::format("is unreachable: sending to {}: {}", owner.address, ec.message()));
+            unreachable(
+                fmt::format("is unreachable: sending to {}: {}", owner.address, ec.message()));
+            if (may_requeue()) {
+                ++conn->hop_requeues;
+                relay->metrics.hops.with({"requeued"}).inc();
+                co_return hop_result::requeue;
+            }
             co_await answer_unreachable("cannot be reached right now");
             co_return hop_result::done;
         }
@@ -372,30 +400,54 @@ asio::awaitable<hop_result> hop_to_owner(std::shared_ptr<relay_state> relay,
             conn->close();
             co_return hop_result::done;
         }
+        if (answer.not_attached) {
+            // B's mirror was stale: the name is not (any more) that relay's.
+            // The request never started; with a lease it waits for the
+            // name's tunnel, wherever it attaches.
+            link->close();
+            relay->metrics.hops.with({"stale"}).inc();
+            relay->cluster->stale(route.tenant, route.name, owner.node);
+            if (!link->fed && !conn->in_eof && may_requeue()) {
+                ++conn->hop_requeues;
+                relay->metrics.hops.with({"requeued"}).inc();
+                co_return hop_result::requeue;
+            }
+            co_await send_error(*conn, 503, "tunnel_offline",
+                                fmt::format("{} is not attached to relay {} any more; retry in "
+                                            "a moment",
+                                            label, owner.node),
+                                1);
+            co_return hop_result::done;
+        }
         if (answer.bytes == 0 && !conn->closed && !answer.failed) {
             link->close();
-            // A pooled connection the owner closed as the request went: the
-            // request goes again on a new connection when it may.
-            if (reused && resendable && attempt == 0 && link->up_bytes == 0 && !conn->in_eof) {
+            if (answer.started) {
+                // It died (or dropped the hop) after the request went into
+                // its tunnel: the service may have it, so it never goes again.
+                // (Not taken for dead: the next request finds out.)
+                relay->metrics.hops.with({"failed"}).inc();
+                spdlog::warn(
+                    "{}: the relay holding it ({}) closed the hop after the request "
+                    "went into its tunnel, without an answer",
+                    label, owner.node);
+                co_await send_error(*conn, 502, "owner_lost",
+                                    fmt::format("{} is served by relay {}, which went away after "
+                                                "the request went into its tunnel; it may have "
+                                                "reached the service, so it was not sent again",
+                                                label, owner.node),
+                                    hop_retry_after);
+                co_return hop_result::done;
+            }
+            // The owner never started it (no hop_started_line): it may go
+            // again, whatever its method, while the caller's bytes are whole.
+            const bool whole = !link->fed && !conn->in_eof;
+            if (reused && attempt == 0 && whole) {
+                // A pooled connection the owner closed as the request went.
                 relay->metrics.hops.with({"retried"}).inc();
                 continue;
             }
-            if (reused) {
-                // An idle connection it closed as the request went says
-                // nothing about the relay; the request may not go twice.
-                relay->metrics.hops.with({"failed"}).inc();
-                spdlog::warn(
-                    "{}: the relay holding it ({}) closed a kept-alive hop connection "
-                    "as a request that may not be sent twice went",
-                    label, owner.node);
-                co_await answer_unreachable("closed the connection without answering");
-                co_return hop_result::done;
-            }
             unreachable("closed the hop without an answer");
-            // It died as it got the request (or refused the hop). A request
-            // that may be sent again (RFC 9110 9.2.2: idempotent, no body)
-            // waits for the name's tunnel again.
-            if (resendable && link->up_bytes == 0 && !conn->in_eof && may_requeue()) {
+            if (whole && may_requeue()) {
                 ++conn->hop_requeues;
                 relay->metrics.hops.with({"requeued"}).inc();
                 co_return hop_result::requeue;

@@ -20,7 +20,8 @@ namespace tunnel::relay {
 
 namespace {
 
-constexpr std::string_view magic = "TUNNEL-HOP/1";
+constexpr std::string_view magic_v1 = "TUNNEL-HOP/1";
+constexpr std::string_view magic_v2 = "TUNNEL-HOP/2";
 constexpr std::size_t field_count = 9;  // magic .. hmac
 
 std::string to_hex(const unsigned char* p, std::size_t n) {
@@ -63,6 +64,7 @@ core::error malformed(std::string what) {
 
 // The problem with p's fields, or empty.
 std::string field_problem(const hop_preamble& p) {
+    if (p.version != 1 && p.version != 2) return fmt::format("version {} is not 1 or 2", p.version);
     if (!valid_node(p.node))
         return fmt::format("from-node {:?} is not a node name", core::log_text(p.node, 64));
     if (p.unix_ms <= 0 || p.unix_ms > 99'999'999'999'999) return "the time is out of range";
@@ -77,8 +79,9 @@ std::string field_problem(const hop_preamble& p) {
 }
 
 std::string unsigned_part(const hop_preamble& p) {
-    return fmt::format("{} {} {} {} {} {} {} {}", magic, p.node, p.unix_ms, p.nonce, p.tenant,
-                       p.name, p.client_ip, p.https ? "https" : "http");
+    return fmt::format("{} {} {} {} {} {} {} {}", p.version == 1 ? magic_v1 : magic_v2, p.node,
+                       p.unix_ms, p.nonce, p.tenant, p.name, p.client_ip,
+                       p.https ? "https" : "http");
 }
 
 }  // namespace
@@ -147,18 +150,19 @@ core::result<hop_preamble> hop_signer::verify(std::string_view line, std::int64_
         if (sp == std::string_view::npos) break;
         start = sp + 1;
     }
-    if (f.empty() || f[0] != magic)
+    if (f.empty() || (f[0] != magic_v1 && f[0] != magic_v2))
         return tl::unexpected(
-            malformed(fmt::format("it does not start with {} (it starts {:?})", magic,
-                                  core::log_text(line.substr(0, 16), 16))));
+            malformed(fmt::format("it does not start with {} or {} (it starts {:?})", magic_v2,
+                                  magic_v1, core::log_text(line.substr(0, 16), 16))));
     if (f.size() != field_count)
         return tl::unexpected(malformed(fmt::format(
-            "{} space-separated fields, not {} (TUNNEL-HOP/1 node unix-ms nonce tenant name "
+            "{} space-separated fields, not {} (TUNNEL-HOP/2 node unix-ms nonce tenant name "
             "client-ip proto hmac)",
             f.size(), field_count)));
     for (const auto& field : f)
         if (field.empty()) return tl::unexpected(malformed("an empty field (two spaces)"));
     hop_preamble p;
+    p.version = f[0] == magic_v1 ? 1 : 2;
     p.node = std::string(f[1]);
     {
         const auto t = f[2];

@@ -3,7 +3,13 @@
 // internal_listen, saying which route the caller asked for and who the
 // caller is, signed with the cluster's shared secret:
 //
-//   TUNNEL-HOP/1 <from-node> <unix-ms> <nonce> <tenant> <name> <client-ip> <proto> <hmac>\r\n
+//   TUNNEL-HOP/2 <from-node> <unix-ms> <nonce> <tenant> <name> <client-ip> <proto> <hmac>\r\n
+//
+// Version 2 asks the receiver to announce when the request starts: it
+// writes hop_started_line (cluster_hop.hpp) just before the request's first
+// byte enters a tunnel (or goes on over another hop), so the sender knows
+// whether a hop that broke without an answer may be tried again. Version 1
+// (the same fields; relays before this one send it) gets no announcement.
 //
 // <nonce> is 16 lowercase hex digits (8 random bytes), <proto> http or https
 // (how the caller reached the sending relay), <hmac> the lowercase hex
@@ -37,6 +43,7 @@ struct hop_preamble {
     std::string name;       //
     std::string client_ip;  // the caller, as the sending relay saw it
     bool https = false;     // the caller used TLS to the sending relay
+    int version = 2;        // 1 or 2 (the magic): 2 asks for hop_started_line
 };
 
 // Nonces seen within the window, bounded: a nonce is remembered until its

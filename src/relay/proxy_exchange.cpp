@@ -211,6 +211,13 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
         // that waited for a leased name gives the name's turn to the next
         // one, and is never queued or sent again (unless idempotent, above).
         conn->turn.reset();
+        // Over a hop, the sender learns it first: from now on it never sends
+        // the request again.
+        if (!co_await announce_start(*conn)) {
+            conn->channel.reset();
+            conn->close();
+            co_return false;
+        }
         if (traced) {
             traced->reused = ex->reused;
             traced->attempts = attempt + 1;

@@ -98,6 +98,10 @@ struct hop_binding {
     std::string tenant;
     std::string name;
     bool https = false;
+    // The sender asked to be told when the request starts (TUNNEL-HOP/2:
+    // announce_start in cluster_hop.hpp), and whether it was told.
+    bool announce = false;
+    bool announced = false;
 };
 
 // A request the proxy hop could not send (the relay holding its name's

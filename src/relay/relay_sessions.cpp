@@ -156,6 +156,20 @@ asio::awaitable<void> relay_sessions::return_to_first() {
         // moment (no request cut), releasing the names there.
         (void)co_await quiet_moment(timer_, *cur->sup, options_.quiet_limit, stopped_);
         if (stopped_) break;
+        if (trial_->ended || !trial_->sup->snapshot().healthy()) {
+            // The first relay went away again meanwhile: the session there is
+            // pinned to it (and may be in a long backoff), so it is not the
+            // one to keep; the names stay where they are.
+            interval = std::min<milliseconds>(interval * 2, milliseconds(300'000));
+            spdlog::warn(
+                "the preferred relay {} was lost again before the names moved there; "
+                "staying on {}, trying again in {}",
+                describe_relay(first), describe_relay(options_.relays[*at]),
+                core::format_duration(interval));
+            trial_->sup->stop();
+            trial_.reset();
+            continue;
+        }
         auto next = std::move(trial_);
         next->failover->pin(std::nullopt);
         next->in_charge = true;

@@ -72,9 +72,10 @@ relay_metrics::relay_metrics(observe::metrics_registry& r)
                        {"outcome"})),
       hops(r.counter("relay_cluster_hops_total",
                      "Requests proxied between relays of a cluster, by outcome: sent (to the "
-                     "owner), failed (the owner unreachable), requeued (waits for the lease's "
-                     "tunnel again), received (from another relay), refused (a bad or "
-                     "unauthenticated hop).",
+                     "owner), reused (on a pooled hop connection), retried (again after a pooled "
+                     "one closed), failed (the owner unreachable), stale (the owner had no "
+                     "tunnel for it), requeued (waits for the lease's tunnel again), received "
+                     "(from another relay), refused (a bad or unauthenticated hop).",
                      {"outcome"})),
       cluster_rates(r.counter("relay_cluster_rate_limits_total",
                               "The cluster's shared rate limits: batches fetched from Redis "

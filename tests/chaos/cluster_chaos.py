@@ -10,10 +10,12 @@ kills a random relay with SIGKILL every few seconds and restarts it on the same
 ports a moment later (never the last one standing).
 
 A request whose own connection dies with the relay it went to (connect
-refused, reset, closed without an answer) is sent again to another relay, as
-any HTTP client would after a connection failure, but only once the origin's
-log shows it never arrived (checked after a pause, so nothing still in flight
-is sent twice). It reports:
+refused, reset, closed without an answer), or that gets 502 owner_lost (the
+relay holding the tunnel died after the request went into it: the relays
+never send such a request again), is sent again to another relay, as any
+HTTP client would after a connection failure, but only once the origin's log
+shows it never arrived (checked after a pause, so nothing still in flight is
+sent twice). It reports:
 
   lost        requests that were never served (a non-200 answer, or no
               answer after 4 attempts): must be 0
@@ -196,7 +198,7 @@ def main():
         up = set(range(len(relays)))
         lock = threading.Lock()
         done = threading.Event()
-        stats = {"kills": 0, "restarts": 0, "resent": 0, "answer_lost": 0}
+        stats = {"kills": 0, "restarts": 0, "resent": 0, "answer_lost": 0, "owner_lost": 0}
         outcome = {}  # id -> final status (200 ok; 0 no answer)
         latencies = []
         failures = []
@@ -228,6 +230,13 @@ def main():
                 pick = rng.choice(choices)
                 tried.add(pick)
                 resp, note = get(relays[pick].public, ident, 40)
+                if resp is not None and resp.status == 502 and b"owner_lost" in resp.body:
+                    # The relay holding the tunnel died with the request in
+                    # it (it had announced it started): the same as the
+                    # caller's own connection dying, below.
+                    resp, note = None, "502 owner_lost"
+                    with lock:
+                        stats["owner_lost"] += 1
                 if resp is not None:
                     ok = resp.status == 200 and resp.body == payload(ident, 32)
                     with lock:
@@ -277,7 +286,8 @@ def main():
         print("requests %d in %.1f s; kills %d, restarts %d; tunnel attaches %d" % (
             args.requests, time.monotonic() - start, stats["kills"], stats["restarts"], attaches))
         print("re-sent after the caller's relay died: %d; answers lost with a killed relay "
-              "(served once): %d" % (stats["resent"], stats["answer_lost"]))
+              "(served once): %d; 502 owner_lost (the owner died with it in its tunnel): %d" % (
+                  stats["resent"], stats["answer_lost"], stats["owner_lost"]))
         print("latency p50 %.0f ms, p99 %.0f ms, max %.0f ms" % (
             1000 * percentile(latencies, 50), 1000 * percentile(latencies, 99),
             1000 * max(latencies or [0])))

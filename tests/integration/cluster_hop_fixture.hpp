@@ -15,6 +15,7 @@
 #include <string_view>
 #include <thread>
 
+#include "relay/cluster_hop.hpp"
 #include "relay/hop_preamble.hpp"
 #include "support/net.hpp"
 #include "support/process.hpp"
@@ -147,11 +148,13 @@ struct hop_cluster : cluster_base {
                                                   "close\r\n\r\n");
     }
 
-    // A preamble signed with the cluster's secret, as relay-b would send it.
-    static std::string preamble(std::int64_t unix_ms, const std::string& client_ip = "127.0.0.9") {
+    // A preamble signed with the cluster's secret, as relay-b would send it
+    // (version 1: no hop_started_line before the answer; 2 as relays send).
+    static std::string preamble(std::int64_t unix_ms, const std::string& client_ip = "127.0.0.9",
+                                int version = 1) {
         relay::hop_signer keys(cluster_secret);
-        relay::hop_preamble p{"relay-b", unix_ms, relay::new_hop_nonce(), "acme", "web",
-                              client_ip, false};
+        relay::hop_preamble p{"relay-b", unix_ms, relay::new_hop_nonce(), "acme", "web", client_ip,
+                              false,     version};
         auto line = keys.sign(p);
         return line ? *line : std::string();
     }

@@ -4,13 +4,14 @@
 // connections, each request rebinding one with a preamble of its own, which
 // the owner verifies as the first (a forged or replayed one, or a request
 // without one, is refused). Against a scripted owner: a response that closes
-// or is not framed is not pooled; a pooled connection the owner closed is
-// replaced once for a request that may be sent again, and never for one that
-// may not.
+// or is not framed is not pooled; a pooled connection the owner closed
+// before the request started is replaced once, and a request the owner
+// announced as started is never sent again (502).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -242,6 +243,11 @@ TEST(ClusterHopPool, EveryRequestOnAHopConnectionNeedsAGoodPreambleOfItsOwn) {
 //   /close     the same with Connection: close (and keeps the connection)
 //   /unframed  a body until the connection closes
 //   /once      answered on a connection's first request; closes at a later one
+//   /lost      announces the request started (TUNNEL-HOP/2), then closes
+//   /gone      the first time: says the route has no tunnel here (a 503
+//              after hop_not_attached_line, as a relay whose name moved); then
+//              as /keep
+// It counts the requests it got per path.
 class scripted_owner {
   public:
     scripted_owner() {
@@ -265,6 +271,10 @@ class scripted_owner {
     [[nodiscard]] std::uint16_t port() const { return port_; }
     [[nodiscard]] int connections() const { return accepted_; }
     [[nodiscard]] int bad_preambles() const { return bad_; }
+    [[nodiscard]] int got(const std::string& path) {
+        std::lock_guard lock(mutex_);
+        return got_[path];
+    }
 
   private:
     void accept_loop() {
@@ -301,7 +311,20 @@ class scripted_owner {
             const auto sp = request.find(' ');
             const std::string target = request.substr(sp + 1, request.find(' ', sp + 1) - sp - 1);
             const std::string body = fmt::format("{}:{}:{}", id, seq, p->client_ip);
-            if (target.ends_with("/once") && seq > 1) return;
+            int times = 0;
+            {
+                std::lock_guard lock(mutex_);
+                times = ++got_[target.substr(target.rfind('/'))];
+            }
+            if (target.ends_with("/gone") && times == 1) {
+                send_all(fd, std::string(relay::hop_not_attached_line) +
+                                 "HTTP/1.1 503 Service Unavailable\r\nContent-Length: "
+                                 "0\r\nConnection: close\r\n\r\n");
+                return;
+            }
+            if (target.ends_with("/once") && seq > 1) return;  // before it started
+            if (p->version >= 2) send_all(fd, std::string(relay::hop_started_line));
+            if (target.ends_with("/lost")) return;  // after it started
             if (target.ends_with("/unframed")) {
                 send_all(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n" + body);
                 return;
@@ -323,6 +346,7 @@ class scripted_owner {
     relay::hop_replay_cache seen_;
     std::mutex mutex_;
     std::vector<int> conns_;
+    std::map<std::string, int> got_;
     std::vector<std::thread> workers_;
     std::thread thread_;
 };
@@ -439,20 +463,77 @@ TEST(ClusterHopPool, APooledHopTheOwnerClosedIsReplacedForARequestThatMayGoAgain
     EXPECT_NE(served(second).conn, served(first).conn);
     EXPECT_EQ(served(second).seq, 1);
     EXPECT_EQ(c.hops("retried"), retried + 1);
-    // Not for a request that may not be sent twice (POST): 502, and the
-    // owner is not taken for dead (the next request still goes there).
+    // The owner closed it before the request started (it never announced
+    // it): a POST goes again as well.
+    auto third = ask(fd, "/t/acme/web/keep");
+    ASSERT_EQ(third.status, 200) << third.raw;
     send_all(fd,
              "POST /t/acme/web/once HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: "
              "0\r\n\r\n");
+    auto post = parse_http_reply(read_response(fd, 10s));
+    ASSERT_TRUE(post);
+    EXPECT_EQ(post->status, 200) << post->raw;
+    EXPECT_EQ(c.hops("retried"), retried + 2);
+    ::close(fd);
+    EXPECT_EQ(c.owner->bad_preambles(), 0);
+}
+
+TEST(ClusterHopPool, AnOwnerWithoutTheTunnelMakesTheRequestWaitForTheNextClaim) {
+    scripted_cluster c;
+    const auto failed = c.start();
+    ASSERT_TRUE(failed.empty()) << failed;
+    // The owner says acme/web is not its (B's mirror is stale): the request
+    // never started, and the claim's lease holds the name, so it waits.
+    int fd = connect_from("127.0.0.2", c.b->public_port());
+    ASSERT_GE(fd, 0);
+    send_all(fd, "GET /t/acme/web/gone HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     bool closed = false;
+    const auto early = read_until(fd, 1s, closed);
+    EXPECT_TRUE(early.empty()) << early;
+    EXPECT_FALSE(closed);
+    EXPECT_EQ(c.hops("stale"), 1);
+    EXPECT_EQ(c.owner->got("/gone"), 1);
+    // A claim of the name is heard again: the request goes (to the owner,
+    // which answers it now).
+    (void)c.redis->cli({"PUBLISH", "tunnel:routes",
+                        fmt::format("claim\trelay-x\tacme\tweb\tlease/x\t600000\t127.0.0.1:{}\t1",
+                                    c.owner->port())});
     const auto raw = read_until(fd, 10s, closed);
     ::close(fd);
-    EXPECT_EQ(raw.rfind("HTTP/1.1 502 ", 0), 0u) << raw;
+    auto reply = parse_http_reply(raw);
+    ASSERT_TRUE(reply) << raw << c.b->log();
+    EXPECT_EQ(reply->status, 200) << raw;
+    EXPECT_EQ(raw.find("TUNNEL-HOP"), std::string::npos) << raw;
+    EXPECT_EQ(c.owner->got("/gone"), 2);
+    EXPECT_EQ(c.owner->bad_preambles(), 0);
+}
+
+TEST(ClusterHopPool, ARequestTheOwnerStartedIsNeverSentAgain) {
+    scripted_cluster c;
+    const auto failed = c.start();
+    ASSERT_TRUE(failed.empty()) << failed;
+    const double retried = c.hops("retried");
+    // The owner announces it started, then the hop breaks without an
+    // answer: even a GET is not sent again (the service may have it).
+    for (const auto* request :
+         {"GET /t/acme/web/lost HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+          "POST /t/acme/web/lost HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"}) {
+        bool closed = false;
+        const auto raw = exchange_from("127.0.0.2", c.b->public_port(), request, closed);
+        EXPECT_EQ(raw.rfind("HTTP/1.1 502 ", 0), 0u) << raw << c.b->log();
+        EXPECT_NE(raw.find("owner_lost"), std::string::npos) << raw;
+        EXPECT_EQ(raw.find("TUNNEL-HOP"), std::string::npos) << raw;  // never passed on
+    }
+    EXPECT_EQ(c.owner->got("/lost"), 2);
+    EXPECT_EQ(c.hops("retried"), retried);
+    // The owner is not taken for dead: the next request still goes there,
+    // and the announcement never reaches the caller.
     auto next = http_request(c.b->public_port(),
                              "GET /t/acme/web/keep HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: "
                              "close\r\n\r\n");
     ASSERT_TRUE(next);
     EXPECT_EQ(next->status, 200) << next->raw;
+    EXPECT_EQ(next->raw.find("TUNNEL-HOP"), std::string::npos) << next->raw;
     EXPECT_EQ(c.owner->bad_preambles(), 0);
 }
 

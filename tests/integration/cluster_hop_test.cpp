@@ -139,16 +139,27 @@ TEST(ClusterHop, BadPreamblesOnTheInternalPortAreRefusedAndNeverReachTheOrigin) 
     // ... once: the same preamble again is a replay.
     EXPECT_TRUE(refused(fresh + hello_request)) << "replayed";
 
-    // A hop connection is bound to its route: another name is 421.
+    // A hop connection is bound to its route: another name is 421 (with
+    // version 2 too: no announcement, the request never started).
     fd = connect_from("127.0.0.1", c.a_internal);
     ASSERT_GE(fd, 0);
-    send_all(fd, hop_cluster::preamble(relay::unix_ms_now()) +
+    send_all(fd, hop_cluster::preamble(relay::unix_ms_now(), "127.0.0.9", 2) +
                      "GET /t/acme/other/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     const auto other = read_until(fd, 10s, closed);
     ::close(fd);
     EXPECT_EQ(other.rfind("HTTP/1.1 421 ", 0), 0u) << other;
 
-    EXPECT_EQ(c.origin->requests(), before + 1);  // the good one only
+    // Version 2: A announces the request before it goes into the tunnel,
+    // then answers.
+    fd = connect_from("127.0.0.1", c.a_internal);
+    ASSERT_GE(fd, 0);
+    send_all(fd, hop_cluster::preamble(relay::unix_ms_now(), "127.0.0.9", 2) + hello_request);
+    const auto announced = read_until(fd, 10s, closed);
+    ::close(fd);
+    ASSERT_EQ(announced.rfind(std::string(relay::hop_started_line) + "HTTP/1.1 200 ", 0), 0u)
+        << announced;
+
+    EXPECT_EQ(c.origin->requests(), before + 2);  // the good ones only
     const auto log = c.a->log();
     EXPECT_NE(log.find("refused (bad_hmac)"), std::string::npos) << log;
     EXPECT_EQ(log.find(cluster_secret), std::string::npos);

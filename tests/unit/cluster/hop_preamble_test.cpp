@@ -29,7 +29,7 @@ TEST(HopPreamble, SignedLineVerifies) {
     hop_signer keys(secret);
     auto line = keys.sign(sample());
     ASSERT_TRUE(line) << line.error().message;
-    EXPECT_EQ(line->rfind("TUNNEL-HOP/1 relay-b 1800000000000 0011223344556677 acme web "
+    EXPECT_EQ(line->rfind("TUNNEL-HOP/2 relay-b 1800000000000 0011223344556677 acme web "
                           "192.0.2.7 https ",
                           0),
               0u)
@@ -44,6 +44,29 @@ TEST(HopPreamble, SignedLineVerifies) {
     EXPECT_EQ(p->client_ip, "192.0.2.7");
     EXPECT_TRUE(p->https);
     EXPECT_EQ(p->nonce, "0011223344556677");
+    EXPECT_EQ(p->version, 2);
+}
+
+TEST(HopPreamble, VersionOneStillVerifiesAndSaysSo) {
+    hop_signer keys(secret);
+    auto s = sample();
+    s.version = 1;
+    auto line = keys.sign(s);
+    ASSERT_TRUE(line) << line.error().message;
+    EXPECT_EQ(line->rfind("TUNNEL-HOP/1 relay-b ", 0), 0u) << *line;
+    hop_replay_cache seen;
+    auto p = keys.verify(body_of(*line), now, seen);
+    ASSERT_TRUE(p) << p.error().message;
+    EXPECT_EQ(p->version, 1);
+    // The version is signed: a v1 line relabelled v2 fails its HMAC.
+    std::string relabelled = body_of(*line);
+    relabelled[11] = '2';
+    hop_replay_cache fresh;
+    auto forged = keys.verify(relabelled, now, fresh);
+    ASSERT_FALSE(forged);
+    EXPECT_EQ(forged.error().code, core::errc::auth_failed);
+    s.version = 3;
+    EXPECT_FALSE(keys.sign(s));
 }
 
 TEST(HopPreamble, IPv6CallerAndPlainHttp) {
@@ -143,7 +166,8 @@ TEST(HopPreamble, MalformedLinesSayWhatIsWrong) {
     const std::string good = body_of(*keys.sign(sample()));
     const std::string mac = good.substr(good.size() - 64);
     const std::vector<std::pair<std::string, std::string>> cases = {
-        {"GET / HTTP/1.1", "does not start with TUNNEL-HOP/1"},
+        {"GET / HTTP/1.1", "does not start with TUNNEL-HOP/2 or TUNNEL-HOP/1"},
+        {"TUNNEL-HOP/3 relay-b", "does not start with"},
         {"", "does not start with"},
         {"TUNNEL-HOP/1 relay-b", "space-separated fields"},
         {good + " extra", "space-separated fields"},
