@@ -185,12 +185,15 @@ asio::awaitable<bool> proxy_exchange(std::shared_ptr<relay_state> relay,
                                                 steady::now() + channel_open_timeout);
             if (!ch) {
                 // The tunnel dropped before the request started (no byte of it
-                // entered the tunnel) while its lease holds the name: the
-                // request waits for the tunnel to come back, here or on
-                // another relay (serve_connection, hold_for_lease).
+                // entered the tunnel), or as a pooled channel failed it (the
+                // request may go again: idempotent, no body), while its lease
+                // holds the name: the request waits for the tunnel to come
+                // back, here or on another relay (serve_connection,
+                // hold_for_lease).
                 const bool dropped = t->closing || !t->ssh || t->ssh->closed();
-                if (dropped && t->lease != 0 && attempt == 0 && cfg.queue.max_requests > 0 &&
-                    conn->hop_requeues < max_hop_requeues && !relay->stopping) {
+                if (dropped && t->lease != 0 && (attempt == 0 || retryable) &&
+                    cfg.queue.max_requests > 0 && conn->hop_requeues < max_hop_requeues &&
+                    !relay->stopping) {
                     ++conn->hop_requeues;
                     relay->metrics.queued.with({"requeued"}).inc();
                     spdlog::debug(
