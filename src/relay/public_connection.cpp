@@ -13,6 +13,7 @@
 #include "relay/http_tracker.hpp"
 #include "relay/lease_hold.hpp"
 #include "relay/proxy_exchange.hpp"
+#include "relay/refusal_reports.hpp"
 #include "relay/relay_state.hpp"
 #include "relay/tcp_service.hpp"
 #include "relay/tunnel_attach.hpp"

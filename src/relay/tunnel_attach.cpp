@@ -19,6 +19,7 @@
 #include "core/spawn.hpp"
 #include "relay/admission.hpp"
 #include "relay/agent_policy.hpp"
+#include "relay/attach_caps.hpp"
 #include "relay/connection_gate.hpp"
 #include "relay/lease_hold.hpp"
 #include "relay/lease_store.hpp"
@@ -82,59 +83,6 @@ void fit_to_read(std::vector<char>& buf, std::size_t n) {
         buf.resize(std::min(ws_chunk, buf.size() * 4));
     else if (n <= idle_chunk && buf.size() > idle_chunk)
         std::vector<char>(idle_chunk).swap(buf);
-}
-
-// An attach of `tenant` past the token check and not yet in the tunnel
-// list: counted against limits.max_tunnels_per_tenant until it is registered
-// or fails, so concurrent attaches (on any worker) cannot slip past the cap.
-// Made under relay.tenants_mutex, with the check (attach()).
-class attaching_slot {
-  public:
-    attaching_slot(std::shared_ptr<relay_state> relay, std::string tenant)
-        : relay_(std::move(relay)), tenant_(std::move(tenant)) {
-        ++relay_->attaching[tenant_];  // the caller holds tenants_mutex
-    }
-    attaching_slot(attaching_slot&& o) noexcept
-        : relay_(std::move(o.relay_)), tenant_(std::move(o.tenant_)) {}
-    attaching_slot(const attaching_slot&) = delete;
-    attaching_slot& operator=(const attaching_slot&) = delete;
-    attaching_slot& operator=(attaching_slot&&) = delete;
-    ~attaching_slot() { release(); }
-    void release() {
-        if (!relay_) return;
-        std::lock_guard lock(relay_->tenants_mutex);
-        auto it = relay_->attaching.find(tenant_);
-        if (it != relay_->attaching.end() && --it->second == 0) relay_->attaching.erase(it);
-        relay_.reset();
-    }
-
-  private:
-    std::shared_ptr<relay_state> relay_;
-    std::string tenant_;
-};
-
-// Tunnels of `tenant` attached (and not closing) or attaching; the caller
-// holds relay.tenants_mutex.
-unsigned tunnels_of(const relay_state& relay, const std::string& tenant) {
-    unsigned n = 0;
-    const auto table = relay.table();
-    for (const auto& [id, ref] : table->tunnels) {
-        if (ref.tenant != tenant) continue;
-        auto t = ref.tunnel.lock();
-        if (t && !t->closing) ++n;
-    }
-    if (auto it = relay.attaching.find(tenant); it != relay.attaching.end()) n += it->second;
-    return n;
-}
-
-// Names `tenant` publishes, through any of its tunnels (raw TCP ones too).
-unsigned names_of(const relay_state& relay, const std::string& tenant) {
-    unsigned n = relay.tcp ? relay.tcp->names_of(tenant) : 0;
-    const auto table = relay.table();
-    for (auto it = table->routes.lower_bound({tenant, std::string()});
-         it != table->routes.end() && it->first.first == tenant; ++it)
-        ++n;
-    return n;
 }
 
 // WebSocket -> SSH server. Message boundaries mean nothing (contract).
@@ -625,47 +573,6 @@ asio::awaitable<void> attach(std::shared_ptr<relay_state> relay, std::shared_ptr
     else if (auto q = std::dynamic_pointer_cast<plain_stream>(conn->stream))
         co_await run_tunnel(relay, q, std::move(head), std::move(*policy), peer, std::move(*slot),
                             std::move(lease_asked));
-}
-
-namespace {
-
-// Which throttle a summary is from: its log wording and audit event.
-struct summary_kind {
-    const char* who;      // "tunnel attach from", "visitors from"
-    const char* refused;  // what the answered attempts were
-    const char* event;    // the audit event
-};
-constexpr summary_kind attach_kind{"tunnel attach from", "refused", "attach_refusals_throttled"};
-constexpr summary_kind visitor_kind{"visitors from", "wrong credentials",
-                                    "visitor_failures_throttled"};
-
-void report_summaries(relay_state& relay, const summary_kind& kind,
-                      const std::vector<refusal_throttle::summary>& all) {
-    for (const auto& s : all) {
-        const auto window_s = std::chrono::duration_cast<std::chrono::seconds>(s.window).count();
-        spdlog::warn("{} {}: {} {} and {} more answered 429 unchecked within {} s", kind.who,
-                     s.source, s.refusals, kind.refused, s.suppressed, window_s);
-        relay.audit(kind.event, {{"source", s.source},
-                                 {"refused", std::to_string(s.refusals)},
-                                 {"throttled", std::to_string(s.suppressed)},
-                                 {"window_s", std::to_string(window_s)}});
-    }
-}
-
-}  // namespace
-
-asio::awaitable<void> report_attach_refusals(std::shared_ptr<relay_state> relay,
-                                             std::shared_ptr<asio::steady_timer> timer) {
-    for (;;) {
-        timer->expires_after(std::chrono::seconds(1));
-        error_code ec;
-        co_await timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
-        if (ec || relay->stopping) break;
-        report_summaries(*relay, attach_kind, relay->attach_refusals.take_ended());
-        report_summaries(*relay, visitor_kind, relay->visitor_failures.take_ended());
-    }
-    report_summaries(*relay, attach_kind, relay->attach_refusals.take_all());
-    report_summaries(*relay, visitor_kind, relay->visitor_failures.take_all());
 }
 
 }  // namespace tunnel::relay

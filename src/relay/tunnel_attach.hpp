@@ -19,11 +19,4 @@ struct public_conn;
 asio::awaitable<void> attach(std::shared_ptr<relay_state> relay, std::shared_ptr<public_conn> conn,
                              http_head head);
 
-// Logs and audits one summary per source and window in which attach
-// attempts were throttled (relay_state::attach_refusals), every second until
-// `timer` is cancelled (the accept loop does when the listener closes), then
-// the rest.
-asio::awaitable<void> report_attach_refusals(std::shared_ptr<relay_state> relay,
-                                             std::shared_ptr<asio::steady_timer> timer);
-
 }  // namespace tunnel::relay
