@@ -57,7 +57,14 @@ void cluster_routes::start() {
     commands_->on_connected([weak] {
         if (auto s = weak.lock())
             core::spawn(
-                s->io_, [s] { return s->resync(); }, "cluster route resync");
+                s->io_, [s] { return s->resync(true); }, "cluster route resync");
+    });
+    // Announcements published while the subscriber was away are lost (pub/sub
+    // keeps nothing): once subscribed again, the mirror is read again.
+    subscriber_->on_connected([weak] {
+        if (auto s = weak.lock())
+            core::spawn(
+                s->io_, [s] { return s->resync(false); }, "cluster route resync");
     });
     commands_->start();
     subscriber_->start();
@@ -257,7 +264,12 @@ void cluster_routes::announce(std::string message) {
 }
 
 void cluster_routes::note_remote(const key& k, remote_claim c) {
+    c.heard = clock::now();
     std::lock_guard lock(mutex_);
+    note_remote_locked(k, std::move(c));
+}
+
+void cluster_routes::note_remote_locked(const key& k, remote_claim c) {
     if (remote_.size() >= max_mirror && !remote_.count(k)) {
         const auto now = clock::now();
         std::erase_if(remote_, [now](const auto& kv) { return kv.second.until <= now; });
@@ -299,15 +311,29 @@ void cluster_routes::heard(const std::string& message) {
         std::lock_guard lock(mutex_);
         if (auto it = remote_.find(k); it != remote_.end() && it->second.node == f[1])
             remote_.erase(it);
+        // A resync's read of Redis may predate it: the read does not bring it back.
+        if (resyncs_ > 0 && released_while_resyncing_.size() < max_mirror)
+            released_while_resyncing_[k] = clock::now();
     }
 }
 
-asio::awaitable<void> cluster_routes::resync() {
+asio::awaitable<void> cluster_routes::resync(bool claim_again) {
     // 1. The other relays' claims, as Redis has them now.
     std::map<key, remote_claim> seen;
     std::map<key, remote_claim> own_before;
     std::string cursor = "0";
     const auto now = clock::now();
+    {
+        std::lock_guard lock(mutex_);
+        ++resyncs_;
+    }
+    struct done_resyncing {
+        cluster_routes& self;
+        ~done_resyncing() {
+            std::lock_guard lock(self.mutex_);
+            if (--self.resyncs_ == 0) self.released_while_resyncing_.clear();
+        }
+    } done{*this};
     do {
         std::vector<std::string> scan{"SCAN", cursor, "MATCH", prefix_ + "route:*", "COUNT", "500"};
         auto op = commands_->command(std::move(scan));
@@ -330,26 +356,41 @@ asio::awaitable<void> cluster_routes::resync() {
                 // here: requests wait for the tunnel to come back, here or
                 // elsewhere, and the tunnel may take its lease over (holds_lease).
                 if ((*rec)->lease.starts_with("lease/"))
-                    own_before[k] = remote_claim{node_, (*rec)->lease, now + (*rec)->expires_in,
-                                                 std::string(), false};
+                    own_before[k] = remote_claim{
+                        node_, (*rec)->lease, now + (*rec)->expires_in, std::string(), false, now};
                 continue;
             }
-            seen[k] = remote_claim{(*rec)->node, (*rec)->lease, now + (*rec)->expires_in,
-                                   (*rec)->address, (*rec)->attached};
+            seen[k] = remote_claim{(*rec)->node,    (*rec)->lease,    now + (*rec)->expires_in,
+                                   (*rec)->address, (*rec)->attached, now};
             if (seen.size() >= max_mirror) break;
         }
     } while (cursor != "0" && seen.size() < max_mirror && !stopped_);
     std::map<key, local_claim> mine;
     {
         std::lock_guard lock(mutex_);
-        remote_ = std::move(seen);
+        // Merged into the mirror, not replacing it. A claim this relay knows
+        // that Redis lacks stays until its own expiry: a restarted Redis is
+        // empty until each owner reconnects and claims again, and its routes
+        // keep serving meanwhile (a claim that was released while this relay
+        // was not listening goes at its expiry; its owner answers the hop
+        // 503 until then). What was heard since the read began is newer than
+        // the read: a claim stays, a released one is not brought back.
         for (auto& [k, c] : own_before)
-            if (!local_.count(k)) remote_.emplace(k, std::move(c));
+            if (!local_.count(k)) seen.emplace(k, std::move(c));
+        for (auto& [k, c] : seen) {
+            if (auto it = remote_.find(k); it != remote_.end() && it->second.heard >= now) continue;
+            if (auto it = released_while_resyncing_.find(k);
+                it != released_while_resyncing_.end() && it->second >= now)
+                continue;
+            note_remote_locked(k, std::move(c));
+        }
+        const auto at = clock::now();
+        std::erase_if(remote_, [at](const auto& kv) { return kv.second.until <= at; });
         synced_.store(true, std::memory_order_release);
         std::erase_if(local_, [now](const auto& kv) {
             return !kv.second.attached && kv.second.until <= now;
         });
-        mine = local_;
+        if (claim_again) mine = local_;
     }
     // 2. This relay's claims again (Redis may have restarted empty).
     for (const auto& [k, c] : mine) {

@@ -12,7 +12,10 @@
 // are attached (ttl 15 s, every 5 s), given the lease's grace when they
 // drop, and claimed again when Redis comes back after an outage. While Redis
 // is away the relay keeps serving the routes it knows and publishes on its
-// own judgement (the mirror as last seen).
+// own judgement (the mirror as last seen). A rebuild after a reconnection
+// adds what Redis holds to the mirror but forgets no unexpired claim Redis
+// lacks (a restarted Redis is empty until each owner claims again), nor
+// anything heard while it read.
 #pragma once
 
 #include <atomic>
@@ -139,18 +142,22 @@ class cluster_routes : public std::enable_shared_from_this<cluster_routes> {
         std::string node;
         std::string lease;
         clock::time_point until{};
-        std::string address{};  // the holder's internal_listen (empty: not announced)
-        bool attached = false;  // its tunnel is attached there (false: held in grace)
+        std::string address{};      // the holder's internal_listen (empty: not announced)
+        bool attached = false;      // its tunnel is attached there (false: held in grace)
+        clock::time_point heard{};  // when this relay learned it
     };
     cluster_routes(asio::io_context& io, const cluster_config& config, std::string prefix);
 
     asio::awaitable<void> claim_one(key k, local_claim c);
     asio::awaitable<void> release_one(key k, std::string lease);
     asio::awaitable<void> refresh_loop();
-    asio::awaitable<void> resync();  // after a (re)connection
+    // After a (re)connection: the mirror from Redis; with `claim_again`
+    // (the command client's), this relay's claims too.
+    asio::awaitable<void> resync(bool claim_again);
     void announce(std::string message);
     void heard(const std::string& message);
     void note_remote(const key& k, remote_claim c);
+    void note_remote_locked(const key& k, remote_claim c);  // mutex_ held
 
     asio::io_context& io_;
     std::string node_;
@@ -166,6 +173,8 @@ class cluster_routes : public std::enable_shared_from_this<cluster_routes> {
     std::map<key, local_claim> local_;
     std::map<key, remote_claim> remote_;
     std::set<std::string> unreachable_;  // nodes a hop could not reach since last heard
+    int resyncs_ = 0;                    // running now
+    std::map<key, clock::time_point> released_while_resyncing_;
     claim_listener on_claim_;
     std::atomic<std::uint64_t> conflicts_{0};
     std::atomic<bool> synced_{false};
