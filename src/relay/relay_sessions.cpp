@@ -1,6 +1,7 @@
 #include "relay/relay_sessions.hpp"
 
 #include <algorithm>
+#include <mutex>
 
 #include <spdlog/spdlog.h>
 
@@ -91,6 +92,28 @@ asio::awaitable<core::result<void>> relay_sessions::run() {
     co_return current_->outcome ? *current_->outcome : core::result<void>{};
 }
 
+void relay_sessions::abandon_trial(slot& cur) {
+    const bool attached = trial_->failover && trial_->failover->current().has_value();
+    // Released only with a lease of its own (a relay outside the cluster
+    // gave it one): a lease it shares with the session in use holds that
+    // session's names too, which a release would drop cluster-wide.
+    bool shared = false;
+    {
+        std::scoped_lock lock(trial_->lease->mutex, cur.lease->mutex);
+        shared = !trial_->lease->id.empty() && trial_->lease->id == cur.lease->id;
+    }
+    if (!shared) trial_->lease->release_now();
+    trial_->sup->stop();
+    trial_.reset();
+    // Once it attached, the names went over to the first relay with the
+    // lease (and the relay in use stopped claiming them): the session in use
+    // attaches again, and its relay claims them back at once.
+    if (attached && shared && !stopped_)
+        cur.sup->reconnect_now(
+            "the names went to the preferred relay, which was lost before "
+            "they settled there: attaching here again to claim them back");
+}
+
 asio::awaitable<void> relay_sessions::return_to_first() {
     auto self = shared_from_this();
     const auto& first = options_.relays.front();
@@ -147,9 +170,7 @@ asio::awaitable<void> relay_sessions::return_to_first() {
                 describe_relay(first), core::format_duration(options_.publish_limit),
                 why.empty() ? std::string() : " (" + core::log_text(why, 200) + ")",
                 describe_relay(options_.relays[*at]), core::format_duration(interval));
-            trial_->lease->release_now();
-            trial_->sup->stop();
-            trial_.reset();
+            abandon_trial(*cur);
             continue;
         }
         // Both relays carry the names now: leave the other one at a quiet
@@ -166,8 +187,7 @@ asio::awaitable<void> relay_sessions::return_to_first() {
                 "staying on {}, trying again in {}",
                 describe_relay(first), describe_relay(options_.relays[*at]),
                 core::format_duration(interval));
-            trial_->sup->stop();
-            trial_.reset();
+            abandon_trial(*cur);
             continue;
         }
         auto next = std::move(trial_);

@@ -73,6 +73,9 @@ class relay_sessions : public std::enable_shared_from_this<relay_sessions> {
                                                            std::string lease_id = {});
     asio::awaitable<void> watch(std::shared_ptr<slot> s);
     asio::awaitable<void> return_to_first();
+    // Stops the session trying the first relay; `cur` (the one in use)
+    // attaches again when the names had gone over to it.
+    void abandon_trial(slot& cur);
     asio::awaitable<void> sleep(std::chrono::milliseconds d);
 
     asio::any_io_executor executor_;
