@@ -7,16 +7,10 @@
 // 503 with Retry-After; a started POST is never sent twice; a client that
 // stops on purpose releases its names at once.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
-#include <atomic>
 #include <csignal>
 #include <future>
-#include <mutex>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -26,6 +20,7 @@
 
 #include "support/fault_proxy.hpp"
 #include "support/process.hpp"
+#include "support/recording_origin.hpp"
 #include "support/relay_fixture.hpp"
 #include "support/streaming_origin.hpp"
 #include "support/tcp_servers.hpp"
@@ -36,92 +31,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
-
-// An origin that records every request ("METHOD /path") and answers GETs
-// with 200 "ok"; requests to /hang are never answered.
-class recording_origin {
-  public:
-    recording_origin() {
-        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        (void)::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-        (void)::listen(fd_, 64);
-        socklen_t len = sizeof a;
-        (void)::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-        port_ = ntohs(a.sin_port);
-        acceptor_ = std::thread([this] { accept_loop(); });
-    }
-    ~recording_origin() {
-        stop_ = true;
-        acceptor_.join();
-        for (auto& t : workers_) t.join();
-        ::close(fd_);
-    }
-    [[nodiscard]] std::uint16_t port() const { return port_; }
-    [[nodiscard]] std::vector<std::string> seen() const {
-        std::lock_guard lock(mutex_);
-        return seen_;
-    }
-    [[nodiscard]] int count(const std::string& what) const {
-        int n = 0;
-        for (const auto& s : seen()) n += s == what ? 1 : 0;
-        return n;
-    }
-
-  private:
-    void accept_loop() {
-        while (!stop_) {
-            pollfd p{fd_, POLLIN, 0};
-            if (::poll(&p, 1, 100) <= 0) continue;
-            const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-            if (c < 0) continue;
-            workers_.emplace_back([this, c] { serve(c); });
-        }
-    }
-    void serve(int c) {
-        std::string in;
-        char buf[4096];
-        while (!stop_) {
-            const auto end = in.find("\r\n\r\n");
-            if (end != std::string::npos) {
-                const std::string head = in.substr(0, end);
-                std::size_t body = 0;
-                if (auto cl = head.find("Content-Length: "); cl != std::string::npos)
-                    body = std::stoul(head.substr(cl + 16));
-                if (in.size() >= end + 4 + body) {
-                    const std::string line = head.substr(0, head.find(" HTTP/"));
-                    {
-                        std::lock_guard lock(mutex_);
-                        seen_.push_back(line);
-                    }
-                    in.erase(0, end + 4 + body);
-                    if (line.find(" /hang") != std::string::npos) continue;  // never answered
-                    const std::string answer =
-                        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: "
-                        "text/plain\r\n\r\nok";
-                    (void)::send(c, answer.data(), answer.size(), MSG_NOSIGNAL);
-                    continue;
-                }
-            }
-            pollfd p{c, POLLIN, 0};
-            if (::poll(&p, 1, 100) <= 0) continue;
-            const ssize_t n = ::recv(c, buf, sizeof buf, 0);
-            if (n <= 0) break;
-            in.append(buf, static_cast<std::size_t>(n));
-        }
-        ::close(c);
-    }
-
-    int fd_ = -1;
-    std::uint16_t port_ = 0;
-    std::atomic<bool> stop_{false};
-    std::thread acceptor_;
-    std::vector<std::thread> workers_;
-    mutable std::mutex mutex_;
-    std::vector<std::string> seen_;
-};
 
 std::string get(const std::string& path, const std::string& extra = "") {
     return fmt::format("GET /t/acme/web{} HTTP/1.1\r\nHost: x\r\n{}Connection: close\r\n\r\n", path,
