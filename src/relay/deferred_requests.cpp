@@ -160,6 +160,7 @@ namespace {
 struct delivery {
     int status = 0;
     bool started = false;
+    bool not_attached = false;  // the receiver said the name has no tunnel there
 };
 
 // Writes `out` to `sock` and reads until the peer closes or the timeout.
@@ -185,6 +186,10 @@ asio::awaitable<delivery> send_and_read(tcp::socket& sock, const std::string& ou
     }
     timer.cancel();
     delivery d;
+    if (in.starts_with(hop_not_attached_line)) {
+        d.not_attached = true;
+        co_return d;
+    }
     if (in.starts_with(hop_started_line)) {
         d.started = true;
         in.erase(0, hop_started_line.size());
@@ -257,6 +262,8 @@ asio::awaitable<void> deliver(std::shared_ptr<relay_state> relay, deferred_reque
             if (auto owner = relay->cluster->owner(r.tenant, r.name)) {
                 auto op = deliver_there(relay, r, *owner);
                 d = co_await std::move(op);
+                // That relay's claim was stale here: not its owner any more.
+                if (d->not_attached) relay->cluster->stale(r.tenant, r.name, owner->node);
             }
         }
         if (d && (d->status > 0 || d->started)) {
