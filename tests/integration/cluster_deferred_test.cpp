@@ -21,6 +21,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "support/eventually.hpp"
 #include "support/fault_proxy.hpp"
 #include "support/net.hpp"
 #include "support/process.hpp"
@@ -36,15 +37,6 @@ using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
 
 const std::string cluster_secret = "0123456789abcdef0123456789abcdef-deferred";
-
-bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
-    const auto deadline = steady::now() + timeout;
-    while (steady::now() < deadline) {
-        if (pred()) return true;
-        std::this_thread::sleep_for(50ms);
-    }
-    return pred();
-}
 
 int occurrences(const std::string& text, const std::string& what) {
     int n = 0;

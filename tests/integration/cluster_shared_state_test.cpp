@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "support/eventually.hpp"
 #include "support/process.hpp"
 #include "support/redis_fixture.hpp"
 #include "support/relay_fixture.hpp"
@@ -34,10 +35,6 @@ using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
 
 // Polls until pred() or the timeout (support/streaming_origin.hpp).
-bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
-    return wait_until_impl(pred, timeout);
-}
-
 std::string get(const std::string& path) {
     return fmt::format("GET {} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
 }

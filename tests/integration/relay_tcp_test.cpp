@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../support/client_hello_builder.hpp"
+#include "support/eventually.hpp"
 #include "support/fault_proxy.hpp"
 #include "support/process.hpp"
 #include "support/relay_fixture.hpp"
@@ -32,15 +33,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
-
-bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
-    const auto deadline = steady::now() + timeout;
-    while (steady::now() < deadline) {
-        if (pred()) return true;
-        std::this_thread::sleep_for(50ms);
-    }
-    return pred();
-}
 
 // `n` consecutive ports on 127.0.0.1 that nothing listens on now.
 std::uint16_t free_port_range(int n) {
