@@ -1,5 +1,7 @@
 #include "relay/cluster_routes.hpp"
 
+#include <optional>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -297,13 +299,33 @@ void cluster_routes::heard(const std::string& message) {
             c.attached = f[7] == "1";
         }
         const bool attached = c.attached && !c.address.empty();
+        std::optional<local_claim> take_back;
         {
             std::lock_guard lock(mutex_);
             unreachable_.erase(c.node);  // it is alive: it announces
-            // Our lease's names moved to that relay (the tunnel re-attached
-            // there): this relay no longer holds or refreshes them.
-            if (auto it = local_.find(k); it != local_.end() && it->second.lease == c.lease)
-                local_.erase(it);
+            if (auto it = local_.find(k); it != local_.end() && it->second.lease == c.lease) {
+                if (!it->second.attached) {
+                    // Our lease's names moved to that relay (the tunnel
+                    // re-attached there): this relay no longer holds or
+                    // refreshes them.
+                    local_.erase(it);
+                } else if (!c.attached) {
+                    // The same lease without a tunnel there, and its tunnel
+                    // here (a client moving between relays left that one):
+                    // the names are this relay's, claimed back at once.
+                    take_back = it->second;
+                }
+                // Both attached: a client attaching to a second relay before
+                // it leaves this one; both keep claiming until one session
+                // ends (either carries the names meanwhile).
+            }
+        }
+        if (take_back) {
+            auto self = shared_from_this();
+            core::spawn(
+                io_, [self, k, c = *take_back] { return self->claim_one(k, c); },
+                "cluster route claim");
+            return;
         }
         note_remote(k, std::move(c));
         if (on_claim_) on_claim_(k.first, k.second, attached);

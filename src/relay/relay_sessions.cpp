@@ -92,16 +92,17 @@ asio::awaitable<core::result<void>> relay_sessions::run() {
     co_return current_->outcome ? *current_->outcome : core::result<void>{};
 }
 
+bool relay_sessions::shares_lease(slot& a, slot& b) {
+    std::scoped_lock lock(a.lease->mutex, b.lease->mutex);
+    return !a.lease->id.empty() && a.lease->id == b.lease->id;
+}
+
 void relay_sessions::abandon_trial(slot& cur) {
     const bool attached = trial_->failover && trial_->failover->current().has_value();
     // Released only with a lease of its own (a relay outside the cluster
     // gave it one): a lease it shares with the session in use holds that
     // session's names too, which a release would drop cluster-wide.
-    bool shared = false;
-    {
-        std::scoped_lock lock(trial_->lease->mutex, cur.lease->mutex);
-        shared = !trial_->lease->id.empty() && trial_->lease->id == cur.lease->id;
-    }
+    const bool shared = shares_lease(*trial_, cur);
     if (!shared) trial_->lease->release_now();
     trial_->sup->stop();
     trial_.reset();
@@ -196,7 +197,11 @@ asio::awaitable<void> relay_sessions::return_to_first() {
         cur->in_charge = false;
         current_ = next;
         if (options_.on_new_session) options_.on_new_session(next->sup);
-        cur->lease->release_now();
+        // The session left behind ends. Its lease is released only when it
+        // is its own (a relay outside the cluster): a lease shared with the
+        // new session carries the names now, on whichever relay claimed
+        // them last, and that relay's claim would go with a release.
+        if (!shares_lease(*next, *cur)) cur->lease->release_now();
         cur->sup->stop();
         if (options_.on_switch) {
             relay_switch ev;

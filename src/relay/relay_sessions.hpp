@@ -76,6 +76,8 @@ class relay_sessions : public std::enable_shared_from_this<relay_sessions> {
     // Stops the session trying the first relay; `cur` (the one in use)
     // attaches again when the names had gone over to it.
     void abandon_trial(slot& cur);
+    // Whether two sessions attach with one lease (relays of one cluster).
+    static bool shares_lease(slot& a, slot& b);
     asio::awaitable<void> sleep(std::chrono::milliseconds d);
 
     asio::any_io_executor executor_;
