@@ -180,7 +180,24 @@ int run(int argc, char** argv) {
             if (cpu_b) cpu_b->push_back((cpu_seconds(b->pid()) - b0) * 1e6 / n);
         }
         if (!w || !w->clean()) {
-            fmt::print(stderr, "{}: not a valid figure\n{}\n", what, w ? w->output : "wrk failed");
+            // The relays' warnings say what the answers that were not 2xx were.
+            auto warnings = [](const std::string& log) {
+                std::string out;
+                std::size_t at = 0, n = 0;
+                while (at < log.size() && n < 12) {
+                    const auto end = std::min(log.find('\n', at), log.size());
+                    const auto line = log.substr(at, end - at);
+                    if (line.find("warning") != std::string::npos &&
+                        line.find("routing: path") == std::string::npos) {
+                        out += "    " + line + "\n";
+                        ++n;
+                    }
+                    at = end + 1;
+                }
+                return out;
+            };
+            fmt::print(stderr, "{}: not a valid figure\n{}\nA's warnings:\n{}B's warnings:\n{}",
+                       what, w ? w->output : "wrk failed", warnings(a->log()), warnings(b->log()));
             failed = true;
             return;
         }

@@ -86,22 +86,33 @@ std::string unsigned_part(const hop_preamble& p) {
 
 }  // namespace
 
+std::uint64_t hop_replay_cache::key_of(const std::string& nonce) {
+    std::uint64_t v = 0;
+    if (lower_hex(nonce, 16)) {
+        (void)std::from_chars(nonce.data(), nonce.data() + nonce.size(), v, 16);
+        return v;
+    }
+    return std::hash<std::string>{}(nonce);
+}
+
 bool hop_replay_cache::insert(const std::string& nonce, std::int64_t expires_unix_ms,
                               std::int64_t now_unix_ms, bool& full) {
     full = false;
+    const auto key = key_of(nonce);
     std::lock_guard lock(mutex_);
-    while (!by_expiry_.empty() && by_expiry_.begin()->first <= now_unix_ms) {
-        auto it = seen_.find(by_expiry_.begin()->second);
-        if (it != seen_.end() && it->second == by_expiry_.begin()->first) seen_.erase(it);
-        by_expiry_.erase(by_expiry_.begin());
+    while (!by_expiry_.empty() && by_expiry_.top().first <= now_unix_ms) {
+        const auto [expiry, k] = by_expiry_.top();
+        auto it = seen_.find(k);
+        if (it != seen_.end() && it->second == expiry) seen_.erase(it);
+        by_expiry_.pop();
     }
-    if (seen_.count(nonce)) return false;
+    if (seen_.count(key)) return false;
     if (seen_.size() >= capacity_) {
         full = true;
         return false;
     }
-    seen_.emplace(nonce, expires_unix_ms);
-    by_expiry_.emplace(expires_unix_ms, nonce);
+    seen_.emplace(key, expires_unix_ms);
+    by_expiry_.emplace(expires_unix_ms, key);
     return true;
 }
 
