@@ -309,6 +309,15 @@ asio::awaitable<bool> next_hop_preamble(std::shared_ptr<relay_state> relay,
     co_return true;
 }
 
+hop_lead read_hop_lead(std::string_view in) {
+    for (const auto& [line, kind] : {std::pair{hop_started_line, hop_lead::started},
+                                     std::pair{hop_not_attached_line, hop_lead::not_attached}}) {
+        if (in.starts_with(line)) return {kind, line.size()};
+        if (in.size() < line.size() && line.starts_with(in)) return {hop_lead::incomplete, 0};
+    }
+    return {};
+}
+
 asio::awaitable<bool> announce_start(public_conn& conn) {
     if (!conn.hop || !conn.hop->announce || conn.hop->announced) co_return true;
     conn.hop->announced = true;

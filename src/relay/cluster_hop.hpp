@@ -53,6 +53,15 @@ inline constexpr std::string_view hop_started_line = "TUNNEL-HOP/2 started\r\n";
 // of the route table is stale. The request never started.
 inline constexpr std::string_view hop_not_attached_line = "TUNNEL-HOP/2 not-attached\r\n";
 
+// The line a TUNNEL-HOP/2 receiver may write before its answer, as the
+// sender reads the start of what came back: `size` bytes of it to strip
+// (incomplete: the bytes so far are the start of one; read more).
+struct hop_lead {
+    enum kind_t { none, started, not_attached, incomplete } kind = none;
+    std::size_t size = 0;
+};
+[[nodiscard]] hop_lead read_hop_lead(std::string_view in);
+
 // On a hop connection whose sender asked for it (conn.hop->announce), and
 // once per request: writes hop_started_line. False when the sender is gone
 // (the request must not start); true otherwise, and on other connections.

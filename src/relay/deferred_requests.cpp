@@ -186,13 +186,14 @@ asio::awaitable<delivery> send_and_read(tcp::socket& sock, const std::string& ou
     }
     timer.cancel();
     delivery d;
-    if (in.starts_with(hop_not_attached_line)) {
+    const auto lead = read_hop_lead(in);
+    if (lead.kind == hop_lead::not_attached) {
         d.not_attached = true;
         co_return d;
     }
-    if (in.starts_with(hop_started_line)) {
+    if (lead.kind == hop_lead::started) {
         d.started = true;
-        in.erase(0, hop_started_line.size());
+        in.erase(0, lead.size);
     }
     // "HTTP/1.1 200 ..."
     if (in.size() >= 12 && in.starts_with("HTTP/1.")) {

@@ -159,19 +159,17 @@ asio::awaitable<hop_answer> pump_down(relay_state& relay, public_conn& conn, hop
             in.append(buf.get(), n);
             // The owner's announcement comes before the response, once.
             if (!begun && !out.started && !in.empty()) {
-                if (in.starts_with(hop_not_attached_line)) {
+                const auto lead = read_hop_lead(in);
+                if (lead.kind == hop_lead::not_attached) {
                     out.bytes = 0;  // its 503 is not passed on (hop_to_owner)
                     out.not_attached = true;
                     co_return out;
                 }
-                if (in.starts_with(hop_started_line)) {
-                    in.erase(0, hop_started_line.size());
-                    out.bytes -= hop_started_line.size();
+                if (lead.kind == hop_lead::started) {
+                    in.erase(0, lead.size);
+                    out.bytes -= lead.size;
                     out.started = true;
-                } else if ((in.size() < hop_started_line.size() &&
-                            hop_started_line.starts_with(in)) ||
-                           (in.size() < hop_not_attached_line.size() &&
-                            hop_not_attached_line.starts_with(in))) {
+                } else if (lead.kind == hop_lead::incomplete) {
                     // A part of one: the rest follows.
                     if (!ec && !link.closed) continue;
                     out.bytes -= in.size();
@@ -277,11 +275,16 @@ asio::awaitable<hop_result> hop_to_owner(std::shared_ptr<relay_state> relay,
     auto& pool = hop_pool_of(*relay, conn->worker);
     // A request the owner never got to answer waits again for the name's
     // tunnel when a lease holds the name (call after marking the owner
-    // unreachable: then the lease's name is `awaited`).
-    auto may_requeue = [&] {
-        return conn->hop_requeues < max_hop_requeues && !relay->stopping &&
-               relay->config.queue.max_requests > 0 &&
-               relay->cluster->awaited(route.tenant, route.name);
+    // unreachable: then the lease's name is `awaited`). True, and counted,
+    // when it goes back to wait: the caller then returns hop_result::requeue.
+    auto requeue = [&] {
+        if (conn->hop_requeues >= max_hop_requeues || relay->stopping ||
+            relay->config.queue.max_requests == 0 ||
+            !relay->cluster->awaited(route.tenant, route.name))
+            return false;
+        ++conn->hop_requeues;
+        relay->metrics.hops.with({"requeued"}).inc();
+        return true;
     };
     auto unreachable = [&](const std::string& why) {
         relay->metrics.hops.with({"failed"}).inc();
@@ -316,11 +319,7 @@ asio::awaitable<hop_result> hop_to_owner(std::shared_ptr<relay_state> relay,
                 unreachable("is unreachable: " + connected.error().message);
                 // Its lease holds the name: the tunnel will attach again (here
                 // or to another relay); the request waits for it in the queue.
-                if (may_requeue()) {
-                    ++conn->hop_requeues;
-                    relay->metrics.hops.with({"requeued"}).inc();
-                    co_return hop_result::requeue;
-                }
+                if (requeue()) co_return hop_result::requeue;
                 co_await answer_unreachable("cannot be reached right now");
                 co_return hop_result::done;
             }
@@ -353,11 +352,7 @@ asio::awaitable<hop_result> hop_to_owner(std::shared_ptr<relay_state> relay,
             }
             unreachable(
                 fmt::format("is unreachable: sending to {}: {}", owner.address, ec.message()));
-            if (may_requeue()) {
-                ++conn->hop_requeues;
-                relay->metrics.hops.with({"requeued"}).inc();
-                co_return hop_result::requeue;
-            }
+            if (requeue()) co_return hop_result::requeue;
             co_await answer_unreachable("cannot be reached right now");
             co_return hop_result::done;
         }
@@ -407,11 +402,7 @@ asio::awaitable<hop_result> hop_to_owner(std::shared_ptr<relay_state> relay,
             link->close();
             relay->metrics.hops.with({"stale"}).inc();
             relay->cluster->stale(route.tenant, route.name, owner.node);
-            if (!link->fed && !conn->in_eof && may_requeue()) {
-                ++conn->hop_requeues;
-                relay->metrics.hops.with({"requeued"}).inc();
-                co_return hop_result::requeue;
-            }
+            if (!link->fed && !conn->in_eof && requeue()) co_return hop_result::requeue;
             co_await send_error(*conn, 503, "tunnel_offline",
                                 fmt::format("{} is not attached to relay {} any more; retry in "
                                             "a moment",
@@ -447,11 +438,7 @@ asio::awaitable<hop_result> hop_to_owner(std::shared_ptr<relay_state> relay,
                 continue;
             }
             unreachable("closed the hop without an answer");
-            if (whole && may_requeue()) {
-                ++conn->hop_requeues;
-                relay->metrics.hops.with({"requeued"}).inc();
-                co_return hop_result::requeue;
-            }
+            if (whole && requeue()) co_return hop_result::requeue;
             co_await answer_unreachable("closed the connection without answering");
             co_return hop_result::done;
         }
