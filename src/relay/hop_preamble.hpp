@@ -11,7 +11,9 @@
 // whether a hop that broke without an answer may be tried again. Version 1
 // (the same fields; relays before this one send it) gets no announcement.
 //
-// <nonce> is 16 lowercase hex digits (8 random bytes), <proto> http or https
+// <nonce> is 16 lowercase hex digits (a 64-bit counter that starts at a
+// random value in each process: unique, which is all the replay check
+// needs; the HMAC makes it unforgeable), <proto> http or https
 // (how the caller reached the sending relay), <hmac> the lowercase hex
 // HMAC-SHA256, under the secret file's bytes, of everything before the space
 // that precedes it. The receiver checks, in this order: the syntax and sizes
@@ -25,6 +27,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <queue>
 #include <string>
@@ -34,6 +37,8 @@
 #include <vector>
 
 #include "core/error.hpp"
+
+struct evp_md_ctx_st;
 
 namespace tunnel::relay {
 
@@ -82,7 +87,8 @@ class hop_signer {
     static constexpr std::size_t max_line = 512;  // with the CRLF
     static constexpr std::chrono::milliseconds window{30'000};
 
-    explicit hop_signer(std::string secret) : secret_(std::move(secret)) {}
+    explicit hop_signer(std::string_view secret);
+    ~hop_signer();
     hop_signer(const hop_signer&) = delete;
     hop_signer& operator=(const hop_signer&) = delete;
 
@@ -97,11 +103,21 @@ class hop_signer {
                                                     hop_replay_cache& seen) const;
 
   private:
+    // HMAC-SHA256 (RFC 2104) from the two keyed SHA-256 states, computed once
+    // from the secret: each MAC copies them (about a fifth of OpenSSL's
+    // one-shot HMAC(), which sets up a MAC context per call). Empty if
+    // OpenSSL fails.
     [[nodiscard]] std::string mac_hex(std::string_view text) const;
-    std::string secret_;
+    struct md_ctx_free {
+        void operator()(evp_md_ctx_st* c) const noexcept;
+    };
+    std::unique_ptr<evp_md_ctx_st, md_ctx_free> inner_;  // SHA-256 after (key ^ ipad)
+    std::unique_ptr<evp_md_ctx_st, md_ctx_free> outer_;  // SHA-256 after (key ^ opad)
 };
 
-// 8 random bytes (RAND_bytes) as 16 lowercase hex digits.
+// A fresh nonce: the process's counter (started at 8 random bytes), as 16
+// lowercase hex digits. Never the same twice in one process; two relays'
+// counters would have to start within the window's count of each other.
 [[nodiscard]] std::string new_hop_nonce();
 
 // Milliseconds since the Unix epoch, now.

@@ -57,6 +57,7 @@ asio::awaitable<void> read_public(std::shared_ptr<public_conn> conn) {
             // The caller hung up: close the channel so the origin stops
             // generating (a WebSocket passed through half-closes instead).
             if (conn->channel && !conn->upgraded) conn->channel->close();
+            if (!conn->upgraded) conn->hung_up();
             conn->data_signal.notify();
             break;
         }

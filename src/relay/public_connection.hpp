@@ -5,10 +5,14 @@
 // every request to the proxy (proxy_exchange.hpp). Internal to relay/.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -40,6 +44,11 @@ class public_stream {
     virtual asio::awaitable<void> write(asio::const_buffer b, boost::system::error_code& ec) = 0;
     virtual asio::awaitable<std::size_t> write_some(asio::const_buffer b,
                                                     boost::system::error_code& ec) = 0;
+    // Writes what the socket takes now without waiting (plain TCP; a TLS
+    // stream takes nothing this way): the bytes written, 0 with no error
+    // when it would block. Saves write_caller a timer and a trip through the
+    // scheduler for a write the socket buffer has room for.
+    virtual std::size_t try_write(asio::const_buffer b, boost::system::error_code& ec) = 0;
     virtual void cancel() = 0;
     virtual void close() = 0;
     [[nodiscard]] virtual bool secure() const = 0;
@@ -69,6 +78,26 @@ class stream_impl final : public public_stream {
         std::size_t n =
             co_await s_.async_write_some(b, asio::redirect_error(asio::use_awaitable, ec));
         co_return n;
+    }
+    std::size_t try_write(asio::const_buffer b, boost::system::error_code& ec) override {
+        ec = {};
+        if constexpr (std::is_same_v<S, asio::ip::tcp::socket>) {
+            if (!s_.is_open()) {
+                ec = asio::error::bad_descriptor;
+                return 0;
+            }
+            for (;;) {
+                const auto n =
+                    ::send(s_.native_handle(), b.data(), b.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (n >= 0) return static_cast<std::size_t>(n);
+                if (errno == EINTR) continue;
+                if (errno != EAGAIN && errno != EWOULDBLOCK)
+                    ec = boost::system::error_code(errno, boost::system::system_category());
+                return 0;
+            }
+        } else {
+            return 0;
+        }
     }
     void cancel() override {
         boost::system::error_code ignored;
@@ -144,6 +173,10 @@ struct public_conn {
     bool detaching = false;         // the reader must stop: the socket moves to another worker
     int last_status = 0;            // of the response (or error) sent last, for metrics
     core::wake_signal data_signal;  // the reader appended or hit EOF
+    // Set while a hop exchange whose request went whole watches for the
+    // caller hanging up without a pump of its own (hop_exchange.cpp): called
+    // once when the reader hits EOF or the connection is closed.
+    std::function<void()> on_hangup;
     core::wake_signal room_signal;  // the consumer freed space
     // The channel of the request being proxied; between requests it is back
     // in the tunnel's keep-alive pool (channel_pool.hpp) or closed.
@@ -180,6 +213,13 @@ struct public_conn {
         stream->close();
         data_signal.notify();
         room_signal.notify();
+        hung_up();
+    }
+    void hung_up() {
+        if (!on_hangup) return;
+        const auto call = std::move(on_hangup);
+        on_hangup = nullptr;
+        call();
     }
 };
 

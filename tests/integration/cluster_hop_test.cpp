@@ -88,6 +88,27 @@ TEST(ClusterHop, AStreamedResponseArrivesThroughBAsItIsProduced) {
     EXPECT_LT(*first - start, 1s) << raw;
 }
 
+// A caller that leaves in the middle of a stream through B (a GET: B runs
+// no pump of its own for it, its connection reader notices the hang-up):
+// B closes the hop, A closes the channel and the origin's stream stops.
+TEST(ClusterHop, ACallerLeavingMidStreamThroughBStopsTheStreamAtTheOrigin) {
+    hop_cluster c;
+    const auto failed = c.start();
+    ASSERT_TRUE(failed.empty()) << failed;
+    int fd = connect_from("127.0.0.1", c.b->public_port());
+    ASSERT_GE(fd, 0);
+    send_all(fd, "GET /t/acme/web/stream?n=100&ms=100 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    bool closed = false;
+    const auto raw = read_until(fd, 10s, closed, [](const std::string& so_far) {
+        return so_far.find("{\"i\":1}") != std::string::npos;
+    });
+    ::close(fd);
+    ASSERT_NE(raw.find("{\"i\":1}"), std::string::npos) << raw;
+    EXPECT_TRUE(streaming_origin::wait_until([&] { return c.origin->streams_aborted() >= 1; }, 5s))
+        << "the origin kept streaming to a caller that left";
+    EXPECT_EQ(c.origin->streams_completed(), 0);
+}
+
 TEST(ClusterHop, BadPreamblesOnTheInternalPortAreRefusedAndNeverReachTheOrigin) {
     hop_cluster c;
     const auto failed = c.start();

@@ -1,12 +1,17 @@
 #include "support/net.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <thread>
 
 namespace tunnel::test {
@@ -39,7 +44,10 @@ loopback_listener listen_loopback(int extra_type_flags) {
     return l;
 }
 
-core::result<std::uint16_t> unused_port() {
+namespace {
+
+// The kernel's choice: bind 127.0.0.1:0.
+core::result<std::uint16_t> kernel_port() {
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return core::fail(core::errc::io_error, std::string("socket: ") + std::strerror(errno));
@@ -54,6 +62,57 @@ core::result<std::uint16_t> unused_port() {
     }
     ::close(fd);
     return ntohs(address.sin_port);
+}
+
+// Whether nothing is bound to 127.0.0.1:port (nor to any address at it).
+bool bindable(std::uint16_t port) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    const auto address = loopback_address(port, "127.0.0.1");
+    const bool ok = ::bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
+    ::close(fd);
+    return ok;
+}
+
+// The first port of the ephemeral range, or 0 if unknown.
+unsigned ephemeral_low() {
+    std::FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (!f) return 0;
+    unsigned low = 0, high = 0;
+    const bool ok = std::fscanf(f, "%u %u", &low, &high) == 2;
+    std::fclose(f);
+    return ok ? low : 0;
+}
+
+}  // namespace
+
+core::result<std::uint16_t> unused_port() {
+    constexpr unsigned first = 20000;
+    static const unsigned low = ephemeral_low();
+    if (low < first + 2000 || low > 65535) return kernel_port();
+    const unsigned span = low - first;
+    const int fd = ::open("/tmp/tunnel-test-ports", O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0) return kernel_port();
+    if (::flock(fd, LOCK_EX) != 0) {
+        ::close(fd);
+        return kernel_port();
+    }
+    char text[16] = {};
+    const auto got = ::pread(fd, text, sizeof text - 1, 0);
+    unsigned next = got > 0 ? static_cast<unsigned>(std::strtoul(text, nullptr, 10)) : 0;
+    std::uint16_t port = 0;
+    for (unsigned tries = 0; tries < 200 && port == 0; ++tries) {
+        const auto candidate = static_cast<std::uint16_t>(first + next % span);
+        next = (next + 1) % span;
+        if (bindable(candidate)) port = candidate;
+    }
+    const auto out = std::to_string(next);
+    const bool saved = ::ftruncate(fd, 0) == 0 &&
+                       ::pwrite(fd, out.data(), out.size(), 0) == static_cast<ssize_t>(out.size());
+    ::flock(fd, LOCK_UN);
+    ::close(fd);
+    if (port == 0 || !saved) return kernel_port();
+    return port;
 }
 
 bool port_accepts(std::uint16_t port, const std::string& host) {

@@ -10,9 +10,16 @@
 
 namespace tunnel::test {
 
-// Binds a TCP socket to 127.0.0.1:0, reads the port the kernel chose and
-// closes the socket. Another process may take the port before it is reused:
-// callers that start a server on it must retry on a bind failure.
+// A port on 127.0.0.1 that nothing is bound to now, for a server a test
+// starts on it later. Ports come from below the kernel's ephemeral range
+// (ip_local_port_range: outgoing connections and bind(:0) draw from that
+// range, so a port picked there could become some connection's source port
+// before the server binds it), handed out in turn to all test processes
+// through a counter file under flock (/tmp/tunnel-test-ports), so two tests
+// get the same port only after the whole range went round. Falls back to the
+// kernel's choice (bind :0) when the range below is small or the counter file
+// cannot be used. Callers that start a server on it still retry on a bind
+// failure.
 [[nodiscard]] core::result<std::uint16_t> unused_port();
 
 // A TCP socket listening on 127.0.0.1 at a port the kernel chose (backlog

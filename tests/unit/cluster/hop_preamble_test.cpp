@@ -2,7 +2,10 @@
 // reason verify() refuses one.
 #include "relay/hop_preamble.hpp"
 
+#include <atomic>
+#include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -226,12 +229,54 @@ TEST(HopPreamble, SignRefusesFieldsItCouldNotVerify) {
     EXPECT_FALSE(keys.sign(s));
 }
 
-TEST(HopPreamble, NoncesAreSixteenHexDigitsAndDiffer) {
+// The HMAC is RFC 2104's HMAC-SHA256 (relays of other versions check it):
+// known answers from Python's hmac module, for a short secret, one longer
+// than SHA-256's 64-byte block (hashed first), and an empty one.
+TEST(HopPreamble, TheHmacIsStandardHmacSha256) {
+    const hop_preamble p{
+        "relay-b", 1'765'000'000'000, "00112233aabbccdd", "acme", "web", "192.0.2.7", true};
+    const std::string unsigned_line =
+        "TUNNEL-HOP/2 relay-b 1765000000000 00112233aabbccdd acme web 192.0.2.7 https ";
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {std::string(32, 'k'), "a1d3b85ecf312bbfff8b85bd765569e817a9394da061aa9c81a94b08b4bf2ba6"},
+        {std::string(100, 'k'), "1249c76219dc7eca8e6b73419d1d4a06081e66056a55a4af80caaccb26fcc406"},
+        {std::string(), "b291b65bac540da551db4ef96e8ee748f52ce89b52a2177971c1ca7d3cad841c"},
+    };
+    for (const auto& [key, mac] : cases) {
+        hop_signer keys(key);
+        auto line = keys.sign(p);
+        ASSERT_TRUE(line) << line.error().message;
+        EXPECT_EQ(*line, unsigned_line + mac + "\r\n") << key.size() << "-byte secret";
+    }
+}
+
+// Signing from several threads at once (the workers do) gives each the
+// right MAC: each thread has its own scratch state.
+TEST(HopPreamble, SigningFromManyThreadsAgrees) {
+    hop_signer keys(secret);
+    const auto expected = keys.sign(sample());
+    ASSERT_TRUE(expected);
+    std::atomic<int> wrong{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&] {
+            for (int i = 0; i < 2000; ++i) {
+                auto line = keys.sign(sample());
+                if (!line || *line != *expected) ++wrong;
+                hop_replay_cache seen;
+                if (line && !keys.verify(body_of(*line), now, seen)) ++wrong;
+            }
+        });
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(wrong.load(), 0);
+}
+
+TEST(HopPreamble, NoncesAreSixteenHexDigitsAndNeverRepeat) {
     const auto a = new_hop_nonce();
-    const auto b = new_hop_nonce();
     EXPECT_EQ(a.size(), 16u);
     EXPECT_EQ(a.find_first_not_of("0123456789abcdef"), std::string::npos);
-    EXPECT_NE(a, b);
+    std::set<std::string> seen{a};
+    for (int i = 0; i < 100'000; ++i) EXPECT_TRUE(seen.insert(new_hop_nonce()).second);
 }
 
 }  // namespace
