@@ -120,15 +120,9 @@ int run(int argc, char** argv) {
     const int rate = arg_int(argc, argv, "--rate", 200);
     // For profiling either side of the hop: A or B runs under this command,
     // which must exec the relay (e.g. "valgrind --tool=callgrind").
-    const std::string wrap_a = arg_text(argc, argv, "--wrap-a", "");
-    const std::string wrap_b = arg_text(argc, argv, "--wrap-b", "");
-    auto wrap = [](test::relay_options& o, const std::string& command) {
-        for (std::size_t at = 0; at < command.size();) {
-            const auto end = std::min(command.find(' ', at), command.size());
-            if (end > at) o.command_prefix.push_back(command.substr(at, end - at));
-            at = end + 1;
-        }
-        if (!command.empty()) o.start_timeout = std::chrono::seconds(60);
+    auto wrap = [&](test::relay_options& o, const char* flag) {
+        o.command_prefix = arg_words(argc, argv, flag);
+        if (!o.command_prefix.empty()) o.start_timeout = std::chrono::seconds(60);
     };
     auto dir = test::temp_dir::create("tunnel-relay-cluster-bench");
     if (!dir) return 1;
@@ -147,7 +141,7 @@ int run(int argc, char** argv) {
     if (!ia || !ib) return 1;
     test::relay_options oa;
     oa.extra_yaml = relay_yaml(*redis, "relay-a", *ia, secret);
-    wrap(oa, wrap_a);
+    wrap(oa, "--wrap-a");
     auto a = test::relay_fixture::start(oa);
     if (!a) {
         fmt::print(stderr, "relay A: {}\n", a.error().message);
@@ -156,7 +150,7 @@ int run(int argc, char** argv) {
     test::relay_options ob;
     ob.extra_yaml = relay_yaml(*redis, "relay-b", *ib, secret);
     ob.share_secret_of = a->secret_path();
-    wrap(ob, wrap_b);
+    wrap(ob, "--wrap-b");
     auto b = test::relay_fixture::start(ob);
     if (!b) {
         fmt::print(stderr, "relay B: {}\n", b.error().message);

@@ -97,7 +97,7 @@ int run(int argc, char** argv) {
     const int concurrency = std::max(1, arg_int(argc, argv, "--concurrency", 64));
     const int settle = arg_int(argc, argv, "--settle", 5);
     const std::string workers = arg_text(argc, argv, "--workers", "");
-    const std::string relay_wrap = arg_text(argc, argv, "--relay-wrap", "");
+    const auto relay_wrap = arg_words(argc, argv, "--relay-wrap");
     const bool require_clean = arg_flag(argc, argv, "--require-clean");
     const double max_relay_kib = std::atof(arg_text(argc, argv, "--max-relay-kib", "0").c_str());
     const double max_client_kib = std::atof(arg_text(argc, argv, "--max-client-kib", "0").c_str());
@@ -143,13 +143,7 @@ int run(int argc, char** argv) {
                    (rl.rlim_max - 1024) / (rate > 0 ? 6 : 4));
         return 1;
     }
-    std::vector<std::string> wrap;
-    for (std::size_t at = 0; at < relay_wrap.size();) {
-        const auto space = std::min(relay_wrap.find(' ', at), relay_wrap.size());
-        if (space > at) wrap.push_back(relay_wrap.substr(at, space - at));
-        at = space + 1;
-    }
-    ro.command_prefix.insert(ro.command_prefix.end(), wrap.begin(), wrap.end());
+    ro.command_prefix.insert(ro.command_prefix.end(), relay_wrap.begin(), relay_wrap.end());
     auto relay = test::relay_fixture::start(ro);
     if (!relay) {
         fmt::print(stderr, "cannot start the relay: {}\n", relay.error().message);

@@ -75,6 +75,17 @@ std::string arg_text(int argc, char** argv, const char* name, std::string def) {
     return def;
 }
 
+std::vector<std::string> arg_words(int argc, char** argv, const char* name) {
+    const std::string text = arg_text(argc, argv, name, "");
+    std::vector<std::string> words;
+    for (std::size_t at = 0; at < text.size();) {
+        const auto space = std::min(text.find(' ', at), text.size());
+        if (space > at) words.push_back(text.substr(at, space - at));
+        at = space + 1;
+    }
+    return words;
+}
+
 bool arg_flag(int argc, char** argv, const char* name) {
     for (int i = 1; i < argc; ++i)
         if (std::strcmp(argv[i], name) == 0) return true;

@@ -29,6 +29,9 @@ namespace tunnel::bench {
 [[nodiscard]] int arg_int(int argc, char** argv, const char* name, int def);
 // `--name TEXT` from argv, or `def`.
 [[nodiscard]] std::string arg_text(int argc, char** argv, const char* name, std::string def);
+// `--name "CMD ARGS"` from argv split on spaces (a command to run another
+// under, e.g. "valgrind --tool=callgrind"), or nothing.
+[[nodiscard]] std::vector<std::string> arg_words(int argc, char** argv, const char* name);
 // Whether the flag `--name` is present.
 [[nodiscard]] bool arg_flag(int argc, char** argv, const char* name);
 

@@ -129,9 +129,10 @@ hop_signer::hop_signer(std::string_view secret)
     : inner_(EVP_MD_CTX_new()), outer_(EVP_MD_CTX_new()) {
     constexpr std::size_t block = 64;  // SHA-256's
     std::array<unsigned char, block> key{};
-    if (secret.size() > block) {
+    bool ok = true;
+    if (secret.size() > block) {  // RFC 2104: a key longer than a block is hashed first
         unsigned int n = 0;
-        (void)EVP_Digest(secret.data(), secret.size(), key.data(), &n, EVP_sha256(), nullptr);
+        ok = EVP_Digest(secret.data(), secret.size(), key.data(), &n, EVP_sha256(), nullptr) == 1;
     } else {
         std::copy(secret.begin(), secret.end(), key.begin());
     }
@@ -140,11 +141,10 @@ hop_signer::hop_signer(std::string_view secret)
         ipad[i] = static_cast<unsigned char>(key[i] ^ 0x36);
         opad[i] = static_cast<unsigned char>(key[i] ^ 0x5c);
     }
-    const bool ok = inner_ && outer_ &&
-                    EVP_DigestInit_ex(inner_.get(), EVP_sha256(), nullptr) == 1 &&
-                    EVP_DigestUpdate(inner_.get(), ipad.data(), block) == 1 &&
-                    EVP_DigestInit_ex(outer_.get(), EVP_sha256(), nullptr) == 1 &&
-                    EVP_DigestUpdate(outer_.get(), opad.data(), block) == 1;
+    ok = ok && inner_ && outer_ && EVP_DigestInit_ex(inner_.get(), EVP_sha256(), nullptr) == 1 &&
+         EVP_DigestUpdate(inner_.get(), ipad.data(), block) == 1 &&
+         EVP_DigestInit_ex(outer_.get(), EVP_sha256(), nullptr) == 1 &&
+         EVP_DigestUpdate(outer_.get(), opad.data(), block) == 1;
     OPENSSL_cleanse(key.data(), key.size());
     OPENSSL_cleanse(ipad.data(), ipad.size());
     OPENSSL_cleanse(opad.data(), opad.size());
@@ -275,11 +275,7 @@ std::string new_hop_nonce() {
         }
         return v;
     }();
-    const std::uint64_t v = counter.fetch_add(1, std::memory_order_relaxed);
-    std::array<unsigned char, 8> b{};
-    for (std::size_t i = 0; i < b.size(); ++i)
-        b[i] = static_cast<unsigned char>(v >> (8 * (b.size() - 1 - i)));
-    return to_hex(b.data(), b.size());
+    return fmt::format("{:016x}", counter.fetch_add(1, std::memory_order_relaxed));
 }
 
 std::int64_t unix_ms_now() {
