@@ -7,6 +7,7 @@ namespace tunnel::ssh {
 namespace {
 
 void note(channel_state& st) {
+    st.dirty = true;
     if (st.owner) st.owner->note_activity();
 }
 
@@ -46,6 +47,7 @@ void on_exit_status(ssh_session, ssh_channel, int status, void* user) {
 void on_exit_signal(ssh_session, ssh_channel, const char* signal, int core, const char*,
                     const char*, void* user) {
     auto& st = *static_cast<channel_state*>(user);
+    note(st);
     st.exit_signal = signal ? signal : "";
     st.core_dumped = core != 0;
 }
@@ -66,6 +68,7 @@ channel::channel(std::shared_ptr<session> s, channel_handle ch)
     t.channel_exit_status_function = on_exit_status;
     t.channel_exit_signal_function = on_exit_signal;
     state_->owner = session_.get();
+    state_->native = channel_.get();
     ssh_set_channel_callbacks(channel_.get(), &t);
 }
 

@@ -37,7 +37,12 @@ struct channel_state {
     // set): drain() reads a stream from libssh only then. Otherwise its read
     // would only poll(2) the socket (2 per drain, per woken pump).
     bool held[2] = {true, true};
-    session* owner = nullptr;  // told about every callback (session::note_activity)
+    session* owner = nullptr;      // told about every callback (session::note_activity)
+    ssh_channel native = nullptr;  // for the session's window checks
+    // A callback ran (or wake() was called) since this channel's waiter was
+    // last woken: session::wait_channel returns at once, so no wake-up is lost
+    // between a coroutine's check of the state above and its wait.
+    bool dirty = false;
 };
 
 class channel {
@@ -87,6 +92,18 @@ class channel {
 
     // Moves bytes libssh kept back (because buffers were full) into the state.
     void drain();
+
+    // Waits for this channel only (session::wait_channel): data, EOF, close
+    // or exit status arrived, or wake() was called; wait_writable also
+    // returns once the window is open. Callers re-check the state after
+    // every return. One coroutine each.
+    asio::awaitable<core::result<void>> wait_readable(time_point deadline) {
+        return session_->wait_channel(*state_, false, deadline);
+    }
+    asio::awaitable<core::result<void>> wait_writable(time_point deadline) {
+        return session_->wait_channel(*state_, true, deadline);
+    }
+    void wake() { session_->wake(*state_); }
 
     [[nodiscard]] channel_state& state() noexcept { return *state_; }
     [[nodiscard]] session& owner() noexcept { return *session_; }

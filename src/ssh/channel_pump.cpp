@@ -30,7 +30,7 @@ class pump : public pump_control, public std::enable_shared_from_this<pump> {
         boost::system::error_code ignored;
         socket_.close(ignored);
         channel_.close();
-        channel_.owner().notify();  // wake our own waiter so it sees stopped_
+        channel_.wake();  // wake our own waiters so they see stopped_
     }
 
     asio::awaitable<void> channel_to_socket() {
@@ -64,7 +64,7 @@ class pump : public pump_control, public std::enable_shared_from_this<pump> {
                 finish_local_send();
                 break;
             }
-            if (auto w = co_await channel_.owner().wait(forever); !w) {
+            if (auto w = co_await channel_.wait_readable(forever); !w) {
                 stop();
                 break;
             }
@@ -120,7 +120,7 @@ class pump : public pump_control, public std::enable_shared_from_this<pump> {
             // write again at once instead of waiting for a socket event that
             // may never come.
             if (!pending.empty() && (*w == 0 || channel_.window() == 0)) {
-                if (auto r = co_await channel_.owner().wait(forever); !r) {
+                if (auto r = co_await channel_.wait_writable(forever); !r) {
                     stop();
                     co_return false;
                 }

@@ -1,10 +1,12 @@
 #include "ssh/session.hpp"
 
 #include <fmt/format.h>
+#include <libssh/libssh.h>
 #include <spdlog/spdlog.h>
 
 #include "core/log_text.hpp"
 #include "ssh/agent_forward.hpp"
+#include "ssh/channel.hpp"
 #include "ssh/cipher_order.hpp"
 #include "ssh/client_auth.hpp"
 #include "ssh/crypto_warmup.hpp"
@@ -66,6 +68,7 @@ void session::disconnect() {
     // the stop and end (they hold the jump session until then).
     if (jump_) jump_->notify();
     jump_.reset();
+    wake_waiters(true);
 }
 
 void session::abort() {
@@ -73,6 +76,7 @@ void session::abort() {
     boost::system::error_code ignored;
     fd_.cancel(ignored);
     (void)fd_.release();  // libssh still owns (and later closes) the fd
+    wake_waiters(true);
 }
 
 std::string session::last_error() const {
@@ -296,43 +300,65 @@ asio::awaitable<core::result<std::string>> session::check_certificate_of(ssh_key
     co_return check_host_certificate(opts_, key, *blob, now);
 }
 
-asio::awaitable<core::result<void>> session::wait(time_point deadline) {
+core::result<void> session::check_open() {
     if (!session_ || !fd_.is_open())
-        co_return core::fail(core::errc::disconnected,
-                             fmt::format("session to {} is closed", opts_.destination()));
+        return core::fail(core::errc::disconnected,
+                          fmt::format("session to {} is closed", opts_.destination()));
+    if (broken_)
+        return core::fail(
+            core::errc::disconnected,
+            fmt::format("session to {} failed: {}", opts_.destination(), broken_.message()));
     // A read or write inside libssh (a channel drain, a write) that failed
     // (the peer reset the connection) has closed the socket already: a wait
     // on the fd would then only end at the deadline.
     if ((ssh_get_status(session_.get()) & (SSH_CLOSED | SSH_CLOSED_ERROR)) ||
         ssh_get_fd(session_.get()) != fd_.native_handle())
-        co_return core::fail(
-            core::errc::disconnected,
-            fmt::format("connection to {} closed: {}", opts_.destination(), last_error()));
+        return core::fail(core::errc::disconnected, fmt::format("connection to {} closed: {}",
+                                                                opts_.destination(), last_error()));
+    return {};
+}
+
+asio::awaitable<core::result<void>> session::wait(time_point deadline) {
+    waiter w;
+    co_return co_await suspend(w, deadline);
+}
+
+asio::awaitable<core::result<void>> session::wait_channel(channel_state& st, bool for_write,
+                                                          time_point deadline) {
+    // Whatever changed since the caller last looked (it checked its state
+    // before calling, but a callback may have run in between: no wake-up is
+    // lost).
+    const bool open_window = for_write && st.native && session_ && fd_.is_open() &&
+                             ssh_channel_window_size(st.native) > 0;
+    if (st.dirty || open_window || (for_write && st.closed)) {
+        st.dirty = false;
+        co_return check_open();
+    }
+    waiter w;
+    w.channel = &st;
+    w.for_write = for_write;
+    co_return co_await suspend(w, deadline);
+}
+
+asio::awaitable<core::result<void>> session::suspend(waiter& w, time_point deadline) {
+    if (auto c = check_open(); !c) co_return c;
 
     // Keepalives (ServerAliveInterval) bound how long a silent peer can hold us.
     time_point wake = deadline;
     const bool keepalive = opts_.server_alive_interval.count() > 0 && event_;
     if (keepalive) wake = std::min(wake, last_activity_ + opts_.server_alive_interval);
 
-    const bool want_write = (ssh_get_poll_flags(session_.get()) & SSH_WRITE_PENDING) != 0;
     asio::steady_timer timer(fd_.get_executor());
     timer.expires_at(wake);
-    timer.async_wait([this](boost::system::error_code ec) {
-        if (!ec && fd_.is_open()) fd_.cancel();
-    });
+    w.timer = &timer;
+    waiters_.push_back(&w);
+    arm();
     boost::system::error_code ec;
-    ++waiters_;
-    const auto what = want_write ? asio::posix::descriptor_base::wait_write
-                                 : asio::posix::descriptor_base::wait_read;
-    co_await fd_.async_wait(what, asio::redirect_error(asio::use_awaitable, ec));
-    --waiters_;
-    timer.cancel();
-    if (!session_ || !fd_.is_open())
-        co_return core::fail(core::errc::disconnected,
-                             fmt::format("session to {} is closed", opts_.destination()));
-
-    if (ec == asio::error::operation_aborted) {
-        // Woken by a timer (ours or another waiter's) or by a waiter that made progress.
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (!w.woken) std::erase(waiters_, &w);  // a waker has taken it out already
+    if (auto c = check_open(); !c) co_return c;
+    if (!w.woken) {
+        // The timer: the deadline, or a keepalive is due.
         const auto now = clock_type::now();
         if (now >= deadline)
             co_return core::fail(core::errc::timeout,
@@ -340,30 +366,66 @@ asio::awaitable<core::result<void>> session::wait(time_point deadline) {
         if (keepalive && now >= last_activity_ + opts_.server_alive_interval) {
             if (auto k = keepalive_tick(); !k) co_return k;
         }
-        co_return core::result<void>{};
     }
-    if (ec)
-        co_return core::fail(
-            core::errc::disconnected,
-            fmt::format("session to {} failed: {}", opts_.destination(), ec.message()));
+    co_return core::result<void>{};
+}
 
+void session::arm() {
+    if (!session_ || !fd_.is_open() || broken_) return;
+    if (!read_armed_ && !waiters_.empty()) {
+        read_armed_ = true;
+        fd_.async_wait(asio::posix::descriptor_base::wait_read,
+                       [weak = weak_from_this()](boost::system::error_code ec) {
+                           if (auto self = weak.lock()) self->on_ready(ec, true);
+                       });
+    }
+    if (!write_armed_ && (ssh_get_poll_flags(session_.get()) & SSH_WRITE_PENDING)) {
+        write_armed_ = true;
+        fd_.async_wait(asio::posix::descriptor_base::wait_write,
+                       [weak = weak_from_this()](boost::system::error_code ec) {
+                           if (auto self = weak.lock()) self->on_ready(ec, false);
+                       });
+    }
+}
+
+void session::on_ready(boost::system::error_code ec, bool readable) {
+    (readable ? read_armed_ : write_armed_) = false;
+    if (!session_ || !fd_.is_open()) {
+        wake_waiters(true);  // closed: everyone sees it
+        return;
+    }
+    if (ec) {
+        if (ec != asio::error::operation_aborted) broken_ = ec;
+        wake_waiters(true);
+        return;
+    }
     last_activity_ = clock_type::now();
     keepalive_.heard();
-    if (event_) {
-        ssh_event_dopoll(event_.get(), 0);
-    } else {
-        // Before authentication completes there is no event: the driven libssh
-        // call polls the socket itself when it is re-run.
-    }
-    if (ssh_get_status(session_.get()) & (SSH_CLOSED | SSH_CLOSED_ERROR)) {
-        // Wake everyone so they see the session is gone.
-        if (waiters_ > 0) fd_.cancel();
-        co_return core::fail(
-            core::errc::disconnected,
-            fmt::format("connection to {} closed: {}", opts_.destination(), last_error()));
-    }
-    if (waiters_ > 0) fd_.cancel();  // others may have data now
-    co_return core::result<void>{};
+    // Before authentication completes there is no event: the waiting libssh
+    // call polls the socket itself when it is re-run.
+    if (event_) ssh_event_dopoll(event_.get(), 0);
+    const bool closed = (ssh_get_status(session_.get()) & (SSH_CLOSED | SSH_CLOSED_ERROR)) != 0;
+    wake_waiters(closed);
+    arm();
+}
+
+void session::wake_waiters(bool all) {
+    const bool live = session_ && fd_.is_open();
+    woken_channels_.clear();
+    std::erase_if(waiters_, [&](waiter* w) {
+        bool wake = all || !live || !w->channel;
+        if (!wake) {
+            const channel_state& st = *w->channel;
+            wake = st.dirty || st.closed ||
+                   (w->for_write && st.native && ssh_channel_window_size(st.native) > 0);
+        }
+        if (!wake) return false;
+        if (w->channel) woken_channels_.push_back(w->channel);
+        w->woken = true;
+        w->timer->cancel();
+        return true;
+    });
+    for (auto* st : woken_channels_) st->dirty = false;
 }
 
 core::result<void> session::keepalive_tick() {
@@ -373,13 +435,20 @@ core::result<void> session::keepalive_tick() {
 }
 
 void session::notify() {
-    boost::system::error_code ignored;
-    if (fd_.is_open() && waiters_ > 0) fd_.cancel(ignored);
+    wake_waiters(false);
+    arm();
+}
+
+void session::wake(channel_state& st) {
+    st.dirty = true;
+    notify();
 }
 
 bool session::alive() {
     if (!session_ || !fd_.is_open() || !ssh_is_connected(session_.get())) return false;
+    const auto before = activity();
     if (event_) ssh_event_dopoll(event_.get(), 0);
+    if (activity() != before) notify();
     return ssh_is_connected(session_.get()) &&
            !(ssh_get_status(session_.get()) & (SSH_CLOSED | SSH_CLOSED_ERROR));
 }

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/asio.hpp"
 #include "core/error.hpp"
@@ -22,6 +23,7 @@ using time_point = clock_type::time_point;
 
 class stream_pump;
 class agent_forwarder;
+struct channel_state;
 
 class session : public std::enable_shared_from_this<session> {
   public:
@@ -40,6 +42,15 @@ class session : public std::enable_shared_from_this<session> {
     // disconnected when the session is gone or keepalives went unanswered.
     asio::awaitable<core::result<void>> wait(time_point deadline);
 
+    // The same for one channel's coroutine: woken only when that channel's
+    // callbacks ran (data, EOF, close, exit status) or wake() was called,
+    // and with `for_write` also when its window is open; not by every packet
+    // of the session. With many channels in flight (a tunnel's pooled
+    // keep-alive channels), wait() woke every waiter on every packet: each
+    // resumed, polled and re-armed the socket (channel.hpp wraps this).
+    asio::awaitable<core::result<void>> wait_channel(channel_state& st, bool for_write,
+                                                     time_point deadline);
+
     // Runs `step` (a non-blocking libssh call) until it stops answering
     // `again`, waiting for the socket in between.
     template <class Step>
@@ -55,8 +66,13 @@ class session : public std::enable_shared_from_this<session> {
         }
     }
 
-    // Wakes every waiter so it re-checks its state (e.g. new data to send).
+    // Something may have changed outside the packet loop (a libssh call ran
+    // it, or a caller queued output): wakes every wait() and the channel
+    // waiters whose channel changed, and watches the socket for writing when
+    // libssh holds output.
     void notify();
+    // Wakes `st`'s channel waiters whatever changed (a pump that stops).
+    void wake(channel_state& st);
 
     // Counts channel events (data, EOF, close, exit status) delivered by
     // libssh callbacks, plus every packet libssh received. libssh also runs its
@@ -106,12 +122,33 @@ class session : public std::enable_shared_from_this<session> {
                                                                     time_point deadline);
     core::result<void> keepalive_tick();
 
+    // A coroutine suspended in wait()/wait_channel(): its timer is cancelled
+    // to wake it.
+    struct waiter {
+        asio::steady_timer* timer = nullptr;
+        channel_state* channel = nullptr;  // null: woken by every event
+        bool for_write = false;
+        bool woken = false;
+    };
+    asio::awaitable<core::result<void>> suspend(waiter& w, time_point deadline);
+    [[nodiscard]] core::result<void> check_open();
+    // One read (while anyone waits) and one write (while libssh holds output)
+    // wait on the socket at a time; on_ready runs libssh's packet loop once
+    // and wakes whom it concerns.
+    void arm();
+    void on_ready(boost::system::error_code ec, bool readable);
+    void wake_waiters(bool all);
+
     connect_options opts_;
     ssh_counter_struct received_{};  // libssh counts received packets here; outlives session_
     session_handle session_;
     event_handle event_;
     asio::posix::stream_descriptor fd_;  // not owning: libssh closes the fd
-    int waiters_ = 0;
+    std::vector<waiter*> waiters_;
+    std::vector<channel_state*> woken_channels_;  // wake_waiters' scratch
+    bool read_armed_ = false;
+    bool write_armed_ = false;
+    boost::system::error_code broken_;  // the socket wait failed
     std::uint64_t activity_ = 0;
     time_point last_activity_;
     keepalive keepalive_;  // ServerAliveInterval/ServerAliveCountMax (ssh/keepalive.hpp)

@@ -16,6 +16,7 @@
 #include "support/net.hpp"
 #include "support/process.hpp"
 #include "support/sshd_fixture.hpp"
+#include "support/sshd_target.hpp"
 
 namespace tunnel::test {
 namespace {
@@ -29,24 +30,6 @@ std::size_t count_of(const std::string& text, std::string_view needle) {
          p = text.find(needle, p + needle.size()))
         ++n;
     return n;
-}
-
-// Options that reach `sshd` with its client key only: no agent, no ~/.ssh.
-ssh::connect_options target_of(const sshd_fixture& sshd) {
-    ssh::connect_options o;
-    o.host = "127.0.0.1";
-    o.port = sshd.port();
-    o.user = "root";
-    o.use_agent = false;
-    o.identity_files = {sshd.client_key_path()};
-    o.skip_missing_identities = false;
-    o.password_authentication = false;
-    o.batch_mode = true;
-    o.host_keys = ssh::host_key_policy::strict;
-    o.user_known_hosts_files = {sshd.known_hosts_path()};
-    o.global_known_hosts_files = {};
-    o.connect_timeout = 5s;
-    return o;
 }
 
 exec::command shell(std::string text) {
