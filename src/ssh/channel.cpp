@@ -226,7 +226,10 @@ core::result<std::size_t> channel::write_some(std::string_view data) {
     // Its flush runs libssh's packet loop: wake waiters whose channel events it
     // delivered (see session::note_activity), or whose window it reopened.
     const bool window_grew = rc >= 0 && window() > window_before - static_cast<std::size_t>(rc);
-    if (session_->activity() != before || window_grew) session_->notify();
+    if (session_->activity() != before || window_grew)
+        session_->notify();
+    else
+        session_->watch_output();  // what libssh could not send yet goes when the socket takes it
     if (rc < 0)
         return core::fail(core::errc::disconnected,
                           fmt::format("write to {} failed: {}", session_->options().destination(),

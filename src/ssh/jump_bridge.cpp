@@ -43,23 +43,29 @@ void jump_bridge::stop() {
     boost::system::error_code ignored;
     socket_.close(ignored);
     channel_.close();
+    channel_.wake();  // the pumps' waits on the channel see the stop
 }
 
 asio::awaitable<void> jump_bridge::channel_to_socket() {
     auto self = shared_from_this();
     auto& st = channel_.state();
+    std::string chunk;
     while (!stopped_) {
         channel_.drain();
         if (!st.out.empty()) {
+            // Take the buffer: libssh's packet loop, run by any call on the
+            // jump session (this bridge's own channel writes included), keeps
+            // appending to st.out while the write is in flight.
+            chunk.clear();
+            chunk.swap(st.out);
             boost::system::error_code ec;
-            co_await asio::async_write(socket_, asio::buffer(st.out),
+            co_await asio::async_write(socket_, asio::buffer(chunk),
                                        asio::redirect_error(asio::use_awaitable, ec));
-            st.out.clear();
             if (ec) break;
             continue;
         }
         if (st.eof) break;
-        if (auto w = co_await channel_.owner().wait(forever); !w) {
+        if (auto w = co_await channel_.wait_readable(forever); !w) {
             spdlog::debug("jump host {}: {}", channel_.owner().options().destination(),
                           w.error().message);
             break;
@@ -88,7 +94,7 @@ asio::awaitable<void> jump_bridge::socket_to_channel() {
             // Wait only while the window stays shut: write_some's flush may have
             // processed the peer's window adjust already (no callback for it).
             if (!pending.empty() && (*w == 0 || channel_.window() == 0)) {
-                if (auto r = co_await channel_.owner().wait(forever); !r) {
+                if (auto r = co_await channel_.wait_writable(forever); !r) {
                     stop();
                     co_return;
                 }

@@ -1,5 +1,9 @@
 #include "ssh/session.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <fmt/format.h>
 #include <libssh/libssh.h>
 #include <spdlog/spdlog.h>
@@ -93,6 +97,7 @@ asio::awaitable<core::result<std::shared_ptr<session>>> session::connect(
     // channel through the last jump hop.
     std::shared_ptr<session> jump;
     std::shared_ptr<stream_pump> bridge;
+    bool direct_tcp = false;  // fd is our own TCP connection (not a ProxyCommand, jump or relay)
     int fd = -1;
     if (opts.open_stream) {
         auto opening = opts.open_stream(executor, deadline);
@@ -122,6 +127,7 @@ asio::awaitable<core::result<std::shared_ptr<session>>> session::connect(
         auto c = co_await tcp_connect(executor, opts.host, opts.port, deadline);
         if (!c) co_return tl::unexpected(c.error());
         fd = *c;
+        direct_tcp = true;
     }
 
     // 2. The libssh session over that fd; our own config handling only.
@@ -167,6 +173,7 @@ asio::awaitable<core::result<std::shared_ptr<session>>> session::connect(
     self->jump_ = std::move(jump);
     self->bridge_ = std::move(bridge);
     self->known_hosts_ = std::move(kh);
+    if (!direct_tcp) self->quick_acks_left_ = 0;
 
     if (auto h = co_await self->handshake(deadline); !h)
         co_return tl::unexpected(self->with_transport_cause(h.error()));
@@ -355,7 +362,10 @@ asio::awaitable<core::result<void>> session::suspend(waiter& w, time_point deadl
     arm();
     boost::system::error_code ec;
     co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    if (!w.woken) std::erase(waiters_, &w);  // a waker has taken it out already
+    if (!w.woken) {  // (a waker has taken it out already)
+        std::erase(waiters_, &w);
+        release_idle_read();
+    }
     if (auto c = check_open(); !c) co_return c;
     if (!w.woken) {
         // The timer: the deadline, or a keepalive is due.
@@ -394,8 +404,14 @@ void session::on_ready(boost::system::error_code ec, bool readable) {
         wake_waiters(true);  // closed: everyone sees it
         return;
     }
+    if (ec == asio::error::operation_aborted) {
+        // release_idle_read() cancelled the read wait (and with it a write
+        // wait): watch again what is still wanted.
+        arm();
+        return;
+    }
     if (ec) {
-        if (ec != asio::error::operation_aborted) broken_ = ec;
+        broken_ = ec;
         wake_waiters(true);
         return;
     }
@@ -404,6 +420,12 @@ void session::on_ready(boost::system::error_code ec, bool readable) {
     // Before authentication completes there is no event: the waiting libssh
     // call polls the socket itself when it is re-run.
     if (event_) ssh_event_dopoll(event_.get(), 0);
+    if (readable && quick_acks_left_ > 0) {
+        // Acknowledge what libssh just read at once: see quick_acks_left_.
+        --quick_acks_left_;
+        const int one = 1;
+        (void)::setsockopt(fd_.native_handle(), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+    }
     const bool closed = (ssh_get_status(session_.get()) & (SSH_CLOSED | SSH_CLOSED_ERROR)) != 0;
     wake_waiters(closed);
     arm();
@@ -426,6 +448,17 @@ void session::wake_waiters(bool all) {
         return true;
     });
     for (auto* st : woken_channels_) st->dirty = false;
+    release_idle_read();
+}
+
+void session::release_idle_read() {
+    // A read wait with nobody waiting would keep the io_context busy for as
+    // long as an idle pooled session lives (run() would never return).
+    // Asio 1.74 cancels a descriptor's waits all together; on_ready re-arms
+    // a write wait that is still wanted.
+    if (!waiters_.empty() || !read_armed_ || !fd_.is_open()) return;
+    boost::system::error_code ignored;
+    fd_.cancel(ignored);
 }
 
 core::result<void> session::keepalive_tick() {

@@ -58,9 +58,11 @@ class session : public std::enable_shared_from_this<session> {
         for (;;) {
             // The step runs libssh's packet loop: wake waiters whose channel
             // events it delivered (see note_activity).
-            const auto before = activity_;
+            // (Every packet counts: a channel-open confirmation or failure
+            // for another waiter's channel has no callback.)
+            const auto before = activity();
             int rc = step();
-            if (activity_ != before) notify();
+            if (activity() != before) notify();
             if (rc != again) co_return rc;
             if (auto w = co_await wait(deadline); !w) co_return tl::unexpected(w.error());
         }
@@ -73,6 +75,9 @@ class session : public std::enable_shared_from_this<session> {
     void notify();
     // Wakes `st`'s channel waiters whatever changed (a pump that stops).
     void wake(channel_state& st);
+    // After a write libssh could not flush at once: watches the socket for
+    // writing (no waiter needs to be woken for it).
+    void watch_output() { arm(); }
 
     // Counts channel events (data, EOF, close, exit status) delivered by
     // libssh callbacks, plus every packet libssh received. libssh also runs its
@@ -138,6 +143,7 @@ class session : public std::enable_shared_from_this<session> {
     void arm();
     void on_ready(boost::system::error_code ec, bool readable);
     void wake_waiters(bool all);
+    void release_idle_read();
 
     connect_options opts_;
     ssh_counter_struct received_{};  // libssh counts received packets here; outlives session_
@@ -149,6 +155,14 @@ class session : public std::enable_shared_from_this<session> {
     bool read_armed_ = false;
     bool write_armed_ = false;
     boost::system::error_code broken_;  // the socket wait failed
+    // TCP_QUICKACK after each of the session's first reads. OpenSSH's sshd
+    // does not set TCP_NODELAY for sessions without a terminal: after
+    // authentication it sends its host keys (hostkeys-00@openssh.com, no
+    // reply wanted), and Nagle holds its next small packet (the channel-open
+    // confirmation) until we acknowledge those bytes, which Linux delays by
+    // up to 40 ms when we have nothing to send: half of a fresh `tunnel exec`.
+    // Later reads keep delayed ACKs (a system call per read saved).
+    int quick_acks_left_ = 32;
     std::uint64_t activity_ = 0;
     time_point last_activity_;
     keepalive keepalive_;  // ServerAliveInterval/ServerAliveCountMax (ssh/keepalive.hpp)
