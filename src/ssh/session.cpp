@@ -360,11 +360,21 @@ asio::awaitable<core::result<void>> session::suspend(waiter& w, time_point deadl
     w.timer = &timer;
     waiters_.push_back(&w);
     arm();
+    // Out of the list however this frame ends: woken (a waker took it out),
+    // timed out, or destroyed while suspended (an io_context torn down).
+    struct leave {
+        session& s;
+        waiter& w;
+        ~leave() {
+            if (w.woken) return;
+            std::erase(s.waiters_, &w);
+            s.release_idle_read();
+        }
+    };
     boost::system::error_code ec;
-    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    if (!w.woken) {  // (a waker has taken it out already)
-        std::erase(waiters_, &w);
-        release_idle_read();
+    {
+        leave on_exit{*this, w};
+        co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }
     if (auto c = check_open(); !c) co_return c;
     if (!w.woken) {
