@@ -1,7 +1,5 @@
 #include "ssh/channel_pump.hpp"
 
-#include <libssh/libssh.h>
-
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -112,9 +110,7 @@ class pump : public pump_control, public std::enable_shared_from_this<pump> {
             }
             pending.remove_prefix(*w);
             observer_->on_bytes_to_channel(*w);
-            if (channel_.owner().native() &&
-                (ssh_get_poll_flags(channel_.owner().native()) & SSH_WRITE_PENDING))
-                channel_.owner().notify();
+            // (write_some itself has the socket watched for what libssh holds.)
             // Window exhausted: wait for the peer to open it again. write_some's
             // flush may already have processed the adjust (no callback): then
             // write again at once instead of waiting for a socket event that
