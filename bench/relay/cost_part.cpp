@@ -403,7 +403,8 @@ int run_counts(int n, int conns, const std::string& workers, const std::string& 
 
 int run_callgrind(int n, int conns, const std::string& workers, const std::string& keep) {
     stack s;
-    if (!start_stack(s, {"valgrind", "--tool=callgrind", "--dump-line=no"}, workers, "cg"))
+    if (!start_stack(s, {"valgrind", "--tool=callgrind", "--dump-line=no", "--trace-children=yes"},
+                     workers, "cg"))
         return 1;
     if (!drive(s.port, s.path, 50, conns, false)) return 1;  // warm-up
     auto control = [&](const char* what, bool close) {

@@ -62,10 +62,29 @@ std::string_view to_string(gate_refusal r) noexcept {
     return "max_connections";
 }
 
+namespace {
+
+// Dotted quad, as address_v4::to_string() gives it, without inet_ntop's
+// sprintf (2.4% of the relay's instructions for a `Connection: close`
+// request: every public connection is admitted by its source).
+std::string dotted(const asio::ip::address_v4& a) {
+    std::string out;
+    out.reserve(15);
+    for (const unsigned char octet : a.to_bytes()) {
+        if (!out.empty()) out += '.';
+        if (octet >= 100) out += static_cast<char>('0' + octet / 100);
+        if (octet >= 10) out += static_cast<char>('0' + octet / 10 % 10);
+        out += static_cast<char>('0' + octet % 10);
+    }
+    return out;
+}
+
+}  // namespace
+
 std::string source_key(const asio::ip::address& address) {
-    if (address.is_v4()) return address.to_string();
+    if (address.is_v4()) return dotted(address.to_v4());
     const auto v6 = address.to_v6();
-    if (v6.is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, v6).to_string();
+    if (v6.is_v4_mapped()) return dotted(asio::ip::make_address_v4(asio::ip::v4_mapped, v6));
     auto bytes = v6.to_bytes();
     std::fill(bytes.begin() + 8, bytes.end(), 0);
     return asio::ip::address_v6(bytes).to_string() + "/64";

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <memory>
 #include <vector>
 
 #include <fmt/format.h>
@@ -76,11 +77,14 @@ asio::awaitable<bool> read_inline(public_conn& conn, steady::time_point deadline
     timer.async_wait([stream](error_code ec) {
         if (!ec) stream->cancel();
     });
-    std::vector<char> buf(16 * 1024);
+    // Not zeroed: 16 KiB of memset per connection was 11% of the relay's
+    // instructions for a `Connection: close` request.
+    constexpr std::size_t chunk = 16 * 1024;
+    const auto buf = std::make_unique_for_overwrite<char[]>(chunk);
     error_code ec;
-    std::size_t n = co_await conn.stream->read_some(asio::buffer(buf), ec);
+    std::size_t n = co_await conn.stream->read_some(asio::buffer(buf.get(), chunk), ec);
     timer.cancel();
-    if (n > 0) conn.in.append(buf.data(), n);
+    if (n > 0) conn.in.append(buf.get(), n);
     if (ec) {
         timed_out = steady::now() >= deadline;
         if (!timed_out) conn.in_eof = true;

@@ -57,6 +57,9 @@ TEST(ConnectionGate, TicketsGiveTheirPlaceBack) {
 
 TEST(ConnectionGate, SourcesAreAddressesAndIpv6Slash64s) {
     EXPECT_EQ(source_key(asio::ip::make_address("192.0.2.7")), "192.0.2.7");
+    EXPECT_EQ(source_key(asio::ip::make_address("0.0.0.0")), "0.0.0.0");
+    EXPECT_EQ(source_key(asio::ip::make_address("10.200.3.255")), "10.200.3.255");
+    EXPECT_EQ(source_key(asio::ip::make_address("100.9.10.199")), "100.9.10.199");
     EXPECT_EQ(source_key(asio::ip::make_address("::ffff:192.0.2.7")), "192.0.2.7");
     EXPECT_EQ(source_key(asio::ip::make_address("2001:db8:1:2:3:4:5:6")), "2001:db8:1:2::/64");
     EXPECT_EQ(source_key(asio::ip::make_address("2001:db8:1:2:ffff::1")), "2001:db8:1:2::/64");
