@@ -11,6 +11,8 @@
 //   callgrind: instructions (both processes run under
 //              `valgrind --tool=callgrind`; counters zeroed before the N
 //              requests and dumped after them with callgrind_control).
+// The counts are then taken the same way for the peer: `ssh -N -L` and the
+// sshd processes serving it, in front of the same nginx page.
 // `--tools counts,callgrind` (default both), `--workers W` (default 1: one
 // event loop, so the counts do not depend on which worker the kernel picks),
 // `--keep-dumps DIR` (the callgrind dumps, for callgrind_annotate),
@@ -38,6 +40,7 @@
 
 #include "bench_support.hpp"
 #include "relay_parts.hpp"
+#include "ssh_peer.hpp"
 #include "support/net.hpp"
 #include "support/relay_fixture.hpp"
 
@@ -323,81 +326,169 @@ struct variant {
 };
 constexpr variant variants[] = {{"keep-alive", false}, {"Connection: close", true}};
 
+// Processes measured as one (ssh's sshd: its session processes).
+struct measured {
+    std::string who;
+    std::vector<int> pids;
+};
+
+double cpu_of(const measured& m) {
+    double sum = 0;
+    for (int p : m.pids) sum += cpu_seconds(p);
+    return sum;
+}
+
+std::pair<long, long> switches_of(const measured& m) {
+    std::pair<long, long> sum{0, 0};
+    for (int p : m.pids) {
+        const auto s = switches(p);
+        sum.first += s.first;
+        sum.second += s.second;
+    }
+    return sum;
+}
+
+// The pids of `root`'s descendants (not `root` itself).
+std::vector<int> descendants(int root) {
+    std::map<int, std::vector<int>> children_of;
+    for (const auto& e : fs::directory_iterator("/proc")) {
+        const auto name = e.path().filename().string();
+        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::ifstream f(e.path() / "stat");
+        std::string stat((std::istreambuf_iterator<char>(f)), {});
+        const auto close = stat.rfind(')');
+        if (close == std::string::npos) continue;
+        std::istringstream rest(stat.substr(close + 2));
+        std::string state;
+        int ppid = 0;
+        rest >> state >> ppid;
+        children_of[ppid].push_back(std::stoi(name));
+    }
+    std::vector<int> out, todo{root};
+    while (!todo.empty()) {
+        const int p = todo.back();
+        todo.pop_back();
+        for (int c : children_of[p]) {
+            out.push_back(c);
+            todo.push_back(c);
+        }
+    }
+    return out;
+}
+
+// One variant's counts for `ws`: CPU and wake-ups over n requests, then
+// syscalls by kind over a second n under `strace -f -c` (it changes timing
+// and wake-ups, not which syscalls a request makes).
+bool count_variant(const std::vector<measured>& ws, children& procs, const test::temp_dir& dir,
+                   std::uint16_t port, const std::string& path, int n, int conns, const variant& v,
+                   const std::string& raw_log) {
+    const int c = v.close ? 1 : conns;
+    std::vector<double> cpu0;
+    std::vector<std::pair<long, long>> sw0;
+    for (const auto& m : ws) {
+        cpu0.push_back(cpu_of(m));
+        sw0.push_back(switches_of(m));
+    }
+    if (!drive(port, path, n, c, v.close)) {
+        fmt::print(stderr, "{}: a request failed\n", v.name);
+        return false;
+    }
+    const double dn = n;
+    fmt::print("{} x{} over {} connection(s):\n", v.name, n, c);
+    for (std::size_t i = 0; i < ws.size(); ++i) {
+        const auto sw = switches_of(ws[i]);
+        fmt::print("  {:<7} {:.1f} us CPU/req, {:.2f} wake-ups/req ({:.2f} involuntary)\n",
+                   ws[i].who + ":", (cpu_of(ws[i]) - cpu0[i]) * 1e6 / dn,
+                   static_cast<double>(sw.first - sw0[i].first) / dn,
+                   static_cast<double>(sw.second - sw0[i].second) / dn);
+    }
+    const char* tag = v.close ? "close" : "keepalive";
+    for (const auto& m : ws) {
+        const std::string out = dir.file(fmt::format("strace-{}.txt", m.who));
+        std::error_code ec;
+        fs::remove(out, ec);
+        std::vector<std::string> argv{"strace", "-f"};
+        if (raw_log.empty())
+            argv.insert(argv.end(), {"-c", "-o", out});
+        else  // every call, with what its descriptors are
+            argv.insert(argv.end(),
+                        {"-y", "-o", fmt::format("{}/{}-{}.strace", raw_log, m.who, tag)});
+        for (int p : m.pids) argv.insert(argv.end(), {"-p", std::to_string(p)});
+        if (!procs.start(argv, fmt::format("strace-{}-{}.log", m.who, tag))) return false;
+    }
+    // strace says "Process N attached" per thread on stderr.
+    for (const auto& m : ws)
+        if (!procs.wait_log(fmt::format("strace-{}-{}.log", m.who, tag), std::regex("attached"),
+                            10s))
+            return false;
+    std::this_thread::sleep_for(200ms);
+    if (!drive(port, path, n, c, v.close)) return false;
+    // Stop the straces (SIGINT: they detach and write the summary).
+    for (const auto& e : fs::directory_iterator("/proc")) {
+        const auto name = e.path().filename().string();
+        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::ifstream cmd(e.path() / "cmdline");
+        std::string argv0;
+        std::getline(cmd, argv0, '\0');
+        std::string rest((std::istreambuf_iterator<char>(cmd)), {});
+        if (argv0 == "strace" && rest.find(dir.path()) != std::string::npos)
+            ::kill(std::stoi(name), SIGINT);
+    }
+    for (const auto& m : ws) {
+        const std::string out = dir.file(fmt::format("strace-{}.txt", m.who));
+        std::string text;
+        for (int i = 0; i < 200 && raw_log.empty(); ++i) {
+            text = log_of(out);
+            if (text.find("total") != std::string::npos) break;
+            std::this_thread::sleep_for(50ms);
+        }
+        if (raw_log.empty())
+            fmt::print("  {:<7} {}\n", m.who + ":", per_request(parse_strace(text), n));
+    }
+    return true;
+}
+
 int run_counts(int n, int conns, const std::string& workers, const std::string& raw_log) {
     stack s;
     if (!start_stack(s, {}, workers, "counts")) return 1;
     if (!drive(s.port, s.path, 200, conns, false)) return 1;  // warm-up
-    for (const auto& v : variants) {
-        const int c = v.close ? 1 : conns;
-        const double r0 = cpu_seconds(s.relay_pid), c0 = cpu_seconds(s.client_pid);
-        const auto rs0 = switches(s.relay_pid), cs0 = switches(s.client_pid);
-        if (!drive(s.port, s.path, n, c, v.close)) {
-            fmt::print(stderr, "{}: a request failed\nrelay:\n{}\n", v.name, s.relay->log());
+    const std::vector<measured> ws{{"relay", {s.relay_pid}}, {"client", {s.client_pid}}};
+    for (const auto& v : variants)
+        if (!count_variant(ws, *s.procs, *s.dir, s.port, s.path, n, conns, v, raw_log)) {
+            fmt::print(stderr, "relay:\n{}\n", s.relay->log());
             return 1;
         }
-        const auto rs1 = switches(s.relay_pid), cs1 = switches(s.client_pid);
-        const double r1 = cpu_seconds(s.relay_pid), c1 = cpu_seconds(s.client_pid);
-        const double dn = n;
-        fmt::print("{} x{} over {} connection(s):\n", v.name, n, c);
-        fmt::print("  relay:  {:.1f} us CPU/req, {:.2f} wake-ups/req ({:.2f} involuntary)\n",
-                   (r1 - r0) * 1e6 / dn, static_cast<double>(rs1.first - rs0.first) / dn,
-                   static_cast<double>(rs1.second - rs0.second) / dn);
-        fmt::print("  client: {:.1f} us CPU/req, {:.2f} wake-ups/req ({:.2f} involuntary)\n",
-                   (c1 - c0) * 1e6 / dn, static_cast<double>(cs1.first - cs0.first) / dn,
-                   static_cast<double>(cs1.second - cs0.second) / dn);
-        // Second pass under strace (it changes timing and wake-ups, not
-        // which syscalls a request makes).
-        std::vector<std::pair<std::string, int>> traced{{"relay", s.relay_pid},
-                                                        {"client", s.client_pid}};
-        for (const auto& [who, pid] : traced) {
-            const std::string out = s.dir->file(fmt::format("strace-{}.txt", who));
-            const std::string log = fmt::format("strace-{}-{}.log", who, v.close ? "close" : "ka");
-            std::error_code ec;
-            fs::remove(out, ec);
-            std::vector<std::string> argv{"strace",           "-f", "-c", "-o", out, "-p",
-                                          std::to_string(pid)};
-            if (!raw_log.empty())  // every call, with what its descriptors are
-                argv = {
-                    "strace",
-                    "-f",
-                    "-y",
-                    "-o",
-                    fmt::format("{}/{}-{}.strace", raw_log, who, v.close ? "close" : "keepalive"),
-                    "-p",
-                    std::to_string(pid)};
-            if (!s.procs->start(argv, log)) return 1;
-        }
-        // strace says "Process N attached" per thread on stderr.
-        for (const auto& [who, pid] : traced)
-            if (!s.procs->wait_log(fmt::format("strace-{}-{}.log", who, v.close ? "close" : "ka"),
-                                   std::regex("attached"), 10s))
-                return 1;
-        std::this_thread::sleep_for(200ms);
-        if (!drive(s.port, s.path, n, c, v.close)) return 1;
-        // Stop both straces (SIGINT: they detach and write the summary).
-        std::vector<int> strace_pids;
-        for (const auto& e : fs::directory_iterator("/proc")) {
-            const auto name = e.path().filename().string();
-            if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-            std::ifstream cmd(e.path() / "cmdline");
-            std::string argv0;
-            std::getline(cmd, argv0, '\0');
-            std::string rest((std::istreambuf_iterator<char>(cmd)), {});
-            if (argv0 == "strace" && rest.find(s.dir->path()) != std::string::npos)
-                strace_pids.push_back(std::stoi(name));
-        }
-        for (int p : strace_pids) ::kill(p, SIGINT);
-        for (const auto& [who, pid] : traced) {
-            const std::string out = s.dir->file(fmt::format("strace-{}.txt", who));
-            std::string text;
-            for (int i = 0; i < 200 && raw_log.empty(); ++i) {
-                text = log_of(out);
-                if (text.find("total") != std::string::npos) break;
-                std::this_thread::sleep_for(50ms);
-            }
-            if (raw_log.empty()) fmt::print("  {}: {}\n", who, per_request(parse_strace(text), n));
-        }
+    return 0;
+}
+
+// The same counts for the peer: `ssh -N -L` (the client) and the sshd
+// processes serving its connection, in front of the same nginx page.
+int run_peer_counts(int n, int conns, const std::string& raw_log) {
+    auto dir = test::temp_dir::create("tunnel-relay-cost-peer");
+    if (!dir) return 1;
+    children procs(*dir);
+    auto nginx = nginx_server::start(*dir, procs, {{"1k", std::string(1024, 'x')}});
+    if (!nginx) return 1;
+    test::sshd_options so;
+    so.max_sessions = 64;
+    auto sshd = test::sshd_fixture::start(so);
+    if (!sshd) {
+        fmt::print(stderr, "cannot start sshd: {}\n", sshd.error().message);
+        return 1;
     }
+    auto lp = test::unused_port();
+    if (!lp) return 1;
+    if (!procs.start(ssh_forward_argv(*sshd, *lp, nginx->port()), "ssh-L.log")) return 1;
+    const std::string path = "/1k";
+    if (!wait_http_ok(*lp, path, 30s)) {
+        fmt::print(stderr, "ssh -L did not come up:\n{}\n", log_of(dir->file("ssh-L.log")));
+        return 1;
+    }
+    if (!drive(*lp, path, 200, conns, false)) return 1;  // warm-up
+    const std::vector<measured> ws{{"ssh", {procs.pid(1)}}, {"sshd", descendants(sshd->pid())}};
+    fmt::print("peer: ssh -N -L -> sshd ({} session processes) -> nginx\n", ws[1].pids.size());
+    for (const auto& v : variants)
+        if (!count_variant(ws, procs, *dir, *lp, path, n, conns, v, raw_log)) return 1;
     return 0;
 }
 
@@ -452,12 +543,22 @@ int run_cost_part(int argc, char** argv) {
     // --strace-log DIR: the strace pass logs every call (strace -y) to
     // DIR/{relay,client}-{keepalive,close}.strace instead of counting.
     const std::string raw_log = arg_text(argc, argv, "--strace-log", "");
+    for (const auto& dir : {keep, raw_log}) {
+        std::error_code ec;
+        if (!dir.empty() && !fs::create_directories(dir, ec) && ec) {
+            fmt::print(stderr, "cannot create {}: {}\n", dir, ec.message());
+            return 2;
+        }
+    }
     double load[3] = {};
     (void)getloadavg(load, 3);
     fmt::print("relay cost per request, 1 KiB nginx page, relay workers {}, load average {:.2f}\n",
                workers, load[0]);
     int status = 0;
-    if (tools.find("counts") != std::string::npos) status |= run_counts(n, conns, workers, raw_log);
+    if (tools.find("counts") != std::string::npos) {
+        status |= run_counts(n, conns, workers, raw_log);
+        status |= run_peer_counts(n, conns, raw_log);
+    }
     if (tools.find("callgrind") != std::string::npos)
         status |= run_callgrind(n, conns, workers, keep);
     return status;

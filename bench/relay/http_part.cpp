@@ -20,6 +20,7 @@
 
 #include "bench_support.hpp"
 #include "relay_parts.hpp"
+#include "ssh_peer.hpp"
 #include "support/net.hpp"
 #include "support/relay_fixture.hpp"
 #include "support/sshd_fixture.hpp"
@@ -59,14 +60,7 @@ int run_http_part(int argc, char** argv) {
     }
     auto lp = test::unused_port();
     if (!lp) return 1;
-    if (!procs.start(
-            {"ssh", "-F", "/dev/null", "-N", "-p", std::to_string(sshd->port()), "-i",
-             sshd->client_key_path(), "-o", "UserKnownHostsFile=" + sshd->known_hosts_path(), "-o",
-             "GlobalKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o",
-             "ExitOnForwardFailure=yes", "-L",
-             fmt::format("127.0.0.1:{}:127.0.0.1:{}", *lp, nginx->port()), "root@127.0.0.1"},
-            "ssh-L.log"))
-        return 1;
+    if (!procs.start(ssh_forward_argv(*sshd, *lp, nginx->port()), "ssh-L.log")) return 1;
 
     test::relay_options ro;
     ro.extra_yaml =
