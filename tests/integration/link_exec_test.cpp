@@ -198,7 +198,8 @@ TEST_F(LinkExec, RunOverAnInventoryWhoseHostIsALink) {
 }
 
 // The manager goes away in the middle of a loop of execs: every exec still
-// succeeds, the later ones on their own connections.
+// succeeds, the later ones on their own connections (after SIGKILL, all but
+// the one that was in flight through the manager, if any).
 TEST_F(LinkExec, ManagerKilledMidRunExecsFallBack) {
     for (int sig : {SIGTERM, SIGKILL}) {
         SCOPED_TRACE(sig == SIGTERM ? "SIGTERM" : "SIGKILL");
@@ -221,10 +222,22 @@ TEST_F(LinkExec, ManagerKilledMidRunExecsFallBack) {
         // SIGTERM: execs in flight finish, new ones fall back; SIGKILL leaves a stale socket.
         up->signal(sig);
         loop.join();
+        int lost = 0;
         for (std::size_t i = 0; i < results.size(); ++i) {
+            if (sig == SIGKILL && results[i].exit_code != 0) {
+                // The one exec in flight through the manager when it was
+                // killed cannot know whether its command ran: it says so and
+                // is not retried (a release build often has one in flight).
+                EXPECT_NE(results[i].err.find("went away while running the command"),
+                          std::string::npos)
+                    << i << ": " << results[i].err;
+                ++lost;
+                continue;
+            }
             EXPECT_EQ(results[i].exit_code, 0) << i << ": " << results[i].err;
             EXPECT_EQ(results[i].out, "run-" + std::to_string(i) + "\n");
         }
+        EXPECT_LE(lost, 1);
         EXPECT_GE(through, 3u);
     }
 }
