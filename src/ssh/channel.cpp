@@ -137,14 +137,12 @@ asio::awaitable<core::result<channel>> channel::open_direct_streamlocal(std::sha
 std::optional<channel> channel::accept_forwarded(std::shared_ptr<session> s,
                                                  int& destination_port) {
     destination_port = 0;
-    const auto before = s->activity();
-    ssh_channel raw =
-        ssh_channel_open_forward_port(s->native(), 0, &destination_port, nullptr, nullptr);
-    if (s->activity() != before) s->notify();  // its packet loop may have fed other channels
-    if (!raw) return std::nullopt;
+    auto open = s->take_forwarded();
+    if (!open) return std::nullopt;
+    destination_port = open->port;
     // Bytes that arrived before the callbacks were set wait in libssh's
     // buffer; drain() picks them up.
-    return adopt(std::move(s), channel_handle(raw));
+    return adopt(std::move(s), std::move(open->channel));
 }
 
 channel channel::adopt(std::shared_ptr<session> s, channel_handle ch) {

@@ -57,8 +57,9 @@ class channel {
     static asio::awaitable<core::result<channel>> open_direct_streamlocal(
         std::shared_ptr<session> s, std::string path, time_point deadline);
     // A forwarded-tcpip channel the server opened for a reverse forward
-    // (ssh_channel_listen_forward), if one is queued; never waits.
-    // `destination_port` is the server port the connection arrived on.
+    // (ssh_channel_listen_forward), if one was accepted and not taken yet
+    // (session::take_forwarded); never waits. `destination_port` is the server port the connection
+    // arrived on.
     [[nodiscard]] static std::optional<channel> accept_forwarded(std::shared_ptr<session> s,
                                                                  int& destination_port);
     // Takes a channel libssh already opened on `s` (one the server opened to

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 #include <libssh/libssh.h>
+#include <libssh/server.h>  // the ssh_message API (forwarded-tcpip opens)
 #include <spdlog/spdlog.h>
 
 #include "core/log_text.hpp"
@@ -64,6 +65,7 @@ void session::disconnect() {
         event_.reset();
     }
     if (agent_) agent_->release_pending();  // before ssh_free frees the channels
+    forwarded_.clear();                     // likewise
     if (ssh_is_connected(session_.get())) ssh_disconnect(session_.get());
     session_.reset();
     if (bridge_) bridge_->stop();
@@ -181,11 +183,35 @@ asio::awaitable<core::result<std::shared_ptr<session>>> session::connect(
     if (auto a = co_await authenticate(*self, deadline); !a) co_return tl::unexpected(a.error());
 
     self->agent_ = std::make_unique<agent_forwarder>(*self);
+    // Forwarded-tcpip opens are accepted as they arrive (on_message). Asking
+    // libssh for them instead (ssh_channel_open_forward_port) runs its packet
+    // loop, a poll(2), on every wake-up of whoever asks.
+    ssh_set_message_callback(self->session_.get(), &session::on_message, self.get());
     self->event_.reset(ssh_event_new());
     ssh_event_add_session(self->event_.get(), self->session_.get());
     self->last_activity_ = clock_type::now();
     spdlog::debug("connected to {} (host key {})", self->opts_.destination(), self->fingerprint_);
     co_return self;
+}
+
+int session::on_message(ssh_session, ssh_message msg, void* data) {
+    auto* self = static_cast<session*>(data);
+    if (ssh_message_type(msg) != SSH_REQUEST_CHANNEL_OPEN ||
+        ssh_message_subtype(msg) != SSH_CHANNEL_FORWARDED_TCPIP)
+        return 1;  // libssh's default reply: a refusal where one is wanted
+    const int port = ssh_message_channel_request_open_destination_port(msg);
+    ssh_channel ch = ssh_message_channel_request_open_reply_accept(msg);
+    if (ch == nullptr) return 0;  // the confirmation could not be sent: the session is failing
+    self->forwarded_.push_back({channel_handle(ch), port});
+    self->note_activity();
+    return 0;
+}
+
+std::optional<session::forwarded_open> session::take_forwarded() {
+    if (forwarded_.empty()) return std::nullopt;
+    auto open = std::move(forwarded_.front());
+    forwarded_.pop_front();
+    return open;
 }
 
 asio::awaitable<core::result<void>> session::handshake(time_point deadline) {

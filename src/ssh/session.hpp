@@ -5,7 +5,9 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -84,9 +86,7 @@ class session : public std::enable_shared_from_this<session> {
     // packet loop inside channel calls (reads, writes, accepts), outside
     // wait(): a channel call that sees this change notify()s, so a waiter whose
     // data was delivered that way wakes up. Packets without a callback count
-    // too: a CHANNEL_OPEN for a reverse forward only queues a message, which
-    // the supervisor sleeping in wait() would otherwise find at its next
-    // keepalive tick.
+    // too (a channel-open confirmation has none).
     void note_activity() noexcept { ++activity_; }
     [[nodiscard]] std::uint64_t activity() const noexcept {
         return activity_ + received_.in_packets;
@@ -106,6 +106,16 @@ class session : public std::enable_shared_from_this<session> {
     // Agent forwarding on this session (ssh/agent_forward.hpp).
     [[nodiscard]] agent_forwarder& agent() noexcept { return *agent_; }
 
+    // A forwarded-tcpip channel the server opened for one of our remote
+    // forwards (-R), accepted as its open arrived, with the port it is for.
+    struct forwarded_open {
+        channel_handle channel;
+        int port = 0;
+    };
+    // The oldest forwarded channel not taken yet; nullopt when there is none
+    // (no system call: the session's packet loop accepted them).
+    [[nodiscard]] std::optional<forwarded_open> take_forwarded();
+
     // Sends SSH_MSG_DISCONNECT and releases the socket.
     void disconnect();
 
@@ -115,6 +125,9 @@ class session : public std::enable_shared_from_this<session> {
     void abort();
 
   private:
+    // libssh's message callback: accepts forwarded-tcpip opens into
+    // forwarded_; anything else gets libssh's default reply.
+    static int on_message(ssh_session native, ssh_message msg, void* self);
     session(asio::any_io_executor executor, connect_options opts, session_handle s, int fd);
 
     asio::awaitable<core::result<void>> handshake(time_point deadline);
@@ -172,6 +185,7 @@ class session : public std::enable_shared_from_this<session> {
     std::shared_ptr<stream_pump>
         bridge_;  // moves bytes between the transport (jump_, a WebSocket) and our fd
     std::unique_ptr<agent_forwarder> agent_;  // refuses agent channels unless asked for
+    std::deque<forwarded_open> forwarded_;    // freed before session_ (disconnect())
 };
 
 }  // namespace tunnel::ssh
