@@ -16,7 +16,8 @@
 // `--tools counts,callgrind` (default both), `--workers W` (default 1: one
 // event loop, so the counts do not depend on which worker the kernel picks),
 // `--keep-dumps DIR` (the callgrind dumps, for callgrind_annotate),
-// `--strace-log DIR` (every syscall of the strace pass, with its descriptors).
+// `--strace-log DIR` (every syscall of the strace pass, with its descriptors),
+// `--ciphers C` (the tunnel's SSH cipher, `tunnel connect --ciphers`).
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -209,7 +210,7 @@ struct stack {
 // nginx, the relay and the client, the relay and the client under
 // `wrap` (argv prefix; empty: none).
 bool start_stack(stack& s, const std::vector<std::string>& wrap, const std::string& workers,
-                 const std::string& tag) {
+                 const std::string& ciphers, const std::string& tag) {
     auto dir = test::temp_dir::create("tunnel-relay-cost-" + tag);
     if (!dir) return false;
     s.dir.emplace(std::move(*dir));
@@ -246,7 +247,9 @@ bool start_stack(stack& s, const std::vector<std::string>& wrap, const std::stri
     }
     const std::string expose = fmt::format("web=127.0.0.1:{}", nginx->port());
     if (wrap.empty()) {
-        auto client = s.relay->connect(*token, {{"web", nginx->port()}});
+        std::vector<std::string> extra;
+        if (!ciphers.empty()) extra = {"--ciphers", ciphers};
+        auto client = s.relay->connect(*token, {{"web", nginx->port()}}, true, extra);
         if (!client) {
             fmt::print(stderr, "tunnel connect: {}\n", client.error().message);
             return false;
@@ -258,6 +261,7 @@ bool start_stack(stack& s, const std::vector<std::string>& wrap, const std::stri
         argv.push_back("--callgrind-out-file=" + s.dir->file("client.cg"));
         argv.insert(argv.end(), {TUNNEL_BINARY, "connect", s.relay->attach_url(), "--json",
                                  "--token-file", s.relay->token_file(*token), "--expose", expose});
+        if (!ciphers.empty()) argv.insert(argv.end(), {"--ciphers", ciphers});
         if (!s.procs->start(argv, "client.log")) return false;
         s.client_pid = s.procs->pid(1);
         if (!s.procs->wait_log("client.log", std::regex(R"("event":"published")"), 120s))
@@ -448,9 +452,10 @@ bool count_variant(const std::vector<measured>& ws, children& procs, const test:
     return true;
 }
 
-int run_counts(int n, int conns, const std::string& workers, const std::string& raw_log) {
+int run_counts(int n, int conns, const std::string& workers, const std::string& ciphers,
+               const std::string& raw_log) {
     stack s;
-    if (!start_stack(s, {}, workers, "counts")) return 1;
+    if (!start_stack(s, {}, workers, ciphers, "counts")) return 1;
     if (!drive(s.port, s.path, 200, conns, false)) return 1;  // warm-up
     const std::vector<measured> ws{{"relay", {s.relay_pid}}, {"client", {s.client_pid}}};
     for (const auto& v : variants)
@@ -492,10 +497,11 @@ int run_peer_counts(int n, int conns, const std::string& raw_log) {
     return 0;
 }
 
-int run_callgrind(int n, int conns, const std::string& workers, const std::string& keep) {
+int run_callgrind(int n, int conns, const std::string& workers, const std::string& ciphers,
+                  const std::string& keep) {
     stack s;
     if (!start_stack(s, {"valgrind", "--tool=callgrind", "--dump-line=no", "--trace-children=yes"},
-                     workers, "cg"))
+                     workers, ciphers, "cg"))
         return 1;
     if (!drive(s.port, s.path, 50, conns, false)) return 1;  // warm-up
     auto control = [&](const char* what, bool close) {
@@ -543,6 +549,8 @@ int run_cost_part(int argc, char** argv) {
     // --strace-log DIR: the strace pass logs every call (strace -y) to
     // DIR/{relay,client}-{keepalive,close}.strace instead of counting.
     const std::string raw_log = arg_text(argc, argv, "--strace-log", "");
+    // --ciphers C: `tunnel connect --ciphers C` (the SSH cipher of the tunnel).
+    const std::string ciphers = arg_text(argc, argv, "--ciphers", "");
     for (const auto& dir : {keep, raw_log}) {
         std::error_code ec;
         if (!dir.empty() && !fs::create_directories(dir, ec) && ec) {
@@ -556,11 +564,11 @@ int run_cost_part(int argc, char** argv) {
                workers, load[0]);
     int status = 0;
     if (tools.find("counts") != std::string::npos) {
-        status |= run_counts(n, conns, workers, raw_log);
+        status |= run_counts(n, conns, workers, ciphers, raw_log);
         status |= run_peer_counts(n, conns, raw_log);
     }
     if (tools.find("callgrind") != std::string::npos)
-        status |= run_callgrind(n, conns, workers, keep);
+        status |= run_callgrind(n, conns, workers, ciphers, keep);
     return status;
 }
 
