@@ -480,8 +480,10 @@ asio::awaitable<void> accept_public(std::shared_ptr<relay_state> relay, unsigned
     }
     for (;;) {
         error_code ec;
+        // The caller's address comes with the accept (no getpeername(2)).
+        tcp::endpoint peer;
         tcp::socket sock =
-            co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+            co_await acceptor.async_accept(peer, asio::redirect_error(asio::use_awaitable, ec));
         if (ec) {
             if (ec == asio::error::operation_aborted || !acceptor.is_open() || relay->stopping)
                 break;
@@ -511,8 +513,6 @@ asio::awaitable<void> accept_public(std::shared_ptr<relay_state> relay, unsigned
             burst = 0;
             backoff = steady::duration{0};
         }
-        const auto peer = sock.remote_endpoint(ec);
-        if (ec) continue;  // gone already
         auto ticket = relay->connections.admit(source_key(peer.address()));
         if (!ticket) {
             // Over a cap: close at once, before reading anything.
