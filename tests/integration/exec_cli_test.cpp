@@ -535,6 +535,34 @@ TEST_F(ExecCli, ProxyJumpExitsAsSoonAsTheCommandIsDone) {
     }
 }
 
+// More than a channel window and the jump bridge's buffers hold, both ways
+// through the bridge: 8 MiB down (a command's output) and 8 MiB up (SFTP),
+// byte for byte. (A bridge that cleared bytes libssh appended during its
+// write broke the inner session with "Decryption error".)
+TEST_F(ExecCli, ProxyJumpCarriesMegabytesBothWays) {
+    auto jump = sshd_fixture::start();
+    ASSERT_TRUE(jump) << jump.error().message;
+    const auto hop_config = read_text_file(jump->write_ssh_config({}, "jumphost"));
+    ASSERT_TRUE(hop_config);
+    const auto config =
+        sshd->write_ssh_config(*hop_config + "Host target\n  ProxyJump jumphost\n", "target");
+    std::string payload(8 << 20, '\0');
+    for (std::size_t i = 0; i < payload.size(); ++i)
+        payload[i] = static_cast<char>((i * 2654435761u) >> 13);
+    const auto local = scratch->file("payload");
+    ASSERT_TRUE(write_text_file(local, payload));
+
+    auto down = run_tunnel({"exec", "-F", config, "target", "--", "cat " + local});
+    ASSERT_EQ(down.exit_code, 0) << diag(down);
+    EXPECT_EQ(down.out.size(), payload.size());
+    EXPECT_TRUE(down.out == payload) << "the bytes that came down differ";
+
+    const auto remote = scratch->file("copied");
+    auto up = run_tunnel({"cp", "-F", config, local, "target:" + remote});
+    ASSERT_EQ(up.exit_code, 0) << diag(up);
+    EXPECT_TRUE(read_text_file(remote).value_or("") == payload) << "the bytes that went up differ";
+}
+
 // --- authentication --------------------------------------------------------
 
 TEST_F(ExecCli, AgentAuthentication) {
