@@ -21,6 +21,7 @@ asio::awaitable<core::result<uint16_t>> remote_forward::request(
                                                     : spec.listen.host;
     const int wanted = stats_->bound_port.value_or(spec.listen.port);
     ssh_session raw = session->native();
+    session->expect_forwarded();  // the connections the server will open
 
     // libssh keeps one global-request state per session: a keepalive's
     // unconsumed answer can be handed to the next request. A refusal is

@@ -196,9 +196,11 @@ asio::awaitable<core::result<std::shared_ptr<session>>> session::connect(
 
 int session::on_message(ssh_session, ssh_message msg, void* data) {
     auto* self = static_cast<session*>(data);
+    // Anything else, or an open for a forward we never asked for, gets
+    // libssh's default reply: a refusal where one is wanted.
     if (ssh_message_type(msg) != SSH_REQUEST_CHANNEL_OPEN ||
-        ssh_message_subtype(msg) != SSH_CHANNEL_FORWARDED_TCPIP)
-        return 1;  // libssh's default reply: a refusal where one is wanted
+        ssh_message_subtype(msg) != SSH_CHANNEL_FORWARDED_TCPIP || !self->forwarded_wanted_)
+        return 1;
     const int port = ssh_message_channel_request_open_destination_port(msg);
     ssh_channel ch = ssh_message_channel_request_open_reply_accept(msg);
     if (ch == nullptr) return 0;  // the confirmation could not be sent: the session is failing

@@ -115,6 +115,9 @@ class session : public std::enable_shared_from_this<session> {
     // The oldest forwarded channel not taken yet; nullopt when there is none
     // (no system call: the session's packet loop accepted them).
     [[nodiscard]] std::optional<forwarded_open> take_forwarded();
+    // Called before asking the server for a remote forward: until then, a
+    // forwarded-tcpip open (which nobody would take) is refused.
+    void expect_forwarded() noexcept { forwarded_wanted_ = true; }
 
     // Sends SSH_MSG_DISCONNECT and releases the socket.
     void disconnect();
@@ -186,6 +189,7 @@ class session : public std::enable_shared_from_this<session> {
         bridge_;  // moves bytes between the transport (jump_, a WebSocket) and our fd
     std::unique_ptr<agent_forwarder> agent_;  // refuses agent channels unless asked for
     std::deque<forwarded_open> forwarded_;    // freed before session_ (disconnect())
+    bool forwarded_wanted_ = false;           // expect_forwarded() was called
 };
 
 }  // namespace tunnel::ssh
