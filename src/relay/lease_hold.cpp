@@ -238,11 +238,8 @@ asio::awaitable<void> sweep_leases(std::shared_ptr<relay_state> relay,
         co_await timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
         if (ec || relay->stopping) break;
         for (const auto& r : relay->leases->expire(steady::now())) {
-            for (const auto& name : r.names) relay->queue->drop(r.tenant, name);
-            if (relay->cluster)
-                for (const auto& name : r.names)
-                    relay->cluster->released(r.tenant, name,
-                                             relay->cluster->lease_key(r.route_id, 0));
+            // Said before the waiting callers are answered (they may be on
+            // another worker): the log never lags behind its consequence.
             const std::string names = r.names.empty() ? std::string("(no names)")
                                                       : fmt::format("{}", fmt::join(r.names, ", "));
             spdlog::info(
@@ -252,6 +249,11 @@ asio::awaitable<void> sweep_leases(std::shared_ptr<relay_state> relay,
             relay->audit(
                 "lease_expired",
                 {{"tenant", r.tenant}, {"lease", std::to_string(r.lease)}, {"names", names}});
+            for (const auto& name : r.names) relay->queue->drop(r.tenant, name);
+            if (relay->cluster)
+                for (const auto& name : r.names)
+                    relay->cluster->released(r.tenant, name,
+                                             relay->cluster->lease_key(r.route_id, 0));
         }
     }
 }
