@@ -474,26 +474,19 @@ int run_peer_counts(int n, int conns, const std::string& raw_log) {
     children procs(*dir);
     auto nginx = nginx_server::start(*dir, procs, {{"1k", std::string(1024, 'x')}});
     if (!nginx) return 1;
-    test::sshd_options so;
-    so.max_sessions = 64;
-    auto sshd = test::sshd_fixture::start(so);
-    if (!sshd) {
-        fmt::print(stderr, "cannot start sshd: {}\n", sshd.error().message);
-        return 1;
-    }
-    auto lp = test::unused_port();
-    if (!lp) return 1;
-    if (!procs.start(ssh_forward_argv(*sshd, *lp, nginx->port()), "ssh-L.log")) return 1;
+    auto ssh = start_ssh_forward(procs, nginx->port());
+    if (!ssh) return 1;
+    const std::uint16_t lp = ssh->port;
     const std::string path = "/1k";
-    if (!wait_http_ok(*lp, path, 30s)) {
+    if (!wait_http_ok(lp, path, 30s)) {
         fmt::print(stderr, "ssh -L did not come up:\n{}\n", log_of(dir->file("ssh-L.log")));
         return 1;
     }
-    if (!drive(*lp, path, 200, conns, false)) return 1;  // warm-up
-    const std::vector<measured> ws{{"ssh", {procs.pid(1)}}, {"sshd", descendants(sshd->pid())}};
+    if (!drive(lp, path, 200, conns, false)) return 1;  // warm-up
+    const std::vector<measured> ws{{"ssh", {procs.pid(1)}}, {"sshd", descendants(ssh->sshd.pid())}};
     fmt::print("peer: ssh -N -L -> sshd ({} session processes) -> nginx\n", ws[1].pids.size());
     for (const auto& v : variants)
-        if (!count_variant(ws, procs, *dir, *lp, path, n, conns, v, raw_log)) return 1;
+        if (!count_variant(ws, procs, *dir, lp, path, n, conns, v, raw_log)) return 1;
     return 0;
 }
 

@@ -23,7 +23,6 @@
 #include "ssh_peer.hpp"
 #include "support/net.hpp"
 #include "support/relay_fixture.hpp"
-#include "support/sshd_fixture.hpp"
 
 namespace tunnel::bench {
 
@@ -51,16 +50,9 @@ int run_http_part(int argc, char** argv) {
     auto nginx = nginx_server::start(*dir, procs, {{"1k", std::string(1024, 'x')}});
     if (!nginx) return 1;
 
-    test::sshd_options so;
-    so.max_sessions = 64;
-    auto sshd = test::sshd_fixture::start(so);
-    if (!sshd) {
-        fmt::print(stderr, "cannot start sshd: {}\n", sshd.error().message);
-        return 1;
-    }
-    auto lp = test::unused_port();
-    if (!lp) return 1;
-    if (!procs.start(ssh_forward_argv(*sshd, *lp, nginx->port()), "ssh-L.log")) return 1;
+    auto ssh = start_ssh_forward(procs, nginx->port());
+    if (!ssh) return 1;
+    const std::uint16_t lp = ssh->port;
 
     test::relay_options ro;
     ro.extra_yaml =
@@ -90,10 +82,10 @@ int run_http_part(int argc, char** argv) {
     }
     const std::string ours =
         fmt::format("http://127.0.0.1:{}/t/bench/web/1k", relay->public_port());
-    const std::string peer = fmt::format("http://127.0.0.1:{}/1k", *lp);
+    const std::string peer = fmt::format("http://127.0.0.1:{}/1k", lp);
     const std::string direct = fmt::format("http://127.0.0.1:{}/1k", nginx->port());
     if (!wait_http_ok(relay->public_port(), "/t/bench/web/1k", 30s) ||
-        !wait_http_ok(*lp, "/1k", 30s)) {
+        !wait_http_ok(lp, "/1k", 30s)) {
         fmt::print(stderr, "a path did not come up\nrelay:\n{}\nclient:\n{}\nssh:\n{}\n",
                    relay->log(), client->log(), log_of(dir->file("ssh-L.log")));
         return 1;
