@@ -145,6 +145,15 @@ class ExecCli : public ::testing::Test {
         return r.describe() + "\nstdout: " + r.out + "\nsshd log:\n" + sshd->log();
     }
 
+    // An ssh config in which `target` (this fixture's sshd) is reached with
+    // ProxyJump through `hop`.
+    std::string config_via_jump(sshd_fixture& hop) {
+        const auto hop_config = read_text_file(hop.write_ssh_config({}, "jumphost"));
+        EXPECT_TRUE(hop_config) << "cannot read the jump host's ssh config";
+        return sshd->write_ssh_config(
+            hop_config.value_or("") + "Host target\n  ProxyJump jumphost\n", "target");
+    }
+
     std::optional<sshd_fixture> sshd;
     std::optional<temp_dir> scratch;
 };
@@ -478,15 +487,8 @@ TEST_F(ExecCli, ProxyJumpGoesThroughTheJumpHost) {
     auto no_forward = sshd_fixture::start(refusing);
     ASSERT_TRUE(no_forward) << no_forward.error().message;
 
-    auto config_via = [&](sshd_fixture& hop) {
-        const auto hop_config = read_text_file(hop.write_ssh_config({}, "jumphost"));
-        EXPECT_TRUE(hop_config);
-        return sshd->write_ssh_config(
-            hop_config.value_or("") + "Host target\n  ProxyJump jumphost\n", "target");
-    };
-
     const auto jump_log_before = jump->log();
-    auto r = run_tunnel({"exec", "-F", config_via(*jump), "target", "--", "echo via-jump"});
+    auto r = run_tunnel({"exec", "-F", config_via_jump(*jump), "target", "--", "echo via-jump"});
     ASSERT_EQ(r.exit_code, 0) << diag(r) << "\njump log:\n" << jump->log();
     EXPECT_EQ(r.out, "via-jump\n");
     const auto jump_log = jump->log().substr(jump_log_before.size());
@@ -494,7 +496,7 @@ TEST_F(ExecCli, ProxyJumpGoesThroughTheJumpHost) {
     EXPECT_NE(sshd->log().find("Accepted publickey for root"), std::string::npos);
 
     auto refused =
-        run_tunnel({"exec", "-F", config_via(*no_forward), "target", "--", "echo via-jump"});
+        run_tunnel({"exec", "-F", config_via_jump(*no_forward), "target", "--", "echo via-jump"});
     EXPECT_EQ(refused.exit_code, 255) << refused.describe();
     EXPECT_EQ(refused.out, "");
     EXPECT_TRUE(one_error_line(refused));
@@ -503,7 +505,7 @@ TEST_F(ExecCli, ProxyJumpGoesThroughTheJumpHost) {
         << no_forward->log();
 
     jump->stop();
-    auto down = run_tunnel({"exec", "-F", config_via(*jump), "target", "--", "echo via-jump"});
+    auto down = run_tunnel({"exec", "-F", config_via_jump(*jump), "target", "--", "echo via-jump"});
     EXPECT_EQ(down.exit_code, 255)
         << "a stopped jump host must stop the connection: " << down.describe();
 }
@@ -515,10 +517,7 @@ TEST_F(ExecCli, ProxyJumpGoesThroughTheJumpHost) {
 TEST_F(ExecCli, ProxyJumpExitsAsSoonAsTheCommandIsDone) {
     auto jump = sshd_fixture::start();
     ASSERT_TRUE(jump) << jump.error().message;
-    const auto hop_config = read_text_file(jump->write_ssh_config({}, "jumphost"));
-    ASSERT_TRUE(hop_config);
-    const auto config =
-        sshd->write_ssh_config(*hop_config + "Host target\n  ProxyJump jumphost\n", "target");
+    const auto config = config_via_jump(*jump);
     for (int i = 0; i < 2; ++i) {
         const auto started = steady::now();
         auto r = run_tunnel({"exec", "-F", config, "target", "--", "echo via-jump"});
@@ -542,10 +541,7 @@ TEST_F(ExecCli, ProxyJumpExitsAsSoonAsTheCommandIsDone) {
 TEST_F(ExecCli, ProxyJumpCarriesMegabytesBothWays) {
     auto jump = sshd_fixture::start();
     ASSERT_TRUE(jump) << jump.error().message;
-    const auto hop_config = read_text_file(jump->write_ssh_config({}, "jumphost"));
-    ASSERT_TRUE(hop_config);
-    const auto config =
-        sshd->write_ssh_config(*hop_config + "Host target\n  ProxyJump jumphost\n", "target");
+    const auto config = config_via_jump(*jump);
     std::string payload(8 << 20, '\0');
     for (std::size_t i = 0; i < payload.size(); ++i)
         payload[i] = static_cast<char>((i * 2654435761u) >> 13);
