@@ -129,7 +129,8 @@ class session : public std::enable_shared_from_this<session> {
 
   private:
     // libssh's message callback: accepts forwarded-tcpip opens into
-    // forwarded_; anything else gets libssh's default reply.
+    // forwarded_ once expect_forwarded() was called; anything else gets
+    // libssh's default reply.
     static int on_message(ssh_session native, ssh_message msg, void* self);
     session(asio::any_io_executor executor, connect_options opts, session_handle s, int fd);
 
